@@ -1,0 +1,199 @@
+"""Stage 2: parse the raw YAML tree into the typed :class:`~tfspec.spec.Spec`.
+
+Pydantic's error locations are mapped back to the YAML positions the loader recorded, and misspelt
+keys get a "did you mean" hint computed from the fields the model at that location really has.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any, Literal, Union, get_args, get_origin
+
+import pydantic
+from pydantic import BaseModel
+
+from tfspec.spec.document import Spec
+from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.spec.loader import KeyPath, SourceDocument
+
+__all__ = ["parse_spec", "parse_model", "diagnostics_from_validation_error"]
+
+_ModelT = typing.TypeVar("_ModelT", bound=BaseModel)
+
+
+def parse_spec(document: SourceDocument) -> Spec:
+    """Validate ``document.tree`` as a :class:`Spec`; every problem becomes a positioned diagnostic."""
+    return parse_model(Spec, document.tree, document)
+
+
+def parse_model(model: type[_ModelT], tree: Any, document: SourceDocument) -> _ModelT:
+    if not isinstance(tree, dict):
+        raise SpecError([document.diagnostic((), f"expected a mapping of spec sections, got {_kind_of(tree)}")])
+    try:
+        return model.model_validate(tree)
+    except pydantic.ValidationError as error:
+        raise SpecError(diagnostics_from_validation_error(error, model, tree, document)) from None
+
+
+def diagnostics_from_validation_error(
+    error: pydantic.ValidationError, model: type[BaseModel], tree: Any, document: SourceDocument
+) -> list[Diagnostic]:
+    diagnostics = []
+    for item in error.errors(include_url=False):
+        path, owner = _walk(item["loc"], tree, model)
+        message, hint = _describe(item, path, owner)
+        diagnostics.append(document.diagnostic(path, message, hint))
+    return diagnostics
+
+
+def _walk(loc: tuple[Any, ...], tree: Any, model: type[BaseModel]) -> tuple[KeyPath, Any]:
+    """Follow pydantic's ``loc`` through the YAML tree and the model types at the same time.
+
+    Returns the key path that exists in the tree (union tags and validator names are skipped) and the
+    type found at the parent of the last element (used for "did you mean" on unknown keys).
+    """
+    path: list[str | int] = []
+    node: Any = tree
+    annotation: Any = model
+    parent_annotation: Any = model
+    for element in loc:
+        if isinstance(node, dict) and isinstance(element, str) and element in node:
+            parent_annotation = annotation
+            annotation = _child_annotation(annotation, element, node)
+            path.append(element)
+            node = node[element]
+        elif isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node):
+            parent_annotation = annotation
+            annotation = _item_annotation(annotation, node[element])
+            path.append(element)
+            node = node[element]
+        elif isinstance(element, str) and annotation is not None:
+            # A union tag (``tflite``) or a key that is not in the tree (a missing field).
+            chosen = _union_member(annotation, element)
+            if chosen is not None:
+                annotation = chosen
+            else:
+                parent_annotation = annotation
+                path.append(element)
+                node = None
+    return tuple(path), parent_annotation
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The concrete alternatives of an annotation: Optional, Annotated and unions flattened."""
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        out = []
+        for arg in get_args(annotation):
+            out.extend(_unwrap(arg))
+        return out
+    return [annotation]
+
+
+def _model_alternatives(annotation: Any) -> list[type[BaseModel]]:
+    return [a for a in _unwrap(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+
+
+def _child_annotation(annotation: Any, key: str, node: dict[str, Any]) -> Any:
+    for alternative in _unwrap(annotation):
+        if isinstance(alternative, type) and issubclass(alternative, BaseModel):
+            field = alternative.model_fields.get(key)
+            if field is not None and _matches(alternative, node):
+                return field.annotation
+        elif get_origin(alternative) is dict:
+            return get_args(alternative)[1]
+    return None
+
+
+def _item_annotation(annotation: Any, item: Any) -> Any:
+    for alternative in _unwrap(annotation):
+        if get_origin(alternative) is list:
+            return get_args(alternative)[0]
+    return None
+
+
+def _matches(model: type[BaseModel], node: dict[str, Any]) -> bool:
+    """Does ``node`` select ``model`` in a discriminated union (by its literal tag)?"""
+    for tag in ("kind", "type", "schedule"):
+        field = model.model_fields.get(tag)
+        if field is not None and get_origin(field.annotation) is Literal and tag in node:
+            return node[tag] in get_args(field.annotation)
+    return True
+
+
+def _union_member(annotation: Any, tag: str) -> type[BaseModel] | None:
+    alternatives = _model_alternatives(annotation)
+    if len(alternatives) < 2:
+        return None
+    for alternative in alternatives:
+        for tag_name in ("kind", "type", "schedule"):
+            field = alternative.model_fields.get(tag_name)
+            if field is not None and get_origin(field.annotation) is Literal and tag in get_args(field.annotation):
+                return alternative
+    return None
+
+
+def _allowed_keys(annotation: Any) -> list[str]:
+    keys: list[str] = []
+    for alternative in _model_alternatives(annotation):
+        keys.extend(k for k in alternative.model_fields if k not in keys)
+    return keys
+
+
+def _describe(item: dict[str, Any], path: KeyPath, owner: Any) -> tuple[str, str | None]:
+    kind = item["type"]
+    ctx = item.get("ctx") or {}
+    if kind == "extra_forbidden":
+        key = str(path[-1]) if path else "?"
+        allowed = _allowed_keys(owner)
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        if close:
+            return f"unknown key {key!r}", f"did you mean {close[0]!r}?"
+        return f"unknown key {key!r}", ("allowed keys: " + ", ".join(allowed)) if allowed else None
+    if kind == "missing":
+        return "required key is missing", None
+    if kind in ("union_tag_invalid", "literal_error"):
+        expected = ctx.get("expected_tags") or ctx.get("expected")
+        got = ctx.get("tag", item.get("input"))
+        message = f"invalid value {got!r}" if kind == "literal_error" else f"unknown {ctx.get('discriminator', 'kind')} {got!r}"
+        hint = f"expected one of {expected}" if expected else None
+        if isinstance(got, str) and expected:
+            options = [o.strip().strip("'\"") for o in str(expected).replace(" or ", ",").split(",")]
+            close = difflib.get_close_matches(got, [o for o in options if o], n=1, cutoff=0.6)
+            if close:
+                hint = f"did you mean {close[0]!r}? expected one of {expected}"
+        return message.replace("'kind'", "kind").strip("'"), hint
+    if kind == "union_tag_not_found":
+        return f"missing the {ctx.get('discriminator', 'kind').strip(chr(39))} key that selects the variant", None
+    if kind == "string_pattern_mismatch":
+        return f"invalid value {item.get('input')!r}", _pattern_hint(path)
+    if kind == "value_error":
+        return str(ctx.get("error", item["msg"])), None
+    message = item["msg"]
+    if "input" in item and not isinstance(item["input"], (dict, list)):
+        message += f" (got {item['input']!r})"
+    return message, None
+
+
+_PATTERN_HINTS = {
+    "name": "use a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters",
+    "path": "use a relative path inside the project, without '..' or special characters",
+    "package": "use a Java package name such as com.example.app",
+}
+
+
+def _pattern_hint(path: KeyPath) -> str | None:
+    last = next((p for p in reversed(path) if isinstance(p, str)), "")
+    return _PATTERN_HINTS.get(last)
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean", "list": "a list"}.get(
+        type(value).__name__, type(value).__name__
+    )

@@ -1,0 +1,95 @@
+"""The whole compiler as one function: load → parse → resolve → validate → plan → render.
+
+Pure: reads the spec file (and the process environment for ``${VAR}``), writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_text
+
+from .parse import parse_model, parse_spec
+from .plan import Plan, build_plan
+from .render import render_targets
+from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
+from .validate import validate
+
+__all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "PLAN_FILE"]
+
+PLAN_FILE = "plan.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileResult:
+    """What compiling one spec gave: either a plan and files, or diagnostics.
+
+    Attributes:
+        path: the spec file.
+        resolved: the resolved spec (None when it did not get that far).
+        plan: the step DAG (None on errors).
+        files: every output file, ``plan.json`` included, relative to the output folder (``manifest.json``
+            is added by the writer).
+        diagnostics: every problem found; empty when the spec is valid.
+    """
+
+    path: str
+    resolved: ResolvedSpec | None
+    plan: Plan | None
+    files: dict[str, str]
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.diagnostics
+
+    def raise_for_errors(self) -> "CompileResult":
+        if self.diagnostics:
+            raise SpecError(list(self.diagnostics))
+        return self
+
+
+def resolve_document(document: SourceDocument, env: str | None = None,
+                     environ: Mapping[str, str] | None = None) -> ResolvedSpec:
+    """load's output → a validated :class:`ResolvedSpec` (raises :class:`SpecError`)."""
+    document = expand_variables(document, environ)
+    parse_spec(document)  # the base spec must be valid on its own, overlays or not
+    if env is not None:
+        document = apply_environment(document, env)
+    from tfspec.spec.document import Spec
+
+    spec = parse_model(Spec, document.tree, document)
+    return validate(with_defaults(spec, document, env))
+
+
+def compile_document(document: SourceDocument, env: str | None = None,
+                     environ: Mapping[str, str] | None = None) -> CompileResult:
+    try:
+        resolved = resolve_document(document, env, environ)
+        target_files = render_targets(resolved)
+        plan = build_plan(resolved, {name: {path: _sha256(text) for path, text in files.items()}
+                                     for name, files in target_files.items()})
+    except SpecError as error:
+        return CompileResult(document.file, None, None, {}, tuple(error.diagnostics))
+    files: dict[str, str] = {PLAN_FILE: plan.to_text()}
+    for target_files_of_one in target_files.values():
+        files.update(target_files_of_one)
+    return CompileResult(document.file, resolved, plan, files, ())
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def compile_spec(path: str | Path, env: str | None = None, environ: Mapping[str, str] | None = None,
+                 text: str | None = None) -> CompileResult:
+    """Compile one spec file. Never raises :class:`SpecError`: problems are in ``diagnostics``."""
+    try:
+        document = load_yaml_text(text, str(path)) if text is not None else load_yaml(path)
+    except SpecError as error:
+        return CompileResult(str(path), None, None, {}, tuple(error.diagnostics))
+    return compile_document(document, env, environ)

@@ -1,0 +1,277 @@
+"""Stage 3: resolve — variables, environment overlays, then defaults (each a separate step).
+
+* ``expand_variables``: ``${VAR}`` / ``${VAR:-default}`` in string values, from the environment.
+* ``apply_environment``: deep-merge ``environments.<name>`` over the base tree; ``targets`` merged by name.
+* ``with_defaults``: fill every value that depends on the rest of the spec, giving a :class:`ResolvedSpec`
+  in which nothing is left unset.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from tfspec.spec.data import SklearnDigitsSource, ImageFolderSource, TfrecordSource, CsvSource
+from tfspec.spec.document import Spec
+from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.spec.loader import KeyPath, Position, SourceDocument
+from tfspec.spec.model import DenseLayer
+from tfspec.spec.targets import GpuClusterTarget, TfliteTarget, TfServingTarget
+
+from .versions import SERVING_IMAGE
+
+__all__ = ["ResolvedSpec", "expand_variables", "apply_environment", "with_defaults"]
+
+_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_UNCLOSED = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\})")
+
+
+def expand_variables(document: SourceDocument, environ: Mapping[str, str] | None = None) -> SourceDocument:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in string values; ``$$`` is a literal ``$``.
+
+    A value that is exactly one variable is re-read as a YAML scalar, so ``replicas: ${REPLICAS}`` gives
+    a number. An unset variable without a default is an error naming it.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[Diagnostic] = []
+
+    def expand(value: Any, path: KeyPath) -> Any:
+        if isinstance(value, dict):
+            return {k: expand(v, path + (k,)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [expand(v, path + (i,)) for i, v in enumerate(value)]
+        if not isinstance(value, str) or "$" not in value:
+            return value
+        if _UNCLOSED.search(value):
+            problems.append(document.diagnostic(path, "malformed variable reference", "write ${NAME} or ${NAME:-default}"))
+            return value
+
+        def substitute(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(
+                document.diagnostic(path, f"environment variable {name} is not set",
+                                    f"export {name}=... or write ${{{name}:-default}}")
+            )
+            return ""
+
+        expanded = _VARIABLE.sub(substitute, value)
+        whole = _VARIABLE.fullmatch(value)
+        if whole and whole.group(0) != "$$":
+            try:
+                parsed = yaml.safe_load(expanded)
+            except yaml.YAMLError:
+                return expanded
+            if isinstance(parsed, (int, float, bool)) or parsed is None and expanded.strip() == "":
+                return parsed if expanded.strip() else expanded
+        return expanded
+
+    tree = expand(document.tree, ())
+    if problems:
+        raise SpecError(problems)
+    return dataclasses.replace(document, tree=tree)
+
+
+def apply_environment(document: SourceDocument, name: str | None) -> SourceDocument:
+    """Merge the overlay ``environments.<name>`` over the base tree (positions follow the values)."""
+    if name is None:
+        return document
+    tree = document.tree
+    environments = tree.get("environments") if isinstance(tree, dict) else None
+    if not isinstance(environments, dict) or name not in environments:
+        available = sorted(environments) if isinstance(environments, dict) else []
+        hint = ("available: " + ", ".join(available)) if available else "the spec defines no environments"
+        raise SpecError([document.diagnostic(("environments",), f"unknown environment {name!r}", hint)])
+    overlay = environments[name]
+    if not isinstance(overlay, dict):
+        raise SpecError([document.diagnostic(("environments", name), "an environment overlay must be a mapping")])
+    merged = copy.deepcopy(tree)
+    positions = dict(document.positions)
+    problems: list[Diagnostic] = []
+    source: KeyPath = ("environments", name)
+    for key, value in overlay.items():
+        if key == "targets":
+            _merge_targets(merged, value, source + ("targets",), positions, document, problems)
+        elif key in ("compression",) or not isinstance(value, dict) or not isinstance(merged.get(key), dict):
+            merged[key] = copy.deepcopy(value)
+            _move_positions(positions, source + (key,), (key,))
+        else:
+            _deep_merge(merged[key], value, (key,), source + (key,), positions)
+    if problems:
+        raise SpecError(problems)
+    return dataclasses.replace(document, tree=merged, positions=positions)
+
+
+def _deep_merge(base: dict[str, Any], overlay: dict[str, Any], path: KeyPath, source: KeyPath,
+                positions: dict[KeyPath, Position]) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            positions[path + (key,)] = positions.get(source + (key,), positions.get(path + (key,), (1, 1)))
+            _deep_merge(base[key], value, path + (key,), source + (key,), positions)
+        else:
+            base[key] = copy.deepcopy(value)
+            _move_positions(positions, source + (key,), path + (key,))
+
+
+def _move_positions(positions: dict[KeyPath, Position], source: KeyPath, target: KeyPath) -> None:
+    """Point ``target`` and everything below it at the positions recorded under ``source``."""
+    for path in [p for p in positions if p[: len(target)] == target]:
+        del positions[path]
+    for path, position in list(positions.items()):
+        if path[: len(source)] == source:
+            positions[target + path[len(source):]] = position
+
+
+def _merge_targets(tree: dict[str, Any], overlays: Any, source: KeyPath, positions: dict[KeyPath, Position],
+                   document: SourceDocument, problems: list[Diagnostic]) -> None:
+    targets = tree.get("targets")
+    if not isinstance(overlays, list) or not isinstance(targets, list):
+        return  # the typed parse of the base spec reports the shape problem
+    by_name = {t.get("name"): i for i, t in enumerate(targets) if isinstance(t, dict)}
+    for index, overlay in enumerate(overlays):
+        if not isinstance(overlay, dict) or "name" not in overlay:
+            problems.append(document.diagnostic(source + (index,), "a target overlay needs the 'name' of the target it changes"))
+            continue
+        position = by_name.get(overlay["name"])
+        if position is None:
+            if "kind" not in overlay:
+                problems.append(document.diagnostic(
+                    source + (index, "name"), f"no target named {overlay['name']!r} to overlay",
+                    "name an existing target, or give a 'kind' to add a new one"))
+                continue
+            targets.append(copy.deepcopy(overlay))
+            _move_positions(positions, source + (index,), ("targets", len(targets) - 1))
+            continue
+        _deep_merge(targets[position], overlay, ("targets", position), source + (index,), positions)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedSpec:
+    """A spec with every default filled: what ``validate``, ``plan`` and ``render`` work on.
+
+    Attributes:
+        spec: the typed spec, context-dependent defaults filled in.
+        document: the source it came from (for positions in diagnostics).
+        environment: the overlay applied, if any.
+        num_classes: number of classes (from the source, the labels or the output layer).
+        labels: class names in label order.
+        input_shape: model input shape without the batch axis.
+        input_name / output_name: serving signature keys.
+    """
+
+    spec: Spec
+    document: SourceDocument
+    environment: str | None
+    num_classes: int | None
+    labels: tuple[str, ...]
+    input_shape: tuple[int, ...]
+    input_dtype: str
+    input_name: str
+    output_name: str
+
+    @property
+    def file(self) -> str:
+        return self.document.file
+
+    def diagnostic(self, path: KeyPath, message: str, hint: str | None = None) -> Diagnostic:
+        return self.document.diagnostic(path, message, hint)
+
+
+def _num_classes(spec: Spec) -> int | None:
+    if spec.data.num_classes is not None:
+        return spec.data.num_classes
+    if spec.data.labels:
+        return len(spec.data.labels)
+    if isinstance(spec.data.source, SklearnDigitsSource):
+        return 10
+    layers = getattr(spec.model, "layers", None)
+    if layers and isinstance(layers[-1], DenseLayer):
+        return layers[-1].units
+    return None
+
+
+def with_defaults(spec: Spec, document: SourceDocument, environment: str | None = None) -> ResolvedSpec:
+    """Fill every default that depends on other parts of the spec."""
+    num_classes = _num_classes(spec)
+    labels = tuple(spec.data.labels) if spec.data.labels else tuple(str(i) for i in range(num_classes or 0))
+    targets = []
+    for target in spec.targets:
+        if isinstance(target, TfServingTarget):
+            update: dict[str, Any] = {}
+            if target.serving_version is None:
+                update["serving_version"] = SERVING_IMAGE["version"]
+            if target.batching is not None and target.batching.num_batch_threads is None:
+                cpu = target.kubernetes.resources.requests.cpu if target.kubernetes else "1"
+                threads = max(1, int(float(cpu[:-1]) / 1000) if cpu.endswith("m") else int(float(cpu)))
+                update["batching"] = target.batching.model_copy(update={"num_batch_threads": threads})
+            if target.kubernetes is not None:
+                k8s_update: dict[str, Any] = {}
+                if target.kubernetes.image is None:
+                    k8s_update["image"] = f"{spec.name}-serving"
+                if target.kubernetes.min_available is None:
+                    replicas = target.kubernetes.autoscale.min if target.kubernetes.autoscale else target.kubernetes.replicas
+                    k8s_update["min_available"] = max(1, replicas - 1)
+                update["kubernetes"] = target.kubernetes.model_copy(update=k8s_update)
+            target = target.model_copy(update=update)
+        elif isinstance(target, TfliteTarget):
+            update = {}
+            if target.filename is None:
+                update["filename"] = f"{spec.name}.tflite"
+            if target.supported_ops is None:
+                kind = target.quantization.kind
+                update["supported_ops"] = ["tflite_builtins_int8"] if kind == "int8" and getattr(
+                    target.quantization, "input_type", "int8") != "float32" else ["tflite_builtins"]
+            target = target.model_copy(update=update)
+        elif isinstance(target, GpuClusterTarget):
+            if target.image is None:
+                target = target.model_copy(update={"image": f"{spec.name}-train"})
+        targets.append(target)
+    filled = spec.model_copy(update={"targets": targets})
+    model = spec.model
+    return ResolvedSpec(
+        spec=filled,
+        document=document,
+        environment=environment,
+        num_classes=num_classes,
+        labels=labels,
+        input_shape=tuple(model.input_shape),
+        input_dtype=model.input_dtype,
+        input_name=model.input_name,
+        output_name=model.output_name,
+    )
+
+
+def source_shape(spec: Spec) -> tuple[int, ...] | None:
+    """The example shape the data source produces after preprocessing, where it is known without reading data."""
+    source = spec.data.source
+    shape: tuple[int, ...] | None = None
+    if isinstance(source, SklearnDigitsSource):
+        shape = (64,)
+    elif isinstance(source, ImageFolderSource):
+        shape = (*source.image_size, 1 if source.color_mode == "grayscale" else 3)
+    elif isinstance(source, TfrecordSource):
+        size = 0
+        for feature in source.features.values():
+            n = 1
+            for d in feature.shape:
+                n *= d
+            size += n
+        shape = tuple(next(iter(source.features.values())).shape) if len(source.features) == 1 else (size,)
+        if shape == ():
+            shape = (1,)
+    elif isinstance(source, CsvSource) and source.feature_columns:
+        shape = (len(source.feature_columns),)
+    if shape is not None and spec.data.preprocessing.reshape:
+        return tuple(spec.data.preprocessing.reshape)
+    return shape

@@ -1,0 +1,488 @@
+"""Stage 4: validate — cross-section rules on a :class:`ResolvedSpec`.
+
+Each rule is a function ``rule(resolved) -> list[Diagnostic]``; all rules run and every problem is
+collected before one :class:`SpecError` is raised. Rules are listed in ``RULES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from tfspec.spec.compression import ClusterStage, DistillStage, PruneStage, QuantizationAwareStage
+from tfspec.spec.data import SklearnDigitsSource
+from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.spec.model import DenseLayer, FunctionalModel, SequentialModel
+from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
+
+from .resolve import ResolvedSpec, source_shape
+
+__all__ = ["RULES", "validate", "collect_diagnostics", "kubernetes_object_names"]
+
+Rule = Callable[[ResolvedSpec], list[Diagnostic]]
+
+# Examples in scikit-learn's digits set (the only source whose size is known without reading data).
+_DIGITS_EXAMPLES = 1797
+
+
+def validate(resolved: ResolvedSpec) -> ResolvedSpec:
+    """Run every rule; raise one :class:`SpecError` listing all problems, or return the spec unchanged."""
+    diagnostics = collect_diagnostics(resolved)
+    if diagnostics:
+        raise SpecError(diagnostics)
+    return resolved
+
+
+def collect_diagnostics(resolved: ResolvedSpec) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for rule in RULES:
+        out.extend(rule(resolved))
+    return out
+
+
+def kubernetes_object_names(resolved: ResolvedSpec) -> dict[str, str]:
+    """Name of the Kubernetes objects of each target (``<spec name>-<target name>``)."""
+    return {t.name: f"{resolved.spec.name}-{t.name}" for t in resolved.spec.targets}
+
+
+def _layers(resolved: ResolvedSpec) -> list[Any]:
+    model = resolved.spec.model
+    return list(model.layers) if isinstance(model, (SequentialModel, FunctionalModel)) else []
+
+
+def _layer_names(resolved: ResolvedSpec) -> set[str]:
+    return {layer.name for layer in _layers(resolved) if layer.name}
+
+
+def _stages(resolved: ResolvedSpec) -> Iterator[tuple[int, Any]]:
+    return enumerate(resolved.spec.compression)
+
+
+# --- names -------------------------------------------------------------------------------------------
+
+def unique_target_names(r: ResolvedSpec) -> list[Diagnostic]:
+    seen: dict[str, int] = {}
+    out = []
+    for index, target in enumerate(r.spec.targets):
+        if target.name in seen:
+            out.append(r.diagnostic(("targets", index, "name"), f"duplicate target name {target.name!r} "
+                                    f"(also targets[{seen[target.name]}])", "give every target its own name"))
+        else:
+            seen[target.name] = index
+    return out
+
+
+def kubernetes_name_length(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, target in enumerate(r.spec.targets):
+        full = f"{r.spec.name}-{target.name}"
+        # Longest generated suffix: "-<name>-data" PVC / "-workers" Service; keep a DNS label.
+        if len(full) + 8 > 63:
+            out.append(r.diagnostic(("targets", index, "name"),
+                                    f"Kubernetes object name {full!r} plus suffixes exceeds 63 characters",
+                                    "shorten the spec name or the target name"))
+    return out
+
+
+def unique_layer_names(r: ResolvedSpec) -> list[Diagnostic]:
+    seen: set[str] = set()
+    out = []
+    for index, layer in enumerate(_layers(r)):
+        if layer.name and layer.name in seen:
+            out.append(r.diagnostic(("model", "layers", index, "name"), f"duplicate layer name {layer.name!r}"))
+        if layer.name:
+            seen.add(layer.name)
+    return out
+
+
+# --- model, data and loss ---------------------------------------------------------------------------
+
+def functional_graph(r: ResolvedSpec) -> list[Diagnostic]:
+    model = r.spec.model
+    if not isinstance(model, FunctionalModel):
+        out = []
+        for index, layer in enumerate(_layers(r)):
+            if layer.inputs is not None:
+                out.append(r.diagnostic(("model", "layers", index, "inputs"),
+                                        "'inputs' is only used by functional models", "remove it, or use kind: functional"))
+        return out
+    known = {i.name for i in model.inputs}
+    out = []
+    for index, layer in enumerate(model.layers):
+        if not layer.name:
+            out.append(r.diagnostic(("model", "layers", index), "every layer of a functional model needs a 'name'"))
+        if not layer.inputs:
+            out.append(r.diagnostic(("model", "layers", index), "every layer of a functional model needs 'inputs'"))
+        for j, name in enumerate(layer.inputs or []):
+            if name not in known:
+                out.append(r.diagnostic(("model", "layers", index, "inputs", j), f"unknown input {name!r}",
+                                        "layers may only use model inputs and layers listed before them"))
+        if layer.type not in ("add", "concatenate") and layer.inputs and len(layer.inputs) > 1:
+            out.append(r.diagnostic(("model", "layers", index, "inputs"),
+                                    f"a {layer.type} layer takes one input", "join inputs with an add or concatenate layer"))
+        if layer.name:
+            known.add(layer.name)
+    if model.outputs[0] not in known:
+        out.append(r.diagnostic(("model", "outputs", 0), f"unknown layer {model.outputs[0]!r}"))
+    return out
+
+
+def merge_layers_need_functional(r: ResolvedSpec) -> list[Diagnostic]:
+    if isinstance(r.spec.model, FunctionalModel):
+        return []
+    return [r.diagnostic(("model", "layers", i, "type"), f"a {layer.type} layer needs several inputs",
+                         "use kind: functional") for i, layer in enumerate(_layers(r)) if layer.type in ("add", "concatenate")]
+
+
+def input_shape_matches_source(r: ResolvedSpec) -> list[Diagnostic]:
+    expected = source_shape(r.spec)
+    if expected is None:
+        return []
+    if tuple(r.input_shape) != tuple(expected):
+        path = ("model", "inputs", 0, "shape") if isinstance(r.spec.model, FunctionalModel) else ("model", "input_shape")
+        hint = f"the {r.spec.data.source.kind} source gives examples of shape {list(expected)}"
+        if not r.spec.data.preprocessing.reshape:
+            hint += "; reshape them with data.preprocessing.reshape"
+        return [r.diagnostic(path, f"input shape {list(r.input_shape)} does not match the data", hint)]
+    return []
+
+
+def reshape_keeps_size(r: ResolvedSpec) -> list[Diagnostic]:
+    reshape = r.spec.data.preprocessing.reshape
+    if not reshape:
+        return []
+    spec = r.spec.model_copy(update={"data": r.spec.data.model_copy(
+        update={"preprocessing": r.spec.data.preprocessing.model_copy(update={"reshape": None})})})
+    raw = source_shape(spec)
+    if raw is None:
+        return []
+    size = lambda shape: __import__("math").prod(shape)  # noqa: E731
+    if size(raw) != size(reshape):
+        return [r.diagnostic(("data", "preprocessing", "reshape"),
+                             f"cannot reshape {list(raw)} ({size(raw)} values) to {list(reshape)} ({size(reshape)} values)")]
+    return []
+
+
+def augmentation_needs_images(r: ResolvedSpec) -> list[Diagnostic]:
+    if r.spec.data.augmentation is None or len(r.input_shape) == 3:
+        return []
+    return [r.diagnostic(("data", "augmentation"), f"image augmentation needs inputs of shape [height, width, channels], "
+                         f"the model takes {list(r.input_shape)}", "reshape the data with data.preprocessing.reshape")]
+
+
+def labels_match_classes(r: ResolvedSpec) -> list[Diagnostic]:
+    data = r.spec.data
+    if data.labels and data.num_classes and len(data.labels) != data.num_classes:
+        return [r.diagnostic(("data", "labels"), f"{len(data.labels)} labels for {data.num_classes} classes")]
+    if data.labels and isinstance(data.source, SklearnDigitsSource) and len(data.labels) != 10:
+        return [r.diagnostic(("data", "labels"), f"the digits set has 10 classes, {len(data.labels)} labels given")]
+    return []
+
+
+def final_layer_matches_loss(r: ResolvedSpec) -> list[Diagnostic]:
+    loss = r.spec.training.loss_spec
+    path = ("training", "loss")
+    out: list[Diagnostic] = []
+    layers = _layers(r)
+    if layers:
+        final_index = len(layers) - 1
+        if isinstance(r.spec.model, FunctionalModel):
+            names = [layer.name for layer in layers]
+            final_index = names.index(r.spec.model.outputs[0]) if r.spec.model.outputs[0] in names else final_index
+        final = layers[final_index]
+        final_path = ("model", "layers", final_index)
+        activation = getattr(final, "activation", None)
+        units = getattr(final, "units", None)
+    else:
+        final_path = ("model", "output_activation")
+        activation = getattr(r.spec.model, "output_activation", None)
+        units = None
+    categorical = loss.kind in ("sparse_categorical_crossentropy", "categorical_crossentropy")
+    if categorical:
+        if activation == "softmax" and loss.from_logits:
+            out.append(r.diagnostic(path, "from_logits is true but the final layer applies softmax",
+                                    "remove the softmax (activation: linear) or set from_logits: false"))
+        elif activation not in (None, "softmax") and not loss.from_logits:
+            out.append(r.diagnostic(final_path, f"{loss.kind} needs probabilities but the final layer's activation is "
+                                    f"{activation!r}", "use activation: softmax, or set training.loss.from_logits: true"))
+        if units is not None and r.num_classes is not None and units != r.num_classes:
+            out.append(r.diagnostic(final_path + ("units",), f"the final layer has {units} units for {r.num_classes} classes",
+                                    f"set units: {r.num_classes}"))
+    if loss.kind == "binary_crossentropy":
+        if units is not None and units != 1:
+            out.append(r.diagnostic(final_path + ("units",), "binary_crossentropy needs a final layer with 1 unit",
+                                    "use sparse_categorical_crossentropy for several classes"))
+        if activation == "softmax":
+            out.append(r.diagnostic(final_path, "binary_crossentropy needs a sigmoid output, not softmax"))
+        elif activation not in (None, "sigmoid") and not loss.from_logits:
+            out.append(r.diagnostic(final_path, f"binary_crossentropy needs a sigmoid output, got {activation!r}",
+                                    "use activation: sigmoid, or set from_logits: true"))
+    if loss.label_smoothing and loss.kind not in ("categorical_crossentropy", "binary_crossentropy"):
+        out.append(r.diagnostic(path, f"label_smoothing is not supported by {loss.kind}",
+                                "use categorical_crossentropy (labels are one-hot encoded for it)"))
+    return out
+
+
+def early_stopping_needs_validation(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    es = r.spec.training.early_stopping
+    if es and es.monitor.startswith("val_") and r.spec.data.split.validation == 0:
+        out.append(r.diagnostic(("training", "early_stopping", "monitor"), f"{es.monitor} needs a validation split",
+                                "set data.split.validation above 0, or monitor loss"))
+    for field in ("early_stopping",):
+        monitor = getattr(getattr(r.spec.training, field), "monitor", None)
+        if monitor and monitor.endswith("accuracy") and "accuracy" not in r.spec.training.metrics:
+            out.append(r.diagnostic(("training", field, "monitor"), f"{monitor} is not computed",
+                                    "add accuracy to training.metrics"))
+    return out
+
+
+def gates_need_accuracy(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, target in enumerate(r.spec.targets):
+        gates = getattr(target, "gates", None)
+        if gates and (gates.max_accuracy_drop is not None or gates.min_accuracy is not None) and \
+                "accuracy" not in r.spec.training.metrics:
+            out.append(r.diagnostic(("targets", index, "gates"), "accuracy gates need the accuracy metric",
+                                    "add accuracy to training.metrics"))
+    return out
+
+
+# --- compression ------------------------------------------------------------------------------------
+
+def compression_order(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    seen: dict[str, int] = {}
+    for index, stage in _stages(r):
+        path = ("compression", index)
+        if isinstance(stage, DistillStage):
+            if any(k in seen for k in ("prune", "cluster", "quantization_aware")):
+                out.append(r.diagnostic(path + ("kind",), "distill must come before prune, cluster and quantization_aware",
+                                        "move the distill stage to the top of the list: it trains a new (student) model"))
+            if "distill" in seen:
+                out.append(r.diagnostic(path + ("kind",), "only one distill stage is supported"))
+        elif isinstance(stage, PruneStage):
+            if "quantization_aware" in seen:
+                out.append(r.diagnostic(path + ("kind",), "prune after quantization_aware is not supported",
+                                        "prune first, then quantization_aware with preserve: [sparsity]"))
+            if "cluster" in seen:
+                out.append(r.diagnostic(path + ("kind",), "prune after cluster destroys the clusters",
+                                        "prune first, then cluster with preserve_sparsity: true"))
+        elif isinstance(stage, ClusterStage):
+            if "quantization_aware" in seen:
+                out.append(r.diagnostic(path + ("kind",), "cluster after quantization_aware is not supported",
+                                        "cluster first, then quantization_aware with preserve: [clusters]"))
+            if stage.preserve_sparsity and "prune" not in seen:
+                out.append(r.diagnostic(path + ("preserve_sparsity",), "preserve_sparsity needs an earlier prune stage",
+                                        "add a prune stage before this one, or set preserve_sparsity: false"))
+            if "prune" in seen and not stage.preserve_sparsity:
+                out.append(r.diagnostic(path + ("preserve_sparsity",), "cluster after prune must preserve sparsity",
+                                        "set preserve_sparsity: true (plain clustering undoes the pruning)"))
+        elif isinstance(stage, QuantizationAwareStage):
+            if "quantization_aware" in seen:
+                out.append(r.diagnostic(path + ("kind",), "quantization_aware appears twice"))
+            if "prune" in seen and "sparsity" not in stage.preserve:
+                out.append(r.diagnostic(path + ("preserve",), "quantization_aware after prune must preserve sparsity",
+                                        "add sparsity to preserve (PQAT), or the pruned zeros are lost"))
+            if "cluster" in seen and "clusters" not in stage.preserve:
+                out.append(r.diagnostic(path + ("preserve",), "quantization_aware after cluster must preserve clusters",
+                                        "add clusters to preserve (CQAT)"))
+            if "sparsity" in stage.preserve and "prune" not in seen:
+                out.append(r.diagnostic(path + ("preserve",), "preserve: [sparsity] needs an earlier prune stage",
+                                        "add a prune stage before quantization_aware, or remove sparsity"))
+            if "clusters" in stage.preserve and "cluster" not in seen:
+                out.append(r.diagnostic(path + ("preserve",), "preserve: [clusters] needs an earlier cluster stage",
+                                        "add a cluster stage before quantization_aware, or remove clusters"))
+        seen.setdefault(stage.kind, index)
+    return out
+
+
+def distill_needs_teacher_and_student(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, stage in _stages(r):
+        if not isinstance(stage, DistillStage):
+            continue
+        if stage.teacher is None:
+            out.append(r.diagnostic(("compression", index), "distill needs a teacher",
+                                    "add teacher: {kind: self} (the model trained here), {kind: saved_model, path: ...} "
+                                    "or {kind: spec, path: ...}"))
+        if stage.student is None:
+            out.append(r.diagnostic(("compression", index), "distill needs a student",
+                                    "add student: [layers...] (the smaller model)"))
+        elif r.num_classes is not None:
+            last = stage.student[-1]
+            if not isinstance(last, DenseLayer) or last.units != r.num_classes:
+                out.append(r.diagnostic(("compression", index, "student", len(stage.student) - 1),
+                                        f"the student's last layer must be dense with {r.num_classes} units"))
+        if stage.teacher is not None and stage.teacher.kind == "self" and getattr(r.spec.model, "kind", "") == "saved_model" \
+                and not r.spec.model.trainable:
+            pass  # an untrained SavedModel can teach as it is
+    return out
+
+
+def stage_layers_exist(r: ResolvedSpec) -> list[Diagnostic]:
+    names = _layer_names(r)
+    if not names:
+        return []
+    out = []
+    for index, stage in _stages(r):
+        for j, layer in enumerate(getattr(stage, "skip_layers", [])):
+            if layer not in names:
+                out.append(r.diagnostic(("compression", index, "skip_layers", j), f"no layer named {layer!r}",
+                                        "known layers: " + ", ".join(sorted(names))))
+    return out
+
+
+def quantization_aware_needs_int8_target(r: ResolvedSpec) -> list[Diagnostic]:
+    if not any(isinstance(s, QuantizationAwareStage) for s in r.spec.compression):
+        return []
+    out = []
+    for index, target in enumerate(r.spec.targets):
+        if isinstance(target, TfliteTarget) and target.quantization.kind not in ("int8",):
+            out.append(r.diagnostic(("targets", index, "quantization", "kind"),
+                                    f"a quantization-aware model converts to int8, not {target.quantization.kind!r}",
+                                    "use quantization: {kind: int8}, or remove the quantization_aware stage"))
+    return out
+
+
+# --- targets ---------------------------------------------------------------------------------------
+
+def int8_needs_representative_data(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    split = r.spec.data.split
+    for index, target in enumerate(r.spec.targets):
+        q = getattr(target, "quantization", None)
+        if not isinstance(q, (Int8Quantization, Int16x8Quantization)):
+            continue
+        if isinstance(r.spec.data.source, SklearnDigitsSource):
+            available = int(_DIGITS_EXAMPLES * (1 - split.validation - split.test))
+            if q.representative_samples > available:
+                out.append(r.diagnostic(("targets", index, "quantization", "representative_samples"),
+                                        f"{q.representative_samples} representative samples requested, the training "
+                                        f"split has about {available}", f"use at most {available}"))
+        if r.input_dtype != "float32":
+            out.append(r.diagnostic(("targets", index, "quantization", "kind"),
+                                    f"{q.kind} calibration needs float inputs, the model takes {r.input_dtype}"))
+    return out
+
+
+def serving_batching(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, target in enumerate(r.spec.targets):
+        if not isinstance(target, TfServingTarget) or target.batching is None:
+            continue
+        sizes = target.batching.allowed_batch_sizes
+        path = ("targets", index, "batching", "allowed_batch_sizes")
+        if sizes:
+            if sizes != sorted(set(sizes)):
+                out.append(r.diagnostic(path, "allowed_batch_sizes must be strictly increasing"))
+            if sizes[-1] != target.batching.max_batch_size:
+                out.append(r.diagnostic(path, f"the last allowed batch size ({sizes[-1]}) must equal max_batch_size "
+                                        f"({target.batching.max_batch_size})", "TF Serving rejects the file otherwise"))
+    return out
+
+
+def serving_versions(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, target in enumerate(r.spec.targets):
+        if not isinstance(target, TfServingTarget):
+            continue
+        policy = target.version_policy
+        loaded: set[int] | None = None
+        if policy.kind == "specific":
+            loaded = set(policy.versions)
+            if r.spec.version not in loaded:
+                out.append(r.diagnostic(("targets", index, "version_policy", "versions"),
+                                        f"the policy does not load version {r.spec.version}, the one this spec builds",
+                                        f"add {r.spec.version} to versions"))
+        elif policy.kind == "latest" and policy.num_versions == 1:
+            loaded = {r.spec.version}
+        for label, version in target.version_labels.items():
+            if loaded is not None and version not in loaded:
+                out.append(r.diagnostic(("targets", index, "version_labels", label),
+                                        f"label {label!r} points at version {version}, which the version policy does not load",
+                                        "TF Serving only labels loaded versions: change the policy or the label"))
+        if target.serving_version and ("gpu" in target.serving_version or "devel" in target.serving_version):
+            out.append(r.diagnostic(("targets", index, "serving_version"),
+                                    f"give the plain version, not {target.serving_version!r}",
+                                    "the -gpu image is chosen from gpus > 0"))
+    return out
+
+
+def gpu_placement(r: ResolvedSpec) -> list[Diagnostic]:
+    placement = getattr(r.spec.model, "placement", None)
+    if not placement:
+        return []
+    names = _layer_names(r)
+    gpus_available = max([t.gpus_per_worker for t in r.spec.targets if isinstance(t, GpuClusterTarget)], default=0)
+    devices = set(r.spec.training.distribution.devices or [])
+    out = []
+    placed: set[str] = set()
+    for index, group in enumerate(placement):
+        device_type, _, number = group.device.partition(":")
+        known = group.device in devices or device_type == "CPU" or (device_type == "GPU" and int(number) < gpus_available)
+        if not known:
+            out.append(r.diagnostic(("model", "placement", index, "device"),
+                                    f"device {group.device} is not available to this spec",
+                                    f"the gpu_cluster target gives {gpus_available} GPU(s) per worker; "
+                                    "list the device in training.distribution.devices or add GPUs"))
+        for j, layer in enumerate(group.layers):
+            if layer not in names:
+                out.append(r.diagnostic(("model", "placement", index, "layers", j), f"no layer named {layer!r}"))
+            elif layer in placed:
+                out.append(r.diagnostic(("model", "placement", index, "layers", j), f"layer {layer!r} is placed twice"))
+            placed.add(layer)
+    return out
+
+
+def multi_worker_needs_cluster(r: ResolvedSpec) -> list[Diagnostic]:
+    distribution = r.spec.training.distribution
+    out = []
+    has_cluster = any(isinstance(t, GpuClusterTarget) for t in r.spec.targets)
+    if distribution.kind == "multi_worker_mirrored" and not has_cluster and distribution.workers is None:
+        out.append(r.diagnostic(("training", "distribution"), "multi_worker_mirrored needs a gpu_cluster target or explicit workers",
+                                "add a gpu_cluster target, or set training.distribution.workers"))
+    if distribution.devices is not None and distribution.kind != "mirrored":
+        out.append(r.diagnostic(("training", "distribution", "devices"), "devices is only used by kind: mirrored"))
+    if distribution.workers is not None and distribution.kind != "multi_worker_mirrored":
+        out.append(r.diagnostic(("training", "distribution", "workers"), "workers is only used by kind: multi_worker_mirrored"))
+    return out
+
+
+def android_needs_tflite(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    packs: dict[str, int] = {}
+    for index, target in enumerate(r.spec.targets):
+        if isinstance(target, TfliteTarget) and target.android:
+            pack = target.android.asset_pack.name
+            if pack in packs:
+                out.append(r.diagnostic(("targets", index, "android", "asset_pack", "name"),
+                                        f"asset pack {pack!r} is also used by targets[{packs[pack]}]"))
+            packs[pack] = index
+    return out
+
+
+RULES: tuple[Rule, ...] = (
+    unique_target_names,
+    kubernetes_name_length,
+    unique_layer_names,
+    functional_graph,
+    merge_layers_need_functional,
+    input_shape_matches_source,
+    reshape_keeps_size,
+    augmentation_needs_images,
+    labels_match_classes,
+    final_layer_matches_loss,
+    early_stopping_needs_validation,
+    gates_need_accuracy,
+    compression_order,
+    distill_needs_teacher_and_student,
+    stage_layers_exist,
+    quantization_aware_needs_int8_target,
+    int8_needs_representative_data,
+    serving_batching,
+    serving_versions,
+    gpu_placement,
+    multi_worker_needs_cluster,
+    android_needs_tflite,
+)

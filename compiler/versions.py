@@ -1,0 +1,33 @@
+"""Pinned versions and images, kept as data (not if-chains). Every fingerprint includes them."""
+
+from __future__ import annotations
+
+__all__ = ["TFSPEC_VERSION", "PLAN_SCHEMA_VERSION", "RUNTIME_VERSIONS", "SERVING_IMAGE", "TRAINING_IMAGE",
+           "serving_image", "training_image"]
+
+TFSPEC_VERSION = "0.1.0"
+PLAN_SCHEMA_VERSION = 1
+
+# The versions `tfspec run` is pinned to (the `runtime` extra); the runtime refuses others.
+RUNTIME_VERSIONS: dict[str, str] = {
+    "tensorflow": "2.21.0",
+    "tf-keras": "2.21.0",
+    "tensorflow-model-optimization": "0.8.1",
+    "tensorflow-serving-api": "2.21.0",
+}
+
+# TF Serving matches the TensorFlow that wrote the SavedModel.
+SERVING_IMAGE = {"repository": "tensorflow/serving", "version": "2.21.0", "gpu_suffix": "-gpu"}
+TRAINING_IMAGE = {"repository": "tensorflow/tensorflow", "version": "2.21.0", "gpu_suffix": "-gpu"}
+
+
+def serving_image(version: str, gpus: int) -> str:
+    """``tensorflow/serving:<version>``, or its ``-gpu`` variant when the replica gets GPUs."""
+    suffix = SERVING_IMAGE["gpu_suffix"] if gpus > 0 else ""
+    return f"{SERVING_IMAGE['repository']}:{version}{suffix}"
+
+
+def training_image(gpus: int) -> str:
+    """The TensorFlow base image of the training container (``-gpu`` when workers get GPUs)."""
+    suffix = TRAINING_IMAGE["gpu_suffix"] if gpus > 0 else ""
+    return f"{TRAINING_IMAGE['repository']}:{TRAINING_IMAGE['version']}{suffix}"

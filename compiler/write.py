@@ -1,0 +1,136 @@
+"""Stage 7: write — the output folder is replaced atomically, with a manifest of every file.
+
+The new tree is written to a temporary sibling folder and swapped with the old one in one
+``renameat2(RENAME_EXCHANGE)`` call (Linux), so a build killed at any moment leaves either the previous
+complete output or the new complete one. Where the exchange is not available, two renames are used and
+an interrupted swap is repaired by the next build (``_recover``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import difflib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from tfspec.spec.errors import TfspecError
+
+__all__ = ["MANIFEST", "OutputPathError", "manifest_text", "with_manifest", "write_tree", "diff_tree", "read_manifest"]
+
+MANIFEST = "manifest.json"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+class OutputPathError(TfspecError):
+    """A generated path would leave the output folder, or the output folder is unusable."""
+
+
+def manifest_text(files: dict[str, str]) -> str:
+    """``manifest.json``: every file with its sha256 (sorted, the manifest itself excluded)."""
+    entries = {path: hashlib.sha256(text.encode("utf-8")).hexdigest() for path, text in sorted(files.items())}
+    return json.dumps({"files": entries, "manifest_version": 1}, indent=2, sort_keys=True) + "\n"
+
+
+def with_manifest(files: dict[str, str]) -> dict[str, str]:
+    return {**files, MANIFEST: manifest_text(files)}
+
+
+def _check_path(path: str) -> None:
+    parts = Path(path).parts
+    if not path or Path(path).is_absolute() or ".." in parts or "\\" in path or "\x00" in path:
+        raise OutputPathError(f"refusing to write outside the output folder: {path!r}")
+
+
+def read_manifest(out_dir: Path) -> dict[str, str] | None:
+    try:
+        return json.loads((out_dir / MANIFEST).read_text("utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths; False when the platform cannot."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name or not hasattr(os, "fsencode"):
+        return False
+    try:
+        libc = ctypes.CDLL(libc_name, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return result == 0
+
+
+def _recover(out_dir: Path) -> None:
+    """Finish a two-rename swap that was interrupted (non-Linux fallback only)."""
+    backup = out_dir.with_name(f".{out_dir.name}.old")
+    if backup.exists() and not out_dir.exists():
+        os.rename(backup, out_dir)
+    elif backup.exists():
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def write_tree(out_dir: Path, files: dict[str, str]) -> None:
+    """Replace ``out_dir`` with exactly ``files`` (plus ``manifest.json``), atomically."""
+    out_dir = Path(out_dir).absolute()
+    for path in files:
+        _check_path(path)
+    complete = files if MANIFEST in files else with_manifest(files)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputPathError(f"output path {out_dir} exists and is not a folder")
+    _recover(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        for path, text in sorted(complete.items()):
+            target = staging / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.chmod(staging, 0o755)
+        if not out_dir.exists():
+            os.rename(staging, out_dir)
+            return
+        if not _exchange(staging, out_dir):
+            backup = out_dir.with_name(f".{out_dir.name}.old")
+            os.rename(out_dir, backup)
+            os.rename(staging, out_dir)
+            shutil.rmtree(backup, ignore_errors=True)
+            return
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)  # now holds the previous output
+
+
+def diff_tree(out_dir: Path, files: dict[str, str]) -> str:
+    """Unified diff between what is on disk and what a build would write ('' when current)."""
+    out_dir = Path(out_dir)
+    complete = files if MANIFEST in files else with_manifest(files)
+    on_disk: set[str] = set()
+    if out_dir.is_dir():
+        on_disk = {p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()}
+    chunks: list[str] = []
+    for path in sorted(on_disk | set(complete)):
+        old = (out_dir / path).read_text("utf-8", errors="replace") if path in on_disk else ""
+        new = complete.get(path, "")
+        if path in on_disk and path in complete and old == new:
+            continue
+        chunks.extend(difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True),
+            fromfile=f"a/{path}" if path in on_disk else "/dev/null",
+            tofile=f"b/{path}" if path in complete else "/dev/null",
+        ))
+        if chunks and not chunks[-1].endswith("\n"):
+            chunks[-1] += "\n"
+    return "".join(chunks)

@@ -1,0 +1,56 @@
+"""Content-addressed step cache: ``<cache>/<fingerprint>/`` holds one step's outputs.
+
+An entry appears only when its step finished: outputs are written to a temporary folder beside the
+cache and renamed into place, so a failed or killed step never leaves a partial entry. This module
+does not import TensorFlow (``tfspec plan`` uses it to show cache state).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["StepCache", "default_cache_dir", "COMPLETE_MARKER"]
+
+COMPLETE_MARKER = ".complete.json"
+
+
+def default_cache_dir(spec_path: Path) -> Path:
+    """``.tfspec/cache`` beside the spec file (or inside the folder given)."""
+    base = spec_path if spec_path.is_dir() else spec_path.parent
+    return base / ".tfspec" / "cache"
+
+
+class StepCache:
+    """A folder of finished step outputs keyed by step fingerprint."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, fingerprint: str) -> Path:
+        return self.root / fingerprint
+
+    def has(self, fingerprint: str) -> bool:
+        return (self.path(fingerprint) / COMPLETE_MARKER).is_file()
+
+    @contextlib.contextmanager
+    def writing(self, fingerprint: str, step_id: str) -> Iterator[Path]:
+        """Yield a scratch folder; on success it becomes the entry, on any error it is deleted."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{fingerprint[:12]}.", suffix=".tmp", dir=self.root))
+        try:
+            yield scratch
+            (scratch / COMPLETE_MARKER).write_text(
+                json.dumps({"step": step_id, "fingerprint": fingerprint}, sort_keys=True) + "\n", encoding="utf-8")
+            final = self.path(fingerprint)
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(scratch, final)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise

@@ -1,0 +1,55 @@
+"""Shared building blocks of the spec models: the strict base class and constrained name types."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "StrictModel",
+    "DnsLabel",
+    "Identifier",
+    "SafeText",
+    "RelativePath",
+    "KubeQuantity",
+    "Probability",
+    "PositiveInt",
+    "NonNegativeInt",
+]
+
+
+class StrictModel(BaseModel):
+    """Base of every spec model: unknown keys rejected, values immutable, docstrings become descriptions."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+        validate_default=False,
+        regex_engine="python-re",
+    )
+
+
+# RFC 1123 label, as Kubernetes requires for object and Service names.
+DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+"""Lower-case letters, digits and '-', at most 63 characters, starting and ending alphanumeric."""
+
+# Layer, input and output names: they end up in SavedModel signatures and generated clients.
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+
+# Free text that is written into generated files: one line, no control characters, no template syntax.
+SafeText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f{}$`\\]{0,200}$")]
+
+# A path inside the project: relative, no '..', no shell or template metacharacters.
+RelativePath = Annotated[
+    str,
+    StringConstraints(pattern=r"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.*?\-/\[\]]{1,255}$"),
+]
+
+# Kubernetes resource quantity (e.g. "500m", "2", "4Gi").
+KubeQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")]
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]

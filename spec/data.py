@@ -1,0 +1,163 @@
+"""The ``data`` section: where examples come from, how they are split, preprocessed and augmented."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from .base import Identifier, PositiveInt, Probability, RelativePath, SafeText, StrictModel
+
+__all__ = [
+    "SklearnDigitsSource",
+    "NpzSource",
+    "CsvSource",
+    "TfrecordFeature",
+    "TfrecordSource",
+    "ImageFolderSource",
+    "DataSource",
+    "Split",
+    "Preprocessing",
+    "Augmentation",
+    "Data",
+]
+
+
+class SklearnDigitsSource(StrictModel):
+    """The 8x8 handwritten digits set that scikit-learn ships (1797 samples, 64 features, 10 classes)."""
+
+    kind: Literal["sklearn_digits"]
+    """Source kind."""
+
+
+class NpzSource(StrictModel):
+    """A NumPy ``.npz`` archive with a feature array and a label array."""
+
+    kind: Literal["npz"]
+    """Source kind."""
+    path: RelativePath
+    """Path of the ``.npz`` file, relative to the spec file."""
+    features: Identifier = "x"
+    """Name of the feature array inside the archive."""
+    labels: Identifier = "y"
+    """Name of the integer label array inside the archive."""
+
+
+class CsvSource(StrictModel):
+    """A CSV file with a header row: one label column and numeric feature columns."""
+
+    kind: Literal["csv"]
+    """Source kind."""
+    path: RelativePath
+    """Path of the CSV file, relative to the spec file."""
+    label_column: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+    """Header name of the column holding the integer class label."""
+    feature_columns: list[Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]] | None = None
+    """Header names of the feature columns, in model input order; every other column when omitted."""
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
+    """Field delimiter."""
+
+
+class TfrecordFeature(StrictModel):
+    """One fixed-length feature of a ``tf.train.Example``."""
+
+    dtype: Literal["float32", "int64"]
+    """Element type (``tf.io.FixedLenFeature`` dtype)."""
+    shape: list[PositiveInt]
+    """Shape of the feature; ``[]`` for a scalar."""
+
+
+class TfrecordSource(StrictModel):
+    """TFRecord files of ``tf.train.Example`` records."""
+
+    kind: Literal["tfrecord"]
+    """Source kind."""
+    path: RelativePath
+    """File path or glob pattern, relative to the spec file."""
+    features: dict[Identifier, TfrecordFeature] = Field(min_length=1)
+    """Features to parse; the model input is their concatenation in the order given."""
+    label: Identifier
+    """Name of the int64 label feature."""
+    compression: Literal["none", "gzip", "zlib"] = "none"
+    """Record compression."""
+
+
+class ImageFolderSource(StrictModel):
+    """A folder with one sub-folder of images per class (the sub-folder names are the labels)."""
+
+    kind: Literal["image_folder"]
+    """Source kind."""
+    path: RelativePath
+    """Folder path, relative to the spec file."""
+    image_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]
+    """Height and width the images are resized to."""
+    color_mode: Literal["grayscale", "rgb"] = "rgb"
+    """Number of channels: 1 for grayscale, 3 for rgb."""
+
+
+DataSource = Annotated[
+    SklearnDigitsSource | NpzSource | CsvSource | TfrecordSource | ImageFolderSource,
+    Field(discriminator="kind"),
+]
+
+
+class Split(StrictModel):
+    """How the examples are divided into training, validation and test sets."""
+
+    validation: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    """Fraction of all examples held out for validation (early stopping, fine-tuning)."""
+    test: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    """Fraction of all examples held out for the final test (target verification and gates)."""
+    seed: int = 0
+    """Seed of the shuffle, so the split is the same on every run."""
+    stratify: bool = True
+    """Keep the class proportions equal across the three sets."""
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> "Split":
+        if self.validation + self.test >= 0.9:
+            raise ValueError("validation + test must leave at least 10% of the data for training")
+        return self
+
+
+class Preprocessing(StrictModel):
+    """Transformations applied to every example, in training and in the exported model's input contract."""
+
+    rescale: Annotated[float, Field(gt=0.0)] | None = None
+    """Multiply features by this factor (e.g. ``0.0625`` for digits' 0..16 range, ``0.00392156862745098`` for bytes)."""
+    normalize: bool = False
+    """Subtract the training split's per-feature mean and divide by its std (stored in the model-info file)."""
+    reshape: list[PositiveInt] | None = None
+    """Reshape each example to this shape (e.g. ``[8, 8, 1]`` to feed digits to a conv net)."""
+
+
+class Augmentation(StrictModel):
+    """Random image augmentation applied during training only (Keras preprocessing layers)."""
+
+    random_flip: Literal["horizontal", "vertical", "horizontal_and_vertical"] | None = None
+    """Flip mode."""
+    random_rotation: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    """Maximum rotation as a fraction of a full turn."""
+    random_zoom: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    """Maximum zoom in or out as a fraction of the image size."""
+    random_translation: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    """Maximum shift as a fraction of height and width."""
+    random_contrast: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    """Maximum contrast change factor."""
+
+
+class Data(StrictModel):
+    """Where the training examples come from and how they are prepared."""
+
+    source: DataSource
+    """The examples: ``sklearn_digits``, ``npz``, ``csv``, ``tfrecord`` or ``image_folder``."""
+    split: Split = Split()
+    """Training / validation / test split."""
+    preprocessing: Preprocessing = Preprocessing()
+    """Per-example preprocessing."""
+    augmentation: Augmentation | None = None
+    """Image augmentation for training; needs image-shaped inputs (height, width, channels)."""
+    labels: list[SafeText] | None = None
+    """Class names in label order, written to ``labels.txt``; ``0..N-1`` when omitted."""
+    num_classes: PositiveInt | None = None
+    """Number of classes; taken from the source where it is known (digits: 10)."""

@@ -1,0 +1,69 @@
+"""The whole spec document and its environment overlays."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, StringConstraints
+
+from .base import DnsLabel, SafeText, StrictModel
+from .compression import CompressionStage
+from .data import Data
+from .model import ModelSpec
+from .targets import Target
+from .training import Training
+
+__all__ = ["API_VERSION", "TargetOverlay", "Environment", "Spec"]
+
+API_VERSION = "tfspec/v1"
+
+
+class TargetOverlay(StrictModel):
+    """Changes to one target, matched by ``name``; nested mappings are deep-merged into the target."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, use_attribute_docstrings=True, regex_engine="python-re")
+
+    name: DnsLabel
+    """Name of the target this overlay changes (or adds, when it names a new target with a ``kind``)."""
+
+
+class Environment(StrictModel):
+    """An environment overlay (``tfspec build -e NAME``): deep-merged over the base spec."""
+
+    version: Annotated[int, Field(ge=1)] | None = None
+    """Replaces the model version."""
+    data: dict[str, Any] | None = None
+    """Deep-merged into ``data``."""
+    model: dict[str, Any] | None = None
+    """Deep-merged into ``model``."""
+    training: dict[str, Any] | None = None
+    """Deep-merged into ``training``."""
+    compression: list[dict[str, Any]] | None = None
+    """Replaces the whole ``compression`` list."""
+    targets: list[TargetOverlay] | None = None
+    """Merged into ``targets`` by ``name``."""
+
+
+class Spec(StrictModel):
+    """A tfspec deployment spec: one model, how it is trained and compressed, and where it goes."""
+
+    api_version: Literal["tfspec/v1"]
+    """Spec format version; ``tfspec/v1``."""
+    name: DnsLabel
+    """Model name (DNS-1123 label): used for images, Kubernetes objects and the serving model name."""
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    """Model version: the TF Serving version directory."""
+    description: SafeText | None = None
+    """One-line description, written into generated files."""
+    data: Data
+    """Training data."""
+    model: ModelSpec
+    """The model: ``sequential``, ``functional``, ``builder`` or ``saved_model``."""
+    training: "Training" = Training()
+    """Training settings."""
+    compression: list[CompressionStage] = []
+    """Compression stages applied in order: ``prune``, ``cluster``, ``quantization_aware``, ``distill``."""
+    targets: Annotated[list[Target], Field(min_length=1)]
+    """Deployment targets: ``tflite``, ``tf_serving``, ``gpu_cluster``."""
+    environments: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], Environment] = {}
+    """Environment overlays, selected with ``-e NAME``."""

@@ -1,0 +1,481 @@
+"""The ``model`` section: a Keras model described as layers, a functional graph, a builder or a SavedModel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints
+
+from .base import Identifier, PositiveInt, Probability, RelativePath, StrictModel
+
+__all__ = [
+    "Regularizer",
+    "Activation",
+    "Padding",
+    "LAYER_TYPES",
+    "Layer",
+    "DenseLayer",
+    "Conv1DLayer",
+    "Conv2DLayer",
+    "DepthwiseConv2DLayer",
+    "SeparableConv2DLayer",
+    "MaxPool1DLayer",
+    "MaxPool2DLayer",
+    "AveragePool2DLayer",
+    "GlobalAveragePool1DLayer",
+    "GlobalAveragePool2DLayer",
+    "GlobalMaxPool2DLayer",
+    "FlattenLayer",
+    "DropoutLayer",
+    "BatchNormLayer",
+    "LayerNormLayer",
+    "EmbeddingLayer",
+    "LstmLayer",
+    "GruLayer",
+    "ReshapeLayer",
+    "ActivationLayer",
+    "AddLayer",
+    "ConcatenateLayer",
+    "InputSpec",
+    "SequentialModel",
+    "FunctionalModel",
+    "BuilderModel",
+    "SavedModelModel",
+    "ModelSpec",
+    "Placement",
+]
+
+Activation = Literal[
+    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "sigmoid", "tanh", "softmax",
+    "softplus", "hard_sigmoid",
+]
+Padding = Literal["valid", "same"]
+IntOrPair = PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]
+Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "zeros", "ones"]
+
+
+class Regularizer(StrictModel):
+    """Weight penalty added to the loss (``tf.keras.regularizers.L1L2``)."""
+
+    l1: Annotated[float, Field(ge=0.0)] = 0.0
+    """L1 factor."""
+    l2: Annotated[float, Field(ge=0.0)] = 0.0
+    """L2 factor."""
+
+
+class _LayerBase(StrictModel):
+    name: Identifier | None = None
+    """Layer name; generated from the type and position when omitted. Compression stages refer to it."""
+    inputs: list[Identifier] | None = None
+    """Functional models only: names of the layers (or model inputs) feeding this one."""
+
+
+class _WeightedLayer(_LayerBase):
+    use_bias: bool = True
+    """Add a bias vector."""
+    kernel_initializer: Initializer = "glorot_uniform"
+    """Kernel initializer."""
+    kernel_regularizer: Regularizer | None = None
+    """Penalty on the kernel weights."""
+    bias_regularizer: Regularizer | None = None
+    """Penalty on the bias."""
+
+
+class DenseLayer(_WeightedLayer):
+    """Fully connected layer (``Dense``)."""
+
+    type: Literal["dense"]
+    """Layer type."""
+    units: PositiveInt
+    """Number of output units."""
+    activation: Activation = "linear"
+    """Activation function."""
+
+
+class Conv1DLayer(_WeightedLayer):
+    """1-D convolution (``Conv1D``)."""
+
+    type: Literal["conv1d"]
+    """Layer type."""
+    filters: PositiveInt
+    """Number of output channels."""
+    kernel_size: PositiveInt
+    """Kernel length."""
+    strides: PositiveInt = 1
+    """Stride."""
+    padding: Padding = "valid"
+    """Padding mode."""
+    activation: Activation = "linear"
+    """Activation function."""
+
+
+class Conv2DLayer(_WeightedLayer):
+    """2-D convolution (``Conv2D``)."""
+
+    type: Literal["conv2d"]
+    """Layer type."""
+    filters: PositiveInt
+    """Number of output channels."""
+    kernel_size: IntOrPair
+    """Kernel height and width (one number for a square kernel)."""
+    strides: IntOrPair = 1
+    """Stride."""
+    padding: Padding = "valid"
+    """Padding mode."""
+    dilation_rate: IntOrPair = 1
+    """Dilation."""
+    activation: Activation = "linear"
+    """Activation function."""
+
+
+class DepthwiseConv2DLayer(_WeightedLayer):
+    """Depthwise 2-D convolution (``DepthwiseConv2D``), the mobile building block."""
+
+    type: Literal["depthwise_conv2d"]
+    """Layer type."""
+    kernel_size: IntOrPair
+    """Kernel height and width."""
+    depth_multiplier: PositiveInt = 1
+    """Output channels per input channel."""
+    strides: IntOrPair = 1
+    """Stride."""
+    padding: Padding = "valid"
+    """Padding mode."""
+    activation: Activation = "linear"
+    """Activation function."""
+
+
+class SeparableConv2DLayer(_WeightedLayer):
+    """Depthwise-separable 2-D convolution (``SeparableConv2D``)."""
+
+    type: Literal["separable_conv2d"]
+    """Layer type."""
+    filters: PositiveInt
+    """Number of output channels."""
+    kernel_size: IntOrPair
+    """Kernel height and width."""
+    strides: IntOrPair = 1
+    """Stride."""
+    padding: Padding = "valid"
+    """Padding mode."""
+    activation: Activation = "linear"
+    """Activation function."""
+
+
+class MaxPool1DLayer(_LayerBase):
+    """1-D max pooling."""
+
+    type: Literal["max_pool1d"]
+    """Layer type."""
+    pool_size: PositiveInt = 2
+    """Window length."""
+    strides: PositiveInt | None = None
+    """Stride; the pool size when omitted."""
+    padding: Padding = "valid"
+    """Padding mode."""
+
+
+class MaxPool2DLayer(_LayerBase):
+    """2-D max pooling."""
+
+    type: Literal["max_pool2d"]
+    """Layer type."""
+    pool_size: IntOrPair = 2
+    """Window size."""
+    strides: IntOrPair | None = None
+    """Stride; the pool size when omitted."""
+    padding: Padding = "valid"
+    """Padding mode."""
+
+
+class AveragePool2DLayer(_LayerBase):
+    """2-D average pooling."""
+
+    type: Literal["average_pool2d"]
+    """Layer type."""
+    pool_size: IntOrPair = 2
+    """Window size."""
+    strides: IntOrPair | None = None
+    """Stride; the pool size when omitted."""
+    padding: Padding = "valid"
+    """Padding mode."""
+
+
+class GlobalAveragePool1DLayer(_LayerBase):
+    """Average over the time axis."""
+
+    type: Literal["global_average_pool1d"]
+    """Layer type."""
+
+
+class GlobalAveragePool2DLayer(_LayerBase):
+    """Average over height and width."""
+
+    type: Literal["global_average_pool2d"]
+    """Layer type."""
+
+
+class GlobalMaxPool2DLayer(_LayerBase):
+    """Maximum over height and width."""
+
+    type: Literal["global_max_pool2d"]
+    """Layer type."""
+
+
+class FlattenLayer(_LayerBase):
+    """Flatten everything but the batch axis."""
+
+    type: Literal["flatten"]
+    """Layer type."""
+
+
+class DropoutLayer(_LayerBase):
+    """Dropout (active in training only)."""
+
+    type: Literal["dropout"]
+    """Layer type."""
+    rate: Annotated[float, Field(ge=0.0, lt=1.0)]
+    """Fraction of units dropped."""
+
+
+class BatchNormLayer(_LayerBase):
+    """Batch normalisation."""
+
+    type: Literal["batch_norm"]
+    """Layer type."""
+    momentum: Probability = 0.99
+    """Moving-average momentum."""
+    epsilon: Annotated[float, Field(gt=0.0)] = 1e-3
+    """Variance epsilon."""
+
+
+class LayerNormLayer(_LayerBase):
+    """Layer normalisation."""
+
+    type: Literal["layer_norm"]
+    """Layer type."""
+    epsilon: Annotated[float, Field(gt=0.0)] = 1e-3
+    """Variance epsilon."""
+
+
+class EmbeddingLayer(_LayerBase):
+    """Integer token ids to dense vectors."""
+
+    type: Literal["embedding"]
+    """Layer type."""
+    input_dim: PositiveInt
+    """Vocabulary size."""
+    output_dim: PositiveInt
+    """Embedding width."""
+
+
+class LstmLayer(_WeightedLayer):
+    """Long short-term memory recurrent layer."""
+
+    type: Literal["lstm"]
+    """Layer type."""
+    units: PositiveInt
+    """Hidden units."""
+    return_sequences: bool = False
+    """Return the whole sequence rather than the last output."""
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Input dropout."""
+
+
+class GruLayer(_WeightedLayer):
+    """Gated recurrent unit layer."""
+
+    type: Literal["gru"]
+    """Layer type."""
+    units: PositiveInt
+    """Hidden units."""
+    return_sequences: bool = False
+    """Return the whole sequence rather than the last output."""
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Input dropout."""
+
+
+class ReshapeLayer(_LayerBase):
+    """Reshape (batch axis excluded)."""
+
+    type: Literal["reshape"]
+    """Layer type."""
+    target_shape: Annotated[list[Annotated[int, Field(ge=-1)]], Field(min_length=1)]
+    """New shape; one entry may be -1."""
+
+
+class ActivationLayer(_LayerBase):
+    """A standalone activation."""
+
+    type: Literal["activation"]
+    """Layer type."""
+    activation: Activation
+    """Activation function."""
+
+
+class AddLayer(_LayerBase):
+    """Element-wise sum of its inputs (functional models)."""
+
+    type: Literal["add"]
+    """Layer type."""
+
+
+class ConcatenateLayer(_LayerBase):
+    """Concatenation of its inputs along an axis (functional models)."""
+
+    type: Literal["concatenate"]
+    """Layer type."""
+    axis: int = -1
+    """Concatenation axis."""
+
+
+Layer = Annotated[
+    DenseLayer
+    | Conv1DLayer
+    | Conv2DLayer
+    | DepthwiseConv2DLayer
+    | SeparableConv2DLayer
+    | MaxPool1DLayer
+    | MaxPool2DLayer
+    | AveragePool2DLayer
+    | GlobalAveragePool1DLayer
+    | GlobalAveragePool2DLayer
+    | GlobalMaxPool2DLayer
+    | FlattenLayer
+    | DropoutLayer
+    | BatchNormLayer
+    | LayerNormLayer
+    | EmbeddingLayer
+    | LstmLayer
+    | GruLayer
+    | ReshapeLayer
+    | ActivationLayer
+    | AddLayer
+    | ConcatenateLayer,
+    Field(discriminator="type"),
+]
+
+LAYER_TYPES: tuple[str, ...] = (
+    "dense", "conv1d", "conv2d", "depthwise_conv2d", "separable_conv2d", "max_pool1d", "max_pool2d",
+    "average_pool2d", "global_average_pool1d", "global_average_pool2d", "global_max_pool2d", "flatten",
+    "dropout", "batch_norm", "layer_norm", "embedding", "lstm", "gru", "reshape", "activation", "add",
+    "concatenate",
+)
+
+DeviceName = Annotated[str, StringConstraints(pattern=r"^(CPU|GPU|TPU):[0-9]{1,2}$")]
+
+
+class Placement(StrictModel):
+    """Model-parallel placement: a contiguous group of layers pinned to one device."""
+
+    device: DeviceName
+    """Logical device, e.g. ``GPU:0``."""
+    layers: Annotated[list[Identifier], Field(min_length=1)]
+    """Names of the layers built under this device scope."""
+
+
+class InputSpec(StrictModel):
+    """One named model input."""
+
+    name: Identifier
+    """Input name; it becomes the serving signature's input key."""
+    shape: Annotated[list[PositiveInt], Field(min_length=1)]
+    """Shape without the batch axis."""
+    dtype: Literal["float32", "int32", "int64"] = "float32"
+    """Element type."""
+
+
+class SequentialModel(StrictModel):
+    """A stack of layers, each feeding the next."""
+
+    kind: Literal["sequential"]
+    """Model kind."""
+    input_shape: Annotated[list[PositiveInt], Field(min_length=1)]
+    """Shape of one example, without the batch axis."""
+    input_dtype: Literal["float32", "int32", "int64"] = "float32"
+    """Element type of the input."""
+    input_name: Identifier = "inputs"
+    """Name of the input: the serving signature's input key and the model-info ``input.name``."""
+    output_name: Identifier = "outputs"
+    """Name of the output: the serving signature's output key."""
+    layers: Annotated[list[Layer], Field(min_length=1)]
+    """Layers in order; Keras names and arguments."""
+    placement: list[Placement] | None = None
+    """Optional model-parallel placement of layer groups on devices."""
+
+
+class FunctionalModel(StrictModel):
+    """A graph of layers: each layer names its inputs."""
+
+    kind: Literal["functional"]
+    """Model kind."""
+    inputs: Annotated[list[InputSpec], Field(min_length=1, max_length=1)]
+    """Model inputs (one input is supported by the serving and mobile targets)."""
+    layers: Annotated[list[Layer], Field(min_length=1)]
+    """Layers; every layer has a ``name`` and ``inputs``."""
+    outputs: Annotated[list[Identifier], Field(min_length=1, max_length=1)]
+    """Name of the layer whose output is the model output."""
+    output_name: Identifier = "outputs"
+    """Name of the output: the serving signature's output key."""
+    placement: list[Placement] | None = None
+    """Optional model-parallel placement of layer groups on devices."""
+
+    @property
+    def input_shape(self) -> list[int]:
+        return self.inputs[0].shape
+
+    @property
+    def input_name(self) -> str:
+        return self.inputs[0].name
+
+    @property
+    def input_dtype(self) -> str:
+        return self.inputs[0].dtype
+
+
+class BuilderModel(StrictModel):
+    """A model returned by a Python function ``package.module:function(**args)`` (a tf_keras model)."""
+
+    kind: Literal["builder"]
+    """Model kind."""
+    builder: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")]
+    """Import path of the builder, ``package.module:function``."""
+    args: dict[Identifier, Any] = {}
+    """Keyword arguments passed to the builder."""
+    input_shape: Annotated[list[PositiveInt], Field(min_length=1)]
+    """Shape of one example, without the batch axis."""
+    input_dtype: Literal["float32", "int32", "int64"] = "float32"
+    """Element type of the input."""
+    input_name: Identifier = "inputs"
+    """Serving signature input key."""
+    output_name: Identifier = "outputs"
+    """Serving signature output key."""
+    output_activation: Literal["softmax", "sigmoid", "linear"] = "softmax"
+    """Activation of the builder's final layer (the validator checks it against the loss)."""
+
+
+class SavedModelModel(StrictModel):
+    """An existing SavedModel (e.g. from another pipeline), fine-tuned or used as it is."""
+
+    kind: Literal["saved_model"]
+    """Model kind."""
+    path: RelativePath
+    """SavedModel folder, relative to the spec file."""
+    input_shape: Annotated[list[PositiveInt], Field(min_length=1)]
+    """Shape of one example, without the batch axis."""
+    input_dtype: Literal["float32", "int32", "int64"] = "float32"
+    """Element type of the input."""
+    input_name: Identifier = "inputs"
+    """Serving signature input key."""
+    output_name: Identifier = "outputs"
+    """Serving signature output key."""
+    output_activation: Literal["softmax", "sigmoid", "linear"] = "softmax"
+    """Activation of the model's final layer (the validator checks it against the loss)."""
+    trainable: bool = True
+    """Train (fine-tune) the loaded model; ``false`` skips training."""
+
+
+ModelSpec = Annotated[
+    SequentialModel | FunctionalModel | BuilderModel | SavedModelModel,
+    Field(discriminator="kind"),
+]

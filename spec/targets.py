@@ -1,0 +1,347 @@
+"""The ``targets`` section: where the model goes (mobile TFLite, TF Serving, a GPU training cluster)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from .base import DnsLabel, Identifier, KubeQuantity, NonNegativeInt, PositiveInt, StrictModel
+
+__all__ = [
+    "Gates",
+    "NoQuantization",
+    "DynamicRangeQuantization",
+    "Float16Quantization",
+    "Int8Quantization",
+    "Int16x8Quantization",
+    "TfliteQuantization",
+    "AssetPack",
+    "Android",
+    "TfliteTarget",
+    "Batching",
+    "Warmup",
+    "LatestVersions",
+    "AllVersions",
+    "SpecificVersions",
+    "VersionPolicy",
+    "Autoscale",
+    "ResourceAmounts",
+    "Resources",
+    "Toleration",
+    "Kubernetes",
+    "TfServingTarget",
+    "Storage",
+    "GpuClusterTarget",
+    "Target",
+    "TARGET_KINDS",
+]
+
+LabelKey = Annotated[str, StringConstraints(pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]
+LabelValue = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
+ImageRepository = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")]
+ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
+
+
+class Gates(StrictModel):
+    """Quality gates checked by ``tfspec run`` against the test split; a miss fails the run (exit 1)."""
+
+    max_accuracy_drop: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    """Largest allowed drop of the quality metric against the Keras model (0.01 = one point)."""
+    min_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    """Smallest allowed quality metric on the test split."""
+    max_size_kb: Annotated[float, Field(gt=0.0)] | None = None
+    """Largest allowed artifact size in KiB."""
+    max_latency_ms: Annotated[float, Field(gt=0.0)] | None = None
+    """Largest allowed p95 latency of one example, in milliseconds, on this machine's CPU."""
+
+
+class NoQuantization(StrictModel):
+    """float32 model, no post-training quantization."""
+
+    kind: Literal["none"]
+    """Quantization mode."""
+
+
+class DynamicRangeQuantization(StrictModel):
+    """Weights stored as int8, activations computed in float (no representative data needed)."""
+
+    kind: Literal["dynamic"]
+    """Quantization mode."""
+
+
+class Float16Quantization(StrictModel):
+    """Weights stored as float16 (half the size, GPU delegate friendly)."""
+
+    kind: Literal["float16"]
+    """Quantization mode."""
+
+
+class Int8Quantization(StrictModel):
+    """Full-integer quantization: int8 weights and activations, calibrated on representative samples."""
+
+    kind: Literal["int8"]
+    """Quantization mode."""
+    representative_samples: Annotated[int, Field(ge=1, le=100000)] = 200
+    """Training examples used to calibrate activation ranges."""
+    input_type: Literal["int8", "uint8", "float32"] = "int8"
+    """Inference input type (``float32`` keeps float I/O around an integer model)."""
+    output_type: Literal["int8", "uint8", "float32"] = "int8"
+    """Inference output type."""
+
+
+class Int16x8Quantization(StrictModel):
+    """16-bit activations with 8-bit weights (more accurate than int8, larger)."""
+
+    kind: Literal["int16x8"]
+    """Quantization mode."""
+    representative_samples: Annotated[int, Field(ge=1, le=100000)] = 200
+    """Training examples used to calibrate activation ranges."""
+
+
+TfliteQuantization = Annotated[
+    NoQuantization | DynamicRangeQuantization | Float16Quantization | Int8Quantization | Int16x8Quantization,
+    Field(discriminator="kind"),
+]
+
+
+class AssetPack(StrictModel):
+    """A Play Asset Delivery asset pack holding the model."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,49}$")]
+    """Pack name (letters, digits, underscores, starting with a letter); also the Gradle module name."""
+    delivery: Literal["install_time", "fast_follow", "on_demand"] = "install_time"
+    """Delivery mode."""
+
+
+class Android(StrictModel):
+    """Android app integration of a TFLite model."""
+
+    package: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")]
+    """Application id / Kotlin package of the app (e.g. ``com.example.digits``)."""
+    asset_pack: AssetPack
+    """The asset pack the model ships in."""
+    min_sdk: Annotated[int, Field(ge=21, le=40)] = 24
+    """``minSdk`` assumed by the loading example."""
+
+
+class TfliteTarget(StrictModel):
+    """A TensorFlow Lite model for mobile, optionally packaged as an Android asset pack."""
+
+    kind: Literal["tflite"]
+    """Target kind."""
+    name: DnsLabel
+    """Target name (unique in the spec); its files go to ``<out>/<name>/``."""
+    quantization: TfliteQuantization = NoQuantization(kind="none")
+    """Post-training quantization mode."""
+    supported_ops: list[Literal["tflite_builtins", "tflite_builtins_int8", "select_tf_ops"]] | None = None
+    """Op sets the converter may use; derived from the quantization mode when omitted."""
+    android: Android | None = None
+    """Android asset-pack bundle."""
+    gates: Gates = Gates()
+    """Quality gates."""
+    filename: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.tflite$")] | None = None
+    """File name of the model; ``<spec name>.tflite`` when omitted."""
+
+
+class Batching(StrictModel):
+    """TF Serving server-side request batching (``BatchingParameters``)."""
+
+    max_batch_size: Annotated[int, Field(ge=1, le=65536)] = 32
+    """Largest batch the server forms."""
+    batch_timeout_micros: Annotated[int, Field(ge=0, le=60_000_000)] = 1000
+    """Longest a request waits for a batch to fill."""
+    max_enqueued_batches: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    """Queue length before requests are rejected."""
+    num_batch_threads: Annotated[int, Field(ge=1, le=1024)] | None = None
+    """Threads processing batches; the container's CPU request (at least 1) when omitted."""
+    allowed_batch_sizes: list[PositiveInt] | None = None
+    """Padded batch sizes, increasing, the last equal to ``max_batch_size``."""
+    pad_variable_length_inputs: bool = False
+    """Pad inputs of differing lengths within a batch."""
+
+
+class Warmup(StrictModel):
+    """Warm-up requests TF Serving replays at load time (``assets.extra/tf_serving_warmup_requests``)."""
+
+    requests: Annotated[int, Field(ge=1, le=1000)] = 10
+    """Number of PredictRequests, built from real test samples (TF Serving reads at most 1000)."""
+
+
+class LatestVersions(StrictModel):
+    """Serve the newest N versions."""
+
+    kind: Literal["latest"]
+    """Policy kind."""
+    num_versions: Annotated[int, Field(ge=1, le=100)] = 1
+    """How many versions."""
+
+
+class AllVersions(StrictModel):
+    """Serve every version found under the base path."""
+
+    kind: Literal["all"]
+    """Policy kind."""
+
+
+class SpecificVersions(StrictModel):
+    """Serve exactly these versions."""
+
+    kind: Literal["specific"]
+    """Policy kind."""
+    versions: Annotated[list[PositiveInt], Field(min_length=1)]
+    """Version numbers."""
+
+
+VersionPolicy = Annotated[LatestVersions | AllVersions | SpecificVersions, Field(discriminator="kind")]
+
+
+class Autoscale(StrictModel):
+    """HorizontalPodAutoscaler (autoscaling/v2) on CPU utilisation."""
+
+    min: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Fewest replicas."""
+    max: Annotated[int, Field(ge=1, le=1000)] = 5
+    """Most replicas."""
+    target_cpu_percent: Annotated[int, Field(ge=1, le=100)] = 70
+    """Average CPU utilisation the autoscaler aims at."""
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> "Autoscale":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class ResourceAmounts(StrictModel):
+    """CPU and memory amounts."""
+
+    cpu: KubeQuantity
+    """CPU (e.g. ``"1"``, ``"500m"``)."""
+    memory: KubeQuantity
+    """Memory (e.g. ``"2Gi"``)."""
+
+
+class Resources(StrictModel):
+    """Container resource requests and limits."""
+
+    requests: ResourceAmounts = ResourceAmounts(cpu="1", memory="1Gi")
+    """Guaranteed amounts."""
+    limits: ResourceAmounts = ResourceAmounts(cpu="2", memory="2Gi")
+    """Upper bounds."""
+
+
+class Toleration(StrictModel):
+    """A pod toleration (``spec.tolerations[]``)."""
+
+    key: LabelKey
+    """Taint key (e.g. ``nvidia.com/gpu``)."""
+    operator: Literal["Exists", "Equal"] = "Exists"
+    """Match operator."""
+    value: LabelValue | None = None
+    """Taint value (``Equal`` only)."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+    """Taint effect."""
+
+
+class Kubernetes(StrictModel):
+    """Kubernetes deployment of the serving container."""
+
+    namespace: DnsLabel | None = None
+    """Namespace (set by kustomize); the current namespace when omitted."""
+    replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Replicas (the HPA's minimum takes over when autoscaling)."""
+    autoscale: Autoscale | None = None
+    """Horizontal autoscaling."""
+    resources: Resources = Resources()
+    """Container resources."""
+    node_selector: dict[LabelKey, LabelValue] = {}
+    """Node labels the pods require."""
+    tolerations: list[Toleration] = []
+    """Extra tolerations (the GPU taint is added automatically when GPUs are asked for)."""
+    min_available: Annotated[int, Field(ge=0)] | None = None
+    """PodDisruptionBudget ``minAvailable``; replicas - 1 (at least 1) when omitted."""
+    image: ImageRepository | None = None
+    """Registry repository the built serving image is pushed to; ``<spec name>-serving`` when omitted."""
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    """Service type."""
+
+
+class TfServingTarget(StrictModel):
+    """A TensorFlow Serving container (and Kubernetes deployment) serving the SavedModel."""
+
+    kind: Literal["tf_serving"]
+    """Target kind."""
+    name: DnsLabel
+    """Target name (unique in the spec); its files go to ``<out>/<name>/``."""
+    serving_version: ImageTag | None = None
+    """``tensorflow/serving`` image version; the pinned default (data table) when omitted."""
+    batching: Batching | None = None
+    """Server-side batching; off when omitted."""
+    warmup: Warmup | None = None
+    """Warm-up records written by ``tfspec run``; none when omitted."""
+    gpus: Annotated[int, Field(ge=0, le=16)] = 0
+    """GPUs per replica; more than 0 selects the ``-gpu`` image and ``nvidia.com/gpu`` limits."""
+    version_policy: VersionPolicy = LatestVersions(kind="latest")
+    """Which versions the server loads."""
+    version_labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], PositiveInt] = {}
+    """Labels such as ``stable`` / ``canary`` mapped to version numbers."""
+    monitoring: bool = True
+    """Expose Prometheus metrics on the REST port."""
+    kubernetes: Kubernetes | None = None
+    """Kubernetes manifests; none when omitted."""
+    gates: Gates = Gates()
+    """Quality gates on the SavedModel."""
+
+
+class Storage(StrictModel):
+    """A volume for training data and checkpoints."""
+
+    claim_name: DnsLabel | None = None
+    """Existing PersistentVolumeClaim; a new claim ``<name>-data`` is generated when omitted."""
+    size: KubeQuantity = "10Gi"
+    """Size of the generated claim."""
+    storage_class: DnsLabel | None = None
+    """Storage class of the generated claim; the cluster default when omitted."""
+    access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = "ReadWriteMany"
+    """Access mode (all workers mount it: ReadWriteMany)."""
+    mount_path: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./-]{0,200}$")] = "/workspace"
+    """Mount path in the containers."""
+
+
+class GpuClusterTarget(StrictModel):
+    """Multi-worker training on a Kubernetes GPU cluster (Kubeflow TFJob or an Indexed Job)."""
+
+    kind: Literal["gpu_cluster"]
+    """Target kind."""
+    name: DnsLabel
+    """Target name (unique in the spec); its files go to ``<out>/<name>/``."""
+    workers: Annotated[int, Field(ge=1, le=1000)] = 2
+    """Worker replicas (MultiWorkerMirroredStrategy: worker 0 is the chief)."""
+    gpus_per_worker: Annotated[int, Field(ge=0, le=16)] = 1
+    """GPUs per worker."""
+    operator: Literal["tfjob", "indexed_job"] = "indexed_job"
+    """``tfjob`` (Kubeflow training operator) or ``indexed_job`` (plain Kubernetes)."""
+    namespace: DnsLabel | None = None
+    """Namespace; the current namespace when omitted."""
+    image: ImageRepository | None = None
+    """Registry repository of the training image; ``<spec name>-train`` when omitted."""
+    resources: Resources = Resources(
+        requests=ResourceAmounts(cpu="4", memory="16Gi"), limits=ResourceAmounts(cpu="8", memory="32Gi")
+    )
+    """CPU and memory per worker (GPUs come from ``gpus_per_worker``)."""
+    node_selector: dict[LabelKey, LabelValue] = {}
+    """Node labels the workers require."""
+    tolerations: list[Toleration] = []
+    """Extra tolerations (the GPU taint is added automatically)."""
+    storage: Storage = Storage()
+    """Data and checkpoint volume."""
+    backoff_limit: Annotated[int, Field(ge=0, le=100)] = 3
+    """Retries before the job is failed."""
+    port: Annotated[int, Field(ge=1024, le=65535)] = 2222
+    """Worker port of the collective ops (the TFJob operator always uses 2222)."""
+
+
+Target = Annotated[TfliteTarget | TfServingTarget | GpuClusterTarget, Field(discriminator="kind")]
+
+TARGET_KINDS: tuple[str, ...] = ("tflite", "tf_serving", "gpu_cluster")

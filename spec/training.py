@@ -1,0 +1,268 @@
+"""The ``training`` section: optimizer, learning-rate schedule, loss, stopping rules and distribution."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from .base import NonNegativeInt, PositiveInt, Probability, StrictModel
+
+__all__ = [
+    "ExponentialDecay",
+    "CosineDecay",
+    "PiecewiseConstant",
+    "ReduceOnPlateau",
+    "LearningRate",
+    "Sgd",
+    "Adam",
+    "AdamW",
+    "Adagrad",
+    "RmsProp",
+    "Optimizer",
+    "LossName",
+    "Loss",
+    "EarlyStopping",
+    "Distribution",
+    "Training",
+]
+
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+
+
+class ExponentialDecay(StrictModel):
+    """``initial * decay_rate ** (step / decay_steps)``."""
+
+    schedule: Literal["exponential_decay"]
+    """Schedule kind."""
+    initial: PositiveFloat
+    """Learning rate at step 0."""
+    decay_steps: PositiveInt
+    """Steps per decay period."""
+    decay_rate: Annotated[float, Field(gt=0.0, le=1.0)]
+    """Factor applied every ``decay_steps``."""
+    staircase: bool = False
+    """Decay in discrete steps."""
+
+
+class CosineDecay(StrictModel):
+    """Cosine decay from ``initial`` to ``alpha * initial`` over ``decay_steps``, with optional warm-up."""
+
+    schedule: Literal["cosine_decay"]
+    """Schedule kind."""
+    initial: PositiveFloat
+    """Learning rate after warm-up."""
+    decay_steps: PositiveInt
+    """Steps of the decay."""
+    alpha: Probability = 0.0
+    """Final learning rate as a fraction of ``initial``."""
+    warmup_steps: NonNegativeInt = 0
+    """Linear warm-up steps before the decay."""
+
+
+class PiecewiseConstant(StrictModel):
+    """Constant learning rates between step boundaries."""
+
+    schedule: Literal["piecewise_constant"]
+    """Schedule kind."""
+    boundaries: Annotated[list[PositiveInt], Field(min_length=1)]
+    """Increasing step boundaries."""
+    values: Annotated[list[PositiveFloat], Field(min_length=2)]
+    """Learning rates; one more than there are boundaries."""
+
+    @model_validator(mode="after")
+    def _one_more_value_than_boundaries(self) -> "PiecewiseConstant":
+        if len(self.values) != len(self.boundaries) + 1:
+            raise ValueError(
+                f"values needs {len(self.boundaries) + 1} entries for {len(self.boundaries)} boundaries, "
+                f"got {len(self.values)}"
+            )
+        if self.boundaries != sorted(set(self.boundaries)):
+            raise ValueError("boundaries must be strictly increasing")
+        return self
+
+
+class ReduceOnPlateau(StrictModel):
+    """Start at ``initial`` and multiply by ``factor`` when ``monitor`` stops improving (a callback)."""
+
+    schedule: Literal["reduce_on_plateau"]
+    """Schedule kind."""
+    initial: PositiveFloat
+    """Starting learning rate."""
+    factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    """Reduction factor."""
+    patience: PositiveInt = 3
+    """Epochs without improvement before reducing."""
+    min_learning_rate: Annotated[float, Field(ge=0.0)] = 1e-6
+    """Lower bound."""
+    monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
+    """Metric watched."""
+
+
+LearningRate = (
+    PositiveFloat
+    | Annotated[
+        ExponentialDecay | CosineDecay | PiecewiseConstant | ReduceOnPlateau,
+        Field(discriminator="schedule"),
+    ]
+)
+
+
+class _OptimizerBase(StrictModel):
+    learning_rate: LearningRate = 1e-3
+    """A constant rate, or a schedule (``exponential_decay``, ``cosine_decay``, ``piecewise_constant``, ``reduce_on_plateau``)."""
+    clipnorm: PositiveFloat | None = None
+    """Clip each gradient to this L2 norm."""
+
+
+class Sgd(_OptimizerBase):
+    """Stochastic gradient descent with optional (Nesterov) momentum."""
+
+    kind: Literal["sgd"]
+    """Optimizer kind."""
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Momentum."""
+    nesterov: bool = False
+    """Use Nesterov momentum."""
+
+
+class Adam(_OptimizerBase):
+    """Adam."""
+
+    kind: Literal["adam"]
+    """Optimizer kind."""
+    beta_1: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    """First-moment decay."""
+    beta_2: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.999
+    """Second-moment decay."""
+    epsilon: PositiveFloat = 1e-7
+    """Numerical epsilon."""
+    amsgrad: bool = False
+    """Use the AMSGrad variant."""
+
+
+class AdamW(_OptimizerBase):
+    """Adam with decoupled weight decay."""
+
+    kind: Literal["adamw"]
+    """Optimizer kind."""
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.004
+    """Decoupled weight decay."""
+    beta_1: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    """First-moment decay."""
+    beta_2: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.999
+    """Second-moment decay."""
+    epsilon: PositiveFloat = 1e-7
+    """Numerical epsilon."""
+
+
+class Adagrad(_OptimizerBase):
+    """Adagrad."""
+
+    kind: Literal["adagrad"]
+    """Optimizer kind."""
+    initial_accumulator_value: Annotated[float, Field(ge=0.0)] = 0.1
+    """Starting accumulator value."""
+    epsilon: PositiveFloat = 1e-7
+    """Numerical epsilon."""
+
+
+class RmsProp(_OptimizerBase):
+    """RMSprop."""
+
+    kind: Literal["rmsprop"]
+    """Optimizer kind."""
+    rho: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    """Discounting factor of the gradient history."""
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Momentum."""
+    centered: bool = False
+    """Normalise by the estimated variance of the gradient."""
+    epsilon: PositiveFloat = 1e-7
+    """Numerical epsilon."""
+
+
+Optimizer = Annotated[Sgd | Adam | AdamW | Adagrad | RmsProp, Field(discriminator="kind")]
+
+LossName = Literal[
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "binary_crossentropy",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "huber",
+]
+
+
+class Loss(StrictModel):
+    """A loss with options."""
+
+    kind: LossName
+    """Loss function (Keras name)."""
+    from_logits: bool = False
+    """The model outputs logits (final layer without softmax/sigmoid)."""
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Label smoothing (categorical and binary crossentropy only)."""
+
+
+class EarlyStopping(StrictModel):
+    """Stop training when a monitored metric stops improving."""
+
+    monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
+    """Metric watched."""
+    patience: NonNegativeInt = 5
+    """Epochs without improvement before stopping."""
+    min_delta: Annotated[float, Field(ge=0.0)] = 0.0
+    """Smallest change counted as an improvement."""
+    restore_best_weights: bool = True
+    """Restore the weights of the best epoch when stopping."""
+
+
+DeviceName = Annotated[str, Field(pattern=r"^(CPU|GPU):[0-9]{1,2}$")]
+
+
+class Distribution(StrictModel):
+    """How training is spread over devices and hosts (``tf.distribute``)."""
+
+    kind: Literal["default", "mirrored", "multi_worker_mirrored"] = "default"
+    """``default`` (one device), ``mirrored`` (all local devices) or ``multi_worker_mirrored`` (TF_CONFIG cluster)."""
+    devices: list[DeviceName] | None = None
+    """``mirrored`` only: the devices to mirror over; every visible GPU (or the CPU) when omitted."""
+    workers: PositiveInt | None = None
+    """``multi_worker_mirrored`` only: number of workers, when no gpu_cluster target says it."""
+    scale_learning_rate: bool = False
+    """Multiply the learning rate by the number of replicas (the global batch grows with them)."""
+    communication: Literal["auto", "ring", "nccl"] = "auto"
+    """Collective implementation for ``multi_worker_mirrored``."""
+
+
+class Training(StrictModel):
+    """How the model is trained."""
+
+    optimizer: Optimizer = Adam(kind="adam")
+    """Optimizer: ``sgd``, ``adam``, ``adamw``, ``adagrad`` or ``rmsprop``."""
+    loss: LossName | Loss = "sparse_categorical_crossentropy"
+    """Loss: a Keras name or ``{kind, from_logits, label_smoothing}``."""
+    metrics: list[Literal["accuracy", "sparse_top_k_categorical_accuracy", "auc", "precision", "recall", "mae"]] = [
+        "accuracy"
+    ]
+    """Metrics tracked during training (the first one is the gates' quality metric)."""
+    epochs: Annotated[int, Field(ge=1, le=100000)] = 10
+    """Maximum number of epochs."""
+    batch_size: Annotated[int, Field(ge=1, le=1 << 20)] = 32
+    """Batch size per replica."""
+    early_stopping: EarlyStopping | None = None
+    """Early stopping; off when omitted."""
+    distribution: Distribution = Distribution()
+    """Distribution strategy."""
+    seed: int = 42
+    """Seed for weight initialisation, dropout and shuffling."""
+    shuffle_buffer: PositiveInt = 10000
+    """Shuffle buffer size of the training dataset."""
+    checkpoint_every_epoch: bool = True
+    """Keep a ``BackupAndRestore`` checkpoint so a killed run resumes from the last finished epoch."""
+
+    @property
+    def loss_spec(self) -> Loss:
+        """The loss as a :class:`Loss` whatever form the spec used."""
+        return self.loss if isinstance(self.loss, Loss) else Loss(kind=self.loss)

@@ -1,0 +1,3 @@
+from tfspec.cli import main
+
+main()
