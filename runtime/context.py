@@ -1,0 +1,76 @@
+"""What a step module receives: its plan step, where its inputs are, and where to write.
+
+Every step kind has one module ``tfspec.runtime.steps.<kind>`` exposing ``run(ctx: StepContext) -> dict``;
+the returned dict (JSON-serialisable metrics) goes into ``metrics.json`` of the step's cache entry and
+into ``report.json``. Files a step writes go under ``ctx.out`` (the scratch folder that becomes the
+cache entry only if ``run`` returns). Inputs are the finished cache entries of ``step.inputs``.
+
+Conventions between steps (the files named in each step's ``outputs``):
+* ``data``: ``dataset.npz`` with ``x_train, y_train, x_val, y_val, x_test, y_test`` (preprocessing
+  applied, labels as int64) and ``data_info.json`` (labels, num_classes, input_shape, rescale, mean, std).
+* model steps (``train``, ``prune``, ``cluster``, ``qat``, ``distill``): ``model.keras`` (tf_keras; QAT
+  and clustering wrappers loaded inside their tfmot scopes), ``history.json``, ``metrics.json``.
+* ``export``: ``saved_model/`` with a ``serving_default`` signature.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tfspec.compiler.plan import Plan, Step
+
+__all__ = ["StepContext", "METRICS_FILE"]
+
+METRICS_FILE = "metrics.json"
+
+
+@dataclasses.dataclass
+class StepContext:
+    """Everything one step may use.
+
+    Attributes:
+        step: the plan step being run (its ``params`` are all the configuration it gets).
+        plan: the whole plan (to look up input steps by id).
+        spec_dir: folder of the spec file; relative paths in params are relative to it.
+        build_dir: the rendered output of ``tfspec build`` (render steps' files live there).
+        out: scratch folder for this step's outputs.
+        inputs: step id → finished cache folder of each input step.
+        quiet: no progress bars.
+        log: prints one progress line.
+    """
+
+    step: Step
+    plan: Plan
+    spec_dir: Path
+    build_dir: Path
+    out: Path
+    inputs: dict[str, Path]
+    quiet: bool = False
+    log: Callable[[str], None] = print
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.step.params
+
+    def input_of_kind(self, *kinds: str) -> Path:
+        """Cache folder of the (single) input step of one of ``kinds``."""
+        matches = [self.inputs[i] for i in self.step.inputs if self.plan.step(i).kind in kinds]
+        if len(matches) != 1:
+            raise LookupError(f"step {self.step.id} has {len(matches)} inputs of kind {kinds}")
+        return matches[0]
+
+    def input_step(self, *kinds: str) -> Step:
+        matches = [self.plan.step(i) for i in self.step.inputs if self.plan.step(i).kind in kinds]
+        if len(matches) != 1:
+            raise LookupError(f"step {self.step.id} has {len(matches)} inputs of kind {kinds}")
+        return matches[0]
+
+    def write_json(self, name: str, value: Any) -> Path:
+        path = self.out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return path
