@@ -1,0 +1,76 @@
+"""Helpers shared by the CLI commands: error handling, exit codes, common options."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from tfspec.compiler.pipeline import CompileResult, compile_spec
+from tfspec.spec.errors import EXIT_ERROR, EXIT_INTERRUPTED, Diagnostic, SpecError, TfspecError
+
+__all__ = ["handle_errors", "print_diagnostics", "compiled", "default_out", "spec_argument", "env_option",
+           "json_option"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def print_diagnostics(diagnostics: list[Diagnostic] | tuple[Diagnostic, ...], as_json: bool) -> None:
+    """Diagnostics one per line on stderr (YAML syntax errors with the offending line), or as JSON on stdout."""
+    if as_json:
+        click.echo(json.dumps({"ok": False, "diagnostics": [d.to_json() for d in diagnostics]}, indent=2))
+        return
+    for diagnostic in diagnostics:
+        click.echo(diagnostic.format_with_excerpt(), err=True)
+    count = len(diagnostics)
+    click.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
+
+
+def handle_errors(function: F) -> F:
+    """Turn tfspec errors into their exit codes (2 input error, 3 interrupted) without a traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
+        try:
+            return function(*args, **kwargs)
+        except SpecError as error:
+            print_diagnostics(error.diagnostics, as_json)
+            sys.exit(EXIT_ERROR)
+        except TfspecError as error:
+            if as_json:
+                click.echo(json.dumps({"ok": False, "error": str(error)}))
+            else:
+                click.echo(f"error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def compiled(spec: str, env: str | None) -> CompileResult:
+    """Compile ``spec`` or raise :class:`SpecError` with every diagnostic."""
+    result = compile_spec(spec, env=env)
+    if not result.ok:
+        raise SpecError(list(result.diagnostics))
+    return result
+
+
+def default_out(result: CompileResult) -> Path:
+    """``build/<name>/``, or ``build/<name>-<env>/`` with an environment overlay."""
+    assert result.resolved is not None
+    name = result.resolved.spec.name
+    env = result.resolved.environment
+    return Path("build") / (f"{name}-{env}" if env else name)
+
+
+spec_argument = click.argument("spec", type=click.Path(dir_okay=True, path_type=str))
+env_option = click.option("-e", "--env", "env", metavar="NAME", default=None, help="Apply the environment overlay NAME.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -1,0 +1,118 @@
+"""Compiler commands: ``validate``, ``build``, ``plan``, ``schema``, ``init`` (no TensorFlow)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from tfspec.compiler.write import diff_tree, write_tree
+from tfspec.spec.errors import EXIT_DIFF, TfspecError
+
+from .common import compiled, default_out, env_option, handle_errors, json_option, spec_argument
+
+__all__ = ["validate", "build", "plan", "schema", "init"]
+
+@click.command()
+@spec_argument
+@env_option
+@json_option
+@handle_errors
+def validate(spec: str, env: str | None, as_json: bool) -> None:
+    """Check a spec; print every problem with file:line:col and key path (exit 2 on problems)."""
+    result = compiled(spec, env)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "diagnostics": []}, indent=2))
+    else:
+        click.echo(f"{spec}: ok ({len(result.plan.steps)} steps, {len(result.files)} files)")
+
+
+@click.command()
+@spec_argument
+@env_option
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: build/<name>/).")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff when the output folder is stale.")
+@json_option
+@handle_errors
+def build(spec: str, env: str | None, out: Path | None, check: bool, as_json: bool) -> None:
+    """Validate a spec and write plan.json, manifest.json and every target's files."""
+    result = compiled(spec, env)
+    out_dir = out or default_out(result)
+    if check:
+        diff = diff_tree(out_dir, result.files)
+        if diff:
+            click.echo(diff, nl=False)
+            click.echo(f"{out_dir}: stale; run `tfspec build {spec}" + (f" -e {env}" if env else "") +
+                       (f" --out {out}" if out else "") + "` and commit the result", err=True)
+            sys.exit(EXIT_DIFF)
+        click.echo(f"{out_dir}: up to date")
+        return
+    write_tree(out_dir, result.files)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "out": str(out_dir), "files": sorted(result.files)}, indent=2))
+    else:
+        click.echo(f"wrote {len(result.files) + 1} files to {out_dir}")
+
+
+@click.command()
+@spec_argument
+@env_option
+@json_option
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Step cache to check (default: .tfspec/cache next to the spec).")
+@handle_errors
+def plan(spec: str, env: str | None, as_json: bool, cache_dir: Path | None) -> None:
+    """Show the steps `tfspec run` would execute, their dependencies, fingerprints and cache state."""
+    from tfspec.runtime.cache import StepCache, default_cache_dir
+
+    result = compiled(spec, env)
+    assert result.plan is not None
+    cache = StepCache(cache_dir or default_cache_dir(Path(spec)))
+    rows = [(s.id, s.kind, ", ".join(s.inputs) or "-", s.fingerprint[:12],
+             "render" if s.kind == "render" else ("cached" if cache.has(s.fingerprint) else "to run"))
+            for s in result.plan.steps]
+    if as_json:
+        data = result.plan.to_json()
+        for step, row in zip(data["steps"], rows):
+            step["cached"] = row[4] == "cached"
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result.plan.name} v{result.plan.version}", show_lines=False)
+    for column in ("step", "kind", "inputs", "fingerprint", "state"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=140).print(table)
+
+
+@click.command()
+@handle_errors
+def schema() -> None:
+    """Print the JSON Schema (2020-12) of the spec."""
+    from tfspec.spec.schema import spec_json_schema_text
+
+    click.echo(spec_json_schema_text(), nl=False)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=Path("deploy.yaml"),
+              help="File to write (default: deploy.yaml).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@handle_errors
+def init(name: str, out: Path, force: bool) -> None:
+    """Write a commented starter spec for model NAME that validates."""
+    from tfspec.compiler.scaffold import scaffold_spec
+
+    text = scaffold_spec(name)
+    if out.exists() and not force:
+        raise TfspecError(f"{out} exists; use --force to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out}; next: tfspec build {out}")
