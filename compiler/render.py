@@ -63,8 +63,8 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_template(name: str, **context: Any) -> str:
-    text = environment().get_template(name).render(**context)
+def render_template(template: str, **context: Any) -> str:
+    text = environment().get_template(template).render(**context)
     return text if text.endswith("\n") else text + "\n"
 
 
