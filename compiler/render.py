@@ -8,6 +8,7 @@ target kind has a renderer in ``compiler/targets/`` that computes a context and 
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import json
 import shlex
 from collections.abc import Callable
@@ -49,7 +50,7 @@ def _proto_quote(value: str) -> str:
 def environment() -> jinja2.Environment:
     """The one Jinja environment (cached)."""
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("tfspec", "templates"),
+        loader=jinja2.FileSystemLoader(str(importlib.resources.files("tfspec.templates"))),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
