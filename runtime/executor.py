@@ -150,7 +150,10 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
     spec_dir = spec_path.parent.absolute()
     cache = StepCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(spec_path))
     dist = Path(dist_dir) if dist_dir is not None else default_dist_dir(result)
-    modules = {step.kind: step_module(step, plan) for step in plan.steps if step.kind != "render"}
+    try:
+        modules = {step.kind: step_module(step, plan) for step in plan.steps if step.kind != "render"}
+    except StepError as error:
+        raise error.locate(result.resolved.document) from None
     entries: dict[str, Path] = {}
     outputs: dict[str, dict[str, Any]] = {}
     histories: dict[str, dict[str, list[float]]] = {}
