@@ -7,6 +7,7 @@ a failed step never enters the cache and earlier entries stay. When every step i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -195,6 +196,8 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
                 raise StepFailed(f"step {step.id} failed: {type(error).__name__}: {error} "
                                  "(set TFSPEC_DEBUG=1 for a traceback)") from error
             shutil.rmtree(checkpoint, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                checkpoint.parent.rmdir()  # only when no other step left a checkpoint
             entry = cache.path(step.fingerprint)
             ran.append(step.id)
             was_cached = False
