@@ -77,7 +77,7 @@ def step_module(step: Step, plan: Plan) -> Any:
     try:
         return importlib.import_module(f"tfspec.runtime.steps.{step.kind}")
     except ModuleNotFoundError as error:
-        if error.name != f"tfspec.runtime.steps.{step.kind}":
+        if error.name not in (f"tfspec.runtime.steps.{step.kind}", None):
             raise
         path: tuple[str | int, ...] = ("compression", step.params["index"]) if step.kind in _STAGE_KEYS else ()
         raise StepError(path, f"this runtime has no {step.kind!r} step (tfspec.runtime.steps.{step.kind})",
