@@ -114,6 +114,7 @@ def _kubernetes_context(resolved: ResolvedSpec, target: TfServingTarget, configs
     kube = target.kubernetes
     assert kube is not None
     name = object_name(resolved, target)
+    replicas = kube.autoscale.min if kube.autoscale else kube.replicas
     config_hash = hashlib.sha256(json.dumps(configs, sort_keys=True).encode("utf-8")).hexdigest()[:10]
     pod_annotations: dict[str, str] = {}
     if target.monitoring:
@@ -146,7 +147,9 @@ def _kubernetes_context(resolved: ResolvedSpec, target: TfServingTarget, configs
         "grpc_port": GRPC_PORT,
         "rest_port": REST_PORT,
         "config_dir": CONFIG_DIR,
-        "resources_list": ["configmap.yaml", "deployment.yaml", "service.yaml", "poddisruptionbudget.yaml"]
+        "resources_list": ["configmap.yaml", "deployment.yaml", "service.yaml"]
+        # One replica gets no PodDisruptionBudget: minAvailable 1 of 1 would block every node drain.
+        + (["poddisruptionbudget.yaml"] if replicas > 1 else [])
         + (["horizontalpodautoscaler.yaml"] if kube.autoscale else []),
     }
 
