@@ -28,7 +28,7 @@ class DigitsClassifier private constructor(
         val input = ByteBuffer.allocateDirect(inputTensor.numBytes()).order(ByteOrder.nativeOrder())
         val inputQuantization = inputTensor.quantizationParams()
         for (i in features.indices) {
-            val value = preprocess(features[i], i)
+            val value = preprocess(features[i])
             val quantized = (value / inputQuantization.scale + inputQuantization.zeroPoint).roundToInt()
             input.put(quantized.coerceIn(-128, 127).toByte())
         }
@@ -43,7 +43,7 @@ class DigitsClassifier private constructor(
     }
 
     /** The training pipeline's preprocessing (data.preprocessing), which the model expects. */
-    private fun preprocess(value: Float, index: Int): Float {
+    private fun preprocess(value: Float): Float {
         val scaled = value * RESCALE
         return scaled
     }
