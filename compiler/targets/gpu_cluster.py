@@ -44,9 +44,18 @@ SPEC_DIR = "/opt/tfspec/spec"
 WHEEL = f"tfspec-{TFSPEC_VERSION}-py3-none-any.whl"
 
 
+def _escape_dollars(value: Any) -> Any:
+    """``$`` → ``$$`` in string values: the expanded values must not be expanded a second time."""
+    if isinstance(value, dict):
+        return {k: _escape_dollars(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape_dollars(v) for v in value]
+    return value.replace("$", "$$") if isinstance(value, str) else value
+
+
 def resolved_spec_text(resolved: ResolvedSpec, header: list[str]) -> str:
     """The spec this build resolved (overlay merged, variables expanded), without its environments."""
-    tree = {key: value for key, value in resolved.document.tree.items() if key != "environments"}
+    tree = _escape_dollars({key: value for key, value in resolved.document.tree.items() if key != "environments"})
     lines = [f"# {line}" for line in header]
     env = f" with environment {resolved.environment!r} applied" if resolved.environment else ""
     lines.append(f"# The spec as resolved for this build{env}; ${{VAR}} references are already expanded.")

@@ -106,3 +106,27 @@ def test_training_dockerfile_names_the_wheel_pip_builds(builds: dict[str, dict[s
 
     version = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]["version"]
     assert f"COPY wheels/tfspec-{version}-py3-none-any.whl /tmp/wheels/" in builds["example"]["cluster/Dockerfile"]
+
+
+def test_training_spec_keeps_expanded_values_literal(tmp_path) -> None:  # noqa: ANN001
+    import copy
+
+    import yaml
+
+    from tfspec.compiler.pipeline import compile_document, compile_spec
+    from tfspec.spec.loader import load_yaml_text
+
+    from conftest import example_tree
+
+    tree = copy.deepcopy(example_tree())
+    tree["compression"] = []
+    tree["model"] = {"kind": "builder", "builder": "mymodels.mlp:build", "args": {"tag": "${TAG}", "units": 128},
+                     "input_shape": [64]}
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+    result = compile_spec(spec, environ={"TAG": "v2-${NOT_A_VARIABLE}-$$"})
+    assert result.ok, result.diagnostics
+    text = result.files["cluster/spec/digits.yaml"]
+    again = compile_document(load_yaml_text(text, "digits.yaml"), environ={"NOT_A_VARIABLE": "x"})
+    assert again.ok, again.diagnostics
+    assert again.resolved.spec.model.args["tag"] == result.resolved.spec.model.args["tag"] == "v2-${NOT_A_VARIABLE}-$$"
