@@ -181,7 +181,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
             "output_name": resolved.output_name,
             "input_shape": list(resolved.input_shape),
             "num_classes": resolved.num_classes,
-        }, inputs, model_outputs)
+        }, inputs, ["model.h5", *model_outputs[1:]] if kind == "qat" else model_outputs)
     final_model = last
     quantization_aware = any(s.kind == "quantization_aware" for s in spec.compression)
     export = b.add("export", "export", {
