@@ -10,7 +10,8 @@
 =====================  =====================================================================
 
 The fine-tuned model keeps its quantize wrappers (their ranges are what the tflite step's int8 conversion
-uses) and is written as ``model.h5`` (see :mod:`tfspec.runtime.compression` for why not ``.keras``).
+uses; CQAT's training-only cluster variables are removed with ``strip_clustering_cqat``) and is written
+as ``model.h5`` (see :mod:`tfspec.runtime.keras_io` for why not ``.keras``).
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ def run(ctx: StepContext) -> dict[str, Any]:
         history = fit_model(model, data, fit=fit, epochs=stage["fine_tune_epochs"], quiet=ctx.quiet,
                             checkpoint_dir=getattr(ctx, "checkpoint_dir", None),
                             augmentation=data.info.get("augmentation")).history
+    if "clusters" in preserve:
+        # CQAT's quantizers hold training-only cluster variables that a reloaded model would not recreate.
+        model = tfmot.experimental.combine.strip_clustering_cqat(model)
     save_model(model, ctx.out)
     ctx.write_json("history.json", history)
     return stage_metrics(ctx, inputs.model, model, data, history, {
