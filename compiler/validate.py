@@ -16,6 +16,7 @@ from tfspec.spec.model import DenseLayer, FunctionalModel, SequentialModel
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from .resolve import ResolvedSpec, source_shape
+from .teachers import teacher_diagnostics
 
 __all__ = ["RULES", "validate", "collect_diagnostics", "kubernetes_object_names"]
 
@@ -407,6 +408,14 @@ def prune_m_by_n_sparsity(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
+def distill_teacher_exists(r: ResolvedSpec) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for index, stage in _stages(r):
+        if isinstance(stage, DistillStage):
+            out.extend(teacher_diagnostics(r, index, stage))
+    return out
+
+
 def distill_needs_classification_loss(r: ResolvedSpec) -> list[Diagnostic]:
     loss = r.spec.training.loss_spec.kind
     if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
@@ -562,6 +571,7 @@ RULES: tuple[Rule, ...] = (
     compression_order,
     distill_needs_teacher_and_student,
     distill_needs_classification_loss,
+    distill_teacher_exists,
     stage_layers_exist,
     quantization_aware_layers_supported,
     prune_m_by_n_sparsity,

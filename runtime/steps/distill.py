@@ -20,10 +20,11 @@ Teachers:
 
 * ``self``: the model this spec's ``train`` step trained (its cache entry is this step's input).
 * ``saved_model``: a SavedModel folder (or ``.keras`` file) relative to the spec file.
-* ``spec``: another spec file (relative to this one). It is compiled with ``tfspec.compile`` (no
-  environment overlay); its final model step (the last compression stage, or ``train``) is looked up
-  in *its* default cache, ``.tfspec/cache/<fingerprint>/`` beside that spec — so ``tfspec run`` the
-  teacher spec first. Its data must be preprocessed the same way as this spec's.
+* ``spec``: another spec file (relative to this one). The compiler compiles it (no environment
+  overlay, see ``tfspec.compiler.teachers``) and puts the fingerprint of its final model step (the last
+  compression stage, or ``train``) into this step's ``teacher_identity`` parameter; this step reads
+  that entry from *the teacher's* default cache, ``.tfspec/cache/<fingerprint>/`` beside the teacher
+  spec — so ``tfspec run`` the teacher spec first. Its data must be preprocessed like this spec's.
 """
 
 from __future__ import annotations
@@ -115,23 +116,19 @@ def _signature_teacher(path: Path, sample: np.ndarray) -> Teacher:
 
 
 def _spec_teacher_dir(ctx: StepContext, spec_path: Path) -> Path:
-    from tfspec.compiler.pipeline import compile_spec
-    from tfspec.compiler.plan import model_step_id
+    """The teacher spec's final model in its own cache (the plan put that step's fingerprint in params)."""
     from tfspec.runtime.cache import StepCache, default_cache_dir
 
     key = stage_path(ctx, "teacher", "path")
-    if not spec_path.is_file():
-        raise StepError(key, f"teacher spec {spec_path} does not exist")
-    result = compile_spec(spec_path)
-    if not result.ok or result.plan is None:
-        raise StepError(key, f"the teacher spec does not compile: {result.diagnostics[0].format()}",
+    identity = ctx.params.get("teacher_identity") or {}
+    if not spec_path.is_file() or "fingerprint" not in identity:
+        raise StepError(key, f"teacher spec {spec_path} does not exist or does not compile",
                         f"run `tfspec validate {spec_path}`")
-    step = result.plan.step(model_step_id(result.plan))
     cache = StepCache(default_cache_dir(spec_path))
-    if not cache.has(step.fingerprint):
-        raise StepError(key, f"the teacher spec's model (step {step.id}) is not in its cache {cache.root}",
+    if not cache.has(identity["fingerprint"]):
+        raise StepError(key, f"the teacher spec's model (step {identity['model_step']}) is not in its cache {cache.root}",
                         f"run `tfspec run {spec_path}` first")
-    return cache.path(step.fingerprint)
+    return cache.path(identity["fingerprint"])
 
 
 def load_teacher(ctx: StepContext, model_dir: Path, sample: np.ndarray) -> Teacher:

@@ -277,3 +277,45 @@ def test_m_by_n_conflicts_with_target_sparsity(tmp_path: Path) -> None:
 ])
 def test_m_by_n_without_conflict(tmp_path: Path, stage: str) -> None:
     assert compile_errors(tmp_path, f"  - {stage}") == []
+
+
+def test_saved_model_teacher_missing(tmp_path: Path) -> None:
+    errors = compile_errors(tmp_path, f"""\
+  - {{kind: distill, teacher: {{kind: saved_model, path: models/teacher}}, {STUDENT}}}""")
+    assert errors == [f"{at(tmp_path, 'models/teacher', 'path')}: compression[0].teacher.path: teacher SavedModel "
+                      "'models/teacher' does not exist (hint: paths are relative to this spec file)"]
+
+
+def test_spec_teacher_missing(tmp_path: Path) -> None:
+    errors = compile_errors(tmp_path, f"""\
+  - {{kind: distill, teacher: {{kind: spec, path: big.yaml}}, {STUDENT}}}""")
+    assert errors == [f"{at(tmp_path, 'big.yaml', 'path')}: compression[0].teacher.path: teacher spec file 'big.yaml' "
+                      "does not exist (hint: paths are relative to this spec file)"]
+
+
+def test_spec_cannot_teach_itself(tmp_path: Path) -> None:
+    errors = compile_errors(tmp_path, f"""\
+  - {{kind: distill, teacher: {{kind: spec, path: deploy.yaml}}, {STUDENT}}}""")
+    assert errors == [f"{at(tmp_path, 'path: deploy.yaml', 'path')}: compression[0].teacher.path: a spec cannot teach "
+                      "itself (hint: use teacher: {kind: self})"]
+
+
+def test_teacher_spec_with_errors(tmp_path: Path) -> None:
+    (tmp_path / "big.yaml").write_text("api_version: tfspec/v1\nname: big\n", encoding="utf-8")
+    errors = compile_errors(tmp_path, f"""\
+  - {{kind: distill, teacher: {{kind: spec, path: big.yaml}}, {STUDENT}}}""")
+    assert errors == [f"{at(tmp_path, 'big.yaml', 'path')}: compression[0].teacher.path: the teacher spec has 4 "
+                      f"error(s), first: {tmp_path}/big.yaml:1:1: data: required key is missing "
+                      "(hint: fix it: tfspec validate big.yaml)"]
+
+
+def test_teacher_specs_in_a_cycle(tmp_path: Path) -> None:
+    stage = f"  - {{kind: distill, teacher: {{kind: spec, path: other.yaml}}, {STUDENT}}}"
+    other = TEMPLATE.format(layers=MLP, loss="sparse_categorical_crossentropy",
+                            stages=f"  - {{kind: distill, teacher: {{kind: spec, path: deploy.yaml}}, {STUDENT}}}")
+    (tmp_path / "other.yaml").write_text(other, encoding="utf-8")
+    errors = compile_errors(tmp_path, stage)
+    assert len(errors) == 1
+    assert errors[0].startswith(f"{at(tmp_path, 'other.yaml', 'path')}: compression[0].teacher.path: the teacher spec "
+                                f"has 1 error(s), first: {tmp_path}/other.yaml:")
+    assert "compression[0].teacher.path: teacher specs form a cycle through 'deploy.yaml'" in errors[0]
