@@ -16,6 +16,7 @@ from tfspec.spec.data import TfrecordSource
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from .resolve import ResolvedSpec
+from .teachers import teacher_identity
 from .versions import PLAN_SCHEMA_VERSION, RUNTIME_VERSIONS, TFSPEC_VERSION
 
 __all__ = ["Step", "Plan", "STEP_KINDS", "build_plan", "canonical_json", "fingerprint", "model_step_id"]
@@ -180,7 +181,12 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         inputs = [last, data]
         if kind == "distill" and stage.teacher is not None and stage.teacher.kind == "self":
             inputs = [train_step, data] if last == train_step else [last, data]
+        stage_params: dict[str, Any] = {}
+        if kind == "distill":
+            # An external teacher is not a step of this plan: its identity keeps the fingerprint honest.
+            stage_params["teacher_identity"] = teacher_identity(resolved, stage)
         last = b.add(f"compress.{index}.{stage.kind}", kind, {
+            **stage_params,
             "index": index,
             "stage": _dump(stage),
             "fit": fit,
@@ -188,7 +194,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
             "output_name": resolved.output_name,
             "input_shape": list(resolved.input_shape),
             "num_classes": resolved.num_classes,
-        }, inputs, model_outputs)
+        }, inputs, ["model.h5", *model_outputs[1:]] if kind == "qat" else model_outputs)
     final_model = last
     quantization_aware = any(s.kind == "quantization_aware" for s in spec.compression)
     export = b.add("export", "export", {
