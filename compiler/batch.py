@@ -316,7 +316,8 @@ def _cache_hit(entry: Any, key: str, out_root: Path) -> bool:
 # --- the build -------------------------------------------------------------------------------------------
 
 
-def _duplicate_names(named: dict[str, tuple[str, tuple[int, int]]], env: str | None) -> dict[str, Diagnostic]:
+def _duplicate_names(named: dict[str, tuple[str, tuple[int, int]]], env: str | None,
+                     out_root: Path) -> dict[str, Diagnostic]:
     """``named``: spec path → (name, position of ``name``). Returns a diagnostic for each clashing spec."""
     by_out: dict[str, list[str]] = {}
     for path, (name, _) in named.items():
@@ -329,7 +330,7 @@ def _duplicate_names(named: dict[str, tuple[str, tuple[int, int]]], env: str | N
             others = ", ".join(p for p in paths if p != path)
             name, (line, column) = named[path]
             problems[path] = Diagnostic(path, line, column, "name", f"spec name {name!r} is also used by {others}",
-                                        f"each spec needs its own name: they would both write {out}/")
+                                        f"each spec needs its own name: they would both write {out_root / out}/")
     return problems
 
 
@@ -388,7 +389,7 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
         else:
             assert result.name is not None
             named[path] = (result.name, result.name_position)
-    for path, problem in _duplicate_names(named, env).items():
+    for path, problem in _duplicate_names(named, env, out_root).items():
         outcomes[path] = SpecOutcome(path, "invalid", named[path][0], diagnostics=(problem,),
                                      text_sha256=_sha256(texts[path]))
 
