@@ -179,6 +179,8 @@ class FolderBuild:
     orphans: tuple[str, ...]
     seconds: float
     check: bool = False
+    processes: int = 0
+    """Distinct processes that compiled specs (1 when compiled here, up to ``jobs`` with workers)."""
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -205,26 +207,30 @@ class _Compiled:
     files: dict[str, str]
     diagnostics: tuple[Diagnostic, ...]
     deps: tuple[str, ...]
+    pid: int
 
 
-def _compile(job: tuple[str, str | None, str]) -> _Compiled:
-    """Worker: compile one spec from its text (read once by the parent, so the cache key matches)."""
+_Job = tuple[str, str | None, str, dict[str, str]]
+
+
+def _compile(job: _Job) -> _Compiled:
+    """Worker: compile one spec from its text and variables (read once by the parent, as the cache key)."""
     from .pipeline import compile_spec
 
-    path, env, text = job
-    result = compile_spec(path, env=env, text=text)
+    path, env, text, variables = job
+    result = compile_spec(path, env=env, text=text, environ=variables)
     if not result.ok or result.resolved is None:
-        return _Compiled(path, None, (1, 1), {}, result.diagnostics, ())
+        return _Compiled(path, None, (1, 1), {}, result.diagnostics, (), os.getpid())
     name_position = result.resolved.document.position(("name",))
     return _Compiled(path, result.resolved.spec.name, name_position, dict(result.files), (),
-                     referenced_specs(path, result.resolved))
+                     referenced_specs(path, result.resolved), os.getpid())
 
 
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _compile_all(jobs: list[tuple[str, str | None, str]], workers: int) -> list[_Compiled]:
+def _compile_all(jobs: list[_Job], workers: int) -> list[_Compiled]:
     if workers <= 1 or len(jobs) <= 1:
         return [_compile(job) for job in jobs]
     from . import pipeline  # noqa: F401  (imported before forking, so workers start warm)
@@ -367,7 +373,7 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
     keys: dict[str, str] = {}
     outcomes: dict[str, SpecOutcome] = {}
     named: dict[str, tuple[str, tuple[int, int]]] = {}
-    to_compile: list[tuple[str, str | None, str]] = []
+    to_compile: list[_Job] = []
     for spec in specs:
         path = str(spec)
         text = _read_text(spec) or ""
@@ -380,7 +386,8 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
                                          len(entry["stats"]), text_sha256=_sha256(text),
                                          deps=tuple(sorted(entry["deps"].items())))
         else:
-            to_compile.append((path, env, text))
+            variables = {n: environ[n] for n in set(_VARIABLE_NAME.findall(text)) if n in environ}
+            to_compile.append((path, env, text, variables))
 
     compiled = {c.path: c for c in _compile_all(to_compile, workers)}
     for path, result in compiled.items():
@@ -446,7 +453,7 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
 
     ordered = tuple(outcomes[str(spec)] for spec in specs)
     return FolderBuild(str(root), str(out_root), ordered, len(to_compile), orphans,
-                       time.perf_counter() - started, check)
+                       time.perf_counter() - started, check, len({c.pid for c in compiled.values()}))
 
 
 def manifest_entries(files: Mapping[str, str]) -> dict[str, str]:
