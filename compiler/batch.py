@@ -64,6 +64,8 @@ CACHE_FILE = ".tfspec-build-cache.json"
 CACHE_VERSION = 1
 SPEC_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
 _SPEC_MARKER = re.compile(r"^api_version:[ \t]*['\"]?tfspec/", re.MULTILINE)
+# Writing is bound by fsync latency, not CPU: more threads than cores keep the disk queue full.
+_WRITE_THREADS = 16
 _VARIABLE_NAME = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -418,7 +420,7 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
                                          text_sha256=_sha256(texts[path]), deps=deps)
 
     if writes:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(workers, len(writes)))) as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, len(writes))) as pool:
             list(pool.map(lambda w: write_tree(w[1], w[2]), writes))
 
     orphans: tuple[str, ...] = ()
