@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any
 
+from tfspec.spec.data import TfrecordSource
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from .resolve import ResolvedSpec
@@ -138,7 +139,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     spec = resolved.spec
     b = _PlanBuilder()
     training = spec.training
-    data = b.add("data", "data", {
+    data_params: dict[str, Any] = {
         "source": _dump(spec.data.source),
         "split": _dump(spec.data.split),
         "preprocessing": _dump(spec.data.preprocessing),
@@ -148,7 +149,11 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         "input_shape": list(resolved.input_shape),
         "input_dtype": resolved.input_dtype,
         "loss": training.loss_spec.kind,
-    }, [], ["dataset.npz", "data_info.json"])
+    }
+    if isinstance(spec.data.source, TfrecordSource):
+        # canonical JSON sorts mapping keys; the input is the features' concatenation in spec order
+        data_params["feature_order"] = list(spec.data.source.features)
+    data = b.add("data", "data", data_params, [], ["dataset.npz", "data_info.json"])
     fit = {
         "optimizer": _dump(training.optimizer),
         "loss": _dump(training.loss_spec),
@@ -251,4 +256,4 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                   inputs + [verify, render], [model_dir], t)
         elif isinstance(target, GpuClusterTarget):
             b.add(f"{t}.render", "render", render_params, [], sorted(render_params["files"]), t)
-    return Plan(spec.name, spec.version, resolved.document.sha256, resolved.environment, tuple(b.steps))
+    return Plan(spec.name, spec.version, resolved.spec_sha256, resolved.environment, tuple(b.steps))
