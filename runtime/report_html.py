@@ -50,7 +50,7 @@ def _environment() -> jinja2.Environment:
 def load_report(path: Path) -> dict[str, Any]:
     """Read ``report.json``; a missing or unreadable file is a :class:`ReportError` naming it."""
     if not path.is_file():
-        raise ReportError(f"{path}: no report.json here; run `tfspec run` first (or pass --dist-dir)")
+        raise ReportError(f"{path} not found: run `tfspec run` first, or point --dist-dir at the folder of a run")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -57,8 +57,8 @@ def chromium_binary() -> str | None:
 
 
 class _Cdp:
-    def __init__(self, url: str) -> None:
-        self.ws = connect(url, max_size=256 * 1024 * 1024, open_timeout=20)
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
         self.next_id = 0
         self.events: list[dict[str, Any]] = []
 
@@ -93,9 +93,6 @@ class _Cdp:
                 self.events.append(json.loads(self.ws.recv(timeout=max(0.05, deadline - time.monotonic()))))
             except TimeoutError:
                 return
-
-    def close(self) -> None:
-        self.ws.close()
 
 
 def _devtools_port(profile: Path, process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
@@ -141,8 +138,8 @@ def open_page(path: Path, width: int = 1280) -> PageResult:
             port = _devtools_port(profile, process)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
                 pages = [t for t in json.load(response) if t.get("type") == "page"]
-            cdp = _Cdp(pages[0]["webSocketDebuggerUrl"])
-            try:
+            with connect(pages[0]["webSocketDebuggerUrl"], max_size=256 * 1024 * 1024, open_timeout=20) as ws:
+                cdp = _Cdp(ws)
                 for domain in ("Page", "Runtime", "Log", "Network"):
                     cdp.call(f"{domain}.enable")
                 cdp.call("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1,
@@ -159,8 +156,6 @@ def open_page(path: Path, width: int = 1280) -> PageResult:
                 errors = [text for text in map(_error_text, cdp.events) if text]
                 requests = [e["params"]["request"]["url"][:80] for e in cdp.events
                             if e.get("method") == "Network.requestWillBeSent"]
-            finally:
-                cdp.close()
         finally:
             process.terminate()
             try:
