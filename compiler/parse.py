@@ -40,12 +40,20 @@ def parse_model(model: type[_ModelT], tree: Any, document: SourceDocument) -> _M
 def diagnostics_from_validation_error(
     error: pydantic.ValidationError, model: type[BaseModel], tree: Any, document: SourceDocument
 ) -> list[Diagnostic]:
+    located = [(item, *_walk(item["loc"], tree, model)) for item in error.errors(include_url=False)]
+    paths = [path for _, path, _ in located]
     diagnostics = []
-    for item in error.errors(include_url=False):
-        path, owner = _walk(item["loc"], tree, model)
+    for item, path, owner in located:
+        if _wrong_branch(item) and sum(1 for other in paths if other[:len(path)] == path) > 1:
+            continue  # a mapping was written where a union also allows a scalar: the mapping's error tells more
         message, hint = _describe(item, path, owner)
         diagnostics.append(document.diagnostic(path, message, hint))
     return diagnostics
+
+
+def _wrong_branch(item: Any) -> bool:
+    """A scalar branch of a union rejecting a mapping or list (``learning_rate: {schedule: ...}`` is not a float)."""
+    return isinstance(item.get("input"), (dict, list)) and str(item["type"]).endswith(("_type", "_parsing"))
 
 
 def _walk(loc: tuple[Any, ...], tree: Any, model: type[BaseModel]) -> tuple[KeyPath, Any]:
@@ -74,6 +82,8 @@ def _walk(loc: tuple[Any, ...], tree: Any, model: type[BaseModel]) -> tuple[KeyP
             chosen = _union_member(annotation, element)
             if chosen is not None:
                 annotation = chosen
+            elif not element.isidentifier():
+                continue  # pydantic's name of a union branch (``constrained-float``, ``tagged-union[...]``)
             else:
                 parent_annotation = annotation
                 path.append(element)
@@ -159,14 +169,15 @@ def _describe(item: dict[str, Any], path: KeyPath, owner: Any) -> tuple[str, str
     if kind in ("union_tag_invalid", "literal_error"):
         expected = ctx.get("expected_tags") or ctx.get("expected")
         got = ctx.get("tag", item.get("input"))
-        message = f"invalid value {got!r}" if kind == "literal_error" else f"unknown {ctx.get('discriminator', 'kind')} {got!r}"
+        tag = str(ctx.get("discriminator", "kind")).strip("'")
+        message = f"invalid value {got!r}" if kind == "literal_error" else f"unknown {tag} {got!r}"
         hint = f"expected one of {expected}" if expected else None
         if isinstance(got, str) and expected:
             options = [o.strip().strip("'\"") for o in str(expected).replace(" or ", ",").split(",")]
             close = difflib.get_close_matches(got, [o for o in options if o], n=1, cutoff=0.6)
             if close:
                 hint = f"did you mean {close[0]!r}? expected one of {expected}"
-        return message.replace("'kind'", "kind").strip("'"), hint
+        return message, hint
     if kind == "union_tag_not_found":
         return f"missing the {ctx.get('discriminator', 'kind').strip(chr(39))} key that selects the variant", None
     if kind == "string_pattern_mismatch":

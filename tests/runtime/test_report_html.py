@@ -157,3 +157,13 @@ def test_the_browser_check_sees_errors_and_broken_images(tmp_path: Path) -> None
     assert any("boom" in e for e in result.errors)
     assert any("undefinedFunction" in e for e in result.errors)
     assert result.images[0]["naturalWidth"] == 0
+
+
+def test_report_modules_do_not_import_tensorflow() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, tfspec.runtime.report_html, tfspec.runtime.report_charts, tfspec.commands.report;"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
