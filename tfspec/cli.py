@@ -16,6 +16,7 @@ from tfspec.spec.errors import EXIT_INTERRUPTED
 
 from .commands import compile as compile_commands
 from .commands import report as report_commands
+from .commands import run as run_commands
 
 __all__ = ["main", "cli"]
 
@@ -29,6 +30,7 @@ def cli() -> None:
 for _command in (compile_commands.validate, compile_commands.build, compile_commands.plan,
                  compile_commands.schema, compile_commands.init):
     cli.add_command(_command)
+cli.add_command(run_commands.run)
 cli.add_command(report_commands.report)
 
 
