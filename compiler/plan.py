@@ -251,4 +251,4 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                   inputs + [verify, render], [model_dir], t)
         elif isinstance(target, GpuClusterTarget):
             b.add(f"{t}.render", "render", render_params, [], sorted(render_params["files"]), t)
-    return Plan(spec.name, spec.version, resolved.document.sha256, resolved.environment, tuple(b.steps))
+    return Plan(spec.name, spec.version, resolved.spec_sha256, resolved.environment, tuple(b.steps))

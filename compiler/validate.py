@@ -119,7 +119,7 @@ def functional_graph(r: ResolvedSpec) -> list[Diagnostic]:
                                         "layers may only use model inputs and layers listed before them"))
         if layer.type not in ("add", "concatenate") and layer.inputs and len(layer.inputs) > 1:
             out.append(r.diagnostic(("model", "layers", index, "inputs"),
-                                    f"a {layer.type} layer takes one input", "join inputs with an add or concatenate layer"))
+                                    f"a {layer.type!r} layer takes one input", "join inputs with an add or concatenate layer"))
         if layer.name:
             known.add(layer.name)
     if model.outputs[0] not in known:
@@ -130,7 +130,7 @@ def functional_graph(r: ResolvedSpec) -> list[Diagnostic]:
 def merge_layers_need_functional(r: ResolvedSpec) -> list[Diagnostic]:
     if isinstance(r.spec.model, FunctionalModel):
         return []
-    return [r.diagnostic(("model", "layers", i, "type"), f"a {layer.type} layer needs several inputs",
+    return [r.diagnostic(("model", "layers", i, "type"), f"an {layer.type!r} layer joins several inputs",
                          "use kind: functional") for i, layer in enumerate(_layers(r)) if layer.type in ("add", "concatenate")]
 
 

@@ -21,7 +21,7 @@ API_VERSION = "tfspec/v1"
 class TargetOverlay(StrictModel):
     """Changes to one target, matched by ``name``; nested mappings are deep-merged into the target."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, use_attribute_docstrings=True, regex_engine="python-re")
+    model_config = ConfigDict(extra="allow", frozen=True, regex_engine="python-re")
 
     name: DnsLabel
     """Name of the target this overlay changes (or adds, when it names a new target with a ``kind``)."""
