@@ -129,6 +129,10 @@ def targets_png(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str, 
             axis.text(row["p95"], y + 0.15, f" p95 {row['p95']:.3g}", va="center", fontsize=7)
         if row["p50"] is None and row["p95"] is None:
             axis.text(0, y, " n/a", va="center", fontsize=8, color=BASELINE_COLOR)
+    latencies = [v for row in rows for v in (row["p50"], row["p95"]) if v is not None and v > 0]
+    if latencies and max(latencies) / min(latencies) > 20:
+        axis.set_xscale("log")  # a Keras baseline in ms next to a TFLite model in µs: both stay visible
+        axis.set_xlim(min(latencies) / 3, max(latencies) * 8)
     axis.set_title("latency per example (ms, p50 / p95)", fontsize=10)
     accuracies = [row["accuracy"] for row in rows if row["accuracy"] is not None]
     for y, row in zip(positions, rows):
@@ -185,12 +189,13 @@ def layers_png(step_id: str, layers: Sequence[Mapping[str, Any]]) -> str:
     return _to_data_uri(figure)
 
 
-def plan_layout(steps: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
-    """A layered DAG layout: ``step id → (layer, position in layer)``.
+def plan_layout(steps: Sequence[Mapping[str, Any]], max_per_row: int = 5) -> dict[str, tuple[int, int]]:
+    """A layered DAG layout: ``step id → (row, position in row)``.
 
     A step's layer is its longest path from a source. A source that only feeds later steps (a ``render``
     step feeding a ``bundle``) sits in the layer just above its first consumer instead of at the top.
-    Inputs that are not steps of the report are ignored; positions keep the plan's order inside a layer.
+    Inputs that are not steps of the report are ignored; positions keep the plan's order inside a layer,
+    and a layer wider than ``max_per_row`` continues on the next row (every input still sits above).
     """
     ids = [str(step["id"]) for step in steps]
     known = set(ids)
@@ -215,12 +220,18 @@ def plan_layout(steps: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, int]
     for step_id in ids:
         if not inputs[step_id] and consumers[step_id]:
             layer[step_id] = max(0, min(layer[c] for c in consumers[step_id]) - 1)
-    positions: dict[int, int] = {}
-    layout: dict[str, tuple[int, int]] = {}
+    # Wide layers wrap onto several rows of at most ``max_per_row`` boxes, so labels stay readable.
+    members: dict[int, list[str]] = {}
     for step_id in ids:
-        row = layer[step_id]
-        layout[step_id] = (row, positions.get(row, 0))
-        positions[row] = positions.get(row, 0) + 1
+        members.setdefault(layer[step_id], []).append(step_id)
+    layout: dict[str, tuple[int, int]] = {}
+    row = 0
+    for depth_value in sorted(members):
+        chunk = members[depth_value]
+        for start in range(0, len(chunk), max_per_row):
+            for position, step_id in enumerate(chunk[start:start + max_per_row]):
+                layout[step_id] = (row, position)
+            row += 1
     return layout
 
 
@@ -261,7 +272,7 @@ def plan_graph_png(steps: Sequence[Mapping[str, Any]]) -> str:
                                       boxstyle="round,pad=0.0,rounding_size=0.08", zorder=3,
                                       facecolor=STATE_COLORS[state], edgecolor=STATE_EDGES[state], linewidth=1.2))
         duration = step.get("duration_s")
-        detail = {"render": "files from build", "cached": "cached"}.get(state, "ran")
+        detail = {"render": "from build", "cached": "cached"}.get(state, "ran")
         if state == "run" and duration is not None:
             detail = f"ran {float(duration):.2f} s"
         axis.text(x, y + 0.12, _shorten(str(step["id"]), 30), ha="center", va="center", fontsize=8,

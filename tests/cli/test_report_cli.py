@@ -22,8 +22,8 @@ def _spec_sha256() -> str:
     from tfspec.compiler.pipeline import compile_spec
 
     result = compile_spec(SPEC)
-    assert result.resolved is not None
-    return result.resolved.document.sha256
+    assert result.plan is not None
+    return result.plan.spec_sha256
 
 
 def test_missing_report_json_is_a_one_line_error(tmp_path: Path) -> None:

@@ -40,8 +40,8 @@ def report(spec: str, env: str | None, dist_dir: Path | None) -> None:
     data = load_report(dist / REPORT_JSON)
     path = write_report_html(dist, data)
     recorded = str(data["spec"].get("sha256", ""))
-    assert result.resolved is not None
-    current = result.resolved.document.sha256
+    assert result.plan is not None
+    current = result.plan.spec_sha256
     if recorded and recorded != current:
         click.echo(f"note: {dist / REPORT_JSON} is from an earlier version of {spec} (sha256 {recorded[:12]}, "
                    f"now {current[:12]}); run `tfspec run {spec}` to refresh it", err=True)
