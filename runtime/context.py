@@ -41,6 +41,9 @@ class StepContext:
         inputs: step id → finished cache folder of each input step.
         quiet: no progress bars.
         log: prints one progress line.
+        checkpoint_dir: a folder keyed by the step fingerprint that outlives a failed or killed run
+            (``BackupAndRestore`` checkpoints); the executor removes it once the step is cached.
+        document: the spec's source document (``SourceDocument``), to point runtime errors at a line.
     """
 
     step: Step
@@ -51,6 +54,8 @@ class StepContext:
     inputs: dict[str, Path]
     quiet: bool = False
     log: Callable[[str], None] = print
+    checkpoint_dir: Path | None = None
+    document: Any = None
 
     @property
     def params(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from tfspec.compiler.versions import TFSPEC_VERSION
 from tfspec.spec.errors import EXIT_INTERRUPTED
 
 from .commands import compile as compile_commands
+from .commands import run as run_commands
 
 __all__ = ["main", "cli"]
 
@@ -28,6 +29,7 @@ def cli() -> None:
 for _command in (compile_commands.validate, compile_commands.build, compile_commands.plan,
                  compile_commands.schema, compile_commands.init):
     cli.add_command(_command)
+cli.add_command(run_commands.run)
 
 
 def main() -> None:

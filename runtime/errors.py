@@ -1,0 +1,62 @@
+"""Runtime errors that point at the spec key that asked for the failing thing.
+
+A step raises ``StepError(("data", "source", "label_column"), "no column 'label' in data/train.csv")``;
+the executor calls :meth:`StepError.locate` with the spec's source document so the message reads
+``deploy.yaml:12:5: data.source.label_column: no column 'label' in data/train.csv`` (exit 2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfspec.spec.errors import EXIT_ERROR, TfspecError, format_path
+
+__all__ = ["StepError", "DataError", "ModelError", "GateFailure"]
+
+KeyPath = tuple[str | int, ...]
+
+
+class StepError(TfspecError):
+    """A runtime problem caused by the spec or its inputs (not a bug): printed as one line, exit 2."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, path: KeyPath, message: str, hint: str | None = None) -> None:
+        self.path = tuple(path)
+        self.message = message
+        self.hint = hint
+        self.location: str | None = None
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        text = f"{format_path(self.path)}: {self.message}"
+        if self.location:
+            text = f"{self.location}: {text}"
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+    def locate(self, document: Any) -> "StepError":
+        """Prefix ``file:line:col`` of the key in ``document`` (a ``SourceDocument``)."""
+        if document is not None and self.location is None:
+            line, column = document.position(self.path)
+            self.location = f"{document.file}:{line}:{column}"
+            self.args = (self._text(),)
+        return self
+
+    def __str__(self) -> str:
+        return self._text()
+
+
+class DataError(StepError):
+    """Missing file, unknown column or feature, shape that does not match the model."""
+
+
+class ModelError(StepError):
+    """The model section cannot be built or loaded."""
+
+
+class GateFailure(TfspecError):
+    """One or more targets missed a quality gate (exit 1, after every step ran)."""
+
+    exit_code = 1

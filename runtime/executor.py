@@ -1,0 +1,225 @@
+"""Run a compiled plan: each step from the cache when its fingerprint is there, otherwise for real.
+
+A step runs into a scratch folder that becomes its cache entry only when it returns (``StepCache``), so
+a failed step never enters the cache and earlier entries stay. When every step is done the dist tree
+(rendered files, bundled binaries, ``report.json``, ``manifest.json``) replaces the old one in one swap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tfspec.compiler.pipeline import CompileResult
+from tfspec.compiler.plan import Plan, Step
+from tfspec.compiler.write import MANIFEST, OutputPathError, _check_path, _exchange, _recover
+from tfspec.spec.errors import TfspecError
+
+from .cache import StepCache, default_cache_dir
+from .context import METRICS_FILE, StepContext
+from .errors import StepError
+from .report import REPORT_FILE, build_report
+
+__all__ = ["RunReport", "StepFailed", "run_plan", "default_dist_dir", "step_module", "CHECKPOINTS_DIR"]
+
+CHECKPOINTS_DIR = "checkpoints"
+MODEL_KINDS = ("train", "prune", "cluster", "qat", "distill")
+_STAGE_KEYS = {"prune": "prune", "cluster": "cluster", "qat": "quantization_aware", "distill": "distill"}
+
+
+class StepFailed(TfspecError):
+    """A step raised something that is not a spec problem (its type and message are kept)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunReport:
+    """The outcome of :func:`run_plan`.
+
+    Attributes:
+        report: the ``report.json`` content.
+        ran: ids of the steps executed in this run.
+        cached: ids of the steps taken from the cache.
+        dist_dir: where the dist tree was written.
+        cache_dir: the step cache used.
+    """
+
+    report: dict[str, Any]
+    ran: tuple[str, ...]
+    cached: tuple[str, ...]
+    dist_dir: Path
+    cache_dir: Path
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.report["passed"])
+
+
+def default_dist_dir(result: CompileResult) -> Path:
+    """``dist/<name>/`` (``dist/<name>-<env>/`` with an overlay), relative to the working directory."""
+    assert result.resolved is not None
+    env = result.resolved.environment
+    name = result.resolved.spec.name
+    return Path("dist") / (f"{name}-{env}" if env else name)
+
+
+def step_module(step: Step, plan: Plan) -> Any:
+    """The module ``tfspec.runtime.steps.<kind>``; a clear error when this runtime lacks it."""
+    try:
+        return importlib.import_module(f"tfspec.runtime.steps.{step.kind}")
+    except ModuleNotFoundError as error:
+        if error.name != f"tfspec.runtime.steps.{step.kind}":
+            raise
+        path: tuple[str | int, ...] = ("compression", step.params["index"]) if step.kind in _STAGE_KEYS else ()
+        raise StepError(path, f"this runtime has no {step.kind!r} step (tfspec.runtime.steps.{step.kind})",
+                        "install a tfspec with that compression technique, or remove the stage") from None
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text("utf-8"))
+
+
+def _copy_into(staging: Path, entry: Path, outputs: tuple[str, ...], owner: dict[str, str], step_id: str) -> None:
+    for output in outputs:
+        source = entry / output
+        files = [source] if source.is_file() else sorted(f for f in source.rglob("*") if f.is_file())
+        for file in files:
+            relative = file.relative_to(entry).as_posix()
+            _check_path(relative)
+            if relative in owner:
+                raise OutputPathError(f"{relative} is written by both {owner[relative]} and {step_id}")
+            owner[relative] = step_id
+            target = staging / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, target)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
+    """Fill a staging folder, add ``manifest.json`` and swap it with ``dist_dir`` in one step."""
+    dist_dir = Path(dist_dir).absolute()
+    dist_dir.parent.mkdir(parents=True, exist_ok=True)
+    if dist_dir.exists() and not dist_dir.is_dir():
+        raise OutputPathError(f"dist path {dist_dir} exists and is not a folder")
+    _recover(dist_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dist_dir.name}.", suffix=".tmp", dir=dist_dir.parent))
+    try:
+        fill(staging)
+        entries = {f.relative_to(staging).as_posix(): _sha256(f) for f in sorted(staging.rglob("*")) if f.is_file()}
+        (staging / MANIFEST).write_text(json.dumps({"files": entries, "manifest_version": 1}, indent=2, sort_keys=True)
+                                        + "\n", encoding="utf-8")
+        os.chmod(staging, 0o755)
+        if not dist_dir.exists():
+            os.rename(staging, dist_dir)
+            return
+        if not _exchange(staging, dist_dir):
+            backup = dist_dir.with_name(f".{dist_dir.name}.old")
+            os.rename(dist_dir, backup)
+            os.rename(staging, dist_dir)
+            shutil.rmtree(backup, ignore_errors=True)
+            return
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: Path | None = None,
+             quiet: bool = False, force: bool = False, log: Callable[[str], None] | None = None) -> RunReport:
+    """Execute ``result.plan``; returns what ran and the report (missed gates do not raise here)."""
+    if result.plan is None or result.resolved is None:
+        raise ValueError("run_plan needs a successful CompileResult")
+    plan = result.plan
+    log = log or (lambda line: print(line, flush=True))
+    spec_path = Path(result.path)
+    spec_dir = spec_path.parent.absolute()
+    cache = StepCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(spec_path))
+    dist = Path(dist_dir) if dist_dir is not None else default_dist_dir(result)
+    try:
+        modules = {step.kind: step_module(step, plan) for step in plan.steps if step.kind != "render"}
+    except StepError as error:
+        raise error.locate(result.resolved.document) from None
+    entries: dict[str, Path] = {}
+    outputs: dict[str, dict[str, Any]] = {}
+    histories: dict[str, dict[str, list[float]]] = {}
+    records: list[dict[str, Any]] = []
+    ran: list[str] = []
+    cached: list[str] = []
+    for step in plan.steps:
+        record = {"id": step.id, "kind": step.kind, "target": step.target, "fingerprint": step.fingerprint,
+                  "inputs": list(step.inputs)}
+        if step.kind == "render":
+            files = sorted(step.params["files"])
+            outputs[step.id] = {"files": files}
+            records.append({**record, "cached": True, "duration_s": 0.0, "metrics": {"files": len(files)}})
+            continue
+        start = time.perf_counter()
+        if cache.has(step.fingerprint) and not force:
+            entry = cache.path(step.fingerprint)
+            metrics = _read_json(entry / METRICS_FILE)
+            cached.append(step.id)
+            log(f"cached  {step.id}")
+            was_cached = True
+        else:
+            log(f"run     {step.id}")
+            checkpoint = cache.root / CHECKPOINTS_DIR / step.fingerprint
+            try:
+                with cache.writing(step.fingerprint, step.id) as scratch:
+                    context = StepContext(step=step, plan=plan, spec_dir=spec_dir, build_dir=dist, out=scratch,
+                                          inputs={i: entries[i] for i in step.inputs if i in entries}, quiet=quiet,
+                                          log=log, checkpoint_dir=checkpoint, document=result.resolved.document)
+                    metrics = modules[step.kind].run(context)
+                    context.write_json(METRICS_FILE, metrics)
+            except StepError as error:
+                raise error.locate(result.resolved.document) from None
+            except (TfspecError, KeyboardInterrupt):
+                raise
+            except Exception as error:
+                if os.environ.get("TFSPEC_DEBUG"):
+                    raise
+                raise StepFailed(f"step {step.id} failed: {type(error).__name__}: {error} "
+                                 "(set TFSPEC_DEBUG=1 for a traceback)") from error
+            shutil.rmtree(checkpoint, ignore_errors=True)
+            entry = cache.path(step.fingerprint)
+            ran.append(step.id)
+            was_cached = False
+        entries[step.id] = entry
+        outputs[step.id] = metrics
+        if step.kind in MODEL_KINDS and (entry / "history.json").is_file():
+            histories[step.id] = _read_json(entry / "history.json")
+        duration = time.perf_counter() - start
+        records.append({**record, "cached": was_cached, "duration_s": round(duration, 3), "metrics": metrics})
+    report = build_report(plan, records, outputs, histories)
+
+    def fill(staging: Path) -> None:
+        owner: dict[str, str] = {}
+        for path, text in sorted(result.files.items()):
+            _check_path(path)
+            owner[path] = "render"
+            target = staging / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8", newline="\n")
+        for step in plan.steps:
+            if step.kind == "bundle":
+                _copy_into(staging, entries[step.id], step.outputs, owner, step.id)
+        (staging / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    _write_dist(dist, fill)
+    summary = f"{len(ran)} step{'s' if len(ran) != 1 else ''} ran, {len(cached)} cached"
+    log(f"{summary}; wrote {dist}")
+    return RunReport(report, tuple(ran), tuple(cached), dist, cache.root)

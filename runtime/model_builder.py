@@ -1,0 +1,242 @@
+"""Spec model → tf_keras model: sequential layers, a functional graph, a builder function or a SavedModel.
+
+Layer dicts are the plan's JSON form of ``tfspec.spec.model`` layers (Keras names and arguments). Layers
+without a ``name`` get ``<type>_<index>`` so names are the same in every process (Keras' own counters are
+not). ``placement`` groups build their layers under ``tf.device`` (``device_for`` is the hook).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+
+from .tf import import_tf
+
+__all__ = ["build_model", "build_layer", "layer_name", "device_for", "load_saved_model",
+           "LAYER_BUILDERS"]
+
+
+
+def layer_name(layer: dict[str, Any], index: int) -> str:
+    return layer.get("name") or f"{layer['type']}_{index}"
+
+
+def _regularizer(value: dict[str, float] | None) -> Any:
+    if not value:
+        return None
+    _, keras = import_tf()
+    return keras.regularizers.L1L2(l1=value.get("l1", 0.0), l2=value.get("l2", 0.0))
+
+
+def _weighted(layer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "use_bias": layer.get("use_bias", True),
+        "kernel_initializer": layer.get("kernel_initializer", "glorot_uniform"),
+        "kernel_regularizer": _regularizer(layer.get("kernel_regularizer")),
+        "bias_regularizer": _regularizer(layer.get("bias_regularizer")),
+    }
+
+
+def _pair(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _dense(L: Any, d: dict[str, Any], name: str) -> Any:
+    return L.Dense(d["units"], activation=d.get("activation", "linear"), name=name, **_weighted(d))
+
+
+def _conv1d(L: Any, d: dict[str, Any], name: str) -> Any:
+    return L.Conv1D(d["filters"], d["kernel_size"], strides=d.get("strides", 1), padding=d.get("padding", "valid"),
+                    activation=d.get("activation", "linear"), name=name, **_weighted(d))
+
+
+def _conv2d(L: Any, d: dict[str, Any], name: str) -> Any:
+    return L.Conv2D(d["filters"], _pair(d["kernel_size"]), strides=_pair(d.get("strides", 1)),
+                    padding=d.get("padding", "valid"), dilation_rate=_pair(d.get("dilation_rate", 1)),
+                    activation=d.get("activation", "linear"), name=name, **_weighted(d))
+
+
+def _depthwise(L: Any, d: dict[str, Any], name: str) -> Any:
+    return L.DepthwiseConv2D(_pair(d["kernel_size"]), depth_multiplier=d.get("depth_multiplier", 1),
+                             strides=_pair(d.get("strides", 1)), padding=d.get("padding", "valid"),
+                             activation=d.get("activation", "linear"), use_bias=d.get("use_bias", True),
+                             depthwise_initializer=d.get("kernel_initializer", "glorot_uniform"),
+                             depthwise_regularizer=_regularizer(d.get("kernel_regularizer")),
+                             bias_regularizer=_regularizer(d.get("bias_regularizer")), name=name)
+
+
+def _separable(L: Any, d: dict[str, Any], name: str) -> Any:
+    init = d.get("kernel_initializer", "glorot_uniform")
+    reg = d.get("kernel_regularizer")
+    return L.SeparableConv2D(d["filters"], _pair(d["kernel_size"]), strides=_pair(d.get("strides", 1)),
+                             padding=d.get("padding", "valid"), activation=d.get("activation", "linear"),
+                             use_bias=d.get("use_bias", True), depthwise_initializer=init, pointwise_initializer=init,
+                             depthwise_regularizer=_regularizer(reg), pointwise_regularizer=_regularizer(reg),
+                             bias_regularizer=_regularizer(d.get("bias_regularizer")), name=name)
+
+
+def _pool(cls_name: str) -> Callable[[Any, dict[str, Any], str], Any]:
+    def build(L: Any, d: dict[str, Any], name: str) -> Any:
+        strides = d.get("strides")
+        return getattr(L, cls_name)(pool_size=_pair(d.get("pool_size", 2)),
+                                    strides=_pair(strides) if strides is not None else None,
+                                    padding=d.get("padding", "valid"), name=name)
+    return build
+
+
+def _recurrent(cls_name: str) -> Callable[[Any, dict[str, Any], str], Any]:
+    def build(L: Any, d: dict[str, Any], name: str) -> Any:
+        return getattr(L, cls_name)(d["units"], return_sequences=d.get("return_sequences", False),
+                                    dropout=d.get("dropout", 0.0), name=name, **_weighted(d))
+    return build
+
+
+LAYER_BUILDERS: dict[str, Callable[[Any, dict[str, Any], str], Any]] = {
+    "dense": _dense,
+    "conv1d": _conv1d,
+    "conv2d": _conv2d,
+    "depthwise_conv2d": _depthwise,
+    "separable_conv2d": _separable,
+    "max_pool1d": _pool("MaxPooling1D"),
+    "max_pool2d": _pool("MaxPooling2D"),
+    "average_pool2d": _pool("AveragePooling2D"),
+    "global_average_pool1d": lambda L, d, n: L.GlobalAveragePooling1D(name=n),
+    "global_average_pool2d": lambda L, d, n: L.GlobalAveragePooling2D(name=n),
+    "global_max_pool2d": lambda L, d, n: L.GlobalMaxPooling2D(name=n),
+    "flatten": lambda L, d, n: L.Flatten(name=n),
+    "dropout": lambda L, d, n: L.Dropout(d["rate"], name=n),
+    "batch_norm": lambda L, d, n: L.BatchNormalization(momentum=d.get("momentum", 0.99),
+                                                       epsilon=d.get("epsilon", 1e-3), name=n),
+    "layer_norm": lambda L, d, n: L.LayerNormalization(epsilon=d.get("epsilon", 1e-3), name=n),
+    "embedding": lambda L, d, n: L.Embedding(d["input_dim"], d["output_dim"], name=n),
+    "lstm": _recurrent("LSTM"),
+    "gru": _recurrent("GRU"),
+    "reshape": lambda L, d, n: L.Reshape(tuple(d["target_shape"]), name=n),
+    "activation": lambda L, d, n: L.Activation(d["activation"], name=n),
+    "add": lambda L, d, n: L.Add(name=n),
+    "concatenate": lambda L, d, n: L.Concatenate(axis=d.get("axis", -1), name=n),
+}
+
+_MERGE_TYPES = {"add", "concatenate"}
+
+
+def build_layer(layer: dict[str, Any], index: int) -> Any:
+    """One tf_keras layer from its spec dict."""
+    _, keras = import_tf()
+    builder = LAYER_BUILDERS.get(layer["type"])
+    if builder is None:
+        raise ModelError(("model", "layers", index, "type"), f"unknown layer type {layer['type']!r}")
+    return builder(keras.layers, layer, layer_name(layer, index))
+
+
+def device_for(model: dict[str, Any]) -> Callable[[str], str | None]:
+    """Layer name → the device its ``placement`` group names (None: let TensorFlow place it)."""
+    table = {name: group["device"] for group in model.get("placement") or [] for name in group["layers"]}
+    return table.get
+
+
+@contextlib.contextmanager
+def _device_scope(device: str | None) -> Iterator[None]:
+    if device is None:
+        yield
+        return
+    tf, _ = import_tf()
+    with tf.device(f"/{device}"):
+        yield
+
+
+def _sequential(model: dict[str, Any]) -> Any:
+    _, keras = import_tf()
+    place = device_for(model)
+    inputs = keras.Input(shape=tuple(model["input_shape"]), dtype=model.get("input_dtype", "float32"),
+                         name=model.get("input_name", "inputs"))
+    if not model.get("placement"):
+        layers = [build_layer(layer, i) for i, layer in enumerate(model["layers"])]
+        return keras.Sequential([inputs, *layers], name="model")
+    x = inputs
+    for i, layer in enumerate(model["layers"]):
+        with _device_scope(place(layer_name(layer, i))):
+            x = build_layer(layer, i)(x)
+    return keras.Model(inputs, x, name="model")
+
+
+def _functional(model: dict[str, Any]) -> Any:
+    _, keras = import_tf()
+    place = device_for(model)
+    tensors: dict[str, Any] = {}
+    model_inputs = []
+    for spec_input in model["inputs"]:
+        tensor = keras.Input(shape=tuple(spec_input["shape"]), dtype=spec_input.get("dtype", "float32"),
+                             name=spec_input["name"])
+        tensors[spec_input["name"]] = tensor
+        model_inputs.append(tensor)
+    for i, layer in enumerate(model["layers"]):
+        name = layer_name(layer, i)
+        feeds = layer.get("inputs") or []
+        missing = [n for n in feeds if n not in tensors]
+        if missing or not feeds:
+            raise ModelError(("model", "layers", i, "inputs"), f"layer {name!r} needs inputs defined before it"
+                             + (f" (unknown: {', '.join(missing)})" if missing else ""))
+        args = [tensors[n] for n in feeds]
+        with _device_scope(place(name)):
+            tensors[name] = build_layer(layer, i)(args if layer["type"] in _MERGE_TYPES else args[0])
+    outputs = [tensors[n] for n in model["outputs"]]
+    return keras.Model(model_inputs, outputs[0] if len(outputs) == 1 else outputs, name="model")
+
+
+def _builder(model: dict[str, Any], spec_dir: Path) -> Any:
+    _, keras = import_tf()
+    module_name, _, function_name = model["builder"].partition(":")
+    added = str(spec_dir) not in sys.path
+    if added:
+        sys.path.insert(0, str(spec_dir))
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as error:
+        raise ModelError(("model", "builder"), f"cannot import {model['builder']!r}: {error}") from error
+    finally:
+        if added:
+            sys.path.remove(str(spec_dir))
+    built = function(**model.get("args", {}))
+    if not isinstance(built, keras.Model):
+        raise ModelError(("model", "builder"), f"{model['builder']} returned {type(built).__name__}, not a tf_keras "
+                         "Model", "build it with `import tf_keras`, not Keras 3")
+    expected = (None, *model["input_shape"])
+    if tuple(built.input_shape) != expected:
+        raise ModelError(("model", "input_shape"), f"the builder's model takes {tuple(built.input_shape)[1:]}, "
+                         f"the spec says {tuple(model['input_shape'])}")
+    return built
+
+
+def load_saved_model(path: Path) -> Any:
+    """A tf_keras model from a Keras SavedModel folder or ``.keras`` file (``model.path``)."""
+    _, keras = import_tf()
+    if not path.exists():
+        raise ModelError(("model", "path"), f"{path} does not exist")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (OSError, ValueError, TypeError) as error:
+        raise ModelError(("model", "path"), f"{path} is not a Keras SavedModel tf_keras can load: {error}") from error
+
+
+def build_model(model: dict[str, Any], *, spec_dir: Path, seed: int | None = None) -> Any:
+    """The tf_keras model the spec's ``model`` section describes (weights seeded by ``seed``)."""
+    _, keras = import_tf()
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    kind = model["kind"]
+    if kind == "sequential":
+        return _sequential(model)
+    if kind == "functional":
+        return _functional(model)
+    if kind == "builder":
+        return _builder(model, spec_dir)
+    if kind == "saved_model":
+        return load_saved_model(spec_dir / model["path"])
+    raise ModelError(("model", "kind"), f"unknown model kind {kind!r}")

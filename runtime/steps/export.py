@@ -1,0 +1,58 @@
+"""``export`` step: a SavedModel whose ``serving_default`` takes ``{input_name: x}`` and returns
+``{output_name: y}`` (the keys the generated clients, warmup records and model-info use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfspec.runtime.context import StepContext
+from tfspec.runtime.datasets import load_dataset
+from tfspec.runtime.keras_io import load_model
+from tfspec.runtime.tf import import_tf
+
+__all__ = ["run", "SAVED_MODEL_DIR", "export_saved_model"]
+
+SAVED_MODEL_DIR = "saved_model"
+MODEL_STEP_KINDS = ("train", "prune", "cluster", "qat", "distill")
+
+
+def export_saved_model(model: Any, path: Path, *, input_name: str, output_name: str, input_shape: list[int],
+                       input_dtype: str, signature: str = "serving_default") -> None:
+    """Save ``model`` behind a named-tensor signature."""
+    tf, _ = import_tf()
+    spec = tf.TensorSpec([None, *input_shape], tf.as_dtype(input_dtype), name=input_name)
+
+    @tf.function(input_signature=[spec])
+    def serve(x: Any) -> dict[str, Any]:
+        return {output_name: model(x, training=False)}
+
+    module = tf.Module()
+    module.model = model  # tracks the variables
+    module.serve = serve
+    tf.saved_model.save(module, str(path), signatures={signature: serve.get_concrete_function()})
+
+
+def run(ctx: StepContext) -> dict[str, Any]:
+    tf, _ = import_tf()
+    p = ctx.params
+    model = load_model(ctx.input_of_kind(*MODEL_STEP_KINDS), compile=False)
+    data = load_dataset(ctx.input_of_kind("data"))
+    path = ctx.out / SAVED_MODEL_DIR
+    export_saved_model(model, path, input_name=p["input_name"], output_name=p["output_name"],
+                       input_shape=p["input_shape"], input_dtype=p["input_dtype"], signature=p["signature"])
+    # Check the artifact as a server will use it: reload, call the signature by keyword, compare.
+    loaded = tf.saved_model.load(str(path))
+    function = loaded.signatures[p["signature"]]
+    sample = data.x_test[:32]
+    served = function(**{p["input_name"]: tf.constant(sample)})[p["output_name"]].numpy()
+    direct = model(sample, training=False).numpy()
+    difference = float(np.max(np.abs(served - direct)))
+    if difference > 1e-4:
+        raise RuntimeError(f"the exported signature disagrees with the Keras model (max |diff| {difference})")
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    ctx.log(f"  SavedModel {size} bytes, signature {p['signature']}({p['input_name']}) -> {p['output_name']}")
+    return {"size_bytes": size, "signature": p["signature"], "input_name": p["input_name"],
+            "output_name": p["output_name"], "max_abs_diff": difference}

@@ -1,0 +1,89 @@
+"""``tflite`` step: ``TFLiteConverter.from_keras_model`` for one quantization mode.
+
+Modes (from the plan): ``none`` (float32), ``dynamic`` (int8 weights), ``float16`` (float16 weights),
+``int8`` (full integer, calibrated on training examples, int8/uint8/float32 I/O) and ``int16x8``
+(int16 activations, int8 weights, through the experimental op set). A quantization-aware model
+converts with ``Optimize.DEFAULT`` and keeps the ranges it learned. Post-training quantization stays
+behind this one module so it can move to the LiteRT quantizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from tfspec.runtime.context import StepContext
+from tfspec.runtime.datasets import load_dataset, representative_samples
+from tfspec.runtime.keras_io import load_model
+from tfspec.runtime.tf import import_tf
+
+__all__ = ["run", "convert"]
+
+MODEL_STEP_KINDS = ("train", "prune", "cluster", "qat", "distill")
+
+
+def _ops(tf: Any) -> dict[str, Any]:
+    ops = tf.lite.OpsSet
+    return {
+        "tflite_builtins": ops.TFLITE_BUILTINS,
+        "tflite_builtins_int8": ops.TFLITE_BUILTINS_INT8,
+        "select_tf_ops": ops.SELECT_TF_OPS,
+        "experimental_tflite_builtins_activations_int16_weights_int8":
+            ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+    }
+
+
+def convert(model: Any, params: dict[str, Any], calibration: np.ndarray | None) -> bytes:
+    """The ``.tflite`` flatbuffer for ``model`` under the plan's conversion ``params``."""
+    tf, _ = import_tf()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if params.get("optimizations"):
+        converter.optimizations = [getattr(tf.lite.Optimize, name) for name in params["optimizations"]]
+    if calibration is not None and len(calibration):
+        def representative() -> Iterator[list[np.ndarray]]:
+            for i in range(len(calibration)):
+                yield [calibration[i:i + 1]]
+
+        converter.representative_dataset = representative
+    ops = _ops(tf)
+    if params.get("supported_ops"):
+        converter.target_spec.supported_ops = [ops[name] for name in params["supported_ops"]]
+    if params.get("supported_types"):
+        converter.target_spec.supported_types = [tf.as_dtype(t) for t in params["supported_types"]]
+    for attribute, key in (("inference_input_type", "inference_input_type"),
+                           ("inference_output_type", "inference_output_type")):
+        kind = params.get(key, "float32")
+        if kind != "float32":
+            setattr(converter, attribute, tf.as_dtype(kind))
+    return converter.convert()
+
+
+def run(ctx: StepContext) -> dict[str, Any]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    p = ctx.params
+    model = load_model(ctx.input_of_kind(*MODEL_STEP_KINDS), compile=False)
+    data = load_dataset(ctx.input_of_kind("data"))
+    calibration = None
+    if p.get("representative_samples"):
+        calibration = representative_samples(data, p["representative_samples"], seed=0).astype(np.float32)
+    flatbuffer = convert(model, p, calibration)
+    path = ctx.out / p["filename"]
+    path.write_bytes(flatbuffer)
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    ctx.log(f"  {p['filename']}: {len(flatbuffer)} bytes, {p['quantization']}, "
+            f"input {np.dtype(inp['dtype']).name}, output {np.dtype(out['dtype']).name}")
+    return {
+        "size_bytes": len(flatbuffer),
+        "quantization": p["quantization"],
+        "calibration_samples": 0 if calibration is None else int(len(calibration)),
+        "input_dtype": np.dtype(inp["dtype"]).name,
+        "output_dtype": np.dtype(out["dtype"]).name,
+        "input_quantization": [float(inp["quantization"][0]), int(inp["quantization"][1])],
+        "output_quantization": [float(out["quantization"][0]), int(out["quantization"][1])],
+    }

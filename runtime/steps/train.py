@@ -1,0 +1,52 @@
+"""``train`` step: build the model from the spec, compile it, fit it (resumable), save ``model.keras``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfspec.runtime.context import StepContext
+from tfspec.runtime.datasets import load_dataset
+from tfspec.runtime.fit import compile_model, fit_model, make_strategy, model_metrics, strategy_scope
+from tfspec.runtime.keras_io import save_model
+from tfspec.runtime.model_builder import build_model
+
+__all__ = ["run", "HISTORY_FILE"]
+
+HISTORY_FILE = "history.json"
+
+
+def run(ctx: StepContext) -> dict[str, Any]:
+    p = ctx.params
+    training, fit = p["training"], p["fit"]
+    data = load_dataset(ctx.input_of_kind("data"))
+    strategy = make_strategy(fit.get("distribution"))
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    with strategy_scope(strategy):
+        model = build_model(p["model"], spec_dir=ctx.spec_dir, seed=fit.get("seed"))
+        callbacks = compile_model(model, fit, replicas=replicas)
+    trainable = p["model"].get("kind") != "saved_model" or p["model"].get("trainable", True)
+    epochs_run = initial_epoch = 0
+    stopped_early = False
+    history: dict[str, list[float]] = {}
+    if trainable:
+        checkpoint = ctx.checkpoint_dir if training.get("checkpoint_every_epoch", True) else None
+        result = fit_model(model, data, fit=fit, epochs=training["epochs"], quiet=ctx.quiet,
+                           early_stopping=training.get("early_stopping"), checkpoint_dir=checkpoint,
+                           callbacks=callbacks, augmentation=data.info.get("augmentation"))
+        history, epochs_run, initial_epoch, stopped_early = (result.history, result.epochs_run,
+                                                             result.initial_epoch, result.stopped_early)
+        if initial_epoch:
+            ctx.log(f"  resumed from the checkpoint after epoch {initial_epoch}")
+    save_model(model, ctx.out)
+    ctx.write_json(HISTORY_FILE, history)
+    metrics = model_metrics(model, data, fit)
+    metrics.update({
+        "epochs": len(history.get("loss", [])),
+        "epochs_run": epochs_run,
+        "resumed_from_epoch": initial_epoch,
+        "stopped_early": stopped_early,
+        "replicas": replicas,
+    })
+    ctx.log(f"  test accuracy {metrics['accuracy']:.4f} after {metrics['epochs']} epochs" if metrics["accuracy"]
+            is not None else f"  trained {metrics['epochs']} epochs")
+    return metrics

@@ -1,0 +1,94 @@
+"""Runtime command: ``run`` (imports TensorFlow, through :mod:`tfspec.runtime`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from tfspec.spec.errors import EXIT_DIFF
+
+from .common import compiled, env_option, handle_errors, json_option, spec_argument
+
+__all__ = ["run"]
+
+
+@click.command()
+@spec_argument
+@env_option
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Step cache (default: .tfspec/cache next to the spec).")
+@click.option("--dist-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder for the artifacts (default: dist/<name>/).")
+@click.option("--quiet", is_flag=True, help="No progress bars (also when CI=true).")
+@click.option("--force", is_flag=True, help="Run every step, even those in the cache.")
+@json_option
+@handle_errors
+def run(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | None, quiet: bool, force: bool,
+        as_json: bool) -> None:
+    """Train, compress, export, convert, verify and bundle: execute the spec's plan with TensorFlow.
+
+    Exit 1 when a target misses a quality gate (after every step ran), 2 on an input error.
+    """
+    from tfspec.runtime.executor import run_plan
+    from tfspec.runtime.fit import is_ci
+    from tfspec.runtime.report import missed_gates
+
+    result = compiled(spec, env)
+    log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    outcome = run_plan(result, cache_dir=cache_dir, dist_dir=dist_dir, quiet=quiet or is_ci() or as_json,
+                       force=force, log=log)
+    report = outcome.report
+    if as_json:
+        click.echo(json.dumps({"ok": outcome.passed, "dist": str(outcome.dist_dir), "ran": list(outcome.ran),
+                               "cached": list(outcome.cached), "report": report}, indent=2, sort_keys=True))
+    else:
+        _print_targets(report)
+    missed = missed_gates(report)
+    if missed:
+        if not as_json:
+            _print_missed(missed)
+        sys.exit(EXIT_DIFF)
+
+
+def _print_targets(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    baseline = report["baseline"]
+    table = Table(title="targets (test split)")
+    for column in ("target", "kind", "accuracy", "drop", "size", "p50 ms", "p95 ms", "gates"):
+        table.add_column(column)
+    if baseline.get("value") is not None:
+        latency = baseline.get("latency_ms") or {}
+        table.add_row("keras", "baseline", f"{baseline['value']:.4f}", "-",
+                      _kib(baseline.get("size_bytes")), _ms(latency.get("p50")), _ms(latency.get("p95")), "-")
+    for name, target in report["targets"].items():
+        m = target["metrics"]
+        table.add_row(name, target["kind"], f"{m['accuracy']:.4f}", f"{m['accuracy_drop']:+.4f}", _kib(m["size_bytes"]),
+                      _ms(m["latency_ms_p50"]), _ms(m["latency_ms_p95"]),
+                      "passed" if target["passed"] else "[red]MISSED[/red]")
+    Console(width=120).print(table)
+
+
+def _print_missed(missed: list[tuple[str, str, float, float]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="missed gates")
+    for column in ("target", "gate", "limit", "value"):
+        table.add_column(column)
+    for target, gate, limit, value in missed:
+        table.add_row(target, gate, f"{limit:g}", f"{value:.4g}")
+    Console(width=120, stderr=True).print(table)
+    click.echo(f"{len(missed)} gate{'s' if len(missed) != 1 else ''} missed", err=True)
+
+
+def _kib(size: int | None) -> str:
+    return "-" if size is None else f"{size / 1024:.1f} KiB"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
