@@ -159,7 +159,12 @@ def _verbosity(quiet: bool) -> int:
 def fit_model(model: Any, data: Dataset, *, fit: dict[str, Any], epochs: int, quiet: bool = False,
               early_stopping: dict[str, Any] | None = None, checkpoint_dir: Path | None = None,
               callbacks: list[Any] | None = None, augmentation: dict[str, Any] | None = None) -> FitResult:
-    """Fit a compiled model on the training split (validated on the validation split when there is one)."""
+    """Fit a compiled model on the training split (validated on the validation split when there is one).
+
+    ``checkpoint_dir`` belongs to this one ``fit`` call (a step fitting twice gives each call its own
+    sub-folder): it holds the ``BackupAndRestore`` state and ``history.csv``. It is kept after training
+    ends so a crash before the step is cached does not retrain; the executor deletes it after caching.
+    """
     _, keras = import_tf()
     loss = fit["loss"]["kind"]
     seed = fit.get("seed", 0)
