@@ -93,7 +93,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         model = tfmot.experimental.combine.strip_clustering_cqat(model)
     save_model(model, ctx.out)
     ctx.write_json("history.json", history)
-    return stage_metrics(ctx, inputs.model, model, data, history, {
+    return stage_metrics(ctx, inputs.model, model, data, {
         "scheme": scheme,
         "preserve": preserve,
         "model_file": QAT_MODEL_FILE,
