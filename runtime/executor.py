@@ -155,6 +155,8 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
         modules = {step.kind: step_module(step, plan) for step in plan.steps if step.kind != "render"}
     except StepError as error:
         raise error.locate(result.resolved.document) from None
+    for name in cache.sweep():
+        log(f"removed {name}, the unfinished output of a killed run")
     entries: dict[str, Path] = {}
     outputs: dict[str, dict[str, Any]] = {}
     histories: dict[str, dict[str, list[float]]] = {}
