@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .context import StepContext
 from .datasets import Dataset, load_dataset
 from .errors import StepError
 from .fit import build_loss, build_metrics, compile_model, evaluate_model, model_metrics
@@ -48,7 +49,7 @@ __all__ = [
 MODEL_STEP_KINDS = ("train", "prune", "cluster", "qat", "distill")
 
 
-def stage_path(ctx: Any, *keys: str | int) -> tuple[str | int, ...]:
+def stage_path(ctx: StepContext, *keys: str | int) -> tuple[str | int, ...]:
     """Key path of this stage's spec entry (``compression[i].<keys>``), for errors."""
     return ("compression", ctx.params["index"], *keys)
 
@@ -62,7 +63,8 @@ class StageInputs:
     model_dir: Path
 
 
-def load_stage_inputs(ctx: Any) -> StageInputs:
+def load_stage_inputs(ctx: StepContext) -> StageInputs:
+    """The previous model step's model (uncompiled) and the data step's splits."""
     model_dir = ctx.input_of_kind(*MODEL_STEP_KINDS)
     return StageInputs(load_model(model_dir, compile=False), load_dataset(ctx.input_of_kind("data")), model_dir)
 
@@ -137,7 +139,7 @@ def _overall_sparsity(layers: list[dict[str, Any]]) -> float:
     return round(1.0 - nonzero / total, 6) if total else 0.0
 
 
-def stage_metrics(ctx: Any, before: Any, after: Any, data: Dataset,
+def stage_metrics(ctx: StepContext, before: Any, after: Any, data: Dataset,
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The metrics a compression step returns (they go into ``metrics.json`` and ``report.json``).
 
@@ -171,7 +173,8 @@ def stage_metrics(ctx: Any, before: Any, after: Any, data: Dataset,
     return out
 
 
-def check_examples(ctx: Any, data: Dataset) -> None:
+def check_examples(ctx: StepContext, data: Dataset) -> None:
+    """Fine-tuning needs training examples: a clear error naming the stage otherwise."""
     if len(data.x_train) == 0:
         raise StepError(stage_path(ctx), "the training split is empty: nothing to fine-tune on",
                         "lower data.split.validation and data.split.test")
