@@ -326,7 +326,9 @@ def distill_needs_teacher_and_student(r: ResolvedSpec) -> list[Diagnostic]:
             last = stage.student[-1]
             if not isinstance(last, DenseLayer) or last.units != r.num_classes:
                 out.append(r.diagnostic(("compression", index, "student", len(stage.student) - 1),
-                                        f"the student's last layer must be dense with {r.num_classes} units"))
+                                        f"the student's last layer must be dense with {r.num_classes} units",
+                                        f"end the student with {{type: dense, units: {r.num_classes}, "
+                                        "activation: softmax}"))
     return out
 
 
