@@ -40,10 +40,13 @@ from typing import Any
 from tfspec.compiler.tf_config import ENV_COMPLETION_INDEX, ENV_TF_CONFIG, ENV_WORKER_HOSTS, tf_config_from_environment
 from tfspec.spec.errors import TfspecError
 
+from .errors import StepError
+
 from .tf import import_tf
 
 __all__ = [
     "DistributionError",
+    "WorkerEnvironmentError",
     "PeerFailureError",
     "PeerTimeouts",
     "ENV_STARTUP_TIMEOUT",
@@ -62,8 +65,12 @@ ENV_STARTUP_TIMEOUT = "TFSPEC_STARTUP_TIMEOUT"
 ENV_PEER_TIMEOUT = "TFSPEC_PEER_TIMEOUT"
 
 
-class DistributionError(TfspecError):
-    """``training.distribution`` cannot be honoured on this machine or cluster."""
+class DistributionError(StepError):
+    """``training.distribution`` cannot be honoured on this machine (points at the spec line)."""
+
+
+class WorkerEnvironmentError(TfspecError):
+    """A worker's environment variables are unusable."""
 
 
 class PeerFailureError(TfspecError):
@@ -98,9 +105,9 @@ class PeerTimeouts:
                 try:
                     values[field] = float(environ[variable])
                 except ValueError:
-                    raise DistributionError(f"{variable} is not a number of seconds: {environ[variable]!r}") from None
+                    raise WorkerEnvironmentError(f"{variable} is not a number of seconds: {environ[variable]!r}") from None
                 if values[field] <= 0:
-                    raise DistributionError(f"{variable} must be positive, got {environ[variable]!r}")
+                    raise WorkerEnvironmentError(f"{variable} must be positive, got {environ[variable]!r}")
         return cls(**values)
 
 
@@ -222,7 +229,7 @@ def _mirrored(tf: Any, distribution: Mapping[str, Any], scale_lr: bool) -> Distr
         for index, device in enumerate(listed):
             if device not in available:
                 raise DistributionError(
-                    f"training.distribution.devices[{index}]: device {device} is not available here "
+                    ("training", "distribution", "devices", index), f"device {device} is not available here "
                     f"(visible: {', '.join(sorted(available)) or 'none'})")
         devices = [_canonical(d) for d in listed]
     else:
@@ -350,7 +357,7 @@ def strategy_for(params: Mapping[str, Any], *, environ: Mapping[str, str] | None
     if kind == "multi_worker_mirrored":
         return _multi_worker(tf, distribution, scale_lr, os.environ if environ is None else environ,
                              timeouts or PeerTimeouts.from_environ(os.environ if environ is None else environ))
-    raise DistributionError(f"training.distribution.kind: unknown kind {kind!r}")
+    raise DistributionError(("training", "distribution", "kind"), f"unknown kind {kind!r}")
 
 
 _REASON = re.compile(r"(unhealthy|is down|stopped sending heartbeats|connection reset|connection refused|"

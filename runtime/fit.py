@@ -7,13 +7,11 @@ covers every epoch, not only the ones this process ran.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import math
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 

@@ -18,14 +18,13 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tfspec.spec.errors import TfspecError
-
+from .errors import StepError
 from .tf import import_tf
 
 __all__ = ["PlacementError", "placement_table", "check_devices", "pin_layer_calls", "placed_devices"]
 
 
-class PlacementError(TfspecError):
+class PlacementError(StepError):
     """``model.placement`` names a device this process does not have."""
 
 
@@ -45,7 +44,7 @@ def check_devices(model: Mapping[str, Any]) -> None:
     for index, group in enumerate(model.get("placement") or []):
         if group["device"] not in available:
             raise PlacementError(
-                f"model.placement[{index}].device: {group['device']} is not available on this machine "
+                ("model", "placement", index, "device"), f"{group['device']} is not available on this machine "
                 f"(visible: {', '.join(sorted(available))})")
 
 

@@ -10,7 +10,7 @@ from tfspec.runtime.distribute import peer_failures, strategy_for
 from tfspec.runtime.fit import compile_model, fit_model, model_metrics
 from tfspec.runtime.keras_io import save_model
 from tfspec.runtime.model_builder import build_model, device_for
-from tfspec.runtime.placement import check_devices, pin_layer_calls
+from tfspec.runtime.placement import check_devices, pin_layer_calls, placed_devices
 
 __all__ = ["run", "HISTORY_FILE"]
 
@@ -52,7 +52,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "resumed_from_epoch": initial_epoch,
         "stopped_early": stopped_early,
         "replicas": replicas,
-        "distribution": distributed.describe(),
+        "distribution": {**distributed.describe(), "global_batch_size": distributed.global_batch_size(fit["batch_size"])},
+        "placement": placed_devices(model),
     })
     ctx.log(f"  test accuracy {metrics['accuracy']:.4f} after {metrics['epochs']} epochs" if metrics["accuracy"]
             is not None else f"  trained {metrics['epochs']} epochs")
