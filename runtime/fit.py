@@ -133,6 +133,10 @@ def fit_model(model: Any, data: Dataset, *, fit: dict[str, Any], epochs: int, qu
               distributed: Distributed | None = None) -> FitResult:
     """Fit a compiled model on the training split (validated on the validation split when there is one).
 
+    ``checkpoint_dir`` belongs to this one ``fit`` call (a step fitting twice gives each call its own
+    sub-folder): it holds the ``BackupAndRestore`` state and ``history.csv``. It is kept after training
+    ends so a crash before the step is cached does not retrain; the executor deletes it after caching.
+
     With ``distributed`` (``runtime.distribute``), batches are global (per-replica ``batch_size`` ×
     replicas), datasets are sharded by example, and a non-chief worker logs its epochs beside the chief's.
     """
@@ -183,21 +187,42 @@ def fit_model(model: Any, data: Dataset, *, fit: dict[str, Any], epochs: int, qu
 
 def evaluate_model(model: Any, x: np.ndarray, y: np.ndarray, fit: dict[str, Any],
                    num_classes: int | None) -> dict[str, float]:
-    """Loss and metrics on one split (``model.evaluate``)."""
+    """Loss and metrics on one split: ``model.evaluate`` when compiled, otherwise the loss and accuracy
+    computed from predictions (a stripped or freshly loaded model need not be compiled)."""
     ds = make_dataset(x, y, batch_size=max(fit["batch_size"], 256), loss=fit["loss"]["kind"], num_classes=num_classes)
-    values = model.evaluate(ds, verbose=0, return_dict=True)
-    return {k: float(v) for k, v in values.items()}
+    if getattr(model, "_is_compiled", False):
+        values = model.evaluate(ds, verbose=0, return_dict=True)
+        return {k: float(v) for k, v in values.items()}
+    predictions = model.predict(ds, verbose=0)
+    labels = np.concatenate([batch_y for _, batch_y in ds.as_numpy_iterator()])
+    out = {"loss": float(build_loss(fit["loss"])(labels, predictions).numpy())}
+    if "accuracy" in (fit.get("metrics") or []):
+        if predictions.ndim == 1 or predictions.shape[-1] == 1:
+            predicted = (predictions.reshape(-1) > 0.5).astype(np.int64)
+        else:
+            predicted = np.argmax(predictions, axis=-1)
+        truth = np.argmax(labels, axis=-1) if labels.ndim == 2 and labels.shape[-1] > 1 else labels.reshape(-1)
+        out["accuracy"] = float(np.mean(predicted == truth.astype(np.int64)))
+    return out
 
 
-_KERNEL_ATTRS = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
+_KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
 
 
-def _kernel(layer: Any) -> Any | None:
-    inner = getattr(layer, "layer", layer)  # tfmot wrappers keep the wrapped layer in .layer
-    for attr in _KERNEL_ATTRS:
-        value = getattr(inner, attr, None)
-        if value is not None and hasattr(value, "numpy"):
-            return value
+def _weight_name(variable: Any) -> str:
+    return variable.name.split("/")[-1].split(":")[0]
+
+
+def _kernel(layer: Any) -> np.ndarray | None:
+    """The kernel the layer computes with: clustered wrappers gather centroids by index, other tfmot
+    wrappers (prune, quantize) keep the wrapped layer's kernel variable among their weights."""
+    weights = {_weight_name(w): w for w in layer.weights}
+    if "cluster_centroids_kernel" in weights and "pulling_indices_kernel" in weights:
+        centroids = np.asarray(weights["cluster_centroids_kernel"].numpy())
+        return centroids[np.asarray(weights["pulling_indices_kernel"].numpy())]
+    for name in _KERNEL_NAMES:
+        if name in weights:
+            return np.asarray(weights[name].numpy())
     return None
 
 
@@ -205,10 +230,9 @@ def layer_stats(model: Any) -> list[dict[str, Any]]:
     """Per weighted layer: kernel size, non-zero and unique values, sparsity (for the report)."""
     stats = []
     for layer in model.layers:
-        kernel = _kernel(layer)
-        if kernel is None:
+        values = _kernel(layer)
+        if values is None:
             continue
-        values = np.asarray(kernel.numpy())
         size = int(values.size)
         nonzero = int(np.count_nonzero(values))
         stats.append({"layer": getattr(getattr(layer, "layer", layer), "name", layer.name), "kernel_size": size,
