@@ -149,7 +149,8 @@ class Distributed:
         chief: whether this process writes the real outputs.
         task_index: this worker's index (0 outside multi-worker runs).
         workers: number of workers (1 outside multi-worker runs).
-        tf_config: the cluster description used (multi-worker only).
+        tf_config: the cluster description given to TensorFlow (multi-worker only).
+        resolved: the cluster as the strategy's cluster resolver read it back (multi-worker only).
     """
 
     kind: str
@@ -161,6 +162,7 @@ class Distributed:
     task_index: int = 0
     workers: int = 1
     tf_config: dict[str, Any] | None = None
+    resolved: dict[str, Any] | None = None
 
     @property
     def multi_worker(self) -> bool:
@@ -209,7 +211,7 @@ class Distributed:
                                "scale_learning_rate": self.scale_lr}
         if self.multi_worker:
             out.update({"workers": self.workers, "task_index": self.task_index, "chief": self.chief,
-                        "tf_config": self.tf_config})
+                        "tf_config": self.tf_config, "resolved": self.resolved})
         return out
 
 
@@ -333,7 +335,9 @@ def _multi_worker(tf: Any, distribution: Mapping[str, Any], scale_lr: bool, envi
     local = _local_devices(tf, "GPU") or ["/device:CPU:0"]
     return Distributed("multi_worker_mirrored", strategy, strategy.num_replicas_in_sync, tuple(local), scale_lr,
                        chief=is_chief(tf_config), task_index=int(resolver.task_id), workers=workers,
-                       tf_config=tf_config)
+                       tf_config=tf_config,
+                       resolved={"cluster": {job: list(tasks) for job, tasks in resolver.cluster_spec().as_dict().items()},
+                                 "task": {"type": resolver.task_type, "index": int(resolver.task_id)}})
 
 
 def strategy_for(params: Mapping[str, Any], *, environ: Mapping[str, str] | None = None,
