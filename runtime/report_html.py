@@ -214,6 +214,7 @@ def write_report_html(dist_dir: Path | str, report: Mapping[str, Any] | None = N
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(html)
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; the page is meant to be shared
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -131,6 +131,11 @@ def test_a_malformed_report_leaves_the_previous_page_in_place(tmp_path: Path, re
     assert sorted(p.name for p in tmp_path.iterdir()) == [REPORT_HTML]
 
 
+def test_the_page_is_readable_by_others(tmp_path: Path, report: dict[str, Any]) -> None:
+    path = write_report_html(tmp_path, report)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_missing_report_json_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match=r"report\.json not found: run `tfspec run` first"):
         load_report(tmp_path / "report.json")
