@@ -67,7 +67,7 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def _kb(size_bytes: Any) -> str:
-    return "n/a" if size_bytes is None else f"{float(size_bytes) / 1024.0:,.1f} KB"
+    return "n/a" if size_bytes is None else f"{float(size_bytes) / 1024.0:,.1f} KiB"
 
 
 def _ratio(baseline: Any, value: Any) -> str:
@@ -80,7 +80,7 @@ def _ratio(baseline: Any, value: Any) -> str:
 def _gate_limit(name: str, limit: Any) -> str:
     if limit is None:
         return "n/a"
-    units = {"max_size_kb": " KB", "max_latency_ms": " ms"}
+    units = {"max_size_kb": " KiB", "max_latency_ms": " ms"}
     return f"{float(limit):g}{units.get(name, '')}"
 
 

@@ -73,7 +73,7 @@ def test_page_shows_spec_gates_steps_and_versions(report: dict[str, Any]) -> Non
     assert report["spec"]["sha256"] in html
     assert "gates failed" in html  # the fixture's serving target fails its latency gate
     assert '<span class="badge fail">failed</span> <code>max_latency_ms</code> 0.63 (limit 0.5 ms)' in html
-    assert '<span class="badge pass">passed</span> <code>max_size_kb</code> 13.52 (limit 64 KB)' in html
+    assert '<span class="badge pass">passed</span> <code>max_size_kb</code> 13.52 (limit 64 KiB)' in html
     for step in report["steps"]:
         assert f"<code>{step['id']}</code>" in html
     assert html.count('<span class="badge cached">cached</span>') == 2
