@@ -11,13 +11,15 @@ from typing import Any
 
 from tfspec.spec.compression import ClusterStage, DistillStage, PruneStage, QuantizationAwareStage
 from tfspec.spec.data import SklearnDigitsSource
-from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.model import DenseLayer, FunctionalModel, SequentialModel
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from .resolve import ResolvedSpec, source_shape
+from .teachers import teacher_diagnostics
+from .tf_config import TFJOB_PORT
 
-__all__ = ["RULES", "validate", "collect_diagnostics", "kubernetes_object_names"]
+__all__ = ["RULES", "validate", "collect_diagnostics", "kubernetes_object_names", "quantity_value"]
 
 Rule = Callable[[ResolvedSpec], list[Diagnostic]]
 
@@ -260,7 +262,8 @@ def compression_order(r: ResolvedSpec) -> list[Diagnostic]:
                 out.append(r.diagnostic(path + ("kind",), "distill must come before prune, cluster and quantization_aware",
                                         "move the distill stage to the top of the list: it trains a new (student) model"))
             if "distill" in seen:
-                out.append(r.diagnostic(path + ("kind",), "only one distill stage is supported"))
+                out.append(r.diagnostic(path + ("kind",), "only one distill stage is supported",
+                                        f"keep one distill stage (compression[{seen['distill']}])"))
         elif isinstance(stage, PruneStage):
             if "quantization_aware" in seen:
                 out.append(r.diagnostic(path + ("kind",), "prune after quantization_aware is not supported",
@@ -268,10 +271,20 @@ def compression_order(r: ResolvedSpec) -> list[Diagnostic]:
             if "cluster" in seen:
                 out.append(r.diagnostic(path + ("kind",), "prune after cluster destroys the clusters",
                                         "prune first, then cluster with preserve_sparsity: true"))
+            earlier = [s for s in r.spec.compression[:index] if isinstance(s, PruneStage)]
+            if earlier and stage.sparsity_m_by_n is None and earlier[-1].sparsity_m_by_n is None \
+                    and stage.target_sparsity < earlier[-1].target_sparsity:
+                out.append(r.diagnostic(path + ("target_sparsity",),
+                                        f"target_sparsity {stage.target_sparsity} is below the earlier prune stage's "
+                                        f"{earlier[-1].target_sparsity}: the pruned weights would grow back",
+                                        f"raise it to at least {earlier[-1].target_sparsity}, or remove this stage"))
         elif isinstance(stage, ClusterStage):
             if "quantization_aware" in seen:
                 out.append(r.diagnostic(path + ("kind",), "cluster after quantization_aware is not supported",
                                         "cluster first, then quantization_aware with preserve: [clusters]"))
+            if "cluster" in seen:
+                out.append(r.diagnostic(path + ("kind",), "cluster appears twice: the second stage re-clusters the first's centroids",
+                                        f"keep one cluster stage (compression[{seen['cluster']}]) with the number_of_clusters you want"))
             if stage.preserve_sparsity and "prune" not in seen:
                 out.append(r.diagnostic(path + ("preserve_sparsity",), "preserve_sparsity needs an earlier prune stage",
                                         "add a prune stage before this one, or set preserve_sparsity: false"))
@@ -280,7 +293,8 @@ def compression_order(r: ResolvedSpec) -> list[Diagnostic]:
                                         "set preserve_sparsity: true (plain clustering undoes the pruning)"))
         elif isinstance(stage, QuantizationAwareStage):
             if "quantization_aware" in seen:
-                out.append(r.diagnostic(path + ("kind",), "quantization_aware appears twice"))
+                out.append(r.diagnostic(path + ("kind",), "quantization_aware appears twice",
+                                        f"keep one quantization_aware stage (compression[{seen['quantization_aware']}])"))
             if "prune" in seen and "sparsity" not in stage.preserve:
                 out.append(r.diagnostic(path + ("preserve",), "quantization_aware after prune must preserve sparsity",
                                         "add sparsity to preserve (PQAT), or the pruned zeros are lost"))
@@ -320,17 +334,97 @@ def distill_needs_teacher_and_student(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
-def stage_layers_exist(r: ResolvedSpec) -> list[Diagnostic]:
-    names = _layer_names(r)
-    if not names:
-        return []
+def _stage_model_layers(r: ResolvedSpec) -> list[tuple[int, list[Any], tuple[str | int, ...]]]:
+    """For each compression stage: the layers of the model it works on, and the key path declaring them.
+
+    Stages after a ``distill`` stage work on the student, so their ``skip_layers`` name student layers.
+    """
+    layers: list[Any] = _layers(r)
+    where: tuple[str | int, ...] = ("model", "layers")
     out = []
     for index, stage in _stages(r):
-        for j, layer in enumerate(getattr(stage, "skip_layers", [])):
-            if layer not in names:
-                out.append(r.diagnostic(("compression", index, "skip_layers", j), f"no layer named {layer!r}",
-                                        "known layers: " + ", ".join(sorted(names))))
+        out.append((index, layers, where))
+        if isinstance(stage, DistillStage) and stage.student is not None:
+            layers, where = list(stage.student), ("compression", index, "student")
     return out
+
+
+_WEIGHTED_LAYER_TYPES = frozenset({"dense", "conv1d", "conv2d", "depthwise_conv2d", "separable_conv2d", "lstm", "gru",
+                                   "embedding"})
+
+
+def stage_layers_exist(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, layers, where in _stage_model_layers(r):
+        stage = r.spec.compression[index]
+        skip = list(getattr(stage, "skip_layers", []))
+        names = {layer.name for layer in layers if layer.name}
+        if not names or not skip:
+            continue  # unnamed layers get generated names: nothing to check against
+        for j, layer in enumerate(skip):
+            if layer not in names:
+                out.append(r.diagnostic(("compression", index, "skip_layers", j),
+                                        f"no layer named {layer!r} in {format_path(where)}",
+                                        "known layers: " + ", ".join(sorted(names))))
+        weighted = {layer.name for layer in layers if layer.type in _WEIGHTED_LAYER_TYPES}
+        if weighted and None not in weighted and weighted <= set(skip):
+            out.append(r.diagnostic(("compression", index, "skip_layers"),
+                                    f"skip_layers lists every layer with weights: the {stage.kind} stage would change nothing",
+                                    "leave at least one dense or convolution layer out of skip_layers"))
+    return out
+
+
+# Layer types tfmot's default 8-bit scheme cannot quantize (Default8BitQuantizeRegistry.supports is false and
+# no layout transform rewrites them; checked with tfmot 0.8.1).
+_QAT_UNSUPPORTED_LAYERS = frozenset({"conv1d", "max_pool1d", "layer_norm", "embedding", "lstm", "gru"})
+
+
+def quantization_aware_layers_supported(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, layers, where in _stage_model_layers(r):
+        if not isinstance(r.spec.compression[index], QuantizationAwareStage):
+            continue
+        for j, layer in enumerate(layers):
+            if layer.type in _QAT_UNSUPPORTED_LAYERS:
+                out.append(r.diagnostic(where + (j, "type"),
+                                        f"quantization-aware training does not support {layer.type} layers "
+                                        f"(compression[{index}] is quantization_aware)",
+                                        "remove the quantization_aware stage and use post-training quantization "
+                                        "in the tflite target"))
+    return out
+
+
+def prune_m_by_n_sparsity(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, stage in _stages(r):
+        if not isinstance(stage, PruneStage) or stage.sparsity_m_by_n is None:
+            continue
+        m, n = stage.sparsity_m_by_n
+        implied = round(1 - m / n, 6)
+        if "target_sparsity" in stage.model_fields_set and abs(stage.target_sparsity - implied) > 1e-6:
+            out.append(r.diagnostic(("compression", index, "target_sparsity"),
+                                    f"target_sparsity {stage.target_sparsity} conflicts with sparsity_m_by_n {[m, n]}, "
+                                    f"which gives {implied}",
+                                    "remove target_sparsity (m-by-n pruning sets the sparsity), or remove sparsity_m_by_n"))
+    return out
+
+
+def distill_teacher_exists(r: ResolvedSpec) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for index, stage in _stages(r):
+        if isinstance(stage, DistillStage):
+            out.extend(teacher_diagnostics(r, index, stage))
+    return out
+
+
+def distill_needs_classification_loss(r: ResolvedSpec) -> list[Diagnostic]:
+    loss = r.spec.training.loss_spec.kind
+    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
+        return []
+    return [r.diagnostic(("compression", index, "kind"),
+                         f"distill matches softened class probabilities and needs a categorical loss, not {loss}",
+                         "use training.loss: sparse_categorical_crossentropy, or remove the distill stage")
+            for index, stage in _stages(r) if isinstance(stage, DistillStage)]
 
 
 def quantization_aware_needs_int8_target(r: ResolvedSpec) -> list[Diagnostic]:
@@ -462,6 +556,105 @@ def android_needs_tflite(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
+# --- deploy targets (Kubernetes and container values) -----------------------------------------------
+
+_QUANTITY_FACTORS = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+                     "Ki": 2.0 ** 10, "Mi": 2.0 ** 20, "Gi": 2.0 ** 30, "Ti": 2.0 ** 40}
+
+
+def quantity_value(quantity: str) -> float:
+    """A Kubernetes quantity (``500m``, ``2``, ``4Gi``) as a number, for comparisons."""
+    number = quantity.rstrip("kmMGTi")
+    return float(number) * _QUANTITY_FACTORS[quantity[len(number):]]
+
+
+def _kubernetes_targets(r: ResolvedSpec) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """(key path, target section holding resources/tolerations) of every Kubernetes workload."""
+    for index, target in enumerate(r.spec.targets):
+        if isinstance(target, TfServingTarget) and target.kubernetes is not None:
+            yield ("targets", index, "kubernetes"), target.kubernetes
+        elif isinstance(target, GpuClusterTarget):
+            yield ("targets", index), target
+
+
+def tfjob_port(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, target in enumerate(r.spec.targets):
+        if isinstance(target, GpuClusterTarget) and target.operator == "tfjob" and target.port != TFJOB_PORT:
+            out.append(r.diagnostic(("targets", index, "port"), f"the TFJob operator uses port {TFJOB_PORT}, not {target.port}",
+                                    f"remove port (or set {TFJOB_PORT}); other ports need operator: indexed_job"))
+    return out
+
+
+def serving_replicas(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for path, kube in _kubernetes_targets(r):
+        if not path[-1] == "kubernetes":
+            continue
+        if kube.autoscale is not None and "replicas" in kube.model_fields_set and \
+                not kube.autoscale.min <= kube.replicas <= kube.autoscale.max:
+            out.append(r.diagnostic(path + ("replicas",), f"replicas ({kube.replicas}) is outside the autoscaling range "
+                                    f"{kube.autoscale.min}..{kube.autoscale.max}",
+                                    "the HorizontalPodAutoscaler owns the replica count: drop replicas or widen the range"))
+        replicas = kube.autoscale.min if kube.autoscale else kube.replicas
+        if kube.min_available is not None and replicas > 1 and kube.min_available >= replicas:
+            out.append(r.diagnostic(path + ("min_available",), f"min_available ({kube.min_available}) must be below the "
+                                    f"replica count ({replicas})", "a PodDisruptionBudget that allows no eviction blocks every node drain"))
+    return out
+
+
+def requests_within_limits(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for path, section in _kubernetes_targets(r):
+        resources = section.resources
+        for key in ("cpu", "memory"):
+            request, limit = getattr(resources.requests, key), getattr(resources.limits, key)
+            if quantity_value(request) > quantity_value(limit):
+                out.append(r.diagnostic(path + ("resources", "requests", key), f"the {key} request ({request}) exceeds "
+                                        f"its limit ({limit})", "Kubernetes rejects a request above the limit"))
+    return out
+
+
+def toleration_values(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for path, section in _kubernetes_targets(r):
+        for index, toleration in enumerate(section.tolerations):
+            if toleration.operator == "Exists" and toleration.value:
+                out.append(r.diagnostic(path + ("tolerations", index, "value"), "a toleration with operator Exists takes no value",
+                                        "use operator: Equal to match a value"))
+    return out
+
+
+def storage_mount_path(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, target in enumerate(r.spec.targets):
+        if not isinstance(target, GpuClusterTarget):
+            continue
+        mount = target.storage.mount_path
+        parts = mount.split("/")[1:]
+        reserved = ("/tmp", "/dev/shm", "/opt/tfspec")
+        if mount == "/" or any(part in ("", ".", "..") for part in parts):
+            out.append(r.diagnostic(("targets", index, "storage", "mount_path"), f"mount path {mount!r} must be a normalised "
+                                    "absolute folder (no '..', '.', '//' or trailing '/', not '/')", "e.g. /workspace"))
+        elif any(mount == p or mount.startswith(p + "/") or p.startswith(mount + "/") for p in reserved):
+            out.append(r.diagnostic(("targets", index, "storage", "mount_path"), f"mount path {mount!r} overlaps a folder the "
+                                    "training pod already uses (" + ", ".join(reserved) + ")", "e.g. /workspace"))
+    return out
+
+
+def labels_are_lines(r: ResolvedSpec) -> list[Diagnostic]:
+    labels = r.spec.data.labels or []
+    out = []
+    seen: set[str] = set()
+    for index, label in enumerate(labels):
+        if not label.strip():
+            out.append(r.diagnostic(("data", "labels", index), "a label must not be empty", "labels.txt holds one label per line"))
+        elif label in seen:
+            out.append(r.diagnostic(("data", "labels", index), f"duplicate label {label!r}"))
+        seen.add(label)
+    return out
+
+
 RULES: tuple[Rule, ...] = (
     unique_target_names,
     kubernetes_name_length,
@@ -477,7 +670,11 @@ RULES: tuple[Rule, ...] = (
     gates_need_accuracy,
     compression_order,
     distill_needs_teacher_and_student,
+    distill_needs_classification_loss,
+    distill_teacher_exists,
     stage_layers_exist,
+    quantization_aware_layers_supported,
+    prune_m_by_n_sparsity,
     quantization_aware_needs_int8_target,
     int8_needs_representative_data,
     serving_batching,
@@ -485,4 +682,10 @@ RULES: tuple[Rule, ...] = (
     gpu_placement,
     multi_worker_needs_cluster,
     android_needs_tflite,
+    tfjob_port,
+    serving_replicas,
+    requests_within_limits,
+    toleration_values,
+    storage_mount_path,
+    labels_are_lines,
 )

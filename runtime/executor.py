@@ -7,6 +7,7 @@ a failed step never enters the cache and earlier entries stay. When every step i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -76,7 +77,7 @@ def step_module(step: Step, plan: Plan) -> Any:
     try:
         return importlib.import_module(f"tfspec.runtime.steps.{step.kind}")
     except ModuleNotFoundError as error:
-        if error.name != f"tfspec.runtime.steps.{step.kind}":
+        if error.name not in (f"tfspec.runtime.steps.{step.kind}", None):
             raise
         path: tuple[str | int, ...] = ("compression", step.params["index"]) if step.kind in _STAGE_KEYS else ()
         raise StepError(path, f"this runtime has no {step.kind!r} step (tfspec.runtime.steps.{step.kind})",
@@ -197,6 +198,8 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
                 raise StepFailed(f"step {step.id} failed: {type(error).__name__}: {error} "
                                  "(set TFSPEC_DEBUG=1 for a traceback)") from error
             shutil.rmtree(checkpoint, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                checkpoint.parent.rmdir()  # only when no other step left a checkpoint
             entry = cache.path(step.fingerprint)
             ran.append(step.id)
             was_cached = False

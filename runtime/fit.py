@@ -212,11 +212,16 @@ _KERNEL_ATTRS = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
 
 
 def _kernel(layer: Any) -> Any | None:
+    tf, _ = import_tf()
     inner = getattr(layer, "layer", layer)  # tfmot wrappers keep the wrapped layer in .layer
     for attr in _KERNEL_ATTRS:
         value = getattr(inner, attr, None)
-        if value is not None and hasattr(value, "numpy"):
+        if isinstance(value, tf.Variable):
             return value
+    # Quantize wrappers replace the attribute with the fake-quantized tensor: find the variable itself.
+    for weight in layer.weights:
+        if weight.name.rsplit("/", 1)[-1].split(":")[0] in _KERNEL_ATTRS:
+            return weight
     return None
 
 

@@ -98,7 +98,8 @@ def _csv(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray
     return x, y, None
 
 
-def _tfrecord(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def _tfrecord(source: dict[str, Any], spec_dir: Path,
+              order: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     from tfspec.runtime.tf import import_tf
 
     tf, _ = import_tf()
@@ -111,7 +112,7 @@ def _tfrecord(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.nd
     compression = {"none": None, "gzip": "GZIP", "zlib": "ZLIB"}[source.get("compression", "none")]
     xs: list[np.ndarray] = []
     ys: list[int] = []
-    names = list(source["features"])
+    names = list(order or source["features"])
     try:
         for record in tf.data.TFRecordDataset(files, compression_type=compression):
             parsed = tf.io.parse_single_example(record, spec)
@@ -162,8 +163,11 @@ _READERS = {"sklearn_digits": _sklearn_digits, "npz": _npz, "csv": _csv, "tfreco
             "image_folder": _image_folder}
 
 
-def read_source(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def read_source(source: dict[str, Any], spec_dir: Path,
+                feature_order: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """``(features, labels, class names found in the source or None)``."""
+    if source["kind"] == "tfrecord":
+        return _tfrecord(source, spec_dir, feature_order)
     return _READERS[source["kind"]](source, spec_dir)
 
 
@@ -205,7 +209,7 @@ def _check_labels(y: np.ndarray, num_classes: int | None, source_kind: str) -> n
 def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
     source = p["source"]
-    x, y, found_classes = read_source(source, ctx.spec_dir)
+    x, y, found_classes = read_source(source, ctx.spec_dir, p.get("feature_order"))
     if len(x) == 0:
         raise DataError(SOURCE, f"the {source['kind']} source holds no examples")
     mode = label_mode(p.get("loss", "sparse_categorical_crossentropy"))

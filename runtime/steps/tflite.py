@@ -5,10 +5,16 @@ Modes (from the plan): ``none`` (float32), ``dynamic`` (int8 weights), ``float16
 (int16 activations, int8 weights, through the experimental op set). A quantization-aware model
 converts with ``Optimize.DEFAULT`` and keeps the ranges it learned. Post-training quantization stays
 behind this one module so it can move to the LiteRT quantizer.
+
+Dense kernels are quantized per tensor unless the plan asks for ``per_channel_dense``: per channel,
+TFLite stores a float32 scale and an int64 zero point for every output unit of the kernel and of its
+bias, which for a 64-input layer is as much again as a third of the int8 weights (15.2 KB instead of
+12.0 KB for the digits MLP, same test accuracy). Convolutions stay per channel.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,6 +47,9 @@ def convert(model: Any, params: dict[str, Any], calibration: np.ndarray | None) 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if params.get("optimizations"):
         converter.optimizations = [getattr(tf.lite.Optimize, name) for name in params["optimizations"]]
+        # The converter's switch for this (TF 2.21) is still underscored; it affects only Dense layers.
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = not params.get(
+            "per_channel_dense", False)
     if calibration is not None and len(calibration):
         def representative() -> Iterator[list[np.ndarray]]:
             for i in range(len(calibration)):
@@ -57,7 +66,10 @@ def convert(model: Any, params: dict[str, Any], calibration: np.ndarray | None) 
         kind = params.get(key, "float32")
         if kind != "float32":
             setattr(converter, attribute, tf.as_dtype(kind))
-    return converter.convert()
+    with warnings.catch_warnings():
+        # Emitted for every int8 conversion: it concerns the legacy `quantized_input_stats`, unused here.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        return converter.convert()
 
 
 def run(ctx: StepContext) -> dict[str, Any]:

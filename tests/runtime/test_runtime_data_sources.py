@@ -1,0 +1,211 @@
+"""The data step on every source kind, with fixtures written here; bad data names the spec key."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import compile_text, invoke, read_json, step_context
+from tfspec.runtime.errors import DataError
+from tfspec.runtime.steps import data as data_step
+
+CLASSES = 3
+PER_CLASS = 20
+
+
+def spec(source: str, input_shape: str, extra_data: str = "", layers: str = "") -> str:
+    layers = layers or "    - {type: dense, units: 3, activation: softmax}\n"
+    return (
+        "api_version: tfspec/v1\nname: t\nversion: 1\n"
+        "data:\n"
+        f"  source: {source}\n"
+        "  split: {validation: 0.2, test: 0.2, seed: 3}\n"
+        f"{extra_data}"
+        "model:\n  kind: sequential\n"
+        f"  input_shape: {input_shape}\n"
+        "  layers:\n" + layers +
+        "training: {epochs: 1}\n"
+        "targets: [{kind: tflite, name: m}]\n"
+    )
+
+
+def features(n_features: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(CLASSES), PER_CLASS)
+    x = (rng.normal(size=(len(y), n_features)) + y[:, None] * 3.0).astype(np.float32)
+    return x, y
+
+
+def run_data(tmp_path: Path, text: str, out: str = "out") -> tuple[dict, dict[str, np.ndarray], dict]:
+    result = compile_text(tmp_path, text)
+    ctx = step_context(result, "data", tmp_path / out)
+    metrics = data_step.run(ctx)
+    with np.load(ctx.out / "dataset.npz") as arrays:
+        return metrics, {k: arrays[k] for k in arrays.files}, read_json(ctx.out / "data_info.json")
+
+
+def assert_same_rows(actual: np.ndarray, expected: np.ndarray) -> None:
+    """The same multiset of rows (splits shuffle them): compare after a lexicographic sort."""
+    assert actual.shape == expected.shape
+    order = lambda a: a[np.lexsort(a.T[::-1])]  # noqa: E731
+    np.testing.assert_allclose(order(actual), order(expected), rtol=1e-5, atol=1e-5)
+
+
+def assert_stratified(arrays: dict[str, np.ndarray]) -> None:
+    for split in ("train", "val", "test"):
+        counts = np.bincount(arrays[f"y_{split}"], minlength=CLASSES)
+        assert counts.max() - counts.min() <= 1, (split, counts)
+    assert sum(len(arrays[f"y_{s}"]) for s in ("train", "val", "test")) == CLASSES * PER_CLASS
+
+
+def test_npz_source_split_is_stratified_and_normalised_with_train_statistics(tmp_path: Path) -> None:
+    x, y = features(4)
+    np.savez(tmp_path / "train.npz", pixels=x, target=y)
+    metrics, arrays, info = run_data(tmp_path, spec("{kind: npz, path: train.npz, features: pixels, labels: target}",
+                                                    "[4]", "  preprocessing: {normalize: true}\n  num_classes: 3\n"))
+    assert metrics["examples"] == 60 and metrics["test"] == 12 and metrics["validation"] == 12
+    assert_stratified(arrays)
+    np.testing.assert_allclose(arrays["x_train"].mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(arrays["x_train"].std(axis=0), 1.0, atol=1e-4)
+    # The stored statistics undo the normalisation of every split (the app applies the same ones).
+    mean, std = np.array(info["mean"]), np.array(info["std"])
+    restored = np.concatenate([arrays[f"x_{s}"] for s in ("train", "val", "test")]) * std + mean
+    assert_same_rows(restored, x)
+    assert arrays["y_train"].dtype == np.int64
+
+
+def test_same_seed_gives_the_same_split(tmp_path: Path) -> None:
+    x, y = features(4)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    text = spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n")
+    _, first, _ = run_data(tmp_path, text, "first")
+    _, second, _ = run_data(tmp_path, text, "second")
+    _, other, _ = run_data(tmp_path, text.replace("seed: 3", "seed: 4"), "other")
+    assert not np.array_equal(first["y_test"], other["y_test"]) or not np.array_equal(first["x_test"], other["x_test"])
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_csv_source_reads_the_named_columns_in_order(tmp_path: Path) -> None:
+    x, y = features(3)
+    with open(tmp_path / "train.csv", "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter=";")
+        writer.writerow(["c", "label", "a", "b", "note"])
+        for row, label in zip(x, y):
+            writer.writerow([row[2], label, row[0], row[1], "ignored"])
+    _, arrays, info = run_data(tmp_path, spec(
+        "{kind: csv, path: train.csv, label_column: label, feature_columns: [a, b, c], delimiter: ';'}",
+        "[3]", "  num_classes: 3\n"))
+    assert_stratified(arrays)
+    rows = np.concatenate([arrays[f"x_{s}"] for s in ("train", "val", "test")])
+    assert_same_rows(rows, x)
+    assert info["source"] == "csv"
+
+
+def test_tfrecord_source_concatenates_features_in_spec_order(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    x, y = features(3)
+    with tf.io.TFRecordWriter(str(tmp_path / "part-0.tfrecord"), options="GZIP") as writer:
+        for row, label in zip(x, y):
+            example = tf.train.Example(features=tf.train.Features(feature={
+                "pair": tf.train.Feature(float_list=tf.train.FloatList(value=row[:2])),
+                "single": tf.train.Feature(float_list=tf.train.FloatList(value=row[2:])),
+                "class": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+            }))
+            writer.write(example.SerializeToString())
+    source = ("{kind: tfrecord, path: 'part-*.tfrecord', compression: gzip, label: class, "
+              "features: {single: {dtype: float32, shape: [1]}, pair: {dtype: float32, shape: [2]}}}")
+    _, arrays, _ = run_data(tmp_path, spec(source, "[3]", "  num_classes: 3\n"))
+    assert_stratified(arrays)
+    rows = np.concatenate([arrays[f"x_{s}"] for s in ("train", "val", "test")])
+    expected = np.concatenate([x[:, 2:], x[:, :2]], axis=1)  # `single` first, as the spec lists it
+    assert_same_rows(rows, expected)
+
+
+def test_image_folder_source_uses_folder_names_as_labels(tmp_path: Path) -> None:
+    from PIL import Image
+
+    names = ["cat", "dog", "owl"]
+    for label, name in enumerate(names):
+        folder = tmp_path / "images" / name
+        folder.mkdir(parents=True)
+        for i in range(PER_CLASS):
+            pixels = np.full((12, 10), 40 + 80 * label + i, dtype=np.uint8)
+            Image.fromarray(pixels, mode="L").save(folder / f"{i:02d}.png")
+    (tmp_path / "images" / "dog" / "notes.txt").write_text("not an image")
+    _, arrays, info = run_data(tmp_path, spec(
+        "{kind: image_folder, path: images, image_size: [8, 8], color_mode: grayscale}", "[8, 8, 1]",
+        "  preprocessing: {rescale: 0.00392156862745098}\n",
+        "    - {type: flatten}\n    - {type: dense, units: 3, activation: softmax}\n"))
+    assert arrays["x_train"].shape[1:] == (8, 8, 1)
+    assert_stratified(arrays)
+    assert info["labels"] == names and info["num_classes"] == 3
+    for split in ("train", "test"):  # every image of class k has the grey level 40 + 80k + i (over 255)
+        levels = arrays[f"x_{split}"][:, 0, 0, 0] * 255
+        np.testing.assert_array_equal((levels - 40) // 80, arrays[f"y_{split}"])
+
+
+def test_sklearn_digits_reshaped_for_a_conv_net(tmp_path: Path) -> None:
+    _, arrays, info = run_data(tmp_path, spec(
+        "{kind: sklearn_digits}", "[8, 8, 1]", "  preprocessing: {rescale: 0.0625, reshape: [8, 8, 1]}\n",
+        "    - {type: conv2d, filters: 4, kernel_size: 3}\n    - {type: flatten}\n"
+        "    - {type: dense, units: 10, activation: softmax}\n"))
+    assert arrays["x_train"].shape[1:] == (8, 8, 1)
+    assert float(arrays["x_train"].max()) == 1.0 and info["rescale"] == 0.0625
+    assert info["num_classes"] == 10 and sum(len(arrays[f"y_{s}"]) for s in ("train", "val", "test")) == 1797
+
+
+def _error(tmp_path: Path, text: str) -> DataError:
+    result = compile_text(tmp_path, text)
+    with pytest.raises(DataError) as caught:
+        data_step.run(step_context(result, "data", tmp_path / "out"))
+    return caught.value
+
+
+def test_missing_file_names_the_source_path_key(tmp_path: Path) -> None:
+    error = _error(tmp_path, spec("{kind: npz, path: nowhere.npz}", "[4]", "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "path") and "nowhere.npz does not exist" in error.message
+
+
+def test_wrong_csv_column_names_the_label_column_key(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("a,b,y\n1,2,0\n")
+    error = _error(tmp_path, spec("{kind: csv, path: t.csv, label_column: label}", "[2]", "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "label_column") and "no column 'label'" in error.message
+    error = _error(tmp_path, spec("{kind: csv, path: t.csv, label_column: y, feature_columns: [a, z]}", "[2]",
+                                  "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "feature_columns", 1)
+
+
+def test_wrong_npz_array_name_names_the_features_key(tmp_path: Path) -> None:
+    x, y = features(4)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    error = _error(tmp_path, spec("{kind: npz, path: d.npz, features: images}", "[4]", "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "features") and "x, y" in error.message
+
+
+def test_labels_outside_num_classes_are_rejected(tmp_path: Path) -> None:
+    x, y = features(4)
+    np.savez(tmp_path / "d.npz", x=x, y=y + 5)
+    error = _error(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
+    assert error.path == ("data", "num_classes")
+
+
+def test_shape_mismatch_through_the_cli_names_file_line_and_key(tmp_path: Path) -> None:
+    x, y = features(5)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    path = tmp_path / "deploy.yaml"
+    text = spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n")
+    path.write_text(text)
+    result = invoke("run", str(path), "--dist-dir", str(tmp_path / "dist"), "--quiet")
+    assert result.exit_code == 2, result.output
+    line = text.splitlines().index("  input_shape: [4]") + 1
+    assert f"{path}:{line}:3: model.input_shape: the npz source gives examples of shape [5] but the model takes [4]" \
+        in result.stderr
+    assert "Traceback" not in result.output
+    cache = tmp_path / ".tfspec" / "cache"
+    assert not cache.exists() or [p.name for p in cache.iterdir()] == []  # nothing half-written
+    assert not (tmp_path / "dist").exists()
