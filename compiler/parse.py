@@ -40,25 +40,57 @@ def parse_model(model: type[_ModelT], tree: Any, document: SourceDocument) -> _M
 def diagnostics_from_validation_error(
     error: pydantic.ValidationError, model: type[BaseModel], tree: Any, document: SourceDocument
 ) -> list[Diagnostic]:
+    items = error.errors(include_url=False)
+    located = [(item, *_walk(item["loc"], tree, model, missing=item["type"] == "missing")) for item in items]
     diagnostics = []
-    for item in error.errors(include_url=False):
-        path, owner = _walk(item["loc"], tree, model)
+    for item, path, owner in located:
+        if _scalar_branch_noise(item, path, located):
+            continue
+        if item["type"] == "union_tag_invalid":
+            discriminator = str((item.get("ctx") or {}).get("discriminator", "kind")).strip("'")
+            node = _node_at(tree, path)
+            if isinstance(node, dict) and discriminator in node:
+                path = path + (discriminator,)
         message, hint = _describe(item, path, owner)
         diagnostics.append(document.diagnostic(path, message, hint))
     return diagnostics
 
 
-def _walk(loc: tuple[Any, ...], tree: Any, model: type[BaseModel]) -> tuple[KeyPath, Any]:
+def _node_at(tree: Any, path: KeyPath) -> Any:
+    node = tree
+    for element in path:
+        try:
+            node = node[element]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _is_type_mismatch(item: dict[str, Any]) -> bool:
+    return item["type"].endswith(("_type", "_parsing")) or item["type"] == "union_tag_not_found"
+
+
+def _scalar_branch_noise(item: dict[str, Any], path: KeyPath, located: list[tuple[Any, KeyPath, Any]]) -> bool:
+    """In a scalar-or-mapping union (``learning_rate``), the branch the value was not meant for complains
+    too: drop a type mismatch when another, more specific error exists at or below the same path."""
+    if not _is_type_mismatch(item):
+        return False
+    return any(other is not item and other_path[: len(path)] == path and not _is_type_mismatch(other)
+               for other, other_path, _ in located)
+
+
+def _walk(loc: tuple[Any, ...], tree: Any, model: type[BaseModel], missing: bool = False) -> tuple[KeyPath, Any]:
     """Follow pydantic's ``loc`` through the YAML tree and the model types at the same time.
 
-    Returns the key path that exists in the tree (union tags and validator names are skipped) and the
-    type found at the parent of the last element (used for "did you mean" on unknown keys).
+    Returns the key path that exists in the tree (union tags and pydantic's branch labels such as
+    ``constrained-float`` are skipped; a missing key is kept as the last element) and the type found at
+    the parent of the last element (used for "did you mean" on unknown keys).
     """
     path: list[str | int] = []
     node: Any = tree
     annotation: Any = model
     parent_annotation: Any = model
-    for element in loc:
+    for position, element in enumerate(loc):
         if isinstance(node, dict) and isinstance(element, str) and element in node:
             parent_annotation = annotation
             annotation = _child_annotation(annotation, element, node)
@@ -69,12 +101,11 @@ def _walk(loc: tuple[Any, ...], tree: Any, model: type[BaseModel]) -> tuple[KeyP
             annotation = _item_annotation(annotation, node[element])
             path.append(element)
             node = node[element]
-        elif isinstance(element, str) and annotation is not None:
-            # A union tag (``tflite``) or a key that is not in the tree (a missing field).
-            chosen = _union_member(annotation, element)
+        elif isinstance(element, str):
+            chosen = _union_member(annotation, element) if annotation is not None else None
             if chosen is not None:
                 annotation = chosen
-            else:
+            elif missing and position == len(loc) - 1:
                 parent_annotation = annotation
                 path.append(element)
                 node = None
@@ -159,36 +190,71 @@ def _describe(item: dict[str, Any], path: KeyPath, owner: Any) -> tuple[str, str
     if kind in ("union_tag_invalid", "literal_error"):
         expected = ctx.get("expected_tags") or ctx.get("expected")
         got = ctx.get("tag", item.get("input"))
-        message = f"invalid value {got!r}" if kind == "literal_error" else f"unknown {ctx.get('discriminator', 'kind')} {got!r}"
+        discriminator = str(ctx.get("discriminator", "kind")).strip("'")
+        message = f"invalid value {got!r}" if kind == "literal_error" else f"unknown {discriminator} {got!r}"
         hint = f"expected one of {expected}" if expected else None
         if isinstance(got, str) and expected:
             options = [o.strip().strip("'\"") for o in str(expected).replace(" or ", ",").split(",")]
             close = difflib.get_close_matches(got, [o for o in options if o], n=1, cutoff=0.6)
             if close:
                 hint = f"did you mean {close[0]!r}? expected one of {expected}"
-        return message.replace("'kind'", "kind").strip("'"), hint
+        return message, hint
     if kind == "union_tag_not_found":
         return f"missing the {ctx.get('discriminator', 'kind').strip(chr(39))} key that selects the variant", None
     if kind == "string_pattern_mismatch":
-        return f"invalid value {item.get('input')!r}", _pattern_hint(path)
+        return f"invalid value {item.get('input')!r}", _PATTERN_HINTS.get(str(ctx.get("pattern")))
     if kind == "value_error":
         return str(ctx.get("error", item["msg"])), None
-    message = item["msg"]
+    template = _MESSAGES.get(kind)
+    message = template.format(**ctx) if template else item["msg"]
     if "input" in item and not isinstance(item["input"], (dict, list)):
         message += f" (got {item['input']!r})"
     return message, None
 
 
-_PATTERN_HINTS = {
-    "name": "use a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters",
-    "path": "use a relative path inside the project, without '..' or special characters",
-    "package": "use a Java package name such as com.example.app",
+_MESSAGES = {
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "int_parsing": "expected an integer",
+    "int_type": "expected an integer",
+    "int_from_float": "expected a whole number",
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "too_short": "needs at least {min_length} item(s)",
+    "too_long": "allows at most {max_length} item(s)",
+    "string_too_short": "must be at least {min_length} character(s) long",
+    "string_too_long": "must be at most {max_length} characters long",
+    "finite_number": "must be a finite number",
 }
 
 
-def _pattern_hint(path: KeyPath) -> str | None:
-    last = next((p for p in reversed(path) if isinstance(p, str)), "")
-    return _PATTERN_HINTS.get(last)
+# What each constrained string type of spec/ accepts, keyed by its pattern.
+_PATTERN_HINTS = {
+    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$":
+        "use a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters",
+    r"^[A-Za-z][A-Za-z0-9_]{0,63}$": "use letters, digits and '_', starting with a letter",
+    r"^[^\x00-\x1f\x7f{}$`\\]{0,200}$":
+        "one line of at most 200 characters, without control characters, '{', '}', '$', '`' or '\\'",
+    r"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.*?\-/\[\]]{1,255}$":
+        "use a relative path inside the project, without '..' or special characters",
+    r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$": "use a Kubernetes quantity such as \"500m\", \"2\" or \"4Gi\"",
+    r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$": "use a Java package name such as com.example.app",
+    r"^[A-Za-z][A-Za-z0-9_]{0,49}$": "letters, digits and '_', starting with a letter (at most 50 characters)",
+    r"^(CPU|GPU|TPU):[0-9]{1,2}$": "use a device such as GPU:0 or CPU:0",
+    r"^(CPU|GPU):[0-9]{1,2}$": "use a device such as GPU:0 or CPU:0",
+    r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$": "use package.module:function",
+    r"^[a-z][a-z0-9_-]{0,31}$": "lower-case letters, digits, '_' and '-', starting with a letter",
+    r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.tflite$": "a plain file name ending in .tflite",
+}
 
 
 def _kind_of(value: Any) -> str:

@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_text
 
@@ -55,15 +56,28 @@ class CompileResult:
 
 def resolve_document(document: SourceDocument, env: str | None = None,
                      environ: Mapping[str, str] | None = None) -> ResolvedSpec:
-    """load's output → a validated :class:`ResolvedSpec` (raises :class:`SpecError`)."""
-    document = expand_variables(document, environ)
-    parse_spec(document)  # the base spec must be valid on its own, overlays or not
-    if env is not None:
-        document = apply_environment(document, env)
-    from tfspec.spec.document import Spec
+    """load's output → a validated :class:`ResolvedSpec` (raises :class:`SpecError`).
 
-    spec = parse_model(Spec, document.tree, document)
-    return validate(with_defaults(spec, document, env))
+    Without ``env``, every environment overlay is checked too (a broken overlay is an error of the spec
+    even when it is not selected), its problems reported with the overlay's own positions.
+    """
+    document = expand_variables(document, environ)
+    spec = parse_spec(document)  # the base spec must be valid on its own, overlays or not
+    if env is not None:
+        merged = apply_environment(document, env)
+        return validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, env))
+    resolved = validate(with_defaults(spec, document, None))
+    problems: list[Diagnostic] = []
+    for name in spec.environments:
+        try:
+            merged = apply_environment(document, name)
+            validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, name))
+        except SpecError as error:
+            problems.extend(dataclasses.replace(d, message=f"in environment {name!r}: {d.message}")
+                            for d in error.diagnostics)
+    if problems:
+        raise SpecError(problems)
+    return resolved
 
 
 def compile_document(document: SourceDocument, env: str | None = None,

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
+import hashlib
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -146,9 +149,10 @@ def _merge_targets(tree: dict[str, Any], overlays: Any, source: KeyPath, positio
         position = by_name.get(overlay["name"])
         if position is None:
             if "kind" not in overlay:
+                close = difflib.get_close_matches(str(overlay["name"]), [str(n) for n in by_name], n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "name an existing target, or give a 'kind' to add a new one"
                 problems.append(document.diagnostic(
-                    source + (index, "name"), f"no target named {overlay['name']!r} to overlay",
-                    "name an existing target, or give a 'kind' to add a new one"))
+                    source + (index, "name"), f"no target named {overlay['name']!r} to overlay", hint))
                 continue
             targets.append(copy.deepcopy(overlay))
             _move_positions(positions, source + (index,), ("targets", len(targets) - 1))
@@ -168,6 +172,8 @@ class ResolvedSpec:
         labels: class names in label order.
         input_shape: model input shape without the batch axis.
         input_name / output_name: serving signature keys.
+        spec_sha256: sha256 of the spec's canonical content (variables expanded, overlay applied, as
+            sorted-key JSON): comments, formatting and key order do not change it.
     """
 
     spec: Spec
@@ -179,6 +185,8 @@ class ResolvedSpec:
     input_dtype: str
     input_name: str
     output_name: str
+    spec_sha256: str
+
 
     @property
     def file(self) -> str:
@@ -249,6 +257,9 @@ def with_defaults(spec: Spec, document: SourceDocument, environment: str | None 
         input_dtype=model.input_dtype,
         input_name=model.input_name,
         output_name=model.output_name,
+        spec_sha256=hashlib.sha256(
+            json.dumps(document.tree, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+        ).hexdigest(),
     )
 
 

@@ -17,8 +17,9 @@ from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quant
 
 from .resolve import ResolvedSpec, source_shape
 from .teachers import teacher_diagnostics
+from .tf_config import TFJOB_PORT
 
-__all__ = ["RULES", "validate", "collect_diagnostics", "kubernetes_object_names"]
+__all__ = ["RULES", "validate", "collect_diagnostics", "kubernetes_object_names", "quantity_value"]
 
 Rule = Callable[[ResolvedSpec], list[Diagnostic]]
 
@@ -120,7 +121,7 @@ def functional_graph(r: ResolvedSpec) -> list[Diagnostic]:
                                         "layers may only use model inputs and layers listed before them"))
         if layer.type not in ("add", "concatenate") and layer.inputs and len(layer.inputs) > 1:
             out.append(r.diagnostic(("model", "layers", index, "inputs"),
-                                    f"a {layer.type} layer takes one input", "join inputs with an add or concatenate layer"))
+                                    f"a {layer.type!r} layer takes one input", "join inputs with an add or concatenate layer"))
         if layer.name:
             known.add(layer.name)
     if model.outputs[0] not in known:
@@ -131,7 +132,7 @@ def functional_graph(r: ResolvedSpec) -> list[Diagnostic]:
 def merge_layers_need_functional(r: ResolvedSpec) -> list[Diagnostic]:
     if isinstance(r.spec.model, FunctionalModel):
         return []
-    return [r.diagnostic(("model", "layers", i, "type"), f"a {layer.type} layer needs several inputs",
+    return [r.diagnostic(("model", "layers", i, "type"), f"an {layer.type!r} layer joins several inputs",
                          "use kind: functional") for i, layer in enumerate(_layers(r)) if layer.type in ("add", "concatenate")]
 
 
@@ -554,6 +555,105 @@ def android_needs_tflite(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
+# --- deploy targets (Kubernetes and container values) -----------------------------------------------
+
+_QUANTITY_FACTORS = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+                     "Ki": 2.0 ** 10, "Mi": 2.0 ** 20, "Gi": 2.0 ** 30, "Ti": 2.0 ** 40}
+
+
+def quantity_value(quantity: str) -> float:
+    """A Kubernetes quantity (``500m``, ``2``, ``4Gi``) as a number, for comparisons."""
+    number = quantity.rstrip("kmMGTi")
+    return float(number) * _QUANTITY_FACTORS[quantity[len(number):]]
+
+
+def _kubernetes_targets(r: ResolvedSpec) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """(key path, target section holding resources/tolerations) of every Kubernetes workload."""
+    for index, target in enumerate(r.spec.targets):
+        if isinstance(target, TfServingTarget) and target.kubernetes is not None:
+            yield ("targets", index, "kubernetes"), target.kubernetes
+        elif isinstance(target, GpuClusterTarget):
+            yield ("targets", index), target
+
+
+def tfjob_port(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, target in enumerate(r.spec.targets):
+        if isinstance(target, GpuClusterTarget) and target.operator == "tfjob" and target.port != TFJOB_PORT:
+            out.append(r.diagnostic(("targets", index, "port"), f"the TFJob operator uses port {TFJOB_PORT}, not {target.port}",
+                                    f"remove port (or set {TFJOB_PORT}); other ports need operator: indexed_job"))
+    return out
+
+
+def serving_replicas(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for path, kube in _kubernetes_targets(r):
+        if not path[-1] == "kubernetes":
+            continue
+        if kube.autoscale is not None and "replicas" in kube.model_fields_set and \
+                not kube.autoscale.min <= kube.replicas <= kube.autoscale.max:
+            out.append(r.diagnostic(path + ("replicas",), f"replicas ({kube.replicas}) is outside the autoscaling range "
+                                    f"{kube.autoscale.min}..{kube.autoscale.max}",
+                                    "the HorizontalPodAutoscaler owns the replica count: drop replicas or widen the range"))
+        replicas = kube.autoscale.min if kube.autoscale else kube.replicas
+        if kube.min_available is not None and replicas > 1 and kube.min_available >= replicas:
+            out.append(r.diagnostic(path + ("min_available",), f"min_available ({kube.min_available}) must be below the "
+                                    f"replica count ({replicas})", "a PodDisruptionBudget that allows no eviction blocks every node drain"))
+    return out
+
+
+def requests_within_limits(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for path, section in _kubernetes_targets(r):
+        resources = section.resources
+        for key in ("cpu", "memory"):
+            request, limit = getattr(resources.requests, key), getattr(resources.limits, key)
+            if quantity_value(request) > quantity_value(limit):
+                out.append(r.diagnostic(path + ("resources", "requests", key), f"the {key} request ({request}) exceeds "
+                                        f"its limit ({limit})", "Kubernetes rejects a request above the limit"))
+    return out
+
+
+def toleration_values(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for path, section in _kubernetes_targets(r):
+        for index, toleration in enumerate(section.tolerations):
+            if toleration.operator == "Exists" and toleration.value:
+                out.append(r.diagnostic(path + ("tolerations", index, "value"), "a toleration with operator Exists takes no value",
+                                        "use operator: Equal to match a value"))
+    return out
+
+
+def storage_mount_path(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, target in enumerate(r.spec.targets):
+        if not isinstance(target, GpuClusterTarget):
+            continue
+        mount = target.storage.mount_path
+        parts = mount.split("/")[1:]
+        reserved = ("/tmp", "/dev/shm", "/opt/tfspec")
+        if mount == "/" or any(part in ("", ".", "..") for part in parts):
+            out.append(r.diagnostic(("targets", index, "storage", "mount_path"), f"mount path {mount!r} must be a normalised "
+                                    "absolute folder (no '..', '.', '//' or trailing '/', not '/')", "e.g. /workspace"))
+        elif any(mount == p or mount.startswith(p + "/") or p.startswith(mount + "/") for p in reserved):
+            out.append(r.diagnostic(("targets", index, "storage", "mount_path"), f"mount path {mount!r} overlaps a folder the "
+                                    "training pod already uses (" + ", ".join(reserved) + ")", "e.g. /workspace"))
+    return out
+
+
+def labels_are_lines(r: ResolvedSpec) -> list[Diagnostic]:
+    labels = r.spec.data.labels or []
+    out = []
+    seen: set[str] = set()
+    for index, label in enumerate(labels):
+        if not label.strip():
+            out.append(r.diagnostic(("data", "labels", index), "a label must not be empty", "labels.txt holds one label per line"))
+        elif label in seen:
+            out.append(r.diagnostic(("data", "labels", index), f"duplicate label {label!r}"))
+        seen.add(label)
+    return out
+
+
 RULES: tuple[Rule, ...] = (
     unique_target_names,
     kubernetes_name_length,
@@ -581,4 +681,10 @@ RULES: tuple[Rule, ...] = (
     gpu_placement,
     multi_worker_needs_cluster,
     android_needs_tflite,
+    tfjob_port,
+    serving_replicas,
+    requests_within_limits,
+    toleration_values,
+    storage_mount_path,
+    labels_are_lines,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TFSPEC_VERSION", "PLAN_SCHEMA_VERSION", "RUNTIME_VERSIONS", "SERVING_IMAGE", "TRAINING_IMAGE",
+__all__ = ["TFSPEC_VERSION", "PLAN_SCHEMA_VERSION", "RUNTIME_VERSIONS", "SERVING_IMAGE", "TRAINING_IMAGE", "ANDROID_LIBRARIES",
            "serving_image", "training_image"]
 
 TFSPEC_VERSION = "0.1.0"
@@ -31,3 +31,11 @@ def training_image(gpus: int) -> str:
     """The TensorFlow base image of the training container (``-gpu`` when workers get GPUs)."""
     suffix = TRAINING_IMAGE["gpu_suffix"] if gpus > 0 else ""
     return f"{TRAINING_IMAGE['repository']}:{TRAINING_IMAGE['version']}{suffix}"
+
+# Android libraries named in the app-side snippets of the tflite target (group:artifact:version). LiteRT
+# keeps TensorFlow Lite's Java package (org.tensorflow.lite); asset-delivery-ktx is only needed for
+# fast_follow / on_demand packs (install-time packs are read through the AssetManager).
+ANDROID_LIBRARIES: dict[str, str] = {
+    "litert": "com.google.ai.edge.litert:litert:1.0.1",
+    "asset_delivery": "com.google.android.play:asset-delivery-ktx:2.2.2",
+}

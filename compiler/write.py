@@ -4,6 +4,10 @@ The new tree is written to a temporary sibling folder and swapped with the old o
 ``renameat2(RENAME_EXCHANGE)`` call (Linux), so a build killed at any moment leaves either the previous
 complete output or the new complete one. Where the exchange is not available, two renames are used and
 an interrupted swap is repaired by the next build (``_recover``).
+
+Staging folders are named ``.<out>.<pid>.<random>.tmp``: a build killed with SIGKILL can leave one behind,
+and the next write of the same output removes those whose process is gone (``_remove_stale_staging``),
+never one that a live concurrent build is still filling.
 """
 
 from __future__ import annotations
@@ -78,6 +82,33 @@ def _recover(out_dir: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_staging(out_dir: Path) -> None:
+    """Delete staging folders of ``out_dir`` left by builds that were killed (their process is gone)."""
+    prefix = f".{out_dir.name}."
+    try:
+        entries = list(os.scandir(out_dir.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+            continue
+        pid_text = entry.name[len(prefix):].split(".", 1)[0]
+        if pid_text.isdigit() and not _process_alive(int(pid_text)) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
 def write_tree(out_dir: Path, files: dict[str, str]) -> None:
     """Replace ``out_dir`` with exactly ``files`` (plus ``manifest.json``), atomically."""
     out_dir = Path(out_dir).absolute()
@@ -88,7 +119,8 @@ def write_tree(out_dir: Path, files: dict[str, str]) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputPathError(f"output path {out_dir} exists and is not a folder")
     _recover(out_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    _remove_stale_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", suffix=".tmp", dir=out_dir.parent))
     try:
         for path, text in sorted(complete.items()):
             target = staging / path

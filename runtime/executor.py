@@ -96,6 +96,8 @@ def _copy_into(staging: Path, entry: Path, outputs: tuple[str, ...], owner: dict
             relative = file.relative_to(entry).as_posix()
             _check_path(relative)
             if relative in owner:
+                if (staging / relative).read_bytes() == file.read_bytes():
+                    continue  # the same file from render and bundle (labels.txt): no conflict
                 raise OutputPathError(f"{relative} is written by both {owner[relative]} and {step_id}")
             owner[relative] = step_id
             target = staging / relative

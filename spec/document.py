@@ -21,7 +21,7 @@ API_VERSION = "tfspec/v1"
 class TargetOverlay(StrictModel):
     """Changes to one target, matched by ``name``; nested mappings are deep-merged into the target."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, use_attribute_docstrings=True, regex_engine="python-re")
+    model_config = ConfigDict(extra="allow", frozen=True, regex_engine="python-re")
 
     name: DnsLabel
     """Name of the target this overlay changes (or adds, when it names a new target with a ``kind``)."""
@@ -56,11 +56,11 @@ class Spec(StrictModel):
     description: SafeText | None = None
     """One-line description, written into generated files."""
     data: Data
-    """Training data."""
+    """Training data: the source of the examples, how they are split and preprocessed."""
     model: ModelSpec
     """The model: ``sequential``, ``functional``, ``builder`` or ``saved_model``."""
     training: "Training" = Training()
-    """Training settings."""
+    """Training settings: optimizer, loss, metrics, epochs, early stopping and distribution."""
     compression: list[CompressionStage] = []
     """Compression stages applied in order: ``prune``, ``cluster``, ``quantization_aware``, ``distill``."""
     targets: Annotated[list[Target], Field(min_length=1)]

@@ -104,6 +104,9 @@ def load_yaml_text(text: str, file: str = "<string>") -> SourceDocument:
         tree = _construct(node, (), positions, problems, file, text)
     except RecursionError:
         raise SpecError([Diagnostic(file, 1, 1, "<root>", "YAML nesting is too deep")]) from None
+    except _TooLarge as error:
+        raise SpecError([Diagnostic(file, *error.position, "<root>",
+                                    f"the document expands to more than {MAX_NODES} nodes (YAML aliases?)")]) from None
     if problems:
         raise SpecError(problems)
     return SourceDocument(file=file, text=text, sha256=sha256, tree=tree, positions=positions)
@@ -114,10 +117,17 @@ def _position(node: yaml.Node) -> Position:
 
 
 _SCALAR_CONSTRUCTOR = yaml.SafeLoader("")
+# Aliases can make a small file expand into a huge tree ("billion laughs"): cap the nodes built.
+MAX_NODES = 200_000
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
     return _SCALAR_CONSTRUCTOR.construct_object(node, deep=True)
+
+
+class _TooLarge(Exception):
+    def __init__(self, position: Position) -> None:
+        self.position = position
 
 
 def _construct(
@@ -128,6 +138,8 @@ def _construct(
     file: str,
     text: str,
 ) -> Any:
+    if len(positions) > MAX_NODES:
+        raise _TooLarge(_position(node))
     if isinstance(node, yaml.ScalarNode):
         try:
             return _scalar(node)

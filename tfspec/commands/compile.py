@@ -33,12 +33,32 @@ def validate(spec: str, env: str | None, as_json: bool) -> None:
 @spec_argument
 @env_option
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder (default: build/<name>/).")
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff when the output folder is stale.")
+              help="Output folder (default: build/<name>/). For a folder of specs: the output root "
+                   "(default: build/), each spec going to <root>/<name>/.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff when an output folder is stale.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Folder builds: worker processes (default: the number of CPUs).")
+@click.option("--no-cache", "no_cache", is_flag=True,
+              help="Folder builds: compile every spec, even those whose inputs are unchanged.")
+@click.option("--prune", is_flag=True,
+              help="Folder builds: delete output folders no spec produces any more (with --check: report them).")
 @json_option
 @handle_errors
-def build(spec: str, env: str | None, out: Path | None, check: bool, as_json: bool) -> None:
-    """Validate a spec and write plan.json, manifest.json and every target's files."""
+def build(spec: str, env: str | None, out: Path | None, check: bool, jobs: int | None, no_cache: bool,
+          prune: bool, as_json: bool) -> None:
+    """Validate a spec (or every spec below a folder) and write plan.json, manifest.json and every target's files.
+
+    A folder is searched recursively for *.yaml / *.yml files with a top-level `api_version: tfspec/v1`
+    line; they are compiled in parallel and specs whose inputs did not change since the last build are
+    skipped (cache: <out root>/.tfspec-build-cache.json).
+    """
+    if Path(spec).is_dir():
+        from .folder import build_folder_command
+
+        sys.exit(build_folder_command(spec, env, out, check=check, jobs=jobs, use_cache=not no_cache, prune=prune,
+                                      as_json=as_json))
+    if jobs is not None or no_cache or prune:
+        raise TfspecError("--jobs, --no-cache and --prune apply to folder builds; SPEC is a file")
     result = compiled(spec, env)
     out_dir = out or default_out(result)
     if check:

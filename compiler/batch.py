@@ -1,0 +1,469 @@
+"""Folder builds: every spec below a folder, compiled in parallel, skipped when its inputs are unchanged.
+
+Steps of :func:`build_folder`:
+
+1. discover — every ``*.yaml`` / ``*.yml`` file below the folder whose text has a top-level line
+   ``api_version: tfspec/...`` (at column 0) is a spec; hidden folders and the output root are skipped.
+2. key — each spec's input key is the sha256 of its text, the environment overlay, the values of the
+   ``${VAR}`` variables it mentions, the tfspec version and a fingerprint of the compiler's own source
+   (so editing the compiler or a template invalidates every entry). Files a spec references that change
+   its output (another spec named by a distillation ``teacher: {kind: spec}``) are recorded after the
+   first compile and their sha256 checked too.
+3. skip — a spec whose key matches the cache entry, and whose output folder still holds the recorded
+   ``manifest.json`` and files (same size and mtime), is not compiled again. The cache lives in
+   ``<out root>/.tfspec-build-cache.json``.
+4. compile — the rest in worker processes (one per CPU), or in this process when only one is stale.
+5. check names — two specs with the same ``name`` would write the same folder: both are errors.
+6. write — each valid spec's output to ``<out root>/<name>/`` (``<name>-<env>/`` with an overlay),
+   atomically (:func:`tfspec.compiler.write.write_tree`), then the cache is saved (atomically).
+
+``check=True`` writes nothing: every spec is compiled (the cache is not trusted) and compared with its
+output folder. ``prune=True`` removes (or, with ``check``, reports) folders under the output root that hold
+a tfspec ``manifest.json`` but that no spec produces any more.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+import hashlib
+import importlib.resources
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tfspec.spec.errors import Diagnostic
+
+from .versions import TFSPEC_VERSION
+from .write import MANIFEST, diff_tree, manifest_text, with_manifest, write_tree
+
+__all__ = [
+    "CACHE_FILE",
+    "SPEC_SUFFIXES",
+    "FolderBuild",
+    "SpecOutcome",
+    "build_folder",
+    "compiler_fingerprint",
+    "discover_specs",
+    "is_spec_text",
+    "manifest_entries",
+    "output_dir_name",
+    "referenced_specs",
+]
+
+CACHE_FILE = ".tfspec-build-cache.json"
+CACHE_VERSION = 1
+SPEC_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
+_SPEC_MARKER = re.compile(r"^api_version:[ \t]*['\"]?tfspec/", re.MULTILINE)
+# Writing is bound by fsync latency, not CPU: more threads than cores keep the disk queue full.
+_WRITE_THREADS = 16
+_VARIABLE_NAME = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def is_spec_text(text: str) -> bool:
+    """True when ``text`` has a top-level ``api_version: tfspec/...`` line (the mark of a spec)."""
+    return _SPEC_MARKER.search(text) is not None
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def discover_specs(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:
+    """Every spec file below ``root`` (sorted), skipping hidden folders and the folders in ``exclude``."""
+    return [path for path, _ in _discover(root, exclude)]
+
+
+def _discover(root: Path, exclude: Iterable[Path] = ()) -> list[tuple[Path, str]]:
+    """Spec files below ``root`` with their text (read once: the text compiled is the text hashed)."""
+    root = Path(root)
+    excluded = {os.path.abspath(p) for p in exclude}
+    found: list[tuple[Path, str]] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not _is_hidden(d) and os.path.abspath(os.path.join(folder, d)) not in excluded)
+        for name in sorted(files):
+            if _is_hidden(name) or not name.endswith(SPEC_SUFFIXES):
+                continue
+            path = Path(folder) / name
+            text = _read_text(path)
+            if text is not None and is_spec_text(text):
+                found.append((path, text))
+    return found
+
+
+def output_dir_name(name: str, env: str | None) -> str:
+    """``<name>`` or ``<name>-<env>``: the folder a spec's output goes to under the output root."""
+    return f"{name}-{env}" if env else name
+
+
+@functools.cache
+def compiler_fingerprint() -> str:
+    """sha256 over the source of ``tfspec.spec``, ``tfspec.compiler`` and ``tfspec.templates`` (+ version)."""
+    digest = hashlib.sha256(TFSPEC_VERSION.encode())
+    for package in ("tfspec.spec", "tfspec.compiler", "tfspec.templates"):
+        base = Path(str(importlib.resources.files(package)))
+        for path in sorted(base.rglob("*")):
+            if path.suffix in (".py", ".j2") and path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(base).as_posix().encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def input_key(text: str, env: str | None, environ: Mapping[str, str]) -> str:
+    """The cache key of one spec's own inputs (referenced files are checked separately)."""
+    variables = {name: environ.get(name) for name in sorted(set(_VARIABLE_NAME.findall(text)))}
+    payload = json.dumps({"spec": _sha256(text), "env": env, "variables": variables,
+                          "tfspec": TFSPEC_VERSION, "compiler": compiler_fingerprint()}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def referenced_specs(spec_path: str | Path, resolved: Any) -> tuple[str, ...]:
+    """Other spec files whose content a spec's compile may depend on (distillation teachers of kind ``spec``)."""
+    out: list[str] = []
+    for stage in resolved.spec.compression:
+        teacher = getattr(stage, "teacher", None)
+        if teacher is not None and getattr(teacher, "kind", None) == "spec":
+            out.append(os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(spec_path)), teacher.path)))
+    return tuple(sorted(set(out)))
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecOutcome:
+    """What a folder build did with one spec.
+
+    Attributes:
+        path: the spec file (as found below the folder).
+        status: ``built``, ``cached`` (inputs unchanged, not compiled), ``current`` / ``stale`` (``check``),
+            or ``invalid``.
+        name: the spec's ``name`` (None when it could not be read).
+        out_dir: its output folder (None when invalid and unnamed).
+        files: number of files in the output (``manifest.json`` included).
+        diagnostics: every problem (status ``invalid``).
+        diff: unified diff of a stale output (``check``).
+        text_sha256: sha256 of the spec text that was built.
+        deps: referenced files and their sha256 at build time.
+    """
+
+    path: str
+    status: str
+    name: str | None = None
+    out_dir: str | None = None
+    files: int = 0
+    diagnostics: tuple[Diagnostic, ...] = ()
+    diff: str = ""
+    text_sha256: str = ""
+    deps: tuple[tuple[str, str], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderBuild:
+    """The result of :func:`build_folder`."""
+
+    root: str
+    out_root: str
+    outcomes: tuple[SpecOutcome, ...]
+    compiled: int
+    orphans: tuple[str, ...]
+    seconds: float
+    check: bool = False
+    processes: int = 0
+    """Distinct processes that compiled specs (1 when compiled here, up to ``jobs`` with workers)."""
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return [d for o in self.outcomes for d in o.diagnostics]
+
+    @property
+    def exit_code(self) -> int:
+        """2 when a spec is invalid, 1 when an output is stale (``check``), else 0."""
+        if self.count("invalid"):
+            return 2
+        if self.check and (self.count("stale") or self.orphans):
+            return 1
+        return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compiled:
+    path: str
+    name: str | None
+    name_position: tuple[int, int]
+    files: dict[str, str]
+    diagnostics: tuple[Diagnostic, ...]
+    deps: tuple[str, ...]
+    pid: int
+
+
+_Job = tuple[str, str | None, str, dict[str, str]]
+
+
+def _compile(job: _Job) -> _Compiled:
+    """Worker: compile one spec from its text and variables (read once by the parent, as the cache key)."""
+    from .pipeline import compile_spec
+
+    path, env, text, variables = job
+    result = compile_spec(path, env=env, text=text, environ=variables)
+    if not result.ok or result.resolved is None:
+        return _Compiled(path, None, (1, 1), {}, result.diagnostics, (), os.getpid())
+    name_position = result.resolved.document.position(("name",))
+    return _Compiled(path, result.resolved.spec.name, name_position, dict(result.files), (),
+                     referenced_specs(path, result.resolved), os.getpid())
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _compile_all(jobs: list[_Job], workers: int) -> list[_Compiled]:
+    if workers <= 1 or len(jobs) <= 1:
+        return [_compile(job) for job in jobs]
+    from . import pipeline  # noqa: F401  (imported before forking, so workers start warm)
+
+    method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    workers = min(workers, len(jobs))
+    chunk = max(1, len(jobs) // (workers * 4))
+    executor = concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context(method), initializer=_ignore_sigint)
+    try:
+        results = list(executor.map(_compile, jobs, chunksize=chunk))
+    except BaseException:
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+    return results
+
+
+# --- the cache -------------------------------------------------------------------------------------------
+
+
+def _load_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
+        return {}
+    return data["entries"]
+
+
+def _save_cache(path: Path, entries: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f"{path.name}.*.tmp"):  # left by a killed build
+        pid = stale.name[len(path.name) + 1:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
+    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    # compact: with ``indent`` the json module falls back to its pure-Python encoder (5x slower here)
+    temp.write_text(json.dumps({"version": CACHE_VERSION, "entries": entries}, sort_keys=True, separators=(",", ":")),
+                    encoding="utf-8")
+    os.replace(temp, path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _output_stats(out_dir: Path, files: Iterable[str]) -> dict[str, list[int]] | None:
+    stats: dict[str, list[int]] = {}
+    for rel in files:
+        try:
+            st = os.stat(out_dir / rel)
+        except OSError:
+            return None
+        stats[rel] = [st.st_size, st.st_mtime_ns]
+    return stats
+
+
+def _deps_current(deps: Mapping[str, str]) -> bool:
+    for dep, sha in deps.items():
+        text = _read_text(Path(dep))
+        if text is None or _sha256(text) != sha:
+            return False
+    return True
+
+
+def _cache_hit(entry: Any, key: str, out_root: Path) -> bool:
+    """The entry matches the inputs and its output folder is exactly as that build left it."""
+    if not isinstance(entry, dict) or entry.get("key") != key:
+        return False
+    try:
+        out_dir = out_root / entry["out"]
+        if not _deps_current(entry["deps"]):
+            return False
+        manifest = (out_dir / MANIFEST).read_text("utf-8")
+        if _sha256(manifest) != entry["manifest_sha256"]:
+            return False
+        return _output_stats(out_dir, entry["stats"]) == entry["stats"]
+    except (KeyError, TypeError, OSError):
+        return False
+
+
+# --- the build -------------------------------------------------------------------------------------------
+
+
+def _duplicate_names(named: dict[str, tuple[str, tuple[int, int]]], env: str | None,
+                     out_root: Path) -> dict[str, Diagnostic]:
+    """``named``: spec path → (name, position of ``name``). Returns a diagnostic for each clashing spec."""
+    by_out: dict[str, list[str]] = {}
+    for path, (name, _) in named.items():
+        by_out.setdefault(output_dir_name(name, env), []).append(path)
+    problems: dict[str, Diagnostic] = {}
+    for out, paths in by_out.items():
+        if len(paths) < 2:
+            continue
+        for path in paths:
+            others = ", ".join(p for p in paths if p != path)
+            name, (line, column) = named[path]
+            problems[path] = Diagnostic(path, line, column, "name", f"spec name {name!r} is also used by {others}",
+                                        f"each spec needs its own name: they would both write {out_root / out}/")
+    return problems
+
+
+def _owned_output_folders(out_root: Path) -> set[str]:
+    """Folders directly under ``out_root`` holding a tfspec ``manifest.json``."""
+    owned: set[str] = set()
+    if not out_root.is_dir():
+        return owned
+    for entry in os.scandir(out_root):
+        if entry.is_dir(follow_symlinks=False) and not _is_hidden(entry.name):
+            manifest = Path(entry.path) / MANIFEST
+            try:
+                data = json.loads(manifest.read_text("utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and "manifest_version" in data:
+                owned.add(entry.name)
+    return owned
+
+
+def build_folder(root: str | Path, out_root: str | Path, env: str | None = None, *, check: bool = False,
+                 jobs: int | None = None, use_cache: bool = True, prune: bool = False,
+                 environ: Mapping[str, str] | None = None) -> FolderBuild:
+    """Build (or, with ``check``, verify) every spec below ``root`` into ``out_root/<name>/``."""
+    started = time.perf_counter()
+    root, out_root = Path(root), Path(out_root)
+    environ = os.environ if environ is None else environ
+    workers = jobs if jobs is not None else (os.cpu_count() or 1)
+    discovered = _discover(root, exclude=[out_root])
+    specs = [path for path, _ in discovered]
+    cache_path = out_root / CACHE_FILE
+    cache = _load_cache(cache_path) if use_cache and not check else {}
+
+    texts: dict[str, str] = {}
+    keys: dict[str, str] = {}
+    outcomes: dict[str, SpecOutcome] = {}
+    named: dict[str, tuple[str, tuple[int, int]]] = {}
+    to_compile: list[_Job] = []
+    for spec, text in discovered:
+        path = str(spec)
+        texts[path] = text
+        keys[path] = input_key(text, env, environ)
+        entry = cache.get(os.path.abspath(path))
+        if not check and use_cache and _cache_hit(entry, keys[path], out_root):
+            named[path] = (entry["name"], tuple(entry["name_position"]))
+            outcomes[path] = SpecOutcome(path, "cached", entry["name"], str(out_root / entry["out"]),
+                                         len(entry["stats"]), text_sha256=_sha256(text),
+                                         deps=tuple(sorted(entry["deps"].items())))
+        else:
+            variables = {n: environ[n] for n in set(_VARIABLE_NAME.findall(text)) if n in environ}
+            to_compile.append((path, env, text, variables))
+
+    compiled = {c.path: c for c in _compile_all(to_compile, workers)}
+    for path, result in compiled.items():
+        if result.diagnostics:
+            outcomes[path] = SpecOutcome(path, "invalid", diagnostics=result.diagnostics, text_sha256=_sha256(texts[path]))
+        else:
+            assert result.name is not None
+            named[path] = (result.name, result.name_position)
+    for path, problem in _duplicate_names(named, env, out_root).items():
+        outcomes[path] = SpecOutcome(path, "invalid", named[path][0], diagnostics=(problem,),
+                                     text_sha256=_sha256(texts[path]))
+
+    writes: list[tuple[str, Path, dict[str, str]]] = []
+    for path, result in compiled.items():
+        if path in outcomes:
+            continue
+        assert result.name is not None
+        out_dir = out_root / output_dir_name(result.name, env)
+        files = with_manifest(result.files)
+        deps = tuple((dep, _sha256(_read_text(Path(dep)) or "")) for dep in result.deps)
+        if check:
+            diff = diff_tree(out_dir, files)
+            outcomes[path] = SpecOutcome(path, "stale" if diff else "current", result.name, str(out_dir), len(files),
+                                         diff=diff, text_sha256=_sha256(texts[path]), deps=deps)
+        else:
+            writes.append((path, out_dir, files))
+            outcomes[path] = SpecOutcome(path, "built", result.name, str(out_dir), len(files),
+                                         text_sha256=_sha256(texts[path]), deps=deps)
+
+    if writes:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, len(writes))) as pool:
+            list(pool.map(lambda w: write_tree(w[1], w[2]), writes))
+
+    orphans: tuple[str, ...] = ()
+    all_named = not any(o.status == "invalid" and o.name is None for o in outcomes.values())
+    if prune and all_named:
+        produced = {output_dir_name(name, env) for name, _ in named.values()}
+        orphans = tuple(sorted(_owned_output_folders(out_root) - produced))
+        if not check:
+            for orphan in orphans:
+                shutil.rmtree(out_root / orphan)
+
+    if not check and use_cache:
+        entries = {k: v for k, v in cache.items() if isinstance(v, dict) and Path(k).exists()}
+        for path, out_dir, files in writes:
+            stats = _output_stats(out_dir, files)
+            if stats is None:
+                continue
+            entries[os.path.abspath(path)] = {
+                "key": keys[path],
+                "name": compiled[path].name,
+                "name_position": list(compiled[path].name_position),
+                "out": out_dir.name,
+                "deps": dict(outcomes[path].deps),
+                "manifest_sha256": _sha256(files[MANIFEST]),
+                "stats": stats,
+            }
+        for path, outcome in outcomes.items():
+            if outcome.status == "invalid":
+                entries.pop(os.path.abspath(path), None)
+        if writes or entries != cache:
+            _save_cache(cache_path, entries)
+
+    ordered = tuple(outcomes[str(spec)] for spec in specs)
+    return FolderBuild(str(root), str(out_root), ordered, len(to_compile), orphans,
+                       time.perf_counter() - started, check, len({c.pid for c in compiled.values()}))
+
+
+def manifest_entries(files: Mapping[str, str]) -> dict[str, str]:
+    """{path: sha256} as ``manifest.json`` lists them (the manifest itself excluded)."""
+    return json.loads(manifest_text({k: v for k, v in files.items() if k != MANIFEST}))["files"]

@@ -1,0 +1,107 @@
+"""Kubernetes values shared by the tf_serving and gpu_cluster manifests.
+
+Everything a manifest needs is computed here as plain data (dicts and lists in a fixed order); the
+templates only lay it out. GPU scheduling follows the NVIDIA device plugin's conventions: the
+``nvidia.com/gpu`` extended resource, the ``nvidia.com/gpu.present`` node label that GPU feature discovery
+(and the GPU operator) sets, and the ``nvidia.com/gpu`` taint that GPU node pools commonly carry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfspec.spec.targets import Resources, Toleration
+
+from ..resolve import ResolvedSpec
+
+__all__ = [
+    "GPU_RESOURCE",
+    "GPU_NODE_LABEL",
+    "GPU_TOLERATION",
+    "labels",
+    "selector_labels",
+    "resources",
+    "node_selector",
+    "tolerations",
+    "pod_security_context",
+    "container_security_context",
+    "annotations",
+]
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_NODE_LABEL = ("nvidia.com/gpu.present", "true")
+GPU_TOLERATION: dict[str, str] = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def selector_labels(resolved: ResolvedSpec, instance: str, component: str) -> dict[str, str]:
+    """The immutable labels a selector matches (no version: a new model version keeps the selector)."""
+    return {
+        "app.kubernetes.io/name": resolved.spec.name,
+        "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/component": component,
+    }
+
+
+def labels(resolved: ResolvedSpec, instance: str, component: str) -> dict[str, str]:
+    """Recommended labels (app.kubernetes.io/*) of every object of a target."""
+    return {
+        **selector_labels(resolved, instance, component),
+        "app.kubernetes.io/version": str(resolved.spec.version),
+        "app.kubernetes.io/part-of": resolved.spec.name,
+        "app.kubernetes.io/managed-by": "tfspec",
+    }
+
+
+def annotations(resolved: ResolvedSpec) -> dict[str, str]:
+    """Object annotations: the spec's description (``kubernetes.io/description``) when it has one."""
+    return {"kubernetes.io/description": resolved.spec.description} if resolved.spec.description else {}
+
+
+def resources(spec: Resources, gpus: int) -> dict[str, dict[str, Any]]:
+    """``resources`` of a container; GPUs go to limits (Kubernetes sets the request equal to it)."""
+    limits: dict[str, Any] = {"cpu": spec.limits.cpu, "memory": spec.limits.memory}
+    if gpus > 0:
+        limits[GPU_RESOURCE] = gpus
+    return {"requests": {"cpu": spec.requests.cpu, "memory": spec.requests.memory}, "limits": limits}
+
+
+def node_selector(user: dict[str, str], gpus: int) -> dict[str, str]:
+    """The spec's node selector, plus the GPU node label when GPUs are asked for (the spec wins)."""
+    out = dict(sorted(user.items()))
+    if gpus > 0 and GPU_NODE_LABEL[0] not in out:
+        out = {GPU_NODE_LABEL[0]: GPU_NODE_LABEL[1], **out}
+    return out
+
+
+def tolerations(user: list[Toleration], gpus: int) -> list[dict[str, str]]:
+    """Tolerations as plain dicts: the GPU taint first (when GPUs are asked for), then the spec's."""
+    out: list[dict[str, str]] = []
+    for toleration in user:
+        item = {"key": toleration.key, "operator": toleration.operator}
+        if toleration.value is not None:
+            item["value"] = toleration.value
+        item["effect"] = toleration.effect
+        out.append(item)
+    if gpus > 0 and not any(t["key"] == GPU_TOLERATION["key"] for t in out):
+        out.insert(0, dict(GPU_TOLERATION))
+    return out
+
+
+def pod_security_context(uid: int, fs_group: bool = False) -> dict[str, Any]:
+    """Pod-level part of the ``restricted`` Pod Security Standard, with a fixed non-root UID/GID."""
+    context: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid}
+    if fs_group:
+        context["fsGroup"] = uid
+    context["seccompProfile"] = {"type": "RuntimeDefault"}
+    return context
+
+
+def container_security_context() -> dict[str, Any]:
+    """Container-level part of the ``restricted`` standard, plus a read-only root filesystem."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }

@@ -1,0 +1,125 @@
+"""tflite target: the Android asset-pack module, app-side Gradle snippets and a Kotlin loader.
+
+The conversion itself (optimizations, representative data, op sets, I/O types) is a plan step the
+runtime performs; ``tfspec run`` then puts ``<filename>``, ``labels.txt`` and ``model_info.json`` into the
+pack's ``src/main/assets/`` (or into ``<target>/`` when the target has no ``android`` section).
+
+Files (under ``<target>/``):
+
+* ``<pack>/build.gradle``: a Play Asset Delivery asset-pack module (``com.android.asset-pack``).
+* ``<pack>/src/main/assets/labels.txt``: class names, one per line (also rewritten by the runtime).
+* ``app-snippets/build.gradle`` and ``build.gradle.kts``: what the app module adds (``assetPacks``,
+  uncompressed ``.tflite``, the LiteRT dependency); ``settings.gradle(.kts)``: ``include`` of the pack.
+* ``app-snippets/src/main/java/<package>/<Name>Classifier.kt``: loads the model and runs one example.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfspec.spec.targets import Int8Quantization, TfliteTarget
+
+from ..render import register_renderer, render_template
+from ..resolve import ResolvedSpec
+from ..versions import ANDROID_LIBRARIES
+from .common import base_context
+
+__all__ = ["render_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package", "labels_text"]
+
+# Spec spelling → Gradle's deliveryType values.
+DELIVERY_TYPES = {"install_time": "install-time", "fast_follow": "fast-follow", "on_demand": "on-demand"}
+
+# Quantized element types: the range a quantized value is clamped to.
+_QUANT_RANGE = {"int8": (-128, 127), "uint8": (0, 255)}
+
+
+def io_types(resolved: ResolvedSpec, target: TfliteTarget) -> tuple[str, str]:
+    """Element types of the converted model's input and output tensors."""
+    q = target.quantization
+    if isinstance(q, Int8Quantization):
+        return q.input_type, q.output_type
+    return resolved.input_dtype, "float32"
+
+
+def kotlin_class_name(spec_name: str, classifier: bool) -> str:
+    """``digits`` → ``DigitsClassifier``; ``hand-digits`` → ``HandDigitsModel`` when not a classifier."""
+    stem = "".join(part[:1].upper() + part[1:] for part in spec_name.split("-") if part)
+    if not stem[:1].isalpha():
+        stem = "Model" + stem
+    return stem + ("Classifier" if classifier else "Model")
+
+
+def labels_text(resolved: ResolvedSpec) -> str:
+    """``labels.txt``: one class name per line, in label order (no header: every line is a label)."""
+    return "".join(f"{label}\n" for label in resolved.labels)
+
+
+# Kotlin's hard keywords: a package segment spelled like one must be back-quoted.
+_KOTLIN_KEYWORDS = frozenset("as break class continue do else false for fun if in interface is null object package "
+                             "return super this throw true try typealias typeof val var when while".split())
+
+
+def kotlin_package(package: str) -> str:
+    """The ``package`` line's name: segments that are Kotlin keywords back-quoted (``com.example.`in```)."""
+    return ".".join(f"`{part}`" if part in _KOTLIN_KEYWORDS else part for part in package.split("."))
+
+
+def _kotlin_float(value: float) -> str:
+    text = repr(float(value))
+    return text + "f"
+
+
+def _input_size(shape: tuple[int, ...]) -> int:
+    size = 1
+    for dim in shape:
+        size *= dim
+    return size
+
+
+@register_renderer("tflite")
+def render_tflite(resolved: ResolvedSpec, target: TfliteTarget) -> dict[str, str]:
+    t = target.name
+    context = base_context(resolved, target)
+    files: dict[str, str] = {}
+    android = target.android
+    if android is None:
+        files[f"{t}/labels.txt"] = labels_text(resolved)
+        return files
+
+    pack = android.asset_pack.name
+    delivery = DELIVERY_TYPES[android.asset_pack.delivery]
+    install_time = android.asset_pack.delivery == "install_time"
+    files[f"{t}/{pack}/build.gradle"] = render_template("tflite/asset_pack.build.gradle.j2", **context, pack=pack,
+                                                        delivery=delivery)
+    files[f"{t}/{pack}/src/main/assets/labels.txt"] = labels_text(resolved)
+
+    input_type, output_type = io_types(resolved, target)
+    preprocessing = resolved.spec.data.preprocessing
+    class_name = kotlin_class_name(resolved.spec.name, resolved.num_classes is not None)
+    app_context: dict[str, Any] = {
+        **context,
+        "pack": pack,
+        "delivery": delivery,
+        "install_time": install_time,
+        "litert": ANDROID_LIBRARIES["litert"],
+        "asset_delivery": ANDROID_LIBRARIES["asset_delivery"],
+        "package": android.package,
+        "kotlin_package": kotlin_package(android.package),
+        "class_name": class_name,
+        "model_file": target.filename,
+        "input_size": _input_size(resolved.input_shape),
+        "input_shape": list(resolved.input_shape),
+        "input_type": input_type,
+        "output_type": output_type,
+        "input_range": _QUANT_RANGE.get(input_type),
+        "rescale": _kotlin_float(preprocessing.rescale) if preprocessing.rescale is not None else None,
+        "normalize": preprocessing.normalize,
+        "quantization": target.quantization.kind,
+        "min_sdk": android.min_sdk,
+    }
+    snippets = f"{t}/app-snippets"
+    for name in ("build.gradle", "build.gradle.kts", "settings.gradle", "settings.gradle.kts"):
+        files[f"{snippets}/{name}"] = render_template(f"tflite/app/{name}.j2", **app_context)
+    source_dir = "/".join(["src", "main", "java", *android.package.split(".")])
+    files[f"{snippets}/{source_dir}/{class_name}.kt"] = render_template("tflite/app/Classifier.kt.j2", **app_context)
+    return files

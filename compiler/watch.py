@@ -1,0 +1,330 @@
+"""Watch mode: recompile the specs a change affects, keep the last good output of a broken spec.
+
+:class:`SpecWatcher` runs in one long-lived process, so the compiler is imported once and a rebuild costs
+only the compile and the write. Steps of a rebuild:
+
+1. collect — file events from watchdog (inotify on Linux) are gathered until ``debounce`` seconds pass
+   without a new one (at most ``max_wait``): an editor's save (write a temp file, rename it over the spec,
+   touch it) becomes one rebuild.
+2. affected — a changed spec; every spec that references a changed file (a distillation teacher of kind
+   ``spec``); in folder mode, a new ``*.yaml`` file with a top-level ``api_version: tfspec/...`` line and
+   the specs of a folder that appeared or vanished. A spec whose text and references did not change
+   (a touch, a save without edits) is skipped.
+3. compile — in this process; on problems the diagnostics are printed and the output folder is left as it
+   was (the last good output).
+4. write — only when the files differ from those on disk, atomically (``write_tree``), with one summary
+   line: ``specs/a.yaml -> build/a: 1 changed, 0 added, 0 removed: plan.json (9 ms)``.
+
+The watch never ends because of a bad spec; :meth:`SpecWatcher.stop` (Ctrl-C in the CLI) ends it cleanly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import queue
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tfspec.spec.errors import TfspecError
+
+from .batch import SPEC_SUFFIXES, build_folder, discover_specs, is_spec_text, manifest_entries, output_dir_name, referenced_specs
+from .write import MANIFEST, read_manifest, with_manifest, write_tree
+
+__all__ = ["SpecWatcher", "WatchPathError"]
+
+Echo = Callable[[str], None]
+
+
+class WatchPathError(TfspecError):
+    """The path to watch does not exist."""
+
+
+@dataclasses.dataclass
+class _Watched:
+    display: str
+    text_sha256: str
+    deps: dict[str, str]
+    name: str | None
+    out_dir: Path | None
+    ok: bool
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _display(path: str) -> str:
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+class SpecWatcher:
+    """Watch one spec file or every spec below a folder, rebuilding on change.
+
+    Args:
+        target: a spec file, or a folder searched recursively.
+        out: for a file, its output folder (default ``build/<name>/``); for a folder, the output root
+            (default ``build/``; each spec goes to ``<root>/<name>/``).
+        env: environment overlay applied to every spec.
+        echo: prints a progress line (stdout in the CLI).
+        echo_error: prints a diagnostic line (stderr in the CLI).
+        debounce: seconds without events that end a burst.
+        max_wait: the longest a burst is collected before rebuilding anyway.
+        jobs: worker processes of the initial folder build.
+    """
+
+    def __init__(self, target: str | Path, out: str | Path | None, env: str | None, *, echo: Echo, echo_error: Echo,
+                 debounce: float = 0.05, max_wait: float = 1.0, jobs: int | None = None) -> None:
+        self.target = Path(target)
+        if not self.target.exists():
+            raise WatchPathError(f"{target}: no such file or folder")
+        self.folder_mode = self.target.is_dir()
+        self.root = os.path.abspath(self.target if self.folder_mode else self.target.parent)
+        self.spec_path = os.path.abspath(self.target)
+        self.out = Path(out) if out is not None else None
+        self.out_root = Path(out) if (out is not None and self.folder_mode) else Path("build")
+        self.env = env
+        self.echo = echo
+        self.echo_error = echo_error
+        self.debounce = debounce
+        self.max_wait = max_wait
+        self.jobs = jobs
+        self.rebuilds = 0
+        self.watched: dict[str, _Watched] = {}
+        self._dependents: dict[str, set[str]] = {}
+        self._events: queue.Queue[tuple[str, bool]] = queue.Queue()
+        self._stopping = False
+        self._observer = None
+        self._watched_dirs: set[str] = set()
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the rebuild in progress (safe to call from a signal handler)."""
+        self._stopping = True
+
+    def run(self) -> None:
+        """Build once, then rebuild on every change until :meth:`stop` is called."""
+        from watchdog.observers import Observer
+
+        self._initial_build()
+        observer = Observer()
+        self._observer = observer
+        handler = _EventSink(self._events)
+        observer.schedule(handler, self.root, recursive=self.folder_mode)
+        self._watched_dirs.add(self.root)
+        self._handler = handler
+        observer.start()
+        try:
+            self._watch_reference_dirs()
+            # edits made between the initial build and the start of the observer
+            self.rebuild([(path, False) for path in self._all_candidates()])
+            count = sum(1 for w in self.watched.values())
+            self.echo(f"watching {self.target} ({count} spec{'s' if count != 1 else ''}); press Ctrl-C to stop")
+            while not self._stopping:
+                batch = self._next_batch()
+                if batch:
+                    self.rebuild(batch)
+        finally:
+            observer.stop()
+            observer.join(timeout=5)
+
+    def _all_candidates(self) -> list[str]:
+        if not self.folder_mode:
+            return [self.spec_path]
+        found = {os.path.abspath(p) for p in discover_specs(Path(self.root), exclude=[self.out_root])}
+        return sorted(found | set(self.watched))
+
+    def _initial_build(self) -> None:
+        if not self.folder_mode:
+            self._rebuild_one(self.spec_path)
+            return
+        result = build_folder(self.target, self.out_root, self.env, jobs=self.jobs)
+        for outcome in result.outcomes:
+            path = os.path.abspath(outcome.path)
+            ok = outcome.status != "invalid"
+            self.watched[path] = _Watched(outcome.path, outcome.text_sha256, dict(outcome.deps),
+                                          outcome.name if ok else None,
+                                          Path(outcome.out_dir) if ok and outcome.out_dir else None, ok)
+            for diagnostic in outcome.diagnostics:
+                self.echo_error(diagnostic.format_with_excerpt())
+        self._index_dependents()
+        self.echo(f"initial build of {self.target}: {len(result.outcomes)} specs: {result.count('built')} built, "
+                  f"{result.count('cached')} unchanged, {result.count('invalid')} invalid ({result.seconds * 1000:.0f} ms)")
+
+    # --- events ------------------------------------------------------------------------------------------
+
+    def _next_batch(self) -> list[tuple[str, bool]]:
+        try:
+            first = self._events.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.max_wait
+        while True:
+            timeout = min(self.debounce, deadline - time.monotonic())
+            if timeout <= 0:
+                break
+            try:
+                batch.append(self._events.get(timeout=timeout))
+            except queue.Empty:
+                break
+        return batch
+
+    def _ignored(self, path: str) -> bool:
+        out_root = os.path.abspath(self.out_root)
+        if self.folder_mode and (path == out_root or path.startswith(out_root + os.sep)):
+            return True
+        relative = os.path.relpath(path, self.root)
+        parts = Path(relative).parts if not relative.startswith("..") else Path(path).parts[-1:]
+        return any(part.startswith(".") and part not in (".", "..") for part in parts)
+
+    def rebuild(self, events: list[tuple[str, bool]]) -> None:
+        """Rebuild every spec affected by ``events`` (``(path, is_directory)`` pairs)."""
+        candidates: set[str] = set()
+        for raw, is_dir in events:
+            path = os.path.abspath(raw)
+            candidates.update(self._dependents.get(path, ()))
+            if self._ignored(path):
+                continue
+            if path in self.watched:
+                candidates.add(path)
+            if not self.folder_mode:
+                if path == self.spec_path:
+                    candidates.add(path)
+                continue
+            if is_dir or os.path.isdir(path):
+                if os.path.isdir(path):
+                    candidates.update(os.path.abspath(p) for p in discover_specs(Path(path), exclude=[self.out_root]))
+                prefix = path + os.sep
+                candidates.update(p for p in self.watched if p.startswith(prefix))
+            elif path.endswith(SPEC_SUFFIXES):
+                candidates.add(path)
+        for path in sorted(candidates):
+            self._rebuild_one(path)
+        self._watch_reference_dirs()
+
+    # --- one spec ----------------------------------------------------------------------------------------
+
+    def _index_dependents(self) -> None:
+        dependents: dict[str, set[str]] = {}
+        for path, watched in self.watched.items():
+            for dep in watched.deps:
+                dependents.setdefault(dep, set()).add(path)
+        self._dependents = dependents
+
+    def _watch_reference_dirs(self) -> None:
+        """Also watch the folders of referenced files that lie outside the watched tree."""
+        if self._observer is None:
+            return
+        for dep in self._dependents:
+            folder = os.path.dirname(dep)
+            inside = self.folder_mode and (folder == self.root or folder.startswith(self.root + os.sep))
+            if not inside and folder not in self._watched_dirs and os.path.isdir(folder):
+                self._observer.schedule(self._handler, folder, recursive=False)
+                self._watched_dirs.add(folder)
+
+    def _deps_current(self, deps: dict[str, str]) -> bool:
+        return all(_sha256(_read(dep) or "") == sha for dep, sha in deps.items())
+
+    def _rebuild_one(self, path: str) -> None:
+        from .pipeline import compile_spec
+
+        known = self.watched.get(path)
+        text = _read(path)
+        if text is None or (self.folder_mode and not is_spec_text(text)):
+            if known is not None:
+                del self.watched[path]
+                self._index_dependents()
+                left = f"; its output {known.out_dir} is left in place" if known.out_dir else ""
+                self.echo(f"{known.display}: removed{left}")
+            return
+        sha = _sha256(text)
+        if known is not None and known.text_sha256 == sha and self._deps_current(known.deps):
+            return
+        started = time.perf_counter()
+        display = known.display if known is not None else _display(path)
+        result = compile_spec(display, env=self.env, text=text)
+        self.rebuilds += 1
+        if not result.ok or result.resolved is None:
+            out_dir = known.out_dir if known is not None else None
+            deps = known.deps if known is not None else {}
+            self.watched[path] = _Watched(display, sha, deps, known.name if known else None, out_dir, False)
+            for diagnostic in result.diagnostics:
+                self.echo_error(diagnostic.format_with_excerpt())
+            count = len(result.diagnostics)
+            kept = f"keeping the last good output in {out_dir}" if out_dir else "nothing written"
+            self.echo_error(f"{display}: {count} problem{'s' if count != 1 else ''}; {kept}")
+            return
+        name = result.resolved.spec.name
+        if not self.folder_mode and self.out is not None:
+            out_dir = self.out
+        else:
+            out_dir = self.out_root / output_dir_name(name, self.env)
+        clash = [w.display for p, w in self.watched.items() if p != path and w.out_dir == out_dir]
+        if clash:
+            line, column = result.resolved.document.position(("name",))
+            self.echo_error(f"{display}:{line}:{column}: name: spec name {name!r} is also used by {clash[0]} "
+                            f"(hint: each spec needs its own name: they would both write {out_dir}/)")
+            self.echo_error(f"{display}: 1 problem; nothing written")
+            self.watched[path] = _Watched(display, sha, {}, None, None, False)
+            return
+        deps = {dep: _sha256(_read(dep) or "") for dep in referenced_specs(display, result.resolved)}
+        self.watched[path] = _Watched(display, sha, deps, name, out_dir, True)
+        self._index_dependents()
+        files = with_manifest(result.files)
+        new = manifest_entries(files)
+        old = read_manifest(out_dir) or {}
+        added = sorted(set(new) - set(old))
+        removed = sorted(set(old) - set(new))
+        changed = sorted(p for p in set(new) & set(old) if new[p] != old[p])
+        milliseconds = (time.perf_counter() - started) * 1000
+        if not (added or removed or changed) and _intact(out_dir, files):
+            self.echo(f"{display} -> {out_dir}: no change ({milliseconds:.0f} ms)")
+            return
+        write_tree(out_dir, files)
+        milliseconds = (time.perf_counter() - started) * 1000
+        touched = changed + added + removed
+        names = ", ".join(touched[:5]) + (f", … ({len(touched) - 5} more)" if len(touched) > 5 else "")
+        self.echo(f"{display} -> {out_dir}: {len(changed)} changed, {len(added)} added, {len(removed)} removed"
+                  + (f": {names}" if names else "") + f" ({milliseconds:.0f} ms)")
+
+
+def _intact(out_dir: Path, files: dict[str, str]) -> bool:
+    """``out_dir`` holds exactly ``files``."""
+    if not out_dir.is_dir():
+        return False
+    on_disk = {p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()}
+    if on_disk != set(files):
+        return False
+    return all((out_dir / rel).read_bytes() == text.encode("utf-8") for rel, text in files.items() if rel != MANIFEST) \
+        and (out_dir / MANIFEST).read_text("utf-8") == files[MANIFEST]
+
+
+class _EventSink:
+    """watchdog handler: put ``(path, is_directory)`` of every event that can change a file on a queue."""
+
+    _IGNORED = ("opened", "closed_no_write")
+
+    def __init__(self, events: queue.Queue[tuple[str, bool]]) -> None:
+        self.events = events
+
+    def dispatch(self, event) -> None:  # watchdog's handler protocol
+        if event.event_type in self._IGNORED:
+            return
+        src = os.fsdecode(event.src_path)
+        self.events.put((src, event.is_directory))
+        dest = getattr(event, "dest_path", "")
+        if dest:
+            self.events.put((os.fsdecode(dest), event.is_directory))

@@ -1,0 +1,94 @@
+"""examples/gitops: specs validate, the committed rendered/ equals a fresh build, the recipes are valid."""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tfspec.compiler.batch import CACHE_FILE, build_folder, discover_specs
+from tfspec.compiler.pipeline import compile_spec
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "gitops"
+REGENERATE = "cd examples/gitops && tfspec build specs/ --out rendered/ --prune"
+PRE_COMMIT = [sys.executable, "-m", "pre_commit"]
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != CACHE_FILE}
+
+
+def test_every_spec_validates() -> None:
+    specs = discover_specs(EXAMPLE / "specs")
+    assert [p.name for p in specs] == ["digits-gpu.yaml", "digits-lite.yaml", "digits.yaml"]
+    for spec in specs:
+        result = compile_spec(spec)
+        assert result.ok, "\n".join(d.format() for d in result.diagnostics)
+
+
+def test_committed_output_equals_a_fresh_build(tmp_path: Path) -> None:
+    fresh = build_folder(EXAMPLE / "specs", tmp_path / "rendered", use_cache=False)
+    assert fresh.exit_code == 0
+    committed, expected = tree(EXAMPLE / "rendered"), tree(tmp_path / "rendered")
+    assert committed == expected, f"examples/gitops/rendered is stale; regenerate it with `{REGENERATE}`"
+
+
+def test_check_command_of_the_ci_recipe_passes(tmp_path: Path) -> None:
+    copy = tmp_path / "gitops"
+    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns(CACHE_FILE))
+    workflow = yaml.safe_load((copy / ".github" / "workflows" / "tfspec.yaml").read_text())
+    commands = [step["run"] for step in workflow["jobs"]["rendered-is-current"]["steps"] if "run" in step]
+    check = next(c for c in commands if c.startswith("tfspec build"))
+    assert check == "tfspec build specs/ --out rendered/ --prune --check"
+    argv = [sys.executable, "-m", "tfspec", *check.split()[1:]]
+    result = subprocess.run(argv, cwd=copy, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # a spec edited without re-rendering fails the same command with a diff
+    spec = copy / "specs" / "digits-lite.yaml"
+    spec.write_text(spec.read_text().replace("epochs: 30", "epochs: 31"))
+    stale = subprocess.run(argv, cwd=copy, capture_output=True, text=True, timeout=120)
+    assert stale.returncode == 1 and "--- a/plan.json" in stale.stdout
+    assert re.search(r'^\+ +"epochs": 31,$', stale.stdout, re.MULTILINE)
+
+
+def test_pre_commit_files_are_valid() -> None:
+    manifest = subprocess.run([*PRE_COMMIT, "validate-manifest", str(REPO / ".pre-commit-hooks.yaml")],
+                              capture_output=True, text=True, timeout=120)
+    assert manifest.returncode == 0, manifest.stdout + manifest.stderr
+    config = subprocess.run([*PRE_COMMIT, "validate-config", str(EXAMPLE / ".pre-commit-config.yaml")],
+                            capture_output=True, text=True, timeout=120)
+    assert config.returncode == 0, config.stdout + config.stderr
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert [h["id"] for h in hooks] == ["tfspec-build-check"]
+    assert hooks[0]["entry"] == "tfspec build --check" and hooks[0]["pass_filenames"] is False
+
+
+def test_argocd_applicationset_matches_the_rendered_kustomizations() -> None:
+    """The generator's glob finds exactly the serving kustomizations the plans say were rendered."""
+    appset = yaml.safe_load((EXAMPLE / "argocd" / "serving-applicationset.yaml").read_text())
+    project = yaml.safe_load((EXAMPLE / "argocd" / "project.yaml").read_text())
+    assert appset["kind"] == "ApplicationSet" and project["kind"] == "AppProject"
+    assert appset["spec"]["template"]["spec"]["project"] == project["metadata"]["name"]
+    (pattern,) = [d["path"] for d in appset["spec"]["generators"][0]["git"]["directories"]]
+    matched = sorted(Path(p).relative_to(EXAMPLE).as_posix() for p in glob.glob(str(EXAMPLE / pattern)))
+    rendered_kustomizations = []
+    for plan_path in sorted((EXAMPLE / "rendered").glob("*/plan.json")):
+        plan = json.loads(plan_path.read_text())
+        for step in plan["steps"]:
+            if step["id"] == "serving.render":
+                rendered_kustomizations += [f"rendered/{plan_path.parent.name}/{Path(f).parent.as_posix()}"
+                                            for f in step["params"]["files"] if f.endswith("k8s/kustomization.yaml")]
+    assert matched == sorted(rendered_kustomizations)
+    kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent) + ":/work/venv-probe/bin")
+    for folder in matched:
+        assert kubectl, "kubectl is needed to build the rendered kustomizations"
+        built = subprocess.run([kubectl, "kustomize", str(EXAMPLE / folder)], capture_output=True, text=True, timeout=120)
+        assert built.returncode == 0, built.stderr

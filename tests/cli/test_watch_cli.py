@@ -1,0 +1,219 @@
+"""`tfspec watch` as a real subprocess: edits, atomic-rename saves, broken edits, new specs, Ctrl-C.
+
+Every wait is bounded; the process is killed in a finaliser if a test fails half-way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits" / "deploy.yaml"
+WAIT = 30.0
+
+
+def spec_text(name: str, replicas: int = 2) -> str:
+    text = DIGITS.read_text("utf-8")
+    return text.replace("name: digits ", f"name: {name} ", 1).replace("replicas: 2,", f"replicas: {replicas},", 1)
+
+
+def spec_sha(plan: Path) -> str:
+    return json.loads(plan.read_text("utf-8"))["spec"]["sha256"]
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def atomic_save(path: Path, text: str) -> None:
+    """What vim (backupcopy=no), VS Code's safe save and JetBrains do: write a temp file, rename it over."""
+    temp = path.with_name(f".{path.name}.swp-{os.getpid()}")
+    temp.write_text(text, "utf-8")
+    os.replace(temp, path)
+
+
+class Watch:
+    """A running `tfspec watch` whose stdout and stderr lines are collected by a thread."""
+
+    def __init__(self, cwd: Path, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tfspec", "watch", *args], cwd=cwd, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float = WAIT) -> str:
+        """The next line matching ``pattern`` (regex); fails after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"no line matching {pattern!r} within {timeout} s; lines so far:\n" + "\n".join(self.seen))
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if re.search(pattern, line):
+                return line
+
+    def drain(self, quiet: float) -> list[str]:
+        """Lines printed until ``quiet`` seconds pass without one."""
+        out = []
+        while True:
+            try:
+                out.append(self.lines.get(timeout=quiet))
+            except queue.Empty:
+                self.seen.extend(out)
+                return out
+
+    def interrupt(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=WAIT)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=WAIT)
+
+
+@pytest.fixture
+def watches() -> Iterator[list[Watch]]:
+    started: list[Watch] = []
+    yield started
+    for watch in started:
+        watch.kill()
+
+
+def test_watch_folder(tmp_path: Path, watches: list[Watch]) -> None:
+    specs = tmp_path / "specs"
+    (specs / "team").mkdir(parents=True)
+    alpha, beta = specs / "alpha.yaml", specs / "team" / "beta.yaml"
+    alpha.write_text(spec_text("alpha"))
+    beta.write_text(spec_text("beta"))
+    out = tmp_path / "build"
+    watch = Watch(tmp_path, "specs", "--debounce-ms", "150")
+    watches.append(watch)
+    watch.wait_for(r"^initial build of specs: 2 specs: 2 built, 0 unchanged, 0 invalid")
+    watch.wait_for(r"^watching specs \(2 specs\)")
+    beta_inode = os.stat(out / "beta").st_ino
+
+    # an in-place write
+    text = spec_text("alpha", replicas=3)
+    alpha.write_text(text)
+    watch.wait_for(r"^specs/alpha.yaml -> build/alpha: 1 changed, 0 added, 0 removed: plan.json \(\d+ ms\)$")
+    assert spec_sha(out / "alpha" / "plan.json") == sha(text)
+
+    # an editor's atomic-rename save
+    text = spec_text("alpha", replicas=4)
+    atomic_save(alpha, text)
+    watch.wait_for(r"^specs/alpha.yaml -> build/alpha: 1 changed")
+    assert spec_sha(out / "alpha" / "plan.json") == sha(text)
+    good = (out / "alpha" / "plan.json").read_text()
+
+    # a broken edit: diagnostics, last good output kept; then the fix
+    alpha.write_text(spec_text("alpha", replicas=4).replace("units: 128", "units: -1"))
+    watch.wait_for(r"^specs/alpha.yaml:16:\d+: model.layers\[0\].units: ")
+    watch.wait_for(r"^specs/alpha.yaml: 1 problem; keeping the last good output in build/alpha$")
+    assert (out / "alpha" / "plan.json").read_text() == good
+    text = spec_text("alpha", replicas=5)
+    alpha.write_text(text)
+    watch.wait_for(r"^specs/alpha.yaml -> build/alpha: 1 changed")
+    assert spec_sha(out / "alpha" / "plan.json") == sha(text)
+
+    # a burst of writes (an editor writing in several chunks) is one rebuild
+    text = spec_text("alpha", replicas=6)
+    with open(alpha, "w") as handle:
+        for start in range(0, len(text), 400):
+            handle.write(text[start:start + 400])
+            handle.flush()
+            time.sleep(0.005)
+    watch.wait_for(r"^specs/alpha.yaml -> build/alpha: 1 changed")
+    assert spec_sha(out / "alpha" / "plan.json") == sha(text)
+    assert not [line for line in watch.drain(1.0) if "alpha" in line]
+
+    # a new spec appears (written under a temporary name and renamed, as `cp` + `mv` or a git checkout do)
+    gamma_text = spec_text("gamma")
+    (specs / "team" / "gamma.tmp").write_text(gamma_text)
+    os.rename(specs / "team" / "gamma.tmp", specs / "team" / "gamma.yaml")
+    watch.wait_for(r"^specs/team/gamma.yaml -> build/gamma: 0 changed, 1 added, 0 removed: plan.json")
+    assert spec_sha(out / "gamma" / "plan.json") == sha(gamma_text)
+
+    # a new folder of specs moved in
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "delta.yaml").write_text(spec_text("delta"))
+    os.rename(incoming, specs / "new")
+    watch.wait_for(r"^specs/new/delta.yaml -> build/delta: 0 changed, 1 added")
+
+    # a touch (no edit) and a comment-only edit do not rewrite anything
+    manifest_inode = os.stat(out / "gamma").st_ino
+    os.utime(specs / "team" / "gamma.yaml")
+    (specs / "team" / "gamma.yaml").write_text(gamma_text + "# a comment\n")
+    watch.wait_for(r"^specs/team/gamma.yaml -> build/gamma: 1 changed")  # plan.json records the spec's sha256
+
+    # a second spec with a taken name is refused, the first keeps its output
+    (specs / "copy.yaml").write_text(spec_text("beta"))
+    watch.wait_for(r"^specs/copy.yaml:\d+:\d+: name: spec name 'beta' is also used by specs/team/beta.yaml")
+    assert os.stat(out / "beta").st_ino == beta_inode
+
+    # a deleted spec is forgotten; its output stays
+    (specs / "new" / "delta.yaml").unlink()
+    watch.wait_for(r"^specs/new/delta.yaml: removed; its output build/delta is left in place")
+    assert manifest_inode != os.stat(out / "gamma").st_ino
+    assert os.stat(out / "beta").st_ino == beta_inode, "beta was rewritten without a change"
+
+    assert watch.interrupt() == 0
+    assert watch.wait_for(r"^stopped watching$", timeout=5)
+    assert "Traceback" not in "\n".join(watch.seen + watch.drain(0.2))
+    assert not list(out.glob(".*.tmp")), "staging folders left behind"
+
+
+def test_watch_single_spec_with_vim_style_save(tmp_path: Path, watches: list[Watch]) -> None:
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text(spec_text("solo"))
+    watch = Watch(tmp_path, "deploy.yaml", "--out", "out")
+    watches.append(watch)
+    watch.wait_for(r"^deploy.yaml -> out: 0 changed, 1 added, 0 removed: plan.json \(\d+ ms\)$")
+    watch.wait_for(r"^watching deploy.yaml \(1 spec\)")
+
+    # vim with `backupcopy=no`: the original is renamed to a backup, a new file written, the backup deleted
+    for replicas in (3, 4):
+        text = spec_text("solo", replicas)
+        os.rename(spec, tmp_path / "deploy.yaml~")
+        spec.write_text(text)
+        (tmp_path / "deploy.yaml~").unlink()
+        watch.wait_for(r"^deploy.yaml -> out: 1 changed")
+        assert spec_sha(tmp_path / "out" / "plan.json") == sha(text)
+
+    # other YAML files beside the spec are not this watch's business
+    (tmp_path / "other.yaml").write_text(spec_text("other"))
+    spec.write_text("api_version: tfspec/v1\nname: solo\n")
+    watch.wait_for(r"^deploy.yaml:1:1: data: required key is missing$")
+    watch.wait_for(r"^deploy.yaml: \d+ problems?; keeping the last good output in out$")
+    assert not (tmp_path / "build").exists()
+    assert watch.interrupt() == 0
+
+
+def test_watch_missing_path_is_a_clean_error(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "tfspec", "watch", "nope.yaml"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -1,0 +1,121 @@
+"""tflite target: the asset-pack module, the app-side snippets and the Kotlin loader.
+
+No Android toolchain runs here, so these tests read the files back structurally (Gradle blocks and
+the Kotlin branches chosen for the model's I/O types); the plan's conversion settings are checked too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tfspec.compiler.pipeline import CompileResult
+from tfspec.compiler.targets.tflite import kotlin_class_name, kotlin_package
+
+PACK = "android/digits_model"
+KOTLIN = "android/app-snippets/src/main/java/com/example/digits/DigitsClassifier.kt"
+
+
+def _block(text: str, name: str) -> str:
+    """Body of the first Gradle block ``name { ... }`` (braces balanced)."""
+    start = re.search(rf"(^|\n)\s*{re.escape(name)}\s*\{{", text)
+    assert start, f"no {name} block"
+    depth, index = 1, start.end()
+    while depth:
+        depth += {"{": 1, "}": -1}.get(text[index], 0)
+        index += 1
+    return text[start.end():index - 1]
+
+
+def _code(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
+
+
+def test_asset_pack_module(builds: dict[str, dict[str, str]]) -> None:
+    gradle = _code(builds["example"][f"{PACK}/build.gradle"])
+    assert re.search(r"id 'com\.android\.asset-pack'", _block(gradle, "plugins"))
+    asset_pack = _block(gradle, "assetPack")
+    assert re.search(r'packName = "digits_model"', asset_pack)
+    assert re.search(r'deliveryType = "install-time"', _block(asset_pack, "dynamicDelivery"))
+    assert builds["example"][f"{PACK}/src/main/assets/labels.txt"] == "".join(f"{i}\n" for i in range(10))
+
+
+@pytest.mark.parametrize(("build", "delivery"), [("uint8-fast-follow", "fast-follow"), ("on-demand-float", "on-demand")])
+def test_delivery_modes(builds: dict[str, dict[str, str]], build: str, delivery: str) -> None:
+    pack = "digitsModel" if build == "on-demand-float" else "digits_model"
+    gradle = builds[build][f"android/{pack}/build.gradle"]
+    assert f'deliveryType = "{delivery}"' in gradle
+    assert f"packName = \"{pack}\"" in gradle
+    app = builds[build]["android/app-snippets/build.gradle"]
+    assert "com.google.android.play:asset-delivery-ktx:" in app
+
+
+def test_app_snippets(builds: dict[str, dict[str, str]]) -> None:
+    files = builds["example"]
+    groovy = _code(files["android/app-snippets/build.gradle"])
+    android = _block(groovy, "android")
+    assert 'assetPacks = [":digits_model"]' in android
+    assert "noCompress 'tflite'" in _block(android, "androidResources")
+    assert re.search(r"implementation 'com\.google\.ai\.edge\.litert:litert:[0-9.]+'", _block(groovy, "dependencies"))
+    assert "asset-delivery" not in groovy  # install-time packs need no Play library
+    kts = _code(files["android/app-snippets/build.gradle.kts"])
+    assert 'assetPacks += setOf(":digits_model")' in _block(kts, "android")
+    assert 'noCompress += "tflite"' in _block(kts, "androidResources")
+    assert _code(files["android/app-snippets/settings.gradle"]).strip() == "include ':digits_model'"
+    assert _code(files["android/app-snippets/settings.gradle.kts"]).strip() == 'include(":digits_model")'
+
+
+def test_kotlin_loader_for_int8_install_time(builds: dict[str, dict[str, str]]) -> None:
+    kotlin = _code(builds["example"][KOTLIN])
+    assert kotlin.splitlines()[0] == "package com.example.digits"
+    assert "class DigitsClassifier private constructor(" in kotlin
+    assert 'const val MODEL_FILE = "digits.tflite"' in kotlin
+    assert "const val INPUT_SIZE = 64" in kotlin
+    assert "const val RESCALE = 0.0625f" in kotlin  # data.preprocessing.rescale
+    assert "context.assets.openFd(MODEL_FILE)" in kotlin  # install-time: merged into the app's assets
+    assert "coerceIn(-128, 127).toByte()" in kotlin  # int8 input quantized with the tensor's own params
+    assert "inputTensor.quantizationParams()" in kotlin and "outputTensor.quantizationParams()" in kotlin
+    assert "AssetPackManager" not in kotlin and "JSONObject" not in kotlin
+    assert kotlin.count("{") == kotlin.count("}") and kotlin.count("(") == kotlin.count(")")
+
+
+def test_kotlin_loader_for_uint8_fast_follow(builds: dict[str, dict[str, str]]) -> None:
+    kotlin = _code(builds["uint8-fast-follow"][KOTLIN])
+    assert "coerceIn(0, 255).toByte()" in kotlin
+    assert "and 0xFF" in kotlin
+    assert "AssetPackManagerFactory.getInstance(context).getPackLocation(ASSET_PACK)" in kotlin
+    assert "fun create(context: Context): DigitsClassifier?" in kotlin
+    assert kotlin.count("{") == kotlin.count("}")
+
+
+def test_kotlin_loader_for_float_io_with_normalisation(builds: dict[str, dict[str, str]]) -> None:
+    path = "android/app-snippets/src/main/java/com/example/in/digits/DigitsClassifier.kt"
+    kotlin = _code(builds["on-demand-float"][path])
+    assert kotlin.splitlines()[0] == "package com.example.`in`.digits"  # a Kotlin keyword, back-quoted
+    assert "input.putFloat(value)" in kotlin and "output.float" in kotlin
+    assert "quantizationParams" not in kotlin
+    assert "(scaled - mean[index]) / std[index]" in kotlin
+    assert 'getJSONObject("normalization")' in kotlin
+    assert kotlin.count("{") == kotlin.count("}")
+
+
+def test_names() -> None:
+    assert kotlin_class_name("digits", True) == "DigitsClassifier"
+    assert kotlin_class_name("hand-written-digits", False) == "HandWrittenDigitsModel"
+    assert kotlin_class_name("3d-scan", True) == "Model3dScanClassifier"
+    assert kotlin_package("com.example.fun.app") == "com.example.`fun`.app"
+
+
+def test_conversion_settings_are_in_the_plan(example_result: CompileResult) -> None:
+    plan = json.loads(example_result.files["plan.json"])
+    step = next(s for s in plan["steps"] if s["id"] == "android.tflite")
+    params = step["params"]
+    assert params["quantization"] == "int8"
+    assert params["optimizations"] == ["DEFAULT"]
+    assert params["representative_samples"] == 200
+    assert params["supported_ops"] == ["tflite_builtins_int8"]
+    assert (params["inference_input_type"], params["inference_output_type"]) == ("int8", "int8")
+    bundle = next(s for s in plan["steps"] if s["id"] == "android.bundle")
+    assert bundle["params"]["assets_dir"] == "android/digits_model/src/main/assets"

@@ -1,0 +1,205 @@
+"""Folder builds (compiler/batch.py): discovery, parallel == sequential, the input-hash cache, names."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tfspec.compiler.batch import CACHE_FILE, build_folder, discover_specs
+from tfspec.compiler.pipeline import compile_spec
+from tfspec.compiler.write import write_tree
+
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits" / "deploy.yaml"
+
+
+def spec_text(name: str, replicas: int = 2) -> str:
+    text = DIGITS.read_text("utf-8")
+    assert "name: digits " in text and "replicas: 2," in text
+    return text.replace("name: digits ", f"name: {name} ", 1).replace("replicas: 2,", f"replicas: {replicas},", 1)
+
+
+def write_specs(folder: Path, names: list[str], replicas: int = 2) -> dict[str, Path]:
+    paths = {}
+    for index, name in enumerate(names):
+        path = folder / ("nested" if index % 2 else "") / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(spec_text(name, replicas), "utf-8")
+        paths[name] = path
+    return paths
+
+
+def spec_sha(plan: Path) -> str:
+    return json.loads(plan.read_text("utf-8"))["spec"]["sha256"]
+
+
+def text_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_discovery_finds_specs_only(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    write_specs(specs, ["a", "b"])
+    (specs / "values.yaml").write_text("api_version: v1\nkind: ConfigMap\n")          # other YAML: ignored
+    (specs / "notes.yml").write_text("# api_version: tfspec/v1 in a comment\n")         # not top level
+    (specs / ".hidden").mkdir()
+    (specs / ".hidden" / "c.yaml").write_text(spec_text("c"))                            # hidden folder
+    (specs / "build" / "x").mkdir(parents=True)
+    (specs / "build" / "x" / "d.yaml").write_text(spec_text("d"))                        # the output root
+    (specs / "e.yml").write_text(spec_text("e"))
+    found = [p.relative_to(specs).as_posix() for p in discover_specs(specs, exclude=[specs / "build"])]
+    assert found == ["a.yaml", "e.yml", "nested/b.yaml"]
+
+
+def test_parallel_folder_build_equals_sequential_single_builds(tmp_path: Path) -> None:
+    names = [f"model-{i}" for i in range(8)]
+    paths = write_specs(tmp_path / "specs", names)
+    result = build_folder(tmp_path / "specs", tmp_path / "parallel", jobs=2, use_cache=False)
+    assert result.exit_code == 0
+    assert result.count("built") == 8 and result.compiled == 8
+    assert result.processes == 2, "the specs were not compiled by two worker processes"
+    for name in names:
+        compiled = compile_spec(paths[name])
+        assert compiled.ok
+        write_tree(tmp_path / "sequential" / name, compiled.files)
+    parallel, sequential = tree(tmp_path / "parallel"), tree(tmp_path / "sequential")
+    assert set(sequential) == {f"{n}/{f}" for n in names for f in ("plan.json", "manifest.json")} | set(sequential)
+    parallel.pop(CACHE_FILE, None)
+    assert parallel == sequential
+
+
+def test_cache_skips_unchanged_specs(tmp_path: Path) -> None:
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    paths = write_specs(specs, ["a", "b", "c", "d"])
+    first = build_folder(specs, out, jobs=2)
+    assert first.count("built") == 4
+    before = {n: (os.stat(out / n).st_ino, os.stat(out / n / "plan.json").st_mtime_ns) for n in "abcd"}
+
+    second = build_folder(specs, out, jobs=2)
+    assert second.compiled == 0 and second.count("cached") == 4
+    assert {n: (os.stat(out / n).st_ino, os.stat(out / n / "plan.json").st_mtime_ns) for n in "abcd"} == before
+
+    paths["c"].write_text(spec_text("c", replicas=3), "utf-8")
+    third = build_folder(specs, out, jobs=2)
+    assert third.compiled == 1
+    assert {o.name: o.status for o in third.outcomes} == {"a": "cached", "b": "cached", "c": "built", "d": "cached"}
+    after = {n: (os.stat(out / n).st_ino, os.stat(out / n / "plan.json").st_mtime_ns) for n in "abcd"}
+    assert after["c"] != before["c"]
+    assert {n: after[n] for n in "abd"} == {n: before[n] for n in "abd"}
+    assert spec_sha(out / "c" / "plan.json") == text_sha(paths["c"])
+
+
+def test_cache_notices_tampered_output_and_no_cache(tmp_path: Path) -> None:
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    write_specs(specs, ["a", "b"])
+    build_folder(specs, out, jobs=1)
+    (out / "a" / "plan.json").write_text("{}\n")
+    rebuilt = build_folder(specs, out, jobs=1)
+    assert {o.name: o.status for o in rebuilt.outcomes} == {"a": "built", "b": "cached"}
+    assert (out / "a" / "plan.json").read_text() != "{}\n"
+    forced = build_folder(specs, out, jobs=1, use_cache=False)
+    assert forced.count("built") == 2
+
+
+def test_cache_key_includes_referenced_environment_variables(tmp_path: Path) -> None:
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    specs.mkdir()
+    (specs / "v.yaml").write_text(spec_text("v").replace("replicas: 2,", "replicas: \"${REPLICAS:-2}\","), "utf-8")
+    assert build_folder(specs, out, environ={"REPLICAS": "2"}).count("built") == 1
+    assert build_folder(specs, out, environ={"REPLICAS": "2", "UNRELATED": "x"}).count("cached") == 1
+    assert build_folder(specs, out, environ={"REPLICAS": "5"}).count("built") == 1
+    broken = build_folder(specs, out, environ={"REPLICAS": "-5"})
+    assert broken.exit_code == 2 and "kubernetes.replicas" in broken.diagnostics[0].format()
+
+
+def test_cache_follows_a_distillation_teacher_spec(tmp_path: Path) -> None:
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    specs.mkdir()
+    teacher = specs / "teacher.yaml"
+    teacher.write_text(spec_text("teacher"), "utf-8")
+    student = spec_text("student")
+    start, end = student.index("compression:"), student.index("targets:")
+    student = (student[:start] + "compression:\n  - {kind: distill, teacher: {kind: spec, path: teacher.yaml}, "
+               "student: [{type: dense, units: 32, activation: relu}, {type: dense, units: 10, activation: softmax}]}\n"
+               + student[end:])
+    (specs / "student.yaml").write_text(student, "utf-8")
+    first = build_folder(specs, out)
+    assert first.count("built") == 2
+    deps = dict({o.name: o for o in first.outcomes}["student"].deps)
+    assert list(deps) == [str(teacher.resolve())]
+    teacher.write_text(spec_text("teacher", replicas=4), "utf-8")
+    second = build_folder(specs, out)
+    assert {o.name: o.status for o in second.outcomes} == {"teacher": "built", "student": "built"}
+
+
+def test_duplicate_names_are_errors_naming_both_files(tmp_path: Path) -> None:
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    write_specs(specs, ["a", "b"])
+    (specs / "copy.yaml").write_text(spec_text("a"), "utf-8")
+    result = build_folder(specs, out)
+    assert result.exit_code == 2
+    problems = {d.file: d.format() for d in result.diagnostics}
+    assert set(problems) == {str(specs / "a.yaml"), str(specs / "copy.yaml")}
+    assert str(specs / "copy.yaml") in problems[str(specs / "a.yaml")]
+    assert str(specs / "a.yaml") in problems[str(specs / "copy.yaml")]
+    assert not (out / "a").exists() and (out / "b" / "plan.json").is_file()
+
+
+def test_invalid_specs_are_all_reported_and_valid_ones_built(tmp_path: Path) -> None:
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    write_specs(specs, ["good"])
+    (specs / "bad1.yaml").write_text(spec_text("bad1").replace("units: 128", "units: -1"), "utf-8")
+    (specs / "bad2.yaml").write_text(spec_text("bad2").replace("epochs: 40", "epochs: lots"), "utf-8")
+    result = build_folder(specs, out)
+    assert result.exit_code == 2
+    assert {o.path.rsplit("/", 1)[-1]: o.status for o in result.outcomes} == {
+        "bad1.yaml": "invalid", "bad2.yaml": "invalid", "good.yaml": "built"}
+    messages = [d.format() for d in result.diagnostics]
+    assert any("bad1.yaml:" in m and "model.layers[0].units" in m for m in messages)
+    assert any("bad2.yaml:" in m and "training.epochs" in m for m in messages)
+
+
+def test_check_reports_stale_outputs_without_writing(tmp_path: Path) -> None:
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    paths = write_specs(specs, ["a", "b"])
+    build_folder(specs, out)
+    assert build_folder(specs, out, check=True).exit_code == 0
+    before = tree(out)
+    paths["b"].write_text(spec_text("b", replicas=7), "utf-8")
+    check = build_folder(specs, out, check=True)
+    assert check.exit_code == 1
+    stale = [o for o in check.outcomes if o.status == "stale"]
+    assert [o.name for o in stale] == ["b"]
+    assert "--- a/plan.json" in stale[0].diff and f'+    "sha256": "{text_sha(paths["b"])}"' in stale[0].diff
+    assert tree(out) == before
+
+
+def test_prune_removes_outputs_of_deleted_specs(tmp_path: Path) -> None:
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    paths = write_specs(specs, ["a", "b"])
+    build_folder(specs, out)
+    paths["b"].unlink()
+    (out / "notes").mkdir()  # not tfspec output: never touched
+    assert build_folder(specs, out, check=True).exit_code == 0
+    check = build_folder(specs, out, check=True, prune=True)
+    assert check.exit_code == 1 and check.orphans == ("b",)
+    pruned = build_folder(specs, out, prune=True)
+    assert pruned.exit_code == 0 and pruned.orphans == ("b",)
+    assert not (out / "b").exists() and (out / "a").is_dir() and (out / "notes").is_dir()
+    assert json.loads((out / CACHE_FILE).read_text())["entries"].keys() == {str(paths["a"].resolve())}
+
+
+@pytest.mark.parametrize("env", ["prod"])
+def test_environment_overlay_goes_to_name_env(tmp_path: Path, env: str) -> None:
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    write_specs(specs, ["a"])
+    result = build_folder(specs, out, env)
+    assert result.exit_code == 0
+    assert json.loads((out / "a-prod" / "plan.json").read_text())["spec"]["environment"] == "prod"

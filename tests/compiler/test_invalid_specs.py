@@ -1,0 +1,71 @@
+"""Every invalid spec in tests/data/invalid_specs/ gives exactly the diagnostics in its golden file."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import tfspec
+from tfspec_testing import ROOT, tfspec_command
+
+CASES = ROOT / "tests" / "data" / "invalid_specs"
+INVALID = sorted(p for p in CASES.glob("*.yaml") if p.name != "valid_base.yaml")
+
+
+def _format(path: Path) -> str:
+    result = tfspec.compile(path.name, text=path.read_text(encoding="utf-8"), environ={})
+    return "".join(d.format_with_excerpt() + "\n" for d in result.diagnostics)
+
+
+def test_there_are_at_least_forty_cases() -> None:
+    assert len(INVALID) >= 40
+
+
+def test_the_base_of_the_cases_is_valid() -> None:
+    base = CASES / "valid_base.yaml"
+    result = tfspec.compile(base.name, text=base.read_text(encoding="utf-8"), environ={})
+    assert result.ok, result.diagnostics
+    assert tfspec.compile(base.name, env="prod", text=base.read_text(encoding="utf-8"), environ={}).ok
+
+
+@pytest.mark.parametrize("case", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_spec_reports_exact_diagnostics(case: Path, golden) -> None:
+    output = _format(case)
+    assert output, f"{case.name} was accepted"
+    for line in output.splitlines():
+        if line.startswith(case.name):
+            # file:line:col: key.path: message
+            file, line_no, column, rest = line.split(":", 3)
+            assert int(line_no) >= 1 and int(column) >= 1 and rest.strip()
+    golden(f"invalid_specs/{case.stem}.txt", output)
+
+
+@pytest.mark.parametrize("case", ["unknown_source_kind", "yaml_syntax_error", "qat_before_prune"])
+def test_cli_exits_2_without_traceback_and_writes_nothing(case: str, tmp_path: Path) -> None:
+    spec = tmp_path / f"{case}.yaml"
+    spec.write_text((CASES / f"{case}.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    out = tmp_path / "out"
+    proc = subprocess.run([*tfspec_command(), "build", str(spec), "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[0].startswith(f"{spec}:")
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [spec.name]
+
+
+def test_json_diagnostics(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text((CASES / "misspelt_nested_key.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    proc = subprocess.run([*tfspec_command(), "validate", str(spec), "--json"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    import json
+
+    data = json.loads(proc.stdout)
+    assert data["ok"] is False
+    assert data["diagnostics"] == [{
+        "file": str(spec), "line": 6, "column": 11, "path": "data.split.validaton",
+        "message": "unknown key 'validaton'", "hint": "did you mean 'validation'?",
+    }]
