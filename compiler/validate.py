@@ -502,26 +502,50 @@ def serving_versions(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
+def _gpu_range(gpus: int) -> str:
+    return "1 GPU (GPU:0)" if gpus == 1 else f"{gpus} GPUs (GPU:0 to GPU:{gpus - 1})"
+
+
 def gpu_placement(r: ResolvedSpec) -> list[Diagnostic]:
+    """``model.placement``: named layers, each placed once, on devices the spec's hardware has.
+
+    Placement splits one model replica over devices (model parallelism), so it goes with
+    ``distribution.kind: default``; a mirrored strategy would replicate the model over the very devices
+    the placement splits it across. GPU indices are checked against every gpu_cluster target's
+    ``gpus_per_worker`` (the model must fit the smallest); without such a target the compiler cannot
+    know the machine, and the runtime checks the devices it really sees (``model.placement[i].device``).
+    """
     placement = getattr(r.spec.model, "placement", None)
     if not placement:
         return []
     names = _layer_names(r)
-    gpus_available = max([t.gpus_per_worker for t in r.spec.targets if isinstance(t, GpuClusterTarget)], default=0)
-    devices = set(r.spec.training.distribution.devices or [])
+    clusters = [t for t in r.spec.targets if isinstance(t, GpuClusterTarget)]
+    smallest = min(clusters, key=lambda t: t.gpus_per_worker) if clusters else None
     out = []
+    kind = r.spec.training.distribution.kind
+    if kind != "default":
+        out.append(r.diagnostic(("model", "placement"),
+                                f"placement splits one model replica over devices; it cannot be combined with "
+                                f"training.distribution.kind {kind}",
+                                "use distribution kind: default with placement, or drop placement to replicate "
+                                "the whole model on every device"))
     placed: set[str] = set()
     for index, group in enumerate(placement):
         device_type, _, number = group.device.partition(":")
-        known = group.device in devices or device_type == "CPU" or (device_type == "GPU" and int(number) < gpus_available)
-        if not known:
+        if device_type == "GPU" and smallest is not None and int(number) >= smallest.gpus_per_worker:
             out.append(r.diagnostic(("model", "placement", index, "device"),
                                     f"device {group.device} is not available to this spec",
-                                    f"the gpu_cluster target gives {gpus_available} GPU(s) per worker; "
-                                    "list the device in training.distribution.devices or add GPUs"))
+                                    f"the gpu_cluster target {smallest.name!r} gives each worker "
+                                    f"{_gpu_range(smallest.gpus_per_worker)}; raise its gpus_per_worker or place "
+                                    "the layers on a GPU it has"
+                                    if smallest.gpus_per_worker else
+                                    f"the gpu_cluster target {smallest.name!r} gives its workers no GPU; "
+                                    "raise its gpus_per_worker or place the layers on CPU:0"))
         for j, layer in enumerate(group.layers):
             if layer not in names:
-                out.append(r.diagnostic(("model", "placement", index, "layers", j), f"no layer named {layer!r}"))
+                out.append(r.diagnostic(("model", "placement", index, "layers", j), f"no layer named {layer!r}",
+                                        f"known layers: {', '.join(sorted(names))}" if names
+                                        else "give the layers names in model.layers to place them"))
             elif layer in placed:
                 out.append(r.diagnostic(("model", "placement", index, "layers", j), f"layer {layer!r} is placed twice"))
             placed.add(layer)

@@ -5,8 +5,8 @@ The train step asks :func:`strategy_for` for a :class:`Distributed` and then
 * builds and compiles its model inside ``distributed.scope()``;
 * batches its training data with ``distributed.global_batch_size(per_replica)`` and passes the dataset
   through ``distributed.dataset(ds)`` (auto-sharding by ``DATA`` for in-memory arrays);
-* builds its optimizer from ``distributed.optimizer_params(params)`` (the learning rate scaled by the
-  number of replicas only when the spec sets ``scale_learning_rate``);
+* compiles with ``replicas=distributed.replicas`` (``runtime.fit.compile_model`` scales the learning rate
+  by it only when the spec sets ``scale_learning_rate``);
 * saves with :meth:`Distributed.save_model` (under ``multi_worker_mirrored`` only the chief writes the
   real file; the other workers write to ``workertemp_<index>`` beside it and remove it: the upstream
   multi-worker saving convention).
@@ -18,8 +18,9 @@ Kinds (``tfspec.spec.training.Distribution``):
   the CPU when there is none.
 * ``multi_worker_mirrored``: ``MultiWorkerMirroredStrategy``; the cluster comes from ``TF_CONFIG`` or the
   Indexed Job variables (:mod:`tfspec.compiler.tf_config`, the contract the gpu_cluster manifests use).
-  A peer that disappears is detected by the strategy's health check, tuned by :class:`PeerTimeouts`,
-  so a surviving worker fails within a bounded time instead of waiting forever in a collective.
+  A peer that disappears is detected by TensorFlow's coordination service (heartbeats, limits in
+  :class:`PeerTimeouts`), so a surviving worker fails within a bounded time instead of waiting forever in
+  a collective, and a worker whose peers never start gives up after the start-up limit.
 """
 
 from __future__ import annotations
@@ -30,34 +31,46 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.tf_config import ENV_TF_CONFIG, tf_config_from_environment
+from tfspec.compiler.tf_config import ENV_COMPLETION_INDEX, ENV_TF_CONFIG, ENV_WORKER_HOSTS, tf_config_from_environment
 from tfspec.spec.errors import TfspecError
+
+from .errors import StepError
 
 from .tf import import_tf
 
 __all__ = [
     "DistributionError",
+    "WorkerEnvironmentError",
     "PeerFailureError",
     "PeerTimeouts",
+    "ENV_STARTUP_TIMEOUT",
+    "ENV_PEER_TIMEOUT",
     "Distributed",
     "strategy_for",
     "distribution_params",
     "is_chief",
     "worker_temp_path",
-    "scale_learning_rate",
     "peer_failures",
     "peer_failure_message",
 ]
 
 _COMMUNICATION = {"auto": "AUTO", "ring": "RING", "nccl": "NCCL"}
+ENV_STARTUP_TIMEOUT = "TFSPEC_STARTUP_TIMEOUT"
+ENV_PEER_TIMEOUT = "TFSPEC_PEER_TIMEOUT"
 
 
-class DistributionError(TfspecError):
-    """``training.distribution`` cannot be honoured on this machine or cluster."""
+class DistributionError(StepError):
+    """``training.distribution`` cannot be honoured on this machine (points at the spec line)."""
+
+
+class WorkerEnvironmentError(TfspecError):
+    """A worker's environment variables are unusable."""
 
 
 class PeerFailureError(TfspecError):
@@ -66,28 +79,36 @@ class PeerFailureError(TfspecError):
 
 @dataclasses.dataclass(frozen=True)
 class PeerTimeouts:
-    """How a multi-worker run notices a dead peer (seconds).
+    """How long a multi-worker run waits for its peers (seconds).
+
+    TensorFlow's coordination service (led by the chief) watches every worker's heartbeat; a worker that
+    stops answering for ``heartbeat`` seconds aborts the collectives of the others with
+    ``UnavailableError``, so a surviving worker fails instead of waiting forever in an all-reduce.
 
     Attributes:
-        startup: longest wait for every worker to join the cluster at start-up (0: forever).
-        interval: pause between two health checks of every peer.
-        check: timeout of one health check of one peer.
-        retries: failed checks in a row before a peer counts as down.
+        startup: longest wait for every worker to register with the chief at start-up.
+        heartbeat: silence after which a peer counts as dead (TensorFlow's default is 10 s).
         collective: timeout of every collective (all-reduce) of training; ``None``: no per-collective
-            limit, rely on the health check (a slow first step may otherwise be mistaken for a dead peer).
+            limit, rely on the heartbeat (a slow first step could otherwise be taken for a dead peer).
     """
 
     startup: float = 600.0
-    interval: float = 5.0
-    check: float = 5.0
-    retries: int = 3
-
+    heartbeat: float = 10.0
     collective: float | None = None
 
-    @property
-    def detection_bound(self) -> float:
-        """Longest time between a peer's death and the surviving workers' error (one full check cycle)."""
-        return self.interval + self.retries * self.check
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> "PeerTimeouts":
+        """``TFSPEC_STARTUP_TIMEOUT`` and ``TFSPEC_PEER_TIMEOUT`` (seconds) over the defaults."""
+        values: dict[str, float] = {}
+        for variable, field in ((ENV_STARTUP_TIMEOUT, "startup"), (ENV_PEER_TIMEOUT, "heartbeat")):
+            if variable in environ:
+                try:
+                    values[field] = float(environ[variable])
+                except ValueError:
+                    raise WorkerEnvironmentError(f"{variable} is not a number of seconds: {environ[variable]!r}") from None
+                if values[field] <= 0:
+                    raise WorkerEnvironmentError(f"{variable} must be positive, got {environ[variable]!r}")
+        return cls(**values)
 
 
 def distribution_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,26 +136,6 @@ def worker_temp_path(path: Path, task_index: int) -> Path:
     return path.parent / f"workertemp_{task_index}" / path.name
 
 
-def scale_learning_rate(optimizer: Mapping[str, Any], factor: float) -> dict[str, Any]:
-    """The optimizer params with every learning rate of its schedule multiplied by ``factor``."""
-    out = dict(optimizer)
-    rate = out.get("learning_rate")
-    if factor == 1 or rate is None:
-        return out
-    if isinstance(rate, (int, float)):
-        out["learning_rate"] = rate * factor
-        return out
-    schedule = dict(rate)
-    if "initial" in schedule:
-        schedule["initial"] = schedule["initial"] * factor
-    if "values" in schedule:
-        schedule["values"] = [value * factor for value in schedule["values"]]
-    if "min_learning_rate" in schedule:
-        schedule["min_learning_rate"] = schedule["min_learning_rate"] * factor
-    out["learning_rate"] = schedule
-    return out
-
-
 @dataclasses.dataclass
 class Distributed:
     """A strategy and the facts the train step needs about it.
@@ -144,11 +145,12 @@ class Distributed:
         strategy: the ``tf.distribute.Strategy``.
         replicas: ``strategy.num_replicas_in_sync``.
         devices: the devices of the local replicas.
-        scale_lr: whether the learning rate is multiplied by ``replicas``.
+        scale_lr: whether the learning rate is multiplied by ``replicas`` (the spec's ``scale_learning_rate``).
         chief: whether this process writes the real outputs.
         task_index: this worker's index (0 outside multi-worker runs).
         workers: number of workers (1 outside multi-worker runs).
-        tf_config: the cluster description used (multi-worker only).
+        tf_config: the cluster description given to TensorFlow (multi-worker only).
+        resolved: the cluster as the strategy's cluster resolver read it back (multi-worker only).
     """
 
     kind: str
@@ -160,6 +162,7 @@ class Distributed:
     task_index: int = 0
     workers: int = 1
     tf_config: dict[str, Any] | None = None
+    resolved: dict[str, Any] | None = None
 
     @property
     def multi_worker(self) -> bool:
@@ -172,13 +175,6 @@ class Distributed:
     def global_batch_size(self, per_replica: int) -> int:
         """Batch size of one step over all replicas (the spec's ``batch_size`` is per replica)."""
         return per_replica * self.replicas
-
-    def learning_rate_factor(self) -> float:
-        return float(self.replicas) if self.scale_lr else 1.0
-
-    def optimizer_params(self, optimizer: Mapping[str, Any]) -> dict[str, Any]:
-        """The spec's optimizer params, with the learning rate scaled when the spec asks for it."""
-        return scale_learning_rate(optimizer, self.learning_rate_factor())
 
     def dataset(self, dataset: Any) -> Any:
         """``dataset`` with auto-sharding by ``DATA`` (in-memory arrays have no files to shard by)."""
@@ -215,7 +211,7 @@ class Distributed:
                                "scale_learning_rate": self.scale_lr}
         if self.multi_worker:
             out.update({"workers": self.workers, "task_index": self.task_index, "chief": self.chief,
-                        "tf_config": self.tf_config})
+                        "tf_config": self.tf_config, "resolved": self.resolved})
         return out
 
 
@@ -235,7 +231,7 @@ def _mirrored(tf: Any, distribution: Mapping[str, Any], scale_lr: bool) -> Distr
         for index, device in enumerate(listed):
             if device not in available:
                 raise DistributionError(
-                    f"training.distribution.devices[{index}]: device {device} is not available here "
+                    ("training", "distribution", "devices", index), f"device {device} is not available here "
                     f"(visible: {', '.join(sorted(available)) or 'none'})")
         devices = [_canonical(d) for d in listed]
     else:
@@ -244,38 +240,104 @@ def _mirrored(tf: Any, distribution: Mapping[str, Any], scale_lr: bool) -> Distr
     return Distributed("mirrored", strategy, strategy.num_replicas_in_sync, tuple(devices), scale_lr)
 
 
+def _first_line(error: BaseException) -> str:
+    text = getattr(error, "message", None) or str(error)
+    return next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)[:300]
+
+
+_WATCHDOG = """
+import os, select, signal, sys
+parent, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+ready, _, _ = select.select([sys.stdin], [], [], seconds)
+if not ready:
+    sys.stderr.write("error: " + message + "\\n")
+    sys.stderr.flush()
+    os.kill(parent, signal.SIGKILL)
+"""
+
+
+@contextlib.contextmanager
+def _watchdog(seconds: float, message: str) -> Iterator[None]:
+    """Kill this process with ``message`` if the block has not finished after ``seconds``.
+
+    Joining the cluster blocks inside TensorFlow's C++ runtime while holding the GIL, so neither a Python
+    exception, a timer thread nor a signal handler can end it; and the coordination service's own
+    registration timeout does not end a lone chief's wait (checked with TensorFlow 2.21). A small
+    watchdog process can: it waits on a pipe that this block closes when it finishes (or when this
+    process dies), and otherwise prints ``message`` and kills this process.
+    """
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds), message],
+                                stdin=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        assert watchdog.stdin is not None
+        watchdog.stdin.close()
+        watchdog.wait()
+
+
+def _configure_coordination(tf_config: Mapping[str, Any], timeouts: PeerTimeouts) -> None:
+    """Set up TensorFlow's coordination service with our timeouts, before the strategy does it with its own.
+
+    MultiWorkerMirroredStrategy configures the service (leader: the chief, or worker 0) only when nothing
+    configured it yet, with no start-up limit; doing it first with the same jobs and leader bounds both the
+    start-up wait and the dead-peer detection.
+    """
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2  # noqa: PLC0415
+    from tensorflow.python.distribute import multi_worker_util  # noqa: PLC0415
+    from tensorflow.python.eager import context  # noqa: PLC0415
+    from tensorflow.python.training import server_lib  # noqa: PLC0415
+
+    if context.context().coordination_service is not None:
+        return
+    cluster_spec = server_lib.ClusterSpec(dict(tf_config["cluster"]))
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster_spec.num_tasks(job))
+            for job in ("chief", "worker") if job in cluster_spec.jobs]
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(cluster_spec),
+        coordinated_jobs=jobs,
+        cluster_register_timeout_in_ms=int(timeouts.startup * 1000),
+        heartbeat_timeout_in_ms=int(timeouts.heartbeat * 1000),
+    )
+
+
 def _multi_worker(tf: Any, distribution: Mapping[str, Any], scale_lr: bool, environ: Mapping[str, str],
                   timeouts: PeerTimeouts) -> Distributed:
+    if not any(name in environ for name in (ENV_TF_CONFIG, ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS)):
+        # No cluster around (a plain `tfspec run` of a cluster spec): MultiWorkerMirroredStrategy without
+        # TF_CONFIG is one local worker, which is what TensorFlow itself does.
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        local = _local_devices(tf, "GPU") or ["/device:CPU:0"]
+        return Distributed("multi_worker_mirrored", strategy, strategy.num_replicas_in_sync, tuple(local), scale_lr)
     tf_config = tf_config_from_environment(environ)
     # MultiWorkerMirroredStrategy reads the cluster from TF_CONFIG (TFConfigClusterResolver); an Indexed
     # Job worker has it only in derived form, so write the derived value where TensorFlow looks.
     os.environ[ENV_TF_CONFIG] = json.dumps(tf_config, sort_keys=True)
-    from tensorflow.python.distribute import collective_all_reduce_strategy as car  # noqa: PLC0415
-
-    # The strategy's own peer health check, tightened from its 30 s default so a dead peer aborts
-    # pending collectives with UnavailableError within PeerTimeouts.detection_bound seconds; the
-    # start-up barrier gets a limit too (the default waits forever for a worker that never comes).
-    extended = car.CollectiveAllReduceExtended
-    extended._check_health_interval = timeouts.interval
-    extended._check_health_timeout = timeouts.check
-    extended._check_health_retry_limit = timeouts.retries
-    extended._check_health_initial_timeout = timeouts.startup
+    _configure_coordination(tf_config, timeouts)
     implementation = getattr(tf.distribute.experimental.CommunicationImplementation,
                              _COMMUNICATION[distribution.get("communication") or "auto"])
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=implementation, timeout_seconds=timeouts.collective)
+    message = (f"training.distribution: worker {tf_config['task']['index']} could not join the cluster "
+               f"{tf_config['cluster']} within {timeouts.startup:g} s; start every worker (or raise "
+               f"{ENV_STARTUP_TIMEOUT} to wait longer)")
     try:
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    except RuntimeError as error:
+        with _watchdog(timeouts.startup, message):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    except (RuntimeError, tf.errors.OpError) as error:
         raise PeerFailureError(
-            f"training.distribution: the cluster {tf_config['cluster']} did not come together within "
-            f"{timeouts.startup:g} s ({error})") from None
+            f"training.distribution: worker {tf_config['task']['index']} could not join the cluster "
+            f"{tf_config['cluster']} within {timeouts.startup:g} s ({_first_line(error)}); start every worker "
+            f"(raise {ENV_STARTUP_TIMEOUT} to wait longer)") from None
     resolver = strategy.cluster_resolver
     workers = len(tf_config["cluster"].get("worker", [])) + len(tf_config["cluster"].get("chief", []))
     local = _local_devices(tf, "GPU") or ["/device:CPU:0"]
     return Distributed("multi_worker_mirrored", strategy, strategy.num_replicas_in_sync, tuple(local), scale_lr,
                        chief=is_chief(tf_config), task_index=int(resolver.task_id), workers=workers,
-                       tf_config=tf_config)
+                       tf_config=tf_config,
+                       resolved={"cluster": {job: list(tasks) for job, tasks in resolver.cluster_spec().as_dict().items()},
+                                 "task": {"type": resolver.task_type, "index": int(resolver.task_id)}})
 
 
 def strategy_for(params: Mapping[str, Any], *, environ: Mapping[str, str] | None = None,
@@ -298,8 +360,8 @@ def strategy_for(params: Mapping[str, Any], *, environ: Mapping[str, str] | None
         return _mirrored(tf, distribution, scale_lr)
     if kind == "multi_worker_mirrored":
         return _multi_worker(tf, distribution, scale_lr, os.environ if environ is None else environ,
-                             timeouts or PeerTimeouts())
-    raise DistributionError(f"training.distribution.kind: unknown kind {kind!r}")
+                             timeouts or PeerTimeouts.from_environ(os.environ if environ is None else environ))
+    raise DistributionError(("training", "distribution", "kind"), f"unknown kind {kind!r}")
 
 
 _REASON = re.compile(r"(unhealthy|is down|stopped sending heartbeats|connection reset|connection refused|"
