@@ -35,5 +35,8 @@ bench: $(VENV)/.installed-runtime,test
 schema: $(VENV)/.installed-runtime
 	$(VENV)/bin/tfspec schema > tfspec.schema.json
 
+docs: $(VENV)/.installed-runtime
+	$(PY) -m tfspec.compiler.docs --out docs/reference/spec.md
+
 clean:
 	rm -rf build dist .tfspec .pytest_cache

@@ -13,9 +13,10 @@ import json
 from typing import Any
 
 from tfspec.spec.data import TfrecordSource
-from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
+from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from .resolve import ResolvedSpec
+from .teachers import teacher_identity
 from .versions import PLAN_SCHEMA_VERSION, RUNTIME_VERSIONS, TFSPEC_VERSION
 
 __all__ = ["Step", "Plan", "STEP_KINDS", "build_plan", "canonical_json", "fingerprint", "model_step_id"]
@@ -134,7 +135,9 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     """Turn a validated spec into the step DAG.
 
     ``rendered_files`` maps target name → {path: sha256} of the files render wrote for it, so a render
-    step's fingerprint changes exactly when its files do.
+    step's fingerprint changes exactly when its files do. Render steps are carried out by ``tfspec build``;
+    ``tfspec run`` lays the rendered files under the bundled binaries when it assembles the dist folder,
+    so no runtime step depends on them (a changed header never re-runs a bundle).
     """
     spec = resolved.spec
     b = _PlanBuilder()
@@ -178,15 +181,21 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         inputs = [last, data]
         if kind == "distill" and stage.teacher is not None and stage.teacher.kind == "self":
             inputs = [train_step, data] if last == train_step else [last, data]
+        stage_params: dict[str, Any] = {}
+        if kind == "distill":
+            # An external teacher is not a step of this plan: its identity keeps the fingerprint honest.
+            stage_params["teacher_identity"] = teacher_identity(resolved, stage)
         last = b.add(f"compress.{index}.{stage.kind}", kind, {
+            **stage_params,
             "index": index,
             "stage": _dump(stage),
             "fit": fit,
             "input_name": resolved.input_name,
             "output_name": resolved.output_name,
             "input_shape": list(resolved.input_shape),
+            "input_dtype": resolved.input_dtype,
             "num_classes": resolved.num_classes,
-        }, inputs, model_outputs)
+        }, inputs, ["model.h5", *model_outputs[1:]] if kind == "qat" else model_outputs)
     final_model = last
     quantization_aware = any(s.kind == "quantization_aware" for s in spec.compression)
     export = b.add("export", "export", {
@@ -202,6 +211,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     for target in spec.targets:
         t = target.name
         render_params = {"files": dict(sorted(rendered_files.get(t, {}).items()))}
+        b.add(f"{t}.render", "render", render_params, [], sorted(render_params["files"]), t)
         if isinstance(target, TfliteTarget):
             q = target.quantization
             conversion = {
@@ -224,7 +234,6 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                 "gates": _dump(target.gates),
                 "metric": training.metrics[0] if training.metrics else None,
             }, [convert, final_model, data], ["verify.json"], t)
-            render = b.add(f"{t}.render", "render", render_params, [], sorted(render_params["files"]), t)
             bundle_params: dict[str, Any] = {"filename": target.filename, "android": _dump(target.android),
                                              "labels": list(resolved.labels), "name": spec.name, "version": spec.version,
                                              "input_name": resolved.input_name, "output_name": resolved.output_name}
@@ -233,7 +242,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                 bundle_params["assets_dir"] = f"{t}/{pack}/src/main/assets"
             else:
                 bundle_params["assets_dir"] = t
-            b.add(f"{t}.bundle", "bundle", bundle_params, [convert, verify, render, data], [bundle_params["assets_dir"]], t)
+            b.add(f"{t}.bundle", "bundle", bundle_params, [convert, verify, data], [bundle_params["assets_dir"]], t)
         elif isinstance(target, TfServingTarget):
             inputs = [export]
             if target.warmup is not None:
@@ -250,10 +259,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                 "input_name": resolved.input_name,
                 "output_name": resolved.output_name,
             }, [export, final_model, data], ["verify.json"], t)
-            render = b.add(f"{t}.render", "render", render_params, [], sorted(render_params["files"]), t)
             model_dir = f"{t}/models/{spec.name}/{spec.version}"
             b.add(f"{t}.bundle", "bundle", {"model_dir": model_dir, "name": spec.name, "version": spec.version},
-                  inputs + [verify, render], [model_dir], t)
-        elif isinstance(target, GpuClusterTarget):
-            b.add(f"{t}.render", "render", render_params, [], sorted(render_params["files"]), t)
+                  inputs + [verify], [model_dir], t)
     return Plan(spec.name, spec.version, resolved.spec_sha256, resolved.environment, tuple(b.steps))

@@ -11,11 +11,12 @@ from typing import Any
 
 from tfspec.spec.compression import ClusterStage, DistillStage, PruneStage, QuantizationAwareStage
 from tfspec.spec.data import SklearnDigitsSource
-from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.model import DenseLayer, FunctionalModel, SequentialModel
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from .resolve import ResolvedSpec, source_shape
+from .teachers import teacher_diagnostics
 from .tf_config import TFJOB_PORT
 
 __all__ = ["RULES", "validate", "collect_diagnostics", "kubernetes_object_names", "quantity_value"]
@@ -261,7 +262,8 @@ def compression_order(r: ResolvedSpec) -> list[Diagnostic]:
                 out.append(r.diagnostic(path + ("kind",), "distill must come before prune, cluster and quantization_aware",
                                         "move the distill stage to the top of the list: it trains a new (student) model"))
             if "distill" in seen:
-                out.append(r.diagnostic(path + ("kind",), "only one distill stage is supported"))
+                out.append(r.diagnostic(path + ("kind",), "only one distill stage is supported",
+                                        f"keep one distill stage (compression[{seen['distill']}])"))
         elif isinstance(stage, PruneStage):
             if "quantization_aware" in seen:
                 out.append(r.diagnostic(path + ("kind",), "prune after quantization_aware is not supported",
@@ -269,10 +271,20 @@ def compression_order(r: ResolvedSpec) -> list[Diagnostic]:
             if "cluster" in seen:
                 out.append(r.diagnostic(path + ("kind",), "prune after cluster destroys the clusters",
                                         "prune first, then cluster with preserve_sparsity: true"))
+            earlier = [s for s in r.spec.compression[:index] if isinstance(s, PruneStage)]
+            if earlier and stage.sparsity_m_by_n is None and earlier[-1].sparsity_m_by_n is None \
+                    and stage.target_sparsity < earlier[-1].target_sparsity:
+                out.append(r.diagnostic(path + ("target_sparsity",),
+                                        f"target_sparsity {stage.target_sparsity} is below the earlier prune stage's "
+                                        f"{earlier[-1].target_sparsity}: the pruned weights would grow back",
+                                        f"raise it to at least {earlier[-1].target_sparsity}, or remove this stage"))
         elif isinstance(stage, ClusterStage):
             if "quantization_aware" in seen:
                 out.append(r.diagnostic(path + ("kind",), "cluster after quantization_aware is not supported",
                                         "cluster first, then quantization_aware with preserve: [clusters]"))
+            if "cluster" in seen:
+                out.append(r.diagnostic(path + ("kind",), "cluster appears twice: the second stage re-clusters the first's centroids",
+                                        f"keep one cluster stage (compression[{seen['cluster']}]) with the number_of_clusters you want"))
             if stage.preserve_sparsity and "prune" not in seen:
                 out.append(r.diagnostic(path + ("preserve_sparsity",), "preserve_sparsity needs an earlier prune stage",
                                         "add a prune stage before this one, or set preserve_sparsity: false"))
@@ -281,7 +293,8 @@ def compression_order(r: ResolvedSpec) -> list[Diagnostic]:
                                         "set preserve_sparsity: true (plain clustering undoes the pruning)"))
         elif isinstance(stage, QuantizationAwareStage):
             if "quantization_aware" in seen:
-                out.append(r.diagnostic(path + ("kind",), "quantization_aware appears twice"))
+                out.append(r.diagnostic(path + ("kind",), "quantization_aware appears twice",
+                                        f"keep one quantization_aware stage (compression[{seen['quantization_aware']}])"))
             if "prune" in seen and "sparsity" not in stage.preserve:
                 out.append(r.diagnostic(path + ("preserve",), "quantization_aware after prune must preserve sparsity",
                                         "add sparsity to preserve (PQAT), or the pruned zeros are lost"))
@@ -314,24 +327,103 @@ def distill_needs_teacher_and_student(r: ResolvedSpec) -> list[Diagnostic]:
             last = stage.student[-1]
             if not isinstance(last, DenseLayer) or last.units != r.num_classes:
                 out.append(r.diagnostic(("compression", index, "student", len(stage.student) - 1),
-                                        f"the student's last layer must be dense with {r.num_classes} units"))
-        if stage.teacher is not None and stage.teacher.kind == "self" and getattr(r.spec.model, "kind", "") == "saved_model" \
-                and not r.spec.model.trainable:
-            pass  # an untrained SavedModel can teach as it is
+                                        f"the student's last layer must be dense with {r.num_classes} units",
+                                        f"end the student with {{type: dense, units: {r.num_classes}, "
+                                        "activation: softmax}"))
     return out
+
+
+def _stage_model_layers(r: ResolvedSpec) -> list[tuple[int, list[Any], tuple[str | int, ...]]]:
+    """For each compression stage: the layers of the model it works on, and the key path declaring them.
+
+    Stages after a ``distill`` stage work on the student, so their ``skip_layers`` name student layers.
+    """
+    layers: list[Any] = _layers(r)
+    where: tuple[str | int, ...] = ("model", "layers")
+    out = []
+    for index, stage in _stages(r):
+        out.append((index, layers, where))
+        if isinstance(stage, DistillStage) and stage.student is not None:
+            layers, where = list(stage.student), ("compression", index, "student")
+    return out
+
+
+_WEIGHTED_LAYER_TYPES = frozenset({"dense", "conv1d", "conv2d", "depthwise_conv2d", "separable_conv2d", "lstm", "gru",
+                                   "embedding"})
 
 
 def stage_layers_exist(r: ResolvedSpec) -> list[Diagnostic]:
-    names = _layer_names(r)
-    if not names:
-        return []
+    out = []
+    for index, layers, where in _stage_model_layers(r):
+        stage = r.spec.compression[index]
+        skip = list(getattr(stage, "skip_layers", []))
+        names = {layer.name for layer in layers if layer.name}
+        if not names or not skip:
+            continue  # unnamed layers get generated names: nothing to check against
+        for j, layer in enumerate(skip):
+            if layer not in names:
+                out.append(r.diagnostic(("compression", index, "skip_layers", j),
+                                        f"no layer named {layer!r} in {format_path(where)}",
+                                        "known layers: " + ", ".join(sorted(names))))
+        weighted = {layer.name for layer in layers if layer.type in _WEIGHTED_LAYER_TYPES}
+        if weighted and None not in weighted and weighted <= set(skip):
+            out.append(r.diagnostic(("compression", index, "skip_layers"),
+                                    f"skip_layers lists every layer with weights: the {stage.kind} stage would change nothing",
+                                    "leave at least one dense or convolution layer out of skip_layers"))
+    return out
+
+
+# Layer types tfmot's default 8-bit scheme cannot quantize (Default8BitQuantizeRegistry.supports is false and
+# no layout transform rewrites them; checked with tfmot 0.8.1).
+_QAT_UNSUPPORTED_LAYERS = frozenset({"conv1d", "max_pool1d", "layer_norm", "embedding", "lstm", "gru"})
+
+
+def quantization_aware_layers_supported(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, layers, where in _stage_model_layers(r):
+        if not isinstance(r.spec.compression[index], QuantizationAwareStage):
+            continue
+        for j, layer in enumerate(layers):
+            if layer.type in _QAT_UNSUPPORTED_LAYERS:
+                out.append(r.diagnostic(where + (j, "type"),
+                                        f"quantization-aware training does not support {layer.type} layers "
+                                        f"(compression[{index}] is quantization_aware)",
+                                        "remove the quantization_aware stage and use post-training quantization "
+                                        "in the tflite target"))
+    return out
+
+
+def prune_m_by_n_sparsity(r: ResolvedSpec) -> list[Diagnostic]:
     out = []
     for index, stage in _stages(r):
-        for j, layer in enumerate(getattr(stage, "skip_layers", [])):
-            if layer not in names:
-                out.append(r.diagnostic(("compression", index, "skip_layers", j), f"no layer named {layer!r}",
-                                        "known layers: " + ", ".join(sorted(names))))
+        if not isinstance(stage, PruneStage) or stage.sparsity_m_by_n is None:
+            continue
+        m, n = stage.sparsity_m_by_n
+        implied = round(1 - m / n, 6)
+        if "target_sparsity" in stage.model_fields_set and abs(stage.target_sparsity - implied) > 1e-6:
+            out.append(r.diagnostic(("compression", index, "target_sparsity"),
+                                    f"target_sparsity {stage.target_sparsity} conflicts with sparsity_m_by_n {[m, n]}, "
+                                    f"which gives {implied}",
+                                    "remove target_sparsity (m-by-n pruning sets the sparsity), or remove sparsity_m_by_n"))
     return out
+
+
+def distill_teacher_exists(r: ResolvedSpec) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for index, stage in _stages(r):
+        if isinstance(stage, DistillStage):
+            out.extend(teacher_diagnostics(r, index, stage))
+    return out
+
+
+def distill_needs_classification_loss(r: ResolvedSpec) -> list[Diagnostic]:
+    loss = r.spec.training.loss_spec.kind
+    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
+        return []
+    return [r.diagnostic(("compression", index, "kind"),
+                         f"distill matches softened class probabilities and needs a categorical loss, not {loss}",
+                         "use training.loss: sparse_categorical_crossentropy, or remove the distill stage")
+            for index, stage in _stages(r) if isinstance(stage, DistillStage)]
 
 
 def quantization_aware_needs_int8_target(r: ResolvedSpec) -> list[Diagnostic]:
@@ -410,26 +502,50 @@ def serving_versions(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
+def _gpu_range(gpus: int) -> str:
+    return "1 GPU (GPU:0)" if gpus == 1 else f"{gpus} GPUs (GPU:0 to GPU:{gpus - 1})"
+
+
 def gpu_placement(r: ResolvedSpec) -> list[Diagnostic]:
+    """``model.placement``: named layers, each placed once, on devices the spec's hardware has.
+
+    Placement splits one model replica over devices (model parallelism), so it goes with
+    ``distribution.kind: default``; a mirrored strategy would replicate the model over the very devices
+    the placement splits it across. GPU indices are checked against every gpu_cluster target's
+    ``gpus_per_worker`` (the model must fit the smallest); without such a target the compiler cannot
+    know the machine, and the runtime checks the devices it really sees (``model.placement[i].device``).
+    """
     placement = getattr(r.spec.model, "placement", None)
     if not placement:
         return []
     names = _layer_names(r)
-    gpus_available = max([t.gpus_per_worker for t in r.spec.targets if isinstance(t, GpuClusterTarget)], default=0)
-    devices = set(r.spec.training.distribution.devices or [])
+    clusters = [t for t in r.spec.targets if isinstance(t, GpuClusterTarget)]
+    smallest = min(clusters, key=lambda t: t.gpus_per_worker) if clusters else None
     out = []
+    kind = r.spec.training.distribution.kind
+    if kind != "default":
+        out.append(r.diagnostic(("model", "placement"),
+                                f"placement splits one model replica over devices; it cannot be combined with "
+                                f"training.distribution.kind {kind}",
+                                "use distribution kind: default with placement, or drop placement to replicate "
+                                "the whole model on every device"))
     placed: set[str] = set()
     for index, group in enumerate(placement):
         device_type, _, number = group.device.partition(":")
-        known = group.device in devices or device_type == "CPU" or (device_type == "GPU" and int(number) < gpus_available)
-        if not known:
+        if device_type == "GPU" and smallest is not None and int(number) >= smallest.gpus_per_worker:
             out.append(r.diagnostic(("model", "placement", index, "device"),
                                     f"device {group.device} is not available to this spec",
-                                    f"the gpu_cluster target gives {gpus_available} GPU(s) per worker; "
-                                    "list the device in training.distribution.devices or add GPUs"))
+                                    f"the gpu_cluster target {smallest.name!r} gives each worker "
+                                    f"{_gpu_range(smallest.gpus_per_worker)}; raise its gpus_per_worker or place "
+                                    "the layers on a GPU it has"
+                                    if smallest.gpus_per_worker else
+                                    f"the gpu_cluster target {smallest.name!r} gives its workers no GPU; "
+                                    "raise its gpus_per_worker or place the layers on CPU:0"))
         for j, layer in enumerate(group.layers):
             if layer not in names:
-                out.append(r.diagnostic(("model", "placement", index, "layers", j), f"no layer named {layer!r}"))
+                out.append(r.diagnostic(("model", "placement", index, "layers", j), f"no layer named {layer!r}",
+                                        f"known layers: {', '.join(sorted(names))}" if names
+                                        else "give the layers names in model.layers to place them"))
             elif layer in placed:
                 out.append(r.diagnostic(("model", "placement", index, "layers", j), f"layer {layer!r} is placed twice"))
             placed.add(layer)
@@ -577,7 +693,11 @@ RULES: tuple[Rule, ...] = (
     gates_need_accuracy,
     compression_order,
     distill_needs_teacher_and_student,
+    distill_needs_classification_loss,
+    distill_teacher_exists,
     stage_layers_exist,
+    quantization_aware_layers_supported,
+    prune_m_by_n_sparsity,
     quantization_aware_needs_int8_target,
     int8_needs_representative_data,
     serving_batching,

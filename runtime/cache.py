@@ -26,6 +26,16 @@ def default_cache_dir(spec_path: Path) -> Path:
     return base / ".tfspec" / "cache"
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class StepCache:
     """A folder of finished step outputs keyed by step fingerprint."""
 
@@ -38,11 +48,28 @@ class StepCache:
     def has(self, fingerprint: str) -> bool:
         return (self.path(fingerprint) / COMPLETE_MARKER).is_file()
 
+    def sweep(self) -> list[str]:
+        """Delete scratch folders left by killed runs (their process is gone); returns their names.
+
+        A scratch folder is named ``.<fingerprint[:12]>.<pid>.<random>.tmp``; one whose pid is still
+        alive belongs to a run in progress and is kept.
+        """
+        removed = []
+        if not self.root.is_dir():
+            return removed
+        for path in self.root.glob(".*.tmp"):
+            parts = path.name.split(".")
+            if len(parts) < 5 or not parts[2].isdigit() or _alive(int(parts[2])):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+        return removed
+
     @contextlib.contextmanager
     def writing(self, fingerprint: str, step_id: str) -> Iterator[Path]:
         """Yield a scratch folder; on success it becomes the entry, on any error it is deleted."""
         self.root.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{fingerprint[:12]}.", suffix=".tmp", dir=self.root))
+        scratch = Path(tempfile.mkdtemp(prefix=f".{fingerprint[:12]}.{os.getpid()}.", suffix=".tmp", dir=self.root))
         try:
             yield scratch
             (scratch / COMPLETE_MARKER).write_text(

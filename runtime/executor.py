@@ -96,6 +96,8 @@ def _copy_into(staging: Path, entry: Path, outputs: tuple[str, ...], owner: dict
             relative = file.relative_to(entry).as_posix()
             _check_path(relative)
             if relative in owner:
+                if (staging / relative).read_bytes() == file.read_bytes():
+                    continue  # the same file from render and bundle (labels.txt): no conflict
                 raise OutputPathError(f"{relative} is written by both {owner[relative]} and {step_id}")
             owner[relative] = step_id
             target = staging / relative
@@ -155,6 +157,8 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
         modules = {step.kind: step_module(step, plan) for step in plan.steps if step.kind != "render"}
     except StepError as error:
         raise error.locate(result.resolved.document) from None
+    for name in cache.sweep():
+        log(f"removed {name}, the unfinished output of a killed run")
     entries: dict[str, Path] = {}
     outputs: dict[str, dict[str, Any]] = {}
     histories: dict[str, dict[str, list[float]]] = {}

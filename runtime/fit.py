@@ -7,24 +7,23 @@ covers every epoch, not only the ones this process ran.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import math
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .datasets import Dataset, make_dataset
+from .distribute import Distributed
 from .optimizers import build_optimizer
 from .tf import import_tf
 
 __all__ = ["FitResult", "build_loss", "build_metrics", "compile_model", "fit_model", "evaluate_model",
-           "layer_stats", "model_metrics", "make_strategy", "strategy_scope", "is_ci"]
+           "layer_stats", "model_metrics", "is_ci"]
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -68,34 +67,6 @@ def build_metrics(names: list[str]) -> list[Any]:
         "mae": lambda: keras.metrics.MeanAbsoluteError(name="mae"),
     }
     return [table[name]() for name in names]
-
-
-def make_strategy(distribution: dict[str, Any] | None) -> Any | None:
-    """The ``tf.distribute`` strategy for ``training.distribution`` (None for the default strategy)."""
-    tf, _ = import_tf()
-    kind = (distribution or {}).get("kind", "default")
-    if kind == "default":
-        return None
-    if kind == "mirrored":
-        devices = distribution.get("devices")
-        return tf.distribute.MirroredStrategy(devices=[f"/{d}" for d in devices] if devices else None)
-    if kind == "multi_worker_mirrored":
-        implementation = {"auto": tf.distribute.experimental.CommunicationImplementation.AUTO,
-                          "ring": tf.distribute.experimental.CommunicationImplementation.RING,
-                          "nccl": tf.distribute.experimental.CommunicationImplementation.NCCL}[
-            distribution.get("communication", "auto")]
-        return tf.distribute.MultiWorkerMirroredStrategy(
-            communication_options=tf.distribute.experimental.CommunicationOptions(implementation=implementation))
-    raise ValueError(f"unknown distribution kind {kind!r}")
-
-
-@contextlib.contextmanager
-def strategy_scope(strategy: Any | None) -> Iterator[None]:
-    if strategy is None:
-        yield
-    else:
-        with strategy.scope():
-            yield
 
 
 def compile_model(model: Any, fit: dict[str, Any], *, replicas: int = 1) -> list[Any]:
@@ -158,18 +129,30 @@ def _verbosity(quiet: bool) -> int:
 
 def fit_model(model: Any, data: Dataset, *, fit: dict[str, Any], epochs: int, quiet: bool = False,
               early_stopping: dict[str, Any] | None = None, checkpoint_dir: Path | None = None,
-              callbacks: list[Any] | None = None, augmentation: dict[str, Any] | None = None) -> FitResult:
-    """Fit a compiled model on the training split (validated on the validation split when there is one)."""
+              callbacks: list[Any] | None = None, augmentation: dict[str, Any] | None = None,
+              distributed: Distributed | None = None) -> FitResult:
+    """Fit a compiled model on the training split (validated on the validation split when there is one).
+
+    ``checkpoint_dir`` belongs to this one ``fit`` call (a step fitting twice gives each call its own
+    sub-folder): it holds the ``BackupAndRestore`` state and ``history.csv``. It is kept after training
+    ends so a crash before the step is cached does not retrain; the executor deletes it after caching.
+
+    With ``distributed`` (``runtime.distribute``), batches are global (per-replica ``batch_size`` ×
+    replicas), datasets are sharded by example, and a non-chief worker logs its epochs beside the chief's.
+    """
     _, keras = import_tf()
     loss = fit["loss"]["kind"]
     seed = fit.get("seed", 0)
-    train = make_dataset(data.x_train, data.y_train, batch_size=fit["batch_size"], loss=loss,
+    batch_size = distributed.global_batch_size(fit["batch_size"]) if distributed else fit["batch_size"]
+    shard = distributed.dataset if distributed else (lambda ds: ds)
+    train = make_dataset(data.x_train, data.y_train, batch_size=batch_size, loss=loss,
                          num_classes=data.num_classes, training=True, seed=seed,
                          shuffle_buffer=fit.get("shuffle_buffer", 10000), augmentation=augmentation)
+    train = shard(train)
     validation = None
     if data.has_validation:
-        validation = make_dataset(data.x_val, data.y_val, batch_size=fit["batch_size"], loss=loss,
-                                  num_classes=data.num_classes)
+        validation = shard(make_dataset(data.x_val, data.y_val, batch_size=batch_size, loss=loss,
+                                        num_classes=data.num_classes))
     all_callbacks = list(callbacks or [])
     counter = _epoch_counter(keras)
     all_callbacks.append(counter)
@@ -187,6 +170,8 @@ def fit_model(model: Any, data: Dataset, *, fit: dict[str, Any], epochs: int, qu
         checkpoint_dir = Path(checkpoint_dir)
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         csv_path = checkpoint_dir / "history.csv"
+        if distributed is not None:
+            csv_path = distributed.write_path(csv_path)
         # CSV first: an epoch is logged before its backup, so a resumed run never lacks a logged epoch.
         all_callbacks.append(keras.callbacks.CSVLogger(str(csv_path), append=True))
         all_callbacks.append(keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup"), delete_checkpoint=False))
@@ -202,21 +187,42 @@ def fit_model(model: Any, data: Dataset, *, fit: dict[str, Any], epochs: int, qu
 
 def evaluate_model(model: Any, x: np.ndarray, y: np.ndarray, fit: dict[str, Any],
                    num_classes: int | None) -> dict[str, float]:
-    """Loss and metrics on one split (``model.evaluate``)."""
+    """Loss and metrics on one split: ``model.evaluate`` when compiled, otherwise the loss and accuracy
+    computed from predictions (a stripped or freshly loaded model need not be compiled)."""
     ds = make_dataset(x, y, batch_size=max(fit["batch_size"], 256), loss=fit["loss"]["kind"], num_classes=num_classes)
-    values = model.evaluate(ds, verbose=0, return_dict=True)
-    return {k: float(v) for k, v in values.items()}
+    if getattr(model, "_is_compiled", False):
+        values = model.evaluate(ds, verbose=0, return_dict=True)
+        return {k: float(v) for k, v in values.items()}
+    predictions = model.predict(ds, verbose=0)
+    labels = np.concatenate([batch_y for _, batch_y in ds.as_numpy_iterator()])
+    out = {"loss": float(build_loss(fit["loss"])(labels, predictions).numpy())}
+    if "accuracy" in (fit.get("metrics") or []):
+        if predictions.ndim == 1 or predictions.shape[-1] == 1:
+            predicted = (predictions.reshape(-1) > 0.5).astype(np.int64)
+        else:
+            predicted = np.argmax(predictions, axis=-1)
+        truth = np.argmax(labels, axis=-1) if labels.ndim == 2 and labels.shape[-1] > 1 else labels.reshape(-1)
+        out["accuracy"] = float(np.mean(predicted == truth.astype(np.int64)))
+    return out
 
 
-_KERNEL_ATTRS = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
+_KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
 
 
-def _kernel(layer: Any) -> Any | None:
-    inner = getattr(layer, "layer", layer)  # tfmot wrappers keep the wrapped layer in .layer
-    for attr in _KERNEL_ATTRS:
-        value = getattr(inner, attr, None)
-        if value is not None and hasattr(value, "numpy"):
-            return value
+def _weight_name(variable: Any) -> str:
+    return variable.name.split("/")[-1].split(":")[0]
+
+
+def _kernel(layer: Any) -> np.ndarray | None:
+    """The kernel the layer computes with: clustered wrappers gather centroids by index, other tfmot
+    wrappers (prune, quantize) keep the wrapped layer's kernel variable among their weights."""
+    weights = {_weight_name(w): w for w in layer.weights}
+    if "cluster_centroids_kernel" in weights and "pulling_indices_kernel" in weights:
+        centroids = np.asarray(weights["cluster_centroids_kernel"].numpy())
+        return centroids[np.asarray(weights["pulling_indices_kernel"].numpy())]
+    for name in _KERNEL_NAMES:
+        if name in weights:
+            return np.asarray(weights[name].numpy())
     return None
 
 
@@ -224,10 +230,9 @@ def layer_stats(model: Any) -> list[dict[str, Any]]:
     """Per weighted layer: kernel size, non-zero and unique values, sparsity (for the report)."""
     stats = []
     for layer in model.layers:
-        kernel = _kernel(layer)
-        if kernel is None:
+        values = _kernel(layer)
+        if values is None:
             continue
-        values = np.asarray(kernel.numpy())
         size = int(values.size)
         nonzero = int(np.count_nonzero(values))
         stats.append({"layer": getattr(getattr(layer, "layer", layer), "name", layer.name), "kernel_size": size,

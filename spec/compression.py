@@ -34,7 +34,8 @@ class PruneStage(StrictModel):
     initial_sparsity: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     """``polynomial_decay`` only: sparsity at ``begin_step``."""
     schedule: Literal["constant", "polynomial_decay"] = "polynomial_decay"
-    """Pruning schedule."""
+    """Pruning schedule: ``polynomial_decay`` raises sparsity from ``initial_sparsity`` to ``target_sparsity``
+    over the fine-tuning steps; ``constant`` holds ``target_sparsity`` from ``begin_step`` on."""
     begin_step: NonNegativeInt = 0
     """Step at which pruning starts."""
     end_step: PositiveInt | None = None
@@ -67,7 +68,7 @@ class ClusterStage(StrictModel):
     number_of_clusters: Annotated[int, Field(ge=2, le=256)] = 16
     """Distinct weight values per kernel."""
     centroid_init: Literal["kmeans_plus_plus", "linear", "density_based", "random"] = "kmeans_plus_plus"
-    """Centroid initialisation."""
+    """How the cluster centroids are initialised (tfmot ``CentroidInitialization``)."""
     preserve_sparsity: bool = False
     """Keep zeros of a preceding prune stage zero (sparsity-preserving clustering)."""
     skip_layers: list[Identifier] = []
@@ -114,12 +115,17 @@ class SavedModelTeacher(StrictModel):
 
 
 class SpecTeacher(StrictModel):
-    """The model of another tfspec spec (its last ``tfspec run``) teaches."""
+    """The final model of another tfspec spec teaches (``tfspec run`` that spec first).
+
+    The other spec is compiled with this one; its final model step (last compression stage, or
+    ``train``) is read from its own cache, ``.tfspec/cache/`` beside it, and that step's fingerprint is
+    part of the distill step's, so retraining the teacher re-runs the distillation.
+    """
 
     kind: Literal["spec"]
     """Teacher kind."""
     path: RelativePath
-    """Path of the other spec file, relative to this one."""
+    """Path of the other spec file, relative to this one; it must take the same (preprocessed) inputs."""
 
 
 Teacher = Annotated[SelfTeacher | SavedModelTeacher | SpecTeacher, Field(discriminator="kind")]

@@ -79,7 +79,7 @@ class TfrecordSource(StrictModel):
     label: Identifier
     """Name of the int64 label feature."""
     compression: Literal["none", "gzip", "zlib"] = "none"
-    """Record compression."""
+    """Compression of the TFRecord files (``none``, ``gzip`` or ``zlib``)."""
 
 
 class ImageFolderSource(StrictModel):

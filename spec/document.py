@@ -56,11 +56,11 @@ class Spec(StrictModel):
     description: SafeText | None = None
     """One-line description, written into generated files."""
     data: Data
-    """Training data."""
+    """Training data: the source of the examples, how they are split and preprocessed."""
     model: ModelSpec
     """The model: ``sequential``, ``functional``, ``builder`` or ``saved_model``."""
     training: "Training" = Training()
-    """Training settings."""
+    """Training settings: optimizer, loss, metrics, epochs, early stopping and distribution."""
     compression: list[CompressionStage] = []
     """Compression stages applied in order: ``prune``, ``cluster``, ``quantization_aware``, ``distill``."""
     targets: Annotated[list[Target], Field(min_length=1)]

@@ -102,7 +102,7 @@ class Conv1DLayer(_WeightedLayer):
     kernel_size: PositiveInt
     """Kernel length."""
     strides: PositiveInt = 1
-    """Stride."""
+    """Step of the window along each spatial axis (Keras ``strides``)."""
     padding: Padding = "valid"
     """Padding mode."""
     activation: Activation = "linear"
@@ -119,11 +119,11 @@ class Conv2DLayer(_WeightedLayer):
     kernel_size: IntOrPair
     """Kernel height and width (one number for a square kernel)."""
     strides: IntOrPair = 1
-    """Stride."""
+    """Step of the window along each spatial axis (Keras ``strides``)."""
     padding: Padding = "valid"
     """Padding mode."""
     dilation_rate: IntOrPair = 1
-    """Dilation."""
+    """Spacing between kernel elements (Keras ``dilation_rate``)."""
     activation: Activation = "linear"
     """Activation function."""
 
@@ -138,7 +138,7 @@ class DepthwiseConv2DLayer(_WeightedLayer):
     depth_multiplier: PositiveInt = 1
     """Output channels per input channel."""
     strides: IntOrPair = 1
-    """Stride."""
+    """Step of the window along each spatial axis (Keras ``strides``)."""
     padding: Padding = "valid"
     """Padding mode."""
     activation: Activation = "linear"
@@ -155,7 +155,7 @@ class SeparableConv2DLayer(_WeightedLayer):
     kernel_size: IntOrPair
     """Kernel height and width."""
     strides: IntOrPair = 1
-    """Stride."""
+    """Step of the window along each spatial axis (Keras ``strides``)."""
     padding: Padding = "valid"
     """Padding mode."""
     activation: Activation = "linear"

@@ -111,7 +111,8 @@ class AssetPack(StrictModel):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,49}$")]
     """Pack name (letters, digits, underscores, starting with a letter); also the Gradle module name."""
     delivery: Literal["install_time", "fast_follow", "on_demand"] = "install_time"
-    """Delivery mode."""
+    """Play Asset Delivery mode: ``install_time`` (installed with the app), ``fast_follow`` (downloaded right
+    after install) or ``on_demand`` (downloaded when the app asks for it)."""
 
 
 class Android(StrictModel):
@@ -139,7 +140,7 @@ class TfliteTarget(StrictModel):
     android: Android | None = None
     """Android asset-pack bundle."""
     gates: Gates = Gates()
-    """Quality gates."""
+    """Quality gates on the converted ``.tflite`` model, measured with the LiteRT interpreter on the test split."""
     filename: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.tflite$")] | None = None
     """File name of the model; ``<spec name>.tflite`` when omitted."""
 
@@ -264,7 +265,7 @@ class Kubernetes(StrictModel):
     image: ImageRepository | None = None
     """Registry repository the built serving image is pushed to; ``<spec name>-serving`` when omitted."""
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
-    """Service type."""
+    """Type of the Kubernetes Service in front of the replicas (``ClusterIP``: reachable inside the cluster only)."""
 
 
 class TfServingTarget(StrictModel):

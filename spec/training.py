@@ -121,7 +121,7 @@ class Sgd(_OptimizerBase):
     kind: Literal["sgd"]
     """Optimizer kind."""
     momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    """Momentum."""
+    """Momentum factor (0 disables momentum)."""
     nesterov: bool = False
     """Use Nesterov momentum."""
 
@@ -175,7 +175,7 @@ class RmsProp(_OptimizerBase):
     rho: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
     """Discounting factor of the gradient history."""
     momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    """Momentum."""
+    """Momentum factor (0 disables momentum)."""
     centered: bool = False
     """Normalise by the estimated variance of the gradient."""
     epsilon: PositiveFloat = 1e-7
@@ -209,7 +209,7 @@ class EarlyStopping(StrictModel):
     """Stop training when a monitored metric stops improving."""
 
     monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
-    """Metric watched."""
+    """Metric watched; training stops when it has not improved for ``patience`` epochs."""
     patience: NonNegativeInt = 5
     """Epochs without improvement before stopping."""
     min_delta: Annotated[float, Field(ge=0.0)] = 0.0
@@ -254,7 +254,8 @@ class Training(StrictModel):
     early_stopping: EarlyStopping | None = None
     """Early stopping; off when omitted."""
     distribution: Distribution = Distribution()
-    """Distribution strategy."""
+    """``tf.distribute`` strategy: ``default`` (one device), ``mirrored`` (the GPUs of one host) or
+    ``multi_worker_mirrored`` (several hosts, with TF_CONFIG)."""
     seed: int = 42
     """Seed for weight initialisation, dropout and shuffling."""
     shuffle_buffer: PositiveInt = 10000

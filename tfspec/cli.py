@@ -15,6 +15,7 @@ from tfspec.compiler.versions import TFSPEC_VERSION
 from tfspec.spec.errors import EXIT_INTERRUPTED
 
 from .commands import compile as compile_commands
+from .commands import report as report_commands
 from .commands import run as run_commands
 from .commands.watch import watch as watch_command
 
@@ -32,6 +33,7 @@ for _command in (compile_commands.validate, compile_commands.build, compile_comm
     cli.add_command(_command)
 cli.add_command(run_commands.run)
 cli.add_command(watch_command)
+cli.add_command(report_commands.report)
 
 
 def main() -> None:

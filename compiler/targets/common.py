@@ -25,7 +25,7 @@ def base_context(resolved: ResolvedSpec, target: Any) -> dict[str, Any]:
         "description": resolved.spec.description or "",
         "target_name": target.name,
         "object_name": object_name(resolved, target),
-        "spec_sha256": resolved.document.sha256,
+        "spec_sha256": resolved.spec_sha256,
     }
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from tfspec.spec.document import Spec
+
 from tfspec.spec.targets import GpuClusterTarget
 
 from ..render import register_renderer, render_template
@@ -53,9 +55,23 @@ def _escape_dollars(value: Any) -> Any:
     return value.replace("$", "$$") if isinstance(value, str) else value
 
 
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
+
+
 def resolved_spec_text(resolved: ResolvedSpec, header: list[str]) -> str:
-    """The spec this build resolved (overlay merged, variables expanded), without its environments."""
-    tree = _escape_dollars({key: value for key, value in resolved.document.tree.items() if key != "environments"})
+    """The spec this build resolved (overlay merged, variables expanded), without its environments.
+
+    Sections come in the spec's field order and nested keys sorted, so the text does not depend on the
+    key order of the source file.
+    """
+    source = resolved.document.tree
+    tree = _escape_dollars({key: _sorted_keys(source[key]) for key in Spec.model_fields
+                            if key in source and key != "environments"})
     lines = [f"# {line}" for line in header]
     env = f" with environment {resolved.environment!r} applied" if resolved.environment else ""
     lines.append(f"# The spec as resolved for this build{env}; ${{VAR}} references are already expanded.")
@@ -131,7 +147,7 @@ def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget) -> dict
         ("org.opencontainers.image.title", image_repository),
         ("org.opencontainers.image.version", str(resolved.spec.version)),
         ("org.opencontainers.image.base.name", f"docker.io/{base_image}"),
-        ("io.tfspec.spec.sha256", resolved.document.sha256),
+        ("io.tfspec.spec.sha256", resolved.spec_sha256),
     ]
     if resolved.spec.description:
         labels.insert(1, ("org.opencontainers.image.description", resolved.spec.description))

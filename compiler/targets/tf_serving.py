@@ -182,7 +182,7 @@ def render_tf_serving(resolved: ResolvedSpec, target: TfServingTarget) -> dict[s
     ]
     if resolved.spec.description:
         labels.insert(1, ("org.opencontainers.image.description", resolved.spec.description))
-    labels.append(("io.tfspec.spec.sha256", resolved.document.sha256))
+    labels.append(("io.tfspec.spec.sha256", resolved.spec_sha256))
     files[f"{t}/Dockerfile"] = render_template(
         "tf_serving/Dockerfile.j2", **context,
         base_image=base_image,

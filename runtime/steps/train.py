@@ -6,9 +6,11 @@ from typing import Any
 
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
-from tfspec.runtime.fit import compile_model, fit_model, make_strategy, model_metrics, strategy_scope
+from tfspec.runtime.distribute import peer_failures, strategy_for
+from tfspec.runtime.fit import compile_model, fit_model, model_metrics
 from tfspec.runtime.keras_io import save_model
-from tfspec.runtime.model_builder import build_model
+from tfspec.runtime.model_builder import build_model, device_for
+from tfspec.runtime.placement import check_devices, pin_layer_calls, placed_devices
 
 __all__ = ["run", "HISTORY_FILE"]
 
@@ -19,10 +21,12 @@ def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
     training, fit = p["training"], p["fit"]
     data = load_dataset(ctx.input_of_kind("data"))
-    strategy = make_strategy(fit.get("distribution"))
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    with strategy_scope(strategy):
-        model = build_model(p["model"], spec_dir=ctx.spec_dir, seed=fit.get("seed"))
+    distributed = strategy_for(p)
+    replicas = distributed.replicas
+    check_devices(p["model"])
+    with distributed.scope():
+        model = pin_layer_calls(build_model(p["model"], spec_dir=ctx.spec_dir, seed=fit.get("seed")),
+                                device_for(p["model"]))
         callbacks = compile_model(model, fit, replicas=replicas)
     trainable = p["model"].get("kind") != "saved_model" or p["model"].get("trainable", True)
     epochs_run = initial_epoch = 0
@@ -30,9 +34,11 @@ def run(ctx: StepContext) -> dict[str, Any]:
     history: dict[str, list[float]] = {}
     if trainable:
         checkpoint = ctx.checkpoint_dir if training.get("checkpoint_every_epoch", True) else None
-        result = fit_model(model, data, fit=fit, epochs=training["epochs"], quiet=ctx.quiet,
-                           early_stopping=training.get("early_stopping"), checkpoint_dir=checkpoint,
-                           callbacks=callbacks, augmentation=data.info.get("augmentation"))
+        with peer_failures(distributed):
+            result = fit_model(model, data, fit=fit, epochs=training["epochs"], quiet=ctx.quiet,
+                               early_stopping=training.get("early_stopping"), checkpoint_dir=checkpoint,
+                               callbacks=callbacks, augmentation=data.info.get("augmentation"),
+                               distributed=distributed)
         history, epochs_run, initial_epoch, stopped_early = (result.history, result.epochs_run,
                                                              result.initial_epoch, result.stopped_early)
         if initial_epoch:
@@ -46,6 +52,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "resumed_from_epoch": initial_epoch,
         "stopped_early": stopped_early,
         "replicas": replicas,
+        "distribution": {**distributed.describe(), "global_batch_size": distributed.global_batch_size(fit["batch_size"])},
+        "placement": placed_devices(model),
     })
     ctx.log(f"  test accuracy {metrics['accuracy']:.4f} after {metrics['epochs']} epochs" if metrics["accuracy"]
             is not None else f"  trained {metrics['epochs']} epochs")

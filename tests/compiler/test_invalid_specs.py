@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import tfspec
-from conftest import ROOT, tfspec_command
+from tfspec_testing import ROOT, tfspec_command
 
 CASES = ROOT / "tests" / "data" / "invalid_specs"
 INVALID = sorted(p for p in CASES.glob("*.yaml") if p.name != "valid_base.yaml")

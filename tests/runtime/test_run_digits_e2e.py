@@ -202,3 +202,19 @@ def test_a_missed_gate_fails_the_run_with_exit_1_after_every_step(first_run: dic
     assert gate["passed"] is False and gate["limit"] == 1 and gate["value"] > 1
     assert report["targets"]["serving"]["passed"] is True
     assert (dist / MODEL_DIR / "saved_model.pb").is_file()  # the other steps still ran and were bundled
+
+
+def test_force_reruns_every_step_with_the_same_seeded_results(first_run: dict[str, Any]) -> None:
+    import json
+
+    before = _dataset(first_run)
+    before = {k: before[k] for k in before.files}
+    result = invoke("run", str(first_run["spec"]), "--dist-dir", str(first_run["root"] / "dist-forced"),
+                    "--force", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["cached"] == [] and len(payload["ran"]) == 12
+    after = _dataset(first_run)
+    for key, value in before.items():
+        np.testing.assert_array_equal(after[key], value)
+    assert payload["report"]["targets"]["android"]["metrics"]["accuracy"] >= 0.9

@@ -55,13 +55,17 @@ def test_killed_training_resumes_from_the_last_finished_epoch(tmp_path: Path) ->
     finished_before_kill = _rows(log)
     assert 2 <= finished_before_kill < EPOCHS
     assert cache.has(result.plan.step("data").fingerprint)
-    assert not cache.has(train_fp)  # the killed step left no entry
+    assert not cache.has(train_fp)  # the killed step left no entry ...
+    leftovers = [p.name for p in cache.root.glob(".*.tmp")]
+    assert len(leftovers) == 1 and leftovers[0].startswith(f".{train_fp[:12]}.{process.pid}.")  # ... only scratch
 
     rerun = subprocess.run(command + ["--json"], cwd=tmp_path, capture_output=True, text=True,
                            env={**os.environ, "CI": "true"}, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     payload = json.loads(rerun.stdout)
     assert payload["cached"] == ["data"]
+    assert f"removed {leftovers[0]}, the unfinished output of a killed run" in rerun.stderr
+    assert list(cache.root.glob(".*.tmp")) == []
     train = next(s for s in payload["report"]["steps"] if s["id"] == "train")["metrics"]
     # BackupAndRestore saves after the CSV row of the same epoch: a kill between the two costs that epoch.
     assert finished_before_kill - 1 <= train["resumed_from_epoch"] <= finished_before_kill

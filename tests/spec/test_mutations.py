@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tfspec
-from conftest import EXAMPLE
+from tfspec_testing import EXAMPLE
 
 BASE_TEXT = EXAMPLE.read_text(encoding="utf-8")
 BASE_TREE = yaml.safe_load(BASE_TEXT)

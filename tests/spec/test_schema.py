@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from conftest import EXAMPLE, tfspec_command
+from tfspec_testing import EXAMPLE, tfspec_command
 from tfspec.spec.schema import spec_json_schema
 
 

@@ -24,14 +24,27 @@ __all__ = ["run"]
               help="Output folder for the artifacts (default: dist/<name>/).")
 @click.option("--quiet", is_flag=True, help="No progress bars (also when CI=true).")
 @click.option("--force", is_flag=True, help="Run every step, even those in the cache.")
+@click.option("--worker", is_flag=True,
+              help="Be one worker of a multi_worker_mirrored job: train only, cluster from TF_CONFIG or "
+                   "JOB_COMPLETION_INDEX + TFSPEC_WORKER_HOSTS; the chief writes the model to the cache and "
+                   "--dist-dir, the other workers to temporary paths.")
+@click.option("--startup-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
+              envvar="TFSPEC_STARTUP_TIMEOUT", metavar="SECONDS",
+              help="--worker: longest wait for every worker to join the cluster.")
+@click.option("--peer-timeout", type=click.FloatRange(min=1), default=10.0, show_default=True,
+              envvar="TFSPEC_PEER_TIMEOUT", metavar="SECONDS",
+              help="--worker: heartbeat silence after which a peer counts as dead and training fails.")
 @json_option
 @handle_errors
 def run(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | None, quiet: bool, force: bool,
-        as_json: bool) -> None:
+        worker: bool, startup_timeout: float, peer_timeout: float, as_json: bool) -> None:
     """Train, compress, export, convert, verify and bundle: execute the spec's plan with TensorFlow.
 
     Exit 1 when a target misses a quality gate (after every step ran), 2 on an input error.
     """
+    if worker:
+        _run_worker(spec, env, cache_dir, dist_dir, quiet, startup_timeout, peer_timeout, as_json)
+        return
     from tfspec.runtime.executor import run_plan
     from tfspec.runtime.fit import is_ci
     from tfspec.runtime.report import missed_gates
@@ -51,6 +64,20 @@ def run(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | Non
         if not as_json:
             _print_missed(missed)
         sys.exit(EXIT_DIFF)
+
+
+def _run_worker(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | None, quiet: bool,
+                startup_timeout: float, peer_timeout: float, as_json: bool) -> None:
+    from tfspec.runtime.distribute import PeerTimeouts
+    from tfspec.runtime.fit import is_ci
+    from tfspec.runtime.worker import run_worker
+
+    result = compiled(spec, env)
+    log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    outcome = run_worker(result, cache_dir=cache_dir, dist_dir=dist_dir, quiet=quiet or is_ci() or as_json,
+                         timeouts=PeerTimeouts(startup=startup_timeout, heartbeat=peer_timeout), log=log)
+    if as_json:
+        click.echo(json.dumps({"ok": True, **outcome.to_json()}, indent=2, sort_keys=True))
 
 
 def _print_targets(report: dict) -> None:

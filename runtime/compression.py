@@ -1,0 +1,180 @@
+"""What the four compression steps (prune, cluster, qat, distill) share.
+
+* loading a stage's inputs (the previous model step's model and the data step's splits),
+* cloning a model before a tfmot technique wraps it (tfmot wrappers wrap the original layer objects and
+  ``cluster_weights`` changes its argument in place, so the input model is never handed to tfmot),
+* wrapping only the selected layers through ``clone_model(clone_function=...)``,
+* the fine-tuning optimizer (the stage's ``learning_rate``, or the training optimizer's initial rate),
+* the size measurement the TensorFlow Model Optimization guides use: the saved weights file (``.h5``)
+  compressed with ``zipfile.ZIP_DEFLATED`` (their ``get_gzipped_model_size``),
+* the metrics every stage reports (accuracy before/after on the test split, parameter count, per-layer
+  non-zero and unique kernel values, sparsity, sizes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .context import StepContext
+from .datasets import Dataset, load_dataset
+from .errors import StepError
+from .fit import build_loss, build_metrics, compile_model, evaluate_model, model_metrics
+from .keras_io import custom_objects_scope, load_model
+from .optimizers import build_optimizer
+from .tf import import_tf
+
+__all__ = [
+    "MODEL_STEP_KINDS",
+    "StageInputs",
+    "stage_path",
+    "load_stage_inputs",
+    "clone_with_weights",
+    "wrap_layers",
+    "initial_learning_rate",
+    "compile_for_fine_tuning",
+    "steps_per_epoch",
+    "zipped_size",
+    "weights_zipped_size",
+    "stage_metrics",
+    "check_examples",
+]
+
+MODEL_STEP_KINDS = ("train", "prune", "cluster", "qat", "distill")
+
+
+def stage_path(ctx: StepContext, *keys: str | int) -> tuple[str | int, ...]:
+    """Key path of this stage's spec entry (``compression[i].<keys>``), for errors."""
+    return ("compression", ctx.params["index"], *keys)
+
+
+@dataclasses.dataclass
+class StageInputs:
+    """A compression step's inputs: the model it compresses and the data."""
+
+    model: Any
+    data: Dataset
+    model_dir: Path
+
+
+def load_stage_inputs(ctx: StepContext) -> StageInputs:
+    """The previous model step's model (uncompiled) and the data step's splits."""
+    model_dir = ctx.input_of_kind(*MODEL_STEP_KINDS)
+    return StageInputs(load_model(model_dir, compile=False), load_dataset(ctx.input_of_kind("data")), model_dir)
+
+
+def clone_with_weights(model: Any) -> Any:
+    """A new model with new layer objects and the same weights (what tfmot may then wrap or change)."""
+    _, keras = import_tf()
+    with custom_objects_scope():
+        clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def wrap_layers(model: Any, wrap: Callable[[Any], Any], selected: Callable[[Any], bool]) -> Any:
+    """Clone ``model`` (weights kept) with ``wrap(layer)`` in place of every layer ``selected`` accepts.
+
+    The model is cloned first, so the input model's layers are never wrapped or changed.
+    """
+    _, keras = import_tf()
+    base = clone_with_weights(model)
+
+    def clone_function(layer: Any) -> Any:
+        return wrap(layer) if selected(layer) else layer
+
+    with custom_objects_scope():
+        return keras.models.clone_model(base, clone_function=clone_function)
+
+
+def initial_learning_rate(optimizer: dict[str, Any]) -> float:
+    """The training optimizer's initial learning rate (a schedule's ``initial`` or first value)."""
+    rate = optimizer.get("learning_rate", 1e-3)
+    if isinstance(rate, (int, float)):
+        return float(rate)
+    if "initial" in rate:
+        return float(rate["initial"])
+    return float(rate["values"][0])  # piecewise_constant
+
+
+def compile_for_fine_tuning(model: Any, fit: dict[str, Any], learning_rate: float | None) -> None:
+    """Compile with the training loss and metrics and the training optimizer at a constant rate."""
+    optimizer_params = dict(fit["optimizer"])
+    optimizer_params["learning_rate"] = learning_rate if learning_rate is not None else initial_learning_rate(
+        fit["optimizer"])
+    optimizer, _ = build_optimizer(optimizer_params)
+    model.compile(optimizer=optimizer, loss=build_loss(fit["loss"]), metrics=build_metrics(fit.get("metrics", [])))
+
+
+def steps_per_epoch(examples: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch of ``fit`` (the last, smaller batch included)."""
+    return max(1, math.ceil(examples / batch_size))
+
+
+def zipped_size(path: Path) -> int:
+    """Bytes of ``path`` compressed the way the tfmot guides measure (``zipfile`` with ``ZIP_DEFLATED``)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.write(path, arcname=Path(path).name)
+    return len(buffer.getvalue())
+
+
+def weights_zipped_size(model: Any) -> dict[str, int]:
+    """Size of the model's weights file (``.h5``, no optimizer state): raw and compressed bytes."""
+    with tempfile.TemporaryDirectory(prefix="tfspec-size-") as folder:
+        path = Path(folder) / "weights.h5"
+        model.save_weights(path)
+        return {"h5_bytes": path.stat().st_size, "h5_zipped_bytes": zipped_size(path)}
+
+
+def _overall_sparsity(layers: list[dict[str, Any]]) -> float:
+    total = sum(layer["kernel_size"] for layer in layers)
+    nonzero = sum(layer["nonzero"] for layer in layers)
+    return round(1.0 - nonzero / total, 6) if total else 0.0
+
+
+def stage_metrics(ctx: StepContext, before: Any, after: Any, data: Dataset,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The metrics a compression step returns (they go into ``metrics.json`` and ``report.json``).
+
+    ``before`` is the input model, ``after`` the model the step writes (wrappers stripped, except for
+    quantization-aware training, whose wrappers are the point). Both are compiled here for evaluation.
+    """
+    fit = ctx.params["fit"]
+    for model in (before, after):
+        if not getattr(model, "_is_compiled", False):
+            compile_model(model, fit)
+    metrics = model_metrics(after, data, fit)
+    before_test = evaluate_model(before, data.x_test, data.y_test, fit, data.num_classes)
+    quality = (fit.get("metrics") or ["loss"])[0]
+    size_before = weights_zipped_size(before)
+    size_after = weights_zipped_size(after)
+    out: dict[str, Any] = {
+        "stage": ctx.params["stage"]["kind"],
+        "index": ctx.params["index"],
+        **metrics,
+        "accuracy_before": before_test.get(quality),
+        "accuracy_after": metrics["accuracy"],
+        "params_before": int(before.count_params()),
+        "sparsity": _overall_sparsity(metrics["layers"]),
+        "size": {
+            "before": size_before,
+            "after": size_after,
+            "zipped_ratio": round(size_before["h5_zipped_bytes"] / size_after["h5_zipped_bytes"], 4),
+        },
+    }
+    out.update(extra or {})
+    return out
+
+
+def check_examples(ctx: StepContext, data: Dataset) -> None:
+    """Fine-tuning needs training examples: a clear error naming the stage otherwise."""
+    if len(data.x_train) == 0:
+        raise StepError(stage_path(ctx), "the training split is empty: nothing to fine-tune on",
+                        "lower data.split.validation and data.split.test")

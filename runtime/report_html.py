@@ -1,0 +1,222 @@
+"""``report.html``: one self-contained page (charts embedded as PNG data URIs) built from ``report.json``.
+
+The runtime calls :func:`write_report_html` after ``tfspec run`` has written ``report.json``; ``tfspec
+report`` calls it again on the last run's folder. This module computes every value the page shows; the
+Jinja template ``report/report.html.j2`` only lays it out. No TensorFlow is imported here.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from tfspec.spec.errors import TfspecError
+
+__all__ = ["REPORT_JSON", "REPORT_HTML", "ReportError", "load_report", "report_context", "render_report_html",
+           "write_report_html"]
+
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+TEMPLATE = "report/report.html.j2"
+MODEL_STEP_KINDS = ("train", "prune", "cluster", "qat", "distill")
+COMPRESSION_STEP_KINDS = ("prune", "cluster", "qat", "distill")
+
+
+class ReportError(TfspecError):
+    """``report.json`` is missing or not in the shape ``tfspec run`` writes."""
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """HTML needs escaping, which the compiler's text environment (no autoescape) does not do."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(importlib.resources.files("tfspec.templates"))),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    """Read ``report.json``; a missing or unreadable file is a :class:`ReportError` naming it."""
+    if not path.is_file():
+        raise ReportError(f"{path} not found: run `tfspec run` first, or point --dist-dir at the folder of a run")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ReportError(f"{path}: cannot read the run report: {error}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("spec"), dict) or not isinstance(data.get("steps"), list):
+        raise ReportError(f"{path}: not a tfspec run report (expected an object with 'spec' and 'steps')")
+    return data
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None:
+        return "n/a"
+    return format(float(value), spec)
+
+
+def _kb(size_bytes: Any) -> str:
+    return "n/a" if size_bytes is None else f"{float(size_bytes) / 1024.0:,.1f} KiB"
+
+
+def _ratio(baseline: Any, value: Any) -> str:
+    if baseline in (None, 0) or value in (None, 0):
+        return ""
+    ratio = float(baseline) / float(value)
+    return f"{ratio:.1f}× smaller" if ratio >= 1.0 else f"{1.0 / ratio:.1f}× larger"
+
+
+def _gate_limit(name: str, limit: Any) -> str:
+    if limit is None:
+        return "n/a"
+    units = {"max_size_kb": " KiB", "max_latency_ms": " ms"}
+    return f"{float(limit):g}{units.get(name, '')}"
+
+
+def _step_rows(steps: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    from .report_charts import step_state
+
+    rows = []
+    for step in steps:
+        state = step_state(step)
+        duration = step.get("duration_s")
+        rows.append({
+            "id": str(step["id"]),
+            "kind": str(step.get("kind", "")),
+            "target": str(step.get("target") or ""),
+            "state": state,
+            "duration": "" if state != "run" or duration is None else f"{float(duration):.2f} s",
+            "fingerprint": str(step.get("fingerprint", ""))[:12],
+            "inputs": ", ".join(str(i) for i in step.get("inputs") or []),
+        })
+    return rows
+
+
+def _target_rows(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for name, target in targets.items():
+        metrics = target.get("metrics") or {}
+        gates = [{"name": str(g.get("name")), "limit": _gate_limit(str(g.get("name")), g.get("limit")),
+                  "value": _fmt(g.get("value"), ".4g"), "passed": bool(g.get("passed"))}
+                 for g in target.get("gates") or []]
+        rows.append({
+            "name": str(name),
+            "kind": str(target.get("kind", "")),
+            "artifact": str(target.get("artifact") or ""),
+            "accuracy": _fmt(metrics.get("accuracy"), ".4f"),
+            "accuracy_drop": _fmt(metrics.get("accuracy_drop"), "+.4f"),
+            "size": _kb(metrics.get("size_bytes")),
+            "size_ratio": _ratio(baseline.get("size_bytes"), metrics.get("size_bytes")),
+            "p50": _fmt(metrics.get("latency_ms_p50"), ".3g"),
+            "p95": _fmt(metrics.get("latency_ms_p95"), ".3g"),
+            "gates": gates,
+            "passed": bool(target.get("passed", all(g["passed"] for g in gates))),
+            "has_gates": bool(gates),
+        })
+    return rows
+
+
+def report_context(report: Mapping[str, Any], charts: bool = True) -> dict[str, Any]:
+    """Everything the template shows, computed and formatted (``charts=False`` skips the images)."""
+    from . import report_charts
+
+    try:
+        spec = report["spec"]
+        steps: list[Mapping[str, Any]] = [s for s in report["steps"] if isinstance(s, Mapping) and "id" in s]
+        baseline: Mapping[str, Any] = report.get("baseline") or {}
+        targets: Mapping[str, Mapping[str, Any]] = report.get("targets") or {}
+        history: Mapping[str, Mapping[str, list[float]]] = report.get("history") or {}
+        metric = str(baseline.get("metric") or "accuracy")
+        by_id = {str(s["id"]): s for s in steps}
+
+        training = []
+        ordered = [i for i in by_id if i in history] + [i for i in history if i not in by_id]
+        for step_id in ordered:
+            series = history[step_id]
+            step = by_id.get(step_id, {})
+            epochs = max((len(v) for v in series.values() if isinstance(v, list)), default=0)
+            final = {key: _fmt(values[-1], ".4f") for key, values in series.items() if isinstance(values, list) and values}
+            training.append({"id": step_id, "kind": str(step.get("kind", "")), "epochs": epochs,
+                             "final": sorted(final.items()),
+                             "image": report_charts.training_curves_png(step_id, series, metric) if charts else ""})
+
+        models = []
+        compression = []
+        for step in steps:
+            if step.get("kind") not in MODEL_STEP_KINDS:
+                continue
+            metrics = step.get("metrics") or {}
+            layers = [layer for layer in metrics.get("layers") or [] if isinstance(layer, Mapping)]
+            models.append({"id": str(step["id"]), "kind": str(step["kind"]), "params": metrics.get("params"),
+                           "accuracy": _fmt(metrics.get("accuracy"), ".4f")})
+            if step.get("kind") in COMPRESSION_STEP_KINDS and layers:
+                compression.append({
+                    "id": str(step["id"]), "kind": str(step["kind"]),
+                    "layers": [{"layer": str(layer.get("layer")), "kernel_size": layer.get("kernel_size"),
+                                "nonzero": layer.get("nonzero"), "unique": layer.get("unique"),
+                                "sparsity": _fmt(layer.get("sparsity"), ".1%")} for layer in layers],
+                    "image": report_charts.layers_png(str(step["id"]), layers) if charts else "",
+                })
+
+        latency = baseline.get("latency_ms") or {}
+        ran = [s for s in steps if report_charts.step_state(s) == "run"]
+        return {
+            "spec": {"name": str(spec.get("name", "")), "version": spec.get("version", ""),
+                     "sha256": str(spec.get("sha256", "")), "environment": spec.get("environment")},
+            "passed": bool(report.get("passed")),
+            "tool_versions": sorted((str(k), str(v)) for k, v in (report.get("tool_versions") or {}).items()),
+            "steps": _step_rows(steps),
+            "counts": {"run": len(ran), "cached": sum(1 for s in steps if report_charts.step_state(s) == "cached"),
+                       "render": sum(1 for s in steps if report_charts.step_state(s) == "render")},
+            "run_seconds": f"{sum(float(s.get('duration_s') or 0.0) for s in ran):.2f}",
+            "plan_image": report_charts.plan_graph_png(steps) if charts and steps else "",
+            "metric": metric,
+            "baseline": {"accuracy": _fmt(baseline.get("value"), ".4f"), "size": _kb(baseline.get("size_bytes")),
+                         "p50": _fmt(latency.get("p50"), ".3g"), "p95": _fmt(latency.get("p95"), ".3g")},
+            "targets": _target_rows(baseline, targets),
+            "targets_image": report_charts.targets_png(baseline, targets) if charts and targets else "",
+            "training": training,
+            "models": models,
+            "compression": compression,
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ReportError(f"{REPORT_JSON}: not in the shape `tfspec run` writes ({type(error).__name__}: {error})") from None
+
+
+def render_report_html(report: Mapping[str, Any]) -> str:
+    """The page's HTML text for one run report."""
+    return _environment().get_template(TEMPLATE).render(**report_context(report))
+
+
+def write_report_html(dist_dir: Path | str, report: Mapping[str, Any] | None = None) -> Path:
+    """Write ``<dist_dir>/report.html`` from ``report`` (default: ``<dist_dir>/report.json``); returns its path.
+
+    The file is written to a temporary name and renamed over the old one, so a failure leaves the previous
+    report in place, never a half-written page.
+    """
+    dist = Path(dist_dir)
+    data = report if report is not None else load_report(dist / REPORT_JSON)
+    html = render_report_html(data)
+    dist.mkdir(parents=True, exist_ok=True)
+    target = dist / REPORT_HTML
+    handle, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=dist)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(html)
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; the page is meant to be shared
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,46 @@
+"""Shared test helpers: golden files (datamodel-code-generator style), paths, the CLI command.
+
+Golden files live under ``tests/golden/``, named after their test. On a mismatch the test fails with a
+unified diff and the exact command that regenerates them; they are rewritten only when
+``TFSPEC_UPDATE_GOLDEN=1`` is set.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden"
+EXAMPLE = ROOT / "examples" / "digits" / "deploy.yaml"
+UPDATE_ENV = "TFSPEC_UPDATE_GOLDEN"
+
+
+def assert_golden(relative: str, actual: str, request: pytest.FixtureRequest | None = None) -> None:
+    """Compare ``actual`` with ``tests/golden/<relative>``; rewrite it only under TFSPEC_UPDATE_GOLDEN=1."""
+    path = GOLDEN / relative
+    if os.environ.get(UPDATE_ENV) == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8", newline="\n")
+        return
+    node = request.node.nodeid if request is not None else "tests/"
+    regenerate = f"{UPDATE_ENV}=1 {Path(sys.executable).name} -m pytest {node!r}"
+    if not path.exists():
+        pytest.fail(f"golden file {path.relative_to(ROOT)} is missing; create it with:\n  {regenerate}")
+    expected = path.read_text(encoding="utf-8")
+    if expected != actual:
+        diff = "".join(difflib.unified_diff(
+            expected.splitlines(keepends=True), actual.splitlines(keepends=True),
+            fromfile=f"golden/{relative}", tofile="actual"))
+        pytest.fail(f"output differs from golden file {path.relative_to(ROOT)}:\n{diff}\n"
+                    f"if the change is intended, regenerate with:\n  {regenerate}")
+
+
+def tfspec_command() -> list[str]:
+    """The CLI as the tests run it: the console script next to this interpreter."""
+    script = Path(sys.executable).with_name("tfspec")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tfspec"]

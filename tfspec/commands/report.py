@@ -1,0 +1,48 @@
+"""``tfspec report``: (re)write ``report.html`` from the last run's ``report.json`` (no TensorFlow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tfspec.compiler.pipeline import CompileResult
+from tfspec.spec.errors import TfspecError
+
+from .common import compiled, env_option, handle_errors, spec_argument
+
+__all__ = ["report", "default_dist"]
+
+
+def default_dist(result: CompileResult) -> Path:
+    """``dist/<name>/``, or ``dist/<name>-<env>/`` with an environment overlay (where ``tfspec run`` writes)."""
+    assert result.resolved is not None
+    name = result.resolved.spec.name
+    env = result.resolved.environment
+    return Path("dist") / (f"{name}-{env}" if env else name)
+
+
+@click.command()
+@spec_argument
+@env_option
+@click.option("--dist-dir", "dist_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of the run to report on (default: dist/<name>/, dist/<name>-<env>/ with -e).")
+@handle_errors
+def report(spec: str, env: str | None, dist_dir: Path | None) -> None:
+    """Write report.html (charts, gates, plan graph) next to the last run's report.json."""
+    try:
+        from tfspec.runtime.report_html import REPORT_JSON, load_report, write_report_html
+    except ImportError as error:  # matplotlib comes with the runtime extra
+        raise TfspecError(f"tfspec report needs {error.name}: pip install 'tfspec[runtime]'") from None
+
+    result = compiled(spec, env)
+    dist = dist_dir or default_dist(result)
+    data = load_report(dist / REPORT_JSON)
+    path = write_report_html(dist, data)
+    recorded = str(data["spec"].get("sha256", ""))
+    assert result.plan is not None
+    current = result.plan.spec_sha256
+    if recorded and recorded != current:
+        click.echo(f"note: {dist / REPORT_JSON} is from an earlier version of {spec} (sha256 {recorded[:12]}, "
+                   f"now {current[:12]}); run `tfspec run {spec}` to refresh it", err=True)
+    click.echo(f"wrote {path}")
