@@ -60,6 +60,7 @@ training:
   optimizer: {{kind: adam, learning_rate: 0.001}}
   epochs: {epochs}
   batch_size: 32
+  seed: {seed}
 {early_stopping}
 targets:
   - {target}
@@ -84,13 +85,13 @@ class Bench:
         self.count = 0
 
     def run(self, stages: str, target: str, model: str = MODEL, epochs: int = TEACHER_EPOCHS,
-            early_stopping: str = EARLY_STOPPING) -> tuple[Any, Any, StepCache]:
+            early_stopping: str = EARLY_STOPPING, seed: int = 42) -> tuple[Any, Any, StepCache]:
         self.count += 1
         folder = self.workdir / f"spec{self.count}"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "deploy.yaml"
         path.write_text(SPEC.format(model=model, epochs=epochs, early_stopping=early_stopping, target=target,
-                                    stages=stages or "  []"), encoding="utf-8")
+                                    stages=stages or "  []", seed=seed), encoding="utf-8")
         result = tfspec.compile(path)
         if not result.ok:
             raise SystemExit("\n".join(d.format() for d in result.diagnostics))
@@ -115,13 +116,50 @@ def points(before: float, after: float) -> float:
     return round((before - after) * 100, 2)
 
 
+def distill_comparison(bench: Bench, seed: int) -> dict[str, Any]:
+    """Teacher, distilled student and the student trained alone, all with training seed ``seed``."""
+    _, report, _ = bench.run(f"  - {{kind: distill, teacher: {{kind: self}}, student: {STUDENT_LAYERS}, "
+                             f"epochs: {DISTILL_EPOCHS}, temperature: 4, alpha: 0.1}}", RENDER_ONLY, seed=seed)
+    distilled = metrics(report, "compress.0.distill")
+    _, report, _ = bench.run("", RENDER_ONLY, model=STUDENT_MODEL, epochs=DISTILL_EPOCHS, early_stopping="", seed=seed)
+    alone = metrics(report, "train")
+    return {"seed": seed, "teacher_params": distilled["teacher"]["params"], "student_params": distilled["params"],
+            "teacher_accuracy": distilled["teacher"]["accuracy"], "student_accuracy": distilled["accuracy_after"],
+            "student_alone_accuracy": alone["accuracy"], "epochs": DISTILL_EPOCHS,
+            "distillation_loss_first_last": [distilled["distillation_loss"][0], distilled["distillation_loss"][-1]],
+            "student_vs_teacher_points": points(distilled["teacher"]["accuracy"], distilled["accuracy_after"]),
+            "student_vs_alone_points": points(alone["accuracy"], distilled["accuracy_after"])}
+
+
+def distill_seeds(bench: Bench, count: int, json_path: Path | None) -> None:
+    rows = []
+    for seed in range(1, count + 1):
+        print(f"distillation with seed {seed}", flush=True)
+        rows.append(distill_comparison(bench, seed))
+    print()
+    for row in rows:
+        print(f"seed {row['seed']}: teacher {row['teacher_accuracy']:.4f}, distilled {row['student_accuracy']:.4f}, "
+              f"alone {row['student_alone_accuracy']:.4f}")
+    mean = {key: sum(row[key] for row in rows) / len(rows)
+            for key in ("teacher_accuracy", "student_accuracy", "student_alone_accuracy")}
+    print(f"mean over {count} seeds: teacher {mean['teacher_accuracy']:.4f}, distilled {mean['student_accuracy']:.4f}, "
+          f"alone {mean['student_alone_accuracy']:.4f}")
+    if json_path:
+        json_path.write_text(json.dumps({"seeds": rows, "mean": mean}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=None, help="keep specs and the step cache here")
     parser.add_argument("--json", type=Path, default=None, help="write the measurements as JSON")
+    parser.add_argument("--distill-seeds", type=int, default=0, metavar="N",
+                        help="only repeat the distillation comparison with training seeds 1..N (teacher included)")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tfspec-bench-compression-"))
     bench = Bench(workdir)
+    if args.distill_seeds:
+        distill_seeds(bench, args.distill_seeds, args.json)
+        return
     out: dict[str, Any] = {}
 
     print("dense model and its float32 .tflite", flush=True)
@@ -173,18 +211,7 @@ def main() -> None:
                       "zipped_ratio": clustered["size"]["zipped_ratio"]}
 
     print("distillation, and the same student trained alone", flush=True)
-    _, report, _ = bench.run(f"  - {{kind: distill, teacher: {{kind: self}}, student: {STUDENT_LAYERS}, "
-                             f"epochs: {DISTILL_EPOCHS}, temperature: 4, alpha: 0.1}}", RENDER_ONLY)
-    distilled = metrics(report, "compress.0.distill")
-    _, report, _ = bench.run("", RENDER_ONLY, model=STUDENT_MODEL, epochs=DISTILL_EPOCHS, early_stopping="")
-    alone = metrics(report, "train")
-    out["distill"] = {"teacher_params": distilled["teacher"]["params"], "student_params": distilled["params"],
-                      "teacher_accuracy": distilled["teacher"]["accuracy"], "student_accuracy": distilled["accuracy_after"],
-                      "student_alone_accuracy": alone["accuracy"], "epochs": DISTILL_EPOCHS,
-                      "distillation_loss_first_last": [distilled["distillation_loss"][0],
-                                                       distilled["distillation_loss"][-1]],
-                      "student_vs_teacher_points": points(distilled["teacher"]["accuracy"], distilled["accuracy_after"]),
-                      "student_vs_alone_points": points(alone["accuracy"], distilled["accuracy_after"])}
+    out["distill"] = distill_comparison(bench, 42)
 
     print()
     d = out["dense"]

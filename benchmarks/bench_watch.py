@@ -13,7 +13,6 @@ With --specs > 1 a folder of that many specs is watched and a random one is save
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -25,6 +24,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from tfspec.compiler.pipeline import compile_spec
 
 DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits" / "deploy.yaml"
 
@@ -86,7 +87,7 @@ def main() -> None:
                 name = rng.choice(names)
                 path = specs / f"{name}.yaml"
                 text = spec_text(name, save)
-                expected = hashlib.sha256(text.encode()).hexdigest()
+                expected = compile_spec(f"{name}.yaml", text=text).plan.spec_sha256
                 plan = root / "out" / name / "plan.json"
                 started = time.perf_counter()
                 if save % 2:
@@ -106,7 +107,7 @@ def main() -> None:
             process.wait(30)
         reported = [int(m.group(1)) for line in lines for m in [re.search(r"\((\d+) ms\)$", line)] if m]
     print(f"tfspec watch, {args.specs} spec(s), {args.saves} saves (half in-place writes, half atomic renames), "
-          f"debounce {args.debounce_ms} ms")
+          f"debounce {args.debounce_ms} ms, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"save -> output rewritten: p50 {statistics.median(latencies):.1f} ms, p95 {percentile(latencies, 95):.1f} ms, "
           f"max {max(latencies):.1f} ms, mean {statistics.fmean(latencies):.1f} ms")
     if reported:

@@ -3,7 +3,8 @@
 Steps of :func:`build_folder`:
 
 1. discover — every ``*.yaml`` / ``*.yml`` file below the folder whose text has a top-level line
-   ``api_version: tfspec/...`` (at column 0) is a spec; hidden folders and the output root are skipped.
+   ``api_version: tfspec/...`` (at column 0) is a spec; hidden folders, the output root and any other
+   tfspec output folder (one holding a tfspec ``manifest.json``) are skipped.
 2. key — each spec's input key is the sha256 of its text, the environment overlay, the values of the
    ``${VAR}`` variables it mentions, the tfspec version and a fingerprint of the compiler's own source
    (so editing the compiler or a template invalidates every entry). Files a spec references that change
@@ -54,6 +55,8 @@ __all__ = [
     "build_folder",
     "compiler_fingerprint",
     "discover_specs",
+    "inside_output_folder",
+    "is_output_folder",
     "is_spec_text",
     "manifest_entries",
     "output_dir_name",
@@ -90,13 +93,40 @@ def discover_specs(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:
     return [path for path, _ in _discover(root, exclude)]
 
 
+def is_output_folder(folder: str | Path) -> bool:
+    """True when ``folder`` holds a tfspec ``manifest.json``: it is build output (which may contain resolved
+    copies of specs, e.g. ``<target>/spec/<name>.yaml`` of a training image), not a place to find specs."""
+    try:
+        with open(os.path.join(folder, MANIFEST), "rb") as handle:
+            data = json.loads(handle.read())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "manifest_version" in data
+
+
+def inside_output_folder(path: str | Path, root: str | Path) -> bool:
+    """True when a folder between ``path`` and ``root`` (``root`` included) is a tfspec output folder."""
+    root = os.path.abspath(root)
+    folder = os.path.dirname(os.path.abspath(path))
+    while folder == root or folder.startswith(root + os.sep):
+        if is_output_folder(folder):
+            return True
+        if folder == root:
+            break
+        folder = os.path.dirname(folder)
+    return False
+
+
 def _discover(root: Path, exclude: Iterable[Path] = ()) -> list[tuple[Path, str]]:
     """Spec files below ``root`` with their text (read once: the text compiled is the text hashed)."""
     root = Path(root)
     excluded = {os.path.abspath(p) for p in exclude}
     found: list[tuple[Path, str]] = []
+    if is_output_folder(root):
+        return found
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not _is_hidden(d) and os.path.abspath(os.path.join(folder, d)) not in excluded)
+        dirs[:] = sorted(d for d in dirs if not _is_hidden(d) and os.path.abspath(os.path.join(folder, d)) not in excluded
+                         and not is_output_folder(os.path.join(folder, d)))
         for name in sorted(files):
             if _is_hidden(name) or not name.endswith(SPEC_SUFFIXES):
                 continue

@@ -193,6 +193,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
             "input_name": resolved.input_name,
             "output_name": resolved.output_name,
             "input_shape": list(resolved.input_shape),
+            "input_dtype": resolved.input_dtype,
             "num_classes": resolved.num_classes,
         }, inputs, ["model.h5", *model_outputs[1:]] if kind == "qat" else model_outputs)
     final_model = last

@@ -327,10 +327,9 @@ def distill_needs_teacher_and_student(r: ResolvedSpec) -> list[Diagnostic]:
             last = stage.student[-1]
             if not isinstance(last, DenseLayer) or last.units != r.num_classes:
                 out.append(r.diagnostic(("compression", index, "student", len(stage.student) - 1),
-                                        f"the student's last layer must be dense with {r.num_classes} units"))
-        if stage.teacher is not None and stage.teacher.kind == "self" and getattr(r.spec.model, "kind", "") == "saved_model" \
-                and not r.spec.model.trainable:
-            pass  # an untrained SavedModel can teach as it is
+                                        f"the student's last layer must be dense with {r.num_classes} units",
+                                        f"end the student with {{type: dense, units: {r.num_classes}, "
+                                        "activation: softmax}"))
     return out
 
 

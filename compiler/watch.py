@@ -13,24 +13,27 @@ only the compile and the write. Steps of a rebuild:
 3. compile — in this process; on problems the diagnostics are printed and the output folder is left as it
    was (the last good output).
 4. write — only when the files differ from those on disk, atomically (``write_tree``), with one summary
-   line: ``specs/a.yaml -> build/a: 1 changed, 0 added, 0 removed: plan.json (9 ms)``.
+   line: ``specs/a.yaml -> build/a: 3 changed, 0 added, 0 removed: plan.json, … (25 ms)``.
 
 The watch never ends because of a bad spec; :meth:`SpecWatcher.stop` (Ctrl-C in the CLI) ends it cleanly.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import os
 import queue
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from tfspec.spec.errors import TfspecError
 
-from .batch import SPEC_SUFFIXES, build_folder, discover_specs, is_spec_text, manifest_entries, output_dir_name, referenced_specs
+from .batch import (SPEC_SUFFIXES, build_folder, discover_specs, inside_output_folder, is_spec_text, manifest_entries,
+                    output_dir_name, referenced_specs)
 from .write import MANIFEST, read_manifest, with_manifest, write_tree
 
 __all__ = ["SpecWatcher", "WatchPathError"]
@@ -107,6 +110,8 @@ class SpecWatcher:
         self._stopping = False
         self._observer = None
         self._watched_dirs: set[str] = set()
+        # previous output trees are deleted off the event loop: unlinking is the slowest part of a write
+        self._deleter = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfspec-discard")
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -139,6 +144,7 @@ class SpecWatcher:
         finally:
             observer.stop()
             observer.join(timeout=5)
+            self._deleter.shutdown(wait=True)
 
     def _all_candidates(self) -> list[str]:
         if not self.folder_mode:
@@ -209,7 +215,7 @@ class SpecWatcher:
                     candidates.update(os.path.abspath(p) for p in discover_specs(Path(path), exclude=[self.out_root]))
                 prefix = path + os.sep
                 candidates.update(p for p in self.watched if p.startswith(prefix))
-            elif path.endswith(SPEC_SUFFIXES):
+            elif path.endswith(SPEC_SUFFIXES) and not inside_output_folder(path, self.root):
                 candidates.add(path)
         for path in sorted(candidates):
             self._rebuild_one(path)
@@ -234,6 +240,9 @@ class SpecWatcher:
             if not inside and folder not in self._watched_dirs and os.path.isdir(folder):
                 self._observer.schedule(self._handler, folder, recursive=False)
                 self._watched_dirs.add(folder)
+
+    def _discard(self, previous: Path) -> None:
+        self._deleter.submit(_remove_tree, previous)
 
     def _deps_current(self, deps: dict[str, str]) -> bool:
         return all(_sha256(_read(dep) or "") == sha for dep, sha in deps.items())
@@ -293,12 +302,16 @@ class SpecWatcher:
         if not (added or removed or changed) and _intact(out_dir, files):
             self.echo(f"{display} -> {out_dir}: no change ({milliseconds:.0f} ms)")
             return
-        write_tree(out_dir, files)
+        write_tree(out_dir, files, discard=self._discard)
         milliseconds = (time.perf_counter() - started) * 1000
         touched = changed + added + removed
-        names = ", ".join(touched[:5]) + (f", … ({len(touched) - 5} more)" if len(touched) > 5 else "")
+        names = ", ".join(touched[:3]) + (f", … ({len(touched) - 3} more)" if len(touched) > 3 else "")
         self.echo(f"{display} -> {out_dir}: {len(changed)} changed, {len(added)} added, {len(removed)} removed"
                   + (f": {names}" if names else "") + f" ({milliseconds:.0f} ms)")
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _intact(out_dir: Path, files: dict[str, str]) -> bool:

@@ -12,14 +12,17 @@ never one that a live concurrent build is still filling.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import ctypes.util
 import difflib
+import functools
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from tfspec.spec.errors import TfspecError
@@ -58,17 +61,48 @@ def read_manifest(out_dir: Path) -> dict[str, str] | None:
         return None
 
 
+@functools.cache
+def _renameat2() -> object | None:
+    """libc's ``renameat2`` (looked up once: ``find_library`` runs ldconfig), or None."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return None
+    try:
+        renameat2 = ctypes.CDLL(libc_name, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return renameat2
+
+
+@functools.cache
+def _fsync_pool() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="tfspec-fsync")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_all(paths: list[Path]) -> None:
+    """fsync every file, concurrently: the file system commits them together (one file after another
+    costs a journal commit each, about 90 ms for a 27-file target tree here against 12 ms)."""
+    if len(paths) <= 1:
+        for path in paths:
+            _fsync(path)
+        return
+    list(_fsync_pool().map(_fsync, paths))
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths; False when the platform cannot."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name or not hasattr(os, "fsencode"):
+    renameat2 = _renameat2()
+    if renameat2 is None:
         return False
-    try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     return result == 0
 
@@ -109,8 +143,13 @@ def _remove_stale_staging(out_dir: Path) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def write_tree(out_dir: Path, files: dict[str, str]) -> None:
-    """Replace ``out_dir`` with exactly ``files`` (plus ``manifest.json``), atomically."""
+def write_tree(out_dir: Path, files: dict[str, str], discard: Callable[[Path], None] | None = None) -> None:
+    """Replace ``out_dir`` with exactly ``files`` (plus ``manifest.json``), atomically.
+
+    After the swap the previous tree sits in a hidden staging folder beside ``out_dir``; it is deleted
+    here, or handed to ``discard`` (e.g. a background deleter, so a watcher can report the new output
+    before the old one's files are unlinked).
+    """
     out_dir = Path(out_dir).absolute()
     for path in files:
         _check_path(path)
@@ -122,13 +161,14 @@ def write_tree(out_dir: Path, files: dict[str, str]) -> None:
     _remove_stale_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", suffix=".tmp", dir=out_dir.parent))
     try:
+        written: list[Path] = []
         for path, text in sorted(complete.items()):
             target = staging / path
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(target, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
+            written.append(target)
+        _fsync_all(written)  # every file on disk before the swap makes it visible
         os.chmod(staging, 0o755)
         if not out_dir.exists():
             os.rename(staging, out_dir)
@@ -142,7 +182,10 @@ def write_tree(out_dir: Path, files: dict[str, str]) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    shutil.rmtree(staging, ignore_errors=True)  # now holds the previous output
+    if discard is not None:  # staging now holds the previous output
+        discard(staging)
+    else:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def diff_tree(out_dir: Path, files: dict[str, str]) -> str:

@@ -13,19 +13,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import math
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .context import StepContext
 from .datasets import Dataset, load_dataset
 from .errors import StepError
-from .fit import compile_model, evaluate_model, model_metrics
+from .fit import build_loss, build_metrics, compile_model, evaluate_model, model_metrics
 from .keras_io import custom_objects_scope, load_model
 from .optimizers import build_optimizer
 from .tf import import_tf
@@ -49,7 +49,7 @@ __all__ = [
 MODEL_STEP_KINDS = ("train", "prune", "cluster", "qat", "distill")
 
 
-def stage_path(ctx: Any, *keys: str | int) -> tuple[str | int, ...]:
+def stage_path(ctx: StepContext, *keys: str | int) -> tuple[str | int, ...]:
     """Key path of this stage's spec entry (``compression[i].<keys>``), for errors."""
     return ("compression", ctx.params["index"], *keys)
 
@@ -63,7 +63,8 @@ class StageInputs:
     model_dir: Path
 
 
-def load_stage_inputs(ctx: Any) -> StageInputs:
+def load_stage_inputs(ctx: StepContext) -> StageInputs:
+    """The previous model step's model (uncompiled) and the data step's splits."""
     model_dir = ctx.input_of_kind(*MODEL_STEP_KINDS)
     return StageInputs(load_model(model_dir, compile=False), load_dataset(ctx.input_of_kind("data")), model_dir)
 
@@ -108,8 +109,6 @@ def compile_for_fine_tuning(model: Any, fit: dict[str, Any], learning_rate: floa
     optimizer_params["learning_rate"] = learning_rate if learning_rate is not None else initial_learning_rate(
         fit["optimizer"])
     optimizer, _ = build_optimizer(optimizer_params)
-    from .fit import build_loss, build_metrics
-
     model.compile(optimizer=optimizer, loss=build_loss(fit["loss"]), metrics=build_metrics(fit.get("metrics", [])))
 
 
@@ -126,16 +125,10 @@ def zipped_size(path: Path) -> int:
     return len(buffer.getvalue())
 
 
-@contextlib.contextmanager
-def _temporary_dir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="tfspec-size-") as folder:
-        yield Path(folder)
-
-
 def weights_zipped_size(model: Any) -> dict[str, int]:
     """Size of the model's weights file (``.h5``, no optimizer state): raw and compressed bytes."""
-    with _temporary_dir() as folder:
-        path = folder / "weights.h5"
+    with tempfile.TemporaryDirectory(prefix="tfspec-size-") as folder:
+        path = Path(folder) / "weights.h5"
         model.save_weights(path)
         return {"h5_bytes": path.stat().st_size, "h5_zipped_bytes": zipped_size(path)}
 
@@ -146,7 +139,7 @@ def _overall_sparsity(layers: list[dict[str, Any]]) -> float:
     return round(1.0 - nonzero / total, 6) if total else 0.0
 
 
-def stage_metrics(ctx: Any, before: Any, after: Any, data: Dataset, history: dict[str, list[float]],
+def stage_metrics(ctx: StepContext, before: Any, after: Any, data: Dataset,
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The metrics a compression step returns (they go into ``metrics.json`` and ``report.json``).
 
@@ -175,13 +168,13 @@ def stage_metrics(ctx: Any, before: Any, after: Any, data: Dataset, history: dic
             "after": size_after,
             "zipped_ratio": round(size_before["h5_zipped_bytes"] / size_after["h5_zipped_bytes"], 4),
         },
-        "history": history,
     }
     out.update(extra or {})
     return out
 
 
-def check_examples(ctx: Any, data: Dataset) -> None:
+def check_examples(ctx: StepContext, data: Dataset) -> None:
+    """Fine-tuning needs training examples: a clear error naming the stage otherwise."""
     if len(data.x_train) == 0:
         raise StepError(stage_path(ctx), "the training split is empty: nothing to fine-tune on",
                         "lower data.split.validation and data.split.test")

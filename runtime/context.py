@@ -8,9 +8,9 @@ cache entry only if ``run`` returns). Inputs are the finished cache entries of `
 Conventions between steps (the files named in each step's ``outputs``):
 * ``data``: ``dataset.npz`` with ``x_train, y_train, x_val, y_val, x_test, y_test`` (preprocessing
   applied, labels as int64) and ``data_info.json`` (labels, num_classes, input_shape, rescale, mean, std).
-* model steps (``train``, ``prune``, ``cluster``, ``qat``, ``distill``): ``model.keras`` (tf_keras; the
-  ``qat`` step writes ``model.h5`` instead, see ``keras_io``; read either with ``keras_io.load_model``,
-  inside the tfmot scopes), ``history.json``, ``metrics.json``.
+* model steps (``train``, ``prune``, ``cluster``, ``qat``, ``distill``): ``model.keras`` (tf_keras; a QAT
+  model is ``model.h5``, see ``keras_io``; QAT and clustering wrappers loaded inside their tfmot
+  scopes), ``history.json``, ``metrics.json``.
 * ``export``: ``saved_model/`` with a ``serving_default`` signature.
 """
 

@@ -1,27 +1,27 @@
-"""Save and load ``model.keras`` between steps, inside the tfmot scopes so QAT, pruning and clustering
+"""Save and load a model step's Keras model, inside the tfmot scopes so QAT, pruning and clustering
 wrappers deserialize.
 
-Quantization-aware models are the exception: they are written as ``model.h5`` (HDF5). tf_keras 2.21
-cannot reload tfmot's ``QuantizeLayer``/``QuantizeWrapperV2`` from a ``.keras`` file (``build_from_config``
-builds them and the first call builds them again, so loading fails with "Layer 'quantize_layer' expected
-5 variables, but received 3"); HDF5 round-trips them exactly. :func:`load_model` and :func:`model_path`
-find whichever of the two a model step wrote.
+The file is ``model.keras`` (the Keras v3 format), except for quantization-aware models: tf_keras 2.21
+cannot reload a ``QuantizeLayer`` from the v3 format (``Layer 'quantize_layer' expected 5 variables, but
+received 3``), so those are written as ``model.h5`` (HDF5), which round-trips exactly. ``load_model``
+and ``model_file`` find whichever the step wrote.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .tf import import_tf
 
-__all__ = ["MODEL_FILE", "QAT_MODEL_FILE", "custom_objects_scope", "is_quantization_aware", "model_path", "save_model",
-           "load_model"]
+__all__ = ["MODEL_FILE", "MODEL_H5_FILE", "custom_objects_scope", "save_model", "load_model", "model_file"]
 
 MODEL_FILE = "model.keras"
-QAT_MODEL_FILE = "model.h5"
+MODEL_H5_FILE = "model.h5"
+_QUANTIZE_CLASSES = ("QuantizeLayer", "QuantizeWrapper", "QuantizeWrapperV2")
 
 
 @contextlib.contextmanager
@@ -37,37 +37,37 @@ def custom_objects_scope() -> Iterator[None]:
         yield
 
 
-def is_quantization_aware(model: Any) -> bool:
-    """Whether ``model`` holds tfmot quantize layers or wrappers (a quantization-aware model)."""
-    return any(type(layer).__name__ in ("QuantizeLayer", "QuantizeWrapper", "QuantizeWrapperV2")
-               for layer in getattr(model, "layers", []))
+def _quantization_aware(model: Any) -> bool:
+    return any(type(layer).__name__ in _QUANTIZE_CLASSES for layer in getattr(model, "layers", []))
 
 
-def model_path(folder: Path) -> Path:
-    """The model file a model step wrote in ``folder``: ``model.keras``, or ``model.h5`` (quantization-aware)."""
+def save_model(model: Any, folder: Path) -> Path:
+    """Write the model into ``folder`` (``model.keras``, or ``model.h5`` for a QAT model); returns the file."""
     folder = Path(folder)
-    if not (folder / MODEL_FILE).is_file() and (folder / QAT_MODEL_FILE).is_file():
-        return folder / QAT_MODEL_FILE
-    return folder / MODEL_FILE
-
-
-def save_model(model: Any, folder: Path, name: str = MODEL_FILE) -> Path:
-    """Write ``folder/model.keras`` (Keras v3 file format, tf_keras); quantization-aware: ``folder/model.h5``."""
-    if name == MODEL_FILE and is_quantization_aware(model):
-        name = QAT_MODEL_FILE
-    path = Path(folder) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     with custom_objects_scope():
-        if path.suffix == ".h5":
-            model.save(path, include_optimizer=False)
+        if _quantization_aware(model):
+            path = folder / MODEL_H5_FILE
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
+                model.save(path, save_format="h5")
         else:
+            path = folder / MODEL_FILE
             model.save(path)
     return path
 
 
-def load_model(folder: Path, name: str = MODEL_FILE, compile: bool = True) -> Any:
-    """Load ``folder/model.keras`` (or ``folder/model.h5`` from a quantization-aware step; wrappers included)."""
+def model_file(folder: Path) -> Path:
+    """The model file a model step left in ``folder``."""
+    folder = Path(folder)
+    for name in (MODEL_FILE, MODEL_H5_FILE):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"no {MODEL_FILE} or {MODEL_H5_FILE} in {folder}")
+
+
+def load_model(folder: Path, compile: bool = True) -> Any:
+    """Load the model a model step saved (tfmot wrappers included)."""
     _, keras = import_tf()
-    path = model_path(folder) if name == MODEL_FILE else Path(folder) / name
     with custom_objects_scope():
-        return keras.models.load_model(path, compile=compile)
+        return keras.models.load_model(model_file(folder), compile=compile)

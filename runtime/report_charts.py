@@ -111,7 +111,7 @@ def targets_png(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str, 
     figure, axes = plt.subplots(1, 3, figsize=(11.0, height), sharey=True)
     positions = list(range(len(names)))
     panels = {"size": axes[0], "accuracy": axes[1], "latency": axes[2]}
-    for key, title in (("size", "size (KB)"), ("accuracy", str(baseline.get("metric") or "accuracy"))):
+    for key, title in (("size", "size (KiB)"), ("accuracy", str(baseline.get("metric") or "accuracy"))):
         axis = panels[key]
         for y, row in zip(positions, rows):
             if row[key] is not None:

@@ -67,7 +67,7 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def _kb(size_bytes: Any) -> str:
-    return "n/a" if size_bytes is None else f"{float(size_bytes) / 1024.0:,.1f} KB"
+    return "n/a" if size_bytes is None else f"{float(size_bytes) / 1024.0:,.1f} KiB"
 
 
 def _ratio(baseline: Any, value: Any) -> str:
@@ -80,7 +80,7 @@ def _ratio(baseline: Any, value: Any) -> str:
 def _gate_limit(name: str, limit: Any) -> str:
     if limit is None:
         return "n/a"
-    units = {"max_size_kb": " KB", "max_latency_ms": " ms"}
+    units = {"max_size_kb": " KiB", "max_latency_ms": " ms"}
     return f"{float(limit):g}{units.get(name, '')}"
 
 
@@ -214,6 +214,7 @@ def write_report_html(dist_dir: Path | str, report: Mapping[str, Any] | None = N
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(html)
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; the page is meant to be shared
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

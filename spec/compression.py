@@ -115,12 +115,17 @@ class SavedModelTeacher(StrictModel):
 
 
 class SpecTeacher(StrictModel):
-    """The model of another tfspec spec (its last ``tfspec run``) teaches."""
+    """The final model of another tfspec spec teaches (``tfspec run`` that spec first).
+
+    The other spec is compiled with this one; its final model step (last compression stage, or
+    ``train``) is read from its own cache, ``.tfspec/cache/`` beside it, and that step's fingerprint is
+    part of the distill step's, so retraining the teacher re-runs the distillation.
+    """
 
     kind: Literal["spec"]
     """Teacher kind."""
     path: RelativePath
-    """Path of the other spec file, relative to this one."""
+    """Path of the other spec file, relative to this one; it must take the same (preprocessed) inputs."""
 
 
 Teacher = Annotated[SelfTeacher | SavedModelTeacher | SpecTeacher, Field(discriminator="kind")]

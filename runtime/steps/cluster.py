@@ -82,7 +82,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     stripped = tfmot.clustering.keras.strip_clustering(clustered)
     save_model(stripped, ctx.out)
     ctx.write_json("history.json", history)
-    return stage_metrics(ctx, inputs.model, stripped, data, history, {
+    return stage_metrics(ctx, inputs.model, stripped, data, {
         "number_of_clusters": clusters,
         "centroid_init": stage["centroid_init"],
         "preserve_sparsity": preserve_sparsity,

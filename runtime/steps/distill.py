@@ -165,6 +165,7 @@ def build_student(ctx: StepContext) -> Any:
     description = {
         "kind": "sequential",
         "input_shape": params["input_shape"],
+        "input_dtype": params.get("input_dtype", "float32"),
         "input_name": params["input_name"],
         "output_name": params["output_name"],
         "layers": params["stage"]["student"],
@@ -287,5 +288,4 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "alpha": stage["alpha"],
         "distillation_loss": result.history.get("distillation_loss", []),
         "size": size,
-        "history": result.history,
     }

@@ -172,7 +172,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     save_model(stripped, ctx.out)
     ctx.write_json("history.json", result.history)
-    metrics = stage_metrics(ctx, inputs.model, stripped, data, result.history, {
+    metrics = stage_metrics(ctx, inputs.model, stripped, data, {
         "target_sparsity": plan.target_sparsity,
         "pruned_layers": wrapped,
         "schedule": dataclasses.asdict(plan),

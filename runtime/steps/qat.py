@@ -28,7 +28,7 @@ from tfspec.runtime.compression import (
 )
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.errors import StepError
-from tfspec.runtime.keras_io import QAT_MODEL_FILE, save_model
+from tfspec.runtime.keras_io import MODEL_H5_FILE, save_model
 from tfspec.runtime.fit import fit_model
 from tfspec.runtime.tf import import_tf
 
@@ -93,8 +93,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
         model = tfmot.experimental.combine.strip_clustering_cqat(model)
     save_model(model, ctx.out)
     ctx.write_json("history.json", history)
-    return stage_metrics(ctx, inputs.model, model, data, history, {
+    return stage_metrics(ctx, inputs.model, model, data, {
         "scheme": scheme,
         "preserve": preserve,
-        "model_file": QAT_MODEL_FILE,
+        "model_file": MODEL_H5_FILE,
     })

@@ -16,7 +16,7 @@ import numpy as np
 
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import Dataset, load_dataset
-from tfspec.runtime.keras_io import load_model, model_path
+from tfspec.runtime.keras_io import load_model, model_file
 from tfspec.runtime.tf import import_tf
 
 __all__ = ["run", "VERIFY_FILE", "quality", "evaluate_gates", "run_tflite", "LATENCY_SAMPLES"]
@@ -103,7 +103,7 @@ def _baseline(model_dir: Path, data: Dataset, metric: str | None) -> dict[str, A
         latencies.append(time.perf_counter() - start)
     p50, p95 = _percentiles(latencies)
     return {"metric": metric or "accuracy", "value": quality(predictions, data.y_test, metric),
-            "size_bytes": model_path(model_dir).stat().st_size, "weights_bytes": int(model.count_params()) * 4,
+            "size_bytes": model_file(model_dir).stat().st_size, "weights_bytes": int(model.count_params()) * 4,
             "params": int(model.count_params()), "latency_ms": {"p50": p50, "p95": p95}}
 
 

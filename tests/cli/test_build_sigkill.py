@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from tfspec.compiler.pipeline import compile_spec
+
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits" / "deploy.yaml"
 SPECS = 16
 KILLS = 64
@@ -50,7 +52,8 @@ def test_sigkilled_builds_leave_complete_outputs(tmp_path: Path) -> None:
     specs = tmp_path / "specs"
     specs.mkdir()
     versions = {name: [spec_text(name, 0), spec_text(name, 1)] for name in names}
-    shas = {name: {hashlib.sha256(t.encode()).hexdigest() for t in texts} for name, texts in versions.items()}
+    shas = {name: [compile_spec(f"{name}.yaml", text=t).plan.spec_sha256 for t in texts] for name, texts in versions.items()}
+    assert all(a != b for a, b in shas.values())
 
     def write_variant(variant: int) -> None:
         for name in names:
@@ -89,7 +92,7 @@ def test_sigkilled_builds_leave_complete_outputs(tmp_path: Path) -> None:
     write_variant(0)
     assert build(tmp_path).wait(timeout=120) == 0
     for name in names:
-        assert verify_output(tmp_path / "out" / name) == hashlib.sha256(versions[name][0].encode()).hexdigest()
+        assert verify_output(tmp_path / "out" / name) == shas[name][0]
     assert not [p.name for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")], "staging left behind"
     check = subprocess.run([sys.executable, "-m", "tfspec", "build", "specs", "--out", "out", "--check"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)

@@ -85,7 +85,7 @@ def test_argocd_applicationset_matches_the_rendered_kustomizations() -> None:
         for step in plan["steps"]:
             if step["id"] == "serving.render":
                 rendered_kustomizations += [f"rendered/{plan_path.parent.name}/{Path(f).parent.as_posix()}"
-                                            for f in step["params"]["files"] if f.endswith("k8s/kustomization.yaml")]
+                                            for f in step["params"]["files"] if f.endswith("kubernetes/kustomization.yaml")]
     assert matched == sorted(rendered_kustomizations)
     kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent) + ":/work/venv-probe/bin")
     for folder in matched:

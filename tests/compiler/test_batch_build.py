@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -37,7 +36,10 @@ def spec_sha(plan: Path) -> str:
 
 
 def text_sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The spec content sha256 a build of ``path`` records in plan.json (comments and layout excluded)."""
+    result = compile_spec(path)
+    assert result.plan is not None
+    return result.plan.spec_sha256
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -54,6 +56,8 @@ def test_discovery_finds_specs_only(tmp_path: Path) -> None:
     (specs / "build" / "x").mkdir(parents=True)
     (specs / "build" / "x" / "d.yaml").write_text(spec_text("d"))                        # the output root
     (specs / "e.yml").write_text(spec_text("e"))
+    build_folder(specs / "nested", specs / "rendered")                                  # an output folder ...
+    assert (specs / "rendered" / "b" / "cluster" / "spec" / "b.yaml").is_file()            # ... holding a spec copy
     found = [p.relative_to(specs).as_posix() for p in discover_specs(specs, exclude=[specs / "build"])]
     assert found == ["a.yaml", "e.yml", "nested/b.yaml"]
 

@@ -211,7 +211,7 @@ def test_distill_student_output_must_match_classes(tmp_path: Path) -> None:
     errors = compile_errors(tmp_path, """\
   - {kind: distill, teacher: {kind: self}, student: [{type: dense, units: 8, activation: softmax}]}""")
     assert errors == [f"{at(tmp_path, 'kind: distill', '{type: dense')}: compression[0].student[0]: the student's last layer must be dense "
-                      "with 10 units"]
+                      "with 10 units (hint: end the student with {type: dense, units: 10, activation: softmax})"]
 
 
 def test_distill_needs_categorical_loss(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from _compression_helpers import INT8_TFLITE, kernels, run_spec, shared_cache
 
 from tfspec.runtime.datasets import load_dataset
-from tfspec.runtime.keras_io import QAT_MODEL_FILE
+from tfspec.runtime.keras_io import MODEL_H5_FILE
 
 
 def _run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, dict, list[dict]]:
@@ -41,7 +41,7 @@ def test_pqat_keeps_sparsity_and_converts_to_int8(tmp_path: Path, tmp_path_facto
   - {kind: prune, target_sparsity: 0.8, fine_tune_epochs: 3}
   - {kind: quantization_aware, preserve: [sparsity], fine_tune_epochs: 2}""", target=INT8_TFLITE)
     entry = run.entry("compress.1.quantization_aware")
-    assert (entry / QAT_MODEL_FILE).is_file()
+    assert (entry / MODEL_H5_FILE).is_file()
     model = run.model("compress.1.quantization_aware")
     assert any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
     hidden = kernels(model)["hidden"]

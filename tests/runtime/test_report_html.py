@@ -73,7 +73,7 @@ def test_page_shows_spec_gates_steps_and_versions(report: dict[str, Any]) -> Non
     assert report["spec"]["sha256"] in html
     assert "gates failed" in html  # the fixture's serving target fails its latency gate
     assert '<span class="badge fail">failed</span> <code>max_latency_ms</code> 0.63 (limit 0.5 ms)' in html
-    assert '<span class="badge pass">passed</span> <code>max_size_kb</code> 13.52 (limit 64 KB)' in html
+    assert '<span class="badge pass">passed</span> <code>max_size_kb</code> 13.52 (limit 64 KiB)' in html
     for step in report["steps"]:
         assert f"<code>{step['id']}</code>" in html
     assert html.count('<span class="badge cached">cached</span>') == 2
@@ -129,6 +129,11 @@ def test_a_malformed_report_leaves_the_previous_page_in_place(tmp_path: Path, re
         write_report_html(tmp_path, broken)
     assert (tmp_path / REPORT_HTML).read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [REPORT_HTML]
+
+
+def test_the_page_is_readable_by_others(tmp_path: Path, report: dict[str, Any]) -> None:
+    path = write_report_html(tmp_path, report)
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_missing_report_json_names_the_file(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tfspec.runtime.fit import layer_stats
-from tfspec.runtime.keras_io import MODEL_FILE, QAT_MODEL_FILE, load_model, model_path, save_model
+from tfspec.runtime.keras_io import MODEL_FILE, MODEL_H5_FILE, load_model, model_file, save_model
 from tfspec.runtime.tf import import_tf
 
 tf, keras = import_tf()
@@ -40,7 +40,7 @@ def round_trip(model: object, folder: Path) -> object:
 def test_quantization_aware_model_round_trips_as_hdf5(tmp_path: Path) -> None:
     model = fitted(tfmot.quantization.keras.quantize_model(base()))
     loaded = round_trip(model, tmp_path)
-    assert model_path(tmp_path).name == QAT_MODEL_FILE and not (tmp_path / MODEL_FILE).exists()
+    assert model_file(tmp_path).name == MODEL_H5_FILE and not (tmp_path / MODEL_FILE).exists()
     assert [type(layer).__name__ for layer in loaded.layers][0] == "QuantizeLayer"
     assert [s["layer"] for s in layer_stats(loaded)] == ["hidden", "logits"]
 
@@ -50,7 +50,7 @@ def test_pruned_model_round_trips_and_reports_its_sparsity(tmp_path: Path) -> No
     model = fitted(tfmot.sparsity.keras.prune_low_magnitude(base(), pruning_schedule=schedule),
                    [tfmot.sparsity.keras.UpdatePruningStep()])
     loaded = round_trip(model, tmp_path)
-    assert model_path(tmp_path).name == MODEL_FILE
+    assert model_file(tmp_path).name == MODEL_FILE
     stats = {s["layer"]: s for s in layer_stats(loaded)}
     assert stats["hidden"]["kernel_size"] == 48 and stats["hidden"]["sparsity"] == 0.5
     assert stats["hidden"]["nonzero"] == 24
