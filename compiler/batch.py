@@ -323,10 +323,13 @@ def _alive(pid: int) -> bool:
 
 
 def _output_stats(out_dir: Path, files: Iterable[str]) -> dict[str, list[int]] | None:
+    """``{file: [size, mtime_ns]}`` of an output folder (plain string paths: this runs for every file of
+    every spec on each folder build, where pathlib's object creation was most of the cost)."""
+    base = os.fspath(out_dir)
     stats: dict[str, list[int]] = {}
     for rel in files:
         try:
-            st = os.stat(out_dir / rel)
+            st = os.stat(os.path.join(base, rel))
         except OSError:
             return None
         stats[rel] = [st.st_size, st.st_mtime_ns]
