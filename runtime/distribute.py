@@ -7,9 +7,10 @@ The train step asks :func:`strategy_for` for a :class:`Distributed` and then
   through ``distributed.dataset(ds)`` (auto-sharding by ``DATA`` for in-memory arrays);
 * compiles with ``replicas=distributed.replicas`` (``runtime.fit.compile_model`` scales the learning rate
   by it only when the spec sets ``scale_learning_rate``);
-* saves with :meth:`Distributed.save_model` (under ``multi_worker_mirrored`` only the chief writes the
-  real file; the other workers write to ``workertemp_<index>`` beside it and remove it: the upstream
-  multi-worker saving convention).
+* writes per-worker files through ``distributed.write_path(path)``: under ``multi_worker_mirrored`` only
+  the chief writes the real path, the other workers ``workertemp_<index>/`` beside it (the upstream
+  multi-worker saving convention; :meth:`Distributed.save_model` saves a model that way). In worker mode
+  (:mod:`tfspec.runtime.worker`) a non-chief worker's whole step cache is such a temporary folder.
 
 Kinds (``tfspec.spec.training.Distribution``):
 
@@ -41,7 +42,6 @@ from tfspec.compiler.tf_config import ENV_COMPLETION_INDEX, ENV_TF_CONFIG, ENV_W
 from tfspec.spec.errors import TfspecError
 
 from .errors import StepError
-
 from .tf import import_tf
 
 __all__ = [

@@ -11,10 +11,10 @@ T²·KL term) and ``accuracy`` go into ``history.json``. The trained student is 
 the following stages and targets work on it.
 
 Logits: a final ``Dense`` (or ``Activation``/``Softmax``) layer with a softmax is evaluated without it,
-exactly; models ending without a softmax are taken to output logits. A SavedModel teacher that is not a
-Keras model is called through its ``serving_default`` signature; when its outputs are probabilities (every
-row non-negative and summing to 1 on the first batch) their logarithm is used, which equals the logits up
-to a per-row constant that the softmax cancels.
+exactly. A teacher without such a layer (a SavedModel that is not a Keras model is called through its
+``serving_default`` signature) is probed on 64 training examples: when its outputs are probabilities
+(every row non-negative and summing to 1) their logarithm is used, which equals the logits up to a
+per-row constant that the softmax cancels; otherwise its outputs are taken as logits.
 
 Teachers:
 
@@ -29,6 +29,7 @@ Teachers:
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from tfspec.runtime.compression import (
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import label_mode
 from tfspec.runtime.errors import StepError
-from tfspec.runtime.keras_io import load_model, save_model
+from tfspec.runtime.keras_io import custom_objects_scope, load_model, save_model
 from tfspec.runtime.fit import compile_model, fit_model, model_metrics
 from tfspec.runtime.model_builder import build_model
 from tfspec.runtime.optimizers import build_optimizer
@@ -55,13 +56,21 @@ __all__ = ["Teacher", "load_teacher", "keras_logits", "build_student", "make_dis
 _SOFTMAX_LAYERS = ("Activation", "Softmax")
 
 
+@dataclasses.dataclass
 class Teacher:
-    """A frozen teacher: ``logits(x)`` and, for Keras teachers, the model itself."""
+    """A frozen teacher.
 
-    def __init__(self, logits: Any, model: Any | None, description: str) -> None:
-        self.logits = logits
-        self.model = model
-        self.description = description
+    Attributes:
+        logits: ``f(x, training=False) -> logits``.
+        model: the Keras model, for Keras teachers (None for a SavedModel signature).
+        description: what the teacher is, for logs and metrics.
+        keep_alive: the loaded SavedModel object a signature needs alive.
+    """
+
+    logits: Any
+    model: Any | None
+    description: str
+    keep_alive: Any = None
 
 
 def _is_softmax(layer: Any) -> bool:
@@ -88,6 +97,26 @@ def keras_logits(model: Any) -> Any:
     return logits
 
 
+def _outputs_are_probabilities(outputs: np.ndarray) -> bool:
+    return bool((outputs >= 0).all() and np.allclose(outputs.sum(axis=-1), 1.0, atol=1e-3))
+
+
+def _as_logits(raw: Any, sample: np.ndarray) -> tuple[Any, bool]:
+    """``raw`` itself when it gives logits; its logarithm when it gives probabilities (probed on ``sample``)."""
+    tf, _ = import_tf()
+    if not _outputs_are_probabilities(np.asarray(raw(tf.constant(sample[:64])))):
+        return raw, False
+    return (lambda x, training=False: tf.math.log(tf.clip_by_value(raw(x), 1e-12, 1.0))), True
+
+
+def _keras_teacher(model: Any, sample: np.ndarray, description: str) -> Teacher:
+    """A Keras teacher: logits below its softmax layer, or its outputs (their log when they are probabilities)."""
+    if _is_softmax(model.layers[-1]):
+        return Teacher(keras_logits(model), model, description)
+    logits, probabilities = _as_logits(lambda x, training=False: model(x, training=False), sample)
+    return Teacher(logits, model, f"{description} ({'probabilities' if probabilities else 'logits'})")
+
+
 def _signature_teacher(path: Path, sample: np.ndarray) -> Teacher:
     tf, _ = import_tf()
     loaded = tf.saved_model.load(str(path))
@@ -100,19 +129,11 @@ def _signature_teacher(path: Path, sample: np.ndarray) -> Teacher:
     output_names = sorted(signature.structured_outputs)
     name_in, name_out = input_names[0], output_names[0]
 
-    def raw(x: Any) -> Any:
+    def raw(x: Any, training: bool = False) -> Any:
         return signature(**{name_in: tf.cast(x, tf.float32)})[name_out]
 
-    probe = np.asarray(raw(tf.constant(sample[:64])))
-    probabilities = bool((probe >= 0).all() and np.allclose(probe.sum(axis=-1), 1.0, atol=1e-3))
-
-    def logits(x: Any, training: bool = False) -> Any:
-        out = raw(x)
-        return tf.math.log(tf.clip_by_value(out, 1e-12, 1.0)) if probabilities else out
-
-    teacher = Teacher(logits, None, f"SavedModel {path} ({'probabilities' if probabilities else 'logits'})")
-    teacher.keep_alive = loaded  # the signature needs its object alive
-    return teacher
+    logits, probabilities = _as_logits(raw, sample)
+    return Teacher(logits, None, f"SavedModel {path} ({'probabilities' if probabilities else 'logits'})", loaded)
 
 
 def _spec_teacher_dir(ctx: StepContext, spec_path: Path) -> Path:
@@ -131,27 +152,26 @@ def _spec_teacher_dir(ctx: StepContext, spec_path: Path) -> Path:
     return cache.path(identity["fingerprint"])
 
 
-def load_teacher(ctx: StepContext, model_dir: Path, sample: np.ndarray) -> Teacher:
-    """The stage's teacher (see the module docstring for the three kinds)."""
+def load_teacher(ctx: StepContext, own_model: Any, sample: np.ndarray) -> Teacher:
+    """The stage's teacher (see the module docstring for the three kinds); ``own_model`` is this spec's."""
     _, keras = import_tf()
     spec = ctx.params["stage"]["teacher"]
     key = stage_path(ctx, "teacher", "path")
     if spec["kind"] == "self":
-        model = load_model(model_dir, compile=False)
-        return Teacher(keras_logits(model), model, "this spec's trained model")
+        return _keras_teacher(own_model, sample, "this spec's trained model")
     path = ctx.spec_dir / spec["path"]
     if spec["kind"] == "spec":
-        folder = _spec_teacher_dir(ctx, path)
-        model = load_model(folder, compile=False)
-        return Teacher(keras_logits(model), model, f"the model of {spec['path']}")
+        model = load_model(_spec_teacher_dir(ctx, path), compile=False)
+        return _keras_teacher(model, sample, f"the model of {spec['path']}")
     if not path.exists():
         raise StepError(key, f"teacher SavedModel {path} does not exist")
     try:
-        model = keras.models.load_model(path, compile=False)
+        with custom_objects_scope():
+            model = keras.models.load_model(path, compile=False)
     except (OSError, ValueError, TypeError, KeyError):
-        model = None
+        model = None  # not a Keras model: use its serving signature
     if model is not None:
-        return Teacher(keras_logits(model), model, f"Keras model {spec['path']}")
+        return _keras_teacher(model, sample, f"Keras model {spec['path']}")
     try:
         return _signature_teacher(path, sample)
     except (OSError, ValueError, TypeError, KeyError) as error:
@@ -247,7 +267,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     inputs = load_stage_inputs(ctx)
     data = inputs.data
     check_examples(ctx, data)
-    teacher = load_teacher(ctx, inputs.model_dir, data.x_train)
+    teacher = load_teacher(ctx, inputs.model, data.x_train)
     if teacher.model is not None and tuple(teacher.model.input_shape[1:]) != tuple(params["input_shape"]):
         raise StepError(stage_path(ctx, "teacher"), f"the teacher takes inputs of shape "
                         f"{list(teacher.model.input_shape[1:])}, this spec's model {params['input_shape']}")

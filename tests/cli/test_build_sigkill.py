@@ -1,8 +1,10 @@
 """Atomic output: `tfspec build` killed with SIGKILL at random moments never leaves a half-written folder.
 
 Each round rewrites every spec (alternating two contents, so each build really changes its outputs),
-starts `tfspec build specs/`, and SIGKILLs it at a random moment — half the kills drawn over the whole run,
-half over its last part, where the outputs are written. After each kill every output folder must hold a
+starts `tfspec build specs/`, and SIGKILLs it at a random moment: a third of the kills at a moment drawn over
+the whole run (as measured beforehand), a third 0-50 ms after the build's first staging tree appears (the
+new trees are being written), a third 0-5 ms after the first output folder was exchanged (the swaps and the
+deletion of the old trees). After each kill every output folder must hold a
 complete ``manifest.json`` whose every file is there with its sha256, no other file, and content from
 exactly one of the two versions of its spec. A final build must then succeed, pass ``--check`` and leave no
 staging folder behind.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import subprocess
 import sys
@@ -21,8 +24,8 @@ from pathlib import Path
 from tfspec.compiler.pipeline import compile_spec
 
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits" / "deploy.yaml"
-SPECS = 16
-KILLS = 64
+SPECS = 6
+KILLS = 60
 
 
 def spec_text(name: str, variant: int) -> str:
@@ -59,22 +62,48 @@ def test_sigkilled_builds_leave_complete_outputs(tmp_path: Path) -> None:
         for name in names:
             (specs / f"{name}.yaml").write_text(versions[name][variant], "utf-8")
 
-    write_variant(0)
-    started = time.monotonic()
-    assert build(tmp_path).wait(timeout=120) == 0
-    duration = time.monotonic() - started
+    durations = []
+    for variant in (0, 1, 0):  # calibrate: how long a build that rewrites every output takes here
+        write_variant(variant)
+        started = time.monotonic()
+        assert build(tmp_path).wait(timeout=120) == 0
+        durations.append(time.monotonic() - started)
+    duration = sorted(durations)[1]
 
     kills = changed_while_killed = staging_seen = rounds = 0
+    previous_staging: set[str] = set()
     previous = {name: verify_output(tmp_path / "out" / name) for name in names}
-    while kills < KILLS and rounds < KILLS * 3:
+    while (kills < KILLS or changed_while_killed < 3) and rounds < KILLS * 3:
         rounds += 1
         write_variant(rounds % 2)
-        delay = rng.uniform(0.0, duration * 1.1) if rounds % 2 else rng.uniform(duration * 0.5, duration * 1.05)
+        out = tmp_path / "out"
+        before = {p.name for p in out.iterdir()}
+        inodes = {name: os.stat(out / name).st_ino for name in names}
         process = build(tmp_path)
-        time.sleep(delay)
-        process.kill()
-        if process.wait(timeout=60) == -9:
-            kills += 1
+        started = time.monotonic()
+        mode = rounds % 3
+        if mode == 0:  # a moment anywhere in the run
+            delay = rng.uniform(0.0, duration)
+        elif mode == 1:  # while the new trees are being written: 0-50 ms after the first staging tree appears
+            while process.poll() is None and not any(n.endswith(".tmp") for n in set(os.listdir(out)) - before):
+                time.sleep(0.002)
+                assert time.monotonic() - started < 120
+            delay = time.monotonic() - started + rng.uniform(0.0, 0.05)
+        else:  # while outputs are being swapped: 0-5 ms after the first output folder was exchanged
+            while process.poll() is None and all(os.stat(out / n).st_ino == inodes[n] for n in names):
+                time.sleep(0.002)
+                assert time.monotonic() - started < 120
+            delay = time.monotonic() - started + rng.uniform(0.0, 0.005)
+        try:
+            assert process.wait(timeout=max(0.0, delay - (time.monotonic() - started))) == 0
+            if mode == 0:  # finished before the kill moment: aim the next kills earlier
+                durations.append(time.monotonic() - started)
+                duration = sorted(durations[-5:])[len(durations[-5:]) // 2]
+        except subprocess.TimeoutExpired:
+            process.kill()
+            returncode = process.wait(timeout=60)
+            assert returncode in (0, -9)  # 0: it finished between the timeout and the kill
+            kills += returncode == -9
         current = {}
         for name in names:
             folder = tmp_path / "out" / name
@@ -82,7 +111,9 @@ def test_sigkilled_builds_leave_complete_outputs(tmp_path: Path) -> None:
             assert current[name] in shas[name]
         if current != previous and process.returncode == -9:
             changed_while_killed += 1
-        staging_seen += any(p.name.endswith(".tmp") for p in (tmp_path / "out").iterdir())
+        staging = {p.name for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")}
+        staging_seen += bool(staging - previous_staging)  # this kill landed while a tree was being written
+        previous_staging = staging
         leftovers = [p for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")]
         assert sorted(p.name for p in leftovers) == names
         previous = current
@@ -97,4 +128,5 @@ def test_sigkilled_builds_leave_complete_outputs(tmp_path: Path) -> None:
     check = subprocess.run([sys.executable, "-m", "tfspec", "build", "specs", "--out", "out", "--check"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
-    print(f"{kills} kills in {rounds} rounds; {changed_while_killed} mid-write; staging seen {staging_seen} times")
+    print(f"{kills} kills in {rounds} rounds; {changed_while_killed} after outputs were replaced, "
+          f"{staging_seen} while a staging tree was being written")

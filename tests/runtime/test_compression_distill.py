@@ -110,3 +110,27 @@ def test_distill_from_another_spec(tmp_path: Path, tmp_path_factory) -> None:
     run = run_spec(tmp_path, shared_cache(tmp_path_factory), student_stage)
     metrics = _check_student(run, "compress.0.distill")
     assert metrics["teacher"]["description"] == "the model of teacher/deploy.yaml"
+
+
+def test_teacher_logits_below_a_softmax_or_from_probabilities() -> None:
+    from tfspec.runtime.steps.distill import _keras_teacher
+
+    tf, keras = import_tf()
+    keras.utils.set_random_seed(5)
+    x = np.random.default_rng(2).normal(size=(64, 5)).astype(np.float32)
+    dense = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="softmax")])
+    layer = dense.layers[-1]
+    true_logits = x @ layer.kernel.numpy() + layer.bias.numpy()
+    exact = _keras_teacher(dense, x, "dense")
+    assert np.allclose(np.asarray(exact.logits(tf.constant(x))), true_logits, atol=1e-5)
+    # Probabilities from a layer that is not recognisably a softmax: the log is used (logits up to a row constant).
+    wrapped = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, name="z"),
+                                keras.layers.Lambda(lambda t: tf.nn.softmax(t))])
+    wrapped.get_layer("z").set_weights(layer.get_weights())
+    probed = _keras_teacher(wrapped, x, "lambda")
+    assert probed.description == "lambda (probabilities)"
+    difference = np.asarray(probed.logits(tf.constant(x))) - true_logits
+    assert np.allclose(difference, difference[:, :1], atol=1e-4)
+    # Raw scores are taken as logits.
+    raw = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4)])
+    assert _keras_teacher(raw, x, "raw").description == "raw (logits)"

@@ -153,3 +153,22 @@ def test_a_worker_whose_peers_never_come_gives_up_with_a_clear_message(tmp_path:
     assert time.monotonic() - start < 150
     error = worker.err()
     assert f"worker 0 could not join the cluster {{'worker': {hosts!r}}} within 5 s" in error, error[-3000:]
+
+
+def test_a_plain_run_of_a_cluster_spec_trains_as_one_local_worker(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    from _distributed_support import clean_env
+    from tfspec_testing import tfspec_command
+
+    completed = subprocess.run([*tfspec_command(), "run", str(WORKERS_SPEC), "--quiet", "--json", "--cache-dir",
+                                str(tmp_path / "cache"), "--dist-dir", str(tmp_path / "dist")],
+                               capture_output=True, text=True, timeout=WORKER_TIMEOUT, env=clean_env(), cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    train = next(s for s in json.loads(completed.stdout)["report"]["steps"] if s["id"] == "train")
+    assert train["metrics"]["replicas"] == 1
+    assert train["metrics"]["distribution"]["kind"] == "multi_worker_mirrored"
+    assert train["metrics"]["distribution"]["tf_config"] is None  # no cluster: one local worker
+    assert train["metrics"]["distribution"]["workers"] == 1
+    assert train["metrics"]["accuracy"] >= 0.85

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import FAST_SPEC, invoke, read_json
+from runtime_testing import FAST_SPEC, invoke, read_json
 
 pytestmark = pytest.mark.slow
 

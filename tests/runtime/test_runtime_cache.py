@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from conftest import invoke
+from runtime_testing import invoke
 from tfspec.compiler.pipeline import compile_spec
 from tfspec.runtime.cache import StepCache
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import compile_text, invoke, read_json, step_context
+from runtime_testing import compile_text, invoke, read_json, step_context
 from tfspec.runtime.errors import DataError
 from tfspec.runtime.steps import data as data_step
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST_SPEC, compile_text
+from runtime_testing import FAST_SPEC, compile_text
 from tfspec.runtime.cache import StepCache
 
 pytestmark = pytest.mark.slow

@@ -43,6 +43,9 @@ def run(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | Non
     Exit 1 when a target misses a quality gate (after every step ran), 2 on an input error.
     """
     if worker:
+        if force:
+            raise click.UsageError("--force does not apply to --worker (a worker trains unless the shared cache "
+                                   "already holds the trained model)")
         _run_worker(spec, env, cache_dir, dist_dir, quiet, startup_timeout, peer_timeout, as_json)
         return
     from tfspec.runtime.executor import run_plan

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from conftest import tool
+from targets_testing import tool
 
 
 def _write(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from conftest import REPO, files_named, run_tool, tool
+from targets_testing import REPO, files_named, run_tool, tool
 
 
 def _instructions(dockerfile: str) -> list[tuple[str, str]]:
@@ -116,7 +116,7 @@ def test_training_spec_keeps_expanded_values_literal(tmp_path) -> None:  # noqa:
     from tfspec.compiler.pipeline import compile_document, compile_spec
     from tfspec.spec.loader import load_yaml_text
 
-    from conftest import example_tree
+    from targets_testing import example_tree
 
     tree = copy.deepcopy(example_tree())
     tree["compression"] = []

@@ -14,7 +14,7 @@ import pytest
 
 from tfspec.compiler.pipeline import PLAN_FILE, CompileResult
 
-from conftest import REPO
+from targets_testing import REPO
 
 GOLDEN = REPO / "tests" / "golden" / "targets" / "digits"
 REGENERATE = "TFSPEC_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/compiler/targets/test_targets_golden.py"

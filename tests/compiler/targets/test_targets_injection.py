@@ -17,7 +17,7 @@ import yaml
 
 from tfspec.compiler.pipeline import CompileResult
 
-from conftest import example_tree, run_tool, tool
+from targets_testing import example_tree, run_tool, tool
 
 Mutation = Callable[[dict[str, Any]], None]
 

@@ -13,7 +13,7 @@ import yaml
 
 from tfspec.compiler.tf_config import ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS, tf_config_from_environment
 
-from conftest import REPO, run_tool, tool
+from targets_testing import REPO, run_tool, tool
 
 KUBERNETES_VERSION = "1.37.0"
 CRD = REPO / "tests" / "data" / "kubeflow" / "kubeflow.org_tfjobs.yaml"

@@ -8,7 +8,7 @@ from google.protobuf import text_format
 from serving_protos import BatchingParameters, MonitoringConfig
 from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 
-from conftest import files_named
+from targets_testing import files_named
 
 
 def _parse(text: str, message_class):  # noqa: ANN001, ANN202
