@@ -10,11 +10,14 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
+import os
 import shlex
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.bccache
 
 from .resolve import ResolvedSpec
 from .versions import TFSPEC_VERSION
@@ -47,11 +50,41 @@ def _proto_quote(value: str) -> str:
     return json.dumps(str(value), ensure_ascii=True)
 
 
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept between processes (compiling them is most of a cold build's render time).
+
+    Entries are keyed by template name and source checksum, so an edited template is recompiled. A cache
+    folder that cannot be written only costs speed.
+    """
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, ValueError, EOFError):
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            Path(self.directory).mkdir(parents=True, exist_ok=True)
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    if os.environ.get("TFSPEC_NO_TEMPLATE_CACHE") == "1":
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return _BytecodeCache(str(base / "tfspec" / f"templates-{TFSPEC_VERSION}"))
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
-    """The one Jinja environment (cached)."""
+    """The one Jinja environment (cached), with compiled templates cached on disk between processes."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(importlib.resources.files("tfspec.templates"))),
+        bytecode_cache=_bytecode_cache(),
+        auto_reload=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
