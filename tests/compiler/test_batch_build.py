@@ -65,10 +65,15 @@ def test_discovery_finds_specs_only(tmp_path: Path) -> None:
 def test_parallel_folder_build_equals_sequential_single_builds(tmp_path: Path) -> None:
     names = [f"model-{i}" for i in range(8)]
     paths = write_specs(tmp_path / "specs", names)
-    result = build_folder(tmp_path / "specs", tmp_path / "parallel", jobs=2, use_cache=False)
-    assert result.exit_code == 0
-    assert result.count("built") == 8 and result.compiled == 8
-    assert result.processes == 2, "the specs were not compiled by two worker processes"
+    processes = set()
+    for _ in range(3):  # on a loaded machine one worker can take every spec before the other starts
+        result = build_folder(tmp_path / "specs", tmp_path / "parallel", jobs=2, use_cache=False)
+        assert result.exit_code == 0
+        assert result.count("built") == 8 and result.compiled == 8
+        processes.add(result.processes)
+        if result.processes == 2:
+            break
+    assert 2 in processes, "the specs were never compiled by two worker processes"
     for name in names:
         compiled = compile_spec(paths[name])
         assert compiled.ok
