@@ -29,6 +29,7 @@ from .cache import StepCache, default_cache_dir
 from .context import METRICS_FILE, StepContext
 from .errors import StepError
 from .report import REPORT_FILE, build_report
+from .report_html import REPORT_HTML, write_report_html
 
 __all__ = ["RunReport", "StepFailed", "run_plan", "default_dist_dir", "step_module", "CHECKPOINTS_DIR"]
 
@@ -225,6 +226,13 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
             if step.kind == "bundle":
                 _copy_into(staging, entries[step.id], step.outputs, owner, step.id)
         (staging / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        previous_page = dist / REPORT_HTML
+        if not ran and previous_page.is_file():
+            # Nothing ran: the models and metrics are those of the page already there; keep it instead of
+            # spending seconds on matplotlib (`tfspec report` redraws it with the cache flags).
+            shutil.copy2(previous_page, staging / REPORT_HTML)
+        else:
+            write_report_html(staging, report)
 
     _write_dist(dist, fill)
     summary = f"{len(ran)} step{'s' if len(ran) != 1 else ''} ran, {len(cached)} cached"

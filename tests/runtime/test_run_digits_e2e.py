@@ -218,3 +218,11 @@ def test_force_reruns_every_step_with_the_same_seeded_results(first_run: dict[st
     for key, value in before.items():
         np.testing.assert_array_equal(after[key], value)
     assert payload["report"]["targets"]["android"]["metrics"]["accuracy"] >= 0.9
+
+
+def test_run_writes_the_html_report_beside_report_json(first_run: dict[str, Any]) -> None:
+    page = (first_run["dist"] / "report.html").read_text(encoding="utf-8")
+    report = read_json(first_run["dist"] / "report.json")
+    assert report["spec"]["sha256"] in page
+    assert page.count("data:image/png;base64,") >= 3
+    assert "report.html" in read_json(first_run["dist"] / "manifest.json")["files"]
