@@ -19,11 +19,14 @@ from .resolve import ResolvedSpec
 from .teachers import teacher_identity
 from .versions import PLAN_SCHEMA_VERSION, RUNTIME_VERSIONS, TFSPEC_VERSION
 
-__all__ = ["Step", "Plan", "STEP_KINDS", "build_plan", "canonical_json", "fingerprint", "model_step_id"]
+__all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "build_plan", "canonical_json", "fingerprint", "model_step_id"]
 
 STEP_KINDS: tuple[str, ...] = (
     "data", "train", "prune", "cluster", "qat", "distill", "export", "warmup", "tflite", "verify", "bundle", "render",
 )
+
+# Steps whose output is a Keras model (``model.keras`` / ``model.h5``): training and every compression stage.
+MODEL_STEP_KINDS: tuple[str, ...] = ("train", "prune", "cluster", "qat", "distill")
 
 _STAGE_STEP_KIND = {"prune": "prune", "cluster": "cluster", "quantization_aware": "qat", "distill": "distill"}
 
@@ -128,7 +131,7 @@ def _dump(model: Any) -> Any:
 
 def model_step_id(plan: Plan) -> str:
     """Id of the step producing the final Keras model (the last compression stage, or ``train``)."""
-    return [s.id for s in plan.steps if s.kind in ("train", "prune", "cluster", "qat", "distill")][-1]
+    return [s.id for s in plan.steps if s.kind in MODEL_STEP_KINDS][-1]
 
 
 def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]] | None = None) -> Plan:

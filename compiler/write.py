@@ -3,7 +3,7 @@
 The new tree is written to a temporary sibling folder and swapped with the old one in one
 ``renameat2(RENAME_EXCHANGE)`` call (Linux), so a build killed at any moment leaves either the previous
 complete output or the new complete one. Where the exchange is not available, two renames are used and
-an interrupted swap is repaired by the next build (``_recover``).
+an interrupted swap is repaired by the next build (``recover_interrupted_swap``).
 
 Staging folders are named ``.<out>.<pid>.<random>.tmp``: a build killed with SIGKILL can leave one behind,
 and the next write of the same output removes those whose process is gone (``_remove_stale_staging``),
@@ -27,7 +27,8 @@ from pathlib import Path
 
 from tfspec.spec.errors import TfspecError
 
-__all__ = ["MANIFEST", "OutputPathError", "manifest_text", "with_manifest", "write_tree", "diff_tree", "read_manifest"]
+__all__ = ["MANIFEST", "OutputPathError", "manifest_text", "with_manifest", "write_tree", "diff_tree", "read_manifest",
+           "check_output_path", "exchange_paths", "recover_interrupted_swap"]
 
 MANIFEST = "manifest.json"
 _RENAME_EXCHANGE = 2
@@ -48,7 +49,7 @@ def with_manifest(files: dict[str, str]) -> dict[str, str]:
     return {**files, MANIFEST: manifest_text(files)}
 
 
-def _check_path(path: str) -> None:
+def check_output_path(path: str) -> None:
     parts = Path(path).parts
     if not path or Path(path).is_absolute() or ".." in parts or "\\" in path or "\x00" in path:
         raise OutputPathError(f"refusing to write outside the output folder: {path!r}")
@@ -98,7 +99,7 @@ def _fsync_all(paths: list[Path]) -> None:
     list(_fsync_pool().map(_fsync, paths))
 
 
-def _exchange(a: Path, b: Path) -> bool:
+def exchange_paths(a: Path, b: Path) -> bool:
     """Atomically swap two paths; False when the platform cannot."""
     renameat2 = _renameat2()
     if renameat2 is None:
@@ -107,7 +108,7 @@ def _exchange(a: Path, b: Path) -> bool:
     return result == 0
 
 
-def _recover(out_dir: Path) -> None:
+def recover_interrupted_swap(out_dir: Path) -> None:
     """Finish a two-rename swap that was interrupted (non-Linux fallback only)."""
     backup = out_dir.with_name(f".{out_dir.name}.old")
     if backup.exists() and not out_dir.exists():
@@ -152,12 +153,12 @@ def write_tree(out_dir: Path, files: dict[str, str], discard: Callable[[Path], N
     """
     out_dir = Path(out_dir).absolute()
     for path in files:
-        _check_path(path)
+        check_output_path(path)
     complete = files if MANIFEST in files else with_manifest(files)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputPathError(f"output path {out_dir} exists and is not a folder")
-    _recover(out_dir)
+    recover_interrupted_swap(out_dir)
     _remove_stale_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", suffix=".tmp", dir=out_dir.parent))
     try:
@@ -173,7 +174,7 @@ def write_tree(out_dir: Path, files: dict[str, str], discard: Callable[[Path], N
         if not out_dir.exists():
             os.rename(staging, out_dir)
             return
-        if not _exchange(staging, out_dir):
+        if not exchange_paths(staging, out_dir):
             backup = out_dir.with_name(f".{out_dir.name}.old")
             os.rename(out_dir, backup)
             os.rename(staging, out_dir)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tfspec.compiler.plan import MODEL_STEP_KINDS
 from .context import StepContext
 from .datasets import Dataset, load_dataset
 from .errors import StepError
@@ -46,7 +47,6 @@ __all__ = [
     "check_examples",
 ]
 
-MODEL_STEP_KINDS = ("train", "prune", "cluster", "qat", "distill")
 
 
 def stage_path(ctx: StepContext, *keys: str | int) -> tuple[str | int, ...]:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from tfspec.compiler.pipeline import CompileResult
-from tfspec.compiler.plan import Plan, Step
-from tfspec.compiler.write import MANIFEST, OutputPathError, _check_path, _exchange, _recover
+from tfspec.compiler.plan import MODEL_STEP_KINDS, Plan, Step
+from tfspec.compiler.write import MANIFEST, OutputPathError, check_output_path, exchange_paths, recover_interrupted_swap
 from tfspec.spec.errors import TfspecError
 
 from .cache import StepCache, default_cache_dir
@@ -34,7 +34,6 @@ from .report_html import REPORT_HTML, write_report_html
 __all__ = ["RunReport", "StepFailed", "run_plan", "default_dist_dir", "step_module", "CHECKPOINTS_DIR"]
 
 CHECKPOINTS_DIR = "checkpoints"
-MODEL_KINDS = ("train", "prune", "cluster", "qat", "distill")
 _STAGE_KEYS = {"prune": "prune", "cluster": "cluster", "qat": "quantization_aware", "distill": "distill"}
 
 
@@ -95,7 +94,7 @@ def _copy_into(staging: Path, entry: Path, outputs: tuple[str, ...], owner: dict
         files = [source] if source.is_file() else sorted(f for f in source.rglob("*") if f.is_file())
         for file in files:
             relative = file.relative_to(entry).as_posix()
-            _check_path(relative)
+            check_output_path(relative)
             if relative in owner:
                 if (staging / relative).read_bytes() == file.read_bytes():
                     continue  # the same file from render and bundle (labels.txt): no conflict
@@ -120,7 +119,7 @@ def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
     dist_dir.parent.mkdir(parents=True, exist_ok=True)
     if dist_dir.exists() and not dist_dir.is_dir():
         raise OutputPathError(f"dist path {dist_dir} exists and is not a folder")
-    _recover(dist_dir)
+    recover_interrupted_swap(dist_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{dist_dir.name}.", suffix=".tmp", dir=dist_dir.parent))
     try:
         fill(staging)
@@ -131,7 +130,7 @@ def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
         if not dist_dir.exists():
             os.rename(staging, dist_dir)
             return
-        if not _exchange(staging, dist_dir):
+        if not exchange_paths(staging, dist_dir):
             backup = dist_dir.with_name(f".{dist_dir.name}.old")
             os.rename(dist_dir, backup)
             os.rename(staging, dist_dir)
@@ -208,7 +207,7 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
             was_cached = False
         entries[step.id] = entry
         outputs[step.id] = metrics
-        if step.kind in MODEL_KINDS and (entry / "history.json").is_file():
+        if step.kind in MODEL_STEP_KINDS and (entry / "history.json").is_file():
             histories[step.id] = _read_json(entry / "history.json")
         duration = time.perf_counter() - start
         records.append({**record, "cached": was_cached, "duration_s": round(duration, 3), "metrics": metrics})
@@ -217,7 +216,7 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
     def fill(staging: Path) -> None:
         owner: dict[str, str] = {}
         for path, text in sorted(result.files.items()):
-            _check_path(path)
+            check_output_path(path)
             owner[path] = "render"
             target = staging / path
             target.parent.mkdir(parents=True, exist_ok=True)

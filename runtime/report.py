@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfspec.compiler.plan import Plan, model_step_id
+from tfspec.compiler.plan import MODEL_STEP_KINDS, Plan, model_step_id
 from tfspec.compiler.versions import TFSPEC_VERSION
 
 from .tf import installed_versions
@@ -16,7 +16,6 @@ from .tf import installed_versions
 __all__ = ["REPORT_FILE", "build_report", "missed_gates"]
 
 REPORT_FILE = "report.json"
-MODEL_KINDS = ("train", "prune", "cluster", "qat", "distill")
 
 
 def _artifact(plan: Plan, target: str, kind: str) -> str | None:
@@ -48,7 +47,7 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
             "tensors": verified.get("tensors") or {},
         }
     if baseline is None:
-        final = outputs.get(model_step_id(plan)) if any(s.kind in MODEL_KINDS for s in plan.steps) else None
+        final = outputs.get(model_step_id(plan)) if any(s.kind in MODEL_STEP_KINDS for s in plan.steps) else None
         baseline = {"metric": "accuracy", "value": (final or {}).get("accuracy"), "size_bytes": None,
                     "latency_ms": {"p50": None, "p95": None}}
     history = {step_id: {k: list(v) for k, v in h.items()} for step_id, h in histories.items()}

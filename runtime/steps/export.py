@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from tfspec.compiler.plan import MODEL_STEP_KINDS
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.keras_io import load_model
@@ -16,7 +17,6 @@ from tfspec.runtime.tf import import_tf
 __all__ = ["run", "SAVED_MODEL_DIR", "export_saved_model"]
 
 SAVED_MODEL_DIR = "saved_model"
-MODEL_STEP_KINDS = ("train", "prune", "cluster", "qat", "distill")
 
 
 def export_saved_model(model: Any, path: Path, *, input_name: str, output_name: str, input_shape: list[int],

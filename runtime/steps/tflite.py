@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from tfspec.compiler.plan import MODEL_STEP_KINDS
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset, representative_samples
 from tfspec.runtime.keras_io import load_model
@@ -27,7 +28,6 @@ from tfspec.runtime.tf import import_tf
 
 __all__ = ["run", "convert"]
 
-MODEL_STEP_KINDS = ("train", "prune", "cluster", "qat", "distill")
 
 
 def _ops(tf: Any) -> dict[str, Any]:

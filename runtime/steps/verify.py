@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tfspec.compiler.plan import MODEL_STEP_KINDS
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import Dataset, load_dataset
 from tfspec.runtime.keras_io import load_model, model_file
@@ -22,7 +23,6 @@ from tfspec.runtime.tf import import_tf
 __all__ = ["run", "VERIFY_FILE", "quality", "evaluate_gates", "run_tflite", "LATENCY_SAMPLES"]
 
 VERIFY_FILE = "verify.json"
-MODEL_STEP_KINDS = ("train", "prune", "cluster", "qat", "distill")
 LATENCY_SAMPLES = 200
 
 
