@@ -45,7 +45,7 @@ from typing import Any
 from tfspec.spec.errors import Diagnostic
 
 from .versions import TFSPEC_VERSION
-from .write import MANIFEST, diff_tree, manifest_text, with_manifest, write_tree
+from .write import MANIFEST, diff_tree, manifest_text, process_alive, with_manifest, write_tree
 
 __all__ = [
     "CACHE_FILE",
@@ -303,23 +303,13 @@ def _save_cache(path: Path, entries: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f"{path.name}.*.tmp"):  # left by a killed build
         pid = stale.name[len(path.name) + 1:].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             stale.unlink(missing_ok=True)
     temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     # compact: with ``indent`` the json module falls back to its pure-Python encoder (5x slower here)
     temp.write_text(json.dumps({"version": CACHE_VERSION, "entries": entries}, sort_keys=True, separators=(",", ":")),
                     encoding="utf-8")
     os.replace(temp, path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _output_stats(out_dir: Path, files: Iterable[str]) -> dict[str, list[int]] | None:

@@ -28,7 +28,8 @@ from pathlib import Path
 from tfspec.spec.errors import TfspecError
 
 __all__ = ["MANIFEST", "OutputPathError", "manifest_text", "with_manifest", "write_tree", "diff_tree", "read_manifest",
-           "check_output_path", "exchange_paths", "recover_interrupted_swap"]
+           "check_output_path", "exchange_paths", "recover_interrupted_swap", "swap_into_place",
+           "process_alive"]
 
 MANIFEST = "manifest.json"
 _RENAME_EXCHANGE = 2
@@ -117,7 +118,27 @@ def recover_interrupted_swap(out_dir: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
-def _process_alive(pid: int) -> bool:
+def swap_into_place(staging: Path, out_dir: Path) -> bool:
+    """Make the complete folder ``staging`` become ``out_dir`` in one step.
+
+    Returns True when ``staging`` now holds the previous output (to be deleted by the caller), False when
+    there was none or it was already removed (the two-rename fallback).
+    """
+    os.chmod(staging, 0o755)
+    if not out_dir.exists():
+        os.rename(staging, out_dir)
+        return False
+    if exchange_paths(staging, out_dir):
+        return True
+    backup = out_dir.with_name(f".{out_dir.name}.old")
+    os.rename(out_dir, backup)
+    os.rename(staging, out_dir)
+    shutil.rmtree(backup, ignore_errors=True)
+    return False
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (staging and scratch folders carry their writer's pid)."""
     if pid == os.getpid():
         return True
     try:
@@ -140,7 +161,7 @@ def _remove_stale_staging(out_dir: Path) -> None:
         if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
             continue
         pid_text = entry.name[len(prefix):].split(".", 1)[0]
-        if pid_text.isdigit() and not _process_alive(int(pid_text)) and entry.is_dir(follow_symlinks=False):
+        if pid_text.isdigit() and not process_alive(int(pid_text)) and entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
@@ -170,15 +191,7 @@ def write_tree(out_dir: Path, files: dict[str, str], discard: Callable[[Path], N
                 handle.write(text)
             written.append(target)
         _fsync_all(written)  # every file on disk before the swap makes it visible
-        os.chmod(staging, 0o755)
-        if not out_dir.exists():
-            os.rename(staging, out_dir)
-            return
-        if not exchange_paths(staging, out_dir):
-            backup = out_dir.with_name(f".{out_dir.name}.old")
-            os.rename(out_dir, backup)
-            os.rename(staging, out_dir)
-            shutil.rmtree(backup, ignore_errors=True)
+        if not swap_into_place(staging, out_dir):
             return
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from tfspec.compiler.write import process_alive
+
 __all__ = ["StepCache", "default_cache_dir", "COMPLETE_MARKER"]
 
 COMPLETE_MARKER = ".complete.json"
@@ -24,16 +26,6 @@ def default_cache_dir(spec_path: Path) -> Path:
     """``.tfspec/cache`` beside the spec file (or inside the folder given)."""
     base = spec_path if spec_path.is_dir() else spec_path.parent
     return base / ".tfspec" / "cache"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class StepCache:
@@ -59,7 +51,7 @@ class StepCache:
             return removed
         for path in self.root.glob(".*.tmp"):
             parts = path.name.split(".")
-            if len(parts) < 5 or not parts[2].isdigit() or _alive(int(parts[2])):
+            if len(parts) < 5 or not parts[2].isdigit() or process_alive(int(parts[2])):
                 continue
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path.name)

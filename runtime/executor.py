@@ -22,7 +22,7 @@ from typing import Any
 
 from tfspec.compiler.pipeline import CompileResult
 from tfspec.compiler.plan import MODEL_STEP_KINDS, Plan, Step
-from tfspec.compiler.write import MANIFEST, OutputPathError, check_output_path, exchange_paths, recover_interrupted_swap
+from tfspec.compiler.write import MANIFEST, OutputPathError, check_output_path, recover_interrupted_swap, swap_into_place
 from tfspec.spec.errors import TfspecError
 
 from .cache import StepCache, default_cache_dir
@@ -126,15 +126,7 @@ def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
         entries = {f.relative_to(staging).as_posix(): _sha256(f) for f in sorted(staging.rglob("*")) if f.is_file()}
         (staging / MANIFEST).write_text(json.dumps({"files": entries, "manifest_version": 1}, indent=2, sort_keys=True)
                                         + "\n", encoding="utf-8")
-        os.chmod(staging, 0o755)
-        if not dist_dir.exists():
-            os.rename(staging, dist_dir)
-            return
-        if not exchange_paths(staging, dist_dir):
-            backup = dist_dir.with_name(f".{dist_dir.name}.old")
-            os.rename(dist_dir, backup)
-            os.rename(staging, dist_dir)
-            shutil.rmtree(backup, ignore_errors=True)
+        if not swap_into_place(staging, dist_dir):
             return
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import Identifier, PositiveInt, Probability, RelativePath, SafeText, StrictModel
+from .base import Identifier, PositiveInt, RelativePath, SafeText, StrictModel
 
 __all__ = [
     "SklearnDigitsSource",

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from .base import DnsLabel, Identifier, KubeQuantity, NonNegativeInt, PositiveInt, StrictModel
+from .base import DnsLabel, KubeQuantity, PositiveInt, StrictModel
 
 __all__ = [
     "Gates",
