@@ -38,6 +38,9 @@ from .write import MANIFEST, read_manifest, with_manifest, write_tree
 
 __all__ = ["SpecWatcher", "WatchPathError"]
 
+# Seconds of idleness between checks for changes whose events were lost.
+RESCAN_SECONDS = 2.0
+
 Echo = Callable[[str], None]
 
 
@@ -137,14 +140,28 @@ class SpecWatcher:
             self.rebuild([(path, False) for path in self._all_candidates()])
             count = sum(1 for w in self.watched.values())
             self.echo(f"watching {self.target} ({count} spec{'s' if count != 1 else ''}); press Ctrl-C to stop")
+            last_scan = time.monotonic()
             while not self._stopping:
                 batch = self._next_batch()
                 if batch:
                     self.rebuild(batch)
+                elif time.monotonic() - last_scan >= RESCAN_SECONDS:
+                    # File-system events can be lost (inotify watches are added to a moved-in folder only
+                    # after it arrives): when idle, compare the watched set with the disk now and then.
+                    last_scan = time.monotonic()
+                    missed = self._missed_changes()
+                    if missed:
+                        self.rebuild(missed)
         finally:
             observer.stop()
             observer.join(timeout=5)
             self._deleter.shutdown(wait=True)
+
+    def _missed_changes(self) -> list[tuple[str, bool]]:
+        """Watched specs that vanished, and (folder mode) specs that appeared, without an event."""
+        gone = [path for path in self.watched if not os.path.exists(path)]
+        new = [path for path in self._all_candidates() if path not in self.watched] if self.folder_mode else []
+        return [(path, False) for path in sorted(set(gone + new))]
 
     def _all_candidates(self) -> list[str]:
         if not self.folder_mode:
@@ -252,6 +269,10 @@ class SpecWatcher:
 
         known = self.watched.get(path)
         text = _read(path)
+        if known is not None and text is not None and not text.strip():
+            # An editor or `>` truncates before it writes: the file is being rewritten, not removed. The
+            # write that follows sends its own event (a spec emptied on purpose stays watched: no output).
+            return
         if text is None or (self.folder_mode and not is_spec_text(text)):
             if known is not None:
                 del self.watched[path]
