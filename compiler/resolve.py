@@ -27,6 +27,7 @@ from tfspec.spec.loader import KeyPath, Position, SourceDocument
 from tfspec.spec.model import DenseLayer
 from tfspec.spec.targets import GpuClusterTarget, TfliteTarget, TfServingTarget
 
+from .quantities import quantity_value
 from .versions import SERVING_IMAGE
 
 __all__ = ["ResolvedSpec", "expand_variables", "apply_environment", "with_defaults"]
@@ -221,7 +222,7 @@ def with_defaults(spec: Spec, document: SourceDocument, environment: str | None 
                 update["serving_version"] = SERVING_IMAGE["version"]
             if target.batching is not None and target.batching.num_batch_threads is None:
                 cpu = target.kubernetes.resources.requests.cpu if target.kubernetes else "1"
-                threads = max(1, int(float(cpu[:-1]) / 1000) if cpu.endswith("m") else int(float(cpu)))
+                threads = max(1, int(quantity_value(cpu)))
                 update["batching"] = target.batching.model_copy(update={"num_batch_threads": threads})
             if target.kubernetes is not None:
                 k8s_update: dict[str, Any] = {}
@@ -263,8 +264,11 @@ def with_defaults(spec: Spec, document: SourceDocument, environment: str | None 
     )
 
 
-def source_shape(spec: Spec) -> tuple[int, ...] | None:
-    """The example shape the data source produces after preprocessing, where it is known without reading data."""
+def source_shape(spec: Spec, reshaped: bool = True) -> tuple[int, ...] | None:
+    """The example shape the data source produces, where it is known without reading data.
+
+    With ``reshaped`` (the default) ``data.preprocessing.reshape`` is applied, as the model sees it.
+    """
     source = spec.data.source
     shape: tuple[int, ...] | None = None
     if isinstance(source, SklearnDigitsSource):
@@ -283,6 +287,6 @@ def source_shape(spec: Spec) -> tuple[int, ...] | None:
             shape = (1,)
     elif isinstance(source, CsvSource) and source.feature_columns:
         shape = (len(source.feature_columns),)
-    if shape is not None and spec.data.preprocessing.reshape:
+    if shape is not None and reshaped and spec.data.preprocessing.reshape:
         return tuple(spec.data.preprocessing.reshape)
     return shape

@@ -6,6 +6,7 @@ collected before one :class:`SpecError` is raised. Rules are listed in ``RULES``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,11 +16,12 @@ from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.model import DenseLayer, FunctionalModel, SequentialModel
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
+from .quantities import quantity_value
 from .resolve import ResolvedSpec, source_shape
 from .teachers import teacher_diagnostics
 from .tf_config import TFJOB_PORT
 
-__all__ = ["RULES", "validate", "collect_diagnostics", "kubernetes_object_names", "quantity_value"]
+__all__ = ["RULES", "validate", "collect_diagnostics", "kubernetes_object_names"]
 
 Rule = Callable[[ResolvedSpec], list[Diagnostic]]
 
@@ -151,18 +153,12 @@ def input_shape_matches_source(r: ResolvedSpec) -> list[Diagnostic]:
 
 def reshape_keeps_size(r: ResolvedSpec) -> list[Diagnostic]:
     reshape = r.spec.data.preprocessing.reshape
-    if not reshape:
+    raw = source_shape(r.spec, reshaped=False) if reshape else None
+    if raw is None or math.prod(raw) == math.prod(reshape):
         return []
-    spec = r.spec.model_copy(update={"data": r.spec.data.model_copy(
-        update={"preprocessing": r.spec.data.preprocessing.model_copy(update={"reshape": None})})})
-    raw = source_shape(spec)
-    if raw is None:
-        return []
-    size = lambda shape: __import__("math").prod(shape)  # noqa: E731
-    if size(raw) != size(reshape):
-        return [r.diagnostic(("data", "preprocessing", "reshape"),
-                             f"cannot reshape {list(raw)} ({size(raw)} values) to {list(reshape)} ({size(reshape)} values)")]
-    return []
+    return [r.diagnostic(("data", "preprocessing", "reshape"),
+                         f"cannot reshape {list(raw)} ({math.prod(raw)} values) to {list(reshape)} "
+                         f"({math.prod(reshape)} values)")]
 
 
 def augmentation_needs_images(r: ResolvedSpec) -> list[Diagnostic]:
@@ -580,16 +576,6 @@ def android_needs_tflite(r: ResolvedSpec) -> list[Diagnostic]:
 
 
 # --- deploy targets (Kubernetes and container values) -----------------------------------------------
-
-_QUANTITY_FACTORS = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-                     "Ki": 2.0 ** 10, "Mi": 2.0 ** 20, "Gi": 2.0 ** 30, "Ti": 2.0 ** 40}
-
-
-def quantity_value(quantity: str) -> float:
-    """A Kubernetes quantity (``500m``, ``2``, ``4Gi``) as a number, for comparisons."""
-    number = quantity.rstrip("kmMGTi")
-    return float(number) * _QUANTITY_FACTORS[quantity[len(number):]]
-
 
 def _kubernetes_targets(r: ResolvedSpec) -> Iterator[tuple[tuple[Any, ...], Any]]:
     """(key path, target section holding resources/tolerations) of every Kubernetes workload."""

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tfspec.compiler.pipeline import CompileResult, compile_spec
-from tfspec.compiler.validate import quantity_value
+from tfspec.compiler.quantities import quantity_value
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits" / "deploy.yaml"
 
