@@ -64,9 +64,11 @@ class StageInputs:
 
 
 def load_stage_inputs(ctx: StepContext) -> StageInputs:
-    """The previous model step's model (uncompiled) and the data step's splits."""
+    """The previous model step's model (uncompiled) and the data step's splits (checked to hold examples)."""
     model_dir = ctx.input_of_kind(*MODEL_STEP_KINDS)
-    return StageInputs(load_model(model_dir, compile=False), load_dataset(ctx.input_of_kind("data")), model_dir)
+    data = load_dataset(ctx.input_of_kind("data"))
+    check_examples(ctx, data)
+    return StageInputs(load_model(model_dir, compile=False), data, model_dir)
 
 
 def clone_with_weights(model: Any) -> Any:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from tfspec.runtime.compression import (
-    check_examples,
     compile_for_fine_tuning,
     load_stage_inputs,
     stage_metrics,
@@ -51,7 +50,6 @@ def run(ctx: StepContext) -> dict[str, Any]:
     fit = params["fit"]
     inputs = load_stage_inputs(ctx)
     data = inputs.data
-    check_examples(ctx, data)
     skip = set(stage.get("skip_layers", []))
     init = getattr(tfmot.clustering.keras.CentroidInitialization, CENTROID_INIT[stage["centroid_init"]])
     clusters = stage["number_of_clusters"]

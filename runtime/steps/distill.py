@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from tfspec.runtime.compression import (
-    check_examples,
     initial_learning_rate,
     load_stage_inputs,
     stage_path,
@@ -266,7 +265,6 @@ def run(ctx: StepContext) -> dict[str, Any]:
     fit = params["fit"]
     inputs = load_stage_inputs(ctx)
     data = inputs.data
-    check_examples(ctx, data)
     teacher = load_teacher(ctx, inputs.model, data.x_train)
     if teacher.model is not None and tuple(teacher.model.input_shape[1:]) != tuple(params["input_shape"]):
         raise StepError(stage_path(ctx, "teacher"), f"the teacher takes inputs of shape "

@@ -19,7 +19,6 @@ import dataclasses
 from typing import Any
 
 from tfspec.runtime.compression import (
-    check_examples,
     compile_for_fine_tuning,
     load_stage_inputs,
     stage_metrics,
@@ -139,7 +138,6 @@ def run(ctx: StepContext) -> dict[str, Any]:
     fit = params["fit"]
     inputs = load_stage_inputs(ctx)
     data = inputs.data
-    check_examples(ctx, data)
     plan = derive_schedule(stage, len(data.x_train), fit["batch_size"], params["index"])
     if plan.frequency and plan.schedule == "polynomial_decay" and (plan.end_step - plan.begin_step) % plan.frequency:
         ctx.log(f"{ctx.step.id}: end_step - begin_step is not a multiple of frequency {plan.frequency}: the last mask "

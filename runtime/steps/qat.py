@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 from tfspec.runtime.compression import (
-    check_examples,
     clone_with_weights,
     compile_for_fine_tuning,
     load_stage_inputs,
@@ -69,7 +68,6 @@ def run(ctx: StepContext) -> dict[str, Any]:
     fit = params["fit"]
     inputs = load_stage_inputs(ctx)
     data = inputs.data
-    check_examples(ctx, data)
     preserve = list(stage.get("preserve", []))
     qk = tfmot.quantization.keras
     try:
