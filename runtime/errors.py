@@ -7,11 +7,14 @@ the executor calls :meth:`StepError.locate` with the spec's source document so t
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from typing import Any
 
 from tfspec.spec.errors import EXIT_ERROR, TfspecError, format_path
 
-__all__ = ["StepError", "DataError", "ModelError", "GateFailure"]
+__all__ = ["StepError", "DataError", "ModelError", "GateFailure", "StepFailed", "reported_as_step_errors"]
 
 KeyPath = tuple[str | int, ...]
 
@@ -60,3 +63,24 @@ class GateFailure(TfspecError):
     """One or more targets missed a quality gate (exit 1, after every step ran)."""
 
     exit_code = 1
+
+
+class StepFailed(TfspecError):
+    """A step raised something that is not a spec problem (its type and message are kept)."""
+
+
+@contextlib.contextmanager
+def reported_as_step_errors(step_id: str, document: Any) -> Iterator[None]:
+    """Run one step's code: spec problems get their file position, anything else becomes a one-line
+    :class:`StepFailed` (``TFSPEC_DEBUG=1`` keeps the original exception and its traceback)."""
+    try:
+        yield
+    except StepError as error:
+        raise error.locate(document) from None
+    except (TfspecError, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        if os.environ.get("TFSPEC_DEBUG"):
+            raise
+        raise StepFailed(f"step {step_id} failed: {type(error).__name__}: {error} "
+                         "(set TFSPEC_DEBUG=1 for a traceback)") from error

@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import importlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -23,11 +22,10 @@ from typing import Any
 from tfspec.compiler.pipeline import CompileResult
 from tfspec.compiler.plan import MODEL_STEP_KINDS, Plan, Step
 from tfspec.compiler.write import MANIFEST, OutputPathError, check_output_path, recover_interrupted_swap, swap_into_place
-from tfspec.spec.errors import TfspecError
 
 from .cache import StepCache, default_cache_dir
 from .context import METRICS_FILE, StepContext
-from .errors import StepError
+from .errors import StepError, StepFailed, reported_as_step_errors
 from .report import REPORT_FILE, build_report
 from .report_html import REPORT_HTML, write_report_html
 
@@ -35,10 +33,6 @@ __all__ = ["RunReport", "StepFailed", "run_plan", "default_dist_dir", "step_modu
 
 CHECKPOINTS_DIR = "checkpoints"
 _STAGE_KEYS = {"prune": "prune", "cluster": "cluster", "qat": "quantization_aware", "distill": "distill"}
-
-
-class StepFailed(TfspecError):
-    """A step raised something that is not a spec problem (its type and message are kept)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,22 +169,13 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
         else:
             log(f"run     {step.id}")
             checkpoint = cache.root / CHECKPOINTS_DIR / step.fingerprint
-            try:
+            with reported_as_step_errors(step.id, result.resolved.document):
                 with cache.writing(step.fingerprint, step.id) as scratch:
                     context = StepContext(step=step, plan=plan, spec_dir=spec_dir, build_dir=dist, out=scratch,
                                           inputs={i: entries[i] for i in step.inputs if i in entries}, quiet=quiet,
                                           log=log, checkpoint_dir=checkpoint, document=result.resolved.document)
                     metrics = modules[step.kind].run(context)
                     context.write_json(METRICS_FILE, metrics)
-            except StepError as error:
-                raise error.locate(result.resolved.document) from None
-            except (TfspecError, KeyboardInterrupt):
-                raise
-            except Exception as error:
-                if os.environ.get("TFSPEC_DEBUG"):
-                    raise
-                raise StepFailed(f"step {step.id} failed: {type(error).__name__}: {error} "
-                                 "(set TFSPEC_DEBUG=1 for a traceback)") from error
             shutil.rmtree(checkpoint, ignore_errors=True)
             with contextlib.suppress(OSError):
                 checkpoint.parent.rmdir()  # only when no other step left a checkpoint

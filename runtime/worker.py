@@ -33,13 +33,12 @@ from typing import Any
 from tfspec.compiler.pipeline import CompileResult
 from tfspec.compiler.plan import Plan, Step
 from tfspec.compiler.tf_config import ENV_TF_CONFIG, tf_config_from_environment
-from tfspec.spec.errors import TfspecError
 
 from .cache import StepCache, default_cache_dir
 from .context import METRICS_FILE, StepContext
 from .distribute import ENV_PEER_TIMEOUT, ENV_STARTUP_TIMEOUT, PeerTimeouts, distribution_params, is_chief
-from .errors import StepError
-from .executor import CHECKPOINTS_DIR, StepFailed, _write_dist, default_dist_dir, step_module
+from .errors import StepError, reported_as_step_errors
+from .executor import CHECKPOINTS_DIR, _write_dist, default_dist_dir, step_module
 
 __all__ = ["WorkerResult", "run_worker", "training_steps", "WORKER_FILE", "DIST_FILES"]
 
@@ -86,20 +85,11 @@ def training_steps(plan: Plan) -> list[Step]:
 
 def _run_step(step: Step, plan: Plan, cache: StepCache, context: dict[str, Any], document: Any) -> dict[str, Any]:
     module = step_module(step, plan)
-    try:
+    with reported_as_step_errors(step.id, document):
         with cache.writing(step.fingerprint, step.id) as scratch:
             ctx = StepContext(step=step, plan=plan, out=scratch, document=document, **context)
             metrics = module.run(ctx)
             ctx.write_json(METRICS_FILE, metrics)
-    except StepError as error:
-        raise error.locate(document) from None
-    except (TfspecError, KeyboardInterrupt):
-        raise
-    except Exception as error:
-        if os.environ.get("TFSPEC_DEBUG"):
-            raise
-        raise StepFailed(f"step {step.id} failed: {type(error).__name__}: {error} "
-                         "(set TFSPEC_DEBUG=1 for a traceback)") from error
     return metrics
 
 
