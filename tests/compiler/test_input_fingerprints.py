@@ -399,3 +399,18 @@ def test_every_path_field_of_the_spec_is_an_input(tmp_path: Path) -> None:
     (tmp_path / "teacher.yaml").write_text("")
     result = pipeline.resolve_document(load_yaml(write_spec(tmp_path, spec_text(CSV, model=SAVED_MODEL, extra=STUDENT))))
     assert [s.name for s in input_sources(result)] == ["data.source.path", "model.path", "compression[0].teacher.path"]
+
+
+def test_folder_build_recompiles_a_spec_whose_data_changed(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "d.npz").write_bytes(b"archive 1")
+    write_spec(specs, spec_text("{kind: npz, path: d.npz}"))
+    out = tmp_path / "build"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["build", str(specs), "--out", str(out), "-j", "1"]).exit_code == 0
+    (specs / "d.npz").write_bytes(b"archive 2")
+    assert runner.invoke(cli, ["build", str(specs), "--out", str(out), "-j", "1"]).exit_code == 0
+    plan = json.loads((out / "t" / "plan.json").read_text())
+    [data] = [s for s in plan["steps"] if s["id"] == "data"]
+    assert data["params"]["input_digests"] == {"data.source.path": hashlib.sha256(b"archive 2").hexdigest()}
