@@ -384,13 +384,13 @@ def test_every_path_field_of_the_spec_is_an_input(tmp_path: Path) -> None:
     from tfspec.spec import compression, data, model
     from tfspec.spec.base import RelativePath
 
-    pattern = RelativePath.__metadata__[0].pattern
+    marks = RelativePath.__metadata__  # what pydantic copies into a RelativePath field's metadata
     found = set()
     for module in (data, model, compression):
         for name in module.__all__:
             cls = getattr(module, name)
             for field_name, field in getattr(cls, "model_fields", {}).items():
-                if any(getattr(m, "pattern", None) == pattern for m in field.metadata):
+                if any(any(m is mark for mark in marks) for m in field.metadata):
                     found.add(f"{name}.{field_name}")
     assert found == {"NpzSource.path", "CsvSource.path", "TfrecordSource.path", "ImageFolderSource.path",
                      "SavedModelModel.path", "SavedModelTeacher.path", "SpecTeacher.path"}
