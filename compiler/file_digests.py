@@ -62,7 +62,7 @@ class MemoStats:
     reused: int = 0
 
 
-def _file_sha256(path: Path) -> str:
+def _file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
@@ -103,6 +103,10 @@ class StatMemo:
 
         None when ``path`` is not a regular file (a folder, a broken link, gone).
         """
+        return self._sha256(os.fspath(path), self._key(path))
+
+    def _sha256(self, path: str, key: str) -> str | None:
+        # plain strings, not pathlib: this runs once per file of a data set (pathlib tripled the cost)
         try:
             info = os.stat(path)
         except OSError:
@@ -110,7 +114,6 @@ class StatMemo:
         if not stat.S_ISREG(info.st_mode):
             return None
         self.stats.files += 1
-        key = self._key(path)
         signature = [info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns]
         entry = self._entries.get(key)
         if entry is not None and entry[:4] == signature and not entry[5]:
@@ -132,14 +135,26 @@ class StatMemo:
     def tree(self, root: Path) -> list[tuple[str, str]]:
         """``(path relative to root, sha256)`` of every file below ``root`` (symlinked files followed,
         symlinked folders not; ``.tfspec`` folders skipped: they hold caches, not inputs)."""
+        prefix = self._key(root)
+        prefix = "" if prefix == "." else prefix + "/"
         out = []
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if d != MEMO_DIR)
-            for name in sorted(files):
-                path = Path(folder) / name
-                sha = self.file_sha256(path)
+        pending = [(os.fspath(root), "")]
+        while pending:
+            folder, relative = pending.pop()
+            try:
+                with os.scandir(folder) as scan:
+                    entries = sorted(scan, key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                name = relative + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != MEMO_DIR:
+                        pending.append((entry.path, name + "/"))
+                    continue
+                sha = self._sha256(entry.path, prefix + name)
                 if sha is not None:
-                    out.append((path.relative_to(root).as_posix(), sha))
+                    out.append((name, sha))
         return out
 
     def matches(self, pattern: str) -> list[tuple[str, str]]:
