@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .write import process_alive
+
 __all__ = ["MEMO_DIR", "MEMO_FILE", "MemoStats", "StatMemo", "memo_path", "digest_listing"]
 
 MEMO_DIR = ".tfspec"
@@ -173,9 +175,10 @@ class StatMemo:
             return
         now = time.time_ns()
         second = now - now % _SECOND_NS
+        base = os.fspath(self.spec_dir)
         entries = {}
         for key, entry in self._entries.items():
-            if not os.path.lexists(self.spec_dir / key):
+            if not os.path.lexists(os.path.join(base, key)):
                 continue
             # racy: changed within the second this memo is written (or later); re-hash it next time
             entries[key] = [*entry[:5], max(entry[1], entry[3]) >= second]
@@ -185,7 +188,8 @@ class StatMemo:
                           sort_keys=True)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, scratch = tempfile.mkstemp(prefix=f".{MEMO_FILE}.", suffix=".tmp", dir=self.path.parent)
+            self._remove_orphaned_scratch()
+            fd, scratch = tempfile.mkstemp(prefix=f".{MEMO_FILE}.{os.getpid()}.", suffix=".tmp", dir=self.path.parent)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
                     handle.write(text)
@@ -196,3 +200,10 @@ class StatMemo:
         except OSError:
             return  # a read-only checkout: the memo is only a cache
         self._dirty = False
+
+    def _remove_orphaned_scratch(self) -> None:
+        """Delete scratch files of writers that were killed (``.input-digests.json.<pid>.<random>.tmp``)."""
+        for scratch in self.path.parent.glob(f".{MEMO_FILE}.*.tmp"):
+            pid = scratch.name[len(MEMO_FILE) + 2:].split(".", 1)[0]
+            if pid.isdigit() and not process_alive(int(pid)):
+                scratch.unlink(missing_ok=True)

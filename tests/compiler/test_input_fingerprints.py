@@ -414,3 +414,13 @@ def test_folder_build_recompiles_a_spec_whose_data_changed(tmp_path: Path) -> No
     plan = json.loads((out / "t" / "plan.json").read_text())
     [data] = [s for s in plan["steps"] if s["id"] == "data"]
     assert data["params"]["input_digests"] == {"data.source.path": hashlib.sha256(b"archive 2").hexdigest()}
+
+
+def test_scratch_file_of_a_killed_memo_writer_is_removed(tmp_path: Path) -> None:
+    (tmp_path / "d.npz").write_bytes(b"archive")
+    path = write_spec(tmp_path, spec_text("{kind: npz, path: d.npz}"))
+    memo_path(tmp_path).parent.mkdir()
+    orphan = memo_path(tmp_path).parent / f".{memo_path(tmp_path).name}.999999999.abc.tmp"  # no such pid
+    orphan.write_text('{"version": 1, "ent')
+    compiled(path)
+    assert sorted(p.name for p in memo_path(tmp_path).parent.iterdir()) == [memo_path(tmp_path).name]
