@@ -51,7 +51,7 @@ def digest_listing(entries: Iterable[tuple[str, str]]) -> str:
     """
     digest = hashlib.sha256()
     for name, sha in sorted(entries):
-        digest.update(name.encode("utf-8") + b"\0" + sha.encode("ascii") + b"\n")
+        digest.update(os.fsencode(name) + b"\0" + sha.encode("ascii") + b"\n")  # a name's bytes, even non-UTF-8
     return digest.hexdigest()
 
 

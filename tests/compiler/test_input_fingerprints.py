@@ -106,7 +106,9 @@ def rewrite_keeping_stat(path: Path, data: bytes) -> None:
 def test_csv_rewritten_in_place_with_the_same_size_and_mtime_is_detected(tmp_path: Path) -> None:
     (tmp_path / "train.csv").write_bytes(b"a,b,label\n1,2,0\n3,4,1\n5,6,2\n")
     path = write_spec(tmp_path, spec_text("{kind: csv, path: train.csv, label_column: label}"))
-    fingerprints(path)  # the memo now knows the file's stat
+    _wait_for_next_second()
+    fingerprints(path)  # the memo now knows the file's stat, and trusts it (not racy)
+    assert json.loads(memo_path(tmp_path).read_text())["entries"]["train.csv"][5] is False
     assert_change_reruns(path, lambda: rewrite_keeping_stat(tmp_path / "train.csv", b"a,b,label\n1,2,0\n3,9,1\n5,6,2\n"),
                          ALL)
 
@@ -425,3 +427,11 @@ def test_scratch_file_of_a_killed_memo_writer_is_removed(tmp_path: Path) -> None
     orphan.write_text('{"version": 1, "ent')
     compiled(path)
     assert sorted(p.name for p in memo_path(tmp_path).parent.iterdir()) == [memo_path(tmp_path).name]
+
+
+def test_file_name_that_is_not_utf8_is_digested(tmp_path: Path) -> None:
+    _images(tmp_path / "images")
+    path = write_spec(tmp_path, spec_text(IMAGES, shape="[4, 4, 1]", layers=FLAT))
+    odd = os.path.join(os.fsencode(tmp_path / "images" / "cat"), b"caf\xe9.png")  # Latin-1, as old cameras write
+    assert_change_reruns(path, lambda: Path(os.fsdecode(odd)).write_bytes(b"new cat"), ALL)
+    json.loads(memo_path(tmp_path).read_text())  # the memo stays valid JSON
