@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .write import process_alive
 
-__all__ = ["MEMO_DIR", "MEMO_FILE", "MemoStats", "StatMemo", "memo_path", "digest_listing"]
+__all__ = ["MEMO_DIR", "MEMO_FILE", "MemoStats", "StatMemo", "UnreadableFile", "memo_path", "digest_listing"]
 
 MEMO_DIR = ".tfspec"
 MEMO_FILE = "input-digests.json"
@@ -53,6 +53,14 @@ def digest_listing(entries: Iterable[tuple[str, str]]) -> str:
     for name, sha in sorted(entries):
         digest.update(os.fsencode(name) + b"\0" + sha.encode("ascii") + b"\n")  # a name's bytes, even non-UTF-8
     return digest.hexdigest()
+
+
+class UnreadableFile(Exception):
+    """A file that stat says is there but that cannot be read (permissions, I/O error)."""
+
+    def __init__(self, key: str, error: OSError) -> None:
+        super().__init__(f"cannot read {key}: {error.strerror or error}")
+        self.key = key
 
 
 @dataclasses.dataclass
@@ -121,7 +129,10 @@ class StatMemo:
         if entry is not None and entry[:4] == signature and not entry[5]:
             self.stats.reused += 1
             return entry[4]
-        sha = _file_sha256(path)
+        try:
+            sha = _file_sha256(path)
+        except OSError as error:
+            raise UnreadableFile(key, error) from None
         self.stats.hashed += 1
         self._entries[key] = [*signature, sha, True]  # racy until the memo is written after this second
         self._dirty = True
@@ -130,7 +141,11 @@ class StatMemo:
     def imports(self, path: Path, sha: str, parse: Callable[[bytes], list[str]]) -> list[str]:
         """``parse(bytes of path)``, memoised by content (a Python module's imported names)."""
         if sha not in self._imports:
-            self._imports[sha] = parse(path.read_bytes())
+            try:
+                source = path.read_bytes()
+            except OSError as error:
+                raise UnreadableFile(self._key(path), error) from None
+            self._imports[sha] = parse(source)
             self._dirty = True
         return self._imports[sha]
 

@@ -37,7 +37,7 @@ from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import BuilderModel, SavedModelModel
 
-from .file_digests import MEMO_DIR, MemoStats, StatMemo, digest_listing
+from .file_digests import MEMO_DIR, MemoStats, StatMemo, UnreadableFile, digest_listing
 from .plan import Plan, Step, model_step_id
 from .resolve import ResolvedSpec
 
@@ -142,57 +142,68 @@ def _compiling(path: Path) -> Iterator[bool]:
 
 def gather_inputs(resolved: ResolvedSpec, compile_teacher: CompileTeacher) -> InputDigests:
     """Digest every input of :func:`input_sources`; raise one :class:`SpecError` for all missing ones."""
-    spec_file = Path(resolved.file)
-    spec_dir = spec_file.parent
-    memo = StatMemo(spec_dir)
+    memo = StatMemo(Path(resolved.file).parent)
+    compiled: dict[Path, _Compiled] = {}
+
+    def compile_once(path: Path) -> _Compiled:  # one compile per teacher spec, however many stages use it
+        if path not in compiled:
+            compiled[path] = compile_teacher(path)
+        return compiled[path]
+
     content: dict[str, str] = {}
     teachers: dict[int, TeacherModel] = {}
     problems: list[Diagnostic] = []
-    compiled: dict[Path, _Compiled] = {}  # one compile per teacher spec, however many stages use it
     for source in input_sources(resolved):
-        where = spec_dir / source.value
-        if source.how == _SPEC:
-            with _compiling(spec_file), _compiling(where) as fresh:
-                if not fresh:
-                    problems.append(resolved.diagnostic(
-                        source.key, f"teacher specs form a cycle through {source.value!r}",
-                        "a teacher spec must not (indirectly) distill from this spec"))
-                    continue
-                if where not in compiled:
-                    compiled[where] = compile_teacher(where)
-            result = compiled[where]
-            if not result.ok:
-                first = result.diagnostics[0]
-                problems.append(resolved.diagnostic(
-                    source.key, f"the teacher spec has {len(result.diagnostics)} error(s), first: {first.format()}",
-                    f"fix it: tfspec validate {source.value}"))
-                continue
-            step = _final_model_step(result.plan)
-            teachers[source.key[1]] = TeacherModel(step.id, step.fingerprint)
-            continue
-        if source.how == _MODULE:
-            files = _module_files(memo, spec_dir, source.value)
-            if files:
-                content[source.name] = digest_listing(files)
-            continue
-        if source.how == _GLOB:
-            files = memo.matches(source.value)
-            if not files:
-                problems.append(resolved.diagnostic(source.key, f"no file matches {source.value} (looked in {spec_dir})",
-                                                    "paths and globs are relative to the spec file"))
-                continue
-            content[source.name] = digest_listing(files)
-            continue
-        digest = _path_digest(memo, where)
-        if digest is None:
-            problems.append(resolved.diagnostic(source.key, f"{source.value} does not exist (looked in {spec_dir})",
-                                                "paths are relative to the spec file"))
-            continue
-        content[source.name] = digest
+        try:
+            found = _gather_one(source, resolved, memo, compile_once)
+        except UnreadableFile as error:
+            found = resolved.diagnostic(source.key, str(error), "make it readable, or remove it")
+        if isinstance(found, Diagnostic):
+            problems.append(found)
+        elif isinstance(found, TeacherModel):
+            teachers[int(source.key[1])] = found
+        elif found is not None:
+            content[source.name] = found
     memo.save()
     if problems:
         raise SpecError(problems)
     return InputDigests(content, teachers, memo.stats)
+
+
+def _gather_one(source: InputSource, resolved: ResolvedSpec, memo: StatMemo,
+                compile_once: CompileTeacher) -> str | TeacherModel | Diagnostic | None:
+    """One input's sha256 (None for a builder module that is not beside the spec), a teacher spec's
+    model step, or the problem that stops it."""
+    spec_file = Path(resolved.file)
+    spec_dir = spec_file.parent
+    where = spec_dir / source.value
+    if source.how == _SPEC:
+        with _compiling(spec_file), _compiling(where) as fresh:
+            if not fresh:
+                return resolved.diagnostic(source.key, f"teacher specs form a cycle through {source.value!r}",
+                                           "a teacher spec must not (indirectly) distill from this spec")
+            result = compile_once(where)
+        if not result.ok:
+            first = result.diagnostics[0]
+            return resolved.diagnostic(
+                source.key, f"the teacher spec has {len(result.diagnostics)} error(s), first: {first.format()}",
+                f"fix it: tfspec validate {source.value}")
+        step = _final_model_step(result.plan)
+        return TeacherModel(step.id, step.fingerprint)
+    if source.how == _MODULE:
+        files = _module_files(memo, spec_dir, source.value)
+        return digest_listing(files) if files else None
+    if source.how == _GLOB:
+        files = memo.matches(source.value)
+        if not files:
+            return resolved.diagnostic(source.key, f"no file matches {source.value} (looked in {spec_dir})",
+                                       "paths and globs are relative to the spec file")
+        return digest_listing(files)
+    digest = _path_digest(memo, where)
+    if digest is None:
+        return resolved.diagnostic(source.key, f"{source.value} does not exist (looked in {spec_dir})",
+                                   "paths are relative to the spec file")
+    return digest
 
 
 def _final_model_step(plan: Plan) -> Step:

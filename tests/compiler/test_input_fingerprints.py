@@ -435,3 +435,16 @@ def test_file_name_that_is_not_utf8_is_digested(tmp_path: Path) -> None:
     odd = os.path.join(os.fsencode(tmp_path / "images" / "cat"), b"caf\xe9.png")  # Latin-1, as old cameras write
     assert_change_reruns(path, lambda: Path(os.fsdecode(odd)).write_bytes(b"new cat"), ALL)
     json.loads(memo_path(tmp_path).read_text())  # the memo stays valid JSON
+
+
+def test_unreadable_file_in_a_data_folder_is_one_line_exit_2(tmp_path: Path) -> None:
+    _images(tmp_path / "images")
+    # stat calls it a regular file, reading it fails (EIO), even as root: what a permission error looks like
+    os.symlink("/proc/self/mem", tmp_path / "images" / "dog" / "broken.png")
+    text = spec_text(IMAGES, shape="[4, 4, 1]", layers=FLAT)
+    path = write_spec(tmp_path, text)
+    result = CliRunner().invoke(cli, ["plan", str(path)], catch_exceptions=False)
+    assert result.exit_code == 2
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "image_folder" in row)
+    assert result.stderr == (f"{path}:{line}:32: data.source.path: cannot read images/dog/broken.png: Input/output error "
+                             "(hint: make it readable, or remove it)\n1 problem found\n")
