@@ -29,7 +29,7 @@ import contextvars
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from tfspec.spec.compression import DistillStage
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, TfrecordSource
@@ -44,7 +44,11 @@ from .resolve import ResolvedSpec
 __all__ = ["InputSource", "InputDigests", "TeacherModel", "input_sources", "gather_inputs", "CompileTeacher"]
 
 # How an input is read: one path (a file or a folder), a glob, a builder module name, another spec.
-_PATH, _GLOB, _MODULE, _SPEC = "path", "glob", "module", "spec"
+ReadAs = Literal["path", "glob", "module", "spec"]
+_PATH: ReadAs = "path"
+_GLOB: ReadAs = "glob"
+_MODULE: ReadAs = "module"
+_SPEC: ReadAs = "spec"
 
 _COMPILING: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("tfspec_teacher_specs", default=())
 
@@ -54,7 +58,7 @@ class InputSource:
     """One external input of a spec: its key path, how it is read and the spec's value."""
 
     key: KeyPath
-    how: str
+    how: ReadAs
     value: str
 
     @property
