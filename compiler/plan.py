@@ -3,6 +3,11 @@
 A step's fingerprint is the sha256 of its kind, its canonical parameters, the fingerprints of the
 steps it depends on and the pinned tool versions: changing a tflite target's quantization changes only
 that target's steps; changing training changes training and everything downstream.
+
+External inputs count by content: the ``inputs`` stage digests the data files, a SavedModel or builder
+module and distillation teachers, and those digests are parameters of the steps that read them
+(``data``, ``train``, ``distill``), so editing a file re-runs exactly those steps and what follows them.
+This module does no I/O.
 """
 
 from __future__ import annotations
@@ -10,14 +15,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tfspec.spec.data import TfrecordSource
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from .resolve import ResolvedSpec
-from .teachers import teacher_identity
 from .versions import PLAN_SCHEMA_VERSION, RUNTIME_VERSIONS, TFSPEC_VERSION
+
+if TYPE_CHECKING:  # inputs.py imports this module
+    from .inputs import InputDigests
 
 __all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "build_plan", "canonical_json", "fingerprint", "model_step_id"]
 
@@ -134,13 +141,29 @@ def model_step_id(plan: Plan) -> str:
     return [s.id for s in plan.steps if s.kind in MODEL_STEP_KINDS][-1]
 
 
-def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]] | None = None) -> Plan:
-    """Turn a validated spec into the step DAG.
+def _teacher_identity(digests: InputDigests | None, index: int, stage: Any) -> dict[str, Any] | None:
+    """What identifies an external teacher's model (see ``teachers.py``); None for ``self``."""
+    teacher = stage.teacher
+    if teacher is None or teacher.kind == "self" or digests is None:
+        return None
+    if teacher.kind == "saved_model":
+        sha = digests.content.get(f"compression[{index}].teacher.path")
+        return {"sha256": sha} if sha else None
+    model = digests.teachers.get(index)
+    return {"model_step": model.model_step, "fingerprint": model.fingerprint} if model else None
+
+
+def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]] | None = None,
+               digests: InputDigests | None = None) -> Plan:
+    """Turn a validated spec and its gathered inputs into the step DAG.
 
     ``rendered_files`` maps target name → {path: sha256} of the files render wrote for it, so a render
     step's fingerprint changes exactly when its files do. Render steps are carried out by ``tfspec build``;
     ``tfspec run`` lays the rendered files under the bundled binaries when it assembles the dist folder,
     so no runtime step depends on them (a changed header never re-runs a bundle).
+
+    ``digests`` are the content digests of the files the steps read (``inputs.gather_inputs``); without
+    them (a plan of a spec whose inputs were not gathered) no step carries input digests.
     """
     spec = resolved.spec
     b = _PlanBuilder()
@@ -159,6 +182,9 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     if isinstance(spec.data.source, TfrecordSource):
         # canonical JSON sorts mapping keys; the input is the features' concatenation in spec order
         data_params["feature_order"] = list(spec.data.source.features)
+    data_inputs = digests.under("data.") if digests is not None else {}
+    if data_inputs:  # only with external data, so plans of built-in sources keep their fingerprints
+        data_params["input_digests"] = data_inputs
     data = b.add("data", "data", data_params, [], ["dataset.npz", "data_info.json"])
     fit = {
         "optimizer": _dump(training.optimizer),
@@ -170,14 +196,18 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         "distribution": _dump(training.distribution),
     }
     model_outputs = ["model.keras", "history.json", "metrics.json"]
-    last = b.add("train", "train", {
+    train_params: dict[str, Any] = {
         "model": _dump(spec.model),
         "training": _dump(training),
         "fit": fit,
         "input_name": resolved.input_name,
         "output_name": resolved.output_name,
         "num_classes": resolved.num_classes,
-    }, [data], model_outputs)
+    }
+    model_inputs = digests.under("model.") if digests is not None else {}
+    if model_inputs:  # a SavedModel folder or a builder's modules
+        train_params["input_digests"] = model_inputs
+    last = b.add("train", "train", train_params, [data], model_outputs)
     train_step = last
     for index, stage in enumerate(spec.compression):
         kind = _STAGE_STEP_KIND[stage.kind]
@@ -187,7 +217,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         stage_params: dict[str, Any] = {}
         if kind == "distill":
             # An external teacher is not a step of this plan: its identity keeps the fingerprint honest.
-            stage_params["teacher_identity"] = teacher_identity(resolved, stage)
+            stage_params["teacher_identity"] = _teacher_identity(digests, index, stage)
         last = b.add(f"compress.{index}.{stage.kind}", kind, {
             **stage_params,
             "index": index,

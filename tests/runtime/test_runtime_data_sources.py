@@ -167,8 +167,13 @@ def _error(tmp_path: Path, text: str) -> DataError:
 
 
 def test_missing_file_names_the_source_path_key(tmp_path: Path) -> None:
-    error = _error(tmp_path, spec("{kind: npz, path: nowhere.npz}", "[4]", "  num_classes: 3\n"))
-    assert error.path == ("data", "source", "path") and "nowhere.npz does not exist" in error.message
+    # compiling already reports a missing file; this one goes away between compile and run
+    (tmp_path / "gone.npz").write_bytes(b"soon deleted")
+    result = compile_text(tmp_path, spec("{kind: npz, path: gone.npz}", "[4]", "  num_classes: 3\n"))
+    (tmp_path / "gone.npz").unlink()
+    with pytest.raises(DataError) as caught:
+        data_step.run(step_context(result, "data", tmp_path / "out"))
+    assert caught.value.path == ("data", "source", "path") and "gone.npz does not exist" in caught.value.message
 
 
 def test_wrong_csv_column_names_the_label_column_key(tmp_path: Path) -> None:
