@@ -14,6 +14,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import pydantic
 from pydantic import BaseModel
 
+from tfspec.spec.base import SAFE_TEXT_PATTERN
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import KeyPath, SourceDocument
@@ -242,7 +243,7 @@ _PATTERN_HINTS = {
     r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$":
         "use a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters",
     r"^[A-Za-z][A-Za-z0-9_]{0,63}$": "use letters, digits and '_', starting with a letter",
-    r"^[^\x00-\x1f\x7f{}$`\\]{0,200}$":
+    SAFE_TEXT_PATTERN:
         "one line of at most 200 characters, without control characters, '{', '}', '$', '`' or '\\'",
     r"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.*?\-/\[\]]{1,255}$":
         "use a relative path inside the project, without '..' or special characters",

@@ -11,6 +11,7 @@ __all__ = [
     "DnsLabel",
     "Identifier",
     "SafeText",
+    "SAFE_TEXT_PATTERN",
     "RelativePath",
     "KubeQuantity",
     "Probability",
@@ -42,8 +43,11 @@ DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[
 # Layer, input and output names: they end up in SavedModel signatures and generated clients.
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
 
-# Free text that is written into generated files: one line, no control characters, no template syntax.
-SafeText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f{}$`\\]{0,200}$")]
+# Free text that is written into generated files: one line, no template syntax, no control characters,
+# which includes C1 controls, Unicode line/paragraph separators (line breaks to YAML and JavaScript) and
+# the bidirectional overrides that make text read differently from what it is.
+SAFE_TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069{}$`\\]{0,200}$"
+SafeText = Annotated[str, StringConstraints(pattern=SAFE_TEXT_PATTERN)]
 
 # A path inside the project: relative, no '..', no shell or template metacharacters.
 RelativePath = Annotated[
