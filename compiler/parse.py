@@ -7,6 +7,7 @@ keys get a "did you mean" hint computed from the fields the model at that locati
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
@@ -17,7 +18,7 @@ from pydantic import BaseModel
 from tfspec.spec.base import SAFE_TEXT_PATTERN
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
-from tfspec.spec.loader import KeyPath, SourceDocument
+from tfspec.spec.loader import KeyPath, SourceDocument, cap
 
 __all__ = ["parse_spec", "parse_model", "diagnostics_from_validation_error"]
 
@@ -184,15 +185,15 @@ def _describe(item: dict[str, Any], path: KeyPath, owner: Any) -> tuple[str, str
         allowed = _allowed_keys(owner)
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         if close:
-            return f"unknown key {key!r}", f"did you mean {close[0]!r}?"
-        return f"unknown key {key!r}", ("allowed keys: " + ", ".join(allowed)) if allowed else None
+            return f"unknown key {_shown(key)}", f"did you mean {close[0]!r}?"
+        return f"unknown key {_shown(key)}", ("allowed keys: " + ", ".join(allowed)) if allowed else None
     if kind == "missing":
         return "required key is missing", None
     if kind in ("union_tag_invalid", "literal_error"):
         expected = ctx.get("expected_tags") or ctx.get("expected")
         got = ctx.get("tag", item.get("input"))
         discriminator = str(ctx.get("discriminator", "kind")).strip("'")
-        message = f"invalid value {got!r}" if kind == "literal_error" else f"unknown {discriminator} {got!r}"
+        message = f"invalid value {_shown(got)}" if kind == "literal_error" else f"unknown {discriminator} {_shown(got)}"
         hint = f"expected one of {expected}" if expected else None
         if isinstance(got, str) and expected:
             options = [o.strip().strip("'\"") for o in str(expected).replace(" or ", ",").split(",")]
@@ -203,14 +204,25 @@ def _describe(item: dict[str, Any], path: KeyPath, owner: Any) -> tuple[str, str
     if kind == "union_tag_not_found":
         return f"missing the {ctx.get('discriminator', 'kind').strip(chr(39))} key that selects the variant", None
     if kind == "string_pattern_mismatch":
-        return f"invalid value {item.get('input')!r}", _PATTERN_HINTS.get(str(ctx.get("pattern")))
+        return f"invalid value {_shown(item.get('input'))}", _PATTERN_HINTS.get(str(ctx.get("pattern")))
     if kind == "value_error":
-        return str(ctx.get("error", item["msg"])), None
+        return cap(str(ctx.get("error", item["msg"])), 300), None
     template = _MESSAGES.get(kind)
     message = template.format(**ctx) if template else item["msg"]
     if "input" in item and not isinstance(item["input"], (dict, list)):
-        message += f" (got {item['input']!r})"
+        message += f" (got {_shown(item['input'])})"
+    if kind in ("int_type", "float_type") and _looks_numeric(item.get("input")):
+        return message, "write a plain decimal number: no quotes, no yes/on/true, no 0x, '_' or ':'"
     return message, None
+
+
+# What YAML 1.1 (and so many a YAML tool) reads as a number or boolean, but a spec does not.
+_NUMBER_LOOKALIKE = re.compile(r"[-+]?(\.?[0-9][0-9a-fA-FxXoObB_:.eE+-]*|\.?(inf|nan))|yes|no|on|off|y|n",
+                               re.IGNORECASE)
+
+
+def _looks_numeric(value: Any) -> bool:
+    return isinstance(value, bool) or isinstance(value, str) and _NUMBER_LOOKALIKE.fullmatch(value.strip()) is not None
 
 
 _MESSAGES = {
@@ -256,6 +268,11 @@ _PATTERN_HINTS = {
     r"^[a-z][a-z0-9_-]{0,31}$": "lower-case letters, digits, '_' and '-', starting with a letter",
     r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.tflite$": "a plain file name ending in .tflite",
 }
+
+
+def _shown(value: Any) -> str:
+    """A user's value as echoed in a message: its repr, cut (a 5 MB description is not repeated)."""
+    return cap(repr(value))
 
 
 def _kind_of(value: Any) -> str:

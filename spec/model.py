@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from .base import Identifier, PositiveInt, Probability, RelativePath, StrictModel
+from .base import MAX_INT, FiniteFloat, Identifier, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, RelativePath, StrictInt, StrictModel
 
 __all__ = [
     "Regularizer",
@@ -57,9 +57,9 @@ Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_norma
 class Regularizer(StrictModel):
     """Weight penalty added to the loss (``tf.keras.regularizers.L1L2``)."""
 
-    l1: Annotated[float, Field(ge=0.0)] = 0.0
+    l1: NonNegativeFloat = 0.0
     """L1 factor."""
-    l2: Annotated[float, Field(ge=0.0)] = 0.0
+    l2: NonNegativeFloat = 0.0
     """L2 factor."""
 
 
@@ -234,7 +234,7 @@ class DropoutLayer(_LayerBase):
 
     type: Literal["dropout"]
     """Layer type."""
-    rate: Annotated[float, Field(ge=0.0, lt=1.0)]
+    rate: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)]
     """Fraction of units dropped."""
 
 
@@ -245,7 +245,7 @@ class BatchNormLayer(_LayerBase):
     """Layer type."""
     momentum: Probability = 0.99
     """Moving-average momentum."""
-    epsilon: Annotated[float, Field(gt=0.0)] = 1e-3
+    epsilon: PositiveFloat = 1e-3
     """Variance epsilon."""
 
 
@@ -254,7 +254,7 @@ class LayerNormLayer(_LayerBase):
 
     type: Literal["layer_norm"]
     """Layer type."""
-    epsilon: Annotated[float, Field(gt=0.0)] = 1e-3
+    epsilon: PositiveFloat = 1e-3
     """Variance epsilon."""
 
 
@@ -278,7 +278,7 @@ class LstmLayer(_WeightedLayer):
     """Hidden units."""
     return_sequences: bool = False
     """Return the whole sequence rather than the last output."""
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    dropout: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Input dropout."""
 
 
@@ -291,7 +291,7 @@ class GruLayer(_WeightedLayer):
     """Hidden units."""
     return_sequences: bool = False
     """Return the whole sequence rather than the last output."""
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    dropout: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Input dropout."""
 
 
@@ -300,7 +300,7 @@ class ReshapeLayer(_LayerBase):
 
     type: Literal["reshape"]
     """Layer type."""
-    target_shape: Annotated[list[Annotated[int, Field(ge=-1)]], Field(min_length=1)]
+    target_shape: Annotated[list[Annotated[StrictInt, Field(ge=-1, le=MAX_INT)]], Field(min_length=1)]
     """New shape; one entry may be -1."""
 
 
@@ -325,7 +325,7 @@ class ConcatenateLayer(_LayerBase):
 
     type: Literal["concatenate"]
     """Layer type."""
-    axis: int = -1
+    axis: Annotated[StrictInt, Field(ge=-8, le=8)] = -1
     """Concatenation axis."""
 
 

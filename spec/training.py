@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import NonNegativeInt, PositiveInt, Probability, StrictModel
+from .base import FiniteFloat, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Seed, StrictInt, StrictModel
 
 __all__ = [
     "ExponentialDecay",
@@ -27,7 +27,6 @@ __all__ = [
     "Training",
 ]
 
-PositiveFloat = Annotated[float, Field(gt=0.0)]
 
 
 class ExponentialDecay(StrictModel):
@@ -39,7 +38,7 @@ class ExponentialDecay(StrictModel):
     """Learning rate at step 0."""
     decay_steps: PositiveInt
     """Steps per decay period."""
-    decay_rate: Annotated[float, Field(gt=0.0, le=1.0)]
+    decay_rate: Annotated[FiniteFloat, Field(gt=0.0, le=1.0)]
     """Factor applied every ``decay_steps``."""
     staircase: bool = False
     """Decay in discrete steps."""
@@ -89,11 +88,11 @@ class ReduceOnPlateau(StrictModel):
     """Schedule kind."""
     initial: PositiveFloat
     """Starting learning rate."""
-    factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    factor: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.5
     """Reduction factor."""
-    patience: PositiveInt = 3
+    patience: Annotated[StrictInt, Field(ge=1, le=100_000)] = 3
     """Epochs without improvement before reducing."""
-    min_learning_rate: Annotated[float, Field(ge=0.0)] = 1e-6
+    min_learning_rate: NonNegativeFloat = 1e-6
     """Lower bound."""
     monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
     """Metric watched."""
@@ -120,7 +119,7 @@ class Sgd(_OptimizerBase):
 
     kind: Literal["sgd"]
     """Optimizer kind."""
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    momentum: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Momentum factor (0 disables momentum)."""
     nesterov: bool = False
     """Use Nesterov momentum."""
@@ -131,9 +130,9 @@ class Adam(_OptimizerBase):
 
     kind: Literal["adam"]
     """Optimizer kind."""
-    beta_1: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    beta_1: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.9
     """First-moment decay."""
-    beta_2: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.999
+    beta_2: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.999
     """Second-moment decay."""
     epsilon: PositiveFloat = 1e-7
     """Numerical epsilon."""
@@ -146,11 +145,11 @@ class AdamW(_OptimizerBase):
 
     kind: Literal["adamw"]
     """Optimizer kind."""
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.004
+    weight_decay: NonNegativeFloat = 0.004
     """Decoupled weight decay."""
-    beta_1: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    beta_1: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.9
     """First-moment decay."""
-    beta_2: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.999
+    beta_2: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.999
     """Second-moment decay."""
     epsilon: PositiveFloat = 1e-7
     """Numerical epsilon."""
@@ -161,7 +160,7 @@ class Adagrad(_OptimizerBase):
 
     kind: Literal["adagrad"]
     """Optimizer kind."""
-    initial_accumulator_value: Annotated[float, Field(ge=0.0)] = 0.1
+    initial_accumulator_value: NonNegativeFloat = 0.1
     """Starting accumulator value."""
     epsilon: PositiveFloat = 1e-7
     """Numerical epsilon."""
@@ -172,9 +171,9 @@ class RmsProp(_OptimizerBase):
 
     kind: Literal["rmsprop"]
     """Optimizer kind."""
-    rho: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    rho: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.9
     """Discounting factor of the gradient history."""
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    momentum: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Momentum factor (0 disables momentum)."""
     centered: bool = False
     """Normalise by the estimated variance of the gradient."""
@@ -201,7 +200,7 @@ class Loss(StrictModel):
     """Loss function (Keras name)."""
     from_logits: bool = False
     """The model outputs logits (final layer without softmax/sigmoid)."""
-    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    label_smoothing: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Label smoothing (categorical and binary crossentropy only)."""
 
 
@@ -210,9 +209,9 @@ class EarlyStopping(StrictModel):
 
     monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
     """Metric watched; training stops when it has not improved for ``patience`` epochs."""
-    patience: NonNegativeInt = 5
+    patience: Annotated[StrictInt, Field(ge=0, le=100_000)] = 5
     """Epochs without improvement before stopping."""
-    min_delta: Annotated[float, Field(ge=0.0)] = 0.0
+    min_delta: NonNegativeFloat = 0.0
     """Smallest change counted as an improvement."""
     restore_best_weights: bool = True
     """Restore the weights of the best epoch when stopping."""
@@ -247,16 +246,16 @@ class Training(StrictModel):
         "accuracy"
     ]
     """Metrics tracked during training (the first one is the gates' quality metric)."""
-    epochs: Annotated[int, Field(ge=1, le=100000)] = 10
+    epochs: Annotated[StrictInt, Field(ge=1, le=100000)] = 10
     """Maximum number of epochs."""
-    batch_size: Annotated[int, Field(ge=1, le=1 << 20)] = 32
+    batch_size: Annotated[StrictInt, Field(ge=1, le=1 << 20)] = 32
     """Batch size per replica."""
     early_stopping: EarlyStopping | None = None
     """Early stopping; off when omitted."""
     distribution: Distribution = Distribution()
     """``tf.distribute`` strategy: ``default`` (one device), ``mirrored`` (the GPUs of one host) or
     ``multi_worker_mirrored`` (several hosts, with TF_CONFIG)."""
-    seed: int = 42
+    seed: Seed = 42
     """Seed for weight initialisation, dropout and shuffling."""
     shuffle_buffer: PositiveInt = 10000
     """Shuffle buffer size of the training dataset."""
