@@ -23,7 +23,7 @@ import yaml
 
 from .errors import Diagnostic, SpecError, format_path
 
-__all__ = ["Position", "SourceDocument", "load_yaml", "load_yaml_text", "source_excerpt", "plain_scalar",
+__all__ = ["Position", "SourceDocument", "load_yaml", "load_yaml_bytes", "load_yaml_text", "source_excerpt", "plain_scalar",
            "NumberTooLong", "cap", "decode_spec_bytes", "MAX_FILE_BYTES", "MAX_NODES", "MAX_NUMBER_DIGITS"]
 
 Position = tuple[int, int]
@@ -79,21 +79,21 @@ def load_yaml(path: str | Path, display_name: str | None = None) -> SourceDocume
         raise SpecError([Diagnostic(name, 1, 1, "<root>", "is a directory, not a spec file")]) from None
     except OSError as error:
         raise SpecError([Diagnostic(name, 1, 1, "<root>", f"cannot read file: {error.strerror}")]) from None
+    return load_yaml_bytes(data, name)
+
+
+def load_yaml_bytes(data: bytes, file: str) -> SourceDocument:
+    """Parse the bytes of a spec file (what ``build`` and ``watch`` both read): size, UTF-8, then YAML."""
     if len(data) > MAX_FILE_BYTES:
-        raise SpecError([_too_large_file(name)])
-    return load_yaml_text(decode_spec_bytes(data, name), name)
+        raise SpecError([_too_large_file(file)])
+    return load_yaml_text(decode_spec_bytes(data), file)
 
 
-def decode_spec_bytes(data: bytes, file: str) -> str:
-    """The text of a spec file: UTF-8 (a BOM is allowed), or a :class:`SpecError` naming the line and column."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        start = data.rfind(b"\n", 0, error.start) + 1
-        line = data[: error.start].count(b"\n") + 1
-        column = len(data[start: error.start].decode("utf-8", errors="replace")) + 1
-        message = f"file is not valid UTF-8 text (byte 0x{data[error.start]:02x})"
-        raise SpecError([Diagnostic(file, line, column, "<root>", message, "save the file as UTF-8")]) from None
+def decode_spec_bytes(data: bytes) -> str:
+    """The text of a spec file as every command reads it: UTF-8 (a BOM is dropped), each byte that is not
+    UTF-8 replaced by U+FFFD, which :func:`load_yaml_text` then reports at its line and column. ``build``,
+    a folder build and ``watch`` (which decode leniently to detect spec files) so apply the same rule."""
+    return data.decode("utf-8", errors="replace").removeprefix("\ufeff")
 
 
 def _too_large_file(file: str) -> Diagnostic:
@@ -107,6 +107,10 @@ def load_yaml_text(text: str, file: str = "<string>") -> SourceDocument:
     if len(encoded) > MAX_FILE_BYTES:
         raise SpecError([_too_large_file(file)])
     sha256 = hashlib.sha256(encoded).hexdigest()
+    if "\ufffd" in text:
+        line, column = _line_column(text, text.index("\ufffd"))
+        raise SpecError([Diagnostic(file, line, column, "<root>", "file is not valid UTF-8 text",
+                                    "save it as UTF-8; a U+FFFD replacement character counts as invalid too")])
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise SpecError([Diagnostic(file, line, 1, "<root>", "file contains a NUL byte: not a YAML text file")])
