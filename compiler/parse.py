@@ -93,7 +93,12 @@ def _walk(loc: tuple[Any, ...], tree: Any, model: type[BaseModel], missing: bool
     annotation: Any = model
     parent_annotation: Any = model
     for position, element in enumerate(loc):
-        if isinstance(node, dict) and isinstance(element, str) and element in node:
+        chosen = _union_member(annotation, element) if isinstance(element, str) and annotation is not None else None
+        if chosen is not None:
+            # pydantic's tag of a discriminated union, e.g. the layer type "activation": not a key of the
+            # node, even where the node has a key of the same name ({type: activation, activation: relu})
+            annotation = chosen
+        elif isinstance(node, dict) and isinstance(element, str) and element in node:
             parent_annotation = annotation
             annotation = _child_annotation(annotation, element, node)
             path.append(element)
@@ -103,14 +108,10 @@ def _walk(loc: tuple[Any, ...], tree: Any, model: type[BaseModel], missing: bool
             annotation = _item_annotation(annotation, node[element])
             path.append(element)
             node = node[element]
-        elif isinstance(element, str):
-            chosen = _union_member(annotation, element) if annotation is not None else None
-            if chosen is not None:
-                annotation = chosen
-            elif missing and position == len(loc) - 1:
-                parent_annotation = annotation
-                path.append(element)
-                node = None
+        elif isinstance(element, str) and missing and position == len(loc) - 1:
+            parent_annotation = annotation
+            path.append(element)
+            node = None
     return tuple(path), parent_annotation
 
 
@@ -182,6 +183,8 @@ def _describe(item: dict[str, Any], path: KeyPath, owner: Any) -> tuple[str, str
     ctx = item.get("ctx") or {}
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
+        if key in _MODEL_KEYS and "layers" in path:
+            return f"unknown key {_shown(key)}", f"{key} belongs on the model (model.{key}), not on a layer"
         allowed = _allowed_keys(owner)
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         if close:
@@ -197,9 +200,9 @@ def _describe(item: dict[str, Any], path: KeyPath, owner: Any) -> tuple[str, str
         hint = f"expected one of {expected}" if expected else None
         if isinstance(got, str) and expected:
             options = [o.strip().strip("'\"") for o in str(expected).replace(" or ", ",").split(",")]
-            close = difflib.get_close_matches(got, [o for o in options if o], n=1, cutoff=0.6)
-            if close:
-                hint = f"did you mean {close[0]!r}? expected one of {expected}"
+            hint = _suggest(got, [o for o in options if o], str(expected))
+        if discriminator == "type" and "layers" in path and not (hint or "").startswith("did you mean"):
+            hint = (hint + "; " if hint else "") + _OTHER_LAYERS
         return message, hint
     if kind == "union_tag_not_found":
         return f"missing the {ctx.get('discriminator', 'kind').strip(chr(39))} key that selects the variant", None
@@ -268,6 +271,38 @@ _PATTERN_HINTS = {
     r"^[a-z][a-z0-9_-]{0,31}$": "lower-case letters, digits, '_' and '-', starting with a letter",
     r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.tflite$": "a plain file name ending in .tflite",
 }
+
+
+# Keys of the model that users put on a layer (Keras' Sequential lets the first layer take them).
+_MODEL_KEYS = ("input_shape", "input_dtype")
+
+# Values the spec spells differently: what to write instead, and why.
+_ACCURACY = ("accuracy", "Keras picks the sparse, categorical or binary accuracy that matches the loss")
+_WRITE_INSTEAD = {
+    "sparse_categorical_accuracy": _ACCURACY,
+    "categorical_accuracy": _ACCURACY,
+    "binary_accuracy": _ACCURACY,
+    "acc": _ACCURACY,
+    "mean_absolute_error": ("mae", "the metric's short name"),
+    "top_k_categorical_accuracy": ("sparse_top_k_categorical_accuracy", "labels are class indices"),
+}
+
+_OTHER_LAYERS = ("for a layer not listed, build the model in Python: "
+                 "model: {kind: builder, builder: package.module:function, input_shape: [...]}")
+
+
+def _suggest(got: str, options: list[str], expected: str) -> str:
+    """The hint of a value that is not one of ``options``: a spelling the spec uses for the same thing,
+    the same name in lower case, then the closest spelling, then the list."""
+    if got in _WRITE_INSTEAD and _WRITE_INSTEAD[got][0] in options:
+        value, why = _WRITE_INSTEAD[got]
+        return f"write {value!r}: {why}"
+    if got.lower() in options:
+        return f"did you mean {got.lower()!r}? names are lower-case"
+    close = difflib.get_close_matches(got.lower(), options, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}? expected one of {expected}"
+    return f"expected one of {expected}"
 
 
 def _shown(value: Any) -> str:

@@ -45,13 +45,17 @@ __all__ = [
     "Placement",
 ]
 
+# Names tf_keras' activations.get and initializers.get accept (the runtime passes them through).
 Activation = Literal[
-    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "sigmoid", "tanh", "softmax",
-    "softplus", "hard_sigmoid",
+    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "silu", "mish", "sigmoid", "tanh",
+    "softmax", "softplus", "softsign", "hard_sigmoid", "exponential",
 ]
 Padding = Literal["valid", "same"]
 IntOrPair = PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]
-Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "zeros", "ones"]
+Initializer = Literal[
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal", "truncated_normal",
+    "random_normal", "random_uniform", "orthogonal", "zeros", "ones",
+]
 
 
 class Regularizer(StrictModel):
