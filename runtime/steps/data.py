@@ -67,11 +67,16 @@ def _npz(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray
     return x, y, None
 
 
+_TEXT_LABEL_HINT = "labels are class indices 0..N-1: write them as numbers, and the class names in data.labels"
+
+
 def _number(text: str, row: int, column: str, relative: str, key: tuple[str, ...]) -> float:
     try:
         return float(text)
     except ValueError:
-        raise DataError(SOURCE + key, f"{relative} line {row}: column {column!r} holds {text!r}, not a number") from None
+        hint = _TEXT_LABEL_HINT if key == ("label_column",) else None
+        raise DataError(SOURCE + key, f"{relative} line {row}: column {column!r} holds {text[:80]!r}, not a number",
+                        hint) from None
 
 
 def _csv(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:

@@ -226,3 +226,10 @@ def test_npz_with_object_arrays_is_refused_without_suggesting_pickle(tmp_path: P
     error = _error(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
     assert error.path == ("data", "source", "features")
     assert "is not a numeric array" in error.message and "allow_pickle" not in error.message
+
+
+def test_text_labels_in_a_csv_point_at_class_indices_and_data_labels(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("a,b,label\n1,2,cat\n3,4,dog\n")
+    error = _error(tmp_path, spec("{kind: csv, path: t.csv, label_column: label}", "[2]", "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "label_column") and "holds 'cat', not a number" in error.message
+    assert error.hint is not None and "data.labels" in error.hint
