@@ -44,3 +44,15 @@ def test_a_replacement_character_is_refused_too(tmp_path: Path) -> None:
     text = EXAMPLE.read_text("utf-8").replace("description: Handwritten", "description: Hand\ufffdwritten")
     [diagnostic] = tfspec.compile("deploy.yaml", text=text, environ={}).diagnostics
     assert diagnostic.format().startswith("deploy.yaml:7:18: <root>: file is not valid UTF-8 text")
+
+
+def test_watch_survives_a_huge_integer(tmp_path: Path) -> None:
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text(EXAMPLE.read_text("utf-8").replace("epochs: 40", "epochs: " + "9" * 5000), encoding="utf-8")
+    errors: list[str] = []
+    watcher = SpecWatcher(spec, tmp_path / "out", None, echo=lambda line: None, echo_error=errors.append)
+    watcher.rebuild([(str(spec), False)])  # raised ValueError (int() of 4,301+ digits) and ended the watch
+    assert any(":23:11: training.epochs: number with 5,000 digits is too large" in line for line in errors), errors
+    spec.write_text(EXAMPLE.read_text("utf-8"), encoding="utf-8")
+    watcher.rebuild([(str(spec), False)])
+    assert (tmp_path / "out" / "plan.json").is_file()
