@@ -18,6 +18,7 @@ __all__ = [
     "MAX_FLOAT",
     "StrictInt",
     "FiniteFloat",
+    "StrictBool",
     "PositiveInt",
     "NonNegativeInt",
     "Seed",
@@ -78,6 +79,9 @@ StrictInt = Annotated[int, Strict()]
 """An int, not a bool, str or float. Give it bounds: ``Annotated[StrictInt, Field(ge=1, le=100)]``."""
 FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
 """A finite float (an int is accepted), not a bool or str. Give it bounds like StrictInt."""
+
+StrictBool = Annotated[bool, Strict()]
+"""``true`` or ``false``: not 1, "yes" or "on" (pydantic's lax bool would take them)."""
 
 PositiveInt = Annotated[StrictInt, Field(gt=0, le=MAX_INT)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]

@@ -6,7 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import FiniteFloat, Identifier, NonNegativeInt, PositiveFloat, PositiveInt, RelativePath, StrictInt, StrictModel
+from .base import (
+    FiniteFloat, Identifier, NonNegativeInt, PositiveFloat, PositiveInt, RelativePath, StrictBool, StrictInt,
+    StrictModel,
+)
 from .model import Layer
 
 __all__ = [
@@ -69,7 +72,7 @@ class ClusterStage(StrictModel):
     """Distinct weight values per kernel."""
     centroid_init: Literal["kmeans_plus_plus", "linear", "density_based", "random"] = "kmeans_plus_plus"
     """How the cluster centroids are initialised (tfmot ``CentroidInitialization``)."""
-    preserve_sparsity: bool = False
+    preserve_sparsity: StrictBool = False
     """Keep zeros of a preceding prune stage zero (sparsity-preserving clustering)."""
     skip_layers: list[Identifier] = []
     """Layer names left unclustered."""

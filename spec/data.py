@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import FiniteFloat, Identifier, PositiveFloat, PositiveInt, RelativePath, SafeText, Seed, StrictModel
+from .base import (
+    FiniteFloat, Identifier, PositiveFloat, PositiveInt, RelativePath, SafeText, Seed, StrictBool, StrictModel,
+)
 
 __all__ = [
     "SklearnDigitsSource",
@@ -110,7 +112,7 @@ class Split(StrictModel):
     """Fraction of all examples held out for the final test (target verification and gates)."""
     seed: Seed = 0
     """Seed of the shuffle, so the split is the same on every run."""
-    stratify: bool = True
+    stratify: StrictBool = True
     """Keep the class proportions equal across the three sets."""
 
     @model_validator(mode="after")
@@ -125,7 +127,7 @@ class Preprocessing(StrictModel):
 
     rescale: PositiveFloat | None = None
     """Multiply features by this factor (e.g. ``0.0625`` for digits' 0..16 range, ``0.00392156862745098`` for bytes)."""
-    normalize: bool = False
+    normalize: StrictBool = False
     """Subtract the training split's per-feature mean and divide by its std (stored in the model-info file)."""
     reshape: list[PositiveInt] | None = None
     """Reshape each example to this shape (e.g. ``[8, 8, 1]`` to feed digits to a conv net)."""

@@ -6,7 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from .base import MAX_INT, FiniteFloat, Identifier, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, RelativePath, StrictInt, StrictModel
+from .base import (
+    MAX_INT, FiniteFloat, Identifier, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, RelativePath,
+    StrictBool, StrictInt, StrictModel,
+)
 
 __all__ = [
     "Regularizer",
@@ -75,7 +78,7 @@ class _LayerBase(StrictModel):
 
 
 class _WeightedLayer(_LayerBase):
-    use_bias: bool = True
+    use_bias: StrictBool = True
     """Add a bias vector."""
     kernel_initializer: Initializer = "glorot_uniform"
     """Kernel initializer."""
@@ -280,7 +283,7 @@ class LstmLayer(_WeightedLayer):
     """Layer type."""
     units: PositiveInt
     """Hidden units."""
-    return_sequences: bool = False
+    return_sequences: StrictBool = False
     """Return the whole sequence rather than the last output."""
     dropout: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Input dropout."""
@@ -293,7 +296,7 @@ class GruLayer(_WeightedLayer):
     """Layer type."""
     units: PositiveInt
     """Hidden units."""
-    return_sequences: bool = False
+    return_sequences: StrictBool = False
     """Return the whole sequence rather than the last output."""
     dropout: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Input dropout."""
@@ -475,7 +478,7 @@ class SavedModelModel(StrictModel):
     """Serving signature output key."""
     output_activation: Literal["softmax", "sigmoid", "linear"] = "softmax"
     """Activation of the model's final layer (the validator checks it against the loss)."""
-    trainable: bool = True
+    trainable: StrictBool = True
     """Train (fine-tune) the loaded model; ``false`` skips training."""
 
 

@@ -6,7 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from .base import MAX_INT, DnsLabel, FiniteFloat, KubeQuantity, PositiveFloat, PositiveInt, StrictInt, StrictModel
+from .base import (
+    MAX_INT, DnsLabel, FiniteFloat, KubeQuantity, PositiveFloat, PositiveInt, StrictBool, StrictInt,
+    StrictModel,
+)
 
 __all__ = [
     "Gates",
@@ -158,7 +161,7 @@ class Batching(StrictModel):
     """Threads processing batches; the container's CPU request (at least 1) when omitted."""
     allowed_batch_sizes: list[PositiveInt] | None = None
     """Padded batch sizes, increasing, the last equal to ``max_batch_size``."""
-    pad_variable_length_inputs: bool = False
+    pad_variable_length_inputs: StrictBool = False
     """Pad inputs of differing lengths within a batch."""
 
 
@@ -287,7 +290,7 @@ class TfServingTarget(StrictModel):
     """Which versions the server loads."""
     version_labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], PositiveInt] = {}
     """Labels such as ``stable`` / ``canary`` mapped to version numbers."""
-    monitoring: bool = True
+    monitoring: StrictBool = True
     """Expose Prometheus metrics on the REST port."""
     kubernetes: Kubernetes | None = None
     """Kubernetes manifests; none when omitted."""

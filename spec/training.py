@@ -6,7 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import FiniteFloat, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Seed, StrictInt, StrictModel
+from .base import (
+    FiniteFloat, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Seed, StrictBool,
+    StrictInt, StrictModel,
+)
 
 __all__ = [
     "ExponentialDecay",
@@ -40,7 +43,7 @@ class ExponentialDecay(StrictModel):
     """Steps per decay period."""
     decay_rate: Annotated[FiniteFloat, Field(gt=0.0, le=1.0)]
     """Factor applied every ``decay_steps``."""
-    staircase: bool = False
+    staircase: StrictBool = False
     """Decay in discrete steps."""
 
 
@@ -121,7 +124,7 @@ class Sgd(_OptimizerBase):
     """Optimizer kind."""
     momentum: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Momentum factor (0 disables momentum)."""
-    nesterov: bool = False
+    nesterov: StrictBool = False
     """Use Nesterov momentum."""
 
 
@@ -136,7 +139,7 @@ class Adam(_OptimizerBase):
     """Second-moment decay."""
     epsilon: PositiveFloat = 1e-7
     """Numerical epsilon."""
-    amsgrad: bool = False
+    amsgrad: StrictBool = False
     """Use the AMSGrad variant."""
 
 
@@ -175,7 +178,7 @@ class RmsProp(_OptimizerBase):
     """Discounting factor of the gradient history."""
     momentum: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Momentum factor (0 disables momentum)."""
-    centered: bool = False
+    centered: StrictBool = False
     """Normalise by the estimated variance of the gradient."""
     epsilon: PositiveFloat = 1e-7
     """Numerical epsilon."""
@@ -198,7 +201,7 @@ class Loss(StrictModel):
 
     kind: LossName
     """Loss function (Keras name)."""
-    from_logits: bool = False
+    from_logits: StrictBool = False
     """The model outputs logits (final layer without softmax/sigmoid)."""
     label_smoothing: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Label smoothing (categorical and binary crossentropy only)."""
@@ -213,7 +216,7 @@ class EarlyStopping(StrictModel):
     """Epochs without improvement before stopping."""
     min_delta: NonNegativeFloat = 0.0
     """Smallest change counted as an improvement."""
-    restore_best_weights: bool = True
+    restore_best_weights: StrictBool = True
     """Restore the weights of the best epoch when stopping."""
 
 
@@ -229,7 +232,7 @@ class Distribution(StrictModel):
     """``mirrored`` only: the devices to mirror over; every visible GPU (or the CPU) when omitted."""
     workers: PositiveInt | None = None
     """``multi_worker_mirrored`` only: number of workers, when no gpu_cluster target says it."""
-    scale_learning_rate: bool = False
+    scale_learning_rate: StrictBool = False
     """Multiply the learning rate by the number of replicas (the global batch grows with them)."""
     communication: Literal["auto", "ring", "nccl"] = "auto"
     """Collective implementation for ``multi_worker_mirrored``."""
@@ -259,7 +262,7 @@ class Training(StrictModel):
     """Seed for weight initialisation, dropout and shuffling."""
     shuffle_buffer: PositiveInt = 10000
     """Shuffle buffer size of the training dataset."""
-    checkpoint_every_epoch: bool = True
+    checkpoint_every_epoch: StrictBool = True
     """Keep a ``BackupAndRestore`` checkpoint so a killed run resumes from the last finished epoch."""
 
     @property

@@ -86,6 +86,20 @@ def test_finite_float_rejects_booleans_strings_and_non_finite(value: Any) -> Non
         pydantic.TypeAdapter(FiniteFloat).validate_python(value)
 
 
+BOOL_FIELDS = [
+    f"{model.__name__}.{name}"
+    for model in _models(Spec)
+    for name, field in model.model_fields.items()
+    for leaf, metadata in _leaves(field.annotation, list(field.metadata))
+    if leaf is bool and not any(isinstance(m, Strict) and m.strict for m in metadata)
+]
+
+
+def test_every_bool_field_is_strict() -> None:
+    # a lax bool takes 1, "yes" and "on": `restore_best_weights: "no"` would be False by accident of spelling
+    assert BOOL_FIELDS == []
+
+
 def test_an_int_is_fine_where_a_float_is_asked_and_seeds_fit_numpy() -> None:
     assert pydantic.TypeAdapter(FiniteFloat).validate_python(1) == 1.0
     assert pydantic.TypeAdapter(Seed).validate_python(2**32 - 1) == 2**32 - 1
