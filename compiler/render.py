@@ -19,6 +19,8 @@ from typing import Any
 import jinja2
 import jinja2.bccache
 
+from tfspec.spec.errors import printable
+
 from .resolve import ResolvedSpec
 from .versions import TFSPEC_VERSION
 
@@ -116,7 +118,7 @@ def comment_safe(text: str, limit: int = _MAX_HEADER_NAME) -> str:
     The shell, Dockerfile, YAML, protobuf text, Python and Kotlin comments all end only at a line break
     (YAML also at U+0085/U+2028/U+2029), and none is left.
     """
-    flat = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    flat = printable(text)
     return flat if len(flat) <= limit else flat[:limit] + "..."
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import re
 from typing import Any
 
-__all__ = ["Diagnostic", "TfspecError", "SpecError", "format_path", "collapse_repeats", "EXIT_OK", "EXIT_DIFF", "EXIT_ERROR", "EXIT_INTERRUPTED"]
+__all__ = ["Diagnostic", "TfspecError", "SpecError", "format_path", "printable", "collapse_repeats", "EXIT_OK", "EXIT_DIFF", "EXIT_ERROR", "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0
 EXIT_DIFF = 1
@@ -18,6 +18,12 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 3
 
 PathElement = str | int
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: each character ``str.isprintable`` rejects (newline, CR, NEL, U+2028, bidi
+    controls, ...) written as its Python escape. File names and keys come from users and may hold any."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def format_path(path: tuple[PathElement, ...]) -> str:
@@ -48,7 +54,7 @@ class Diagnostic:
         text = f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
         if self.hint:
             text += f" (hint: {self.hint})"
-        return text
+        return printable(text)
 
     def format_with_excerpt(self) -> str:
         """The one-line form, followed by the offending source line where one is known."""

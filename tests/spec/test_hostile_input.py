@@ -201,3 +201,11 @@ def test_alias_bomb_names_aliases() -> None:
     with pytest.raises(SpecError) as error:
         load_yaml_text(text, "f.yaml")
     assert "through YAML aliases" in error.value.diagnostics[0].message
+
+
+def test_a_file_name_with_a_newline_stays_on_one_diagnostic_line() -> None:
+    result = tfspec.compile("x\nfake.yaml:1:1: all good\u2028.yaml", text=_replace("epochs: 40", "epochs: 0"),
+                            environ={})
+    [diagnostic] = result.diagnostics
+    assert diagnostic.format().startswith("x\\nfake.yaml:1:1: all good\\u2028.yaml:23:3: training.epochs: ")
+    assert diagnostic.format().isprintable()
