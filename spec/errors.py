@@ -10,7 +10,8 @@ import dataclasses
 import re
 from typing import Any
 
-__all__ = ["Diagnostic", "TfspecError", "SpecError", "format_path", "printable", "collapse_repeats", "EXIT_OK", "EXIT_DIFF", "EXIT_ERROR", "EXIT_INTERRUPTED"]
+__all__ = ["Diagnostic", "TfspecError", "SpecError", "format_path", "printable", "collapse_repeats", "EXIT_OK",
+           "EXIT_DIFF", "EXIT_ERROR", "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0
 EXIT_DIFF = 1

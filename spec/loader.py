@@ -23,8 +23,8 @@ import yaml
 
 from .errors import Diagnostic, SpecError, format_path
 
-__all__ = ["Position", "SourceDocument", "load_yaml", "load_yaml_bytes", "load_yaml_text", "source_excerpt", "plain_scalar",
-           "NumberTooLong", "cap", "decode_spec_bytes", "MAX_FILE_BYTES", "MAX_NODES", "MAX_NUMBER_DIGITS"]
+__all__ = ["Position", "SourceDocument", "load_yaml", "load_yaml_bytes", "load_yaml_text", "decode_spec_bytes",
+           "source_excerpt", "plain_scalar", "NumberTooLong", "cap", "MAX_FILE_BYTES", "MAX_NODES", "MAX_NUMBER_DIGITS"]
 
 Position = tuple[int, int]
 KeyPath = tuple[str | int, ...]
