@@ -20,10 +20,11 @@ from .inputs import InputDigests, gather_inputs
 from .parse import parse_model, parse_spec
 from .plan import Plan, build_plan
 from .render import render_targets
+from .search import check_search
 from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
 from .validate import validate
 
-__all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "PLAN_FILE"]
+__all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "resolve_expanded", "PLAN_FILE"]
 
 PLAN_FILE = "plan.json"
 
@@ -68,6 +69,17 @@ def resolve_document(document: SourceDocument, env: str | None = None,
     """
     document = expand_variables(document, environ)
     spec = parse_spec(document)  # the base spec must be valid on its own, overlays or not
+    if spec.search is not None:
+        base = validate(with_defaults(spec, document, None))
+        search_problems = check_search(document, spec.search, list(base.spec.targets), resolve_expanded)
+        if search_problems:
+            raise SpecError(search_problems)
+    return resolve_expanded(document, env, spec)
+
+
+def resolve_expanded(document: SourceDocument, env: str | None, spec: Spec | None = None) -> ResolvedSpec:
+    """:func:`resolve_document` after variable expansion (search trials re-resolve an expanded tree)."""
+    spec = spec if spec is not None else parse_spec(document)
     if env is not None:
         merged = apply_environment(document, env)
         return validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, env))
