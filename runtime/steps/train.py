@@ -6,6 +6,7 @@ from typing import Any
 
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
+from tfspec.runtime.epochs import epoch_callbacks
 from tfspec.runtime.distribute import peer_failures, strategy_for
 from tfspec.runtime.fit import compile_model, fit_model, model_metrics
 from tfspec.runtime.keras_io import save_model
@@ -27,7 +28,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     with distributed.scope():
         model = pin_layer_calls(build_model(p["model"], spec_dir=ctx.spec_dir, seed=fit.get("seed")),
                                 device_for(p["model"]))
-        callbacks = compile_model(model, fit, replicas=replicas)
+        callbacks = compile_model(model, fit, replicas=replicas) + epoch_callbacks(ctx.step.id)
     trainable = p["model"].get("kind") != "saved_model" or p["model"].get("trainable", True)
     epochs_run = initial_epoch = 0
     stopped_early = False
