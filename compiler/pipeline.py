@@ -16,6 +16,7 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_text
 
+from .env_files import with_environment_file
 from .inputs import InputDigests, gather_inputs
 from .parse import parse_model, parse_spec
 from .plan import Plan, build_plan
@@ -67,14 +68,18 @@ def resolve_document(document: SourceDocument, env: str | None = None,
     Without ``env``, every environment overlay is checked too (a broken overlay is an error of the spec
     even when it is not selected), its problems reported with the overlay's own positions.
     """
-    document = expand_variables(document, environ)
-    spec = parse_spec(document)  # the base spec must be valid on its own, overlays or not
-    if spec.search is not None:
-        base = validate(with_defaults(spec, document, None))
-        search_problems = check_search(document, spec.search, list(base.spec.targets), resolve_expanded)
-        if search_problems:
-            raise SpecError(search_problems)
-    return resolve_expanded(document, env, spec)
+    document, relocate = with_environment_file(document, env)  # -e NAME from <stem>.NAME.env.yaml
+    try:
+        document = expand_variables(document, environ)
+        spec = parse_spec(document)  # the base spec must be valid on its own, overlays or not
+        if spec.search is not None:
+            base = validate(with_defaults(spec, document, None))
+            search_problems = check_search(document, spec.search, list(base.spec.targets), resolve_expanded)
+            if search_problems:
+                raise SpecError(search_problems)
+        return resolve_expanded(document, env, spec)
+    except SpecError as error:
+        raise relocate(error) from None
 
 
 def resolve_expanded(document: SourceDocument, env: str | None, spec: Spec | None = None) -> ResolvedSpec:

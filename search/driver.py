@@ -98,19 +98,12 @@ def _metrics_of(search: Search) -> list[str]:
     return [search.objective.metric] if isinstance(search.objective, Minimize) else list(search.objective.metrics)
 
 
-def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
-    return list(trial.user_attrs.get("constraints", [1.0]))
-
-
 def _sampler(search: Search, seed: int | None) -> optuna.samplers.BaseSampler:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if search.sampler == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if search.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=_constraints)
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, search.budget.trials),
-                                          constraints_func=_constraints)
+    if search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if search.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, search.budget.trials))
 
 
 def _pruner(search: Search) -> optuna.pruners.BasePruner:
@@ -142,10 +135,10 @@ def _suggest(trial: optuna.Trial, parameter: IntRange | FloatRange | Choice) -> 
     return trial.suggest_categorical(parameter.path, list(parameter.choices))
 
 
-def _gate_constraints(target: dict[str, Any]) -> list[float]:
-    """≤ 0 for each gate met, the miss otherwise (Optuna's constraint convention)."""
-    return [0.0 if gate["passed"] else max(abs(float(gate["value"]) - float(gate["limit"])), 1e-9)
-            for gate in target["gates"]] or [0.0]
+def _gate_constraints(target: dict[str, Any]) -> dict[str, float]:
+    """0 for each gate met, by how much it was missed otherwise (Optuna's convention: feasible when ≤ 0)."""
+    return {gate["name"]: 0.0 if gate["passed"] else max(abs(float(gate["value"]) - float(gate["limit"])), 1e-9)
+            for gate in target["gates"]}
 
 
 def _target_metrics(target: dict[str, Any]) -> dict[str, float]:
@@ -210,7 +203,8 @@ def _trial_objective(spec_path: Path, base: CompileResult, search: Search, cache
         constraints = _gate_constraints(target)
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("passed", bool(target["passed"]))
-        trial.set_user_attr("constraints", constraints)
+        for gate, value in constraints.items():
+            trial.set_constraint(gate, value)  # the samplers steer away from trials that miss a gate
         trial.set_user_attr("gates", target["gates"])
         trial.set_user_attr("baseline", outcome.report["baseline"])
         trial.set_user_attr("ran", len(outcome.ran))
