@@ -63,6 +63,7 @@ class TrialRecord:
     ran: int
     cached: int
     error: str | None
+    spec_own: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,7 +225,7 @@ def trial_records(study: optuna.Study) -> list[TrialRecord]:
             number=t.number, state=t.state.name.lower(), params=dict(t.params), metrics=dict(attrs.get("metrics", {})),
             passed=bool(attrs.get("passed", False)), values=tuple(t.values) if t.values else None,
             overlay=dict(attrs.get("overlay", {})), duration_s=attrs.get("duration_s"), ran=int(attrs.get("ran", 0)),
-            cached=int(attrs.get("cached", 0)), error=attrs.get("error")))
+            cached=int(attrs.get("cached", 0)), error=attrs.get("error"), spec_own=bool(attrs.get("spec_own"))))
     return records
 
 
@@ -255,6 +256,31 @@ def chosen_trial(records: list[TrialRecord], search: Search) -> TrialRecord | No
     order = [m for m in names if m not in MAXIMISED] or names
     return min((r for r in candidates if r.number in front),
                key=lambda r: (*[r.metrics[m] * (-1 if m in MAXIMISED else 1) for m in order], r.number))
+
+
+def _own_values(tree: Any, search: Search) -> dict[str, Any]:
+    """The spec's values of the searched key paths that lie inside their ranges (others are sampled)."""
+    own: dict[str, Any] = {}
+    for parameter in search.parameters:
+        node = tree
+        for key in parse_key_path(parameter.path):
+            if isinstance(key, int) and isinstance(node, list) and key < len(node):
+                node = node[key]
+            elif isinstance(key, str) and isinstance(node, dict) and key in node:
+                node = node[key]
+            else:
+                node = None
+                break
+        if isinstance(parameter, Choice):
+            inside = node in parameter.choices and type(node) in {type(c) for c in parameter.choices}
+        elif isinstance(parameter, IntRange):
+            inside = (type(node) is int and parameter.low <= node <= parameter.high
+                      and (node - parameter.low) % parameter.step == 0)
+        else:
+            inside = isinstance(node, (int, float)) and not isinstance(node, bool) and parameter.low <= node <= parameter.high
+        if inside:
+            own[parameter.path] = node
+    return own
 
 
 def _done(study: optuna.Study) -> int:
@@ -303,6 +329,10 @@ def run_search(spec_path: str | Path, *, storage: str | None = None, cache_dir: 
         if done >= budget:
             study.stop()
 
+    if not study.get_trials(deepcopy=False):
+        own = _own_values(base.resolved.document.tree, search)
+        if own:  # the spec's own configuration is trial 0: what the search must beat
+            study.enqueue_trial(own, user_attrs={"spec_own": True}, skip_if_exists=True)
     if _done(study) < budget:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -110,7 +110,8 @@ def context(outcome: SearchOutcome) -> dict[str, Any]:
              "latency": _fmt(r.metrics.get("latency_ms_p95")), "passed": r.passed, "front": r.number in outcome.pareto,
              "chosen": outcome.chosen is not None and r.number == outcome.chosen.number,
              "steps": f"{r.ran} ran, {r.cached} cached" if r.state == "complete" else "",
-             "duration": _fmt(r.duration_s), "error": r.error or ""} for r in outcome.trials]
+             "duration": _fmt(r.duration_s),
+             "error": r.error or ("the spec's own values" if r.spec_own else "")} for r in outcome.trials]
     return {"study": outcome.study_name, "charts": charts, "params": params, "rows": rows,
             "gates": [f"{k} {v:g}" for k, v in sorted(outcome.gates.items())],
             "chosen": outcome.chosen.number if outcome.chosen else None,
