@@ -9,6 +9,7 @@ an error at the parameter's line (exit 2), not a failed trial an hour later. No 
 from __future__ import annotations
 
 import copy
+import difflib
 import dataclasses
 import hashlib
 import json
@@ -203,6 +204,10 @@ def check_search(document: SourceDocument, search: Search, resolved_targets: lis
                 resolve_overlaid(document, {path: value}, resolve)
             except SpecError as error:
                 first = error.diagnostics[0]
+                if first.path == format_path(path) and first.message.startswith("unknown key"):
+                    problems.append(document.diagnostic(here + ("path",), f"{parameter.path!r} does not exist in "
+                                                        "the spec", first.hint))
+                    break
                 problems.append(document.diagnostic(here + where, f"{parameter.path} = {json.dumps(value)} is not "
                                                     f"a valid spec: {first.path}: {first.message}", first.hint))
                 break  # one line per parameter: its other bound usually fails the same way
@@ -218,6 +223,8 @@ def _check_objective(document: SourceDocument, search: Search, targets: list[Any
         others = [t.name for t in targets if t.name == objective.target]
         message = (f"target {objective.target!r} is not measured (only tflite and tf_serving targets are)" if others
                    else f"no target named {objective.target!r}")
-        hint = ("measured targets: " + ", ".join(sorted(measured))) if measured else "add a tflite or tf_serving target"
+        close = difflib.get_close_matches(objective.target, sorted(measured), n=1)
+        hint = (f"did you mean {close[0]!r}?" if close else ("measured targets: " + ", ".join(sorted(measured)))
+                if measured else "add a tflite or tf_serving target")
         return [document.diagnostic(where, message, hint)]
     return []
