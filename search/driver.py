@@ -211,6 +211,9 @@ def _trial_objective(spec_path: Path, base: CompileResult, search: Search, cache
         trial.set_user_attr("ran", len(outcome.ran))
         trial.set_user_attr("cached", len(outcome.cached))
         trial.set_user_attr("duration_s", round(time.perf_counter() - start, 3))
+        steps = [s for s in outcome.report["steps"] if s["kind"] != "render"]
+        trial.set_user_attr("step_seconds", {s["fingerprint"]: s["duration_s"] for s in steps if not s["cached"]})
+        trial.set_user_attr("cached_steps", [s["fingerprint"] for s in steps if s["cached"]])
         out = [metrics[m] for m in metric_names]
         return out[0] if len(out) == 1 else out
 

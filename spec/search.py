@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from .base import DnsLabel, FiniteFloat, PositiveFloat, PositiveInt, Seed, StrictBool, StrictInt, StrictModel
+from .base import MAX_FLOAT, MAX_INT, DnsLabel, FiniteFloat, PositiveFloat, PositiveInt, Seed, StrictBool, StrictInt, StrictModel
 
 __all__ = [
     "KeyPathText",
@@ -35,7 +35,9 @@ KeyPathText = Annotated[
     str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\[[0-9]{1,4}\])*(\.[a-z_][a-z0-9_]*(\[[0-9]{1,4}\])*){0,15}$")
 ]
 
-ChoiceValue = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)] | FiniteFloat | StrictBool | Annotated[
+AnyInt = Annotated[StrictInt, Field(ge=-MAX_INT - 1, le=MAX_INT)]
+AnyFloat = Annotated[FiniteFloat, Field(ge=-MAX_FLOAT, le=MAX_FLOAT)]
+ChoiceValue = AnyInt | AnyFloat | StrictBool | Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/-]{1,64}$")]
 
 
@@ -46,9 +48,9 @@ class IntRange(StrictModel):
     """Parameter kind."""
     path: KeyPathText
     """The spec value to vary, as a key path: ``model.layers[0].units``, ``training.batch_size``."""
-    low: StrictInt
+    low: AnyInt
     """Smallest value tried."""
-    high: StrictInt
+    high: AnyInt
     """Largest value tried."""
     step: PositiveInt = 1
     """Spacing of the values tried (not with ``log``)."""
@@ -71,9 +73,9 @@ class FloatRange(StrictModel):
     """Parameter kind."""
     path: KeyPathText
     """The spec value to vary, as a key path: ``training.optimizer.learning_rate``, ``compression[0].target_sparsity``."""
-    low: FiniteFloat
+    low: AnyFloat
     """Smallest value tried."""
-    high: FiniteFloat
+    high: AnyFloat
     """Largest value tried."""
     log: StrictBool = False
     """Sample on a log scale (learning rates)."""

@@ -1,0 +1,72 @@
+"""`tfspec search` on digits: trials per hour and the time the shared step cache saves.
+
+Runs the small study of `tests/search` (the spec's own values, then TPE over layer width, learning rate and
+quantization kind; 6 epochs, a prune stage, one int8/dynamic tflite target) as one `tfspec search` process,
+then reads the study back:
+
+* trials per hour: finished trials / wall time of the whole command (TensorFlow start-up included);
+* cache reuse: for every step a trial took from the cache, the seconds that step took when it ran, summed
+  (what the trials would have spent without the shared cache), against the seconds the trials spent.
+
+    python benchmarks/bench_search.py [--trials 8] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "search"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from search_testing import write_spec  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it")
+    args = parser.parse_args()
+    import optuna
+
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-search-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = write_spec(folder, trials=args.trials)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CI": "true"}
+    print(f"load before: {Path('/proc/loadavg').read_text().strip()}  cores: {os.cpu_count()}")
+    start = time.perf_counter()
+    proc = subprocess.run([str(Path(sys.executable).with_name("tfspec")), "search", spec.name], cwd=folder,
+                          env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    print(proc.stdout)
+    if proc.returncode not in (0, 1):
+        print(proc.stderr[-3000:])
+        raise SystemExit(proc.returncode)
+    print(f"load after: {Path('/proc/loadavg').read_text().strip()}")
+    storage = f"sqlite:///{folder / '.tfspec' / 'search.db'}"
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    trials = study.get_trials()
+    finished = [t for t in trials if t.state.is_finished()]
+    ran_seconds: dict[str, float] = {}
+    for t in trials:
+        ran_seconds.update(t.user_attrs.get("step_seconds", {}))
+    spent = sum(t.user_attrs.get("duration_s", 0.0) for t in trials)
+    saved = sum(ran_seconds.get(fp, 0.0) for t in trials for fp in t.user_attrs.get("cached_steps", []))
+    states = {s: sum(1 for t in trials if t.state.name == s) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    print(f"trials: {len(finished)} finished {states} in {wall:.1f} s wall -> {len(finished) / wall * 3600:.0f} trials/hour")
+    print(f"trial time (run_plan, complete trials): {spent:.1f} s; cached steps would have cost {saved:.1f} s "
+          f"more ({saved / (spent + saved) * 100:.0f}% of the uncached total)")
+    if args.keep is None:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
