@@ -21,7 +21,8 @@ from typing import Any
 
 from tfspec.compiler.pipeline import CompileResult
 from tfspec.compiler.plan import MODEL_STEP_KINDS, Plan, Step
-from tfspec.compiler.write import MANIFEST, OutputPathError, check_output_path, recover_interrupted_swap, swap_into_place
+from tfspec.compiler.write import (MANIFEST, OutputPathError, check_output_path, recover_interrupted_swap,
+                                   remove_dead_staging, staging_prefix, swap_into_place)
 
 from .cache import StepCache, default_cache_dir
 from .context import METRICS_FILE, StepContext
@@ -114,7 +115,9 @@ def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
     if dist_dir.exists() and not dist_dir.is_dir():
         raise OutputPathError(f"dist path {dist_dir} exists and is not a folder")
     recover_interrupted_swap(dist_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dist_dir.name}.", suffix=".tmp", dir=dist_dir.parent))
+    remove_dead_staging(dist_dir.parent, dist_dir.name)
+    # the owner in the name lets the next run remove what a kill during the copy or the swap left
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(dist_dir.name), suffix=".tmp", dir=dist_dir.parent))
     try:
         fill(staging)
         entries = {f.relative_to(staging).as_posix(): _sha256(f) for f in sorted(staging.rglob("*")) if f.is_file()}
@@ -143,7 +146,7 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
         modules = {step.kind: step_module(step, plan) for step in plan.steps if step.kind != "render"}
     except StepError as error:
         raise error.locate(result.resolved.document) from None
-    for name in cache.sweep():
+    for name in [*cache.sweep(), *remove_dead_staging(dist.parent, dist.name)]:
         log(f"removed {name}, the unfinished output of a killed run")
     entries: dict[str, Path] = {}
     outputs: dict[str, dict[str, Any]] = {}
