@@ -29,6 +29,7 @@ from .context import METRICS_FILE, StepContext
 from .errors import StepError, StepFailed, reported_as_step_errors
 from .report import REPORT_FILE, build_report
 from .report_html import REPORT_HTML, write_report_html
+from .tf import import_tf, tf_loaded
 
 __all__ = ["RunReport", "StepFailed", "run_plan", "default_dist_dir", "step_module", "CHECKPOINTS_DIR"]
 
@@ -170,6 +171,9 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
             log(f"cached  {step.id}")
             was_cached = True
         else:
+            if not tf_loaded():  # seconds of silence otherwise, before the first step's own line
+                log("loading TensorFlow...")
+                import_tf()
             log(f"run     {step.id}")
             checkpoint = cache.root / CHECKPOINTS_DIR / step.fingerprint
             with reported_as_step_errors(step.id, result.resolved.document):
@@ -211,6 +215,7 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
             # spending seconds on matplotlib (`tfspec report` redraws it with the cache flags).
             shutil.copy2(previous_page, staging / REPORT_HTML)
         else:
+            log("writing report...")
             write_report_html(staging, report)
 
     _write_dist(dist, fill)
