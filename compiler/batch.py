@@ -30,7 +30,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import ctypes
-import ctypes.util
 import dataclasses
 import functools
 import hashlib
@@ -281,12 +280,10 @@ def _init_worker(parent: int) -> None:
     that died before that was set.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        try:
-            ctypes.CDLL(libc_name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):  # not Linux: the parent-pid check below is all there is
-            pass
+    try:  # the process's own symbols include libc's (no find_library: it runs ldconfig in every worker)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent-pid check below is all there is
+        pass
     if os.getppid() != parent:
         os._exit(1)
 

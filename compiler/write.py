@@ -203,7 +203,10 @@ def remove_dead_staging(folder: Path, name: str | None = None) -> list[str]:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
+    prefix = "." if name is None else f".{name}."  # a cheap filter first: folder builds call this per output
     for entry in entries:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+            continue
         match = _STAGING.fullmatch(entry.name)
         if match is None or (name is not None and match["name"] != name) or owner_alive(match["owner"]):
             continue
