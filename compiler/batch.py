@@ -479,7 +479,8 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
 
     if writes:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, len(writes))) as pool:
-            list(pool.map(lambda w: write_tree(w[1], w[2]), writes))
+            # clean_staging=False: the whole output root was swept above (once, not once per output)
+            list(pool.map(lambda w: write_tree(w[1], w[2], clean_staging=False), writes))
 
     orphans: tuple[str, ...] = ()
     all_named = not any(o.status == "invalid" and o.name is None for o in outcomes.values())

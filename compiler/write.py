@@ -219,12 +219,14 @@ def remove_dead_staging(folder: Path, name: str | None = None) -> list[str]:
     return removed
 
 
-def write_tree(out_dir: Path, files: dict[str, str], discard: Callable[[Path], None] | None = None) -> None:
+def write_tree(out_dir: Path, files: dict[str, str], discard: Callable[[Path], None] | None = None, *,
+               clean_staging: bool = True) -> None:
     """Replace ``out_dir`` with exactly ``files`` (plus ``manifest.json``), atomically.
 
     After the swap the previous tree sits in a hidden staging folder beside ``out_dir``; it is deleted
     here, or handed to ``discard`` (e.g. a background deleter, so a watcher can report the new output
-    before the old one's files are unlinked).
+    before the old one's files are unlinked). ``clean_staging=False`` skips removing dead builds' staging
+    folders of this output (a folder build does it once for its whole output root).
     """
     out_dir = Path(out_dir).absolute()
     for path in files:
@@ -234,7 +236,8 @@ def write_tree(out_dir: Path, files: dict[str, str], discard: Callable[[Path], N
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputPathError(f"output path {out_dir} exists and is not a folder")
     recover_interrupted_swap(out_dir)
-    remove_dead_staging(out_dir.parent, out_dir.name)
+    if clean_staging:
+        remove_dead_staging(out_dir.parent, out_dir.name)
     staging = Path(tempfile.mkdtemp(prefix=staging_prefix(out_dir.name), suffix=".tmp", dir=out_dir.parent))
     try:
         written: list[Path] = []
