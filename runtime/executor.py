@@ -12,6 +12,8 @@ import dataclasses
 import hashlib
 import importlib
 import json
+import os
+import re
 import shutil
 import tempfile
 import time
@@ -34,6 +36,9 @@ from .tf import import_tf, tf_loaded
 __all__ = ["RunReport", "StepFailed", "run_plan", "default_dist_dir", "step_module", "CHECKPOINTS_DIR"]
 
 CHECKPOINTS_DIR = "checkpoints"
+# tfspec 0.1 named dist staging folders without their owner (``.<name>.<8 random>.tmp``): no run can tell a
+# live one from a dead one, but none stays for an hour (the folder is filled and swapped in seconds)
+_LEGACY_STAGING_AGE_S = 3600
 _STAGE_KEYS = {"prune": "prune", "cluster": "cluster", "qat": "quantization_aware", "distill": "distill"}
 
 
@@ -109,6 +114,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _remove_dead_dist_staging(dist_dir: Path) -> list[str]:
+    """Staging folders of ``dist_dir`` left by killed runs: owner gone, or the old unowned name and stale."""
+    removed = remove_dead_staging(dist_dir.parent, dist_dir.name)
+    legacy = re.compile(rf"\.{re.escape(dist_dir.name)}\.[a-z0-9_]{{8}}\.tmp")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(dist_dir.parent):
+            if legacy.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False) \
+                    and time.time() - entry.stat(follow_symlinks=False).st_mtime > _LEGACY_STAGING_AGE_S:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.name)
+    return removed
+
+
 def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
     """Fill a staging folder, add ``manifest.json`` and swap it with ``dist_dir`` in one step."""
     dist_dir = Path(dist_dir).absolute()
@@ -116,7 +134,7 @@ def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
     if dist_dir.exists() and not dist_dir.is_dir():
         raise OutputPathError(f"dist path {dist_dir} exists and is not a folder")
     recover_interrupted_swap(dist_dir)
-    remove_dead_staging(dist_dir.parent, dist_dir.name)
+    _remove_dead_dist_staging(dist_dir)
     # the owner in the name lets the next run remove what a kill during the copy or the swap left
     staging = Path(tempfile.mkdtemp(prefix=staging_prefix(dist_dir.name), suffix=".tmp", dir=dist_dir.parent))
     try:
@@ -147,7 +165,7 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
         modules = {step.kind: step_module(step, plan) for step in plan.steps if step.kind != "render"}
     except StepError as error:
         raise error.locate(result.resolved.document) from None
-    for name in [*cache.sweep(), *remove_dead_staging(dist.parent, dist.name)]:
+    for name in [*cache.sweep(), *_remove_dead_dist_staging(dist)]:
         log(f"removed {name}, the unfinished output of a killed run")
     entries: dict[str, Path] = {}
     outputs: dict[str, dict[str, Any]] = {}

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,9 +105,15 @@ def test_a_run_killed_while_swapping_dist_leaves_a_folder_the_next_run_removes(t
             process.wait()
     assert (tmp_path / "dist" / name).is_dir()
     other = staging(tmp_path / "dist", "other-model", f"{dead_pid()}-5")  # another spec's: its own run cleans it
+    # named by tfspec 0.1 (no owner): removed once stale, kept while it could still be a live run's
+    old_unowned, fresh_unowned = tmp_path / "dist" / ".digits.k2uuc_46.tmp", tmp_path / "dist" / ".digits.a1b2c3d4.tmp"
+    old_unowned.mkdir()
+    fresh_unowned.mkdir()
+    two_hours_ago = time.time() - 7200
+    os.utime(old_unowned, (two_hours_ago, two_hours_ago))
 
     from tfspec.runtime.executor import _write_dist
 
     _write_dist(dist, lambda folder: (folder / "model.bin").write_bytes(b"y"))
-    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == [other.name, "digits"]
+    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == sorted([other.name, fresh_unowned.name, "digits"])
     assert (dist / "model.bin").read_bytes() == b"y"
