@@ -277,15 +277,21 @@ def _init_worker(parent: int) -> None:
     A SIGKILLed build cannot shut its pool down: without this its workers live on, reparented to init,
     holding the build's stdout/stderr open (whoever reads them to the end waits forever). Linux delivers
     SIGKILL to the worker when the parent dies (``PR_SET_PDEATHSIG``); the parent-pid check covers a parent
-    that died before that was set.
+    that died before that was set. Where there is no ``prctl`` a thread polls the parent's pid.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:  # the process's own symbols include libc's (no find_library: it runs ldconfig in every worker)
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the parent-pid check below is all there is
-        pass
+    except (OSError, AttributeError):  # not Linux: a thread watches the parent instead
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     if os.getppid() != parent:
         os._exit(1)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _compile_all(jobs: list[_Job], workers: int) -> list[_Compiled]:
