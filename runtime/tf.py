@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import TextIO
 
 from tfspec.compiler.versions import RUNTIME_VERSIONS
+from tfspec.compiler.write import remove_dead_staging, staging_prefix
 from tfspec.spec.errors import TfspecError
 
 __all__ = ["import_tf", "tf_loaded", "RuntimeVersionError", "installed_versions", "check_versions",
@@ -80,6 +81,9 @@ def import_tf() -> tuple[ModuleType, ModuleType]:
     return tf, tf_keras
 
 
+_SCRATCH_LOG = "tfspec-tensorflow.log"
+
+
 def tf_loaded() -> bool:
     """Whether TensorFlow is already imported in this process (loading it takes seconds)."""
     return "tensorflow" in sys.modules
@@ -115,7 +119,11 @@ def tensorflow_output(log_path: Path | None) -> Iterator[TextIO]:
                             errors="backslashreplace", buffering=1)
     else:  # sys.stderr is not the process's (click's test runner): keep writing to it
         real = sys.stderr
-    handle, temporary = tempfile.mkstemp(prefix="tfspec-tensorflow-", suffix=".log")
+    # In the temporary folder (the log's own may not exist yet, and a spec error must not create it), named
+    # with this process as owner: a run that is killed leaves it there, and the next run removes it.
+    scratch = Path(tempfile.gettempdir())
+    remove_dead_staging(scratch, _SCRATCH_LOG)
+    handle, temporary = tempfile.mkstemp(prefix=staging_prefix(_SCRATCH_LOG), suffix=".tmp", dir=scratch)
     try:
         os.dup2(handle, 2)
         try:

@@ -128,3 +128,32 @@ def test_compiler_only_install_says_the_runtime_extra_is_needed(tmp_path: Path, 
         assert result.stderr.rstrip().endswith("not installed: pip install 'tfspec[runtime]'")
     assert not (work / ".tfspec").exists()
     assert json.loads((work / "dist" / "digits" / "report.json").read_text()) == json.loads(REPORT_FIXTURE.read_text())
+
+
+def test_the_log_of_a_killed_run_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    """While TensorFlow runs, its log is a scratch file named after the run's process; a SIGKILLed run leaves
+    it, and the next run (here its log redirection alone) removes it."""
+    code = ("import sys, time\n"
+            "from pathlib import Path\n"
+            "from tfspec.runtime.tf import tensorflow_output\n"
+            "with tensorflow_output(Path(sys.argv[1])):\n"
+            "    import os; os.write(2, b'noise from C++\\n'); print('ready', flush=True); time.sleep(60)\n")
+    process = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "logs" / "tensorflow.log")],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "ready\n"
+        import tempfile
+
+        (scratch,) = [p for p in Path(tempfile.gettempdir()).glob(f".tfspec-tensorflow.log.{process.pid}-*.tmp")]
+        assert scratch.read_bytes() == b"noise from C++\n"
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    assert scratch.exists() and not (tmp_path / "logs").exists()
+
+    from tfspec.runtime.tf import tensorflow_output
+
+    with tensorflow_output(tmp_path / "logs" / "tensorflow.log"):
+        os.write(2, b"this run's noise\n")
+    assert not scratch.exists()
+    assert (tmp_path / "logs" / "tensorflow.log").read_bytes() == b"this run's noise\n"
