@@ -55,6 +55,6 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "distribution": {**distributed.describe(), "global_batch_size": distributed.global_batch_size(fit["batch_size"])},
         "placement": placed_devices(model),
     })
-    ctx.log(f"  test accuracy {metrics['accuracy']:.4f} after {metrics['epochs']} epochs" if metrics["accuracy"]
+    ctx.log(f"  test {metrics['metric']} {metrics['accuracy']:.4f} after {metrics['epochs']} epochs" if metrics["accuracy"]
             is not None else f"  trained {metrics['epochs']} epochs")
     return metrics
