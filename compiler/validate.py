@@ -238,6 +238,8 @@ def early_stopping_needs_validation(r: ResolvedSpec) -> list[Diagnostic]:
 
 
 def gates_need_accuracy(r: ResolvedSpec) -> list[Diagnostic]:
+    if quality_metric(r.spec.training.loss_spec.kind) != "accuracy":
+        return []  # gates_match_metric says which gates a regression model has
     out = []
     for index, target in enumerate(r.spec.targets):
         gates = getattr(target, "gates", None)
