@@ -241,9 +241,15 @@ def run(ctx: StepContext) -> dict[str, Any]:
     # one sigmoid unit separates two classes
     classes = 2 if p.get("loss") == "binary_crossentropy" else num_classes
     y = _check_labels(y, classes, source["kind"], key, found_classes) if classification else y.astype(np.float32)
+    if classification and num_classes is None and p.get("loss") != "binary_crossentropy":
+        # a builder or saved_model model without data.num_classes: the data says how many there are
+        # (the train step checks the model's output width against it)
+        num_classes = int(y.max()) + 1
     labels = list(p.get("labels") or [])
     if found_classes is not None and labels in ([], [str(i) for i in range(len(found_classes))]):
         labels = found_classes  # image_folder: the class folder names are the labels unless the spec names them
+    elif not labels and num_classes is not None and classification:
+        labels = [str(i) for i in range(num_classes)]  # never an empty labels.txt for a classifier
     parts = split_arrays(x.astype(np.float32), y, p["split"], classification)
     pre = p.get("preprocessing") or {}
     rescale = pre.get("rescale")

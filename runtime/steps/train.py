@@ -7,14 +7,52 @@ from typing import Any
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.distribute import peer_failures, strategy_for
+from tfspec.runtime.errors import StepError
 from tfspec.runtime.fit import compile_model, fit_model, model_metrics
 from tfspec.runtime.keras_io import save_model
 from tfspec.runtime.model_builder import build_model, device_for
 from tfspec.runtime.placement import check_devices, pin_layer_calls, placed_devices
 
-__all__ = ["run", "HISTORY_FILE"]
+__all__ = ["run", "HISTORY_FILE", "check_model_against_plan"]
 
 HISTORY_FILE = "history.json"
+_CATEGORICAL_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
+_MODEL_KEY = {"builder": ("model", "builder"), "saved_model": ("model", "path")}
+
+
+def _layer_names(model: Any) -> list[str]:
+    names: list[str] = []
+    for layer in model.layers:
+        names.append(layer.name)
+        if hasattr(layer, "layers"):  # a nested backbone: tfmot stages reach its layers too
+            names.extend(_layer_names(layer))
+    return names
+
+
+def check_model_against_plan(ctx: StepContext, model: Any, num_classes: int | None) -> None:
+    """What the compiler cannot see in a builder's or a SavedModel's model, checked before any training:
+    the output width against the data's classes, and every compression stage's ``skip_layers`` names
+    (up to a distill stage, whose student the compiler checks). Exit 2 at the spec line."""
+    kind = ctx.params["model"].get("kind")
+    if kind not in _MODEL_KEY:
+        return  # layers written in the spec: validate checked both
+    loss = ctx.params["fit"]["loss"]["kind"]
+    width = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
+    if loss in _CATEGORICAL_LOSSES and num_classes is not None and width is not None and width != num_classes:
+        raise StepError(_MODEL_KEY[kind], f"the model outputs {width} classes but the data has {num_classes}",
+                        f"make the model's last layer {num_classes} units wide (or set data.num_classes)")
+    names = _layer_names(model)
+    for step in ctx.plan.steps:
+        stage = step.params.get("stage") if step.id.startswith("compress.") else None
+        if stage is None:
+            continue
+        if stage.get("kind") == "distill":
+            break
+        for j, name in enumerate(stage.get("skip_layers") or []):
+            if name not in names:
+                raise StepError(("compression", step.params["index"], "skip_layers", j),
+                                f"no layer named {name!r} in the {kind} model",
+                                "its layers: " + ", ".join(names))
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
@@ -28,6 +66,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         model = pin_layer_calls(build_model(p["model"], spec_dir=ctx.spec_dir, seed=fit.get("seed")),
                                 device_for(p["model"]))
         callbacks = compile_model(model, fit, replicas=replicas)
+    check_model_against_plan(ctx, model, data.num_classes)
     trainable = p["model"].get("kind") != "saved_model" or p["model"].get("trainable", True)
     epochs_run = initial_epoch = 0
     stopped_early = False

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from runtime_testing import invoke
 
 SPEC = """\
@@ -62,3 +64,17 @@ def test_labels_outside_the_output_layer(tmp_path: Path) -> None:
     assert (f"{where}: model.layers[1].units: the model outputs 10 classes (labels 0..9) but the npz source has "
             "labels 0..11 (12 classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)") in output
     assert "run     train" not in output
+
+
+@pytest.mark.slow
+def test_a_model_at_chance_level_is_warned_about(tmp_path: Path) -> None:
+    # constant features: whatever the model learns, it predicts one class for every example
+    np.savez(tmp_path / "train.npz", x=np.zeros((120, 4), dtype=np.float32),
+             y=np.array(list(range(10)) * 12, dtype=np.int64))
+    code, output, _ = _run(tmp_path, "{kind: npz, path: train.npz, features: x, labels: y}")
+    assert code == 0, output
+    report = json.loads((tmp_path / "dist" / "report.json").read_text("utf-8"))
+    assert report["chance"]["at_chance"] == ["trained"]
+    assert [w.split(":")[0] for w in report["warnings"]] == ["the trained model is at chance level on the test split",
+                                                             "target serving is at chance level on the test split"]
+    assert "WARNING: the trained model is at chance level" in " ".join(output.split())
