@@ -102,6 +102,7 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
         "metric": (evaluation or {}).get("metric", baseline.get("metric", "accuracy")),
         "stages": (evaluation or {}).get("stages", []),
         "class_counts": (evaluation or {}).get("class_counts"),
+        "labels": (evaluation or {}).get("labels", []),
         "chance": (evaluation or {}).get("chance"),
         "model_summary": (evaluation or {}).get("layers", []),
         "machine": machine(),

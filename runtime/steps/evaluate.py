@@ -102,6 +102,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     if num_classes is not None:
         chance = chance_level(data.y_test, num_classes)
         result["class_counts"] = _class_counts(data, num_classes)
+        result["labels"] = list(data.info.get("labels") or [])
         result["chance"] = {"level": chance, "margin": CHANCE_MARGIN,
                             "at_chance": [s["label"] for s in stages if s["value"] <= chance + CHANCE_MARGIN]}
     ctx.write_json(EVALUATION_FILE, result)
