@@ -116,7 +116,8 @@ def _read_csv_history(path: Path) -> dict[str, list[float]]:
     history: dict[str, list[float]] = {}
     for epoch in sorted(rows):
         for key, value in rows[epoch].items():
-            if key != "epoch" and value not in ("", None):
+            # CSVLogger writes "NA" for val_* columns when there is no validation split
+            if key != "epoch" and value not in ("", "NA", None):
                 history.setdefault(key, []).append(float(value))
     return history
 
