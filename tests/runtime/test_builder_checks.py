@@ -124,3 +124,32 @@ def test_image_folder_with_android_bundles_the_folder_names(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output  # was: labels.txt is written by both render and mobile.bundle
     assets = tmp_path / "dist" / "phone" / "pets_model" / "src" / "main" / "assets"
     assert (assets / "labels.txt").read_text("utf-8") == "cat\ndog\nfox\n"
+
+
+RECURRENT = """\
+import tf_keras
+
+
+def rnn(width):
+    return tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Reshape((4, 1)),
+                                tf_keras.layers.LSTM(8, name="memory"),
+                                tf_keras.layers.Dense(width, activation="softmax", name="head")])
+"""
+
+
+def test_a_recurrent_builder_model_with_a_tflite_target_fails_before_training(tmp_path: Path) -> None:
+    module = f"rnn_{tmp_path.name}"
+    (tmp_path / f"{module}.py").write_text(RECURRENT, encoding="utf-8")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "train.npz", x=rng.normal(size=(80, 4)).astype(np.float32),
+             y=np.array([0, 1, 2, 3] * 20, dtype=np.int64))
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text(SPEC.format(module=module, width=4, compression="").replace(":mlp", ":rnn"), encoding="utf-8")
+    try:
+        result = invoke("run", str(spec), "--quiet", "--cache-dir", str(tmp_path / "cache"))
+    finally:
+        sys.modules.pop(module, None)
+    assert result.exit_code == 2, result.output
+    assert (f"{_line(tmp_path, 'builder:', 'builder')}: model.builder: the builder model has recurrent layers (memory) "
+            "that cannot be converted to TFLite yet (target phone)") in result.output
+    assert "epoch" not in result.output.lower()
