@@ -69,7 +69,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
     metric = ctx.params["metric"]
     error = is_error_metric(metric)
     data = load_dataset(ctx.input_of_kind("data"))
-    num_classes = None if error else (data.num_classes or 2)
+    # a binary model has one sigmoid unit (num_classes 1) and two classes
+    num_classes = None if error else max(data.num_classes or 2, 2)
     model_steps = [ctx.plan.step(i) for i in ctx.step.inputs if ctx.plan.step(i).kind in MODEL_STEP_KINDS]
     stages: list[dict[str, Any]] = []
     final_model: Any = None

@@ -150,7 +150,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     result: dict[str, Any] = {"artifact": p["artifact"], "metric": metric, "metrics": metrics, "gates": gates,
                               "passed": all(g["passed"] for g in gates), "baseline": evaluation["baseline"],
                               "tensors": details, "test_examples": int(len(data.x_test))}
-    num_classes = data.num_classes or 2
+    num_classes = max(data.num_classes or 2, 2)  # one sigmoid unit: two classes
     if not error:
         result["confusion"] = confusion_matrix(predictions, data.y_test, num_classes)
         result["per_class"] = per_class(result["confusion"])
