@@ -103,8 +103,7 @@ def _step_rows(steps: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _stage_rows(stages: list[Mapping[str, Any]], targets: Mapping[str, Mapping[str, Any]],
-                baseline: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _stage_rows(stages: list[Mapping[str, Any]], targets: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The trained model, each compression stage (with what that stage alone cost) and each target."""
     rows = []
     previous: Any = None
@@ -259,7 +258,7 @@ def report_context(report: Mapping[str, Any], charts: bool = True) -> dict[str, 
                          "p50": _fmt(latency.get("p50"), ".3g"), "p95": _fmt(latency.get("p95"), ".3g")},
             "targets": _target_rows(baseline, targets),
             "targets_image": report_charts.targets_png(baseline, targets, reference) if charts and targets else "",
-            "stages": _stage_rows(stages, targets, baseline) if stages else [],
+            "stages": _stage_rows(stages, targets) if stages else [],
             "size_image": report_charts.size_accuracy_png(_size_points(stages, targets), metric)
             if charts and stages else "",
             "warnings": [str(w) for w in report.get("warnings") or []],
