@@ -65,10 +65,10 @@ def test_a_valid_search_section_compiles_and_names_its_study_by_content() -> Non
 
 def test_search_exits_2_before_optuna_or_a_trial_and_writes_nothing(tmp_path: Path) -> None:
     spec = tmp_path / "deploy.yaml"
-    spec.write_text(BASE + SEARCH.replace("high: 64", "high: 3000000000"), encoding="utf-8")
+    spec.write_text(BASE + SEARCH.replace("low: 8", "low: 0"), encoding="utf-8")
     proc = subprocess.run([*tfspec_command(), "search", spec.name], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines()[0].startswith("deploy.yaml:40:7: search.parameters[0].high: model.layers[0].units")
+    assert proc.stderr.splitlines()[0].startswith("deploy.yaml:39:7: search.parameters[0].low: model.layers[0].units = 0 is not a valid spec")
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deploy.yaml"]
 
