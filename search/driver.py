@@ -32,7 +32,7 @@ from tfspec.spec.errors import Diagnostic, SpecError, TfspecError
 from tfspec.spec.search import Choice, FloatRange, IntRange, Minimize, Search
 
 __all__ = ["SearchOutcome", "TrialRecord", "run_search", "default_storage", "search_dir", "open_study",
-           "trial_records", "chosen_trial", "MAXIMISED"]
+           "trial_records", "chosen_trial", "pareto_numbers", "MAXIMISED"]
 
 MAXIMISED = ("accuracy",)
 """Objective metrics that are maximised; every other one is minimised."""
@@ -232,7 +232,7 @@ def trial_records(study: optuna.Study) -> list[TrialRecord]:
     return records
 
 
-def _pareto_numbers(records: list[TrialRecord], search: Search) -> list[int]:
+def pareto_numbers(records: list[TrialRecord], search: Search) -> list[int]:
     """Complete trials that meet the gates and that no other such trial beats on every metric."""
     names = _metrics_of(search)
     signs = [-1.0 if m in MAXIMISED else 1.0 for m in names]
@@ -255,7 +255,7 @@ def chosen_trial(records: list[TrialRecord], search: Search) -> TrialRecord | No
     if isinstance(search.objective, Minimize):
         sign = -1.0 if names[0] in MAXIMISED else 1.0
         return min(candidates, key=lambda r: (sign * r.metrics[names[0]], r.number))
-    front = set(_pareto_numbers(records, search))
+    front = set(pareto_numbers(records, search))
     order = [m for m in names if m not in MAXIMISED] or names
     return min((r for r in candidates if r.number in front),
                key=lambda r: (*[r.metrics[m] * (-1 if m in MAXIMISED else 1) for m in order], r.number))
@@ -349,7 +349,7 @@ def run_search(spec_path: str | Path, *, storage: str | None = None, cache_dir: 
     target = next(t for t in base.resolved.spec.targets if t.name == search.objective.target)
     gates = {k: v for k, v in (target.gates.model_dump() if getattr(target, "gates", None) else {}).items()
              if v is not None}
-    return SearchOutcome(name, storage_url, tuple(records), chosen, tuple(_pareto_numbers(records, search)),
+    return SearchOutcome(name, storage_url, tuple(records), chosen, tuple(pareto_numbers(records, search)),
                          baseline, gates, ran_here)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from tfspec.search.driver import SearchOutcome, TrialRecord, chosen_trial, _pareto_numbers
+from tfspec.search.driver import SearchOutcome, TrialRecord, chosen_trial, pareto_numbers
 from tfspec.search.report import overlay_path, write_outputs
 from tfspec.spec.search import Search
 
@@ -32,7 +32,7 @@ def test_minimize_chooses_the_smallest_trial_within_the_gates() -> None:
 
 def test_pareto_front_counts_only_trials_within_the_gates_and_chooses_its_smallest() -> None:
     search = Search.model_validate({**SEARCH, "objective": {"kind": "pareto", "target": "android"}})
-    assert sorted(_pareto_numbers(RECORDS, search)) == [1, 3, 5]  # 0 is beaten by 5 on every metric
+    assert sorted(pareto_numbers(RECORDS, search)) == [1, 3, 5]  # 0 is beaten by 5 on every metric
     assert chosen_trial(RECORDS, search).number == 1  # smallest, then lowest latency
 
 
@@ -44,7 +44,7 @@ def test_outputs_page_and_overlay(tmp_path: Path) -> None:
     search = Search.model_validate(SEARCH)
     chosen = chosen_trial(RECORDS, search)
     outcome = SearchOutcome("digits-0123456789ab", "sqlite:///x.db", tuple(RECORDS), chosen,
-                            tuple(_pareto_numbers(RECORDS, search)), {"value": 0.95},
+                            tuple(pareto_numbers(RECORDS, search)), {"value": 0.95},
                             {"max_size_kb": 5.0, "max_accuracy_drop": 0.05}, 6)
     spec = tmp_path / "deploy.yaml"
     written = write_outputs(outcome, spec, tmp_path / "out")
