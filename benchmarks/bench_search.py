@@ -34,12 +34,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it")
+    parser.add_argument("--skip-search", action="store_true", help="only the warm-process cache comparison")
     args = parser.parse_args()
     import optuna
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-search-"))
     folder.mkdir(parents=True, exist_ok=True)
     spec = write_spec(folder, trials=args.trials)
+    if args.skip_search:
+        _warm_comparison(spec, folder)
+        return
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CI": "true"}
     print(f"load before: {Path('/proc/loadavg').read_text().strip()}  cores: {os.cpu_count()}")
     start = time.perf_counter()
@@ -90,6 +94,25 @@ def _warm_comparison(spec: Path, folder: Path, repeats: int = 3) -> None:
           f"{statistics.median(totals):.2f} s (median; {min(totals):.2f}-{max(totals):.2f}), its data step "
           f"{statistics.median(data_steps):.2f} s ({min(data_steps):.2f}-{max(data_steps):.2f}): what each later "
           "trial saves by taking it from the shared cache")
+    # A trial that changes only the quantization kind shares data, train, prune and export with the spec's own.
+    from tfspec.compiler.pipeline import compile_document, resolve_expanded
+    from tfspec.compiler.search import SEARCHED_ENV, resolve_overlaid, trial_document
+
+    assert result.resolved is not None
+    document = result.resolved.document
+    _, overlay = resolve_overlaid(document, {("targets", 0, "quantization", "kind"): "dynamic"}, resolve_expanded)
+    dynamic = compile_document(trial_document(document, overlay), SEARCHED_ENV).raise_for_errors()
+    shared, alone = [], []
+    for i in range(repeats):
+        start = time.perf_counter()
+        outcome = run_plan(dynamic, cache_dir=folder / f"empty-cache-{i}", dist_dir=folder / "dist-dyn", **quiet)
+        shared.append(time.perf_counter() - start)  # the spec's own run filled this cache
+        ran_shared = outcome.ran
+        start = time.perf_counter()
+        run_plan(dynamic, cache_dir=folder / f"alone-cache-{i}", dist_dir=folder / "dist-alone", **quiet)
+        alone.append(time.perf_counter() - start)
+    print(f"a trial changing only the quantization kind: {statistics.median(shared):.2f} s on the shared cache "
+          f"(ran {', '.join(ran_shared)}) vs {statistics.median(alone):.2f} s alone (medians of {repeats})")
     print(f"load at the end: {Path('/proc/loadavg').read_text().strip()}")
 
 
