@@ -9,7 +9,7 @@ import click
 
 from tfspec.spec.errors import EXIT_DIFF, TfspecError
 
-from .common import compiled, handle_errors, spec_argument
+from .common import compiled, handle_errors, require_runtime, spec_argument
 
 __all__ = ["search"]
 
@@ -27,9 +27,11 @@ __all__ = ["search"]
               help="Step cache shared by the trials (default: .tfspec/cache next to the spec).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for report.html and search.json (default: dist/<name>-search/).")
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's own messages (by default they go to logs/tensorflow.log in the step cache).")
 @handle_errors
 def search(spec: str, storage: str | None, trials: int | None, minutes: float | None, cache_dir: Path | None,
-           out_dir: Path | None) -> None:
+           out_dir: Path | None, verbose: bool) -> None:
     """Search the values named in the spec's `search` section with Optuna; write the best configuration
     within the gates as the environment overlay `searched` (<spec>.searched.env.yaml).
 
@@ -37,6 +39,7 @@ def search(spec: str, storage: str | None, trials: int | None, minutes: float | 
     """
     result = compiled(spec, None)  # every problem of the spec and its search section, before Optuna loads
     assert result.resolved is not None
+    require_runtime("run")  # trials are runs
     try:
         from tfspec.search.driver import run_search
         from tfspec.search.report import write_outputs
@@ -44,7 +47,13 @@ def search(spec: str, storage: str | None, trials: int | None, minutes: float | 
         if error.name != "optuna":
             raise
         raise TfspecError("tfspec search needs Optuna: pip install 'tfspec[search]'") from None
-    outcome = run_search(spec, storage=storage, cache_dir=cache_dir, trials=trials, minutes=minutes, log=click.echo)
+    from tfspec.runtime.cache import default_cache_dir
+    from tfspec.runtime.tf import TENSORFLOW_LOG, tensorflow_output
+
+    tf_log = None if verbose else (cache_dir or default_cache_dir(Path(result.path))).parent / TENSORFLOW_LOG
+    with tensorflow_output(tf_log):
+        outcome = run_search(spec, storage=storage, cache_dir=cache_dir, trials=trials, minutes=minutes,
+                             log=click.echo)
     out = out_dir if out_dir is not None else Path("dist") / f"{result.resolved.spec.name}-search"
     overlay = write_outputs(outcome, Path(spec), out)
     click.echo(f"wrote {out / 'report.html'}")
