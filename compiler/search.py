@@ -188,6 +188,11 @@ def check_search(document: SourceDocument, search: Search, resolved_targets: lis
             problems.append(document.diagnostic(here + ("path",), f"{parameter.path!r} cannot be searched",
                                                 "search values under " + ", ".join(SEARCHABLE_SECTIONS)))
             continue
+        if len(path) < (3 if path[0] == "targets" else 2):
+            problems.append(document.diagnostic(here + ("path",), f"{parameter.path!r} names a whole section or "
+                                                "target, not one value", "name a value inside it, e.g. "
+                                                "targets[0].quantization.kind"))
+            continue
         if path in seen:
             problems.append(document.diagnostic(here + ("path",), f"{parameter.path!r} is already searched by "
                                                 f"search.parameters[{seen[path]}]"))

@@ -98,3 +98,12 @@ def test_an_overlay_file_is_used_for_its_environment_and_its_errors_name_it(tmp_
     assert [d.format() for d in result.diagnostics] == [
         f"{overlay}:2:3: training.batch_size: must be at least 1 (got 0)"]
     assert tfspec.compile(spec, environ={}).ok  # not selected: not read
+
+
+def test_a_path_to_a_whole_section_or_target_is_one_error_not_a_crash() -> None:
+    for path in ("compression", "targets[0]", "training"):
+        text = BASE + SEARCH.replace("path: model.layers[0].units", f'path: "{path}"')
+        result = tfspec.compile("s.yaml", text=text, environ={})
+        assert [d.format() for d in result.diagnostics] == [
+            f"s.yaml:38:7: search.parameters[0].path: {path!r} names a whole section or target, not one value "
+            "(hint: name a value inside it, e.g. targets[0].quantization.kind)"]
