@@ -45,6 +45,7 @@ from typing import Any
 from tfspec.spec.errors import Diagnostic
 
 from .versions import TFSPEC_VERSION
+from .naming import dist_name, placed_files
 from .write import MANIFEST, diff_tree, manifest_text, process_alive, with_manifest, write_tree
 
 __all__ = [
@@ -137,9 +138,7 @@ def _discover(root: Path, exclude: Iterable[Path] = ()) -> list[tuple[Path, str]
     return found
 
 
-def output_dir_name(name: str, env: str | None) -> str:
-    """``<name>`` or ``<name>-<env>``: the folder a spec's output goes to under the output root."""
-    return f"{name}-{env}" if env else name
+output_dir_name = dist_name  # the folder a spec's output goes to under the output root
 
 
 @functools.cache
@@ -437,7 +436,7 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
             continue
         assert result.name is not None
         out_dir = out_root / output_dir_name(result.name, env)
-        files = with_manifest(result.files)
+        files = with_manifest(placed_files(result.files, path, out_dir))
         deps = tuple((dep, _sha256(_read_text(Path(dep)) or "")) for dep in result.deps)
         if check:
             diff = diff_tree(out_dir, files)

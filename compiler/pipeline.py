@@ -15,14 +15,16 @@ from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_text
 
 from .parse import parse_model, parse_spec
-from .plan import Plan, build_plan
+from tfspec.plan import PLAN_FILE, Plan
+
+from .naming import placed_files, plan_root
+from .plan import build_plan
 from .render import render_targets
 from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
 from .validate import validate
 
-__all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "PLAN_FILE"]
-
-PLAN_FILE = "plan.json"
+__all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "placed_files", "plan_root",
+           "PLAN_FILE"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +49,13 @@ class CompileResult:
     @property
     def ok(self) -> bool:
         return not self.diagnostics
+
+    def placed(self, out_dir: str | Path) -> "CompileResult":
+        """This result as written to ``out_dir``: the plan records the spec's folder relative to it."""
+        if self.plan is None:
+            return self
+        plan = self.plan.model_copy(update={"root": plan_root(self.path, out_dir)})
+        return dataclasses.replace(self, plan=plan, files={**self.files, PLAN_FILE: plan.to_text()})
 
     def raise_for_errors(self) -> "CompileResult":
         if self.diagnostics:
@@ -86,7 +95,7 @@ def compile_document(document: SourceDocument, env: str | None = None,
         resolved = resolve_document(document, env, environ)
         target_files = render_targets(resolved)
         plan = build_plan(resolved, {name: {path: _sha256(text) for path, text in files.items()}
-                                     for name, files in target_files.items()})
+                                     for name, files in target_files.items()}, None, Path(document.file).name)
     except SpecError as error:
         return CompileResult(document.file, None, None, {}, tuple(error.diagnostics))
     files: dict[str, str] = {PLAN_FILE: plan.to_text()}

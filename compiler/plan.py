@@ -1,113 +1,36 @@
-"""Stage 5: plan — the DAG of runtime steps, each with a content fingerprint.
+"""Stage 5: plan — the DAG of runtime steps, each with typed, fully resolved params and a fingerprint.
 
-A step's fingerprint is the sha256 of its kind, its canonical parameters, the fingerprints of the
-steps it depends on and the pinned tool versions: changing a tflite target's quantization changes only
-that target's steps; changing training changes training and everything downstream.
+The plan is the runtime's whole input (``tfspec.plan``): every default a step needs is decided here. A
+step's fingerprint is the sha256 of its kind, its params, the fingerprints of the steps it depends on and
+the pinned tool versions: changing a tflite target's quantization changes only that target's steps;
+changing training changes training and everything downstream.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from typing import Any
 
+from tfspec.plan import (MODEL_STEP_KINDS, STAGE_STEP_KIND, STEP_KINDS, ClusterParams, DataParams, DistillParams,
+                         ExportParams, Plan, PreprocessingParams, PruneParams, QatParams, RenderParams,
+                         SavedModelBundleParams, SavedModelVerifyParams, SpecInfo, SplitParams, Step, StepParams,
+                         TeacherParams, TfliteBundleParams, TfliteParams, TfliteVerifyParams, TrainParams,
+                         WarmupParams, canonical_json, fingerprint)
+from tfspec.spec.compression import ClusterStage, DistillStage, PruneStage, QuantizationAwareStage
 from tfspec.spec.data import TfrecordSource
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
+from .naming import dist_name
 from .resolve import ResolvedSpec
 from .teachers import teacher_identity
-from .versions import PLAN_SCHEMA_VERSION, RUNTIME_VERSIONS, TFSPEC_VERSION
+from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
-__all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "build_plan", "canonical_json", "fingerprint", "model_step_id"]
-
-STEP_KINDS: tuple[str, ...] = (
-    "data", "train", "prune", "cluster", "qat", "distill", "export", "warmup", "tflite", "verify", "bundle", "render",
-)
-
-# Steps whose output is a Keras model (``model.keras`` / ``model.h5``): training and every compression stage.
-MODEL_STEP_KINDS: tuple[str, ...] = ("train", "prune", "cluster", "qat", "distill")
-
-_STAGE_STEP_KIND = {"prune": "prune", "cluster": "cluster", "quantization_aware": "qat", "distill": "distill"}
+__all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "build_plan", "canonical_json", "fingerprint",
+           "model_step_id"]
 
 
-def canonical_json(value: Any) -> str:
-    """Compact JSON with sorted keys: the byte form every fingerprint hashes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def fingerprint(kind: str, params: dict[str, Any], input_fingerprints: list[str]) -> str:
-    payload = canonical_json({
-        "kind": kind,
-        "params": params,
-        "inputs": input_fingerprints,
-        "versions": {"tfspec": TFSPEC_VERSION, **RUNTIME_VERSIONS},
-    })
-    return hashlib.sha256(payload.encode("ascii")).hexdigest()
-
-
-@dataclasses.dataclass(frozen=True)
-class Step:
-    """One unit of runtime work.
-
-    Attributes:
-        id: unique, stable name (``train``, ``compress.0.prune``, ``android.tflite``).
-        kind: one of ``STEP_KINDS``; the runtime has one module per kind.
-        params: everything the runtime needs for this step (it never reads the spec).
-        inputs: ids of the steps whose outputs this step consumes.
-        outputs: files or folders the step produces, relative to its cache entry.
-        fingerprint: content hash (see module docstring).
-        target: the target this step belongs to, if any.
-    """
-
-    id: str
-    kind: str
-    params: dict[str, Any]
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    fingerprint: str
-    target: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "target": self.target,
-            "inputs": list(self.inputs),
-            "outputs": list(self.outputs),
-            "params": self.params,
-            "fingerprint": self.fingerprint,
-        }
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """The DAG of steps for one spec (steps in a topological order)."""
-
-    name: str
-    version: int
-    spec_sha256: str
-    environment: str | None
-    steps: tuple[Step, ...]
-
-    def step(self, step_id: str) -> Step:
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema_version": PLAN_SCHEMA_VERSION,
-            "tfspec_version": TFSPEC_VERSION,
-            "runtime_versions": dict(RUNTIME_VERSIONS),
-            "spec": {"name": self.name, "version": self.version, "sha256": self.spec_sha256,
-                     "environment": self.environment},
-            "steps": [s.to_json() for s in self.steps],
-        }
-
-    def to_text(self) -> str:
-        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+def model_step_id(plan: Plan) -> str:
+    """Id of the step producing the final Keras model (the last compression stage, or ``train``)."""
+    return plan.model_step_id()
 
 
 class _PlanBuilder:
@@ -115,11 +38,12 @@ class _PlanBuilder:
         self.steps: list[Step] = []
         self._by_id: dict[str, Step] = {}
 
-    def add(self, step_id: str, kind: str, params: dict[str, Any], inputs: list[str], outputs: list[str],
+    def add(self, step_id: str, kind: str, params: StepParams, inputs: list[str], outputs: list[str],
             target: str | None = None) -> str:
-        params = json.loads(canonical_json(params))  # plain JSON types only, so plan.json round-trips
-        fp = fingerprint(kind, params, [self._by_id[i].fingerprint for i in inputs])
-        step = Step(step_id, kind, params, tuple(inputs), tuple(outputs), fp, target)
+        fp = fingerprint(kind, params.model_dump(mode="json"), [self._by_id[i].fingerprint for i in inputs],
+                         {"tfspec": TFSPEC_VERSION, **RUNTIME_VERSIONS})
+        step = Step(id=step_id, kind=kind, target=target, inputs=tuple(inputs), outputs=tuple(outputs), params=params,
+                    fingerprint=fp)
         self.steps.append(step)
         self._by_id[step_id] = step
         return step_id
@@ -129,37 +53,77 @@ def _dump(model: Any) -> Any:
     return model.model_dump(mode="json") if model is not None else None
 
 
-def model_step_id(plan: Plan) -> str:
-    """Id of the step producing the final Keras model (the last compression stage, or ``train``)."""
-    return [s.id for s in plan.steps if s.kind in MODEL_STEP_KINDS][-1]
+def initial_learning_rate(optimizer: Any) -> float:
+    """The training optimizer's initial learning rate (a schedule's ``initial`` or first value)."""
+    rate = optimizer.learning_rate
+    if isinstance(rate, (int, float)):
+        return float(rate)
+    if hasattr(rate, "initial"):
+        return float(rate.initial)
+    return float(rate.values[0])  # piecewise_constant
 
 
-def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]] | None = None) -> Plan:
+def _stage_params(resolved: ResolvedSpec, index: int, stage: Any, fit: dict[str, Any]) -> dict[str, Any]:
+    learning_rate = stage.learning_rate if stage.learning_rate is not None else initial_learning_rate(
+        resolved.spec.training.optimizer)
+    return {"index": index, "stage": stage.kind, "fit": fit, "learning_rate": learning_rate,
+            "input_name": resolved.input_name, "output_name": resolved.output_name,
+            "input_shape": list(resolved.input_shape), "input_dtype": resolved.input_dtype,
+            "num_classes": resolved.num_classes}
+
+
+def _compression_params(resolved: ResolvedSpec, index: int, stage: Any, fit: dict[str, Any]) -> StepParams:
+    common = _stage_params(resolved, index, stage, fit)
+    if isinstance(stage, PruneStage):
+        m_by_n = stage.sparsity_m_by_n
+        return PruneParams(**common, schedule=stage.schedule,
+                           target_sparsity=1.0 - m_by_n[0] / m_by_n[1] if m_by_n else stage.target_sparsity,
+                           initial_sparsity=stage.initial_sparsity, begin_step=stage.begin_step, end_step=stage.end_step,
+                           frequency=stage.frequency, sparsity_m_by_n=list(m_by_n) if m_by_n else None,
+                           skip_layers=list(stage.skip_layers), fine_tune_epochs=stage.fine_tune_epochs)
+    if isinstance(stage, ClusterStage):
+        return ClusterParams(**common, number_of_clusters=stage.number_of_clusters, centroid_init=stage.centroid_init,
+                             preserve_sparsity=stage.preserve_sparsity, skip_layers=list(stage.skip_layers),
+                             fine_tune_epochs=stage.fine_tune_epochs)
+    if isinstance(stage, QuantizationAwareStage):
+        return QatParams(**common, preserve=list(stage.preserve), fine_tune_epochs=stage.fine_tune_epochs)
+    assert isinstance(stage, DistillStage) and stage.teacher is not None and stage.student is not None  # validated
+    # An external teacher is not a step of this plan: its identity keeps the fingerprint honest.
+    return DistillParams(**common, teacher=TeacherParams(kind=stage.teacher.kind,
+                                                         path=getattr(stage.teacher, "path", None)),
+                         teacher_identity=teacher_identity(resolved, stage),
+                         student=[_dump(layer) for layer in stage.student], temperature=stage.temperature,
+                         alpha=stage.alpha, epochs=stage.epochs)
+
+
+def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]] | None = None,
+               root: str | None = None, spec_file: str | None = None) -> Plan:
     """Turn a validated spec into the step DAG.
 
     ``rendered_files`` maps target name → {path: sha256} of the files render wrote for it, so a render
     step's fingerprint changes exactly when its files do. Render steps are carried out by ``tfspec build``;
     ``tfspec run`` lays the rendered files under the bundled binaries when it assembles the dist folder,
-    so no runtime step depends on them (a changed header never re-runs a bundle).
+    so no runtime step depends on them (a changed header never re-runs a bundle). ``root`` is the spec's
+    folder relative to the folder ``plan.json`` is written to, ``spec_file`` the spec's path relative to it.
     """
     spec = resolved.spec
     b = _PlanBuilder()
     training = spec.training
-    data_params: dict[str, Any] = {
-        "source": _dump(spec.data.source),
-        "split": _dump(spec.data.split),
-        "preprocessing": _dump(spec.data.preprocessing),
-        "augmentation": _dump(spec.data.augmentation),
-        "labels": list(resolved.labels),
-        "num_classes": resolved.num_classes,
-        "input_shape": list(resolved.input_shape),
-        "input_dtype": resolved.input_dtype,
-        "loss": training.loss_spec.kind,
-    }
-    if isinstance(spec.data.source, TfrecordSource):
+    preprocessing = spec.data.preprocessing
+    data = b.add("data", "data", DataParams(
+        source=_dump(spec.data.source),
+        split=SplitParams(**spec.data.split.model_dump()),
+        preprocessing=PreprocessingParams(rescale=preprocessing.rescale, normalize=preprocessing.normalize,
+                                          reshape=list(preprocessing.reshape) if preprocessing.reshape else None),
+        augmentation=_dump(spec.data.augmentation),
+        labels=list(resolved.labels),
+        num_classes=resolved.num_classes,
+        input_shape=list(resolved.input_shape),
+        input_dtype=resolved.input_dtype,
+        loss=training.loss_spec.kind,
         # canonical JSON sorts mapping keys; the input is the features' concatenation in spec order
-        data_params["feature_order"] = list(spec.data.source.features)
-    data = b.add("data", "data", data_params, [], ["dataset.npz", "data_info.json"])
+        feature_order=list(spec.data.source.features) if isinstance(spec.data.source, TfrecordSource) else None,
+    ), [], ["dataset.npz", "data_info.json"])
     fit = {
         "optimizer": _dump(training.optimizer),
         "loss": _dump(training.loss_spec),
@@ -170,99 +134,84 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         "distribution": _dump(training.distribution),
     }
     model_outputs = ["model.keras", "history.json", "metrics.json"]
-    last = b.add("train", "train", {
-        "model": _dump(spec.model),
-        "training": _dump(training),
-        "fit": fit,
-        "input_name": resolved.input_name,
-        "output_name": resolved.output_name,
-        "num_classes": resolved.num_classes,
-    }, [data], model_outputs)
+    last = b.add("train", "train", TrainParams(
+        model=_dump(spec.model),
+        fit=fit,
+        epochs=training.epochs,
+        early_stopping=_dump(training.early_stopping),
+        checkpoint_every_epoch=training.checkpoint_every_epoch,
+        trainable=getattr(spec.model, "trainable", True),
+        input_name=resolved.input_name,
+        output_name=resolved.output_name,
+        num_classes=resolved.num_classes,
+    ), [data], model_outputs)
     train_step = last
     for index, stage in enumerate(spec.compression):
-        kind = _STAGE_STEP_KIND[stage.kind]
+        kind = STAGE_STEP_KIND[stage.kind]
         inputs = [last, data]
         if kind == "distill" and stage.teacher is not None and stage.teacher.kind == "self":
             inputs = [train_step, data] if last == train_step else [last, data]
-        stage_params: dict[str, Any] = {}
-        if kind == "distill":
-            # An external teacher is not a step of this plan: its identity keeps the fingerprint honest.
-            stage_params["teacher_identity"] = teacher_identity(resolved, stage)
-        last = b.add(f"compress.{index}.{stage.kind}", kind, {
-            **stage_params,
-            "index": index,
-            "stage": _dump(stage),
-            "fit": fit,
-            "input_name": resolved.input_name,
-            "output_name": resolved.output_name,
-            "input_shape": list(resolved.input_shape),
-            "input_dtype": resolved.input_dtype,
-            "num_classes": resolved.num_classes,
-        }, inputs, ["model.h5", *model_outputs[1:]] if kind == "qat" else model_outputs)
+        last = b.add(f"compress.{index}.{stage.kind}", kind, _compression_params(resolved, index, stage, fit), inputs,
+                     ["model.h5", *model_outputs[1:]] if kind == "qat" else model_outputs)
     final_model = last
     quantization_aware = any(s.kind == "quantization_aware" for s in spec.compression)
-    export = b.add("export", "export", {
-        "name": spec.name,
-        "version": spec.version,
-        "input_name": resolved.input_name,
-        "output_name": resolved.output_name,
-        "input_shape": list(resolved.input_shape),
-        "input_dtype": resolved.input_dtype,
-        "signature": "serving_default",
-    }, [final_model, data], ["saved_model"])
+    export = b.add("export", "export", ExportParams(
+        name=spec.name,
+        version=spec.version,
+        input_name=resolved.input_name,
+        output_name=resolved.output_name,
+        input_shape=list(resolved.input_shape),
+        input_dtype=resolved.input_dtype,
+        signature="serving_default",
+    ), [final_model, data], ["saved_model"])
+    metric = training.metrics[0] if training.metrics else None
     rendered_files = rendered_files or {}
     for target in spec.targets:
         t = target.name
-        render_params = {"files": dict(sorted(rendered_files.get(t, {}).items()))}
-        b.add(f"{t}.render", "render", render_params, [], sorted(render_params["files"]), t)
+        files = dict(sorted(rendered_files.get(t, {}).items()))
+        b.add(f"{t}.render", "render", RenderParams(files=files), [], sorted(files), t)
         if isinstance(target, TfliteTarget):
             q = target.quantization
-            conversion = {
-                "quantization": q.kind,
-                "optimizations": [] if q.kind == "none" and not quantization_aware else ["DEFAULT"],
-                "representative_samples": q.representative_samples if isinstance(q, (Int8Quantization, Int16x8Quantization)) else 0,
-                "supported_ops": list(target.supported_ops or []),
-                "supported_types": ["float16"] if q.kind == "float16" else [],
-                "inference_input_type": getattr(q, "input_type", "float32"),
-                "inference_output_type": getattr(q, "output_type", "float32"),
-                "quantization_aware": quantization_aware,
-                "filename": target.filename,
-            }
+            supported_ops = list(target.supported_ops or [])
             if q.kind == "int16x8":
-                conversion["supported_ops"] = ["experimental_tflite_builtins_activations_int16_weights_int8"]
-            convert = b.add(f"{t}.tflite", "tflite", conversion, [final_model, data], [target.filename], t)
-            verify = b.add(f"{t}.verify", "verify", {
-                "artifact": "tflite",
-                "filename": target.filename,
-                "gates": _dump(target.gates),
-                "metric": training.metrics[0] if training.metrics else None,
-            }, [convert, final_model, data], ["verify.json"], t)
-            bundle_params: dict[str, Any] = {"filename": target.filename, "android": _dump(target.android),
-                                             "labels": list(resolved.labels), "name": spec.name, "version": spec.version,
-                                             "input_name": resolved.input_name, "output_name": resolved.output_name}
-            if target.android:
-                pack = target.android.asset_pack.name
-                bundle_params["assets_dir"] = f"{t}/{pack}/src/main/assets"
-            else:
-                bundle_params["assets_dir"] = t
-            b.add(f"{t}.bundle", "bundle", bundle_params, [convert, verify, data], [bundle_params["assets_dir"]], t)
+                supported_ops = ["experimental_tflite_builtins_activations_int16_weights_int8"]
+            convert = b.add(f"{t}.tflite", "tflite", TfliteParams(
+                quantization=q.kind,
+                optimizations=[] if q.kind == "none" and not quantization_aware else ["DEFAULT"],
+                representative_samples=q.representative_samples if isinstance(q, (Int8Quantization, Int16x8Quantization)) else 0,
+                supported_ops=supported_ops,
+                supported_types=["float16"] if q.kind == "float16" else [],
+                inference_input_type=getattr(q, "input_type", "float32"),
+                inference_output_type=getattr(q, "output_type", "float32"),
+                quantization_aware=quantization_aware,
+                filename=target.filename,
+            ), [final_model, data], [target.filename], t)
+            verify = b.add(f"{t}.verify", "verify", TfliteVerifyParams(
+                artifact="tflite", filename=target.filename, gates=_dump(target.gates), metric=metric,
+            ), [convert, final_model, data], ["verify.json"], t)
+            assets_dir = f"{t}/{target.android.asset_pack.name}/src/main/assets" if target.android else t
+            b.add(f"{t}.bundle", "bundle", TfliteBundleParams(
+                artifact="tflite", filename=target.filename, android=_dump(target.android),
+                labels=list(resolved.labels), name=spec.name, version=spec.version,
+                input_name=resolved.input_name, output_name=resolved.output_name, assets_dir=assets_dir,
+            ), [convert, verify, data], [assets_dir], t)
         elif isinstance(target, TfServingTarget):
             inputs = [export]
             if target.warmup is not None:
-                inputs.append(b.add(f"{t}.warmup", "warmup", {
-                    "requests": target.warmup.requests,
-                    "model_name": spec.name,
-                    "signature": "serving_default",
-                    "input_name": resolved.input_name,
-                }, [export, data], ["tf_serving_warmup_requests"], t))
-            verify = b.add(f"{t}.verify", "verify", {
-                "artifact": "saved_model",
-                "gates": _dump(target.gates),
-                "metric": training.metrics[0] if training.metrics else None,
-                "input_name": resolved.input_name,
-                "output_name": resolved.output_name,
-            }, [export, final_model, data], ["verify.json"], t)
+                inputs.append(b.add(f"{t}.warmup", "warmup", WarmupParams(
+                    requests=target.warmup.requests, model_name=spec.name, signature="serving_default",
+                    input_name=resolved.input_name,
+                ), [export, data], ["tf_serving_warmup_requests"], t))
+            verify = b.add(f"{t}.verify", "verify", SavedModelVerifyParams(
+                artifact="saved_model", gates=_dump(target.gates), metric=metric,
+                input_name=resolved.input_name, output_name=resolved.output_name,
+            ), [export, final_model, data], ["verify.json"], t)
             model_dir = f"{t}/models/{spec.name}/{spec.version}"
-            b.add(f"{t}.bundle", "bundle", {"model_dir": model_dir, "name": spec.name, "version": spec.version},
-                  inputs + [verify], [model_dir], t)
-    return Plan(spec.name, spec.version, resolved.spec_sha256, resolved.environment, tuple(b.steps))
+            b.add(f"{t}.bundle", "bundle", SavedModelBundleParams(
+                artifact="saved_model", model_dir=model_dir, name=spec.name, version=spec.version,
+            ), inputs + [verify], [model_dir], t)
+    info = SpecInfo(name=spec.name, version=spec.version, sha256=resolved.spec_sha256,
+                    environment=resolved.environment, file=spec_file,
+                    dist_name=dist_name(spec.name, resolved.environment))
+    return Plan(tfspec_version=TFSPEC_VERSION, runtime_versions={"tfspec": TFSPEC_VERSION, **RUNTIME_VERSIONS},
+                spec=info, root=root, steps=tuple(b.steps))

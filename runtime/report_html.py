@@ -18,7 +18,7 @@ from typing import Any
 
 import jinja2
 
-from tfspec.compiler.plan import MODEL_STEP_KINDS
+from tfspec.plan import COMPRESSION_STEP_KINDS, MODEL_STEP_KINDS
 from tfspec.spec.errors import TfspecError
 
 __all__ = ["REPORT_JSON", "REPORT_HTML", "ReportError", "load_report", "report_context", "render_report_html",
@@ -27,7 +27,6 @@ __all__ = ["REPORT_JSON", "REPORT_HTML", "ReportError", "load_report", "report_c
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 TEMPLATE = "report/report.html.j2"
-COMPRESSION_STEP_KINDS = ("prune", "cluster", "qat", "distill")
 
 
 class ReportError(TfspecError):

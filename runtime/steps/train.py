@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfspec.plan import TrainParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.distribute import peer_failures, strategy_for
@@ -19,24 +20,25 @@ HISTORY_FILE = "history.json"
 
 def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
-    training, fit = p["training"], p["fit"]
+    assert isinstance(p, TrainParams)
+    fit = p.fit
     data = load_dataset(ctx.input_of_kind("data"))
-    distributed = strategy_for(p)
+    distributed = strategy_for(fit)
     replicas = distributed.replicas
-    check_devices(p["model"])
+    check_devices(p.model)
     with distributed.scope():
-        model = pin_layer_calls(build_model(p["model"], spec_dir=ctx.spec_dir, seed=fit.get("seed")),
-                                device_for(p["model"]))
+        model = pin_layer_calls(build_model(p.model, spec_dir=ctx.root, seed=fit["seed"]),
+                                device_for(p.model))
         callbacks = compile_model(model, fit, replicas=replicas)
-    trainable = p["model"].get("kind") != "saved_model" or p["model"].get("trainable", True)
+    trainable = p.trainable
     epochs_run = initial_epoch = 0
     stopped_early = False
     history: dict[str, list[float]] = {}
     if trainable:
-        checkpoint = ctx.checkpoint_dir if training.get("checkpoint_every_epoch", True) else None
+        checkpoint = ctx.checkpoint_dir if p.checkpoint_every_epoch else None
         with peer_failures(distributed):
-            result = fit_model(model, data, fit=fit, epochs=training["epochs"], quiet=ctx.quiet,
-                               early_stopping=training.get("early_stopping"), checkpoint_dir=checkpoint,
+            result = fit_model(model, data, fit=fit, epochs=p.epochs, quiet=ctx.quiet,
+                               early_stopping=p.early_stopping, checkpoint_dir=checkpoint,
                                callbacks=callbacks, augmentation=data.info.get("augmentation"),
                                distributed=distributed)
         history, epochs_run, initial_epoch, stopped_early = (result.history, result.epochs_run,

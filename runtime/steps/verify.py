@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tfspec.compiler.plan import MODEL_STEP_KINDS
+from tfspec.plan import MODEL_STEP_KINDS, SavedModelVerifyParams, TfliteVerifyParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import Dataset, load_dataset
 from tfspec.runtime.keras_io import load_model, model_file
@@ -129,26 +129,27 @@ def evaluate_gates(gates: dict[str, Any] | None, metrics: dict[str, Any], lower_
 
 def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
-    metric = p.get("metric")
+    assert isinstance(p, (TfliteVerifyParams, SavedModelVerifyParams))
+    metric = p.metric
     lower_is_better = metric == "mae"
     data = load_dataset(ctx.input_of_kind("data"))
     baseline = _baseline(ctx.input_of_kind(*MODEL_STEP_KINDS), data, metric)
     details: dict[str, Any] = {}
-    if p["artifact"] == "tflite":
-        path = ctx.input_of_kind("tflite") / p["filename"]
+    if isinstance(p, TfliteVerifyParams):
+        path = ctx.input_of_kind("tflite") / p.filename
         predictions, latencies, details = run_tflite(path, data.x_test)
         size = path.stat().st_size
     else:
         path = ctx.input_of_kind("export") / "saved_model"
-        predictions, latencies = _run_saved_model(path, data.x_test, p["input_name"], p["output_name"])
+        predictions, latencies = _run_saved_model(path, data.x_test, p.input_name, p.output_name)
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     value = quality(predictions, data.y_test, metric)
     p50, p95 = _percentiles(latencies)
     drop = (value - baseline["value"]) if lower_is_better else (baseline["value"] - value)
     metrics = {"accuracy": value, "accuracy_drop": drop, "size_bytes": size, "latency_ms_p50": p50,
                "latency_ms_p95": p95}
-    gates = evaluate_gates(p.get("gates"), metrics, lower_is_better)
-    result = {"artifact": p["artifact"], "metric": metric or "accuracy", "metrics": metrics, "gates": gates,
+    gates = evaluate_gates(p.gates, metrics, lower_is_better)
+    result = {"artifact": p.artifact, "metric": metric or "accuracy", "metrics": metrics, "gates": gates,
               "passed": all(g["passed"] for g in gates), "baseline": baseline, "tensors": details,
               "test_examples": int(len(data.x_test))}
     ctx.write_json(VERIFY_FILE, result)

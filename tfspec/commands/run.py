@@ -8,16 +8,28 @@ from pathlib import Path
 
 import click
 
+from typing import TYPE_CHECKING
+
 from tfspec.spec.errors import EXIT_DIFF
 
-from .common import compiled, env_option, handle_errors, json_option, spec_argument
+from .common import compiled, env_option, handle_errors, json_option
+
+if TYPE_CHECKING:
+    from tfspec.runtime.executor import RunInputs
 
 __all__ = ["run"]
 
 
 @click.command()
-@spec_argument
+@click.argument("spec", type=click.Path(dir_okay=True, path_type=str), required=False)
 @env_option
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Run this plan.json (from tfspec build) instead of compiling SPEC: nothing but the plan, the "
+                   "files rendered beside it and the inputs under its root are read.")
+@click.option("--step", "step_id", metavar="ID", default=None,
+              help="With --plan: run only this step, its inputs taken from the cache (what a cluster pod runs).")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --plan: the folder relative input paths are resolved against (default: the plan's root).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Step cache (default: .tfspec/cache next to the spec).")
 @click.option("--dist-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -36,26 +48,44 @@ __all__ = ["run"]
               help="--worker: heartbeat silence after which a peer counts as dead and training fails.")
 @json_option
 @handle_errors
-def run(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | None, quiet: bool, force: bool,
+def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str | None, root: Path | None,
+        cache_dir: Path | None, dist_dir: Path | None, quiet: bool, force: bool,
         worker: bool, startup_timeout: float, peer_timeout: float, as_json: bool) -> None:
     """Train, compress, export, convert, verify and bundle: execute the spec's plan with TensorFlow.
 
-    Exit 1 when a target misses a quality gate (after every step ran), 2 on an input error.
+    SPEC is compiled first; or give --plan build/<name>/plan.json. Exit 1 when a target misses a quality gate
+    (after every step ran), 2 on an input error.
     """
+    if (spec is None) == (plan_file is None):
+        raise click.UsageError("give a SPEC or --plan PLAN_FILE (one of them)")
+    if plan_file is not None and env is not None:
+        raise click.UsageError("--env does not apply to --plan (the plan was built for one environment)")
+    if plan_file is None and (step_id is not None or root is not None):
+        raise click.UsageError("--step and --root apply to --plan")
     if worker:
         if force:
             raise click.UsageError("--force does not apply to --worker (a worker trains unless the shared cache "
                                    "already holds the trained model)")
-        _run_worker(spec, env, cache_dir, dist_dir, quiet, startup_timeout, peer_timeout, as_json)
+        _run_worker(_inputs(spec, env, plan_file, root), cache_dir, dist_dir, quiet, startup_timeout, peer_timeout,
+                    as_json)
         return
-    from tfspec.runtime.executor import run_plan
+    from tfspec.runtime.executor import run_plan, run_step
     from tfspec.runtime.fit import is_ci
     from tfspec.runtime.report import missed_gates
 
-    result = compiled(spec, env)
+    inputs = _inputs(spec, env, plan_file, root)
     log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
-    outcome = run_plan(result, cache_dir=cache_dir, dist_dir=dist_dir, quiet=quiet or is_ci() or as_json,
-                       force=force, log=log)
+    quiet = quiet or is_ci() or as_json
+    if step_id is not None:
+        if dist_dir is not None:
+            raise click.UsageError("--dist-dir does not apply to --step (one step writes only its cache entry)")
+        entry = run_step(inputs, step_id, cache_dir=cache_dir, quiet=quiet, force=force, log=log)
+        if as_json:
+            click.echo(json.dumps({"ok": True, "step": step_id, "entry": str(entry)}, indent=2, sort_keys=True))
+        else:
+            click.echo(f"{step_id}: {entry}")
+        return
+    outcome = run_plan(inputs, cache_dir=cache_dir, dist_dir=dist_dir, quiet=quiet, force=force, log=log)
     report = outcome.report
     if as_json:
         click.echo(json.dumps({"ok": outcome.passed, "dist": str(outcome.dist_dir), "ran": list(outcome.ran),
@@ -69,15 +99,23 @@ def run(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | Non
         sys.exit(EXIT_DIFF)
 
 
-def _run_worker(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | None, quiet: bool,
+def _inputs(spec: str | None, env: str | None, plan_file: Path | None, root: Path | None) -> "RunInputs":
+    from tfspec.running import run_inputs_from_compiled, run_inputs_from_plan_file
+
+    if plan_file is not None:
+        return run_inputs_from_plan_file(plan_file, root)
+    assert spec is not None
+    return run_inputs_from_compiled(compiled(spec, env))
+
+
+def _run_worker(inputs: "RunInputs", cache_dir: Path | None, dist_dir: Path | None, quiet: bool,
                 startup_timeout: float, peer_timeout: float, as_json: bool) -> None:
     from tfspec.runtime.distribute import PeerTimeouts
     from tfspec.runtime.fit import is_ci
     from tfspec.runtime.worker import run_worker
 
-    result = compiled(spec, env)
     log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
-    outcome = run_worker(result, cache_dir=cache_dir, dist_dir=dist_dir, quiet=quiet or is_ci() or as_json,
+    outcome = run_worker(inputs, cache_dir=cache_dir, dist_dir=dist_dir, quiet=quiet or is_ci() or as_json,
                          timeouts=PeerTimeouts(startup=startup_timeout, heartbeat=peer_timeout), log=log)
     if as_json:
         click.echo(json.dumps({"ok": True, **outcome.to_json()}, indent=2, sort_keys=True))
