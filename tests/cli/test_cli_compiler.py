@@ -32,7 +32,7 @@ def test_plan_table_and_json() -> None:
     for step in ("data", "train", "compress.0.prune", "export", "android.tflite", "serving.warmup"):
         assert step in table.stdout
     data = json.loads(_run("plan", str(EXAMPLE), "--json").stdout)
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     steps = {s["id"]: s for s in data["steps"]}
     assert steps["train"]["inputs"] == ["data"]
     assert steps["train"]["cached"] is False

@@ -77,7 +77,7 @@ def test_parallel_folder_build_equals_sequential_single_builds(tmp_path: Path) -
     for name in names:
         compiled = compile_spec(paths[name])
         assert compiled.ok
-        write_tree(tmp_path / "sequential" / name, compiled.files)
+        write_tree(tmp_path / "sequential" / name, compiled.placed(tmp_path / "sequential" / name).files)
     parallel, sequential = tree(tmp_path / "parallel"), tree(tmp_path / "sequential")
     assert set(sequential) == {f"{n}/{f}" for n in names for f in ("plan.json", "manifest.json")} | set(sequential)
     parallel.pop(CACHE_FILE, None)
