@@ -184,6 +184,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                 inference_input_type=getattr(q, "input_type", "float32"),
                 inference_output_type=getattr(q, "output_type", "float32"),
                 quantization_aware=quantization_aware,
+                per_channel_dense=False,
                 filename=target.filename,
             ), [final_model, data], [target.filename], t)
             verify = b.add(f"{t}.verify", "verify", TfliteVerifyParams(

@@ -86,7 +86,13 @@ class Step(_Frozen):
         if isinstance(data, dict) and "kind" in data and "params" in data:
             if data["kind"] not in STEP_KINDS:
                 raise ValueError(f"unknown step kind {data['kind']!r} (this tfspec knows {', '.join(STEP_KINDS)})")
-            data = {**data, "params": parse_params(data["kind"], data["params"])}
+            try:
+                params = parse_params(data["kind"], data["params"])
+            except ValidationError as error:  # name the params key, not the union member pydantic tried
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in ("params", *first["loc"]))
+                raise ValueError(f"{where}: {first['msg']}") from None
+            data = {**data, "params": params}
         return data
 
     def params_json(self) -> dict[str, Any]:
@@ -191,6 +197,8 @@ class Plan(_Frozen):
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
-            raise PlanError(f"{where}: {first['msg']} ({error.error_count()} problem(s))") from None
+            message = first["msg"].removeprefix("Value error, ")
+            raise PlanError(f"{where}: {message}" + (f" (and {error.error_count() - 1} more)"
+                                                      if error.error_count() > 1 else "")) from None
         plan.check_fingerprints()
         return plan

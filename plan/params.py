@@ -182,6 +182,8 @@ class TfliteParams(Params):
     inference_input_type: str
     inference_output_type: str
     quantization_aware: bool
+    per_channel_dense: bool
+    """Quantize Dense kernels per channel (the spec does not ask; per tensor is smaller, see the tflite step)."""
     filename: str
 
 

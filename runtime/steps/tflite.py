@@ -88,13 +88,13 @@ def run(ctx: StepContext) -> dict[str, Any]:
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
     ctx.log(f"  {p.filename}: {len(flatbuffer)} bytes, {p.quantization}, "
-            f"input {np.dtype(inp.dtype).name}, output {np.dtype(out['dtype']).name}")
+            f"input {np.dtype(inp['dtype']).name}, output {np.dtype(out['dtype']).name}")
     return {
         "size_bytes": len(flatbuffer),
         "quantization": p.quantization,
         "calibration_samples": 0 if calibration is None else int(len(calibration)),
-        "input_dtype": np.dtype(inp.dtype).name,
+        "input_dtype": np.dtype(inp["dtype"]).name,
         "output_dtype": np.dtype(out["dtype"]).name,
-        "input_quantization": [float(inp.quantization[0]), int(inp.quantization[1])],
+        "input_quantization": [float(inp["quantization"][0]), int(inp["quantization"][1])],
         "output_quantization": [float(out["quantization"][0]), int(out["quantization"][1])],
     }

@@ -69,11 +69,11 @@ def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str 
         _run_worker(_inputs(spec, env, plan_file, root), cache_dir, dist_dir, quiet, startup_timeout, peer_timeout,
                     as_json)
         return
+    inputs = _inputs(spec, env, plan_file, root)  # input errors before TensorFlow is imported
     from tfspec.runtime.executor import run_plan, run_step
     from tfspec.runtime.fit import is_ci
     from tfspec.runtime.report import missed_gates
 
-    inputs = _inputs(spec, env, plan_file, root)
     log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     quiet = quiet or is_ci() or as_json
     if step_id is not None:
