@@ -19,7 +19,7 @@ from tfspec.plan import PLAN_FILE, Plan
 
 from .naming import placed_files, plan_root
 from .plan import build_plan
-from .render import render_targets
+from .targets import render_targets
 from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
 from .validate import validate
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from tfspec.plan import (MODEL_STEP_KINDS, STAGE_STEP_KIND, STEP_KINDS, ClusterParams, DataParams, DistillParams,
-                         ExportParams, Plan, PreprocessingParams, PruneParams, QatParams, RenderParams,
-                         SavedModelBundleParams, SavedModelVerifyParams, SpecInfo, SplitParams, Step, StepParams,
-                         TeacherParams, TfliteBundleParams, TfliteParams, TfliteVerifyParams, TrainParams,
-                         WarmupParams, canonical_json, fingerprint)
+                         ExportParams, Plan, PreprocessingParams, PruneParams, QatParams, RenderParams, SpecInfo,
+                         SplitParams, Step, StepParams, TeacherParams, TrainParams, canonical_json, fingerprint)
 from tfspec.spec.compression import ClusterStage, DistillStage, PruneStage, QuantizationAwareStage
 from tfspec.spec.data import TfrecordSource
-from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from .naming import dist_name
 from .resolve import ResolvedSpec
+from .targets import PlanContext, target_kind
 from .teachers import teacher_identity
 from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
@@ -164,53 +162,16 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         input_dtype=resolved.input_dtype,
         signature="serving_default",
     ), [final_model, data], ["saved_model"])
-    metric = training.metrics[0] if training.metrics else None
+    context = PlanContext(add=b.add, data=data, final_model=final_model, export=export,
+                          quantization_aware=quantization_aware,
+                          metric=training.metrics[0] if training.metrics else None)
     rendered_files = rendered_files or {}
     for target in spec.targets:
-        t = target.name
-        files = dict(sorted(rendered_files.get(t, {}).items()))
-        b.add(f"{t}.render", "render", RenderParams(files=files), [], sorted(files), t)
-        if isinstance(target, TfliteTarget):
-            q = target.quantization
-            supported_ops = list(target.supported_ops or [])
-            if q.kind == "int16x8":
-                supported_ops = ["experimental_tflite_builtins_activations_int16_weights_int8"]
-            convert = b.add(f"{t}.tflite", "tflite", TfliteParams(
-                quantization=q.kind,
-                optimizations=[] if q.kind == "none" and not quantization_aware else ["DEFAULT"],
-                representative_samples=q.representative_samples if isinstance(q, (Int8Quantization, Int16x8Quantization)) else 0,
-                supported_ops=supported_ops,
-                supported_types=["float16"] if q.kind == "float16" else [],
-                inference_input_type=getattr(q, "input_type", "float32"),
-                inference_output_type=getattr(q, "output_type", "float32"),
-                quantization_aware=quantization_aware,
-                per_channel_dense=False,
-                filename=target.filename,
-            ), [final_model, data], [target.filename], t)
-            verify = b.add(f"{t}.verify", "verify", TfliteVerifyParams(
-                artifact="tflite", filename=target.filename, gates=_dump(target.gates), metric=metric,
-            ), [convert, final_model, data], ["verify.json"], t)
-            assets_dir = f"{t}/{target.android.asset_pack.name}/src/main/assets" if target.android else t
-            b.add(f"{t}.bundle", "bundle", TfliteBundleParams(
-                artifact="tflite", filename=target.filename, android=_dump(target.android),
-                labels=list(resolved.labels), name=spec.name, version=spec.version,
-                input_name=resolved.input_name, output_name=resolved.output_name, assets_dir=assets_dir,
-            ), [convert, verify, data], [assets_dir], t)
-        elif isinstance(target, TfServingTarget):
-            inputs = [export]
-            if target.warmup is not None:
-                inputs.append(b.add(f"{t}.warmup", "warmup", WarmupParams(
-                    requests=target.warmup.requests, model_name=spec.name, signature="serving_default",
-                    input_name=resolved.input_name,
-                ), [export, data], ["tf_serving_warmup_requests"], t))
-            verify = b.add(f"{t}.verify", "verify", SavedModelVerifyParams(
-                artifact="saved_model", gates=_dump(target.gates), metric=metric,
-                input_name=resolved.input_name, output_name=resolved.output_name,
-            ), [export, final_model, data], ["verify.json"], t)
-            model_dir = f"{t}/models/{spec.name}/{spec.version}"
-            b.add(f"{t}.bundle", "bundle", SavedModelBundleParams(
-                artifact="saved_model", model_dir=model_dir, name=spec.name, version=spec.version,
-            ), inputs + [verify], [model_dir], t)
+        files = dict(sorted(rendered_files.get(target.name, {}).items()))
+        b.add(f"{target.name}.render", "render", RenderParams(files=files), [], sorted(files), target.name)
+        plan_steps = target_kind(target.kind).plan_steps
+        if plan_steps is not None:
+            plan_steps(context, resolved, target)
     info = SpecInfo(name=spec.name, version=spec.version, sha256=resolved.spec_sha256,
                     environment=resolved.environment, file=spec_file,
                     dist_name=dist_name(spec.name, resolved.environment))

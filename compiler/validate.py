@@ -19,9 +19,10 @@ from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quant
 from .quantities import quantity_value
 from .resolve import ResolvedSpec, source_shape
 from .teachers import teacher_diagnostics
+from .targets import target_kind
 from .tf_config import TFJOB_PORT
 
-__all__ = ["RULES", "validate", "collect_diagnostics", "kubernetes_object_names"]
+__all__ = ["RULES", "validate", "collect_diagnostics"]
 
 Rule = Callable[[ResolvedSpec], list[Diagnostic]]
 
@@ -38,15 +39,14 @@ def validate(resolved: ResolvedSpec) -> ResolvedSpec:
 
 
 def collect_diagnostics(resolved: ResolvedSpec) -> list[Diagnostic]:
+    """The cross-section ``RULES``, then each target's own rules (from its kind's module)."""
     out: list[Diagnostic] = []
     for rule in RULES:
         out.extend(rule(resolved))
+    for index, target in enumerate(resolved.spec.targets):
+        for target_rule in target_kind(target.kind).rules:
+            out.extend(target_rule(resolved, index, target))
     return out
-
-
-def kubernetes_object_names(resolved: ResolvedSpec) -> dict[str, str]:
-    """Name of the Kubernetes objects of each target (``<spec name>-<target name>``)."""
-    return {t.name: f"{resolved.spec.name}-{t.name}" for t in resolved.spec.targets}
 
 
 def _layers(resolved: ResolvedSpec) -> list[Any]:
