@@ -18,6 +18,7 @@ from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quant
 
 from .quantities import quantity_value
 from .resolve import ResolvedSpec, source_shape
+from .sources import SKLEARN_DIGITS
 from .teachers import teacher_diagnostics
 from .targets import target_kind
 from .tf_config import TFJOB_PORT
@@ -25,9 +26,6 @@ from .tf_config import TFJOB_PORT
 __all__ = ["RULES", "validate", "collect_diagnostics"]
 
 Rule = Callable[[ResolvedSpec], list[Diagnostic]]
-
-# Examples in scikit-learn's digits set (the only source whose size is known without reading data).
-_DIGITS_EXAMPLES = 1797
 
 
 def validate(resolved: ResolvedSpec) -> ResolvedSpec:
@@ -172,8 +170,9 @@ def labels_match_classes(r: ResolvedSpec) -> list[Diagnostic]:
     data = r.spec.data
     if data.labels and data.num_classes and len(data.labels) != data.num_classes:
         return [r.diagnostic(("data", "labels"), f"{len(data.labels)} labels for {data.num_classes} classes")]
-    if data.labels and isinstance(data.source, SklearnDigitsSource) and len(data.labels) != 10:
-        return [r.diagnostic(("data", "labels"), f"the digits set has 10 classes, {len(data.labels)} labels given")]
+    classes = SKLEARN_DIGITS.classes
+    if data.labels and isinstance(data.source, SklearnDigitsSource) and len(data.labels) != classes:
+        return [r.diagnostic(("data", "labels"), f"the digits set has {classes} classes, {len(data.labels)} labels given")]
     return []
 
 
@@ -444,7 +443,7 @@ def int8_needs_representative_data(r: ResolvedSpec) -> list[Diagnostic]:
         if not isinstance(q, (Int8Quantization, Int16x8Quantization)):
             continue
         if isinstance(r.spec.data.source, SklearnDigitsSource):
-            available = int(_DIGITS_EXAMPLES * (1 - split.validation - split.test))
+            available = int(SKLEARN_DIGITS.examples * (1 - split.validation - split.test))
             if q.representative_samples > available:
                 out.append(r.diagnostic(("targets", index, "quantization", "representative_samples"),
                                         f"{q.representative_samples} representative samples requested, the training "

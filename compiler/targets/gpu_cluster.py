@@ -145,7 +145,8 @@ def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget) -> dict
     files: dict[str, str] = {}
 
     base_image = training_image(target.gpus_per_worker)
-    image_repository = target.image or f"{resolved.spec.name}-train"
+    assert target.image is not None  # filled by resolve
+    image_repository = target.image
     image = f"{image_repository}:{resolved.spec.version}"
     labels = [
         ("org.opencontainers.image.title", image_repository),

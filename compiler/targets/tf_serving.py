@@ -22,6 +22,7 @@ from tfspec.spec.targets import TfServingTarget
 
 from ..render import render_template
 from ..resolve import ResolvedSpec
+from ..naming import serving_image_name
 from ..versions import serving_image
 from . import kubernetes as k8s
 from .registry import PlanContext, TargetKind, dump, register
@@ -175,7 +176,8 @@ def render_tf_serving(resolved: ResolvedSpec, target: TfServingTarget) -> dict[s
 
     assert target.serving_version is not None  # filled by resolve
     base_image = serving_image(target.serving_version, target.gpus)
-    image_name = target.kubernetes.image if target.kubernetes and target.kubernetes.image else f"{name}-serving"
+    # resolve names the image of a target with Kubernetes manifests; without them only the Dockerfile's label
+    image_name = target.kubernetes.image if target.kubernetes and target.kubernetes.image else serving_image_name(name)
     labels = [
         ("org.opencontainers.image.title", image_name),
         ("org.opencontainers.image.version", str(resolved.spec.version)),
