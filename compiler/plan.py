@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfspec.plan import (MODEL_STEP_KINDS, STAGE_STEP_KIND, STEP_KINDS, ClusterParams, DataParams, DistillParams,
-                         ExportParams, Plan, PreprocessingParams, PruneParams, QatParams, RenderParams, SpecInfo,
-                         SplitParams, Step, StepParams, TeacherParams, TrainParams, canonical_json, fingerprint)
-from tfspec.spec.compression import ClusterStage, DistillStage, PruneStage, QuantizationAwareStage
+from tfspec.plan import (MODEL_STEP_KINDS, STEP_KINDS, DataParams, ExportParams, Plan, PreprocessingParams,
+                         RenderParams, SpecInfo, SplitParams, Step, StepParams, TrainParams, canonical_json, fingerprint)
 from tfspec.spec.data import TfrecordSource
 
 from .naming import dist_name
 from .resolve import ResolvedSpec
 from .targets import PlanContext, target_kind
-from .teachers import teacher_identity
+from .techniques import technique
 from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
 __all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "build_plan", "canonical_json", "fingerprint",
@@ -68,30 +66,6 @@ def _stage_params(resolved: ResolvedSpec, index: int, stage: Any, fit: dict[str,
             "input_name": resolved.input_name, "output_name": resolved.output_name,
             "input_shape": list(resolved.input_shape), "input_dtype": resolved.input_dtype,
             "num_classes": resolved.num_classes}
-
-
-def _compression_params(resolved: ResolvedSpec, index: int, stage: Any, fit: dict[str, Any]) -> StepParams:
-    common = _stage_params(resolved, index, stage, fit)
-    if isinstance(stage, PruneStage):
-        m_by_n = stage.sparsity_m_by_n
-        return PruneParams(**common, schedule=stage.schedule,
-                           target_sparsity=1.0 - m_by_n[0] / m_by_n[1] if m_by_n else stage.target_sparsity,
-                           initial_sparsity=stage.initial_sparsity, begin_step=stage.begin_step, end_step=stage.end_step,
-                           frequency=stage.frequency, sparsity_m_by_n=list(m_by_n) if m_by_n else None,
-                           skip_layers=list(stage.skip_layers), fine_tune_epochs=stage.fine_tune_epochs)
-    if isinstance(stage, ClusterStage):
-        return ClusterParams(**common, number_of_clusters=stage.number_of_clusters, centroid_init=stage.centroid_init,
-                             preserve_sparsity=stage.preserve_sparsity, skip_layers=list(stage.skip_layers),
-                             fine_tune_epochs=stage.fine_tune_epochs)
-    if isinstance(stage, QuantizationAwareStage):
-        return QatParams(**common, preserve=list(stage.preserve), fine_tune_epochs=stage.fine_tune_epochs)
-    assert isinstance(stage, DistillStage) and stage.teacher is not None and stage.student is not None  # validated
-    # An external teacher is not a step of this plan: its identity keeps the fingerprint honest.
-    return DistillParams(**common, teacher=TeacherParams(kind=stage.teacher.kind,
-                                                         path=getattr(stage.teacher, "path", None)),
-                         teacher_identity=teacher_identity(resolved, stage),
-                         student=[_dump(layer) for layer in stage.student], temperature=stage.temperature,
-                         alpha=stage.alpha, epochs=stage.epochs)
 
 
 def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]] | None = None,
@@ -145,11 +119,12 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     ), [data], model_outputs)
     train_step = last
     for index, stage in enumerate(spec.compression):
-        kind = STAGE_STEP_KIND[stage.kind]
+        entry = technique(stage.kind)
+        kind = entry.step_kind
         inputs = [last, data]
         if kind == "distill" and stage.teacher is not None and stage.teacher.kind == "self":
             inputs = [train_step, data] if last == train_step else [last, data]
-        last = b.add(f"compress.{index}.{stage.kind}", kind, _compression_params(resolved, index, stage, fit), inputs,
+        last = b.add(f"compress.{index}.{stage.kind}", kind, entry.params(resolved, index, stage, _stage_params(resolved, index, stage, fit)), inputs,
                      ["model.h5", *model_outputs[1:]] if kind == "qat" else model_outputs)
     final_model = last
     quantization_aware = any(s.kind == "quantization_aware" for s in spec.compression)

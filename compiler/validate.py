@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tfspec.spec.compression import ClusterStage, DistillStage, PruneStage, QuantizationAwareStage
+from tfspec.spec.compression import DistillStage, PruneStage, QuantizationAwareStage
 from tfspec.spec.data import SklearnDigitsSource
 from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.model import DenseLayer, FunctionalModel, SequentialModel
@@ -21,6 +21,7 @@ from .resolve import ResolvedSpec, source_shape
 from .sources import SKLEARN_DIGITS
 from .teachers import teacher_diagnostics
 from .targets import target_kind
+from .techniques import technique
 from .tf_config import TFJOB_PORT
 
 __all__ = ["RULES", "validate", "collect_diagnostics"]
@@ -248,60 +249,14 @@ def gates_need_accuracy(r: ResolvedSpec) -> list[Diagnostic]:
 # --- compression ------------------------------------------------------------------------------------
 
 def compression_order(r: ResolvedSpec) -> list[Diagnostic]:
+    """Each stage against the stages before it, by its technique's rules (``compiler/techniques/``)."""
     out = []
     seen: dict[str, int] = {}
     for index, stage in _stages(r):
-        path = ("compression", index)
-        if isinstance(stage, DistillStage):
-            if any(k in seen for k in ("prune", "cluster", "quantization_aware")):
-                out.append(r.diagnostic(path + ("kind",), "distill must come before prune, cluster and quantization_aware",
-                                        "move the distill stage to the top of the list: it trains a new (student) model"))
-            if "distill" in seen:
-                out.append(r.diagnostic(path + ("kind",), "only one distill stage is supported",
-                                        f"keep one distill stage (compression[{seen['distill']}])"))
-        elif isinstance(stage, PruneStage):
-            if "quantization_aware" in seen:
-                out.append(r.diagnostic(path + ("kind",), "prune after quantization_aware is not supported",
-                                        "prune first, then quantization_aware with preserve: [sparsity]"))
-            if "cluster" in seen:
-                out.append(r.diagnostic(path + ("kind",), "prune after cluster destroys the clusters",
-                                        "prune first, then cluster with preserve_sparsity: true"))
-            earlier = [s for s in r.spec.compression[:index] if isinstance(s, PruneStage)]
-            if earlier and stage.sparsity_m_by_n is None and earlier[-1].sparsity_m_by_n is None \
-                    and stage.target_sparsity < earlier[-1].target_sparsity:
-                out.append(r.diagnostic(path + ("target_sparsity",),
-                                        f"target_sparsity {stage.target_sparsity} is below the earlier prune stage's "
-                                        f"{earlier[-1].target_sparsity}: the pruned weights would grow back",
-                                        f"raise it to at least {earlier[-1].target_sparsity}, or remove this stage"))
-        elif isinstance(stage, ClusterStage):
-            if "quantization_aware" in seen:
-                out.append(r.diagnostic(path + ("kind",), "cluster after quantization_aware is not supported",
-                                        "cluster first, then quantization_aware with preserve: [clusters]"))
-            if "cluster" in seen:
-                out.append(r.diagnostic(path + ("kind",), "cluster appears twice: the second stage re-clusters the first's centroids",
-                                        f"keep one cluster stage (compression[{seen['cluster']}]) with the number_of_clusters you want"))
-            if stage.preserve_sparsity and "prune" not in seen:
-                out.append(r.diagnostic(path + ("preserve_sparsity",), "preserve_sparsity needs an earlier prune stage",
-                                        "add a prune stage before this one, or set preserve_sparsity: false"))
-            if "prune" in seen and not stage.preserve_sparsity:
-                out.append(r.diagnostic(path + ("preserve_sparsity",), "cluster after prune must preserve sparsity",
-                                        "set preserve_sparsity: true (plain clustering undoes the pruning)"))
-        elif isinstance(stage, QuantizationAwareStage):
-            if "quantization_aware" in seen:
-                out.append(r.diagnostic(path + ("kind",), "quantization_aware appears twice",
-                                        f"keep one quantization_aware stage (compression[{seen['quantization_aware']}])"))
-            if "prune" in seen and "sparsity" not in stage.preserve:
-                out.append(r.diagnostic(path + ("preserve",), "quantization_aware after prune must preserve sparsity",
-                                        "add sparsity to preserve (PQAT), or the pruned zeros are lost"))
-            if "cluster" in seen and "clusters" not in stage.preserve:
-                out.append(r.diagnostic(path + ("preserve",), "quantization_aware after cluster must preserve clusters",
-                                        "add clusters to preserve (CQAT)"))
-            if "sparsity" in stage.preserve and "prune" not in seen:
-                out.append(r.diagnostic(path + ("preserve",), "preserve: [sparsity] needs an earlier prune stage",
-                                        "add a prune stage before quantization_aware, or remove sparsity"))
-            if "clusters" in stage.preserve and "cluster" not in seen:
-                out.append(r.diagnostic(path + ("preserve",), "preserve: [clusters] needs an earlier cluster stage",
-                                        "add a cluster stage before quantization_aware, or remove clusters"))
+        for rule in technique(stage.kind).rules:
+            problem = rule.check(r, index, stage, seen)
+            if problem is not None:
+                out.append(problem)
         seen.setdefault(stage.kind, index)
     return out
 

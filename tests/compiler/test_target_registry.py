@@ -91,3 +91,18 @@ def test_a_kind_no_module_registered_fails_loudly() -> None:
         render_targets(resolved)
     with pytest.raises(UnknownTargetKind):
         build_plan(resolved)
+
+
+def test_every_compression_kind_has_one_technique_module_matching_the_step_table() -> None:
+    import typing
+
+    from tfspec.compiler.techniques import TECHNIQUES, technique
+    from tfspec.plan import STAGE_STEP_KIND
+    from tfspec.spec.compression import CompressionStage
+
+    members = typing.get_args(typing.get_args(CompressionStage)[0])
+    kinds = {typing.get_args(m.model_fields["kind"].annotation)[0] for m in members}
+    assert set(TECHNIQUES) == kinds == set(STAGE_STEP_KIND)
+    assert {k: t.step_kind for k, t in TECHNIQUES.items()} == STAGE_STEP_KIND
+    with pytest.raises(LookupError, match=r"no module registered the compression technique 'sparsify'"):
+        technique("sparsify")

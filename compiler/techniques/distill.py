@@ -1,0 +1,31 @@
+"""distill: knowledge distillation into a student (``compress.<i>.distill``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfspec.plan import DistillParams, TeacherParams
+from tfspec.spec.compression import DistillStage
+
+from ..resolve import ResolvedSpec
+from ..teachers import teacher_identity
+from .registry import NotAfter, Once, Technique, register
+
+__all__ = ["TECHNIQUE"]
+
+
+def params(resolved: ResolvedSpec, index: int, stage: DistillStage, common: dict[str, Any]) -> DistillParams:
+    assert stage.teacher is not None and stage.student is not None  # validated
+    # An external teacher is not a step of this plan: its identity keeps the fingerprint honest.
+    return DistillParams(**common, teacher=TeacherParams(kind=stage.teacher.kind,
+                                                         path=getattr(stage.teacher, "path", None)),
+                         teacher_identity=teacher_identity(resolved, stage),
+                         student=[layer.model_dump(mode="json") for layer in stage.student],
+                         temperature=stage.temperature, alpha=stage.alpha, epochs=stage.epochs)
+
+
+TECHNIQUE = register(Technique("distill", "distill", params, rules=(
+    NotAfter(("prune", "cluster", "quantization_aware"), "distill must come before prune, cluster and quantization_aware",
+             "move the distill stage to the top of the list: it trains a new (student) model"),
+    Once("only one distill stage is supported", "keep one distill stage (compression[{first}])"),
+)))
