@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError, model_validator
 
 from .kinds import MODEL_STEP_KINDS, STEP_KINDS
-from .params import StepParams, parse_params
+from .params import Params, parse_params
 
 __all__ = ["PLAN_SCHEMA_VERSION", "PlanError", "SpecInfo", "Step", "Plan", "canonical_json", "fingerprint"]
 
@@ -77,7 +77,8 @@ class Step(_Frozen):
     target: str | None = None
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    params: StepParams
+    params: SerializeAsAny[Params]
+    """Validated as the params model of ``kind`` (see ``_params_of_kind``), not as a union of every kind."""
     fingerprint: str
 
     @model_validator(mode="before")

@@ -42,9 +42,11 @@ JsonObject = dict[str, Any]
 
 
 class Params(BaseModel):
-    """Base of every params model: frozen, unknown keys rejected (a plan from another tfspec fails loudly)."""
+    """Base of every params model: frozen, unknown keys rejected (a plan from another tfspec fails loudly).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Validators are built on first use (``defer_build``): a build needs only the kinds its plan has."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class TensorParams(Params):
