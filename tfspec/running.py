@@ -7,6 +7,7 @@ wrote (:func:`run_inputs_from_plan_file`), which needs nothing but the build fol
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from tfspec.compiler.pipeline import CompileResult
@@ -60,7 +61,7 @@ def run_inputs_from_plan_file(plan_file: str | Path, root: str | Path | None = N
             raise PlanFileError(f"{plan_file}: the plan records no root (it was compiled without an output folder); "
                                 "pass --root with the spec's folder")
         root = recorded
-    root = Path(root).absolute()
+    root = Path(os.path.normpath(Path(root).absolute()))
     rendered: dict[str, str] = {}
     for step in plan.steps:
         if step.kind != "render":
