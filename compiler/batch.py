@@ -244,6 +244,8 @@ class _Compiled:
     diagnostics: tuple[Diagnostic, ...]
     deps: tuple[str, ...]
     pid: int
+    cacheable: bool = True
+    """False when the plan holds digests of data, models or teachers: their files are not deps here."""
 
 
 _Job = tuple[str, str | None, str, dict[str, str]]
@@ -258,8 +260,9 @@ def _compile(job: _Job) -> _Compiled:
     if not result.ok or result.resolved is None:
         return _Compiled(path, None, (1, 1), {}, result.diagnostics, (), os.getpid())
     name_position = result.resolved.document.position(("name",))
+    external = result.inputs is not None and bool(result.inputs.content or result.inputs.teachers)
     return _Compiled(path, result.resolved.spec.name, name_position, dict(result.files), (),
-                     referenced_specs(path, result.resolved), os.getpid())
+                     referenced_specs(path, result.resolved), os.getpid(), cacheable=not external)
 
 
 def _ignore_sigint() -> None:
@@ -464,7 +467,7 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
         entries = {k: v for k, v in cache.items() if isinstance(v, dict) and Path(k).exists()}
         for path, out_dir, files in writes:
             stats = _output_stats(out_dir, files)
-            if stats is None:
+            if stats is None or not compiled[path].cacheable:
                 continue
             entries[os.path.abspath(path)] = {
                 "key": keys[path],

@@ -1,6 +1,8 @@
-"""The whole compiler as one function: load → parse → resolve → validate → plan → render.
+"""The whole compiler as one function: load → parse → resolve → validate → inputs → render → plan.
 
-Pure: reads the spec file (and the process environment for ``${VAR}``), writes nothing.
+Reads the spec file, the process environment for ``${VAR}`` and, in the ``inputs`` stage, the files the
+spec names (data, SavedModels, builder modules, teacher specs). The only thing it writes is that stage's
+stat memo (``.tfspec/input-digests.json`` beside the spec, a cache that may be deleted at any time).
 """
 
 from __future__ import annotations
@@ -10,17 +12,17 @@ import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from tfspec.plan import PLAN_FILE, Plan
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_text
 
-from .parse import parse_model, parse_spec
-from tfspec.plan import PLAN_FILE, Plan
-
+from .inputs import InputDigests, gather_inputs
 from .naming import placed_files, plan_root
+from .parse import parse_model, parse_spec
 from .plan import build_plan
-from .targets import render_targets
 from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
+from .targets import render_targets
 from .validate import validate
 
 __all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "placed_files", "plan_root",
@@ -38,6 +40,7 @@ class CompileResult:
         files: every output file, ``plan.json`` included, relative to the output folder (``manifest.json``
             is added by the writer).
         diagnostics: every problem found; empty when the spec is valid.
+        inputs: the content digests of the files the spec's steps read (None when it did not get that far).
     """
 
     path: str
@@ -45,6 +48,7 @@ class CompileResult:
     plan: Plan | None
     files: dict[str, str]
     diagnostics: tuple[Diagnostic, ...]
+    inputs: InputDigests | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,15 +97,21 @@ def compile_document(document: SourceDocument, env: str | None = None,
                      environ: Mapping[str, str] | None = None) -> CompileResult:
     try:
         resolved = resolve_document(document, env, environ)
+        inputs = gather_inputs(resolved, compile_teacher=_compile_teacher)
         target_files = render_targets(resolved)
         plan = build_plan(resolved, {name: {path: _sha256(text) for path, text in files.items()}
-                                     for name, files in target_files.items()}, None, Path(document.file).name)
+                                     for name, files in target_files.items()}, inputs,
+                          spec_file=Path(document.file).name)
     except SpecError as error:
         return CompileResult(document.file, None, None, {}, tuple(error.diagnostics))
     files: dict[str, str] = {PLAN_FILE: plan.to_text()}
     for target_files_of_one in target_files.values():
         files.update(target_files_of_one)
-    return CompileResult(document.file, resolved, plan, files, ())
+    return CompileResult(document.file, resolved, plan, files, (), inputs)
+
+
+def _compile_teacher(path: Path) -> CompileResult:
+    return compile_spec(path)  # looked up when called, so a test can count teacher compilations
 
 
 def _sha256(text: str) -> str:

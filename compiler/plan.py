@@ -4,6 +4,11 @@ The plan is the runtime's whole input (``tfspec.plan``): every default a step ne
 step's fingerprint is the sha256 of its kind, its params, the fingerprints of the steps it depends on and
 the pinned tool versions: changing a tflite target's quantization changes only that target's steps;
 changing training changes training and everything downstream.
+
+External inputs count by content: the ``inputs`` stage digests the data files, a SavedModel or builder
+module and distillation teachers, and those digests are parameters of the steps that read them
+(``data``, ``train``, ``distill``), so editing a file re-runs exactly those steps and what follows them.
+This module does no I/O.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from tfspec.plan import (MODEL_STEP_KINDS, STEP_KINDS, DataParams, ExportParams,
                          RenderParams, SpecInfo, SplitParams, Step, StepParams, TrainParams, canonical_json, fingerprint)
 from tfspec.spec.data import TfrecordSource
 
+from .inputs import InputDigests
 from .naming import dist_name
 from .resolve import ResolvedSpec
 from .targets import PlanContext, target_kind
@@ -69,14 +75,17 @@ def _stage_params(resolved: ResolvedSpec, index: int, stage: Any, fit: dict[str,
 
 
 def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]] | None = None,
-               root: str | None = None, spec_file: str | None = None) -> Plan:
-    """Turn a validated spec into the step DAG.
+               digests: InputDigests | None = None, *, root: str | None = None, spec_file: str | None = None) -> Plan:
+    """Turn a validated spec and its gathered inputs into the step DAG.
 
     ``rendered_files`` maps target name → {path: sha256} of the files render wrote for it, so a render
     step's fingerprint changes exactly when its files do. Render steps are carried out by ``tfspec build``;
     ``tfspec run`` lays the rendered files under the bundled binaries when it assembles the dist folder,
     so no runtime step depends on them (a changed header never re-runs a bundle). ``root`` is the spec's
     folder relative to the folder ``plan.json`` is written to, ``spec_file`` the spec's path relative to it.
+
+    ``digests`` are the content digests of the files the steps read (``inputs.gather_inputs``); without
+    them (a plan of a spec whose inputs were not gathered) no step carries input digests.
     """
     spec = resolved.spec
     b = _PlanBuilder()
@@ -95,6 +104,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         loss=training.loss_spec.kind,
         # canonical JSON sorts mapping keys; the input is the features' concatenation in spec order
         feature_order=list(spec.data.source.features) if isinstance(spec.data.source, TfrecordSource) else None,
+        input_digests=(digests.under("data.") or None) if digests is not None else None,
     ), [], ["dataset.npz", "data_info.json"])
     fit = {
         "optimizer": _dump(training.optimizer),
@@ -116,6 +126,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         input_name=resolved.input_name,
         output_name=resolved.output_name,
         num_classes=resolved.num_classes,
+        input_digests=(digests.under("model.") or None) if digests is not None else None,  # SavedModel, builder
     ), [data], model_outputs)
     train_step = last
     for index, stage in enumerate(spec.compression):
@@ -124,7 +135,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         inputs = [last, data]
         if kind == "distill" and stage.teacher is not None and stage.teacher.kind == "self":
             inputs = [train_step, data] if last == train_step else [last, data]
-        last = b.add(f"compress.{index}.{stage.kind}", kind, entry.params(resolved, index, stage, _stage_params(resolved, index, stage, fit)), inputs,
+        last = b.add(f"compress.{index}.{stage.kind}", kind, entry.params(resolved, index, stage, _stage_params(resolved, index, stage, fit),
+                                                  digests), inputs,
                      ["model.h5", *model_outputs[1:]] if kind == "qat" else model_outputs)
     final_model = last
     quantization_aware = any(s.kind == "quantization_aware" for s in spec.compression)

@@ -86,6 +86,8 @@ class DataParams(Params):
     loss: str
     feature_order: list[str] | None
     """tfrecord sources: the features' concatenation order (JSON objects sort their keys)."""
+    input_digests: dict[str, str] | None
+    """Key path → sha256 of the data files read (None for built-in sources): edited data re-runs the step."""
 
 
 class TrainParams(Params):
@@ -103,6 +105,8 @@ class TrainParams(Params):
     input_name: str
     output_name: str
     num_classes: int | None
+    input_digests: dict[str, str] | None
+    """Key path → sha256 of a SavedModel folder or a builder's modules (None when the model is in the spec)."""
 
 
 class StageParams(TensorParams):

@@ -8,12 +8,14 @@ from tfspec.plan import ClusterParams
 from tfspec.spec.compression import ClusterStage
 
 from ..resolve import ResolvedSpec
+from ..inputs import InputDigests
 from .registry import Needs, NotAfter, Once, Technique, register
 
 __all__ = ["TECHNIQUE"]
 
 
-def params(resolved: ResolvedSpec, index: int, stage: ClusterStage, common: dict[str, Any]) -> ClusterParams:
+def params(resolved: ResolvedSpec, index: int, stage: ClusterStage, common: dict[str, Any],
+           digests: InputDigests | None) -> ClusterParams:
     return ClusterParams(**common, number_of_clusters=stage.number_of_clusters, centroid_init=stage.centroid_init,
                          preserve_sparsity=stage.preserve_sparsity, skip_layers=list(stage.skip_layers),
                          fine_tune_epochs=stage.fine_tune_epochs)

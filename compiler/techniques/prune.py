@@ -9,12 +9,14 @@ from tfspec.spec.compression import PruneStage
 from tfspec.spec.errors import Diagnostic
 
 from ..resolve import ResolvedSpec
+from ..inputs import InputDigests
 from .registry import Check, NotAfter, Seen, Technique, register
 
 __all__ = ["TECHNIQUE"]
 
 
-def params(resolved: ResolvedSpec, index: int, stage: PruneStage, common: dict[str, Any]) -> PruneParams:
+def params(resolved: ResolvedSpec, index: int, stage: PruneStage, common: dict[str, Any],
+           digests: InputDigests | None) -> PruneParams:
     m_by_n = stage.sparsity_m_by_n
     return PruneParams(**common, schedule=stage.schedule,
                        target_sparsity=1.0 - m_by_n[0] / m_by_n[1] if m_by_n else stage.target_sparsity,

@@ -8,12 +8,14 @@ from tfspec.plan import QatParams
 from tfspec.spec.compression import QuantizationAwareStage
 
 from ..resolve import ResolvedSpec
+from ..inputs import InputDigests
 from .registry import Needs, NotAfter, Once, Technique, register
 
 __all__ = ["TECHNIQUE"]
 
 
-def params(resolved: ResolvedSpec, index: int, stage: QuantizationAwareStage, common: dict[str, Any]) -> QatParams:
+def params(resolved: ResolvedSpec, index: int, stage: QuantizationAwareStage, common: dict[str, Any],
+           digests: InputDigests | None) -> QatParams:
     return QatParams(**common, preserve=list(stage.preserve), fine_tune_epochs=stage.fine_tune_epochs)
 
 

@@ -82,14 +82,14 @@ class Technique:
     Attributes:
         kind: ``compression[].kind``.
         step_kind: the plan step kind that runs it (``tfspec.plan`` table; runtime module of that name).
-        params: ``(resolved, index, stage, common) → StepParams``; ``common`` holds what every stage shares
-            (index, fit, the resolved learning rate, tensors).
+        params: ``(resolved, index, stage, common, digests) → StepParams``; ``common`` holds what every
+            stage shares (index, fit, the resolved learning rate, tensors), ``digests`` the gathered inputs.
         rules: its ordering rules against earlier stages, checked in this order.
     """
 
     kind: str
     step_kind: str
-    params: Callable[[ResolvedSpec, int, Any, dict[str, Any]], StepParams]
+    params: Callable[..., StepParams]
     rules: tuple[StageRule, ...] = ()
 
 

@@ -167,8 +167,13 @@ def _error(tmp_path: Path, text: str) -> DataError:
 
 
 def test_missing_file_names_the_source_path_key(tmp_path: Path) -> None:
-    error = _error(tmp_path, spec("{kind: npz, path: nowhere.npz}", "[4]", "  num_classes: 3\n"))
-    assert error.path == ("data", "source", "path") and "nowhere.npz does not exist" in error.message
+    # compiling already reports a missing file; this one goes away between compile and run
+    (tmp_path / "gone.npz").write_bytes(b"soon deleted")
+    result = compile_text(tmp_path, spec("{kind: npz, path: gone.npz}", "[4]", "  num_classes: 3\n"))
+    (tmp_path / "gone.npz").unlink()
+    with pytest.raises(DataError) as caught:
+        data_step.run(step_context(result, "data", tmp_path / "out"))
+    assert caught.value.path == ("data", "source", "path") and "gone.npz does not exist" in caught.value.message
 
 
 def test_wrong_csv_column_names_the_label_column_key(tmp_path: Path) -> None:
@@ -234,3 +239,27 @@ def test_a_run_from_the_plan_finds_its_data_under_the_root_and_names_file_line_a
     moved = invoke("run", "--plan", str(build / "plan.json"), "--root", str(other), "--step", "data",
                    "--cache-dir", str(tmp_path / "cache"))
     assert moved.exit_code == 0, moved.output
+
+
+@pytest.mark.parametrize("content", [b"not a zip file at all\n" * 4, b"PK\x03\x04" + b"\x00" * 40])
+def test_corrupt_npz_says_what_the_file_should_be(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "d.npz").write_bytes(content)
+    error = _error(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "path")
+    assert error.message == "d.npz is not a valid .npz archive of numeric arrays (numpy.savez writes one)"
+    assert "pickle" not in error.message
+
+
+def test_npz_with_object_arrays_is_refused_without_suggesting_pickle(tmp_path: Path) -> None:
+    x, y = features(4)
+    np.savez(tmp_path / "d.npz", x=np.array([list(row) for row in x] + [["a"]], dtype=object), y=y)
+    error = _error(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "features")
+    assert "is not a numeric array" in error.message and "allow_pickle" not in error.message
+
+
+def test_text_labels_in_a_csv_point_at_class_indices_and_data_labels(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("a,b,label\n1,2,cat\n3,4,dog\n")
+    error = _error(tmp_path, spec("{kind: csv, path: t.csv, label_column: label}", "[2]", "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "label_column") and "holds 'cat', not a number" in error.message
+    assert error.hint is not None and "data.labels" in error.hint
