@@ -15,19 +15,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfspec.plan import (MODEL_STEP_KINDS, STEP_KINDS, DataParams, ExportParams, Plan, PreprocessingParams,
+from tfspec.plan import (MODEL_STEP_KINDS, STEP_KINDS, DataParams, EvaluateParams, ExportParams, Plan, PreprocessingParams,
                          RenderParams, SpecInfo, SplitParams, Step, StepParams, TrainParams, canonical_json, fingerprint)
 from tfspec.spec.data import TfrecordSource
 
 from .inputs import InputDigests
 from .naming import dist_name
-from .resolve import ResolvedSpec
+from .resolve import ResolvedSpec, num_classes_key
 from .targets import PlanContext, target_kind
 from .techniques import technique
 from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
-__all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "build_plan", "canonical_json", "fingerprint",
-           "model_step_id"]
+__all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "REGRESSION_LOSSES", "build_plan", "canonical_json",
+           "fingerprint", "model_step_id", "quality_metric"]
+
+REGRESSION_LOSSES = frozenset({"mean_squared_error", "mean_absolute_error", "huber"})
+
+
+def quality_metric(loss_kind: str) -> str:
+    """The metric every stage and artifact is measured and gated with: ``mae`` (mean absolute error,
+    lower is better) for a regression loss, ``accuracy`` otherwise."""
+    return "mae" if loss_kind in REGRESSION_LOSSES else "accuracy"
 
 
 def model_step_id(plan: Plan) -> str:
@@ -99,6 +107,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         augmentation=_dump(spec.data.augmentation),
         labels=list(resolved.labels),
         num_classes=resolved.num_classes,
+        num_classes_key=list(num_classes_key(spec)),
         input_shape=list(resolved.input_shape),
         input_dtype=resolved.input_dtype,
         loss=training.loss_spec.kind,
@@ -129,6 +138,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         input_digests=(digests.under("model.") or None) if digests is not None else None,  # SavedModel, builder
     ), [data], model_outputs)
     train_step = last
+    model_steps = [train_step]
     for index, stage in enumerate(spec.compression):
         entry = technique(stage.kind)
         kind = entry.step_kind
@@ -138,7 +148,13 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         last = b.add(f"compress.{index}.{stage.kind}", kind, entry.params(resolved, index, stage, _stage_params(resolved, index, stage, fit),
                                                   digests), inputs,
                      ["model.h5", *model_outputs[1:]] if kind == "qat" else model_outputs)
+        model_steps.append(last)
     final_model = last
+    metric = quality_metric(training.loss_spec.kind)
+    # Every model step measured once per run (the trained model is the reference of every drop; the
+    # final one's latency is the Keras baseline of every target).
+    evaluate = b.add("evaluate", "evaluate", EvaluateParams(metric=metric, num_classes=resolved.num_classes),
+                     [*model_steps, data], ["evaluation.json"])
     quantization_aware = any(s.kind == "quantization_aware" for s in spec.compression)
     export = b.add("export", "export", ExportParams(
         name=spec.name,
@@ -149,9 +165,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         input_dtype=resolved.input_dtype,
         signature="serving_default",
     ), [final_model, data], ["saved_model"])
-    context = PlanContext(add=b.add, data=data, final_model=final_model, export=export,
-                          quantization_aware=quantization_aware,
-                          metric=training.metrics[0] if training.metrics else None)
+    context = PlanContext(add=b.add, data=data, final_model=final_model, evaluate=evaluate, export=export,
+                          quantization_aware=quantization_aware, metric=metric)
     rendered_files = rendered_files or {}
     for target in spec.targets:
         files = dict(sorted(rendered_files.get(target.name, {}).items()))

@@ -33,6 +33,7 @@ STEP_KIND_TABLE: tuple[StepKind, ...] = (
     StepKind("cluster", makes_model=True, stage="cluster"),
     StepKind("qat", makes_model=True, stage="quantization_aware"),
     StepKind("distill", makes_model=True, stage="distill"),
+    StepKind("evaluate"),
     StepKind("export"),
     StepKind("warmup"),
     StepKind("tflite"),

@@ -25,6 +25,7 @@ __all__ = [
     "QatParams",
     "TeacherParams",
     "DistillParams",
+    "EvaluateParams",
     "ExportParams",
     "WarmupParams",
     "TfliteParams",
@@ -84,6 +85,8 @@ class DataParams(Params):
     input_shape: list[int]
     input_dtype: str
     loss: str
+    num_classes_key: list[str | int]
+    """The spec key that fixes the number of classes (the output layer's ``units``), for errors about them."""
     feature_order: list[str] | None
     """tfrecord sources: the features' concatenation order (JSON objects sort their keys)."""
     input_digests: dict[str, str] | None
@@ -166,6 +169,13 @@ class DistillParams(StageParams):
     epochs: int
 
 
+class EvaluateParams(Params):
+    """``evaluate``: every model step measured once on the test split (the reference of every gate)."""
+
+    metric: Literal["accuracy", "mae"]
+    num_classes: int | None
+
+
 class ExportParams(TensorParams):
     name: str
     version: int
@@ -197,13 +207,13 @@ class TfliteVerifyParams(Params):
     artifact: Literal["tflite"]
     filename: str
     gates: JsonObject | None
-    metric: str | None
+    metric: Literal["accuracy", "mae"]
 
 
 class SavedModelVerifyParams(Params):
     artifact: Literal["saved_model"]
     gates: JsonObject | None
-    metric: str | None
+    metric: Literal["accuracy", "mae"]
     input_name: str
     output_name: str
 
@@ -238,7 +248,7 @@ VerifyParams = Annotated[Union[TfliteVerifyParams, SavedModelVerifyParams], Fiel
 BundleParams = Annotated[Union[TfliteBundleParams, SavedModelBundleParams], Field(discriminator="artifact")]
 
 StepParams = Union[
-    DataParams, TrainParams, PruneParams, ClusterParams, QatParams, DistillParams, ExportParams, WarmupParams,
+    DataParams, TrainParams, PruneParams, ClusterParams, QatParams, DistillParams, EvaluateParams, ExportParams, WarmupParams,
     TfliteParams, TfliteVerifyParams, SavedModelVerifyParams, TfliteBundleParams, SavedModelBundleParams, RenderParams,
 ]
 
@@ -249,6 +259,7 @@ PARAMS_BY_KIND: dict[str, Any] = {
     "cluster": ClusterParams,
     "qat": QatParams,
     "distill": DistillParams,
+    "evaluate": EvaluateParams,
     "export": ExportParams,
     "warmup": WarmupParams,
     "tflite": TfliteParams,

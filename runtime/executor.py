@@ -12,15 +12,17 @@ import dataclasses
 import hashlib
 import importlib
 import json
+import os
 import shutil
 import tempfile
-import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.write import MANIFEST, OutputPathError, check_output_path, recover_interrupted_swap, swap_into_place
+from tfspec.compiler.write import (MANIFEST, OutputPathError, check_output_path, recover_interrupted_swap,
+                                   remove_dead_staging, staging_prefix, swap_into_place)
 from tfspec.plan import MODEL_STEP_KINDS, PLAN_FILE, Plan, Step, step_kind
 
 from .cache import StepCache, default_cache_dir
@@ -28,11 +30,15 @@ from .context import METRICS_FILE, StepContext
 from .errors import Locator, StepError, StepFailed, reported_as_step_errors
 from .report import REPORT_FILE, build_report
 from .report_html import REPORT_HTML, write_report_html
+from .tf import import_tf, tf_loaded
 
 __all__ = ["RunInputs", "RunReport", "StepFailed", "run_plan", "run_step", "default_dist_dir", "step_module",
            "CHECKPOINTS_DIR"]
 
 CHECKPOINTS_DIR = "checkpoints"
+# tfspec 0.1 named dist staging folders without their owner (``.<name>.<8 random>.tmp``): no run can tell a
+# live one from a dead one, but none stays for an hour (the folder is filled and swapped in seconds)
+_LEGACY_STAGING_AGE_S = 3600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +127,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _remove_dead_dist_staging(dist_dir: Path) -> list[str]:
+    """Staging folders of ``dist_dir`` left by killed runs: owner gone, or the old unowned name and stale."""
+    removed = remove_dead_staging(dist_dir.parent, dist_dir.name)
+    legacy = re.compile(rf"\.{re.escape(dist_dir.name)}\.[a-z0-9_]{{8}}\.tmp")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(dist_dir.parent):
+            if legacy.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False) \
+                    and time.time() - entry.stat(follow_symlinks=False).st_mtime > _LEGACY_STAGING_AGE_S:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.name)
+    return removed
+
+
 def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
     """Fill a staging folder, add ``manifest.json`` and swap it with ``dist_dir`` in one step."""
     dist_dir = Path(dist_dir).absolute()
@@ -128,7 +147,9 @@ def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
     if dist_dir.exists() and not dist_dir.is_dir():
         raise OutputPathError(f"dist path {dist_dir} exists and is not a folder")
     recover_interrupted_swap(dist_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dist_dir.name}.", suffix=".tmp", dir=dist_dir.parent))
+    _remove_dead_dist_staging(dist_dir)
+    # the owner in the name lets the next run remove what a kill during the copy or the swap left
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(dist_dir.name), suffix=".tmp", dir=dist_dir.parent))
     try:
         fill(staging)
         entries = {f.relative_to(staging).as_posix(): _sha256(f) for f in sorted(staging.rglob("*")) if f.is_file()}
@@ -166,6 +187,12 @@ def _execute(step: Step, run: RunInputs, cache: StepCache, inputs: dict[str, Pat
     return metrics
 
 
+def _load_tensorflow(log: Callable[[str], None]) -> None:
+    if not tf_loaded():  # seconds of silence otherwise, before the first step's own line
+        log("loading TensorFlow...")
+        import_tf()
+
+
 def _modules(run: RunInputs, steps: tuple[Step, ...] | list[Step]) -> dict[str, Any]:
     try:
         return {step.kind: step_module(step, run.plan) for step in steps if step_kind(step.kind).runs}
@@ -196,6 +223,7 @@ def run_step(run: RunInputs, step_id: str, *, cache_dir: Path | None = None, qui
         log(f"cached  {step.id}")
         return cache.path(step.fingerprint)
     module = _modules(run, [step])[step.kind]
+    _load_tensorflow(log)
     log(f"run     {step.id}")
     inputs = {i: cache.path(run.plan.step(i).fingerprint) for i in step.inputs}
     _execute(step, run, cache, inputs, module=module, quiet=quiet, log=log)
@@ -210,7 +238,7 @@ def run_plan(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path | 
     cache = _cache(run, cache_dir)
     dist = Path(dist_dir) if dist_dir is not None else default_dist_dir(plan)
     modules = _modules(run, plan.steps)
-    for name in cache.sweep():
+    for name in [*cache.sweep(), *_remove_dead_dist_staging(dist)]:
         log(f"removed {name}, the unfinished output of a killed run")
     entries: dict[str, Path] = {}
     outputs: dict[str, dict[str, Any]] = {}
@@ -234,6 +262,7 @@ def run_plan(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path | 
             log(f"cached  {step.id}")
             was_cached = True
         else:
+            _load_tensorflow(log)
             log(f"run     {step.id}")
             metrics = _execute(step, run, cache, entries, module=modules[step.kind], quiet=quiet, log=log)
             entry = cache.path(step.fingerprint)
@@ -268,6 +297,7 @@ def run_plan(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path | 
             # spending seconds on matplotlib (`tfspec report` redraws it with the cache flags).
             shutil.copy2(previous_page, staging / REPORT_HTML)
         else:
+            log("writing report...")
             write_report_html(staging, report)
 
     _write_dist(dist, fill)

@@ -32,17 +32,19 @@ class PlanContext:
 
     Attributes:
         add: ``add(step_id, kind, params, inputs, outputs, target) → step_id`` (fingerprints are computed there).
-        data / final_model / export: ids of the plan's data step, last model step and SavedModel export.
+        data / final_model / evaluate / export: ids of the plan's data step, last model step, the step
+            that measures every model step (the reference of every gate) and the SavedModel export.
         quantization_aware: a quantization_aware stage ran (its model converts with the learned ranges).
-        metric: the first training metric (what verify compares), None when there is none.
+        metric: the quality metric every artifact is measured and gated with (``accuracy`` or ``mae``).
     """
 
     add: Callable[..., str]
     data: str
     final_model: str
+    evaluate: str
     export: str
     quantization_aware: bool
-    metric: str | None
+    metric: str
 
 
 class UnknownTargetKind(LookupError):

@@ -243,7 +243,7 @@ def plan_tf_serving(context: PlanContext, resolved: ResolvedSpec, target: TfServ
     verify = context.add(f"{t}.verify", "verify", SavedModelVerifyParams(
         artifact="saved_model", gates=dump(target.gates), metric=context.metric,
         input_name=resolved.input_name, output_name=resolved.output_name,
-    ), [context.export, context.final_model, context.data], ["verify.json"], t)
+    ), [context.export, context.evaluate, context.data], ["verify.json"], t)
     model_dir = f"{t}/models/{spec.name}/{spec.version}"
     context.add(f"{t}.bundle", "bundle", SavedModelBundleParams(
         artifact="saved_model", model_dir=model_dir, name=spec.name, version=spec.version,
