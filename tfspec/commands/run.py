@@ -78,7 +78,9 @@ def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str 
     from tfspec.runtime.errors import StepFailed
     from tfspec.runtime.tf import TENSORFLOW_LOG
 
-    tf_log = None if verbose else (cache_dir or default_cache_dir(inputs.root)).parent / TENSORFLOW_LOG
+    # beside the spec as the user named it (a relative path stays relative), else under the plan's root
+    base = Path(spec) if spec is not None else inputs.root
+    tf_log = None if verbose else (cache_dir or default_cache_dir(base)).parent / TENSORFLOW_LOG
     try:
         missed = _run_quietly(inputs, step_id, tf_log, cache_dir, dist_dir, quiet, force, as_json)
     except StepFailed:  # not a spec problem: TensorFlow may have said why
