@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.write import (MANIFEST, OutputPathError, check_output_path, recover_interrupted_swap,
+from tfspec.io.write import (MANIFEST, OutputPathError, check_output_path, recover_interrupted_swap,
                                    remove_dead_staging, staging_prefix, swap_into_place)
 from tfspec.plan import MODEL_STEP_KINDS, PLAN_FILE, Plan, Step, step_kind
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tfspec.compiler.batch import CACHE_FILE, build_folder, discover_specs
+from tfspec.io.batch import CACHE_FILE, build_folder, discover_specs
 from tfspec.compiler.pipeline import compile_spec
 
 REPO = Path(__file__).resolve().parents[2]

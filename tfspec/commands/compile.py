@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tfspec.compiler.write import diff_tree, write_tree
+from tfspec.io.write import diff_tree, write_tree
 from tfspec.spec.errors import EXIT_DIFF, TfspecError
 
 from .common import compiled, default_out, env_option, handle_errors, json_option, spec_argument
