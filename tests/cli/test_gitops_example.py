@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from tfspec.io.batch import CACHE_FILE, build_folder, discover_specs
 from tfspec.compiler.pipeline import compile_spec
+from tfspec.io.batch import CACHE_FILE, build_folder, discover_specs
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "gitops"
