@@ -153,6 +153,7 @@ def _trial_objective(spec_path: Path, base: CompileResult, search: Search, cache
     from tfspec.runtime.epochs import observing_epochs
     from tfspec.runtime.executor import CHECKPOINTS_DIR, run_plan
     from tfspec.runtime.tf import import_tf
+    from tfspec.running import run_inputs_from_compiled
 
     assert base.resolved is not None
     document = base.resolved.document
@@ -188,7 +189,8 @@ def _trial_objective(spec_path: Path, base: CompileResult, search: Search, cache
         start = time.perf_counter()
         try:
             with observing_epochs(observe):
-                outcome = run_plan(result, cache_dir=cache_dir, dist_dir=dist, quiet=True, log=lambda line: None)
+                outcome = run_plan(run_inputs_from_compiled(result), cache_dir=cache_dir, dist_dir=dist, quiet=True,
+                                   log=lambda line: None)
         except _Pruned:
             if train is not None:  # the next trial with these values trains from scratch, not from epoch k
                 shutil.rmtree(cache_dir / CHECKPOINTS_DIR / train.fingerprint, ignore_errors=True)

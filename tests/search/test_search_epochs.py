@@ -11,6 +11,7 @@ from search_testing import write_spec
 from tfspec.compiler.pipeline import compile_spec
 from tfspec.runtime.epochs import observing_epochs
 from tfspec.runtime.executor import run_plan
+from tfspec.running import run_inputs_from_compiled
 from tfspec.spec.errors import TfspecError
 
 pytestmark = pytest.mark.slow
@@ -33,7 +34,8 @@ def test_an_observer_sees_each_epoch_and_can_stop_the_step_uncached(tmp_path: Pa
 
     cache = tmp_path / "cache"
     with pytest.raises(Stop), observing_epochs(observe):
-        run_plan(result, cache_dir=cache, dist_dir=tmp_path / "dist", quiet=True, log=lambda line: None)
+        run_plan(run_inputs_from_compiled(result), cache_dir=cache, dist_dir=tmp_path / "dist", quiet=True,
+                 log=lambda line: None)
     assert [(s, e) for s, e, _ in seen] == [("train", 0), ("train", 1)]
     assert all(0.0 <= v <= 1.0 for _, _, v in seen)
     cached = sorted(json.loads(m.read_text(encoding="utf-8"))["step"] for m in cache.glob("*/.complete.json"))
