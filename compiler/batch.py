@@ -168,12 +168,14 @@ def input_key(text: str, env: str | None, environ: Mapping[str, str]) -> str:
 
 
 def referenced_specs(spec_path: str | Path, resolved: Any) -> tuple[str, ...]:
-    """Other spec files whose content a spec's compile may depend on (distillation teachers of kind ``spec``)."""
+    """Other files whose content a spec's compile depends on: distillation teachers of kind ``spec``, the
+    project file, base specs and policy files."""
     out: list[str] = []
     for stage in resolved.spec.compression:
         teacher = getattr(stage, "teacher", None)
         if teacher is not None and getattr(teacher, "kind", None) == "spec":
             out.append(os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(spec_path)), teacher.path)))
+    out.extend(getattr(resolved, "sources", ()))  # project file, base specs, policy files
     return tuple(sorted(set(out)))
 
 
