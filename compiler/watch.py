@@ -310,6 +310,8 @@ class SpecWatcher:
             self.echo_error(f"{display}: 1 problem; nothing written")
             self.watched[path] = _Watched(display, sha, {}, None, None, False)
             return
+        for warning in result.warnings:
+            self.echo_error(warning.format())
         deps = {dep: _sha256(_read(dep) or "") for dep in referenced_specs(display, result.resolved)}
         self.watched[path] = _Watched(display, sha, deps, name, out_dir, True)
         self._index_dependents()
