@@ -18,12 +18,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from tfspec.spec.data import SklearnDigitsSource, ImageFolderSource, TfrecordSource, CsvSource
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
-from tfspec.spec.loader import KeyPath, Position, SourceDocument
+from tfspec.spec.loader import KeyPath, NumberTooLong, Position, SourceDocument, plain_scalar
 from tfspec.spec.model import DenseLayer
 from tfspec.spec.targets import GpuClusterTarget, TfliteTarget, TfServingTarget
 
@@ -73,12 +71,13 @@ def expand_variables(document: SourceDocument, environ: Mapping[str, str] | None
         expanded = _VARIABLE.sub(substitute, value)
         whole = _VARIABLE.fullmatch(value)
         if whole and whole.group(0) != "$$":
+            # The same scalar rules as the loader: "yes", "0x28" or a 5,000-digit number stay strings.
             try:
-                parsed = yaml.safe_load(expanded)
-            except yaml.YAMLError:
+                parsed = plain_scalar(expanded.strip())
+            except NumberTooLong:
                 return expanded
-            if isinstance(parsed, (int, float, bool)) or parsed is None and expanded.strip() == "":
-                return parsed if expanded.strip() else expanded
+            if isinstance(parsed, (int, float, bool)):
+                return parsed
         return expanded
 
     tree = expand(document.tree, ())

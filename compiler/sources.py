@@ -11,11 +11,11 @@ import dataclasses
 import os
 
 from tfspec.spec.errors import Diagnostic, SpecError
-from tfspec.spec.loader import FilePosition, SourceDocument, load_yaml_text
+from tfspec.spec.loader import MAX_FILE_BYTES, FilePosition, SourceDocument, load_yaml_bytes
 
 __all__ = ["display_path", "load_source", "with_file_positions"]
 
-_MEMO: dict[tuple[str, str, str], SourceDocument] = {}
+_MEMO: dict[tuple[str, str, bytes], SourceDocument] = {}
 _MEMO_LIMIT = 256
 
 
@@ -36,20 +36,15 @@ def load_source(absolute: str, display: str) -> SourceDocument:
     """Load a YAML file that a spec draws on, positions marked with ``display`` (raises :class:`SpecError`)."""
     try:
         with open(absolute, "rb") as handle:
-            data = handle.read()
+            data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise SpecError([Diagnostic(display, 1, 1, "<root>", "file not found")]) from None
     except OSError as error:
         raise SpecError([Diagnostic(display, 1, 1, "<root>", f"cannot read file: {error.strerror}")]) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise SpecError([Diagnostic(display, line, 1, "<root>", "file is not valid UTF-8 text")]) from None
-    key = (absolute, display, text)
+    key = (absolute, display, data)
     document = _MEMO.get(key)
     if document is None:
-        document = with_file_positions(load_yaml_text(text, display))
+        document = with_file_positions(load_yaml_bytes(data, display))  # the same rules as a spec file
         if len(_MEMO) >= _MEMO_LIMIT:
             _MEMO.clear()
         _MEMO[key] = document

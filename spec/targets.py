@@ -6,7 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from .base import DnsLabel, KubeQuantity, PositiveInt, StrictModel
+from .base import (
+    MAX_INT, DnsLabel, FiniteFloat, KubeQuantity, PositiveFloat, PositiveInt, StrictBool, StrictInt,
+    StrictModel,
+)
 
 __all__ = [
     "Gates",
@@ -46,13 +49,13 @@ ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-
 class Gates(StrictModel):
     """Quality gates checked by ``tfspec run`` against the test split; a miss fails the run (exit 1)."""
 
-    max_accuracy_drop: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    max_accuracy_drop: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = None
     """Largest allowed drop of the quality metric against the Keras model (0.01 = one point)."""
-    min_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    min_accuracy: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = None
     """Smallest allowed quality metric on the test split."""
-    max_size_kb: Annotated[float, Field(gt=0.0)] | None = None
+    max_size_kb: PositiveFloat | None = None
     """Largest allowed artifact size in KiB."""
-    max_latency_ms: Annotated[float, Field(gt=0.0)] | None = None
+    max_latency_ms: PositiveFloat | None = None
     """Largest allowed p95 latency of one example, in milliseconds, on this machine's CPU."""
 
 
@@ -82,7 +85,7 @@ class Int8Quantization(StrictModel):
 
     kind: Literal["int8"]
     """Quantization mode."""
-    representative_samples: Annotated[int, Field(ge=1, le=100000)] = 200
+    representative_samples: Annotated[StrictInt, Field(ge=1, le=100000)] = 200
     """Training examples used to calibrate activation ranges."""
     input_type: Literal["int8", "uint8", "float32"] = "int8"
     """Inference input type (``float32`` keeps float I/O around an integer model)."""
@@ -95,7 +98,7 @@ class Int16x8Quantization(StrictModel):
 
     kind: Literal["int16x8"]
     """Quantization mode."""
-    representative_samples: Annotated[int, Field(ge=1, le=100000)] = 200
+    representative_samples: Annotated[StrictInt, Field(ge=1, le=100000)] = 200
     """Training examples used to calibrate activation ranges."""
 
 
@@ -122,7 +125,7 @@ class Android(StrictModel):
     """Application id / Kotlin package of the app (e.g. ``com.example.digits``)."""
     asset_pack: AssetPack
     """The asset pack the model ships in."""
-    min_sdk: Annotated[int, Field(ge=21, le=40)] = 24
+    min_sdk: Annotated[StrictInt, Field(ge=21, le=40)] = 24
     """``minSdk`` assumed by the loading example."""
 
 
@@ -148,24 +151,24 @@ class TfliteTarget(StrictModel):
 class Batching(StrictModel):
     """TF Serving server-side request batching (``BatchingParameters``)."""
 
-    max_batch_size: Annotated[int, Field(ge=1, le=65536)] = 32
+    max_batch_size: Annotated[StrictInt, Field(ge=1, le=65536)] = 32
     """Largest batch the server forms."""
-    batch_timeout_micros: Annotated[int, Field(ge=0, le=60_000_000)] = 1000
+    batch_timeout_micros: Annotated[StrictInt, Field(ge=0, le=60_000_000)] = 1000
     """Longest a request waits for a batch to fill."""
-    max_enqueued_batches: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    max_enqueued_batches: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = 100
     """Queue length before requests are rejected."""
-    num_batch_threads: Annotated[int, Field(ge=1, le=1024)] | None = None
+    num_batch_threads: Annotated[StrictInt, Field(ge=1, le=1024)] | None = None
     """Threads processing batches; the container's CPU request (at least 1) when omitted."""
     allowed_batch_sizes: list[PositiveInt] | None = None
     """Padded batch sizes, increasing, the last equal to ``max_batch_size``."""
-    pad_variable_length_inputs: bool = False
+    pad_variable_length_inputs: StrictBool = False
     """Pad inputs of differing lengths within a batch."""
 
 
 class Warmup(StrictModel):
     """Warm-up requests TF Serving replays at load time (``assets.extra/tf_serving_warmup_requests``)."""
 
-    requests: Annotated[int, Field(ge=1, le=1000)] = 10
+    requests: Annotated[StrictInt, Field(ge=1, le=1000)] = 10
     """Number of PredictRequests, built from real test samples (TF Serving reads at most 1000)."""
 
 
@@ -174,7 +177,7 @@ class LatestVersions(StrictModel):
 
     kind: Literal["latest"]
     """Policy kind."""
-    num_versions: Annotated[int, Field(ge=1, le=100)] = 1
+    num_versions: Annotated[StrictInt, Field(ge=1, le=100)] = 1
     """How many versions."""
 
 
@@ -200,11 +203,11 @@ VersionPolicy = Annotated[LatestVersions | AllVersions | SpecificVersions, Field
 class Autoscale(StrictModel):
     """HorizontalPodAutoscaler (autoscaling/v2) on CPU utilisation."""
 
-    min: Annotated[int, Field(ge=1, le=1000)] = 1
+    min: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
     """Fewest replicas."""
-    max: Annotated[int, Field(ge=1, le=1000)] = 5
+    max: Annotated[StrictInt, Field(ge=1, le=1000)] = 5
     """Most replicas."""
-    target_cpu_percent: Annotated[int, Field(ge=1, le=100)] = 70
+    target_cpu_percent: Annotated[StrictInt, Field(ge=1, le=100)] = 70
     """Average CPU utilisation the autoscaler aims at."""
 
     @model_validator(mode="after")
@@ -250,7 +253,7 @@ class Kubernetes(StrictModel):
 
     namespace: DnsLabel | None = None
     """Namespace (set by kustomize); the current namespace when omitted."""
-    replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    replicas: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
     """Replicas (the HPA's minimum takes over when autoscaling)."""
     autoscale: Autoscale | None = None
     """Horizontal autoscaling."""
@@ -260,7 +263,7 @@ class Kubernetes(StrictModel):
     """Node labels the pods require."""
     tolerations: list[Toleration] = []
     """Extra tolerations (the GPU taint is added automatically when GPUs are asked for)."""
-    min_available: Annotated[int, Field(ge=0)] | None = None
+    min_available: Annotated[StrictInt, Field(ge=0, le=MAX_INT)] | None = None
     """PodDisruptionBudget ``minAvailable``; replicas - 1 (at least 1) when omitted."""
     image: ImageRepository | None = None
     """Registry repository the built serving image is pushed to; ``<spec name>-serving`` when omitted."""
@@ -281,13 +284,13 @@ class TfServingTarget(StrictModel):
     """Server-side batching; off when omitted."""
     warmup: Warmup | None = None
     """Warm-up records written by ``tfspec run``; none when omitted."""
-    gpus: Annotated[int, Field(ge=0, le=16)] = 0
+    gpus: Annotated[StrictInt, Field(ge=0, le=16)] = 0
     """GPUs per replica; more than 0 selects the ``-gpu`` image and ``nvidia.com/gpu`` limits."""
     version_policy: VersionPolicy = LatestVersions(kind="latest")
     """Which versions the server loads."""
     version_labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], PositiveInt] = {}
     """Labels such as ``stable`` / ``canary`` mapped to version numbers."""
-    monitoring: bool = True
+    monitoring: StrictBool = True
     """Expose Prometheus metrics on the REST port."""
     kubernetes: Kubernetes | None = None
     """Kubernetes manifests; none when omitted."""
@@ -317,9 +320,9 @@ class GpuClusterTarget(StrictModel):
     """Target kind."""
     name: DnsLabel
     """Target name (unique in the spec); its files go to ``<out>/<name>/``."""
-    workers: Annotated[int, Field(ge=1, le=1000)] = 2
+    workers: Annotated[StrictInt, Field(ge=1, le=1000)] = 2
     """Worker replicas (MultiWorkerMirroredStrategy: worker 0 is the chief)."""
-    gpus_per_worker: Annotated[int, Field(ge=0, le=16)] = 1
+    gpus_per_worker: Annotated[StrictInt, Field(ge=0, le=16)] = 1
     """GPUs per worker."""
     operator: Literal["tfjob", "indexed_job"] = "indexed_job"
     """``tfjob`` (Kubeflow training operator) or ``indexed_job`` (plain Kubernetes)."""
@@ -337,9 +340,9 @@ class GpuClusterTarget(StrictModel):
     """Extra tolerations (the GPU taint is added automatically)."""
     storage: Storage = Storage()
     """Data and checkpoint volume."""
-    backoff_limit: Annotated[int, Field(ge=0, le=100)] = 3
+    backoff_limit: Annotated[StrictInt, Field(ge=0, le=100)] = 3
     """Retries before the job is failed."""
-    port: Annotated[int, Field(ge=1024, le=65535)] = 2222
+    port: Annotated[StrictInt, Field(ge=1024, le=65535)] = 2222
     """Worker port of the collective ops (the TFJob operator always uses 2222)."""
 
 

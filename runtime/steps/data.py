@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,15 @@ def _sklearn_digits(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray,
 
 def _npz(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     path = _existing(spec_dir, source["path"])
+    # numpy's own message for a file that is not an npz ("pickled data ... allow_pickle=") points at an
+    # unsafe fix: say what the file should be instead. Pickles are never loaded.
+    not_npz = f"{source['path']} is not a valid .npz archive of numeric arrays (numpy.savez writes one)"
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DataError(SOURCE + ("path",), f"{source['path']} is not a readable .npz archive: {error}") from error
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(SOURCE + ("path",), not_npz) from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(SOURCE + ("path",), not_npz)
     with archive:
         arrays = {}
         for key in ("features", "labels"):
@@ -50,18 +56,27 @@ def _npz(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray
             if name not in archive.files:
                 raise DataError(SOURCE + (key,), f"no array {name!r} in {source['path']} "
                                 f"(it has: {', '.join(sorted(archive.files))})")
-            arrays[key] = archive[name]
+            try:
+                arrays[key] = archive[name]
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+                raise DataError(SOURCE + (key,), f"array {name!r} in {source['path']} is not a numeric array: "
+                                "save it with a numeric dtype (object arrays are never loaded)") from error
     x, y = arrays["features"], arrays["labels"]
     if len(x) != len(y):
         raise DataError(SOURCE + ("labels",), f"{len(x)} feature rows but {len(y)} labels in {source['path']}")
     return x, y, None
 
 
+_TEXT_LABEL_HINT = "labels are class indices 0..N-1: write them as numbers, and the class names in data.labels"
+
+
 def _number(text: str, row: int, column: str, relative: str, key: tuple[str, ...]) -> float:
     try:
         return float(text)
     except ValueError:
-        raise DataError(SOURCE + key, f"{relative} line {row}: column {column!r} holds {text!r}, not a number") from None
+        hint = _TEXT_LABEL_HINT if key == ("label_column",) else None
+        raise DataError(SOURCE + key, f"{relative} line {row}: column {column!r} holds {text[:80]!r}, not a number",
+                        hint) from None
 
 
 def _csv(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:

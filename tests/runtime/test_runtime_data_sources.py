@@ -214,3 +214,27 @@ def test_shape_mismatch_through_the_cli_names_file_line_and_key(tmp_path: Path) 
     cache = tmp_path / ".tfspec" / "cache"
     assert not cache.exists() or [p.name for p in cache.iterdir()] == []  # nothing half-written
     assert not (tmp_path / "dist").exists()
+
+
+@pytest.mark.parametrize("content", [b"not a zip file at all\n" * 4, b"PK\x03\x04" + b"\x00" * 40])
+def test_corrupt_npz_says_what_the_file_should_be(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "d.npz").write_bytes(content)
+    error = _error(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "path")
+    assert error.message == "d.npz is not a valid .npz archive of numeric arrays (numpy.savez writes one)"
+    assert "pickle" not in error.message
+
+
+def test_npz_with_object_arrays_is_refused_without_suggesting_pickle(tmp_path: Path) -> None:
+    x, y = features(4)
+    np.savez(tmp_path / "d.npz", x=np.array([list(row) for row in x] + [["a"]], dtype=object), y=y)
+    error = _error(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "features")
+    assert "is not a numeric array" in error.message and "allow_pickle" not in error.message
+
+
+def test_text_labels_in_a_csv_point_at_class_indices_and_data_labels(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("a,b,label\n1,2,cat\n3,4,dog\n")
+    error = _error(tmp_path, spec("{kind: csv, path: t.csv, label_column: label}", "[2]", "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "label_column") and "holds 'cat', not a number" in error.message
+    assert error.hint is not None and "data.labels" in error.hint
