@@ -92,3 +92,22 @@ def test_argocd_applicationset_matches_the_rendered_kustomizations() -> None:
         assert kubectl, "kubectl is needed to build the rendered kustomizations"
         built = subprocess.run([kubectl, "kustomize", str(EXAMPLE / folder)], capture_output=True, text=True, timeout=120)
         assert built.returncode == 0, built.stderr
+
+
+def test_specs_share_the_base_and_pass_the_policies() -> None:
+    """The project file gives every spec the base and the policies; the rendered output above is their merge."""
+    base = EXAMPLE / "standards" / "base.yaml"
+    policies = EXAMPLE / "standards" / "policies.yaml"
+    warnings = []
+    for spec in discover_specs(EXAMPLE / "specs"):
+        assert "sklearn_digits" not in spec.read_text()  # the data section lives in the base only
+        result = compile_spec(spec)
+        assert result.ok, "\n".join(d.format() for d in result.diagnostics)
+        assert set(result.resolved.sources) == {str(EXAMPLE / "tfspec.yaml"), str(base), str(policies)}
+        assert result.resolved.spec.data.source.kind == "sklearn_digits"
+        warnings += [(spec.name, w.path, w.message.split(":")[0]) for w in result.warnings]
+    assert sorted(warnings) == [
+        ("digits-lite.yaml", "targets[1].kubernetes", "policy serving-autoscales (warning)"),
+        ("digits-lite.yaml", "targets[1].kubernetes", "policy serving-has-pdb (warning)"),
+        ("digits.yaml", "<root>", "in environment 'prod'"),
+    ]
