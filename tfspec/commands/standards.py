@@ -43,7 +43,7 @@ def explain(spec: str, key_path: str, env: str | None, as_json: bool) -> None:
 @click.option("--dist", "dist", type=click.Path(file_okay=False, path_type=Path), default=Path("dist"),
               help="Root of the run outputs holding <name>/report.json (default: dist/).")
 @click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Page to write (default: <out>/fleet.html).")
+              help="Page to write (default: fleet.html in the current folder).")
 @json_option
 @handle_errors
 def fleet(folder: Path, env: str | None, out: Path, dist: Path, html: Path | None, as_json: bool) -> None:
@@ -58,6 +58,6 @@ def fleet(folder: Path, env: str | None, out: Path, dist: Path, html: Path | Non
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
         return
-    page = write_fleet_html(result, html or out / "fleet.html")
+    page = write_fleet_html(result, html or Path("fleet.html"))
     click.echo(f"wrote {page}: {len(result.rows)} specs, {result.count(build='invalid')} invalid, "
                f"{result.count(build='stale')} stale, {sum(len(r.warnings) for r in result.rows)} policy warnings")
