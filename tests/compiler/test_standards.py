@@ -247,3 +247,47 @@ def test_apply_standards_records_layers_in_merge_order(tmp_path: Path) -> None:
     assert standards.document.tree["training"]["epochs"] == 5
     assert standards.document.file_of(("training", "epochs")).endswith("team.yaml")
     assert standards.document.file_of(("name",)) == str(path)
+
+
+def test_watch_rebuilds_the_specs_of_a_saved_base(tmp_path: Path) -> None:
+    from tfspec.compiler.watch import SpecWatcher
+
+    root = repo(tmp_path)
+    write(root / "standards" / "base.yaml", BASE)
+    write(root / "standards" / "other.yaml", BASE)
+    spec(root, "a")
+    spec(root, "c", extends="../standards/other.yaml")
+    lines: list[str] = []
+    watcher = SpecWatcher(root / "specs", root / "rendered", None, echo=lines.append, echo_error=lines.append, jobs=1)
+    watcher._initial_build()
+    lines.clear()
+    base = root / "standards" / "base.yaml"
+    base.write_text(base.read_text().replace("epochs: 3", "epochs: 6"))
+    watcher.rebuild([(str(base), False)])
+    assert len(lines) == 1 and lines[0].startswith(f"{root / 'specs' / 'a.yaml'} -> ") and "plan.json" in lines[0]
+    assert '"epochs": 6' in (root / "rendered" / "a" / "plan.json").read_text()
+    base.write_text(base.read_text().replace("epochs: 6", "epochs: 0"))  # a broken base keeps the last good output
+    watcher.rebuild([(str(base), False)])
+    assert any("standards/base.yaml:11:3: training.epochs" in line for line in lines)
+    assert '"epochs": 6' in (root / "rendered" / "a" / "plan.json").read_text()
+
+
+def test_explain_names_the_file_that_set_a_value_and_what_it_overrode(tmp_path: Path) -> None:
+    from tfspec.compiler.explain import explain
+
+    root = repo(tmp_path)
+    write(root / "standards" / "base.yaml", BASE)
+    path = spec(root, "a", extra="targets:\n  - {name: serving, kubernetes: {replicas: 3}}\n"
+                                 "environments:\n  prod: {targets: [{name: serving, kubernetes: {replicas: 4}}]}\n")
+    explained = explain(str(path), "targets.serving.kubernetes.replicas", env="prod")
+    assert explained.value == 4 and explained.path == "targets[0].kubernetes.replicas"
+    assert (explained.set_by.file, explained.set_by.line, explained.set_by.layer) == (str(path), 11, "environment prod")
+    assert [(Path(s.file).name, s.line, s.value, s.layer) for s in explained.overridden] == [
+        ("a.yaml", 9, 3, "spec"), ("base.yaml", 15, 2, "base")]
+    epochs = explain(str(path), "training.epochs")
+    assert epochs.set_by.file.endswith("standards/base.yaml") and epochs.overridden == () and not epochs.default
+    default = explain(str(path), "targets[0].serving_version")
+    assert default.default and default.set_by is None and default.value
+    from tfspec.spec.errors import SpecError
+    with pytest.raises(SpecError, match="no item named 'nope'"):
+        explain(str(path), "targets.nope.gpus")
