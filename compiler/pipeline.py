@@ -122,7 +122,8 @@ def _check_environments(policies: tuple[Policy, ...], document: SourceDocument,
     for name in names:
         resolved = resolve_document(document, name, environ)
         try:
-            found = check_policies(policies, resolved, render_targets(resolved))
+            rendered = render_targets(resolved) if any(p.uses_objects for p in policies) else None
+            found = check_policies(policies, resolved, rendered)
         except SpecError as error:
             errors.extend(dataclasses.replace(d, message=f"in environment {name!r}: {d.message}") for d in error.diagnostics)
             continue

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -214,33 +215,21 @@ def check_policies(policies: tuple[Policy, ...], resolved: ResolvedSpec,
     import celpy
 
     spec = resolved.spec.model_dump(mode="json", exclude_none=True)
-    env = resolved.environment or ""
-    by_target = {name: _kubernetes_objects(files) for name, files in (rendered or {}).items()} \
-        if any(p.uses_objects for p in policies) else {}
-    all_objects = [o for objects in by_target.values() for o in objects]
-    base = {"spec": celpy.json_to_cel(spec), "env": celpy.celtypes.StringType(env),
-            "objects": celpy.json_to_cel(all_objects)}
+    judge = _Judge(spec, resolved.environment or "", rendered if any(p.uses_objects for p in policies) else {})
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
     for policy in policies:
-        cases: list[tuple[KeyPath, dict[str, Any]]] = []
+        cases: list[tuple[KeyPath, Any, Any]] = []  # (where, the item, its objects' key)
         if policy.each is None:
-            cases.append(((), base))
+            cases.append(((), None, None))
         else:
             items = _lookup(spec, policy.each)
-            if not isinstance(items, list):
-                items = []
-            for i, item in enumerate(items):
-                activation = dict(base)
-                activation[policy.variable] = celpy.json_to_cel(item)
-                if policy.each == ("targets",) and isinstance(item, dict):
-                    activation["objects"] = celpy.json_to_cel(by_target.get(item.get("name"), []))
-                cases.append((policy.each + (i,), activation))
-        for where, activation in cases:
+            for i, item in enumerate(items if isinstance(items, list) else []):
+                target = item.get("name") if policy.each == ("targets",) and isinstance(item, dict) else None
+                cases.append((policy.each + (i,), item, target))
+        for where, item, target in cases:
             try:
-                if policy.when_program is not None and not _truth(policy, "when", policy.when_program.evaluate(activation)):
-                    continue
-                passed = _truth(policy, "rule", policy.program.evaluate(activation))
+                passed = judge.passes(policy, where, item, target)
             except _NotBool as problem:
                 errors.append(policy.diagnostic(problem.key, f"the expression gave {problem.value!r}, not true or false"))
                 break
@@ -258,6 +247,64 @@ def check_policies(policies: tuple[Policy, ...], resolved: ResolvedSpec,
     if errors:
         raise SpecError(errors)
     return warnings
+
+
+# Verdicts by policy and the JSON of what the rule can see: the same target in 500 specs (or in a spec and
+# its overlays) is judged once per process. Evaluating CEL costs milliseconds; the key costs microseconds.
+_VERDICTS: dict[tuple[str, str, str], bool | None] = {}
+_VERDICTS_LIMIT = 50_000
+
+
+class _Judge:
+    """The CEL values of one resolved spec, converted on first use, and the memo of verdicts."""
+
+    def __init__(self, spec: dict[str, Any], env: str, rendered: Mapping[str, Mapping[str, str]] | None) -> None:
+        self.spec, self.env, self.rendered = spec, env, rendered or {}
+        self._cel: dict[str, Any] = {}
+        self._json: dict[str, str] = {}
+
+    def _objects(self, target: str | None) -> list[dict[str, Any]]:
+        files = [self.rendered.get(target, {})] if target is not None else list(self.rendered.values())
+        return [o for f in files for o in _kubernetes_objects(f)]
+
+    def _value(self, name: str, make: Any) -> Any:
+        if name not in self._cel:
+            import celpy
+
+            self._cel[name] = celpy.json_to_cel(make())
+        return self._cel[name]
+
+    def _text(self, name: str, make: Any) -> str:
+        if name not in self._json:
+            self._json[name] = json.dumps(make(), sort_keys=True, separators=(",", ":"))
+        return self._json[name]
+
+    def passes(self, policy: Policy, where: KeyPath, item: Any, target: str | None) -> bool:
+        """True when ``when`` is false or ``rule`` is true (None from the memo means ``when`` was false)."""
+        import celpy
+
+        text = policy.rule + " " + (policy.when or "")
+        objects_name = f"objects:{target}" if target is not None else "objects"
+        key = (f"{policy.variable}\x00{policy.when}\x00{policy.rule}",  # the expressions, not where they are written
+               json.dumps(item, sort_keys=True, separators=(",", ":")),
+               "|".join((self._text("spec", lambda: self.spec) if "spec" in text else "",
+                         self.env if "env" in text else "",
+                         self._text(objects_name, lambda: self._objects(target)) if "objects" in text else "")))
+        if key in _VERDICTS:
+            verdict = _VERDICTS[key]
+            return True if verdict is None else verdict
+        activation = {"spec": self._value("spec", lambda: self.spec), "env": celpy.celtypes.StringType(self.env),
+                      "objects": self._value(objects_name, lambda: self._objects(target)) if "objects" in text
+                      else celpy.json_to_cel([])}
+        if item is not None:
+            activation[policy.variable] = celpy.json_to_cel(item)
+        verdict: bool | None = None
+        if policy.when_program is None or _truth(policy, "when", policy.when_program.evaluate(activation)):
+            verdict = _truth(policy, "rule", policy.program.evaluate(activation))
+        if len(_VERDICTS) >= _VERDICTS_LIMIT:
+            _VERDICTS.clear()
+        _VERDICTS[key] = verdict
+        return True if verdict is None else verdict
 
 
 class _NotBool(Exception):
