@@ -12,7 +12,7 @@ Each is built cold through the CLI (``python -m tfspec build specs --out out``, 
 start-up included), in alternating rounds (plain, base, base+policies, plain, ...) so that the machine's
 load affects all three alike; the medians and their ratios to ``plain`` are printed, with the load.
 
-    python benchmarks/bench_standards.py [--specs 500] [--rounds 2] [--jobs N]
+    python benchmarks/bench_standards.py [--specs 500] [--rounds 2] [--jobs N] [--kinds plain,base]
 """
 
 from __future__ import annotations
@@ -83,9 +83,12 @@ def main() -> None:
     parser.add_argument("--specs", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--kinds", default="plain,base,base+policies",
+                        help="comma-separated layouts to build (plain must be one: ratios are to it)")
     args = parser.parse_args()
     jobs = ["-j", str(args.jobs)] if args.jobs else []
-    kinds = ("plain", "base", "base+policies")
+    kinds = tuple(args.kinds.split(","))
+    assert "plain" in kinds and "base" in kinds, "--kinds needs plain and base"
     with tempfile.TemporaryDirectory() as tmp:
         roots = {kind: Path(tmp) / kind.replace("+", "-") for kind in kinds}
         for kind, root in roots.items():

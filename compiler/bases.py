@@ -17,7 +17,6 @@ A missing base or a cycle is an error at the ``extends:`` entry (or project-file
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 
@@ -55,17 +54,19 @@ class Standards:
 
 def apply_standards(document: SourceDocument, *, use_project: bool = True) -> Standards:
     """Merge the spec's bases under it and find its policies (raises :class:`SpecError`)."""
-    spec = with_file_positions(document)
     project = None
     if use_project and os.path.isfile(document.file):
         found = find_project_file(document.file)
         project = load_project(found, document.file) if found else None
     defaults: list[tuple[ProjectRef, SourceDocument]] = [(ref, project.document) for ref in project.bases] if project else []
-    layers: list[SourceDocument] = []
     sources: set[str] = {project.absolute} if project else set()
-    tree, positions = _resolve(spec, os.path.abspath(document.file), (), defaults, layers, sources)
     policies: tuple[ProjectRef, ...] = project.policies if project else ()
     sources.update(ref.absolute for ref in policies)
+    if not defaults and not (isinstance(document.tree, dict) and EXTENDS in document.tree):
+        return Standards(document, (document,), tuple(sorted(sources)), policies)  # no bases: nothing to merge
+    layers: list[SourceDocument] = []
+    tree, positions = _resolve(with_file_positions(document), os.path.abspath(document.file), (), defaults, layers,
+                               sources)
     merged = dataclasses.replace(document, tree=tree, positions=positions)
     return Standards(merged, tuple(layers), tuple(sorted(sources)), policies)
 
@@ -115,9 +116,11 @@ def _resolve(document: SourceDocument, absolute: str, stack: tuple[str, ...],
 
 def _merge(tree: dict, positions: dict[KeyPath, Position], overlay: dict, overlay_positions: dict[KeyPath, Position],
            overlay_document: SourceDocument) -> tuple[dict, dict[KeyPath, Position]]:
-    """``overlay`` merged over ``tree`` (a new tree; neither input is changed)."""
-    merged = copy.deepcopy(tree)
-    combined = dict(positions)
+    """``overlay`` merged over ``tree``. ``tree`` and ``positions`` (built by earlier merges, never a loaded
+    document's) are changed in place; ``overlay`` is copied where it is merged in, so a remembered base
+    document is never changed."""
+    merged = tree
+    combined = positions
     combined.update({(_OVERLAY,) + path: position for path, position in overlay_positions.items()})
     scratch = dataclasses.replace(overlay_document, tree=merged, positions=combined)
     problems: list[Diagnostic] = []

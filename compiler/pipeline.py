@@ -9,6 +9,7 @@ stat memo (``.tfspec/input-digests.json`` beside the spec, a cache that may be d
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -122,8 +123,7 @@ def _check_environments(policies: tuple[Policy, ...], document: SourceDocument,
     for name in names:
         resolved = resolve_document(document, name, environ)
         try:
-            rendered = render_targets(resolved) if any(p.uses_objects for p in policies) else None
-            found = check_policies(policies, resolved, rendered)
+            found = check_policies(policies, resolved, functools.partial(render_targets, resolved))
         except SpecError as error:
             errors.extend(dataclasses.replace(d, message=f"in environment {name!r}: {d.message}") for d in error.diagnostics)
             continue

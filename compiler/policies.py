@@ -28,7 +28,7 @@ import dataclasses
 import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
@@ -48,6 +48,7 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _RESERVED = ("spec", "env", "objects")
 _SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)((?:\[\d+\])*)$")
 _COMPILED: dict[tuple[str, str], Any] = {}
+Rendered = Mapping[str, Mapping[str, str]] | Callable[[], Mapping[str, Mapping[str, str]]] | None
 
 
 def parse_key_path(text: str) -> KeyPath | None:
@@ -78,10 +79,6 @@ class Policy:
     index: int
     program: Any = dataclasses.field(compare=False, repr=False)
     when_program: Any = dataclasses.field(compare=False, repr=False)
-
-    @property
-    def uses_objects(self) -> bool:
-        return "objects" in self.rule or "objects" in (self.when or "")
 
     def diagnostic(self, key: str, message: str) -> Diagnostic:
         return self.document.diagnostic(("policies", self.index, key), f"policy {self.name}: {message}")
@@ -207,15 +204,17 @@ def _kubernetes_objects(files: Mapping[str, str]) -> list[dict[str, Any]]:
     return objects
 
 
-def check_policies(policies: tuple[Policy, ...], resolved: ResolvedSpec,
-                   rendered: Mapping[str, Mapping[str, str]] | None = None) -> list[Diagnostic]:
-    """Judge ``resolved`` by every policy: raises :class:`SpecError` on errors, returns the warnings."""
+def check_policies(policies: tuple[Policy, ...], resolved: ResolvedSpec, rendered: Rendered = None) -> list[Diagnostic]:
+    """Judge ``resolved`` by every policy: raises :class:`SpecError` on errors, returns the warnings.
+
+    ``rendered``: the rendered files by target, or a function that renders them (called only when a rule
+    needs the objects)."""
     if not policies:
         return []
     import celpy
 
     spec = resolved.spec.model_dump(mode="json", exclude_none=True)
-    judge = _Judge(spec, resolved.environment or "", rendered if any(p.uses_objects for p in policies) else {})
+    judge = _Judge(spec, resolved.environment or "", rendered)
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
     for policy in policies:
@@ -251,60 +250,87 @@ def check_policies(policies: tuple[Policy, ...], resolved: ResolvedSpec,
 
 # Verdicts by policy and the JSON of what the rule can see: the same target in 500 specs (or in a spec and
 # its overlays) is judged once per process. Evaluating CEL costs milliseconds; the key costs microseconds.
-_VERDICTS: dict[tuple[str, str, str], bool | None] = {}
+_VERDICTS: dict[tuple[str, ...], bool] = {}
 _VERDICTS_LIMIT = 50_000
 
 
 class _Judge:
-    """The CEL values of one resolved spec, converted on first use, and the memo of verdicts."""
+    """The CEL values of one resolved spec, each converted on first use, and the memo of verdicts.
 
-    def __init__(self, spec: dict[str, Any], env: str, rendered: Mapping[str, Mapping[str, str]] | None) -> None:
-        self.spec, self.env, self.rendered = spec, env, rendered or {}
+    Rendered objects are costly (a YAML parse of every manifest): a rule that mentions ``objects`` is first
+    evaluated without them, and only when that fails (``env != "prod" || objects...`` needs them in prod
+    only) are they rendered, parsed and converted.
+    """
+
+    def __init__(self, spec: dict[str, Any], env: str, rendered: Rendered) -> None:
+        self.spec, self.env, self._rendered = spec, env, rendered
+        self._files: Mapping[str, Mapping[str, str]] | None = None
+        self._objects: dict[str | None, list[dict[str, Any]]] = {}
         self._cel: dict[str, Any] = {}
         self._json: dict[str, str] = {}
 
-    def _objects(self, target: str | None) -> list[dict[str, Any]]:
-        files = [self.rendered.get(target, {})] if target is not None else list(self.rendered.values())
-        return [o for f in files for o in _kubernetes_objects(f)]
+    def _objects_of(self, target: str | None) -> list[dict[str, Any]]:
+        if target not in self._objects:
+            if self._files is None:
+                self._files = (self._rendered() if callable(self._rendered) else self._rendered) or {}
+            files = [self._files.get(target, {})] if target is not None else list(self._files.values())
+            self._objects[target] = [o for f in files for o in _kubernetes_objects(f)]
+        return self._objects[target]
 
-    def _value(self, name: str, make: Any) -> Any:
+    def _cel_value(self, name: str, make: Any) -> Any:
         if name not in self._cel:
             import celpy
 
             self._cel[name] = celpy.json_to_cel(make())
         return self._cel[name]
 
-    def _text(self, name: str, make: Any) -> str:
+    def _json_text(self, name: str, make: Any) -> str:
         if name not in self._json:
             self._json[name] = json.dumps(make(), sort_keys=True, separators=(",", ":"))
         return self._json[name]
 
     def passes(self, policy: Policy, where: KeyPath, item: Any, target: str | None) -> bool:
-        """True when ``when`` is false or ``rule`` is true (None from the memo means ``when`` was false)."""
+        """True when ``when`` is false or ``rule`` is true."""
+        if policy.when_program is not None and not self._verdict(policy, "when", item, target):
+            return True
+        return self._verdict(policy, "rule", item, target)
+
+    def _verdict(self, policy: Policy, which: str, item: Any, target: str | None) -> bool:
         import celpy
 
-        text = policy.rule + " " + (policy.when or "")
-        objects_name = f"objects:{target}" if target is not None else "objects"
-        key = (f"{policy.variable}\x00{policy.when}\x00{policy.rule}",  # the expressions, not where they are written
-               json.dumps(item, sort_keys=True, separators=(",", ":")),
-               "|".join((self._text("spec", lambda: self.spec) if "spec" in text else "",
-                         self.env if "env" in text else "",
-                         self._text(objects_name, lambda: self._objects(target)) if "objects" in text else "")))
+        expression = policy.rule if which == "rule" else (policy.when or "")
+        program = policy.program if which == "rule" else policy.when_program
+        objects = f"objects:{target}" if target is not None else "objects"
+        # the memo key: the expression and, as text, what it can see
+        key = (f"{policy.variable}\x00{expression}", json.dumps(item, sort_keys=True, separators=(",", ":")),
+               self._json_text("spec", lambda: self.spec) if "spec" in expression else "",
+               self.env if "env" in expression else "")
         if key in _VERDICTS:
-            verdict = _VERDICTS[key]
-            return True if verdict is None else verdict
-        activation = {"spec": self._value("spec", lambda: self.spec), "env": celpy.celtypes.StringType(self.env),
-                      "objects": self._value(objects_name, lambda: self._objects(target)) if "objects" in text
-                      else celpy.json_to_cel([])}
+            return _VERDICTS[key]
+        activation: dict[str, Any] = {"env": celpy.celtypes.StringType(self.env)}
+        if "spec" in expression:
+            activation["spec"] = self._cel_value("spec", lambda: self.spec)
         if item is not None:
             activation[policy.variable] = celpy.json_to_cel(item)
-        verdict: bool | None = None
-        if policy.when_program is None or _truth(policy, "when", policy.when_program.evaluate(activation)):
-            verdict = _truth(policy, "rule", policy.program.evaluate(activation))
+        if "objects" in expression:
+            try:  # without the objects first: a verdict that did not need them holds whatever they are
+                verdict = _truth(policy, which, program.evaluate(activation))
+            except Exception:  # noqa: BLE001  (it needed them: evaluate again with them, below)
+                pass
+            else:
+                return self._remember(key, verdict)
+            key = key + (self._json_text(objects, lambda: self._objects_of(target)),)
+            if key in _VERDICTS:
+                return _VERDICTS[key]
+            activation["objects"] = self._cel_value(objects, lambda: self._objects_of(target))
+        return self._remember(key, _truth(policy, which, program.evaluate(activation)))
+
+    @staticmethod
+    def _remember(key: tuple[str, ...], verdict: bool) -> bool:
         if len(_VERDICTS) >= _VERDICTS_LIMIT:
             _VERDICTS.clear()
         _VERDICTS[key] = verdict
-        return True if verdict is None else verdict
+        return verdict
 
 
 class _NotBool(Exception):

@@ -109,3 +109,11 @@ def test_standards_case_reports_exact_diagnostics(case: str, golden, monkeypatch
     output = _format_standards(case)
     assert output and not output.startswith("warning:"), f"{case} was accepted"
     golden(f"standards/{case}.txt", output)
+
+
+def test_the_standards_doc_quotes_the_golden_messages() -> None:
+    """docs/standards.md shows these messages verbatim: a changed message fails here until the doc follows."""
+    doc = (ROOT / "docs" / "standards.md").read_text(encoding="utf-8")
+    for case in STANDARDS_CASES:
+        for line in (ROOT / "tests" / "golden" / "standards" / f"{case}.txt").read_text(encoding="utf-8").splitlines():
+            assert line in doc, f"docs/standards.md does not quote {line!r}"
