@@ -17,6 +17,7 @@ A missing base or a cycle is an error at the ``extends:`` entry (or project-file
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 
@@ -118,15 +119,30 @@ def _merge(tree: dict, positions: dict[KeyPath, Position], overlay: dict, overla
            overlay_document: SourceDocument) -> tuple[dict, dict[KeyPath, Position]]:
     """``overlay`` merged over ``tree``. ``tree`` and ``positions`` (built by earlier merges, never a loaded
     document's) are changed in place; ``overlay`` is copied where it is merged in, so a remembered base
-    document is never changed."""
-    merged = tree
+    document is never changed.
+
+    Sections the tree does not have yet are set directly (what the merge rule does with them), so the
+    rule's position bookkeeping only sees the sections both sides set.
+    """
+    shared = {key: value for key, value in overlay.items() if key in tree}
+    for key, value in overlay.items():
+        if key not in shared:
+            tree[key] = copy.deepcopy(value)
+    fresh: dict[KeyPath, Position] = {}
     combined = positions
-    combined.update({(_OVERLAY,) + path: position for path, position in overlay_positions.items()})
-    scratch = dataclasses.replace(overlay_document, tree=merged, positions=combined)
+    for path, position in overlay_positions.items():
+        if not path:
+            continue
+        if path[0] in shared:
+            combined[(_OVERLAY,) + path] = position
+        else:
+            fresh[path] = position
+    scratch = dataclasses.replace(overlay_document, tree=tree, positions=combined)
     problems: list[Diagnostic] = []
-    merge_overlay(merged, overlay, (_OVERLAY,), combined, scratch, problems)
+    merge_overlay(tree, shared, (_OVERLAY,), combined, scratch, problems)
     if problems:
         raise SpecError([dataclasses.replace(d, path=d.path.removeprefix(_OVERLAY + ".")) for d in problems])
     out = {path: position for path, position in combined.items() if path[:1] != (_OVERLAY,)}
+    out.update(fresh)
     out[()] = overlay_positions.get((), positions.get((), (1, 1)))
-    return merged, out
+    return tree, out
