@@ -20,17 +20,21 @@ from typing import TYPE_CHECKING, Any
 from tfspec.spec.data import TfrecordSource
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
-from .resolve import ResolvedSpec
+from .resolve import ResolvedSpec, num_classes_key
 from .versions import PLAN_SCHEMA_VERSION, RUNTIME_VERSIONS, TFSPEC_VERSION
 
 if TYPE_CHECKING:  # inputs.py imports this module
     from .inputs import InputDigests
 
-__all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "build_plan", "canonical_json", "fingerprint", "model_step_id"]
+__all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "REGRESSION_LOSSES", "build_plan", "canonical_json",
+           "fingerprint", "model_step_id", "quality_metric"]
 
 STEP_KINDS: tuple[str, ...] = (
-    "data", "train", "prune", "cluster", "qat", "distill", "export", "warmup", "tflite", "verify", "bundle", "render",
+    "data", "train", "prune", "cluster", "qat", "distill", "evaluate", "export", "warmup", "tflite", "verify", "bundle",
+    "render",
 )
+
+REGRESSION_LOSSES = frozenset({"mean_squared_error", "mean_absolute_error", "huber"})
 
 # Steps whose output is a Keras model (``model.keras`` / ``model.h5``): training and every compression stage.
 MODEL_STEP_KINDS: tuple[str, ...] = ("train", "prune", "cluster", "qat", "distill")
@@ -136,6 +140,12 @@ def _dump(model: Any) -> Any:
     return model.model_dump(mode="json") if model is not None else None
 
 
+def quality_metric(loss_kind: str) -> str:
+    """The metric every stage and artifact is measured and gated with: ``mae`` (mean absolute error,
+    lower is better) for a regression loss, ``accuracy`` otherwise."""
+    return "mae" if loss_kind in REGRESSION_LOSSES else "accuracy"
+
+
 def model_step_id(plan: Plan) -> str:
     """Id of the step producing the final Keras model (the last compression stage, or ``train``)."""
     return [s.id for s in plan.steps if s.kind in MODEL_STEP_KINDS][-1]
@@ -175,6 +185,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         "augmentation": _dump(spec.data.augmentation),
         "labels": list(resolved.labels),
         "num_classes": resolved.num_classes,
+        "num_classes_key": list(num_classes_key(spec)),
         "input_shape": list(resolved.input_shape),
         "input_dtype": resolved.input_dtype,
         "loss": training.loss_spec.kind,
@@ -209,6 +220,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         train_params["input_digests"] = model_inputs
     last = b.add("train", "train", train_params, [data], model_outputs)
     train_step = last
+    model_steps = [train_step]
     for index, stage in enumerate(spec.compression):
         kind = _STAGE_STEP_KIND[stage.kind]
         inputs = [last, data]
@@ -229,7 +241,13 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
             "input_dtype": resolved.input_dtype,
             "num_classes": resolved.num_classes,
         }, inputs, ["model.h5", *model_outputs[1:]] if kind == "qat" else model_outputs)
+        model_steps.append(last)
     final_model = last
+    metric = quality_metric(training.loss_spec.kind)
+    # Every model step measured once per run (the trained model is the reference of every drop; the
+    # final one's latency is the Keras baseline of every target).
+    evaluate = b.add("evaluate", "evaluate", {"metric": metric, "num_classes": resolved.num_classes},
+                     [*model_steps, data], ["evaluation.json"])
     quantization_aware = any(s.kind == "quantization_aware" for s in spec.compression)
     export = b.add("export", "export", {
         "name": spec.name,
@@ -265,8 +283,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                 "artifact": "tflite",
                 "filename": target.filename,
                 "gates": _dump(target.gates),
-                "metric": training.metrics[0] if training.metrics else None,
-            }, [convert, final_model, data], ["verify.json"], t)
+                "metric": metric,
+            }, [convert, evaluate, data], ["verify.json"], t)
             bundle_params: dict[str, Any] = {"filename": target.filename, "android": _dump(target.android),
                                              "labels": list(resolved.labels), "name": spec.name, "version": spec.version,
                                              "input_name": resolved.input_name, "output_name": resolved.output_name}
@@ -288,10 +306,10 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
             verify = b.add(f"{t}.verify", "verify", {
                 "artifact": "saved_model",
                 "gates": _dump(target.gates),
-                "metric": training.metrics[0] if training.metrics else None,
+                "metric": metric,
                 "input_name": resolved.input_name,
                 "output_name": resolved.output_name,
-            }, [export, final_model, data], ["verify.json"], t)
+            }, [export, evaluate, data], ["verify.json"], t)
             model_dir = f"{t}/models/{spec.name}/{spec.version}"
             b.add(f"{t}.bundle", "bundle", {"model_dir": model_dir, "name": spec.name, "version": spec.version},
                   inputs + [verify], [model_dir], t)

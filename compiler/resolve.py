@@ -28,7 +28,8 @@ from tfspec.spec.targets import GpuClusterTarget, TfliteTarget, TfServingTarget
 from .quantities import quantity_value
 from .versions import SERVING_IMAGE
 
-__all__ = ["ResolvedSpec", "expand_variables", "apply_environment", "merge_overlay", "with_defaults"]
+__all__ = ["ResolvedSpec", "expand_variables", "apply_environment", "merge_overlay", "with_defaults",
+           "num_classes_key"]
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _UNCLOSED = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\})")
@@ -218,6 +219,25 @@ def _num_classes(spec: Spec) -> int | None:
     if layers and isinstance(layers[-1], DenseLayer):
         return layers[-1].units
     return None
+
+
+def num_classes_key(spec: Spec) -> KeyPath:
+    """The spec key that fixes the number of classes the model outputs, for errors about class counts:
+    the output layer's ``units`` when the spec lists layers, else ``data.num_classes`` / ``data.labels``."""
+    model = spec.model
+    layers = list(getattr(model, "layers", None) or [])
+    if layers:
+        index = len(layers) - 1
+        outputs = getattr(model, "outputs", None)
+        names = [layer.name for layer in layers]
+        if outputs and outputs[0] in names:
+            index = names.index(outputs[0])
+        return ("model", "layers", index, "units") if isinstance(layers[index], DenseLayer) else ("model", "layers", index)
+    if spec.data.num_classes is not None:
+        return ("data", "num_classes")
+    if spec.data.labels:
+        return ("data", "labels")
+    return ("model",)
 
 
 def with_defaults(spec: Spec, document: SourceDocument, environment: str | None = None) -> ResolvedSpec:

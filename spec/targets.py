@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from .base import (
-    MAX_INT, DnsLabel, FiniteFloat, KubeQuantity, PositiveFloat, PositiveInt, StrictBool, StrictInt,
+    MAX_INT, DnsLabel, FiniteFloat, KubeQuantity, NonNegativeFloat, PositiveFloat, PositiveInt, StrictBool, StrictInt,
     StrictModel,
 )
 
@@ -47,16 +47,27 @@ ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-
 
 
 class Gates(StrictModel):
-    """Quality gates checked by ``tfspec run`` against the test split; a miss fails the run (exit 1)."""
+    """Quality gates checked by ``tfspec run`` on the test split; a miss fails the run (exit 1).
+
+    The quality metric is ``accuracy`` for classifiers and ``mae`` (mean absolute error) for regression
+    losses. Drops and increases are measured from the *trained* Keras model, before any compression
+    stage, so what compression and conversion cost together counts against the gate.
+    """
 
     max_accuracy_drop: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = None
-    """Largest allowed drop of the quality metric against the Keras model (0.01 = one point)."""
+    """Largest allowed accuracy drop: trained Keras model's test accuracy − the artifact's (0.01 = one point).
+    Classifiers only."""
     min_accuracy: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = None
-    """Smallest allowed quality metric on the test split."""
+    """Smallest allowed test accuracy of the artifact. Classifiers only."""
+    max_error_increase: NonNegativeFloat | None = None
+    """Largest allowed error increase: the artifact's test mae − the trained Keras model's, in the label's
+    units. Regression only."""
+    max_error: NonNegativeFloat | None = None
+    """Largest allowed test mae of the artifact, in the label's units. Regression only."""
     max_size_kb: PositiveFloat | None = None
-    """Largest allowed artifact size in KiB."""
+    """Largest allowed artifact size in KiB (the ``.tflite`` file; every file of the SavedModel)."""
     max_latency_ms: PositiveFloat | None = None
-    """Largest allowed p95 latency of one example, in milliseconds, on this machine's CPU."""
+    """Largest allowed p95 latency of one example, in milliseconds, on this machine's CPU (one thread)."""
 
 
 class NoQuantization(StrictModel):

@@ -210,14 +210,34 @@ def split_arrays(x: np.ndarray, y: np.ndarray, split: dict[str, Any],
     return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
 
 
-def _check_labels(y: np.ndarray, num_classes: int | None, source_kind: str) -> np.ndarray:
+def _listed(values: list[Any], limit: int = 12) -> str:
+    return ", ".join(str(v) for v in values[:limit]) + (f", … ({len(values) - limit} more)" if len(values) > limit else "")
+
+
+def _check_labels(y: np.ndarray, num_classes: int | None, source_kind: str, key: tuple[str | int, ...],
+                  class_names: list[str] | None) -> np.ndarray:
+    """Integer labels in ``0..num_classes-1``, every class present: checked before anything trains.
+
+    ``key`` is the spec key that fixes the number of classes (the output layer's ``units``); a 3-class
+    CSV must not train into a 10-unit softmax.
+    """
     if not np.all(np.isfinite(y)) or not np.all(np.equal(np.mod(y, 1), 0)):
         raise DataError(SOURCE, f"the {source_kind} source has non-integer class labels")
     labels = y.astype(np.int64)
-    if num_classes is not None and (labels.min() < 0 or labels.max() >= num_classes):
-        raise DataError(("data", "num_classes"),
-                        f"labels run from {labels.min()} to {labels.max()}, outside 0..{num_classes - 1}",
-                        "set data.num_classes (or data.labels) to match the data")
+    if num_classes is None:
+        return labels
+    found = sorted(int(v) for v in np.unique(labels))
+    shown = [class_names[i] for i in found] if class_names else found
+    if found[0] < 0 or found[-1] >= num_classes:
+        raise DataError(key, f"the model outputs {num_classes} classes (labels 0..{num_classes - 1}) but the "
+                        f"{source_kind} source has labels {found[0]}..{found[-1]} ({len(found)} classes: "
+                        f"{_listed(shown)})", "make the output layer as wide as the data's classes, or fix the labels")
+    if len(found) != num_classes:
+        missing = sorted(set(range(num_classes)) - set(found))
+        raise DataError(key, f"the model outputs {num_classes} classes but the {source_kind} source has "
+                        f"{len(found)} ({_listed(shown)}; no example of {_listed(missing)})",
+                        f"set the output layer's units (and data.num_classes / data.labels) to {len(found)}, "
+                        "or add examples of the missing classes")
     return labels
 
 
@@ -232,10 +252,19 @@ def run(ctx: StepContext) -> dict[str, Any]:
     num_classes = p.get("num_classes")
     if found_classes is not None and num_classes is None:
         num_classes = len(found_classes)
-    y = _check_labels(y, num_classes, source["kind"]) if classification else y.astype(np.float32)
+    key = tuple(p.get("num_classes_key") or ("data", "num_classes"))
+    # one sigmoid unit separates two classes
+    classes = 2 if p.get("loss") == "binary_crossentropy" else num_classes
+    y = _check_labels(y, classes, source["kind"], key, found_classes) if classification else y.astype(np.float32)
+    if classification and num_classes is None and p.get("loss") != "binary_crossentropy":
+        # a builder or saved_model model without data.num_classes: the data says how many there are
+        # (the train step checks the model's output width against it)
+        num_classes = int(y.max()) + 1
     labels = list(p.get("labels") or [])
     if found_classes is not None and labels in ([], [str(i) for i in range(len(found_classes))]):
         labels = found_classes  # image_folder: the class folder names are the labels unless the spec names them
+    elif not labels and num_classes is not None and classification:
+        labels = [str(i) for i in range(num_classes)]  # never an empty labels.txt for a classifier
     parts = split_arrays(x.astype(np.float32), y, p["split"], classification)
     pre = p.get("preprocessing") or {}
     rescale = pre.get("rescale")

@@ -126,6 +126,22 @@ def test_tfrecord_source_concatenates_features_in_spec_order(tmp_path: Path) -> 
     assert_same_rows(rows, expected)
 
 
+def test_tfrecord_classes_are_checked_against_the_output_layer(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    x, y = features(3)
+    with tf.io.TFRecordWriter(str(tmp_path / "part-0.tfrecord")) as writer:
+        for row, label in zip(x, y):
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                "x": tf.train.Feature(float_list=tf.train.FloatList(value=row)),
+                "class": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+            })).SerializeToString())
+    source = "{kind: tfrecord, path: 'part-*.tfrecord', label: class, features: {x: {dtype: float32, shape: [3]}}}"
+    error = _error(tmp_path, spec(source, "[3]", layers="    - {type: dense, units: 5, activation: softmax}\n"))
+    assert error.path == ("model", "layers", 0, "units")
+    assert error.message == ("the model outputs 5 classes but the tfrecord source has 3 (0, 1, 2; no example of 3, 4)")
+
+
 def test_image_folder_source_uses_folder_names_as_labels(tmp_path: Path) -> None:
     from PIL import Image
 
@@ -196,7 +212,8 @@ def test_labels_outside_num_classes_are_rejected(tmp_path: Path) -> None:
     x, y = features(4)
     np.savez(tmp_path / "d.npz", x=x, y=y + 5)
     error = _error(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
-    assert error.path == ("data", "num_classes")
+    assert error.path == ("model", "layers", 0, "units")  # the output layer fixes the classes
+    assert "labels 5..7" in error.message
 
 
 def test_shape_mismatch_through_the_cli_names_file_line_and_key(tmp_path: Path) -> None:
