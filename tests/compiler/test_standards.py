@@ -291,3 +291,30 @@ def test_explain_names_the_file_that_set_a_value_and_what_it_overrode(tmp_path: 
     from tfspec.spec.errors import SpecError
     with pytest.raises(SpecError, match="no item named 'nope'"):
         explain(str(path), "targets.nope.gpus")
+
+
+def test_a_file_position_survives_pickling_for_worker_processes() -> None:
+    import pickle
+
+    from tfspec.spec.loader import FilePosition
+
+    position = pickle.loads(pickle.dumps(FilePosition(3, 4, "standards/base.yaml")))
+    assert position == (3, 4) and position.file == "standards/base.yaml"
+
+
+def test_explain_cli_prints_the_layers_and_exits_2_on_an_unknown_key(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from tfspec.cli import cli
+
+    root = repo(tmp_path)
+    write(root / "standards" / "base.yaml", BASE)
+    spec(root, "a", extra="training: {epochs: 7}\n")
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(cli, ["explain", "specs/a.yaml", "training.epochs"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["training.epochs = 7", "  set by    specs/a.yaml:8:12 (spec): 7",
+                                          "  overrides standards/base.yaml:11:3 (base): 3"]
+    missing = CliRunner().invoke(cli, ["explain", "specs/a.yaml", "training.nope"])
+    assert missing.exit_code == 2 and "training.nope: no such key" in missing.output
