@@ -26,7 +26,7 @@ from tfspec.spec.loader import KeyPath, Position, SourceDocument
 
 from .project import ProjectRef, find_project_file, load_project
 from .resolve import merge_overlay
-from .sources import display_path, load_source, with_file_positions
+from .standard_files import display_path, load_source, with_file_positions
 
 __all__ = ["EXTENDS", "Standards", "apply_standards"]
 

@@ -38,7 +38,7 @@ from tfspec.spec.loader import KeyPath, SourceDocument
 
 from .project import ProjectRef
 from .resolve import ResolvedSpec
-from .sources import load_source
+from .standard_files import load_source
 
 __all__ = ["Policy", "load_policies", "check_policies", "parse_key_path"]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from tfspec.spec.errors import SpecError
 from tfspec.spec.loader import KeyPath, SourceDocument
 
-from .sources import display_path, load_source
+from .standard_files import display_path, load_source
 
 __all__ = ["PROJECT_FILE", "ProjectFile", "ProjectRef", "find_project_file", "load_project"]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tfspec.compiler.batch import CACHE_FILE
-from tfspec.compiler.fleet import collect_fleet
-from tfspec.compiler.fleet_html import render_fleet_html
+from tfspec.io.batch import CACHE_FILE
+from tfspec.io.fleet import collect_fleet
+from tfspec.io.fleet_html import render_fleet_html
 from tfspec_testing import ROOT, tfspec_command
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))

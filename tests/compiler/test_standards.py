@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tfspec.compiler.bases import apply_standards
-from tfspec.compiler.batch import build_folder
+from tfspec.io.batch import build_folder
 from tfspec.compiler.pipeline import compile_spec
 from tfspec.compiler.project import find_project_file
 from tfspec.spec.loader import load_yaml
@@ -250,7 +250,7 @@ def test_apply_standards_records_layers_in_merge_order(tmp_path: Path) -> None:
 
 
 def test_watch_rebuilds_the_specs_of_a_saved_base(tmp_path: Path) -> None:
-    from tfspec.compiler.watch import SpecWatcher
+    from tfspec.io.watch import SpecWatcher
 
     root = repo(tmp_path)
     write(root / "standards" / "base.yaml", BASE)

@@ -49,8 +49,8 @@ def explain(spec: str, key_path: str, env: str | None, as_json: bool) -> None:
 def fleet(folder: Path, env: str | None, out: Path, dist: Path, html: Path | None, as_json: bool) -> None:
     """Write one HTML page (or, with --json, print JSON) of every spec below FOLDER: model, version, targets,
     image, GPUs, gates with their last measured values, policy warnings and which specs are stale."""
-    from tfspec.compiler.fleet import collect_fleet
-    from tfspec.compiler.fleet_html import write_fleet_html
+    from tfspec.io.fleet import collect_fleet
+    from tfspec.io.fleet_html import write_fleet_html
 
     if not folder.is_dir():
         raise TfspecError(f"{folder}: not a folder")

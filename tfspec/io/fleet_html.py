@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 
 from .fleet import Fleet, FleetRow, Gate
-from .versions import TFSPEC_VERSION
+from tfspec.compiler.versions import TFSPEC_VERSION
 
 __all__ = ["render_fleet_html", "write_fleet_html", "fleet_context"]
 

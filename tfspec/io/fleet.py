@@ -17,8 +17,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tfspec.compiler.pipeline import compile_spec
+
 from .batch import discover_specs, output_dir_name
-from .pipeline import compile_spec
 from .write import MANIFEST, diff_tree
 
 __all__ = ["FLEET_VERSION", "Gate", "FleetTarget", "FleetRow", "Fleet", "collect_fleet"]
