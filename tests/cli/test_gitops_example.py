@@ -40,6 +40,9 @@ def test_every_spec_validates() -> None:
 def test_committed_output_equals_a_fresh_build(tmp_path: Path) -> None:
     # The plans record the specs' folder relative to their output (../../specs): keep that layout.
     shutil.copytree(EXAMPLE / "specs", tmp_path / "specs")
+    shutil.copytree(EXAMPLE / "standards", tmp_path / "standards")  # the base spec and the policies ...
+    shutil.copy(EXAMPLE / "tfspec.yaml", tmp_path / "tfspec.yaml")   # ... named by the project file
+    (tmp_path / ".git").mkdir()                                       # the project-file search stops here
     fresh = build_folder(tmp_path / "specs", tmp_path / "rendered", use_cache=False)
     assert fresh.exit_code == 0
     committed, expected = tree(EXAMPLE / "rendered"), tree(tmp_path / "rendered")

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tfspec.compiler.naming import placed_files
 from tfspec.compiler.pipeline import compile_spec
 
 from .batch import discover_specs, output_dir_name
@@ -136,7 +137,7 @@ def collect_fleet(root: str | Path, out_root: str | Path = "build", dist_root: s
         if not (out_dir / MANIFEST).is_file():
             build = "not built"
         else:
-            build = "stale" if diff_tree(out_dir, result.files) else "current"
+            build = "stale" if diff_tree(out_dir, placed_files(result.files, spec, out_dir)) else "current"
         report = _read_report(dist_root / folder / "report.json")
         if report is None:
             run, passed = "none", None
