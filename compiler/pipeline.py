@@ -19,18 +19,20 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_text
 
+from .env_files import with_environment_file
 from .bases import apply_standards
 from .inputs import InputDigests, gather_inputs
 from .naming import placed_files, plan_root
 from .parse import parse_model, parse_spec
 from .plan import build_plan
+from .search import check_search
 from .policies import Policy, check_policies, load_policies
 from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
 from .targets import render_targets
 from .validate import validate
 
-__all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "placed_files", "plan_root",
-           "PLAN_FILE"]
+__all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "resolve_expanded",
+           "placed_files", "plan_root", "PLAN_FILE"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +82,23 @@ def resolve_document(document: SourceDocument, env: str | None = None,
     Without ``env``, every environment overlay is checked too (a broken overlay is an error of the spec
     even when it is not selected), its problems reported with the overlay's own positions.
     """
-    document = expand_variables(document, environ)
-    spec = parse_spec(document)  # the base spec must be valid on its own, overlays or not
+    document, relocate = with_environment_file(document, env)  # -e NAME from <stem>.NAME.env.yaml
+    try:
+        document = expand_variables(document, environ)
+        spec = parse_spec(document)  # the base spec must be valid on its own, overlays or not
+        if spec.search is not None:
+            base = validate(with_defaults(spec, document, None))
+            search_problems = check_search(document, spec.search, list(base.spec.targets), resolve_expanded)
+            if search_problems:
+                raise SpecError(search_problems)
+        return resolve_expanded(document, env, spec)
+    except SpecError as error:
+        raise relocate(error) from None
+
+
+def resolve_expanded(document: SourceDocument, env: str | None, spec: Spec | None = None) -> ResolvedSpec:
+    """:func:`resolve_document` after variable expansion (search trials re-resolve an expanded tree)."""
+    spec = spec if spec is not None else parse_spec(document)
     if env is not None:
         merged = apply_environment(document, env)
         return validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, env))

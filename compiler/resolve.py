@@ -131,6 +131,10 @@ def merge_overlay(merged: dict[str, Any], overlay: dict[str, Any], source: KeyPa
 def _deep_merge(base: dict[str, Any], overlay: dict[str, Any], path: KeyPath, source: KeyPath,
                 positions: dict[KeyPath, Position]) -> None:
     for key, value in overlay.items():
+        if value is None:  # as in a JSON merge patch (RFC 7386): null removes the key
+            base.pop(key, None)
+            _move_positions(positions, source + (key,), path + (key,))
+            continue
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             positions[path + (key,)] = positions.get(source + (key,), positions.get(path + (key,), (1, 1)))
             _deep_merge(base[key], value, path + (key,), source + (key,), positions)

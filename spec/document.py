@@ -10,6 +10,7 @@ from .base import MAX_INT, DnsLabel, SafeText, StrictInt, StrictModel
 from .compression import CompressionStage
 from .data import Data
 from .model import ModelSpec
+from .search import Search
 from .targets import Target
 from .training import Training
 
@@ -70,3 +71,5 @@ class Spec(StrictModel):
     """Deployment targets: ``tflite``, ``tf_serving``, ``gpu_cluster``."""
     environments: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], Environment] = {}
     """Environment overlays, selected with ``-e NAME``."""
+    search: Search | None = None
+    """What ``tfspec search`` explores: spec values by key path, the objective and the budget."""

@@ -7,6 +7,7 @@ from typing import Any
 from tfspec.plan import DistillParams, StageParams, TrainParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
+from tfspec.runtime.epochs import epoch_callbacks
 from tfspec.runtime.distribute import peer_failures, strategy_for
 from tfspec.runtime.errors import StepError
 from tfspec.runtime.fit import compile_model, fit_model, model_metrics
@@ -84,7 +85,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     with distributed.scope():
         model = pin_layer_calls(build_model(p.model, spec_dir=ctx.root, seed=fit["seed"]),
                                 device_for(p.model))
-        callbacks = compile_model(model, fit, replicas=replicas)
+        callbacks = compile_model(model, fit, replicas=replicas) + epoch_callbacks(ctx.step.id)
     check_model_against_plan(ctx, model, data.num_classes)
     trainable = p.trainable
     epochs_run = initial_epoch = 0
