@@ -284,6 +284,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                 "filename": target.filename,
                 "gates": _dump(target.gates),
                 "metric": metric,
+                "accelerators": list(target.accelerators or []),
+                "quantization": q.kind,
             }, [convert, evaluate, data], ["verify.json"], t)
             bundle_params: dict[str, Any] = {"filename": target.filename, "android": _dump(target.android),
                                              "labels": list(resolved.labels), "name": spec.name, "version": spec.version,

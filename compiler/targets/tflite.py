@@ -12,8 +12,10 @@ Files (under ``<target>/``):
   data knows them (an ``image_folder``'s folder names, a builder model without ``num_classes``) the runtime
   is its one writer, so a built and a run tree never disagree about it.
 * ``app-snippets/build.gradle`` and ``build.gradle.kts``: what the app module adds (``assetPacks``,
-  uncompressed ``.tflite``, the LiteRT dependency); ``settings.gradle(.kts)``: ``include`` of the pack.
-* ``app-snippets/src/main/java/<package>/<Name>Classifier.kt``: loads the model and runs one example.
+  uncompressed ``.tflite``, the LiteRT dependency and the delegate artifacts of the target's
+  ``accelerators``); ``settings.gradle(.kts)``: ``include`` of the pack.
+* ``app-snippets/src/main/java/<package>/<Name>Classifier.kt``: loads the model on the first of the
+  target's accelerators the device supports (CPU fallback) and runs one example.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from tfspec.spec.targets import Int8Quantization, TfliteTarget
 
 from ..render import register_renderer, render_template
 from ..resolve import ResolvedSpec
-from ..versions import ANDROID_LIBRARIES
+from ..versions import ACCELERATOR_LIBRARIES, ANDROID_LIBRARIES
 from .common import base_context
 
 __all__ = ["render_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package", "labels_known",
@@ -130,6 +132,10 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget) -> dict[str, str
         "normalize": preprocessing.normalize,
         "quantization": target.quantization.kind,
         "min_sdk": android.min_sdk,
+        "accelerators": list(target.accelerators or ["cpu"]),
+        "cpu_threads": target.cpu_threads,
+        "accelerator_libraries": [ANDROID_LIBRARIES[key] for accelerator in target.accelerators or []
+                                  for key in ACCELERATOR_LIBRARIES[accelerator]],
     }
     snippets = f"{t}/app-snippets"
     for name in ("build.gradle", "build.gradle.kts", "settings.gradle", "settings.gradle.kts"):
