@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from tfspec.runtime.context import StepContext
+from tfspec.runtime.accelerators import ACCELERATOR_GATES, accelerator_gates, analyzer_report, coverage
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.quality import (
     LATENCY_SAMPLES,
@@ -119,8 +120,10 @@ def run(ctx: StepContext) -> dict[str, Any]:
     data = load_dataset(ctx.input_of_kind("data"))
     evaluation = json.loads((ctx.input_of_kind("evaluate") / EVALUATION_FILE).read_text("utf-8"))
     details: dict[str, Any] = {}
+    ops: dict[str, Any] | None = None  # op coverage per accelerator (tflite): runtime/accelerators.py
     if p["artifact"] == "tflite":
         path = ctx.input_of_kind("tflite") / p["filename"]
+        ops = coverage(analyzer_report(path.read_bytes()))
         predictions, latencies, details = run_tflite(path, data.x_test)
         size = path.stat().st_size
         packed = gzipped_size(path.read_bytes())
@@ -146,16 +149,20 @@ def run(ctx: StepContext) -> dict[str, Any]:
     else:
         # report.json's original keys: accuracy and the drop (now from the trained model)
         metrics.update({"accuracy": value, "accuracy_drop": from_trained})
-    gates = evaluate_gates(p.get("gates"), metrics)
+    gates = evaluate_gates({k: v for k, v in (p.get("gates") or {}).items() if k not in ACCELERATOR_GATES}, metrics)
+    if ops is not None:
+        gates += accelerator_gates(p.get("gates"), p.get("accelerators", []), p.get("quantization", ""), ops)
     result: dict[str, Any] = {"artifact": p["artifact"], "metric": metric, "metrics": metrics, "gates": gates,
                               "passed": all(g["passed"] for g in gates), "baseline": evaluation["baseline"],
                               "tensors": details, "test_examples": int(len(data.x_test))}
+    if ops is not None:
+        result["accelerators"] = ops
     num_classes = max(data.num_classes or 2, 2)  # one sigmoid unit: two classes
     if not error:
         result["confusion"] = confusion_matrix(predictions, data.y_test, num_classes)
         result["per_class"] = per_class(result["confusion"])
     ctx.write_json(VERIFY_FILE, result)
-    missed = [g["name"] for g in gates if not g["passed"]]
+    missed = [g["name"] + (f" ({', '.join(g['ops'])} on the CPU)" if g.get("ops") else "") for g in gates if not g["passed"]]
     change = "increase" if error else "drop"
     ctx.log(f"  {metric} {value:.4f} (trained Keras {trained:.4f}, {change} {from_trained:+.4f}), {size} bytes, "
             f"p95 {p95:.3f} ms" + (f"; MISSED {', '.join(missed)}" if missed else ""))
