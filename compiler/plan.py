@@ -267,7 +267,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
             q = target.quantization
             conversion = {
                 "quantization": q.kind,
-                "optimizations": [] if q.kind == "none" and not quantization_aware else ["DEFAULT"],
+                "optimizations": ([] if q.kind == "none" and not quantization_aware else ["DEFAULT"])
+                + (["EXPERIMENTAL_SPARSITY"] if target.sparse_weights else []),
                 "representative_samples": q.representative_samples if isinstance(q, (Int8Quantization, Int16x8Quantization)) else 0,
                 "supported_ops": list(target.supported_ops or []),
                 "supported_types": ["float16"] if q.kind == "float16" else [],

@@ -662,6 +662,24 @@ def android_needs_tflite(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
+def accelerator_choices(r: ResolvedSpec) -> list[Diagnostic]:
+    """The gpu_delegable gate checks the GPU the loader tries; sparse weights need pruned ones."""
+    out = []
+    pruned = any(stage.kind == "prune" for stage in r.spec.compression)
+    for index, target in enumerate(r.spec.targets):
+        if not isinstance(target, TfliteTarget):
+            continue
+        if target.gates.gpu_delegable and "gpu" not in (target.accelerators or []):
+            out.append(r.diagnostic(("targets", index, "gates", "gpu_delegable"),
+                                    f"gpu_delegable checks a GPU the loader never tries (accelerators: "
+                                    f"{', '.join(target.accelerators or [])})", "add gpu to accelerators"))
+        if target.sparse_weights and not pruned:
+            out.append(r.diagnostic(("targets", index, "sparse_weights"),
+                                    "sparse_weights needs a prune compression stage: the weights have no zeros to drop",
+                                    "add {kind: prune, target_sparsity: 0.8} to compression"))
+    return out
+
+
 # --- deploy targets (Kubernetes and container values) -----------------------------------------------
 
 def _kubernetes_targets(r: ResolvedSpec) -> Iterator[tuple[tuple[Any, ...], Any]]:
@@ -782,6 +800,7 @@ RULES: tuple[Rule, ...] = (
     gpu_placement,
     multi_worker_needs_cluster,
     android_needs_tflite,
+    accelerator_choices,
     tfjob_port,
     serving_replicas,
     requests_within_limits,

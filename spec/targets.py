@@ -175,6 +175,10 @@ class TfliteTarget(StrictModel):
     """Accelerators the Android loader tries, in order: the first the device supports runs the model and the
     CPU is the fallback of every choice (list ``cpu`` last, or leave it out). ``[gpu, cpu]`` for float32 and
     float16 models when omitted, ``[cpu]`` for the others (an ``int8`` model suits ``npu``)."""
+    sparse_weights: StrictBool = False
+    """Keep a pruned model's zero weights out of the ``.tflite`` file (the converter's
+    ``Optimize.EXPERIMENTAL_SPARSITY``): the raw file shrinks, not only its gzipped size, and XNNPACK can
+    run sparse kernels. Needs a ``prune`` compression stage."""
     cpu_threads: Annotated[StrictInt, Field(ge=1, le=16)] = 2
     """Threads of the CPU (XNNPACK) kernels on the device, also for the ops a delegate leaves to the CPU."""
     filename: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.tflite$")] | None = None
