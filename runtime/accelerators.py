@@ -139,7 +139,7 @@ def _npu_fallback(op: Op, report: Report) -> str | None:
             continue
         dtype, constant = report.tensors.get((op.subgraph, ref), ("?", False))
         if dtype not in _INTEGER_TYPES and not (dtype == "INT32" and constant):
-            return f"{op.name} {'reads' if ref in op.inputs else 'writes'} a {dtype} tensor (T#{ref})"
+            return f"{op.name} {'reads' if ref in op.inputs else 'writes'} a tensor of type {dtype} (T#{ref})"
     return None
 
 
