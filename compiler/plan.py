@@ -277,6 +277,10 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                 "quantization_aware": quantization_aware,
                 "filename": target.filename,
             }
+            # XNNPACK cannot prepare the DENSIFY ops of a sparse int8 model (LiteRT 2.3 fails the
+            # interpreter): such a model runs on LiteRT's builtin kernels, here and in the loader.
+            xnnpack = not (target.sparse_weights and q.kind == "int8")
+            conversion["xnnpack"] = xnnpack
             if q.kind == "int16x8":
                 conversion["supported_ops"] = ["experimental_tflite_builtins_activations_int16_weights_int8"]
             convert = b.add(f"{t}.tflite", "tflite", conversion, [final_model, data], [target.filename], t)
@@ -287,6 +291,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                 "metric": metric,
                 "accelerators": list(target.accelerators or []),
                 "quantization": q.kind,
+                "xnnpack": xnnpack,
             }, [convert, evaluate, data], ["verify.json"], t)
             bundle_params: dict[str, Any] = {"filename": target.filename, "android": _dump(target.android),
                                              "labels": list(resolved.labels), "name": spec.name, "version": spec.version,

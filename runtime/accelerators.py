@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["GPU_DELEGATE_OPS", "ACCELERATOR_GATES", "Op", "analyzer_report", "parse_report", "coverage",
-           "accelerator_gates"]
+           "accelerator_gates", "interpreter_kernels"]
 
 # Builtin ops the GPU delegate implements (gpu_compatibility.cc, TensorFlow 2.21); per-op conditions on
 # shapes and attributes are left to the analyzer and the device.
@@ -182,3 +182,15 @@ def accelerator_gates(gates: dict[str, Any] | None, accelerators: list[str], qua
                        "passed": io_ok and not fallback,
                        "ops": [f["op"] for f in fallback] + ([] if io_ok else ["float model input/output"])})
     return checks
+
+
+def interpreter_kernels(xnnpack: bool) -> dict[str, Any]:
+    """Keyword arguments of LiteRT's ``Interpreter``: its default (XNNPACK) or the builtin kernels only.
+
+    XNNPACK fails to prepare the DENSIFY ops of a sparse int8 model ("failed to delegate FULLY_CONNECTED"),
+    so the plan turns it off for those; the builtin kernels run them."""
+    if xnnpack:
+        return {}
+    from ai_edge_litert.interpreter import OpResolverType
+
+    return {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}

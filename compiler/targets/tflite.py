@@ -134,6 +134,8 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget) -> dict[str, str
         "min_sdk": android.min_sdk,
         "accelerators": list(target.accelerators or ["cpu"]),
         "cpu_threads": target.cpu_threads,
+        # XNNPACK cannot prepare a sparse int8 model's DENSIFY ops (checked with LiteRT here)
+        "xnnpack": not (target.sparse_weights and target.quantization.kind == "int8"),
         "accelerator_libraries": [ANDROID_LIBRARIES[key] for accelerator in target.accelerators or []
                                   for key in ACCELERATOR_LIBRARIES[accelerator]],
     }

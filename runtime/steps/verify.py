@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from tfspec.runtime.context import StepContext
-from tfspec.runtime.accelerators import ACCELERATOR_GATES, accelerator_gates, analyzer_report, coverage
+from tfspec.runtime.accelerators import (
+    ACCELERATOR_GATES, accelerator_gates, analyzer_report, coverage, interpreter_kernels,
+)
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.quality import (
     LATENCY_SAMPLES,
@@ -57,11 +59,11 @@ GATE_VALUES: dict[str, tuple[str, bool]] = {
 }
 
 
-def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, list[float], dict[str, Any]]:
+def run_tflite(path: Path, x: np.ndarray, xnnpack: bool = True) -> tuple[np.ndarray, list[float], dict[str, Any]]:
     """Predictions (dequantized), per-example latencies in seconds and the I/O tensor details."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter = Interpreter(model_path=str(path), num_threads=1, **interpreter_kernels(xnnpack))
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
@@ -124,7 +126,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     if p["artifact"] == "tflite":
         path = ctx.input_of_kind("tflite") / p["filename"]
         ops = coverage(analyzer_report(path.read_bytes()))
-        predictions, latencies, details = run_tflite(path, data.x_test)
+        predictions, latencies, details = run_tflite(path, data.x_test, p.get("xnnpack", True))
         size = path.stat().st_size
         packed = gzipped_size(path.read_bytes())
     else:

@@ -112,3 +112,41 @@ def test_parse_reads_the_analyzers_gpu_warnings() -> None:
 def test_a_report_without_ops_is_an_error() -> None:
     with pytest.raises(ValueError, match="listed no operators"):
         parse_report("=== TFLite ModelAnalyzer ===\n")
+
+
+def test_sparse_int8_weights_shrink_the_file_and_predict_the_same(tmp_path: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+    from sklearn.datasets import load_digits
+
+    from tfspec.runtime.accelerators import interpreter_kernels
+
+    steps = _example_plan(tmp_path, {})
+    model = build_model(copy.deepcopy(steps["model"]), spec_dir=tmp_path, seed=1)
+    for layer in model.layers:  # 80 % of every kernel zeroed by magnitude, as pruning leaves it
+        weights = layer.get_weights()
+        if weights:
+            kernel = weights[0]
+            kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.8)] = 0.0
+            layer.set_weights([kernel, *weights[1:]])
+    x = (load_digits().data[:300] / 16.0).astype(np.float32)
+    params = {"optimizations": ["DEFAULT"], "supported_ops": ["tflite_builtins_int8"],
+              "inference_input_type": "float32", "inference_output_type": "float32"}
+    dense = convert(model, params, x[:100])
+    sparse = convert(model, {**params, "optimizations": ["DEFAULT", "EXPERIMENTAL_SPARSITY"]}, x[:100])
+    assert "DENSIFY" in coverage(analyzer_report(sparse))["ops"]
+    assert len(sparse) < 0.75 * len(dense)
+
+    def predict(flatbuffer: bytes, xnnpack: bool) -> np.ndarray:
+        interpreter = Interpreter(model_content=flatbuffer, **interpreter_kernels(xnnpack))
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        rows = []
+        for i in range(len(x)):
+            interpreter.set_tensor(inp["index"], x[i:i + 1])
+            interpreter.invoke()
+            rows.append(interpreter.get_tensor(out["index"])[0])
+        return np.stack(rows)
+
+    dense_out, sparse_out = predict(dense, True), predict(sparse, False)
+    assert np.array_equal(dense_out.argmax(1), sparse_out.argmax(1))
+    assert np.allclose(dense_out, sparse_out, atol=1e-2)

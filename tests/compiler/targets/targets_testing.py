@@ -107,6 +107,7 @@ def _npu_first(tree: dict[str, Any]) -> None:
     android = target_of(tree, "android")
     android["accelerators"] = ["npu", "gpu", "cpu"]
     android["cpu_threads"] = 4
+    android["sparse_weights"] = True  # the example prunes: int8 sparse weights, no XNNPACK
     android["android"]["asset_pack"]["delivery"] = "on_demand"
 
 

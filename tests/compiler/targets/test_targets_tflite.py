@@ -212,3 +212,13 @@ def test_accelerators_in_the_plan(builds: dict[str, dict[str, str]]) -> None:
         plan = json.loads(builds[build]["plan.json"])
         verify = next(s for s in plan["steps"] if s["id"] == "android.verify")
         assert verify["params"]["accelerators"] == accelerators
+
+
+def test_sparse_int8_weights_convert_sparse_and_run_without_xnnpack(builds: dict[str, dict[str, str]]) -> None:
+    steps = {s["id"]: s["params"] for s in json.loads(builds["npu-first"]["plan.json"])["steps"]}
+    assert steps["android.tflite"]["optimizations"] == ["DEFAULT", "EXPERIMENTAL_SPARSITY"]
+    assert steps["android.tflite"]["xnnpack"] is False and steps["android.verify"]["xnnpack"] is False
+    assert ".setUseXNNPACK(false)" in _code(builds["npu-first"][KOTLIN])
+    example = {s["id"]: s["params"] for s in json.loads(builds["example"]["plan.json"])["steps"]}
+    assert example["android.tflite"]["optimizations"] == ["DEFAULT"] and example["android.tflite"]["xnnpack"] is True
+    assert "setUseXNNPACK" not in builds["example"][KOTLIN]
