@@ -295,7 +295,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
             }, [convert, evaluate, data], ["verify.json"], t)
             bundle_params: dict[str, Any] = {"filename": target.filename, "android": _dump(target.android),
                                              "labels": list(resolved.labels), "name": spec.name, "version": spec.version,
-                                             "input_name": resolved.input_name, "output_name": resolved.output_name}
+                                             "input_name": resolved.input_name, "output_name": resolved.output_name,
+                                             "xnnpack": xnnpack}
             if target.android:
                 pack = target.android.asset_pack.name
                 bundle_params["assets_dir"] = f"{t}/{pack}/src/main/assets"

@@ -150,3 +150,26 @@ def test_sparse_int8_weights_shrink_the_file_and_predict_the_same(tmp_path: Path
     dense_out, sparse_out = predict(dense, True), predict(sparse, False)
     assert np.array_equal(dense_out.argmax(1), sparse_out.argmax(1))
     assert np.allclose(dense_out, sparse_out, atol=1e-2)
+
+
+@pytest.mark.slow
+def test_run_records_op_coverage_and_the_gpu_delegable_gate(tmp_path: Path) -> None:
+    from runtime_testing import FAST_SPEC, invoke
+
+    text = FAST_SPEC.read_text("utf-8").replace("epochs: 12", "epochs: 2")
+    float16 = ("  - kind: tflite\n    name: float\n    quantization: {kind: float16}\n"
+               "    gates: {gpu_delegable: true}\n")
+    text = text.replace("  - kind: tflite\n    name: float\n    quantization: {kind: none}\n", float16)
+    assert float16 in text
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text(text, encoding="utf-8")
+    dist = tmp_path / "dist"
+    result = invoke("run", str(spec), "--quiet", "--cache-dir", str(tmp_path / "cache"), "--dist-dir", str(dist))
+    report = json.loads((dist / "report.json").read_text("utf-8"))
+    target = report["targets"]["float"]
+    assert target["accelerators"]["gpu"]["coverage"] == 1.0
+    gate = next(g for g in target["gates"] if g["name"] == "gpu_delegable")
+    assert gate["passed"] and gate["ops"] == []
+    assert report["targets"]["android"]["accelerators"]["npu"]["integer_io"] is True
+    assert "Op coverage per accelerator" in (dist / "report.html").read_text("utf-8")
+    assert result.exit_code in (0, 1), result.output  # 1 only if a quality gate of the short training missed

@@ -217,7 +217,7 @@ def test_accelerators_in_the_plan(builds: dict[str, dict[str, str]]) -> None:
 def test_sparse_int8_weights_convert_sparse_and_run_without_xnnpack(builds: dict[str, dict[str, str]]) -> None:
     steps = {s["id"]: s["params"] for s in json.loads(builds["npu-first"]["plan.json"])["steps"]}
     assert steps["android.tflite"]["optimizations"] == ["DEFAULT", "EXPERIMENTAL_SPARSITY"]
-    assert steps["android.tflite"]["xnnpack"] is False and steps["android.verify"]["xnnpack"] is False
+    assert all(steps[f"android.{kind}"]["xnnpack"] is False for kind in ("tflite", "verify", "bundle"))
     assert ".setUseXNNPACK(false)" in _code(builds["npu-first"][KOTLIN])
     example = {s["id"]: s["params"] for s in json.loads(builds["example"]["plan.json"])["steps"]}
     assert example["android.tflite"]["optimizations"] == ["DEFAULT"] and example["android.tflite"]["xnnpack"] is True
