@@ -177,8 +177,9 @@ class TfliteTarget(StrictModel):
     float16 models when omitted, ``[cpu]`` for the others (an ``int8`` model suits ``npu``)."""
     sparse_weights: StrictBool = False
     """Keep a pruned model's zero weights out of the ``.tflite`` file (the converter's
-    ``Optimize.EXPERIMENTAL_SPARSITY``): the raw file shrinks, not only its gzipped size, and XNNPACK can
-    run sparse kernels. Needs a ``prune`` compression stage."""
+    ``Optimize.EXPERIMENTAL_SPARSITY``): the raw file the phone maps shrinks (the gzipped one does not).
+    Needs a ``prune`` compression stage. A sparse ``int8`` model runs without XNNPACK, which cannot prepare
+    its DENSIFY ops."""
     cpu_threads: Annotated[StrictInt, Field(ge=1, le=16)] = 2
     """Threads of the CPU (XNNPACK) kernels on the device, also for the ops a delegate leaves to the CPU."""
     filename: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.tflite$")] | None = None
