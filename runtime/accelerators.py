@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["GPU_DELEGATE_OPS", "ACCELERATOR_GATES", "Op", "analyzer_report", "parse_report", "coverage",
-           "accelerator_gates", "interpreter_kernels"]
+           "accelerator_gates", "interpreter_kernels", "coverage_line"]
 
 # Builtin ops the GPU delegate implements (gpu_compatibility.cc, TensorFlow 2.21); per-op conditions on
 # shapes and attributes are left to the analyzer and the device.
@@ -194,3 +194,10 @@ def interpreter_kernels(xnnpack: bool) -> dict[str, Any]:
     from ai_edge_litert.interpreter import OpResolverType
 
     return {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+
+
+def coverage_line(ops: dict[str, Any]) -> str:
+    """One line for the run's log: ``ops delegated: gpu 3/3, npu 0/3 (float I/O)``."""
+    npu = ops["npu"]
+    return (f"  ops delegated: gpu {ops['gpu']['delegated']}/{ops['gpu']['ops']}, npu {npu['delegated']}/{npu['ops']}"
+            + ("" if npu["integer_io"] else " (float I/O)"))

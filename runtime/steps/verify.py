@@ -29,7 +29,7 @@ import numpy as np
 
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.accelerators import (
-    ACCELERATOR_GATES, accelerator_gates, analyzer_report, coverage, interpreter_kernels,
+    ACCELERATOR_GATES, accelerator_gates, analyzer_report, coverage, coverage_line, interpreter_kernels,
 )
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.quality import (
@@ -126,6 +126,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     if p["artifact"] == "tflite":
         path = ctx.input_of_kind("tflite") / p["filename"]
         ops = coverage(analyzer_report(path.read_bytes()))
+        ctx.log(coverage_line(ops))
         predictions, latencies, details = run_tflite(path, data.x_test, p.get("xnnpack", True))
         size = path.stat().st_size
         packed = gzipped_size(path.read_bytes())

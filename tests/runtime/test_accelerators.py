@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from tfspec.compiler.pipeline import compile_spec
-from tfspec.runtime.accelerators import GPU_DELEGATE_OPS, accelerator_gates, analyzer_report, coverage, parse_report
+from tfspec.runtime.accelerators import (
+    GPU_DELEGATE_OPS, accelerator_gates, analyzer_report, coverage, coverage_line, parse_report,
+)
 from tfspec.runtime.model_builder import build_model
 from tfspec.runtime.steps.tflite import convert
 from tfspec.runtime.tf import import_tf
@@ -58,6 +60,7 @@ def test_example_float16_target_passes_gpu_delegable(tmp_path: Path) -> None:
     checks = accelerator_gates(verify["gates"], verify["accelerators"], verify["quantization"], ops)
     assert checks == [{"name": "gpu_delegable", "limit": 0, "value": 0, "passed": True, "ops": []}]
     assert ops["npu"]["integer_io"] is False  # float16 keeps float I/O
+    assert coverage_line(ops) == "  ops delegated: gpu 5/5, npu 0/5 (float I/O)"
 
 
 def test_an_op_without_a_gpu_kernel_fails_gpu_delegable_with_the_op_named() -> None:
