@@ -16,6 +16,8 @@ What each gate compares (``metric`` is ``accuracy`` for classifiers, ``mae`` for
 * ``max_error``: artifact's error ≤ limit.
 * ``max_size_kb``: artifact's size in KiB (the ``.tflite`` file, or every file of the SavedModel) ≤ limit.
 * ``max_latency_ms``: artifact's p95 latency of one example on this machine's CPU ≤ limit.
+* ``gpu_delegable`` (tflite): no op falls back from the GPU delegate to the CPU; ``npu_full_integer``
+  (int8 tflite listing ``npu``): integer I/O and int8 builtin ops only. Both from ``accelerators.py``.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from tfspec.runtime.context import StepContext
 from tfspec.runtime.accelerators import (
     ACCELERATOR_GATES, accelerator_gates, analyzer_report, coverage, coverage_line, interpreter_kernels,
 )
+from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.quality import (
     LATENCY_SAMPLES,
@@ -165,7 +167,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         result["confusion"] = confusion_matrix(predictions, data.y_test, num_classes)
         result["per_class"] = per_class(result["confusion"])
     ctx.write_json(VERIFY_FILE, result)
-    missed = [g["name"] + (f" ({', '.join(g['ops'])} on the CPU)" if g.get("ops") else "") for g in gates if not g["passed"]]
+    missed = [g["name"] + (f" (on the CPU: {', '.join(g['ops'])})" if g.get("ops") else "") for g in gates if not g["passed"]]
     change = "increase" if error else "drop"
     ctx.log(f"  {metric} {value:.4f} (trained Keras {trained:.4f}, {change} {from_trained:+.4f}), {size} bytes, "
             f"p95 {p95:.3f} ms" + (f"; MISSED {', '.join(missed)}" if missed else ""))
