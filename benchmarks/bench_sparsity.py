@@ -27,6 +27,7 @@ import yaml
 
 import tfspec
 from tfspec.runtime.executor import run_plan
+from tfspec.running import run_inputs_from_compiled
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "digits" / "deploy.yaml"
@@ -49,7 +50,7 @@ def _run(tree: dict[str, Any], folder: Path, cache: Path) -> dict[str, Any]:
     if not result.ok:
         raise SystemExit("\n".join(d.format() for d in result.diagnostics))
     start = time.perf_counter()
-    report = run_plan(result, cache_dir=cache, dist_dir=folder / "dist", quiet=True, log=lambda _: None)
+    report = run_plan(run_inputs_from_compiled(result), cache_dir=cache, dist_dir=folder / "dist", quiet=True, log=lambda _: None)
     print(f"  {folder.name}: {', '.join(report.ran) or 'all cached'} ({time.perf_counter() - start:.1f} s)", flush=True)
     return report.report["targets"]
 

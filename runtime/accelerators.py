@@ -165,17 +165,18 @@ def coverage(text: str) -> dict[str, Any]:
     }
 
 
-def accelerator_gates(gates: dict[str, Any] | None, accelerators: list[str], quantization: str,
+def accelerator_gates(gates: dict[str, Any] | None, npu_full_integer: bool,
                       ops: dict[str, Any]) -> list[dict[str, Any]]:
     """Gate checks in the verify step's form (``{name, limit, value, passed}``; value: ops on the CPU).
 
-    ``gpu_delegable`` when the spec sets it; ``npu_full_integer`` for an int8 target that lists ``npu``."""
+    ``gpu_delegable`` when the spec sets it; ``npu_full_integer`` when the plan asks (the compiler does for
+    an int8 target that lists ``npu``)."""
     checks = []
     if (gates or {}).get("gpu_delegable"):
         fallback = ops["gpu"]["cpu_fallback"]
         checks.append({"name": "gpu_delegable", "limit": 0, "value": len(fallback), "passed": not fallback,
                        "ops": [f["op"] for f in fallback]})
-    if "npu" in accelerators and quantization == "int8":
+    if npu_full_integer:
         fallback = ops["npu"]["cpu_fallback"]
         io_ok = ops["npu"]["integer_io"]
         checks.append({"name": "npu_full_integer", "limit": 0, "value": len(fallback) + (0 if io_ok else 1),

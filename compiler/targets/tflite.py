@@ -22,16 +22,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfspec.plan import TfliteBundleParams, TfliteParams, TfliteVerifyParams
 from tfspec.spec.data import ImageFolderSource
-from tfspec.spec.targets import Int8Quantization, TfliteTarget
+from tfspec.spec.errors import Diagnostic
+from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget
 
-from ..render import register_renderer, render_template
+from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..versions import ACCELERATOR_LIBRARIES, ANDROID_LIBRARIES
+from .registry import PlanContext, TargetKind, dump, register
 from .common import base_context
 
-__all__ = ["render_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package", "labels_known",
-           "labels_text"]
+__all__ = ["render_tflite", "plan_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package",
+           "labels_known", "labels_text", "uses_xnnpack", "npu_full_integer", "gpu_delegable_needs_gpu",
+           "sparse_weights_need_prune"]
 
 # Spec spelling → Gradle's deliveryType values.
 DELIVERY_TYPES = {"install_time": "install-time", "fast_follow": "fast-follow", "on_demand": "on-demand"}
@@ -78,6 +82,19 @@ def kotlin_package(package: str) -> str:
     return ".".join(f"`{part}`" if part in _KOTLIN_KEYWORDS else part for part in package.split("."))
 
 
+def uses_xnnpack(target: TfliteTarget) -> bool:
+    """Whether the model runs on XNNPACK (LiteRT's default CPU kernels), at run and in the loader.
+
+    XNNPACK cannot prepare the DENSIFY ops of a sparse int8 model (LiteRT 2.3 fails the interpreter,
+    checked here): such a model runs on LiteRT's builtin kernels."""
+    return not (target.sparse_weights and target.quantization.kind == "int8")
+
+
+def npu_full_integer(target: TfliteTarget) -> bool:
+    """Whether verify checks the model for an NPU (integer I/O, int8 builtin ops): int8 targets listing ``npu``."""
+    return target.quantization.kind == "int8" and "npu" in (target.accelerators or [])
+
+
 def _kotlin_float(value: float) -> str:
     text = repr(float(value))
     return text + "f"
@@ -90,7 +107,6 @@ def _input_size(shape: tuple[int, ...]) -> int:
     return size
 
 
-@register_renderer("tflite")
 def render_tflite(resolved: ResolvedSpec, target: TfliteTarget) -> dict[str, str]:
     t = target.name
     context = base_context(resolved, target)
@@ -134,8 +150,7 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget) -> dict[str, str
         "min_sdk": android.min_sdk,
         "accelerators": list(target.accelerators or ["cpu"]),
         "cpu_threads": target.cpu_threads,
-        # XNNPACK cannot prepare a sparse int8 model's DENSIFY ops (checked with LiteRT here)
-        "xnnpack": not (target.sparse_weights and target.quantization.kind == "int8"),
+        "xnnpack": uses_xnnpack(target),
         "accelerator_libraries": [ANDROID_LIBRARIES[key] for accelerator in target.accelerators or []
                                   for key in ACCELERATOR_LIBRARIES[accelerator]],
     }
@@ -145,3 +160,61 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget) -> dict[str, str
     source_dir = "/".join(["src", "main", "java", *android.package.split(".")])
     files[f"{snippets}/{source_dir}/{class_name}.kt"] = render_template("tflite/app/Classifier.kt.j2", **app_context)
     return files
+
+
+def plan_tflite(context: PlanContext, resolved: ResolvedSpec, target: TfliteTarget) -> None:
+    """convert → verify (on LiteRT, gated) → bundle (the asset pack's files)."""
+    spec, t, q = resolved.spec, target.name, target.quantization
+    assert target.filename is not None  # filled by resolve
+    supported_ops = list(target.supported_ops or [])
+    if q.kind == "int16x8":
+        supported_ops = ["experimental_tflite_builtins_activations_int16_weights_int8"]
+    xnnpack = uses_xnnpack(target)
+    optimizations: list[Any] = [] if q.kind == "none" and not context.quantization_aware else ["DEFAULT"]
+    if target.sparse_weights:
+        optimizations.append("EXPERIMENTAL_SPARSITY")
+    convert = context.add(f"{t}.tflite", "tflite", TfliteParams(
+        quantization=q.kind,
+        optimizations=optimizations,
+        representative_samples=q.representative_samples if isinstance(q, (Int8Quantization, Int16x8Quantization)) else 0,
+        supported_ops=supported_ops,
+        supported_types=["float16"] if q.kind == "float16" else [],
+        inference_input_type=getattr(q, "input_type", "float32"),
+        inference_output_type=getattr(q, "output_type", "float32"),
+        quantization_aware=context.quantization_aware,
+        per_channel_dense=False,
+        filename=target.filename,
+        xnnpack=xnnpack,
+    ), [context.final_model, context.data], [target.filename], t)
+    verify = context.add(f"{t}.verify", "verify", TfliteVerifyParams(
+        artifact="tflite", filename=target.filename, gates=dump(target.gates), metric=context.metric,
+        accelerators=list(target.accelerators or []), npu_full_integer=npu_full_integer(target), xnnpack=xnnpack,
+    ), [convert, context.evaluate, context.data], ["verify.json"], t)
+    assets_dir = f"{t}/{target.android.asset_pack.name}/src/main/assets" if target.android else t
+    context.add(f"{t}.bundle", "bundle", TfliteBundleParams(
+        artifact="tflite", filename=target.filename, android=dump(target.android),
+        labels=list(resolved.labels), name=spec.name, version=spec.version,
+        input_name=resolved.input_name, output_name=resolved.output_name, assets_dir=assets_dir, xnnpack=xnnpack,
+    ), [convert, verify, context.data], [assets_dir], t)
+
+
+def gpu_delegable_needs_gpu(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
+    """The gpu_delegable gate checks the GPU the loader tries: the GPU must be among the accelerators."""
+    if not target.gates.gpu_delegable or "gpu" in (target.accelerators or []):
+        return []
+    return [r.diagnostic(("targets", index, "gates", "gpu_delegable"),
+                         f"gpu_delegable checks a GPU the loader never tries (accelerators: "
+                         f"{', '.join(target.accelerators or [])})", "add gpu to accelerators")]
+
+
+def sparse_weights_need_prune(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
+    """sparse_weights keeps a pruned model's zeros out of the file: without a prune stage there are none."""
+    if not target.sparse_weights or any(stage.kind == "prune" for stage in r.spec.compression):
+        return []
+    return [r.diagnostic(("targets", index, "sparse_weights"),
+                         "sparse_weights needs a prune compression stage: the weights have no zeros to drop",
+                         "add {kind: prune, target_sparsity: 0.8} to compression")]
+
+
+TARGET = register(TargetKind("tflite", render=render_tflite, rules=(gpu_delegable_needs_gpu, sparse_weights_need_prune),
+                             plan_steps=plan_tflite))

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from tfspec.plan import SavedModelVerifyParams, TfliteVerifyParams
 from tfspec.runtime.accelerators import (
     ACCELERATOR_GATES, accelerator_gates, analyzer_report, coverage, coverage_line, interpreter_kernels,
 )
@@ -119,22 +120,23 @@ def evaluate_gates(gates: dict[str, Any] | None, metrics: dict[str, Any]) -> lis
 
 def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
-    metric = p["metric"]
+    assert isinstance(p, (TfliteVerifyParams, SavedModelVerifyParams))
+    metric = p.metric
     error = is_error_metric(metric)
     data = load_dataset(ctx.input_of_kind("data"))
     evaluation = json.loads((ctx.input_of_kind("evaluate") / EVALUATION_FILE).read_text("utf-8"))
     details: dict[str, Any] = {}
     ops: dict[str, Any] | None = None  # op coverage per accelerator (tflite): runtime/accelerators.py
-    if p["artifact"] == "tflite":
-        path = ctx.input_of_kind("tflite") / p["filename"]
+    if isinstance(p, TfliteVerifyParams):
+        path = ctx.input_of_kind("tflite") / p.filename
         ops = coverage(analyzer_report(path.read_bytes()))
         ctx.log(coverage_line(ops))
-        predictions, latencies, details = run_tflite(path, data.x_test, p.get("xnnpack", True))
+        predictions, latencies, details = run_tflite(path, data.x_test, p.xnnpack)
         size = path.stat().st_size
         packed = gzipped_size(path.read_bytes())
     else:
         path = ctx.input_of_kind("export") / "saved_model"
-        predictions, latencies = _run_saved_model(path, data.x_test, p["input_name"], p["output_name"])
+        predictions, latencies = _run_saved_model(path, data.x_test, p.input_name, p.output_name)
         files = sorted(f for f in path.rglob("*") if f.is_file())
         size = sum(f.stat().st_size for f in files)
         packed = sum(gzipped_size(f.read_bytes()) for f in files)
@@ -154,10 +156,10 @@ def run(ctx: StepContext) -> dict[str, Any]:
     else:
         # report.json's original keys: accuracy and the drop (now from the trained model)
         metrics.update({"accuracy": value, "accuracy_drop": from_trained})
-    gates = evaluate_gates({k: v for k, v in (p.get("gates") or {}).items() if k not in ACCELERATOR_GATES}, metrics)
-    if ops is not None:
-        gates += accelerator_gates(p.get("gates"), p.get("accelerators", []), p.get("quantization", ""), ops)
-    result: dict[str, Any] = {"artifact": p["artifact"], "metric": metric, "metrics": metrics, "gates": gates,
+    gates = evaluate_gates({k: v for k, v in (p.gates or {}).items() if k not in ACCELERATOR_GATES}, metrics)
+    if isinstance(p, TfliteVerifyParams) and ops is not None:
+        gates += accelerator_gates(p.gates, p.npu_full_integer, ops)
+    result: dict[str, Any] = {"artifact": p.artifact, "metric": metric, "metrics": metrics, "gates": gates,
                               "passed": all(g["passed"] for g in gates), "baseline": evaluation["baseline"],
                               "tensors": details, "test_examples": int(len(data.x_test))}
     if ops is not None:

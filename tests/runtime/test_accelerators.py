@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tfspec.compiler.pipeline import compile_spec
+from tfspec.plan import TfliteParams
 from tfspec.runtime.accelerators import (
     GPU_DELEGATE_OPS, accelerator_gates, analyzer_report, coverage, coverage_line, parse_report,
 )
@@ -47,7 +48,7 @@ def _example_tflite(tmp_path: Path, android: dict) -> tuple[bytes, dict]:
     calibration = None
     if conversion["representative_samples"]:
         calibration = np.random.default_rng(0).random((20, 64), dtype=np.float32)
-    return convert(model, conversion, calibration), steps["android.verify"]
+    return convert(model, TfliteParams.model_validate(conversion), calibration), steps["android.verify"]
 
 
 def test_example_float16_target_passes_gpu_delegable(tmp_path: Path) -> None:
@@ -57,7 +58,7 @@ def test_example_float16_target_passes_gpu_delegable(tmp_path: Path) -> None:
     ops = coverage(analyzer_report(flatbuffer))
     assert ops["ops"] and set(ops["ops"]) <= GPU_DELEGATE_OPS
     assert ops["gpu"]["coverage"] == 1.0 and ops["gpu"]["cpu_fallback"] == []
-    checks = accelerator_gates(verify["gates"], verify["accelerators"], verify["quantization"], ops)
+    checks = accelerator_gates(verify["gates"], verify["npu_full_integer"], ops)
     assert checks == [{"name": "gpu_delegable", "limit": 0, "value": 0, "passed": True, "ops": []}]
     assert ops["npu"]["integer_io"] is False  # float16 keeps float I/O
     assert coverage_line(ops) == "  ops delegated: gpu 5/5, npu 0/5 (float I/O)"
@@ -72,18 +73,18 @@ def test_an_op_without_a_gpu_kernel_fails_gpu_delegable_with_the_op_named() -> N
     text = analyzer_report(flatbuffer)
     ops = coverage(text)
     assert "TOPK_V2" in ops["ops"]
-    [check] = accelerator_gates({"gpu_delegable": True}, ["gpu", "cpu"], "none", ops)
+    [check] = accelerator_gates({"gpu_delegable": True}, False, ops)
     assert check["passed"] is False and check["value"] == 1
     assert check["ops"] == ["TOPK_V2 (Subgraph#0 Op#1)"]
     assert ops["gpu"]["delegated"] == len(ops["ops"]) - 1
     # Without the gate nothing is checked, but the coverage is still recorded.
-    assert accelerator_gates({}, ["gpu", "cpu"], "none", ops) == []
+    assert accelerator_gates({}, False, ops) == []
 
 
 def test_int8_target_for_the_npu_needs_integer_io(tmp_path: Path) -> None:
     flatbuffer, verify = _example_tflite(tmp_path / "int8", {"accelerators": ["npu", "cpu"]})
     ops = coverage(analyzer_report(flatbuffer))
-    [check] = accelerator_gates(verify["gates"], verify["accelerators"], verify["quantization"], ops)
+    [check] = accelerator_gates(verify["gates"], verify["npu_full_integer"], ops)
     assert check["name"] == "npu_full_integer" and check["passed"], check
     assert ops["npu"]["io_types"] == ["INT8", "INT8"]
 
@@ -91,7 +92,7 @@ def test_int8_target_for_the_npu_needs_integer_io(tmp_path: Path) -> None:
         "accelerators": ["npu", "cpu"],
         "quantization": {"kind": "int8", "input_type": "float32", "output_type": "float32"}})
     ops = coverage(analyzer_report(float_io))
-    [check] = accelerator_gates(verify["gates"], verify["accelerators"], verify["quantization"], ops)
+    [check] = accelerator_gates(verify["gates"], verify["npu_full_integer"], ops)
     assert check["passed"] is False
     assert "float model input/output" in check["ops"]
     assert any(name.startswith("QUANTIZE") or name.startswith("DEQUANTIZE") for name in check["ops"])
@@ -132,10 +133,11 @@ def test_sparse_int8_weights_shrink_the_file_and_predict_the_same(tmp_path: Path
             kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.8)] = 0.0
             layer.set_weights([kernel, *weights[1:]])
     x = (load_digits().data[:300] / 16.0).astype(np.float32)
-    params = {"optimizations": ["DEFAULT"], "supported_ops": ["tflite_builtins_int8"],
-              "inference_input_type": "float32", "inference_output_type": "float32"}
+    params = TfliteParams.model_validate(steps["android.tflite"]).model_copy(update={
+        "optimizations": ["DEFAULT"], "supported_ops": ["tflite_builtins_int8"],
+        "inference_input_type": "float32", "inference_output_type": "float32"})
     dense = convert(model, params, x[:100])
-    sparse = convert(model, {**params, "optimizations": ["DEFAULT", "EXPERIMENTAL_SPARSITY"]}, x[:100])
+    sparse = convert(model, params.model_copy(update={"optimizations": ["DEFAULT", "EXPERIMENTAL_SPARSITY"]}), x[:100])
     assert "DENSIFY" in coverage(analyzer_report(sparse))["ops"]
     assert len(sparse) < 0.75 * len(dense)
 

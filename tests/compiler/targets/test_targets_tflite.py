@@ -212,6 +212,8 @@ def test_accelerators_in_the_plan(builds: dict[str, dict[str, str]]) -> None:
         plan = json.loads(builds[build]["plan.json"])
         verify = next(s for s in plan["steps"] if s["id"] == "android.verify")
         assert verify["params"]["accelerators"] == accelerators
+        # the compiler decides the NPU check: int8 targets (the example and npu-first) that list npu
+        assert verify["params"]["npu_full_integer"] is (build == "npu-first"), build
 
 
 def test_sparse_int8_weights_convert_sparse_and_run_without_xnnpack(builds: dict[str, dict[str, str]]) -> None:
