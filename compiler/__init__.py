@@ -1,4 +1,4 @@
-"""tfspec.compiler: load → parse → resolve → validate → inputs → render → plan → write.
+"""tfspec.compiler: load → standards → parse → resolve → validate → inputs → render → policies → plan → write.
 
 Functions from one type to the next; ``inputs`` is the one stage that reads files the spec names (their
 content digests go into the plan). This package never imports TensorFlow, nor the user's code.

@@ -22,9 +22,10 @@ __all__ = ["validate", "build", "plan", "schema", "init"]
 @handle_errors
 def validate(spec: str, env: str | None, as_json: bool) -> None:
     """Check a spec; print every problem with file:line:col and key path (exit 2 on problems)."""
-    result = compiled(spec, env)
+    result = compiled(spec, env, quiet_warnings=as_json)
     if as_json:
-        click.echo(json.dumps({"ok": True, "diagnostics": []}, indent=2))
+        click.echo(json.dumps({"ok": True, "diagnostics": [], "warnings": [w.to_json() for w in result.warnings]},
+                              indent=2))
     else:
         click.echo(f"{spec}: ok ({len(result.plan.steps)} steps, {len(result.files)} files)")
 
