@@ -30,8 +30,12 @@ from .quantities import quantity_value
 from .sources import SKLEARN_DIGITS
 from .versions import SERVING_IMAGE
 
-__all__ = ["ResolvedSpec", "expand_variables", "apply_environment", "merge_overlay", "with_defaults",
-           "num_classes_key"]
+__all__ = ["ResolvedSpec", "DEFAULT_ACCELERATORS", "expand_variables", "apply_environment", "merge_overlay",
+           "with_defaults", "num_classes_key"]
+
+# Accelerators a tflite target's loader tries when the spec names none: the GPU delegate computes in
+# float (float16 weights halve its upload), so float models try it first; the others run on the CPU.
+DEFAULT_ACCELERATORS: dict[str, tuple[str, ...]] = {"none": ("gpu", "cpu"), "float16": ("gpu", "cpu")}
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _UNCLOSED = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\})")
@@ -277,6 +281,8 @@ def with_defaults(spec: Spec, document: SourceDocument, environment: str | None 
                 kind = target.quantization.kind
                 update["supported_ops"] = ["tflite_builtins_int8"] if kind == "int8" and getattr(
                     target.quantization, "input_type", "int8") != "float32" else ["tflite_builtins"]
+            if target.accelerators is None:
+                update["accelerators"] = list(DEFAULT_ACCELERATORS.get(target.quantization.kind, ("cpu",)))
             target = target.model_copy(update=update)
         elif isinstance(target, GpuClusterTarget):
             if target.image is None:

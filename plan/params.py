@@ -28,6 +28,7 @@ __all__ = [
     "EvaluateParams",
     "ExportParams",
     "WarmupParams",
+    "Accelerator",
     "TfliteParams",
     "TfliteVerifyParams",
     "SavedModelVerifyParams",
@@ -189,9 +190,15 @@ class WarmupParams(Params):
     input_name: str
 
 
+Accelerator = Literal["gpu", "npu", "cpu"]
+"""Where the Android loader runs a tflite model (the spec's ``targets[].accelerators``)."""
+
+
 class TfliteParams(Params):
     quantization: str
-    optimizations: list[str]
+    optimizations: list[Literal["DEFAULT", "EXPERIMENTAL_SPARSITY"]]
+    """``tf.lite.Optimize`` members: ``DEFAULT`` to quantize, ``EXPERIMENTAL_SPARSITY`` for ``sparse_weights``
+    (a pruned model's zero weights left out of the file)."""
     representative_samples: int
     supported_ops: list[str]
     supported_types: list[str]
@@ -201,13 +208,23 @@ class TfliteParams(Params):
     per_channel_dense: bool
     """Quantize Dense kernels per channel (the spec does not ask; per tensor is smaller, see the tflite step)."""
     filename: str
+    xnnpack: bool
+    """Run the converted model on LiteRT's default XNNPACK kernels; False for a sparse int8 model, whose
+    DENSIFY ops XNNPACK cannot prepare (the builtin kernels run it)."""
 
 
 class TfliteVerifyParams(Params):
     artifact: Literal["tflite"]
     filename: str
     gates: JsonObject | None
+    """The target's gates, ``gpu_delegable`` among them (no op may fall back from the GPU delegate)."""
     metric: Literal["accuracy", "mae"]
+    accelerators: list[Accelerator]
+    """The accelerators the loader tries, in order (the op coverage of each is recorded either way)."""
+    npu_full_integer: bool
+    """Gate the model on an NPU's needs (integer I/O, int8 builtin ops only): an int8 target listing ``npu``."""
+    xnnpack: bool
+    """As :attr:`TfliteParams.xnnpack`."""
 
 
 class SavedModelVerifyParams(Params):
@@ -229,6 +246,8 @@ class TfliteBundleParams(Params):
     output_name: str
     assets_dir: str
     """The dist folder the model, ``labels.txt`` and the model-info JSON go to."""
+    xnnpack: bool
+    """As :attr:`TfliteParams.xnnpack` (the bundle reads the model's tensors with an interpreter)."""
 
 
 class SavedModelBundleParams(Params):

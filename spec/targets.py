@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .base import (
     MAX_INT, DnsLabel, FiniteFloat, KubeQuantity, NonNegativeFloat, PositiveFloat, PositiveInt, StrictBool, StrictInt,
@@ -13,6 +13,8 @@ from .base import (
 
 __all__ = [
     "Gates",
+    "TfliteGates",
+    "Accelerator",
     "NoQuantization",
     "DynamicRangeQuantization",
     "Float16Quantization",
@@ -68,6 +70,20 @@ class Gates(StrictModel):
     """Largest allowed artifact size in KiB (the ``.tflite`` file; every file of the SavedModel)."""
     max_latency_ms: PositiveFloat | None = None
     """Largest allowed p95 latency of one example, in milliseconds, on this machine's CPU (one thread)."""
+
+
+class TfliteGates(Gates):
+    """Gates of a tflite target: the quality gates above and the accelerator checks of the converted model."""
+
+    gpu_delegable: StrictBool = False
+    """Fail the run when any op of the ``.tflite`` model would fall back from the GPU delegate to the CPU
+    (the ops are named in the message and listed in the report)."""
+
+
+Accelerator = Literal["gpu", "npu", "cpu"]
+"""Where the Android loader runs the model: ``gpu`` (LiteRT's GPU delegate, on devices its compatibility
+list accepts), ``npu`` (the Android Neural Networks API delegate, API 28-34: NNAPI is deprecated from
+Android 15) or ``cpu`` (LiteRT's default XNNPACK kernels)."""
 
 
 class NoQuantization(StrictModel):
@@ -153,10 +169,33 @@ class TfliteTarget(StrictModel):
     """Op sets the converter may use; derived from the quantization mode when omitted."""
     android: Android | None = None
     """Android asset-pack bundle."""
-    gates: Gates = Gates()
+    gates: TfliteGates = TfliteGates()
     """Quality gates on the converted ``.tflite`` model, measured with the LiteRT interpreter on the test split."""
+    accelerators: Annotated[list[Accelerator], Field(min_length=1, max_length=3)] | None = None
+    """Accelerators the Android loader tries, in order: the first the device supports runs the model and the
+    CPU is the fallback of every choice (list ``cpu`` last, or leave it out). ``[gpu, cpu]`` for float32 and
+    float16 models when omitted, ``[cpu]`` for the others (an ``int8`` model suits ``npu``)."""
+    sparse_weights: StrictBool = False
+    """Keep a pruned model's zero weights out of the ``.tflite`` file (the converter's
+    ``Optimize.EXPERIMENTAL_SPARSITY``): the raw file the phone maps shrinks (the gzipped one does not).
+    Needs a ``prune`` compression stage. A sparse ``int8`` model runs without XNNPACK, which cannot prepare
+    its DENSIFY ops."""
+    cpu_threads: Annotated[StrictInt, Field(ge=1, le=16)] = 2
+    """Threads of the CPU (XNNPACK) kernels on the device, also for the ops a delegate leaves to the CPU."""
     filename: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.tflite$")] | None = None
     """File name of the model; ``<spec name>.tflite`` when omitted."""
+
+
+    @field_validator("accelerators")
+    @classmethod
+    def _accelerators_in_order(cls, chosen: list[str] | None) -> list[str] | None:
+        if chosen is None:
+            return None
+        if len(set(chosen)) != len(chosen):
+            raise ValueError(f"{chosen} names an accelerator twice")
+        if "cpu" in chosen[:-1]:
+            raise ValueError(f"{chosen}: cpu is the fallback of every choice, list it last")
+        return chosen
 
 
 class Batching(StrictModel):

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from tfspec.plan import MODEL_STEP_KINDS, TfliteParams
+from tfspec.runtime.accelerators import interpreter_kernels
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset, representative_samples
 from tfspec.runtime.keras_io import load_model
@@ -83,7 +84,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     flatbuffer = convert(model, p, calibration)
     path = ctx.out / p.filename
     path.write_bytes(flatbuffer)
-    interpreter = Interpreter(model_path=str(path))
+    interpreter = Interpreter(model_path=str(path), **interpreter_kernels(p.xnnpack))
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]

@@ -16,6 +16,8 @@ What each gate compares (``metric`` is ``accuracy`` for classifiers, ``mae`` for
 * ``max_error``: artifact's error ≤ limit.
 * ``max_size_kb``: artifact's size in KiB (the ``.tflite`` file, or every file of the SavedModel) ≤ limit.
 * ``max_latency_ms``: artifact's p95 latency of one example on this machine's CPU ≤ limit.
+* ``gpu_delegable`` (tflite): no op falls back from the GPU delegate to the CPU; ``npu_full_integer``
+  (int8 tflite listing ``npu``): integer I/O and int8 builtin ops only. Both from ``accelerators.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from typing import Any
 import numpy as np
 
 from tfspec.plan import SavedModelVerifyParams, TfliteVerifyParams
+from tfspec.runtime.accelerators import (
+    ACCELERATOR_GATES, accelerator_gates, analyzer_report, coverage, coverage_line, interpreter_kernels,
+)
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.quality import (
@@ -57,11 +62,11 @@ GATE_VALUES: dict[str, tuple[str, bool]] = {
 }
 
 
-def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, list[float], dict[str, Any]]:
+def run_tflite(path: Path, x: np.ndarray, xnnpack: bool = True) -> tuple[np.ndarray, list[float], dict[str, Any]]:
     """Predictions (dequantized), per-example latencies in seconds and the I/O tensor details."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter = Interpreter(model_path=str(path), num_threads=1, **interpreter_kernels(xnnpack))
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
@@ -121,9 +126,12 @@ def run(ctx: StepContext) -> dict[str, Any]:
     data = load_dataset(ctx.input_of_kind("data"))
     evaluation = json.loads((ctx.input_of_kind("evaluate") / EVALUATION_FILE).read_text("utf-8"))
     details: dict[str, Any] = {}
+    ops: dict[str, Any] | None = None  # op coverage per accelerator (tflite): runtime/accelerators.py
     if isinstance(p, TfliteVerifyParams):
         path = ctx.input_of_kind("tflite") / p.filename
-        predictions, latencies, details = run_tflite(path, data.x_test)
+        ops = coverage(analyzer_report(path.read_bytes()))
+        ctx.log(coverage_line(ops))
+        predictions, latencies, details = run_tflite(path, data.x_test, p.xnnpack)
         size = path.stat().st_size
         packed = gzipped_size(path.read_bytes())
     else:
@@ -148,16 +156,20 @@ def run(ctx: StepContext) -> dict[str, Any]:
     else:
         # report.json's original keys: accuracy and the drop (now from the trained model)
         metrics.update({"accuracy": value, "accuracy_drop": from_trained})
-    gates = evaluate_gates(p.gates, metrics)
+    gates = evaluate_gates({k: v for k, v in (p.gates or {}).items() if k not in ACCELERATOR_GATES}, metrics)
+    if isinstance(p, TfliteVerifyParams) and ops is not None:
+        gates += accelerator_gates(p.gates, p.npu_full_integer, ops)
     result: dict[str, Any] = {"artifact": p.artifact, "metric": metric, "metrics": metrics, "gates": gates,
                               "passed": all(g["passed"] for g in gates), "baseline": evaluation["baseline"],
                               "tensors": details, "test_examples": int(len(data.x_test))}
+    if ops is not None:
+        result["accelerators"] = ops
     num_classes = max(data.num_classes or 2, 2)  # one sigmoid unit: two classes
     if not error:
         result["confusion"] = confusion_matrix(predictions, data.y_test, num_classes)
         result["per_class"] = per_class(result["confusion"])
     ctx.write_json(VERIFY_FILE, result)
-    missed = [g["name"] for g in gates if not g["passed"]]
+    missed = [g["name"] + (f" (on the CPU: {', '.join(g['ops'])})" if g.get("ops") else "") for g in gates if not g["passed"]]
     change = "increase" if error else "drop"
     ctx.log(f"  {metric} {value:.4f} (trained Keras {trained:.4f}, {change} {from_trained:+.4f}), {size} bytes, "
             f"p95 {p95:.3f} ms" + (f"; MISSED {', '.join(missed)}" if missed else ""))

@@ -35,7 +35,7 @@ MODES = {
 }
 BASE = {"optimizations": [], "representative_samples": 0, "supported_ops": [], "supported_types": [],
         "inference_input_type": "float32", "inference_output_type": "float32", "quantization_aware": False,
-        "per_channel_dense": False, "filename": "m.tflite"}
+        "per_channel_dense": False, "filename": "m.tflite", "xnnpack": True}
 
 
 def _params(mode: str) -> TfliteParams:

@@ -103,6 +103,14 @@ def _uint8_fast_follow(tree: dict[str, Any]) -> None:
     android["android"]["asset_pack"]["delivery"] = "fast_follow"
 
 
+def _npu_first(tree: dict[str, Any]) -> None:
+    android = target_of(tree, "android")
+    android["accelerators"] = ["npu", "gpu", "cpu"]
+    android["cpu_threads"] = 4
+    android["sparse_weights"] = True  # the example prunes: int8 sparse weights, no XNNPACK
+    android["android"]["asset_pack"]["delivery"] = "on_demand"
+
+
 VARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "gpu-serving": _gpu_serving,
     "indexed-job": _indexed_job,
@@ -110,6 +118,7 @@ VARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "plain-serving": _plain_serving,
     "on-demand-float": _on_demand_float,
     "uint8-fast-follow": _uint8_fast_follow,
+    "npu-first": _npu_first,
 }
 
 

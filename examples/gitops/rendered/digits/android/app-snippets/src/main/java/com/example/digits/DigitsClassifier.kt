@@ -3,9 +3,11 @@
 //
 // Loads digits.tflite (int8 quantization, int8 input, int8 output) from the
 // "digits_model" asset pack (install-time) and classifies one example of shape [64].
+// Accelerators tried in order: cpu (the CPU is the fallback of each).
 package com.example.digits
 
 import android.content.Context
+import android.util.Log
 import org.tensorflow.lite.Interpreter
 import java.io.FileInputStream
 import java.nio.ByteBuffer
@@ -19,7 +21,11 @@ class DigitsClassifier private constructor(
     /** Class names in output order (labels.txt). */
     val labels: List<String>,
 ) : AutoCloseable {
-    private val interpreter = Interpreter(model, Interpreter.Options().setNumThreads(2))
+    private val opened = open(model)
+    private val interpreter = opened.interpreter
+
+    /** Where the model runs: the first of [ACCELERATORS] this device supports ("cpu" when none is). */
+    val accelerator: String = opened.accelerator
 
     /** Scores of every label for one example of [INPUT_SIZE] raw feature values (row-major), best first. */
     fun classify(features: FloatArray): List<Pair<String, Float>> {
@@ -50,13 +56,30 @@ class DigitsClassifier private constructor(
 
     override fun close() = interpreter.close()
 
+    /** An interpreter and the delegate it was created with (null: LiteRT's CPU kernels). */
+    private class Opened(val accelerator: String, val interpreter: Interpreter)
+
     companion object {
         const val ASSET_PACK = "digits_model"
         const val MODEL_FILE = "digits.tflite"
         const val LABELS_FILE = "labels.txt"
         const val MODEL_INFO_FILE = "model_info.json"
         const val INPUT_SIZE = 64
+        const val CPU_THREADS = 2
+        private const val TAG = "DigitsClassifier"
+
+        /** The target's accelerators, in the order they are tried. */
+        val ACCELERATORS = listOf("cpu")
         const val RESCALE = 0.0625f
+
+        /** The first accelerator of [ACCELERATORS] that takes the model; LiteRT's CPU kernels otherwise. */
+        private fun open(model: MappedByteBuffer): Opened {
+            Log.i(TAG, "running $MODEL_FILE on the CPU ($CPU_THREADS threads)")
+            return Opened("cpu", Interpreter(model, cpuOptions()))
+        }
+
+        /** CPU (XNNPACK) options; a delegate leaves the ops it cannot run to these threads. */
+        private fun cpuOptions(): Interpreter.Options = Interpreter.Options().setNumThreads(CPU_THREADS)
 
         /** Install-time packs are merged into the app's assets: the model is mapped in place (kept uncompressed). */
         fun create(context: Context): DigitsClassifier {
