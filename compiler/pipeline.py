@@ -15,7 +15,7 @@ from pathlib import Path
 from tfspec.plan import PLAN_FILE, Plan
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
-from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_text
+from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_bytes, load_yaml_text
 
 from .inputs import InputDigests, gather_inputs
 from .naming import placed_files, plan_root
@@ -119,10 +119,15 @@ def _sha256(text: str) -> str:
 
 
 def compile_spec(path: str | Path, env: str | None = None, environ: Mapping[str, str] | None = None,
-                 text: str | None = None) -> CompileResult:
-    """Compile one spec file. Never raises :class:`SpecError`: problems are in ``diagnostics``."""
+                 text: str | None = None, data: bytes | None = None) -> CompileResult:
+    """Compile one spec file (or its ``text``, or its bytes ``data``, already read by the caller).
+
+    Never raises :class:`SpecError`: problems are in ``diagnostics``."""
     try:
-        document = load_yaml_text(text, str(path)) if text is not None else load_yaml(path)
+        if text is not None:
+            document = load_yaml_text(text, str(path))
+        else:
+            document = load_yaml_bytes(data, str(path)) if data is not None else load_yaml(path)
     except SpecError as error:
         return CompileResult(str(path), None, None, {}, tuple(error.diagnostics))
     return compile_document(document, env, environ)
