@@ -152,16 +152,20 @@ def compiler_fingerprint() -> str:
     (+ version): what a compiled output depends on besides the spec."""
     digest = hashlib.sha256(TFSPEC_VERSION.encode())
     for package in ("tfspec.spec", "tfspec.plan", "tfspec.compiler", "tfspec.templates"):
-        # found, not imported: importing tfspec.plan would build its models (the up-to-date fast path of
-        # `tfspec build` runs this before anything of the compiler is imported)
-        found = importlib.util.find_spec(package)
-        assert found is not None and found.submodule_search_locations, package
-        base = Path(list(found.submodule_search_locations)[0])
+        base = _package_folder(package)
         for path in sorted(base.rglob("*")):
             if path.suffix in (".py", ".j2") and path.is_file() and "__pycache__" not in path.parts:
                 digest.update(path.relative_to(base).as_posix().encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _package_folder(package: str) -> Path:
+    """The folder of ``package``, found without importing it: importing tfspec.plan would build its models,
+    and the up-to-date fast path of ``tfspec build`` runs before anything of the compiler is imported."""
+    found = importlib.util.find_spec(package)
+    assert found is not None and found.submodule_search_locations, package
+    return Path(list(found.submodule_search_locations)[0])
 
 
 def _sha256(text: str) -> str:
