@@ -134,13 +134,15 @@ def test_a_spec_that_reads_files_is_never_taken_as_up_to_date(project: Path) -> 
     _, compiled = _build("digits/deploy.yaml", cwd=project)
     assert compiled
     assert (project / "build" / "digits" / "plan.json").read_text(encoding="utf-8") != plan
-    assert not (project / "build" / ".tfspec-build-cache.json").exists()  # nothing was ever recorded
+    assert sorted(p.name for p in (project / "build").iterdir()) == ["digits"]
 
 
-def test_a_copy_of_the_example_is_recorded_under_its_absolute_path(project: Path) -> None:
+def test_an_extra_file_in_the_output_builds_again_and_nothing_is_left_beside_it(project: Path) -> None:
     _build("digits/deploy.yaml", cwd=project)
-    cache = json.loads((project / "build" / ".tfspec-build-cache.json").read_text(encoding="utf-8"))
-    assert list(cache["entries"]) == [str(project / "digits" / "deploy.yaml")]
+    (project / "build" / "digits" / "stray.txt").write_text("x", encoding="utf-8")
+    _, compiled = _build("digits/deploy.yaml", cwd=project)
+    assert compiled and not (project / "build" / "digits" / "stray.txt").exists()
+    assert sorted(p.name for p in (project / "build").iterdir()) == ["digits"]
     shutil.rmtree(project / "build")
     _, compiled = _build("digits/deploy.yaml", cwd=project)
     assert compiled

@@ -1,7 +1,8 @@
 """The up-to-date fast path of ``tfspec build SPEC``: skip compiling when the output is what it would write.
 
-A build of one spec file records, in the input-hash cache that folder builds use
-(``<output folder's parent>/.tfspec-build-cache.json``, keyed by the spec's absolute path), the spec's
+A build of one spec file records, in a user cache file named after the spec's and the output root's
+absolute paths (``$XDG_CACHE_HOME/tfspec/builds/<sha256>.json``, beside the Jinja bytecode cache, so a
+build leaves nothing else beside its output), the spec's
 input key (:func:`tfspec.io.batch.input_key`: sha256 of the spec's bytes, the ``-e`` overlay, the values of
 the ``${VAR}`` variables it mentions, the tfspec version and a fingerprint of the source of the spec
 models, the plan, the compiler and the templates) and the sha256 of the ``manifest.json`` it wrote with
@@ -10,7 +11,7 @@ the size and mtime of every output file.
 The next ``tfspec build`` of that spec reads the spec's bytes and that entry *before* importing the spec
 models: when the key matches and the output folder still holds exactly the recorded files, nothing is
 compiled or written (the output is byte-identical to what the build would write) and the command prints
-what it prints after writing. Anything else — no entry, another key, a changed or missing output file,
+what it prints after writing. Anything else — no entry, another key, a changed, missing or extra file,
 ``--check`` (CI's guard compares contents, as folder builds do) — takes the full path.
 
 Specs that read files (data, SavedModels, builder packages, teachers: the plan holds their content
@@ -20,6 +21,7 @@ This module imports no spec model: that is its point.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +29,7 @@ from pathlib import Path
 from tfspec.compiler.naming import dist_name
 from tfspec.spec.loader import MAX_FILE_BYTES, decode_spec_bytes
 
-from .batch import CACHE_FILE, _cache_hit, _load_cache, _output_stats, _save_cache, _sha256, input_key
+from .batch import _cache_hit, _load_cache, _output_stats, _save_cache, _sha256, input_key
 from .write import MANIFEST, manifest_text
 
 __all__ = ["UpToDate", "cached_build", "read_spec_bytes", "record_build"]
@@ -46,6 +48,21 @@ class UpToDate:
 
 def _out_root(out: Path | None) -> Path:
     return out.parent if out is not None else DEFAULT_OUT_ROOT
+
+
+def _record_path(spec: str, out_root: Path) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    name = hashlib.sha256(f"{os.path.abspath(spec)}\0{os.path.abspath(out_root)}".encode()).hexdigest()
+    return base / "tfspec" / "builds" / f"{name}.json"
+
+
+def _files_below(folder: Path) -> set[str]:
+    """Every file below ``folder`` (relative, '/'-separated): an extra file makes the output stale too."""
+    found: set[str] = set()
+    for parent, _, names in os.walk(folder):
+        relative = os.path.relpath(parent, folder)
+        found.update(name if relative == "." else f"{relative}/{name}".replace(os.sep, "/") for name in names)
+    return found
 
 
 def read_spec_bytes(spec: str) -> bytes | None:
@@ -68,7 +85,7 @@ def cached_build(data: bytes, spec: str, env: str | None, out: Path | None,
     """The recorded output of ``spec`` (whose bytes are ``data``) when it is up to date, else None."""
     environ = os.environ if environ is None else environ
     out_root = _out_root(out)
-    entry = _load_cache(out_root / CACHE_FILE).get(os.path.abspath(spec))
+    entry = _load_cache(_record_path(spec, out_root)).get(os.path.abspath(spec))
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("out"), str):
         return None
     # the folder this command would write: --out, or build/<name>[-<env>] (the name is the recorded one,
@@ -77,6 +94,8 @@ def cached_build(data: bytes, spec: str, env: str | None, out: Path | None,
     if entry["out"] != expected or not _cache_hit(entry, _key(data, env, environ), out_root):
         return None
     out_dir = out if out is not None else out_root / expected
+    if _files_below(out_dir) != set(entry["stats"]):
+        return None
     return UpToDate(out_dir, sorted(name for name in entry["stats"] if name != MANIFEST))
 
 
@@ -91,7 +110,7 @@ def record_build(data: bytes, spec: str, env: str | None, out: Path | None, out_
     """
     environ = os.environ if environ is None else environ
     out_root = _out_root(out)
-    cache_path = out_root / CACHE_FILE
+    cache_path = _record_path(spec, out_root)
     entries = _load_cache(cache_path)
     key_path = os.path.abspath(spec)
     complete = {**files, MANIFEST: manifest_text(dict(files))}
