@@ -22,7 +22,7 @@ from .naming import placed_files, plan_root
 from .parse import parse_model, parse_spec
 from .plan import build_plan
 from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
-from .targets import render_targets
+from .targets import render_targets, target_defaults
 from .validate import validate
 
 __all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "placed_files", "plan_root",
@@ -78,13 +78,14 @@ def resolve_document(document: SourceDocument, env: str | None = None,
     spec = parse_spec(document)  # the base spec must be valid on its own, overlays or not
     if env is not None:
         merged = apply_environment(document, env)
-        return validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, env))
-    resolved = validate(with_defaults(spec, document, None))
+        return validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, env, target_defaults=target_defaults))
+    resolved = validate(with_defaults(spec, document, None, target_defaults=target_defaults))
     problems: list[Diagnostic] = []
     for name in spec.environments:
         try:
             merged = apply_environment(document, name)
-            validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, name))
+            validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, name,
+                                   target_defaults=target_defaults))
         except SpecError as error:
             problems.extend(dataclasses.replace(d, message=f"in environment {name!r}: {d.message}")
                             for d in error.diagnostics)

@@ -22,6 +22,7 @@ from typing import Any
 
 from tfspec.plan import TfliteBundleParams, TfliteParams, TfliteVerifyParams
 from tfspec.spec.data import ImageFolderSource
+from tfspec.spec.document import Spec
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget
 
 from ..render import render_template
@@ -170,4 +171,16 @@ def plan_tflite(context: PlanContext, resolved: ResolvedSpec, target: TfliteTarg
     ), [convert, verify, context.data], [assets_dir], t)
 
 
-TARGET = register(TargetKind("tflite", render=render_tflite, plan_steps=plan_tflite))
+def tflite_defaults(spec: Spec, target: TfliteTarget) -> TfliteTarget:
+    """The model file is ``<spec name>.tflite``; int8 with int8/uint8 I/O runs on the int8 builtins only."""
+    update: dict[str, Any] = {}
+    if target.filename is None:
+        update["filename"] = f"{spec.name}.tflite"
+    if target.supported_ops is None:
+        kind = target.quantization.kind
+        update["supported_ops"] = ["tflite_builtins_int8"] if kind == "int8" and getattr(
+            target.quantization, "input_type", "int8") != "float32" else ["tflite_builtins"]
+    return target.model_copy(update=update)
+
+
+TARGET = register(TargetKind("tflite", render=render_tflite, plan_steps=plan_tflite, defaults=tflite_defaults))
