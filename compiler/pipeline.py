@@ -17,7 +17,7 @@ from pathlib import Path
 from tfspec.plan import PLAN_FILE, Plan
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
-from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_text
+from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_bytes, load_yaml_text
 
 from .env_files import with_environment_file
 from .bases import apply_standards
@@ -28,7 +28,7 @@ from .plan import build_plan
 from .search import check_search
 from .policies import Policy, check_policies, load_policies
 from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
-from .targets import render_targets
+from .targets import render_targets, target_defaults
 from .validate import validate
 
 __all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "resolve_expanded",
@@ -101,13 +101,14 @@ def resolve_expanded(document: SourceDocument, env: str | None, spec: Spec | Non
     spec = spec if spec is not None else parse_spec(document)
     if env is not None:
         merged = apply_environment(document, env)
-        return validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, env))
-    resolved = validate(with_defaults(spec, document, None))
+        return validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, env, target_defaults=target_defaults))
+    resolved = validate(with_defaults(spec, document, None, target_defaults=target_defaults))
     problems: list[Diagnostic] = []
     for name in spec.environments:
         try:
             merged = apply_environment(document, name)
-            validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, name))
+            validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, name,
+                                   target_defaults=target_defaults))
         except SpecError as error:
             problems.extend(dataclasses.replace(d, message=f"in environment {name!r}: {d.message}")
                             for d in error.diagnostics)
@@ -168,10 +169,15 @@ def _sha256(text: str) -> str:
 
 
 def compile_spec(path: str | Path, env: str | None = None, environ: Mapping[str, str] | None = None,
-                 text: str | None = None) -> CompileResult:
-    """Compile one spec file. Never raises :class:`SpecError`: problems are in ``diagnostics``."""
+                 text: str | None = None, data: bytes | None = None) -> CompileResult:
+    """Compile one spec file (or its ``text``, or its bytes ``data``, already read by the caller).
+
+    Never raises :class:`SpecError`: problems are in ``diagnostics``."""
     try:
-        document = load_yaml_text(text, str(path)) if text is not None else load_yaml(path)
+        if text is not None:
+            document = load_yaml_text(text, str(path))
+        else:
+            document = load_yaml_bytes(data, str(path)) if data is not None else load_yaml(path)
     except SpecError as error:
         return CompileResult(str(path), None, None, {}, tuple(error.diagnostics))
     return compile_document(document, env, environ)

@@ -7,12 +7,21 @@ manifests share and ``common`` the naming and quoting helpers.
 
 from __future__ import annotations
 
+from tfspec.spec.document import Spec
+from tfspec.spec.targets import Target
+
 from ..resolve import ResolvedSpec
 from . import gpu_cluster, tf_serving, tflite
 from .registry import TARGET_KINDS, PlanContext, TargetKind, UnknownTargetKind, register, target_kind
 
 __all__ = ["TARGET_KINDS", "PlanContext", "TargetKind", "UnknownTargetKind", "register", "render_targets", "target_kind",
-           "gpu_cluster", "tf_serving", "tflite"]
+           "target_defaults", "gpu_cluster", "tf_serving", "tflite"]
+
+
+def target_defaults(spec: Spec, target: Target) -> Target:
+    """``target`` with its kind's defaults filled (resolve's ``with_defaults`` calls this for each target)."""
+    fill = target_kind(target.kind).defaults
+    return fill(spec, target) if fill is not None else target
 
 
 def render_targets(resolved: ResolvedSpec) -> dict[str, dict[str, str]]:

@@ -30,6 +30,7 @@ from tfspec.spec.targets import GpuClusterTarget
 from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..tf_config import ENV_WORKER_HOSTS, TFJOB_PORT, indexed_job_hosts
+from ..naming import training_image_name
 from ..versions import TFSPEC_VERSION, training_image
 from . import kubernetes as k8s
 from .registry import TargetKind, register
@@ -201,4 +202,9 @@ def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget) -> dict
     return files
 
 
-TARGET = register(TargetKind("gpu_cluster", render=render_gpu_cluster))
+def gpu_cluster_defaults(spec: Spec, target: GpuClusterTarget) -> GpuClusterTarget:
+    """The training image is ``<spec name>-train``."""
+    return target if target.image is not None else target.model_copy(update={"image": training_image_name(spec.name)})
+
+
+TARGET = register(TargetKind("gpu_cluster", render=render_gpu_cluster, defaults=gpu_cluster_defaults))

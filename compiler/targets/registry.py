@@ -63,12 +63,15 @@ class TargetKind:
         plan_steps: ``(context, resolved, target) → None``: adds the kind's runtime steps with
             ``context.add(...)`` (see :class:`PlanContext`). None: the kind adds no runtime step (its
             rendered files are all it produces).
+        defaults: ``(spec, target) → target`` with every value the kind leaves unset in the spec filled
+            (image and file names, versions, ...), run by resolve's ``with_defaults``. None: nothing to fill.
     """
 
     kind: str
     render: Callable[[ResolvedSpec, Any], TargetFiles]
     rules: tuple[Rule, ...] = ()
     plan_steps: Callable[[PlanContext, ResolvedSpec, Any], None] | None = None
+    defaults: Callable[[Any, Any], Any] | None = None
 
 
 TARGET_KINDS: dict[str, TargetKind] = {}

@@ -18,12 +18,14 @@ import json
 from typing import Any
 
 from tfspec.plan import SavedModelBundleParams, SavedModelVerifyParams, WarmupParams
+from tfspec.spec.document import Spec
 from tfspec.spec.targets import TfServingTarget
 
 from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..naming import serving_image_name
-from ..versions import serving_image
+from ..quantities import quantity_value
+from ..versions import SERVING_IMAGE, serving_image
 from . import kubernetes as k8s
 from .registry import PlanContext, TargetKind, dump, register
 from .common import base_context, dockerfile_quote, object_name, python_literal
@@ -250,4 +252,26 @@ def plan_tf_serving(context: PlanContext, resolved: ResolvedSpec, target: TfServ
     ), inputs + [verify], [model_dir], t)
 
 
-TARGET = register(TargetKind("tf_serving", render=render_tf_serving, plan_steps=plan_tf_serving))
+def tf_serving_defaults(spec: Spec, target: TfServingTarget) -> TfServingTarget:
+    """The pinned serving version, batch threads from the CPU request, the image ``<spec name>-serving``,
+    a PodDisruptionBudget that keeps all replicas but one."""
+    update: dict[str, Any] = {}
+    if target.serving_version is None:
+        update["serving_version"] = SERVING_IMAGE["version"]
+    if target.batching is not None and target.batching.num_batch_threads is None:
+        cpu = target.kubernetes.resources.requests.cpu if target.kubernetes else "1"
+        threads = max(1, int(quantity_value(cpu)))
+        update["batching"] = target.batching.model_copy(update={"num_batch_threads": threads})
+    if target.kubernetes is not None:
+        k8s_update: dict[str, Any] = {}
+        if target.kubernetes.image is None:
+            k8s_update["image"] = serving_image_name(spec.name)
+        if target.kubernetes.min_available is None:
+            replicas = target.kubernetes.autoscale.min if target.kubernetes.autoscale else target.kubernetes.replicas
+            k8s_update["min_available"] = max(1, replicas - 1)
+        update["kubernetes"] = target.kubernetes.model_copy(update=k8s_update)
+    return target.model_copy(update=update)
+
+
+TARGET = register(TargetKind("tf_serving", render=render_tf_serving, plan_steps=plan_tf_serving,
+                             defaults=tf_serving_defaults))

@@ -24,6 +24,7 @@ from typing import Any
 
 from tfspec.plan import TfliteBundleParams, TfliteParams, TfliteVerifyParams
 from tfspec.spec.data import ImageFolderSource
+from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget
 
@@ -216,5 +217,25 @@ def sparse_weights_need_prune(r: ResolvedSpec, index: int, target: TfliteTarget)
                          "add {kind: prune, target_sparsity: 0.8} to compression")]
 
 
+# Accelerators a tflite target's loader tries when the spec names none: the GPU delegate computes in
+# float (float16 weights halve its upload), so float models try it first; the others run on the CPU.
+DEFAULT_ACCELERATORS: dict[str, tuple[str, ...]] = {"none": ("gpu", "cpu"), "float16": ("gpu", "cpu")}
+
+
+def tflite_defaults(spec: Spec, target: TfliteTarget) -> TfliteTarget:
+    """The model file is ``<spec name>.tflite``; int8 with int8/uint8 I/O runs on the int8 builtins only;
+    float models try the GPU first (``DEFAULT_ACCELERATORS``)."""
+    update: dict[str, Any] = {}
+    if target.filename is None:
+        update["filename"] = f"{spec.name}.tflite"
+    if target.supported_ops is None:
+        kind = target.quantization.kind
+        update["supported_ops"] = ["tflite_builtins_int8"] if kind == "int8" and getattr(
+            target.quantization, "input_type", "int8") != "float32" else ["tflite_builtins"]
+    if target.accelerators is None:
+        update["accelerators"] = list(DEFAULT_ACCELERATORS.get(target.quantization.kind, ("cpu",)))
+    return target.model_copy(update=update)
+
+
 TARGET = register(TargetKind("tflite", render=render_tflite, rules=(gpu_delegable_needs_gpu, sparse_weights_need_prune),
-                             plan_steps=plan_tflite))
+                             plan_steps=plan_tflite, defaults=tflite_defaults))

@@ -33,7 +33,7 @@ import ctypes
 import dataclasses
 import functools
 import hashlib
-import importlib.resources
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -152,12 +152,20 @@ def compiler_fingerprint() -> str:
     (+ version): what a compiled output depends on besides the spec."""
     digest = hashlib.sha256(TFSPEC_VERSION.encode())
     for package in ("tfspec.spec", "tfspec.plan", "tfspec.compiler", "tfspec.templates"):
-        base = Path(str(importlib.resources.files(package)))
+        base = _package_folder(package)
         for path in sorted(base.rglob("*")):
             if path.suffix in (".py", ".j2") and path.is_file() and "__pycache__" not in path.parts:
                 digest.update(path.relative_to(base).as_posix().encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _package_folder(package: str) -> Path:
+    """The folder of ``package``, found without importing it: importing tfspec.plan would build its models,
+    and the up-to-date fast path of ``tfspec build`` runs before anything of the compiler is imported."""
+    found = importlib.util.find_spec(package)
+    assert found is not None and found.submodule_search_locations, package
+    return Path(list(found.submodule_search_locations)[0])
 
 
 def _sha256(text: str) -> str:
