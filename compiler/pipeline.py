@@ -87,7 +87,7 @@ def resolve_document(document: SourceDocument, env: str | None = None,
         document = expand_variables(document, environ)
         spec = parse_spec(document)  # the base spec must be valid on its own, overlays or not
         if spec.search is not None:
-            base = validate(with_defaults(spec, document, None))
+            base = validate(with_defaults(spec, document, None, target_defaults=target_defaults))
             search_problems = check_search(document, spec.search, list(base.spec.targets), resolve_expanded)
             if search_problems:
                 raise SpecError(search_problems)
