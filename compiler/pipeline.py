@@ -20,7 +20,7 @@ from .render import render_targets
 from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
 from .validate import validate
 
-__all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "PLAN_FILE"]
+__all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "served_fingerprints", "PLAN_FILE"]
 
 PLAN_FILE = "plan.json"
 
@@ -84,7 +84,8 @@ def compile_document(document: SourceDocument, env: str | None = None,
                      environ: Mapping[str, str] | None = None) -> CompileResult:
     try:
         resolved = resolve_document(document, env, environ)
-        target_files = render_targets(resolved)
+        # The served content's fingerprints (image tags follow them) do not depend on the rendered files.
+        target_files = render_targets(resolved, served_fingerprints(build_plan(resolved)))
         plan = build_plan(resolved, {name: {path: _sha256(text) for path, text in files.items()}
                                      for name, files in target_files.items()})
     except SpecError as error:
@@ -93,6 +94,11 @@ def compile_document(document: SourceDocument, env: str | None = None,
     for target_files_of_one in target_files.values():
         files.update(target_files_of_one)
     return CompileResult(document.file, resolved, plan, files, ())
+
+
+def served_fingerprints(plan: Plan) -> dict[str, str]:
+    """Per target, the fingerprint of its ``bundle`` step: what a serving image or a model store holds."""
+    return {step.target: step.fingerprint for step in plan.steps if step.kind == "bundle" and step.target}
 
 
 def _sha256(text: str) -> str:

@@ -12,7 +12,7 @@ import importlib.resources
 import json
 import os
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,8 @@ __all__ = ["environment", "render_template", "header_lines", "render_targets", "
            "register_renderer"]
 
 TargetFiles = dict[str, str]
-Renderer = Callable[[ResolvedSpec, Any], TargetFiles]
+# (resolved spec, target, fingerprint of the content the target serves: the plan's ``<target>.bundle`` step)
+Renderer = Callable[[ResolvedSpec, Any, "str | None"], TargetFiles]
 RENDERERS: dict[str, Renderer] = {}
 
 
@@ -113,12 +114,16 @@ def header_lines(resolved: ResolvedSpec) -> list[str]:
     ]
 
 
-def render_targets(resolved: ResolvedSpec) -> dict[str, TargetFiles]:
-    """Files of every target, keyed by target name; paths are relative to the output folder."""
+def render_targets(resolved: ResolvedSpec, served: Mapping[str, str] | None = None) -> dict[str, TargetFiles]:
+    """Files of every target, keyed by target name; paths are relative to the output folder.
+
+    ``served``: per target, the fingerprint of what it serves (image tags are derived from it).
+    """
     from . import targets  # noqa: F401  (registers the renderers)
 
+    served = served or {}
     out: dict[str, TargetFiles] = {}
     for target in resolved.spec.targets:
         renderer = RENDERERS.get(target.kind)
-        out[target.name] = renderer(resolved, target) if renderer else {}
+        out[target.name] = renderer(resolved, target, served.get(target.name)) if renderer else {}
     return out

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import KeyPath, Position, SourceDocument
 from tfspec.spec.model import DenseLayer
-from tfspec.spec.targets import GpuClusterTarget, TfliteTarget, TfServingTarget
+from tfspec.spec.targets import KserveTarget, SpecificVersions, TfliteTarget, TfServingTarget
 
 from .quantities import quantity_value
 from .versions import SERVING_IMAGE
@@ -210,6 +211,19 @@ def _num_classes(spec: Spec) -> int | None:
     return None
 
 
+def _batching_defaults(target: TfServingTarget) -> Any:
+    """TF Serving's batching guide for online serving: one batch thread per core of the CPU limit, and a
+    queue of as many batches as threads (bounded latency; overload is rejected, not queued without end)."""
+    batching = target.batching
+    assert batching is not None
+    threads = batching.num_batch_threads
+    if threads is None:
+        cpu = target.kubernetes.resources.limits.cpu if target.kubernetes else "1"
+        threads = max(1, math.ceil(quantity_value(cpu)))
+    enqueued = batching.max_enqueued_batches if batching.max_enqueued_batches is not None else threads
+    return batching.model_copy(update={"num_batch_threads": threads, "max_enqueued_batches": enqueued})
+
+
 def with_defaults(spec: Spec, document: SourceDocument, environment: str | None = None) -> ResolvedSpec:
     """Fill every default that depends on other parts of the spec."""
     num_classes = _num_classes(spec)
@@ -220,19 +234,19 @@ def with_defaults(spec: Spec, document: SourceDocument, environment: str | None 
             update: dict[str, Any] = {}
             if target.serving_version is None:
                 update["serving_version"] = SERVING_IMAGE["version"]
-            if target.batching is not None and target.batching.num_batch_threads is None:
-                cpu = target.kubernetes.resources.requests.cpu if target.kubernetes else "1"
-                threads = max(1, int(quantity_value(cpu)))
-                update["batching"] = target.batching.model_copy(update={"num_batch_threads": threads})
-            if target.kubernetes is not None:
-                k8s_update: dict[str, Any] = {}
-                if target.kubernetes.image is None:
-                    k8s_update["image"] = f"{spec.name}-serving"
-                if target.kubernetes.min_available is None:
-                    replicas = target.kubernetes.autoscale.min if target.kubernetes.autoscale else target.kubernetes.replicas
-                    k8s_update["min_available"] = max(1, replicas - 1)
-                update["kubernetes"] = target.kubernetes.model_copy(update=k8s_update)
+            if target.batching is not None:
+                update["batching"] = _batching_defaults(target)
+            if target.version_labels and "version_policy" not in target.model_fields_set:
+                # Canary and rollback by labels: load exactly the labelled versions and this one.
+                versions = sorted({*target.version_labels.values(), spec.version})
+                update["version_policy"] = SpecificVersions(kind="specific", versions=versions)
+            if target.kubernetes is not None and target.kubernetes.min_available is None \
+                    and target.kubernetes.max_unavailable is None:
+                update["kubernetes"] = target.kubernetes.model_copy(update={"max_unavailable": 1})
             target = target.model_copy(update=update)
+        elif isinstance(target, KserveTarget):
+            if target.runtime_version is None:
+                target = target.model_copy(update={"runtime_version": SERVING_IMAGE["version"]})
         elif isinstance(target, TfliteTarget):
             update = {}
             if target.filename is None:
@@ -242,9 +256,6 @@ def with_defaults(spec: Spec, document: SourceDocument, environment: str | None 
                 update["supported_ops"] = ["tflite_builtins_int8"] if kind == "int8" and getattr(
                     target.quantization, "input_type", "int8") != "float32" else ["tflite_builtins"]
             target = target.model_copy(update=update)
-        elif isinstance(target, GpuClusterTarget):
-            if target.image is None:
-                target = target.model_copy(update={"image": f"{spec.name}-train"})
         targets.append(target)
     filled = spec.model_copy(update={"targets": targets})
     model = spec.model

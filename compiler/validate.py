@@ -19,6 +19,10 @@ from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quant
 from .quantities import quantity_value
 from .resolve import ResolvedSpec, source_shape
 from .teachers import teacher_diagnostics
+from .targets import gpu_cluster as gpu_cluster_rules
+from .targets import kserve as kserve_rules
+from .targets import tf_serving as tf_serving_rules
+from .targets.common import unique_images
 from .tf_config import TFJOB_PORT
 
 __all__ = ["RULES", "validate", "collect_diagnostics", "kubernetes_object_names"]
@@ -487,7 +491,7 @@ def serving_versions(r: ResolvedSpec) -> list[Diagnostic]:
         elif policy.kind == "latest" and policy.num_versions == 1:
             loaded = {r.spec.version}
         for label, version in target.version_labels.items():
-            if loaded is not None and version not in loaded:
+            if loaded is not None and version not in loaded and not target.allow_unavailable_version_labels:
                 out.append(r.diagnostic(("targets", index, "version_labels", label),
                                         f"label {label!r} points at version {version}, which the version policy does not load",
                                         "TF Serving only labels loaded versions: change the policy or the label"))
@@ -697,4 +701,9 @@ RULES: tuple[Rule, ...] = (
     toleration_values,
     storage_mount_path,
     labels_are_lines,
+    # Per-target rules live with their target kind (compiler/targets/).
+    unique_images,
+    *tf_serving_rules.RULES,
+    *gpu_cluster_rules.RULES,
+    *kserve_rules.RULES,
 )
