@@ -123,7 +123,8 @@ def resolved_spec_text(resolved: ResolvedSpec, header: list[str]) -> str:
                             if key in source and key != "environments"})
     lines = [f"# {line}" for line in header]
     env = f" with environment {resolved.environment!r} applied" if resolved.environment else ""
-    lines.append(f"# The spec as resolved for this build{env}; ${{VAR}} references are already expanded.")
+    lines.append(f"# The spec as resolved for this build{env};")
+    lines.append("# ${VAR} references are already expanded.")
     lines.append("---")
     body = yaml.dump(tree, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100)
     return "\n".join(lines) + "\n" + _indent_sequences(body)
@@ -208,7 +209,7 @@ def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget, served:
     entrypoint, cmd = worker_command(resolved, target)
     spec_text = resolved_spec_text(resolved, context["header"])
     # What the image holds: the spec copy (without its header), tfspec, the base image and the command.
-    tag = content_tag(resolved.spec.version, spec_text[spec_text.index("\n# The spec as resolved"):], TFSPEC_VERSION,
+    tag = content_tag(resolved.spec.version, spec_text[spec_text.index("\n---\n"):], TFSPEC_VERSION,
                       base_image, entrypoint, cmd, TRAINING_UID)
     image = image_reference(repository, tag)
     labels = [
