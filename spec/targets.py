@@ -324,8 +324,9 @@ class ModelStore(StrictModel):
     region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")] | None = None
     """S3 region; the client's default when omitted."""
     credentials_secret: DnsLabel | None = None
-    """Kubernetes Secret whose keys the serving pods get as environment variables (``AWS_ACCESS_KEY_ID`` and
-    ``AWS_SECRET_ACCESS_KEY`` for S3); none when the pods get access another way (workload identity)."""
+    """Kubernetes Secret the serving pods mount as files: key ``credentials`` (an AWS shared credentials file)
+    for S3, ``key.json`` (a service-account key) for GCS; none when the pods get access another way
+    (workload identity, IRSA)."""
 
 
 class TfServingTarget(StrictModel):

@@ -51,6 +51,11 @@ SERVING_BINARY = "/usr/bin/tensorflow_model_server"
 SERVING_UID = 65532
 SIGNATURE = "serving_default"
 
+# The model store's Secret, mounted read-only; the key each scheme's client reads (an AWS shared
+# credentials file, a Google service-account key).
+STORE_CREDENTIALS_DIR = "/var/run/secrets/tfspec/store"
+STORE_CREDENTIALS_KEYS = {"s3": "credentials", "gs": "key.json"}
+
 # Seconds between the end of the preStop sleep and the kill: requests accepted just before it finish.
 GRACE_MARGIN_SECONDS = 15
 
@@ -159,17 +164,22 @@ def _probe(resolved: ResolvedSpec, period: int, failures: int, initial_delay: in
 
 def store_environment(store: ModelStore | None) -> list[dict[str, Any]]:
     """Environment of a pod reading ``store``: the S3 endpoint and region TensorFlow's S3 filesystem reads,
-    and the credentials by reference to a Secret (never their values)."""
+    and where the mounted credentials file is (the Secret is mounted as files, never copied into env)."""
     if store is None:
         return []
     env: list[dict[str, Any]] = []
-    if store.base_path.startswith("s3://"):
+    s3 = store.base_path.startswith("s3://")
+    if s3:
         if store.endpoint_url:
             scheme, _, host = store.endpoint_url.partition("://")
             env += [{"name": "S3_ENDPOINT", "value": host.rstrip("/")},
                     {"name": "S3_USE_HTTPS", "value": "1" if scheme == "https" else "0"}]
         if store.region:
             env.append({"name": "AWS_REGION", "value": store.region})
+    if store.credentials_secret:
+        key = STORE_CREDENTIALS_KEYS["s3" if s3 else "gs"]
+        variable = "AWS_SHARED_CREDENTIALS_FILE" if s3 else "GOOGLE_APPLICATION_CREDENTIALS"
+        env.append({"name": variable, "value": f"{STORE_CREDENTIALS_DIR}/{key}"})
     return env
 
 
@@ -193,7 +203,8 @@ def _kubernetes_context(resolved: ResolvedSpec, target: TfServingTarget, configs
         "image": image,
         "args": thread_flags(kube.resources.limits.cpu),
         "env": store_environment(store),
-        "env_from": [{"secretRef": {"name": store.credentials_secret}}] if store and store.credentials_secret else [],
+        "credentials_secret": store.credentials_secret if store else None,
+        "credentials_dir": STORE_CREDENTIALS_DIR,
         "resources": k8s.resources(kube.resources, target.gpus),
         "securityContext": k8s.container_security_context(),
         "startupProbe": _probe(resolved, period=5, failures=60),

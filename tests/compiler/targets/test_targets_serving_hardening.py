@@ -196,7 +196,12 @@ def test_a_model_store_serves_stable_and_canary(builds: dict[str, dict[str, str]
     container = _container(files)
     assert {"name": "S3_ENDPOINT", "value": "minio.storage:9000"} in container["env"]
     assert {"name": "S3_USE_HTTPS", "value": "0"} in container["env"]
-    assert container["envFrom"] == [{"secretRef": {"name": "digits-store"}}]  # credentials by reference only
+    # Credentials by reference only: the Secret mounted as files, the client told where the file is.
+    assert {"name": "AWS_SHARED_CREDENTIALS_FILE", "value": "/var/run/secrets/tfspec/store/credentials"} in container["env"]
+    assert {"name": "store-credentials", "secret": {"secretName": "digits-store"}} in _pod(files)["volumes"]
+    assert {"name": "store-credentials", "mountPath": "/var/run/secrets/tfspec/store", "readOnly": True} in \
+        container["volumeMounts"]
+    assert "envFrom" not in container
 
 
 # 7. Pull policy and registry prefix.
