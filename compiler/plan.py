@@ -13,16 +13,18 @@ import json
 from typing import Any
 
 from tfspec.spec.data import TfrecordSource
-from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
+from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, KserveTarget, TfliteTarget, TfServingTarget
 
 from .resolve import ResolvedSpec
+from .targets.model_store import upload_params
 from .teachers import teacher_identity
 from .versions import PLAN_SCHEMA_VERSION, RUNTIME_VERSIONS, TFSPEC_VERSION
 
 __all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "build_plan", "canonical_json", "fingerprint", "model_step_id"]
 
 STEP_KINDS: tuple[str, ...] = (
-    "data", "train", "prune", "cluster", "qat", "distill", "export", "warmup", "tflite", "verify", "bundle", "render",
+    "data", "train", "prune", "cluster", "qat", "distill", "export", "warmup", "tflite", "verify", "bundle", "upload",
+    "render",
 )
 
 # Steps whose output is a Keras model (``model.keras`` / ``model.h5``): training and every compression stage.
@@ -246,9 +248,9 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
             else:
                 bundle_params["assets_dir"] = t
             b.add(f"{t}.bundle", "bundle", bundle_params, [convert, verify, data], [bundle_params["assets_dir"]], t)
-        elif isinstance(target, TfServingTarget):
+        elif isinstance(target, (TfServingTarget, KserveTarget)):
             inputs = [export]
-            if target.warmup is not None:
+            if getattr(target, "warmup", None) is not None:
                 inputs.append(b.add(f"{t}.warmup", "warmup", {
                     "requests": target.warmup.requests,
                     "model_name": spec.name,
@@ -263,6 +265,9 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                 "output_name": resolved.output_name,
             }, [export, final_model, data], ["verify.json"], t)
             model_dir = f"{t}/models/{spec.name}/{spec.version}"
-            b.add(f"{t}.bundle", "bundle", {"model_dir": model_dir, "name": spec.name, "version": spec.version},
-                  inputs + [verify], [model_dir], t)
+            bundle = b.add(f"{t}.bundle", "bundle", {"model_dir": model_dir, "name": spec.name, "version": spec.version},
+                           inputs + [verify], [model_dir], t)
+            if target.model_store is not None:
+                b.add(f"{t}.upload", "upload", upload_params(resolved, target, model_dir), [bundle],
+                      ["upload.json"], t)
     return Plan(spec.name, spec.version, resolved.spec_sha256, resolved.environment, tuple(b.steps))
