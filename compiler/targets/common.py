@@ -45,7 +45,11 @@ def unique_images(resolved: ResolvedSpec) -> list[Diagnostic]:
     """Two targets building images into one repository overwrite each other's tags on push."""
     out = []
     seen: dict[str, int] = {}
+    names: set[str] = set()
     for index, target in enumerate(resolved.spec.targets):
+        if target.name in names:
+            continue  # a duplicate target name is its own error
+        names.add(target.name)
         explicit = getattr(target, "image", None) or getattr(getattr(target, "kubernetes", None), "image", None)
         if target.kind not in ("tf_serving", "gpu_cluster"):
             continue

@@ -342,8 +342,11 @@ def versions_held(r: ResolvedSpec) -> list[Diagnostic]:
         held = held_versions(r, target)
         if held is None:
             continue
-        for path, version in named_versions(target).items():
-            if version not in held:
+        reported: set[int] = set()
+        # Labels first: a version the (derived) policy lists only because a label names it is reported once.
+        for path, version in sorted(named_versions(target).items(), key=lambda item: item[0][0] != "version_labels"):
+            if version not in held and version not in reported:
+                reported.add(version)
                 out.append(r.diagnostic(("targets", index, *path),
                                         f"version {version} is not in the image, which holds only version "
                                         f"{r.spec.version}",

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tfspec.compiler.pipeline import CompileResult, compile_spec
+from tfspec_testing import expand_kubernetes_references, pod_environment  # noqa: F401  (used by the tests here)
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "examples" / "digits" / "deploy.yaml"
@@ -163,29 +164,3 @@ def files_named(builds: dict[str, dict[str, str]], predicate: Callable[[str], bo
     return [(build, path, text) for build, files in sorted(builds.items()) for path, text in sorted(files.items())
             if predicate(path)]
 
-
-def expand_kubernetes_references(value: str, env: dict[str, str]) -> str:
-    """``$(VAR)`` expanded the way the kubelet does for a container's env values (``$$`` escapes)."""
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
-                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), value)
-
-
-def pod_environment(job: dict[str, Any], index: int) -> dict[str, str]:
-    """The environment the kubelet gives pod ``index`` of an Indexed Job: the downward-API fields resolved
-    against the pod's labels and annotations (the Job controller adds the job-name label and
-    JOB_COMPLETION_INDEX), then ``$(VAR)`` references expanded in order."""
-    template = job["spec"]["template"]
-    labels = {**template["metadata"].get("labels", {}), "batch.kubernetes.io/job-name": job["metadata"]["name"]}
-    annotations = template["metadata"].get("annotations", {})
-    env: dict[str, str] = {"JOB_COMPLETION_INDEX": str(index)}
-    (container,) = template["spec"]["containers"]
-    for item in container.get("env", []):
-        if "value" in item:
-            env[item["name"]] = expand_kubernetes_references(item["value"], env)
-            continue
-        path = item["valueFrom"]["fieldRef"]["fieldPath"]
-        found = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
-        assert found, path
-        source = labels if found.group(1) == "labels" else annotations
-        env[item["name"]] = source[found.group(2)]
-    return env
