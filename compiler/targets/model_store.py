@@ -17,14 +17,17 @@ __all__ = ["upload_params", "required_versions"]
 
 
 def required_versions(resolved: ResolvedSpec, target: TfServingTarget | KserveTarget) -> list[int]:
-    """Versions the served configuration names: the policy's specific versions, the labels' versions and
-    this spec's version, sorted."""
+    """Versions the store must hold once this spec's version is uploaded: the policy's specific versions,
+    the labels' versions (unless labels may name unavailable versions) and this spec's version, sorted."""
     versions = {resolved.spec.version}
     if isinstance(target, TfServingTarget):
+        labelled = set(target.version_labels.values())
         if target.version_policy.kind == "specific":
             versions.update(target.version_policy.versions)
-        if not target.allow_unavailable_version_labels:
-            versions.update(target.version_labels.values())
+        versions.update(labelled)
+        if target.allow_unavailable_version_labels:
+            # The server may label a version before it is there: labelled versions are not required.
+            versions -= labelled - {resolved.spec.version}
     return sorted(versions)
 
 

@@ -346,3 +346,27 @@ def test_the_spec_copy_is_the_resolved_spec(builds: dict[str, dict[str, str]], b
     copy_text = builds[build]["cluster/spec/digits.yaml"]
     tree = yaml.safe_load(copy_text)
     assert tree["targets"][0]["kind"] == "tflite" and tree["name"] == "digits"
+
+
+def test_the_plan_uploads_to_the_model_store(builds: dict[str, dict[str, str]], tmp_path: Path) -> None:
+    import json
+
+    steps = {s["id"]: s for s in json.loads(builds["gpu-serving"]["plan.json"])["steps"]}
+    upload = steps["serving.upload"]
+    assert upload["inputs"] == ["serving.bundle"] and upload["kind"] == "upload"
+    assert upload["params"]["base_path"] == "s3://models/digits"
+    assert upload["params"]["endpoint_url"] == "http://minio.storage:9000"
+    # Labels may name unavailable versions here: only this version must be in the store.
+    assert upload["params"]["required_versions"] == [3]
+    assert steps["kserve.upload"]["params"]["base_path"] == "gs://models/digits"
+    assert "serving.upload" not in {s["id"] for s in json.loads(builds["example"]["plan.json"])["steps"]}
+
+    def strict(tree: dict[str, Any]) -> None:
+        serving = target_of(tree, "serving")
+        serving["version_labels"] = {"stable": 2, "canary": 3}
+        serving["model_store"] = {"base_path": "s3://models/digits"}
+
+    plan = json.loads(_ok(_build(tmp_path, strict))["plan.json"])
+    (params,) = [s["params"] for s in plan["steps"] if s["id"] == "serving.upload"]
+    assert params["required_versions"] == [2, 3]
+    assert "credentials" not in json.dumps(params).lower()
