@@ -26,7 +26,7 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import KeyPath, Position, SourceDocument
 from tfspec.spec.model import DenseLayer
-from tfspec.spec.targets import KserveTarget, SpecificVersions, TfliteTarget, TfServingTarget
+from tfspec.spec.targets import GpuClusterTarget, KserveTarget, SpecificVersions, TfliteTarget, TfServingTarget
 
 from .quantities import quantity_value
 from .versions import SERVING_IMAGE
@@ -244,6 +244,11 @@ def with_defaults(spec: Spec, document: SourceDocument, environment: str | None 
                     and target.kubernetes.max_unavailable is None:
                 update["kubernetes"] = target.kubernetes.model_copy(update={"max_unavailable": 1})
             target = target.model_copy(update=update)
+        elif isinstance(target, GpuClusterTarget):
+            if target.workers == 1 and "access_mode" not in target.storage.model_fields_set:
+                # One worker needs no shared access, and ReadWriteOnce is what default classes offer.
+                storage = target.storage.model_copy(update={"access_mode": "ReadWriteOnce"})
+                target = target.model_copy(update={"storage": storage})
         elif isinstance(target, KserveTarget):
             if target.runtime_version is None:
                 target = target.model_copy(update={"runtime_version": SERVING_IMAGE["version"]})

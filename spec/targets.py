@@ -376,7 +376,8 @@ class Storage(StrictModel):
     """Storage class of the generated claim; the cluster default when omitted."""
     access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = "ReadWriteMany"
     """Access mode: every worker mounts the claim, so several workers need ReadWriteMany, and a generated
-    ReadWriteMany claim needs a ``storage_class`` that offers it (common default classes are ReadWriteOnce)."""
+    ReadWriteMany claim needs a ``storage_class`` that offers it (common default classes are ReadWriteOnce).
+    ReadWriteOnce when omitted and the target has one worker."""
     mount_path: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./-]{0,200}$")] = "/workspace"
     """Mount path in the containers."""
 

@@ -370,3 +370,9 @@ def test_the_plan_uploads_to_the_model_store(builds: dict[str, dict[str, str]], 
     (params,) = [s["params"] for s in plan["steps"] if s["id"] == "serving.upload"]
     assert params["required_versions"] == [2, 3]
     assert "credentials" not in json.dumps(params).lower()
+
+
+def test_a_single_worker_gets_a_read_write_once_claim_from_the_default_class(tmp_path: Path) -> None:
+    files = _ok(_build(tmp_path, lambda t: target_of(t, "cluster").update(workers=1, storage={})))
+    pvc = yaml.safe_load(files["cluster/kubernetes/persistentvolumeclaim.yaml"])
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"] and "storageClassName" not in pvc["spec"]
