@@ -34,13 +34,11 @@ from typing import Any
 import yaml
 
 from tfspec.spec.document import Spec
-
+from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import GpuClusterTarget
 
 from ..render import register_renderer, render_template
 from ..resolve import ResolvedSpec
-from tfspec.spec.errors import Diagnostic
-
 from ..tf_config import ENV_WORKER_HOSTS, TFJOB_PORT, indexed_job_hosts
 from ..versions import TFSPEC_VERSION, training_image
 from . import kubernetes as k8s

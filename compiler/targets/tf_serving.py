@@ -25,12 +25,11 @@ import json
 import math
 from typing import Any
 
+from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import ModelStore, TfServingTarget
 
-from ..render import register_renderer, render_template
-from tfspec.spec.errors import Diagnostic
-
 from ..quantities import quantity_value
+from ..render import register_renderer, render_template
 from ..resolve import ResolvedSpec
 from ..versions import serving_image
 from . import kubernetes as k8s
