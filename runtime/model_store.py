@@ -13,22 +13,24 @@ is only a key prefix and there is no rename, so a version becomes visible with i
 3. deletes the temporary prefix.
 
 A version already in the store is never overwritten (a loaded version is not reloaded, so servers
-would disagree): the same content is a no-op, other content an error. Credentials come from the
-client's standard chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an instance
-role); only ``endpoint_url`` and ``region`` come from the spec.
+would disagree): the same content is a no-op, other content an error. GCS has no rename either, and the
+same steps apply. Credentials come from each client's standard chain (S3: ``AWS_ACCESS_KEY_ID``/
+``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an instance role; GCS: application default credentials,
+``GOOGLE_APPLICATION_CREDENTIALS``); only ``endpoint_url`` and ``region`` come from the spec.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tempfile
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["S3Store", "open_store", "split_base_path", "upload_version", "prune_versions", "StoreError",
+__all__ = ["S3Store", "GcsStore", "Store", "open_store", "split_base_path", "upload_version", "prune_versions", "StoreError",
            "MARKER", "LAST_FILE"]
 
 # Written into every uploaded version: which bundle it holds (to tell a re-upload from a conflict).
@@ -97,11 +99,69 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=self.key(relative))
 
 
-def open_store(base_path: str, endpoint_url: str | None = None, region: str | None = None) -> S3Store:
-    """A client for ``base_path``; only ``s3://`` (and S3-compatible endpoints) so far."""
+@dataclasses.dataclass
+class GcsStore:
+    """One ``gs://bucket/prefix`` through google-cloud-storage (the same operations as :class:`S3Store`)."""
+
+    bucket: Any
+    prefix: str
+
+    def key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def children(self) -> list[str]:
+        base = self.key("")
+        blobs = self.bucket.client.list_blobs(self.bucket, prefix=base, delimiter="/")
+        for _ in blobs:  # the prefixes are known once the listing is consumed
+            pass
+        return [name[len(base):].rstrip("/") for name in sorted(blobs.prefixes)]
+
+    def keys(self, relative_folder: str) -> list[str]:
+        base = self.key(relative_folder.strip("/") + "/")
+        return sorted(blob.name[len(base):] for blob in self.bucket.client.list_blobs(self.bucket, prefix=base))
+
+    def exists(self, relative: str) -> bool:
+        return any(True for _ in self.bucket.client.list_blobs(self.bucket, prefix=self.key(relative), max_results=1))
+
+    def read(self, relative: str) -> bytes:
+        return self.bucket.blob(self.key(relative)).download_as_bytes()
+
+    def put_file(self, relative: str, path: Path) -> None:
+        self.bucket.blob(self.key(relative)).upload_from_filename(str(path))
+
+    def copy(self, source: str, destination: str) -> None:
+        self.bucket.copy_blob(self.bucket.blob(self.key(source)), self.bucket, self.key(destination))
+
+    def delete(self, relatives: Iterable[str]) -> None:
+        for relative in relatives:
+            self.bucket.blob(self.key(relative)).delete()
+
+
+Store = S3Store | GcsStore
+
+
+def _open_gcs(bucket: str, prefix: str) -> GcsStore:
+    try:
+        from google.cloud import storage
+    except ImportError:
+        raise StoreError("uploading to gs:// needs google-cloud-storage (pip install 'tfspec[runtime]')") from None
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        # A local emulator takes no credentials (the client reads the variable itself).
+        from google.auth.credentials import AnonymousCredentials
+
+        client = storage.Client(project="emulator", credentials=AnonymousCredentials())
+    else:
+        client = storage.Client()  # application default credentials
+    return GcsStore(client.bucket(bucket), prefix)
+
+
+def open_store(base_path: str, endpoint_url: str | None = None, region: str | None = None) -> Store:
+    """A client for ``base_path``: ``s3://`` (any S3-compatible endpoint) or ``gs://``."""
     scheme, bucket, prefix = split_base_path(base_path)
+    if scheme == "gs":
+        return _open_gcs(bucket, prefix)
     if scheme != "s3":
-        raise StoreError(f"uploading to {scheme}:// is not supported by this runtime yet (only s3://)")
+        raise StoreError(f"uploading to {scheme}:// is not supported")
     try:
         import boto3
     except ImportError:
@@ -110,13 +170,13 @@ def open_store(base_path: str, endpoint_url: str | None = None, region: str | No
     return S3Store(bucket, prefix, client)
 
 
-def versions_in(store: S3Store) -> list[int]:
+def versions_in(store: Store) -> list[int]:
     """Complete versions in the store (a numeric folder holding ``saved_model.pb``), ascending."""
     return sorted(int(name) for name in store.children()
                   if name.isdigit() and store.exists(f"{name}/{LAST_FILE}"))
 
 
-def upload_version(store: S3Store, model_dir: Path, version: int, identity: str) -> bool:
+def upload_version(store: Store, model_dir: Path, version: int, identity: str) -> bool:
     """Make ``model_dir`` (a SavedModel folder) version ``version`` of the store; False when it already was.
 
     ``identity`` (the bundle's fingerprint) tells a repeated upload of the same content from a conflict.
@@ -142,7 +202,7 @@ def upload_version(store: S3Store, model_dir: Path, version: int, identity: str)
     return True
 
 
-def _copy_in(store: S3Store, model_dir: Path, files: list[str], staging: str, marker_file: Path, version: int,
+def _copy_in(store: Store, model_dir: Path, files: list[str], staging: str, marker_file: Path, version: int,
              uploaded: list[str]) -> None:
     try:
         for relative in files:
@@ -157,7 +217,7 @@ def _copy_in(store: S3Store, model_dir: Path, files: list[str], staging: str, ma
         store.delete(uploaded)
 
 
-def prune_versions(store: S3Store, keep: int, protected: Iterable[int]) -> list[int]:
+def prune_versions(store: Store, keep: int, protected: Iterable[int]) -> list[int]:
     """Delete all but the newest ``keep`` versions and the ``protected`` ones; returns the deleted versions.
 
     ``saved_model.pb`` goes first, so a half-deleted version is no longer a loadable one.

@@ -1,4 +1,5 @@
-"""The model store against a local S3-compatible server (moto's server mode on 127.0.0.1).
+"""The model store against local object-storage servers on 127.0.0.1: moto's S3-compatible server mode
+and gcp-storage-emulator (GCS's JSON API), each stopped at the end of its test.
 
 The store logic talks to a real S3 REST endpoint: uploads appear only once complete (saved_model.pb is
 copied last, the temporary prefix is not a version), versions are never overwritten with other content,
@@ -17,7 +18,8 @@ from typing import Any
 import pytest
 
 from runtime_testing import FAST_SPEC, invoke
-from tfspec.runtime.model_store import LAST_FILE, MARKER, StoreError, open_store, prune_versions, upload_version, versions_in
+from tfspec.runtime.model_store import (LAST_FILE, MARKER, S3Store, StoreError, open_store, prune_versions,
+                                        upload_version, versions_in)
 
 BUCKET = "models"
 
@@ -50,6 +52,30 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture
+def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fresh in-memory GCS emulator on 127.0.0.1 with an empty bucket; stopped at the end."""
+    from gcp_storage_emulator.server import create_server
+
+    port = _free_port()
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
+    server.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+    try:
+        yield
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["s3", "gs"])
+def store(request: pytest.FixtureRequest) -> Any:
+    """``<scheme>://models/digits`` on a local server of that scheme."""
+    if request.param == "s3":
+        return open_store(f"s3://{BUCKET}/digits", request.getfixturevalue("endpoint"))
+    request.getfixturevalue("gcs")
+    return open_store(f"gs://{BUCKET}/digits")
+
+
 def _model_dir(tmp_path: Path, name: str = "model") -> Path:
     """A SavedModel-shaped folder (the store treats files as opaque)."""
     folder = tmp_path / name
@@ -61,25 +87,32 @@ def _model_dir(tmp_path: Path, name: str = "model") -> Path:
 
 
 def _all_keys(store: Any) -> list[str]:
-    return sorted(item["Key"] for item in store.client.list_objects_v2(Bucket=BUCKET).get("Contents", []))
+    """Every object of the bucket, as a second client sees it."""
+    if isinstance(store, S3Store):
+        return sorted(item["Key"] for item in store.client.list_objects_v2(Bucket=BUCKET).get("Contents", []))
+    return sorted(blob.name for blob in store.bucket.client.list_blobs(BUCKET))
 
 
-def test_an_upload_becomes_visible_with_saved_model_pb_last(endpoint: str, tmp_path: Path) -> None:
-    store = open_store(f"s3://{BUCKET}/digits", endpoint)
+def test_an_upload_becomes_visible_with_saved_model_pb_last(store: Any, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     copies: list[str] = []
-    store.client.meta.events.register("provide-client-params.s3.CopyObject",
-                                      lambda params, **_: copies.append(params["Key"]))
+    copy = store.copy
+
+    def recording_copy(source: str, destination: str) -> None:  # records the order, then copies for real
+        copies.append(destination)
+        copy(source, destination)
+
+    monkeypatch.setattr(store, "copy", recording_copy)
     assert upload_version(store, _model_dir(tmp_path), 3, "fp-3") is True
-    assert copies[-1] == f"digits/3/{LAST_FILE}"  # what a loader reads first arrives last
-    assert sorted(copies) == sorted(f"digits/3/{k}" for k in (LAST_FILE, MARKER, "variables/variables.index",
-                                                              "variables/variables.data-00000-of-00001"))
+    assert copies[-1] == f"3/{LAST_FILE}"  # what a loader reads first arrives last
+    assert sorted(copies) == sorted(f"3/{k}" for k in (LAST_FILE, MARKER, "variables/variables.index",
+                                                       "variables/variables.data-00000-of-00001"))
     # Nothing is left under the temporary prefix, and it never looked like a version.
-    assert _all_keys(store) == sorted(copies)
+    assert _all_keys(store) == sorted(f"digits/{k}" for k in copies)
     assert versions_in(store) == [3]
 
 
-def test_a_version_is_never_overwritten_with_other_content(endpoint: str, tmp_path: Path) -> None:
-    store = open_store(f"s3://{BUCKET}/digits", endpoint)
+def test_a_version_is_never_overwritten_with_other_content(store: Any, tmp_path: Path) -> None:
     assert upload_version(store, _model_dir(tmp_path, "a"), 3, "fp-a")
     assert upload_version(store, _model_dir(tmp_path, "b"), 3, "fp-a") is False  # the same bundle: a no-op
     with pytest.raises(StoreError, match="version 3 is already in the store with other content"):
@@ -87,8 +120,7 @@ def test_a_version_is_never_overwritten_with_other_content(endpoint: str, tmp_pa
     assert store.read(f"3/{LAST_FILE}") == b"graph a"
 
 
-def test_an_interrupted_upload_is_finished(endpoint: str, tmp_path: Path) -> None:
-    store = open_store(f"s3://{BUCKET}/digits", endpoint)
+def test_an_interrupted_upload_is_finished(store: Any, tmp_path: Path) -> None:
     upload_version(store, _model_dir(tmp_path), 4, "fp-4")
     store.delete([f"4/{LAST_FILE}"])  # as if the run was killed before the last copy
     assert versions_in(store) == []  # an incomplete version is not a version
@@ -96,8 +128,7 @@ def test_an_interrupted_upload_is_finished(endpoint: str, tmp_path: Path) -> Non
     assert versions_in(store) == [4]
 
 
-def test_pruning_keeps_the_newest_and_the_named_versions(endpoint: str, tmp_path: Path) -> None:
-    store = open_store(f"s3://{BUCKET}/digits", endpoint)
+def test_pruning_keeps_the_newest_and_the_named_versions(store: Any, tmp_path: Path) -> None:
     for version in (1, 2, 3, 4, 5):
         upload_version(store, _model_dir(tmp_path, f"v{version}"), version, f"fp-{version}")
     assert prune_versions(store, keep=2, protected=[2]) == [1, 3]
@@ -105,9 +136,9 @@ def test_pruning_keeps_the_newest_and_the_named_versions(endpoint: str, tmp_path
     assert not [k for k in _all_keys(store) if k.startswith(("digits/1/", "digits/3/"))]
 
 
-def test_gs_is_reported_as_not_supported_yet() -> None:
-    with pytest.raises(StoreError, match="gs:// is not supported"):
-        open_store("gs://bucket/digits")
+def test_other_schemes_are_rejected() -> None:
+    with pytest.raises(StoreError, match="hdfs:// is not supported"):
+        open_store("hdfs://bucket/digits")
 
 
 def _spec(tmp_path: Path, endpoint: str, labels: str) -> Path:
