@@ -52,7 +52,7 @@ BaseImage = Annotated[str, StringConstraints(
     pattern=rf"^{_REPOSITORY}(:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(@sha256:[0-9a-f]{{64}})?$")]
 # An object-storage folder: ``s3://bucket/prefix`` or ``gs://bucket/prefix``.
 ObjectStoragePath = Annotated[str, StringConstraints(
-    pattern=r"^(s3|gs)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9_.=-]+)*$")]
+    pattern=r"^(s3|gs)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/(?!\.+(/|$))[A-Za-z0-9_.=-]+)*$")]
 Percentage = Annotated[str, StringConstraints(pattern=r"^(100|[1-9]?[0-9])%$")]
 
 

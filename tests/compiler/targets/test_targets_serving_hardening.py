@@ -376,3 +376,9 @@ def test_a_single_worker_gets_a_read_write_once_claim_from_the_default_class(tmp
     files = _ok(_build(tmp_path, lambda t: target_of(t, "cluster").update(workers=1, storage={})))
     pvc = yaml.safe_load(files["cluster/kubernetes/persistentvolumeclaim.yaml"])
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"] and "storageClassName" not in pvc["spec"]
+
+
+@pytest.mark.parametrize("base_path", ["s3://models/../other", "s3://models/a b", "http://models/x", "s3://m/x\n"])
+def test_a_bad_store_path_is_one_diagnostic(tmp_path: Path, base_path: str) -> None:
+    errors = _errors(_build(tmp_path, lambda t: target_of(t, "serving").update(model_store={"base_path": base_path})))
+    assert [path for path, _ in errors] == ["targets[1].model_store.base_path"]
