@@ -39,4 +39,4 @@ docs: $(VENV)/.installed-runtime
 	$(PY) -m tfspec.compiler.docs --out docs/reference/spec.md
 
 clean:
-	rm -rf build dist .tfspec .pytest_cache
+	rm -rf build dist .tfspec .pytest_cache examples/*/.tfspec

@@ -13,10 +13,12 @@ Steps of :func:`build_folder`:
 3. skip — a spec whose key matches the cache entry, and whose output folder still holds the recorded
    ``manifest.json`` and files (same size and mtime), is not compiled again. The cache lives in
    ``<out root>/.tfspec-build-cache.json``.
-4. compile — the rest in worker processes (one per CPU), or in this process when only one is stale.
+4. compile — the rest in worker processes (one per CPU, each killed by the kernel when the build dies), or in
+   this process when only one is stale.
 5. check names — two specs with the same ``name`` would write the same folder: both are errors.
 6. write — each valid spec's output to ``<out root>/<name>/`` (``<name>-<env>/`` with an overlay),
-   atomically (:func:`tfspec.compiler.write.write_tree`), then the cache is saved (atomically).
+   atomically (:func:`tfspec.compiler.write.write_tree`), then the cache is saved (atomically). Staging
+   folders that killed builds left anywhere under the output root are removed first, cached specs or not.
 
 ``check=True`` writes nothing: every spec is compiled (the cache is not trusted) and compared with its
 output folder. ``prune=True`` removes (or, with ``check``, reports) folders under the output root that hold
@@ -26,6 +28,8 @@ a tfspec ``manifest.json`` but that no spec produces any more.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import ctypes
 import dataclasses
 import functools
 import hashlib
@@ -36,6 +40,7 @@ import os
 import re
 import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -45,7 +50,7 @@ from typing import Any
 from tfspec.spec.errors import Diagnostic
 
 from .versions import TFSPEC_VERSION
-from .write import MANIFEST, diff_tree, manifest_text, process_alive, with_manifest, write_tree
+from .write import MANIFEST, diff_tree, manifest_text, remove_dead_staging, staging_prefix, with_manifest, write_tree
 
 __all__ = [
     "CACHE_FILE",
@@ -245,6 +250,8 @@ class _Compiled:
     diagnostics: tuple[Diagnostic, ...]
     deps: tuple[str, ...]
     pid: int
+    cacheable: bool = True
+    """False when the plan holds digests of data, models or teachers: their files are not deps here."""
 
 
 _Job = tuple[str, str | None, str, dict[str, str]]
@@ -259,12 +266,35 @@ def _compile(job: _Job) -> _Compiled:
     if not result.ok or result.resolved is None:
         return _Compiled(path, None, (1, 1), {}, result.diagnostics, (), os.getpid())
     name_position = result.resolved.document.position(("name",))
+    external = result.inputs is not None and bool(result.inputs.content or result.inputs.teachers)
     return _Compiled(path, result.resolved.spec.name, name_position, dict(result.files), (),
-                     referenced_specs(path, result.resolved), os.getpid())
+                     referenced_specs(path, result.resolved), os.getpid(), cacheable=not external)
 
 
-def _ignore_sigint() -> None:
+_PR_SET_PDEATHSIG = 1
+
+
+def _init_worker(parent: int) -> None:
+    """Pool worker start-up: Ctrl-C is the parent's to handle, and the worker dies with its parent.
+
+    A SIGKILLed build cannot shut its pool down: without this its workers live on, reparented to init,
+    holding the build's stdout/stderr open (whoever reads them to the end waits forever). Linux delivers
+    SIGKILL to the worker when the parent dies (``PR_SET_PDEATHSIG``); the parent-pid check covers a parent
+    that died before that was set. Where there is no ``prctl`` a thread polls the parent's pid.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # the process's own symbols include libc's (no find_library: it runs ldconfig in every worker)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: a thread watches the parent instead
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _compile_all(jobs: list[_Job], workers: int) -> list[_Compiled]:
@@ -276,7 +306,8 @@ def _compile_all(jobs: list[_Job], workers: int) -> list[_Compiled]:
     workers = min(workers, len(jobs))
     chunk = max(1, len(jobs) // (workers * 4))
     executor = concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context(method), initializer=_ignore_sigint)
+        max_workers=workers, mp_context=multiprocessing.get_context(method), initializer=_init_worker,
+        initargs=(os.getpid(),))
     try:
         results = list(executor.map(_compile, jobs, chunksize=chunk))
     except BaseException:
@@ -301,15 +332,18 @@ def _load_cache(path: Path) -> dict[str, Any]:
 
 def _save_cache(path: Path, entries: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f"{path.name}.*.tmp"):  # left by a killed build
-        pid = stale.name[len(path.name) + 1:].split(".", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)):
-            stale.unlink(missing_ok=True)
-    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    # compact: with ``indent`` the json module falls back to its pure-Python encoder (5x slower here)
-    temp.write_text(json.dumps({"version": CACHE_VERSION, "entries": entries}, sort_keys=True, separators=(",", ":")),
-                    encoding="utf-8")
-    os.replace(temp, path)
+    # named like staging folders (``.<name>.<owner>.<random>.tmp``), so the next build removes one a kill left
+    handle, temp = tempfile.mkstemp(prefix=staging_prefix(path.name[1:]), suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            # compact: with ``indent`` the json module falls back to its pure-Python encoder (5x slower here)
+            stream.write(json.dumps({"version": CACHE_VERSION, "entries": entries}, sort_keys=True,
+                                    separators=(",", ":")))
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def _output_stats(out_dir: Path, files: Iterable[str]) -> dict[str, list[int]] | None:
@@ -400,6 +434,10 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
     specs = [path for path, _ in discovered]
     cache_path = out_root / CACHE_FILE
     cache = _load_cache(cache_path) if use_cache and not check else {}
+    if not check:
+        # What killed builds left, whichever outputs this build writes: a spec skipped as cached below never
+        # reaches write_tree, so its staging folders would otherwise outlive every later build.
+        remove_dead_staging(out_root)
 
     texts: dict[str, str] = {}
     keys: dict[str, str] = {}
@@ -450,7 +488,8 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
 
     if writes:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, len(writes))) as pool:
-            list(pool.map(lambda w: write_tree(w[1], w[2]), writes))
+            # clean_staging=False: the whole output root was swept above (once, not once per output)
+            list(pool.map(lambda w: write_tree(w[1], w[2], clean_staging=False), writes))
 
     orphans: tuple[str, ...] = ()
     all_named = not any(o.status == "invalid" and o.name is None for o in outcomes.values())
@@ -465,7 +504,7 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
         entries = {k: v for k, v in cache.items() if isinstance(v, dict) and Path(k).exists()}
         for path, out_dir, files in writes:
             stats = _output_stats(out_dir, files)
-            if stats is None:
+            if stats is None or not compiled[path].cacheable:
                 continue
             entries[os.path.abspath(path)] = {
                 "key": keys[path],

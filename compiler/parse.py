@@ -7,6 +7,7 @@ keys get a "did you mean" hint computed from the fields the model at that locati
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
@@ -14,9 +15,10 @@ from typing import Any, Literal, Union, get_args, get_origin
 import pydantic
 from pydantic import BaseModel
 
+from tfspec.spec.base import SAFE_TEXT_PATTERN
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
-from tfspec.spec.loader import KeyPath, SourceDocument
+from tfspec.spec.loader import KeyPath, SourceDocument, cap
 
 __all__ = ["parse_spec", "parse_model", "diagnostics_from_validation_error"]
 
@@ -91,7 +93,12 @@ def _walk(loc: tuple[Any, ...], tree: Any, model: type[BaseModel], missing: bool
     annotation: Any = model
     parent_annotation: Any = model
     for position, element in enumerate(loc):
-        if isinstance(node, dict) and isinstance(element, str) and element in node:
+        chosen = _union_member(annotation, element) if isinstance(element, str) and annotation is not None else None
+        if chosen is not None:
+            # pydantic's tag of a discriminated union, e.g. the layer type "activation": not a key of the
+            # node, even where the node has a key of the same name ({type: activation, activation: relu})
+            annotation = chosen
+        elif isinstance(node, dict) and isinstance(element, str) and element in node:
             parent_annotation = annotation
             annotation = _child_annotation(annotation, element, node)
             path.append(element)
@@ -101,14 +108,10 @@ def _walk(loc: tuple[Any, ...], tree: Any, model: type[BaseModel], missing: bool
             annotation = _item_annotation(annotation, node[element])
             path.append(element)
             node = node[element]
-        elif isinstance(element, str):
-            chosen = _union_member(annotation, element) if annotation is not None else None
-            if chosen is not None:
-                annotation = chosen
-            elif missing and position == len(loc) - 1:
-                parent_annotation = annotation
-                path.append(element)
-                node = None
+        elif isinstance(element, str) and missing and position == len(loc) - 1:
+            parent_annotation = annotation
+            path.append(element)
+            node = None
     return tuple(path), parent_annotation
 
 
@@ -180,36 +183,49 @@ def _describe(item: dict[str, Any], path: KeyPath, owner: Any) -> tuple[str, str
     ctx = item.get("ctx") or {}
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
+        if key in _MODEL_KEYS and "layers" in path:
+            return f"unknown key {_shown(key)}", f"{key} belongs on the model (model.{key}), not on a layer"
         allowed = _allowed_keys(owner)
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         if close:
-            return f"unknown key {key!r}", f"did you mean {close[0]!r}?"
-        return f"unknown key {key!r}", ("allowed keys: " + ", ".join(allowed)) if allowed else None
+            return f"unknown key {_shown(key)}", f"did you mean {close[0]!r}?"
+        return f"unknown key {_shown(key)}", ("allowed keys: " + ", ".join(allowed)) if allowed else None
     if kind == "missing":
         return "required key is missing", None
     if kind in ("union_tag_invalid", "literal_error"):
         expected = ctx.get("expected_tags") or ctx.get("expected")
         got = ctx.get("tag", item.get("input"))
         discriminator = str(ctx.get("discriminator", "kind")).strip("'")
-        message = f"invalid value {got!r}" if kind == "literal_error" else f"unknown {discriminator} {got!r}"
+        message = f"invalid value {_shown(got)}" if kind == "literal_error" else f"unknown {discriminator} {_shown(got)}"
         hint = f"expected one of {expected}" if expected else None
         if isinstance(got, str) and expected:
             options = [o.strip().strip("'\"") for o in str(expected).replace(" or ", ",").split(",")]
-            close = difflib.get_close_matches(got, [o for o in options if o], n=1, cutoff=0.6)
-            if close:
-                hint = f"did you mean {close[0]!r}? expected one of {expected}"
+            hint = _suggest(got, [o for o in options if o], str(expected))
+        if discriminator == "type" and "layers" in path and not (hint or "").startswith("did you mean"):
+            hint = (hint + "; " if hint else "") + _OTHER_LAYERS
         return message, hint
     if kind == "union_tag_not_found":
         return f"missing the {ctx.get('discriminator', 'kind').strip(chr(39))} key that selects the variant", None
     if kind == "string_pattern_mismatch":
-        return f"invalid value {item.get('input')!r}", _PATTERN_HINTS.get(str(ctx.get("pattern")))
+        return f"invalid value {_shown(item.get('input'))}", _PATTERN_HINTS.get(str(ctx.get("pattern")))
     if kind == "value_error":
-        return str(ctx.get("error", item["msg"])), None
+        return cap(str(ctx.get("error", item["msg"])), 300), None
     template = _MESSAGES.get(kind)
     message = template.format(**ctx) if template else item["msg"]
     if "input" in item and not isinstance(item["input"], (dict, list)):
-        message += f" (got {item['input']!r})"
+        message += f" (got {_shown(item['input'])})"
+    if kind in ("int_type", "float_type") and _looks_numeric(item.get("input")):
+        return message, "write a plain decimal number: no quotes, no yes/on/true, no 0x, '_' or ':'"
     return message, None
+
+
+# What YAML 1.1 (and so many a YAML tool) reads as a number or boolean, but a spec does not.
+_NUMBER_LOOKALIKE = re.compile(r"[-+]?(\.?[0-9][0-9a-fA-FxXoObB_:.eE+-]*|\.?(inf|nan))|yes|no|on|off|y|n",
+                               re.IGNORECASE)
+
+
+def _looks_numeric(value: Any) -> bool:
+    return isinstance(value, bool) or isinstance(value, str) and _NUMBER_LOOKALIKE.fullmatch(value.strip()) is not None
 
 
 _MESSAGES = {
@@ -242,7 +258,7 @@ _PATTERN_HINTS = {
     r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$":
         "use a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters",
     r"^[A-Za-z][A-Za-z0-9_]{0,63}$": "use letters, digits and '_', starting with a letter",
-    r"^[^\x00-\x1f\x7f{}$`\\]{0,200}$":
+    SAFE_TEXT_PATTERN:
         "one line of at most 200 characters, without control characters, '{', '}', '$', '`' or '\\'",
     r"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.*?\-/\[\]]{1,255}$":
         "use a relative path inside the project, without '..' or special characters",
@@ -255,6 +271,43 @@ _PATTERN_HINTS = {
     r"^[a-z][a-z0-9_-]{0,31}$": "lower-case letters, digits, '_' and '-', starting with a letter",
     r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.tflite$": "a plain file name ending in .tflite",
 }
+
+
+# Keys of the model that users put on a layer (Keras' Sequential lets the first layer take them).
+_MODEL_KEYS = ("input_shape", "input_dtype")
+
+# Values the spec spells differently: what to write instead, and why.
+_ACCURACY = ("accuracy", "Keras picks the sparse, categorical or binary accuracy that matches the loss")
+_WRITE_INSTEAD = {
+    "sparse_categorical_accuracy": _ACCURACY,
+    "categorical_accuracy": _ACCURACY,
+    "binary_accuracy": _ACCURACY,
+    "acc": _ACCURACY,
+    "mean_absolute_error": ("mae", "the metric's short name"),
+    "top_k_categorical_accuracy": ("sparse_top_k_categorical_accuracy", "labels are class indices"),
+}
+
+_OTHER_LAYERS = ("for a layer not listed, build the model in Python: "
+                 "model: {kind: builder, builder: package.module:function, input_shape: [...]}")
+
+
+def _suggest(got: str, options: list[str], expected: str) -> str:
+    """The hint of a value that is not one of ``options``: a spelling the spec uses for the same thing,
+    the same name in lower case, then the closest spelling, then the list."""
+    if got in _WRITE_INSTEAD and _WRITE_INSTEAD[got][0] in options:
+        value, why = _WRITE_INSTEAD[got]
+        return f"write {value!r}: {why}"
+    if got.lower() in options:
+        return f"did you mean {got.lower()!r}? names are lower-case"
+    close = difflib.get_close_matches(got.lower(), options, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}? expected one of {expected}"
+    return f"expected one of {expected}"
+
+
+def _shown(value: Any) -> str:
+    """A user's value as echoed in a message: its repr, cut (a 5 MB description is not repeated)."""
+    return cap(repr(value))
 
 
 def _kind_of(value: Any) -> str:

@@ -1,6 +1,8 @@
-"""The whole compiler as one function: load → parse → resolve → validate → plan → render.
+"""The whole compiler as one function: load → parse → resolve → validate → inputs → render → plan.
 
-Pure: reads the spec file (and the process environment for ``${VAR}``), writes nothing.
+Reads the spec file, the process environment for ``${VAR}`` and, in the ``inputs`` stage, the files the
+spec names (data, SavedModels, builder modules, teacher specs). The only thing it writes is that stage's
+stat memo (``.tfspec/input-digests.json`` beside the spec, a cache that may be deleted at any time).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_text
 
+from .inputs import InputDigests, gather_inputs
 from .parse import parse_model, parse_spec
 from .plan import Plan, build_plan
 from .render import render_targets
@@ -36,6 +39,7 @@ class CompileResult:
         files: every output file, ``plan.json`` included, relative to the output folder (``manifest.json``
             is added by the writer).
         diagnostics: every problem found; empty when the spec is valid.
+        inputs: the content digests of the files the spec's steps read (None when it did not get that far).
     """
 
     path: str
@@ -43,6 +47,7 @@ class CompileResult:
     plan: Plan | None
     files: dict[str, str]
     diagnostics: tuple[Diagnostic, ...]
+    inputs: InputDigests | None = None
 
     @property
     def ok(self) -> bool:
@@ -84,16 +89,21 @@ def compile_document(document: SourceDocument, env: str | None = None,
                      environ: Mapping[str, str] | None = None) -> CompileResult:
     try:
         resolved = resolve_document(document, env, environ)
+        inputs = gather_inputs(resolved, compile_teacher=_compile_teacher)
         # The served content's fingerprints (image tags follow them) do not depend on the rendered files.
-        target_files = render_targets(resolved, served_fingerprints(build_plan(resolved)))
+        target_files = render_targets(resolved, served_fingerprints(build_plan(resolved, None, inputs)))
         plan = build_plan(resolved, {name: {path: _sha256(text) for path, text in files.items()}
-                                     for name, files in target_files.items()})
+                                     for name, files in target_files.items()}, inputs)
     except SpecError as error:
         return CompileResult(document.file, None, None, {}, tuple(error.diagnostics))
     files: dict[str, str] = {PLAN_FILE: plan.to_text()}
     for target_files_of_one in target_files.values():
         files.update(target_files_of_one)
-    return CompileResult(document.file, resolved, plan, files, ())
+    return CompileResult(document.file, resolved, plan, files, (), inputs)
+
+
+def _compile_teacher(path: Path) -> CompileResult:
+    return compile_spec(path)  # looked up when called, so a test can count teacher compilations
 
 
 def served_fingerprints(plan: Plan) -> dict[str, str]:

@@ -3,6 +3,11 @@
 A step's fingerprint is the sha256 of its kind, its canonical parameters, the fingerprints of the
 steps it depends on and the pinned tool versions: changing a tflite target's quantization changes only
 that target's steps; changing training changes training and everything downstream.
+
+External inputs count by content: the ``inputs`` stage digests the data files, a SavedModel or builder
+module and distillation teachers, and those digests are parameters of the steps that read them
+(``data``, ``train``, ``distill``), so editing a file re-runs exactly those steps and what follows them.
+This module does no I/O.
 """
 
 from __future__ import annotations
@@ -10,22 +15,28 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tfspec.spec.data import TfrecordSource
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, KserveTarget, TfliteTarget, TfServingTarget
 
-from .resolve import ResolvedSpec
+from .resolve import ResolvedSpec, num_classes_key
 from .targets.model_store import upload_params
-from .teachers import teacher_identity
 from .versions import PLAN_SCHEMA_VERSION, RUNTIME_VERSIONS, TFSPEC_VERSION
 
-__all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "build_plan", "canonical_json", "fingerprint", "model_step_id"]
+if TYPE_CHECKING:  # inputs.py imports this module
+    from .inputs import InputDigests
+
+__all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "REGRESSION_LOSSES", "build_plan", "canonical_json",
+           "fingerprint", "model_step_id", "quality_metric"]
 
 STEP_KINDS: tuple[str, ...] = (
-    "data", "train", "prune", "cluster", "qat", "distill", "export", "warmup", "tflite", "verify", "bundle", "upload",
+    "data", "train", "prune", "cluster", "qat", "distill", "evaluate", "export", "warmup", "tflite", "verify", "bundle",
+    "upload",
     "render",
 )
+
+REGRESSION_LOSSES = frozenset({"mean_squared_error", "mean_absolute_error", "huber"})
 
 # Steps whose output is a Keras model (``model.keras`` / ``model.h5``): training and every compression stage.
 MODEL_STEP_KINDS: tuple[str, ...] = ("train", "prune", "cluster", "qat", "distill")
@@ -131,18 +142,40 @@ def _dump(model: Any) -> Any:
     return model.model_dump(mode="json") if model is not None else None
 
 
+def quality_metric(loss_kind: str) -> str:
+    """The metric every stage and artifact is measured and gated with: ``mae`` (mean absolute error,
+    lower is better) for a regression loss, ``accuracy`` otherwise."""
+    return "mae" if loss_kind in REGRESSION_LOSSES else "accuracy"
+
+
 def model_step_id(plan: Plan) -> str:
     """Id of the step producing the final Keras model (the last compression stage, or ``train``)."""
     return [s.id for s in plan.steps if s.kind in MODEL_STEP_KINDS][-1]
 
 
-def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]] | None = None) -> Plan:
-    """Turn a validated spec into the step DAG.
+def _teacher_identity(digests: InputDigests | None, index: int, stage: Any) -> dict[str, Any] | None:
+    """What identifies an external teacher's model (see ``teachers.py``); None for ``self``."""
+    teacher = stage.teacher
+    if teacher is None or teacher.kind == "self" or digests is None:
+        return None
+    if teacher.kind == "saved_model":
+        sha = digests.content.get(f"compression[{index}].teacher.path")
+        return {"sha256": sha} if sha else None
+    model = digests.teachers.get(index)
+    return {"model_step": model.model_step, "fingerprint": model.fingerprint} if model else None
+
+
+def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]] | None = None,
+               digests: InputDigests | None = None) -> Plan:
+    """Turn a validated spec and its gathered inputs into the step DAG.
 
     ``rendered_files`` maps target name → {path: sha256} of the files render wrote for it, so a render
     step's fingerprint changes exactly when its files do. Render steps are carried out by ``tfspec build``;
     ``tfspec run`` lays the rendered files under the bundled binaries when it assembles the dist folder,
     so no runtime step depends on them (a changed header never re-runs a bundle).
+
+    ``digests`` are the content digests of the files the steps read (``inputs.gather_inputs``); without
+    them (a plan of a spec whose inputs were not gathered) no step carries input digests.
     """
     spec = resolved.spec
     b = _PlanBuilder()
@@ -154,6 +187,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         "augmentation": _dump(spec.data.augmentation),
         "labels": list(resolved.labels),
         "num_classes": resolved.num_classes,
+        "num_classes_key": list(num_classes_key(spec)),
         "input_shape": list(resolved.input_shape),
         "input_dtype": resolved.input_dtype,
         "loss": training.loss_spec.kind,
@@ -161,6 +195,9 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     if isinstance(spec.data.source, TfrecordSource):
         # canonical JSON sorts mapping keys; the input is the features' concatenation in spec order
         data_params["feature_order"] = list(spec.data.source.features)
+    data_inputs = digests.under("data.") if digests is not None else {}
+    if data_inputs:  # only with external data, so plans of built-in sources keep their fingerprints
+        data_params["input_digests"] = data_inputs
     data = b.add("data", "data", data_params, [], ["dataset.npz", "data_info.json"])
     fit = {
         "optimizer": _dump(training.optimizer),
@@ -172,15 +209,20 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         "distribution": _dump(training.distribution),
     }
     model_outputs = ["model.keras", "history.json", "metrics.json"]
-    last = b.add("train", "train", {
+    train_params: dict[str, Any] = {
         "model": _dump(spec.model),
         "training": _dump(training),
         "fit": fit,
         "input_name": resolved.input_name,
         "output_name": resolved.output_name,
         "num_classes": resolved.num_classes,
-    }, [data], model_outputs)
+    }
+    model_inputs = digests.under("model.") if digests is not None else {}
+    if model_inputs:  # a SavedModel folder or a builder's modules
+        train_params["input_digests"] = model_inputs
+    last = b.add("train", "train", train_params, [data], model_outputs)
     train_step = last
+    model_steps = [train_step]
     for index, stage in enumerate(spec.compression):
         kind = _STAGE_STEP_KIND[stage.kind]
         inputs = [last, data]
@@ -189,7 +231,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         stage_params: dict[str, Any] = {}
         if kind == "distill":
             # An external teacher is not a step of this plan: its identity keeps the fingerprint honest.
-            stage_params["teacher_identity"] = teacher_identity(resolved, stage)
+            stage_params["teacher_identity"] = _teacher_identity(digests, index, stage)
         last = b.add(f"compress.{index}.{stage.kind}", kind, {
             **stage_params,
             "index": index,
@@ -201,7 +243,13 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
             "input_dtype": resolved.input_dtype,
             "num_classes": resolved.num_classes,
         }, inputs, ["model.h5", *model_outputs[1:]] if kind == "qat" else model_outputs)
+        model_steps.append(last)
     final_model = last
+    metric = quality_metric(training.loss_spec.kind)
+    # Every model step measured once per run (the trained model is the reference of every drop; the
+    # final one's latency is the Keras baseline of every target).
+    evaluate = b.add("evaluate", "evaluate", {"metric": metric, "num_classes": resolved.num_classes},
+                     [*model_steps, data], ["evaluation.json"])
     quantization_aware = any(s.kind == "quantization_aware" for s in spec.compression)
     export = b.add("export", "export", {
         "name": spec.name,
@@ -237,8 +285,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                 "artifact": "tflite",
                 "filename": target.filename,
                 "gates": _dump(target.gates),
-                "metric": training.metrics[0] if training.metrics else None,
-            }, [convert, final_model, data], ["verify.json"], t)
+                "metric": metric,
+            }, [convert, evaluate, data], ["verify.json"], t)
             bundle_params: dict[str, Any] = {"filename": target.filename, "android": _dump(target.android),
                                              "labels": list(resolved.labels), "name": spec.name, "version": spec.version,
                                              "input_name": resolved.input_name, "output_name": resolved.output_name}
@@ -260,10 +308,10 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
             verify = b.add(f"{t}.verify", "verify", {
                 "artifact": "saved_model",
                 "gates": _dump(target.gates),
-                "metric": training.metrics[0] if training.metrics else None,
+                "metric": metric,
                 "input_name": resolved.input_name,
                 "output_name": resolved.output_name,
-            }, [export, final_model, data], ["verify.json"], t)
+            }, [export, evaluate, data], ["verify.json"], t)
             model_dir = f"{t}/models/{spec.name}/{spec.version}"
             bundle = b.add(f"{t}.bundle", "bundle", {"model_dir": model_dir, "name": spec.name, "version": spec.version},
                            inputs + [verify], [model_dir], t)

@@ -19,19 +19,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from tfspec.spec.data import SklearnDigitsSource, ImageFolderSource, TfrecordSource, CsvSource
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
-from tfspec.spec.loader import KeyPath, Position, SourceDocument
+from tfspec.spec.loader import KeyPath, NumberTooLong, Position, SourceDocument, plain_scalar
 from tfspec.spec.model import DenseLayer
 from tfspec.spec.targets import GpuClusterTarget, KserveTarget, SpecificVersions, TfliteTarget, TfServingTarget
 
 from .quantities import quantity_value
 from .versions import SERVING_IMAGE
 
-__all__ = ["ResolvedSpec", "expand_variables", "apply_environment", "with_defaults"]
+__all__ = ["ResolvedSpec", "expand_variables", "apply_environment", "with_defaults", "num_classes_key"]
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _UNCLOSED = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\})")
@@ -74,12 +72,13 @@ def expand_variables(document: SourceDocument, environ: Mapping[str, str] | None
         expanded = _VARIABLE.sub(substitute, value)
         whole = _VARIABLE.fullmatch(value)
         if whole and whole.group(0) != "$$":
+            # The same scalar rules as the loader: "yes", "0x28" or a 5,000-digit number stay strings.
             try:
-                parsed = yaml.safe_load(expanded)
-            except yaml.YAMLError:
+                parsed = plain_scalar(expanded.strip())
+            except NumberTooLong:
                 return expanded
-            if isinstance(parsed, (int, float, bool)) or parsed is None and expanded.strip() == "":
-                return parsed if expanded.strip() else expanded
+            if isinstance(parsed, (int, float, bool)):
+                return parsed
         return expanded
 
     tree = expand(document.tree, ())
@@ -209,6 +208,25 @@ def _num_classes(spec: Spec) -> int | None:
     if layers and isinstance(layers[-1], DenseLayer):
         return layers[-1].units
     return None
+
+
+def num_classes_key(spec: Spec) -> KeyPath:
+    """The spec key that fixes the number of classes the model outputs, for errors about class counts:
+    the output layer's ``units`` when the spec lists layers, else ``data.num_classes`` / ``data.labels``."""
+    model = spec.model
+    layers = list(getattr(model, "layers", None) or [])
+    if layers:
+        index = len(layers) - 1
+        outputs = getattr(model, "outputs", None)
+        names = [layer.name for layer in layers]
+        if outputs and outputs[0] in names:
+            index = names.index(outputs[0])
+        return ("model", "layers", index, "units") if isinstance(layers[index], DenseLayer) else ("model", "layers", index)
+    if spec.data.num_classes is not None:
+        return ("data", "num_classes")
+    if spec.data.labels:
+        return ("data", "labels")
+    return ("model",)
 
 
 def _batching_defaults(target: TfServingTarget) -> Any:

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from tfspec.spec.compression import ClusterStage, DistillStage, PruneStage, QuantizationAwareStage
-from tfspec.spec.data import SklearnDigitsSource
+from tfspec.spec.data import ImageFolderSource, SklearnDigitsSource
 from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.model import DenseLayer, FunctionalModel, SequentialModel
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from .quantities import quantity_value
-from .resolve import ResolvedSpec, source_shape
+from .plan import quality_metric
+from .resolve import ResolvedSpec, num_classes_key, source_shape
 from .teachers import teacher_diagnostics
 from .targets import gpu_cluster as gpu_cluster_rules
 from .targets import kserve as kserve_rules
@@ -240,6 +242,8 @@ def early_stopping_needs_validation(r: ResolvedSpec) -> list[Diagnostic]:
 
 
 def gates_need_accuracy(r: ResolvedSpec) -> list[Diagnostic]:
+    if quality_metric(r.spec.training.loss_spec.kind) != "accuracy":
+        return []  # gates_match_metric says which gates a regression model has
     out = []
     for index, target in enumerate(r.spec.targets):
         gates = getattr(target, "gates", None)
@@ -248,6 +252,89 @@ def gates_need_accuracy(r: ResolvedSpec) -> list[Diagnostic]:
             out.append(r.diagnostic(("targets", index, "gates"), "accuracy gates need the accuracy metric",
                                     "add accuracy to training.metrics"))
     return out
+
+
+_ACCURACY_GATES = ("max_accuracy_drop", "min_accuracy")
+_ERROR_GATES = ("max_error_increase", "max_error")
+
+
+def gates_match_metric(r: ResolvedSpec) -> list[Diagnostic]:
+    """Accuracy gates bound a classifier's drop; error gates bound a regression model's mae increase."""
+    out = []
+    metric = quality_metric(r.spec.training.loss_spec.kind)
+    wrong, right = (_ACCURACY_GATES, _ERROR_GATES) if metric == "mae" else (_ERROR_GATES, _ACCURACY_GATES)
+    for index, target in enumerate(r.spec.targets):
+        gates = getattr(target, "gates", None)
+        for name in wrong:
+            if gates is not None and getattr(gates, name) is not None:
+                what = (f"a {r.spec.training.loss_spec.kind} model is measured by mae (mean absolute error, lower is "
+                        "better)" if metric == "mae" else "a classifier is measured by accuracy")
+                out.append(r.diagnostic(("targets", index, "gates", name), f"{name} does not apply: {what}",
+                                        f"use {' or '.join(right)}"))
+    return out
+
+
+# --- conversion ---------------------------------------------------------------------------------------
+
+_RECURRENT_LAYER_TYPES = frozenset({"lstm", "gru"})
+
+
+def select_tf_ops_cannot_verify(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, target in enumerate(r.spec.targets):
+        if isinstance(target, TfliteTarget) and "select_tf_ops" in (target.supported_ops or []):
+            at = target.supported_ops.index("select_tf_ops")
+            out.append(r.diagnostic(
+                ("targets", index, "supported_ops", at),
+                "select_tf_ops models cannot be verified: the LiteRT interpreter tfspec runs them on (ai-edge-litert) "
+                "has no Flex delegate, so every TensorFlow op in the model fails to load",
+                "use only tflite_builtins / tflite_builtins_int8 ops (replace the layer that needs a TensorFlow op), "
+                "or serve the model with a tf_serving target"))
+    return out
+
+
+def recurrent_layers_need_serving(r: ResolvedSpec) -> list[Diagnostic]:
+    """LSTM/GRU layers reach the TFLite converter as TensorList loops it cannot lower to builtins."""
+    if not any(isinstance(t, TfliteTarget) for t in r.spec.targets):
+        return []
+    out = []
+    tflite_index = next(i for i, t in enumerate(r.spec.targets) if isinstance(t, TfliteTarget))
+    # the model that is converted: the last distill stage's student, otherwise the spec's model
+    layers, where = _layers(r), ("model", "layers")
+    for index, stage in _stages(r):
+        if isinstance(stage, DistillStage) and stage.student is not None:
+            layers, where = list(stage.student), ("compression", index, "student")
+    for j, layer in enumerate(layers):
+        if layer.type in _RECURRENT_LAYER_TYPES:
+            out.append(r.diagnostic(
+                where + (j, "type"),
+                f"a {layer.type} layer cannot be converted to TFLite yet (targets[{tflite_index}]): the converter "
+                "fails on its TensorList loop",
+                "remove the tflite target and serve the model with tf_serving, or replace the "
+                f"{layer.type} layer (e.g. conv1d + global_average_pool1d)"))
+    return out
+
+
+def image_folder_classes_match(r: ResolvedSpec) -> list[Diagnostic]:
+    """The class sub-folders of an image_folder source against the classes the model outputs (cheap here)."""
+    source = r.spec.data.source
+    if not isinstance(source, ImageFolderSource) or r.num_classes is None:
+        return []
+    root = Path(r.file).parent / source.path
+    if not root.is_dir():
+        return []  # the data step names the missing folder
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # one sigmoid unit separates two classes
+    outputs = 2 if r.spec.training.loss_spec.kind == "binary_crossentropy" else r.num_classes
+    if not classes or len(classes) == outputs:
+        return []
+    return [r.diagnostic(num_classes_key(r.spec), f"the model has {outputs} classes but {source.path} has "
+                         f"{len(classes)} class folders ({_listed(classes)})",
+                         f"make the output layer {len(classes)} units wide (and data.num_classes / data.labels match)")]
+
+
+def _listed(names: list[str], limit: int = 12) -> str:
+    return ", ".join(names[:limit]) + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
 
 
 # --- compression ------------------------------------------------------------------------------------
@@ -681,6 +768,10 @@ RULES: tuple[Rule, ...] = (
     final_layer_matches_loss,
     early_stopping_needs_validation,
     gates_need_accuracy,
+    gates_match_metric,
+    select_tf_ops_cannot_verify,
+    recurrent_layers_need_serving,
+    image_folder_classes_match,
     compression_order,
     distill_needs_teacher_and_student,
     distill_needs_classification_loss,

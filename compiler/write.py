@@ -5,14 +5,18 @@ The new tree is written to a temporary sibling folder and swapped with the old o
 complete output or the new complete one. Where the exchange is not available, two renames are used and
 an interrupted swap is repaired by the next build (``recover_interrupted_swap``).
 
-Staging folders are named ``.<out>.<pid>.<random>.tmp``: a build killed with SIGKILL can leave one behind,
-and the next write of the same output removes those whose process is gone (``_remove_stale_staging``),
-never one that a live concurrent build is still filling.
+Staging folders are named ``.<out>.<owner>.<random>.tmp``, where ``<owner>`` is ``<pid>-<start>``: the
+writer's process id and its start time (clock ticks since boot, from ``/proc``), both in the name from the
+moment the folder exists. A build killed with SIGKILL can leave one behind; the next write of the same
+output, and every folder build and run at its start (``remove_dead_staging``), removes those whose owner is
+gone. A process id alone is not enough: an id reused by an unrelated process (or a zombie) would keep a
+dead build's folder forever, so the start time must match too. A live concurrent build's folder is kept.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import ctypes
 import ctypes.util
 import difflib
@@ -20,6 +24,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -29,7 +34,7 @@ from tfspec.spec.errors import TfspecError
 
 __all__ = ["MANIFEST", "OutputPathError", "manifest_text", "with_manifest", "write_tree", "diff_tree", "read_manifest",
            "check_output_path", "exchange_paths", "recover_interrupted_swap", "swap_into_place",
-           "process_alive"]
+           "process_alive", "owner_token", "owner_alive", "staging_prefix", "remove_dead_staging"]
 
 MANIFEST = "manifest.json"
 _RENAME_EXCHANGE = 2
@@ -150,27 +155,78 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale_staging(out_dir: Path) -> None:
-    """Delete staging folders of ``out_dir`` left by builds that were killed (their process is gone)."""
-    prefix = f".{out_dir.name}."
+def _proc_stat(pid: int | str) -> tuple[str, str] | None:
+    """``(state, start time)`` of a process from ``/proc/<pid>/stat``, or None when there is no such process."""
     try:
-        entries = list(os.scandir(out_dir.parent))
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            text = handle.read().decode("ascii", errors="replace")
     except OSError:
-        return
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
+    return fields[0], fields[19]  # fields 3 (state) and 22 (starttime) of proc(5)
+
+
+def owner_token() -> str:
+    """``<pid>-<start>`` naming this process in staging folder names (``<pid>`` where ``/proc`` is missing)."""
+    stat = _proc_stat("self")
+    return f"{os.getpid()}-{stat[1]}" if stat is not None else str(os.getpid())
+
+
+def owner_alive(token: str) -> bool:
+    """Whether the process named by an :func:`owner_token` still runs (a zombie or a reused pid does not count)."""
+    pid_text, _, start = token.partition("-")
+    pid = int(pid_text)
+    if pid == os.getpid() and (not start or start == owner_token().partition("-")[2]):
+        return True
+    if not os.path.isdir("/proc/self") or not start:  # no /proc, or a name from before start times were recorded
+        return process_alive(pid)
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X") and stat[1] == start
+
+
+def staging_prefix(name: str) -> str:
+    """``.<name>.<owner>.``: the prefix of a staging (or scratch) folder this process creates for ``name``."""
+    return f".{name}.{owner_token()}."
+
+
+_STAGING = re.compile(r"\.(?P<name>.+)\.(?P<owner>\d+(?:-\d+)?)\.[A-Za-z0-9_]+\.tmp")
+
+
+def remove_dead_staging(folder: Path, name: str | None = None) -> list[str]:
+    """Delete the staging folders (and temporary files) in ``folder`` whose owner process is gone.
+
+    ``name`` limits it to those of one output. Returns the names removed. Entries of live processes,
+    this one included, are kept.
+    """
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    prefix = "." if name is None else f".{name}."  # a cheap filter first: folder builds call this per output
     for entry in entries:
         if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
             continue
-        pid_text = entry.name[len(prefix):].split(".", 1)[0]
-        if pid_text.isdigit() and not process_alive(int(pid_text)) and entry.is_dir(follow_symlinks=False):
+        match = _STAGING.fullmatch(entry.name)
+        if match is None or (name is not None and match["name"] != name) or owner_alive(match["owner"]):
+            continue
+        if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+        removed.append(entry.name)
+    return removed
 
 
-def write_tree(out_dir: Path, files: dict[str, str], discard: Callable[[Path], None] | None = None) -> None:
+def write_tree(out_dir: Path, files: dict[str, str], discard: Callable[[Path], None] | None = None, *,
+               clean_staging: bool = True) -> None:
     """Replace ``out_dir`` with exactly ``files`` (plus ``manifest.json``), atomically.
 
     After the swap the previous tree sits in a hidden staging folder beside ``out_dir``; it is deleted
     here, or handed to ``discard`` (e.g. a background deleter, so a watcher can report the new output
-    before the old one's files are unlinked).
+    before the old one's files are unlinked). ``clean_staging=False`` skips removing dead builds' staging
+    folders of this output (a folder build does it once for its whole output root).
     """
     out_dir = Path(out_dir).absolute()
     for path in files:
@@ -180,8 +236,9 @@ def write_tree(out_dir: Path, files: dict[str, str], discard: Callable[[Path], N
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputPathError(f"output path {out_dir} exists and is not a folder")
     recover_interrupted_swap(out_dir)
-    _remove_stale_staging(out_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", suffix=".tmp", dir=out_dir.parent))
+    if clean_staging:
+        remove_dead_staging(out_dir.parent, out_dir.name)
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(out_dir.name), suffix=".tmp", dir=out_dir.parent))
     try:
         written: list[Path] = []
         for path, text in sorted(complete.items()):

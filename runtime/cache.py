@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tfspec.compiler.write import process_alive
+from tfspec.compiler.write import remove_dead_staging, staging_prefix
 
 __all__ = ["StepCache", "default_cache_dir", "COMPLETE_MARKER"]
 
@@ -43,25 +43,16 @@ class StepCache:
     def sweep(self) -> list[str]:
         """Delete scratch folders left by killed runs (their process is gone); returns their names.
 
-        A scratch folder is named ``.<fingerprint[:12]>.<pid>.<random>.tmp``; one whose pid is still
-        alive belongs to a run in progress and is kept.
+        A scratch folder is named ``.<fingerprint[:12]>.<pid>-<start>.<random>.tmp``; one whose process
+        still runs belongs to a run in progress and is kept (see :func:`tfspec.compiler.write.owner_alive`).
         """
-        removed = []
-        if not self.root.is_dir():
-            return removed
-        for path in self.root.glob(".*.tmp"):
-            parts = path.name.split(".")
-            if len(parts) < 5 or not parts[2].isdigit() or process_alive(int(parts[2])):
-                continue
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path.name)
-        return removed
+        return remove_dead_staging(self.root)
 
     @contextlib.contextmanager
     def writing(self, fingerprint: str, step_id: str) -> Iterator[Path]:
         """Yield a scratch folder; on success it becomes the entry, on any error it is deleted."""
         self.root.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{fingerprint[:12]}.{os.getpid()}.", suffix=".tmp", dir=self.root))
+        scratch = Path(tempfile.mkdtemp(prefix=staging_prefix(fingerprint[:12]), suffix=".tmp", dir=self.root))
         try:
             yield scratch
             (scratch / COMPLETE_MARKER).write_text(

@@ -72,7 +72,7 @@ class StepFailed(TfspecError):
 @contextlib.contextmanager
 def reported_as_step_errors(step_id: str, document: Any) -> Iterator[None]:
     """Run one step's code: spec problems get their file position, anything else becomes a one-line
-    :class:`StepFailed` (``TFSPEC_DEBUG=1`` keeps the original exception and its traceback)."""
+    :class:`StepFailed` (exit 2; the CLI prints the original traceback under ``TFSPEC_DEBUG=1``)."""
     try:
         yield
     except StepError as error:
@@ -80,7 +80,6 @@ def reported_as_step_errors(step_id: str, document: Any) -> Iterator[None]:
     except (TfspecError, KeyboardInterrupt):
         raise
     except Exception as error:
-        if os.environ.get("TFSPEC_DEBUG"):
-            raise
-        raise StepFailed(f"step {step_id} failed: {type(error).__name__}: {error} "
-                         "(set TFSPEC_DEBUG=1 for a traceback)") from error
+        # TFSPEC_DEBUG=1 shows the traceback (the CLI prints the cause) but keeps the exit code
+        hint = "" if os.environ.get("TFSPEC_DEBUG") else " (set TFSPEC_DEBUG=1 for a traceback)"
+        raise StepFailed(f"step {step_id} failed: {type(error).__name__}: {error}{hint}") from error

@@ -12,6 +12,8 @@ import dataclasses
 import hashlib
 import importlib
 import json
+import os
+import re
 import shutil
 import tempfile
 import time
@@ -21,17 +23,22 @@ from typing import Any
 
 from tfspec.compiler.pipeline import CompileResult
 from tfspec.compiler.plan import MODEL_STEP_KINDS, Plan, Step
-from tfspec.compiler.write import MANIFEST, OutputPathError, check_output_path, recover_interrupted_swap, swap_into_place
+from tfspec.compiler.write import (MANIFEST, OutputPathError, check_output_path, recover_interrupted_swap,
+                                   remove_dead_staging, staging_prefix, swap_into_place)
 
 from .cache import StepCache, default_cache_dir
 from .context import METRICS_FILE, StepContext
 from .errors import StepError, StepFailed, reported_as_step_errors
 from .report import REPORT_FILE, build_report
 from .report_html import REPORT_HTML, write_report_html
+from .tf import import_tf, tf_loaded
 
 __all__ = ["RunReport", "StepFailed", "run_plan", "default_dist_dir", "step_module", "CHECKPOINTS_DIR"]
 
 CHECKPOINTS_DIR = "checkpoints"
+# tfspec 0.1 named dist staging folders without their owner (``.<name>.<8 random>.tmp``): no run can tell a
+# live one from a dead one, but none stays for an hour (the folder is filled and swapped in seconds)
+_LEGACY_STAGING_AGE_S = 3600
 _STAGE_KEYS = {"prune": "prune", "cluster": "cluster", "qat": "quantization_aware", "distill": "distill"}
 
 
@@ -107,6 +114,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _remove_dead_dist_staging(dist_dir: Path) -> list[str]:
+    """Staging folders of ``dist_dir`` left by killed runs: owner gone, or the old unowned name and stale."""
+    removed = remove_dead_staging(dist_dir.parent, dist_dir.name)
+    legacy = re.compile(rf"\.{re.escape(dist_dir.name)}\.[a-z0-9_]{{8}}\.tmp")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(dist_dir.parent):
+            if legacy.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False) \
+                    and time.time() - entry.stat(follow_symlinks=False).st_mtime > _LEGACY_STAGING_AGE_S:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.name)
+    return removed
+
+
 def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
     """Fill a staging folder, add ``manifest.json`` and swap it with ``dist_dir`` in one step."""
     dist_dir = Path(dist_dir).absolute()
@@ -114,7 +134,9 @@ def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
     if dist_dir.exists() and not dist_dir.is_dir():
         raise OutputPathError(f"dist path {dist_dir} exists and is not a folder")
     recover_interrupted_swap(dist_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dist_dir.name}.", suffix=".tmp", dir=dist_dir.parent))
+    _remove_dead_dist_staging(dist_dir)
+    # the owner in the name lets the next run remove what a kill during the copy or the swap left
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(dist_dir.name), suffix=".tmp", dir=dist_dir.parent))
     try:
         fill(staging)
         entries = {f.relative_to(staging).as_posix(): _sha256(f) for f in sorted(staging.rglob("*")) if f.is_file()}
@@ -143,7 +165,7 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
         modules = {step.kind: step_module(step, plan) for step in plan.steps if step.kind != "render"}
     except StepError as error:
         raise error.locate(result.resolved.document) from None
-    for name in cache.sweep():
+    for name in [*cache.sweep(), *_remove_dead_dist_staging(dist)]:
         log(f"removed {name}, the unfinished output of a killed run")
     entries: dict[str, Path] = {}
     outputs: dict[str, dict[str, Any]] = {}
@@ -167,6 +189,9 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
             log(f"cached  {step.id}")
             was_cached = True
         else:
+            if not tf_loaded():  # seconds of silence otherwise, before the first step's own line
+                log("loading TensorFlow...")
+                import_tf()
             log(f"run     {step.id}")
             checkpoint = cache.root / CHECKPOINTS_DIR / step.fingerprint
             with reported_as_step_errors(step.id, result.resolved.document):
@@ -208,6 +233,7 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
             # spending seconds on matplotlib (`tfspec report` redraws it with the cache flags).
             shutil.copy2(previous_page, staging / REPORT_HTML)
         else:
+            log("writing report...")
             write_report_html(staging, report)
 
     _write_dist(dist, fill)

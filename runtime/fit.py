@@ -116,7 +116,8 @@ def _read_csv_history(path: Path) -> dict[str, list[float]]:
     history: dict[str, list[float]] = {}
     for epoch in sorted(rows):
         for key, value in rows[epoch].items():
-            if key != "epoch" and value not in ("", None):
+            # CSVLogger writes "NA" for val_* columns when there is no validation split
+            if key != "epoch" and value not in ("", "NA", None):
                 history.setdefault(key, []).append(float(value))
     return history
 
@@ -242,11 +243,13 @@ def layer_stats(model: Any) -> list[dict[str, Any]]:
 
 
 def model_metrics(model: Any, data: Dataset, fit: dict[str, Any]) -> dict[str, Any]:
-    """The metrics every model step reports: test metrics, ``accuracy``, ``params`` and ``layers``."""
+    """The metrics every model step reports: test metrics, ``accuracy`` (historical name: the value of
+    ``metric``, the first of ``training.metrics``, e.g. ``mae``), ``params`` and ``layers``."""
     test = evaluate_model(model, data.x_test, data.y_test, fit, data.num_classes)
     metric_names = fit.get("metrics") or []
     quality = metric_names[0] if metric_names else "loss"
-    out: dict[str, Any] = {"test": test, "params": int(model.count_params()), "layers": layer_stats(model)}
+    out: dict[str, Any] = {"test": test, "params": int(model.count_params()), "layers": layer_stats(model),
+                           "metric": quality}
     value = test.get(quality)
     out["accuracy"] = value if value is None or math.isfinite(value) else None
     return out

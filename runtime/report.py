@@ -1,11 +1,17 @@
 """``report.json``: what a run did and measured (per-step timing, training history, per-target metrics).
 
 Its shape is a contract (an HTML renderer reads it); keys may be added, never renamed:
-``{"spec", "tool_versions", "steps": [...], "baseline", "targets": {...}, "history": {...}, "passed"}``.
+``{"spec", "tool_versions", "steps": [...], "baseline", "targets": {...}, "history": {...}, "passed"}``,
+and since the ``evaluate`` step: ``metric`` (``accuracy`` or ``mae``), ``stages`` (the trained model and
+each compression stage's model, measured on the test split), ``class_counts``, ``model_summary``,
+``machine`` (where latencies were measured) and ``warnings`` (e.g. a model at chance level).
 """
 
 from __future__ import annotations
 
+import os
+import platform
+from pathlib import Path
 from typing import Any
 
 from tfspec.compiler.plan import MODEL_STEP_KINDS, Plan, model_step_id
@@ -13,7 +19,7 @@ from tfspec.compiler.versions import TFSPEC_VERSION
 
 from .tf import installed_versions
 
-__all__ = ["REPORT_FILE", "build_report", "missed_gates"]
+__all__ = ["REPORT_FILE", "build_report", "missed_gates", "machine"]
 
 REPORT_FILE = "report.json"
 
@@ -25,6 +31,33 @@ def _artifact(plan: Plan, target: str, kind: str) -> str | None:
                 return f"{step.params['assets_dir']}/{step.params['filename']}"
             return step.params["model_dir"]
     return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text("utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """The machine latencies were measured on: CPU model, logical cores, OS."""
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version()}
+
+
+def _warnings(evaluation: dict[str, Any] | None, targets: dict[str, Any]) -> list[str]:
+    chance = (evaluation or {}).get("chance")
+    if not chance:
+        return []
+    limit = chance["level"] + chance["margin"]
+    out = [f"the {label} model is at chance level on the test split" for label in chance["at_chance"]]
+    out += [f"target {name} is at chance level on the test split" for name, t in targets.items()
+            if t["metrics"].get("accuracy") is not None and t["metrics"]["accuracy"] <= limit]
+    return [f"{line}: accuracy <= {chance['level']:.4f} (the majority class's share or uniform guessing) "
+            f"+ {chance['margin']}; the model has learned nothing useful" for line in out]
 
 
 def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, dict[str, Any]],
@@ -45,7 +78,12 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
             "gates": verified["gates"],
             "passed": verified["passed"],
             "tensors": verified.get("tensors") or {},
+            "confusion": verified.get("confusion"),
+            "per_class": verified.get("per_class"),
         }
+    evaluation = next((outputs[s.id] for s in plan.steps if s.kind == "evaluate" and s.id in outputs), None)
+    if baseline is None and evaluation is not None:
+        baseline = evaluation["baseline"]
     if baseline is None:
         final = outputs.get(model_step_id(plan)) if any(s.kind in MODEL_STEP_KINDS for s in plan.steps) else None
         baseline = {"metric": "accuracy", "value": (final or {}).get("accuracy"), "size_bytes": None,
@@ -61,6 +99,14 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
         "targets": targets,
         "history": history,
         "passed": all(t["passed"] for t in targets.values()),
+        "metric": (evaluation or {}).get("metric", baseline.get("metric", "accuracy")),
+        "stages": (evaluation or {}).get("stages", []),
+        "class_counts": (evaluation or {}).get("class_counts"),
+        "labels": (evaluation or {}).get("labels", []),
+        "chance": (evaluation or {}).get("chance"),
+        "model_summary": (evaluation or {}).get("layers", []),
+        "machine": machine(),
+        "warnings": _warnings(evaluation, targets),
     }
 
 

@@ -23,6 +23,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 __all__ = [
     "training_curves_png",
     "targets_png",
+    "size_accuracy_png",
     "layers_png",
     "plan_graph_png",
     "plan_layout",
@@ -73,27 +74,38 @@ def training_curves_png(step_id: str, history: Mapping[str, Sequence[float]], me
 
 # Which chart panel a gate belongs to, and how its limit is drawn there.
 _GATE_PANELS = {"max_size_kb": "size", "max_accuracy_drop": "accuracy", "min_accuracy": "accuracy",
-                "max_latency_ms": "latency"}
+                "max_error_increase": "accuracy", "max_error": "accuracy", "max_latency_ms": "latency"}
 
 
-def _gate_line(gate: Mapping[str, Any], baseline_accuracy: float | None) -> tuple[str, float] | None:
-    """``(panel, x position)`` of a gate's limit in the targets chart, or None if it has no place there."""
+def _gate_line(gate: Mapping[str, Any], reference: float | None) -> tuple[str, float] | None:
+    """``(panel, x position)`` of a gate's limit in the targets chart, or None if it has no place there.
+
+    ``reference`` is the trained model's metric: a drop (or an error increase) is measured from it."""
     panel = _GATE_PANELS.get(str(gate.get("name")))
     limit = gate.get("limit")
     if panel is None or limit is None:
         return None
-    if gate["name"] == "max_accuracy_drop":
-        if baseline_accuracy is None:
+    if gate["name"] in ("max_accuracy_drop", "max_error_increase"):
+        if reference is None:
             return None
-        return panel, baseline_accuracy - float(limit)
+        sign = -1.0 if gate["name"] == "max_accuracy_drop" else 1.0
+        return panel, reference + sign * float(limit)
     return panel, float(limit)
 
 
-def targets_png(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str, Any]]) -> str:
+# Value labels sit on a white box above the gate ticks, so a tick never strikes through a number.
+_LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 0.6, "alpha": 0.9}
+
+
+def targets_png(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str, Any]],
+                reference: float | None = None) -> str:
     """Size, accuracy and latency of every target next to the Keras baseline; gate limits as red ticks.
 
     Bars are green when all of the target's gates passed, red when one failed, blue when it has no gates.
+    ``reference`` (the trained model's metric) places the ticks of drop gates; default: the baseline's.
     """
+    if reference is None:
+        reference = baseline.get("value")
     names = ["keras baseline", *targets]
     latency = baseline.get("latency_ms") or {}
     rows: list[dict[str, Any]] = [{
@@ -116,31 +128,34 @@ def targets_png(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str, 
         for y, row in zip(positions, rows):
             if row[key] is not None:
                 axis.barh(y, row[key], color=row["color"], height=0.6)
-                axis.text(row[key], y, f" {row[key]:.4g}", va="center", fontsize=8)
+                axis.text(row[key], y, f" {row[key]:.4g}", va="center", fontsize=8, bbox=_LABEL_BOX, zorder=4)
             else:
                 axis.text(0, y, " n/a", va="center", fontsize=8, color=BASELINE_COLOR)
         axis.set_title(title, fontsize=10)
     axis = panels["latency"]
     for y, row in zip(positions, rows):
         if row["p50"] is not None:
-            axis.barh(y - 0.15, row["p50"], color=row["color"], height=0.3, label="p50" if y == 0 else None)
+            axis.barh(y - 0.15, row["p50"], color=row["color"], height=0.3)
+            axis.text(row["p50"], y - 0.15, f" p50 {row['p50']:.3g}", va="center", fontsize=7, bbox=_LABEL_BOX,
+                      zorder=4)
         if row["p95"] is not None:
-            axis.barh(y + 0.15, row["p95"], color=row["color"], alpha=0.5, height=0.3, label="p95" if y == 0 else None)
-            axis.text(row["p95"], y + 0.15, f" p95 {row['p95']:.3g}", va="center", fontsize=7)
+            axis.barh(y + 0.15, row["p95"], color=row["color"], alpha=0.5, height=0.3)
+            axis.text(row["p95"], y + 0.15, f" p95 {row['p95']:.3g}", va="center", fontsize=7, bbox=_LABEL_BOX,
+                      zorder=4)
         if row["p50"] is None and row["p95"] is None:
             axis.text(0, y, " n/a", va="center", fontsize=8, color=BASELINE_COLOR)
     latencies = [v for row in rows for v in (row["p50"], row["p95"]) if v is not None and v > 0]
     if latencies and max(latencies) / min(latencies) > 20:
         axis.set_xscale("log")  # a Keras baseline in ms next to a TFLite model in µs: both stay visible
-        axis.set_xlim(min(latencies) / 3, max(latencies) * 8)
+        axis.set_xlim(min(latencies) / 3, max(latencies) * 40)  # room for the "p95 …" label right of the bar
     axis.set_title("latency per example (ms, p50 / p95)", fontsize=10)
     accuracies = [row["accuracy"] for row in rows if row["accuracy"] is not None]
     for y, row in zip(positions, rows):
         for gate in row["gates"]:
-            line = _gate_line(gate, baseline.get("value"))
+            line = _gate_line(gate, reference)
             if line is not None:
                 panel, x = line
-                panels[panel].plot([x, x], [y - 0.4, y + 0.4], color=FAIL_COLOR, linewidth=2.0)
+                panels[panel].plot([x, x], [y - 0.4, y + 0.4], color=FAIL_COLOR, linewidth=2.0, zorder=3)
                 if panel == "accuracy":
                     accuracies.append(x)
     if accuracies:
@@ -152,6 +167,37 @@ def targets_png(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str, 
     panels["accuracy"].margins(x=0.0)
     axes[0].set_yticks(positions, names)
     axes[0].invert_yaxis()
+    figure.tight_layout()
+    return _to_data_uri(figure)
+
+
+def size_accuracy_png(points: Sequence[Mapping[str, Any]], metric: str) -> str:
+    """Size (KiB, log scale) against ``metric`` for every stage and target: ``{label, size_bytes, value,
+    kind}`` each, Keras models as circles (joined in stage order), artifacts as squares."""
+    figure, axis = plt.subplots(figsize=(7.5, 4.2))
+    stages = [p for p in points if p.get("kind") == "keras" and p.get("value") is not None and p.get("size_bytes")]
+    if len(stages) > 1:
+        axis.plot([float(p["size_bytes"]) / 1024 for p in stages], [p["value"] for p in stages], "-",
+                  color=BASELINE_COLOR, linewidth=1.0, zorder=1)
+    for p in points:
+        if p.get("value") is None or not p.get("size_bytes"):
+            continue
+        keras = p.get("kind") == "keras"
+        x = float(p["size_bytes"]) / 1024
+        axis.scatter([x], [p["value"]], marker="o" if keras else "s", s=46, zorder=2,
+                     color=BASELINE_COLOR if keras else p.get("color", NO_GATE_COLOR))
+        # Keras stages labelled above their point, targets below: a target of the same size and value as
+        # the model it came from keeps a readable label
+        axis.annotate(str(p["label"]), (x, p["value"]), textcoords="offset points", xytext=(6, 5 if keras else -12),
+                      fontsize=8)
+    axis.set_xscale("log")
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.xaxis.set_minor_formatter(NullFormatter())
+    axis.set_xlabel("size (KiB, log scale)")
+    axis.set_ylabel(metric)
+    axis.set_title(f"size against {metric}: Keras stages (circles) and targets (squares)", fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.margins(x=0.25, y=0.15)
     figure.tight_layout()
     return _to_data_uri(figure)
 

@@ -103,6 +103,68 @@ def _step_rows(steps: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _stage_rows(stages: list[Mapping[str, Any]], targets: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The trained model, each compression stage (with what that stage alone cost) and each target."""
+    rows = []
+    previous: Any = None
+    for stage in stages:
+        value = stage.get("value")
+        cost = None if previous is None or value is None else float(stage.get("change_from_trained", 0.0)) - previous
+        rows.append({"name": str(stage.get("label")), "kind": "keras" if stage.get("kind") == "train" else str(stage.get("kind")),
+                     "value": _fmt(value, ".4f"),
+                     "from_trained": "" if previous is None else _fmt(stage.get("change_from_trained"), "+.4f"),
+                     "stage_cost": "" if cost is None else _fmt(cost, "+.4f"),
+                     "size": _kb(stage.get("size_bytes")), "gzip": _kb(stage.get("gzip_bytes")),
+                     "params": stage.get("params")})
+        previous = float(stage.get("change_from_trained") or 0.0)
+    for name, target in targets.items():
+        metrics = target.get("metrics") or {}
+        rows.append({"name": str(name), "kind": str(target.get("kind", "")),
+                     "value": _fmt(metrics.get("value", metrics.get("accuracy")), ".4f"),
+                     "from_trained": _fmt(metrics.get("drop_from_trained", metrics.get("accuracy_drop")), "+.4f"),
+                     "stage_cost": _fmt(metrics.get("drop_from_final_keras"), "+.4f")
+                     if metrics.get("drop_from_final_keras") is not None else "",
+                     "size": _kb(metrics.get("size_bytes")), "gzip": _kb(metrics.get("gzip_bytes")), "params": None})
+    return rows
+
+
+def _size_points(stages: list[Mapping[str, Any]], targets: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    from .report_charts import FAIL_COLOR, NO_GATE_COLOR, PASS_COLOR
+
+    points: list[dict[str, Any]] = [{"label": s.get("label"), "kind": "keras", "size_bytes": s.get("size_bytes"),
+                                     "value": s.get("value")} for s in stages]
+    for name, target in targets.items():
+        metrics = target.get("metrics") or {}
+        color = NO_GATE_COLOR if not target.get("gates") else (PASS_COLOR if target.get("passed") else FAIL_COLOR)
+        points.append({"label": name, "kind": "target", "size_bytes": metrics.get("size_bytes"),
+                       "value": metrics.get("value", metrics.get("accuracy")), "color": color})
+    return points
+
+
+def _class_rows(labels: list[str], counts: Mapping[str, list[int]] | None) -> list[dict[str, Any]]:
+    if not counts:
+        return []
+    width = max(len(v) for v in counts.values())
+    return [{"label": labels[k] if k < len(labels) else str(k),
+             **{split: (counts.get(split) or [0] * width)[k] for split in ("train", "validation", "test")}}
+            for k in range(width)]
+
+
+def _confusion(name: str, matrix: Any, per_class: Any, labels: list[str]) -> dict[str, Any] | None:
+    if not matrix:
+        return None
+    names = [labels[k] if k < len(labels) else str(k) for k in range(len(matrix))]
+    stats = per_class or [{} for _ in matrix]
+    peak = max((max(row) for row in matrix), default=1) or 1
+    rows = []
+    for k, row in enumerate(matrix):
+        cells = [{"count": int(c), "diagonal": j == k,
+                  "shade": round(0.12 + 0.6 * c / peak, 3) if c else 0.0} for j, c in enumerate(row)]
+        rows.append({"label": names[k], "cells": cells, "precision": _fmt(stats[k].get("precision"), ".3f"),
+                     "recall": _fmt(stats[k].get("recall"), ".3f"), "support": stats[k].get("support", sum(row))})
+    return {"name": name, "labels": names, "rows": rows}
+
+
 def _target_rows(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for name, target in targets.items():
@@ -117,6 +179,7 @@ def _target_rows(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str,
             "accuracy": _fmt(metrics.get("accuracy"), ".4f"),
             "accuracy_drop": _fmt(metrics.get("accuracy_drop"), "+.4f"),
             "size": _kb(metrics.get("size_bytes")),
+            "gzip": _kb(metrics.get("gzip_bytes")),
             "size_ratio": _ratio(baseline.get("size_bytes"), metrics.get("size_bytes")),
             "p50": _fmt(metrics.get("latency_ms_p50"), ".3g"),
             "p95": _fmt(metrics.get("latency_ms_p95"), ".3g"),
@@ -137,8 +200,17 @@ def report_context(report: Mapping[str, Any], charts: bool = True) -> dict[str, 
         baseline: Mapping[str, Any] = report.get("baseline") or {}
         targets: Mapping[str, Mapping[str, Any]] = report.get("targets") or {}
         history: Mapping[str, Mapping[str, list[float]]] = report.get("history") or {}
-        metric = str(baseline.get("metric") or "accuracy")
+        metric = str(report.get("metric") or baseline.get("metric") or "accuracy")
         by_id = {str(s["id"]): s for s in steps}
+        stages: list[Mapping[str, Any]] = [s for s in report.get("stages") or [] if isinstance(s, Mapping)]
+        reference = stages[0].get("value") if stages else baseline.get("value")
+        labels = [str(label) for label in (report.get("labels") or [])]
+        confusions = [c for c in (
+            [_confusion(f"{stages[0].get('label')} (Keras)", stages[0].get("confusion"), stages[0].get("per_class"),
+                        labels)] if stages else []) + [
+            _confusion(str(name), t.get("confusion"), t.get("per_class"), labels) for name, t in targets.items()]
+            if c is not None]
+        machine = report.get("machine") or {}
 
         training = []
         ordered = [i for i in by_id if i in history] + [i for i in history if i not in by_id]
@@ -185,7 +257,18 @@ def report_context(report: Mapping[str, Any], charts: bool = True) -> dict[str, 
             "baseline": {"accuracy": _fmt(baseline.get("value"), ".4f"), "size": _kb(baseline.get("size_bytes")),
                          "p50": _fmt(latency.get("p50"), ".3g"), "p95": _fmt(latency.get("p95"), ".3g")},
             "targets": _target_rows(baseline, targets),
-            "targets_image": report_charts.targets_png(baseline, targets) if charts and targets else "",
+            "targets_image": report_charts.targets_png(baseline, targets, reference) if charts and targets else "",
+            "stages": _stage_rows(stages, targets) if stages else [],
+            "size_image": report_charts.size_accuracy_png(_size_points(stages, targets), metric)
+            if charts and stages else "",
+            "warnings": [str(w) for w in report.get("warnings") or []],
+            "machine": {"cpu": str(machine.get("cpu", "")), "cores": machine.get("cores"), "os": str(machine.get("os", ""))}
+            if machine else None,
+            "class_counts": _class_rows(labels, report.get("class_counts")),
+            "confusions": confusions,
+            "model_summary": [{"name": str(layer.get("name")), "type": str(layer.get("type")),
+                               "output_shape": str(layer.get("output_shape")), "params": layer.get("params")}
+                              for layer in report.get("model_summary") or [] if isinstance(layer, Mapping)],
             "training": training,
             "models": models,
             "compression": compression,

@@ -6,7 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import Identifier, NonNegativeInt, PositiveInt, RelativePath, StrictModel
+from .base import (
+    FiniteFloat, Identifier, NonNegativeInt, PositiveFloat, PositiveInt, RelativePath, StrictBool, StrictInt,
+    StrictModel,
+)
 from .model import Layer
 
 __all__ = [
@@ -21,7 +24,7 @@ __all__ = [
     "CompressionStage",
 ]
 
-FineTuneEpochs = Annotated[int, Field(ge=0, le=10000)]
+FineTuneEpochs = Annotated[StrictInt, Field(ge=0, le=10000)]
 
 
 class PruneStage(StrictModel):
@@ -29,9 +32,9 @@ class PruneStage(StrictModel):
 
     kind: Literal["prune"]
     """Stage kind."""
-    target_sparsity: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    target_sparsity: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.5
     """Fraction of weights set to zero at the end of the schedule."""
-    initial_sparsity: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    initial_sparsity: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """``polynomial_decay`` only: sparsity at ``begin_step``."""
     schedule: Literal["constant", "polynomial_decay"] = "polynomial_decay"
     """Pruning schedule: ``polynomial_decay`` raises sparsity from ``initial_sparsity`` to ``target_sparsity``
@@ -46,9 +49,9 @@ class PruneStage(StrictModel):
     """Structured sparsity ``[m, n]``: at most m non-zero weights in every block of n (``[2, 4]``)."""
     skip_layers: list[Identifier] = []
     """Layer names left dense (e.g. the output layer)."""
-    fine_tune_epochs: Annotated[int, Field(ge=1, le=10000)] = 2
+    fine_tune_epochs: Annotated[StrictInt, Field(ge=1, le=10000)] = 2
     """Epochs of training with the pruning schedule."""
-    learning_rate: Annotated[float, Field(gt=0.0)] | None = None
+    learning_rate: PositiveFloat | None = None
     """Fine-tuning learning rate; the training optimizer's initial rate when omitted."""
 
     @model_validator(mode="after")
@@ -65,17 +68,17 @@ class ClusterStage(StrictModel):
 
     kind: Literal["cluster"]
     """Stage kind."""
-    number_of_clusters: Annotated[int, Field(ge=2, le=256)] = 16
+    number_of_clusters: Annotated[StrictInt, Field(ge=2, le=256)] = 16
     """Distinct weight values per kernel."""
     centroid_init: Literal["kmeans_plus_plus", "linear", "density_based", "random"] = "kmeans_plus_plus"
     """How the cluster centroids are initialised (tfmot ``CentroidInitialization``)."""
-    preserve_sparsity: bool = False
+    preserve_sparsity: StrictBool = False
     """Keep zeros of a preceding prune stage zero (sparsity-preserving clustering)."""
     skip_layers: list[Identifier] = []
     """Layer names left unclustered."""
     fine_tune_epochs: FineTuneEpochs = 2
     """Epochs of fine-tuning with clustering."""
-    learning_rate: Annotated[float, Field(gt=0.0)] | None = None
+    learning_rate: PositiveFloat | None = None
     """Fine-tuning learning rate; the training optimizer's initial rate when omitted."""
 
 
@@ -88,7 +91,7 @@ class QuantizationAwareStage(StrictModel):
     """What earlier stages achieved and QAT keeps: ``[sparsity]`` (PQAT), ``[clusters]`` (CQAT), both (PCQAT)."""
     fine_tune_epochs: FineTuneEpochs = 2
     """Epochs of quantization-aware fine-tuning."""
-    learning_rate: Annotated[float, Field(gt=0.0)] | None = None
+    learning_rate: PositiveFloat | None = None
     """Fine-tuning learning rate; the training optimizer's initial rate when omitted."""
 
     @model_validator(mode="after")
@@ -143,13 +146,13 @@ class DistillStage(StrictModel):
     """The teacher; the model trained in this spec when omitted is *not* assumed: say ``{kind: self}``."""
     student: Annotated[list[Layer], Field(min_length=1)] | None = None
     """Student layers (same input as the model; the last layer's units must match the classes)."""
-    temperature: Annotated[float, Field(gt=0.0, le=100.0)] = 4.0
+    temperature: Annotated[FiniteFloat, Field(gt=0.0, le=100.0)] = 4.0
     """Softmax temperature T."""
-    alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    alpha: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] = 0.1
     """Weight of the hard-label loss."""
-    epochs: Annotated[int, Field(ge=1, le=10000)] = 10
+    epochs: Annotated[StrictInt, Field(ge=1, le=10000)] = 10
     """Student training epochs."""
-    learning_rate: Annotated[float, Field(gt=0.0)] | None = None
+    learning_rate: PositiveFloat | None = None
     """Student learning rate; the training optimizer's initial rate when omitted."""
 
 

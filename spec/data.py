@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import Identifier, PositiveInt, RelativePath, SafeText, StrictModel
+from .base import (
+    FiniteFloat, Identifier, PositiveFloat, PositiveInt, RelativePath, SafeText, Seed, StrictBool, StrictModel,
+)
 
 __all__ = [
     "SklearnDigitsSource",
@@ -104,13 +106,13 @@ DataSource = Annotated[
 class Split(StrictModel):
     """How the examples are divided into training, validation and test sets."""
 
-    validation: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    validation: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.1
     """Fraction of all examples held out for validation (early stopping, fine-tuning)."""
-    test: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    test: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.2
     """Fraction of all examples held out for the final test (target verification and gates)."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the shuffle, so the split is the same on every run."""
-    stratify: bool = True
+    stratify: StrictBool = True
     """Keep the class proportions equal across the three sets."""
 
     @model_validator(mode="after")
@@ -123,9 +125,9 @@ class Split(StrictModel):
 class Preprocessing(StrictModel):
     """Transformations applied to every example, in training and in the exported model's input contract."""
 
-    rescale: Annotated[float, Field(gt=0.0)] | None = None
+    rescale: PositiveFloat | None = None
     """Multiply features by this factor (e.g. ``0.0625`` for digits' 0..16 range, ``0.00392156862745098`` for bytes)."""
-    normalize: bool = False
+    normalize: StrictBool = False
     """Subtract the training split's per-feature mean and divide by its std (stored in the model-info file)."""
     reshape: list[PositiveInt] | None = None
     """Reshape each example to this shape (e.g. ``[8, 8, 1]`` to feed digits to a conv net)."""
@@ -136,13 +138,13 @@ class Augmentation(StrictModel):
 
     random_flip: Literal["horizontal", "vertical", "horizontal_and_vertical"] | None = None
     """Flip mode."""
-    random_rotation: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    random_rotation: Annotated[FiniteFloat, Field(gt=0.0, le=1.0)] | None = None
     """Maximum rotation as a fraction of a full turn."""
-    random_zoom: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    random_zoom: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] | None = None
     """Maximum zoom in or out as a fraction of the image size."""
-    random_translation: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    random_translation: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] | None = None
     """Maximum shift as a fraction of height and width."""
-    random_contrast: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    random_contrast: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] | None = None
     """Maximum contrast change factor."""
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from .base import DnsLabel, SafeText, StrictModel
+from .base import MAX_INT, DnsLabel, SafeText, StrictInt, StrictModel
 from .compression import CompressionStage
 from .data import Data
 from .model import ModelSpec
@@ -30,7 +30,7 @@ class TargetOverlay(StrictModel):
 class Environment(StrictModel):
     """An environment overlay (``tfspec build -e NAME``): deep-merged over the base spec."""
 
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Annotated[StrictInt, Field(ge=1, le=MAX_INT)] | None = None
     """Replaces the model version."""
     data: dict[str, Any] | None = None
     """Deep-merged into ``data``."""
@@ -51,7 +51,7 @@ class Spec(StrictModel):
     """Spec format version; ``tfspec/v1``."""
     name: DnsLabel
     """Model name (DNS-1123 label): used for images, Kubernetes objects and the serving model name."""
-    version: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    version: Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
     """Model version: the TF Serving version directory."""
     description: SafeText | None = None
     """One-line description, written into generated files."""

@@ -7,9 +7,11 @@ A :class:`SpecError` carries one or more of them; the CLI prints them one per li
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
-__all__ = ["Diagnostic", "TfspecError", "SpecError", "format_path", "EXIT_OK", "EXIT_DIFF", "EXIT_ERROR", "EXIT_INTERRUPTED"]
+__all__ = ["Diagnostic", "TfspecError", "SpecError", "format_path", "printable", "collapse_repeats", "EXIT_OK",
+           "EXIT_DIFF", "EXIT_ERROR", "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0
 EXIT_DIFF = 1
@@ -17,6 +19,12 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 3
 
 PathElement = str | int
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: each character ``str.isprintable`` rejects (newline, CR, NEL, U+2028, bidi
+    controls, ...) written as its Python escape. File names and keys come from users and may hold any."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def format_path(path: tuple[PathElement, ...]) -> str:
@@ -47,7 +55,7 @@ class Diagnostic:
         text = f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
         if self.hint:
             text += f" (hint: {self.hint})"
-        return text
+        return printable(text)
 
     def format_with_excerpt(self) -> str:
         """The one-line form, followed by the offending source line where one is known."""
@@ -76,5 +84,30 @@ class SpecError(TfspecError):
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         if not diagnostics:
             raise ValueError("SpecError needs at least one diagnostic")
-        self.diagnostics = sorted(set(diagnostics))
+        self.diagnostics = collapse_repeats(sorted(set(diagnostics)))
         super().__init__("\n".join(d.format() for d in self.diagnostics))
+
+
+REPEATS_SHOWN = 10
+"""Diagnostics of one kind listed before the rest are summed up in one "... and N more like this" line."""
+
+_INDEX = re.compile(r"\[\d+\]")
+_VARYING = re.compile(r"'[^']*'|\"[^\"]*\"|\d+")
+
+
+def collapse_repeats(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """The first :data:`REPEATS_SHOWN` diagnostics of each kind (same file, key path up to list indices,
+    and message up to quoted values and numbers), then one line for the rest: an alias that expands to
+    10,000 bad items gives 11 lines, not 10,000."""
+    groups: dict[tuple[str, str, str], list[Diagnostic]] = {}
+    for diagnostic in diagnostics:
+        key = (diagnostic.file, _INDEX.sub("[]", diagnostic.path), _VARYING.sub("_", diagnostic.message))
+        groups.setdefault(key, []).append(diagnostic)
+    out: list[Diagnostic] = []
+    for group in groups.values():
+        out.extend(group[:REPEATS_SHOWN])
+        if len(group) > REPEATS_SHOWN:
+            rest = group[REPEATS_SHOWN]
+            out.append(dataclasses.replace(rest, message=f"... and {len(group) - REPEATS_SHOWN:,} more like this",
+                                           hint=None, excerpt=None))
+    return sorted(out)

@@ -6,7 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from .base import Identifier, PositiveInt, Probability, RelativePath, StrictModel
+from .base import (
+    MAX_INT, FiniteFloat, Identifier, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, RelativePath,
+    StrictBool, StrictInt, StrictModel,
+)
 
 __all__ = [
     "Regularizer",
@@ -45,21 +48,25 @@ __all__ = [
     "Placement",
 ]
 
+# Names tf_keras' activations.get and initializers.get accept (the runtime passes them through).
 Activation = Literal[
-    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "sigmoid", "tanh", "softmax",
-    "softplus", "hard_sigmoid",
+    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "silu", "mish", "sigmoid", "tanh",
+    "softmax", "softplus", "softsign", "hard_sigmoid", "exponential",
 ]
 Padding = Literal["valid", "same"]
 IntOrPair = PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]
-Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "zeros", "ones"]
+Initializer = Literal[
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal", "truncated_normal",
+    "random_normal", "random_uniform", "orthogonal", "zeros", "ones",
+]
 
 
 class Regularizer(StrictModel):
     """Weight penalty added to the loss (``tf.keras.regularizers.L1L2``)."""
 
-    l1: Annotated[float, Field(ge=0.0)] = 0.0
+    l1: NonNegativeFloat = 0.0
     """L1 factor."""
-    l2: Annotated[float, Field(ge=0.0)] = 0.0
+    l2: NonNegativeFloat = 0.0
     """L2 factor."""
 
 
@@ -71,7 +78,7 @@ class _LayerBase(StrictModel):
 
 
 class _WeightedLayer(_LayerBase):
-    use_bias: bool = True
+    use_bias: StrictBool = True
     """Add a bias vector."""
     kernel_initializer: Initializer = "glorot_uniform"
     """Kernel initializer."""
@@ -234,7 +241,7 @@ class DropoutLayer(_LayerBase):
 
     type: Literal["dropout"]
     """Layer type."""
-    rate: Annotated[float, Field(ge=0.0, lt=1.0)]
+    rate: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)]
     """Fraction of units dropped."""
 
 
@@ -245,7 +252,7 @@ class BatchNormLayer(_LayerBase):
     """Layer type."""
     momentum: Probability = 0.99
     """Moving-average momentum."""
-    epsilon: Annotated[float, Field(gt=0.0)] = 1e-3
+    epsilon: PositiveFloat = 1e-3
     """Variance epsilon."""
 
 
@@ -254,7 +261,7 @@ class LayerNormLayer(_LayerBase):
 
     type: Literal["layer_norm"]
     """Layer type."""
-    epsilon: Annotated[float, Field(gt=0.0)] = 1e-3
+    epsilon: PositiveFloat = 1e-3
     """Variance epsilon."""
 
 
@@ -276,9 +283,9 @@ class LstmLayer(_WeightedLayer):
     """Layer type."""
     units: PositiveInt
     """Hidden units."""
-    return_sequences: bool = False
+    return_sequences: StrictBool = False
     """Return the whole sequence rather than the last output."""
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    dropout: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Input dropout."""
 
 
@@ -289,9 +296,9 @@ class GruLayer(_WeightedLayer):
     """Layer type."""
     units: PositiveInt
     """Hidden units."""
-    return_sequences: bool = False
+    return_sequences: StrictBool = False
     """Return the whole sequence rather than the last output."""
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    dropout: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Input dropout."""
 
 
@@ -300,7 +307,7 @@ class ReshapeLayer(_LayerBase):
 
     type: Literal["reshape"]
     """Layer type."""
-    target_shape: Annotated[list[Annotated[int, Field(ge=-1)]], Field(min_length=1)]
+    target_shape: Annotated[list[Annotated[StrictInt, Field(ge=-1, le=MAX_INT)]], Field(min_length=1)]
     """New shape; one entry may be -1."""
 
 
@@ -325,7 +332,7 @@ class ConcatenateLayer(_LayerBase):
 
     type: Literal["concatenate"]
     """Layer type."""
-    axis: int = -1
+    axis: Annotated[StrictInt, Field(ge=-8, le=8)] = -1
     """Concatenation axis."""
 
 
@@ -471,7 +478,7 @@ class SavedModelModel(StrictModel):
     """Serving signature output key."""
     output_activation: Literal["softmax", "sigmoid", "linear"] = "softmax"
     """Activation of the model's final layer (the validator checks it against the loss)."""
-    trainable: bool = True
+    trainable: StrictBool = True
     """Train (fine-tune) the loaded model; ``false`` skips training."""
 
 

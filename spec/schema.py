@@ -7,6 +7,7 @@ after a field), read from the source here rather than at import time.
 from __future__ import annotations
 
 import ast
+import copy
 import functools
 import inspect
 import json
@@ -17,7 +18,7 @@ from pydantic import BaseModel
 
 from .document import Spec
 
-__all__ = ["SCHEMA_ID", "spec_json_schema", "spec_json_schema_text", "field_docstrings"]
+__all__ = ["SCHEMA_ID", "spec_json_schema", "editor_json_schema", "spec_json_schema_text", "field_docstrings"]
 
 SCHEMA_ID = "https://tfspec.dev/schema/tfspec-v1.json"
 
@@ -90,6 +91,71 @@ def spec_json_schema() -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
 
 
+VARIABLE = {
+    "type": "string",
+    "pattern": r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$",
+    "description": "An environment variable, ${NAME} or ${NAME:-default}, expanded when the spec is compiled.",
+}
+
+
+def editor_json_schema() -> dict[str, Any]:
+    """The schema for editors: :func:`spec_json_schema` with two changes that match what the compiler does.
+
+    * Discriminated unions (pydantic's ``oneOf`` + ``discriminator``, which JSON Schema validators ignore)
+      become ``if``/``then`` on the tag: a typo inside one layer is one error at that layer, not a dozen
+      "not valid under any of the given schemas" at ``model``.
+    * A scalar value may be a ``${VAR}`` reference (the compiler expands variables before it checks types).
+    """
+    schema = _rewrite(copy.deepcopy(spec_json_schema()))
+    schema["$defs"]["Variable"] = dict(VARIABLE)  # after the rewrite: it is a pattern string itself
+    return schema
+
+
+def _rewrite(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_rewrite(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _rewrite(value) for key, value in node.items()}
+    if "discriminator" in node and "oneOf" in node:
+        return _tagged_union(node)
+    if _is_checked_scalar(node):
+        return _or_variable(node)
+    return node
+
+
+def _tagged_union(node: dict[str, Any]) -> dict[str, Any]:
+    tag = node["discriminator"]["propertyName"]
+    mapping: dict[str, str] = node["discriminator"]["mapping"]
+    out = {key: value for key, value in node.items() if key not in ("discriminator", "oneOf")}
+    out.update({
+        "type": "object",
+        "required": [tag],
+        "properties": {tag: {"enum": sorted(mapping)}},
+        "allOf": [{"if": {"properties": {tag: {"const": value}}, "required": [tag]}, "then": {"$ref": ref}}
+                  for value, ref in sorted(mapping.items())],
+    })
+    return out
+
+
+def _is_checked_scalar(node: dict[str, Any]) -> bool:
+    """A number, boolean, or constrained string (not a union tag: those stay literal)."""
+    if "const" in node:
+        return False
+    kind = node.get("type")
+    return kind in ("integer", "number", "boolean") or (kind == "string" and ("pattern" in node or "enum" in node)) \
+        or ("enum" in node and kind is None)
+
+
+_ANNOTATIONS = ("title", "description", "default")
+
+
+def _or_variable(node: dict[str, Any]) -> dict[str, Any]:
+    inner = {key: value for key, value in node.items() if key not in _ANNOTATIONS}
+    outer = {key: value for key, value in node.items() if key in _ANNOTATIONS}
+    return {**outer, "anyOf": [inner, {"$ref": "#/$defs/Variable"}]}
+
+
 def spec_json_schema_text() -> str:
-    """The schema as deterministic JSON text (sorted keys, two-space indent, trailing newline)."""
-    return json.dumps(spec_json_schema(), indent=2, sort_keys=True) + "\n"
+    """The editor schema as deterministic JSON text (sorted keys, two-space indent, trailing newline)."""
+    return json.dumps(editor_json_schema(), indent=2, sort_keys=True) + "\n"

@@ -6,7 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from .base import DnsLabel, KubeQuantity, PositiveInt, StrictModel
+from .base import (
+    MAX_INT, DnsLabel, FiniteFloat, KubeQuantity, NonNegativeFloat, PositiveFloat, PositiveInt, StrictBool, StrictInt,
+    StrictModel,
+)
 
 __all__ = [
     "Gates",
@@ -57,16 +60,27 @@ Percentage = Annotated[str, StringConstraints(pattern=r"^(100|[1-9]?[0-9])%$")]
 
 
 class Gates(StrictModel):
-    """Quality gates checked by ``tfspec run`` against the test split; a miss fails the run (exit 1)."""
+    """Quality gates checked by ``tfspec run`` on the test split; a miss fails the run (exit 1).
 
-    max_accuracy_drop: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    """Largest allowed drop of the quality metric against the Keras model (0.01 = one point)."""
-    min_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    """Smallest allowed quality metric on the test split."""
-    max_size_kb: Annotated[float, Field(gt=0.0)] | None = None
-    """Largest allowed artifact size in KiB."""
-    max_latency_ms: Annotated[float, Field(gt=0.0)] | None = None
-    """Largest allowed p95 latency of one example, in milliseconds, on this machine's CPU."""
+    The quality metric is ``accuracy`` for classifiers and ``mae`` (mean absolute error) for regression
+    losses. Drops and increases are measured from the *trained* Keras model, before any compression
+    stage, so what compression and conversion cost together counts against the gate.
+    """
+
+    max_accuracy_drop: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = None
+    """Largest allowed accuracy drop: trained Keras model's test accuracy − the artifact's (0.01 = one point).
+    Classifiers only."""
+    min_accuracy: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = None
+    """Smallest allowed test accuracy of the artifact. Classifiers only."""
+    max_error_increase: NonNegativeFloat | None = None
+    """Largest allowed error increase: the artifact's test mae − the trained Keras model's, in the label's
+    units. Regression only."""
+    max_error: NonNegativeFloat | None = None
+    """Largest allowed test mae of the artifact, in the label's units. Regression only."""
+    max_size_kb: PositiveFloat | None = None
+    """Largest allowed artifact size in KiB (the ``.tflite`` file; every file of the SavedModel)."""
+    max_latency_ms: PositiveFloat | None = None
+    """Largest allowed p95 latency of one example, in milliseconds, on this machine's CPU (one thread)."""
 
 
 class NoQuantization(StrictModel):
@@ -95,7 +109,7 @@ class Int8Quantization(StrictModel):
 
     kind: Literal["int8"]
     """Quantization mode."""
-    representative_samples: Annotated[int, Field(ge=1, le=100000)] = 200
+    representative_samples: Annotated[StrictInt, Field(ge=1, le=100000)] = 200
     """Training examples used to calibrate activation ranges."""
     input_type: Literal["int8", "uint8", "float32"] = "int8"
     """Inference input type (``float32`` keeps float I/O around an integer model)."""
@@ -108,7 +122,7 @@ class Int16x8Quantization(StrictModel):
 
     kind: Literal["int16x8"]
     """Quantization mode."""
-    representative_samples: Annotated[int, Field(ge=1, le=100000)] = 200
+    representative_samples: Annotated[StrictInt, Field(ge=1, le=100000)] = 200
     """Training examples used to calibrate activation ranges."""
 
 
@@ -135,7 +149,7 @@ class Android(StrictModel):
     """Application id / Kotlin package of the app (e.g. ``com.example.digits``)."""
     asset_pack: AssetPack
     """The asset pack the model ships in."""
-    min_sdk: Annotated[int, Field(ge=21, le=40)] = 24
+    min_sdk: Annotated[StrictInt, Field(ge=21, le=40)] = 24
     """``minSdk`` assumed by the loading example."""
 
 
@@ -161,25 +175,25 @@ class TfliteTarget(StrictModel):
 class Batching(StrictModel):
     """TF Serving server-side request batching (``BatchingParameters``)."""
 
-    max_batch_size: Annotated[int, Field(ge=1, le=65536)] = 32
+    max_batch_size: Annotated[StrictInt, Field(ge=1, le=65536)] = 32
     """Largest batch the server forms."""
-    batch_timeout_micros: Annotated[int, Field(ge=0, le=60_000_000)] = 1000
+    batch_timeout_micros: Annotated[StrictInt, Field(ge=0, le=60_000_000)] = 1000
     """Longest a request waits for a batch to fill."""
-    max_enqueued_batches: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    max_enqueued_batches: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None
     """Batches queued before requests are rejected; ``num_batch_threads`` when omitted (TF Serving's batching
     guide for online serving: a bounded queue, overload goes to other replicas instead of waiting)."""
-    num_batch_threads: Annotated[int, Field(ge=1, le=1024)] | None = None
+    num_batch_threads: Annotated[StrictInt, Field(ge=1, le=1024)] | None = None
     """Threads processing batches; the container's CPU limit in whole cores (at least 1) when omitted."""
     allowed_batch_sizes: list[PositiveInt] | None = None
     """Padded batch sizes, increasing, the last equal to ``max_batch_size``."""
-    pad_variable_length_inputs: bool = False
+    pad_variable_length_inputs: StrictBool = False
     """Pad inputs of differing lengths within a batch."""
 
 
 class Warmup(StrictModel):
     """Warm-up requests TF Serving replays at load time (``assets.extra/tf_serving_warmup_requests``)."""
 
-    requests: Annotated[int, Field(ge=1, le=1000)] = 10
+    requests: Annotated[StrictInt, Field(ge=1, le=1000)] = 10
     """Number of PredictRequests, built from real test samples (TF Serving reads at most 1000)."""
 
 
@@ -188,7 +202,7 @@ class LatestVersions(StrictModel):
 
     kind: Literal["latest"]
     """Policy kind."""
-    num_versions: Annotated[int, Field(ge=1, le=100)] = 1
+    num_versions: Annotated[StrictInt, Field(ge=1, le=100)] = 1
     """How many versions."""
 
 
@@ -214,11 +228,11 @@ VersionPolicy = Annotated[LatestVersions | AllVersions | SpecificVersions, Field
 class Autoscale(StrictModel):
     """HorizontalPodAutoscaler (autoscaling/v2) on CPU utilisation."""
 
-    min: Annotated[int, Field(ge=1, le=1000)] = 1
+    min: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
     """Fewest replicas."""
-    max: Annotated[int, Field(ge=1, le=1000)] = 5
+    max: Annotated[StrictInt, Field(ge=1, le=1000)] = 5
     """Most replicas."""
-    target_cpu_percent: Annotated[int, Field(ge=1, le=100)] = 70
+    target_cpu_percent: Annotated[StrictInt, Field(ge=1, le=100)] = 70
     """Average CPU utilisation the autoscaler aims at."""
 
     @model_validator(mode="after")
@@ -264,7 +278,7 @@ class TopologySpread(StrictModel):
 
     topology_keys: list[LabelKey] = ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
     """Node labels to spread over, one constraint each (an empty list turns spreading off)."""
-    max_skew: Annotated[int, Field(ge=1, le=100)] = 1
+    max_skew: Annotated[StrictInt, Field(ge=1, le=100)] = 1
     """Largest allowed difference of replica counts between two domains."""
     when_unsatisfiable: Literal["ScheduleAnyway", "DoNotSchedule"] = "ScheduleAnyway"
     """``ScheduleAnyway`` (a preference: a single-zone cluster still schedules) or ``DoNotSchedule``."""
@@ -275,7 +289,7 @@ class Kubernetes(StrictModel):
 
     namespace: DnsLabel | None = None
     """Namespace (set by kustomize); the current namespace when omitted."""
-    replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    replicas: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
     """Replicas (the HPA's minimum takes over when autoscaling)."""
     autoscale: Autoscale | None = None
     """Horizontal autoscaling."""
@@ -285,19 +299,19 @@ class Kubernetes(StrictModel):
     """Node labels the pods require."""
     tolerations: list[Toleration] = []
     """Extra tolerations (the GPU taint is added automatically when GPUs are asked for)."""
-    min_available: Annotated[int, Field(ge=0)] | None = None
+    min_available: Annotated[StrictInt, Field(ge=0, le=MAX_INT)] | None = None
     """PodDisruptionBudget ``minAvailable`` instead of ``max_unavailable`` (give one of the two)."""
-    max_unavailable: Annotated[int, Field(ge=1)] | Percentage | None = None
+    max_unavailable: Annotated[StrictInt, Field(ge=1, le=MAX_INT)] | Percentage | None = None
     """PodDisruptionBudget ``maxUnavailable``: pods a voluntary disruption (a node drain) may evict at once, a
     count or a percentage of the replicas; 1 when omitted (and ``min_available`` is not given)."""
     image: ImageReference | None = None
     """Registry repository the built serving image is pushed to, optionally pinned by digest
     (``repo@sha256:...``); ``<registry>/<spec name>-<target name>`` when omitted. The tag is derived from
     the served content."""
-    gpu_feature_discovery: bool = False
+    gpu_feature_discovery: StrictBool = False
     """Also require the ``nvidia.com/gpu.present=true`` node label. Only NVIDIA GPU Feature Discovery (or the
     GPU operator) sets it; the ``nvidia.com/gpu`` limit alone already schedules onto GPU nodes."""
-    drain_seconds: Annotated[int, Field(ge=0, le=600)] = 15
+    drain_seconds: Annotated[StrictInt, Field(ge=0, le=600)] = 15
     """Seconds a terminating pod keeps serving (a preStop sleep) while endpoints stop sending it requests:
     TF Serving has no SIGTERM drain. The termination grace period is this plus 15 seconds."""
     topology_spread: TopologySpread = TopologySpread()
@@ -317,7 +331,7 @@ class ModelStore(StrictModel):
 
     base_path: ObjectStoragePath
     """Folder of the model's versions: ``s3://bucket/models/digits`` or ``gs://bucket/models/digits``."""
-    keep_versions: Annotated[int, Field(ge=1, le=100)] = 3
+    keep_versions: Annotated[StrictInt, Field(ge=1, le=100)] = 3
     """Versions kept in the store; older ones are deleted after an upload (named versions never are)."""
     endpoint_url: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._-]+)*/?$")] | None = None
     """Endpoint of an S3-compatible store (MinIO, Ceph, ...); AWS S3 when omitted."""
@@ -342,7 +356,7 @@ class TfServingTarget(StrictModel):
     """Server-side batching; off when omitted."""
     warmup: Warmup | None = None
     """Warm-up records written by ``tfspec run``; none when omitted."""
-    gpus: Annotated[int, Field(ge=0, le=16)] = 0
+    gpus: Annotated[StrictInt, Field(ge=0, le=16)] = 0
     """GPUs per replica; more than 0 selects the ``-gpu`` image and ``nvidia.com/gpu`` limits."""
     version_policy: VersionPolicy = LatestVersions(kind="latest")
     """Which versions the server loads."""
@@ -350,14 +364,14 @@ class TfServingTarget(StrictModel):
     """Labels such as ``stable`` / ``canary`` mapped to version numbers; clients ask for a label, and a rollback
     is a change of the label in Git. Without an explicit ``version_policy`` the server loads exactly the
     labelled versions and this spec's version."""
-    allow_unavailable_version_labels: bool = False
+    allow_unavailable_version_labels: StrictBool = False
     """Pass ``--allow_version_labels_for_unavailable_models``: a label may name a version that is not loaded
     (yet); otherwise TF Serving refuses such a label at start-up."""
     model_store: ModelStore | None = None
     """Serve from object storage instead of baking the SavedModel into the image."""
     base_image: BaseImage | None = None
     """Base image instead of the pinned ``tensorflow/serving`` one, e.g. pinned by digest."""
-    monitoring: bool = True
+    monitoring: StrictBool = True
     """Expose Prometheus metrics on the REST port."""
     kubernetes: Kubernetes | None = None
     """Kubernetes manifests; none when omitted."""
@@ -389,9 +403,9 @@ class GpuClusterTarget(StrictModel):
     """Target kind."""
     name: DnsLabel
     """Target name (unique in the spec); its files go to ``<out>/<name>/``."""
-    workers: Annotated[int, Field(ge=1, le=1000)] = 2
+    workers: Annotated[StrictInt, Field(ge=1, le=1000)] = 2
     """Worker replicas (MultiWorkerMirroredStrategy: worker 0 is the chief)."""
-    gpus_per_worker: Annotated[int, Field(ge=0, le=16)] = 1
+    gpus_per_worker: Annotated[StrictInt, Field(ge=0, le=16)] = 1
     """GPUs per worker."""
     operator: Literal["tfjob", "indexed_job"] = "indexed_job"
     """``tfjob`` (Kubeflow training operator) or ``indexed_job`` (plain Kubernetes)."""
@@ -402,10 +416,10 @@ class GpuClusterTarget(StrictModel):
     ``<registry>/<spec name>-<target name>`` when omitted. The tag is derived from the image's content."""
     base_image: BaseImage | None = None
     """Base image instead of the pinned ``tensorflow/tensorflow`` one, e.g. pinned by digest."""
-    gpu_feature_discovery: bool = False
+    gpu_feature_discovery: StrictBool = False
     """Also require the ``nvidia.com/gpu.present=true`` node label (set only by NVIDIA GPU Feature Discovery or
     the GPU operator); the ``nvidia.com/gpu`` limit alone already schedules onto GPU nodes."""
-    ttl_seconds_after_finished: Annotated[int, Field(ge=0, le=31_536_000)] = 86400
+    ttl_seconds_after_finished: Annotated[StrictInt, Field(ge=0, le=31_536_000)] = 86400
     """Seconds a finished job (and its pods' logs) is kept before Kubernetes deletes it."""
     resources: Resources = Resources(
         requests=ResourceAmounts(cpu="4", memory="16Gi"), limits=ResourceAmounts(cpu="8", memory="32Gi")
@@ -417,9 +431,9 @@ class GpuClusterTarget(StrictModel):
     """Extra tolerations (the GPU taint is added automatically)."""
     storage: Storage = Storage()
     """Data and checkpoint volume."""
-    backoff_limit: Annotated[int, Field(ge=0, le=100)] = 3
+    backoff_limit: Annotated[StrictInt, Field(ge=0, le=100)] = 3
     """Retries before the job is failed."""
-    port: Annotated[int, Field(ge=1024, le=65535)] = 2222
+    port: Annotated[StrictInt, Field(ge=1024, le=65535)] = 2222
     """Worker port of the collective ops (the TFJob operator always uses 2222)."""
 
 
@@ -436,13 +450,13 @@ class KserveTarget(StrictModel):
     """Namespace (set by kustomize); the current namespace when omitted."""
     runtime_version: ImageTag | None = None
     """TF Serving version of KServe's TensorFlow runtime; the pinned default (data table) when omitted."""
-    gpus: Annotated[int, Field(ge=0, le=16)] = 0
+    gpus: Annotated[StrictInt, Field(ge=0, le=16)] = 0
     """GPUs per replica (``nvidia.com/gpu`` limit)."""
     resources: Resources = Resources()
     """Container resources of the predictor."""
     autoscale: Autoscale = Autoscale()
     """Replica range and the CPU utilisation KServe scales on."""
-    canary_traffic_percent: Annotated[int, Field(ge=0, le=100)] | None = None
+    canary_traffic_percent: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
     """Share of traffic the newest revision gets while the previous one keeps the rest; a rollback is setting
     it to 0, a promotion removing it."""
     service_account: DnsLabel | None = None

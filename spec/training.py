@@ -6,7 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import NonNegativeInt, PositiveInt, Probability, StrictModel
+from .base import (
+    FiniteFloat, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Seed, StrictBool,
+    StrictInt, StrictModel,
+)
 
 __all__ = [
     "ExponentialDecay",
@@ -27,7 +30,6 @@ __all__ = [
     "Training",
 ]
 
-PositiveFloat = Annotated[float, Field(gt=0.0)]
 
 
 class ExponentialDecay(StrictModel):
@@ -39,9 +41,9 @@ class ExponentialDecay(StrictModel):
     """Learning rate at step 0."""
     decay_steps: PositiveInt
     """Steps per decay period."""
-    decay_rate: Annotated[float, Field(gt=0.0, le=1.0)]
+    decay_rate: Annotated[FiniteFloat, Field(gt=0.0, le=1.0)]
     """Factor applied every ``decay_steps``."""
-    staircase: bool = False
+    staircase: StrictBool = False
     """Decay in discrete steps."""
 
 
@@ -89,11 +91,11 @@ class ReduceOnPlateau(StrictModel):
     """Schedule kind."""
     initial: PositiveFloat
     """Starting learning rate."""
-    factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    factor: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.5
     """Reduction factor."""
-    patience: PositiveInt = 3
+    patience: Annotated[StrictInt, Field(ge=1, le=100_000)] = 3
     """Epochs without improvement before reducing."""
-    min_learning_rate: Annotated[float, Field(ge=0.0)] = 1e-6
+    min_learning_rate: NonNegativeFloat = 1e-6
     """Lower bound."""
     monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
     """Metric watched."""
@@ -120,9 +122,9 @@ class Sgd(_OptimizerBase):
 
     kind: Literal["sgd"]
     """Optimizer kind."""
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    momentum: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Momentum factor (0 disables momentum)."""
-    nesterov: bool = False
+    nesterov: StrictBool = False
     """Use Nesterov momentum."""
 
 
@@ -131,13 +133,13 @@ class Adam(_OptimizerBase):
 
     kind: Literal["adam"]
     """Optimizer kind."""
-    beta_1: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    beta_1: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.9
     """First-moment decay."""
-    beta_2: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.999
+    beta_2: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.999
     """Second-moment decay."""
     epsilon: PositiveFloat = 1e-7
     """Numerical epsilon."""
-    amsgrad: bool = False
+    amsgrad: StrictBool = False
     """Use the AMSGrad variant."""
 
 
@@ -146,11 +148,11 @@ class AdamW(_OptimizerBase):
 
     kind: Literal["adamw"]
     """Optimizer kind."""
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.004
+    weight_decay: NonNegativeFloat = 0.004
     """Decoupled weight decay."""
-    beta_1: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    beta_1: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.9
     """First-moment decay."""
-    beta_2: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.999
+    beta_2: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.999
     """Second-moment decay."""
     epsilon: PositiveFloat = 1e-7
     """Numerical epsilon."""
@@ -161,7 +163,7 @@ class Adagrad(_OptimizerBase):
 
     kind: Literal["adagrad"]
     """Optimizer kind."""
-    initial_accumulator_value: Annotated[float, Field(ge=0.0)] = 0.1
+    initial_accumulator_value: NonNegativeFloat = 0.1
     """Starting accumulator value."""
     epsilon: PositiveFloat = 1e-7
     """Numerical epsilon."""
@@ -172,11 +174,11 @@ class RmsProp(_OptimizerBase):
 
     kind: Literal["rmsprop"]
     """Optimizer kind."""
-    rho: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    rho: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.9
     """Discounting factor of the gradient history."""
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    momentum: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Momentum factor (0 disables momentum)."""
-    centered: bool = False
+    centered: StrictBool = False
     """Normalise by the estimated variance of the gradient."""
     epsilon: PositiveFloat = 1e-7
     """Numerical epsilon."""
@@ -199,9 +201,9 @@ class Loss(StrictModel):
 
     kind: LossName
     """Loss function (Keras name)."""
-    from_logits: bool = False
+    from_logits: StrictBool = False
     """The model outputs logits (final layer without softmax/sigmoid)."""
-    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    label_smoothing: Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)] = 0.0
     """Label smoothing (categorical and binary crossentropy only)."""
 
 
@@ -210,11 +212,11 @@ class EarlyStopping(StrictModel):
 
     monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
     """Metric watched; training stops when it has not improved for ``patience`` epochs."""
-    patience: NonNegativeInt = 5
+    patience: Annotated[StrictInt, Field(ge=0, le=100_000)] = 5
     """Epochs without improvement before stopping."""
-    min_delta: Annotated[float, Field(ge=0.0)] = 0.0
+    min_delta: NonNegativeFloat = 0.0
     """Smallest change counted as an improvement."""
-    restore_best_weights: bool = True
+    restore_best_weights: StrictBool = True
     """Restore the weights of the best epoch when stopping."""
 
 
@@ -230,7 +232,7 @@ class Distribution(StrictModel):
     """``mirrored`` only: the devices to mirror over; every visible GPU (or the CPU) when omitted."""
     workers: PositiveInt | None = None
     """``multi_worker_mirrored`` only: number of workers, when no gpu_cluster target says it."""
-    scale_learning_rate: bool = False
+    scale_learning_rate: StrictBool = False
     """Multiply the learning rate by the number of replicas (the global batch grows with them)."""
     communication: Literal["auto", "ring", "nccl"] = "auto"
     """Collective implementation for ``multi_worker_mirrored``."""
@@ -247,20 +249,20 @@ class Training(StrictModel):
         "accuracy"
     ]
     """Metrics tracked during training (the first one is the gates' quality metric)."""
-    epochs: Annotated[int, Field(ge=1, le=100000)] = 10
+    epochs: Annotated[StrictInt, Field(ge=1, le=100000)] = 10
     """Maximum number of epochs."""
-    batch_size: Annotated[int, Field(ge=1, le=1 << 20)] = 32
+    batch_size: Annotated[StrictInt, Field(ge=1, le=1 << 20)] = 32
     """Batch size per replica."""
     early_stopping: EarlyStopping | None = None
     """Early stopping; off when omitted."""
     distribution: Distribution = Distribution()
     """``tf.distribute`` strategy: ``default`` (one device), ``mirrored`` (the GPUs of one host) or
     ``multi_worker_mirrored`` (several hosts, with TF_CONFIG)."""
-    seed: int = 42
+    seed: Seed = 42
     """Seed for weight initialisation, dropout and shuffling."""
     shuffle_buffer: PositiveInt = 10000
     """Shuffle buffer size of the training dataset."""
-    checkpoint_every_epoch: bool = True
+    checkpoint_every_epoch: StrictBool = True
     """Keep a ``BackupAndRestore`` checkpoint so a killed run resumes from the last finished epoch."""
 
     @property

@@ -7,7 +7,10 @@ pack's ``src/main/assets/`` (or into ``<target>/`` when the target has no ``andr
 Files (under ``<target>/``):
 
 * ``<pack>/build.gradle``: a Play Asset Delivery asset-pack module (``com.android.asset-pack``).
-* ``<pack>/src/main/assets/labels.txt``: class names, one per line (also rewritten by the runtime).
+* ``<pack>/src/main/assets/labels.txt``: class names, one per line, when the spec fixes them (``data.labels``,
+  ``data.num_classes``, the output layer): ``run`` bundles the same file from the data step. When only the
+  data knows them (an ``image_folder``'s folder names, a builder model without ``num_classes``) the runtime
+  is its one writer, so a built and a run tree never disagree about it.
 * ``app-snippets/build.gradle`` and ``build.gradle.kts``: what the app module adds (``assetPacks``,
   uncompressed ``.tflite``, the LiteRT dependency); ``settings.gradle(.kts)``: ``include`` of the pack.
 * ``app-snippets/src/main/java/<package>/<Name>Classifier.kt``: loads the model and runs one example.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfspec.spec.data import ImageFolderSource
 from tfspec.spec.targets import Int8Quantization, TfliteTarget
 
 from ..render import register_renderer, render_template
@@ -24,7 +28,8 @@ from ..resolve import ResolvedSpec
 from ..versions import ANDROID_LIBRARIES
 from .common import base_context
 
-__all__ = ["render_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package", "labels_text"]
+__all__ = ["render_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package", "labels_known",
+           "labels_text"]
 
 # Spec spelling → Gradle's deliveryType values.
 DELIVERY_TYPES = {"install_time": "install-time", "fast_follow": "fast-follow", "on_demand": "on-demand"}
@@ -47,6 +52,13 @@ def kotlin_class_name(spec_name: str, classifier: bool) -> str:
     if not stem[:1].isalpha():
         stem = "Model" + stem
     return stem + ("Classifier" if classifier else "Model")
+
+
+def labels_known(resolved: ResolvedSpec) -> bool:
+    """Whether the compiler knows the labels the data step will find (otherwise only ``run`` writes them)."""
+    if resolved.spec.data.labels:
+        return True
+    return bool(resolved.labels) and not isinstance(resolved.spec.data.source, ImageFolderSource)
 
 
 def labels_text(resolved: ResolvedSpec) -> str:
@@ -83,7 +95,8 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget, served: str | No
     files: dict[str, str] = {}
     android = target.android
     if android is None:
-        files[f"{t}/labels.txt"] = labels_text(resolved)
+        if labels_known(resolved):
+            files[f"{t}/labels.txt"] = labels_text(resolved)
         return files
 
     pack = android.asset_pack.name
@@ -91,7 +104,8 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget, served: str | No
     install_time = android.asset_pack.delivery == "install_time"
     files[f"{t}/{pack}/build.gradle"] = render_template("tflite/asset_pack.build.gradle.j2", **context, pack=pack,
                                                         delivery=delivery)
-    files[f"{t}/{pack}/src/main/assets/labels.txt"] = labels_text(resolved)
+    if labels_known(resolved):
+        files[f"{t}/{pack}/src/main/assets/labels.txt"] = labels_text(resolved)
 
     input_type, output_type = io_types(resolved, target)
     preprocessing = resolved.spec.data.preprocessing

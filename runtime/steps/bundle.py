@@ -42,7 +42,7 @@ def model_info(params: dict[str, Any], tensors: dict[str, Any], data_info: dict[
                           "std": data_info.get("std"),
                           "order": "x * rescale, then (x - mean) / std, then quantize with input scale/zero_point"},
         "labels": list(data_info.get("labels") or []),
-        "metrics": {"accuracy": verified["metrics"]["accuracy"], "size_bytes": verified["metrics"]["size_bytes"]},
+        "metrics": {verified["metric"]: verified["metrics"]["value"], "size_bytes": verified["metrics"]["size_bytes"]},
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,15 @@ def _sklearn_digits(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray,
 
 def _npz(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     path = _existing(spec_dir, source["path"])
+    # numpy's own message for a file that is not an npz ("pickled data ... allow_pickle=") points at an
+    # unsafe fix: say what the file should be instead. Pickles are never loaded.
+    not_npz = f"{source['path']} is not a valid .npz archive of numeric arrays (numpy.savez writes one)"
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DataError(SOURCE + ("path",), f"{source['path']} is not a readable .npz archive: {error}") from error
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(SOURCE + ("path",), not_npz) from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(SOURCE + ("path",), not_npz)
     with archive:
         arrays = {}
         for key in ("features", "labels"):
@@ -50,18 +56,27 @@ def _npz(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray
             if name not in archive.files:
                 raise DataError(SOURCE + (key,), f"no array {name!r} in {source['path']} "
                                 f"(it has: {', '.join(sorted(archive.files))})")
-            arrays[key] = archive[name]
+            try:
+                arrays[key] = archive[name]
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+                raise DataError(SOURCE + (key,), f"array {name!r} in {source['path']} is not a numeric array: "
+                                "save it with a numeric dtype (object arrays are never loaded)") from error
     x, y = arrays["features"], arrays["labels"]
     if len(x) != len(y):
         raise DataError(SOURCE + ("labels",), f"{len(x)} feature rows but {len(y)} labels in {source['path']}")
     return x, y, None
 
 
+_TEXT_LABEL_HINT = "labels are class indices 0..N-1: write them as numbers, and the class names in data.labels"
+
+
 def _number(text: str, row: int, column: str, relative: str, key: tuple[str, ...]) -> float:
     try:
         return float(text)
     except ValueError:
-        raise DataError(SOURCE + key, f"{relative} line {row}: column {column!r} holds {text!r}, not a number") from None
+        hint = _TEXT_LABEL_HINT if key == ("label_column",) else None
+        raise DataError(SOURCE + key, f"{relative} line {row}: column {column!r} holds {text[:80]!r}, not a number",
+                        hint) from None
 
 
 def _csv(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
@@ -195,14 +210,34 @@ def split_arrays(x: np.ndarray, y: np.ndarray, split: dict[str, Any],
     return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
 
 
-def _check_labels(y: np.ndarray, num_classes: int | None, source_kind: str) -> np.ndarray:
+def _listed(values: list[Any], limit: int = 12) -> str:
+    return ", ".join(str(v) for v in values[:limit]) + (f", … ({len(values) - limit} more)" if len(values) > limit else "")
+
+
+def _check_labels(y: np.ndarray, num_classes: int | None, source_kind: str, key: tuple[str | int, ...],
+                  class_names: list[str] | None) -> np.ndarray:
+    """Integer labels in ``0..num_classes-1``, every class present: checked before anything trains.
+
+    ``key`` is the spec key that fixes the number of classes (the output layer's ``units``); a 3-class
+    CSV must not train into a 10-unit softmax.
+    """
     if not np.all(np.isfinite(y)) or not np.all(np.equal(np.mod(y, 1), 0)):
         raise DataError(SOURCE, f"the {source_kind} source has non-integer class labels")
     labels = y.astype(np.int64)
-    if num_classes is not None and (labels.min() < 0 or labels.max() >= num_classes):
-        raise DataError(("data", "num_classes"),
-                        f"labels run from {labels.min()} to {labels.max()}, outside 0..{num_classes - 1}",
-                        "set data.num_classes (or data.labels) to match the data")
+    if num_classes is None:
+        return labels
+    found = sorted(int(v) for v in np.unique(labels))
+    shown = [class_names[i] for i in found] if class_names else found
+    if found[0] < 0 or found[-1] >= num_classes:
+        raise DataError(key, f"the model outputs {num_classes} classes (labels 0..{num_classes - 1}) but the "
+                        f"{source_kind} source has labels {found[0]}..{found[-1]} ({len(found)} classes: "
+                        f"{_listed(shown)})", "make the output layer as wide as the data's classes, or fix the labels")
+    if len(found) != num_classes:
+        missing = sorted(set(range(num_classes)) - set(found))
+        raise DataError(key, f"the model outputs {num_classes} classes but the {source_kind} source has "
+                        f"{len(found)} ({_listed(shown)}; no example of {_listed(missing)})",
+                        f"set the output layer's units (and data.num_classes / data.labels) to {len(found)}, "
+                        "or add examples of the missing classes")
     return labels
 
 
@@ -217,10 +252,19 @@ def run(ctx: StepContext) -> dict[str, Any]:
     num_classes = p.get("num_classes")
     if found_classes is not None and num_classes is None:
         num_classes = len(found_classes)
-    y = _check_labels(y, num_classes, source["kind"]) if classification else y.astype(np.float32)
+    key = tuple(p.get("num_classes_key") or ("data", "num_classes"))
+    # one sigmoid unit separates two classes
+    classes = 2 if p.get("loss") == "binary_crossentropy" else num_classes
+    y = _check_labels(y, classes, source["kind"], key, found_classes) if classification else y.astype(np.float32)
+    if classification and num_classes is None and p.get("loss") != "binary_crossentropy":
+        # a builder or saved_model model without data.num_classes: the data says how many there are
+        # (the train step checks the model's output width against it)
+        num_classes = int(y.max()) + 1
     labels = list(p.get("labels") or [])
     if found_classes is not None and labels in ([], [str(i) for i in range(len(found_classes))]):
         labels = found_classes  # image_folder: the class folder names are the labels unless the spec names them
+    elif not labels and num_classes is not None and classification:
+        labels = [str(i) for i in range(num_classes)]  # never an empty labels.txt for a classifier
     parts = split_arrays(x.astype(np.float32), y, p["split"], classification)
     pre = p.get("preprocessing") or {}
     rescale = pre.get("rescale")

@@ -7,14 +7,67 @@ from typing import Any
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.distribute import peer_failures, strategy_for
+from tfspec.runtime.errors import StepError
 from tfspec.runtime.fit import compile_model, fit_model, model_metrics
 from tfspec.runtime.keras_io import save_model
 from tfspec.runtime.model_builder import build_model, device_for
 from tfspec.runtime.placement import check_devices, pin_layer_calls, placed_devices
 
-__all__ = ["run", "HISTORY_FILE"]
+__all__ = ["run", "HISTORY_FILE", "check_model_against_plan"]
 
 HISTORY_FILE = "history.json"
+_CATEGORICAL_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
+_MODEL_KEY = {"builder": ("model", "builder"), "saved_model": ("model", "path")}
+
+
+_RECURRENT_CLASSES = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D"})
+
+
+def _layers(model: Any) -> list[Any]:
+    """Every layer, nested backbones' layers included (tfmot stages reach those too)."""
+    out: list[Any] = []
+    for layer in model.layers:
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out.extend(_layers(layer))
+    return out
+
+
+def _layer_names(model: Any) -> list[str]:
+    return [layer.name for layer in _layers(model)]
+
+
+def check_model_against_plan(ctx: StepContext, model: Any, num_classes: int | None) -> None:
+    """What the compiler cannot see in a builder's or a SavedModel's model, checked before any training:
+    the output width against the data's classes, and every compression stage's ``skip_layers`` names
+    (up to a distill stage, whose student the compiler checks). Exit 2 at the spec line."""
+    kind = ctx.params["model"].get("kind")
+    if kind not in _MODEL_KEY:
+        return  # layers written in the spec: validate checked both
+    loss = ctx.params["fit"]["loss"]["kind"]
+    width = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
+    if loss in _CATEGORICAL_LOSSES and num_classes is not None and width is not None and width != num_classes:
+        raise StepError(_MODEL_KEY[kind], f"the model outputs {width} classes but the data has {num_classes}",
+                        f"make the model's last layer {num_classes} units wide (or set data.num_classes)")
+    names = _layer_names(model)
+    recurrent = [layer.name for layer in _layers(model) if type(layer).__name__ in _RECURRENT_CLASSES]
+    tflite = [s.target for s in ctx.plan.steps if s.kind == "tflite"]
+    if recurrent and tflite:
+        # the converter fails on their TensorList loop with a multi-kilobyte MLIR error, after training
+        raise StepError(_MODEL_KEY[kind], f"the {kind} model has recurrent layers ({', '.join(recurrent)}) that cannot be "
+                        f"converted to TFLite yet (target {tflite[0]})",
+                        "serve the model with a tf_serving target instead of tflite, or replace the recurrent layers")
+    for step in ctx.plan.steps:
+        stage = step.params.get("stage") if step.id.startswith("compress.") else None
+        if stage is None:
+            continue
+        if stage.get("kind") == "distill":
+            break
+        for j, name in enumerate(stage.get("skip_layers") or []):
+            if name not in names:
+                raise StepError(("compression", step.params["index"], "skip_layers", j),
+                                f"no layer named {name!r} in the {kind} model",
+                                "its layers: " + ", ".join(names))
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
@@ -28,6 +81,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         model = pin_layer_calls(build_model(p["model"], spec_dir=ctx.spec_dir, seed=fit.get("seed")),
                                 device_for(p["model"]))
         callbacks = compile_model(model, fit, replicas=replicas)
+    check_model_against_plan(ctx, model, data.num_classes)
     trainable = p["model"].get("kind") != "saved_model" or p["model"].get("trainable", True)
     epochs_run = initial_epoch = 0
     stopped_early = False
@@ -55,6 +109,6 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "distribution": {**distributed.describe(), "global_batch_size": distributed.global_batch_size(fit["batch_size"])},
         "placement": placed_devices(model),
     })
-    ctx.log(f"  test accuracy {metrics['accuracy']:.4f} after {metrics['epochs']} epochs" if metrics["accuracy"]
+    ctx.log(f"  test {metrics['metric']} {metrics['accuracy']:.4f} after {metrics['epochs']} epochs" if metrics["accuracy"]
             is not None else f"  trained {metrics['epochs']} epochs")
     return metrics

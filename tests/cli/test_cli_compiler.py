@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from tfspec_testing import EXAMPLE, ROOT, tfspec_command
+from tfspec_testing import EXAMPLE, tfspec_command
 
 
-def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*tfspec_command(), *args], capture_output=True, text=True, cwd=cwd)
 
 
@@ -26,12 +27,21 @@ def test_init_writes_a_commented_spec_that_builds(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "DNS-1123" in bad.stderr and not (tmp_path / "other.yaml").exists()
 
 
-def test_plan_table_and_json() -> None:
-    table = _run("plan", str(EXAMPLE))
+def example_copy(folder: Path) -> Path:
+    """The example spec alone in ``folder``: what a run left beside examples/ (``make demo``) must not count."""
+    spec = folder / "digits" / EXAMPLE.name
+    spec.parent.mkdir(parents=True)
+    shutil.copyfile(EXAMPLE, spec)
+    return spec
+
+
+def test_plan_table_and_json(tmp_path: Path) -> None:
+    spec = example_copy(tmp_path)
+    table = _run("plan", str(spec), cwd=tmp_path)
     assert table.returncode == 0, table.stderr
     for step in ("data", "train", "compress.0.prune", "export", "android.tflite", "serving.warmup"):
         assert step in table.stdout
-    data = json.loads(_run("plan", str(EXAMPLE), "--json").stdout)
+    data = json.loads(_run("plan", str(spec), "--json", cwd=tmp_path).stdout)
     assert data["schema_version"] == 1
     steps = {s["id"]: s for s in data["steps"]}
     assert steps["train"]["inputs"] == ["data"]
@@ -52,8 +62,8 @@ def test_compiler_commands_never_import_tensorflow(tmp_path: Path) -> None:
         " ('tensorflow', 'tf_keras', 'keras', 'tensorflow_model_optimization', 'numpy'))\n"
         "print('IMPORTED', bad)\n"
     )
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code, str(EXAMPLE), str(tmp_path / "out")],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code, str(example_copy(tmp_path)),
+                           str(tmp_path / "out")], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "IMPORTED []" in proc.stdout
     imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
@@ -61,6 +71,6 @@ def test_compiler_commands_never_import_tensorflow(tmp_path: Path) -> None:
     assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "tf_keras", "keras")]
 
 
-def test_version_and_help() -> None:
-    assert _run("--version").stdout.strip().endswith("0.1.0")
-    assert "build" in _run("--help").stdout
+def test_version_and_help(tmp_path: Path) -> None:
+    assert _run("--version", cwd=tmp_path).stdout.strip().endswith("0.1.0")
+    assert "build" in _run("--help", cwd=tmp_path).stdout

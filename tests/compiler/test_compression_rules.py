@@ -254,12 +254,13 @@ def test_skip_layers_covering_every_weighted_layer(tmp_path: Path) -> None:
 def test_qat_unsupported_layer(tmp_path: Path) -> None:
     layers = """\
     - {type: reshape, target_shape: [8, 8]}
-    - {type: lstm, name: rnn, units: 16}
+    - {type: conv1d, name: conv, filters: 4, kernel_size: 3}
+    - {type: flatten}
     - {type: dense, name: logits, units: 10, activation: softmax}"""
     errors = compile_errors(tmp_path, """\
   - {kind: quantization_aware}""", layers=layers)
-    assert errors == [f"{at(tmp_path, 'type: lstm', 'type')}: model.layers[1].type: quantization-aware training does not "
-                      "support lstm layers (compression[0] is quantization_aware) (hint: remove the quantization_aware "
+    assert errors == [f"{at(tmp_path, 'type: conv1d', 'type')}: model.layers[1].type: quantization-aware training does not "
+                      "support conv1d layers (compression[0] is quantization_aware) (hint: remove the quantization_aware "
                       "stage and use post-training quantization in the tflite target)"]
 
 

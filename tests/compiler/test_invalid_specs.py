@@ -69,3 +69,17 @@ def test_json_diagnostics(tmp_path: Path) -> None:
         "file": str(spec), "line": 6, "column": 11, "path": "data.split.validaton",
         "message": "unknown key 'validaton'", "hint": "did you mean 'validation'?",
     }]
+
+
+@pytest.mark.parametrize("old,new", [
+    ("activation: relu}", "activation: silu}"),
+    ("activation: relu}", "activation: mish}"),
+    ("activation: relu}", "activation: gelu, kernel_initializer: truncated_normal}"),
+    ("activation: relu}", "activation: swish, kernel_initializer: lecun_uniform}"),
+])
+def test_keras_names_once_called_misspelt_are_valid(old: str, new: str) -> None:
+    # silu was answered "did you mean selu", truncated_normal "did you mean lecun_normal"
+    base = (CASES / "valid_base.yaml").read_text(encoding="utf-8")
+    assert old in base
+    result = tfspec.compile("valid_base.yaml", text=base.replace(old, new, 1), environ={})
+    assert result.ok, result.diagnostics

@@ -172,3 +172,55 @@ def test_report_modules_do_not_import_tensorflow() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+STAGES_FIXTURE = Path(__file__).parents[1] / "data" / "report" / "report_stages.json"  # `tfspec run` of examples/digits
+
+
+@pytest.fixture(scope="module")
+def stages_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, dict[str, Any]]:
+    report = load_report(STAGES_FIXTURE)
+    path = write_report_html(tmp_path_factory.mktemp("dist"), report)
+    return path, open_page(path), report
+
+
+def test_stages_classes_machine_and_layers_are_shown(stages_page: tuple[Path, Any, dict[str, Any]],
+                                                     tmp_path: Path) -> None:
+    path, result, report = stages_page
+    assert result.errors == []
+    html = path.read_text("utf-8")
+    # every stage (trained model, each compression stage, each target) with its drop from the trained model
+    for stage in report["stages"]:
+        assert f"<tr><td><code>{stage['label']}</code></td>" in html
+    trained, pruned, _ = report["stages"]
+    assert f'<td class="num">{trained["value"]:.4f}</td><td class="num"></td>' in html
+    assert f'<td class="num">{pruned["change_from_trained"]:+.4f}</td>' in html
+    # one chart with size against accuracy for stages and targets, besides the targets chart
+    assert 'alt="size against accuracy for the trained model, each compression stage and each target"' in html
+    assert len(result.images) == 1 + 1 + len(report["history"]) + 2 + 1
+    # gzipped sizes next to raw ones; the machine the latencies come from
+    assert html.count("<th>gzipped</th>") == 2
+    machine = report["machine"]
+    assert f"{machine['cpu']}, {machine['cores']} logical cores, {machine['os']}" in html
+    # class counts per split, a confusion matrix with precision and recall for the trained model and each tflite
+    counts = report["class_counts"]
+    assert "<tr><td>0</td>" + "".join(f'<td class="num">{counts[s][0]}</td>' for s in ("train", "validation", "test")) \
+        in html
+    assert html.count('<table class="confusion">') == 1 + len(report["targets"])
+    recall = report["stages"][0]["per_class"][3]["recall"]
+    assert f'<td class="num">{recall:.3f}</td>' in html
+    # the final Keras model's layers with output shapes
+    for layer in report["model_summary"]:
+        assert f"<tr><td><code>{layer['name']}</code></td><td>{layer['type']}</td><td class=\"mono\">" \
+               f"{layer['output_shape']}</td>" in html
+    shot = Image.open(io.BytesIO(result.screenshot))
+    assert shot.width == 1280 and shot.height > 5000
+    shot.save(tmp_path / "report-stages.png")
+
+
+def test_a_chance_level_warning_is_shown_loudly() -> None:
+    report = load_report(STAGES_FIXTURE)
+    report["warnings"] = ["the trained model is at chance level on the test split: accuracy <= 0.1028"]
+    html = render_report_html(report)
+    assert ('<p class="warning" role="alert">WARNING: the trained model is at chance level on the test split: '
+            "accuracy &lt;= 0.1028</p>") in html

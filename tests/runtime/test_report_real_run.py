@@ -30,8 +30,8 @@ def test_report_of_a_real_run_opens_cleanly(tmp_path: Path) -> None:
     assert report.stdout == "wrote dist/digits/report.html\n" and report.stderr == ""
     page = open_page(dist / "report.html")
     assert page.errors == []
-    # targets chart + the train step's curves + the plan graph
-    assert len(page.images) == 3
+    # size against accuracy of every stage + targets chart + the train step's curves + the plan graph
+    assert len(page.images) == 4
     assert all(i["complete"] and i["naturalWidth"] > 100 and i["naturalHeight"] > 100 for i in page.images)
     html = (dist / "report.html").read_text()
     for target in ("android", "float", "serving"):

@@ -53,6 +53,9 @@ def test_first_run_executes_every_step_and_trains_an_accurate_model(first_run: d
 def test_report_has_the_documented_shape(first_run: dict[str, Any]) -> None:
     report = read_json(first_run["dist"] / "report.json")
     assert {"spec", "tool_versions", "steps", "baseline", "targets", "history", "passed"} <= set(report)
+    assert {"metric", "stages", "class_counts", "model_summary", "machine", "warnings"} <= set(report)
+    assert report["metric"] == "accuracy" and [s["label"] for s in report["stages"]] == ["trained"]
+    assert report["warnings"] == [] and set(report["machine"]) >= {"cpu", "cores", "os"}
     assert report["spec"]["name"] == "digits" and report["spec"]["version"] == 3
     assert report["tool_versions"]["tensorflow"] == "2.21.0"
     for step in report["steps"]:
@@ -170,7 +173,7 @@ def test_second_run_executes_nothing_and_plan_shows_every_step_cached(first_run:
     payload = json.loads(result.stdout)
     assert payload["ran"] == []
     assert all(s["cached"] for s in payload["report"]["steps"])
-    assert "0 steps ran, 12 cached" in result.stderr
+    assert "0 steps ran, 13 cached" in result.stderr  # 12 + evaluate
     plan = json.loads(invoke("plan", str(first_run["spec"]), "--json").stdout)
     assert all(step["cached"] for step in plan["steps"] if step["kind"] != "render")
 
@@ -213,7 +216,7 @@ def test_force_reruns_every_step_with_the_same_seeded_results(first_run: dict[st
                     "--force", "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert payload["cached"] == [] and len(payload["ran"]) == 12
+    assert payload["cached"] == [] and len(payload["ran"]) == 13
     after = _dataset(first_run)
     for key, value in before.items():
         np.testing.assert_array_equal(after[key], value)

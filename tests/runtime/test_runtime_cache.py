@@ -52,7 +52,7 @@ def test_missing_step_module_is_a_clear_error_before_anything_runs(tmp_path: Pat
                     + "compression:\n  - {kind: cluster, number_of_clusters: 8, fine_tune_epochs: 1}\n")
     # A runtime without the cluster step (None in sys.modules makes the import fail, as for a missing file).
     monkeypatch.setitem(sys.modules, "tfspec.runtime.steps.cluster", None)
-    result = invoke("run", str(spec), "--quiet")
+    result = invoke("run", str(spec), "--quiet", "--dist-dir", str(tmp_path / "dist"))
     assert result.exit_code == 2, result.output
     assert f"{spec}:13:5: compression[0]: this runtime has no 'cluster' step" in result.stderr
     assert not (tmp_path / ".tfspec").exists()

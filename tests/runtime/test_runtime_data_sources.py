@@ -126,6 +126,22 @@ def test_tfrecord_source_concatenates_features_in_spec_order(tmp_path: Path) -> 
     assert_same_rows(rows, expected)
 
 
+def test_tfrecord_classes_are_checked_against_the_output_layer(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    x, y = features(3)
+    with tf.io.TFRecordWriter(str(tmp_path / "part-0.tfrecord")) as writer:
+        for row, label in zip(x, y):
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                "x": tf.train.Feature(float_list=tf.train.FloatList(value=row)),
+                "class": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+            })).SerializeToString())
+    source = "{kind: tfrecord, path: 'part-*.tfrecord', label: class, features: {x: {dtype: float32, shape: [3]}}}"
+    error = _error(tmp_path, spec(source, "[3]", layers="    - {type: dense, units: 5, activation: softmax}\n"))
+    assert error.path == ("model", "layers", 0, "units")
+    assert error.message == ("the model outputs 5 classes but the tfrecord source has 3 (0, 1, 2; no example of 3, 4)")
+
+
 def test_image_folder_source_uses_folder_names_as_labels(tmp_path: Path) -> None:
     from PIL import Image
 
@@ -167,8 +183,13 @@ def _error(tmp_path: Path, text: str) -> DataError:
 
 
 def test_missing_file_names_the_source_path_key(tmp_path: Path) -> None:
-    error = _error(tmp_path, spec("{kind: npz, path: nowhere.npz}", "[4]", "  num_classes: 3\n"))
-    assert error.path == ("data", "source", "path") and "nowhere.npz does not exist" in error.message
+    # compiling already reports a missing file; this one goes away between compile and run
+    (tmp_path / "gone.npz").write_bytes(b"soon deleted")
+    result = compile_text(tmp_path, spec("{kind: npz, path: gone.npz}", "[4]", "  num_classes: 3\n"))
+    (tmp_path / "gone.npz").unlink()
+    with pytest.raises(DataError) as caught:
+        data_step.run(step_context(result, "data", tmp_path / "out"))
+    assert caught.value.path == ("data", "source", "path") and "gone.npz does not exist" in caught.value.message
 
 
 def test_wrong_csv_column_names_the_label_column_key(tmp_path: Path) -> None:
@@ -191,7 +212,8 @@ def test_labels_outside_num_classes_are_rejected(tmp_path: Path) -> None:
     x, y = features(4)
     np.savez(tmp_path / "d.npz", x=x, y=y + 5)
     error = _error(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
-    assert error.path == ("data", "num_classes")
+    assert error.path == ("model", "layers", 0, "units")  # the output layer fixes the classes
+    assert "labels 5..7" in error.message
 
 
 def test_shape_mismatch_through_the_cli_names_file_line_and_key(tmp_path: Path) -> None:
@@ -209,3 +231,27 @@ def test_shape_mismatch_through_the_cli_names_file_line_and_key(tmp_path: Path) 
     cache = tmp_path / ".tfspec" / "cache"
     assert not cache.exists() or [p.name for p in cache.iterdir()] == []  # nothing half-written
     assert not (tmp_path / "dist").exists()
+
+
+@pytest.mark.parametrize("content", [b"not a zip file at all\n" * 4, b"PK\x03\x04" + b"\x00" * 40])
+def test_corrupt_npz_says_what_the_file_should_be(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "d.npz").write_bytes(content)
+    error = _error(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "path")
+    assert error.message == "d.npz is not a valid .npz archive of numeric arrays (numpy.savez writes one)"
+    assert "pickle" not in error.message
+
+
+def test_npz_with_object_arrays_is_refused_without_suggesting_pickle(tmp_path: Path) -> None:
+    x, y = features(4)
+    np.savez(tmp_path / "d.npz", x=np.array([list(row) for row in x] + [["a"]], dtype=object), y=y)
+    error = _error(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "features")
+    assert "is not a numeric array" in error.message and "allow_pickle" not in error.message
+
+
+def test_text_labels_in_a_csv_point_at_class_indices_and_data_labels(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("a,b,label\n1,2,cat\n3,4,dog\n")
+    error = _error(tmp_path, spec("{kind: csv, path: t.csv, label_column: label}", "[2]", "  num_classes: 3\n"))
+    assert error.path == ("data", "source", "label_column") and "holds 'cat', not a number" in error.message
+    assert error.hint is not None and "data.labels" in error.hint

@@ -57,7 +57,7 @@ def test_killed_training_resumes_from_the_last_finished_epoch(tmp_path: Path) ->
     assert cache.has(result.plan.step("data").fingerprint)
     assert not cache.has(train_fp)  # the killed step left no entry ...
     leftovers = [p.name for p in cache.root.glob(".*.tmp")]
-    assert len(leftovers) == 1 and leftovers[0].startswith(f".{train_fp[:12]}.{process.pid}.")  # ... only scratch
+    assert len(leftovers) == 1 and leftovers[0].startswith(f".{train_fp[:12]}.{process.pid}-")  # ... only scratch
 
     rerun = subprocess.run(command + ["--json"], cwd=tmp_path, capture_output=True, text=True,
                            env={**os.environ, "CI": "true"}, timeout=600)

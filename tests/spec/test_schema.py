@@ -10,7 +10,9 @@ import jsonschema
 import yaml
 
 from tfspec_testing import EXAMPLE, tfspec_command
-from tfspec.spec.schema import spec_json_schema
+from jsonschema.exceptions import best_match
+
+from tfspec.spec.schema import editor_json_schema, spec_json_schema
 
 
 def _properties(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -39,6 +41,43 @@ def test_schema_accepts_the_example_and_rejects_a_typo() -> None:
     assert any("epocs" in error.message for error in validator.iter_errors(tree))
 
 
-def test_cli_schema_prints_the_same_schema() -> None:
+def test_cli_schema_prints_the_editor_schema() -> None:
     proc = subprocess.run([*tfspec_command(), "schema"], capture_output=True, text=True, check=True)
-    assert json.loads(proc.stdout) == spec_json_schema()
+    assert json.loads(proc.stdout) == editor_json_schema()
+
+
+def _editor_errors(tree: dict[str, Any]) -> list[Any]:
+    validator = jsonschema.Draft202012Validator(editor_json_schema())
+    return list(validator.iter_errors(tree))
+
+
+def test_editor_schema_is_valid_and_accepts_the_example() -> None:
+    jsonschema.Draft202012Validator.check_schema(editor_json_schema())
+    assert _editor_errors(yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))) == []
+
+
+def test_a_typo_inside_one_layer_is_one_error_at_that_layer() -> None:
+    # With pydantic's oneOf, this was one error at `model` with a dozen sub-errors (one per layer type).
+    tree = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    tree["model"]["layers"][0]["unitz"] = 3
+    [error] = _editor_errors(tree)
+    assert list(error.absolute_path) == ["model", "layers", 0] and "'unitz'" in error.message
+    assert best_match(_editor_errors(tree)).message == error.message
+
+
+def test_an_unknown_tag_is_reported_at_the_tag() -> None:
+    tree = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    tree["targets"][0]["quantization"]["kind"] = "int9"
+    [error] = _editor_errors(tree)
+    assert list(error.absolute_path) == ["targets", 0, "quantization", "kind"]
+
+
+def test_variables_are_allowed_where_the_compiler_expands_them() -> None:
+    tree = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    tree["training"]["epochs"] = "${EPOCHS}"
+    tree["targets"][1]["kubernetes"]["replicas"] = "${REPLICAS:-2}"
+    tree["description"] = "${DESCRIPTION}"
+    assert _editor_errors(tree) == []
+    tree["training"]["epochs"] = "forty"
+    [error] = _editor_errors(tree)
+    assert list(error.absolute_path) == ["training", "epochs"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +18,14 @@ from tfspec.compiler.pipeline import CompileResult, compile_spec
 from tfspec.spec.errors import EXIT_ERROR, EXIT_INTERRUPTED, Diagnostic, SpecError, TfspecError
 
 __all__ = ["handle_errors", "print_diagnostics", "compiled", "default_out", "spec_argument", "env_option",
-           "json_option"]
+           "json_option", "require_runtime", "RUNTIME_MODULES"]
+
+# What the `runtime` extra brings, by import name, for each command that needs it.
+RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
+    "run": ("numpy", "tensorflow", "tf_keras", "tensorflow_model_optimization", "tensorflow_serving",
+            "ai_edge_litert", "sklearn", "PIL", "matplotlib"),
+    "report": ("numpy", "matplotlib"),
+}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +53,9 @@ def handle_errors(function: F) -> F:
             print_diagnostics(error.diagnostics, as_json)
             sys.exit(EXIT_ERROR)
         except TfspecError as error:
+            if os.environ.get("TFSPEC_DEBUG") and error.__cause__ is not None:
+                # the traceback of what went wrong inside; the exit code stays the error's own
+                traceback.print_exception(error.__cause__, file=sys.stderr)
             if as_json:
                 click.echo(json.dumps({"ok": False, "error": str(error)}))
             else:
@@ -74,3 +87,19 @@ def default_out(result: CompileResult) -> Path:
 spec_argument = click.argument("spec", type=click.Path(dir_okay=True, path_type=str))
 env_option = click.option("-e", "--env", "env", metavar="NAME", default=None, help="Apply the environment overlay NAME.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_runtime(command: str) -> None:
+    """Raise a one-line :class:`TfspecError` (exit 2) when the ``runtime`` extra ``command`` needs is missing
+    (the compiler alone, ``pip install tfspec``, has no numpy or TensorFlow)."""
+    missing = [module for module in RUNTIME_MODULES[command] if not _importable(module)]
+    if missing:
+        raise TfspecError(f"tfspec {command} needs the runtime extra, and {', '.join(missing)} "
+                          f"{'is' if len(missing) == 1 else 'are'} not installed: pip install 'tfspec[runtime]'")

@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 
 from tfspec.compiler.pipeline import CompileResult
-from tfspec.spec.errors import TfspecError
 
-from .common import compiled, env_option, handle_errors, spec_argument
+from .common import compiled, env_option, handle_errors, require_runtime, spec_argument
 
 __all__ = ["report", "default_dist"]
 
@@ -30,10 +29,8 @@ def default_dist(result: CompileResult) -> Path:
 @handle_errors
 def report(spec: str, env: str | None, dist_dir: Path | None) -> None:
     """Write report.html (charts, gates, plan graph) next to the last run's report.json."""
-    try:
-        from tfspec.runtime.report_html import REPORT_JSON, load_report, write_report_html
-    except ImportError as error:  # matplotlib comes with the runtime extra
-        raise TfspecError(f"tfspec report needs {error.name}: pip install 'tfspec[runtime]'") from None
+    require_runtime("report")
+    from tfspec.runtime.report_html import REPORT_JSON, load_report, write_report_html
 
     result = compiled(spec, env)
     dist = dist_dir or default_dist(result)

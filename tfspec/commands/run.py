@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import click
 
+from tfspec.compiler.pipeline import CompileResult
 from tfspec.spec.errors import EXIT_DIFF
 
-from .common import compiled, env_option, handle_errors, json_option, spec_argument
+from .common import compiled, env_option, handle_errors, json_option, require_runtime, spec_argument
 
 __all__ = ["run"]
 
@@ -24,6 +26,8 @@ __all__ = ["run"]
               help="Output folder for the artifacts (default: dist/<name>/).")
 @click.option("--quiet", is_flag=True, help="No progress bars (also when CI=true).")
 @click.option("--force", is_flag=True, help="Run every step, even those in the cache.")
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's own messages (by default they go to logs/tensorflow.log in the step cache).")
 @click.option("--worker", is_flag=True,
               help="Be one worker of a multi_worker_mirrored job: train only, cluster from TF_CONFIG or "
                    "JOB_COMPLETION_INDEX + TFSPEC_WORKER_HOSTS; the chief writes the model to the cache and "
@@ -37,7 +41,7 @@ __all__ = ["run"]
 @json_option
 @handle_errors
 def run(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | None, quiet: bool, force: bool,
-        worker: bool, startup_timeout: float, peer_timeout: float, as_json: bool) -> None:
+        verbose: bool, worker: bool, startup_timeout: float, peer_timeout: float, as_json: bool) -> None:
     """Train, compress, export, convert, verify and bundle: execute the spec's plan with TensorFlow.
 
     Exit 1 when a target misses a quality gate (after every step ran), 2 on an input error.
@@ -48,25 +52,50 @@ def run(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | Non
                                    "already holds the trained model)")
         _run_worker(spec, env, cache_dir, dist_dir, quiet, startup_timeout, peer_timeout, as_json)
         return
+    require_runtime("run")
+    from tfspec.runtime.cache import default_cache_dir
+    from tfspec.runtime.errors import StepFailed
+    from tfspec.runtime.tf import TENSORFLOW_LOG
+
+    result = compiled(spec, env)
+    tf_log = None if verbose else (cache_dir or default_cache_dir(Path(result.path))).parent / TENSORFLOW_LOG
+    try:
+        missed = _run_quietly(result, tf_log, cache_dir, dist_dir, quiet, force, as_json)
+    except StepFailed:  # not a spec problem: TensorFlow may have said why
+        if tf_log is not None and tf_log.is_file():
+            click.echo(f"TensorFlow's messages: {tf_log}", err=True)
+        raise
+    if tf_log is not None and tf_log.is_file() and not as_json:
+        click.echo(f"TensorFlow's messages: {tf_log} (--verbose shows them)")
+    if missed:
+        sys.exit(EXIT_DIFF)
+
+
+def _run_quietly(result: CompileResult, tf_log: Path | None, cache_dir: Path | None, dist_dir: Path | None,
+                 quiet: bool, force: bool, as_json: bool) -> list[tuple[str, str, float, float]]:
+    """Run the plan with TensorFlow's own output in ``tf_log``; print the outcome; return the missed gates."""
     from tfspec.runtime.executor import run_plan
     from tfspec.runtime.fit import is_ci
     from tfspec.runtime.report import missed_gates
+    from tfspec.runtime.report_html import REPORT_HTML
+    from tfspec.runtime.tf import tensorflow_output
 
-    result = compiled(spec, env)
-    log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
-    outcome = run_plan(result, cache_dir=cache_dir, dist_dir=dist_dir, quiet=quiet or is_ci() or as_json,
-                       force=force, log=log)
-    report = outcome.report
-    if as_json:
-        click.echo(json.dumps({"ok": outcome.passed, "dist": str(outcome.dist_dir), "ran": list(outcome.ran),
-                               "cached": list(outcome.cached), "report": report}, indent=2, sort_keys=True))
-    else:
-        _print_targets(report)
-    missed = missed_gates(report)
-    if missed:
-        if not as_json:
-            _print_missed(missed)
-        sys.exit(EXIT_DIFF)
+    with tensorflow_output(tf_log) as stderr:
+        log = (lambda line: print(line, file=stderr, flush=True)) if as_json else click.echo
+        outcome = run_plan(result, cache_dir=cache_dir, dist_dir=dist_dir, quiet=quiet or is_ci() or as_json,
+                           force=force, log=log)
+        report = outcome.report
+        if as_json:
+            click.echo(json.dumps({"ok": outcome.passed, "dist": str(outcome.dist_dir), "ran": list(outcome.ran),
+                                   "cached": list(outcome.cached), "report": report}, indent=2, sort_keys=True))
+        else:
+            _print_targets(report)
+            click.echo(f"report: {outcome.dist_dir / REPORT_HTML}")
+            click.echo(f"dist:   {outcome.dist_dir}/")
+        missed = missed_gates(report)
+        if missed and not as_json:
+            _print_missed(missed, stderr)
+    return missed
 
 
 def _run_worker(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | None, quiet: bool,
@@ -84,26 +113,45 @@ def _run_worker(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Pa
 
 
 def _print_targets(report: dict) -> None:
+    """Every stage on the test split: the trained Keras model, each compression stage, each target.
+
+    ``drop`` is always measured from the trained model (positive = worse; for an error metric such as
+    mae it is the increase), so what compression cost is visible and gated."""
     from rich.console import Console
     from rich.table import Table
 
     baseline = report["baseline"]
-    table = Table(title="targets (test split)")
-    for column in ("target", "kind", "accuracy", "drop", "size", "p50 ms", "p95 ms", "gates"):
+    metric = report.get("metric") or baseline.get("metric") or "accuracy"
+    change = "increase" if metric == "mae" else "drop"
+    table = Table(title=f"{metric} on the test split ({change} from the trained model)")
+    for column in ("stage", "kind", metric, change, "size", "gzip", "p50 ms", "p95 ms", "gates"):
         table.add_column(column)
-    if baseline.get("value") is not None:
+    stages = report.get("stages") or []
+    for stage in stages:
+        final = stage is stages[-1]
+        latency = (baseline.get("latency_ms") or {}) if final else {}
+        table.add_row(stage["label"], "keras" if stage["kind"] == "train" else stage["kind"], f"{stage['value']:.4f}",
+                      "-" if stage["kind"] == "train" else f"{stage['change_from_trained']:+.4f}",
+                      _kib(stage["size_bytes"]), _kib(stage.get("gzip_bytes")), _ms(latency.get("p50")),
+                      _ms(latency.get("p95")), "-")
+    if not stages and baseline.get("value") is not None:
         latency = baseline.get("latency_ms") or {}
         table.add_row("keras", "baseline", f"{baseline['value']:.4f}", "-",
-                      _kib(baseline.get("size_bytes")), _ms(latency.get("p50")), _ms(latency.get("p95")), "-")
+                      _kib(baseline.get("size_bytes")), "-", _ms(latency.get("p50")), _ms(latency.get("p95")), "-")
     for name, target in report["targets"].items():
         m = target["metrics"]
-        table.add_row(name, target["kind"], f"{m['accuracy']:.4f}", f"{m['accuracy_drop']:+.4f}", _kib(m["size_bytes"]),
-                      _ms(m["latency_ms_p50"]), _ms(m["latency_ms_p95"]),
+        value = m.get("value", m.get("accuracy"))
+        drop = m.get("drop_from_trained", m.get("accuracy_drop"))
+        table.add_row(name, target["kind"], f"{value:.4f}", f"{drop:+.4f}", _kib(m["size_bytes"]),
+                      _kib(m.get("gzip_bytes")), _ms(m["latency_ms_p50"]), _ms(m["latency_ms_p95"]),
                       "passed" if target["passed"] else "[red]MISSED[/red]")
-    Console(width=120).print(table)
+    console = Console(width=120)
+    console.print(table)
+    for line in report.get("warnings") or []:
+        console.print(f"[bold red]WARNING:[/bold red] {line}")
 
 
-def _print_missed(missed: list[tuple[str, str, float, float]]) -> None:
+def _print_missed(missed: list[tuple[str, str, float, float]], stderr: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -112,8 +160,8 @@ def _print_missed(missed: list[tuple[str, str, float, float]]) -> None:
         table.add_column(column)
     for target, gate, limit, value in missed:
         table.add_row(target, gate, f"{limit:g}", f"{value:.4g}")
-    Console(width=120, stderr=True).print(table)
-    click.echo(f"{len(missed)} gate{'s' if len(missed) != 1 else ''} missed", err=True)
+    Console(width=120, file=stderr).print(table)
+    print(f"{len(missed)} gate{'s' if len(missed) != 1 else ''} missed", file=stderr, flush=True)
 
 
 def _kib(size: int | None) -> str:

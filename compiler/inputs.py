@@ -1,0 +1,269 @@
+"""Stage 5: inputs — digest every file and folder the runtime's steps read from outside the step cache.
+
+Runs once per compile, after ``validate`` and before ``plan``; ``plan`` itself does no I/O. What is read
+(``input_sources`` is the table; paths are relative to the spec file):
+
+* ``data.source.path``: the npz or csv file, every file below an ``image_folder``, every file a
+  ``tfrecord`` glob matches (the set of matches is part of the digest: adding a shard changes it);
+* ``model.path``: a ``saved_model`` folder (or a ``.keras`` / ``.h5`` file);
+* ``model.builder``: every ``.py`` file of the builder's top-level package beside the spec (a folder, or
+  one ``name.py``), and of every local package those files import (found by parsing their ``import``
+  statements, never by importing them: the compiler does not run user code). A module that is not beside
+  the spec (an installed package) has no digest; dynamic imports (``importlib``) are not followed;
+* ``compression[i].teacher.path``: a ``saved_model`` teacher's folder; a ``spec`` teacher is compiled
+  (once per compile) and the fingerprint of its final model step stands for it.
+
+A file's digest is its sha256 (what ``sha256sum`` prints); a folder's or a glob's is
+:func:`~.file_digests.digest_listing` of its files' relative names and sha256s. Reading is memoised by
+stat (see :mod:`.file_digests`), so an unchanged tree costs one ``stat`` per file.
+
+A missing input is an error of the spec (``file:line:col: data.source.path: ... does not exist``), as a
+missing teacher already was: a plan without its inputs' digests could not say what is cached.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import contextvars
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Literal, Protocol
+
+from tfspec.spec.compression import DistillStage
+from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, TfrecordSource
+from tfspec.spec.errors import Diagnostic, SpecError, format_path
+from tfspec.spec.loader import KeyPath
+from tfspec.spec.model import BuilderModel, SavedModelModel
+
+from .file_digests import MEMO_DIR, MemoStats, StatMemo, UnreadableFile, digest_listing
+from .plan import Plan, Step, model_step_id
+from .resolve import ResolvedSpec
+
+__all__ = ["InputSource", "InputDigests", "TeacherModel", "input_sources", "gather_inputs", "CompileTeacher"]
+
+# How an input is read: one path (a file or a folder), a glob, a builder module name, another spec.
+ReadAs = Literal["path", "glob", "module", "spec"]
+_PATH: ReadAs = "path"
+_GLOB: ReadAs = "glob"
+_MODULE: ReadAs = "module"
+_SPEC: ReadAs = "spec"
+
+_COMPILING: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("tfspec_teacher_specs", default=())
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSource:
+    """One external input of a spec: its key path, how it is read and the spec's value."""
+
+    key: KeyPath
+    how: ReadAs
+    value: str
+
+    @property
+    def name(self) -> str:
+        """The key path as text (``data.source.path``): the key of its digest in the plan."""
+        return format_path(self.key)
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherModel:
+    """A ``spec`` teacher's final model step (last compression stage, or ``train``) in its own plan."""
+
+    model_step: str
+    fingerprint: str
+
+
+@dataclasses.dataclass(frozen=True)
+class InputDigests:
+    """The gathered inputs of one spec.
+
+    Attributes:
+        content: key path (``data.source.path``) → sha256 of the content found there.
+        teachers: compression stage index → the teacher spec's final model step.
+        stats: what gathering cost (files stat'ed, read, reused from the memo); not part of any digest.
+    """
+
+    content: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    teachers: Mapping[int, TeacherModel] = dataclasses.field(default_factory=dict)
+    stats: MemoStats = dataclasses.field(default_factory=MemoStats, compare=False)
+
+    def under(self, prefix: str) -> dict[str, str]:
+        """The digests of inputs whose key path starts with ``prefix`` (``"data."``), sorted."""
+        return {k: v for k, v in sorted(self.content.items()) if k.startswith(prefix)}
+
+
+class _Compiled(Protocol):
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def diagnostics(self) -> tuple[Diagnostic, ...]: ...
+    @property
+    def plan(self) -> Plan | None: ...
+
+
+CompileTeacher = Callable[[Path], _Compiled]
+"""Compiles a teacher spec file (the pipeline passes its own ``compile_spec``)."""
+
+
+def input_sources(resolved: ResolvedSpec) -> list[InputSource]:
+    """Every file, folder, glob, module and spec this spec's steps read from outside the cache."""
+    spec = resolved.spec
+    out: list[InputSource] = []
+    source = spec.data.source
+    if isinstance(source, TfrecordSource):
+        out.append(InputSource(("data", "source", "path"), _GLOB, source.path))
+    elif isinstance(source, (NpzSource, CsvSource, ImageFolderSource)):
+        out.append(InputSource(("data", "source", "path"), _PATH, source.path))
+    if isinstance(spec.model, SavedModelModel):
+        out.append(InputSource(("model", "path"), _PATH, spec.model.path))
+    elif isinstance(spec.model, BuilderModel):
+        out.append(InputSource(("model", "builder"), _MODULE, spec.model.builder.split(":")[0]))
+    for index, stage in enumerate(spec.compression):
+        teacher = stage.teacher if isinstance(stage, DistillStage) else None
+        if teacher is not None and teacher.kind == "saved_model":
+            out.append(InputSource(("compression", index, "teacher", "path"), _PATH, teacher.path))
+        elif teacher is not None and teacher.kind == "spec":
+            out.append(InputSource(("compression", index, "teacher", "path"), _SPEC, teacher.path))
+    return out
+
+
+@contextlib.contextmanager
+def _compiling(path: Path) -> Iterator[bool]:
+    """Mark ``path`` as being compiled; yields False when it already is (a cycle of teacher specs)."""
+    key = str(path.resolve())
+    active = _COMPILING.get()
+    if key in active:
+        yield False
+        return
+    token = _COMPILING.set(active + (key,))
+    try:
+        yield True
+    finally:
+        _COMPILING.reset(token)
+
+
+def gather_inputs(resolved: ResolvedSpec, compile_teacher: CompileTeacher) -> InputDigests:
+    """Digest every input of :func:`input_sources`; raise one :class:`SpecError` for all missing ones."""
+    memo = StatMemo(Path(resolved.file).parent)
+    compiled: dict[Path, _Compiled] = {}
+
+    def compile_once(path: Path) -> _Compiled:  # one compile per teacher spec, however many stages use it
+        if path not in compiled:
+            compiled[path] = compile_teacher(path)
+        return compiled[path]
+
+    content: dict[str, str] = {}
+    teachers: dict[int, TeacherModel] = {}
+    problems: list[Diagnostic] = []
+    for source in input_sources(resolved):
+        try:
+            found = _gather_one(source, resolved, memo, compile_once)
+        except UnreadableFile as error:
+            found = resolved.diagnostic(source.key, str(error), "make it readable, or remove it")
+        if isinstance(found, Diagnostic):
+            problems.append(found)
+        elif isinstance(found, TeacherModel):
+            teachers[int(source.key[1])] = found
+        elif found is not None:
+            content[source.name] = found
+    memo.save()
+    if problems:
+        raise SpecError(problems)
+    return InputDigests(content, teachers, memo.stats)
+
+
+def _gather_one(source: InputSource, resolved: ResolvedSpec, memo: StatMemo,
+                compile_once: CompileTeacher) -> str | TeacherModel | Diagnostic | None:
+    """One input's sha256 (None for a builder module that is not beside the spec), a teacher spec's
+    model step, or the problem that stops it."""
+    spec_file = Path(resolved.file)
+    spec_dir = spec_file.parent
+    where = spec_dir / source.value
+    if source.how == _SPEC:
+        with _compiling(spec_file), _compiling(where) as fresh:
+            if not fresh:
+                return resolved.diagnostic(source.key, f"teacher specs form a cycle through {source.value!r}",
+                                           "a teacher spec must not (indirectly) distill from this spec")
+            result = compile_once(where)
+        if not result.ok:
+            first = result.diagnostics[0]
+            return resolved.diagnostic(
+                source.key, f"the teacher spec has {len(result.diagnostics)} error(s), first: {first.format()}",
+                f"fix it: tfspec validate {source.value}")
+        step = _final_model_step(result.plan)
+        return TeacherModel(step.id, step.fingerprint)
+    if source.how == _MODULE:
+        files = _module_files(memo, spec_dir, source.value)
+        return digest_listing(files) if files else None
+    if source.how == _GLOB:
+        files = memo.matches(source.value)
+        if not files:
+            return resolved.diagnostic(source.key, f"no file matches {source.value} (looked in {spec_dir})",
+                                       "paths and globs are relative to the spec file")
+        return digest_listing(files)
+    digest = _path_digest(memo, where)
+    if digest is None:
+        return resolved.diagnostic(source.key, f"{source.value} does not exist (looked in {spec_dir})",
+                                   "paths are relative to the spec file")
+    return digest
+
+
+def _final_model_step(plan: Plan) -> Step:
+    return plan.step(model_step_id(plan))
+
+
+def _path_digest(memo: StatMemo, path: Path) -> str | None:
+    """A file's sha256, or the listing digest of a folder's files; None when nothing is there."""
+    if path.is_dir():
+        return digest_listing(memo.tree(path))
+    return memo.file_sha256(path)
+
+
+def _module_files(memo: StatMemo, spec_dir: Path, module: str) -> list[tuple[str, str]]:
+    """``(path relative to the spec folder, sha256)`` of the local packages ``module`` comes from and imports."""
+    queue = [module.split(".")[0]]
+    seen: set[str] = set()
+    files: dict[str, str] = {}
+    while queue:
+        top = queue.pop()
+        if top in seen:
+            continue
+        seen.add(top)
+        for path in _package_files(spec_dir, top):
+            name = path.relative_to(spec_dir).as_posix()
+            sha = memo.file_sha256(path)
+            if sha is None or name in files:
+                continue
+            files[name] = sha
+            queue.extend(memo.imports(path, sha, _top_level_imports))
+    return sorted(files.items())
+
+
+def _package_files(spec_dir: Path, top: str) -> list[Path]:
+    """The ``.py`` files Python would find for top-level name ``top`` on a path entry ``spec_dir``."""
+    out = []
+    module = spec_dir / f"{top}.py"
+    if module.is_file():
+        out.append(module)
+    package = spec_dir / top
+    if package.is_dir():
+        out.extend(sorted(p for p in package.rglob("*.py")
+                          if "__pycache__" not in p.parts and MEMO_DIR not in p.parts and p.is_file()))
+    return out
+
+
+def _top_level_imports(source: bytes) -> list[str]:
+    """Top-level names of the absolute imports in a module's source (anywhere in it); [] if it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []  # the runtime reports it when it imports the builder
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module.split(".")[0])
+    return sorted(set(names))

@@ -1,0 +1,119 @@
+"""``evaluate`` step: measure every Keras model of the run once, on the test split.
+
+Inputs: the ``train`` step, each compression stage's step (in spec order) and the data. Each model's
+quality metric (``runtime.quality``), file size (raw and gzipped), parameter count and, for classifiers,
+confusion matrix; the final model's per-example latency (the Keras baseline of every target) and layer
+summary; the class counts of each split and the chance level. ``verify`` reads ``evaluation.json``: a
+drop is measured from the *trained* model (``stages[0]``), so the damage compression did is gated.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import numpy as np
+
+from tfspec.compiler.plan import MODEL_STEP_KINDS
+from tfspec.runtime.context import StepContext
+from tfspec.runtime.datasets import Dataset, load_dataset
+from tfspec.runtime.keras_io import load_model, model_file
+from tfspec.runtime.quality import (
+    CHANCE_MARGIN,
+    chance_level,
+    confusion_matrix,
+    is_error_metric,
+    per_class,
+    percentiles,
+    quality,
+    time_single_calls,
+)
+
+__all__ = ["run", "EVALUATION_FILE", "gzipped_size", "layer_summary"]
+
+EVALUATION_FILE = "evaluation.json"
+
+
+def gzipped_size(data: bytes) -> int:
+    """Bytes after gzip at level 9 (what a download or an APK's compressed asset roughly costs)."""
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def layer_summary(model: Any) -> list[dict[str, Any]]:
+    """Each layer's name, class, output shape (batch axis as ``None``) and parameter count."""
+    rows = []
+    for layer in model.layers:
+        try:
+            shape = layer.output_shape
+        except (AttributeError, RuntimeError):
+            shape = None
+        rows.append({"name": layer.name, "type": type(getattr(layer, "layer", layer)).__name__,
+                     "output_shape": _plain_shape(shape), "params": int(layer.count_params())})
+    return rows
+
+
+def _plain_shape(shape: Any) -> Any:
+    if shape is None:
+        return None
+    if isinstance(shape, list):
+        return [_plain_shape(s) for s in shape]
+    return [None if d is None else int(d) for d in shape]
+
+
+def _class_counts(data: Dataset, num_classes: int) -> dict[str, list[int]]:
+    return {name: np.bincount(y.reshape(-1).astype(np.int64), minlength=num_classes).tolist()
+            for name, y in (("train", data.y_train), ("validation", data.y_val), ("test", data.y_test))}
+
+
+def run(ctx: StepContext) -> dict[str, Any]:
+    metric = ctx.params["metric"]
+    error = is_error_metric(metric)
+    data = load_dataset(ctx.input_of_kind("data"))
+    # a binary model has one sigmoid unit (num_classes 1) and two classes
+    num_classes = None if error else max(data.num_classes or 2, 2)
+    model_steps = [ctx.plan.step(i) for i in ctx.step.inputs if ctx.plan.step(i).kind in MODEL_STEP_KINDS]
+    stages: list[dict[str, Any]] = []
+    final_model: Any = None
+    for step in model_steps:
+        folder = ctx.inputs[step.id]
+        model = load_model(folder, compile=False)
+        predictions = model.predict(data.x_test, batch_size=256, verbose=0)
+        raw = model_file(folder).read_bytes()
+        stage: dict[str, Any] = {"step": step.id, "kind": step.kind,
+                                 "label": "trained" if step.kind == "train" else step.id,
+                                 "value": quality(predictions, data.y_test, metric), "size_bytes": len(raw),
+                                 "gzip_bytes": gzipped_size(raw), "params": int(model.count_params())}
+        if num_classes is not None:
+            stage["confusion"] = confusion_matrix(predictions, data.y_test, num_classes)
+            stage["per_class"] = per_class(stage["confusion"])
+        stages.append(stage)
+        final_model = model
+    trained = stages[0]["value"]
+    for stage in stages:
+        # positive = worse than the trained model, for either kind of metric
+        stage["change_from_trained"] = (stage["value"] - trained) if error else (trained - stage["value"])
+    p50, p95 = percentiles(time_single_calls(lambda sample: final_model(sample, training=False), data.x_test))
+    final = stages[-1]
+    baseline = {"metric": metric, "value": final["value"], "size_bytes": final["size_bytes"],
+                "gzip_bytes": final["gzip_bytes"], "weights_bytes": final["params"] * 4, "params": final["params"],
+                "latency_ms": {"p50": p50, "p95": p95}, "step": final["step"]}
+    result: dict[str, Any] = {"metric": metric, "lower_is_better": error, "trained": trained, "stages": stages,
+                              "baseline": baseline, "test_examples": int(len(data.x_test)),
+                              "layers": layer_summary(final_model)}
+    if num_classes is not None:
+        chance = chance_level(data.y_test, num_classes)
+        result["class_counts"] = _class_counts(data, num_classes)
+        result["labels"] = list(data.info.get("labels") or [])
+        result["chance"] = {"level": chance, "margin": CHANCE_MARGIN,
+                            "at_chance": [s["label"] for s in stages if s["value"] <= chance + CHANCE_MARGIN]}
+    ctx.write_json(EVALUATION_FILE, result)
+    ctx.log("  " + ", ".join(f"{s['label']} {metric} {s['value']:.4f}" for s in stages)
+            + f"; Keras p95 {p95:.3f} ms")
+    for label in result.get("chance", {}).get("at_chance", []):
+        ctx.log(f"  WARNING: {label} model is at chance level: {metric} {_value(stages, label):.4f} <= "
+                f"{result['chance']['level']:.4f} (majority class or uniform guessing) + {CHANCE_MARGIN}")
+    return result
+
+
+def _value(stages: list[dict[str, Any]], label: str) -> float:
+    return next(s["value"] for s in stages if s["label"] == label)
