@@ -1,31 +1,36 @@
-"""The whole compiler as one function: load → parse → resolve → validate → inputs → render → plan.
+"""The whole compiler as one function: load → standards → parse → resolve → validate → inputs → render →
+policies → plan.
 
-Reads the spec file, the process environment for ``${VAR}`` and, in the ``inputs`` stage, the files the
-spec names (data, SavedModels, builder modules, teacher specs). The only thing it writes is that stage's
+Reads the spec file, its project file, base specs and policy files (the ``standards`` stage), the process
+environment for ``${VAR}`` and, in the ``inputs`` stage, the files the spec names (data, SavedModels, builder modules, teacher specs). The only thing it writes is that stage's
 stat memo (``.tfspec/input-digests.json`` beside the spec, a cache that may be deleted at any time).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from tfspec.plan import PLAN_FILE, Plan
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_text
 
+from .bases import apply_standards
 from .inputs import InputDigests, gather_inputs
+from .naming import placed_files, plan_root
 from .parse import parse_model, parse_spec
-from .plan import Plan, build_plan
-from .render import render_targets
+from .plan import build_plan
+from .policies import Policy, check_policies, load_policies
 from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
+from .targets import render_targets
 from .validate import validate
 
-__all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "served_fingerprints", "PLAN_FILE"]
-
-PLAN_FILE = "plan.json"
+__all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "served_fingerprints",
+           "placed_files", "plan_root", "PLAN_FILE"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +45,7 @@ class CompileResult:
             is added by the writer).
         diagnostics: every problem found; empty when the spec is valid.
         inputs: the content digests of the files the spec's steps read (None when it did not get that far).
+        warnings: policy warnings (severity ``warning``): printed, they do not fail the build.
     """
 
     path: str
@@ -48,10 +54,18 @@ class CompileResult:
     files: dict[str, str]
     diagnostics: tuple[Diagnostic, ...]
     inputs: InputDigests | None = None
+    warnings: tuple[Diagnostic, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.diagnostics
+
+    def placed(self, out_dir: str | Path) -> "CompileResult":
+        """This result as written to ``out_dir``: the plan records the spec's folder relative to it."""
+        if self.plan is None:
+            return self
+        plan = self.plan.model_copy(update={"root": plan_root(self.path, out_dir)})
+        return dataclasses.replace(self, plan=plan, files={**self.files, PLAN_FILE: plan.to_text()})
 
     def raise_for_errors(self) -> "CompileResult":
         if self.diagnostics:
@@ -88,18 +102,45 @@ def resolve_document(document: SourceDocument, env: str | None = None,
 def compile_document(document: SourceDocument, env: str | None = None,
                      environ: Mapping[str, str] | None = None) -> CompileResult:
     try:
-        resolved = resolve_document(document, env, environ)
+        standards = apply_standards(document)
+        policies = load_policies(standards.policies)
+        resolved = resolve_document(standards.document, env, environ)
+        resolved = dataclasses.replace(resolved, sources=standards.sources)
         inputs = gather_inputs(resolved, compile_teacher=_compile_teacher)
         # The served content's fingerprints (image tags follow them) do not depend on the rendered files.
         target_files = render_targets(resolved, served_fingerprints(build_plan(resolved, None, inputs)))
+        warnings = check_policies(policies, resolved, target_files)
+        if env is None and policies:
+            warnings += _check_environments(policies, standards.document, environ)
         plan = build_plan(resolved, {name: {path: _sha256(text) for path, text in files.items()}
-                                     for name, files in target_files.items()}, inputs)
+                                     for name, files in target_files.items()}, inputs,
+                          spec_file=Path(document.file).name)
     except SpecError as error:
         return CompileResult(document.file, None, None, {}, tuple(error.diagnostics))
     files: dict[str, str] = {PLAN_FILE: plan.to_text()}
     for target_files_of_one in target_files.values():
         files.update(target_files_of_one)
-    return CompileResult(document.file, resolved, plan, files, (), inputs)
+    return CompileResult(document.file, resolved, plan, files, (), inputs, tuple(sorted(set(warnings))))
+
+
+def _check_environments(policies: tuple[Policy, ...], document: SourceDocument,
+                        environ: Mapping[str, str] | None) -> list[Diagnostic]:
+    """Policies judged under each environment overlay too (``env == "prod"`` rules need one)."""
+    tree = document.tree
+    names = sorted(tree.get("environments") or {}) if isinstance(tree, dict) else []
+    warnings: list[Diagnostic] = []
+    errors: list[Diagnostic] = []
+    for name in names:
+        resolved = resolve_document(document, name, environ)
+        try:
+            found = check_policies(policies, resolved, functools.partial(render_targets, resolved))
+        except SpecError as error:
+            errors.extend(dataclasses.replace(d, message=f"in environment {name!r}: {d.message}") for d in error.diagnostics)
+            continue
+        warnings.extend(dataclasses.replace(d, message=f"in environment {name!r}: {d.message}") for d in found)
+    if errors:
+        raise SpecError(errors)
+    return warnings
 
 
 def _compile_teacher(path: Path) -> CompileResult:

@@ -27,9 +27,11 @@ from tfspec.spec.model import DenseLayer
 from tfspec.spec.targets import GpuClusterTarget, KserveTarget, SpecificVersions, TfliteTarget, TfServingTarget
 
 from .quantities import quantity_value
+from .sources import SKLEARN_DIGITS
 from .versions import SERVING_IMAGE
 
-__all__ = ["ResolvedSpec", "expand_variables", "apply_environment", "with_defaults", "num_classes_key"]
+__all__ = ["ResolvedSpec", "expand_variables", "apply_environment", "merge_overlay", "with_defaults",
+           "num_classes_key"]
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _UNCLOSED = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\})")
@@ -103,18 +105,27 @@ def apply_environment(document: SourceDocument, name: str | None) -> SourceDocum
     merged = copy.deepcopy(tree)
     positions = dict(document.positions)
     problems: list[Diagnostic] = []
-    source: KeyPath = ("environments", name)
+    merge_overlay(merged, overlay, ("environments", name), positions, document, problems)
+    if problems:
+        raise SpecError(problems)
+    return dataclasses.replace(document, tree=merged, positions=positions)
+
+
+def merge_overlay(merged: dict[str, Any], overlay: dict[str, Any], source: KeyPath,
+                  positions: dict[KeyPath, Position], document: SourceDocument, problems: list[Diagnostic]) -> None:
+    """Deep-merge ``overlay`` (whose positions are recorded under ``source``) into ``merged`` in place.
+
+    The one merge rule of overlays and base specs: ``targets`` merged by ``name``, ``compression`` and
+    every other list or scalar replaced, mappings merged key by key; positions follow the values.
+    """
     for key, value in overlay.items():
-        if key == "targets":
+        if key == "targets" and isinstance(merged.get("targets"), list):
             _merge_targets(merged, value, source + ("targets",), positions, document, problems)
         elif key in ("compression",) or not isinstance(value, dict) or not isinstance(merged.get(key), dict):
             merged[key] = copy.deepcopy(value)
             _move_positions(positions, source + (key,), (key,))
         else:
             _deep_merge(merged[key], value, (key,), source + (key,), positions)
-    if problems:
-        raise SpecError(problems)
-    return dataclasses.replace(document, tree=merged, positions=positions)
 
 
 def _deep_merge(base: dict[str, Any], overlay: dict[str, Any], path: KeyPath, source: KeyPath,
@@ -175,6 +186,8 @@ class ResolvedSpec:
         input_name / output_name: serving signature keys.
         spec_sha256: sha256 of the spec's canonical content (variables expanded, overlay applied, as
             sorted-key JSON): comments, formatting and key order do not change it.
+        sources: other files the spec's content came from (project file, base specs, policy files):
+            a change to one of them changes the output.
     """
 
     spec: Spec
@@ -187,7 +200,7 @@ class ResolvedSpec:
     input_name: str
     output_name: str
     spec_sha256: str
-
+    sources: tuple[str, ...] = ()
 
     @property
     def file(self) -> str:
@@ -203,7 +216,7 @@ def _num_classes(spec: Spec) -> int | None:
     if spec.data.labels:
         return len(spec.data.labels)
     if isinstance(spec.data.source, SklearnDigitsSource):
-        return 10
+        return SKLEARN_DIGITS.classes
     layers = getattr(spec.model, "layers", None)
     if layers and isinstance(layers[-1], DenseLayer):
         return layers[-1].units
@@ -306,7 +319,7 @@ def source_shape(spec: Spec, reshaped: bool = True) -> tuple[int, ...] | None:
     source = spec.data.source
     shape: tuple[int, ...] | None = None
     if isinstance(source, SklearnDigitsSource):
-        shape = (64,)
+        shape = (SKLEARN_DIGITS.features,)
     elif isinstance(source, ImageFolderSource):
         shape = (*source.image_size, 1 if source.color_mode == "grayscale" else 3)
     elif isinstance(source, TfrecordSource):

@@ -49,6 +49,9 @@ class Spec(StrictModel):
 
     api_version: Literal["tfspec/v1"]
     """Spec format version; ``tfspec/v1``."""
+    extends: str | list[str] | None = None
+    """Base specs (paths relative to this file) deep-merged under this one, in order; see docs/standards.md.
+    The compiler merges them before parsing, so a resolved spec never holds this key."""
     name: DnsLabel
     """Model name (DNS-1123 label): used for images, Kubernetes objects and the serving model name."""
     version: Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]

@@ -8,6 +8,7 @@ from typing import Any
 
 from tfspec.spec.errors import Diagnostic
 
+from .. import naming
 from ..render import header_lines
 from ..resolve import ResolvedSpec
 
@@ -23,7 +24,7 @@ PULL_POLICY = "IfNotPresent"
 
 def object_name(resolved: ResolvedSpec, target: Any) -> str:
     """``<spec name>-<target name>``: the Kubernetes object and image name of a target."""
-    return f"{resolved.spec.name}-{target.name}"
+    return naming.object_name(resolved.spec.name, target.name)
 
 
 def image_repository(resolved: ResolvedSpec, target: Any, explicit: str | None) -> str:

@@ -37,13 +37,14 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import GpuClusterTarget
 
-from ..render import register_renderer, render_template
+from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..tf_config import ENV_WORKER_HOSTS, TFJOB_PORT, indexed_job_hosts
 from ..versions import TFSPEC_VERSION, training_image
 from . import kubernetes as k8s
 from .common import (PULL_POLICY, base_context, content_tag, dockerfile_quote, image_reference, image_repository,
                      object_name, qualified_image)
+from .registry import TargetKind, register
 
 __all__ = ["render_gpu_cluster", "TRAINING_UID", "CONTAINER_NAME", "SPEC_DIR", "WHEEL", "resolved_spec_text",
            "worker_command", "job_name", "ENV_JOB_NAME", "ENV_WORKER_SUBDOMAIN", "SUBDOMAIN_ANNOTATION",
@@ -195,7 +196,6 @@ def job_name(name: str, template: dict[str, Any]) -> str:
     return f"{name}-{digest[:JOB_HASH_LENGTH]}"
 
 
-@register_renderer("gpu_cluster")
 def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget, served: str | None = None) -> dict[str, str]:
     t = target.name
     name = object_name(resolved, target)
@@ -311,3 +311,6 @@ def job_name_length(r: ResolvedSpec) -> list[Diagnostic]:
 
 
 RULES = (storage_access, job_name_length)
+
+
+TARGET = register(TargetKind("gpu_cluster", render=render_gpu_cluster))

@@ -17,10 +17,12 @@ from typing import Any
 from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import KserveTarget
 
-from ..render import register_renderer, render_template
+from ..render import render_template
 from ..resolve import ResolvedSpec
 from . import kubernetes as k8s
 from .common import base_context, object_name
+from .registry import TargetKind, register
+from .tf_serving import plan_saved_model_serving
 
 __all__ = ["render_kserve", "API_VERSION", "MODEL_FORMAT", "RULES", "inference_service"]
 
@@ -52,7 +54,6 @@ def inference_service(resolved: ResolvedSpec, target: KserveTarget) -> dict[str,
     return {"predictor": predictor}
 
 
-@register_renderer("kserve")
 def render_kserve(resolved: ResolvedSpec, target: KserveTarget, served: str | None = None) -> dict[str, str]:
     t = target.name
     context = base_context(resolved, target)
@@ -86,3 +87,5 @@ def store_scheme(r: ResolvedSpec) -> list[Diagnostic]:
 
 
 RULES = (store_scheme,)
+
+TARGET = register(TargetKind("kserve", render=render_kserve, plan_steps=plan_saved_model_serving))

@@ -7,8 +7,7 @@ pushed: a label on a version the store lacks would crash-loop every serving pod.
 
 from __future__ import annotations
 
-from typing import Any
-
+from tfspec.plan import UploadParams
 from tfspec.spec.targets import KserveTarget, TfServingTarget
 
 from ..resolve import ResolvedSpec
@@ -31,18 +30,17 @@ def required_versions(resolved: ResolvedSpec, target: TfServingTarget | KserveTa
     return sorted(versions)
 
 
-def upload_params(resolved: ResolvedSpec, target: TfServingTarget | KserveTarget, model_dir: str) -> dict[str, Any]:
+def upload_params(resolved: ResolvedSpec, target: TfServingTarget | KserveTarget, model_dir: str) -> UploadParams:
     """Parameters of the ``upload`` step (no credentials: the runtime's client finds those itself)."""
     store = target.model_store
     assert store is not None
-    return {
-        "base_path": store.base_path,
-        "endpoint_url": store.endpoint_url,
-        "region": store.region,
-        "keep_versions": store.keep_versions,
-        "version": resolved.spec.version,
-        "model_dir": model_dir,
-        "required_versions": required_versions(resolved, target),
-        # Where a store problem points in the spec.
-        "key_path": ["targets", resolved.spec.targets.index(target), "model_store"],
-    }
+    return UploadParams(
+        base_path=store.base_path,
+        endpoint_url=store.endpoint_url,
+        region=store.region,
+        keep_versions=store.keep_versions,
+        version=resolved.spec.version,
+        model_dir=model_dir,
+        required_versions=required_versions(resolved, target),
+        key_path=["targets", resolved.spec.targets.index(target), "model_store"],
+    )

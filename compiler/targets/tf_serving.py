@@ -25,20 +25,23 @@ import json
 import math
 from typing import Any
 
+from tfspec.plan import SavedModelBundleParams, SavedModelVerifyParams, WarmupParams
 from tfspec.spec.errors import Diagnostic
-from tfspec.spec.targets import ModelStore, TfServingTarget
+from tfspec.spec.targets import KserveTarget, ModelStore, TfServingTarget
 
 from ..quantities import quantity_value
-from ..render import register_renderer, render_template
+from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..versions import serving_image
 from . import kubernetes as k8s
 from .common import (PULL_POLICY, base_context, content_tag, dockerfile_quote, image_reference, image_repository,
                      object_name, qualified_image, python_literal, without_header)
+from .model_store import upload_params
+from .registry import PlanContext, TargetKind, dump, register
 
 __all__ = ["render_tf_serving", "GRPC_PORT", "REST_PORT", "CONFIG_DIR", "MODEL_ROOT", "METRICS_PATH", "SERVING_UID",
            "server_flags", "thread_flags", "models_config_context", "held_versions", "named_versions", "RULES",
-           "GRACE_MARGIN_SECONDS"]
+           "GRACE_MARGIN_SECONDS", "plan_saved_model_serving"]
 
 GRPC_PORT = 8500
 REST_PORT = 8501
@@ -244,7 +247,6 @@ def _kubernetes_context(resolved: ResolvedSpec, target: TfServingTarget, configs
     }
 
 
-@register_renderer("tf_serving")
 def render_tf_serving(resolved: ResolvedSpec, target: TfServingTarget, served: str | None = None) -> dict[str, str]:
     t = target.name
     name = resolved.spec.name
@@ -365,3 +367,29 @@ def one_disruption_budget(r: ResolvedSpec) -> list[Diagnostic]:
 
 
 RULES = (versions_held, one_disruption_budget)
+
+
+def plan_saved_model_serving(context: PlanContext, resolved: ResolvedSpec,
+                             target: TfServingTarget | KserveTarget) -> None:
+    """warmup records (optional) → verify (the SavedModel, gated) → bundle (``models/<name>/<version>/``)
+    → upload (with a model store). tf_serving and kserve serve the same bundle."""
+    spec, t = resolved.spec, target.name
+    inputs = [context.export]
+    if getattr(target, "warmup", None) is not None:
+        inputs.append(context.add(f"{t}.warmup", "warmup", WarmupParams(
+            requests=target.warmup.requests, model_name=spec.name, signature="serving_default",
+            input_name=resolved.input_name,
+        ), [context.export, context.data], ["tf_serving_warmup_requests"], t))
+    verify = context.add(f"{t}.verify", "verify", SavedModelVerifyParams(
+        artifact="saved_model", gates=dump(target.gates), metric=context.metric,
+        input_name=resolved.input_name, output_name=resolved.output_name,
+    ), [context.export, context.evaluate, context.data], ["verify.json"], t)
+    model_dir = f"{t}/models/{spec.name}/{spec.version}"
+    bundle = context.add(f"{t}.bundle", "bundle", SavedModelBundleParams(
+        artifact="saved_model", model_dir=model_dir, name=spec.name, version=spec.version,
+    ), inputs + [verify], [model_dir], t)
+    if target.model_store is not None:
+        context.add(f"{t}.upload", "upload", upload_params(resolved, target, model_dir), [bundle], ["upload.json"], t)
+
+
+TARGET = register(TargetKind("tf_serving", render=render_tf_serving, plan_steps=plan_saved_model_serving))

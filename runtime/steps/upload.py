@@ -19,25 +19,25 @@ __all__ = ["run"]
 
 def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
-    key = tuple(p["key_path"])
+    key = tuple(p.key_path)
     bundle = next(i for i in ctx.step.inputs if ctx.plan.step(i).kind == "bundle")
-    model_dir = ctx.inputs[bundle] / p["model_dir"]
+    model_dir = ctx.inputs[bundle] / p.model_dir
     try:
-        store = open_store(p["base_path"], p["endpoint_url"], p["region"])
+        store = open_store(p.base_path, p.endpoint_url, p.region)
         present = set(versions_in(store))
-        missing = sorted(set(p["required_versions"]) - present - {p["version"]})
+        missing = sorted(set(p.required_versions) - present - {p.version})
         if missing:
             raise StoreError(f"the store lacks version(s) {', '.join(map(str, missing))}, which the serving "
                              f"configuration names; nothing was uploaded")
-        uploaded = upload_version(store, model_dir, p["version"], ctx.plan.step(bundle).fingerprint)
-        deleted = prune_versions(store, p["keep_versions"], p["required_versions"])
+        uploaded = upload_version(store, model_dir, p.version, ctx.plan.step(bundle).fingerprint)
+        deleted = prune_versions(store, p.keep_versions, p.required_versions)
         kept = versions_in(store)
     except StoreError as error:
         raise StepError(key + ("base_path",), str(error),
                         "upload the named versions first, or change the version labels / policy") from None
-    ctx.log(f"  {p['base_path']}/{p['version']}: " + ("uploaded" if uploaded else "already there")
+    ctx.log(f"  {p.base_path}/{p.version}: " + ("uploaded" if uploaded else "already there")
             + (f"; removed version(s) {', '.join(map(str, deleted))}" if deleted else ""))
-    result = {"base_path": p["base_path"], "version": p["version"], "uploaded": uploaded, "deleted": deleted,
+    result = {"base_path": p.base_path, "version": p.version, "uploaded": uploaded, "deleted": deleted,
               "versions": kept}
     ctx.write_json("upload.json", result)
     return result

@@ -17,7 +17,7 @@ import click
 from tfspec.compiler.pipeline import CompileResult, compile_spec
 from tfspec.spec.errors import EXIT_ERROR, EXIT_INTERRUPTED, Diagnostic, SpecError, TfspecError
 
-__all__ = ["handle_errors", "print_diagnostics", "compiled", "default_out", "spec_argument", "env_option",
+__all__ = ["handle_errors", "print_diagnostics", "print_warnings", "compiled", "default_out", "spec_argument", "env_option",
            "json_option", "require_runtime", "RUNTIME_MODULES"]
 
 # What the `runtime` extra brings, by import name, for each command that needs it.
@@ -68,20 +68,26 @@ def handle_errors(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def compiled(spec: str, env: str | None) -> CompileResult:
-    """Compile ``spec`` or raise :class:`SpecError` with every diagnostic."""
+def compiled(spec: str, env: str | None, *, quiet_warnings: bool = False) -> CompileResult:
+    """Compile ``spec`` or raise :class:`SpecError` with every diagnostic; policy warnings go to stderr."""
     result = compile_spec(spec, env=env)
     if not result.ok:
         raise SpecError(list(result.diagnostics))
+    if not quiet_warnings:
+        print_warnings(result.warnings)
     return result
+
+
+def print_warnings(warnings: tuple[Diagnostic, ...] | list[Diagnostic]) -> None:
+    """Policy warnings, one line each, on stderr (they do not change the exit code)."""
+    for warning in warnings:
+        click.echo(warning.format(), err=True)
 
 
 def default_out(result: CompileResult) -> Path:
     """``build/<name>/``, or ``build/<name>-<env>/`` with an environment overlay."""
-    assert result.resolved is not None
-    name = result.resolved.spec.name
-    env = result.resolved.environment
-    return Path("build") / (f"{name}-{env}" if env else name)
+    assert result.plan is not None
+    return Path("build") / result.plan.spec.dist_name
 
 
 spec_argument = click.argument("spec", type=click.Path(dir_okay=True, path_type=str))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tfspec.compiler.write import diff_tree, write_tree
+from tfspec.io.write import diff_tree, write_tree
 from tfspec.spec.errors import EXIT_DIFF, TfspecError
 
 from .common import compiled, default_out, env_option, handle_errors, json_option, spec_argument
@@ -22,9 +22,10 @@ __all__ = ["validate", "build", "plan", "schema", "init"]
 @handle_errors
 def validate(spec: str, env: str | None, as_json: bool) -> None:
     """Check a spec; print every problem with file:line:col and key path (exit 2 on problems)."""
-    result = compiled(spec, env)
+    result = compiled(spec, env, quiet_warnings=as_json)
     if as_json:
-        click.echo(json.dumps({"ok": True, "diagnostics": []}, indent=2))
+        click.echo(json.dumps({"ok": True, "diagnostics": [], "warnings": [w.to_json() for w in result.warnings]},
+                              indent=2))
     else:
         click.echo(f"{spec}: ok ({len(result.plan.steps)} steps, {len(result.files)} files)")
 
@@ -61,6 +62,7 @@ def build(spec: str, env: str | None, out: Path | None, check: bool, jobs: int |
         raise TfspecError("--jobs, --no-cache and --prune apply to folder builds; SPEC is a file")
     result = compiled(spec, env)
     out_dir = out or default_out(result)
+    result = result.placed(out_dir)
     if check:
         diff = diff_tree(out_dir, result.files)
         if diff:

@@ -1,4 +1,4 @@
-"""``tfspec build FOLDER``: the printing side of :func:`tfspec.compiler.batch.build_folder`."""
+"""``tfspec build FOLDER``: the printing side of :func:`tfspec.io.batch.build_folder`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tfspec.compiler.batch import FolderBuild, build_folder
+from tfspec.io.batch import FolderBuild, build_folder
 
 __all__ = ["build_folder_command", "summary_table"]
 
@@ -45,11 +45,15 @@ def build_folder_command(folder: str, env: str | None, out: Path | None, *, chec
             "ok": result.exit_code == 0,
             "exit_code": result.exit_code,
             "specs": [{"path": o.path, "status": o.status, "name": o.name, "out": o.out_dir, "files": o.files,
-                       "diagnostics": [d.to_json() for d in o.diagnostics]} for o in result.outcomes],
+                       "diagnostics": [d.to_json() for d in o.diagnostics],
+                       "warnings": [w.to_json() for w in o.warnings]} for o in result.outcomes],
             "orphans": [str(Path(result.out_root) / o) for o in result.orphans],
         }, indent=2))
         return result.exit_code
     diagnostics = result.diagnostics
+    for outcome in result.outcomes:
+        for warning in outcome.warnings:
+            click.echo(warning.format(), err=True)
     for diagnostic in diagnostics:
         click.echo(diagnostic.format_with_excerpt(), err=True)
     if diagnostics:

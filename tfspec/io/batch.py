@@ -17,7 +17,7 @@ Steps of :func:`build_folder`:
    this process when only one is stale.
 5. check names — two specs with the same ``name`` would write the same folder: both are errors.
 6. write — each valid spec's output to ``<out root>/<name>/`` (``<name>-<env>/`` with an overlay),
-   atomically (:func:`tfspec.compiler.write.write_tree`), then the cache is saved (atomically). Staging
+   atomically (:func:`tfspec.io.write.write_tree`), then the cache is saved (atomically). Staging
    folders that killed builds left anywhere under the output root are removed first, cached specs or not.
 
 ``check=True`` writes nothing: every spec is compiled (the cache is not trusted) and compared with its
@@ -49,7 +49,8 @@ from typing import Any
 
 from tfspec.spec.errors import Diagnostic
 
-from .versions import TFSPEC_VERSION
+from tfspec.compiler.versions import TFSPEC_VERSION
+from tfspec.compiler.naming import dist_name, placed_files
 from .write import MANIFEST, diff_tree, manifest_text, remove_dead_staging, staging_prefix, with_manifest, write_tree
 
 __all__ = [
@@ -142,16 +143,15 @@ def _discover(root: Path, exclude: Iterable[Path] = ()) -> list[tuple[Path, str]
     return found
 
 
-def output_dir_name(name: str, env: str | None) -> str:
-    """``<name>`` or ``<name>-<env>``: the folder a spec's output goes to under the output root."""
-    return f"{name}-{env}" if env else name
+output_dir_name = dist_name  # the folder a spec's output goes to under the output root
 
 
 @functools.cache
 def compiler_fingerprint() -> str:
-    """sha256 over the source of ``tfspec.spec``, ``tfspec.compiler`` and ``tfspec.templates`` (+ version)."""
+    """sha256 over the source of ``tfspec.spec``, ``tfspec.plan``, ``tfspec.compiler`` and ``tfspec.templates``
+    (+ version): what a compiled output depends on besides the spec."""
     digest = hashlib.sha256(TFSPEC_VERSION.encode())
-    for package in ("tfspec.spec", "tfspec.compiler", "tfspec.templates"):
+    for package in ("tfspec.spec", "tfspec.plan", "tfspec.compiler", "tfspec.templates"):
         base = Path(str(importlib.resources.files(package)))
         for path in sorted(base.rglob("*")):
             if path.suffix in (".py", ".j2") and path.is_file() and "__pycache__" not in path.parts:
@@ -173,12 +173,14 @@ def input_key(text: str, env: str | None, environ: Mapping[str, str]) -> str:
 
 
 def referenced_specs(spec_path: str | Path, resolved: Any) -> tuple[str, ...]:
-    """Other spec files whose content a spec's compile may depend on (distillation teachers of kind ``spec``)."""
+    """Other files whose content a spec's compile depends on: distillation teachers of kind ``spec``, the
+    project file, base specs and policy files."""
     out: list[str] = []
     for stage in resolved.spec.compression:
         teacher = getattr(stage, "teacher", None)
         if teacher is not None and getattr(teacher, "kind", None) == "spec":
             out.append(os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(spec_path)), teacher.path)))
+    out.extend(getattr(resolved, "sources", ()))  # project file, base specs, policy files
     return tuple(sorted(set(out)))
 
 
@@ -197,6 +199,7 @@ class SpecOutcome:
         diff: unified diff of a stale output (``check``).
         text_sha256: sha256 of the spec text that was built.
         deps: referenced files and their sha256 at build time.
+        warnings: policy warnings of a spec compiled by this build (a cached spec is not judged again).
     """
 
     path: str
@@ -208,6 +211,7 @@ class SpecOutcome:
     diff: str = ""
     text_sha256: str = ""
     deps: tuple[tuple[str, str], ...] = ()
+    warnings: tuple[Diagnostic, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +256,7 @@ class _Compiled:
     pid: int
     cacheable: bool = True
     """False when the plan holds digests of data, models or teachers: their files are not deps here."""
+    warnings: tuple[Diagnostic, ...] = ()
 
 
 _Job = tuple[str, str | None, str, dict[str, str]]
@@ -259,7 +264,7 @@ _Job = tuple[str, str | None, str, dict[str, str]]
 
 def _compile(job: _Job) -> _Compiled:
     """Worker: compile one spec from its text and variables (read once by the parent, as the cache key)."""
-    from .pipeline import compile_spec
+    from tfspec.compiler.pipeline import compile_spec
 
     path, env, text, variables = job
     result = compile_spec(path, env=env, text=text, environ=variables)
@@ -268,7 +273,8 @@ def _compile(job: _Job) -> _Compiled:
     name_position = result.resolved.document.position(("name",))
     external = result.inputs is not None and bool(result.inputs.content or result.inputs.teachers)
     return _Compiled(path, result.resolved.spec.name, name_position, dict(result.files), (),
-                     referenced_specs(path, result.resolved), os.getpid(), cacheable=not external)
+                     referenced_specs(path, result.resolved), os.getpid(), cacheable=not external,
+                     warnings=result.warnings)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -300,7 +306,7 @@ def _exit_when_orphaned(parent: int) -> None:
 def _compile_all(jobs: list[_Job], workers: int) -> list[_Compiled]:
     if workers <= 1 or len(jobs) <= 1:
         return [_compile(job) for job in jobs]
-    from . import pipeline  # noqa: F401  (imported before forking, so workers start warm)
+    from tfspec.compiler import pipeline  # noqa: F401  (imported before forking, so workers start warm)
 
     method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
     workers = min(workers, len(jobs))
@@ -475,16 +481,17 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
             continue
         assert result.name is not None
         out_dir = out_root / output_dir_name(result.name, env)
-        files = with_manifest(result.files)
+        files = with_manifest(placed_files(result.files, path, out_dir))
         deps = tuple((dep, _sha256(_read_text(Path(dep)) or "")) for dep in result.deps)
         if check:
             diff = diff_tree(out_dir, files)
             outcomes[path] = SpecOutcome(path, "stale" if diff else "current", result.name, str(out_dir), len(files),
-                                         diff=diff, text_sha256=_sha256(texts[path]), deps=deps)
+                                         diff=diff, text_sha256=_sha256(texts[path]), deps=deps,
+                                         warnings=result.warnings)
         else:
             writes.append((path, out_dir, files))
             outcomes[path] = SpecOutcome(path, "built", result.name, str(out_dir), len(files),
-                                         text_sha256=_sha256(texts[path]), deps=deps)
+                                         text_sha256=_sha256(texts[path]), deps=deps, warnings=result.warnings)
 
     if writes:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, len(writes))) as pool:

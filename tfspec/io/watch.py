@@ -34,6 +34,7 @@ from tfspec.spec.errors import TfspecError
 
 from .batch import (SPEC_SUFFIXES, build_folder, discover_specs, inside_output_folder, is_spec_text, manifest_entries,
                     output_dir_name, referenced_specs)
+from tfspec.compiler.naming import placed_files
 from .write import MANIFEST, read_manifest, with_manifest, write_tree
 
 __all__ = ["SpecWatcher", "WatchPathError"]
@@ -232,8 +233,9 @@ class SpecWatcher:
                     candidates.update(os.path.abspath(p) for p in discover_specs(Path(path), exclude=[self.out_root]))
                 prefix = path + os.sep
                 candidates.update(p for p in self.watched if p.startswith(prefix))
-            elif path.endswith(SPEC_SUFFIXES) and not inside_output_folder(path, self.root):
-                candidates.add(path)
+            elif (path.endswith(SPEC_SUFFIXES) and path.startswith(self.root + os.sep)
+                  and not inside_output_folder(path, self.root)):
+                candidates.add(path)  # a file outside the folder (a base spec, a teacher) only rebuilds its dependents
         for path in sorted(candidates):
             self._rebuild_one(path)
         self._watch_reference_dirs()
@@ -265,7 +267,7 @@ class SpecWatcher:
         return all(_sha256(_read(dep) or "") == sha for dep, sha in deps.items())
 
     def _rebuild_one(self, path: str) -> None:
-        from .pipeline import compile_spec
+        from tfspec.compiler.pipeline import compile_spec
 
         known = self.watched.get(path)
         text = _read(path)
@@ -310,10 +312,12 @@ class SpecWatcher:
             self.echo_error(f"{display}: 1 problem; nothing written")
             self.watched[path] = _Watched(display, sha, {}, None, None, False)
             return
+        for warning in result.warnings:
+            self.echo_error(warning.format())
         deps = {dep: _sha256(_read(dep) or "") for dep in referenced_specs(display, result.resolved)}
         self.watched[path] = _Watched(display, sha, deps, name, out_dir, True)
         self._index_dependents()
-        files = with_manifest(result.files)
+        files = with_manifest(placed_files(result.files, path, out_dir))
         new = manifest_entries(files)
         old = read_manifest(out_dir) or {}
         added = sorted(set(new) - set(old))
