@@ -32,6 +32,7 @@ from .targets import render_targets, target_defaults
 from .validate import validate
 
 __all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "resolve_expanded",
+           "served_fingerprints",
            "placed_files", "plan_root", "PLAN_FILE"]
 
 
@@ -125,7 +126,8 @@ def compile_document(document: SourceDocument, env: str | None = None,
         resolved = resolve_document(standards.document, env, environ)
         resolved = dataclasses.replace(resolved, sources=standards.sources)
         inputs = gather_inputs(resolved, compile_teacher=_compile_teacher)
-        target_files = render_targets(resolved)
+        # The served content's fingerprints (image tags follow them) do not depend on the rendered files.
+        target_files = render_targets(resolved, served_fingerprints(build_plan(resolved, None, inputs)))
         warnings = check_policies(policies, resolved, target_files)
         if env is None and policies:
             warnings += _check_environments(policies, standards.document, environ)
@@ -162,6 +164,11 @@ def _check_environments(policies: tuple[Policy, ...], document: SourceDocument,
 
 def _compile_teacher(path: Path) -> CompileResult:
     return compile_spec(path)  # looked up when called, so a test can count teacher compilations
+
+
+def served_fingerprints(plan: Plan) -> dict[str, str]:
+    """Per target, the fingerprint of its ``bundle`` step: what a serving image or a model store holds."""
+    return {step.target: step.fingerprint for step in plan.steps if step.kind == "bundle" and step.target}
 
 
 def _sha256(text: str) -> str:

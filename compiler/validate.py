@@ -22,7 +22,11 @@ from .plan import quality_metric
 from .resolve import ResolvedSpec, num_classes_key, source_shape
 from .sources import SKLEARN_DIGITS
 from .teachers import teacher_diagnostics
+from .targets import gpu_cluster as gpu_cluster_rules
+from .targets import kserve as kserve_rules
 from .targets import target_kind
+from .targets import tf_serving as tf_serving_rules
+from .targets.common import unique_images
 from .techniques import technique
 from .tf_config import TFJOB_PORT
 
@@ -528,7 +532,7 @@ def serving_versions(r: ResolvedSpec) -> list[Diagnostic]:
         elif policy.kind == "latest" and policy.num_versions == 1:
             loaded = {r.spec.version}
         for label, version in target.version_labels.items():
-            if loaded is not None and version not in loaded:
+            if loaded is not None and version not in loaded and not target.allow_unavailable_version_labels:
                 out.append(r.diagnostic(("targets", index, "version_labels", label),
                                         f"label {label!r} points at version {version}, which the version policy does not load",
                                         "TF Serving only labels loaded versions: change the policy or the label"))
@@ -742,4 +746,9 @@ RULES: tuple[Rule, ...] = (
     toleration_values,
     storage_mount_path,
     labels_are_lines,
+    # Per-target rules live with their target kind (compiler/targets/).
+    unique_images,
+    *tf_serving_rules.RULES,
+    *gpu_cluster_rules.RULES,
+    *kserve_rules.RULES,
 )

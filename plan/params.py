@@ -34,6 +34,7 @@ __all__ = [
     "SavedModelVerifyParams",
     "TfliteBundleParams",
     "SavedModelBundleParams",
+    "UploadParams",
     "RenderParams",
     "StepParams",
     "PARAMS_BY_KIND",
@@ -258,6 +259,24 @@ class SavedModelBundleParams(Params):
     version: int
 
 
+class UploadParams(Params):
+    """A served bundle pushed to a model store (no credentials: the runtime's client finds those itself)."""
+
+    base_path: str
+    """``s3://bucket/prefix`` or ``gs://bucket/prefix``: the versions go under ``<base_path>/<version>/``."""
+    endpoint_url: str | None
+    region: str | None
+    keep_versions: int
+    """How many versions the store keeps (the required ones are never deleted)."""
+    version: int
+    model_dir: str
+    """The bundle step's ``<target>/models/<name>/<version>`` folder to upload."""
+    required_versions: list[int]
+    """Versions the store must hold (a policy or a label names them), checked before anything is pushed."""
+    key_path: list[str | int]
+    """Where a store problem points in the spec (``targets[i].model_store``)."""
+
+
 class RenderParams(Params):
     files: dict[str, str]
     """Rendered file (relative to the build folder) → sha256 of its text."""
@@ -268,7 +287,8 @@ BundleParams = Annotated[Union[TfliteBundleParams, SavedModelBundleParams], Fiel
 
 StepParams = Union[
     DataParams, TrainParams, PruneParams, ClusterParams, QatParams, DistillParams, EvaluateParams, ExportParams, WarmupParams,
-    TfliteParams, TfliteVerifyParams, SavedModelVerifyParams, TfliteBundleParams, SavedModelBundleParams, RenderParams,
+    TfliteParams, TfliteVerifyParams, SavedModelVerifyParams, TfliteBundleParams, SavedModelBundleParams, UploadParams,
+    RenderParams,
 ]
 
 PARAMS_BY_KIND: dict[str, Any] = {
@@ -284,6 +304,7 @@ PARAMS_BY_KIND: dict[str, Any] = {
     "tflite": TfliteParams,
     "verify": VerifyParams,
     "bundle": BundleParams,
+    "upload": UploadParams,
     "render": RenderParams,
 }
 

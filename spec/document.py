@@ -59,6 +59,11 @@ class Spec(StrictModel):
     """Model version: the TF Serving version directory."""
     description: SafeText | None = None
     """One-line description, written into generated files."""
+    registry: Annotated[str, StringConstraints(
+        pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")] | None = None
+    """Registry prefix of the images built for this spec (``registry.example.com/ml``): a target's image is
+    ``<registry>/<spec name>-<target name>`` unless it names its own. An organisation sets it once with a
+    variable, ``registry: ${REGISTRY}``."""
     data: Data
     """Training data: the source of the examples, how they are split and preprocessed."""
     model: ModelSpec
@@ -68,7 +73,7 @@ class Spec(StrictModel):
     compression: list[CompressionStage] = []
     """Compression stages applied in order: ``prune``, ``cluster``, ``quantization_aware``, ``distill``."""
     targets: Annotated[list[Target], Field(min_length=1)]
-    """Deployment targets: ``tflite``, ``tf_serving``, ``gpu_cluster``."""
+    """Deployment targets: ``tflite``, ``tf_serving``, ``gpu_cluster``, ``kserve``."""
     environments: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], Environment] = {}
     """Environment overlays, selected with ``-e NAME``."""
     search: Search | None = None

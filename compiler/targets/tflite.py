@@ -108,7 +108,7 @@ def _input_size(shape: tuple[int, ...]) -> int:
     return size
 
 
-def render_tflite(resolved: ResolvedSpec, target: TfliteTarget) -> dict[str, str]:
+def render_tflite(resolved: ResolvedSpec, target: TfliteTarget, served: str | None = None) -> dict[str, str]:
     t = target.name
     context = base_context(resolved, target)
     files: dict[str, str] = {}

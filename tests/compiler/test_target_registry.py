@@ -29,7 +29,7 @@ class ToyTarget(StrictModel):
     greeting: str = "hello"
 
 
-def _render(resolved: ResolvedSpec, target: ToyTarget) -> dict[str, str]:
+def _render(resolved: ResolvedSpec, target: ToyTarget, served: str | None = None) -> dict[str, str]:
     return {f"{target.name}/greeting.txt": render_template("toy.txt.j2", greeting=target.greeting,
                                                            name=resolved.spec.name)}
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from tfspec.compiler.naming import placed_files
 from tfspec.compiler.pipeline import compile_spec
+from tfspec.compiler.resolve import ResolvedSpec
+from tfspec.compiler.targets.common import image_repository
 
 from .batch import discover_specs, output_dir_name
 from .write import MANIFEST, diff_tree
@@ -85,7 +87,7 @@ class Fleet:
                 "specs": [dataclasses.asdict(row) for row in self.rows]}
 
 
-def _target(target: Any, report: dict[str, Any] | None, version: int) -> FleetTarget:
+def _target(resolved: ResolvedSpec, target: Any, report: dict[str, Any] | None, version: int) -> FleetTarget:
     measured = {}
     if report is not None:
         entry = (report.get("targets") or {}).get(target.name) or {}
@@ -99,12 +101,12 @@ def _target(target: Any, report: dict[str, Any] | None, version: int) -> FleetTa
         value = got.get("value") if isinstance(got.get("value"), (int, float)) else None
         gates.append(Gate(name, float(limit), value, got.get("passed") if isinstance(got.get("passed"), bool) else None))
     if target.kind == "tf_serving":
-        repository = target.kubernetes.image if target.kubernetes and target.kubernetes.image else "-"
-        image = f"{repository}:{version}" if repository != "-" else "-"
+        # The repository the rendered manifests name (their tag is ``<version>-<content hash>``).
+        image = f"{image_repository(resolved, target, target.kubernetes.image)}:{version}" if target.kubernetes else "-"
         replicas = target.kubernetes.replicas if target.kubernetes else 1
         gpus = f"{target.gpus}/replica × {replicas}" if target.gpus else "0"
     elif target.kind == "gpu_cluster":
-        image = f"{target.image}:{version}"
+        image = f"{image_repository(resolved, target, target.image)}:{version}"
         gpus = f"{target.gpus_per_worker}/worker × {target.workers}"
     else:
         image = target.filename or "-"
@@ -147,6 +149,6 @@ def collect_fleet(root: str | Path, out_root: str | Path = "build", dist_root: s
             passed = report.get("passed") if isinstance(report.get("passed"), bool) else None
         sources = tuple(os.path.relpath(s) for s in resolved.sources)
         rows.append(FleetRow(str(spec), resolved.spec.name, resolved.spec.version, env,
-                             tuple(_target(t, report, resolved.spec.version) for t in resolved.spec.targets),
+                             tuple(_target(resolved, t, report, resolved.spec.version) for t in resolved.spec.targets),
                              build, run, passed, tuple(w.format() for w in result.warnings), (), sources))
     return Fleet(str(root), str(out_root), str(dist_root), env, tuple(rows))

@@ -56,8 +56,9 @@ def test_app_snippets(builds: dict[str, dict[str, str]]) -> None:
     files = builds["example"]
     groovy = _code(files["android/app-snippets/build.gradle"])
     android = _block(groovy, "android")
-    assert 'assetPacks = [":digits_model"]' in android
-    assert "noCompress 'tflite'" in _block(android, "androidResources")
+    assert 'assetPacks += [":digits_model"]' in android  # appends: the app's other packs stay
+    # The property form (the method form noCompress 'tflite' is deprecated); += keeps the app's entries.
+    assert "noCompress += 'tflite'" in _block(android, "androidResources")
     assert re.search(r"implementation 'com\.google\.ai\.edge\.litert:litert:[0-9.]+'", _block(groovy, "dependencies"))
     assert "asset-delivery" not in groovy  # install-time packs need no Play library
     kts = _code(files["android/app-snippets/build.gradle.kts"])
