@@ -68,7 +68,7 @@ def test_search_exits_2_before_optuna_or_a_trial_and_writes_nothing(tmp_path: Pa
     spec.write_text(BASE + SEARCH.replace("low: 8", "low: 0"), encoding="utf-8")
     proc = subprocess.run([*tfspec_command(), "search", spec.name], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines()[0].startswith("deploy.yaml:39:7: search.parameters[0].low: model.layers[0].units = 0 is not a valid spec")
+    assert proc.stderr.splitlines()[0].startswith("deploy.yaml:40:7: search.parameters[0].low: model.layers[0].units = 0 is not a valid spec")
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deploy.yaml"]
 
@@ -105,5 +105,5 @@ def test_a_path_to_a_whole_section_or_target_is_one_error_not_a_crash() -> None:
         text = BASE + SEARCH.replace("path: model.layers[0].units", f'path: "{path}"')
         result = tfspec.compile("s.yaml", text=text, environ={})
         assert [d.format() for d in result.diagnostics] == [
-            f"s.yaml:38:7: search.parameters[0].path: {path!r} names a whole section or target, not one value "
+            f"s.yaml:39:7: search.parameters[0].path: {path!r} names a whole section or target, not one value "
             "(hint: name a value inside it, e.g. targets[0].quantization.kind)"]
