@@ -21,6 +21,7 @@ from tfspec.spec.data import TfrecordSource
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from .resolve import ResolvedSpec, num_classes_key
+from .quantities import quantity_value
 from .versions import PLAN_SCHEMA_VERSION, RUNTIME_VERSIONS, TFSPEC_VERSION
 
 if TYPE_CHECKING:  # inputs.py imports this module
@@ -189,6 +190,9 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         "input_shape": list(resolved.input_shape),
         "input_dtype": resolved.input_dtype,
         "loss": training.loss_spec.kind,
+        "memory_budget": int(quantity_value(spec.data.memory_budget)),
+        # 2: the entry is a manifest that steps stream from (1 was a copy of the data, dataset.npz)
+        "cache_format": 2,
     }
     if isinstance(spec.data.source, TfrecordSource):
         # canonical JSON sorts mapping keys; the input is the features' concatenation in spec order
@@ -196,7 +200,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     data_inputs = digests.under("data.") if digests is not None else {}
     if data_inputs:  # only with external data, so plans of built-in sources keep their fingerprints
         data_params["input_digests"] = data_inputs
-    data = b.add("data", "data", data_params, [], ["dataset.npz", "data_info.json"])
+    data = b.add("data", "data", data_params, [], ["manifest.json", "data_info.json"])
     fit = {
         "optimizer": _dump(training.optimizer),
         "loss": _dump(training.loss_spec),

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from .base import (
-    FiniteFloat, Identifier, PositiveFloat, PositiveInt, RelativePath, SafeText, Seed, StrictBool, StrictModel,
+    FiniteFloat, Identifier, KubeQuantity, PositiveFloat, PositiveInt, RelativePath, SafeText, Seed, StrictBool, StrictModel,
 )
 
 __all__ = [
@@ -163,3 +163,6 @@ class Data(StrictModel):
     """Class names in label order, written to ``labels.txt``; ``0..N-1`` when omitted."""
     num_classes: PositiveInt | None = None
     """Number of classes; taken from the source where it is known (digits: 10)."""
+    memory_budget: KubeQuantity = "512Mi"
+    """Memory a split may take when cached by its ``tf.data`` pipeline (``cache()``), as a Kubernetes quantity;
+    a larger split is read from the source again each epoch."""

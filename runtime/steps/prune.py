@@ -138,7 +138,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     fit = params["fit"]
     inputs = load_stage_inputs(ctx)
     data = inputs.data
-    plan = derive_schedule(stage, len(data.x_train), fit["batch_size"], params["index"])
+    plan = derive_schedule(stage, data.count("train"), fit["batch_size"], params["index"])
     if plan.frequency and plan.schedule == "polynomial_decay" and (plan.end_step - plan.begin_step) % plan.frequency:
         ctx.log(f"{ctx.step.id}: end_step - begin_step is not a multiple of frequency {plan.frequency}: the last mask "
                 "update comes before end_step, below the target sparsity")

@@ -77,7 +77,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
 
     p = ctx.params
     model = load_model(ctx.input_of_kind(*MODEL_STEP_KINDS), compile=False)
-    data = load_dataset(ctx.input_of_kind("data"))
+    data = load_dataset(ctx.input_of_kind("data"), ctx.spec_dir)
     calibration = None
     if p.get("representative_samples"):
         calibration = representative_samples(data, p["representative_samples"], seed=0).astype(np.float32)

@@ -73,7 +73,7 @@ def check_model_against_plan(ctx: StepContext, model: Any, num_classes: int | No
 def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
     training, fit = p["training"], p["fit"]
-    data = load_dataset(ctx.input_of_kind("data"))
+    data = load_dataset(ctx.input_of_kind("data"), ctx.spec_dir)
     distributed = strategy_for(p)
     replicas = distributed.replicas
     check_devices(p["model"])

@@ -56,8 +56,16 @@ GATE_VALUES: dict[str, tuple[str, bool]] = {
 }
 
 
-def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, list[float], dict[str, Any]]:
-    """Predictions (dequantized), per-example latencies in seconds and the I/O tensor details."""
+def _rows(x: Any) -> Any:
+    """One example at a time from an array or from an iterable of batches (a streamed split)."""
+    for batch in ([x] if isinstance(x, np.ndarray) else x):
+        for i in range(len(batch)):
+            yield batch[i:i + 1]
+
+
+def run_tflite(path: Path, x: Any) -> tuple[np.ndarray, list[float], dict[str, Any]]:
+    """Predictions (dequantized), per-example latencies in seconds and the I/O tensor details; ``x`` is an
+    array or an iterable of batches (only the predictions are kept)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=1)
@@ -69,8 +77,7 @@ def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, list[float], dict
     in_dtype = np.dtype(inp["dtype"])
     outputs = []
     latencies = []
-    for i in range(len(x)):
-        sample = x[i:i + 1]
+    for sample in _rows(x):
         if in_dtype.kind in "iu" and in_scale:
             info = np.iinfo(in_dtype)
             sample = np.clip(np.round(sample / in_scale + in_zero), info.min, info.max)
@@ -91,11 +98,14 @@ def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, list[float], dict
     return np.stack(outputs), latencies, details
 
 
-def _run_saved_model(path: Path, x: np.ndarray, input_name: str, output_name: str) -> tuple[np.ndarray, list[float]]:
+def _run_saved_model(path: Path, batches: Any, first: np.ndarray, input_name: str,
+                     output_name: str) -> tuple[np.ndarray, list[float]]:
+    """Predictions over streamed batches; latencies of single calls on the ``first`` examples."""
     tf, _ = import_tf()
     function = tf.saved_model.load(str(path)).signatures["serving_default"]
-    predictions = function(**{input_name: tf.constant(x)})[output_name].numpy()
-    latencies = time_single_calls(lambda sample: function(**{input_name: tf.constant(sample)})[output_name].numpy(), x)
+    predictions = np.concatenate([function(**{input_name: tf.constant(x)})[output_name].numpy() for x in batches])
+    latencies = time_single_calls(lambda sample: function(**{input_name: tf.constant(sample)})[output_name].numpy(),
+                                  first)
     return predictions, latencies
 
 
@@ -116,21 +126,23 @@ def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
     metric = p["metric"]
     error = is_error_metric(metric)
-    data = load_dataset(ctx.input_of_kind("data"))
+    data = load_dataset(ctx.input_of_kind("data"), ctx.spec_dir)
     evaluation = json.loads((ctx.input_of_kind("evaluate") / EVALUATION_FILE).read_text("utf-8"))
     details: dict[str, Any] = {}
     if p["artifact"] == "tflite":
         path = ctx.input_of_kind("tflite") / p["filename"]
-        predictions, latencies, details = run_tflite(path, data.x_test)
+        predictions, latencies, details = run_tflite(path, data.features("test").as_numpy_iterator())
         size = path.stat().st_size
         packed = gzipped_size(path.read_bytes())
     else:
         path = ctx.input_of_kind("export") / "saved_model"
-        predictions, latencies = _run_saved_model(path, data.x_test, p["input_name"], p["output_name"])
+        predictions, latencies = _run_saved_model(path, data.features("test").as_numpy_iterator(),
+                                                  data.take("test", LATENCY_SAMPLES), p["input_name"], p["output_name"])
         files = sorted(f for f in path.rglob("*") if f.is_file())
         size = sum(f.stat().st_size for f in files)
         packed = sum(gzipped_size(f.read_bytes()) for f in files)
-    value = quality(predictions, data.y_test, metric)
+    y_test = data.labels("test")
+    value = quality(predictions, y_test, metric)
     p50, p95 = percentiles(latencies)
     trained = evaluation["trained"]
     final = evaluation["baseline"]["value"]
@@ -149,10 +161,10 @@ def run(ctx: StepContext) -> dict[str, Any]:
     gates = evaluate_gates(p.get("gates"), metrics)
     result: dict[str, Any] = {"artifact": p["artifact"], "metric": metric, "metrics": metrics, "gates": gates,
                               "passed": all(g["passed"] for g in gates), "baseline": evaluation["baseline"],
-                              "tensors": details, "test_examples": int(len(data.x_test))}
+                              "tensors": details, "test_examples": int(len(y_test))}
     num_classes = max(data.num_classes or 2, 2)  # one sigmoid unit: two classes
     if not error:
-        result["confusion"] = confusion_matrix(predictions, data.y_test, num_classes)
+        result["confusion"] = confusion_matrix(predictions, y_test, num_classes)
         result["per_class"] = per_class(result["confusion"])
     ctx.write_json(VERIFY_FILE, result)
     missed = [g["name"] for g in gates if not g["passed"]]
