@@ -66,8 +66,10 @@ def test_two_workers_train_together_and_the_chief_writes_the_model(tmp_path: Pat
     from tfspec.runtime.keras_io import load_model
 
     model = load_model(dist)
-    data = np.load(cache / plan.step("data").fingerprint / "dataset.npz")
-    accuracy = float(np.mean(np.argmax(model.predict(data["x_test"], verbose=0), axis=1) == data["y_test"]))
+    from tfspec.runtime.datasets import load_dataset
+
+    x_test, y_test = load_dataset(cache / plan.step("data").fingerprint).arrays("test")
+    accuracy = float(np.mean(np.argmax(model.predict(x_test, verbose=0), axis=1) == y_test))
     assert accuracy >= 0.85
     assert abs(accuracy - results[0]["metrics"]["accuracy"]) < 1e-6
 
