@@ -11,7 +11,6 @@ preprocessed in a parallel ``map``, ``cache()``d only when the split fits in the
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ DEFAULT_MEMORY_BUDGET = 512 * 2 ** 20
 
 _ONE_HOT_LOSSES = {"categorical_crossentropy"}
 _FLOAT_LOSSES = {"binary_crossentropy", "mean_squared_error", "mean_absolute_error", "huber"}
-_log = logging.getLogger(__name__)
 
 
 class Dataset:
@@ -46,8 +44,6 @@ class Dataset:
         self.manifest = manifest or {}
         self.spec_dir = Path(spec_dir) if spec_dir is not None else Path(".")
         self._arrays = arrays
-        self.read_files: list[str] = []
-        """Names of the files this process's training pipeline reads (its shard under multi-worker)."""
 
     @classmethod
     def from_arrays(cls, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
@@ -112,7 +108,6 @@ class Dataset:
         files = self.files
         if shard is not None:
             files = files[shard[1]::shard[0]]
-        self.read_files = [f["name"] for f in files]
         source = self.manifest["source"]
         ds = example_stream(source, files, self.spec_dir, order=self.manifest.get("feature_order"), keep=keep,
                             float_labels=self.info.get("label_mode") == "float" and
@@ -151,12 +146,12 @@ class Dataset:
         augment = augmentation_model(augmentation, seed) if training else None
         if augment is not None:
             ds = ds.map(lambda xb, yb: (augment(xb, training=True), yb), num_parallel_calls=tf.data.AUTOTUNE)
-        if distributed is not None and getattr(distributed, "multi_worker", False):
-            options = tf.data.Options()
-            policy = tf.data.experimental.AutoShardPolicy
-            options.experimental_distribute.auto_shard_policy = policy.OFF if shard is not None else policy.DATA
-            ds = ds.with_options(options)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        # under a multi-worker strategy (evaluation inside it too), TensorFlow's default policy would shard
+        # by file again: OFF when this worker already reads only its own files, else DATA
+        options = tf.data.Options()
+        policy = tf.data.experimental.AutoShardPolicy
+        options.experimental_distribute.auto_shard_policy = policy.OFF if shard is not None else policy.DATA
+        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
     def shard_for(self, distributed: Any) -> tuple[int, int] | None:
         """``(workers, index)`` when this worker reads its own files; None when it reads every file."""
@@ -165,9 +160,15 @@ class Dataset:
         workers = int(distributed.workers)
         if len(self.files) >= workers and self.manifest["source"]["kind"] in ("tfrecord", "image_folder"):
             return workers, int(distributed.task_index)
-        _log.warning("%d data files for %d workers: every worker reads all of them and keeps its share "
-                     "(auto-shard by data)", len(self.files), workers)
-        return None
+        return None  # the train step warns when a file source has fewer files than workers
+
+    def input_description(self, distributed: Any) -> dict[str, Any]:
+        """How this process reads the training split: ``{"sharding": "file"|"data"|"none", "files": [...]}``."""
+        shard = self.shard_for(distributed)
+        files = self.files[shard[1]::shard[0]] if shard is not None else self.files
+        multi = distributed is not None and getattr(distributed, "multi_worker", False)
+        return {"sharding": "file" if shard is not None else ("data" if multi else "none"),
+                "files": [f["name"] for f in files]}
 
     def features(self, split: str, batch_size: int = 256) -> Any:
         """Batched features only (for ``predict``)."""

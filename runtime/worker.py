@@ -36,7 +36,7 @@ from tfspec.compiler.tf_config import ENV_TF_CONFIG, tf_config_from_environment
 
 from .cache import StepCache, default_cache_dir
 from .context import METRICS_FILE, StepContext
-from .distribute import ENV_PEER_TIMEOUT, ENV_STARTUP_TIMEOUT, PeerTimeouts, distribution_params, is_chief
+from .distribute import ENV_PEER_TIMEOUT, ENV_STARTUP_TIMEOUT, PeerTimeouts, distribution_params, is_chief, strategy_for
 from .errors import StepError, reported_as_step_errors
 from .executor import CHECKPOINTS_DIR, _write_dist, default_dist_dir, step_module
 
@@ -130,6 +130,11 @@ def run_worker(result: CompileResult, *, cache_dir: Path | None = None, dist_dir
     role = "chief" if chief else "worker"
     log(f"{role} {index} of {len(tf_config['cluster'].get('worker', []))}: {json.dumps(tf_config, sort_keys=True)}")
     steps = training_steps(plan)
+    if not shared.has(train.fingerprint):
+        # join the cluster before the data step runs any TensorFlow op (collective ops are configured at
+        # program start); the train step's strategy_for returns this same strategy
+        with reported_as_step_errors(train.id, document):
+            strategy_for(train.params)
     if shared.has(train.fingerprint):
         log(f"cached  train (already trained in {shared.path(train.fingerprint)})")
         metrics = json.loads((shared.path(train.fingerprint) / METRICS_FILE).read_text("utf-8"))

@@ -82,6 +82,11 @@ def run(ctx: StepContext) -> dict[str, Any]:
                                 device_for(p["model"]))
         callbacks = compile_model(model, fit, replicas=replicas)
     check_model_against_plan(ctx, model, data.num_classes)
+    reading = data.input_description(distributed)
+    if reading["sharding"] == "data" and data.files:
+        ctx.log(f"  WARNING: {len(data.files)} data file(s) for {distributed.workers} workers: every worker reads "
+                "all of them and keeps its share of the examples (auto-shard by data); write at least as many "
+                "shards as workers so each reads only its own")
     trainable = p["model"].get("kind") != "saved_model" or p["model"].get("trainable", True)
     epochs_run = initial_epoch = 0
     stopped_early = False
@@ -108,6 +113,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "replicas": replicas,
         "distribution": {**distributed.describe(), "global_batch_size": distributed.global_batch_size(fit["batch_size"])},
         "placement": placed_devices(model),
+        "input": reading,
     })
     ctx.log(f"  test {metrics['metric']} {metrics['accuracy']:.4f} after {metrics['epochs']} epochs" if metrics["accuracy"]
             is not None else f"  trained {metrics['epochs']} epochs")
