@@ -67,7 +67,7 @@ def _tfrecord_stream(source: dict[str, Any], files: list[dict[str, Any]], order:
         x, y = parse(record)
         return name, index, x, y
 
-    return ds.map(parsed, num_parallel_calls=tf.data.AUTOTUNE if parallel else None, deterministic=True)
+    return ds.map(parsed, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True) if parallel else ds.map(parsed)
 
 
 def _image_stream(source: dict[str, Any], files: list[dict[str, Any]], parallel: bool, labels_only: bool,
@@ -88,7 +88,7 @@ def _image_stream(source: dict[str, Any], files: list[dict[str, Any]], parallel:
         image = tf.image.resize(tf.cast(image, tf.float32), [height, width], method="bilinear")
         return name, index, tf.ensure_shape(image, [height, width, channels]), label
 
-    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE if parallel else None, deterministic=True)
+    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True) if parallel else ds.map(decode)
 
 
 def _memory_stream(source: dict[str, Any], spec_dir: Path, order: list[str] | None, float_labels: bool) -> Any:
