@@ -194,6 +194,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         # 2: the entry is a manifest that steps stream from (1 was a copy of the data, dataset.npz)
         "cache_format": 2,
     }
+    if spec.data.storage is not None:  # endpoint and credential variable names, never values
+        data_params["storage"] = _dump(spec.data.storage)
     if isinstance(spec.data.source, TfrecordSource):
         # canonical JSON sorts mapping keys; the input is the features' concatenation in spec order
         data_params["feature_order"] = list(spec.data.source.features)

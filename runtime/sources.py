@@ -6,12 +6,16 @@ example's file relative to the data root, ``index`` its record number in that fi
 image folders decode in a parallel ``map``. Small sources (``sklearn_digits``, ``npz``, ``csv``) are
 read into memory: they are small by nature (one file that NumPy or the csv module reads whole).
 
-``files`` entries are ``{"name", "path", "label"?}``; ``path`` is a local path or a ``gs://`` URL that
-``tf.io.gfile`` reads.
+``files`` entries are ``{"name", "path", "label"?}``; ``path`` is a local path, a ``gs://`` URL (TensorFlow
+reads it itself) or an ``s3://`` URL: TensorFlow 2.21 has no S3 file system, so S3 objects stream through
+fsspec/s3fs in Python: a generator per TFRecord shard that reads the record framing (length, data; the
+CRCs are not checked there, a damaged record fails when parsed), and a ``py_function`` that reads an
+image's bytes before the parallel decode. Nothing is staged on disk; memory holds the records in flight.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +50,43 @@ def _tfrecord_parser(source: dict[str, Any], order: list[str], labels_only: bool
     return parse
 
 
+def _s3_records(url: bytes, storage_json: bytes) -> Any:
+    """``(index, record)`` of one TFRecord object in S3, read in order through s3fs."""
+    import json
+
+    from tfspec.compiler.locations import filesystem
+
+    location = url.decode()
+    fs = filesystem(location, json.loads(storage_json.decode()) or None)
+    with fs.open(location[len("s3://"):], "rb", block_size=8 * 2 ** 20) as handle:
+        index = 0
+        while True:
+            header = handle.read(12)
+            if not header:
+                return
+            length = int.from_bytes(header[:8], "little") if len(header) == 12 else -1
+            record = handle.read(length) if length >= 0 else b""
+            if length < 0 or len(record) != length or len(handle.read(4)) != 4:
+                raise ValueError(f"truncated record {index} in {location}")
+            yield index, record
+            index += 1
+
+
+def _read_bytes(path: Any, storage: dict[str, Any] | None) -> Any:
+    """A file's bytes as a string tensor: TensorFlow's own reader, or s3fs for ``s3://``."""
+    tf, _ = import_tf()
+
+    def read_s3(url: Any) -> Any:
+        from tfspec.compiler.locations import filesystem
+
+        location = url.numpy().decode()
+        return filesystem(location, storage).cat_file(location[len("s3://"):])
+
+    if storage is not None and storage.get("_s3"):
+        return tf.reshape(tf.py_function(read_s3, [path], tf.string), [])
+    return tf.io.read_file(path)
+
+
 def _tfrecord_stream(source: dict[str, Any], files: list[dict[str, Any]], order: list[str], parallel: bool,
                      labels_only: bool) -> Any:
     tf, _ = import_tf()
@@ -53,9 +94,18 @@ def _tfrecord_stream(source: dict[str, Any], files: list[dict[str, Any]], order:
     parse = _tfrecord_parser(source, order, labels_only)
     names = tf.data.Dataset.from_tensor_slices(([f["path"] for f in files], [f["name"] for f in files]))
 
+    s3 = any(str(f["path"]).startswith("s3://") for f in files)
+    if s3 and compression is not None:
+        raise ValueError("compressed TFRecord files are read from local files and gs:// only")
+    storage_json = json.dumps(source.get("storage") or {})
+    signature = (tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string))
+
     def records(path: Any, name: Any) -> Any:
-        return tf.data.TFRecordDataset(path, compression_type=compression).enumerate().map(
-            lambda index, record: (name, index, record))
+        if s3:
+            ds = tf.data.Dataset.from_generator(_s3_records, args=(path, storage_json), output_signature=signature)
+        else:
+            ds = tf.data.TFRecordDataset(path, compression_type=compression).enumerate()
+        return ds.map(lambda index, record: (name, index, record))
 
     if parallel:
         ds = names.interleave(records, cycle_length=min(8, max(1, len(files))), num_parallel_calls=tf.data.AUTOTUNE,
@@ -75,6 +125,8 @@ def _image_stream(source: dict[str, Any], files: list[dict[str, Any]], parallel:
     tf, _ = import_tf()
     height, width = source["image_size"]
     channels = 1 if source.get("color_mode", "rgb") == "grayscale" else 3
+    s3 = any(str(f["path"]).startswith("s3://") for f in files)
+    storage = {**(source.get("storage") or {}), "_s3": True} if s3 else None
     ds = tf.data.Dataset.from_tensor_slices(([f["path"] for f in files], [f["name"] for f in files],
                                              np.asarray([f["label"] for f in files], dtype=np.int64)))
     ds = ds.map(lambda path, name, label: (path, name, tf.constant(0, tf.int64), label))
@@ -84,7 +136,7 @@ def _image_stream(source: dict[str, Any], files: list[dict[str, Any]], parallel:
     def decode(path: Any, name: Any, index: Any, label: Any) -> Any:
         if labels_only:
             return name, index, tf.zeros([0], tf.float32), label
-        image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+        image = tf.io.decode_image(_read_bytes(path, storage), channels=channels, expand_animations=False)
         image = tf.image.resize(tf.cast(image, tf.float32), [height, width], method="bilinear")
         return name, index, tf.ensure_shape(image, [height, width, channels]), label
 

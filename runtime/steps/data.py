@@ -12,13 +12,13 @@ counted). Every problem with the data raises :class:`DataError` naming the spec 
 from __future__ import annotations
 
 import csv
-import glob
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tfspec.compiler.locations import is_object_store, list_objects, local_glob, local_path, object_root
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import DATA_INFO_FILE, MANIFEST_FILE, label_mode
 from tfspec.runtime.errors import DataError
@@ -30,7 +30,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 def _existing(spec_dir: Path, relative: str, key: str = "path") -> Path:
-    path = spec_dir / relative
+    if is_object_store(relative):
+        raise DataError(SOURCE + (key,), f"{relative}: npz and csv sources are read from local files only",
+                        "write the data as TFRecord shards or an image folder to read it from a bucket")
+    path = local_path(spec_dir, relative)
     if not path.exists():
         raise DataError(SOURCE + (key,), f"{relative} does not exist (looked in {spec_dir})")
     return path
@@ -158,14 +161,54 @@ def _check_labels(y: np.ndarray, num_classes: int | None, source_kind: str, key:
     return labels
 
 
+def _name(spec_dir: Path, path: str) -> str:
+    """A file's stable name: relative to the spec's folder inside it, else its absolute path."""
+    try:
+        return Path(path).relative_to(spec_dir).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def _listed_objects(source: dict[str, Any], folder: bool) -> list[dict[str, Any]]:
+    try:
+        return list_objects(source["path"], source.get("storage"), folder=folder)
+    except Exception as error:  # fsspec back ends raise many kinds: name the location
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        raise DataError(SOURCE + ("path",), f"cannot list {source['path']}: {first[:200]}",
+                        "check data.storage (endpoint, credential variables) and the bucket") from None
+
+
 def _glob_files(source: dict[str, Any], spec_dir: Path) -> list[dict[str, Any]]:
-    files = sorted(glob.glob(str(spec_dir / source["path"])))
+    if is_object_store(source["path"]):
+        found = [o["url"] for o in _listed_objects(source, folder=False)]
+        if not found:
+            raise DataError(SOURCE + ("path",), f"no object matches {source['path']}")
+        return [{"name": url, "path": url} for url in found]
+    files = local_glob(spec_dir, source["path"])
     if not files:
         raise DataError(SOURCE + ("path",), f"no file matches {source['path']} (looked in {spec_dir})")
-    return [{"name": Path(f).relative_to(spec_dir).as_posix(), "path": f} for f in files]
+    return [{"name": _name(spec_dir, f), "path": f} for f in files]
+
+
+def _object_image_files(source: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    root = object_root(source["path"].rstrip("/") + "/")
+    images = [o["url"] for o in _listed_objects(source, folder=True) if Path(o["url"]).suffix.lower() in IMAGE_SUFFIXES]
+    by_class: dict[str, list[str]] = {}
+    for url in images:
+        parts = url[len(root):].split("/")
+        if len(parts) == 2 and not parts[0].startswith("."):
+            by_class.setdefault(parts[0], []).append(url)
+    classes = sorted(by_class)
+    if not classes:
+        raise DataError(SOURCE + ("path",), f"{source['path']} has no class sub-folders with images")
+    files = [{"name": url, "path": url, "label": label} for label, name in enumerate(classes)
+             for url in sorted(by_class[name])]
+    return files, classes
 
 
 def _image_files(source: dict[str, Any], spec_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    if is_object_store(source["path"]):
+        return _object_image_files(source)
     root = _existing(spec_dir, source["path"])
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
@@ -175,7 +218,7 @@ def _image_files(source: dict[str, Any], spec_dir: Path) -> tuple[list[dict[str,
         found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not found:
             raise DataError(SOURCE + ("path",), f"class folder {source['path']}/{name} holds no images")
-        files += [{"name": f.relative_to(spec_dir).as_posix(), "path": str(f), "label": label} for f in found]
+        files += [{"name": _name(spec_dir, str(f)), "path": str(f), "label": label} for f in found]
     return files, classes
 
 
@@ -284,7 +327,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     from tfspec.runtime.splits import choose_rule
 
     p = ctx.params
-    source = p["source"]
+    source = {**p["source"], "storage": p.get("storage")}  # the pipelines read object stores with it
     order = p.get("feature_order")
     files, found_classes = source_files(source, ctx.spec_dir)
     mode = label_mode(p.get("loss", "sparse_categorical_crossentropy"))
