@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tfspec.compiler.locations import is_object_store, list_objects, local_glob, local_path, object_root
+from tfspec.plan import DataParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import DATA_INFO_FILE, MANIFEST_FILE, label_mode
 from tfspec.runtime.errors import DataError
@@ -326,14 +327,15 @@ def _stream_pass(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: 
 def run(ctx: StepContext) -> dict[str, Any]:
     from tfspec.runtime.splits import choose_rule
 
-    p = ctx.params
+    assert isinstance(ctx.params, DataParams)
+    p = ctx.params.model_dump(mode="json")  # plain JSON: the manifest and the pipelines carry parts of it
     source = {**p["source"], "storage": p.get("storage")}  # the pipelines read object stores with it
     order = p.get("feature_order")
-    files, found_classes = source_files(source, ctx.spec_dir)
+    files, found_classes = source_files(source, ctx.root)
     mode = label_mode(p.get("loss", "sparse_categorical_crossentropy"))
     classification = mode != "float" or p.get("loss") == "binary_crossentropy"
     seed = int(p["split"].get("seed", 0))
-    bucket, y, names, which, index = _index_labels(source, files, ctx.spec_dir, order, seed, not classification)
+    bucket, y, names, which, index = _index_labels(source, files, ctx.root, order, seed, not classification)
     num_classes = p.get("num_classes")
     if found_classes is not None and num_classes is None:
         num_classes = len(found_classes)
@@ -361,7 +363,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     rule = choose_rule(bucket, y if classification else None, p["split"], split_classes)
     pre = p.get("preprocessing") or {}
     rescale = pre.get("rescale")
-    per_class, counts, raw_shape, total, total_sq = _stream_pass(source, files, ctx.spec_dir, order, rule, rescale,
+    per_class, counts, raw_shape, total, total_sq = _stream_pass(source, files, ctx.root, order, rule, rescale,
                                                                  not classification, split_classes)
     if counts["test"] == 0 or counts["train"] == 0:
         raise DataError(("data", "split"), f"cannot split {sum(counts.values())} examples: the "
@@ -391,7 +393,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     ctx.write_json(MANIFEST_FILE, {
         "source": source,
         "feature_order": order,
-        "spec_dir": str(ctx.spec_dir),
+        "spec_dir": str(ctx.root),
         "files": files,
         "digests": digests,  # the content fingerprints the compiler took (compiler/inputs.py)
         "example_shape": list(raw_shape),

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from tfspec.compiler.plan import MODEL_STEP_KINDS
+from tfspec.plan import MODEL_STEP_KINDS, ExportParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.keras_io import load_model
@@ -38,21 +38,22 @@ def export_saved_model(model: Any, path: Path, *, input_name: str, output_name: 
 def run(ctx: StepContext) -> dict[str, Any]:
     tf, _ = import_tf()
     p = ctx.params
+    assert isinstance(p, ExportParams)
     model = load_model(ctx.input_of_kind(*MODEL_STEP_KINDS), compile=False)
-    data = load_dataset(ctx.input_of_kind("data"), ctx.spec_dir)
+    data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     path = ctx.out / SAVED_MODEL_DIR
-    export_saved_model(model, path, input_name=p["input_name"], output_name=p["output_name"],
-                       input_shape=p["input_shape"], input_dtype=p["input_dtype"], signature=p["signature"])
+    export_saved_model(model, path, input_name=p.input_name, output_name=p.output_name,
+                       input_shape=p.input_shape, input_dtype=p.input_dtype, signature=p.signature)
     # Check the artifact as a server will use it: reload, call the signature by keyword, compare.
     loaded = tf.saved_model.load(str(path))
-    function = loaded.signatures[p["signature"]]
+    function = loaded.signatures[p.signature]
     sample = data.take("test", 32)
-    served = function(**{p["input_name"]: tf.constant(sample)})[p["output_name"]].numpy()
+    served = function(**{p.input_name: tf.constant(sample)})[p.output_name].numpy()
     direct = model(sample, training=False).numpy()
     difference = float(np.max(np.abs(served - direct)))
     if difference > 1e-4:
         raise RuntimeError(f"the exported signature disagrees with the Keras model (max |diff| {difference})")
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    ctx.log(f"  SavedModel {size} bytes, signature {p['signature']}({p['input_name']}) -> {p['output_name']}")
-    return {"size_bytes": size, "signature": p["signature"], "input_name": p["input_name"],
-            "output_name": p["output_name"], "max_abs_diff": difference}
+    ctx.log(f"  SavedModel {size} bytes, signature {p.signature}({p.input_name}) -> {p.output_name}")
+    return {"size_bytes": size, "signature": p.signature, "input_name": p.input_name,
+            "output_name": p.output_name, "max_abs_diff": difference}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfspec.plan import DistillParams, StageParams, TrainParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.distribute import peer_failures, strategy_for
@@ -41,10 +42,12 @@ def check_model_against_plan(ctx: StepContext, model: Any, num_classes: int | No
     """What the compiler cannot see in a builder's or a SavedModel's model, checked before any training:
     the output width against the data's classes, and every compression stage's ``skip_layers`` names
     (up to a distill stage, whose student the compiler checks). Exit 2 at the spec line."""
-    kind = ctx.params["model"].get("kind")
+    p = ctx.params
+    assert isinstance(p, TrainParams)
+    kind = p.model["kind"]
     if kind not in _MODEL_KEY:
         return  # layers written in the spec: validate checked both
-    loss = ctx.params["fit"]["loss"]["kind"]
+    loss = p.fit["loss"]["kind"]
     width = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
     if loss in _CATEGORICAL_LOSSES and num_classes is not None and width is not None and width != num_classes:
         raise StepError(_MODEL_KEY[kind], f"the model outputs {width} classes but the data has {num_classes}",
@@ -58,28 +61,29 @@ def check_model_against_plan(ctx: StepContext, model: Any, num_classes: int | No
                         f"converted to TFLite yet (target {tflite[0]})",
                         "serve the model with a tf_serving target instead of tflite, or replace the recurrent layers")
     for step in ctx.plan.steps:
-        stage = step.params.get("stage") if step.id.startswith("compress.") else None
+        stage = step.params if isinstance(step.params, StageParams) else None
         if stage is None:
             continue
-        if stage.get("kind") == "distill":
+        if isinstance(stage, DistillParams):
             break
-        for j, name in enumerate(stage.get("skip_layers") or []):
+        for j, name in enumerate(getattr(stage, "skip_layers", [])):
             if name not in names:
-                raise StepError(("compression", step.params["index"], "skip_layers", j),
+                raise StepError(("compression", stage.index, "skip_layers", j),
                                 f"no layer named {name!r} in the {kind} model",
                                 "its layers: " + ", ".join(names))
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
-    training, fit = p["training"], p["fit"]
-    data = load_dataset(ctx.input_of_kind("data"), ctx.spec_dir)
-    distributed = strategy_for(p)
+    assert isinstance(p, TrainParams)
+    fit = p.fit
+    data = load_dataset(ctx.input_of_kind("data"), ctx.root)
+    distributed = strategy_for(fit)
     replicas = distributed.replicas
-    check_devices(p["model"])
+    check_devices(p.model)
     with distributed.scope():
-        model = pin_layer_calls(build_model(p["model"], spec_dir=ctx.spec_dir, seed=fit.get("seed")),
-                                device_for(p["model"]))
+        model = pin_layer_calls(build_model(p.model, spec_dir=ctx.root, seed=fit["seed"]),
+                                device_for(p.model))
         callbacks = compile_model(model, fit, replicas=replicas)
     check_model_against_plan(ctx, model, data.num_classes)
     reading = data.input_description(distributed)
@@ -87,15 +91,15 @@ def run(ctx: StepContext) -> dict[str, Any]:
         ctx.log(f"  WARNING: {len(data.files)} data file(s) for {distributed.workers} workers: every worker reads "
                 "all of them and keeps its share of the examples (auto-shard by data); write at least as many "
                 "shards as workers so each reads only its own")
-    trainable = p["model"].get("kind") != "saved_model" or p["model"].get("trainable", True)
+    trainable = p.trainable
     epochs_run = initial_epoch = 0
     stopped_early = False
     history: dict[str, list[float]] = {}
     if trainable:
-        checkpoint = ctx.checkpoint_dir if training.get("checkpoint_every_epoch", True) else None
+        checkpoint = ctx.checkpoint_dir if p.checkpoint_every_epoch else None
         with peer_failures(distributed):
-            result = fit_model(model, data, fit=fit, epochs=training["epochs"], quiet=ctx.quiet,
-                               early_stopping=training.get("early_stopping"), checkpoint_dir=checkpoint,
+            result = fit_model(model, data, fit=fit, epochs=p.epochs, quiet=ctx.quiet,
+                               early_stopping=p.early_stopping, checkpoint_dir=checkpoint,
                                callbacks=callbacks, augmentation=data.info.get("augmentation"),
                                distributed=distributed)
         history, epochs_run, initial_epoch, stopped_early = (result.history, result.epochs_run,

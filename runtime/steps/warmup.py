@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfspec.plan import WarmupParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.tf import import_tf
@@ -19,21 +20,22 @@ def run(ctx: StepContext) -> dict[str, Any]:
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     p = ctx.params
-    data = load_dataset(ctx.input_of_kind("data"), ctx.spec_dir)
-    signature = tf.saved_model.load(str(ctx.input_of_kind("export") / "saved_model")).signatures[p["signature"]]
+    assert isinstance(p, WarmupParams)
+    data = load_dataset(ctx.input_of_kind("data"), ctx.root)
+    signature = tf.saved_model.load(str(ctx.input_of_kind("export") / "saved_model")).signatures[p.signature]
     _, inputs = signature.structured_input_signature
-    if p["input_name"] not in inputs:
-        raise RuntimeError(f"the SavedModel's {p['signature']} has no input {p['input_name']!r} ({sorted(inputs)})")
-    dtype = inputs[p["input_name"]].dtype
-    samples = data.take("test", p["requests"])
+    if p.input_name not in inputs:
+        raise RuntimeError(f"the SavedModel's {p.signature} has no input {p.input_name!r} ({sorted(inputs)})")
+    dtype = inputs[p.input_name].dtype
+    samples = data.take("test", p.requests)
     count = len(samples)
     path = ctx.out / WARMUP_FILE
     with tf.io.TFRecordWriter(str(path)) as writer:
         for i in range(count):
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=p["model_name"], signature_name=p["signature"]))
-            request.inputs[p["input_name"]].CopyFrom(tf.make_tensor_proto(samples[i:i + 1], dtype=dtype))
+                model_spec=model_pb2.ModelSpec(name=p.model_name, signature_name=p.signature))
+            request.inputs[p.input_name].CopyFrom(tf.make_tensor_proto(samples[i:i + 1], dtype=dtype))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
-    ctx.log(f"  {count} warmup requests for {p['model_name']}/{p['signature']}")
+    ctx.log(f"  {count} warmup requests for {p.model_name}/{p.signature}")
     return {"requests": count, "size_bytes": path.stat().st_size}
