@@ -118,8 +118,8 @@ def run_worker(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path 
     if not shared.has(train.fingerprint):
         # join the cluster before the data step runs any TensorFlow op (collective ops are configured at
         # program start); the train step's strategy_for returns this same strategy
-        with reported_as_step_errors(train.id, document):
-            strategy_for(train.params)
+        with reported_as_step_errors(train.id, run.locate):
+            strategy_for(train.params.fit)
     if shared.has(train.fingerprint):
         log(f"cached  train (already trained in {shared.path(train.fingerprint)})")
         metrics = json.loads((shared.path(train.fingerprint) / METRICS_FILE).read_text("utf-8"))
