@@ -17,6 +17,7 @@ from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.model import DenseLayer, FunctionalModel, SequentialModel
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
+from .locations import is_external, is_object_store, local_path
 from .quantities import quantity_value
 from .plan import quality_metric
 from .resolve import ResolvedSpec, num_classes_key, source_shape
@@ -315,12 +316,21 @@ def recurrent_layers_need_serving(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
+def external_locations_opt_in(r: ResolvedSpec) -> list[Diagnostic]:
+    """Data outside the spec's folder only when the spec says so (``data.external_locations``)."""
+    path = getattr(r.spec.data.source, "path", None)
+    if path is None or not is_external(path) or r.spec.data.external_locations:
+        return []
+    return [r.diagnostic(("data", "source", "path"), f"{path} is outside the spec's folder",
+                         "set data.external_locations: true to read it (see docs/data.md)")]
+
+
 def image_folder_classes_match(r: ResolvedSpec) -> list[Diagnostic]:
     """The class sub-folders of an image_folder source against the classes the model outputs (cheap here)."""
     source = r.spec.data.source
-    if not isinstance(source, ImageFolderSource) or r.num_classes is None:
+    if not isinstance(source, ImageFolderSource) or r.num_classes is None or is_object_store(source.path):
         return []
-    root = Path(r.file).parent / source.path
+    root = local_path(Path(r.file).parent, source.path)
     if not root.is_dir():
         return []  # the data step names the missing folder
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -725,6 +735,7 @@ RULES: tuple[Rule, ...] = (
     gates_match_metric,
     select_tf_ops_cannot_verify,
     recurrent_layers_need_serving,
+    external_locations_opt_in,
     image_folder_classes_match,
     compression_order,
     distill_needs_teacher_and_student,

@@ -75,7 +75,7 @@ class PreprocessingParams(Params):
 
 
 class DataParams(Params):
-    """``data``: read the source, split, preprocess; write ``dataset.npz`` and ``data_info.json``."""
+    """``data``: index the source, split it by hashed keys; write ``manifest.json`` and ``data_info.json``."""
 
     source: JsonObject
     """The resolved ``data.source`` (``kind`` and every field of that kind); paths relative to the plan root."""
@@ -93,6 +93,12 @@ class DataParams(Params):
     """tfrecord sources: the features' concatenation order (JSON objects sort their keys)."""
     input_digests: dict[str, str] | None
     """Key path → sha256 of the data files read (None for built-in sources): edited data re-runs the step."""
+    memory_budget: int
+    """Bytes a split may take when its ``tf.data`` pipeline ``cache()``s it (``data.memory_budget``)."""
+    storage: JsonObject | None
+    """``data.storage``: object-store endpoint and credential variable names (never values)."""
+    cache_format: int = 2
+    """2: the entry is a manifest the steps stream from (1 was a copy of the data, ``dataset.npz``)."""
 
 
 class TrainParams(Params):

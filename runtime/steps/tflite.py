@@ -77,7 +77,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
     assert isinstance(p, TfliteParams)
     model = load_model(ctx.input_of_kind(*MODEL_STEP_KINDS), compile=False)
-    data = load_dataset(ctx.input_of_kind("data"))
+    data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     calibration = None
     if p.representative_samples:
         calibration = representative_samples(data, p.representative_samples, seed=0).astype(np.float32)

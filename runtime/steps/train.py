@@ -78,7 +78,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
     assert isinstance(p, TrainParams)
     fit = p.fit
-    data = load_dataset(ctx.input_of_kind("data"))
+    data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     distributed = strategy_for(fit)
     replicas = distributed.replicas
     check_devices(p.model)
@@ -87,6 +87,11 @@ def run(ctx: StepContext) -> dict[str, Any]:
                                 device_for(p.model))
         callbacks = compile_model(model, fit, replicas=replicas) + epoch_callbacks(ctx.step.id)
     check_model_against_plan(ctx, model, data.num_classes)
+    reading = data.input_description(distributed)
+    if reading["sharding"] == "data" and data.files:
+        ctx.log(f"  WARNING: {len(data.files)} data file(s) for {distributed.workers} workers: every worker reads "
+                "all of them and keeps its share of the examples (auto-shard by data); write at least as many "
+                "shards as workers so each reads only its own")
     trainable = p.trainable
     epochs_run = initial_epoch = 0
     stopped_early = False
@@ -113,6 +118,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "replicas": replicas,
         "distribution": {**distributed.describe(), "global_batch_size": distributed.global_batch_size(fit["batch_size"])},
         "placement": placed_devices(model),
+        "input": reading,
     })
     ctx.log(f"  test {metrics['metric']} {metrics['accuracy']:.4f} after {metrics['epochs']} epochs" if metrics["accuracy"]
             is not None else f"  trained {metrics['epochs']} epochs")
