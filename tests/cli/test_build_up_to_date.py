@@ -146,3 +146,22 @@ def test_an_extra_file_in_the_output_builds_again_and_nothing_is_left_beside_it(
     shutil.rmtree(project / "build")
     _, compiled = _build("digits/deploy.yaml", cwd=project)
     assert compiled
+
+
+def test_a_spec_with_a_base_builds_again_when_the_base_or_the_project_file_changes(project: Path) -> None:
+    (project / ".git").mkdir()  # the project-file search stops here
+    spec = project / "digits" / "deploy.yaml"
+    base = project / "standards" / "base.yaml"
+    base.parent.mkdir()
+    base.write_text("description: Vision team digits\n", encoding="utf-8")
+    text = "\n".join(line for line in spec.read_text(encoding="utf-8").splitlines() if not line.startswith("description:"))
+    spec.write_text("extends: ../standards/base.yaml\n" + text + "\n", encoding="utf-8")
+    _build("digits/deploy.yaml", cwd=project)
+    assert not _build("digits/deploy.yaml", cwd=project)[1]  # unchanged: the fast path
+    base.write_text("description: Speech team digits\n", encoding="utf-8")
+    _, compiled = _build("digits/deploy.yaml", cwd=project)
+    dockerfile = project / "build" / "digits" / "serving" / "Dockerfile"
+    assert compiled and "Speech team digits" in dockerfile.read_text(encoding="utf-8")
+    assert not _build("digits/deploy.yaml", cwd=project)[1]
+    (project / "tfspec.yaml").write_text("bases: []\n", encoding="utf-8")  # a project file appears above it
+    assert _build("digits/deploy.yaml", cwd=project)[1]

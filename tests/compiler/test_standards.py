@@ -318,3 +318,32 @@ def test_explain_cli_prints_the_layers_and_exits_2_on_an_unknown_key(tmp_path: P
                                           "  overrides standards/base.yaml:11:3 (base): 3"]
     missing = CliRunner().invoke(cli, ["explain", "specs/a.yaml", "training.nope"])
     assert missing.exit_code == 2 and "training.nope: no such key" in missing.output
+
+
+def test_a_project_file_created_above_cached_specs_rebuilds_them(tmp_path: Path) -> None:
+    root = repo(tmp_path)
+    write(root / "standards" / "base.yaml", BASE)
+    spec(root, "a")
+    out = root / "rendered"
+    assert [o.status for o in build_folder(root / "specs", out, jobs=1).outcomes] == ["built"]
+    write(root / "standards" / "policies.yaml", POLICIES.replace("target.gpus <= 2", "target.gpus <= -1"))
+    write(root / "tfspec.yaml", "policies: [standards/policies.yaml]\n")
+    again = build_folder(root / "specs", out, jobs=1)
+    assert again.exit_code == 2 and "policy gpus-per-replica" in again.diagnostics[0].message
+    (root / "tfspec.yaml").unlink()
+    assert [o.status for o in build_folder(root / "specs", out, jobs=1).outcomes] == ["built"]
+
+
+def test_a_variable_read_by_a_base_is_set_in_folder_builds_and_keys_the_cache(tmp_path: Path) -> None:
+    root = repo(tmp_path)
+    write(root / "standards" / "base.yaml", BASE.replace("max: 4", "max: '${SERVING_REPLICAS}'"))
+    spec(root, "a")
+    out = root / "rendered"
+    first = build_folder(root / "specs", out, jobs=1, environ={"SERVING_REPLICAS": "3"})
+    assert [o.status for o in first.outcomes] == ["built"], [d.format() for d in first.diagnostics]
+    assert "maxReplicas: 3" in (out / "a" / "serving" / "kubernetes" / "horizontalpodautoscaler.yaml").read_text()
+    assert [o.status for o in build_folder(root / "specs", out, jobs=1,
+                                           environ={"SERVING_REPLICAS": "3"}).outcomes] == ["cached"]
+    changed = build_folder(root / "specs", out, jobs=1, environ={"SERVING_REPLICAS": "4"})
+    assert [o.status for o in changed.outcomes] == ["built"]
+    assert "maxReplicas: 4" in (out / "a" / "serving" / "kubernetes" / "horizontalpodautoscaler.yaml").read_text()

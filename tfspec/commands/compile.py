@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from tfspec.io.batch import referenced_specs
 from tfspec.io.uptodate import cached_build, read_spec_bytes, record_build
 from tfspec.io.write import diff_tree, write_tree
 from tfspec.spec.errors import EXIT_DIFF, TfspecError
@@ -84,7 +85,8 @@ def build(spec: str, env: str | None, out: Path | None, check: bool, jobs: int |
         assert result.resolved is not None
         external = result.inputs is not None and bool(result.inputs.content or result.inputs.teachers)
         record_build(data, spec, env, out, out_dir, result.files, name=result.resolved.spec.name,
-                     name_position=result.resolved.document.position(("name",)), cacheable=not external)
+                     name_position=result.resolved.document.position(("name",)), cacheable=not external,
+                     deps=referenced_specs(spec, result.resolved))
     _report_written(out_dir, sorted(result.files), as_json)
 
 

@@ -51,6 +51,7 @@ from tfspec.spec.errors import Diagnostic
 
 from tfspec.compiler.versions import TFSPEC_VERSION
 from tfspec.compiler.naming import dist_name, placed_files
+from tfspec.compiler.project import find_project_file
 from .write import MANIFEST, diff_tree, manifest_text, remove_dead_staging, staging_prefix, with_manifest, write_tree
 
 __all__ = [
@@ -382,13 +383,30 @@ def _deps_current(deps: Mapping[str, str]) -> bool:
     return True
 
 
-def _cache_hit(entry: Any, key: str, out_root: Path) -> bool:
-    """The entry matches the inputs and its output folder is exactly as that build left it."""
+def _dep_variables(deps: Iterable[str], environ: Mapping[str, str]) -> dict[str, str | None]:
+    """The ``${VAR}`` values the spec's other files (base specs, project file) read, by name."""
+    names: set[str] = set()
+    for dep in deps:
+        names.update(_VARIABLE_NAME.findall(_read_text(Path(dep)) or ""))
+    return {name: environ.get(name) for name in sorted(names)}
+
+
+def _cache_hit(entry: Any, key: str, out_root: Path, spec_path: str, environ: Mapping[str, str]) -> bool:
+    """The entry matches the inputs and its output folder is exactly as that build left it.
+
+    Besides the spec's own text and the files it depended on, the project file the spec would find now must
+    be the one it found then (a ``tfspec.yaml`` created above it changes its bases and policies), and the
+    variables its bases read must hold the same values.
+    """
     if not isinstance(entry, dict) or entry.get("key") != key:
         return False
     try:
         out_dir = out_root / entry["out"]
+        if find_project_file(spec_path) != entry["project"]:
+            return False
         if not _deps_current(entry["deps"]):
+            return False
+        if _dep_variables(entry["deps"], environ) != entry["variables"]:
             return False
         manifest = (out_dir / MANIFEST).read_text("utf-8")
         if _sha256(manifest) != entry["manifest_sha256"]:
@@ -463,14 +481,14 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
         texts[path] = text
         keys[path] = input_key(text, env, environ)
         entry = cache.get(os.path.abspath(path))
-        if not check and use_cache and _cache_hit(entry, keys[path], out_root):
+        if not check and use_cache and _cache_hit(entry, keys[path], out_root, path, environ):
             named[path] = (entry["name"], tuple(entry["name_position"]))
             outcomes[path] = SpecOutcome(path, "cached", entry["name"], str(out_root / entry["out"]),
                                          len(entry["stats"]), text_sha256=_sha256(text),
                                          deps=tuple(sorted(entry["deps"].items())))
         else:
-            variables = {n: environ[n] for n in set(_VARIABLE_NAME.findall(text)) if n in environ}
-            to_compile.append((path, env, text, variables))
+            # the whole environment: base specs the spec extends may read ${VAR}s its own text does not name
+            to_compile.append((path, env, text, dict(environ)))
 
     compiled = {c.path: c for c in _compile_all(to_compile, workers)}
     for path, result in compiled.items():
@@ -527,6 +545,8 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
                 "name_position": list(compiled[path].name_position),
                 "out": out_dir.name,
                 "deps": dict(outcomes[path].deps),
+                "project": find_project_file(path),
+                "variables": _dep_variables(dict(outcomes[path].deps), environ),
                 "manifest_sha256": _sha256(files[MANIFEST]),
                 "stats": stats,
             }

@@ -29,7 +29,9 @@ from pathlib import Path
 from tfspec.compiler.naming import dist_name
 from tfspec.spec.loader import MAX_FILE_BYTES, decode_spec_bytes
 
-from .batch import _cache_hit, _load_cache, _output_stats, _save_cache, _sha256, input_key
+from tfspec.compiler.project import find_project_file
+
+from .batch import _cache_hit, _dep_variables, _load_cache, _output_stats, _read_text, _save_cache, _sha256, input_key
 from .write import MANIFEST, manifest_text
 
 __all__ = ["UpToDate", "cached_build", "read_spec_bytes", "record_build"]
@@ -91,7 +93,7 @@ def cached_build(data: bytes, spec: str, env: str | None, out: Path | None,
     # the folder this command would write: --out, or build/<name>[-<env>] (the name is the recorded one,
     # and the key below proves the spec, so its name, is unchanged)
     expected = out.name if out is not None else dist_name(entry["name"], env)
-    if entry["out"] != expected or not _cache_hit(entry, _key(data, env, environ), out_root):
+    if entry["out"] != expected or not _cache_hit(entry, _key(data, env, environ), out_root, spec, environ):
         return None
     out_dir = out if out is not None else out_root / expected
     if _files_below(out_dir) != set(entry["stats"]):
@@ -101,9 +103,10 @@ def cached_build(data: bytes, spec: str, env: str | None, out: Path | None,
 
 def record_build(data: bytes, spec: str, env: str | None, out: Path | None, out_dir: Path,
                  files: Mapping[str, str], *, name: str, name_position: tuple[int, int], cacheable: bool,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 deps: tuple[str, ...] = (), environ: Mapping[str, str] | None = None) -> None:
     """Record what compiling ``data`` (the bytes of ``spec``) just wrote to ``out_dir`` (``files``, the
-    manifest excluded).
+    manifest excluded); ``deps`` are the other files the compile read (base specs, project and policy files,
+    teacher specs: :func:`tfspec.io.batch.referenced_specs`).
 
     ``cacheable`` False (the spec reads files) drops any entry instead. A cache that cannot be written is
     only a cache: the build has succeeded either way.
@@ -124,7 +127,9 @@ def record_build(data: bytes, spec: str, env: str | None, out: Path | None, out_
         "name": name,
         "name_position": list(name_position),
         "out": out_dir.name,
-        "deps": {},
+        "deps": {dep: _sha256(_read_text(Path(dep)) or "") for dep in deps},
+        "project": find_project_file(spec),
+        "variables": _dep_variables(deps, environ),
         "manifest_sha256": _sha256(complete[MANIFEST]),
         "stats": stats,
     }
