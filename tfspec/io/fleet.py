@@ -14,13 +14,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tfspec.compiler.naming import placed_files
 from tfspec.compiler.pipeline import compile_spec
 from tfspec.compiler.resolve import ResolvedSpec
-from tfspec.compiler.targets.common import image_repository
+from tfspec.compiler.targets.common import image_reference, image_repository
 
 from .batch import discover_specs, output_dir_name
 from .write import MANIFEST, diff_tree
@@ -87,7 +89,17 @@ class Fleet:
                 "specs": [dataclasses.asdict(row) for row in self.rows]}
 
 
-def _target(resolved: ResolvedSpec, target: Any, report: dict[str, Any] | None, version: int) -> FleetTarget:
+_IMAGE_VERSION = re.compile(r'org\.opencontainers\.image\.version="([^"]+)"')
+
+
+def _image(files: Mapping[str, str], target: Any, repository: str) -> str:
+    """The image reference the rendered manifests name: ``repo:<version>-<content hash>``, the tag read from
+    the label the compiler put into the target's Dockerfile (one place computes it)."""
+    found = _IMAGE_VERSION.search(files.get(f"{target.name}/Dockerfile", ""))
+    return image_reference(repository, found.group(1)) if found else repository
+
+
+def _target(resolved: ResolvedSpec, target: Any, report: dict[str, Any] | None, files: Mapping[str, str]) -> FleetTarget:
     measured = {}
     if report is not None:
         entry = (report.get("targets") or {}).get(target.name) or {}
@@ -101,12 +113,11 @@ def _target(resolved: ResolvedSpec, target: Any, report: dict[str, Any] | None, 
         value = got.get("value") if isinstance(got.get("value"), (int, float)) else None
         gates.append(Gate(name, float(limit), value, got.get("passed") if isinstance(got.get("passed"), bool) else None))
     if target.kind == "tf_serving":
-        # The repository the rendered manifests name (their tag is ``<version>-<content hash>``).
-        image = f"{image_repository(resolved, target, target.kubernetes.image)}:{version}" if target.kubernetes else "-"
+        image = _image(files, target, image_repository(resolved, target, target.kubernetes.image)) if target.kubernetes else "-"
         replicas = target.kubernetes.replicas if target.kubernetes else 1
         gpus = f"{target.gpus}/replica × {replicas}" if target.gpus else "0"
     elif target.kind == "gpu_cluster":
-        image = f"{image_repository(resolved, target, target.image)}:{version}"
+        image = _image(files, target, image_repository(resolved, target, target.image))
         gpus = f"{target.gpus_per_worker}/worker × {target.workers}"
     else:
         image = target.filename or "-"
@@ -149,6 +160,6 @@ def collect_fleet(root: str | Path, out_root: str | Path = "build", dist_root: s
             passed = report.get("passed") if isinstance(report.get("passed"), bool) else None
         sources = tuple(os.path.relpath(s) for s in resolved.sources)
         rows.append(FleetRow(str(spec), resolved.spec.name, resolved.spec.version, env,
-                             tuple(_target(resolved, t, report, resolved.spec.version) for t in resolved.spec.targets),
+                             tuple(_target(resolved, t, report, result.files) for t in resolved.spec.targets),
                              build, run, passed, tuple(w.format() for w in result.warnings), (), sources))
     return Fleet(str(root), str(out_root), str(dist_root), env, tuple(rows))
