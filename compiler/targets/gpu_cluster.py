@@ -300,12 +300,15 @@ def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget, served:
     pod_labels = k8s.labels(resolved, name, "training")
     object_labels = {**pod_labels, **kueue_labels(target)}
     pod_annotations = {SUBDOMAIN_ANNOTATION: service_name} if target.operator == "indexed_job" else {}
+    identity: dict[str, Any] = {"labels": pod_labels, "annotations": pod_annotations, "pod": pod,
+                                "workers": target.workers, "backoff_limit": target.backoff_limit,
+                                "operator": target.operator}
+    if target.queue is not None:  # only then: the names of jobs without a queue stay what they were
+        identity["kueue"] = kueue_labels(target)
     kube = {
         **context,
         "namespace": target.namespace,
-        "job_name": job_name(name, {"labels": pod_labels, "annotations": pod_annotations, "pod": pod,
-                                    "workers": target.workers, "backoff_limit": target.backoff_limit,
-                                    "operator": target.operator, "object_labels": object_labels}),
+        "job_name": job_name(name, identity),
         "labels": pod_labels,
         "object_labels": object_labels,
         "selector": k8s.selector_labels(resolved, name, "training"),
@@ -339,8 +342,10 @@ def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget, served:
 
 
 def training_resource(resolved: ResolvedSpec, target: GpuClusterTarget) -> tuple[dict[str, Any], str, str]:
-    """The training object of ``target`` (the JobSet, Job or TFJob written to ``<target>/kubernetes/``) with
-    the success and failure conditions of an Argo Workflows resource template that creates it and waits.
+    """The training object of ``target`` (the JobSet, Job or TFJob written to ``<target>/kubernetes/``, with
+    ``metadata.namespace`` set as the kustomize base sets it when the target has a ``namespace``) and the
+    success and failure conditions of an Argo Workflows resource template that creates it and waits. The
+    claim it mounts (``storage.claim_name``, or the base's ``persistentvolumeclaim.yaml``) must exist.
 
     The conditions use Argo's label-selector syntax over the object's fields:
 
@@ -351,6 +356,8 @@ def training_resource(resolved: ResolvedSpec, target: GpuClusterTarget) -> tuple
     """
     files = render_gpu_cluster(resolved, target)
     document = yaml.safe_load(files[f"{target.name}/kubernetes/{TRAINING_FILES[target.operator]}"])
+    if target.namespace is not None:
+        document["metadata"]["namespace"] = target.namespace
     if target.operator == "jobset":
         return document, "status.terminalState == Completed", "status.terminalState == Failed"
     if target.operator == "indexed_job":

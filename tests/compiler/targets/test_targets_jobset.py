@@ -24,8 +24,8 @@ from tfspec.compiler.targets.gpu_cluster import (
 from tfspec.compiler.tf_config import ENV_TF_CONFIG, jobset_hosts, tf_config_for, tf_config_from_environment
 from tfspec.spec.targets import GpuClusterTarget
 
-from targets_testing import (REPO, compile_tree, example_tree, expand_kubernetes_references, pod_environment,
-                             run_tool, target_of, tool)
+from targets_testing import (REPO, VARIANTS, compile_tree, example_tree, expand_kubernetes_references,
+                             pod_environment, run_tool, target_of, tool)
 from tfspec_testing import jobset_child_job
 
 CRD = REPO / "tests" / "data" / "jobset" / "jobset.x-k8s.io_jobsets.yaml"
@@ -235,7 +235,24 @@ def test_training_resource_is_the_rendered_object_with_argo_conditions(tmp_path:
     target = next(t for t in result.resolved.spec.targets if t.name == "cluster")
     document, success_condition, failure_condition = training_resource(result.resolved, target)
     assert document == yaml.safe_load(result.files[f"cluster/kubernetes/{path}"])
+    assert "namespace" not in document["metadata"]
     assert (success_condition, failure_condition) == (success, failure)
+
+
+def test_training_resource_is_what_kustomize_emits_in_the_targets_namespace(tmp_path: Path) -> None:
+    result = _compile(tmp_path, VARIANTS["jobset-kueue"])
+    assert result.resolved is not None
+    target = next(t for t in result.resolved.spec.targets if t.name == "cluster")
+    document, _, _ = training_resource(result.resolved, target)
+    base = tmp_path / "kubernetes"
+    base.mkdir()
+    for path, text in result.files.items():
+        if path.startswith("cluster/kubernetes/"):
+            (base / path.rsplit("/", 1)[1]).write_text(text, encoding="utf-8")
+    emitted = run_tool([tool("kubectl"), "kustomize", str(base)])
+    assert emitted.returncode == 0, emitted.stderr
+    (jobset,) = [d for d in yaml.safe_load_all(emitted.stdout) if d and d["kind"] == "JobSet"]
+    assert document == jobset and document["metadata"]["namespace"] == "ml-training"
 
 
 def test_tfjob_gets_a_build_warning_and_jobset_none(tmp_path: Path, example_result: CompileResult) -> None:
