@@ -28,7 +28,7 @@ from .plan import build_plan
 from .search import check_search
 from .policies import Policy, check_policies, load_policies
 from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
-from .targets import render_targets, target_defaults
+from .targets import render_targets, target_defaults, target_warnings
 from .validate import validate
 
 __all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "resolve_expanded",
@@ -48,7 +48,8 @@ class CompileResult:
             is added by the writer).
         diagnostics: every problem found; empty when the spec is valid.
         inputs: the content digests of the files the spec's steps read (None when it did not get that far).
-        warnings: policy warnings (severity ``warning``): printed, they do not fail the build.
+        warnings: build warnings of the targets (a deprecated operator) and policy warnings (severity
+            ``warning``): printed, they do not fail the build.
     """
 
     path: str
@@ -128,7 +129,7 @@ def compile_document(document: SourceDocument, env: str | None = None,
         inputs = gather_inputs(resolved, compile_teacher=_compile_teacher)
         # The served content's fingerprints (image tags follow them) do not depend on the rendered files.
         target_files = render_targets(resolved, served_fingerprints(build_plan(resolved, None, inputs)))
-        warnings = check_policies(policies, resolved, target_files)
+        warnings = target_warnings(resolved) + check_policies(policies, resolved, target_files)
         if env is None and policies:
             warnings += _check_environments(policies, standards.document, environ)
         plan = build_plan(resolved, {name: {path: _sha256(text) for path, text in files.items()}

@@ -5,6 +5,10 @@ names into the manifests; ``tfspec run --worker`` reads them back with :func:`tf
 
 * ``tfjob``: the Kubeflow training operator injects ``TF_CONFIG`` itself (replica type ``worker`` in
   lower case, port 2222); worker 0 is the chief because there is no Chief replica.
+* ``jobset``: a JobSet's one replicated job is an Indexed Job of every worker; with ``network.enableDNSHostnames``
+  pod ``i`` is ``<jobset>-<replicated job>-0-<i>.<subdomain>`` (the subdomain defaults to the JobSet's name,
+  the headless Service the JobSet controller creates). Kubernetes sets ``JOB_COMPLETION_INDEX``, the
+  manifests set ``TFSPEC_WORKER_HOSTS`` (:func:`jobset_hosts`): the same derivation as an Indexed Job's.
 * ``indexed_job``: Kubernetes sets ``JOB_COMPLETION_INDEX``; with ``subdomain`` set to the headless
   Service, pod ``i`` is reachable as ``<job>-<i>.<service>``. The manifests set ``TFSPEC_WORKER_HOSTS``
   (comma-separated ``host:port`` of every worker, index order); TF_CONFIG is derived from both.
@@ -24,6 +28,7 @@ __all__ = [
     "ENV_WORKER_HOSTS",
     "TFJOB_PORT",
     "indexed_job_hosts",
+    "jobset_hosts",
     "tf_config_for",
     "tf_config_from_environment",
     "ClusterConfigError",
@@ -42,6 +47,12 @@ class ClusterConfigError(TfspecError):
 def indexed_job_hosts(job_name: str, service_name: str, workers: int, port: int) -> list[str]:
     """``host:port`` of every worker of an Indexed Job behind a headless Service, in index order."""
     return [f"{job_name}-{index}.{service_name}:{port}" for index in range(workers)]
+
+
+def jobset_hosts(jobset_name: str, replicated_job: str, subdomain: str, workers: int, port: int) -> list[str]:
+    """``host:port`` of every worker of a JobSet whose replicated job ``replicated_job`` has one Job (index 0)
+    of ``workers`` indexed pods: ``<jobset>-<replicated job>-<job index>-<pod index>.<subdomain>``."""
+    return indexed_job_hosts(f"{jobset_name}-{replicated_job}-0", subdomain, workers, port)
 
 
 def tf_config_for(hosts: list[str], index: int) -> dict[str, Any]:

@@ -646,7 +646,7 @@ def tfjob_port(r: ResolvedSpec) -> list[Diagnostic]:
     for index, target in enumerate(r.spec.targets):
         if isinstance(target, GpuClusterTarget) and target.operator == "tfjob" and target.port != TFJOB_PORT:
             out.append(r.diagnostic(("targets", index, "port"), f"the TFJob operator uses port {TFJOB_PORT}, not {target.port}",
-                                    f"remove port (or set {TFJOB_PORT}); other ports need operator: indexed_job"))
+                                    f"remove port (or set {TFJOB_PORT}); other ports need operator: jobset or indexed_job"))
     return out
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "TfServingTarget",
     "KserveTarget",
     "Storage",
+    "Queue",
     "GpuClusterTarget",
     "Target",
     "TARGET_KINDS",
@@ -435,8 +436,28 @@ class Storage(StrictModel):
     """Mount path in the containers."""
 
 
+# A Kubernetes object name that may contain dots (PriorityClass names are DNS subdomains).
+DnsSubdomain = Annotated[str, StringConstraints(
+    pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253)]
+
+
+class Queue(StrictModel):
+    """Kueue admission: the training job waits in a team's quota (a ``LocalQueue``) until Kueue admits it,
+    instead of starting with only some of its GPUs or failing to schedule."""
+
+    name: DnsLabel
+    """``LocalQueue`` in the job's namespace: the ``kueue.x-k8s.io/queue-name`` label of the JobSet (Job,
+    TFJob). Kueue's webhook suspends the job on creation and resumes it once admitted."""
+    priority_class: DnsSubdomain | None = None
+    """Kubernetes ``PriorityClass`` of the worker pods (``priorityClassName``): their scheduling priority,
+    and the workload priority Kueue orders and preempts by (what Kueue documents for JobSet)."""
+    workload_priority_class: DnsLabel | None = None
+    """Kueue ``WorkloadPriorityClass`` (the ``kueue.x-k8s.io/priority-class`` label): the priority in the queue
+    only, without changing the pods' priority; it wins over ``priority_class`` for queueing."""
+
+
 class GpuClusterTarget(StrictModel):
-    """Multi-worker training on a Kubernetes GPU cluster (Kubeflow TFJob or an Indexed Job)."""
+    """Multi-worker training on a Kubernetes GPU cluster (a JobSet, a Kubeflow TFJob or an Indexed Job)."""
 
     kind: Literal["gpu_cluster"]
     """Target kind."""
@@ -446,8 +467,11 @@ class GpuClusterTarget(StrictModel):
     """Worker replicas (MultiWorkerMirroredStrategy: worker 0 is the chief)."""
     gpus_per_worker: Annotated[StrictInt, Field(ge=0, le=16)] = 1
     """GPUs per worker."""
-    operator: Literal["tfjob", "indexed_job"] = "indexed_job"
-    """``tfjob`` (Kubeflow training operator) or ``indexed_job`` (plain Kubernetes)."""
+    operator: Literal["jobset", "tfjob", "indexed_job"] = "jobset"
+    """``jobset`` (a ``jobset.x-k8s.io/v1alpha2`` JobSet: the JobSet controller, stable DNS names, restarts of
+    every worker together), ``indexed_job`` (plain Kubernetes: an Indexed Job and a headless Service) or
+    ``tfjob`` (Kubeflow TFJob: needs the Training Operator 1.9, no longer maintained upstream; a build
+    warning says so)."""
     namespace: DnsLabel | None = None
     """Namespace; the current namespace when omitted."""
     image: ImageReference | None = None
@@ -471,9 +495,13 @@ class GpuClusterTarget(StrictModel):
     storage: Storage = Storage()
     """Data and checkpoint volume."""
     backoff_limit: Annotated[StrictInt, Field(ge=0, le=100)] = 3
-    """Retries before the job is failed."""
+    """Retries before the job is failed. ``jobset``: the JobSet's ``failurePolicy.maxRestarts`` (every worker
+    restarted together, resuming from the last epoch's checkpoint); ``indexed_job``: the Job's
+    ``backoffLimit``; ``tfjob``: ``runPolicy.backoffLimit``."""
     port: Annotated[StrictInt, Field(ge=1024, le=65535)] = 2222
     """Worker port of the collective ops (the TFJob operator always uses 2222)."""
+    queue: Queue | None = None
+    """Kueue queue and priority of the training job; the job starts at once when omitted."""
 
 
 class KserveTarget(StrictModel):

@@ -73,3 +73,24 @@ def pod_environment(job: dict[str, Any], index: int) -> dict[str, str]:
         source = labels if found.group(1) == "labels" else annotations
         env[item["name"]] = source[found.group(2)]
     return env
+
+
+def jobset_child_job(jobset: dict[str, Any], replicated_job: int = 0) -> dict[str, Any]:
+    """The Job the JobSet controller creates for job index 0 of a replicated job: named
+    ``<jobset>-<replicated job>-0``, its pod template labelled with the JobSet's labels
+    (``jobset.sigs.k8s.io/jobset-name``, ...), the subdomain the JobSet's name when ``enableDNSHostnames``
+    and no explicit subdomain (kubernetes-sigs/jobset, pkg/controllers/jobset_controller.go, constructJob)."""
+    import copy
+
+    name = jobset["metadata"]["name"]
+    spec = jobset["spec"]["replicatedJobs"][replicated_job]
+    job = {"apiVersion": "batch/v1", "kind": "Job",
+           "metadata": {"name": f"{name}-{spec['name']}-0"}, "spec": copy.deepcopy(spec["template"]["spec"])}
+    template = job["spec"]["template"]
+    template.setdefault("metadata", {}).setdefault("labels", {}).update({
+        "jobset.sigs.k8s.io/jobset-name": name, "jobset.sigs.k8s.io/replicatedjob-name": spec["name"],
+        "jobset.sigs.k8s.io/job-index": "0"})
+    network = jobset["spec"].get("network", {})
+    if network.get("enableDNSHostnames"):
+        template["spec"]["subdomain"] = network.get("subdomain") or name
+    return job

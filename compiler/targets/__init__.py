@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tfspec.spec.document import Spec
+from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import Target
 
 from ..resolve import ResolvedSpec
@@ -17,13 +18,19 @@ from . import gpu_cluster, kserve, tf_serving, tflite
 from .registry import TARGET_KINDS, PlanContext, TargetKind, UnknownTargetKind, register, target_kind
 
 __all__ = ["TARGET_KINDS", "PlanContext", "TargetKind", "UnknownTargetKind", "register", "render_targets", "target_kind",
-           "target_defaults", "gpu_cluster", "kserve", "tf_serving", "tflite"]
+           "target_defaults", "target_warnings", "gpu_cluster", "kserve", "tf_serving", "tflite"]
 
 
 def target_defaults(spec: Spec, target: Target) -> Target:
     """``target`` with its kind's defaults filled (resolve's ``with_defaults`` calls this for each target)."""
     fill = target_kind(target.kind).defaults
     return fill(spec, target) if fill is not None else target
+
+
+def target_warnings(resolved: ResolvedSpec) -> list[Diagnostic]:
+    """Build warnings of every target (its kind's ``warnings`` rules): printed, they do not fail the build."""
+    return [warning for index, target in enumerate(resolved.spec.targets)
+            for rule in target_kind(target.kind).warnings for warning in rule(resolved, index, target)]
 
 
 def render_targets(resolved: ResolvedSpec, served: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:

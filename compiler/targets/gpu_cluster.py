@@ -3,9 +3,20 @@
 The training container runs ``tfspec run <spec> --worker`` (MultiWorkerMirroredStrategy); the TF_CONFIG
 contract is :mod:`tfspec.compiler.tf_config`:
 
+* ``operator: jobset`` (the default): a ``jobset.x-k8s.io/v1alpha2`` JobSet with one replicated job
+  (``worker``) whose one Indexed Job runs every worker (completions = parallelism = workers). The JobSet's
+  ``network`` settings give each pod a stable DNS name, ``<jobset>-worker-0-<i>.<jobset>`` (the subdomain
+  is left to its upstream default, the JobSet's name, so a kustomize ``namePrefix`` renames both); the
+  pods get ``TFSPEC_WORKER_HOSTS`` built from the ``jobset.sigs.k8s.io/jobset-name`` label (downward API)
+  and Kubernetes sets ``JOB_COMPLETION_INDEX``. A pod failure fails the Job (``backoffLimit: 0``, pods never
+  restarted alone) and the failure policy recreates every worker together (``maxRestarts`` from
+  ``backoff_limit``, ``BlockingRecreate``: the old pods are gone before new ones take their names), which
+  resume from the last epoch's checkpoint; the Job succeeds when the chief, index 0, does (a Job
+  ``successPolicy``), and the JobSet when that Job does.
 * ``operator: tfjob``: a Kubeflow ``kubeflow.org/v1`` TFJob with ``tfReplicaSpecs.Worker`` (container
   ``tensorflow``, port 2222): the training operator creates the per-worker Services and injects
-  TF_CONFIG; worker 0 is the chief.
+  TF_CONFIG; worker 0 is the chief. Needs the Kubeflow Training Operator 1.9, no longer maintained
+  upstream: the build warns.
 * ``operator: indexed_job``: a plain ``batch/v1`` Job (``completionMode: Indexed``) and a headless Service
   named as the pods' ``subdomain``; the pods get ``TFSPEC_WORKER_HOSTS`` and Kubernetes sets
   ``JOB_COMPLETION_INDEX``, from which the worker derives TF_CONFIG. The host names are not literals:
@@ -14,6 +25,12 @@ contract is :mod:`tfspec.compiler.tf_config`:
   ``batch.kubernetes.io/job-name`` label, the subdomain from a pod annotation), and the base's
   ``kustomizeconfig.yaml`` tells kustomize that ``subdomain`` and that annotation name the Service. So a
   ``namePrefix``/``nameSuffix`` overlay renames Service, subdomain and host names together.
+
+Kueue (``queue``): the training object (JobSet, Job or TFJob) carries the ``kueue.x-k8s.io/queue-name``
+label (and ``kueue.x-k8s.io/priority-class`` for a WorkloadPriorityClass), the pods ``priorityClassName``.
+It is not written suspended: Kueue's webhook suspends it on creation (upstream documents that a job need
+not be created suspended), and a manifest saying ``suspend: true`` would suspend an admitted, running job
+again on the next ``kubectl apply`` or GitOps sync.
 
 Jobs are named by content (``<name>-<hash of the pod template>``) and deleted
 ``ttl_seconds_after_finished`` after they end: a Job's pod template is immutable, so a changed spec makes a
@@ -39,16 +56,17 @@ from tfspec.spec.targets import GpuClusterTarget
 
 from ..render import render_template
 from ..resolve import ResolvedSpec
-from ..tf_config import ENV_WORKER_HOSTS, TFJOB_PORT, indexed_job_hosts
+from ..tf_config import ENV_WORKER_HOSTS, TFJOB_PORT, indexed_job_hosts, jobset_hosts
 from ..versions import TFSPEC_VERSION, training_image
 from . import kubernetes as k8s
 from .common import (PULL_POLICY, base_context, content_tag, dockerfile_quote, image_reference, image_repository,
                      object_name, qualified_image)
 from .registry import TargetKind, register
 
-__all__ = ["render_gpu_cluster", "TRAINING_UID", "CONTAINER_NAME", "SPEC_DIR", "WHEEL", "resolved_spec_text",
-           "worker_command", "job_name", "ENV_JOB_NAME", "ENV_WORKER_SUBDOMAIN", "SUBDOMAIN_ANNOTATION",
-           "JOB_NAME_LABEL", "RULES"]
+__all__ = ["render_gpu_cluster", "training_resource", "TRAINING_UID", "CONTAINER_NAME", "SPEC_DIR", "WHEEL",
+           "resolved_spec_text", "worker_command", "job_name", "ENV_JOB_NAME", "ENV_WORKER_SUBDOMAIN",
+           "SUBDOMAIN_ANNOTATION", "JOB_NAME_LABEL", "ENV_JOBSET_NAME", "JOBSET_NAME_LABEL", "REPLICATED_JOB",
+           "KUEUE_QUEUE_LABEL", "KUEUE_PRIORITY_LABEL", "TRAINING_FILES", "TFJOB_WARNING", "RULES"]
 
 # The TFJob operator finds the worker container by this name (and its port by the name tfjob-port).
 CONTAINER_NAME = "tensorflow"
@@ -65,6 +83,22 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set on every pod by the Job c
 SUBDOMAIN_ANNOTATION = "tfspec.dev/worker-subdomain"
 # Hex digits of the pod-template hash in a Job's name.
 JOB_HASH_LENGTH = 8
+
+# JobSet: the replicated job holding every worker, and where a worker learns its JobSet's name.
+REPLICATED_JOB = "worker"
+ENV_JOBSET_NAME = "TFSPEC_JOBSET_NAME"
+JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"  # set on every child Job and pod by the JobSet controller
+# The 5 random characters the Job controller appends to a pod's name (JobSet's webhook counts them too).
+POD_NAME_SUFFIX = 6
+
+# Kueue: the LocalQueue and the WorkloadPriorityClass of a job (labels on the JobSet, Job or TFJob).
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+
+# The training object of each operator, under <target>/kubernetes/.
+TRAINING_FILES = {"jobset": "jobset.yaml", "indexed_job": "job.yaml", "tfjob": "tfjob.yaml"}
+TFJOB_WARNING = ("operator tfjob needs the Kubeflow Training Operator 1.9, which is no longer maintained upstream "
+                 "(Kubeflow Trainer v2 dropped TFJob, Kueue is deprecating its v1 integration)")
 
 
 # libyaml's emitter when PyYAML has it (the pure-Python one was a third of a spec's compile time).
@@ -138,7 +172,7 @@ def worker_command(resolved: ResolvedSpec, target: GpuClusterTarget) -> tuple[li
 
 
 def _pod(resolved: ResolvedSpec, target: GpuClusterTarget, image: str, claim: str) -> dict[str, Any]:
-    """Pod spec values shared by the TFJob and the Indexed Job."""
+    """Pod spec values shared by the JobSet, the TFJob and the Indexed Job."""
     name = object_name(resolved, target)
     gpus = target.gpus_per_worker
     env: list[dict[str, Any]] = [{"name": "HOME", "value": "/tmp"}]
@@ -149,6 +183,16 @@ def _pod(resolved: ResolvedSpec, target: GpuClusterTarget, image: str, claim: st
             {"name": ENV_JOB_NAME, "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_NAME_LABEL}']"}}},
             {"name": ENV_WORKER_SUBDOMAIN,
              "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{SUBDOMAIN_ANNOTATION}']"}}},
+            {"name": ENV_WORKER_HOSTS, "value": ",".join(hosts)},
+        ]
+        port = {"name": INDEXED_PORT_NAME, "containerPort": target.port, "protocol": "TCP"}
+    elif target.operator == "jobset":
+        # The subdomain is the JobSet's name (its default): both come from the label the controller sets.
+        jobset = f"$({ENV_JOBSET_NAME})"
+        hosts = jobset_hosts(jobset, REPLICATED_JOB, jobset, target.workers, target.port)
+        env += [
+            {"name": ENV_JOBSET_NAME,
+             "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOBSET_NAME_LABEL}']"}}},
             {"name": ENV_WORKER_HOSTS, "value": ",".join(hosts)},
         ]
         port = {"name": INDEXED_PORT_NAME, "containerPort": target.port, "protocol": "TCP"}
@@ -177,6 +221,12 @@ def _pod(resolved: ResolvedSpec, target: GpuClusterTarget, image: str, claim: st
     if target.operator == "indexed_job":
         pod["subdomain"] = f"{name}-workers"
         pod["restartPolicy"] = "OnFailure"
+    elif target.operator == "jobset":
+        # A failed worker fails its Job; the JobSet's failure policy then restarts every worker together
+        # (MultiWorkerMirroredStrategy cannot take one worker back into a running cluster).
+        pod["restartPolicy"] = "Never"
+    if target.queue is not None and target.queue.priority_class is not None:
+        pod["priorityClassName"] = target.queue.priority_class
     pod["securityContext"] = k8s.pod_security_context(TRAINING_UID, fs_group=True)
     selector = k8s.node_selector(target.node_selector, gpus, target.gpu_feature_discovery)
     if selector:
@@ -187,6 +237,16 @@ def _pod(resolved: ResolvedSpec, target: GpuClusterTarget, image: str, claim: st
     pod["containers"] = [container]
     pod["volumes"] = volumes
     return pod
+
+
+def kueue_labels(target: GpuClusterTarget) -> dict[str, str]:
+    """The Kueue labels of the training object (none without a queue)."""
+    if target.queue is None:
+        return {}
+    out = {KUEUE_QUEUE_LABEL: target.queue.name}
+    if target.queue.workload_priority_class is not None:
+        out[KUEUE_PRIORITY_LABEL] = target.queue.workload_priority_class
+    return out
 
 
 def job_name(name: str, template: dict[str, Any]) -> str:
@@ -238,14 +298,19 @@ def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget, served:
     service_name = f"{name}-workers"
     pod = _pod(resolved, target, image, claim)
     pod_labels = k8s.labels(resolved, name, "training")
+    object_labels = {**pod_labels, **kueue_labels(target)}
     pod_annotations = {SUBDOMAIN_ANNOTATION: service_name} if target.operator == "indexed_job" else {}
+    identity: dict[str, Any] = {"labels": pod_labels, "annotations": pod_annotations, "pod": pod,
+                                "workers": target.workers, "backoff_limit": target.backoff_limit,
+                                "operator": target.operator}
+    if target.queue is not None:  # only then: the names of jobs without a queue stay what they were
+        identity["kueue"] = kueue_labels(target)
     kube = {
         **context,
         "namespace": target.namespace,
-        "job_name": job_name(name, {"labels": pod_labels, "annotations": pod_annotations, "pod": pod,
-                                    "workers": target.workers, "backoff_limit": target.backoff_limit,
-                                    "operator": target.operator}),
+        "job_name": job_name(name, identity),
         "labels": pod_labels,
+        "object_labels": object_labels,
         "selector": k8s.selector_labels(resolved, name, "training"),
         "annotations": k8s.annotations(resolved),
         "pod_annotations": pod_annotations,
@@ -259,11 +324,12 @@ def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget, served:
         "port": target.port,
         "port_name": INDEXED_PORT_NAME,
         "subdomain_annotation": SUBDOMAIN_ANNOTATION,
+        "replicated_job": REPLICATED_JOB,
     }
     resources: list[str] = []
     if target.storage.claim_name is None:
         resources.append("persistentvolumeclaim.yaml")
-    resources += ["tfjob.yaml"] if target.operator == "tfjob" else ["service.yaml", "job.yaml"]
+    resources += ["service.yaml", "job.yaml"] if target.operator == "indexed_job" else [TRAINING_FILES[target.operator]]
     for filename in resources:
         files[f"{t}/kubernetes/{filename}"] = render_template(f"gpu_cluster/kubernetes/{filename}.j2", **kube)
     configurations = ["kustomizeconfig.yaml"] if target.operator == "indexed_job" else []
@@ -273,6 +339,36 @@ def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget, served:
                                                                   **kube, resources_list=resources,
                                                                   configurations=configurations)
     return files
+
+
+def training_resource(resolved: ResolvedSpec, target: GpuClusterTarget) -> tuple[dict[str, Any], str, str]:
+    """The training object of ``target`` (the JobSet, Job or TFJob written to ``<target>/kubernetes/``, with
+    ``metadata.namespace`` set as the kustomize base sets it when the target has a ``namespace``) and the
+    success and failure conditions of an Argo Workflows resource template that creates it and waits. The
+    claim it mounts (``storage.claim_name``, or the base's ``persistentvolumeclaim.yaml``) must exist.
+
+    The conditions use Argo's syntax, a Kubernetes label selector whose keys are paths into the object:
+
+    * JobSet: ``status.terminalState`` becomes ``Completed`` or ``Failed`` once it finished (after its
+      restarts);
+    * Job: every index succeeded, or a pod failed (with ``restartPolicy: OnFailure`` the Job controller
+      marks pods failed only when it terminates them, after ``backoffLimit`` container restarts);
+    * TFJob: a worker succeeded (the TFJob succeeds with worker 0, the chief, and deletes the workers still
+      running), or one failed.
+
+    None of them ran against a live controller in the tests: they follow each API's status fields.
+    """
+    files = render_gpu_cluster(resolved, target)
+    document = yaml.safe_load(files[f"{target.name}/kubernetes/{TRAINING_FILES[target.operator]}"])
+    if target.namespace is not None:
+        document["metadata"]["namespace"] = target.namespace
+    if target.operator == "jobset":
+        return document, "status.terminalState == Completed", "status.terminalState == Failed"
+    if target.operator == "indexed_job":
+        # restartPolicy OnFailure restarts containers in place: pods count as failed only once the Job gave up
+        return document, f"status.succeeded == {target.workers}", "status.failed > 0"
+    # The TFJob succeeds with worker 0 and deletes the workers still running (cleanPodPolicy: Running).
+    return document, "status.replicaStatuses.Worker.succeeded > 0", "status.replicaStatuses.Worker.failed > 0"
 
 
 # --- validation rules (run by compiler/validate.py) --------------------------------------------------
@@ -297,17 +393,41 @@ def storage_access(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
+def _longest_pod_name(r: ResolvedSpec, target: GpuClusterTarget) -> int:
+    """Length of the longest worker pod name (its host name, plus the Job controller's random suffix
+    for a JobSet, whose webhook checks it)."""
+    job = len(object_name(r, target)) + 1 + JOB_HASH_LENGTH
+    last = len(str(target.workers - 1))
+    if target.operator == "jobset":
+        return job + len(f"-{REPLICATED_JOB}-0-") + last + POD_NAME_SUFFIX
+    return job + 1 + last
+
+
 def job_name_length(r: ResolvedSpec) -> list[Diagnostic]:
-    """Pod host names ``<job>-<index>`` must stay DNS labels (63 characters)."""
+    """Pod host names ``<job>-<index>`` must stay DNS labels (63 characters); a JobSet's child Jobs and pods
+    are DNS-1035 labels, which begin with a letter."""
     out = []
     for index, target in enumerate(r.spec.targets):
-        if isinstance(target, GpuClusterTarget):
-            longest = len(object_name(r, target)) + 1 + JOB_HASH_LENGTH + 1 + len(str(target.workers - 1))
-            # kubernetes_name_length already reports names that are too long without the hash.
-            if longest > 63 and len(object_name(r, target)) + 8 <= 63:
-                out.append(r.diagnostic(("targets", index, "name"), f"worker host names would be {longest} characters "
-                                        "long, more than 63", "shorten the spec name or the target name"))
+        if not isinstance(target, GpuClusterTarget):
+            continue
+        longest = _longest_pod_name(r, target)
+        # kubernetes_name_length already reports names that are too long without the hash.
+        if longest > 63 and len(object_name(r, target)) + 8 <= 63:
+            out.append(r.diagnostic(("targets", index, "name"), f"worker pod names would be {longest} characters "
+                                    "long, more than 63", "shorten the spec name or the target name"))
+        if target.operator == "jobset" and not object_name(r, target)[0].isalpha():
+            out.append(r.diagnostic(("name",), f"a JobSet's Jobs and pods are named after it, and "
+                                    f"{object_name(r, target)!r} does not begin with a letter",
+                                    "begin the spec name with a letter, or use operator: indexed_job"))
     return out
+
+
+def tfjob_is_unmaintained(r: ResolvedSpec, index: int, target: GpuClusterTarget) -> list[Diagnostic]:
+    """A build warning: TFJob needs a Training Operator that is no longer maintained."""
+    if target.operator != "tfjob":
+        return []
+    return [r.diagnostic(("targets", index, "operator"), f"warning: {TFJOB_WARNING}",
+                         "use operator: jobset (the default) or indexed_job")]
 
 
 RULES = (storage_access, job_name_length)
@@ -320,4 +440,5 @@ def gpu_cluster_defaults(spec: Spec, target: GpuClusterTarget) -> GpuClusterTarg
     return target
 
 
-TARGET = register(TargetKind("gpu_cluster", render=render_gpu_cluster, defaults=gpu_cluster_defaults))
+TARGET = register(TargetKind("gpu_cluster", render=render_gpu_cluster, defaults=gpu_cluster_defaults,
+                             warnings=(tfjob_is_unmaintained,)))

@@ -67,6 +67,8 @@ class TargetKind:
             rendered files are all it produces).
         defaults: ``(spec, target) → target`` with every value the kind leaves unset in the spec filled
             (image and file names, versions, ...), run by resolve's ``with_defaults``. None: nothing to fill.
+        warnings: rules whose problems are build warnings (printed, the build goes on), e.g. a deprecated
+            option.
     """
 
     kind: str
@@ -74,6 +76,7 @@ class TargetKind:
     rules: tuple[Rule, ...] = ()
     plan_steps: Callable[[PlanContext, ResolvedSpec, Any], None] | None = None
     defaults: Callable[[Any, Any], Any] | None = None
+    warnings: tuple[Rule, ...] = ()
 
 
 TARGET_KINDS: dict[str, TargetKind] = {}

@@ -74,16 +74,21 @@ def test_indexed_job_pods_derive_the_cluster_the_manifest_describes(tmp_path: Pa
         assert config == {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
 
 
-@pytest.mark.parametrize("operator", ["indexed_job", "tfjob"])
+_POD_TEMPLATES = {
+    "indexed_job": ("job.yaml", lambda doc: doc["spec"]["template"]),
+    "tfjob": ("tfjob.yaml", lambda doc: doc["spec"]["tfReplicaSpecs"]["Worker"]["template"]),
+    "jobset": ("jobset.yaml", lambda doc: doc["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]),
+}
+
+
+@pytest.mark.parametrize("operator", ["jobset", "indexed_job", "tfjob"])
 def test_the_training_image_runs_the_worker_mode_on_the_shared_volume(tmp_path: Path, operator: str) -> None:
     files = _compile(tmp_path, operator)
     dockerfile = files["cluster/Dockerfile"]
     entrypoint, cmd = _docker_words(dockerfile, "ENTRYPOINT"), _docker_words(dockerfile, "CMD")
     assert entrypoint[:2] == ["tfspec", "run"]
-    manifest = files["cluster/kubernetes/job.yaml" if operator == "indexed_job" else "cluster/kubernetes/tfjob.yaml"]
-    doc = yaml.safe_load(manifest)
-    pod = (doc["spec"]["template"]["spec"] if operator == "indexed_job"
-           else doc["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"])
+    filename, pod_template = _POD_TEMPLATES[operator]
+    pod = pod_template(yaml.safe_load(files[f"cluster/kubernetes/{filename}"]))["spec"]
     container = pod["containers"][0]
     assert "command" not in container and "args" not in container  # the image's ENTRYPOINT and CMD run
     mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "data")

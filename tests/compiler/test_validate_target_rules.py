@@ -36,9 +36,10 @@ def test_the_example_is_valid(tmp_path: Path) -> None:
 
 
 def test_tfjob_uses_port_2222(tmp_path: Path) -> None:
-    problems = _problems(_compile(tmp_path, cluster={"port": 3333}))
+    problems = _problems(_compile(tmp_path, cluster={"port": 3333, "operator": "tfjob"}))
     assert "port 2222" in problems["targets[2].port"]
     assert _compile(tmp_path, cluster={"port": 3333, "operator": "indexed_job"}).ok
+    assert _compile(tmp_path, cluster={"port": 3333}).ok  # the default operator, jobset
 
 
 def test_replicas_inside_the_autoscaling_range(tmp_path: Path) -> None:

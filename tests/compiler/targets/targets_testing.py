@@ -89,6 +89,18 @@ def _indexed_job_cpu(tree: dict[str, Any]) -> None:
     tree["registry"] = "registry.example.com/ml"
 
 
+def _tfjob(tree: dict[str, Any]) -> None:
+    target_of(tree, "cluster")["operator"] = "tfjob"
+
+
+def _jobset_kueue(tree: dict[str, Any]) -> None:
+    cluster = target_of(tree, "cluster")
+    cluster.update({"operator": "jobset", "workers": 3, "gpus_per_worker": 1, "port": 23456, "backoff_limit": 5,
+                    "namespace": "ml-training", "storage": {"claim_name": "shared-training-data"},
+                    "queue": {"name": "team-a", "priority_class": "high-priority",
+                              "workload_priority_class": "production"}})
+
+
 def _plain_serving(tree: dict[str, Any]) -> None:
     serving = target_of(tree, "serving")
     for key in ("batching", "warmup", "version_labels"):
@@ -125,6 +137,8 @@ VARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "gpu-serving": _gpu_serving,
     "indexed-job": _indexed_job,
     "indexed-job-cpu": _indexed_job_cpu,
+    "tfjob": _tfjob,
+    "jobset-kueue": _jobset_kueue,
     "plain-serving": _plain_serving,
     "on-demand-float": _on_demand_float,
     "uint8-fast-follow": _uint8_fast_follow,

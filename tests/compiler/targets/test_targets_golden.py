@@ -1,5 +1,6 @@
-"""Golden files: every target artifact of examples/digits/deploy.yaml, byte for byte, and the serving
-artifacts of the ``gpu-serving`` variant (model store, canary labels, the kserve target).
+"""Golden files: every target artifact of examples/digits/deploy.yaml, byte for byte, the serving
+artifacts of the ``gpu-serving`` variant (model store, canary labels, the kserve target) and the training
+manifests of the other gpu_cluster operators (a JobSet with Kueue, a TFJob, an Indexed Job).
 
 On a mismatch the test shows a unified diff and the command that rewrites the golden files; they are
 rewritten only when TFSPEC_UPDATE_GOLDEN=1 is set (then review the diff with git before committing).
@@ -19,6 +20,8 @@ from targets_testing import REPO
 
 GOLDEN = REPO / "tests" / "golden" / "targets" / "digits"
 VARIANT_GOLDEN = REPO / "tests" / "golden" / "targets" / "digits-gpu-serving"
+TRAINING_GOLDEN = REPO / "tests" / "golden" / "targets" / "digits-training"
+TRAINING_VARIANTS = ("jobset-kueue", "tfjob", "indexed-job")
 REGENERATE = "TFSPEC_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/compiler/targets/test_targets_golden.py"
 
 
@@ -35,6 +38,14 @@ def test_serving_artifacts_of_the_gpu_serving_variant_match_the_golden_files(bui
     files = {path: text for path, text in builds["gpu-serving"].items() if path.startswith(("serving/", "kserve/"))}
     assert "kserve/kubernetes/inferenceservice.yaml" in files
     _compare(files, VARIANT_GOLDEN)
+
+
+def test_training_manifests_of_the_operator_variants_match_the_golden_files(builds: dict[str, dict[str, str]]) -> None:
+    files = {f"{variant}/{path}": text for variant in TRAINING_VARIANTS for path, text in builds[variant].items()
+             if path.startswith("cluster/kubernetes/")}
+    assert {"jobset-kueue/cluster/kubernetes/jobset.yaml", "tfjob/cluster/kubernetes/tfjob.yaml",
+            "indexed-job/cluster/kubernetes/job.yaml"} <= set(files)
+    _compare(files, TRAINING_GOLDEN)
 
 
 def _compare(expected_files: dict[str, str], golden_dir: Path) -> None:

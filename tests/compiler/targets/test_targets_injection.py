@@ -81,7 +81,7 @@ def test_double_quote_comes_out_quoted(tmp_path: Path) -> None:
     assert result.ok, result.diagnostics
     files = result.files
     # YAML: the annotation reads back as exactly the spec value.
-    for path in ("serving/kubernetes/deployment.yaml", "cluster/kubernetes/tfjob.yaml"):
+    for path in ("serving/kubernetes/deployment.yaml", "cluster/kubernetes/jobset.yaml"):
         document = yaml.safe_load(files[path])
         assert document["metadata"]["annotations"]["kubernetes.io/description"] == description
     assert yaml.safe_load(files["cluster/spec/digits.yaml"])["description"] == description

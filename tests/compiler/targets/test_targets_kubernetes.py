@@ -1,4 +1,5 @@
-"""Kubernetes manifests: kubernetes-validate (strict), kubectl kustomize, checkov, and the TFJob CRD schema."""
+"""Kubernetes manifests: kubernetes-validate (strict), kubectl kustomize, checkov, and the TFJob CRD schema
+(the JobSet's CRD schema: test_targets_jobset.py)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ import yaml
 from tfspec.compiler.tf_config import ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS, tf_config_from_environment
 
 from targets_testing import REPO, pod_environment, run_tool, tool
+from tfspec_testing import jobset_child_job
 
 KUBERNETES_VERSION = "1.37.0"
 CRD = REPO / "tests" / "data" / "kubeflow" / "kubeflow.org_tfjobs.yaml"
-NOT_CORE = {"kustomization.yaml", "kustomizeconfig.yaml", "tfjob.yaml", "inferenceservice.yaml"}
+# Not core Kubernetes kinds: kubernetes-validate knows no CRD (each custom resource has its own CRD test).
+NOT_CORE = {"kustomization.yaml", "kustomizeconfig.yaml", "tfjob.yaml", "jobset.yaml", "inferenceservice.yaml"}
 
 
 def _core_manifests(build_root: Path) -> list[Path]:
@@ -73,7 +76,11 @@ def test_checkov_passes_with_the_documented_skips(build_root: Path, tmp_path: Pa
                "spec": {"template": copy.deepcopy(tfjob["spec"]["tfReplicaSpecs"]["Worker"]["template"])}}
         job["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
         (tfjob_pods / f"{path.parts[-4]}.yaml").write_text(yaml.safe_dump(job))
-    assert list(tfjob_pods.iterdir())
+    # The JobSet's workers, as the Job the JobSet controller creates.
+    for path in sorted(build_root.glob("*/*/kubernetes/jobset.yaml")):
+        job = jobset_child_job(yaml.safe_load(path.read_text()))
+        (tfjob_pods / f"{path.parts[-4]}-jobset.yaml").write_text(yaml.safe_dump(job))
+    assert len(list(tfjob_pods.iterdir())) >= 4
     config = REPO / ".checkov.yaml"
     result = run_tool([tool("checkov"), "--config-file", str(config), "-d", str(build_root), "-d", str(tfjob_pods),
                        "-o", "json"])
@@ -163,7 +170,7 @@ def test_tfjob_schema_rejects_unknown_and_mistyped_fields(build_root: Path, tfjo
 
 
 def test_tfjob_of_the_example(builds: dict[str, dict[str, str]]) -> None:
-    tfjob = yaml.safe_load(builds["example"]["cluster/kubernetes/tfjob.yaml"])
+    tfjob = yaml.safe_load(builds["tfjob"]["cluster/kubernetes/tfjob.yaml"])
     worker = tfjob["spec"]["tfReplicaSpecs"]["Worker"]
     assert worker["replicas"] == 4
     assert tfjob["spec"]["runPolicy"]["backoffLimit"] == 3
@@ -173,7 +180,7 @@ def test_tfjob_of_the_example(builds: dict[str, dict[str, str]]) -> None:
     assert "nodeSelector" not in pod
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "digits-cluster-data"}} in pod["volumes"]
-    pvc = yaml.safe_load(builds["example"]["cluster/kubernetes/persistentvolumeclaim.yaml"])
+    pvc = yaml.safe_load(builds["tfjob"]["cluster/kubernetes/persistentvolumeclaim.yaml"])
     assert pvc["metadata"]["name"] == "digits-cluster-data"
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
 

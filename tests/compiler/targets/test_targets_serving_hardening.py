@@ -214,8 +214,8 @@ def test_images_get_the_registry_prefix_and_if_not_present(tmp_path: Path) -> No
     container = _container(files)
     assert container["image"].startswith("registry.example.com/ml/digits-serving:3-")
     assert container["imagePullPolicy"] == "IfNotPresent"
-    tfjob = yaml.safe_load(files["cluster/kubernetes/tfjob.yaml"])
-    (worker,) = tfjob["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"]
+    jobset = yaml.safe_load(files["cluster/kubernetes/jobset.yaml"])
+    (worker,) = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]["containers"]
     assert worker["image"].startswith("registry.example.com/ml/digits-cluster:3-")
     assert worker["imagePullPolicy"] == "IfNotPresent"
     assert _dockerfile_tag(files, "cluster") == worker["image"]
@@ -291,9 +291,13 @@ def test_jobs_are_named_by_content_and_expire(tmp_path: Path) -> None:
     assert re.fullmatch(r"digits-cluster-[0-9a-f]{8}", first["metadata"]["name"])
     assert first["metadata"]["name"] == same["metadata"]["name"] != changed["metadata"]["name"]
     assert first["spec"]["ttlSecondsAfterFinished"] == 86400
-    tfjob = yaml.safe_load(_ok(_build(tmp_path, name="tfjob"))["cluster/kubernetes/tfjob.yaml"])
+    tfjob = yaml.safe_load(_ok(_build(tmp_path, lambda t: target_of(t, "cluster").update(operator="tfjob"),
+                                      name="tfjob"))["cluster/kubernetes/tfjob.yaml"])
     assert re.fullmatch(r"digits-cluster-[0-9a-f]{8}", tfjob["metadata"]["name"])
     assert tfjob["spec"]["runPolicy"]["ttlSecondsAfterFinished"] == 86400
+    jobset = yaml.safe_load(_ok(_build(tmp_path, name="jobset"))["cluster/kubernetes/jobset.yaml"])
+    assert re.fullmatch(r"digits-cluster-[0-9a-f]{8}", jobset["metadata"]["name"])
+    assert jobset["spec"]["ttlSecondsAfterFinished"] == 86400
 
 
 # 12. The ConfigMap's name hashes the data only.
