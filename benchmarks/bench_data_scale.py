@@ -183,8 +183,7 @@ def data_entry(folder: Path) -> Path:
         subprocess.run([str(tfspec), "build", str(spec), "--out", str(folder / "build")], check=True,
                        capture_output=True)
         subprocess.run([str(tfspec), "run", "--plan", str(folder / "build" / "plan.json"), "--step", "data",
-                        "--quiet", "--cache-dir", str(folder / "cache"), "--dist-dir", str(folder / "dist")],
-                       check=True)
+                        "--quiet", "--cache-dir", str(folder / "cache")], check=True)
         found = list((folder / "cache").glob("*/manifest.json"))
     return found[0].parent
 
