@@ -11,12 +11,12 @@ every example's key and label before reading, so the split keeps its files up fr
 decoded (a parallel ``map``). Small sources (``sklearn_digits``, ``npz``, ``csv``) are read into memory:
 they are small by nature (one file that NumPy or the csv module reads whole).
 
-``files`` entries are ``{"name", "path", "label"?}``; ``path`` is a local path, a ``gs://`` URL (TensorFlow
-reads it itself) or an ``s3://`` URL: TensorFlow 2.21 has no S3 file system, so S3 objects stream through
-fsspec/s3fs in Python: a generator per TFRecord shard that reads the record framing (length, data; the
-CRCs are not checked there, a damaged record fails when parsed) and yields a batch of records at a time,
-and a ``py_function`` that reads an image's bytes before the parallel decode. Nothing is staged on disk;
-memory holds the records in flight.
+``files`` entries are ``{"name", "path", "label"?}``; ``path`` is a local path or an ``s3://`` or ``gs://``
+URL. TensorFlow 2.21 has no S3 file system and its GCS one cannot be pointed at another endpoint
+(docs/data.md), so objects stream through fsspec (s3fs, gcsfs) in Python: a generator per TFRecord shard
+that reads the record framing (length, data; the CRCs are not checked there, a damaged record fails when
+parsed) and yields a batch of records at a time, and a ``py_function`` that reads an image's bytes before
+the parallel decode. Nothing is staged on disk; memory holds the records in flight.
 """
 
 from __future__ import annotations
@@ -68,13 +68,17 @@ def _tfrecord_parser(source: dict[str, Any], order: list[str], labels_only: bool
     return parse
 
 
-def _s3_record_batches(url: bytes, storage_json: bytes, batch: int) -> Any:
-    """``(indices, records)`` of one TFRecord object in S3, ``batch`` records at a time, read in order."""
+def _is_object(path: Any) -> bool:
+    return str(path).startswith(("s3://", "gs://"))
+
+
+def _object_record_batches(url: bytes, storage_json: bytes, batch: int) -> Any:
+    """``(indices, records)`` of one TFRecord object, ``batch`` records at a time, read in order."""
     from tfspec.compiler.locations import filesystem
 
     location = url.decode()
     fs = filesystem(location, json.loads(storage_json.decode()) or None)
-    with fs.open(location[len("s3://"):], "rb", block_size=8 * 2 ** 20) as handle:
+    with fs.open(location.split("://", 1)[1], "rb", block_size=8 * 2 ** 20) as handle:
         index = 0
         records: list[bytes] = []
         while True:
@@ -95,17 +99,17 @@ def _s3_record_batches(url: bytes, storage_json: bytes, batch: int) -> Any:
 
 
 def _read_bytes(path: Any, storage: dict[str, Any] | None) -> Any:
-    """A file's bytes as a string tensor: TensorFlow's own reader, or s3fs for ``s3://``."""
+    """A file's bytes as a string tensor: TensorFlow's own reader, or fsspec for an object store."""
     tf, _ = import_tf()
 
-    def read_s3(url: Any) -> Any:
+    def read_object(url: Any) -> Any:
         from tfspec.compiler.locations import filesystem
 
         location = url.numpy().decode()
-        return filesystem(location, storage).cat_file(location[len("s3://"):])
+        return filesystem(location, storage).cat_file(location.split("://", 1)[1])
 
-    if storage is not None and storage.get("_s3"):
-        return tf.reshape(tf.py_function(read_s3, [path], tf.string), [])
+    if storage is not None and storage.get("_object_store"):
+        return tf.reshape(tf.py_function(read_object, [path], tf.string), [])
     return tf.io.read_file(path)
 
 
@@ -115,16 +119,16 @@ def _tfrecord_batches(source: dict[str, Any], files: list[dict[str, Any]], order
     compression = _COMPRESSION[source.get("compression", "none")]
     names = tf.data.Dataset.from_tensor_slices(([f["path"] for f in files], [f["name"] for f in files]))
 
-    s3 = any(str(f["path"]).startswith("s3://") for f in files)
-    if s3 and compression is not None:
-        raise ValueError("compressed TFRecord files are read from local files and gs:// only")
+    remote = any(_is_object(f["path"]) for f in files)
+    if remote and compression is not None:
+        raise ValueError("compressed TFRecord files are read from local files only")
     storage_json = json.dumps(source.get("storage") or {})
     signature = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.string))
 
     def records(path: Any, name: Any) -> Any:
         """``(name [B], index [B], record [B])`` batches of one file, in record order."""
-        if s3:
-            ds = tf.data.Dataset.from_generator(_s3_record_batches, args=(path, storage_json, batch),
+        if remote:
+            ds = tf.data.Dataset.from_generator(_object_record_batches, args=(path, storage_json, batch),
                                                 output_signature=signature)
         else:
             ds = tf.data.Dataset.zip((tf.data.Dataset.range(0, 2 ** 62, batch),
@@ -167,8 +171,8 @@ def _image_batches(source: dict[str, Any], files: list[dict[str, Any]], parallel
     tf, _ = import_tf()
     height, width = source["image_size"]
     channels = 1 if source.get("color_mode", "rgb") == "grayscale" else 3
-    s3 = any(str(f["path"]).startswith("s3://") for f in files)
-    storage = {**(source.get("storage") or {}), "_s3": True} if s3 else None
+    remote = any(_is_object(f["path"]) for f in files)
+    storage = {**(source.get("storage") or {}), "_object_store": True} if remote else None
     labels = np.asarray([f["label"] for f in files], dtype=np.int64)
     mask = _kept(keep, [f["name"] for f in files], np.zeros(len(files), np.int64), labels)
     kept = [f for f, k in zip(files, mask) if k]
