@@ -112,3 +112,27 @@ def test_a_missing_model_folder_in_a_bucket_is_named(tmp_path: Path, s3: tuple) 
     result = invoke("plan", str(spec))
     assert result.exit_code == 2, result.output
     assert "model.path: no object matches s3://tfspec-data/models/absent" in result.output
+
+
+def test_a_folder_over_the_staging_limit_is_refused_before_downloading(tmp_path: Path, s3: tuple,  # noqa: F811
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from tfspec.runtime.staging import StagingError, staged
+
+    endpoint, client = s3
+    client.put_object(Bucket=BUCKET, Key="models/big/saved_model.pb", Body=b"x" * 100)
+    client.put_object(Bucket=BUCKET, Key="models/big/variables/variables.index", Body=b"y" * 20)
+    storage = {"endpoint_url": endpoint, "credentials": {"access_key_id_env": KEY_ENV,
+                                                         "secret_access_key_env": SECRET_ENV}}
+    monkeypatch.setenv("TFSPEC_STAGING_LIMIT", "119")
+    before = set(Path(tempfile.gettempdir()).glob("tfspec-staged-*"))
+    with pytest.raises(StagingError, match="holds 120 bytes, more than the staging limit of 119"):
+        with staged(tmp_path, f"s3://{BUCKET}/models/big", storage):
+            pass
+    assert set(Path(tempfile.gettempdir()).glob("tfspec-staged-*")) == before  # nothing was downloaded
+    monkeypatch.setenv("TFSPEC_STAGING_LIMIT", "120")
+    with staged(tmp_path, f"s3://{BUCKET}/models/big", storage) as folder:
+        assert (folder / "saved_model.pb").read_bytes() == b"x" * 100
+        assert (folder / "variables" / "variables.index").read_bytes() == b"y" * 20
+    assert not folder.exists()  # deleted once the caller is done
