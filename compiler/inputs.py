@@ -29,7 +29,7 @@ import contextvars
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from tfspec.plan import Plan, Step
 from tfspec.spec.compression import DistillStage
@@ -123,13 +123,13 @@ def input_sources(resolved: ResolvedSpec) -> list[InputSource]:
     elif isinstance(source, (NpzSource, CsvSource, ImageFolderSource)):
         out.append(InputSource(("data", "source", "path"), _PATH, local))
     if isinstance(spec.model, SavedModelModel):
-        out.append(InputSource(("model", "path"), _PATH, spec.model.path))
+        out.append(_model_source(("model", "path"), spec.model.path))
     elif isinstance(spec.model, BuilderModel):
         out.append(InputSource(("model", "builder"), _MODULE, spec.model.builder.split(":")[0]))
     for index, stage in enumerate(spec.compression):
         teacher = stage.teacher if isinstance(stage, DistillStage) else None
         if teacher is not None and teacher.kind == "saved_model":
-            out.append(InputSource(("compression", index, "teacher", "path"), _PATH, teacher.path))
+            out.append(_model_source(("compression", index, "teacher", "path"), teacher.path))
         elif teacher is not None and teacher.kind == "spec":
             out.append(InputSource(("compression", index, "teacher", "path"), _SPEC, teacher.path))
     return out
@@ -180,6 +180,24 @@ def gather_inputs(resolved: ResolvedSpec, compile_teacher: CompileTeacher) -> In
     return InputDigests(content, teachers, memo.stats)
 
 
+def _model_source(key: tuple[str | int, ...], path: str) -> InputSource:
+    """A SavedModel folder: an object-store folder by its listing, a local one by its files."""
+    if is_object_store(path):
+        return InputSource(key, _OBJECTS, path)
+    return InputSource(key, _PATH, path[len("file://"):] if path.startswith("file://") else path)
+
+
+def _location_options(key: tuple[str | int, ...], resolved: ResolvedSpec) -> tuple[Any, bool, str]:
+    """``(storage, folder?, spec key of the storage)`` of an object-store input."""
+    spec = resolved.spec
+    if key[0] == "model":
+        return getattr(spec.model, "storage", None), True, "model.storage"
+    if key[0] == "compression":
+        teacher = getattr(spec.compression[int(key[1])], "teacher", None)
+        return getattr(teacher, "storage", None), True, f"compression[{key[1]}].teacher.storage"
+    return spec.data.storage, isinstance(spec.data.source, ImageFolderSource), "data.storage"
+
+
 def _gather_one(source: InputSource, resolved: ResolvedSpec, memo: StatMemo,
                 compile_once: CompileTeacher) -> str | TeacherModel | Diagnostic | None:
     """One input's sha256 (None for a builder module that is not beside the spec), a teacher spec's
@@ -220,14 +238,13 @@ def _gather_one(source: InputSource, resolved: ResolvedSpec, memo: StatMemo,
 
 def _objects_digest(source: InputSource, resolved: ResolvedSpec) -> str | Diagnostic:
     """An object-store location by its listing (name, size, ETag or generation): nothing is downloaded."""
-    storage = resolved.spec.data.storage
-    folder = isinstance(resolved.spec.data.source, ImageFolderSource)
+    storage, folder, storage_key = _location_options(source.key, resolved)
     try:
         objects = list_objects(source.value, storage.model_dump() if storage is not None else None, folder=folder)
     except Exception as error:  # fsspec and its back ends raise many kinds: say which location failed
         first = (str(error).splitlines() or [type(error).__name__])[0]
         return resolved.diagnostic(source.key, f"cannot list {source.value}: {first[:200]}",
-                                   "check data.storage (endpoint, credential variables) and the bucket")
+                                   f"check {storage_key} (endpoint, credential variables) and the bucket")
     if not objects:
         return resolved.diagnostic(source.key, f"no object matches {source.value}")
     return digest_listing([(o["url"], f"{o['version']}:{o['size']}") for o in objects])

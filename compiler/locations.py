@@ -1,8 +1,11 @@
 """Data locations: relative paths (the default), absolute paths and ``file://`` URLs, ``s3://`` and ``gs://``.
 
-Object stores are reached through fsspec (``s3fs`` for S3; TensorFlow 2.21 has no ``s3://`` file system)
-with the spec's ``data.storage``: an endpoint and the *names* of the environment variables that hold the
-credentials, read when a process needs them; nothing secret is in a spec, a plan or a generated file.
+Object stores are reached through fsspec (``s3fs`` for S3: TensorFlow 2.21 has no ``s3://`` file system;
+``gcsfs`` for GCS: TensorFlow's own ``gs://`` file system has its endpoints compiled in, so it cannot be
+pointed at an emulator or a private endpoint, see docs/data.md) with the spec's ``data.storage``: an
+endpoint and the *names* of the environment variables that hold the credentials, read when a process
+needs them (GCS: Application Default Credentials, e.g. ``GOOGLE_APPLICATION_CREDENTIALS`` naming a key
+file); nothing secret is in a spec, a plan or a generated file.
 An object-store listing is digested from each object's name, size and ETag (S3) or generation (GCS), so
 ``tfspec plan`` sees a changed object without downloading anything. No TensorFlow here.
 """
@@ -51,7 +54,13 @@ def filesystem(location: str, storage: dict[str, Any] | None) -> Any:
             options["client_kwargs"] = {"endpoint_url": storage["endpoint_url"]}
         # a fresh instance: a forked or long-lived process must not reuse another's event loop
         return fsspec.filesystem("s3", skip_instance_cache=True, **options)
-    return fsspec.filesystem("gcs", skip_instance_cache=True)
+    # gcsfs' plain JSON-API file system: fsspec's "gcs" entry is gcsfs' experimental one, which first asks
+    # a gRPC control plane for the bucket's layout (a minute's timeout against an emulator)
+    from gcsfs.core import GCSFileSystem
+
+    if storage.get("endpoint_url"):  # an emulator or private endpoint: no Google credentials there
+        return GCSFileSystem(skip_instance_cache=True, endpoint_url=storage["endpoint_url"].rstrip("/"), token="anon")
+    return GCSFileSystem(skip_instance_cache=True)
 
 
 def object_root(location: str) -> str:

@@ -265,7 +265,7 @@ _PATTERN_HINTS = {
         "use a relative path inside the project, without '..' or special characters",
     DATA_LOCATION_PATTERN:
         "use a relative path inside the project, without '..' or special characters (or, with "
-        "data.external_locations: true, an s3://, gs:// or file:// URL or an absolute path)",
+        "that section's external_locations: true, an s3://, gs:// or file:// URL or an absolute path)",
     r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$": "use a Kubernetes quantity such as \"500m\", \"2\" or \"4Gi\"",
     r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$": "use a Java package name such as com.example.app",
     r"^[A-Za-z][A-Za-z0-9_]{0,49}$": "letters, digits and '_', starting with a letter (at most 50 characters)",

@@ -19,6 +19,7 @@ from pathlib import Path
 from tfspec.spec.compression import DistillStage
 from tfspec.spec.errors import Diagnostic
 
+from .locations import is_object_store, local_path
 from .resolve import ResolvedSpec
 
 __all__ = ["teacher_path", "teacher_diagnostics"]
@@ -27,9 +28,9 @@ __all__ = ["teacher_path", "teacher_diagnostics"]
 def teacher_path(resolved: ResolvedSpec, stage: DistillStage) -> Path | None:
     """Where a ``saved_model`` or ``spec`` teacher is (relative paths are relative to the spec file)."""
     teacher = stage.teacher
-    if teacher is None or teacher.kind == "self":
-        return None
-    return Path(resolved.file).parent / teacher.path
+    if teacher is None or teacher.kind == "self" or is_object_store(teacher.path):
+        return None  # a bucket's SavedModel: the inputs stage lists it
+    return local_path(Path(resolved.file).parent, teacher.path)
 
 
 def teacher_diagnostics(resolved: ResolvedSpec, index: int, stage: DistillStage) -> list[Diagnostic]:

@@ -317,12 +317,24 @@ def recurrent_layers_need_serving(r: ResolvedSpec) -> list[Diagnostic]:
 
 
 def external_locations_opt_in(r: ResolvedSpec) -> list[Diagnostic]:
-    """Data outside the spec's folder only when the spec says so (``data.external_locations``)."""
-    path = getattr(r.spec.data.source, "path", None)
-    if path is None or not is_external(path) or r.spec.data.external_locations:
-        return []
-    return [r.diagnostic(("data", "source", "path"), f"{path} is outside the spec's folder",
-                         "set data.external_locations: true to read it (see docs/data.md)")]
+    """Data, a SavedModel model or teacher outside the spec's folder only when the spec says so
+    (``data.external_locations``, ``model.external_locations``, ``...teacher.external_locations``)."""
+    places: list[tuple[tuple[str | int, ...], Any, str]] = [
+        (("data", "source", "path"), r.spec.data, "data.external_locations")]
+    if getattr(r.spec.model, "kind", None) == "saved_model":
+        places.append((("model", "path"), r.spec.model, "model.external_locations"))
+    for index, stage in enumerate(r.spec.compression):
+        teacher = getattr(stage, "teacher", None)
+        if getattr(teacher, "kind", None) == "saved_model":
+            places.append((("compression", index, "teacher", "path"), teacher,
+                           f"compression[{index}].teacher.external_locations"))
+    out = []
+    for key, owner, opt_in in places:
+        path = getattr(r.spec.data.source, "path", None) if key[0] == "data" else owner.path
+        if path is not None and is_external(path) and not owner.external_locations:
+            out.append(r.diagnostic(key, f"{path} is outside the spec's folder",
+                                    f"set {opt_in}: true to read it (see docs/data.md)"))
+    return out
 
 
 def image_folder_classes_match(r: ResolvedSpec) -> list[Diagnostic]:

@@ -164,7 +164,10 @@ class QatParams(StageParams):
 class TeacherParams(Params):
     kind: Literal["self", "saved_model", "spec"]
     path: str | None
-    """``saved_model`` / ``spec``: relative to the plan root."""
+    """``saved_model`` / ``spec``: relative to the plan root (``saved_model``: or a location, see
+    ``external_locations``)."""
+    storage: JsonObject | None = None
+    """``saved_model`` in an object store: endpoint and credential variable names (never values)."""
 
 
 class DistillParams(StageParams):

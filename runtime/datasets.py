@@ -4,8 +4,9 @@ The data step writes no copy of the data: ``manifest.json`` lists the source fil
 fingerprints), the split rule (:mod:`runtime.splits`), class counts per split and the example shape, and
 ``data_info.json`` holds labels, num_classes, input_shape, rescale/mean/std (one streaming pass over the
 training split), the label mode the loss needs, the augmentation settings and the memory budget.
-Every reader builds its split from the source (:mod:`runtime.sources`): filtered by the split rule,
-preprocessed in a parallel ``map``, ``cache()``d only when the split fits in the memory budget, prefetched.
+Every reader builds its split from the source (:mod:`runtime.sources`): filtered by the split rule and
+preprocessed a batch at a time in a parallel ``map`` (vectorised: per-example tf.data work is what makes
+an input pipeline slow), ``cache()``d only when the split fits in the memory budget, prefetched.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .sources import example_stream
-from .splits import SPLITS, SplitRule, buckets, example_key
+from .sources import example_batches
+from .splits import BUCKETS, SPLITS, SplitRule, example_key
 from .tf import import_tf
 
 __all__ = ["MANIFEST_FILE", "DATA_INFO_FILE", "DEFAULT_MEMORY_BUDGET", "Dataset", "load_dataset", "label_mode",
@@ -86,7 +87,7 @@ class Dataset:
                 x = x * rescale
             if mean is not None:
                 x = (x - mean) / std
-            return tf.cast(tf.reshape(x, shape), dtype)
+            return tf.cast(tf.reshape(x, [-1, *shape]), dtype)  # a batch
 
         return apply
 
@@ -101,21 +102,20 @@ class Dataset:
         rule = SplitRule.from_json(self.manifest["split_rule"])
         seed = rule.seed
 
-        def keep(name: Any, index: Any, label: Any) -> Any:
-            bucket = tf.strings.to_hash_bucket_fast(example_key(seed, name, index), 2 ** 62)
+        def keep(name: Any, index: Any, label: Any) -> Any:  # vectorised over a batch of keys
+            bucket = tf.strings.to_hash_bucket_fast(example_key(seed, name, index), BUCKETS)
             return tf.equal(rule.tf_split(bucket, label), want)
 
         files = self.files
         if shard is not None:
             files = files[shard[1]::shard[0]]
         source = self.manifest["source"]
-        ds = example_stream(source, files, self.spec_dir, order=self.manifest.get("feature_order"), keep=keep,
-                            float_labels=self.info.get("label_mode") == "float" and
-                            self.info.get("loss") != "binary_crossentropy")
-        ds = ds.filter(lambda name, index, x, y: keep(name, index, y))
+        ds = example_batches(source, files, self.spec_dir, order=self.manifest.get("feature_order"), keep=keep,
+                             float_labels=self.info.get("label_mode") == "float" and
+                             self.info.get("loss") != "binary_crossentropy")
         preprocess = self._preprocess()
         ds = ds.map(lambda name, index, x, y: (preprocess(x), y), num_parallel_calls=tf.data.AUTOTUNE,
-                    deterministic=True)
+                    deterministic=True).unbatch()
         itemsize = np.dtype(self.info.get("input_dtype", "float32")).itemsize
         size = self.count(split) * int(np.prod(self.info["input_shape"])) * itemsize
         if size <= int(self.info.get("memory_budget") or DEFAULT_MEMORY_BUDGET):
@@ -136,13 +136,14 @@ class Dataset:
         ds = self.examples(split, shard=shard)
         mode = label_mode(loss)
         num_classes = self.num_classes
-        ds = ds.map(lambda x, y: (x, _tf_labels(y, mode, num_classes)), num_parallel_calls=tf.data.AUTOTUNE,
-                    deterministic=True)
         if training:
             ds = ds.shuffle(max(1, min(shuffle_buffer, self.count(split))), seed=seed, reshuffle_each_iteration=True)
         if shard is not None:
             ds = ds.repeat()
         ds = ds.batch(batch_size)
+        # labels converted per batch (one op, not one per example)
+        ds = ds.map(lambda xb, yb: (xb, _tf_labels(yb, mode, num_classes)), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
         augment = augmentation_model(augmentation, seed) if training else None
         if augment is not None:
             ds = ds.map(lambda xb, yb: (augment(xb, training=True), yb), num_parallel_calls=tf.data.AUTOTUNE)

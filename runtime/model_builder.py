@@ -238,5 +238,11 @@ def build_model(model: dict[str, Any], *, spec_dir: Path, seed: int | None = Non
     if kind == "builder":
         return _builder(model, spec_dir)
     if kind == "saved_model":
-        return load_saved_model(spec_dir / model["path"])
+        from .staging import StagingError, staged
+
+        try:
+            with staged(spec_dir, model["path"], model.get("storage")) as folder:  # a bucket: a local copy
+                return load_saved_model(folder)
+        except StagingError as error:
+            raise ModelError(("model", "path"), str(error)) from None
     raise ModelError(("model", "kind"), f"unknown model kind {kind!r}")

@@ -1,20 +1,27 @@
-"""Example streams straight from the data source, as ``tf.data`` pipelines (nothing held in memory).
+"""Example streams straight from the data source, as batched ``tf.data`` pipelines (nothing held in memory).
 
-A stream yields ``(name, index, features, label)`` per example, in a fixed order: ``name`` is the
-example's file relative to the data root, ``index`` its record number in that file (the split key,
-:mod:`runtime.splits`). TFRecord shards are read with ``interleave`` (one reader per shard, parallel),
-image folders decode in a parallel ``map``. Small sources (``sklearn_digits``, ``npz``, ``csv``) are
-read into memory: they are small by nature (one file that NumPy or the csv module reads whole).
+A stream yields batches of ``(name, index, features, label)``, in a fixed order: ``name`` is each example's
+file relative to the data root, ``index`` its record number in that file (the split key,
+:mod:`runtime.splits`). Everything per example is vectorised over a batch, because tf.data's per-element
+overhead, not the arithmetic, limits an input pipeline: TFRecord shards are read a batch of records at a
+time per shard (``interleave`` over shards, one reader each), parsed with ``tf.io.parse_example`` and
+filtered by the split predicate in one parallel ``map`` per batch; the labels are parsed (and the
+predicate evaluated) before the features, so records a split drops are never decoded. Image folders know
+every example's key and label before reading, so the split keeps its files up front and only those are
+decoded (a parallel ``map``). Small sources (``sklearn_digits``, ``npz``, ``csv``) are read into memory:
+they are small by nature (one file that NumPy or the csv module reads whole).
 
-``files`` entries are ``{"name", "path", "label"?}``; ``path`` is a local path, a ``gs://`` URL (TensorFlow
-reads it itself) or an ``s3://`` URL: TensorFlow 2.21 has no S3 file system, so S3 objects stream through
-fsspec/s3fs in Python: a generator per TFRecord shard that reads the record framing (length, data; the
-CRCs are not checked there, a damaged record fails when parsed), and a ``py_function`` that reads an
-image's bytes before the parallel decode. Nothing is staged on disk; memory holds the records in flight.
+``files`` entries are ``{"name", "path", "label"?}``; ``path`` is a local path or an ``s3://`` or ``gs://``
+URL. TensorFlow 2.21 has no S3 file system and its GCS one cannot be pointed at another endpoint
+(docs/data.md), so objects stream through fsspec (s3fs, gcsfs) in Python: a generator per TFRecord shard
+that reads the record framing (length, data; the CRCs are not checked there, a damaged record fails when
+parsed) and yields a batch of records at a time, and a ``py_function`` that reads an image's bytes before
+the parallel decode. Nothing is staged on disk; memory holds the records in flight.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -23,89 +30,114 @@ import numpy as np
 
 from .tf import import_tf
 
-__all__ = ["example_stream", "locate_bad_record", "IN_MEMORY_KINDS"]
+__all__ = ["example_batches", "example_stream", "locate_bad_record", "IN_MEMORY_KINDS", "BATCH"]
 
 IN_MEMORY_KINDS = frozenset({"sklearn_digits", "npz", "csv"})
+BATCH = 256
+"""Examples per batch inside a stream (a consumer's own batch size is independent of it)."""
 _COMPRESSION = {"none": None, "gzip": "GZIP", "zlib": "ZLIB"}
 
 
-def _tfrecord_parser(source: dict[str, Any], order: list[str], labels_only: bool = False) -> Any:
+def _feature_spec(source: dict[str, Any], labels_only: bool) -> dict[str, Any]:
     tf, _ = import_tf()
     dtypes = {"float32": tf.float32, "int64": tf.int64}
-    features = source["features"]
-    spec = {} if labels_only else {n: tf.io.FixedLenFeature(f["shape"], dtypes[f["dtype"]]) for n, f in features.items()}
+    spec = {} if labels_only else {n: tf.io.FixedLenFeature(f["shape"], dtypes[f["dtype"]])
+                                   for n, f in source["features"].items()}
     spec[source["label"]] = tf.io.FixedLenFeature([], tf.int64)
+    return spec
 
-    def parse(record: Any) -> tuple[Any, Any]:
-        parsed = tf.io.parse_single_example(record, spec)
+
+def _tfrecord_parser(source: dict[str, Any], order: list[str], labels_only: bool = False) -> Any:
+    """``records [B] -> (x [B, ...], y [B])`` with one ``parse_example`` per batch."""
+    tf, _ = import_tf()
+    features = source["features"]
+    spec = _feature_spec(source, labels_only)
+    sizes = {n: int(np.prod(features[n]["shape"] or [1])) for n in order}
+
+    def parse(records: Any) -> tuple[Any, Any]:
+        parsed = tf.io.parse_example(records, spec)
         label = parsed[source["label"]]
-        if labels_only:
-            return tf.zeros([0], tf.float32), label
+        if labels_only:  # a placeholder per example (unbatching [B, 0] tensors crashes TensorFlow 2.21)
+            return tf.zeros_like(label, tf.float32), label
         if len(order) == 1:
-            x = tf.reshape(tf.cast(parsed[order[0]], tf.float32), features[order[0]]["shape"] or [1])
+            shape = features[order[0]]["shape"] or [1]
+            x = tf.reshape(tf.cast(parsed[order[0]], tf.float32), [-1, *shape])
         else:
-            x = tf.concat([tf.reshape(tf.cast(parsed[n], tf.float32), [-1]) for n in order], axis=0)
+            x = tf.concat([tf.reshape(tf.cast(parsed[n], tf.float32), [-1, sizes[n]]) for n in order], axis=1)
         return x, label
 
     return parse
 
 
-def _s3_records(url: bytes, storage_json: bytes) -> Any:
-    """``(index, record)`` of one TFRecord object in S3, read in order through s3fs."""
-    import json
+def _is_object(path: Any) -> bool:
+    return str(path).startswith(("s3://", "gs://"))
 
+
+def _object_record_batches(url: bytes, storage_json: bytes, batch: int) -> Any:
+    """``(indices, records)`` of one TFRecord object, ``batch`` records at a time, read in order."""
     from tfspec.compiler.locations import filesystem
 
     location = url.decode()
     fs = filesystem(location, json.loads(storage_json.decode()) or None)
-    with fs.open(location[len("s3://"):], "rb", block_size=8 * 2 ** 20) as handle:
+    # our own 8 MiB buffer: the file systems' read-ahead differs (gcsfs' default sends a request per read)
+    with fs.open(location.split("://", 1)[1], "rb", block_size=8 * 2 ** 20) as raw, \
+            io.BufferedReader(raw, buffer_size=8 * 2 ** 20) as handle:
         index = 0
+        records: list[bytes] = []
         while True:
             header = handle.read(12)
             if not header:
-                return
+                break
             length = int.from_bytes(header[:8], "little") if len(header) == 12 else -1
             record = handle.read(length) if length >= 0 else b""
             if length < 0 or len(record) != length or len(handle.read(4)) != 4:
-                raise ValueError(f"truncated record {index} in {location}")
-            yield index, record
-            index += 1
+                raise ValueError(f"truncated record {index + len(records)} in {location}")
+            records.append(record)
+            if len(records) == batch:
+                yield np.arange(index, index + batch, dtype=np.int64), np.asarray(records, dtype=object)
+                index += batch
+                records = []
+        if records:
+            yield np.arange(index, index + len(records), dtype=np.int64), np.asarray(records, dtype=object)
 
 
 def _read_bytes(path: Any, storage: dict[str, Any] | None) -> Any:
-    """A file's bytes as a string tensor: TensorFlow's own reader, or s3fs for ``s3://``."""
+    """A file's bytes as a string tensor: TensorFlow's own reader, or fsspec for an object store."""
     tf, _ = import_tf()
 
-    def read_s3(url: Any) -> Any:
+    def read_object(url: Any) -> Any:
         from tfspec.compiler.locations import filesystem
 
         location = url.numpy().decode()
-        return filesystem(location, storage).cat_file(location[len("s3://"):])
+        return filesystem(location, storage).cat_file(location.split("://", 1)[1])
 
-    if storage is not None and storage.get("_s3"):
-        return tf.reshape(tf.py_function(read_s3, [path], tf.string), [])
+    if storage is not None and storage.get("_object_store"):
+        return tf.reshape(tf.py_function(read_object, [path], tf.string), [])
     return tf.io.read_file(path)
 
 
-def _tfrecord_stream(source: dict[str, Any], files: list[dict[str, Any]], order: list[str], parallel: bool,
-                     labels_only: bool) -> Any:
+def _tfrecord_batches(source: dict[str, Any], files: list[dict[str, Any]], order: list[str], parallel: bool,
+                      labels_only: bool, keep: Any, batch: int) -> Any:
     tf, _ = import_tf()
     compression = _COMPRESSION[source.get("compression", "none")]
-    parse = _tfrecord_parser(source, order, labels_only)
     names = tf.data.Dataset.from_tensor_slices(([f["path"] for f in files], [f["name"] for f in files]))
 
-    s3 = any(str(f["path"]).startswith("s3://") for f in files)
-    if s3 and compression is not None:
-        raise ValueError("compressed TFRecord files are read from local files and gs:// only")
+    remote = any(_is_object(f["path"]) for f in files)
+    if remote and compression is not None:
+        raise ValueError("compressed TFRecord files are read from local files only")
     storage_json = json.dumps(source.get("storage") or {})
-    signature = (tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string))
+    signature = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.string))
 
     def records(path: Any, name: Any) -> Any:
-        if s3:
-            ds = tf.data.Dataset.from_generator(_s3_records, args=(path, storage_json), output_signature=signature)
+        """``(name [B], index [B], record [B])`` batches of one file, in record order."""
+        if remote:
+            ds = tf.data.Dataset.from_generator(_object_record_batches, args=(path, storage_json, batch),
+                                                output_signature=signature)
         else:
-            ds = tf.data.TFRecordDataset(path, compression_type=compression).enumerate()
-        return ds.map(lambda index, record: (name, index, record))
+            ds = tf.data.Dataset.zip((tf.data.Dataset.range(0, 2 ** 62, batch),
+                                      tf.data.TFRecordDataset(path, compression_type=compression).batch(batch)))
+            ds = ds.map(lambda start, chunk: (start + tf.range(tf.size(chunk, out_type=tf.int64)), chunk))
+        return ds.map(lambda index, chunk: (tf.fill(tf.shape(index), name), index, chunk))
 
     if parallel:
         ds = names.interleave(records, cycle_length=min(8, max(1, len(files))), num_parallel_calls=tf.data.AUTOTUNE,
@@ -113,72 +145,102 @@ def _tfrecord_stream(source: dict[str, Any], files: list[dict[str, Any]], order:
     else:
         ds = names.flat_map(records)
 
-    def parsed(name: Any, index: Any, record: Any) -> Any:
-        x, y = parse(record)
+    parse = _tfrecord_parser(source, order, labels_only)
+    labels = _tfrecord_parser(source, order, labels_only=True)
+
+    def parsed(name: Any, index: Any, chunk: Any) -> Any:
+        if keep is not None:  # the labels decide the split: decode the features of the kept records only
+            mask = keep(name, index, labels(chunk)[1])
+            name, index, chunk = (tf.boolean_mask(t, mask) for t in (name, index, chunk))
+        x, y = parse(chunk)
         return name, index, x, y
 
     return ds.map(parsed, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True) if parallel else ds.map(parsed)
 
 
-def _image_stream(source: dict[str, Any], files: list[dict[str, Any]], parallel: bool, labels_only: bool,
-                  keep: Any = None) -> Any:
+def _kept(keep: Any, names: list[str], index: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``keep`` evaluated once over every example whose key and label are known before reading."""
+    tf, _ = import_tf()
+    if keep is None:
+        return np.ones(len(names), dtype=bool)
+    if not names:
+        return np.zeros(0, dtype=bool)
+    mask = keep(tf.constant(names, tf.string), tf.constant(index, tf.int64), tf.constant(labels))
+    return np.broadcast_to(np.asarray(mask, dtype=bool), (len(names),))
+
+
+def _image_batches(source: dict[str, Any], files: list[dict[str, Any]], parallel: bool, labels_only: bool,
+                   keep: Any, batch: int) -> Any:
     tf, _ = import_tf()
     height, width = source["image_size"]
     channels = 1 if source.get("color_mode", "rgb") == "grayscale" else 3
-    s3 = any(str(f["path"]).startswith("s3://") for f in files)
-    storage = {**(source.get("storage") or {}), "_s3": True} if s3 else None
-    ds = tf.data.Dataset.from_tensor_slices(([f["path"] for f in files], [f["name"] for f in files],
-                                             np.asarray([f["label"] for f in files], dtype=np.int64)))
-    ds = ds.map(lambda path, name, label: (path, name, tf.constant(0, tf.int64), label))
-    if keep is not None:  # the split is known from the name and label: decode only the kept images
-        ds = ds.filter(lambda path, name, index, label: keep(name, index, label))
+    remote = any(_is_object(f["path"]) for f in files)
+    storage = {**(source.get("storage") or {}), "_object_store": True} if remote else None
+    labels = np.asarray([f["label"] for f in files], dtype=np.int64)
+    mask = _kept(keep, [f["name"] for f in files], np.zeros(len(files), np.int64), labels)
+    kept = [f for f, k in zip(files, mask) if k]
+    ds = tf.data.Dataset.from_tensor_slices(([f["path"] for f in kept], [f["name"] for f in kept],
+                                             np.zeros(len(kept), np.int64), labels[mask]))
 
     def decode(path: Any, name: Any, index: Any, label: Any) -> Any:
         if labels_only:
-            return name, index, tf.zeros([0], tf.float32), label
+            return name, index, tf.constant(0.0), label
         image = tf.io.decode_image(_read_bytes(path, storage), channels=channels, expand_animations=False)
         image = tf.image.resize(tf.cast(image, tf.float32), [height, width], method="bilinear")
         return name, index, tf.ensure_shape(image, [height, width, channels]), label
 
-    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True) if parallel else ds.map(decode)
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True) if parallel else ds.map(decode)
+    return ds.batch(batch)
 
 
-def _memory_stream(source: dict[str, Any], spec_dir: Path, order: list[str] | None, float_labels: bool) -> Any:
+def _memory_batches(source: dict[str, Any], spec_dir: Path, order: list[str] | None, float_labels: bool,
+                    keep: Any, batch: int) -> Any:
     tf, _ = import_tf()
     from .small_sources import read_source
 
     x, y, _ = read_source(source, spec_dir, order)
     name = source.get("path", source["kind"])
     index = np.arange(len(x), dtype=np.int64)
-    names = np.full(len(x), name, dtype=object)
+    names = np.full(len(x), name, dtype=object).astype(str)
     y = y.astype(np.float32) if float_labels else y.astype(np.int64)
-    return tf.data.Dataset.from_tensor_slices((names.astype(str), index, x.astype(np.float32), y))
+    mask = _kept(keep, list(names), index, y)
+    return tf.data.Dataset.from_tensor_slices((names[mask], index[mask], x[mask].astype(np.float32),
+                                               y[mask])).batch(batch)
+
+
+def example_batches(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: Path, *,
+                    order: list[str] | None = None, parallel: bool = True, labels_only: bool = False,
+                    keep: Any = None, float_labels: bool = False, batch: int = BATCH) -> Any:
+    """Batches (at most ``batch`` long, some shorter) of ``(name, index, features, label)`` of every example
+    of ``files`` (or the in-memory source) that ``keep`` keeps.
+
+    ``keep(name, index, label)`` is a vectorised tensor predicate (the split rule); None keeps everything.
+    """
+    kind = source["kind"]
+    if kind in IN_MEMORY_KINDS:
+        return _memory_batches(source, spec_dir, order, float_labels, keep, batch)
+    if kind == "tfrecord":
+        return _tfrecord_batches(source, files, order or list(source["features"]), parallel, labels_only, keep, batch)
+    if kind == "image_folder":
+        return _image_batches(source, files, parallel, labels_only, keep, batch)
+    raise ValueError(f"unknown source kind {kind!r}")
 
 
 def example_stream(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: Path, *,
                    order: list[str] | None = None, parallel: bool = True, labels_only: bool = False,
-                   keep: Any = None, float_labels: bool = False) -> Any:
-    """Unbatched ``(name, index, features, label)`` of every example of ``files`` (or the in-memory source).
-
-    ``keep(name, index, label)`` (a tensor predicate) lets image folders skip decoding what a split drops.
-    """
-    kind = source["kind"]
-    if kind in IN_MEMORY_KINDS:
-        return _memory_stream(source, spec_dir, order, float_labels)
-    if kind == "tfrecord":
-        return _tfrecord_stream(source, files, order or list(source["features"]), parallel, labels_only)
-    if kind == "image_folder":
-        return _image_stream(source, files, parallel, labels_only, keep)
-    raise ValueError(f"unknown source kind {kind!r}")
+                   keep: Any = None, float_labels: bool = False, batch: int = BATCH) -> Any:
+    """:func:`example_batches` one example at a time."""
+    return example_batches(source, files, spec_dir, order=order, parallel=parallel, labels_only=labels_only,
+                           keep=keep, float_labels=float_labels, batch=batch).unbatch()
 
 
 def locate_bad_record(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: Path,
                       order: list[str] | None, labels_only: bool = False) -> tuple[str, int, str] | None:
-    """After a pipeline failed: read each file alone, in order, and return ``(name, record index, message)``
-    of the first record that fails (slow, but only on the error path)."""
+    """After a pipeline failed: read each file alone, one record at a time, and return ``(name, record index,
+    message)`` of the first record that fails (slow, but only on the error path)."""
     tf, _ = import_tf()
     for entry in files:
-        ds = example_stream(source, [entry], spec_dir, order=order, parallel=False, labels_only=labels_only)
+        ds = example_stream(source, [entry], spec_dir, order=order, parallel=False, labels_only=labels_only, batch=1)
         index = 0
         try:
             for _, index_t, _, _ in ds:

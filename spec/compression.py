@@ -10,6 +10,7 @@ from .base import (
     FiniteFloat, Identifier, NonNegativeInt, PositiveFloat, PositiveInt, RelativePath, StrictBool, StrictInt,
     StrictModel,
 )
+from .data import DataLocation, DataStorage
 from .model import Layer
 
 __all__ = [
@@ -113,8 +114,13 @@ class SavedModelTeacher(StrictModel):
 
     kind: Literal["saved_model"]
     """Teacher kind."""
-    path: RelativePath
-    """SavedModel folder, relative to the spec file."""
+    path: DataLocation
+    """SavedModel folder, relative to the spec file; or (with ``external_locations``) an ``s3://`` or ``gs://``
+    folder (staged into a bounded local folder before loading), a ``file://`` URL or an absolute path."""
+    external_locations: StrictBool = False
+    """Allow ``path`` outside the spec's folder (as ``data.external_locations`` does for data)."""
+    storage: DataStorage | None = None
+    """Endpoint and credential references (variable names) for an ``s3://`` / ``gs://`` ``path``."""
 
 
 class SpecTeacher(StrictModel):

@@ -53,7 +53,8 @@ class DataStorage(StrictModel):
     """How object-store data locations (``s3://``, ``gs://``) are reached."""
 
     endpoint_url: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/?$")] | None = None
-    """S3-compatible endpoint (MinIO, a local emulator); AWS when omitted."""
+    """S3-compatible endpoint (MinIO, a local emulator), or a GCS JSON-API endpoint for ``gs://`` (an emulator,
+    read anonymously); AWS / Google when omitted."""
     credentials: StorageCredentials = StorageCredentials()
     """Credentials by reference."""
 
@@ -199,8 +200,8 @@ class Data(StrictModel):
     num_classes: PositiveInt | None = None
     """Number of classes; taken from the source where it is known (digits: 10)."""
     external_locations: StrictBool = False
-    """Allow ``data.source.path`` outside the spec's folder: ``s3://`` (read through fsspec/s3fs), ``gs://``
-    (TensorFlow's own file system), ``file://`` URLs and absolute paths."""
+    """Allow ``data.source.path`` outside the spec's folder: ``s3://`` and ``gs://`` (read through fsspec:
+    s3fs, gcsfs), ``file://`` URLs and absolute paths."""
     storage: DataStorage | None = None
     """Endpoint and credential references for ``s3://`` / ``gs://`` locations."""
     memory_budget: KubeQuantity = "512Mi"

@@ -10,6 +10,7 @@ from .base import (
     MAX_INT, FiniteFloat, Identifier, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, RelativePath,
     StrictBool, StrictInt, StrictModel,
 )
+from .data import DataLocation, DataStorage
 
 __all__ = [
     "Regularizer",
@@ -466,8 +467,13 @@ class SavedModelModel(StrictModel):
 
     kind: Literal["saved_model"]
     """Model kind."""
-    path: RelativePath
-    """SavedModel folder, relative to the spec file."""
+    path: DataLocation
+    """SavedModel folder, relative to the spec file; or (with ``external_locations``) an ``s3://`` or ``gs://``
+    folder (staged into a bounded local folder before loading), a ``file://`` URL or an absolute path."""
+    external_locations: StrictBool = False
+    """Allow ``path`` outside the spec's folder (as ``data.external_locations`` does for data)."""
+    storage: DataStorage | None = None
+    """Endpoint and credential references (variable names) for an ``s3://`` / ``gs://`` ``path``."""
     input_shape: Annotated[list[PositiveInt], Field(min_length=1)]
     """Shape of one example, without the batch axis."""
     input_dtype: Literal["float32", "int32", "int64"] = "float32"

@@ -30,8 +30,10 @@ def params(resolved: ResolvedSpec, index: int, stage: DistillStage, common: dict
            digests: InputDigests | None) -> DistillParams:
     assert stage.teacher is not None and stage.student is not None  # validated
     # An external teacher is not a step of this plan: its identity keeps the fingerprint honest.
+    storage = getattr(stage.teacher, "storage", None)
     return DistillParams(**common, teacher=TeacherParams(kind=stage.teacher.kind,
-                                                         path=getattr(stage.teacher, "path", None)),
+                                                         path=getattr(stage.teacher, "path", None),
+                                                         storage=storage.model_dump(mode="json") if storage else None),
                          teacher_identity=teacher_identity(digests, index, stage),
                          student=[layer.model_dump(mode="json") for layer in stage.student],
                          temperature=stage.temperature, alpha=stage.alpha, epochs=stage.epochs)

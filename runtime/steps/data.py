@@ -150,17 +150,18 @@ def _bad_record(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: P
 def _index_labels(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: Path, order: list[str] | None,
                   seed: int, float_labels: bool) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
     """Pass 1: ``(buckets, labels, file names, file of each example, record index)`` of every example."""
-    from tfspec.runtime.sources import example_stream
+    from tfspec.runtime.sources import example_batches
     from tfspec.runtime.splits import BUCKETS, example_key
     from tfspec.runtime.tf import import_tf
 
     tf, _ = import_tf()
-    ds = example_stream(source, files, spec_dir, order=order, labels_only=True, float_labels=float_labels)
+    ds = example_batches(source, files, spec_dir, order=order, labels_only=True, float_labels=float_labels,
+                         batch=4096)
     ds = ds.map(lambda name, index, x, y: (tf.strings.to_hash_bucket_fast(example_key(seed, name, index), BUCKETS),
                                            y, name, index), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     parts: list[tuple[np.ndarray, ...]] = []
     try:
-        for batch in ds.batch(8192).as_numpy_iterator():
+        for batch in ds.as_numpy_iterator():
             parts.append(batch)
     except tf.errors.OpError as error:
         raise _bad_record(source, files, spec_dir, order, error, labels_only=True) from None
@@ -187,13 +188,13 @@ def _stream_pass(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: 
                  rule: Any, rescale: float | None, float_labels: bool,
                  classes: int | None) -> tuple[dict[str, list[int]], dict[str, int], tuple[int, ...], Any, Any]:
     """Pass 2: every example decoded once: class counts per split, example shape, training mean and std."""
-    from tfspec.runtime.sources import example_stream
+    from tfspec.runtime.sources import example_batches
     from tfspec.runtime.splits import BUCKETS, SPLITS, example_key
     from tfspec.runtime.tf import import_tf
 
     tf, _ = import_tf()
     seed = rule.seed
-    ds = example_stream(source, files, spec_dir, order=order, float_labels=float_labels)
+    ds = example_batches(source, files, spec_dir, order=order, float_labels=float_labels, batch=1024)
     ds = ds.map(lambda name, index, x, y: (rule.tf_split(tf.strings.to_hash_bucket_fast(
         example_key(seed, name, index), BUCKETS), y), x, y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     counts = {name: 0 for name in SPLITS}
@@ -201,7 +202,7 @@ def _stream_pass(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: 
     total = total_sq = None
     shape: tuple[int, ...] = ()
     try:
-        for split, x, y in ds.batch(1024).as_numpy_iterator():
+        for split, x, y in ds.as_numpy_iterator():
             shape = tuple(x.shape[1:])
             for k, name in enumerate(SPLITS):
                 mask = split == k

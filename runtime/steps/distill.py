@@ -158,10 +158,21 @@ def load_teacher(ctx: StepContext, own_model: Any, sample: np.ndarray) -> Teache
     key = stage_path(ctx, "teacher", "path")
     if spec.kind == "self" or spec.path is None:
         return _keras_teacher(own_model, sample, "this spec's trained model")
-    path = ctx.root / spec.path
     if spec.kind == "spec":
+        path = ctx.root / spec.path
         model = load_model(_spec_teacher_dir(ctx, path), compile=False)
         return _keras_teacher(model, sample, f"the model of {spec.path}")
+    from tfspec.runtime.staging import StagingError, staged
+
+    try:
+        with staged(ctx.root, spec.path, spec.storage) as path:  # a bucket: a bounded local copy
+            return _saved_model_teacher(key, path, spec.path, sample)
+    except StagingError as error:
+        raise StepError(key, str(error)) from None
+
+
+def _saved_model_teacher(key: tuple[str | int, ...], path: Path, name: str, sample: np.ndarray) -> Teacher:
+    _, keras = import_tf()
     if not path.exists():
         raise StepError(key, f"teacher SavedModel {path} does not exist")
     try:
@@ -170,7 +181,7 @@ def load_teacher(ctx: StepContext, own_model: Any, sample: np.ndarray) -> Teache
     except (OSError, ValueError, TypeError, KeyError):
         model = None  # not a Keras model: use its serving signature
     if model is not None:
-        return _keras_teacher(model, sample, f"Keras model {spec.path}")
+        return _keras_teacher(model, sample, f"Keras model {name}")
     try:
         return _signature_teacher(path, sample)
     except (OSError, ValueError, TypeError, KeyError) as error:

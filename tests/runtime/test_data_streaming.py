@@ -157,3 +157,28 @@ def test_a_label_outside_the_classes_is_named_with_its_file(tmp_path: Path) -> N
     with pytest.raises(DataError) as caught:
         run_data(tmp_path, spec_text())
     assert "(first: shards/part-01.tfrecord record 7 has label 7)" in caught.value.message
+
+
+def test_the_split_assignment_is_pinned(tmp_path: Path) -> None:
+    """Which example lands in which split is part of the contract (a faster pipeline must not move one):
+    these sets were recorded from the first streaming implementation (key ``seed:file:record``)."""
+    write_shards(tmp_path / "shards", shards=3, per_shard=30)
+    ids = split_ids(run_data(tmp_path, spec_text()), tmp_path)
+    assert sorted(ids["val"]) == [5, 6, 21, 23, 31, 34, 35, 37, 43, 44, 45, 46, 63, 67, 71, 75, 81, 86]
+    assert sorted(ids["test"]) == [1, 7, 9, 12, 18, 19, 27, 29, 36, 38, 41, 53, 59, 64, 68, 69, 79, 85]
+
+
+def test_the_image_folder_split_assignment_is_pinned(tmp_path: Path) -> None:
+    """Image ``k`` of class ``c`` has the grey level ``10 * c + k``; the split of each is pinned (as above)."""
+    from PIL import Image
+
+    for label, name in enumerate(["a", "b", "c"]):
+        folder = tmp_path / "images" / name
+        folder.mkdir(parents=True)
+        for k in range(10):
+            Image.fromarray(np.full((2, 2), 10 * label + k, dtype=np.uint8), mode="L").save(folder / f"{k}.png")
+    text = spec_text("{kind: image_folder, path: images, image_size: [2, 2], color_mode: grayscale}", shape="[2, 2, 1]",
+                     layers="    - {type: flatten}\n" + DENSE)
+    data = load_dataset(run_data(tmp_path, text), tmp_path)
+    levels = {split: sorted(int(round(v)) for v in data.arrays(split)[0][:, 0, 0, 0]) for split in ("val", "test")}
+    assert levels == {"val": [1, 2, 15, 16, 20, 26], "test": [0, 6, 10, 13, 21, 28]}
