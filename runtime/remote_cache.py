@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tfspec.plan import Plan, step_kind
+from tfspec.plan import Plan, Step, step_kind
 from tfspec.spec.errors import EXIT_ERROR, TfspecError
 
 from .cache import COMPLETE_MARKER, StepCache
@@ -36,7 +36,7 @@ from .executor import RunInputs, RunReport, run_plan, run_step
 from .model_store import S3Store, split_base_path
 
 __all__ = ["RemoteStore", "RemoteCacheError", "open_remote", "remote_has", "download_entry", "upload_entry",
-           "run_step_with_store", "publish", "StepOutcome", "CACHE_PREFIX", "DIST_PREFIX",
+           "run_step_with_store", "probe", "publish", "StepOutcome", "CACHE_PREFIX", "DIST_PREFIX",
            "DEFAULT_KEY_ENV", "DEFAULT_SECRET_ENV"]
 
 CACHE_PREFIX = "cache"
@@ -159,19 +159,39 @@ def _inputs_into(store: S3Store, plan: Plan, step_ids: list[str], cache: StepCac
             download_entry(store, step.fingerprint, step_id, cache)
 
 
-def run_step_with_store(run: RunInputs, step_id: str, store: S3Store, cache_dir: Path, *, quiet: bool = False,
-                        force: bool = False, log: Callable[[str], None] = print) -> StepOutcome:
-    """Run one step against the remote cache (see the module docstring); ``cache_dir`` is local scratch."""
+def _plan_step(run: RunInputs, step_id: str) -> Step:
     try:
-        step = run.plan.step(step_id)
+        return run.plan.step(step_id)
     except KeyError:
         raise StepError((), f"the plan has no step {step_id!r} (its steps: "
                         f"{', '.join(s.id for s in run.plan.steps)})") from None
+
+
+def probe(run: RunInputs, step_id: str, store: S3Store) -> bool:
+    """Whether the store holds the step's complete entry (a workflow skips creating a training job then)."""
+    return remote_has(store, _plan_step(run, step_id).fingerprint)
+
+
+def run_step_with_store(run: RunInputs, step_id: str, store: S3Store, cache_dir: Path, *, quiet: bool = False,
+                        force: bool = False, upload_only: bool = False,
+                        log: Callable[[str], None] = print) -> StepOutcome:
+    """Run one step against the remote cache (see the module docstring); ``cache_dir`` is local scratch.
+
+    ``upload_only``: the step ran elsewhere into ``cache_dir`` (a multi-worker training job's volume):
+    upload its entry, never run it here."""
+    step = _plan_step(run, step_id)
     url = f"s3://{store.bucket}/{store.key(_entry(step.fingerprint))}/"
     if remote_has(store, step.fingerprint) and not force:
         log(f"cached  {step_id} (in the store)")
         return StepOutcome(step_id, "cached", url)
     cache = StepCache(cache_dir)
+    if upload_only:
+        if not cache.has(step.fingerprint):
+            raise RemoteCacheError(f"step {step_id}: its entry {step.fingerprint[:12]} is not in {cache_dir}: the "
+                                   "training job made another one (was its image built from this plan's spec?)")
+        upload_entry(store, step.fingerprint, cache.path(step.fingerprint))
+        log(f"stored  {step_id} → {url}")
+        return StepOutcome(step_id, "uploaded", url)
     _inputs_into(store, run.plan, list(step.inputs), cache)
     entry = run_step(run, step_id, cache_dir=cache_dir, quiet=quiet, force=force, log=log)
     upload_entry(store, step.fingerprint, entry)

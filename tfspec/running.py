@@ -38,7 +38,9 @@ def run_inputs_from_compiled(result: CompileResult) -> RunInputs:
     """A successfully compiled spec: its plan, the spec's folder as root, its rendered files."""
     if result.plan is None or result.resolved is None:
         raise ValueError("a successful CompileResult is needed")
-    rendered = {path: text for path, text in result.files.items() if path != PLAN_FILE}
+    # the files the plan's render steps list: what `run --plan` reads too (not plan.json, not workflow/)
+    listed = {path for step in result.plan.steps if step.kind == "render" for path in step.params.files}
+    rendered = {path: text for path, text in result.files.items() if path in listed}
     return RunInputs(result.plan, Path(result.path).absolute().parent, rendered,
                      _document_locator(result.resolved.document))
 

@@ -321,3 +321,18 @@ def gpu_cluster_defaults(spec: Spec, target: GpuClusterTarget) -> GpuClusterTarg
 
 
 TARGET = register(TargetKind("gpu_cluster", render=render_gpu_cluster, defaults=gpu_cluster_defaults))
+
+
+# --- the training object for a workflow's resource template ---------------------------------------------
+# Minimal version for the argo-workflows branch (indexed_job and tfjob); the jobset-kueue branch owns this
+# function and its JobSet version replaces this one at merge.
+
+def training_resource(resolved: ResolvedSpec, target: GpuClusterTarget) -> tuple[dict[str, Any], str, str]:
+    """The target's training object as a dict, and Argo's success and failure conditions for it."""
+    files = render_gpu_cluster(resolved, target)
+    filename = "tfjob.yaml" if target.operator == "tfjob" else "job.yaml"
+    manifest = yaml.safe_load(files[f"{target.name}/kubernetes/{filename}"])
+    if target.operator == "tfjob":
+        return (manifest, f"status.replicaStatuses.Worker.succeeded > {target.workers - 1}",
+                "status.replicaStatuses.Worker.failed > 0")
+    return manifest, f"status.succeeded > {target.workers - 1}", f"status.failed > {target.backoff_limit}"

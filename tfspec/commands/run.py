@@ -63,12 +63,18 @@ __all__ = ["run"]
 @click.option("--publish", is_flag=True,
               help="With --plan and --store: assemble the dist from the stored entries (nothing runs) and "
                    "upload it to <store>/dist/<name>/.")
+@click.option("--upload-only", is_flag=True,
+              help="With --store and --step: the step ran elsewhere into --cache-dir (a training job's volume): "
+                   "upload its entry, never run it.")
+@click.option("--probe", is_flag=True,
+              help="With --store and --step: print `stored` or `missing` for the step's entry; nothing runs.")
 @json_option
 @handle_errors
 def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str | None, root: Path | None,
         cache_dir: Path | None, dist_dir: Path | None, quiet: bool, force: bool, verbose: bool, worker: bool,
         startup_timeout: float, peer_timeout: float, store_url: str | None, store_endpoint: str | None,
-        store_region: str | None, store_key_env: str, store_secret_env: str, publish: bool, as_json: bool) -> None:
+        store_region: str | None, store_key_env: str, store_secret_env: str, publish: bool, upload_only: bool, probe: bool,
+        as_json: bool) -> None:
     """Train, compress, export, convert, verify and bundle: execute the spec's plan with TensorFlow.
 
     SPEC is compiled first; or give --plan build/<name>/plan.json. Exit 1 when a target misses a quality gate
@@ -82,16 +88,22 @@ def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str 
         raise click.UsageError("--step and --root apply to --plan")
     if step_id is not None and dist_dir is not None:
         raise click.UsageError("--dist-dir does not apply to --step (one step writes only its cache entry)")
-    if store_url is not None or publish:
+    if store_url is not None or publish or upload_only or probe:
         if plan_file is None or worker or dist_dir is not None or (step_id is None) == (not publish) \
                 or store_url is None:
             raise click.UsageError("--store goes with --plan and either --step ID or --publish (no --worker, "
                                    "no --dist-dir)")
+        if (upload_only or probe) and (step_id is None or (upload_only and probe)):
+            raise click.UsageError("--upload-only and --probe go with --store and --step (one of them)")
+        if upload_only and cache_dir is None:
+            raise click.UsageError("--upload-only needs --cache-dir (where the step's entry is)")
         from tfspec.runtime.remote_cache import RemoteStore
 
-        _run_with_store(plan_file, root, step_id, RemoteStore(store_url, store_endpoint, store_region, store_key_env,
-                                                              store_secret_env), cache_dir, quiet, force, verbose,
-                        as_json)
+        location = RemoteStore(store_url, store_endpoint, store_region, store_key_env, store_secret_env)
+        if probe:
+            _probe(plan_file, root, step_id, location)
+            return
+        _run_with_store(plan_file, root, step_id, location, cache_dir, quiet, force, verbose, upload_only, as_json)
         return
     if worker:
         if force:
@@ -121,8 +133,18 @@ def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str 
         sys.exit(EXIT_DIFF)
 
 
+def _probe(plan_file: Path, root: Path | None, step_id: str, location: RemoteStore) -> None:
+    """``--probe``: one word on stdout, what an Argo ``when`` condition reads."""
+    from tfspec.runtime.remote_cache import open_remote, probe
+    from tfspec.running import run_inputs_from_plan_file
+
+    inputs = run_inputs_from_plan_file(plan_file, root, rendered_files=False)
+    click.echo("stored" if probe(inputs, step_id, open_remote(location)) else "missing")
+
+
 def _run_with_store(plan_file: Path, root: Path | None, step_id: str | None, location: RemoteStore,
-                    cache_dir: Path | None, quiet: bool, force: bool, verbose: bool, as_json: bool) -> None:
+                    cache_dir: Path | None, quiet: bool, force: bool, verbose: bool, upload_only: bool,
+                    as_json: bool) -> None:
     """``--store``: one step (``step_id``) or the publish step against the remote cache; the local cache is
     scratch (``--cache-dir``, else a temporary folder removed at the end)."""
     import shutil
@@ -145,7 +167,8 @@ def _run_with_store(plan_file: Path, root: Path | None, step_id: str | None, loc
             log = (lambda line: print(line, file=stderr, flush=True)) if as_json else click.echo
             quiet = quiet or is_ci() or as_json
             if step_id is not None:
-                outcome = run_step_with_store(inputs, step_id, store, local, quiet=quiet, force=force, log=log)
+                outcome = run_step_with_store(inputs, step_id, store, local, quiet=quiet, force=force,
+                                              upload_only=upload_only, log=log)
                 result = {"ok": True, "step": step_id, "status": outcome.status, "url": outcome.url}
             else:
                 report, url = publish(inputs, store, local, quiet=quiet, log=log)
