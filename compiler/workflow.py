@@ -259,13 +259,25 @@ def workflow_training_target(r: ResolvedSpec) -> list[Diagnostic]:
                          f"name one of {', '.join(clusters)}" if clusters else "add a gpu_cluster target, or remove the key")]
 
 
-def workflow_data_in_object_storage(r: ResolvedSpec) -> list[Diagnostic]:
-    """The pods see the plan and the store only: data files must be in object storage (or built in)."""
-    path = getattr(r.spec.data.source, "path", None)  # built-in sources (sklearn_digits) have none
-    if r.spec.workflow is None or path is None or is_object_store(path):
+_POD_VIEW = "a workflow's pods see only plan.json and the store, not files beside the spec"
+
+
+def workflow_inputs_reachable(r: ResolvedSpec) -> list[Diagnostic]:
+    """The pods see the plan and the store only: data files must be in object storage (or built in), and
+    the model cannot come from files beside the spec (a builder module, a SavedModel folder)."""
+    if r.spec.workflow is None:
         return []
-    return [r.diagnostic(("data", "source", "path"), "a workflow's pods see only plan.json and the store, not "
-                         "files beside the spec", "put the data in object storage (s3://...) and point path at it")]
+    out = []
+    path = getattr(r.spec.data.source, "path", None)  # built-in sources (sklearn_digits) have none
+    if path is not None and not is_object_store(path):
+        out.append(r.diagnostic(("data", "source", "path"), _POD_VIEW,
+                                "put the data in object storage (s3://...) and point path at it"))
+    model = r.spec.model
+    for key in ("builder", "path"):  # BuilderModel.builder, SavedModelModel.path
+        if getattr(model, key, None) is not None:
+            out.append(r.diagnostic(("model", key), _POD_VIEW, "describe the model with layers "
+                                    "(sequential or functional), or run this spec with tfspec run"))
+    return out
 
 
-RULES = (workflow_training_target, workflow_data_in_object_storage)
+RULES = (workflow_training_target, workflow_inputs_reachable)

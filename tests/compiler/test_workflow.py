@@ -306,3 +306,19 @@ def test_local_data_files_are_refused_with_a_workflow(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "data.source.path: a workflow's pods see only plan.json and the store" in result.stderr
     assert "deploy.yaml:9:" in result.stderr
+
+
+def test_a_model_from_files_beside_the_spec_is_refused_with_a_workflow(tmp_path: Path) -> None:
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text("""\
+api_version: tfspec/v1
+name: digits
+version: 1
+data: {source: {kind: sklearn_digits}}
+model: {kind: builder, builder: "nets:build", input_shape: [64]}
+targets: [{kind: tflite, name: phone}]
+workflow: {image: 'r.example.com/a:1', store: 's3://ml-steps'}
+""", "utf-8")
+    result = subprocess.run([*tfspec_command(), "validate", str(spec)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "deploy.yaml:5:24: model.builder: a workflow's pods see only plan.json and the store" in result.stderr
