@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from tfspec.plan import MODEL_STEP_KINDS, Plan, Step, step_kind
+from tfspec.spec.data import DataStorage
 from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import GpuClusterTarget
 from tfspec.spec.workflow import Workflow
@@ -77,24 +78,31 @@ def step_command(workflow: Workflow, step: str | None, *, plan_path: str = PLAN_
     return command
 
 
-def _env(workflow: Workflow) -> list[dict[str, Any]]:
+def _env(workflow: Workflow, data_storage: DataStorage | None) -> list[dict[str, Any]]:
+    """The pods' variables: scratch folders, and the credentials of the store and of the data's bucket
+    (``data.storage``), each from its Secret when the spec names one."""
     env: list[dict[str, Any]] = [{"name": "HOME", "value": SCRATCH_MOUNT}, {"name": "TMPDIR", "value": SCRATCH_MOUNT},
                                  {"name": "CI", "value": "true"}]  # no progress bars in pod logs
-    secret = workflow.credentials.kubernetes_secret
-    if secret is not None:
-        for variable in (workflow.credentials.access_key_id_env, workflow.credentials.secret_access_key_env):
-            env.append({"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": variable}}})
+    named: set[str] = set()
+    for credentials in (workflow.credentials, data_storage.credentials if data_storage is not None else None):
+        if credentials is None or credentials.kubernetes_secret is None:
+            continue
+        for variable in (credentials.access_key_id_env, credentials.secret_access_key_env):
+            if variable not in named:  # the same variable from two Secrets: the store's wins
+                named.add(variable)
+                env.append({"name": variable, "valueFrom": {"secretKeyRef": {"name": credentials.kubernetes_secret,
+                                                                             "key": variable}}})
     return env
 
 
-def _container(workflow: Workflow, args: list[str], gpus: int,
+def _container(workflow: Workflow, env: list[dict[str, Any]], args: list[str], gpus: int,
                extra_mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "image": workflow.image,
         "imagePullPolicy": PULL_POLICY,
         "command": args[:1],
         "args": args[1:],
-        "env": _env(workflow),
+        "env": env,
         "resources": k8s.resources(workflow.resources, gpus),
         "securityContext": k8s.container_security_context(),
         "volumeMounts": [{"name": "plan", "mountPath": PLAN_MOUNT, "readOnly": True},
@@ -118,10 +126,10 @@ def _retry() -> dict[str, Any]:
     return {"limit": "2", "retryPolicy": "OnError"}
 
 
-def _step_template(workflow: Workflow, name: str, gpus: int) -> dict[str, Any]:
+def _step_template(workflow: Workflow, env: list[dict[str, Any]], name: str, gpus: int) -> dict[str, Any]:
     args = step_command(workflow, "{{inputs.parameters.%s}}" % STEP_PARAMETER)
     return {"name": name, "inputs": {"parameters": [{"name": STEP_PARAMETER}]}, "retryStrategy": _retry(),
-            **_placement(workflow, gpus), "container": _container(workflow, args, gpus)}
+            **_placement(workflow, gpus), "container": _container(workflow, env, args, gpus)}
 
 
 def _gpu_steps(plan: Plan, workflow: Workflow) -> set[str]:
@@ -190,9 +198,10 @@ def render_workflow(resolved: ResolvedSpec, plan: Plan) -> dict[str, str]:
     gpu_steps = _gpu_steps(plan, workflow)
     training = _training(resolved, workflow)
 
-    templates: list[dict[str, Any]] = [_step_template(workflow, "step", 0)]
+    env = _env(workflow, resolved.spec.data.storage)
+    templates: list[dict[str, Any]] = [_step_template(workflow, env, "step", 0)]
     if gpu_steps:
-        templates.append(_step_template(workflow, "gpu-step", workflow.gpus))
+        templates.append(_step_template(workflow, env, "gpu-step", workflow.gpus))
     rules = [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
     if training is not None:
         target, manifest, success, failure = training
@@ -202,18 +211,18 @@ def render_workflow(resolved: ResolvedSpec, plan: Plan) -> dict[str, str]:
         mount = target.storage.mount_path
         claim = target.storage.claim_name or f"{resolved.spec.name}-{target.name}-data"
         templates.append({"name": "train-probe", "retryStrategy": _retry(),
-                          "container": _container(workflow, step_command(workflow, "train", probe=True), 0)})
+                          "container": _container(workflow, env, step_command(workflow, "train", probe=True), 0)})
         templates.append({"name": "train-job", "resource": {
             "action": "create", "setOwnerReference": True, "successCondition": success, "failureCondition": failure,
             # folded (PyYAML breaks a line at the first space past the width) to stay within 80 columns, 10 deep
             "manifest": yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=56)}})
-        store = _container(workflow, step_command(workflow, "train", cache_dir=f"{mount.rstrip('/')}/cache",
-                                                  upload_only=True), 0,
+        store = _container(workflow, env, step_command(workflow, "train", cache_dir=f"{mount.rstrip('/')}/cache",
+                                                       upload_only=True), 0,
                            [{"name": "training-volume", "mountPath": mount}])
         templates.append({"name": "train-store", "retryStrategy": _retry(), "container": store,
                           "volumes": [{"name": "training-volume", "persistentVolumeClaim": {"claimName": claim}}]})
     templates.append({"name": PUBLISH_TASK, "retryStrategy": _retry(),
-                      "container": _container(workflow, step_command(workflow, None), 0)})
+                      "container": _container(workflow, env, step_command(workflow, None), 0)})
 
     spec: dict[str, Any] = {"entrypoint": "plan", "parallelism": workflow.parallelism}
     if workflow.service_account is not None:

@@ -322,3 +322,20 @@ workflow: {image: 'r.example.com/a:1', store: 's3://ml-steps'}
     result = subprocess.run([*tfspec_command(), "validate", str(spec)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "deploy.yaml:5:24: model.builder: a workflow's pods see only plan.json and the store" in result.stderr
+
+
+def test_the_pods_get_the_data_buckets_credentials_too() -> None:
+    from tfspec.compiler.workflow import _env
+    from tfspec.spec.data import DataStorage, StorageCredentials
+    from tfspec.spec.workflow import Workflow
+
+    workflow = Workflow(image="r.example.com/a:1", store="s3://ml-steps",
+                        credentials=StorageCredentials(kubernetes_secret="step-store"))
+    data = DataStorage(credentials=StorageCredentials(access_key_id_env="DATA_KEY", secret_access_key_env="DATA_SECRET",
+                                                      kubernetes_secret="data-reader"))
+    secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in _env(workflow, data) if "valueFrom" in e}
+    assert secrets == {"AWS_ACCESS_KEY_ID": "step-store", "AWS_SECRET_ACCESS_KEY": "step-store",
+                       "DATA_KEY": "data-reader", "DATA_SECRET": "data-reader"}
+    same = DataStorage(credentials=StorageCredentials(kubernetes_secret="data-reader"))  # the same variable names
+    secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in _env(workflow, same) if "valueFrom" in e}
+    assert secrets == {"AWS_ACCESS_KEY_ID": "step-store", "AWS_SECRET_ACCESS_KEY": "step-store"}
