@@ -20,11 +20,12 @@ S3 client is boto3's, as in :mod:`tfspec.runtime.model_store`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tfspec.plan import Plan, Step, step_kind
@@ -73,7 +74,8 @@ class RemoteStore:
 
 @dataclasses.dataclass(frozen=True)
 class StepOutcome:
-    """What :func:`run_step_with_store` did: ``cached`` (already in the store) or ``ran`` (and uploaded)."""
+    """What :func:`run_step_with_store` did: ``cached`` (already in the store), ``ran`` (and uploaded) or
+    ``uploaded`` (ran elsewhere, ``upload_only``)."""
 
     step: str
     status: str
@@ -110,6 +112,22 @@ def open_remote(location: RemoteStore) -> S3Store:
     except botocore.exceptions.BotoCoreError as error:
         raise RemoteCacheError(f"--store {location.url}: {error}") from None
     return S3Store(bucket, prefix, client)
+
+
+@contextlib.contextmanager
+def _talking_to(store: S3Store) -> Iterator[None]:
+    """The store's own errors (access denied, a lost connection) as one line, not a traceback; only around
+    this module's calls (a step's own S3 reads report their errors themselves)."""
+    import botocore.exceptions
+
+    try:
+        yield
+    except botocore.exceptions.ClientError as error:
+        problem = error.response.get("Error", {})
+        raise RemoteCacheError(f"store s3://{store.bucket}/{store.prefix}: {error.operation_name} failed: "
+                               f"{problem.get('Code', '?')} {problem.get('Message', '')}".rstrip()) from None
+    except botocore.exceptions.BotoCoreError as error:
+        raise RemoteCacheError(f"store s3://{store.bucket}/{store.prefix}: {error}") from None
 
 
 def _entry(fingerprint: str) -> str:
@@ -169,7 +187,9 @@ def _plan_step(run: RunInputs, step_id: str) -> Step:
 
 def probe(run: RunInputs, step_id: str, store: S3Store) -> bool:
     """Whether the store holds the step's complete entry (a workflow skips creating a training job then)."""
-    return remote_has(store, _plan_step(run, step_id).fingerprint)
+    step = _plan_step(run, step_id)
+    with _talking_to(store):
+        return remote_has(store, step.fingerprint)
 
 
 def run_step_with_store(run: RunInputs, step_id: str, store: S3Store, cache_dir: Path, *, quiet: bool = False,
@@ -181,7 +201,9 @@ def run_step_with_store(run: RunInputs, step_id: str, store: S3Store, cache_dir:
     upload its entry, never run it here."""
     step = _plan_step(run, step_id)
     url = f"s3://{store.bucket}/{store.key(_entry(step.fingerprint))}/"
-    if remote_has(store, step.fingerprint) and not force:
+    with _talking_to(store):
+        stored = remote_has(store, step.fingerprint)
+    if stored and not force:
         log(f"cached  {step_id} (in the store)")
         return StepOutcome(step_id, "cached", url)
     cache = StepCache(cache_dir)
@@ -189,12 +211,15 @@ def run_step_with_store(run: RunInputs, step_id: str, store: S3Store, cache_dir:
         if not cache.has(step.fingerprint):
             raise RemoteCacheError(f"step {step_id}: its entry {step.fingerprint[:12]} is not in {cache_dir}: the "
                                    "training job made another one (was its image built from this plan's spec?)")
-        upload_entry(store, step.fingerprint, cache.path(step.fingerprint))
+        with _talking_to(store):
+            upload_entry(store, step.fingerprint, cache.path(step.fingerprint))
         log(f"stored  {step_id} → {url}")
         return StepOutcome(step_id, "uploaded", url)
-    _inputs_into(store, run.plan, list(step.inputs), cache)
+    with _talking_to(store):
+        _inputs_into(store, run.plan, list(step.inputs), cache)
     entry = run_step(run, step_id, cache_dir=cache_dir, quiet=quiet, force=force, log=log)
-    upload_entry(store, step.fingerprint, entry)
+    with _talking_to(store):
+        upload_entry(store, step.fingerprint, entry)
     log(f"stored  {step_id} → {url}")
     return StepOutcome(step_id, "ran", url)
 
@@ -206,16 +231,18 @@ def publish(run: RunInputs, store: S3Store, cache_dir: Path, *, quiet: bool = Fa
     Returns the run report and the dist's URL. A step whose entry the store lacks is an error: publishing
     never trains."""
     cache = StepCache(cache_dir)
-    _inputs_into(store, run.plan, [s.id for s in run.plan.steps], cache)
+    with _talking_to(store):
+        _inputs_into(store, run.plan, [s.id for s in run.plan.steps], cache)
     scratch = Path(tempfile.mkdtemp(prefix="tfspec-publish-"))
     try:
         dist = scratch / run.plan.spec.dist_name
         outcome = run_plan(run, cache_dir=cache_dir, dist_dir=dist, quiet=quiet, log=log)
         assert not outcome.ran, outcome.ran  # every entry was downloaded: nothing may run here
         prefix = f"{DIST_PREFIX}/{run.plan.spec.dist_name}"
-        files = _upload_folder(store, dist, prefix, _DIST_LAST)
-        # what an earlier publish left that this dist no longer has (its manifest.json already says so)
-        store.delete(f"{prefix}/{k}" for k in store.keys(prefix) if k not in files)
+        with _talking_to(store):
+            files = _upload_folder(store, dist, prefix, _DIST_LAST)
+            # what an earlier publish left that this dist no longer has (its manifest.json already says so)
+            store.delete(f"{prefix}/{k}" for k in store.keys(prefix) if k not in files)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     url = f"s3://{store.bucket}/{store.key(prefix)}/"

@@ -168,3 +168,17 @@ def _built_plan(tmp_path: Path) -> Path:
     result = invoke("build", str(spec), "--out", str(tmp_path / "build"))
     assert result.exit_code == 0, result.output
     return tmp_path / "build" / "plan.json"
+
+
+def test_a_store_error_mid_run_is_one_line(endpoint: str, tmp_path: Path) -> None:
+    from tfspec.runtime.remote_cache import probe
+    from tfspec.running import run_inputs_from_plan_file
+
+    run = run_inputs_from_plan_file(_built_plan(tmp_path), rendered_files=False)
+    store = open_remote(_location(endpoint))
+    assert probe(run, "data", store) is False
+    store.client.delete_bucket(Bucket=BUCKET)  # gone after the start-up check (a lifecycle rule, an operator)
+    with pytest.raises(RemoteCacheError) as caught:
+        probe(run, "data", store)
+    assert str(caught.value) == (f"store s3://{BUCKET}/team/digits: ListObjectsV2 failed: NoSuchBucket "
+                                 "The specified bucket does not exist")
