@@ -264,8 +264,9 @@ def workflow_training_target(r: ResolvedSpec) -> list[Diagnostic]:
     clusters = [t.name for t in r.spec.targets if isinstance(t, GpuClusterTarget)]
     if workflow.training_target in clusters:
         return []
-    return [r.diagnostic(("workflow", "training_target"), f"no gpu_cluster target is named {workflow.training_target!r}",
-                         f"name one of {', '.join(clusters)}" if clusters else "add a gpu_cluster target, or remove the key")]
+    hint = f"name one of {', '.join(clusters)}" if clusters else "add a gpu_cluster target, or remove the key"
+    return [r.diagnostic(("workflow", "training_target"),
+                         f"no gpu_cluster target is named {workflow.training_target!r}", hint)]
 
 
 _POD_VIEW = "a workflow's pods see only plan.json and the store, not files beside the spec"

@@ -26,7 +26,8 @@ class Workflow(StrictModel):
 
     image: BaseImage
     """Image the step pods run: it must hold ``tfspec[runtime]`` of the version that built the plan (the
-    gpu_cluster target's training image does), pinned by tag or digest (``registry.example.com/ml/digits-cluster:3-ab12cd34ef``)."""
+    gpu_cluster target's training image does), pinned by tag or digest
+    (``registry.example.com/ml/digits-cluster:3-ab12cd34ef``)."""
     store: StepStore
     """The step cache and the published dist: ``s3://bucket/prefix`` (any S3-compatible store)."""
     endpoint_url: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/?$")] | None = None

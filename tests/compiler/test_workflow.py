@@ -127,7 +127,8 @@ def test_each_pod_runs_its_step_from_the_plan_and_the_store(built: dict[str, tup
                            "AWS_SECRET_ACCESS_KEY": {"name": "step-store", "key": "AWS_SECRET_ACCESS_KEY"}}
     assert templates["gpu-step"]["container"]["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert "nvidia.com/gpu" not in templates["step"]["container"]["resources"]["limits"]
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in templates["gpu-step"]["tolerations"]
+    gpu_taint = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    assert gpu_taint in templates["gpu-step"]["tolerations"]
     assert templates["gpu-step"]["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert "tolerations" not in templates["step"] and "nodeSelector" not in templates["step"]
     publish = templates["publish"]["container"]
@@ -163,7 +164,8 @@ def test_no_step_container_gets_an_api_token(built: dict[str, tuple[CompileResul
 
 
 def test_the_roles_are_least_privilege(built: dict[str, tuple[CompileResult, Path]]) -> None:
-    roles = {v: next(o for o in yaml.safe_load_all(built[v][0].files["workflow/rbac.yaml"]) if o and o["kind"] == "Role")
+    roles = {v: next(o for o in yaml.safe_load_all(built[v][0].files["workflow/rbac.yaml"]) 
+                 if o and o["kind"] == "Role")
              for v in VARIANTS}
     report = {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
     assert roles["gpu"]["rules"] == [report]
@@ -193,7 +195,8 @@ def test_multi_worker_train_is_a_resource_the_workflow_waits_for(built: dict[str
     mount = result.resolved.spec.targets[-1].storage.mount_path
     assert store["container"]["args"][-4:] == ["--cache-dir", f"{mount}/cache", "--upload-only", "--quiet"]
     assert {"name": "training-volume", "mountPath": mount} in store["container"]["volumeMounts"]
-    assert {"name": "training-volume", "persistentVolumeClaim": {"claimName": "digits-cluster-data"}} in store["volumes"]
+    claim = {"name": "training-volume", "persistentVolumeClaim": {"claimName": "digits-cluster-data"}}
+    assert claim in store["volumes"]
     assert result.plan is not None
 
 

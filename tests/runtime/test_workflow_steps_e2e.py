@@ -3,9 +3,9 @@
 ``tfspec build`` renders the WorkflowTemplate of the digits spec (its ``workflow`` section points at moto's
 S3 server on 127.0.0.1); each DAG task's command, read from the rendered template, runs in a process of its
 own whose working folder holds nothing but the ``plan.json`` of the rendered ConfigMap, in the DAG's order.
-The store is the only thing the processes share; the last task publishes the dist to it. The published dist must carry the same metrics as a local
-``tfspec run`` of the same spec and byte-identical deterministic files (:data:`DETERMINISTIC`); the other
-files differ for the reasons in :data:`DIFFERING`.
+The store is the only thing the processes share; the last task publishes the dist to it. The published
+dist must carry the same metrics as a local ``tfspec run`` of the same spec and byte-identical
+deterministic files (:data:`DETERMINISTIC`); the other files differ for the reasons in :data:`DIFFERING`.
 """
 
 from __future__ import annotations
@@ -189,8 +189,9 @@ def test_one_process_per_step_through_the_store_matches_a_local_run(store: str, 
     # the same metrics, step by step and per target, but for the clock's and those of the differing files
     local_report, remote_report = read_json(tmp_path / "local" / "report.json"), read_json(remote / "report.json")
     assert all(step["cached"] for step in remote_report["steps"])  # publishing runs nothing
-    local_metrics = _flat({s["id"]: s["metrics"] for s in local_report["steps"]} | {"targets": local_report["targets"]})
-    remote_metrics = _flat({s["id"]: s["metrics"] for s in remote_report["steps"]} | {"targets": remote_report["targets"]})
+    local_metrics, remote_metrics = (
+        _flat({s["id"]: s["metrics"] for s in report["steps"]} | {"targets": report["targets"]})
+        for report in (local_report, remote_report))
     assert local_metrics.keys() == remote_metrics.keys()
     assert {k for k in local_metrics if local_metrics[k] != remote_metrics[k]} <= MAY_DIFFER_METRICS
     accuracies = [k for k in local_metrics if k.endswith(".accuracy")]

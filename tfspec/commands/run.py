@@ -73,8 +73,8 @@ __all__ = ["run"]
 def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str | None, root: Path | None,
         cache_dir: Path | None, dist_dir: Path | None, quiet: bool, force: bool, verbose: bool, worker: bool,
         startup_timeout: float, peer_timeout: float, store_url: str | None, store_endpoint: str | None,
-        store_region: str | None, store_key_env: str, store_secret_env: str, publish: bool, upload_only: bool, probe: bool,
-        as_json: bool) -> None:
+        store_region: str | None, store_key_env: str, store_secret_env: str, publish: bool, upload_only: bool,
+        probe: bool, as_json: bool) -> None:
     """Train, compress, export, convert, verify and bundle: execute the spec's plan with TensorFlow.
 
     SPEC is compiled first; or give --plan build/<name>/plan.json. Exit 1 when a target misses a quality gate
