@@ -30,6 +30,7 @@ from .policies import Policy, check_policies, load_policies
 from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
 from .targets import render_targets, target_defaults, target_warnings
 from .validate import validate
+from .workflow import render_workflow
 
 __all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "resolve_expanded",
            "served_fingerprints",
@@ -140,6 +141,7 @@ def compile_document(document: SourceDocument, env: str | None = None,
     files: dict[str, str] = {PLAN_FILE: plan.to_text()}
     for target_files_of_one in target_files.values():
         files.update(target_files_of_one)
+    files.update(render_workflow(resolved, plan))  # from the finished plan: no render step lists these
     return CompileResult(document.file, resolved, plan, files, (), inputs, tuple(sorted(set(warnings))))
 
 

@@ -25,6 +25,7 @@ from .sources import SKLEARN_DIGITS
 from .teachers import teacher_diagnostics
 from .targets import gpu_cluster as gpu_cluster_rules
 from .targets import kserve as kserve_rules
+from . import workflow as workflow_rules
 from .targets import target_kind
 from .targets import tf_serving as tf_serving_rules
 from .targets.common import unique_images
@@ -774,4 +775,5 @@ RULES: tuple[Rule, ...] = (
     *tf_serving_rules.RULES,
     *gpu_cluster_rules.RULES,
     *kserve_rules.RULES,
+    *workflow_rules.RULES,
 )

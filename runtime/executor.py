@@ -30,7 +30,7 @@ from .context import METRICS_FILE, StepContext
 from .errors import Locator, StepError, StepFailed, reported_as_step_errors
 from .report import REPORT_FILE, build_report
 from .report_html import REPORT_HTML, write_report_html
-from .tf import import_tf, tf_loaded
+from .tf import import_tf, reset_random_state, tf_loaded
 
 __all__ = ["RunInputs", "RunReport", "StepFailed", "run_plan", "run_step", "default_dist_dir", "step_module",
            "CHECKPOINTS_DIR"]
@@ -172,6 +172,9 @@ def _execute(step: Step, run: RunInputs, cache: StepCache, inputs: dict[str, Pat
              ) -> dict[str, Any]:
     """Run one step into its cache entry (checkpoints kept until it is cached); returns its metrics."""
     checkpoint = (checkpoints or cache.root / CHECKPOINTS_DIR) / step.fingerprint
+    # A step's output must follow from its fingerprint alone, not from the steps this process ran before
+    # (TensorFlow combines op seeds with the global seed): each pod of a workflow runs one step, fresh.
+    reset_random_state()
     with reported_as_step_errors(step.id, run.locate):
         with cache.writing(step.fingerprint, step.id) as scratch:
             context = StepContext(step=step, plan=run.plan, root=Path(run.root).absolute(), out=scratch,

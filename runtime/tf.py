@@ -27,7 +27,7 @@ from tfspec.compiler.versions import RUNTIME_VERSIONS
 from tfspec.io.write import remove_dead_staging, staging_prefix
 from tfspec.spec.errors import TfspecError
 
-__all__ = ["import_tf", "tf_loaded", "RuntimeVersionError", "installed_versions", "check_versions",
+__all__ = ["import_tf", "tf_loaded", "reset_random_state", "RuntimeVersionError", "installed_versions", "check_versions",
            "tensorflow_output", "TENSORFLOW_LOG"]
 
 TENSORFLOW_LOG = Path("logs") / "tensorflow.log"
@@ -79,6 +79,13 @@ def import_tf() -> tuple[ModuleType, ModuleType]:
     except ImportError:  # pragma: no cover - absl ships with TensorFlow
         pass
     return tf, tf_keras
+
+
+def reset_random_state(seed: int = 0) -> None:
+    """Seed Python's, NumPy's and TensorFlow's global generators (and TensorFlow's op-seed counter) as a
+    fresh process would have them after seeding: what a step draws never depends on earlier steps."""
+    _, keras = import_tf()
+    keras.utils.set_random_seed(seed)
 
 
 _SCRATCH_LOG = "tfspec-tensorflow.log"

@@ -20,6 +20,7 @@ _LAZY: dict[str, str] = {
     "spec_json_schema": "schema", "spec_json_schema_text": "schema",
     "GpuClusterTarget": "targets", "Target": "targets", "TfliteTarget": "targets", "TfServingTarget": "targets",
     "Training": "training",
+    "Workflow": "workflow",
 }
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     )
     from .loader import SourceDocument, load_yaml, load_yaml_text
     from .model import ModelSpec
+    from .workflow import Workflow
     from .schema import spec_json_schema, spec_json_schema_text
     from .targets import GpuClusterTarget, Target, TfliteTarget, TfServingTarget
     from .training import Training
@@ -66,6 +68,7 @@ __all__ = [
     "TfliteTarget",
     "TfspecError",
     "Training",
+    "Workflow",
     "format_path",
     "load_yaml",
     "load_yaml_text",

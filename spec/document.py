@@ -13,6 +13,7 @@ from .model import ModelSpec
 from .search import Search
 from .targets import Target
 from .training import Training
+from .workflow import Workflow
 
 __all__ = ["API_VERSION", "TargetOverlay", "Environment", "Spec"]
 
@@ -78,3 +79,6 @@ class Spec(StrictModel):
     """Environment overlays, selected with ``-e NAME``."""
     search: Search | None = None
     """What ``tfspec search`` explores: spec values by key path, the objective and the budget."""
+    workflow: Workflow | None = None
+    """Run the whole plan on Kubernetes: an Argo Workflows WorkflowTemplate (``workflow/``), one pod per step,
+    the step cache in a bucket. See docs/workflows.md."""

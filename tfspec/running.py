@@ -38,15 +38,20 @@ def run_inputs_from_compiled(result: CompileResult) -> RunInputs:
     """A successfully compiled spec: its plan, the spec's folder as root, its rendered files."""
     if result.plan is None or result.resolved is None:
         raise ValueError("a successful CompileResult is needed")
-    rendered = {path: text for path, text in result.files.items() if path != PLAN_FILE}
+    # the files the plan's render steps list: what `run --plan` reads too (not plan.json, not workflow/)
+    listed = {path for step in result.plan.steps if step.kind == "render" for path in step.params.files}
+    rendered = {path: text for path, text in result.files.items() if path in listed}
     return RunInputs(result.plan, Path(result.path).absolute().parent, rendered,
                      _document_locator(result.resolved.document))
 
 
-def run_inputs_from_plan_file(plan_file: str | Path, root: str | Path | None = None) -> RunInputs:
+def run_inputs_from_plan_file(plan_file: str | Path, root: str | Path | None = None, *,
+                              rendered_files: bool = True) -> RunInputs:
     """``plan.json`` and the rendered files beside it (checked against the sha256 the plan recorded).
 
-    ``root`` overrides the plan's recorded root (a pod mounting the data elsewhere).
+    ``root`` overrides the plan's recorded root (a pod mounting the data elsewhere). Without
+    ``rendered_files`` the plan alone is read (a workflow pod: the rendered files stay in the build
+    folder, the published dist holds what the steps made).
     """
     plan_file = Path(plan_file)
     try:
@@ -64,7 +69,7 @@ def run_inputs_from_plan_file(plan_file: str | Path, root: str | Path | None = N
     root = Path(os.path.normpath(Path(root).absolute()))
     rendered: dict[str, str] = {}
     for step in plan.steps:
-        if step.kind != "render":
+        if step.kind != "render" or not rendered_files:
             continue
         for path, sha256 in step.params.files.items():
             file = plan_file.parent / path

@@ -146,14 +146,15 @@ def _sorted_keys(value: Any) -> Any:
 
 
 def resolved_spec_text(resolved: ResolvedSpec, header: list[str]) -> str:
-    """The spec this build resolved (overlay merged, variables expanded), without its environments.
+    """The spec this build resolved (overlay merged, variables expanded), without its environments and its
+    ``workflow`` section (a worker never reads it; the image it names must not change this image's tag).
 
     Sections come in the spec's field order and nested keys sorted, so the text does not depend on the
     key order of the source file.
     """
     source = resolved.document.tree
     tree = _escape_dollars({key: _sorted_keys(source[key]) for key in Spec.model_fields
-                            if key in source and key != "environments"})
+                            if key in source and key not in ("environments", "workflow")})
     lines = [f"# {line}" for line in header]
     env = f" with environment {resolved.environment!r} applied" if resolved.environment else ""
     lines.append(f"# The spec as resolved for this build{env};")

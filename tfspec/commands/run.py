@@ -15,6 +15,7 @@ from .common import compiled, env_option, handle_errors, json_option, require_ru
 
 if TYPE_CHECKING:
     from tfspec.runtime.executor import RunInputs
+    from tfspec.runtime.remote_cache import RemoteStore
 
 __all__ = ["run"]
 
@@ -47,11 +48,33 @@ __all__ = ["run"]
 @click.option("--peer-timeout", type=click.FloatRange(min=1), default=10.0, show_default=True,
               envvar="TFSPEC_PEER_TIMEOUT", metavar="SECONDS",
               help="--worker: heartbeat silence after which a peer counts as dead and training fails.")
+@click.option("--store", "store_url", metavar="s3://BUCKET/PREFIX", default=None, envvar="TFSPEC_STORE",
+              help="With --plan: the step cache is this bucket prefix (a workflow's pods share nothing else): "
+                   "--step downloads its inputs' entries, skips a step already stored, uploads its entry; "
+                   "--publish uploads the dist. Only plan.json is read (not the rendered files).")
+@click.option("--store-endpoint", metavar="URL", default=None, envvar="TFSPEC_STORE_ENDPOINT",
+              help="With --store: an S3-compatible endpoint (MinIO, Ceph, ...); default AWS.")
+@click.option("--store-region", metavar="REGION", default=None, envvar="TFSPEC_STORE_REGION",
+              help="With --store: the bucket's region.")
+@click.option("--store-key-env", metavar="NAME", default="AWS_ACCESS_KEY_ID", show_default=True,
+              help="With --store: the variable that holds the access key id (its name, never the value).")
+@click.option("--store-secret-env", metavar="NAME", default="AWS_SECRET_ACCESS_KEY", show_default=True,
+              help="With --store: the variable that holds the secret access key.")
+@click.option("--publish", is_flag=True,
+              help="With --plan and --store: assemble the dist from the stored entries (nothing runs) and "
+                   "upload it to <store>/dist/<name>/.")
+@click.option("--upload-only", is_flag=True,
+              help="With --store and --step: the step ran elsewhere into --cache-dir (a training job's volume): "
+                   "upload its entry, never run it.")
+@click.option("--probe", is_flag=True,
+              help="With --store and --step: print `stored` or `missing` for the step's entry; nothing runs.")
 @json_option
 @handle_errors
 def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str | None, root: Path | None,
         cache_dir: Path | None, dist_dir: Path | None, quiet: bool, force: bool, verbose: bool, worker: bool,
-        startup_timeout: float, peer_timeout: float, as_json: bool) -> None:
+        startup_timeout: float, peer_timeout: float, store_url: str | None, store_endpoint: str | None,
+        store_region: str | None, store_key_env: str, store_secret_env: str, publish: bool, upload_only: bool,
+        probe: bool, as_json: bool) -> None:
     """Train, compress, export, convert, verify and bundle: execute the spec's plan with TensorFlow.
 
     SPEC is compiled first; or give --plan build/<name>/plan.json. Exit 1 when a target misses a quality gate
@@ -65,6 +88,23 @@ def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str 
         raise click.UsageError("--step and --root apply to --plan")
     if step_id is not None and dist_dir is not None:
         raise click.UsageError("--dist-dir does not apply to --step (one step writes only its cache entry)")
+    if store_url is not None or publish or upload_only or probe:
+        if plan_file is None or worker or dist_dir is not None or (step_id is None) == (not publish) \
+                or store_url is None:
+            raise click.UsageError("--store goes with --plan and either --step ID or --publish (no --worker, "
+                                   "no --dist-dir)")
+        if (upload_only or probe) and (step_id is None or (upload_only and probe)):
+            raise click.UsageError("--upload-only and --probe go with --store and --step (one of them)")
+        if upload_only and cache_dir is None:
+            raise click.UsageError("--upload-only needs --cache-dir (where the step's entry is)")
+        from tfspec.runtime.remote_cache import RemoteStore
+
+        location = RemoteStore(store_url, store_endpoint, store_region, store_key_env, store_secret_env)
+        if probe:
+            _probe(plan_file, root, step_id, location)
+            return
+        _run_with_store(plan_file, root, step_id, location, cache_dir, quiet, force, verbose, upload_only, as_json)
+        return
     if worker:
         if force:
             raise click.UsageError("--force does not apply to --worker (a worker trains unless the shared cache "
@@ -91,6 +131,62 @@ def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str 
         click.echo(f"TensorFlow's messages: {tf_log} (--verbose shows them)")
     if missed:
         sys.exit(EXIT_DIFF)
+
+
+def _probe(plan_file: Path, root: Path | None, step_id: str, location: RemoteStore) -> None:
+    """``--probe``: one word on stdout, what an Argo ``when`` condition reads."""
+    from tfspec.runtime.remote_cache import open_remote, probe
+    from tfspec.running import run_inputs_from_plan_file
+
+    inputs = run_inputs_from_plan_file(plan_file, root, rendered_files=False)
+    click.echo("stored" if probe(inputs, step_id, open_remote(location)) else "missing")
+
+
+def _run_with_store(plan_file: Path, root: Path | None, step_id: str | None, location: RemoteStore,
+                    cache_dir: Path | None, quiet: bool, force: bool, verbose: bool, upload_only: bool,
+                    as_json: bool) -> None:
+    """``--store``: one step (``step_id``) or the publish step against the remote cache; the local cache is
+    scratch (``--cache-dir``, else a temporary folder removed at the end)."""
+    import shutil
+    import tempfile
+
+    from tfspec.running import run_inputs_from_plan_file
+
+    require_runtime("run")
+    inputs = run_inputs_from_plan_file(plan_file, root, rendered_files=False)
+    from tfspec.runtime.fit import is_ci
+    from tfspec.runtime.remote_cache import open_remote, publish, run_step_with_store
+    from tfspec.runtime.tf import TENSORFLOW_LOG, tensorflow_output
+
+    store = open_remote(location)  # a bad URL, credentials or bucket: one line before anything runs
+    scratch = None if cache_dir is not None else Path(tempfile.mkdtemp(prefix="tfspec-store-cache-"))
+    local = cache_dir if cache_dir is not None else scratch / "cache"
+    tf_log = None if verbose else local.parent / TENSORFLOW_LOG
+    try:
+        with tensorflow_output(tf_log) as stderr:
+            log = (lambda line: print(line, file=stderr, flush=True)) if as_json else click.echo
+            quiet = quiet or is_ci() or as_json
+            if step_id is not None:
+                outcome = run_step_with_store(inputs, step_id, store, local, quiet=quiet, force=force,
+                                              upload_only=upload_only, log=log)
+                result = {"ok": True, "step": step_id, "status": outcome.status, "url": outcome.url}
+            else:
+                report, url = publish(inputs, store, local, quiet=quiet, log=log)
+                result = {"ok": report.passed, "url": url, "report": report.report}
+    except BaseException:
+        if tf_log is not None and tf_log.is_file():  # a pod's log is all there is: show TensorFlow's say
+            click.echo(tf_log.read_text("utf-8", errors="replace")[-4000:], err=True)
+        raise
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, sort_keys=True))
+    if step_id is None:
+        from tfspec.runtime.report import missed_gates
+
+        if missed_gates(report.report):
+            sys.exit(EXIT_DIFF)
 
 
 def _inputs(spec: str | None, env: str | None, plan_file: Path | None, root: Path | None) -> RunInputs:

@@ -1,0 +1,293 @@
+"""The ``workflow`` section → ``workflow/``: an Argo Workflows WorkflowTemplate whose DAG is the plan.
+
+Rendered from the finished plan (the DAG is its steps and their inputs), so these files are not among
+the plan's ``render`` steps: a change here never changes a fingerprint. Every value is computed here as
+plain data; the templates in ``templates/workflow/`` only lay it out.
+
+* One DAG task per step that runs (``render`` steps do not), named after the step id (``.`` → ``-``),
+  ``dependencies`` from the step's inputs; a ``publish`` task after every step.
+* Each task's pod runs :func:`step_command`: ``tfspec run --plan /plan/plan.json --step ID --store ...``
+  with ``plan.json`` from a ConfigMap (named by its content) mounted read-only and an ``emptyDir`` for
+  HOME and TMPDIR (the root filesystem is read-only). The step's own check against the store is the
+  memoization: a pod whose entry is stored exits at once (docs/workflows.md says why not Argo's).
+* Model steps (``train``, compression stages) request ``workflow.gpus`` GPUs and tolerate the GPU taint;
+  the others run on CPU pods. With ``training_target``, ``train`` is a resource template that creates that
+  gpu_cluster target's training object (:func:`tfspec.compiler.targets.gpu_cluster.training_resource`),
+  skipped when the store holds the entry already, and a pod then uploads the entry from the job's volume.
+* RBAC: the step containers get no API token; Argo's executor runs as a generated ServiceAccount whose
+  Role may only report task results (and create and watch the training object, when there is one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import yaml
+
+from tfspec.plan import MODEL_STEP_KINDS, Plan, Step, step_kind
+from tfspec.spec.data import DataStorage
+from tfspec.spec.errors import Diagnostic
+from tfspec.spec.targets import GpuClusterTarget
+from tfspec.spec.workflow import Workflow
+
+from .locations import is_object_store
+from .render import header_lines, render_template
+from .resolve import ResolvedSpec
+from .targets import kubernetes as k8s
+from .targets.common import PULL_POLICY
+
+__all__ = ["WORKFLOW_DIR", "PLAN_MOUNT", "PLAN_PATH", "SCRATCH_MOUNT", "PUBLISH_TASK", "STEP_UID", "render_workflow",
+           "step_command", "task_name", "RULES"]
+
+WORKFLOW_DIR = "workflow"
+PLAN_MOUNT = "/plan"
+PLAN_PATH = f"{PLAN_MOUNT}/plan.json"
+SCRATCH_MOUNT = "/scratch"
+PUBLISH_TASK = "publish"
+STEP_UID = 10001  # the training image's user (gpu_cluster.TRAINING_UID)
+STEP_PARAMETER = "step"
+_PLAN_KEY = "plan.json"
+
+
+def task_name(step_id: str) -> str:
+    """A DAG task name (letters, digits, ``-``): ``compress.0.prune`` → ``compress-0-prune``."""
+    return step_id.replace(".", "-").replace("_", "-")
+
+
+def step_command(workflow: Workflow, step: str | None, *, plan_path: str = PLAN_PATH,
+                 cache_dir: str | None = None, upload_only: bool = False, probe: bool = False) -> list[str]:
+    """The command of a step's pod (``step`` None: the publish task): nothing but the plan and the store."""
+    command = ["tfspec", "run", "--plan", plan_path]
+    command += ["--publish"] if step is None else ["--step", step]
+    command += ["--store", workflow.store]
+    if workflow.endpoint_url:
+        command += ["--store-endpoint", workflow.endpoint_url]
+    if workflow.region:
+        command += ["--store-region", workflow.region]
+    command += ["--store-key-env", workflow.credentials.access_key_id_env,
+                "--store-secret-env", workflow.credentials.secret_access_key_env]
+    if cache_dir is not None:
+        command += ["--cache-dir", cache_dir]
+    if upload_only:
+        command.append("--upload-only")
+    if probe:
+        command.append("--probe")
+    else:
+        command.append("--quiet")
+    return command
+
+
+def _env(workflow: Workflow, data_storage: DataStorage | None) -> list[dict[str, Any]]:
+    """The pods' variables: scratch folders, and the credentials of the store and of the data's bucket
+    (``data.storage``), each from its Secret when the spec names one."""
+    env: list[dict[str, Any]] = [{"name": "HOME", "value": SCRATCH_MOUNT}, {"name": "TMPDIR", "value": SCRATCH_MOUNT},
+                                 {"name": "CI", "value": "true"}]  # no progress bars in pod logs
+    named: set[str] = set()
+    for credentials in (workflow.credentials, data_storage.credentials if data_storage is not None else None):
+        if credentials is None or credentials.kubernetes_secret is None:
+            continue
+        for variable in (credentials.access_key_id_env, credentials.secret_access_key_env):
+            if variable not in named:  # the same variable from two Secrets: the store's wins
+                named.add(variable)
+                env.append({"name": variable, "valueFrom": {"secretKeyRef": {"name": credentials.kubernetes_secret,
+                                                                             "key": variable}}})
+    return env
+
+
+def _container(workflow: Workflow, env: list[dict[str, Any]], args: list[str], gpus: int,
+               extra_mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "image": workflow.image,
+        "imagePullPolicy": PULL_POLICY,
+        "command": args[:1],
+        "args": args[1:],
+        "env": env,
+        "resources": k8s.resources(workflow.resources, gpus),
+        "securityContext": k8s.container_security_context(),
+        "volumeMounts": [{"name": "plan", "mountPath": PLAN_MOUNT, "readOnly": True},
+                         {"name": "scratch", "mountPath": SCRATCH_MOUNT}, *(extra_mounts or [])],
+    }
+
+
+def _placement(workflow: Workflow, gpus: int) -> dict[str, Any]:
+    """``nodeSelector`` and ``tolerations`` of a template (GPU pods only)."""
+    out: dict[str, Any] = {}
+    if gpus > 0:
+        selector = k8s.node_selector(workflow.node_selector, gpus)
+        if selector:
+            out["nodeSelector"] = selector
+        out["tolerations"] = k8s.tolerations(workflow.tolerations, gpus)
+    return out
+
+
+def _retry() -> dict[str, Any]:
+    # Infrastructure errors only (a node lost, a pod evicted or preempted): a failed step fails again.
+    return {"limit": "2", "retryPolicy": "OnError"}
+
+
+def _step_template(workflow: Workflow, env: list[dict[str, Any]], name: str, gpus: int) -> dict[str, Any]:
+    args = step_command(workflow, "{{inputs.parameters.%s}}" % STEP_PARAMETER)
+    return {"name": name, "inputs": {"parameters": [{"name": STEP_PARAMETER}]}, "retryStrategy": _retry(),
+            **_placement(workflow, gpus), "container": _container(workflow, env, args, gpus)}
+
+
+def _gpu_steps(plan: Plan, workflow: Workflow) -> set[str]:
+    return {s.id for s in plan.steps if s.kind in MODEL_STEP_KINDS} if workflow.gpus > 0 else set()
+
+
+def _training(resolved: ResolvedSpec, workflow: Workflow) -> tuple[GpuClusterTarget, dict[str, Any], str, str] | None:
+    if workflow.training_target is None:
+        return None
+    from .targets.gpu_cluster import training_resource
+
+    target = next(t for t in resolved.spec.targets if t.name == workflow.training_target)
+    assert isinstance(target, GpuClusterTarget)
+    manifest, success, failure = training_resource(resolved, target)
+    manifest = dict(manifest)
+    # created anew by every workflow run: a generated name never collides with an earlier run's object
+    metadata = dict(manifest["metadata"])
+    manifest["metadata"] = {"generateName": metadata.pop("name") + "-", **metadata}
+    return target, manifest, success, failure
+
+
+def _plural(kind: str) -> str:
+    return kind.lower() + "s"  # Job → jobs, TFJob → tfjobs, JobSet → jobsets
+
+
+def _tasks(plan: Plan, gpu_steps: set[str], training: bool) -> list[dict[str, Any]]:
+    runnable = [s for s in plan.steps if step_kind(s.kind).runs]
+    ids = {s.id for s in runnable}
+    tasks: list[dict[str, Any]] = []
+    for step in runnable:
+        dependencies = [task_name(i) for i in step.inputs if i in ids]
+        if training and step.kind == "train":
+            # probe the store, create the training object only when the entry is missing, upload its entry
+            tasks.append({"name": "train-probe", "template": "train-probe", "dependencies": dependencies})
+            tasks.append({"name": "train-job", "template": "train-job", "dependencies": ["train-probe"],
+                          "when": "{{tasks.train-probe.outputs.result}} == missing"})
+            tasks.append({"name": task_name(step.id), "template": "train-store", "dependencies": ["train-job"]})
+            continue
+        tasks.append({"name": task_name(step.id), "template": "gpu-step" if step.id in gpu_steps else "step",
+                      "dependencies": dependencies,
+                      "arguments": {"parameters": [{"name": STEP_PARAMETER, "value": step.id}]}})
+    tasks.append({"name": PUBLISH_TASK, "template": PUBLISH_TASK, "dependencies": [task_name(s.id) for s in runnable]})
+    for task in tasks:
+        if not task["dependencies"]:
+            del task["dependencies"]
+    return tasks
+
+
+def _check_names(plan: Plan) -> None:
+    names = [task_name(s.id) for s in plan.steps if step_kind(s.kind).runs] + [PUBLISH_TASK]
+    assert len(set(names)) == len(names), names  # step ids are <target>.<kind> or fixed words: no clashes
+
+
+def render_workflow(resolved: ResolvedSpec, plan: Plan) -> dict[str, str]:
+    """``workflow/`` files of a spec with a ``workflow`` section (empty without one)."""
+    workflow = resolved.spec.workflow
+    if workflow is None:
+        return {}
+    _check_names(plan)
+    name = plan.spec.dist_name
+    labels = k8s.labels(resolved, name, "workflow")
+    # the pods' plan: the build's, its root the plan's own folder (data they read is in object storage)
+    plan_text = plan.model_copy(update={"root": "."}).to_text()
+    config_map = f"{name}-plan-{hashlib.sha256(plan_text.encode('utf-8')).hexdigest()[:8]}"
+    executor = f"{name}-workflow-executor"
+    gpu_steps = _gpu_steps(plan, workflow)
+    training = _training(resolved, workflow)
+
+    env = _env(workflow, resolved.spec.data.storage)
+    templates: list[dict[str, Any]] = [_step_template(workflow, env, "step", 0)]
+    if gpu_steps:
+        templates.append(_step_template(workflow, env, "gpu-step", workflow.gpus))
+    rules = [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
+    if training is not None:
+        target, manifest, success, failure = training
+        group = manifest["apiVersion"].rpartition("/")[0]
+        rules.append({"apiGroups": [group], "resources": [_plural(manifest["kind"])],
+                      "verbs": ["create", "get", "list", "watch"]})
+        mount = target.storage.mount_path
+        claim = target.storage.claim_name or f"{resolved.spec.name}-{target.name}-data"
+        templates.append({"name": "train-probe", "retryStrategy": _retry(),
+                          "container": _container(workflow, env, step_command(workflow, "train", probe=True), 0)})
+        templates.append({"name": "train-job", "resource": {
+            "action": "create", "setOwnerReference": True, "successCondition": success, "failureCondition": failure,
+            # folded (PyYAML breaks a line at the first space past the width) to stay within 80 columns, 10 deep
+            "manifest": yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=56)}})
+        store = _container(workflow, env, step_command(workflow, "train", cache_dir=f"{mount.rstrip('/')}/cache",
+                                                       upload_only=True), 0,
+                           [{"name": "training-volume", "mountPath": mount}])
+        templates.append({"name": "train-store", "retryStrategy": _retry(), "container": store,
+                          "volumes": [{"name": "training-volume", "persistentVolumeClaim": {"claimName": claim}}]})
+    templates.append({"name": PUBLISH_TASK, "retryStrategy": _retry(),
+                      "container": _container(workflow, env, step_command(workflow, None), 0)})
+
+    spec: dict[str, Any] = {"entrypoint": "plan", "parallelism": workflow.parallelism}
+    if workflow.service_account is not None:
+        spec["serviceAccountName"] = workflow.service_account
+    spec["automountServiceAccountToken"] = False
+    spec["executor"] = {"serviceAccountName": executor}
+    spec["securityContext"] = k8s.pod_security_context(STEP_UID, fs_group=training is not None)
+    spec["podGC"] = {"strategy": "OnPodSuccess"}  # failed pods stay for their logs
+    spec["volumes"] = [{"name": "plan", "configMap": {"name": config_map}}, {"name": "scratch", "emptyDir": {}}]
+    context = {
+        "header": header_lines(resolved),
+        "name": name,
+        "namespace": workflow.namespace,
+        "labels": labels,
+        "annotations": k8s.annotations(resolved),
+        "config_map": config_map,
+        "plan_key": _PLAN_KEY,
+        "plan_text": plan_text,
+        "executor": executor,
+        "rules": rules,
+        "spec": spec,
+        "tasks": _tasks(plan, gpu_steps, training is not None),
+        "templates": templates,
+        "store": workflow.store,
+        "resources_list": ["configmap.yaml", "rbac.yaml", "workflowtemplate.yaml"],
+    }
+    files = {f"{WORKFLOW_DIR}/{f}": render_template(f"workflow/{f}.j2", **context)
+             for f in ("configmap.yaml", "rbac.yaml", "workflowtemplate.yaml", "workflow.yaml", "kustomization.yaml")}
+    return files
+
+
+# --- validation rules (run by compiler/validate.py) --------------------------------------------------
+
+def workflow_training_target(r: ResolvedSpec) -> list[Diagnostic]:
+    """``training_target`` names a gpu_cluster target of the spec."""
+    workflow = r.spec.workflow
+    if workflow is None or workflow.training_target is None:
+        return []
+    clusters = [t.name for t in r.spec.targets if isinstance(t, GpuClusterTarget)]
+    if workflow.training_target in clusters:
+        return []
+    hint = f"name one of {', '.join(clusters)}" if clusters else "add a gpu_cluster target, or remove the key"
+    return [r.diagnostic(("workflow", "training_target"),
+                         f"no gpu_cluster target is named {workflow.training_target!r}", hint)]
+
+
+_POD_VIEW = "a workflow's pods see only plan.json and the store, not files beside the spec"
+
+
+def workflow_inputs_reachable(r: ResolvedSpec) -> list[Diagnostic]:
+    """The pods see the plan and the store only: data files must be in object storage (or built in), and
+    the model cannot come from files beside the spec (a builder module, a SavedModel folder)."""
+    if r.spec.workflow is None:
+        return []
+    out = []
+    path = getattr(r.spec.data.source, "path", None)  # built-in sources (sklearn_digits) have none
+    if path is not None and not is_object_store(path):
+        out.append(r.diagnostic(("data", "source", "path"), _POD_VIEW,
+                                "put the data in object storage (s3://...) and point path at it"))
+    model = r.spec.model
+    for key in ("builder", "path"):  # BuilderModel.builder, SavedModelModel.path
+        if getattr(model, key, None) is not None:
+            out.append(r.diagnostic(("model", key), _POD_VIEW, "describe the model with layers "
+                                    "(sequential or functional), or run this spec with tfspec run"))
+    return out
+
+
+RULES = (workflow_training_target, workflow_inputs_reachable)

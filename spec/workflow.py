@@ -1,0 +1,60 @@
+"""The ``workflow`` section: run the whole plan on a Kubernetes cluster as an Argo Workflows WorkflowTemplate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from .base import DnsLabel, NonNegativeInt, StrictModel
+from .data import StorageCredentials
+from .targets import BaseImage, LabelKey, LabelValue, ResourceAmounts, Resources, Toleration
+
+__all__ = ["Workflow", "StepStore"]
+
+# ``s3://bucket`` or ``s3://bucket/prefix``: the step cache is a bucket prefix.
+StepStore = Annotated[str, StringConstraints(
+    pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/(?!\.+(/|$))[A-Za-z0-9_.=-]+)*$")]
+
+
+class Workflow(StrictModel):
+    """Render ``workflow/``: an Argo Workflows ``WorkflowTemplate`` whose DAG is the plan, one pod per step.
+
+    Each pod runs ``tfspec run --plan /plan/plan.json --step ID --store STORE`` with ``plan.json`` mounted
+    from a ConfigMap; the step cache is the bucket prefix ``STORE/cache/``, a step already there is not run
+    again, and a last task publishes the dist to ``STORE/dist/<name>/``. See docs/workflows.md."""
+
+    image: BaseImage
+    """Image the step pods run: it must hold ``tfspec[runtime]`` of the version that built the plan (the
+    gpu_cluster target's training image does), pinned by tag or digest
+    (``registry.example.com/ml/digits-cluster:3-ab12cd34ef``)."""
+    store: StepStore
+    """The step cache and the published dist: ``s3://bucket/prefix`` (any S3-compatible store)."""
+    endpoint_url: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/?$")] | None = None
+    """S3-compatible endpoint (MinIO, Ceph); AWS when omitted."""
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")] | None = None
+    """The bucket's region; the client's default when omitted."""
+    credentials: StorageCredentials = StorageCredentials()
+    """The variables that hold the store's access key and secret in the pods (names only) and the Kubernetes
+    Secret (``kubernetes_secret``) whose keys are those names; without a Secret the pods use their
+    ServiceAccount's cloud identity (IRSA, Workload Identity)."""
+    namespace: DnsLabel = "default"
+    """Namespace of the WorkflowTemplate, its ConfigMap, its RBAC objects and the workflows it runs."""
+    service_account: DnsLabel | None = None
+    """ServiceAccount the step pods run as (for a cloud identity that reaches the bucket); its API token is
+    never mounted into the step containers. Argo's own executor uses a generated, least-privilege account."""
+    gpus: NonNegativeInt = 0
+    """GPUs for each model step (``train`` and the compression stages): ``nvidia.com/gpu`` limits and the
+    GPU taint tolerated; every other step runs on a CPU pod."""
+    training_target: DnsLabel | None = None
+    """A ``gpu_cluster`` target whose multi-worker training object runs the ``train`` step: the workflow
+    creates it (resource template), waits for it, then uploads the trained entry from its volume."""
+    resources: Resources = Resources(requests=ResourceAmounts(cpu="1", memory="2Gi"),
+                                     limits=ResourceAmounts(cpu="2", memory="4Gi"))
+    """Requests and limits of each step pod."""
+    node_selector: dict[LabelKey, LabelValue] = {}
+    """Node labels the GPU step pods require (``cloud.google.com/gke-accelerator: nvidia-l4``)."""
+    tolerations: list[Toleration] = []
+    """Extra tolerations of the GPU step pods (the ``nvidia.com/gpu`` taint is tolerated already)."""
+    parallelism: Annotated[int, Field(ge=1, le=100, strict=True)] = 4
+    """Most step pods running at once."""
