@@ -169,7 +169,7 @@ def test_the_roles_are_least_privilege(built: dict[str, tuple[CompileResult, Pat
              for v in VARIANTS}
     report = {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
     assert roles["gpu"]["rules"] == [report]
-    assert roles["multi-worker"]["rules"] == [report, {"apiGroups": ["kubeflow.org"], "resources": ["tfjobs"],
+    assert roles["multi-worker"]["rules"] == [report, {"apiGroups": ["jobset.x-k8s.io"], "resources": ["jobsets"],
                                                        "verbs": ["create", "get", "list", "watch"]}]
 
 
@@ -184,10 +184,10 @@ def test_multi_worker_train_is_a_resource_the_workflow_waits_for(built: dict[str
     assert tasks["evaluate"]["dependencies"][0] == "train"  # the trained model: the reference of every drop
     resource = templates["train-job"]["resource"]
     assert resource["action"] == "create" and resource["setOwnerReference"] is True
-    assert resource["successCondition"] == "status.replicaStatuses.Worker.succeeded > 3"
-    assert resource["failureCondition"] == "status.replicaStatuses.Worker.failed > 0"
+    assert resource["successCondition"] == "status.terminalState == Completed"
+    assert resource["failureCondition"] == "status.terminalState == Failed"
     manifest = yaml.safe_load(resource["manifest"])
-    assert manifest["kind"] == "TFJob" and manifest["metadata"]["generateName"].startswith("digits-cluster-")
+    assert manifest["kind"] == "JobSet" and manifest["metadata"]["generateName"].startswith("digits-cluster-")
     assert "name" not in manifest["metadata"]
     probe = templates["train-probe"]["container"]
     assert probe["args"][-1] == "--probe" and "--quiet" not in probe["args"]
