@@ -207,7 +207,19 @@ def _gather_one(source: InputSource, resolved: ResolvedSpec, memo: StatMemo,
     if digest is None:
         return resolved.diagnostic(source.key, f"{source.value} does not exist (looked in {spec_dir})",
                                    "paths are relative to the spec file")
+    if source.key == ("model", "path") and not _keras_loadable(where, resolved):
+        # tf_keras cannot load it: fail here, before training (today: AttributeError in `train`)
+        return resolved.diagnostic(source.key, f"{source.value} is not a Keras SavedModel (no keras_metadata.pb): "
+                                   "it cannot be trained or compressed",
+                                   "deploy it unchanged with serve_as_is: true (and trainable unset, no compression)")
     return digest
+
+
+def _keras_loadable(path: Path, resolved: ResolvedSpec) -> bool:
+    """False for a SavedModel folder tf_keras cannot load (TF1, ``tf.Module``) unless it is served as it is."""
+    if getattr(resolved.spec.model, "serve_as_is", False) or not path.is_dir():
+        return True
+    return (path / "keras_metadata.pb").is_file() or not (path / "saved_model.pb").is_file()
 
 
 def _final_model_step(plan: Plan) -> Step:

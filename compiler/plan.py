@@ -218,7 +218,12 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     model_inputs = digests.under("model.") if digests is not None else {}
     if model_inputs:  # a SavedModel folder or a builder's modules
         train_params["input_digests"] = model_inputs
-    last = b.add("train", "train", train_params, [data], model_outputs)
+    as_is = bool(getattr(spec.model, "serve_as_is", False))
+    # A SavedModel served as it is: its signature's keys are read from it at run time, not named here.
+    signature = spec.model.signature if as_is else "serving_default"
+    input_name, output_name = (None, None) if as_is else (resolved.input_name, resolved.output_name)
+    train_outputs = ["saved_model", "signature.json", *model_outputs[1:]] if as_is else model_outputs
+    last = b.add("train", "train", train_params, [data], train_outputs)
     train_step = last
     model_steps = [train_step]
     for index, stage in enumerate(spec.compression):
@@ -249,15 +254,18 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     evaluate = b.add("evaluate", "evaluate", {"metric": metric, "num_classes": resolved.num_classes},
                      [*model_steps, data], ["evaluation.json"])
     quantization_aware = any(s.kind == "quantization_aware" for s in spec.compression)
-    export = b.add("export", "export", {
+    export_params: dict[str, Any] = {
         "name": spec.name,
         "version": spec.version,
-        "input_name": resolved.input_name,
-        "output_name": resolved.output_name,
+        "input_name": input_name,
+        "output_name": output_name,
         "input_shape": list(resolved.input_shape),
         "input_dtype": resolved.input_dtype,
-        "signature": "serving_default",
-    }, [final_model, data], ["saved_model"])
+        "signature": signature,
+    }
+    if as_is:
+        export_params["as_is"] = True
+    export = b.add("export", "export", export_params, [final_model, data], ["saved_model"])
     rendered_files = rendered_files or {}
     for target in spec.targets:
         t = target.name
@@ -276,6 +284,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                 "quantization_aware": quantization_aware,
                 "filename": target.filename,
             }
+            if as_is:
+                conversion["signature"] = signature
             if q.kind == "int16x8":
                 conversion["supported_ops"] = ["experimental_tflite_builtins_activations_int16_weights_int8"]
             convert = b.add(f"{t}.tflite", "tflite", conversion, [final_model, data], [target.filename], t)
@@ -300,15 +310,16 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                 inputs.append(b.add(f"{t}.warmup", "warmup", {
                     "requests": target.warmup.requests,
                     "model_name": spec.name,
-                    "signature": "serving_default",
-                    "input_name": resolved.input_name,
+                    "signature": signature,
+                    "input_name": input_name,
                 }, [export, data], ["tf_serving_warmup_requests"], t))
             verify = b.add(f"{t}.verify", "verify", {
                 "artifact": "saved_model",
                 "gates": _dump(target.gates),
                 "metric": metric,
-                "input_name": resolved.input_name,
-                "output_name": resolved.output_name,
+                "input_name": input_name,
+                "output_name": output_name,
+                **({"signature": signature} if as_is else {}),
             }, [export, evaluate, data], ["verify.json"], t)
             model_dir = f"{t}/models/{spec.name}/{spec.version}"
             b.add(f"{t}.bundle", "bundle", {"model_dir": model_dir, "name": spec.name, "version": spec.version},

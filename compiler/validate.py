@@ -14,7 +14,7 @@ from typing import Any
 from tfspec.spec.compression import ClusterStage, DistillStage, PruneStage, QuantizationAwareStage
 from tfspec.spec.data import ImageFolderSource, SklearnDigitsSource
 from tfspec.spec.errors import Diagnostic, SpecError, format_path
-from tfspec.spec.model import DenseLayer, FunctionalModel, SequentialModel
+from tfspec.spec.model import DenseLayer, FunctionalModel, SavedModelModel, SequentialModel
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from .quantities import quantity_value
@@ -286,6 +286,22 @@ def select_tf_ops_cannot_verify(r: ResolvedSpec) -> list[Diagnostic]:
                 "has no Flex delegate, so every TensorFlow op in the model fails to load",
                 "use only tflite_builtins / tflite_builtins_int8 ops (replace the layer that needs a TensorFlow op), "
                 "or serve the model with a tf_serving target"))
+    return out
+
+
+def serve_as_is_is_not_keras(r: ResolvedSpec) -> list[Diagnostic]:
+    """A SavedModel served as it is may not be a Keras model: nothing Keras-based may run on it."""
+    model = r.spec.model
+    if not isinstance(model, SavedModelModel) or not model.serve_as_is:
+        return []
+    out = []
+    if model.trainable and "trainable" in model.model_fields_set:
+        out.append(r.diagnostic(("model", "trainable"), "a SavedModel served as it is is not trained (serve_as_is: true)",
+                                "remove trainable, or set serve_as_is: false to fine-tune a Keras SavedModel"))
+    for index, stage in _stages(r):
+        out.append(r.diagnostic(("compression", index), f"{stage.kind} needs a Keras model; a SavedModel served as it is "
+                                "(serve_as_is: true) is deployed unchanged",
+                                "remove the compression stages, or set serve_as_is: false (Keras SavedModels only)"))
     return out
 
 
@@ -766,6 +782,7 @@ RULES: tuple[Rule, ...] = (
     gates_need_accuracy,
     gates_match_metric,
     select_tf_ops_cannot_verify,
+    serve_as_is_is_not_keras,
     recurrent_layers_need_serving,
     image_folder_classes_match,
     compression_order,

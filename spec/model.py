@@ -480,6 +480,13 @@ class SavedModelModel(StrictModel):
     """Activation of the model's final layer (the validator checks it against the loss)."""
     trainable: StrictBool = True
     """Train (fine-tune) the loaded model; ``false`` skips training."""
+    serve_as_is: StrictBool = False
+    """Deploy the SavedModel unchanged: any SavedModel (Keras, TF2 ``tf.Module``, TF1 / Estimator export), no
+    training or compression; tf_serving serves the original files with all their signatures, and the input
+    and output keys, dtypes and shapes are read from ``signature`` (``input_name``/``output_name`` unused)."""
+    signature: Identifier = "serving_default"
+    """With ``serve_as_is``: the signature that verify, warmup and the tflite conversion use (a predict
+    signature: tensors in, tensors out). The others are served unchanged beside it."""
 
 
 ModelSpec = Annotated[

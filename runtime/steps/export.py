@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from tfspec.compiler.plan import MODEL_STEP_KINDS
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.keras_io import load_model
+from tfspec.runtime.signatures import read_signature_file
 from tfspec.runtime.tf import import_tf
 
 __all__ = ["run", "SAVED_MODEL_DIR", "export_saved_model"]
@@ -35,9 +37,24 @@ def export_saved_model(model: Any, path: Path, *, input_name: str, output_name: 
     tf.saved_model.save(module, str(path), signatures={signature: serve.get_concrete_function()})
 
 
+def _as_is(ctx: StepContext) -> dict[str, Any]:
+    """The original SavedModel, byte for byte, with every signature it has."""
+    p = ctx.params
+    source = ctx.input_of_kind("train") / SAVED_MODEL_DIR
+    path = ctx.out / SAVED_MODEL_DIR
+    shutil.copytree(source, path)
+    chosen = read_signature_file(ctx.input_of_kind("train"))
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    ctx.log(f"  SavedModel {size} bytes, unchanged; signatures {', '.join(chosen['signatures'])}")
+    return {"size_bytes": size, "signature": p["signature"], "input_name": chosen["input_key"],
+            "output_name": chosen["output_key"], "signatures": chosen["signatures"], "served_as_is": True}
+
+
 def run(ctx: StepContext) -> dict[str, Any]:
     tf, _ = import_tf()
     p = ctx.params
+    if p.get("as_is"):
+        return _as_is(ctx)
     model = load_model(ctx.input_of_kind(*MODEL_STEP_KINDS), compile=False)
     data = load_dataset(ctx.input_of_kind("data"))
     path = ctx.out / SAVED_MODEL_DIR

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,9 +43,13 @@ def _ops(tf: Any) -> dict[str, Any]:
 
 
 def convert(model: Any, params: dict[str, Any], calibration: np.ndarray | None) -> bytes:
-    """The ``.tflite`` flatbuffer for ``model`` under the plan's conversion ``params``."""
+    """The ``.tflite`` flatbuffer for ``model`` (a Keras model, or the folder of a SavedModel served as it
+    is, converted through its ``signature``) under the plan's conversion ``params``."""
     tf, _ = import_tf()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if isinstance(model, Path):
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(model), signature_keys=[params["signature"]])
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if params.get("optimizations"):
         converter.optimizations = [getattr(tf.lite.Optimize, name) for name in params["optimizations"]]
         # The converter's switch for this (TF 2.21) is still underscored; it affects only Dense layers.
@@ -76,7 +81,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
     from ai_edge_litert.interpreter import Interpreter
 
     p = ctx.params
-    model = load_model(ctx.input_of_kind(*MODEL_STEP_KINDS), compile=False)
+    folder = ctx.input_of_kind(*MODEL_STEP_KINDS)
+    model = folder / "saved_model" if p.get("signature") else load_model(folder, compile=False)
     data = load_dataset(ctx.input_of_kind("data"))
     calibration = None
     if p.get("representative_samples"):

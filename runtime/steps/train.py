@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
+from tfspec.compiler.plan import quality_metric
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.distribute import peer_failures, strategy_for
@@ -12,6 +14,8 @@ from tfspec.runtime.fit import compile_model, fit_model, model_metrics
 from tfspec.runtime.keras_io import save_model
 from tfspec.runtime.model_builder import build_model, device_for
 from tfspec.runtime.placement import check_devices, pin_layer_calls, placed_devices
+from tfspec.runtime.quality import quality
+from tfspec.runtime.signatures import SIGNATURE_FILE, describe_signatures, load_signature
 
 __all__ = ["run", "HISTORY_FILE", "check_model_against_plan"]
 
@@ -70,10 +74,33 @@ def check_model_against_plan(ctx: StepContext, model: Any, num_classes: int | No
                                 "its layers: " + ", ".join(names))
 
 
+def _served_as_is(ctx: StepContext, data: Any) -> dict[str, Any]:
+    """A SavedModel deployed unchanged: copied into the cache as it is, its signature read and measured."""
+    model = ctx.params["model"]
+    source = ctx.spec_dir / model["path"]
+    if not (source / "saved_model.pb").is_file():
+        raise StepError(("model", "path"), f"{model['path']} is not a SavedModel folder (no saved_model.pb)",
+                        "serve_as_is deploys a SavedModel folder unchanged")
+    target = ctx.out / "saved_model"
+    shutil.copytree(source, target)
+    signature = load_signature(target, model["signature"], list(data.x_test.shape[1:]))
+    metric = quality_metric(ctx.params["fit"]["loss"]["kind"])
+    value = quality(signature.predict(data.x_test), data.y_test, metric)
+    ctx.write_json(SIGNATURE_FILE, {**signature.describe(), "signatures": describe_signatures(signature.loaded)})
+    ctx.write_json(HISTORY_FILE, {})
+    ctx.log(f"  served as it is: {model['signature']}({signature.input_key}) -> {signature.output_key}, "
+            f"test {metric} {value:.4f}")
+    return {"test": {metric: value}, "metric": metric, "accuracy": value, "params": None, "layers": [],
+            "epochs": 0, "epochs_run": 0, "resumed_from_epoch": 0, "stopped_early": False, "replicas": 1,
+            "served_as_is": signature.describe()}
+
+
 def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
     training, fit = p["training"], p["fit"]
     data = load_dataset(ctx.input_of_kind("data"))
+    if p["model"].get("kind") == "saved_model" and p["model"].get("serve_as_is"):
+        return _served_as_is(ctx, data)
     distributed = strategy_for(p)
     replicas = distributed.replicas
     check_devices(p["model"])

@@ -38,6 +38,7 @@ from tfspec.runtime.quality import (
     quality,
     time_single_calls,
 )
+from tfspec.runtime.signatures import load_signature
 from tfspec.runtime.steps.evaluate import EVALUATION_FILE, gzipped_size
 from tfspec.runtime.tf import import_tf
 
@@ -91,9 +92,13 @@ def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, list[float], dict
     return np.stack(outputs), latencies, details
 
 
-def _run_saved_model(path: Path, x: np.ndarray, input_name: str, output_name: str) -> tuple[np.ndarray, list[float]]:
+def _run_saved_model(path: Path, x: np.ndarray, input_name: str | None, output_name: str | None,
+                     signature: str = "serving_default") -> tuple[np.ndarray, list[float]]:
     tf, _ = import_tf()
-    function = tf.saved_model.load(str(path)).signatures["serving_default"]
+    if input_name is None or output_name is None:  # served as it is: the keys come from the signature
+        chosen = load_signature(path, signature)
+        return chosen.predict(x), time_single_calls(chosen.predict, x)
+    function = tf.saved_model.load(str(path)).signatures[signature]
     predictions = function(**{input_name: tf.constant(x)})[output_name].numpy()
     latencies = time_single_calls(lambda sample: function(**{input_name: tf.constant(sample)})[output_name].numpy(), x)
     return predictions, latencies
@@ -126,7 +131,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
         packed = gzipped_size(path.read_bytes())
     else:
         path = ctx.input_of_kind("export") / "saved_model"
-        predictions, latencies = _run_saved_model(path, data.x_test, p["input_name"], p["output_name"])
+        predictions, latencies = _run_saved_model(path, data.x_test, p["input_name"], p["output_name"],
+                                                  p.get("signature", "serving_default"))
         files = sorted(f for f in path.rglob("*") if f.is_file())
         size = sum(f.stat().st_size for f in files)
         packed = sum(gzipped_size(f.read_bytes()) for f in files)
