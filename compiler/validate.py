@@ -272,9 +272,6 @@ def gates_match_metric(r: ResolvedSpec) -> list[Diagnostic]:
 
 # --- conversion ---------------------------------------------------------------------------------------
 
-_RECURRENT_LAYER_TYPES = frozenset({"lstm", "gru"})
-
-
 def select_tf_ops_cannot_verify(r: ResolvedSpec) -> list[Diagnostic]:
     out = []
     for index, target in enumerate(r.spec.targets):
@@ -302,28 +299,6 @@ def serve_as_is_is_not_keras(r: ResolvedSpec) -> list[Diagnostic]:
         out.append(r.diagnostic(("compression", index), f"{stage.kind} needs a Keras model; a SavedModel served as it is "
                                 "(serve_as_is: true) is deployed unchanged",
                                 "remove the compression stages, or set serve_as_is: false (Keras SavedModels only)"))
-    return out
-
-
-def recurrent_layers_need_serving(r: ResolvedSpec) -> list[Diagnostic]:
-    """LSTM/GRU layers reach the TFLite converter as TensorList loops it cannot lower to builtins."""
-    if not any(isinstance(t, TfliteTarget) for t in r.spec.targets):
-        return []
-    out = []
-    tflite_index = next(i for i, t in enumerate(r.spec.targets) if isinstance(t, TfliteTarget))
-    # the model that is converted: the last distill stage's student, otherwise the spec's model
-    layers, where = _layers(r), ("model", "layers")
-    for index, stage in _stages(r):
-        if isinstance(stage, DistillStage) and stage.student is not None:
-            layers, where = list(stage.student), ("compression", index, "student")
-    for j, layer in enumerate(layers):
-        if layer.type in _RECURRENT_LAYER_TYPES:
-            out.append(r.diagnostic(
-                where + (j, "type"),
-                f"a {layer.type} layer cannot be converted to TFLite yet (targets[{tflite_index}]): the converter "
-                "fails on its TensorList loop",
-                "remove the tflite target and serve the model with tf_serving, or replace the "
-                f"{layer.type} layer (e.g. conv1d + global_average_pool1d)"))
     return out
 
 
@@ -783,7 +758,6 @@ RULES: tuple[Rule, ...] = (
     gates_match_metric,
     select_tf_ops_cannot_verify,
     serve_as_is_is_not_keras,
-    recurrent_layers_need_serving,
     image_folder_classes_match,
     compression_order,
     distill_needs_teacher_and_student,

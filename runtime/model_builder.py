@@ -18,8 +18,27 @@ from .errors import ModelError
 
 from .tf import import_tf
 
-__all__ = ["build_model", "build_layer", "layer_name", "device_for", "load_saved_model",
-           "LAYER_BUILDERS"]
+__all__ = ["build_model", "build_layer", "layer_name", "device_for", "load_saved_model", "all_layers",
+           "recurrent_layers", "LAYER_BUILDERS", "RECURRENT_CLASSES"]
+
+# Layers whose TFLite form keeps state in variable tensors (and needs a static batch to convert).
+RECURRENT_CLASSES = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D"})
+
+
+def all_layers(model: Any) -> list[Any]:
+    """Every layer, nested models' (backbones') layers included."""
+    out: list[Any] = []
+    for layer in getattr(model, "layers", []):
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out.extend(all_layers(layer))
+    return out
+
+
+def recurrent_layers(model: Any) -> list[str]:
+    """Names of the recurrent layers of ``model`` (wrapped ones included: tfmot wrappers keep ``.layer``)."""
+    return [layer.name for layer in all_layers(model)
+            if type(getattr(layer, "layer", layer)).__name__ in RECURRENT_CLASSES]
 
 
 

@@ -81,6 +81,20 @@ def _kotlin_float(value: float) -> str:
     return text + "f"
 
 
+_RECURRENT_LAYER_TYPES = frozenset({"lstm", "gru"})
+
+
+def may_keep_state(resolved: ResolvedSpec) -> bool:
+    """Whether the converted model may hold LSTM/GRU state between runs: spec layers say so; a builder's
+    or SavedModel's layers are unknown here, so their loader resets the state too (a cheap call)."""
+    model = resolved.spec.model
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        return True
+    students = [s.student for s in resolved.spec.compression if getattr(s, "student", None)]
+    return any(layer.type in _RECURRENT_LAYER_TYPES for layer in [*layers, *(l for st in students for l in st)])
+
+
 def _input_size(shape: tuple[int, ...]) -> int:
     size = 1
     for dim in shape:
@@ -130,6 +144,7 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget) -> dict[str, str
         "normalize": preprocessing.normalize,
         "quantization": target.quantization.kind,
         "min_sdk": android.min_sdk,
+        "reset_state": may_keep_state(resolved),
     }
     snippets = f"{t}/app-snippets"
     for name in ("build.gradle", "build.gradle.kts", "settings.gradle", "settings.gradle.kts"):

@@ -25,6 +25,7 @@ from tfspec.compiler.plan import MODEL_STEP_KINDS
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset, representative_samples
 from tfspec.runtime.keras_io import load_model
+from tfspec.runtime.model_builder import recurrent_layers
 from tfspec.runtime.tf import import_tf
 
 __all__ = ["run", "convert"]
@@ -48,6 +49,13 @@ def convert(model: Any, params: dict[str, Any], calibration: np.ndarray | None) 
     tf, _ = import_tf()
     if isinstance(model, Path):
         converter = tf.lite.TFLiteConverter.from_saved_model(str(model), signature_keys=[params["signature"]])
+    elif recurrent_layers(model):
+        # LSTM/GRU at a dynamic batch convert to TensorList loops the builtins lack; at a static batch of
+        # one, LSTM becomes the builtin UNIDIRECTIONAL_SEQUENCE_LSTM and GRU a builtin WHILE loop. Their
+        # state lives in variable tensors: reset them between examples (verify and the Kotlin loader do).
+        spec = tf.TensorSpec([1, *model.input_shape[1:]], model.inputs[0].dtype)
+        function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
     else:
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if params.get("optimizations"):

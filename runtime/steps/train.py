@@ -12,7 +12,7 @@ from tfspec.runtime.distribute import peer_failures, strategy_for
 from tfspec.runtime.errors import StepError
 from tfspec.runtime.fit import compile_model, fit_model, model_metrics
 from tfspec.runtime.keras_io import save_model
-from tfspec.runtime.model_builder import build_model, device_for
+from tfspec.runtime.model_builder import all_layers, build_model, device_for
 from tfspec.runtime.placement import check_devices, pin_layer_calls, placed_devices
 from tfspec.runtime.quality import quality
 from tfspec.runtime.signatures import SIGNATURE_FILE, describe_signatures, load_signature
@@ -24,17 +24,9 @@ _CATEGORICAL_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentr
 _MODEL_KEY = {"builder": ("model", "builder"), "saved_model": ("model", "path")}
 
 
-_RECURRENT_CLASSES = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D"})
-
-
 def _layers(model: Any) -> list[Any]:
     """Every layer, nested backbones' layers included (tfmot stages reach those too)."""
-    out: list[Any] = []
-    for layer in model.layers:
-        out.append(layer)
-        if hasattr(layer, "layers"):
-            out.extend(_layers(layer))
-    return out
+    return all_layers(model)
 
 
 def _layer_names(model: Any) -> list[str]:
@@ -54,13 +46,6 @@ def check_model_against_plan(ctx: StepContext, model: Any, num_classes: int | No
         raise StepError(_MODEL_KEY[kind], f"the model outputs {width} classes but the data has {num_classes}",
                         f"make the model's last layer {num_classes} units wide (or set data.num_classes)")
     names = _layer_names(model)
-    recurrent = [layer.name for layer in _layers(model) if type(layer).__name__ in _RECURRENT_CLASSES]
-    tflite = [s.target for s in ctx.plan.steps if s.kind == "tflite"]
-    if recurrent and tflite:
-        # the converter fails on their TensorList loop with a multi-kilobyte MLIR error, after training
-        raise StepError(_MODEL_KEY[kind], f"the {kind} model has recurrent layers ({', '.join(recurrent)}) that cannot be "
-                        f"converted to TFLite yet (target {tflite[0]})",
-                        "serve the model with a tf_serving target instead of tflite, or replace the recurrent layers")
     for step in ctx.plan.steps:
         stage = step.params.get("stage") if step.id.startswith("compress.") else None
         if stage is None:

@@ -75,6 +75,8 @@ def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, list[float], dict
         if in_dtype.kind in "iu" and in_scale:
             info = np.iinfo(in_dtype)
             sample = np.clip(np.round(sample / in_scale + in_zero), info.min, info.max)
+        # recurrent state (LSTM/GRU variable tensors) would carry over from the previous example
+        interpreter.reset_all_variables()
         interpreter.set_tensor(inp["index"], sample.astype(in_dtype))
         start = time.perf_counter()
         interpreter.invoke()
