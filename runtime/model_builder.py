@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tfspec.spec.catalogue import NESTED_LAYER_ARGS, SPEC_KEYS, layer_entry
+
 from .errors import ModelError
 
 from .tf import import_tf
@@ -145,13 +147,38 @@ LAYER_BUILDERS: dict[str, Callable[[Any, dict[str, Any], str], Any]] = {
 _MERGE_TYPES = {"add", "concatenate"}
 
 
+# Catalogue layers that take their inputs as one list (the others take several inputs positionally,
+# e.g. multi_head_attention(query, value)).
+_LIST_INPUT_CLASSES = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot"})
+
+
+def _catalogue_layer(keras: Any, layer: dict[str, Any], name: str) -> Any:
+    """A layer of the tf_keras catalogue: ``keras.layers.<class>(**arguments)``; wrapped layers built first."""
+    entry = layer_entry(layer["type"])
+    if entry is None:
+        raise ModelError(("type",), f"unknown layer type {layer['type']!r}")
+    arguments = {k: v for k, v in layer.items() if k not in SPEC_KEYS and v is not None}
+    for key in NESTED_LAYER_ARGS & set(arguments):
+        arguments[key] = build_layer({**arguments[key], "name": arguments[key].get("name") or f"{name}_{key}"}, 0)
+    return getattr(keras.layers, entry["class"])(name=name, **arguments)
+
+
 def build_layer(layer: dict[str, Any], index: int) -> Any:
-    """One tf_keras layer from its spec dict."""
+    """One tf_keras layer from its spec dict (a written-out type, or any layer of the tf_keras catalogue)."""
     _, keras = import_tf()
     builder = LAYER_BUILDERS.get(layer["type"])
     if builder is None:
-        raise ModelError(("model", "layers", index, "type"), f"unknown layer type {layer['type']!r}")
+        return _catalogue_layer(keras, layer, layer_name(layer, index))
     return builder(keras.layers, layer, layer_name(layer, index))
+
+
+def _call(layer: dict[str, Any], built: Any, args: list[Any]) -> Any:
+    """Call a functional layer on its inputs: a list for merging layers, positionally for the others."""
+    if len(args) == 1 and layer["type"] not in _MERGE_TYPES:
+        return built(args[0])
+    if layer["type"] in _MERGE_TYPES or type(built).__name__ in _LIST_INPUT_CLASSES:
+        return built(args)
+    return built(*args)
 
 
 def device_for(model: dict[str, Any]) -> Callable[[str], str | None]:
@@ -204,7 +231,7 @@ def _functional(model: dict[str, Any]) -> Any:
                              + (f" (unknown: {', '.join(missing)})" if missing else ""))
         args = [tensors[n] for n in feeds]
         with _device_scope(place(name)):
-            tensors[name] = build_layer(layer, i)(args if layer["type"] in _MERGE_TYPES else args[0])
+            tensors[name] = _call(layer, build_layer(layer, i), args)
     outputs = [tensors[n] for n in model["outputs"]]
     return keras.Model(model_inputs, outputs[0] if len(outputs) == 1 else outputs, name="model")
 

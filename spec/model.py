@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from .catalogue import NESTED_LAYER_ARGS, catalogue, check_layer_arguments
 from .base import (
     MAX_INT, FiniteFloat, Identifier, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, RelativePath,
     StrictBool, StrictInt, StrictModel,
@@ -39,6 +42,8 @@ __all__ = [
     "ActivationLayer",
     "AddLayer",
     "ConcatenateLayer",
+    "KerasLayer",
+    "CATALOGUE_LAYER_TYPES",
     "InputSpec",
     "SequentialModel",
     "FunctionalModel",
@@ -336,6 +341,47 @@ class ConcatenateLayer(_LayerBase):
     """Concatenation axis."""
 
 
+LAYER_TYPES: tuple[str, ...] = (
+    "dense", "conv1d", "conv2d", "depthwise_conv2d", "separable_conv2d", "max_pool1d", "max_pool2d",
+    "average_pool2d", "global_average_pool1d", "global_average_pool2d", "global_max_pool2d", "flatten",
+    "dropout", "batch_norm", "layer_norm", "embedding", "lstm", "gru", "reshape", "activation", "add",
+    "concatenate",
+)
+
+# Every other tf_keras layer, by the catalogue's name (the written-out classes above keep their short names).
+CATALOGUE_LAYER_TYPES: tuple[str, ...] = tuple(t for t in catalogue() if t not in LAYER_TYPES)
+
+
+class KerasLayer(_LayerBase):
+    """Any other tf_keras layer (``conv2d_transpose``, ``up_sampling2d``, ``bidirectional``, ``multi_head_attention``,
+    ...) with its Keras constructor arguments as keys. Names and arguments come from ``spec/keras_layers.json``,
+    derived from tf_keras (``python -m tfspec.runtime.catalogue --out spec/keras_layers.json``); wrappers take
+    their inner layer as a mapping (``layer: {type: lstm, units: 8}``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, validate_default=False, regex_engine="python-re")
+    type: Literal[CATALOGUE_LAYER_TYPES]  # type: ignore[valid-type]
+    """Layer type: the snake_case tf_keras class name (``*Pooling*`` written ``*_pool*``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _arguments(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        errors = [InitErrorDetails(type=PydanticCustomError("layer_argument", message), loc=loc,
+                                   input=value.get(loc[0], value))
+                  for loc, message in check_layer_arguments(value)]
+        checked = dict(value)
+        for key in NESTED_LAYER_ARGS & set(value):
+            try:
+                checked[key] = _LAYER_ADAPTER().validate_python(value[key]).model_dump(mode="json", exclude_unset=True)
+            except ValidationError as error:
+                errors.extend(InitErrorDetails(type=PydanticCustomError("layer_argument", e["msg"]),
+                                               loc=(key, *e["loc"]), input=e.get("input")) for e in error.errors())
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return checked
+
+
 Layer = Annotated[
     DenseLayer
     | Conv1DLayer
@@ -358,16 +404,15 @@ Layer = Annotated[
     | ReshapeLayer
     | ActivationLayer
     | AddLayer
-    | ConcatenateLayer,
+    | ConcatenateLayer
+    | KerasLayer,
     Field(discriminator="type"),
 ]
 
-LAYER_TYPES: tuple[str, ...] = (
-    "dense", "conv1d", "conv2d", "depthwise_conv2d", "separable_conv2d", "max_pool1d", "max_pool2d",
-    "average_pool2d", "global_average_pool1d", "global_average_pool2d", "global_max_pool2d", "flatten",
-    "dropout", "batch_norm", "layer_norm", "embedding", "lstm", "gru", "reshape", "activation", "add",
-    "concatenate",
-)
+
+@functools.cache
+def _LAYER_ADAPTER() -> TypeAdapter[Any]:
+    return TypeAdapter(Layer)
 
 DeviceName = Annotated[str, StringConstraints(pattern=r"^(CPU|GPU|TPU):[0-9]{1,2}$")]
 
