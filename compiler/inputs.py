@@ -6,6 +6,7 @@ Runs once per compile, after ``validate`` and before ``plan``; ``plan`` itself d
 * ``data.source.path``: the npz or csv file, every file below an ``image_folder``, every file a
   ``tfrecord`` glob matches (the set of matches is part of the digest: adding a shard changes it);
 * ``model.path``: a ``saved_model`` folder (or a ``.keras`` / ``.h5`` file);
+* ``model.weights``: an ``application`` backbone's weights file;
 * ``model.builder``: every ``.py`` file of the builder's top-level package beside the spec (a folder, or
   one ``name.py``), and of every local package those files import (found by parsing their ``import``
   statements, never by importing them: the compiler does not run user code). A module that is not beside
@@ -35,7 +36,7 @@ from tfspec.spec.compression import DistillStage
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, TfrecordSource
 from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.loader import KeyPath
-from tfspec.spec.model import BuilderModel, SavedModelModel
+from tfspec.spec.model import ApplicationModel, BuilderModel, SavedModelModel
 
 from .file_digests import MEMO_DIR, MemoStats, StatMemo, UnreadableFile, digest_listing
 from .plan import Plan, Step, model_step_id
@@ -118,6 +119,8 @@ def input_sources(resolved: ResolvedSpec) -> list[InputSource]:
         out.append(InputSource(("data", "source", "path"), _PATH, source.path))
     if isinstance(spec.model, SavedModelModel):
         out.append(InputSource(("model", "path"), _PATH, spec.model.path))
+    elif isinstance(spec.model, ApplicationModel) and spec.model.weights is not None:
+        out.append(InputSource(("model", "weights"), _PATH, spec.model.weights))
     elif isinstance(spec.model, BuilderModel):
         out.append(InputSource(("model", "builder"), _MODULE, spec.model.builder.split(":")[0]))
     for index, stage in enumerate(spec.compression):

@@ -21,7 +21,7 @@ from .errors import ModelError
 from .tf import import_tf
 
 __all__ = ["build_model", "build_layer", "layer_name", "device_for", "load_saved_model", "all_layers",
-           "recurrent_layers", "LAYER_BUILDERS", "RECURRENT_CLASSES"]
+           "recurrent_layers", "unfreeze_backbone", "LAYER_BUILDERS", "RECURRENT_CLASSES", "BACKBONE_NAME"]
 
 # Layers whose TFLite form keeps state in variable tensors (and needs a static batch to convert).
 RECURRENT_CLASSES = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D"})
@@ -271,6 +271,48 @@ def load_saved_model(path: Path) -> Any:
         raise ModelError(("model", "path"), f"{path} is not a Keras SavedModel tf_keras can load: {error}") from error
 
 
+BACKBONE_NAME = "backbone"
+
+
+def _application(model: dict[str, Any], spec_dir: Path) -> Any:
+    """``keras.applications.<name>(include_top=False)`` frozen, its weights from a local file, and the head."""
+    _, keras = import_tf()
+    shape = tuple(model["input_shape"])
+    try:
+        backbone = getattr(keras.applications, model["application"])(include_top=False, weights=None,
+                                                                      input_shape=shape, **model.get("args", {}))
+    except (TypeError, ValueError) as error:
+        raise ModelError(("model", "args"), f"{model['application']} rejected its arguments: {error}") from error
+    backbone._name = BACKBONE_NAME  # a stable name: the fine-tuning phase and the layer summary find it
+    if model.get("weights"):
+        path = spec_dir / model["weights"]
+        try:
+            backbone.load_weights(str(path))
+        except (OSError, ValueError) as error:
+            raise ModelError(("model", "weights"), f"cannot load {model['weights']} into {model['application']}"
+                             f"{model.get('args') or ''}: {error}",
+                             "save it with save_weights from the same application and arguments") from error
+    backbone.trainable = False
+    inputs = keras.Input(shape=shape, name=model.get("input_name", "inputs"))
+    x = backbone(inputs, training=False)  # BatchNorm in inference mode in both phases (Keras' transfer guide)
+    for i, layer in enumerate(model["head"]):
+        x = build_layer(layer, i)(x)
+    return keras.Model(inputs, x, name="model")
+
+
+def unfreeze_backbone(model: Any, unfreeze: int | str) -> int:
+    """Make the backbone's top ``unfreeze`` layers (or ``all``) trainable, BatchNorm excepted; returns how
+    many layers now train."""
+    _, keras = import_tf()
+    backbone = model.get_layer(BACKBONE_NAME)
+    backbone.trainable = True
+    layers = backbone.layers
+    cut = 0 if unfreeze == "all" else max(len(layers) - int(unfreeze), 0)
+    for i, layer in enumerate(layers):
+        layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+    return sum(1 for layer in layers if layer.trainable and layer.weights)
+
+
 def build_model(model: dict[str, Any], *, spec_dir: Path, seed: int | None = None) -> Any:
     """The tf_keras model the spec's ``model`` section describes (weights seeded by ``seed``)."""
     _, keras = import_tf()
@@ -285,4 +327,6 @@ def build_model(model: dict[str, Any], *, spec_dir: Path, seed: int | None = Non
         return _builder(model, spec_dir)
     if kind == "saved_model":
         return load_saved_model(spec_dir / model["path"])
+    if kind == "application":
+        return _application(model, spec_dir)
     raise ModelError(("model", "kind"), f"unknown model kind {kind!r}")

@@ -49,6 +49,9 @@ __all__ = [
     "FunctionalModel",
     "BuilderModel",
     "SavedModelModel",
+    "ApplicationModel",
+    "FineTune",
+    "APPLICATIONS",
     "ModelSpec",
     "Placement",
 ]
@@ -534,7 +537,58 @@ class SavedModelModel(StrictModel):
     signature: tensors in, tensors out). The others are served unchanged beside it."""
 
 
+# keras.applications backbones offered by name (their constructors take include_top, weights, input_shape).
+APPLICATIONS = Literal[
+    "MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large", "EfficientNetB0", "EfficientNetB1",
+    "EfficientNetB2", "EfficientNetB3", "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2S", "ResNet50",
+    "ResNet50V2", "ResNet101", "DenseNet121", "NASNetMobile", "InceptionV3", "Xception", "VGG16", "ConvNeXtTiny",
+]
+
+
+class FineTune(StrictModel):
+    """Second phase of transfer learning: unfreeze the top of the backbone and train on at a lower rate."""
+
+    unfreeze: PositiveInt | Literal["all"]
+    """How many of the backbone's last layers to unfreeze, or ``all``. BatchNorm layers stay frozen and in
+    inference mode (the Keras transfer-learning guide: their statistics would be overwritten)."""
+    epochs: PositiveInt
+    """Epochs of the fine-tuning phase (after ``training.epochs`` of the head phase)."""
+    learning_rate: PositiveFloat
+    """Learning rate of the fine-tuning phase (the optimizer is the spec's, recompiled at this rate)."""
+
+
+class ApplicationModel(StrictModel):
+    """A ``keras.applications`` backbone without its top, weights from a local file, and a head of spec layers.
+
+    Phase one trains the head with the backbone frozen (called with ``training=False``, so BatchNorm uses its
+    moving statistics); phase two, with ``fine_tune``, unfreezes the backbone's top layers at a lower rate."""
+
+    kind: Literal["application"]
+    """Model kind."""
+    application: APPLICATIONS
+    """The ``keras.applications`` function, e.g. ``MobileNetV2``."""
+    args: dict[Identifier, Any] = {}
+    """Further keyword arguments of that function, e.g. ``{alpha: 0.35}`` for MobileNetV2."""
+    weights: RelativePath | None = None
+    """Backbone weights file (``.h5`` from ``save_weights``), relative to the spec; nothing is downloaded.
+    Random initialisation when omitted."""
+    input_shape: Annotated[list[PositiveInt], Field(min_length=3, max_length=3)]
+    """Image height, width and channels."""
+    input_name: Identifier = "inputs"
+    """Serving signature input key."""
+    output_name: Identifier = "outputs"
+    """Serving signature output key."""
+    head: Annotated[list[Layer], Field(min_length=1)]
+    """Layers on top of the backbone's feature map, in order (e.g. pooling, dropout, dense)."""
+    fine_tune: FineTune | None = None
+    """The unfreezing phase; head only when omitted."""
+
+    @property
+    def input_dtype(self) -> str:
+        return "float32"
+
+
 ModelSpec = Annotated[
-    SequentialModel | FunctionalModel | BuilderModel | SavedModelModel,
+    SequentialModel | FunctionalModel | BuilderModel | SavedModelModel | ApplicationModel,
     Field(discriminator="kind"),
 ]

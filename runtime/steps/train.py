@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from typing import Any
 
 from tfspec.compiler.plan import quality_metric
@@ -12,7 +13,7 @@ from tfspec.runtime.distribute import peer_failures, strategy_for
 from tfspec.runtime.errors import StepError
 from tfspec.runtime.fit import compile_model, fit_model, model_metrics
 from tfspec.runtime.keras_io import save_model
-from tfspec.runtime.model_builder import all_layers, build_model, device_for
+from tfspec.runtime.model_builder import all_layers, build_model, device_for, unfreeze_backbone
 from tfspec.runtime.placement import check_devices, pin_layer_calls, placed_devices
 from tfspec.runtime.quality import quality
 from tfspec.runtime.signatures import SIGNATURE_FILE, describe_signatures, load_signature
@@ -98,15 +99,39 @@ def run(ctx: StepContext) -> dict[str, Any]:
     epochs_run = initial_epoch = 0
     stopped_early = False
     history: dict[str, list[float]] = {}
+    phases: list[dict[str, Any]] = []
+    fine_tune = p["model"].get("fine_tune") if p["model"].get("kind") == "application" else None
     if trainable:
         checkpoint = ctx.checkpoint_dir if training.get("checkpoint_every_epoch", True) else None
+        started = time.perf_counter()
         with peer_failures(distributed):
             result = fit_model(model, data, fit=fit, epochs=training["epochs"], quiet=ctx.quiet,
-                               early_stopping=training.get("early_stopping"), checkpoint_dir=checkpoint,
+                               early_stopping=training.get("early_stopping"),
+                               checkpoint_dir=checkpoint / "head" if checkpoint and fine_tune else checkpoint,
                                callbacks=callbacks, augmentation=data.info.get("augmentation"),
                                distributed=distributed)
         history, epochs_run, initial_epoch, stopped_early = (result.history, result.epochs_run,
                                                              result.initial_epoch, result.stopped_early)
+        phases.append({"phase": "head" if fine_tune else "train", "epochs": result.epochs_run,
+                       "seconds": round(time.perf_counter() - started, 3)})
+        if fine_tune:
+            started = time.perf_counter()
+            unfrozen = unfreeze_backbone(model, fine_tune["unfreeze"])
+            tuned = {**fit, "optimizer": {**fit["optimizer"], "learning_rate": fine_tune["learning_rate"]}}
+            with distributed.scope():
+                callbacks = compile_model(model, tuned, replicas=replicas)
+            with peer_failures(distributed):
+                second = fit_model(model, data, fit=tuned, epochs=fine_tune["epochs"], quiet=ctx.quiet,
+                                   early_stopping=training.get("early_stopping"),
+                                   checkpoint_dir=checkpoint / "fine_tune" if checkpoint else None,
+                                   callbacks=callbacks, augmentation=data.info.get("augmentation"),
+                                   distributed=distributed)
+            history = {key: history.get(key, []) + values for key, values in second.history.items()}
+            epochs_run += second.epochs_run
+            phases.append({"phase": "fine_tune", "epochs": second.epochs_run, "unfrozen_layers": unfrozen,
+                           "learning_rate": fine_tune["learning_rate"],
+                           "seconds": round(time.perf_counter() - started, 3)})
+            ctx.log(f"  fine-tuned {unfrozen} backbone layers for {second.epochs_run} epochs")
         if initial_epoch:
             ctx.log(f"  resumed from the checkpoint after epoch {initial_epoch}")
     save_model(model, ctx.out)
@@ -120,6 +145,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "replicas": replicas,
         "distribution": {**distributed.describe(), "global_batch_size": distributed.global_batch_size(fit["batch_size"])},
         "placement": placed_devices(model),
+        "phases": phases,
     })
     ctx.log(f"  test {metrics['metric']} {metrics['accuracy']:.4f} after {metrics['epochs']} epochs" if metrics["accuracy"]
             is not None else f"  trained {metrics['epochs']} epochs")
