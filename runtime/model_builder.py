@@ -21,7 +21,7 @@ from .errors import ModelError
 from .tf import import_tf
 
 __all__ = ["build_model", "build_layer", "layer_name", "device_for", "load_saved_model", "all_layers",
-           "recurrent_layers", "unfreeze_backbone", "LAYER_BUILDERS", "RECURRENT_CLASSES", "BACKBONE_NAME"]
+           "recurrent_layers", "unfreeze_backbone", "adapt_preprocessing", "LAYER_BUILDERS", "RECURRENT_CLASSES", "BACKBONE_NAME"]
 
 # Layers whose TFLite form keeps state in variable tensors (and needs a static batch to convert).
 RECURRENT_CLASSES = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D"})
@@ -311,6 +311,21 @@ def unfreeze_backbone(model: Any, unfreeze: int | str) -> int:
     for i, layer in enumerate(layers):
         layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
     return sum(1 for layer in layers if layer.trainable and layer.weights)
+
+
+def adapt_preprocessing(model: Any, x_train: Any) -> list[str]:
+    """Adapt every ``normalization`` layer the spec gave no ``mean``/``variance`` on the training split
+    (what reaches that layer: the raw inputs, or the outputs of the layers before it); returns their names."""
+    _, keras = import_tf()
+    adapted = []
+    for layer in getattr(model, "layers", []):
+        if type(layer).__name__ != "Normalization" or layer.input_mean is not None:
+            continue
+        features = x_train if layer.input is model.inputs[0] else keras.Model(model.inputs, layer.input).predict(
+            x_train, batch_size=256, verbose=0)
+        layer.adapt(features)
+        adapted.append(layer.name)
+    return adapted
 
 
 def build_model(model: dict[str, Any], *, spec_dir: Path, seed: int | None = None) -> Any:

@@ -13,7 +13,8 @@ from tfspec.runtime.distribute import peer_failures, strategy_for
 from tfspec.runtime.errors import StepError
 from tfspec.runtime.fit import compile_model, fit_model, model_metrics
 from tfspec.runtime.keras_io import save_model
-from tfspec.runtime.model_builder import all_layers, build_model, device_for, unfreeze_backbone
+from tfspec.runtime.model_builder import (adapt_preprocessing, all_layers, build_model, device_for,
+                                           unfreeze_backbone)
 from tfspec.runtime.placement import check_devices, pin_layer_calls, placed_devices
 from tfspec.runtime.quality import quality
 from tfspec.runtime.signatures import SIGNATURE_FILE, describe_signatures, load_signature
@@ -95,6 +96,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
                                 device_for(p["model"]))
         callbacks = compile_model(model, fit, replicas=replicas)
     check_model_against_plan(ctx, model, data.num_classes)
+    for name in adapt_preprocessing(model, data.x_train):
+        ctx.log(f"  {name}: adapted on the training split")
     trainable = p["model"].get("kind") != "saved_model" or p["model"].get("trainable", True)
     epochs_run = initial_epoch = 0
     stopped_early = False

@@ -97,3 +97,18 @@ def test_the_runtime_builds_catalogue_layers(tmp_path: Path) -> None:
     assert model.get_layer("leaky").alpha == np.float32(0.2)
     out = model([np.zeros((2, 8, 8, 1), np.float32), np.zeros((2, 6, 4), np.float32)])
     assert out.shape == (2, 3)
+
+
+def test_normalization_is_adapted_on_the_training_split_and_kept_when_given(tmp_path: Path) -> None:
+    from tfspec.runtime.model_builder import adapt_preprocessing
+
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(200, 4)).astype(np.float32)
+    model = build_model({"kind": "sequential", "input_shape": [4], "layers": [
+        {"type": "rescaling", "name": "scale", "scale": 0.5},
+        {"type": "normalization", "name": "norm"},
+        {"type": "normalization", "name": "fixed", "mean": 0.0, "variance": 1.0},
+        {"type": "dense", "units": 2, "activation": "softmax"}]}, spec_dir=tmp_path, seed=1)
+    assert adapt_preprocessing(model, x) == ["norm"]
+    normalized = model.get_layer("norm")(model.get_layer("scale")(x)).numpy()
+    np.testing.assert_allclose(normalized.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(normalized.std(axis=0), 1.0, atol=1e-2)
