@@ -228,7 +228,7 @@ class Ftrl(_OptimizerBase):
 
     kind: Literal["ftrl"]
     """Optimizer kind."""
-    learning_rate_power: Annotated[FiniteFloat, Field(le=0.0)] = -0.5
+    learning_rate_power: Annotated[FiniteFloat, Field(ge=-10.0, le=0.0)] = -0.5
     """Power of the learning-rate decrease."""
     initial_accumulator_value: NonNegativeFloat = 0.1
     """Starting accumulator value."""
