@@ -28,6 +28,7 @@ from typing import Any
 import tfspec
 from tfspec.runtime.compression import zipped_size
 from tfspec.runtime.executor import run_plan
+from tfspec.running import run_inputs_from_compiled
 from tfspec.runtime.cache import StepCache
 
 MODEL = """\
@@ -96,7 +97,7 @@ class Bench:
         if not result.ok:
             raise SystemExit("\n".join(d.format() for d in result.diagnostics))
         start = time.perf_counter()
-        report = run_plan(result, cache_dir=self.cache_dir, dist_dir=folder / "dist", quiet=True, log=lambda _: None)
+        report = run_plan(run_inputs_from_compiled(result), cache_dir=self.cache_dir, dist_dir=folder / "dist", quiet=True, log=lambda _: None)
         print(f"  spec{self.count}: {', '.join(report.ran) or 'all cached'} ({time.perf_counter() - start:.1f} s)",
               flush=True)
         return result, report, StepCache(report.cache_dir)
@@ -108,7 +109,7 @@ def metrics(report: Any, step_id: str) -> dict[str, Any]:
 
 def tflite_zipped(result: Any, cache: StepCache) -> tuple[int, int]:
     step = result.plan.step("phone.tflite")
-    path = cache.path(step.fingerprint) / step.params["filename"]
+    path = cache.path(step.fingerprint) / step.params.filename
     return path.stat().st_size, zipped_size(path)
 
 

@@ -59,8 +59,8 @@ def make_data(work: Path) -> Path:
     assert result.plan is not None and result.resolved is not None
     out = work / "data"
     out.mkdir(parents=True)
-    ctx = StepContext(step=result.plan.step("data"), plan=result.plan, spec_dir=SPEC.parent, build_dir=work, out=out,
-                      inputs={}, quiet=True, log=lambda line: None, document=result.resolved.document)
+    ctx = StepContext(step=result.plan.step("data"), plan=result.plan, root=SPEC.parent, out=out,
+                      inputs={}, quiet=True, log=lambda line: None)
     data_step.run(ctx)
     return out
 

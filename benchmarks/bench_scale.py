@@ -84,7 +84,7 @@ def main() -> None:
         print(f"--check of the folder (CLI wall): {check:5.2f} s   [{line}]   CPU {CPU[-1]:.2f} s")
 
         os.chdir(root)
-        from tfspec.compiler.batch import build_folder
+        from tfspec.io.batch import build_folder
 
         build_folder("specs", "out", jobs=args.jobs)  # warm: imports done, page cache hot
         inproc: list[float] = []

@@ -51,11 +51,12 @@ def mirrored_spec(work: Path) -> Path:
 def plan_run(work: Path) -> dict[str, Any]:
     from tfspec.compiler.pipeline import compile_spec
     from tfspec.runtime.executor import run_plan
+    from tfspec.running import run_inputs_from_compiled
 
     result = compile_spec(mirrored_spec(work))
     assert result.ok and result.plan is not None, [d.format() for d in result.diagnostics]
     start = time.perf_counter()
-    outcome = run_plan(result, cache_dir=work / "cache", dist_dir=work / "dist", quiet=True, log=lambda line: None)
+    outcome = run_plan(run_inputs_from_compiled(result), cache_dir=work / "cache", dist_dir=work / "dist", quiet=True, log=lambda line: None)
     train = result.plan.step("train")
     metrics = json.loads((outcome.cache_dir / train.fingerprint / "metrics.json").read_text("utf-8"))
     return {"replicas": metrics["replicas"], "devices": metrics["distribution"]["devices"],

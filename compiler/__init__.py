@@ -8,10 +8,8 @@ from .inputs import InputDigests, gather_inputs
 from .pipeline import PLAN_FILE, CompileResult, compile_document, compile_spec, resolve_document
 from .plan import Plan, Step, build_plan
 from .resolve import ResolvedSpec
-from .write import MANIFEST, diff_tree, write_tree
 
 __all__ = [
-    "MANIFEST",
     "PLAN_FILE",
     "CompileResult",
     "InputDigests",
@@ -21,8 +19,6 @@ __all__ = [
     "build_plan",
     "compile_document",
     "compile_spec",
-    "diff_tree",
     "gather_inputs",
     "resolve_document",
-    "write_tree",
 ]

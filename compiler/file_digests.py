@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .write import process_alive
+from .processes import process_alive
 
 __all__ = ["MEMO_DIR", "MEMO_FILE", "MemoStats", "StatMemo", "UnreadableFile", "memo_path", "digest_listing"]
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Literal, Protocol
 
+from tfspec.plan import Plan, Step
 from tfspec.spec.compression import DistillStage
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, TfrecordSource
 from tfspec.spec.errors import Diagnostic, SpecError, format_path
@@ -39,7 +40,6 @@ from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import ApplicationModel, BuilderModel, SavedModelModel
 
 from .file_digests import MEMO_DIR, MemoStats, StatMemo, UnreadableFile, digest_listing
-from .plan import Plan, Step, model_step_id
 from .resolve import ResolvedSpec
 
 __all__ = ["InputSource", "InputDigests", "TeacherModel", "input_sources", "gather_inputs", "CompileTeacher"]
@@ -226,7 +226,7 @@ def _keras_loadable(path: Path, resolved: ResolvedSpec) -> bool:
 
 
 def _final_model_step(plan: Plan) -> Step:
-    return plan.step(model_step_id(plan))
+    return plan.step(plan.model_step_id())
 
 
 def _path_digest(memo: StatMemo, path: Path) -> str | None:

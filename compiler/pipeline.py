@@ -12,20 +12,21 @@ import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from tfspec.plan import PLAN_FILE, Plan
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_text
 
 from .inputs import InputDigests, gather_inputs
+from .naming import placed_files, plan_root
 from .parse import parse_model, parse_spec
-from .plan import Plan, build_plan
-from .render import render_targets
+from .plan import build_plan
 from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
+from .targets import render_targets
 from .validate import validate
 
-__all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "PLAN_FILE"]
-
-PLAN_FILE = "plan.json"
+__all__ = ["CompileResult", "compile_spec", "compile_document", "resolve_document", "placed_files", "plan_root",
+           "PLAN_FILE"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,13 @@ class CompileResult:
     @property
     def ok(self) -> bool:
         return not self.diagnostics
+
+    def placed(self, out_dir: str | Path) -> "CompileResult":
+        """This result as written to ``out_dir``: the plan records the spec's folder relative to it."""
+        if self.plan is None:
+            return self
+        plan = self.plan.model_copy(update={"root": plan_root(self.path, out_dir)})
+        return dataclasses.replace(self, plan=plan, files={**self.files, PLAN_FILE: plan.to_text()})
 
     def raise_for_errors(self) -> "CompileResult":
         if self.diagnostics:
@@ -92,7 +100,8 @@ def compile_document(document: SourceDocument, env: str | None = None,
         inputs = gather_inputs(resolved, compile_teacher=_compile_teacher)
         target_files = render_targets(resolved)
         plan = build_plan(resolved, {name: {path: _sha256(text) for path, text in files.items()}
-                                     for name, files in target_files.items()}, inputs)
+                                     for name, files in target_files.items()}, inputs,
+                          spec_file=Path(document.file).name)
     except SpecError as error:
         return CompileResult(document.file, None, None, {}, tuple(error.diagnostics))
     files: dict[str, str] = {PLAN_FILE: plan.to_text()}

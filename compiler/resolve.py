@@ -25,7 +25,9 @@ from tfspec.spec.loader import KeyPath, NumberTooLong, Position, SourceDocument,
 from tfspec.spec.model import DenseLayer
 from tfspec.spec.targets import GpuClusterTarget, TfliteTarget, TfServingTarget
 
+from .naming import serving_image_name, training_image_name
 from .quantities import quantity_value
+from .sources import SKLEARN_DIGITS
 from .versions import SERVING_IMAGE
 
 __all__ = ["ResolvedSpec", "expand_variables", "apply_environment", "with_defaults", "num_classes_key"]
@@ -202,7 +204,7 @@ def _num_classes(spec: Spec) -> int | None:
     if spec.data.labels:
         return len(spec.data.labels)
     if isinstance(spec.data.source, SklearnDigitsSource):
-        return 10
+        return SKLEARN_DIGITS.classes
     layers = getattr(spec.model, "layers", None)
     if layers and isinstance(layers[-1], DenseLayer):
         return layers[-1].units
@@ -245,7 +247,7 @@ def with_defaults(spec: Spec, document: SourceDocument, environment: str | None 
             if target.kubernetes is not None:
                 k8s_update: dict[str, Any] = {}
                 if target.kubernetes.image is None:
-                    k8s_update["image"] = f"{spec.name}-serving"
+                    k8s_update["image"] = serving_image_name(spec.name)
                 if target.kubernetes.min_available is None:
                     replicas = target.kubernetes.autoscale.min if target.kubernetes.autoscale else target.kubernetes.replicas
                     k8s_update["min_available"] = max(1, replicas - 1)
@@ -262,7 +264,7 @@ def with_defaults(spec: Spec, document: SourceDocument, environment: str | None 
             target = target.model_copy(update=update)
         elif isinstance(target, GpuClusterTarget):
             if target.image is None:
-                target = target.model_copy(update={"image": f"{spec.name}-train"})
+                target = target.model_copy(update={"image": training_image_name(spec.name)})
         targets.append(target)
     filled = spec.model_copy(update={"targets": targets})
     model = spec.model
@@ -290,7 +292,7 @@ def source_shape(spec: Spec, reshaped: bool = True) -> tuple[int, ...] | None:
     source = spec.data.source
     shape: tuple[int, ...] | None = None
     if isinstance(source, SklearnDigitsSource):
-        shape = (64,)
+        shape = (SKLEARN_DIGITS.features,)
     elif isinstance(source, ImageFolderSource):
         shape = (*source.image_size, 1 if source.color_mode == "grayscale" else 3)
     elif isinstance(source, TfrecordSource):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tfspec.spec.compression import ClusterStage, DistillStage, PruneStage, QuantizationAwareStage
+from tfspec.spec.compression import DistillStage, PruneStage, QuantizationAwareStage
 from tfspec.spec.data import ImageFolderSource, SklearnDigitsSource
 from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.model import ApplicationModel, DenseLayer, FunctionalModel, SavedModelModel, SequentialModel
@@ -20,15 +20,15 @@ from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quant
 from .quantities import quantity_value
 from .plan import quality_metric
 from .resolve import ResolvedSpec, num_classes_key, source_shape
+from .sources import SKLEARN_DIGITS
 from .teachers import teacher_diagnostics
+from .targets import target_kind
+from .techniques import technique
 from .tf_config import TFJOB_PORT
 
-__all__ = ["RULES", "validate", "collect_diagnostics", "kubernetes_object_names"]
+__all__ = ["RULES", "validate", "collect_diagnostics"]
 
 Rule = Callable[[ResolvedSpec], list[Diagnostic]]
-
-# Examples in scikit-learn's digits set (the only source whose size is known without reading data).
-_DIGITS_EXAMPLES = 1797
 
 
 def validate(resolved: ResolvedSpec) -> ResolvedSpec:
@@ -40,15 +40,14 @@ def validate(resolved: ResolvedSpec) -> ResolvedSpec:
 
 
 def collect_diagnostics(resolved: ResolvedSpec) -> list[Diagnostic]:
+    """The cross-section ``RULES``, then each target's own rules (from its kind's module)."""
     out: list[Diagnostic] = []
     for rule in RULES:
         out.extend(rule(resolved))
+    for index, target in enumerate(resolved.spec.targets):
+        for target_rule in target_kind(target.kind).rules:
+            out.extend(target_rule(resolved, index, target))
     return out
-
-
-def kubernetes_object_names(resolved: ResolvedSpec) -> dict[str, str]:
-    """Name of the Kubernetes objects of each target (``<spec name>-<target name>``)."""
-    return {t.name: f"{resolved.spec.name}-{t.name}" for t in resolved.spec.targets}
 
 
 def _layers(resolved: ResolvedSpec) -> list[Any]:
@@ -174,8 +173,9 @@ def labels_match_classes(r: ResolvedSpec) -> list[Diagnostic]:
     data = r.spec.data
     if data.labels and data.num_classes and len(data.labels) != data.num_classes:
         return [r.diagnostic(("data", "labels"), f"{len(data.labels)} labels for {data.num_classes} classes")]
-    if data.labels and isinstance(data.source, SklearnDigitsSource) and len(data.labels) != 10:
-        return [r.diagnostic(("data", "labels"), f"the digits set has 10 classes, {len(data.labels)} labels given")]
+    classes = SKLEARN_DIGITS.classes
+    if data.labels and isinstance(data.source, SklearnDigitsSource) and len(data.labels) != classes:
+        return [r.diagnostic(("data", "labels"), f"the digits set has {classes} classes, {len(data.labels)} labels given")]
     return []
 
 
@@ -336,60 +336,14 @@ def _listed(names: list[str], limit: int = 12) -> str:
 # --- compression ------------------------------------------------------------------------------------
 
 def compression_order(r: ResolvedSpec) -> list[Diagnostic]:
+    """Each stage against the stages before it, by its technique's rules (``compiler/techniques/``)."""
     out = []
     seen: dict[str, int] = {}
     for index, stage in _stages(r):
-        path = ("compression", index)
-        if isinstance(stage, DistillStage):
-            if any(k in seen for k in ("prune", "cluster", "quantization_aware")):
-                out.append(r.diagnostic(path + ("kind",), "distill must come before prune, cluster and quantization_aware",
-                                        "move the distill stage to the top of the list: it trains a new (student) model"))
-            if "distill" in seen:
-                out.append(r.diagnostic(path + ("kind",), "only one distill stage is supported",
-                                        f"keep one distill stage (compression[{seen['distill']}])"))
-        elif isinstance(stage, PruneStage):
-            if "quantization_aware" in seen:
-                out.append(r.diagnostic(path + ("kind",), "prune after quantization_aware is not supported",
-                                        "prune first, then quantization_aware with preserve: [sparsity]"))
-            if "cluster" in seen:
-                out.append(r.diagnostic(path + ("kind",), "prune after cluster destroys the clusters",
-                                        "prune first, then cluster with preserve_sparsity: true"))
-            earlier = [s for s in r.spec.compression[:index] if isinstance(s, PruneStage)]
-            if earlier and stage.sparsity_m_by_n is None and earlier[-1].sparsity_m_by_n is None \
-                    and stage.target_sparsity < earlier[-1].target_sparsity:
-                out.append(r.diagnostic(path + ("target_sparsity",),
-                                        f"target_sparsity {stage.target_sparsity} is below the earlier prune stage's "
-                                        f"{earlier[-1].target_sparsity}: the pruned weights would grow back",
-                                        f"raise it to at least {earlier[-1].target_sparsity}, or remove this stage"))
-        elif isinstance(stage, ClusterStage):
-            if "quantization_aware" in seen:
-                out.append(r.diagnostic(path + ("kind",), "cluster after quantization_aware is not supported",
-                                        "cluster first, then quantization_aware with preserve: [clusters]"))
-            if "cluster" in seen:
-                out.append(r.diagnostic(path + ("kind",), "cluster appears twice: the second stage re-clusters the first's centroids",
-                                        f"keep one cluster stage (compression[{seen['cluster']}]) with the number_of_clusters you want"))
-            if stage.preserve_sparsity and "prune" not in seen:
-                out.append(r.diagnostic(path + ("preserve_sparsity",), "preserve_sparsity needs an earlier prune stage",
-                                        "add a prune stage before this one, or set preserve_sparsity: false"))
-            if "prune" in seen and not stage.preserve_sparsity:
-                out.append(r.diagnostic(path + ("preserve_sparsity",), "cluster after prune must preserve sparsity",
-                                        "set preserve_sparsity: true (plain clustering undoes the pruning)"))
-        elif isinstance(stage, QuantizationAwareStage):
-            if "quantization_aware" in seen:
-                out.append(r.diagnostic(path + ("kind",), "quantization_aware appears twice",
-                                        f"keep one quantization_aware stage (compression[{seen['quantization_aware']}])"))
-            if "prune" in seen and "sparsity" not in stage.preserve:
-                out.append(r.diagnostic(path + ("preserve",), "quantization_aware after prune must preserve sparsity",
-                                        "add sparsity to preserve (PQAT), or the pruned zeros are lost"))
-            if "cluster" in seen and "clusters" not in stage.preserve:
-                out.append(r.diagnostic(path + ("preserve",), "quantization_aware after cluster must preserve clusters",
-                                        "add clusters to preserve (CQAT)"))
-            if "sparsity" in stage.preserve and "prune" not in seen:
-                out.append(r.diagnostic(path + ("preserve",), "preserve: [sparsity] needs an earlier prune stage",
-                                        "add a prune stage before quantization_aware, or remove sparsity"))
-            if "clusters" in stage.preserve and "cluster" not in seen:
-                out.append(r.diagnostic(path + ("preserve",), "preserve: [clusters] needs an earlier cluster stage",
-                                        "add a cluster stage before quantization_aware, or remove clusters"))
+        for rule in technique(stage.kind).rules:
+            problem = rule.check(r, index, stage, seen)
+            if problem is not None:
+                out.append(problem)
         seen.setdefault(stage.kind, index)
     return out
 
@@ -531,7 +485,7 @@ def int8_needs_representative_data(r: ResolvedSpec) -> list[Diagnostic]:
         if not isinstance(q, (Int8Quantization, Int16x8Quantization)):
             continue
         if isinstance(r.spec.data.source, SklearnDigitsSource):
-            available = int(_DIGITS_EXAMPLES * (1 - split.validation - split.test))
+            available = int(SKLEARN_DIGITS.examples * (1 - split.validation - split.test))
             if q.representative_samples > available:
                 out.append(r.diagnostic(("targets", index, "quantization", "representative_samples"),
                                         f"{q.representative_samples} representative samples requested, the training "

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tfspec.compiler.write import remove_dead_staging, staging_prefix
+from tfspec.io.write import remove_dead_staging, staging_prefix
 
 __all__ = ["StepCache", "default_cache_dir", "COMPLETE_MARKER"]
 
@@ -44,7 +44,7 @@ class StepCache:
         """Delete scratch folders left by killed runs (their process is gone); returns their names.
 
         A scratch folder is named ``.<fingerprint[:12]>.<pid>-<start>.<random>.tmp``; one whose process
-        still runs belongs to a run in progress and is kept (see :func:`tfspec.compiler.write.owner_alive`).
+        still runs belongs to a run in progress and is kept (see :func:`tfspec.io.write.owner_alive`).
         """
         return remove_dead_staging(self.root)
 

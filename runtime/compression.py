@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.plan import MODEL_STEP_KINDS
+from tfspec.plan import MODEL_STEP_KINDS
 from .context import StepContext
 from .datasets import Dataset, load_dataset
 from .errors import StepError
@@ -38,7 +38,6 @@ __all__ = [
     "load_stage_inputs",
     "clone_with_weights",
     "wrap_layers",
-    "initial_learning_rate",
     "compile_for_fine_tuning",
     "steps_per_epoch",
     "zipped_size",
@@ -51,7 +50,7 @@ __all__ = [
 
 def stage_path(ctx: StepContext, *keys: str | int) -> tuple[str | int, ...]:
     """Key path of this stage's spec entry (``compression[i].<keys>``), for errors."""
-    return ("compression", ctx.params["index"], *keys)
+    return ("compression", ctx.params.index, *keys)
 
 
 @dataclasses.dataclass
@@ -95,21 +94,11 @@ def wrap_layers(model: Any, wrap: Callable[[Any], Any], selected: Callable[[Any]
         return keras.models.clone_model(base, clone_function=clone_function)
 
 
-def initial_learning_rate(optimizer: dict[str, Any]) -> float:
-    """The training optimizer's initial learning rate (a schedule's ``initial`` or first value)."""
-    rate = optimizer.get("learning_rate", 1e-3)
-    if isinstance(rate, (int, float)):
-        return float(rate)
-    if "initial" in rate:
-        return float(rate["initial"])
-    return float(rate["values"][0])  # piecewise_constant
-
-
-def compile_for_fine_tuning(model: Any, fit: dict[str, Any], learning_rate: float | None) -> None:
-    """Compile with the training loss and metrics and the training optimizer at a constant rate."""
+def compile_for_fine_tuning(model: Any, fit: dict[str, Any], learning_rate: float) -> None:
+    """Compile with the training loss and metrics and the training optimizer at a constant rate (the plan
+    resolved the stage's rate)."""
     optimizer_params = dict(fit["optimizer"])
-    optimizer_params["learning_rate"] = learning_rate if learning_rate is not None else initial_learning_rate(
-        fit["optimizer"])
+    optimizer_params["learning_rate"] = learning_rate
     optimizer, _ = build_optimizer(optimizer_params)
     model.compile(optimizer=optimizer, loss=build_loss(fit["loss"]), metrics=build_metrics(fit.get("metrics", [])))
 
@@ -148,7 +137,7 @@ def stage_metrics(ctx: StepContext, before: Any, after: Any, data: Dataset,
     ``before`` is the input model, ``after`` the model the step writes (wrappers stripped, except for
     quantization-aware training, whose wrappers are the point). Both are compiled here for evaluation.
     """
-    fit = ctx.params["fit"]
+    fit = ctx.params.fit
     for model in (before, after):
         if not getattr(model, "_is_compiled", False):
             compile_model(model, fit)
@@ -158,8 +147,8 @@ def stage_metrics(ctx: StepContext, before: Any, after: Any, data: Dataset,
     size_before = weights_zipped_size(before)
     size_after = weights_zipped_size(after)
     out: dict[str, Any] = {
-        "stage": ctx.params["stage"]["kind"],
-        "index": ctx.params["index"],
+        "stage": ctx.params.stage,
+        "index": ctx.params.index,
         **metrics,
         "accuracy_before": before_test.get(quality),
         "accuracy_after": metrics["accuracy"],

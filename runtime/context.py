@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.plan import Plan, Step
+from tfspec.plan import Plan, Step, StepParams
 
 __all__ = ["StepContext", "METRICS_FILE"]
 
@@ -34,32 +34,28 @@ class StepContext:
     """Everything one step may use.
 
     Attributes:
-        step: the plan step being run (its ``params`` are all the configuration it gets).
+        step: the plan step being run (its typed ``params`` are all the configuration it gets).
         plan: the whole plan (to look up input steps by id).
-        spec_dir: folder of the spec file; relative paths in params are relative to it.
-        build_dir: the rendered output of ``tfspec build`` (render steps' files live there).
+        root: the plan's root folder; relative paths in params (data, builders, teachers) are relative to it.
         out: scratch folder for this step's outputs.
         inputs: step id → finished cache folder of each input step.
         quiet: no progress bars.
         log: prints one progress line.
         checkpoint_dir: a folder keyed by the step fingerprint that outlives a failed or killed run
             (``BackupAndRestore`` checkpoints); the executor removes it once the step is cached.
-        document: the spec's source document (``SourceDocument``), to point runtime errors at a line.
     """
 
     step: Step
     plan: Plan
-    spec_dir: Path
-    build_dir: Path
+    root: Path
     out: Path
     inputs: dict[str, Path]
     quiet: bool = False
     log: Callable[[str], None] = print
     checkpoint_dir: Path | None = None
-    document: Any = None
 
     @property
-    def params(self) -> dict[str, Any]:
+    def params(self) -> StepParams:
         return self.step.params
 
     def input_of_kind(self, *kinds: str) -> Path:

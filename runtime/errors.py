@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
 from tfspec.spec.errors import EXIT_ERROR, TfspecError, format_path
 
-__all__ = ["StepError", "DataError", "ModelError", "GateFailure", "StepFailed", "reported_as_step_errors"]
+__all__ = ["StepError", "DataError", "ModelError", "StepFailed", "Locator", "reported_as_step_errors"]
 
 KeyPath = tuple[str | int, ...]
+# key path → "file:line:col" of that key in the spec (None when unknown): the runtime never reads the spec,
+# whoever starts it (the CLI) says where keys are.
+Locator = Callable[[KeyPath], "str | None"]
 
 
 class StepError(TfspecError):
@@ -39,11 +41,10 @@ class StepError(TfspecError):
             text += f" (hint: {self.hint})"
         return text
 
-    def locate(self, document: Any) -> "StepError":
-        """Prefix ``file:line:col`` of the key in ``document`` (a ``SourceDocument``)."""
-        if document is not None and self.location is None:
-            line, column = document.position(self.path)
-            self.location = f"{document.file}:{line}:{column}"
+    def locate(self, locator: Locator | None) -> "StepError":
+        """Prefix ``file:line:col`` of the key, as ``locator`` finds it."""
+        if locator is not None and self.location is None:
+            self.location = locator(self.path)
             self.args = (self._text(),)
         return self
 
@@ -59,24 +60,18 @@ class ModelError(StepError):
     """The model section cannot be built or loaded."""
 
 
-class GateFailure(TfspecError):
-    """One or more targets missed a quality gate (exit 1, after every step ran)."""
-
-    exit_code = 1
-
-
 class StepFailed(TfspecError):
     """A step raised something that is not a spec problem (its type and message are kept)."""
 
 
 @contextlib.contextmanager
-def reported_as_step_errors(step_id: str, document: Any) -> Iterator[None]:
+def reported_as_step_errors(step_id: str, locator: Locator | None) -> Iterator[None]:
     """Run one step's code: spec problems get their file position, anything else becomes a one-line
     :class:`StepFailed` (exit 2; the CLI prints the original traceback under ``TFSPEC_DEBUG=1``)."""
     try:
         yield
     except StepError as error:
-        raise error.locate(document) from None
+        raise error.locate(locator) from None
     except (TfspecError, KeyboardInterrupt):
         raise
     except Exception as error:

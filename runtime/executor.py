@@ -13,33 +13,49 @@ import hashlib
 import importlib
 import json
 import os
-import re
 import shutil
 import tempfile
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.pipeline import CompileResult
-from tfspec.compiler.plan import MODEL_STEP_KINDS, Plan, Step
-from tfspec.compiler.write import (MANIFEST, OutputPathError, check_output_path, recover_interrupted_swap,
+from tfspec.io.write import (MANIFEST, OutputPathError, check_output_path, recover_interrupted_swap,
                                    remove_dead_staging, staging_prefix, swap_into_place)
+from tfspec.plan import MODEL_STEP_KINDS, PLAN_FILE, Plan, Step, step_kind
 
 from .cache import StepCache, default_cache_dir
 from .context import METRICS_FILE, StepContext
-from .errors import StepError, StepFailed, reported_as_step_errors
+from .errors import Locator, StepError, StepFailed, reported_as_step_errors
 from .report import REPORT_FILE, build_report
 from .report_html import REPORT_HTML, write_report_html
 from .tf import import_tf, tf_loaded
 
-__all__ = ["RunReport", "StepFailed", "run_plan", "default_dist_dir", "step_module", "CHECKPOINTS_DIR"]
+__all__ = ["RunInputs", "RunReport", "StepFailed", "run_plan", "run_step", "default_dist_dir", "step_module",
+           "CHECKPOINTS_DIR"]
 
 CHECKPOINTS_DIR = "checkpoints"
 # tfspec 0.1 named dist staging folders without their owner (``.<name>.<8 random>.tmp``): no run can tell a
 # live one from a dead one, but none stays for an hour (the folder is filled and swapped in seconds)
 _LEGACY_STAGING_AGE_S = 3600
-_STAGE_KEYS = {"prune": "prune", "cluster": "cluster", "qat": "quantization_aware", "distill": "distill"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInputs:
+    """Everything ``tfspec run`` needs: the plan and what it points at, nothing of the spec.
+
+    Attributes:
+        plan: the plan.
+        root: the folder relative input paths in step params are resolved against.
+        rendered: the files ``tfspec build`` rendered (relative path → text), laid into the dist folder.
+        locate: key path → ``file:line:col`` of that key in the spec, for errors (None: messages without).
+    """
+
+    plan: Plan
+    root: Path
+    rendered: Mapping[str, str]
+    locate: Locator | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,12 +81,9 @@ class RunReport:
         return bool(self.report["passed"])
 
 
-def default_dist_dir(result: CompileResult) -> Path:
+def default_dist_dir(plan: Plan) -> Path:
     """``dist/<name>/`` (``dist/<name>-<env>/`` with an overlay), relative to the working directory."""
-    assert result.resolved is not None
-    env = result.resolved.environment
-    name = result.resolved.spec.name
-    return Path("dist") / (f"{name}-{env}" if env else name)
+    return Path("dist") / plan.spec.dist_name
 
 
 def step_module(step: Step, plan: Plan) -> Any:
@@ -80,7 +93,7 @@ def step_module(step: Step, plan: Plan) -> Any:
     except ModuleNotFoundError as error:
         if error.name not in (f"tfspec.runtime.steps.{step.kind}", None):
             raise
-        path: tuple[str | int, ...] = ("compression", step.params["index"]) if step.kind in _STAGE_KEYS else ()
+        path: tuple[str | int, ...] = ("compression", step.params.index) if step_kind(step.kind).stage else ()
         raise StepError(path, f"this runtime has no {step.kind!r} step (tfspec.runtime.steps.{step.kind})",
                         "install a tfspec with that compression technique, or remove the stage") from None
 
@@ -150,21 +163,81 @@ def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: Path | None = None,
-             quiet: bool = False, force: bool = False, log: Callable[[str], None] | None = None) -> RunReport:
-    """Execute ``result.plan``; returns what ran and the report (missed gates do not raise here)."""
-    if result.plan is None or result.resolved is None:
-        raise ValueError("run_plan needs a successful CompileResult")
-    plan = result.plan
-    log = log or (lambda line: print(line, flush=True))
-    spec_path = Path(result.path)
-    spec_dir = spec_path.parent.absolute()
-    cache = StepCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(spec_path))
-    dist = Path(dist_dir) if dist_dir is not None else default_dist_dir(result)
+def _cache(run: RunInputs, cache_dir: Path | None) -> StepCache:
+    return StepCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(Path(run.root)))
+
+
+def _execute(step: Step, run: RunInputs, cache: StepCache, inputs: dict[str, Path], *, module: Any, quiet: bool,
+             log: Callable[[str], None], checkpoints: Path | None = None, keep_checkpoint: bool = False
+             ) -> dict[str, Any]:
+    """Run one step into its cache entry (checkpoints kept until it is cached); returns its metrics."""
+    checkpoint = (checkpoints or cache.root / CHECKPOINTS_DIR) / step.fingerprint
+    with reported_as_step_errors(step.id, run.locate):
+        with cache.writing(step.fingerprint, step.id) as scratch:
+            context = StepContext(step=step, plan=run.plan, root=Path(run.root).absolute(), out=scratch,
+                                  inputs={i: inputs[i] for i in step.inputs if i in inputs}, quiet=quiet, log=log,
+                                  checkpoint_dir=checkpoint)
+            metrics = module.run(context)
+            context.write_json(METRICS_FILE, metrics)
+    if keep_checkpoint:
+        return metrics
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        checkpoint.parent.rmdir()  # only when no other step left a checkpoint
+    return metrics
+
+
+def _load_tensorflow(log: Callable[[str], None]) -> None:
+    if not tf_loaded():  # seconds of silence otherwise, before the first step's own line
+        log("loading TensorFlow...")
+        import_tf()
+
+
+def _modules(run: RunInputs, steps: tuple[Step, ...] | list[Step]) -> dict[str, Any]:
     try:
-        modules = {step.kind: step_module(step, plan) for step in plan.steps if step.kind != "render"}
+        return {step.kind: step_module(step, run.plan) for step in steps if step_kind(step.kind).runs}
     except StepError as error:
-        raise error.locate(result.resolved.document) from None
+        raise error.locate(run.locate) from None
+
+
+def run_step(run: RunInputs, step_id: str, *, cache_dir: Path | None = None, quiet: bool = False,
+             force: bool = False, log: Callable[[str], None] | None = None) -> Path:
+    """Run one step in isolation (what a pod of a cluster runs): its inputs must be in the cache already.
+
+    Returns the step's cache entry; an entry already there is kept unless ``force``.
+    """
+    log = log or (lambda line: print(line, flush=True))
+    try:
+        step = run.plan.step(step_id)
+    except KeyError:
+        raise StepError((), f"the plan has no step {step_id!r} (its steps: {', '.join(s.id for s in run.plan.steps)})"
+                        ) from None
+    if not step_kind(step.kind).runs:
+        raise StepError((), f"step {step_id} is a {step.kind} step: tfspec build wrote its files, nothing runs")
+    cache = _cache(run, cache_dir)
+    missing = [i for i in step.inputs if not cache.has(run.plan.step(i).fingerprint)]
+    if missing:
+        raise StepError((), f"step {step_id} needs the outputs of {', '.join(missing)}, not in the cache {cache.root}",
+                        "run those steps first (tfspec run --plan ... --step ID), or share their cache entries")
+    if cache.has(step.fingerprint) and not force:
+        log(f"cached  {step.id}")
+        return cache.path(step.fingerprint)
+    module = _modules(run, [step])[step.kind]
+    _load_tensorflow(log)
+    log(f"run     {step.id}")
+    inputs = {i: cache.path(run.plan.step(i).fingerprint) for i in step.inputs}
+    _execute(step, run, cache, inputs, module=module, quiet=quiet, log=log)
+    return cache.path(step.fingerprint)
+
+
+def run_plan(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path | None = None,
+             quiet: bool = False, force: bool = False, log: Callable[[str], None] | None = None) -> RunReport:
+    """Execute ``run.plan``; returns what ran and the report (missed gates do not raise here)."""
+    plan = run.plan
+    log = log or (lambda line: print(line, flush=True))
+    cache = _cache(run, cache_dir)
+    dist = Path(dist_dir) if dist_dir is not None else default_dist_dir(plan)
+    modules = _modules(run, plan.steps)
     for name in [*cache.sweep(), *_remove_dead_dist_staging(dist)]:
         log(f"removed {name}, the unfinished output of a killed run")
     entries: dict[str, Path] = {}
@@ -176,8 +249,8 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
     for step in plan.steps:
         record = {"id": step.id, "kind": step.kind, "target": step.target, "fingerprint": step.fingerprint,
                   "inputs": list(step.inputs)}
-        if step.kind == "render":
-            files = sorted(step.params["files"])
+        if not step_kind(step.kind).runs:
+            files = sorted(step.params.files)
             outputs[step.id] = {"files": files}
             records.append({**record, "cached": True, "duration_s": 0.0, "metrics": {"files": len(files)}})
             continue
@@ -189,21 +262,9 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
             log(f"cached  {step.id}")
             was_cached = True
         else:
-            if not tf_loaded():  # seconds of silence otherwise, before the first step's own line
-                log("loading TensorFlow...")
-                import_tf()
+            _load_tensorflow(log)
             log(f"run     {step.id}")
-            checkpoint = cache.root / CHECKPOINTS_DIR / step.fingerprint
-            with reported_as_step_errors(step.id, result.resolved.document):
-                with cache.writing(step.fingerprint, step.id) as scratch:
-                    context = StepContext(step=step, plan=plan, spec_dir=spec_dir, build_dir=dist, out=scratch,
-                                          inputs={i: entries[i] for i in step.inputs if i in entries}, quiet=quiet,
-                                          log=log, checkpoint_dir=checkpoint, document=result.resolved.document)
-                    metrics = modules[step.kind].run(context)
-                    context.write_json(METRICS_FILE, metrics)
-            shutil.rmtree(checkpoint, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                checkpoint.parent.rmdir()  # only when no other step left a checkpoint
+            metrics = _execute(step, run, cache, entries, module=modules[step.kind], quiet=quiet, log=log)
             entry = cache.path(step.fingerprint)
             ran.append(step.id)
             was_cached = False
@@ -217,7 +278,10 @@ def run_plan(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: 
 
     def fill(staging: Path) -> None:
         owner: dict[str, str] = {}
-        for path, text in sorted(result.files.items()):
+        # The plan as run, its root relative to the dist folder: the dist says how it was made.
+        dist_plan = plan.model_copy(update={"root": Path(os.path.relpath(Path(run.root).absolute(),
+                                                                          dist.absolute())).as_posix()})
+        for path, text in sorted({**run.rendered, PLAN_FILE: dist_plan.to_text()}.items()):
             check_output_path(path)
             owner[path] = "render"
             target = staging / path

@@ -21,16 +21,11 @@ from typing import Any
 from .errors import StepError
 from .tf import import_tf
 
-__all__ = ["PlacementError", "placement_table", "check_devices", "pin_layer_calls", "placed_devices"]
+__all__ = ["PlacementError", "check_devices", "pin_layer_calls", "placed_devices"]
 
 
 class PlacementError(StepError):
     """``model.placement`` names a device this process does not have."""
-
-
-def placement_table(model: Mapping[str, Any]) -> dict[str, str]:
-    """Layer name → device (``GPU:1``) from the model params' ``placement`` groups."""
-    return {name: group["device"] for group in model.get("placement") or [] for name in group["layers"]}
 
 
 def check_devices(model: Mapping[str, Any]) -> None:

@@ -14,8 +14,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.plan import MODEL_STEP_KINDS, Plan, model_step_id
-from tfspec.compiler.versions import TFSPEC_VERSION
+from tfspec.plan import MODEL_STEP_KINDS, Plan, SavedModelBundleParams, TfliteBundleParams
 
 from .tf import installed_versions
 
@@ -27,9 +26,10 @@ REPORT_FILE = "report.json"
 def _artifact(plan: Plan, target: str, kind: str) -> str | None:
     for step in plan.steps:
         if step.target == target and step.kind == "bundle":
-            if "filename" in step.params:
-                return f"{step.params['assets_dir']}/{step.params['filename']}"
-            return step.params["model_dir"]
+            if isinstance(step.params, TfliteBundleParams):
+                return f"{step.params.assets_dir}/{step.params.filename}"
+            assert isinstance(step.params, SavedModelBundleParams)
+            return step.params.model_dir
     return None
 
 
@@ -85,7 +85,7 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
     if baseline is None and evaluation is not None:
         baseline = evaluation["baseline"]
     if baseline is None:
-        final = outputs.get(model_step_id(plan)) if any(s.kind in MODEL_STEP_KINDS for s in plan.steps) else None
+        final = outputs.get(plan.model_step_id()) if any(s.kind in MODEL_STEP_KINDS for s in plan.steps) else None
         baseline = {"metric": "accuracy", "value": (final or {}).get("accuracy"), "size_bytes": None,
                     "latency_ms": {"p50": None, "p95": None}}
     history = {step_id: {k: list(v) for k, v in h.items()} for step_id, h in histories.items()}
@@ -93,7 +93,7 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
         "report_version": 1,
         "spec": {"name": plan.name, "version": plan.version, "sha256": plan.spec_sha256,
                  "environment": plan.environment},
-        "tool_versions": {"tfspec": TFSPEC_VERSION, **installed_versions()},
+        "tool_versions": {"tfspec": plan.tfspec_version, **installed_versions()},
         "steps": records,
         "baseline": baseline,
         "targets": targets,

@@ -7,8 +7,6 @@ Jinja template ``report/report.html.j2`` only lays it out. No TensorFlow is impo
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
 import json
 import os
 import tempfile
@@ -16,9 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
-from tfspec.compiler.plan import MODEL_STEP_KINDS
+from tfspec.compiler.templating import environment
+from tfspec.plan import COMPRESSION_STEP_KINDS, MODEL_STEP_KINDS
 from tfspec.spec.errors import TfspecError
 
 __all__ = ["REPORT_JSON", "REPORT_HTML", "ReportError", "load_report", "report_context", "render_report_html",
@@ -27,24 +24,10 @@ __all__ = ["REPORT_JSON", "REPORT_HTML", "ReportError", "load_report", "report_c
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 TEMPLATE = "report/report.html.j2"
-COMPRESSION_STEP_KINDS = ("prune", "cluster", "qat", "distill")
 
 
 class ReportError(TfspecError):
     """``report.json`` is missing or not in the shape ``tfspec run`` writes."""
-
-
-@functools.cache
-def _environment() -> jinja2.Environment:
-    """HTML needs escaping, which the compiler's text environment (no autoescape) does not do."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(importlib.resources.files("tfspec.templates"))),
-        undefined=jinja2.StrictUndefined,
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
 
 
 def load_report(path: Path) -> dict[str, Any]:
@@ -279,7 +262,7 @@ def report_context(report: Mapping[str, Any], charts: bool = True) -> dict[str, 
 
 def render_report_html(report: Mapping[str, Any]) -> str:
     """The page's HTML text for one run report."""
-    return _environment().get_template(TEMPLATE).render(**report_context(report))
+    return environment().get_template(TEMPLATE).render(**report_context(report))
 
 
 def write_report_html(dist_dir: Path | str, report: Mapping[str, Any] | None = None) -> Path:

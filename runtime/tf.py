@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import TextIO
 
 from tfspec.compiler.versions import RUNTIME_VERSIONS
-from tfspec.compiler.write import remove_dead_staging, staging_prefix
+from tfspec.io.write import remove_dead_staging, staging_prefix
 from tfspec.spec.errors import TfspecError
 
 __all__ = ["import_tf", "tf_loaded", "RuntimeVersionError", "installed_versions", "check_versions",

@@ -30,15 +30,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.pipeline import CompileResult
-from tfspec.compiler.plan import Plan, Step
 from tfspec.compiler.tf_config import ENV_TF_CONFIG, tf_config_from_environment
+from tfspec.plan import Plan, Step
 
 from .cache import StepCache, default_cache_dir
-from .context import METRICS_FILE, StepContext
+from .context import METRICS_FILE
 from .distribute import ENV_PEER_TIMEOUT, ENV_STARTUP_TIMEOUT, PeerTimeouts, distribution_params, is_chief
-from .errors import StepError, reported_as_step_errors
-from .executor import CHECKPOINTS_DIR, _write_dist, default_dist_dir, step_module
+from .errors import StepError
+from .executor import CHECKPOINTS_DIR, RunInputs, _execute, _write_dist, default_dist_dir, step_module
 
 __all__ = ["WorkerResult", "run_worker", "training_steps", "WORKER_FILE", "DIST_FILES"]
 
@@ -83,40 +82,27 @@ def training_steps(plan: Plan) -> list[Step]:
     return [step for step in plan.steps if step.id in needed]
 
 
-def _run_step(step: Step, plan: Plan, cache: StepCache, context: dict[str, Any], document: Any) -> dict[str, Any]:
-    module = step_module(step, plan)
-    with reported_as_step_errors(step.id, document):
-        with cache.writing(step.fingerprint, step.id) as scratch:
-            ctx = StepContext(step=step, plan=plan, out=scratch, document=document, **context)
-            metrics = module.run(ctx)
-            ctx.write_json(METRICS_FILE, metrics)
-    return metrics
-
-
-def run_worker(result: CompileResult, *, cache_dir: Path | None = None, dist_dir: Path | None = None,
+def run_worker(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path | None = None,
                environ: Mapping[str, str] | None = None, timeouts: PeerTimeouts | None = None,
                quiet: bool = False, log: Callable[[str], None] | None = None) -> WorkerResult:
     """Run this process's share of a multi-worker training job (see the module docstring)."""
-    if result.plan is None or result.resolved is None:
-        raise ValueError("run_worker needs a successful CompileResult")
-    plan = result.plan
-    document = result.resolved.document
+    plan = run.plan
     log = log or (lambda line: print(line, flush=True))
     environ = os.environ if environ is None else environ
     train = plan.step("train")
-    kind = distribution_params(train.params)["kind"]
+    kind = distribution_params(train.params.fit)["kind"]
     if kind != "multi_worker_mirrored":
         raise StepError(("training", "distribution", "kind"),
                         f"worker mode trains with multi_worker_mirrored, this spec asks for {kind}",
                         "set training.distribution.kind: multi_worker_mirrored, or run without --worker"
-                        ).locate(document)
+                        ).locate(run.locate)
     tf_config = tf_config_from_environment(environ)
-    expected = distribution_params(train.params).get("workers")
+    expected = distribution_params(train.params.fit).get("workers")
     size = sum(len(tf_config["cluster"].get(job, [])) for job in ("chief", "worker"))
     if expected is not None and size != expected:
         raise StepError(("training", "distribution", "workers"),
                         f"the spec trains on {expected} workers, the cluster in the environment has {size}: "
-                        f"{tf_config['cluster']}").locate(document)
+                        f"{tf_config['cluster']}").locate(run.locate)
     # The train step builds its strategy from the process environment: give it this exact cluster.
     os.environ[ENV_TF_CONFIG] = json.dumps(tf_config, sort_keys=True)
     if timeouts is not None:
@@ -124,9 +110,8 @@ def run_worker(result: CompileResult, *, cache_dir: Path | None = None, dist_dir
         os.environ[ENV_PEER_TIMEOUT] = repr(timeouts.heartbeat)
     chief = is_chief(tf_config)
     index = int(tf_config["task"]["index"])
-    spec_path = Path(result.path)
-    shared = StepCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(spec_path))
-    dist = Path(dist_dir) if dist_dir is not None else default_dist_dir(result)
+    shared = StepCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(Path(run.root)))
+    dist = Path(dist_dir) if dist_dir is not None else default_dist_dir(plan)
     role = "chief" if chief else "worker"
     log(f"{role} {index} of {len(tf_config['cluster'].get('worker', []))}: {json.dumps(tf_config, sort_keys=True)}")
     steps = training_steps(plan)
@@ -148,14 +133,11 @@ def run_worker(result: CompileResult, *, cache_dir: Path | None = None, dist_dir
             else:
                 log(f"run     {step.id}")
                 start = time.perf_counter()
-                checkpoint = shared.root / CHECKPOINTS_DIR / step.fingerprint
-                context = {"spec_dir": spec_path.parent.absolute(), "build_dir": dist, "quiet": quiet, "log": log,
-                           "inputs": {i: entries[i] for i in step.inputs if i in entries},
-                           "checkpoint_dir": checkpoint}
-                _run_step(step, plan, cache, context, document)
+                # The BackupAndRestore checkpoint lives in the shared cache for every worker; the chief's
+                # cache entry is the shared one, so it removes it once cached.
+                _execute(step, run, cache, entries, module=step_module(step, plan), quiet=quiet, log=log,
+                         checkpoints=shared.root / CHECKPOINTS_DIR, keep_checkpoint=not chief)
                 log(f"        {step.id} took {time.perf_counter() - start:.1f} s")
-                if chief:
-                    shutil.rmtree(checkpoint, ignore_errors=True)
                 ran.append(step.id)
             entries[step.id] = cache.path(step.fingerprint)
         metrics = json.loads((entries["train"] / METRICS_FILE).read_text("utf-8"))

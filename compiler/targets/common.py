@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import naming
 from ..render import header_lines
 from ..resolve import ResolvedSpec
 
@@ -13,7 +14,7 @@ __all__ = ["object_name", "base_context", "dockerfile_quote", "python_literal"]
 
 def object_name(resolved: ResolvedSpec, target: Any) -> str:
     """``<spec name>-<target name>``: the Kubernetes object and image name of a target."""
-    return f"{resolved.spec.name}-{target.name}"
+    return naming.object_name(resolved.spec.name, target.name)
 
 
 def base_context(resolved: ResolvedSpec, target: Any) -> dict[str, Any]:

@@ -27,11 +27,12 @@ from tfspec.spec.document import Spec
 
 from tfspec.spec.targets import GpuClusterTarget
 
-from ..render import register_renderer, render_template
+from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..tf_config import ENV_WORKER_HOSTS, TFJOB_PORT, indexed_job_hosts
 from ..versions import TFSPEC_VERSION, training_image
 from . import kubernetes as k8s
+from .registry import TargetKind, register
 from .common import base_context, dockerfile_quote, object_name
 
 __all__ = ["render_gpu_cluster", "TRAINING_UID", "CONTAINER_NAME", "SPEC_DIR", "WHEEL", "resolved_spec_text",
@@ -137,7 +138,6 @@ def _pod(resolved: ResolvedSpec, target: GpuClusterTarget, image: str, claim: st
     return pod
 
 
-@register_renderer("gpu_cluster")
 def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget) -> dict[str, str]:
     t = target.name
     name = object_name(resolved, target)
@@ -145,7 +145,8 @@ def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget) -> dict
     files: dict[str, str] = {}
 
     base_image = training_image(target.gpus_per_worker)
-    image_repository = target.image or f"{resolved.spec.name}-train"
+    assert target.image is not None  # filled by resolve
+    image_repository = target.image
     image = f"{image_repository}:{resolved.spec.version}"
     labels = [
         ("org.opencontainers.image.title", image_repository),
@@ -198,3 +199,6 @@ def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget) -> dict
     files[f"{t}/kubernetes/kustomization.yaml"] = render_template("gpu_cluster/kubernetes/kustomization.yaml.j2",
                                                                   **kube, resources_list=resources)
     return files
+
+
+TARGET = register(TargetKind("gpu_cluster", render=render_gpu_cluster))

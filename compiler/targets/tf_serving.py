@@ -17,12 +17,15 @@ import hashlib
 import json
 from typing import Any
 
+from tfspec.plan import SavedModelBundleParams, SavedModelVerifyParams, WarmupParams
 from tfspec.spec.targets import TfServingTarget
 
-from ..render import register_renderer, render_template
+from ..render import render_template
 from ..resolve import ResolvedSpec
+from ..naming import serving_image_name
 from ..versions import serving_image
 from . import kubernetes as k8s
+from .registry import PlanContext, TargetKind, dump, register
 from .common import base_context, dockerfile_quote, object_name, python_literal
 
 __all__ = ["render_tf_serving", "GRPC_PORT", "REST_PORT", "CONFIG_DIR", "MODEL_ROOT", "METRICS_PATH", "SERVING_UID",
@@ -154,7 +157,6 @@ def _kubernetes_context(resolved: ResolvedSpec, target: TfServingTarget, configs
     }
 
 
-@register_renderer("tf_serving")
 def render_tf_serving(resolved: ResolvedSpec, target: TfServingTarget) -> dict[str, str]:
     t = target.name
     name = resolved.spec.name
@@ -174,7 +176,8 @@ def render_tf_serving(resolved: ResolvedSpec, target: TfServingTarget) -> dict[s
 
     assert target.serving_version is not None  # filled by resolve
     base_image = serving_image(target.serving_version, target.gpus)
-    image_name = target.kubernetes.image if target.kubernetes and target.kubernetes.image else f"{name}-serving"
+    # resolve names the image of a target with Kubernetes manifests; without them only the Dockerfile's label
+    image_name = target.kubernetes.image if target.kubernetes and target.kubernetes.image else serving_image_name(name)
     labels = [
         ("org.opencontainers.image.title", image_name),
         ("org.opencontainers.image.version", str(resolved.spec.version)),
@@ -226,3 +229,29 @@ def render_tf_serving(resolved: ResolvedSpec, target: TfServingTarget) -> dict[s
     files[f"{t}/clients/predict_rest.sh"] = render_template("tf_serving/clients/predict_rest.sh.j2", **client_context)
     files[f"{t}/clients/predict_grpc.py"] = render_template("tf_serving/clients/predict_grpc.py.j2", **client_context)
     return files
+
+
+def plan_tf_serving(context: PlanContext, resolved: ResolvedSpec, target: TfServingTarget) -> None:
+    """warmup records (optional) → verify (the SavedModel, gated) → bundle (``models/<name>/<version>/``)."""
+    spec, t = resolved.spec, target.name
+    # a SavedModel served as it is: its chosen signature, whose keys are read from it at run time
+    as_is = bool(getattr(spec.model, "serve_as_is", False))
+    signature = spec.model.signature if as_is else "serving_default"
+    input_name, output_name = (None, None) if as_is else (resolved.input_name, resolved.output_name)
+    inputs = [context.export]
+    if target.warmup is not None:
+        inputs.append(context.add(f"{t}.warmup", "warmup", WarmupParams(
+            requests=target.warmup.requests, model_name=spec.name, signature=signature,
+            input_name=input_name,
+        ), [context.export, context.data], ["tf_serving_warmup_requests"], t))
+    verify = context.add(f"{t}.verify", "verify", SavedModelVerifyParams(
+        artifact="saved_model", gates=dump(target.gates), metric=context.metric,
+        input_name=input_name, output_name=output_name, signature=signature,
+    ), [context.export, context.evaluate, context.data], ["verify.json"], t)
+    model_dir = f"{t}/models/{spec.name}/{spec.version}"
+    context.add(f"{t}.bundle", "bundle", SavedModelBundleParams(
+        artifact="saved_model", model_dir=model_dir, name=spec.name, version=spec.version,
+    ), inputs + [verify], [model_dir], t)
+
+
+TARGET = register(TargetKind("tf_serving", render=render_tf_serving, plan_steps=plan_tf_serving))

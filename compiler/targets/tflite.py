@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfspec.plan import TfliteBundleParams, TfliteParams, TfliteVerifyParams
 from tfspec.spec.data import ImageFolderSource
-from tfspec.spec.targets import Int8Quantization, TfliteTarget
+from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget
 
-from ..render import register_renderer, render_template
+from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..versions import ANDROID_LIBRARIES
+from .registry import PlanContext, TargetKind, dump, register
 from .common import base_context
 
 __all__ = ["render_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package", "labels_known",
@@ -102,7 +104,6 @@ def _input_size(shape: tuple[int, ...]) -> int:
     return size
 
 
-@register_renderer("tflite")
 def render_tflite(resolved: ResolvedSpec, target: TfliteTarget) -> dict[str, str]:
     t = target.name
     context = base_context(resolved, target)
@@ -152,3 +153,38 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget) -> dict[str, str
     source_dir = "/".join(["src", "main", "java", *android.package.split(".")])
     files[f"{snippets}/{source_dir}/{class_name}.kt"] = render_template("tflite/app/Classifier.kt.j2", **app_context)
     return files
+
+
+def plan_tflite(context: PlanContext, resolved: ResolvedSpec, target: TfliteTarget) -> None:
+    """convert → verify (on LiteRT, gated) → bundle (the asset pack's files)."""
+    spec, t, q = resolved.spec, target.name, target.quantization
+    assert target.filename is not None  # filled by resolve
+    supported_ops = list(target.supported_ops or [])
+    if q.kind == "int16x8":
+        supported_ops = ["experimental_tflite_builtins_activations_int16_weights_int8"]
+    convert = context.add(f"{t}.tflite", "tflite", TfliteParams(
+        quantization=q.kind,
+        optimizations=[] if q.kind == "none" and not context.quantization_aware else ["DEFAULT"],
+        representative_samples=q.representative_samples if isinstance(q, (Int8Quantization, Int16x8Quantization)) else 0,
+        supported_ops=supported_ops,
+        supported_types=["float16"] if q.kind == "float16" else [],
+        inference_input_type=getattr(q, "input_type", "float32"),
+        inference_output_type=getattr(q, "output_type", "float32"),
+        quantization_aware=context.quantization_aware,
+        per_channel_dense=False,
+        filename=target.filename,
+        # a SavedModel served as it is converts through from_saved_model and its chosen signature
+        signature=spec.model.signature if getattr(spec.model, "serve_as_is", False) else None,
+    ), [context.final_model, context.data], [target.filename], t)
+    verify = context.add(f"{t}.verify", "verify", TfliteVerifyParams(
+        artifact="tflite", filename=target.filename, gates=dump(target.gates), metric=context.metric,
+    ), [convert, context.evaluate, context.data], ["verify.json"], t)
+    assets_dir = f"{t}/{target.android.asset_pack.name}/src/main/assets" if target.android else t
+    context.add(f"{t}.bundle", "bundle", TfliteBundleParams(
+        artifact="tflite", filename=target.filename, android=dump(target.android),
+        labels=list(resolved.labels), name=spec.name, version=spec.version,
+        input_name=resolved.input_name, output_name=resolved.output_name, assets_dir=assets_dir,
+    ), [convert, verify, context.data], [assets_dir], t)
+
+
+TARGET = register(TargetKind("tflite", render=render_tflite, plan_steps=plan_tflite))

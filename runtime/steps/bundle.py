@@ -13,6 +13,7 @@ import json
 import shutil
 from typing import Any
 
+from tfspec.plan import SavedModelBundleParams, TfliteBundleParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import DATA_INFO_FILE
 
@@ -23,7 +24,7 @@ LABELS_FILE = "labels.txt"
 WARMUP_PATH = "assets.extra/tf_serving_warmup_requests"
 
 
-def model_info(params: dict[str, Any], tensors: dict[str, Any], data_info: dict[str, Any],
+def model_info(params: TfliteBundleParams, tensors: dict[str, Any], data_info: dict[str, Any],
                verified: dict[str, Any]) -> dict[str, Any]:
     """What an app needs to feed the ``.tflite`` and read its output."""
     def tensor(name: str, details: dict[str, Any]) -> dict[str, Any]:
@@ -32,12 +33,12 @@ def model_info(params: dict[str, Any], tensors: dict[str, Any], data_info: dict[
                 "quantization": {"scale": details["scale"], "zero_point": details["zero_point"]}}
 
     return {
-        "name": params["name"],
-        "version": params["version"],
-        "model_file": params["filename"],
+        "name": params.name,
+        "version": params.version,
+        "model_file": params.filename,
         "labels_file": LABELS_FILE,
-        "input": tensor(params["input_name"], tensors["input"]),
-        "output": tensor(params["output_name"], tensors["output"]),
+        "input": tensor(params.input_name, tensors["input"]),
+        "output": tensor(params.output_name, tensors["output"]),
         "normalization": {"rescale": data_info.get("rescale"), "mean": data_info.get("mean"),
                           "std": data_info.get("std"),
                           "order": "x * rescale, then (x - mean) / std, then quantize with input scale/zero_point"},
@@ -46,45 +47,47 @@ def model_info(params: dict[str, Any], tensors: dict[str, Any], data_info: dict[
     }
 
 
-def _tflite(ctx: StepContext) -> dict[str, Any]:
+def _tflite(ctx: StepContext, p: TfliteBundleParams) -> dict[str, Any]:
     from ai_edge_litert.interpreter import Interpreter
     import numpy as np
 
-    p = ctx.params
-    source = ctx.input_of_kind("tflite") / p["filename"]
+    source = ctx.input_of_kind("tflite") / p.filename
     data_info = json.loads((ctx.input_of_kind("data") / DATA_INFO_FILE).read_text("utf-8"))
     verified = json.loads((ctx.input_of_kind("verify") / "verify.json").read_text("utf-8"))
-    assets = ctx.out / p["assets_dir"]
+    assets = ctx.out / p.assets_dir
     assets.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, assets / p["filename"])
-    interpreter = Interpreter(model_path=str(assets / p["filename"]))
+    shutil.copyfile(source, assets / p.filename)
+    interpreter = Interpreter(model_path=str(assets / p.filename))
     interpreter.allocate_tensors()
     tensors = {}
     for key, details in (("input", interpreter.get_input_details()[0]), ("output", interpreter.get_output_details()[0])):
         scale, zero_point = details["quantization"]
         tensors[key] = {"tensor_name": details["name"], "shape": [int(d) for d in details["shape"]],
                         "dtype": np.dtype(details["dtype"]).name, "scale": float(scale), "zero_point": int(zero_point)}
-    labels = list(data_info.get("labels") or p.get("labels") or [])
+    labels = list(data_info.get("labels") or p.labels)
     (assets / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
     info = model_info(p, tensors, data_info, verified)
     (assets / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    files = sorted(f"{p['assets_dir']}/{name}" for name in (p["filename"], LABELS_FILE, MODEL_INFO_FILE))
-    ctx.log(f"  {p['assets_dir']}/: {p['filename']}, {LABELS_FILE}, {MODEL_INFO_FILE}")
+    files = sorted(f"{p.assets_dir}/{name}" for name in (p.filename, LABELS_FILE, MODEL_INFO_FILE))
+    ctx.log(f"  {p.assets_dir}/: {p.filename}, {LABELS_FILE}, {MODEL_INFO_FILE}")
     return {"files": files, "size_bytes": source.stat().st_size}
 
 
-def _serving(ctx: StepContext) -> dict[str, Any]:
-    p = ctx.params
-    target = ctx.out / p["model_dir"]
+def _serving(ctx: StepContext, p: SavedModelBundleParams) -> dict[str, Any]:
+    target = ctx.out / p.model_dir
     shutil.copytree(ctx.input_of_kind("export") / "saved_model", target)
     warmup = [i for i in ctx.step.inputs if ctx.plan.step(i).kind == "warmup"]
     if warmup:
         (target / WARMUP_PATH).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ctx.inputs[warmup[0]] / "tf_serving_warmup_requests", target / WARMUP_PATH)
     files = sorted(f.relative_to(ctx.out).as_posix() for f in target.rglob("*") if f.is_file())
-    ctx.log(f"  {p['model_dir']}/: SavedModel" + (" + warmup records" if warmup else ""))
+    ctx.log(f"  {p.model_dir}/: SavedModel" + (" + warmup records" if warmup else ""))
     return {"files": files, "size_bytes": sum((ctx.out / f).stat().st_size for f in files)}
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
-    return _tflite(ctx) if "filename" in ctx.params else _serving(ctx)
+    p = ctx.params
+    if isinstance(p, TfliteBundleParams):
+        return _tflite(ctx, p)
+    assert isinstance(p, SavedModelBundleParams)
+    return _serving(ctx, p)

@@ -18,6 +18,7 @@ from tfspec.runtime.compression import (
     stage_path,
     wrap_layers,
 )
+from tfspec.plan import ClusterParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.errors import StepError
 from tfspec.runtime.keras_io import save_model
@@ -45,15 +46,15 @@ def run(ctx: StepContext) -> dict[str, Any]:
     import_tf()
     import tensorflow_model_optimization as tfmot
 
-    params = ctx.params
-    stage = params["stage"]
-    fit = params["fit"]
+    p = ctx.params
+    assert isinstance(p, ClusterParams)
+    fit = p.fit
     inputs = load_stage_inputs(ctx)
     data = inputs.data
-    skip = set(stage.get("skip_layers", []))
-    init = getattr(tfmot.clustering.keras.CentroidInitialization, CENTROID_INIT[stage["centroid_init"]])
-    clusters = stage["number_of_clusters"]
-    preserve_sparsity = bool(stage.get("preserve_sparsity", False))
+    skip = set(p.skip_layers)
+    init = getattr(tfmot.clustering.keras.CentroidInitialization, CENTROID_INIT[p.centroid_init])
+    clusters = p.number_of_clusters
+    preserve_sparsity = p.preserve_sparsity
     wrapped: list[str] = []
 
     def wrap(layer: Any) -> Any:
@@ -69,12 +70,12 @@ def run(ctx: StepContext) -> dict[str, Any]:
     if not wrapped:
         raise StepError(stage_path(ctx, "skip_layers"), "no layer is left to cluster",
                         "leave at least one dense or convolution layer out of skip_layers")
-    ctx.log(f"{ctx.step.id}: clustering {', '.join(wrapped)} into {clusters} clusters ({stage['centroid_init']}"
+    ctx.log(f"{ctx.step.id}: clustering {', '.join(wrapped)} into {clusters} clusters ({p.centroid_init}"
             f"{', sparsity preserved' if preserve_sparsity else ''})")
     history: dict[str, list[float]] = {}
-    if stage["fine_tune_epochs"] > 0:
-        compile_for_fine_tuning(clustered, fit, stage.get("learning_rate"))
-        history = fit_model(clustered, data, fit=fit, epochs=stage["fine_tune_epochs"], quiet=ctx.quiet,
+    if p.fine_tune_epochs > 0:
+        compile_for_fine_tuning(clustered, fit, p.learning_rate)
+        history = fit_model(clustered, data, fit=fit, epochs=p.fine_tune_epochs, quiet=ctx.quiet,
                             checkpoint_dir=getattr(ctx, "checkpoint_dir", None),
                             augmentation=data.info.get("augmentation")).history
     stripped = tfmot.clustering.keras.strip_clustering(clustered)
@@ -82,7 +83,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     ctx.write_json("history.json", history)
     return stage_metrics(ctx, inputs.model, stripped, data, {
         "number_of_clusters": clusters,
-        "centroid_init": stage["centroid_init"],
+        "centroid_init": p.centroid_init,
         "preserve_sparsity": preserve_sparsity,
         "clustered_layers": wrapped,
     })

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tfspec.plan import DataParams, SplitParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import DATA_INFO_FILE, DATASET_FILE, label_mode
 from tfspec.runtime.errors import DataError
@@ -83,7 +84,7 @@ def _csv(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray
     path = _existing(spec_dir, source["path"])
     relative = source["path"]
     with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter=source.get("delimiter", ","))
+        reader = csv.reader(handle, delimiter=source["delimiter"])
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
@@ -92,7 +93,7 @@ def _csv(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray
     label = source["label_column"]
     if label not in header:
         raise DataError(SOURCE + ("label_column",), f"no column {label!r} in {relative} (columns: {', '.join(header)})")
-    features = source.get("feature_columns")
+    features = source["feature_columns"]
     if features:
         for index, name in enumerate(features):
             if name not in header:
@@ -124,7 +125,7 @@ def _tfrecord(source: dict[str, Any], spec_dir: Path,
     dtypes = {"float32": tf.float32, "int64": tf.int64}
     spec = {name: tf.io.FixedLenFeature(f["shape"], dtypes[f["dtype"]]) for name, f in source["features"].items()}
     spec[source["label"]] = tf.io.FixedLenFeature([], tf.int64)
-    compression = {"none": None, "gzip": "GZIP", "zlib": "ZLIB"}[source.get("compression", "none")]
+    compression = {"none": None, "gzip": "GZIP", "zlib": "ZLIB"}[source["compression"]]
     xs: list[np.ndarray] = []
     ys: list[int] = []
     names = list(order or source["features"])
@@ -155,7 +156,7 @@ def _image_folder(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, n
     if not classes:
         raise DataError(SOURCE + ("path",), f"{source['path']} has no class sub-folders")
     height, width = source["image_size"]
-    mode = "L" if source.get("color_mode", "rgb") == "grayscale" else "RGB"
+    mode = "L" if source["color_mode"] == "grayscale" else "RGB"
     xs: list[np.ndarray] = []
     ys: list[int] = []
     for label, name in enumerate(classes):
@@ -186,14 +187,14 @@ def read_source(source: dict[str, Any], spec_dir: Path,
     return _READERS[source["kind"]](source, spec_dir)
 
 
-def split_arrays(x: np.ndarray, y: np.ndarray, split: dict[str, Any],
+def split_arrays(x: np.ndarray, y: np.ndarray, split: SplitParams,
                  classification: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Seeded train/validation/test split, stratified by class when asked (and possible)."""
     from sklearn.model_selection import train_test_split
 
-    seed = split.get("seed", 0)
-    stratify = split.get("stratify", True) and classification
-    test, validation = split["test"], split.get("validation", 0.0)
+    seed = split.seed
+    stratify = split.stratify and classification
+    test, validation = split.test, split.validation
     try:
         x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, random_state=seed,
                                                           stratify=y if stratify else None)
@@ -243,55 +244,56 @@ def _check_labels(y: np.ndarray, num_classes: int | None, source_kind: str, key:
 
 def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
-    source = p["source"]
-    x, y, found_classes = read_source(source, ctx.spec_dir, p.get("feature_order"))
+    assert isinstance(p, DataParams)
+    source = p.source
+    x, y, found_classes = read_source(source, ctx.root, p.feature_order)
     if len(x) == 0:
         raise DataError(SOURCE, f"the {source['kind']} source holds no examples")
-    mode = label_mode(p.get("loss", "sparse_categorical_crossentropy"))
-    classification = mode != "float" or p.get("loss") == "binary_crossentropy"
-    num_classes = p.get("num_classes")
+    mode = label_mode(p.loss)
+    classification = mode != "float" or p.loss == "binary_crossentropy"
+    num_classes = p.num_classes
     if found_classes is not None and num_classes is None:
         num_classes = len(found_classes)
-    key = tuple(p.get("num_classes_key") or ("data", "num_classes"))
+    key = tuple(p.num_classes_key)
     # one sigmoid unit separates two classes
-    classes = 2 if p.get("loss") == "binary_crossentropy" else num_classes
+    classes = 2 if p.loss == "binary_crossentropy" else num_classes
     y = _check_labels(y, classes, source["kind"], key, found_classes) if classification else y.astype(np.float32)
-    if classification and num_classes is None and p.get("loss") != "binary_crossentropy":
+    if classification and num_classes is None and p.loss != "binary_crossentropy":
         # a builder or saved_model model without data.num_classes: the data says how many there are
         # (the train step checks the model's output width against it)
         num_classes = int(y.max()) + 1
-    labels = list(p.get("labels") or [])
+    labels = list(p.labels)
     if found_classes is not None and labels in ([], [str(i) for i in range(len(found_classes))]):
         labels = found_classes  # image_folder: the class folder names are the labels unless the spec names them
     elif not labels and num_classes is not None and classification:
         labels = [str(i) for i in range(num_classes)]  # never an empty labels.txt for a classifier
-    parts = split_arrays(x.astype(np.float32), y, p["split"], classification)
-    pre = p.get("preprocessing") or {}
-    rescale = pre.get("rescale")
+    parts = split_arrays(x.astype(np.float32), y, p.split, classification)
+    pre = p.preprocessing
+    rescale = pre.rescale
     if rescale is not None:
         parts = {k: (xs * np.float32(rescale), ys) for k, (xs, ys) in parts.items()}
     mean = std = None
-    if pre.get("normalize"):
+    if pre.normalize:
         x_train = parts["train"][0]
         mean = x_train.mean(axis=0).astype(np.float32)
         std = x_train.std(axis=0).astype(np.float32)
         std = np.where(std < 1e-7, np.float32(1.0), std)
         parts = {k: ((xs - mean) / std, ys) for k, (xs, ys) in parts.items()}
     example_shape = tuple(x.shape[1:])
-    reshape = pre.get("reshape")
+    reshape = pre.reshape
     if reshape:
         if int(np.prod(reshape)) != int(np.prod(example_shape)):
             raise DataError(("data", "preprocessing", "reshape"),
                             f"cannot reshape examples of shape {list(example_shape)} to {reshape}")
         parts = {k: (xs.reshape((len(xs), *reshape)), ys) for k, (xs, ys) in parts.items()}
         example_shape = tuple(reshape)
-    expected = tuple(p["input_shape"])
+    expected = tuple(p.input_shape)
     if example_shape != expected:
         key = ("data", "preprocessing", "reshape") if reshape else ("model", "input_shape")
         raise DataError(key, f"the {source['kind']} source gives examples of shape {list(example_shape)} "
                         f"but the model takes {list(expected)}",
                         "fix model.input_shape or set data.preprocessing.reshape")
-    dtype = np.dtype(p.get("input_dtype", "float32"))
+    dtype = np.dtype(p.input_dtype)
     arrays = {}
     for split_name, (xs, ys) in parts.items():
         arrays[f"x_{split_name}"] = xs.astype(dtype)
@@ -308,8 +310,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "rescale": rescale,
         "mean": mean.reshape(-1).tolist() if mean is not None else None,
         "std": std.reshape(-1).tolist() if std is not None else None,
-        "augmentation": p.get("augmentation"),
-        "loss": p.get("loss"),
+        "augmentation": p.augmentation,
+        "loss": p.loss,
         "label_mode": mode,
         "counts": counts,
     })

@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 
 from tfspec.runtime.compression import (
-    initial_learning_rate,
     load_stage_inputs,
     stage_path,
     weights_zipped_size,
 )
+from tfspec.plan import DistillParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import label_mode
 from tfspec.runtime.errors import StepError
@@ -140,7 +140,7 @@ def _spec_teacher_dir(ctx: StepContext, spec_path: Path) -> Path:
     from tfspec.runtime.cache import StepCache, default_cache_dir
 
     key = stage_path(ctx, "teacher", "path")
-    identity = ctx.params.get("teacher_identity") or {}
+    identity = ctx.params.teacher_identity or {}
     if not spec_path.is_file() or "fingerprint" not in identity:
         raise StepError(key, f"teacher spec {spec_path} does not exist or does not compile",
                         f"run `tfspec validate {spec_path}`")
@@ -154,14 +154,14 @@ def _spec_teacher_dir(ctx: StepContext, spec_path: Path) -> Path:
 def load_teacher(ctx: StepContext, own_model: Any, sample: np.ndarray) -> Teacher:
     """The stage's teacher (see the module docstring for the three kinds); ``own_model`` is this spec's."""
     _, keras = import_tf()
-    spec = ctx.params["stage"]["teacher"]
+    spec = ctx.params.teacher
     key = stage_path(ctx, "teacher", "path")
-    if spec["kind"] == "self":
+    if spec.kind == "self" or spec.path is None:
         return _keras_teacher(own_model, sample, "this spec's trained model")
-    path = ctx.spec_dir / spec["path"]
-    if spec["kind"] == "spec":
+    path = ctx.root / spec.path
+    if spec.kind == "spec":
         model = load_model(_spec_teacher_dir(ctx, path), compile=False)
-        return _keras_teacher(model, sample, f"the model of {spec['path']}")
+        return _keras_teacher(model, sample, f"the model of {spec.path}")
     if not path.exists():
         raise StepError(key, f"teacher SavedModel {path} does not exist")
     try:
@@ -170,7 +170,7 @@ def load_teacher(ctx: StepContext, own_model: Any, sample: np.ndarray) -> Teache
     except (OSError, ValueError, TypeError, KeyError):
         model = None  # not a Keras model: use its serving signature
     if model is not None:
-        return _keras_teacher(model, sample, f"Keras model {spec['path']}")
+        return _keras_teacher(model, sample, f"Keras model {spec.path}")
     try:
         return _signature_teacher(path, sample)
     except (OSError, ValueError, TypeError, KeyError) as error:
@@ -180,16 +180,17 @@ def load_teacher(ctx: StepContext, own_model: Any, sample: np.ndarray) -> Teache
 
 def build_student(ctx: StepContext) -> Any:
     """The student model: the stage's layers on the spec model's input (seeded like training)."""
-    params = ctx.params
+    p = ctx.params
+    assert isinstance(p, DistillParams)
     description = {
         "kind": "sequential",
-        "input_shape": params["input_shape"],
-        "input_dtype": params.get("input_dtype", "float32"),
-        "input_name": params["input_name"],
-        "output_name": params["output_name"],
-        "layers": params["stage"]["student"],
+        "input_shape": p.input_shape,
+        "input_dtype": p.input_dtype,
+        "input_name": p.input_name,
+        "output_name": p.output_name,
+        "layers": p.student,
     }
-    return build_model(description, spec_dir=ctx.spec_dir, seed=params["fit"].get("seed"))
+    return build_model(description, spec_dir=ctx.root, seed=p.fit["seed"])
 
 
 def make_distiller(student: Any, teacher_logits: Any, *, temperature: float, alpha: float, labels: str) -> Any:
@@ -260,28 +261,27 @@ def _accuracy(logits: Any, x: np.ndarray, y: np.ndarray, batch: int = 512) -> fl
 
 def run(ctx: StepContext) -> dict[str, Any]:
     tf, _ = import_tf()
-    params = ctx.params
-    stage = params["stage"]
-    fit = params["fit"]
+    p = ctx.params
+    assert isinstance(p, DistillParams)
+    fit = p.fit
     inputs = load_stage_inputs(ctx)
     data = inputs.data
     teacher = load_teacher(ctx, inputs.model, data.x_train)
-    if teacher.model is not None and tuple(teacher.model.input_shape[1:]) != tuple(params["input_shape"]):
+    if teacher.model is not None and tuple(teacher.model.input_shape[1:]) != tuple(p.input_shape):
         raise StepError(stage_path(ctx, "teacher"), f"the teacher takes inputs of shape "
-                        f"{list(teacher.model.input_shape[1:])}, this spec's model {params['input_shape']}")
+                        f"{list(teacher.model.input_shape[1:])}, this spec's model {p.input_shape}")
     student = build_student(ctx)
     mode = label_mode(fit["loss"]["kind"])
     if mode not in ("sparse", "one_hot"):
         raise StepError(("training", "loss"), "distillation needs a categorical loss")
-    distiller = make_distiller(student, teacher.logits, temperature=stage["temperature"], alpha=stage["alpha"],
-                               labels=mode)
+    distiller = make_distiller(student, teacher.logits, temperature=p.temperature, alpha=p.alpha, labels=mode)
     optimizer_params = dict(fit["optimizer"])
-    optimizer_params["learning_rate"] = stage.get("learning_rate") or initial_learning_rate(fit["optimizer"])
+    optimizer_params["learning_rate"] = p.learning_rate
     optimizer, _ = build_optimizer(optimizer_params)
     distiller.compile(optimizer=optimizer)
     ctx.log(f"{ctx.step.id}: distilling {teacher.description} into a {student.count_params()}-parameter student "
-            f"(T={stage['temperature']}, alpha={stage['alpha']}, {stage['epochs']} epochs)")
-    result = fit_model(distiller, data, fit=fit, epochs=stage["epochs"], quiet=ctx.quiet,
+            f"(T={p.temperature}, alpha={p.alpha}, {p.epochs} epochs)")
+    result = fit_model(distiller, data, fit=fit, epochs=p.epochs, quiet=ctx.quiet,
                        checkpoint_dir=getattr(ctx, "checkpoint_dir", None),
                        augmentation=data.info.get("augmentation"))
     compile_model(student, fit)
@@ -295,15 +295,15 @@ def run(ctx: StepContext) -> dict[str, Any]:
         size["zipped_ratio"] = round(size["before"]["h5_zipped_bytes"] / size["after"]["h5_zipped_bytes"], 4)
     return {
         "stage": "distill",
-        "index": params["index"],
+        "index": p.index,
         **metrics,
         "accuracy_before": teacher_accuracy,
         "accuracy_after": metrics["accuracy"],
         "teacher": {"description": teacher.description, "accuracy": teacher_accuracy,
                     "params": int(teacher.model.count_params()) if teacher.model is not None else None},
         "params_before": int(teacher.model.count_params()) if teacher.model is not None else None,
-        "temperature": stage["temperature"],
-        "alpha": stage["alpha"],
+        "temperature": p.temperature,
+        "alpha": p.alpha,
         "distillation_loss": result.history.get("distillation_loss", []),
         "size": size,
     }

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tfspec.compiler.plan import MODEL_STEP_KINDS
+from tfspec.plan import MODEL_STEP_KINDS, EvaluateParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import Dataset, load_dataset
 from tfspec.runtime.keras_io import load_model, model_file
@@ -82,7 +82,9 @@ def _class_counts(data: Dataset, num_classes: int) -> dict[str, list[int]]:
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
-    metric = ctx.params["metric"]
+    p = ctx.params
+    assert isinstance(p, EvaluateParams)
+    metric = p.metric
     error = is_error_metric(metric)
     data = load_dataset(ctx.input_of_kind("data"))
     # a binary model has one sigmoid unit (num_classes 1) and two classes

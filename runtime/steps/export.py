@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tfspec.compiler.plan import MODEL_STEP_KINDS
+from tfspec.plan import MODEL_STEP_KINDS, ExportParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.keras_io import load_model
@@ -46,30 +46,31 @@ def _as_is(ctx: StepContext) -> dict[str, Any]:
     chosen = read_signature_file(ctx.input_of_kind("train"))
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     ctx.log(f"  SavedModel {size} bytes, unchanged; signatures {', '.join(chosen['signatures'])}")
-    return {"size_bytes": size, "signature": p["signature"], "input_name": chosen["input_key"],
+    return {"size_bytes": size, "signature": p.signature, "input_name": chosen["input_key"],
             "output_name": chosen["output_key"], "signatures": chosen["signatures"], "served_as_is": True}
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
     tf, _ = import_tf()
     p = ctx.params
-    if p.get("as_is"):
+    assert isinstance(p, ExportParams)
+    if p.as_is:
         return _as_is(ctx)
     model = load_model(ctx.input_of_kind(*MODEL_STEP_KINDS), compile=False)
     data = load_dataset(ctx.input_of_kind("data"))
     path = ctx.out / SAVED_MODEL_DIR
-    export_saved_model(model, path, input_name=p["input_name"], output_name=p["output_name"],
-                       input_shape=p["input_shape"], input_dtype=p["input_dtype"], signature=p["signature"])
+    export_saved_model(model, path, input_name=p.input_name, output_name=p.output_name,
+                       input_shape=p.input_shape, input_dtype=p.input_dtype, signature=p.signature)
     # Check the artifact as a server will use it: reload, call the signature by keyword, compare.
     loaded = tf.saved_model.load(str(path))
-    function = loaded.signatures[p["signature"]]
+    function = loaded.signatures[p.signature]
     sample = data.x_test[:32]
-    served = function(**{p["input_name"]: tf.constant(sample)})[p["output_name"]].numpy()
+    served = function(**{p.input_name: tf.constant(sample)})[p.output_name].numpy()
     direct = model(sample, training=False).numpy()
     difference = float(np.max(np.abs(served - direct)))
     if difference > 1e-4:
         raise RuntimeError(f"the exported signature disagrees with the Keras model (max |diff| {difference})")
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    ctx.log(f"  SavedModel {size} bytes, signature {p['signature']}({p['input_name']}) -> {p['output_name']}")
-    return {"size_bytes": size, "signature": p["signature"], "input_name": p["input_name"],
-            "output_name": p["output_name"], "max_abs_diff": difference}
+    ctx.log(f"  SavedModel {size} bytes, signature {p.signature}({p.input_name}) -> {p.output_name}")
+    return {"size_bytes": size, "signature": p.signature, "input_name": p.input_name,
+            "output_name": p.output_name, "max_abs_diff": difference}

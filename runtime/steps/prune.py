@@ -26,6 +26,7 @@ from tfspec.runtime.compression import (
     steps_per_epoch,
     wrap_layers,
 )
+from tfspec.plan import PruneParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.errors import StepError
 from tfspec.runtime.keras_io import save_model
@@ -69,27 +70,28 @@ def _largest_divisor_at_most(span: int, limit: int) -> int:
     return 1
 
 
-def derive_schedule(stage: dict[str, Any], examples: int, batch_size: int, index: int = 0) -> PruningPlan:
-    """Fill the schedule's steps from the steps the stage runs; raise :class:`StepError` when they cannot fit."""
-    path = ("compression", index)
-    per_epoch = steps_per_epoch(examples, batch_size)
-    epochs = stage["fine_tune_epochs"]
+def derive_schedule(stage: PruneParams, examples: int) -> PruningPlan:
+    """Fill the schedule's steps from the steps the stage runs; raise :class:`StepError` when they cannot fit.
+
+    The compiler resolved everything else; only the examples per epoch are known here, from the data."""
+    path = ("compression", stage.index)
+    per_epoch = steps_per_epoch(examples, stage.fit["batch_size"])
+    epochs = stage.fine_tune_epochs
     total = epochs * per_epoch
     last = total - 1
-    begin = stage.get("begin_step", 0)
-    m_by_n = stage.get("sparsity_m_by_n")
-    target = 1.0 - m_by_n[0] / m_by_n[1] if m_by_n else stage["target_sparsity"]
+    begin = stage.begin_step
+    target = stage.target_sparsity
     if begin > last:
         raise StepError(path + ("begin_step",), f"begin_step {begin} is after the last step this stage runs "
                         f"({last}: {epochs} epoch(s) × {per_epoch} steps per epoch, counted from 0)",
                         "lower begin_step or raise fine_tune_epochs")
-    end = stage.get("end_step")
-    frequency = stage.get("frequency")
+    end = stage.end_step
+    frequency = stage.frequency
     if end is not None and end > last:
         raise StepError(path + ("end_step",), f"end_step {end} is after the last step this stage runs "
                         f"({last}: {epochs} epoch(s) × {per_epoch} steps per epoch, counted from 0); the target "
                         "sparsity would never be reached", f"lower end_step to at most {last}, or raise fine_tune_epochs")
-    if stage["schedule"] == "constant":
+    if stage.schedule == "constant":
         span = (end if end is not None else last) - begin
         if frequency is None:
             frequency = max(1, min(_MAX_FREQUENCY, span // _UPDATES))
@@ -108,7 +110,7 @@ def derive_schedule(stage: dict[str, Any], examples: int, batch_size: int, index
             end = begin + frequency * (span // frequency)  # the last update lands on end_step
         else:
             frequency = _largest_divisor_at_most(span, desired)
-    return PruningPlan("polynomial_decay", target, stage.get("initial_sparsity", 0.0), begin, end, frequency, total,
+    return PruningPlan("polynomial_decay", target, stage.initial_sparsity, begin, end, frequency, total,
                        per_epoch)
 
 
@@ -133,17 +135,17 @@ def run(ctx: StepContext) -> dict[str, Any]:
     import_tf()
     import tensorflow_model_optimization as tfmot
 
-    params = ctx.params
-    stage = params["stage"]
-    fit = params["fit"]
+    p = ctx.params
+    assert isinstance(p, PruneParams)
+    fit = p.fit
     inputs = load_stage_inputs(ctx)
     data = inputs.data
-    plan = derive_schedule(stage, len(data.x_train), fit["batch_size"], params["index"])
+    plan = derive_schedule(p, len(data.x_train))
     if plan.frequency and plan.schedule == "polynomial_decay" and (plan.end_step - plan.begin_step) % plan.frequency:
         ctx.log(f"{ctx.step.id}: end_step - begin_step is not a multiple of frequency {plan.frequency}: the last mask "
                 "update comes before end_step, below the target sparsity")
-    skip = set(stage.get("skip_layers", []))
-    m_by_n = tuple(stage["sparsity_m_by_n"]) if stage.get("sparsity_m_by_n") else None
+    skip = set(p.skip_layers)
+    m_by_n = tuple(p.sparsity_m_by_n) if p.sparsity_m_by_n else None
     schedule = _schedule(tfmot, plan)
     wrapped: list[str] = []
 
@@ -159,11 +161,11 @@ def run(ctx: StepContext) -> dict[str, Any]:
     if not wrapped:
         raise StepError(stage_path(ctx, "skip_layers"), "no layer is left to prune",
                         "leave at least one dense or convolution layer out of skip_layers")
-    compile_for_fine_tuning(pruned, fit, stage.get("learning_rate"))
+    compile_for_fine_tuning(pruned, fit, p.learning_rate)
     ctx.log(f"{ctx.step.id}: pruning {', '.join(wrapped)} to sparsity {plan.target_sparsity:g} "
             f"({plan.schedule}, steps {plan.begin_step}..{plan.end_step} every {plan.frequency}, "
             f"{plan.total_steps} steps)")
-    result = fit_model(pruned, data, fit=fit, epochs=stage["fine_tune_epochs"], quiet=ctx.quiet,
+    result = fit_model(pruned, data, fit=fit, epochs=p.fine_tune_epochs, quiet=ctx.quiet,
                        checkpoint_dir=getattr(ctx, "checkpoint_dir", None),
                        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
                        augmentation=data.info.get("augmentation"))

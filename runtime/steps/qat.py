@@ -25,6 +25,7 @@ from tfspec.runtime.compression import (
     stage_metrics,
     stage_path,
 )
+from tfspec.plan import QatParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.errors import StepError
 from tfspec.runtime.keras_io import MODEL_H5_FILE, save_model
@@ -63,12 +64,12 @@ def run(ctx: StepContext) -> dict[str, Any]:
     import_tf()
     import tensorflow_model_optimization as tfmot
 
-    params = ctx.params
-    stage = params["stage"]
-    fit = params["fit"]
+    p = ctx.params
+    assert isinstance(p, QatParams)
+    fit = p.fit
     inputs = load_stage_inputs(ctx)
     data = inputs.data
-    preserve = list(stage.get("preserve", []))
+    preserve = list(p.preserve)
     qk = tfmot.quantization.keras
     try:
         annotated = qk.quantize_annotate_model(clone_with_weights(inputs.model))
@@ -81,9 +82,9 @@ def run(ctx: StepContext) -> dict[str, Any]:
     scheme = SCHEMES[tuple(sorted(set(preserve)))]
     ctx.log(f"{ctx.step.id}: quantization-aware training with {scheme}")
     history: dict[str, list[float]] = {}
-    if stage["fine_tune_epochs"] > 0:
-        compile_for_fine_tuning(model, fit, stage.get("learning_rate"))
-        history = fit_model(model, data, fit=fit, epochs=stage["fine_tune_epochs"], quiet=ctx.quiet,
+    if p.fine_tune_epochs > 0:
+        compile_for_fine_tuning(model, fit, p.learning_rate)
+        history = fit_model(model, data, fit=fit, epochs=p.fine_tune_epochs, quiet=ctx.quiet,
                             checkpoint_dir=getattr(ctx, "checkpoint_dir", None),
                             augmentation=data.info.get("augmentation")).history
     if "clusters" in preserve:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from tfspec.compiler.plan import MODEL_STEP_KINDS
+from tfspec.plan import MODEL_STEP_KINDS, TfliteParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset, representative_samples
 from tfspec.runtime.keras_io import load_model
@@ -43,12 +43,12 @@ def _ops(tf: Any) -> dict[str, Any]:
     }
 
 
-def convert(model: Any, params: dict[str, Any], calibration: np.ndarray | None) -> bytes:
+def convert(model: Any, params: TfliteParams, calibration: np.ndarray | None) -> bytes:
     """The ``.tflite`` flatbuffer for ``model`` (a Keras model, or the folder of a SavedModel served as it
     is, converted through its ``signature``) under the plan's conversion ``params``."""
     tf, _ = import_tf()
     if isinstance(model, Path):
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(model), signature_keys=[params["signature"]])
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(model), signature_keys=[params.signature])
     elif recurrent_layers(model):
         # LSTM/GRU at a dynamic batch convert to TensorList loops the builtins lack; at a static batch of
         # one, LSTM becomes the builtin UNIDIRECTIONAL_SEQUENCE_LSTM and GRU a builtin WHILE loop. Their
@@ -58,11 +58,10 @@ def convert(model: Any, params: dict[str, Any], calibration: np.ndarray | None) 
         converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
     else:
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if params.get("optimizations"):
-        converter.optimizations = [getattr(tf.lite.Optimize, name) for name in params["optimizations"]]
+    if params.optimizations:
+        converter.optimizations = [getattr(tf.lite.Optimize, name) for name in params.optimizations]
         # The converter's switch for this (TF 2.21) is still underscored; it affects only Dense layers.
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = not params.get(
-            "per_channel_dense", False)
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = not params.per_channel_dense
     if calibration is not None and len(calibration):
         def representative() -> Iterator[list[np.ndarray]]:
             for i in range(len(calibration)):
@@ -70,13 +69,12 @@ def convert(model: Any, params: dict[str, Any], calibration: np.ndarray | None) 
 
         converter.representative_dataset = representative
     ops = _ops(tf)
-    if params.get("supported_ops"):
-        converter.target_spec.supported_ops = [ops[name] for name in params["supported_ops"]]
-    if params.get("supported_types"):
-        converter.target_spec.supported_types = [tf.as_dtype(t) for t in params["supported_types"]]
-    for attribute, key in (("inference_input_type", "inference_input_type"),
-                           ("inference_output_type", "inference_output_type")):
-        kind = params.get(key, "float32")
+    if params.supported_ops:
+        converter.target_spec.supported_ops = [ops[name] for name in params.supported_ops]
+    if params.supported_types:
+        converter.target_spec.supported_types = [tf.as_dtype(t) for t in params.supported_types]
+    for attribute, kind in (("inference_input_type", params.inference_input_type),
+                            ("inference_output_type", params.inference_output_type)):
         if kind != "float32":
             setattr(converter, attribute, tf.as_dtype(kind))
     with warnings.catch_warnings():
@@ -89,24 +87,25 @@ def run(ctx: StepContext) -> dict[str, Any]:
     from ai_edge_litert.interpreter import Interpreter
 
     p = ctx.params
+    assert isinstance(p, TfliteParams)
     folder = ctx.input_of_kind(*MODEL_STEP_KINDS)
-    model = folder / "saved_model" if p.get("signature") else load_model(folder, compile=False)
+    model = folder / "saved_model" if p.signature else load_model(folder, compile=False)
     data = load_dataset(ctx.input_of_kind("data"))
     calibration = None
-    if p.get("representative_samples"):
-        calibration = representative_samples(data, p["representative_samples"], seed=0).astype(np.float32)
+    if p.representative_samples:
+        calibration = representative_samples(data, p.representative_samples, seed=0).astype(np.float32)
     flatbuffer = convert(model, p, calibration)
-    path = ctx.out / p["filename"]
+    path = ctx.out / p.filename
     path.write_bytes(flatbuffer)
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
-    ctx.log(f"  {p['filename']}: {len(flatbuffer)} bytes, {p['quantization']}, "
+    ctx.log(f"  {p.filename}: {len(flatbuffer)} bytes, {p.quantization}, "
             f"input {np.dtype(inp['dtype']).name}, output {np.dtype(out['dtype']).name}")
     return {
         "size_bytes": len(flatbuffer),
-        "quantization": p["quantization"],
+        "quantization": p.quantization,
         "calibration_samples": 0 if calibration is None else int(len(calibration)),
         "input_dtype": np.dtype(inp["dtype"]).name,
         "output_dtype": np.dtype(out["dtype"]).name,

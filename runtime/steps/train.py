@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from tfspec.compiler.plan import quality_metric
+from tfspec.plan import DistillParams, StageParams, TrainParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.distribute import peer_failures, strategy_for
@@ -39,39 +40,41 @@ def check_model_against_plan(ctx: StepContext, model: Any, num_classes: int | No
     """What the compiler cannot see in a builder's or a SavedModel's model, checked before any training:
     the output width against the data's classes, and every compression stage's ``skip_layers`` names
     (up to a distill stage, whose student the compiler checks). Exit 2 at the spec line."""
-    kind = ctx.params["model"].get("kind")
+    p = ctx.params
+    assert isinstance(p, TrainParams)
+    kind = p.model["kind"]
     if kind not in _MODEL_KEY:
         return  # layers written in the spec: validate checked both
-    loss = ctx.params["fit"]["loss"]["kind"]
+    loss = p.fit["loss"]["kind"]
     width = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
     if loss in _CATEGORICAL_LOSSES and num_classes is not None and width is not None and width != num_classes:
         raise StepError(_MODEL_KEY[kind], f"the model outputs {width} classes but the data has {num_classes}",
                         f"make the model's last layer {num_classes} units wide (or set data.num_classes)")
     names = _layer_names(model)
     for step in ctx.plan.steps:
-        stage = step.params.get("stage") if step.id.startswith("compress.") else None
+        stage = step.params if isinstance(step.params, StageParams) else None
         if stage is None:
             continue
-        if stage.get("kind") == "distill":
+        if isinstance(stage, DistillParams):
             break
-        for j, name in enumerate(stage.get("skip_layers") or []):
+        for j, name in enumerate(getattr(stage, "skip_layers", [])):
             if name not in names:
-                raise StepError(("compression", step.params["index"], "skip_layers", j),
+                raise StepError(("compression", stage.index, "skip_layers", j),
                                 f"no layer named {name!r} in the {kind} model",
                                 "its layers: " + ", ".join(names))
 
 
 def _served_as_is(ctx: StepContext, data: Any) -> dict[str, Any]:
     """A SavedModel deployed unchanged: copied into the cache as it is, its signature read and measured."""
-    model = ctx.params["model"]
-    source = ctx.spec_dir / model["path"]
+    model = ctx.params.model
+    source = ctx.root / model["path"]
     if not (source / "saved_model.pb").is_file():
         raise StepError(("model", "path"), f"{model['path']} is not a SavedModel folder (no saved_model.pb)",
                         "serve_as_is deploys a SavedModel folder unchanged")
     target = ctx.out / "saved_model"
     shutil.copytree(source, target)
     signature = load_signature(target, model["signature"], list(data.x_test.shape[1:]))
-    metric = quality_metric(ctx.params["fit"]["loss"]["kind"])
+    metric = quality_metric(ctx.params.fit["loss"]["kind"])
     value = quality(signature.predict(data.x_test), data.y_test, metric)
     ctx.write_json(SIGNATURE_FILE, {**signature.describe(), "signatures": describe_signatures(signature.loaded)})
     ctx.write_json(HISTORY_FILE, {})
@@ -84,32 +87,33 @@ def _served_as_is(ctx: StepContext, data: Any) -> dict[str, Any]:
 
 def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
-    training, fit = p["training"], p["fit"]
+    assert isinstance(p, TrainParams)
+    fit = p.fit
     data = load_dataset(ctx.input_of_kind("data"))
-    if p["model"].get("kind") == "saved_model" and p["model"].get("serve_as_is"):
+    if p.model.get("kind") == "saved_model" and p.model.get("serve_as_is"):
         return _served_as_is(ctx, data)
-    distributed = strategy_for(p)
+    distributed = strategy_for(fit)
     replicas = distributed.replicas
-    check_devices(p["model"])
+    check_devices(p.model)
     with distributed.scope():
-        model = pin_layer_calls(build_model(p["model"], spec_dir=ctx.spec_dir, seed=fit.get("seed")),
-                                device_for(p["model"]))
+        model = pin_layer_calls(build_model(p.model, spec_dir=ctx.root, seed=fit["seed"]),
+                                device_for(p.model))
         callbacks = compile_model(model, fit, replicas=replicas)
     check_model_against_plan(ctx, model, data.num_classes)
     for name in adapt_preprocessing(model, data.x_train):
         ctx.log(f"  {name}: adapted on the training split")
-    trainable = p["model"].get("kind") != "saved_model" or p["model"].get("trainable", True)
+    trainable = p.trainable
     epochs_run = initial_epoch = 0
     stopped_early = False
     history: dict[str, list[float]] = {}
     phases: list[dict[str, Any]] = []
-    fine_tune = p["model"].get("fine_tune") if p["model"].get("kind") == "application" else None
+    fine_tune = p.model.get("fine_tune") if p.model.get("kind") == "application" else None
     if trainable:
-        checkpoint = ctx.checkpoint_dir if training.get("checkpoint_every_epoch", True) else None
+        checkpoint = ctx.checkpoint_dir if p.checkpoint_every_epoch else None
         started = time.perf_counter()
         with peer_failures(distributed):
-            result = fit_model(model, data, fit=fit, epochs=training["epochs"], quiet=ctx.quiet,
-                               early_stopping=training.get("early_stopping"),
+            result = fit_model(model, data, fit=fit, epochs=p.epochs, quiet=ctx.quiet,
+                               early_stopping=p.early_stopping,
                                checkpoint_dir=checkpoint / "head" if checkpoint and fine_tune else checkpoint,
                                callbacks=callbacks, augmentation=data.info.get("augmentation"),
                                distributed=distributed)
@@ -125,7 +129,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
                 callbacks = compile_model(model, tuned, replicas=replicas)
             with peer_failures(distributed):
                 second = fit_model(model, data, fit=tuned, epochs=fine_tune["epochs"], quiet=ctx.quiet,
-                                   early_stopping=training.get("early_stopping"),
+                                   early_stopping=p.early_stopping,
                                    checkpoint_dir=checkpoint / "fine_tune" if checkpoint else None,
                                    callbacks=callbacks, augmentation=data.info.get("augmentation"),
                                    distributed=distributed)

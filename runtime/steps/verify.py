@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from tfspec.plan import SavedModelVerifyParams, TfliteVerifyParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.quality import (
@@ -121,20 +122,20 @@ def evaluate_gates(gates: dict[str, Any] | None, metrics: dict[str, Any]) -> lis
 
 def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
-    metric = p["metric"]
+    assert isinstance(p, (TfliteVerifyParams, SavedModelVerifyParams))
+    metric = p.metric
     error = is_error_metric(metric)
     data = load_dataset(ctx.input_of_kind("data"))
     evaluation = json.loads((ctx.input_of_kind("evaluate") / EVALUATION_FILE).read_text("utf-8"))
     details: dict[str, Any] = {}
-    if p["artifact"] == "tflite":
-        path = ctx.input_of_kind("tflite") / p["filename"]
+    if isinstance(p, TfliteVerifyParams):
+        path = ctx.input_of_kind("tflite") / p.filename
         predictions, latencies, details = run_tflite(path, data.x_test)
         size = path.stat().st_size
         packed = gzipped_size(path.read_bytes())
     else:
         path = ctx.input_of_kind("export") / "saved_model"
-        predictions, latencies = _run_saved_model(path, data.x_test, p["input_name"], p["output_name"],
-                                                  p.get("signature", "serving_default"))
+        predictions, latencies = _run_saved_model(path, data.x_test, p.input_name, p.output_name, p.signature)
         files = sorted(f for f in path.rglob("*") if f.is_file())
         size = sum(f.stat().st_size for f in files)
         packed = sum(gzipped_size(f.read_bytes()) for f in files)
@@ -154,8 +155,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
     else:
         # report.json's original keys: accuracy and the drop (now from the trained model)
         metrics.update({"accuracy": value, "accuracy_drop": from_trained})
-    gates = evaluate_gates(p.get("gates"), metrics)
-    result: dict[str, Any] = {"artifact": p["artifact"], "metric": metric, "metrics": metrics, "gates": gates,
+    gates = evaluate_gates(p.gates, metrics)
+    result: dict[str, Any] = {"artifact": p.artifact, "metric": metric, "metrics": metrics, "gates": gates,
                               "passed": all(g["passed"] for g in gates), "baseline": evaluation["baseline"],
                               "tensors": details, "test_examples": int(len(data.x_test))}
     num_classes = max(data.num_classes or 2, 2)  # one sigmoid unit: two classes

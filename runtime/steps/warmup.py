@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfspec.plan import WarmupParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.tf import import_tf
@@ -19,22 +20,23 @@ def run(ctx: StepContext) -> dict[str, Any]:
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     p = ctx.params
+    assert isinstance(p, WarmupParams)
     data = load_dataset(ctx.input_of_kind("data"))
-    signature = tf.saved_model.load(str(ctx.input_of_kind("export") / "saved_model")).signatures[p["signature"]]
+    signature = tf.saved_model.load(str(ctx.input_of_kind("export") / "saved_model")).signatures[p.signature]
     _, inputs = signature.structured_input_signature
     # a SavedModel served as it is: the plan names no key, the signature's one input is it
-    key = p["input_name"] if p["input_name"] is not None else next(iter(inputs), None)
+    key = p.input_name if p.input_name is not None else next(iter(inputs), None)
     if key not in inputs:
-        raise RuntimeError(f"the SavedModel's {p['signature']} has no input {key!r} ({sorted(inputs)})")
+        raise RuntimeError(f"the SavedModel's {p.signature} has no input {key!r} ({sorted(inputs)})")
     dtype = inputs[key].dtype
-    count = min(p["requests"], len(data.x_test))
+    count = min(p.requests, len(data.x_test))
     path = ctx.out / WARMUP_FILE
     with tf.io.TFRecordWriter(str(path)) as writer:
         for i in range(count):
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=p["model_name"], signature_name=p["signature"]))
+                model_spec=model_pb2.ModelSpec(name=p.model_name, signature_name=p.signature))
             request.inputs[key].CopyFrom(tf.make_tensor_proto(data.x_test[i:i + 1], dtype=dtype))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
-    ctx.log(f"  {count} warmup requests for {p['model_name']}/{p['signature']}")
+    ctx.log(f"  {count} warmup requests for {p.model_name}/{p.signature}")
     return {"requests": count, "size_bytes": path.stat().st_size}

@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("pyproject.toml", "README.md", "tfspec", "spec", "compiler", "runtime", "templates")
+SOURCES = ("pyproject.toml", "README.md", "tfspec", "spec", "plan", "compiler", "runtime", "templates")
 WARNING = re.compile(r"Warning|warnings\.warn|deprecated|would be ignored|absent from the `packages`", re.IGNORECASE)
 
 

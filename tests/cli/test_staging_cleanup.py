@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tfspec.compiler.write import owner_alive, owner_token
+from tfspec.io.write import owner_alive, owner_token
 
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits" / "deploy.yaml"
 TFSPEC = [sys.executable, "-m", "tfspec"]

@@ -199,7 +199,7 @@ def test_watch_folder(tmp_path: Path, watches: list[Watch]) -> None:
     assert os.stat(out / "gamma").st_ino == gamma_inode
     before = manifest(out / "gamma")
     commented = gamma_text + "# a comment\n"
-    compiled = compile_spec("specs/team/gamma.yaml", text=commented)
+    compiled = compile_spec(specs / "team" / "gamma.yaml", text=commented).placed(out / "gamma")
     output_changes = {p: hashlib.sha256(t.encode()).hexdigest() for p, t in compiled.files.items()} != before
     (specs / "team" / "gamma.yaml").write_text(commented)
     if output_changes:

@@ -1,16 +1,17 @@
-"""Folder builds (compiler/batch.py): discovery, parallel == sequential, the input-hash cache, names."""
+"""Folder builds (tfspec/io/batch.py): discovery, parallel == sequential, the input-hash cache, names."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tfspec.compiler.batch import CACHE_FILE, build_folder, discover_specs
 from tfspec.compiler.pipeline import compile_spec
-from tfspec.compiler.write import write_tree
+from tfspec.io.batch import CACHE_FILE, build_folder, discover_specs
+from tfspec.io.write import write_tree
 
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits" / "deploy.yaml"
 
@@ -77,7 +78,7 @@ def test_parallel_folder_build_equals_sequential_single_builds(tmp_path: Path) -
     for name in names:
         compiled = compile_spec(paths[name])
         assert compiled.ok
-        write_tree(tmp_path / "sequential" / name, compiled.files)
+        write_tree(tmp_path / "sequential" / name, compiled.placed(tmp_path / "sequential" / name).files)
     parallel, sequential = tree(tmp_path / "parallel"), tree(tmp_path / "sequential")
     assert set(sequential) == {f"{n}/{f}" for n in names for f in ("plan.json", "manifest.json")} | set(sequential)
     parallel.pop(CACHE_FILE, None)
@@ -212,3 +213,21 @@ def test_environment_overlay_goes_to_name_env(tmp_path: Path, env: str) -> None:
     result = build_folder(specs, out, env)
     assert result.exit_code == 0
     assert json.loads((out / "a-prod" / "plan.json").read_text())["spec"]["environment"] == "prod"
+
+
+def test_the_build_cache_key_covers_the_plan_package(tmp_path: Path, monkeypatch) -> None:
+    """A folder build's cache is keyed by the compiler's sources; the plan package shapes plan.json too."""
+    import importlib.resources
+
+    from tfspec.io import batch
+
+    copies = {}
+    for package in ("tfspec.spec", "tfspec.plan", "tfspec.compiler", "tfspec.templates"):
+        copies[package] = tmp_path / package
+        shutil.copytree(Path(str(importlib.resources.files(package))), copies[package],
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(batch.importlib.resources, "files", lambda package: copies[package])
+    before = batch.compiler_fingerprint.__wrapped__()
+    params = copies["tfspec.plan"] / "params.py"
+    params.write_text(params.read_text() + "\n# a new params field would change every plan.json\n")
+    assert batch.compiler_fingerprint.__wrapped__() != before

@@ -14,7 +14,7 @@ import yaml
 
 import tfspec
 from tfspec_testing import EXAMPLE, ROOT, tfspec_command
-from tfspec.compiler.write import MANIFEST, manifest_text
+from tfspec.io.write import MANIFEST, manifest_text
 
 
 def _build(spec: Path, out: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -27,10 +27,16 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 
 def test_example_plan_and_manifest_match_golden(tmp_path: Path, golden) -> None:
-    proc = _build(EXAMPLE, tmp_path / "out")
+    # The plan records the spec's folder relative to the output (its root): build beside a copy of the spec.
+    spec = tmp_path / "digits" / EXAMPLE.name
+    spec.parent.mkdir()
+    shutil.copyfile(EXAMPLE, spec)
+    out = tmp_path / "digits" / "build" / "digits"
+    proc = _build(spec, out)
     assert proc.returncode == 0, proc.stderr
-    golden("digits/plan.json", (tmp_path / "out" / "plan.json").read_text(encoding="utf-8"))
-    golden("digits/manifest.json", (tmp_path / "out" / MANIFEST).read_text(encoding="utf-8"))
+    assert json.loads((out / "plan.json").read_text(encoding="utf-8"))["root"] == "../.."
+    golden("digits/plan.json", (out / "plan.json").read_text(encoding="utf-8"))
+    golden("digits/manifest.json", (out / MANIFEST).read_text(encoding="utf-8"))
 
 
 def test_manifest_lists_every_file_with_its_sha256(tmp_path: Path) -> None:
@@ -51,8 +57,12 @@ def _shuffled(node: Any, rng: random.Random) -> Any:
 
 
 def test_output_is_identical_across_cwd_and_key_order(tmp_path: Path) -> None:
-    first = tmp_path / "first"
-    assert _build(EXAMPLE, first).returncode == 0
+    # Same place of the output relative to the spec (the plan records that), everything else different.
+    copy = tmp_path / "first" / EXAMPLE.name
+    copy.parent.mkdir()
+    shutil.copyfile(EXAMPLE, copy)
+    first = copy.parent / "out"
+    assert _build(copy, first).returncode == 0
     # Same spec, keys shuffled at every level and comments dropped, built from another working directory.
     other_dir = tmp_path / "elsewhere" / "deeper"
     other_dir.mkdir(parents=True)
@@ -60,8 +70,8 @@ def test_output_is_identical_across_cwd_and_key_order(tmp_path: Path) -> None:
     tree = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     shuffled_spec.write_text(yaml.safe_dump(_shuffled(tree, random.Random(7)), sort_keys=False), encoding="utf-8")
     assert shuffled_spec.read_text(encoding="utf-8") != EXAMPLE.read_text(encoding="utf-8")
-    second = tmp_path / "second"
-    proc = _build(Path(os.path.relpath(shuffled_spec, other_dir)), second, cwd=other_dir)
+    second = other_dir / "out"
+    proc = _build(Path(os.path.relpath(shuffled_spec, other_dir)), Path("out"), cwd=other_dir)
     assert proc.returncode == 0, proc.stderr
     assert _tree(first) == _tree(second)
     for data in _tree(first).values():

@@ -76,7 +76,7 @@ def steps_to_run(path: Path) -> set[str]:
     return {s["id"] for s in json.loads(result.stdout)["steps"] if s["kind"] != "render" and not s["cached"]}
 
 
-ALL = {"data", "train", "export", "m.tflite", "m.verify", "m.bundle"}
+ALL = {"data", "train", "evaluate", "export", "m.tflite", "m.verify", "m.bundle"}
 FROM_TRAIN = ALL - {"data"}
 
 
@@ -118,7 +118,7 @@ def test_npz_file_replaced(tmp_path: Path) -> None:
     path = write_spec(tmp_path, spec_text("{kind: npz, path: d.npz}"))
     assert_change_reruns(path, lambda: (tmp_path / "d.npz").write_bytes(b"other archive"), ALL)
     # a file's digest is what sha256sum prints
-    assert compiled(path).plan.step("data").params["input_digests"] == {
+    assert compiled(path).plan.step("data").params.input_digests == {
         "data.source.path": hashlib.sha256(b"other archive").hexdigest()}
 
 
@@ -200,7 +200,7 @@ def test_helper_package_imported_by_the_builder_edited(tmp_path: Path) -> None:
         "def head():\n    return 'other model'\n"), FROM_TRAIN)
     # a package the builder does not import is not an input
     assert_change_reruns(path, lambda: (tmp_path / "unrelated" / "tool.py").write_text("x = 2\n"), set())
-    digests = compiled(path).plan.step("train").params["input_digests"]
+    digests = compiled(path).plan.step("train").params.input_digests
     assert list(digests) == ["model.builder"]
 
 
@@ -225,6 +225,7 @@ model:
 def _saved_model(folder: Path, weights: bytes) -> None:
     (folder / "variables").mkdir(parents=True)
     (folder / "saved_model.pb").write_bytes(b"graph")
+    (folder / "keras_metadata.pb").write_bytes(b"keras")  # a Keras SavedModel (others need serve_as_is)
     (folder / "variables" / "variables.data-00000-of-00001").write_bytes(weights)
 
 
@@ -265,7 +266,7 @@ def test_teacher_spec_is_compiled_once_with_two_overlays(tmp_path: Path, monkeyp
     result = pipeline.compile_spec(path)
     assert result.ok, [d.format() for d in result.diagnostics]
     assert calls == ["deploy.yaml", "teacher.yaml"]
-    assert result.plan.step("compress.0.distill").params["teacher_identity"]["model_step"] == "train"
+    assert result.plan.step("compress.0.distill").params.teacher_identity["model_step"] == "train"
 
 
 def test_saved_model_teacher_swapped_reruns_only_the_distill_step(tmp_path: Path) -> None:
@@ -280,7 +281,7 @@ def test_saved_model_teacher_swapped_reruns_only_the_distill_step(tmp_path: Path
         shutil.rmtree(tmp_path / "teacher")
         os.rename(tmp_path / "teacher2", tmp_path / "teacher")
 
-    assert_change_reruns(path, swap, {"compress.0.distill", "export", "m.tflite", "m.verify", "m.bundle"})
+    assert_change_reruns(path, swap, {"compress.0.distill", "evaluate", "export", "m.tflite", "m.verify", "m.bundle"})
 
 
 # --- the stage itself ---------------------------------------------------------------------------------
@@ -310,7 +311,7 @@ def test_plan_does_no_io(tmp_path: Path) -> None:
     result = compiled(path)
     (tmp_path / "d.npz").unlink()
     again = build_plan(result.resolved, None, InputDigests({"data.source.path": "ab" * 32}))
-    assert again.step("data").params["input_digests"] == {"data.source.path": "ab" * 32}
+    assert again.step("data").params.input_digests == {"data.source.path": "ab" * 32}
     assert again.step("data").fingerprint != result.plan.step("data").fingerprint
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tfspec.compiler.watch import SpecWatcher
+from tfspec.io.watch import SpecWatcher
 from tfspec_testing import EXAMPLE, tfspec_command
 
 EXPECTED = ":1:6: <root>: file is not valid UTF-8 text"

@@ -14,6 +14,7 @@ import pytest
 import tfspec
 from tfspec.runtime.cache import StepCache
 from tfspec.runtime.executor import RunReport, run_plan
+from tfspec.running import run_inputs_from_compiled
 from tfspec.runtime.keras_io import load_model
 
 SPEC = """\
@@ -81,7 +82,7 @@ def run_spec(folder: Path, cache_dir: Path | None, stages: str, target: str = RE
     spec = write_spec(folder, stages, target, name)
     result = tfspec.compile(spec)
     assert result.ok, [d.format() for d in result.diagnostics]
-    report = run_plan(result, cache_dir=cache_dir, dist_dir=folder / "dist", quiet=True, log=lambda line: None)
+    report = run_plan(run_inputs_from_compiled(result), cache_dir=cache_dir, dist_dir=folder / "dist", quiet=True, log=lambda line: None)
     return Run(result, report, StepCache(report.cache_dir), spec)
 
 

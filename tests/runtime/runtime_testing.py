@@ -36,9 +36,8 @@ def compile_text(tmp_path: Path, text: str, name: str = "deploy.yaml") -> Compil
 def step_context(result: CompileResult, step_id: str, out: Path, inputs: dict[str, Path] | None = None) -> StepContext:
     assert result.plan is not None
     out.mkdir(parents=True, exist_ok=True)
-    return StepContext(step=result.plan.step(step_id), plan=result.plan, spec_dir=Path(result.path).parent,
-                       build_dir=out.parent, out=out, inputs=inputs or {}, quiet=True, log=lambda line: None,
-                       document=result.resolved.document if result.resolved else None)
+    return StepContext(step=result.plan.step(step_id), plan=result.plan, root=Path(result.path).parent,
+                       out=out, inputs=inputs or {}, quiet=True, log=lambda line: None)
 
 
 def read_json(path: Path) -> Any:

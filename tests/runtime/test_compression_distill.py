@@ -105,8 +105,9 @@ def test_distill_from_another_spec(tmp_path: Path, tmp_path_factory) -> None:
         run_spec(tmp_path, shared_cache(tmp_path_factory), student_stage)
     import tfspec
     from tfspec.runtime.executor import run_plan
+    from tfspec.running import run_inputs_from_compiled
 
-    run_plan(tfspec.compile(teacher_dir / "deploy.yaml"), dist_dir=teacher_dir / "dist", quiet=True, log=lambda _: None)
+    run_plan(run_inputs_from_compiled(tfspec.compile(teacher_dir / "deploy.yaml")), dist_dir=teacher_dir / "dist", quiet=True, log=lambda _: None)
     run = run_spec(tmp_path, shared_cache(tmp_path_factory), student_stage)
     metrics = _check_student(run, "compress.0.distill")
     assert metrics["teacher"]["description"] == "the model of teacher/deploy.yaml"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfspec.runtime.compression import initial_learning_rate, steps_per_epoch, wrap_layers, zipped_size
+from tfspec.runtime.compression import steps_per_epoch, wrap_layers, zipped_size
 from tfspec.runtime.tf import import_tf
 
 
@@ -51,10 +51,5 @@ def test_zipped_size_is_the_deflated_archive(tmp_path: Path) -> None:
     assert size == len(buffer.getvalue())
 
 
-def test_fine_tuning_rate_and_steps() -> None:
-    assert initial_learning_rate({"kind": "adam", "learning_rate": 0.003}) == 0.003
-    assert initial_learning_rate({"kind": "adam", "learning_rate": {"schedule": "exponential_decay", "initial": 0.01,
-                                                                    "decay_steps": 10, "decay_rate": 0.9}}) == 0.01
-    assert initial_learning_rate({"kind": "sgd", "learning_rate": {"schedule": "piecewise_constant",
-                                                                   "boundaries": [10], "values": [0.1, 0.01]}}) == 0.1
+def test_steps_per_epoch() -> None:
     assert steps_per_epoch(1257, 32) == 40 and steps_per_epoch(10, 32) == 1

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from _compression_helpers import kernels, run_spec, shared_cache
 
+from tfspec.plan import PruneParams
 from tfspec.runtime.errors import StepError
 from tfspec.runtime.steps.prune import derive_schedule
 
@@ -15,8 +16,15 @@ STAGE = {"schedule": "polynomial_decay", "target_sparsity": 0.8, "initial_sparsi
          "end_step": None, "frequency": None, "fine_tune_epochs": 3, "sparsity_m_by_n": None}
 
 
+def _stage(index: int = 0, **changes: object) -> PruneParams:
+    """The prune params the compiler writes (batch size 32), with ``changes``."""
+    return PruneParams(**{**STAGE, **changes}, index=index, stage="prune", learning_rate=1e-3, skip_layers=[],
+                       fit={"batch_size": 32}, input_name="inputs", output_name="outputs", input_shape=[64],
+                       input_dtype="float32", num_classes=10)
+
+
 def test_schedule_ends_on_an_update_step_before_the_last_epoch() -> None:
-    plan = derive_schedule(STAGE, examples=1257, batch_size=32)
+    plan = derive_schedule(_stage(), examples=1257)
     assert plan.steps_per_epoch == 40 and plan.total_steps == 120
     assert plan.end_step <= 2 * 40 - 1  # the last epoch fine-tunes at the target sparsity
     assert (plan.end_step - plan.begin_step) % plan.frequency == 0  # the last update lands on end_step
@@ -24,19 +32,19 @@ def test_schedule_ends_on_an_update_step_before_the_last_epoch() -> None:
 
 
 def test_schedule_of_a_one_epoch_stage_ends_within_the_run() -> None:
-    plan = derive_schedule({**STAGE, "fine_tune_epochs": 1}, examples=100, batch_size=32)
+    plan = derive_schedule(_stage(fine_tune_epochs=1), examples=100)
     assert plan.total_steps == 4
     assert plan.end_step <= 3 and plan.frequency == 1
 
 
 def test_explicit_end_step_keeps_and_frequency_divides_it() -> None:
-    plan = derive_schedule({**STAGE, "begin_step": 10, "end_step": 70}, examples=1257, batch_size=32)
+    plan = derive_schedule(_stage(begin_step=10, end_step=70), examples=1257)
     assert plan.end_step == 70 and (70 - 10) % plan.frequency == 0
 
 
 def test_end_step_past_the_run_is_an_error() -> None:
     with pytest.raises(StepError) as error:
-        derive_schedule({**STAGE, "end_step": 500}, examples=1257, batch_size=32, index=2)
+        derive_schedule(_stage(2, end_step=500), examples=1257)
     assert str(error.value) == ("compression[2].end_step: end_step 500 is after the last step this stage runs (119: "
                                 "3 epoch(s) × 40 steps per epoch, counted from 0); the target sparsity would never be "
                                 "reached (hint: lower end_step to at most 119, or raise fine_tune_epochs)")
@@ -44,7 +52,7 @@ def test_end_step_past_the_run_is_an_error() -> None:
 
 def test_begin_step_past_the_run_is_an_error() -> None:
     with pytest.raises(StepError, match=r"^compression\[0\]\.begin_step: begin_step 200 is after the last step"):
-        derive_schedule({**STAGE, "begin_step": 200}, examples=1257, batch_size=32)
+        derive_schedule(_stage(begin_step=200), examples=1257)
 
 
 @pytest.mark.slow

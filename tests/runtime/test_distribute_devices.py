@@ -46,18 +46,19 @@ from pathlib import Path
 import numpy as np
 from tfspec.compiler.pipeline import compile_spec
 from tfspec.runtime.executor import run_plan
+from tfspec.running import run_inputs_from_compiled
 from tfspec.runtime.keras_io import load_model
 from tfspec.runtime.model_builder import build_model, device_for
 from tfspec.runtime.placement import pin_layer_calls
 spec, work = Path(sys.argv[1]), Path(sys.argv[2])
 result = compile_spec(spec)
 assert result.ok, [d.format() for d in result.diagnostics]
-outcome = run_plan(result, cache_dir=work / "cache", dist_dir=work / "dist", quiet=True, log=lambda line: None)
+outcome = run_plan(run_inputs_from_compiled(result), cache_dir=work / "cache", dist_dir=work / "dist", quiet=True, log=lambda line: None)
 train = result.plan.step("train")
 metrics = json.loads((outcome.cache_dir / train.fingerprint / "metrics.json").read_text())
 saved = load_model(outcome.cache_dir / train.fingerprint)
 out = {"metrics": metrics, "learning_rate": float(saved.optimizer.learning_rate.numpy())}
-model_params = train.params["model"]
+model_params = train.params.model
 if model_params.get("placement"):
     model = pin_layer_calls(build_model(model_params, spec_dir=spec.parent, seed=1), device_for(model_params))
     model.compile("adam", "sparse_categorical_crossentropy")

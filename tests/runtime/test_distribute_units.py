@@ -25,6 +25,7 @@ from tfspec.runtime.distribute import (
 from tfspec.runtime.errors import StepError
 from tfspec.runtime.tf import import_tf
 from tfspec.runtime.worker import run_worker, training_steps
+from tfspec.running import run_inputs_from_compiled
 from tfspec_testing import EXAMPLE
 
 CLUSTER = {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}
@@ -107,7 +108,7 @@ def test_worker_mode_refuses_a_spec_that_does_not_train_on_workers(tmp_path: Pat
     spec.write_text(WORKERS_SPEC.read_text("utf-8").replace(
         "{kind: multi_worker_mirrored, workers: 2, communication: ring}", "{kind: default}"), encoding="utf-8")
     with pytest.raises(StepError) as raised:
-        run_worker(compile_spec(spec), environ={"JOB_COMPLETION_INDEX": "0", "TFSPEC_WORKER_HOSTS": "a:1,b:1"})
+        run_worker(run_inputs_from_compiled(compile_spec(spec)), environ={"JOB_COMPLETION_INDEX": "0", "TFSPEC_WORKER_HOSTS": "a:1,b:1"})
     assert re.fullmatch(rf"{re.escape(str(spec))}:\d+:\d+: training\.distribution\.kind: worker mode trains with "
                         r"multi_worker_mirrored, this spec asks for default \(hint: .*\)", str(raised.value))
 
@@ -115,7 +116,7 @@ def test_worker_mode_refuses_a_spec_that_does_not_train_on_workers(tmp_path: Pat
 def test_worker_mode_refuses_a_cluster_of_the_wrong_size() -> None:
     with pytest.raises(StepError, match=r"training\.distribution\.workers: the spec trains on 2 workers, the cluster "
                                         r"in the environment has 3"):
-        run_worker(compile_spec(WORKERS_SPEC), environ={"JOB_COMPLETION_INDEX": "0", "TFSPEC_WORKER_HOSTS": "a:1,b:1,c:1"})
+        run_worker(run_inputs_from_compiled(compile_spec(WORKERS_SPEC)), environ={"JOB_COMPLETION_INDEX": "0", "TFSPEC_WORKER_HOSTS": "a:1,b:1,c:1"})
 
 
 def test_worker_mode_without_a_cluster_environment_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:

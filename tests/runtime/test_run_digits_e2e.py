@@ -229,3 +229,62 @@ def test_run_writes_the_html_report_beside_report_json(first_run: dict[str, Any]
     assert report["spec"]["sha256"] in page
     assert page.count("data:image/png;base64,") >= 3
     assert "report.html" in read_json(first_run["dist"] / "manifest.json")["files"]
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_run_from_the_built_plan_alone_gives_the_same_dist(first_run: dict[str, Any]) -> None:
+    import json
+
+    # A copy of the spec, built and then removed: `run --plan` reads the plan, the files built beside it and
+    # the inputs under its root, never the spec.
+    folder = first_run["root"] / "plan-only"
+    folder.mkdir()
+    spec = folder / "deploy.yaml"
+    shutil.copyfile(first_run["spec"], spec)
+    build = folder / "build" / "digits"
+    assert invoke("build", str(spec), "--out", str(build)).exit_code == 0
+    # `run SPEC` on the cache as it is now (an earlier test forced new entries)
+    from_spec = first_run["root"] / "dist-from-spec"
+    by_spec_run = invoke("run", str(spec), "--cache-dir", str(first_run["cache"]), "--dist-dir", str(from_spec), "--json")
+    assert by_spec_run.exit_code == 0, by_spec_run.output
+    spec.unlink()
+    dist = first_run["root"] / "dist-from-plan"
+    result = invoke("run", "--plan", str(build / "plan.json"), "--cache-dir", str(first_run["cache"]),
+                    "--dist-dir", str(dist), "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["ran"] == []  # the same fingerprints as `tfspec run SPEC`: every step is in its cache
+    by_spec, by_plan = _tree(from_spec), _tree(dist)
+    report_files = {"report.json", "report.html", "manifest.json"}
+    assert set(by_spec) == set(by_plan)
+    assert {p: d for p, d in by_spec.items() if p not in report_files} == \
+        {p: d for p, d in by_plan.items() if p not in report_files}
+    steps = [{k: v for k, v in s.items() if k not in ("cached", "duration_s")} for s in payload["report"]["steps"]]
+    first = [{k: v for k, v in s.items() if k not in ("cached", "duration_s")}
+             for s in json.loads(by_spec_run.stdout)["report"]["steps"]]
+    assert steps == first
+
+
+def test_one_step_runs_in_isolation_from_its_inputs_cache_entries(first_run: dict[str, Any]) -> None:
+    import json
+
+    build = first_run["root"] / "build-step"
+    assert invoke("build", str(first_run["spec"]), "--out", str(build)).exit_code == 0
+    plan = json.loads((build / "plan.json").read_text("utf-8"))
+    fingerprints = {s["id"]: s["fingerprint"] for s in plan["steps"]}
+    pod_cache = first_run["root"] / "pod-cache"
+    missing = invoke("run", "--plan", str(build / "plan.json"), "--step", "export", "--cache-dir", str(pod_cache))
+    assert missing.exit_code == 2
+    assert "step export needs the outputs of train, data, not in the cache" in missing.stderr
+    for step_id in ("data", "train"):  # what a cluster would hand the pod: its inputs' cache entries
+        shutil.copytree(first_run["cache"] / fingerprints[step_id], pod_cache / fingerprints[step_id])
+    result = invoke("run", "--plan", str(build / "plan.json"), "--step", "export", "--cache-dir", str(pod_cache),
+                    "--json")
+    assert result.exit_code == 0, result.output
+    entry = pod_cache / fingerprints["export"]
+    assert json.loads(result.stdout) == {"ok": True, "step": "export", "entry": str(entry)}
+    assert (entry / "saved_model" / "saved_model.pb").is_file()
+    assert sorted(p.name for p in pod_cache.iterdir()) == sorted(fingerprints[i] for i in ("data", "train", "export"))

@@ -233,6 +233,31 @@ def test_shape_mismatch_through_the_cli_names_file_line_and_key(tmp_path: Path) 
     assert not (tmp_path / "dist").exists()
 
 
+def test_a_run_from_the_plan_finds_its_data_under_the_root_and_names_file_line_and_key(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    x, y = features(5)
+    np.savez(project / "d.npz", x=x, y=y)
+    path = project / "deploy.yaml"
+    text = spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n")
+    path.write_text(text)
+    build = tmp_path / "elsewhere" / "build"
+    assert invoke("build", str(path), "--out", str(build)).exit_code == 0
+    # relative data paths resolve against the plan's root (the project), not the working directory
+    result = invoke("run", "--plan", str(build / "plan.json"), "--dist-dir", str(tmp_path / "dist"), "--quiet")
+    assert result.exit_code == 2, result.output
+    line = text.splitlines().index("  input_shape: [4]") + 1
+    assert f"{path}:{line}:3: model.input_shape: the npz source gives examples of shape [5] but the model takes [4]" \
+        in result.stderr
+    # --root points the same plan at another copy of the inputs
+    other = tmp_path / "mounted"
+    other.mkdir()
+    np.savez(other / "d.npz", x=x[:, :4], y=y)
+    moved = invoke("run", "--plan", str(build / "plan.json"), "--root", str(other), "--step", "data",
+                   "--cache-dir", str(tmp_path / "cache"))
+    assert moved.exit_code == 0, moved.output
+
+
 @pytest.mark.parametrize("content", [b"not a zip file at all\n" * 4, b"PK\x03\x04" + b"\x00" * 40])
 def test_corrupt_npz_says_what_the_file_should_be(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "d.npz").write_bytes(content)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tfspec.plan import TfliteParams
 from tfspec.runtime.datasets import Dataset, make_dataset, representative_samples
 from tfspec.runtime.fit import compile_model, fit_model
 from tfspec.runtime.model_builder import build_model
@@ -32,6 +33,15 @@ MODES = {
     "int16x8": {"quantization": "int16x8", "optimizations": ["DEFAULT"], "representative_samples": 100,
                 "supported_ops": ["experimental_tflite_builtins_activations_int16_weights_int8"]},
 }
+BASE = {"optimizations": [], "representative_samples": 0, "supported_ops": [], "supported_types": [],
+        "inference_input_type": "float32", "inference_output_type": "float32", "quantization_aware": False,
+        "per_channel_dense": False, "filename": "m.tflite"}
+
+
+def _params(mode: str) -> TfliteParams:
+    return TfliteParams(**{**BASE, **MODES[mode]})
+
+
 IO_DTYPES = {"none": "float32", "dynamic": "float32", "float16": "float32", "int8": "int8", "uint8": "uint8",
              "int8-float-io": "float32", "int16x8": "float32"}
 
@@ -61,7 +71,7 @@ def test_mode_converts_and_keeps_accuracy_on_litert(mode: str, trained: tuple, t
     calibration = representative_samples(data, params["representative_samples"]) if params.get(
         "representative_samples") else None
     path = tmp_path / "m.tflite"
-    path.write_bytes(convert(model, params, calibration))
+    path.write_bytes(convert(model, _params(mode), calibration))
     predictions, latencies, tensors = run_tflite(path, data.x_test)
     assert tensors["input"]["dtype"] == IO_DTYPES[mode] == tensors["output"]["dtype"]
     if IO_DTYPES[mode] != "float32":
@@ -77,7 +87,7 @@ def test_quantized_files_are_smaller_than_float32(trained: tuple, tmp_path: Path
     for mode in ("none", "float16", "int8"):
         params = MODES[mode]
         calibration = representative_samples(data, 100) if params.get("representative_samples") else None
-        sizes[mode] = len(convert(model, params, calibration))
+        sizes[mode] = len(convert(model, _params(mode), calibration))
     assert sizes["int8"] < sizes["float16"] < sizes["none"]
 
 

@@ -78,10 +78,8 @@ def compiled(spec: str, env: str | None) -> CompileResult:
 
 def default_out(result: CompileResult) -> Path:
     """``build/<name>/``, or ``build/<name>-<env>/`` with an environment overlay."""
-    assert result.resolved is not None
-    name = result.resolved.spec.name
-    env = result.resolved.environment
-    return Path("build") / (f"{name}-{env}" if env else name)
+    assert result.plan is not None
+    return Path("build") / result.plan.spec.dist_name
 
 
 spec_argument = click.argument("spec", type=click.Path(dir_okay=True, path_type=str))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tfspec.compiler.write import diff_tree, write_tree
+from tfspec.io.write import diff_tree, write_tree
 from tfspec.spec.errors import EXIT_DIFF, TfspecError
 
 from .common import compiled, default_out, env_option, handle_errors, json_option, spec_argument
@@ -61,6 +61,7 @@ def build(spec: str, env: str | None, out: Path | None, check: bool, jobs: int |
         raise TfspecError("--jobs, --no-cache and --prune apply to folder builds; SPEC is a file")
     result = compiled(spec, env)
     out_dir = out or default_out(result)
+    result = result.placed(out_dir)
     if check:
         diff = diff_tree(out_dir, result.files)
         if diff:

@@ -1,4 +1,4 @@
-"""``tfspec build FOLDER``: the printing side of :func:`tfspec.compiler.batch.build_folder`."""
+"""``tfspec build FOLDER``: the printing side of :func:`tfspec.io.batch.build_folder`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tfspec.compiler.batch import FolderBuild, build_folder
+from tfspec.io.batch import FolderBuild, build_folder
 
 __all__ = ["build_folder_command", "summary_table"]
 

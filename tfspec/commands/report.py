@@ -15,10 +15,8 @@ __all__ = ["report", "default_dist"]
 
 def default_dist(result: CompileResult) -> Path:
     """``dist/<name>/``, or ``dist/<name>-<env>/`` with an environment overlay (where ``tfspec run`` writes)."""
-    assert result.resolved is not None
-    name = result.resolved.spec.name
-    env = result.resolved.environment
-    return Path("dist") / (f"{name}-{env}" if env else name)
+    assert result.plan is not None
+    return Path("dist") / result.plan.spec.dist_name
 
 
 @click.command()

@@ -5,21 +5,30 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from tfspec.compiler.pipeline import CompileResult
 from tfspec.spec.errors import EXIT_DIFF
 
-from .common import compiled, env_option, handle_errors, json_option, require_runtime, spec_argument
+from .common import compiled, env_option, handle_errors, json_option, require_runtime
+
+if TYPE_CHECKING:
+    from tfspec.runtime.executor import RunInputs
 
 __all__ = ["run"]
 
 
 @click.command()
-@spec_argument
+@click.argument("spec", type=click.Path(dir_okay=True, path_type=str), required=False)
 @env_option
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Run this plan.json (from tfspec build) instead of compiling SPEC: nothing but the plan, the "
+                   "files rendered beside it and the inputs under its root are read.")
+@click.option("--step", "step_id", metavar="ID", default=None,
+              help="With --plan: run only this step, its inputs taken from the cache (what a cluster pod runs).")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --plan: the folder relative input paths are resolved against (default: the plan's root).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Step cache (default: .tfspec/cache next to the spec).")
 @click.option("--dist-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -40,27 +49,40 @@ __all__ = ["run"]
               help="--worker: heartbeat silence after which a peer counts as dead and training fails.")
 @json_option
 @handle_errors
-def run(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | None, quiet: bool, force: bool,
-        verbose: bool, worker: bool, startup_timeout: float, peer_timeout: float, as_json: bool) -> None:
+def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str | None, root: Path | None,
+        cache_dir: Path | None, dist_dir: Path | None, quiet: bool, force: bool, verbose: bool, worker: bool,
+        startup_timeout: float, peer_timeout: float, as_json: bool) -> None:
     """Train, compress, export, convert, verify and bundle: execute the spec's plan with TensorFlow.
 
-    Exit 1 when a target misses a quality gate (after every step ran), 2 on an input error.
+    SPEC is compiled first; or give --plan build/<name>/plan.json. Exit 1 when a target misses a quality gate
+    (after every step ran), 2 on an input error.
     """
+    if (spec is None) == (plan_file is None):
+        raise click.UsageError("give a SPEC or --plan PLAN_FILE (one of them)")
+    if plan_file is not None and env is not None:
+        raise click.UsageError("--env does not apply to --plan (the plan was built for one environment)")
+    if plan_file is None and (step_id is not None or root is not None):
+        raise click.UsageError("--step and --root apply to --plan")
+    if step_id is not None and dist_dir is not None:
+        raise click.UsageError("--dist-dir does not apply to --step (one step writes only its cache entry)")
     if worker:
         if force:
             raise click.UsageError("--force does not apply to --worker (a worker trains unless the shared cache "
                                    "already holds the trained model)")
-        _run_worker(spec, env, cache_dir, dist_dir, quiet, startup_timeout, peer_timeout, as_json)
+        _run_worker(_inputs(spec, env, plan_file, root), cache_dir, dist_dir, quiet, startup_timeout, peer_timeout,
+                    as_json)
         return
     require_runtime("run")
+    inputs = _inputs(spec, env, plan_file, root)  # input errors before TensorFlow is imported
     from tfspec.runtime.cache import default_cache_dir
     from tfspec.runtime.errors import StepFailed
     from tfspec.runtime.tf import TENSORFLOW_LOG
 
-    result = compiled(spec, env)
-    tf_log = None if verbose else (cache_dir or default_cache_dir(Path(result.path))).parent / TENSORFLOW_LOG
+    # beside the spec as the user named it (a relative path stays relative), else under the plan's root
+    base = Path(spec) if spec is not None else inputs.root
+    tf_log = None if verbose else (cache_dir or default_cache_dir(base)).parent / TENSORFLOW_LOG
     try:
-        missed = _run_quietly(result, tf_log, cache_dir, dist_dir, quiet, force, as_json)
+        missed = _run_quietly(inputs, step_id, tf_log, cache_dir, dist_dir, quiet, force, as_json)
     except StepFailed:  # not a spec problem: TensorFlow may have said why
         if tf_log is not None and tf_log.is_file():
             click.echo(f"TensorFlow's messages: {tf_log}", err=True)
@@ -71,10 +93,20 @@ def run(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | Non
         sys.exit(EXIT_DIFF)
 
 
-def _run_quietly(result: CompileResult, tf_log: Path | None, cache_dir: Path | None, dist_dir: Path | None,
-                 quiet: bool, force: bool, as_json: bool) -> list[tuple[str, str, float, float]]:
-    """Run the plan with TensorFlow's own output in ``tf_log``; print the outcome; return the missed gates."""
-    from tfspec.runtime.executor import run_plan
+def _inputs(spec: str | None, env: str | None, plan_file: Path | None, root: Path | None) -> RunInputs:
+    from tfspec.running import run_inputs_from_compiled, run_inputs_from_plan_file
+
+    if plan_file is not None:
+        return run_inputs_from_plan_file(plan_file, root)
+    assert spec is not None
+    return run_inputs_from_compiled(compiled(spec, env))
+
+
+def _run_quietly(inputs: RunInputs, step_id: str | None, tf_log: Path | None, cache_dir: Path | None,
+                 dist_dir: Path | None, quiet: bool, force: bool, as_json: bool) -> list[tuple[str, str, float, float]]:
+    """Run the plan (or its step ``step_id``) with TensorFlow's own output in ``tf_log``; print the outcome;
+    return the missed gates."""
+    from tfspec.runtime.executor import run_plan, run_step
     from tfspec.runtime.fit import is_ci
     from tfspec.runtime.report import missed_gates
     from tfspec.runtime.report_html import REPORT_HTML
@@ -82,8 +114,15 @@ def _run_quietly(result: CompileResult, tf_log: Path | None, cache_dir: Path | N
 
     with tensorflow_output(tf_log) as stderr:
         log = (lambda line: print(line, file=stderr, flush=True)) if as_json else click.echo
-        outcome = run_plan(result, cache_dir=cache_dir, dist_dir=dist_dir, quiet=quiet or is_ci() or as_json,
-                           force=force, log=log)
+        quiet = quiet or is_ci() or as_json
+        if step_id is not None:
+            entry = run_step(inputs, step_id, cache_dir=cache_dir, quiet=quiet, force=force, log=log)
+            if as_json:
+                click.echo(json.dumps({"ok": True, "step": step_id, "entry": str(entry)}, indent=2, sort_keys=True))
+            else:
+                click.echo(f"{step_id}: {entry}")
+            return []
+        outcome = run_plan(inputs, cache_dir=cache_dir, dist_dir=dist_dir, quiet=quiet, force=force, log=log)
         report = outcome.report
         if as_json:
             click.echo(json.dumps({"ok": outcome.passed, "dist": str(outcome.dist_dir), "ran": list(outcome.ran),
@@ -98,15 +137,14 @@ def _run_quietly(result: CompileResult, tf_log: Path | None, cache_dir: Path | N
     return missed
 
 
-def _run_worker(spec: str, env: str | None, cache_dir: Path | None, dist_dir: Path | None, quiet: bool,
+def _run_worker(inputs: RunInputs, cache_dir: Path | None, dist_dir: Path | None, quiet: bool,
                 startup_timeout: float, peer_timeout: float, as_json: bool) -> None:
     from tfspec.runtime.distribute import PeerTimeouts
     from tfspec.runtime.fit import is_ci
     from tfspec.runtime.worker import run_worker
 
-    result = compiled(spec, env)
     log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
-    outcome = run_worker(result, cache_dir=cache_dir, dist_dir=dist_dir, quiet=quiet or is_ci() or as_json,
+    outcome = run_worker(inputs, cache_dir=cache_dir, dist_dir=dist_dir, quiet=quiet or is_ci() or as_json,
                          timeouts=PeerTimeouts(startup=startup_timeout, heartbeat=peer_timeout), log=log)
     if as_json:
         click.echo(json.dumps({"ok": True, **outcome.to_json()}, indent=2, sort_keys=True))

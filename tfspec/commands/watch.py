@@ -27,7 +27,7 @@ def watch(path: Path, env: str | None, out: Path | None, debounce_ms: int, jobs:
 
     Prints one line per rebuild (files changed, added, removed) or the diagnostics. Ctrl-C stops (exit 0).
     """
-    from tfspec.compiler.watch import SpecWatcher  # watchdog only when watching
+    from tfspec.io.watch import SpecWatcher  # watchdog only when watching
 
     watcher = SpecWatcher(path, out, env, echo=click.echo, echo_error=lambda line: click.echo(line, err=True),
                           debounce=debounce_ms / 1000, jobs=jobs)

@@ -30,6 +30,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from tfspec.compiler.processes import process_alive
 from tfspec.spec.errors import TfspecError
 
 __all__ = ["MANIFEST", "OutputPathError", "manifest_text", "with_manifest", "write_tree", "diff_tree", "read_manifest",
@@ -140,19 +141,6 @@ def swap_into_place(staging: Path, out_dir: Path) -> bool:
     os.rename(staging, out_dir)
     shutil.rmtree(backup, ignore_errors=True)
     return False
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host (staging and scratch folders carry their writer's pid)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _proc_stat(pid: int | str) -> tuple[str, str] | None:

@@ -17,7 +17,7 @@ Steps of :func:`build_folder`:
    this process when only one is stale.
 5. check names — two specs with the same ``name`` would write the same folder: both are errors.
 6. write — each valid spec's output to ``<out root>/<name>/`` (``<name>-<env>/`` with an overlay),
-   atomically (:func:`tfspec.compiler.write.write_tree`), then the cache is saved (atomically). Staging
+   atomically (:func:`tfspec.io.write.write_tree`), then the cache is saved (atomically). Staging
    folders that killed builds left anywhere under the output root are removed first, cached specs or not.
 
 ``check=True`` writes nothing: every spec is compiled (the cache is not trusted) and compared with its
@@ -49,7 +49,8 @@ from typing import Any
 
 from tfspec.spec.errors import Diagnostic
 
-from .versions import TFSPEC_VERSION
+from tfspec.compiler.versions import TFSPEC_VERSION
+from tfspec.compiler.naming import dist_name, placed_files
 from .write import MANIFEST, diff_tree, manifest_text, remove_dead_staging, staging_prefix, with_manifest, write_tree
 
 __all__ = [
@@ -142,16 +143,15 @@ def _discover(root: Path, exclude: Iterable[Path] = ()) -> list[tuple[Path, str]
     return found
 
 
-def output_dir_name(name: str, env: str | None) -> str:
-    """``<name>`` or ``<name>-<env>``: the folder a spec's output goes to under the output root."""
-    return f"{name}-{env}" if env else name
+output_dir_name = dist_name  # the folder a spec's output goes to under the output root
 
 
 @functools.cache
 def compiler_fingerprint() -> str:
-    """sha256 over the source of ``tfspec.spec``, ``tfspec.compiler`` and ``tfspec.templates`` (+ version)."""
+    """sha256 over the source of ``tfspec.spec``, ``tfspec.plan``, ``tfspec.compiler`` and ``tfspec.templates``
+    (+ version): what a compiled output depends on besides the spec."""
     digest = hashlib.sha256(TFSPEC_VERSION.encode())
-    for package in ("tfspec.spec", "tfspec.compiler", "tfspec.templates"):
+    for package in ("tfspec.spec", "tfspec.plan", "tfspec.compiler", "tfspec.templates"):
         base = Path(str(importlib.resources.files(package)))
         for path in sorted(base.rglob("*")):
             if path.suffix in (".py", ".j2") and path.is_file() and "__pycache__" not in path.parts:
@@ -259,7 +259,7 @@ _Job = tuple[str, str | None, str, dict[str, str]]
 
 def _compile(job: _Job) -> _Compiled:
     """Worker: compile one spec from its text and variables (read once by the parent, as the cache key)."""
-    from .pipeline import compile_spec
+    from tfspec.compiler.pipeline import compile_spec
 
     path, env, text, variables = job
     result = compile_spec(path, env=env, text=text, environ=variables)
@@ -300,7 +300,7 @@ def _exit_when_orphaned(parent: int) -> None:
 def _compile_all(jobs: list[_Job], workers: int) -> list[_Compiled]:
     if workers <= 1 or len(jobs) <= 1:
         return [_compile(job) for job in jobs]
-    from . import pipeline  # noqa: F401  (imported before forking, so workers start warm)
+    from tfspec.compiler import pipeline  # noqa: F401  (imported before forking, so workers start warm)
 
     method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
     workers = min(workers, len(jobs))
@@ -475,7 +475,7 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
             continue
         assert result.name is not None
         out_dir = out_root / output_dir_name(result.name, env)
-        files = with_manifest(result.files)
+        files = with_manifest(placed_files(result.files, path, out_dir))
         deps = tuple((dep, _sha256(_read_text(Path(dep)) or "")) for dep in result.deps)
         if check:
             diff = diff_tree(out_dir, files)

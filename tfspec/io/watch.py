@@ -34,6 +34,7 @@ from tfspec.spec.errors import TfspecError
 
 from .batch import (SPEC_SUFFIXES, build_folder, discover_specs, inside_output_folder, is_spec_text, manifest_entries,
                     output_dir_name, referenced_specs)
+from tfspec.compiler.naming import placed_files
 from .write import MANIFEST, read_manifest, with_manifest, write_tree
 
 __all__ = ["SpecWatcher", "WatchPathError"]
@@ -265,7 +266,7 @@ class SpecWatcher:
         return all(_sha256(_read(dep) or "") == sha for dep, sha in deps.items())
 
     def _rebuild_one(self, path: str) -> None:
-        from .pipeline import compile_spec
+        from tfspec.compiler.pipeline import compile_spec
 
         known = self.watched.get(path)
         text = _read(path)
@@ -313,7 +314,7 @@ class SpecWatcher:
         deps = {dep: _sha256(_read(dep) or "") for dep in referenced_specs(display, result.resolved)}
         self.watched[path] = _Watched(display, sha, deps, name, out_dir, True)
         self._index_dependents()
-        files = with_manifest(result.files)
+        files = with_manifest(placed_files(result.files, path, out_dir))
         new = manifest_entries(files)
         old = read_manifest(out_dir) or {}
         added = sorted(set(new) - set(old))

@@ -1,0 +1,48 @@
+"""Names derived from the spec that several outputs share."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["dist_name", "object_name", "serving_image_name", "training_image_name", "plan_root", "placed_files"]
+
+
+def dist_name(name: str, environment: str | None) -> str:
+    """``<name>``, or ``<name>-<environment>`` with an overlay: the folder of its build and dist output."""
+    return f"{name}-{environment}" if environment else name
+
+
+def object_name(spec_name: str, target_name: str) -> str:
+    """``<spec name>-<target name>``: the Kubernetes objects of a target."""
+    return f"{spec_name}-{target_name}"
+
+
+def serving_image_name(base: str) -> str:
+    """The TF Serving image built for a target: ``<base>-serving``."""
+    return f"{base}-serving"
+
+
+def training_image_name(spec_name: str) -> str:
+    """The training image of a gpu_cluster target: ``<spec name>-train``."""
+    return f"{spec_name}-train"
+
+
+def plan_root(spec_file: str | Path, out_dir: str | Path) -> str:
+    """The spec's folder relative to the output folder: the ``root`` a written plan records."""
+    return Path(os.path.relpath(Path(spec_file).absolute().parent, Path(out_dir).absolute())).as_posix()
+
+
+def placed_files(files: Mapping[str, str], spec_file: str | Path, out_dir: str | Path) -> dict[str, str]:
+    """``files`` with ``plan.json`` recording its root for ``out_dir`` (where they are about to be written).
+
+    The root is no part of any fingerprint, so placing a plan never changes what runs. Plain JSON, no
+    plan types: folder builds call this in the parent process, which stays light.
+    """
+    from tfspec.plan import PLAN_FILE
+
+    plan = json.loads(files[PLAN_FILE])
+    plan["root"] = plan_root(spec_file, out_dir)
+    return {**files, PLAN_FILE: json.dumps(plan, indent=2, sort_keys=True) + "\n"}

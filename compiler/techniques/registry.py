@@ -1,0 +1,111 @@
+"""The compression-technique registry: one :class:`Technique` per ``compression[].kind``, declared in that
+technique's module with its plan params and its place in the ordering rules (as data)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from tfspec.plan import StepParams
+from tfspec.spec.errors import Diagnostic
+
+from ..resolve import ResolvedSpec
+
+__all__ = ["Technique", "TECHNIQUES", "NotAfter", "Once", "Needs", "Check", "StageRule", "register", "technique"]
+
+Seen = dict[str, int]  # stage kind → index of its first stage so far
+
+
+@dataclasses.dataclass(frozen=True)
+class NotAfter:
+    """This stage may not follow a stage of any of ``kinds`` (``unless`` the stage says how it keeps their effect)."""
+
+    kinds: tuple[str, ...]
+    message: str
+    hint: str
+    key: str = "kind"
+    unless: Callable[[Any], bool] | None = None
+
+    def check(self, r: ResolvedSpec, index: int, stage: Any, seen: Seen) -> Diagnostic | None:
+        if any(k in seen for k in self.kinds) and not (self.unless and self.unless(stage)):
+            return r.diagnostic(("compression", index, self.key), self.message, self.hint)
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Once:
+    """At most one stage of this kind (``{first}`` in the hint is the index of the first)."""
+
+    message: str
+    hint: str
+
+    def check(self, r: ResolvedSpec, index: int, stage: Any, seen: Seen) -> Diagnostic | None:
+        if stage.kind in seen:
+            return r.diagnostic(("compression", index, "kind"), self.message, self.hint.format(first=seen[stage.kind]))
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Needs:
+    """A setting of this stage (``when`` true) that needs an earlier stage of kind ``earlier``."""
+
+    when: Callable[[Any], bool]
+    earlier: str
+    key: str
+    message: str
+    hint: str
+
+    def check(self, r: ResolvedSpec, index: int, stage: Any, seen: Seen) -> Diagnostic | None:
+        if self.when(stage) and self.earlier not in seen:
+            return r.diagnostic(("compression", index, self.key), self.message, self.hint)
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """Any other rule of one stage against the stages before it."""
+
+    function: Callable[[ResolvedSpec, int, Any, Seen], Diagnostic | None]
+
+    def check(self, r: ResolvedSpec, index: int, stage: Any, seen: Seen) -> Diagnostic | None:
+        return self.function(r, index, stage, seen)
+
+
+StageRule = NotAfter | Once | Needs | Check
+
+
+@dataclasses.dataclass(frozen=True)
+class Technique:
+    """What one compression technique owns in the compiler.
+
+    Attributes:
+        kind: ``compression[].kind``.
+        step_kind: the plan step kind that runs it (``tfspec.plan`` table; runtime module of that name).
+        params: ``(resolved, index, stage, common, digests) → StepParams``; ``common`` holds what every
+            stage shares (index, fit, the resolved learning rate, tensors), ``digests`` the gathered inputs.
+        rules: its ordering rules against earlier stages, checked in this order.
+    """
+
+    kind: str
+    step_kind: str
+    params: Callable[..., StepParams]
+    rules: tuple[StageRule, ...] = ()
+
+
+TECHNIQUES: dict[str, Technique] = {}
+
+
+def register(entry: Technique) -> Technique:
+    if entry.kind in TECHNIQUES and TECHNIQUES[entry.kind] is not entry:
+        raise ValueError(f"compression technique {entry.kind!r} is registered twice")
+    TECHNIQUES[entry.kind] = entry
+    return entry
+
+
+def technique(kind: str) -> Technique:
+    try:
+        return TECHNIQUES[kind]
+    except KeyError:
+        raise LookupError(f"no module registered the compression technique {kind!r} "
+                          f"(registered: {', '.join(sorted(TECHNIQUES))})") from None
