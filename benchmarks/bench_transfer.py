@@ -72,8 +72,8 @@ def main() -> int:
         (root / "deploy.yaml").write_text(SPEC, encoding="utf-8")
         load_before = Path("/proc/loadavg").read_text().split()[:3]
         tfspec = Path(sys.executable).with_name("tfspec")
-        command = [str(tfspec), "run", "deploy.yaml", "--quiet"] if tfspec.exists() else [
-            sys.executable, "-m", "tfspec", "run", "deploy.yaml", "--quiet"]
+        command = [str(tfspec), "run", "deploy.yaml", "--quiet", "--dist-dir", "dist"] if tfspec.exists() else [
+            sys.executable, "-m", "tfspec", "run", "deploy.yaml", "--quiet", "--dist-dir", "dist"]
         done = subprocess.run(command, cwd=root, capture_output=True, text=True)
         load_after = Path("/proc/loadavg").read_text().split()[:3]
         if done.returncode not in (0, 1):
