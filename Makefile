@@ -13,7 +13,7 @@ $(VENV)/.installed-%: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[$*]'
 	touch $@
 
-venv: $(VENV)/.installed-runtime,test
+venv: $(VENV)/.installed-runtime,search,storage,test
 
 demo: $(VENV)/.installed-runtime
 	$(VENV)/bin/tfspec build $(SPEC)
@@ -22,14 +22,14 @@ demo: $(VENV)/.installed-runtime
 build: $(VENV)/.installed-runtime
 	$(VENV)/bin/tfspec build $(SPEC)
 
-test: $(VENV)/.installed-runtime,test
+test: $(VENV)/.installed-runtime,search,storage,test
 	bash .ci/system-deps
 	$(PY) -m pytest -q
 
-test-fast: $(VENV)/.installed-runtime,test
+test-fast: $(VENV)/.installed-runtime,search,storage,test
 	$(PY) -m pytest -q -m "not slow"
 
-bench: $(VENV)/.installed-runtime,test
+bench: $(VENV)/.installed-runtime,search,storage,test
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 schema: $(VENV)/.installed-runtime

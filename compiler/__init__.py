@@ -1,13 +1,27 @@
-"""tfspec.compiler: load → parse → resolve → validate → inputs → render → plan → write.
+"""tfspec.compiler: load → standards → parse → resolve → validate → inputs → render → policies → plan → write.
 
 Functions from one type to the next; ``inputs`` is the one stage that reads files the spec names (their
 content digests go into the plan). This package never imports TensorFlow, nor the user's code.
 """
 
-from .inputs import InputDigests, gather_inputs
-from .pipeline import PLAN_FILE, CompileResult, compile_document, compile_spec, resolve_document
-from .plan import Plan, Step, build_plan
-from .resolve import ResolvedSpec
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Imported on first use (PEP 562): importing one light module of this package (``versions``, ``naming``)
+# does not build the spec models (see the start-up section of docs/benchmarks.md).
+_LAZY: dict[str, str] = {
+    "InputDigests": "inputs", "gather_inputs": "inputs",
+    "PLAN_FILE": "pipeline", "CompileResult": "pipeline", "compile_document": "pipeline",
+    "compile_spec": "pipeline", "resolve_document": "pipeline",
+    "Plan": "plan", "Step": "plan", "build_plan": "plan",
+    "ResolvedSpec": "resolve",
+}
+
+if TYPE_CHECKING:
+    from .inputs import InputDigests, gather_inputs
+    from .pipeline import PLAN_FILE, CompileResult, compile_document, compile_spec, resolve_document
+    from .plan import Plan, Step, build_plan
+    from .resolve import ResolvedSpec
 
 __all__ = [
     "PLAN_FILE",
@@ -22,3 +36,12 @@ __all__ = [
     "gather_inputs",
     "resolve_document",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -40,16 +40,18 @@ from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import ApplicationModel, BuilderModel, SavedModelModel
 
 from .file_digests import MEMO_DIR, MemoStats, StatMemo, UnreadableFile, digest_listing
+from .locations import is_object_store, list_objects
 from .resolve import ResolvedSpec
 
 __all__ = ["InputSource", "InputDigests", "TeacherModel", "input_sources", "gather_inputs", "CompileTeacher"]
 
 # How an input is read: one path (a file or a folder), a glob, a builder module name, another spec.
-ReadAs = Literal["path", "glob", "module", "spec"]
+ReadAs = Literal["path", "glob", "module", "spec", "objects"]
 _PATH: ReadAs = "path"
 _GLOB: ReadAs = "glob"
 _MODULE: ReadAs = "module"
 _SPEC: ReadAs = "spec"
+_OBJECTS: ReadAs = "objects"
 
 _COMPILING: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("tfspec_teacher_specs", default=())
 
@@ -113,10 +115,14 @@ def input_sources(resolved: ResolvedSpec) -> list[InputSource]:
     spec = resolved.spec
     out: list[InputSource] = []
     source = spec.data.source
-    if isinstance(source, TfrecordSource):
-        out.append(InputSource(("data", "source", "path"), _GLOB, source.path))
+    path = getattr(source, "path", None)
+    local = path[len("file://"):] if path is not None and path.startswith("file://") else path
+    if path is not None and is_object_store(path):
+        out.append(InputSource(("data", "source", "path"), _OBJECTS, path))
+    elif isinstance(source, TfrecordSource):
+        out.append(InputSource(("data", "source", "path"), _GLOB, local))
     elif isinstance(source, (NpzSource, CsvSource, ImageFolderSource)):
-        out.append(InputSource(("data", "source", "path"), _PATH, source.path))
+        out.append(InputSource(("data", "source", "path"), _PATH, local))
     if isinstance(spec.model, SavedModelModel):
         out.append(InputSource(("model", "path"), _PATH, spec.model.path))
     elif isinstance(spec.model, ApplicationModel) and spec.model.weights is not None:
@@ -197,6 +203,8 @@ def _gather_one(source: InputSource, resolved: ResolvedSpec, memo: StatMemo,
                 f"fix it: tfspec validate {source.value}")
         step = _final_model_step(result.plan)
         return TeacherModel(step.id, step.fingerprint)
+    if source.how == _OBJECTS:
+        return _objects_digest(source, resolved)
     if source.how == _MODULE:
         files = _module_files(memo, spec_dir, source.value)
         return digest_listing(files) if files else None
@@ -223,6 +231,21 @@ def _keras_loadable(path: Path, resolved: ResolvedSpec) -> bool:
     if getattr(resolved.spec.model, "serve_as_is", False) or not path.is_dir():
         return True
     return (path / "keras_metadata.pb").is_file() or not (path / "saved_model.pb").is_file()
+
+
+def _objects_digest(source: InputSource, resolved: ResolvedSpec) -> str | Diagnostic:
+    """An object-store location by its listing (name, size, ETag or generation): nothing is downloaded."""
+    storage = resolved.spec.data.storage
+    folder = isinstance(resolved.spec.data.source, ImageFolderSource)
+    try:
+        objects = list_objects(source.value, storage.model_dump() if storage is not None else None, folder=folder)
+    except Exception as error:  # fsspec and its back ends raise many kinds: say which location failed
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        return resolved.diagnostic(source.key, f"cannot list {source.value}: {first[:200]}",
+                                   "check data.storage (endpoint, credential variables) and the bucket")
+    if not objects:
+        return resolved.diagnostic(source.key, f"no object matches {source.value}")
+    return digest_listing([(o["url"], f"{o['version']}:{o['size']}") for o in objects])
 
 
 def _final_model_step(plan: Plan) -> Step:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["dist_name", "object_name", "serving_image_name", "training_image_name", "plan_root", "placed_files"]
+__all__ = ["dist_name", "object_name", "plan_root", "placed_files"]
 
 
 def dist_name(name: str, environment: str | None) -> str:
@@ -18,16 +18,6 @@ def dist_name(name: str, environment: str | None) -> str:
 def object_name(spec_name: str, target_name: str) -> str:
     """``<spec name>-<target name>``: the Kubernetes objects of a target."""
     return f"{spec_name}-{target_name}"
-
-
-def serving_image_name(base: str) -> str:
-    """The TF Serving image built for a target: ``<base>-serving``."""
-    return f"{base}-serving"
-
-
-def training_image_name(spec_name: str) -> str:
-    """The training image of a gpu_cluster target: ``<spec name>-train``."""
-    return f"{spec_name}-train"
 
 
 def plan_root(spec_file: str | Path, out_dir: str | Path) -> str:

@@ -22,6 +22,7 @@ from tfspec.spec.data import TfrecordSource
 from .inputs import InputDigests
 from .naming import dist_name
 from .resolve import ResolvedSpec, num_classes_key
+from .quantities import quantity_value
 from .targets import PlanContext, target_kind
 from .techniques import technique
 from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
@@ -124,7 +125,9 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         # canonical JSON sorts mapping keys; the input is the features' concatenation in spec order
         feature_order=list(spec.data.source.features) if isinstance(spec.data.source, TfrecordSource) else None,
         input_digests=(digests.under("data.") or None) if digests is not None else None,
-    ), [], ["dataset.npz", "data_info.json"])
+        memory_budget=int(quantity_value(spec.data.memory_budget)),
+        storage=_dump(spec.data.storage),  # endpoint and credential variable names, never values
+    ), [], ["manifest.json", "data_info.json"])
     fit = {
         "optimizer": _dump(training.optimizer),
         "loss": _dump(training.loss_spec),

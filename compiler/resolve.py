@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tfspec.spec.data import SklearnDigitsSource, ImageFolderSource, TfrecordSource, CsvSource
@@ -23,14 +23,15 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import KeyPath, NumberTooLong, Position, SourceDocument, plain_scalar
 from tfspec.spec.model import DenseLayer
-from tfspec.spec.targets import GpuClusterTarget, TfliteTarget, TfServingTarget
+from tfspec.spec.targets import Target
 
-from .naming import serving_image_name, training_image_name
-from .quantities import quantity_value
 from .sources import SKLEARN_DIGITS
-from .versions import SERVING_IMAGE
 
-__all__ = ["ResolvedSpec", "expand_variables", "apply_environment", "with_defaults", "num_classes_key"]
+__all__ = ["ResolvedSpec", "TargetDefaults", "expand_variables", "apply_environment", "merge_overlay",
+           "with_defaults", "num_classes_key"]
+
+TargetDefaults = Callable[[Spec, Target], Target]
+"""``(spec, target) → the target with its kind's defaults filled``."""
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _UNCLOSED = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\})")
@@ -104,23 +105,36 @@ def apply_environment(document: SourceDocument, name: str | None) -> SourceDocum
     merged = copy.deepcopy(tree)
     positions = dict(document.positions)
     problems: list[Diagnostic] = []
-    source: KeyPath = ("environments", name)
+    merge_overlay(merged, overlay, ("environments", name), positions, document, problems)
+    if problems:
+        raise SpecError(problems)
+    return dataclasses.replace(document, tree=merged, positions=positions)
+
+
+def merge_overlay(merged: dict[str, Any], overlay: dict[str, Any], source: KeyPath,
+                  positions: dict[KeyPath, Position], document: SourceDocument, problems: list[Diagnostic]) -> None:
+    """Deep-merge ``overlay`` (whose positions are recorded under ``source``) into ``merged`` in place.
+
+    The one merge rule of overlays and base specs: ``targets`` merged by ``name``, ``compression`` and
+    every other list or scalar replaced, mappings merged key by key; positions follow the values.
+    """
     for key, value in overlay.items():
-        if key == "targets":
+        if key == "targets" and isinstance(merged.get("targets"), list):
             _merge_targets(merged, value, source + ("targets",), positions, document, problems)
         elif key in ("compression",) or not isinstance(value, dict) or not isinstance(merged.get(key), dict):
             merged[key] = copy.deepcopy(value)
             _move_positions(positions, source + (key,), (key,))
         else:
             _deep_merge(merged[key], value, (key,), source + (key,), positions)
-    if problems:
-        raise SpecError(problems)
-    return dataclasses.replace(document, tree=merged, positions=positions)
 
 
 def _deep_merge(base: dict[str, Any], overlay: dict[str, Any], path: KeyPath, source: KeyPath,
                 positions: dict[KeyPath, Position]) -> None:
     for key, value in overlay.items():
+        if value is None:  # as in a JSON merge patch (RFC 7386): null removes the key
+            base.pop(key, None)
+            _move_positions(positions, source + (key,), path + (key,))
+            continue
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             positions[path + (key,)] = positions.get(source + (key,), positions.get(path + (key,), (1, 1)))
             _deep_merge(base[key], value, path + (key,), source + (key,), positions)
@@ -176,6 +190,8 @@ class ResolvedSpec:
         input_name / output_name: serving signature keys.
         spec_sha256: sha256 of the spec's canonical content (variables expanded, overlay applied, as
             sorted-key JSON): comments, formatting and key order do not change it.
+        sources: other files the spec's content came from (project file, base specs, policy files):
+            a change to one of them changes the output.
     """
 
     spec: Spec
@@ -188,7 +204,7 @@ class ResolvedSpec:
     input_name: str
     output_name: str
     spec_sha256: str
-
+    sources: tuple[str, ...] = ()
 
     @property
     def file(self) -> str:
@@ -230,43 +246,17 @@ def num_classes_key(spec: Spec) -> KeyPath:
     return ("model",)
 
 
-def with_defaults(spec: Spec, document: SourceDocument, environment: str | None = None) -> ResolvedSpec:
-    """Fill every default that depends on other parts of the spec."""
+def with_defaults(spec: Spec, document: SourceDocument, environment: str | None = None, *,
+                  target_defaults: TargetDefaults) -> ResolvedSpec:
+    """Fill every default that depends on other parts of the spec.
+
+    A target's own defaults (image and file names, versions, ...) belong to its kind's module
+    (``compiler/targets/<kind>.py``): ``target_defaults`` fills them (the pipeline passes
+    :func:`tfspec.compiler.targets.target_defaults`, which asks the target-kind registry).
+    """
     num_classes = _num_classes(spec)
     labels = tuple(spec.data.labels) if spec.data.labels else tuple(str(i) for i in range(num_classes or 0))
-    targets = []
-    for target in spec.targets:
-        if isinstance(target, TfServingTarget):
-            update: dict[str, Any] = {}
-            if target.serving_version is None:
-                update["serving_version"] = SERVING_IMAGE["version"]
-            if target.batching is not None and target.batching.num_batch_threads is None:
-                cpu = target.kubernetes.resources.requests.cpu if target.kubernetes else "1"
-                threads = max(1, int(quantity_value(cpu)))
-                update["batching"] = target.batching.model_copy(update={"num_batch_threads": threads})
-            if target.kubernetes is not None:
-                k8s_update: dict[str, Any] = {}
-                if target.kubernetes.image is None:
-                    k8s_update["image"] = serving_image_name(spec.name)
-                if target.kubernetes.min_available is None:
-                    replicas = target.kubernetes.autoscale.min if target.kubernetes.autoscale else target.kubernetes.replicas
-                    k8s_update["min_available"] = max(1, replicas - 1)
-                update["kubernetes"] = target.kubernetes.model_copy(update=k8s_update)
-            target = target.model_copy(update=update)
-        elif isinstance(target, TfliteTarget):
-            update = {}
-            if target.filename is None:
-                update["filename"] = f"{spec.name}.tflite"
-            if target.supported_ops is None:
-                kind = target.quantization.kind
-                update["supported_ops"] = ["tflite_builtins_int8"] if kind == "int8" and getattr(
-                    target.quantization, "input_type", "int8") != "float32" else ["tflite_builtins"]
-            target = target.model_copy(update=update)
-        elif isinstance(target, GpuClusterTarget):
-            if target.image is None:
-                target = target.model_copy(update={"image": training_image_name(spec.name)})
-        targets.append(target)
-    filled = spec.model_copy(update={"targets": targets})
+    filled = spec.model_copy(update={"targets": [target_defaults(spec, target) for target in spec.targets]})
     model = spec.model
     return ResolvedSpec(
         spec=filled,

@@ -17,12 +17,17 @@ from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.model import ApplicationModel, DenseLayer, FunctionalModel, SavedModelModel, SequentialModel
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
+from .locations import is_external, is_object_store, local_path
 from .quantities import quantity_value
 from .plan import quality_metric
 from .resolve import ResolvedSpec, num_classes_key, source_shape
 from .sources import SKLEARN_DIGITS
 from .teachers import teacher_diagnostics
+from .targets import gpu_cluster as gpu_cluster_rules
+from .targets import kserve as kserve_rules
 from .targets import target_kind
+from .targets import tf_serving as tf_serving_rules
+from .targets.common import unique_images
 from .techniques import technique
 from .tf_config import TFJOB_PORT
 
@@ -311,12 +316,21 @@ def serve_as_is_is_not_keras(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
+def external_locations_opt_in(r: ResolvedSpec) -> list[Diagnostic]:
+    """Data outside the spec's folder only when the spec says so (``data.external_locations``)."""
+    path = getattr(r.spec.data.source, "path", None)
+    if path is None or not is_external(path) or r.spec.data.external_locations:
+        return []
+    return [r.diagnostic(("data", "source", "path"), f"{path} is outside the spec's folder",
+                         "set data.external_locations: true to read it (see docs/data.md)")]
+
+
 def image_folder_classes_match(r: ResolvedSpec) -> list[Diagnostic]:
     """The class sub-folders of an image_folder source against the classes the model outputs (cheap here)."""
     source = r.spec.data.source
-    if not isinstance(source, ImageFolderSource) or r.num_classes is None:
+    if not isinstance(source, ImageFolderSource) or r.num_classes is None or is_object_store(source.path):
         return []
-    root = Path(r.file).parent / source.path
+    root = local_path(Path(r.file).parent, source.path)
     if not root.is_dir():
         return []  # the data step names the missing folder
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -528,7 +542,7 @@ def serving_versions(r: ResolvedSpec) -> list[Diagnostic]:
         elif policy.kind == "latest" and policy.num_versions == 1:
             loaded = {r.spec.version}
         for label, version in target.version_labels.items():
-            if loaded is not None and version not in loaded:
+            if loaded is not None and version not in loaded and not target.allow_unavailable_version_labels:
                 out.append(r.diagnostic(("targets", index, "version_labels", label),
                                         f"label {label!r} points at version {version}, which the version policy does not load",
                                         "TF Serving only labels loaded versions: change the policy or the label"))
@@ -722,6 +736,7 @@ RULES: tuple[Rule, ...] = (
     select_tf_ops_cannot_verify,
     serve_as_is_is_not_keras,
     backbone_compression_not_yet,
+    external_locations_opt_in,
     image_folder_classes_match,
     compression_order,
     distill_needs_teacher_and_student,
@@ -743,4 +758,9 @@ RULES: tuple[Rule, ...] = (
     toleration_values,
     storage_mount_path,
     labels_are_lines,
+    # Per-target rules live with their target kind (compiler/targets/).
+    unique_images,
+    *tf_serving_rules.RULES,
+    *gpu_cluster_rules.RULES,
+    *kserve_rules.RULES,
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["TFSPEC_VERSION", "PLAN_SCHEMA_VERSION", "RUNTIME_VERSIONS", "SERVING_IMAGE", "TRAINING_IMAGE", "ANDROID_LIBRARIES",
-           "serving_image", "training_image"]
+           "ACCELERATOR_LIBRARIES", "serving_image", "training_image"]
 
 TFSPEC_VERSION = "0.1.0"
 PLAN_SCHEMA_VERSION = 1
@@ -34,8 +34,19 @@ def training_image(gpus: int) -> str:
 
 # Android libraries named in the app-side snippets of the tflite target (group:artifact:version). LiteRT
 # keeps TensorFlow Lite's Java package (org.tensorflow.lite); asset-delivery-ktx is only needed for
-# fast_follow / on_demand packs (install-time packs are read through the AssetManager).
+# fast_follow / on_demand packs (install-time packs are read through the AssetManager). The GPU delegate
+# (org.tensorflow.lite.gpu: GpuDelegate, CompatibilityList) is two more artifacts of the same release; the
+# NNAPI delegate (org.tensorflow.lite.nnapi.NnApiDelegate) ships in `litert` itself.
 ANDROID_LIBRARIES: dict[str, str] = {
     "litert": "com.google.ai.edge.litert:litert:1.0.1",
+    "litert_gpu": "com.google.ai.edge.litert:litert-gpu:1.0.1",
+    "litert_gpu_api": "com.google.ai.edge.litert:litert-gpu-api:1.0.1",
     "asset_delivery": "com.google.android.play:asset-delivery-ktx:2.2.2",
+}
+
+# The ANDROID_LIBRARIES keys each accelerator of a tflite target adds to the app's dependencies.
+ACCELERATOR_LIBRARIES: dict[str, tuple[str, ...]] = {
+    "gpu": ("litert_gpu", "litert_gpu_api"),
+    "npu": (),
+    "cpu": (),
 }

@@ -39,6 +39,7 @@ STEP_KIND_TABLE: tuple[StepKind, ...] = (
     StepKind("tflite"),
     StepKind("verify"),
     StepKind("bundle"),
+    StepKind("upload"),
     StepKind("render", runs=False),
 )
 

@@ -28,11 +28,13 @@ __all__ = [
     "EvaluateParams",
     "ExportParams",
     "WarmupParams",
+    "Accelerator",
     "TfliteParams",
     "TfliteVerifyParams",
     "SavedModelVerifyParams",
     "TfliteBundleParams",
     "SavedModelBundleParams",
+    "UploadParams",
     "RenderParams",
     "StepParams",
     "PARAMS_BY_KIND",
@@ -73,7 +75,7 @@ class PreprocessingParams(Params):
 
 
 class DataParams(Params):
-    """``data``: read the source, split, preprocess; write ``dataset.npz`` and ``data_info.json``."""
+    """``data``: index the source, split it by hashed keys; write ``manifest.json`` and ``data_info.json``."""
 
     source: JsonObject
     """The resolved ``data.source`` (``kind`` and every field of that kind); paths relative to the plan root."""
@@ -91,6 +93,12 @@ class DataParams(Params):
     """tfrecord sources: the features' concatenation order (JSON objects sort their keys)."""
     input_digests: dict[str, str] | None
     """Key path → sha256 of the data files read (None for built-in sources): edited data re-runs the step."""
+    memory_budget: int
+    """Bytes a split may take when its ``tf.data`` pipeline ``cache()``s it (``data.memory_budget``)."""
+    storage: JsonObject | None
+    """``data.storage``: object-store endpoint and credential variable names (never values)."""
+    cache_format: int = 2
+    """2: the entry is a manifest the steps stream from (1 was a copy of the data, ``dataset.npz``)."""
 
 
 class TrainParams(Params):
@@ -195,9 +203,15 @@ class WarmupParams(Params):
     """None for a SavedModel served as it is: the signature's one input."""
 
 
+Accelerator = Literal["gpu", "npu", "cpu"]
+"""Where the Android loader runs a tflite model (the spec's ``targets[].accelerators``)."""
+
+
 class TfliteParams(Params):
     quantization: str
-    optimizations: list[str]
+    optimizations: list[Literal["DEFAULT", "EXPERIMENTAL_SPARSITY"]]
+    """``tf.lite.Optimize`` members: ``DEFAULT`` to quantize, ``EXPERIMENTAL_SPARSITY`` for ``sparse_weights``
+    (a pruned model's zero weights left out of the file)."""
     representative_samples: int
     supported_ops: list[str]
     supported_types: list[str]
@@ -207,6 +221,9 @@ class TfliteParams(Params):
     per_channel_dense: bool
     """Quantize Dense kernels per channel (the spec does not ask; per tensor is smaller, see the tflite step)."""
     filename: str
+    xnnpack: bool
+    """Run the converted model on LiteRT's default XNNPACK kernels; False for a sparse int8 model, whose
+    DENSIFY ops XNNPACK cannot prepare (the builtin kernels run it)."""
     signature: str | None = None
     """Set for a SavedModel served as it is: converted with ``from_saved_model`` through this signature."""
 
@@ -215,7 +232,14 @@ class TfliteVerifyParams(Params):
     artifact: Literal["tflite"]
     filename: str
     gates: JsonObject | None
+    """The target's gates, ``gpu_delegable`` among them (no op may fall back from the GPU delegate)."""
     metric: Literal["accuracy", "mae"]
+    accelerators: list[Accelerator]
+    """The accelerators the loader tries, in order (the op coverage of each is recorded either way)."""
+    npu_full_integer: bool
+    """Gate the model on an NPU's needs (integer I/O, int8 builtin ops only): an int8 target listing ``npu``."""
+    xnnpack: bool
+    """As :attr:`TfliteParams.xnnpack`."""
 
 
 class SavedModelVerifyParams(Params):
@@ -239,6 +263,8 @@ class TfliteBundleParams(Params):
     output_name: str
     assets_dir: str
     """The dist folder the model, ``labels.txt`` and the model-info JSON go to."""
+    xnnpack: bool
+    """As :attr:`TfliteParams.xnnpack` (the bundle reads the model's tensors with an interpreter)."""
 
 
 class SavedModelBundleParams(Params):
@@ -247,6 +273,24 @@ class SavedModelBundleParams(Params):
     """``<target>/models/<name>/<version>``: where TF Serving finds the version."""
     name: str
     version: int
+
+
+class UploadParams(Params):
+    """A served bundle pushed to a model store (no credentials: the runtime's client finds those itself)."""
+
+    base_path: str
+    """``s3://bucket/prefix`` or ``gs://bucket/prefix``: the versions go under ``<base_path>/<version>/``."""
+    endpoint_url: str | None
+    region: str | None
+    keep_versions: int
+    """How many versions the store keeps (the required ones are never deleted)."""
+    version: int
+    model_dir: str
+    """The bundle step's ``<target>/models/<name>/<version>`` folder to upload."""
+    required_versions: list[int]
+    """Versions the store must hold (a policy or a label names them), checked before anything is pushed."""
+    key_path: list[str | int]
+    """Where a store problem points in the spec (``targets[i].model_store``)."""
 
 
 class RenderParams(Params):
@@ -259,7 +303,8 @@ BundleParams = Annotated[Union[TfliteBundleParams, SavedModelBundleParams], Fiel
 
 StepParams = Union[
     DataParams, TrainParams, PruneParams, ClusterParams, QatParams, DistillParams, EvaluateParams, ExportParams, WarmupParams,
-    TfliteParams, TfliteVerifyParams, SavedModelVerifyParams, TfliteBundleParams, SavedModelBundleParams, RenderParams,
+    TfliteParams, TfliteVerifyParams, SavedModelVerifyParams, TfliteBundleParams, SavedModelBundleParams, UploadParams,
+    RenderParams,
 ]
 
 PARAMS_BY_KIND: dict[str, Any] = {
@@ -275,6 +320,7 @@ PARAMS_BY_KIND: dict[str, Any] = {
     "tflite": TfliteParams,
     "verify": VerifyParams,
     "bundle": BundleParams,
+    "upload": UploadParams,
     "render": RenderParams,
 }
 

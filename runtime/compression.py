@@ -65,7 +65,7 @@ class StageInputs:
 def load_stage_inputs(ctx: StepContext) -> StageInputs:
     """The previous model step's model (uncompiled) and the data step's splits (checked to hold examples)."""
     model_dir = ctx.input_of_kind(*MODEL_STEP_KINDS)
-    data = load_dataset(ctx.input_of_kind("data"))
+    data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     check_examples(ctx, data)
     return StageInputs(load_model(model_dir, compile=False), data, model_dir)
 
@@ -142,7 +142,7 @@ def stage_metrics(ctx: StepContext, before: Any, after: Any, data: Dataset,
         if not getattr(model, "_is_compiled", False):
             compile_model(model, fit)
     metrics = model_metrics(after, data, fit)
-    before_test = evaluate_model(before, data.x_test, data.y_test, fit, data.num_classes)
+    before_test = evaluate_model(before, data, "test", fit)
     quality = (fit.get("metrics") or ["loss"])[0]
     size_before = weights_zipped_size(before)
     size_after = weights_zipped_size(after)
@@ -166,6 +166,6 @@ def stage_metrics(ctx: StepContext, before: Any, after: Any, data: Dataset,
 
 def check_examples(ctx: StepContext, data: Dataset) -> None:
     """Fine-tuning needs training examples: a clear error naming the stage otherwise."""
-    if len(data.x_train) == 0:
+    if data.count("train") == 0:
         raise StepError(stage_path(ctx), "the training split is empty: nothing to fine-tune on",
                         "lower data.split.validation and data.split.test")

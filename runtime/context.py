@@ -6,8 +6,9 @@ into ``report.json``. Files a step writes go under ``ctx.out`` (the scratch fold
 cache entry only if ``run`` returns). Inputs are the finished cache entries of ``step.inputs``.
 
 Conventions between steps (the files named in each step's ``outputs``):
-* ``data``: ``dataset.npz`` with ``x_train, y_train, x_val, y_val, x_test, y_test`` (preprocessing
-  applied, labels as int64) and ``data_info.json`` (labels, num_classes, input_shape, rescale, mean, std).
+* ``data``: ``manifest.json`` (source files, split rule, counts) and ``data_info.json`` (labels,
+  num_classes, input_shape, rescale, mean, std, memory budget): no copy of the data; readers stream their
+  split with ``datasets.load_dataset(entry, spec_dir)`` (see docs/data.md).
 * model steps (``train``, ``prune``, ``cluster``, ``qat``, ``distill``): ``model.keras`` (tf_keras; a QAT
   model is ``model.h5``, see ``keras_io``; QAT and clustering wrappers loaded inside their tfmot
   scopes), ``history.json``, ``metrics.json``.

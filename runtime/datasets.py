@@ -1,59 +1,216 @@
-"""The data step's outputs as arrays and ``tf.data`` pipelines (shared by training and compression).
+"""The data step's cache entry as streaming ``tf.data`` pipelines (shared by training, compression, checks).
 
-``dataset.npz`` holds ``x_train, y_train, x_val, y_val, x_test, y_test`` with preprocessing applied;
-``data_info.json`` holds labels, num_classes, input_shape, rescale/mean/std, the label mode the loss
-needs and the augmentation settings (applied to training batches only).
+The data step writes no copy of the data: ``manifest.json`` lists the source files (with their content
+fingerprints), the split rule (:mod:`runtime.splits`), class counts per split and the example shape, and
+``data_info.json`` holds labels, num_classes, input_shape, rescale/mean/std (one streaming pass over the
+training split), the label mode the loss needs, the augmentation settings and the memory budget.
+Every reader builds its split from the source (:mod:`runtime.sources`): filtered by the split rule,
+preprocessed in a parallel ``map``, ``cache()``d only when the split fits in the memory budget, prefetched.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .sources import example_stream
+from .splits import SPLITS, SplitRule, buckets, example_key
 from .tf import import_tf
 
-__all__ = ["DATASET_FILE", "DATA_INFO_FILE", "Dataset", "load_dataset", "label_mode", "make_dataset",
-           "augmentation_model", "representative_samples"]
+__all__ = ["MANIFEST_FILE", "DATA_INFO_FILE", "DEFAULT_MEMORY_BUDGET", "Dataset", "load_dataset", "label_mode",
+           "make_dataset", "augmentation_model", "representative_samples"]
 
-DATASET_FILE = "dataset.npz"
+MANIFEST_FILE = "manifest.json"
 DATA_INFO_FILE = "data_info.json"
+DEFAULT_MEMORY_BUDGET = 512 * 2 ** 20
+"""Bytes a split may take when ``cache()``d in memory (``data.memory_budget`` overrides it)."""
 
 _ONE_HOT_LOSSES = {"categorical_crossentropy"}
 _FLOAT_LOSSES = {"binary_crossentropy", "mean_squared_error", "mean_absolute_error", "huber"}
 
 
-@dataclasses.dataclass(frozen=True)
 class Dataset:
-    """The three splits and the data step's ``data_info.json``."""
+    """The three splits of a data step: streamed from the source, or (tests, small data) from arrays.
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    info: dict[str, Any]
+    ``split`` names are ``train``, ``val`` and ``test``.
+    """
+
+    def __init__(self, info: dict[str, Any], manifest: dict[str, Any] | None = None, spec_dir: Path | None = None,
+                 arrays: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+        self.info = info
+        self.manifest = manifest or {}
+        self.spec_dir = Path(spec_dir) if spec_dir is not None else Path(".")
+        self._arrays = arrays
+
+    @classmethod
+    def from_arrays(cls, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+                    x_test: np.ndarray, y_test: np.ndarray, info: dict[str, Any]) -> "Dataset":
+        """Preprocessed splits already in memory (tests, benchmarks)."""
+        return cls(info, arrays={"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)})
 
     @property
     def num_classes(self) -> int | None:
         return self.info.get("num_classes")
 
+    def count(self, split: str) -> int:
+        if self._arrays is not None:
+            return int(len(self._arrays[split][0]))
+        return int(self.manifest["counts"][split])
+
     @property
     def has_validation(self) -> bool:
-        return len(self.x_val) > 0
+        return self.count("val") > 0
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        return list(self.manifest.get("files") or [])
+
+    def _preprocess(self) -> Any:
+        tf, _ = import_tf()
+        info = self.info
+        raw_shape = list(self.manifest.get("example_shape") or info["input_shape"])
+        rescale = info.get("rescale")
+        mean = std = None
+        if info.get("mean") is not None:
+            mean = tf.constant(np.asarray(info["mean"], np.float32).reshape(raw_shape))
+            std = tf.constant(np.asarray(info["std"], np.float32).reshape(raw_shape))
+        shape = list(info["input_shape"])
+        dtype = tf.as_dtype(info.get("input_dtype", "float32"))
+
+        def apply(x: Any) -> Any:
+            x = tf.cast(x, tf.float32)
+            if rescale is not None:
+                x = x * rescale
+            if mean is not None:
+                x = (x - mean) / std
+            return tf.cast(tf.reshape(x, shape), dtype)
+
+        return apply
+
+    def examples(self, split: str, *, shard: tuple[int, int] | None = None) -> Any:
+        """Unbatched ``(features, label)`` of one split, preprocessed; ``shard=(workers, index)`` reads only
+        this worker's files (the caller checked there are enough)."""
+        tf, _ = import_tf()
+        if self._arrays is not None:
+            x, y = self._arrays[split]
+            return tf.data.Dataset.from_tensor_slices((x, y))
+        want = SPLITS.index(split)
+        rule = SplitRule.from_json(self.manifest["split_rule"])
+        seed = rule.seed
+
+        def keep(name: Any, index: Any, label: Any) -> Any:
+            bucket = tf.strings.to_hash_bucket_fast(example_key(seed, name, index), 2 ** 62)
+            return tf.equal(rule.tf_split(bucket, label), want)
+
+        files = self.files
+        if shard is not None:
+            files = files[shard[1]::shard[0]]
+        source = self.manifest["source"]
+        ds = example_stream(source, files, self.spec_dir, order=self.manifest.get("feature_order"), keep=keep,
+                            float_labels=self.info.get("label_mode") == "float" and
+                            self.info.get("loss") != "binary_crossentropy")
+        ds = ds.filter(lambda name, index, x, y: keep(name, index, y))
+        preprocess = self._preprocess()
+        ds = ds.map(lambda name, index, x, y: (preprocess(x), y), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
+        itemsize = np.dtype(self.info.get("input_dtype", "float32")).itemsize
+        size = self.count(split) * int(np.prod(self.info["input_shape"])) * itemsize
+        if size <= int(self.info.get("memory_budget") or DEFAULT_MEMORY_BUDGET):
+            ds = ds.cache()  # fits the budget: decode once, not once per epoch
+        return ds
+
+    def batches(self, split: str, *, batch_size: int, loss: str = "sparse_categorical_crossentropy",
+                training: bool = False, seed: int = 0, shuffle_buffer: int = 10000,
+                augmentation: dict[str, Any] | None = None, distributed: Any = None) -> Any:
+        """A batched ``(x, y)`` pipeline of one split; shuffled (seeded) and augmented only when ``training``.
+
+        Under ``multi_worker_mirrored`` (``distributed``) each worker reads its own files when there are at
+        least as many files as workers (auto-shard policy ``OFF``, the pipeline repeats: the caller sets
+        steps per epoch), otherwise every worker reads everything and keeps its share (policy ``DATA``).
+        """
+        tf, _ = import_tf()
+        shard = self.shard_for(distributed)
+        ds = self.examples(split, shard=shard)
+        mode = label_mode(loss)
+        num_classes = self.num_classes
+        ds = ds.map(lambda x, y: (x, _tf_labels(y, mode, num_classes)), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
+        if training:
+            ds = ds.shuffle(max(1, min(shuffle_buffer, self.count(split))), seed=seed, reshuffle_each_iteration=True)
+        if shard is not None:
+            ds = ds.repeat()
+        ds = ds.batch(batch_size)
+        augment = augmentation_model(augmentation, seed) if training else None
+        if augment is not None:
+            ds = ds.map(lambda xb, yb: (augment(xb, training=True), yb), num_parallel_calls=tf.data.AUTOTUNE)
+        # under a multi-worker strategy (evaluation inside it too), TensorFlow's default policy would shard
+        # by file again: OFF when this worker already reads only its own files, else DATA
+        options = tf.data.Options()
+        policy = tf.data.experimental.AutoShardPolicy
+        options.experimental_distribute.auto_shard_policy = policy.OFF if shard is not None else policy.DATA
+        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+    def shard_for(self, distributed: Any) -> tuple[int, int] | None:
+        """``(workers, index)`` when this worker reads its own files; None when it reads every file."""
+        if distributed is None or not getattr(distributed, "multi_worker", False) or self._arrays is not None:
+            return None
+        workers = int(distributed.workers)
+        if len(self.files) >= workers and self.manifest["source"]["kind"] in ("tfrecord", "image_folder"):
+            return workers, int(distributed.task_index)
+        return None  # the train step warns when a file source has fewer files than workers
+
+    def input_description(self, distributed: Any) -> dict[str, Any]:
+        """How this process reads the training split: ``{"sharding": "file"|"data"|"none", "files": [...]}``."""
+        shard = self.shard_for(distributed)
+        files = self.files[shard[1]::shard[0]] if shard is not None else self.files
+        multi = distributed is not None and getattr(distributed, "multi_worker", False)
+        return {"sharding": "file" if shard is not None else ("data" if multi else "none"),
+                "files": [f["name"] for f in files]}
+
+    def features(self, split: str, batch_size: int = 256) -> Any:
+        """Batched features only (for ``predict``)."""
+        return self.examples(split).map(lambda x, y: x).batch(batch_size).prefetch(2)
+
+    def labels(self, split: str) -> np.ndarray:
+        """The split's labels (one number per example: small), read by streaming the split."""
+        if self._arrays is not None:
+            return self._arrays[split][1]
+        parts = [y for _, y in self.examples(split).map(lambda x, y: (0, y)).batch(4096).as_numpy_iterator()]
+        return np.concatenate(parts) if parts else np.zeros([0], np.int64)
+
+    def take(self, split: str, count: int) -> np.ndarray:
+        """The first ``count`` examples' features of a split."""
+        if self._arrays is not None:
+            return self._arrays[split][0][:count]
+        rows = [x for x, _ in self.examples(split).take(count).batch(max(1, count)).as_numpy_iterator()]
+        return rows[0] if rows else np.zeros([0, *self.info["input_shape"]], np.float32)
+
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """The whole split in memory: only for small data and tests (steps stream)."""
+        if self._arrays is not None:
+            return self._arrays[split]
+        xs, ys = [], []
+        for x, y in self.examples(split).batch(4096).as_numpy_iterator():
+            xs.append(x)
+            ys.append(y)
+        if not xs:
+            return np.zeros([0, *self.info["input_shape"]], np.float32), np.zeros([0], np.int64)
+        return np.concatenate(xs), np.concatenate(ys)
 
 
-def load_dataset(folder: Path) -> Dataset:
-    """Read a data step's cache entry."""
+def load_dataset(folder: Path, spec_dir: Path | None = None) -> Dataset:
+    """A data step's cache entry (``manifest.json`` + ``data_info.json``) as a streaming :class:`Dataset`.
+
+    Relative file names resolve against ``spec_dir`` when given (another checkout or a worker's mount),
+    else against the data root the data step recorded.
+    """
     folder = Path(folder)
     info = json.loads((folder / DATA_INFO_FILE).read_text("utf-8"))
-    with np.load(folder / DATASET_FILE) as arrays:
-        splits = {key: arrays[key] for key in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
-    return Dataset(info=info, **splits)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text("utf-8"))
+    return Dataset(info, manifest, spec_dir if spec_dir is not None else manifest.get("spec_dir"))
 
 
 def label_mode(loss: str) -> str:
@@ -73,6 +230,17 @@ def _labels(y: np.ndarray, mode: str, num_classes: int | None) -> np.ndarray:
     if mode == "float":
         return y.astype(np.float32)
     return y.astype(np.int64)
+
+
+def _tf_labels(y: Any, mode: str, num_classes: int | None) -> Any:
+    tf, _ = import_tf()
+    if mode == "one_hot":
+        if not num_classes:
+            raise ValueError("one-hot labels need num_classes")
+        return tf.one_hot(tf.cast(y, tf.int64), num_classes, dtype=tf.float32)
+    if mode == "float":
+        return tf.cast(y, tf.float32)
+    return tf.cast(y, tf.int64)
 
 
 def augmentation_model(augmentation: dict[str, Any] | None, seed: int) -> Any | None:
@@ -113,8 +281,14 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, loss: str = "
 
 
 def representative_samples(data: Dataset, count: int, seed: int = 0) -> np.ndarray:
-    """``count`` training examples (a seeded sample) for post-training quantization calibration."""
-    rng = np.random.default_rng(seed)
-    count = min(count, len(data.x_train))
-    index = np.sort(rng.choice(len(data.x_train), size=count, replace=False))
-    return data.x_train[index]
+    """``count`` training examples for post-training quantization calibration: a seeded shuffle of the
+    training stream through a bounded buffer (the whole split is never loaded)."""
+    tf, _ = import_tf()
+    if data._arrays is not None:
+        x = data._arrays["train"][0]
+        rng = np.random.default_rng(seed)
+        count = min(count, len(x))
+        return x[np.sort(rng.choice(len(x), size=count, replace=False))]
+    ds = data.examples("train").shuffle(max(1, min(10 * count, 10000)), seed=seed).take(count).map(lambda x, y: x)
+    rows = list(ds.batch(max(1, count)).as_numpy_iterator())
+    return rows[0] if rows else np.zeros([0, *data.info["input_shape"]], np.float32)

@@ -340,6 +340,9 @@ def _multi_worker(tf: Any, distribution: Mapping[str, Any], scale_lr: bool, envi
                                  "task": {"type": resolver.task_type, "index": int(resolver.task_id)}})
 
 
+_MULTI_WORKER: dict[str, Distributed] = {}
+
+
 def strategy_for(params: Mapping[str, Any], *, environ: Mapping[str, str] | None = None,
                  timeouts: PeerTimeouts | None = None) -> Distributed:
     """The strategy a train step's params ask for (``params["fit"]["distribution"]``).
@@ -359,8 +362,15 @@ def strategy_for(params: Mapping[str, Any], *, environ: Mapping[str, str] | None
     if kind == "mirrored":
         return _mirrored(tf, distribution, scale_lr)
     if kind == "multi_worker_mirrored":
-        return _multi_worker(tf, distribution, scale_lr, os.environ if environ is None else environ,
-                             timeouts or PeerTimeouts.from_environ(os.environ if environ is None else environ))
+        environ = os.environ if environ is None else environ
+        # one strategy per process and cluster: a worker creates it before its data step runs TensorFlow
+        # ops (collective ops must be configured before the first op), the train step then gets the same one
+        key = json.dumps([dict(distribution), scale_lr, {k: environ.get(k) for k in
+                          (ENV_TF_CONFIG, ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS)}], sort_keys=True, default=str)
+        if key not in _MULTI_WORKER:
+            _MULTI_WORKER[key] = _multi_worker(tf, distribution, scale_lr, environ,
+                                               timeouts or PeerTimeouts.from_environ(environ))
+        return _MULTI_WORKER[key]
     raise DistributionError(("training", "distribution", "kind"), f"unknown kind {kind!r}")
 
 

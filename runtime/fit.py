@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import Dataset, make_dataset
+from .datasets import Dataset
 from .distribute import Distributed
 from .optimizers import build_optimizer
 from .tf import import_tf
@@ -145,15 +145,19 @@ def fit_model(model: Any, data: Dataset, *, fit: dict[str, Any], epochs: int, qu
     loss = fit["loss"]["kind"]
     seed = fit.get("seed", 0)
     batch_size = distributed.global_batch_size(fit["batch_size"]) if distributed else fit["batch_size"]
-    shard = distributed.dataset if distributed else (lambda ds: ds)
-    train = make_dataset(data.x_train, data.y_train, batch_size=batch_size, loss=loss,
-                         num_classes=data.num_classes, training=True, seed=seed,
-                         shuffle_buffer=fit.get("shuffle_buffer", 10000), augmentation=augmentation)
-    train = shard(train)
+    train = data.batches("train", batch_size=batch_size, loss=loss, training=True, seed=seed,
+                         shuffle_buffer=fit.get("shuffle_buffer", 10000), augmentation=augmentation,
+                         distributed=distributed)
     validation = None
     if data.has_validation:
-        validation = shard(make_dataset(data.x_val, data.y_val, batch_size=batch_size, loss=loss,
-                                        num_classes=data.num_classes))
+        validation = data.batches("val", batch_size=batch_size, loss=loss, distributed=distributed)
+    steps: dict[str, Any] = {}
+    if data.shard_for(distributed) is not None:
+        # each worker reads its own files, so the pipelines repeat and every worker stops after the same
+        # number of global batches
+        steps["steps_per_epoch"] = max(1, data.count("train") // batch_size)
+        if validation is not None:
+            steps["validation_steps"] = max(1, data.count("val") // batch_size)
     all_callbacks = list(callbacks or [])
     counter = _epoch_counter(keras)
     all_callbacks.append(counter)
@@ -177,7 +181,7 @@ def fit_model(model: Any, data: Dataset, *, fit: dict[str, Any], epochs: int, qu
         all_callbacks.append(keras.callbacks.CSVLogger(str(csv_path), append=True))
         all_callbacks.append(keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup"), delete_checkpoint=False))
     result = model.fit(train, validation_data=validation, epochs=epochs, callbacks=all_callbacks,
-                       verbose=_verbosity(quiet))
+                       verbose=_verbosity(quiet), **steps)
     history = _read_csv_history(csv_path) if csv_path is not None else {}
     if not history:
         history = {k: [float(v) for v in values] for k, values in result.history.items()}
@@ -186,11 +190,10 @@ def fit_model(model: Any, data: Dataset, *, fit: dict[str, Any], epochs: int, qu
     return FitResult(history, len(counter.epochs), initial_epoch, stopped)
 
 
-def evaluate_model(model: Any, x: np.ndarray, y: np.ndarray, fit: dict[str, Any],
-                   num_classes: int | None) -> dict[str, float]:
-    """Loss and metrics on one split: ``model.evaluate`` when compiled, otherwise the loss and accuracy
-    computed from predictions (a stripped or freshly loaded model need not be compiled)."""
-    ds = make_dataset(x, y, batch_size=max(fit["batch_size"], 256), loss=fit["loss"]["kind"], num_classes=num_classes)
+def evaluate_model(model: Any, data: Dataset, split: str, fit: dict[str, Any]) -> dict[str, float]:
+    """Loss and metrics on one split (streamed): ``model.evaluate`` when compiled, otherwise the loss and
+    accuracy computed from predictions (a stripped or freshly loaded model need not be compiled)."""
+    ds = data.batches(split, batch_size=max(fit["batch_size"], 256), loss=fit["loss"]["kind"])
     if getattr(model, "_is_compiled", False):
         values = model.evaluate(ds, verbose=0, return_dict=True)
         return {k: float(v) for k, v in values.items()}
@@ -245,7 +248,7 @@ def layer_stats(model: Any) -> list[dict[str, Any]]:
 def model_metrics(model: Any, data: Dataset, fit: dict[str, Any]) -> dict[str, Any]:
     """The metrics every model step reports: test metrics, ``accuracy`` (historical name: the value of
     ``metric``, the first of ``training.metrics``, e.g. ``mae``), ``params`` and ``layers``."""
-    test = evaluate_model(model, data.x_test, data.y_test, fit, data.num_classes)
+    test = evaluate_model(model, data, "test", fit)
     metric_names = fit.get("metrics") or []
     quality = metric_names[0] if metric_names else "loss"
     out: dict[str, Any] = {"test": test, "params": int(model.count_params()), "layers": layer_stats(model),

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tfspec.spec.catalogue import NESTED_LAYER_ARGS, SPEC_KEYS, layer_entry
 
 from .errors import ModelError
@@ -313,17 +315,21 @@ def unfreeze_backbone(model: Any, unfreeze: int | str) -> int:
     return sum(1 for layer in layers if layer.trainable and layer.weights)
 
 
-def adapt_preprocessing(model: Any, x_train: Any) -> list[str]:
-    """Adapt every ``normalization`` layer the spec gave no ``mean``/``variance`` on the training split
-    (what reaches that layer: the raw inputs, or the outputs of the layers before it); returns their names."""
+def adapt_preprocessing(model: Any, features: Any) -> list[str]:
+    """Adapt every ``normalization`` layer the spec gave no ``mean``/``variance`` on the training split's
+    ``features`` (an array, or a batched ``tf.data`` pipeline: streamed, never loaded whole); what reaches
+    that layer is the raw input, or the outputs of the layers before it. Returns the adapted layers' names."""
     _, keras = import_tf()
     adapted = []
     for layer in getattr(model, "layers", []):
         if type(layer).__name__ != "Normalization" or layer.input_mean is not None:
             continue
-        features = x_train if layer.input is model.inputs[0] else keras.Model(model.inputs, layer.input).predict(
-            x_train, batch_size=256, verbose=0)
-        layer.adapt(features)
+        seen = features
+        if layer.input is not model.inputs[0]:
+            before = keras.Model(model.inputs, layer.input)
+            seen = (before.predict(features, batch_size=256, verbose=0) if isinstance(features, np.ndarray)
+                    else features.map(lambda x: before(x, training=False)))
+        layer.adapt(seen)
         adapted.append(layer.name)
     return adapted
 

@@ -80,6 +80,7 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
             "tensors": verified.get("tensors") or {},
             "confusion": verified.get("confusion"),
             "per_class": verified.get("per_class"),
+            "accelerators": verified.get("accelerators"),
         }
     evaluation = next((outputs[s.id] for s in plan.steps if s.kind == "evaluate" and s.id in outputs), None)
     if baseline is None and evaluation is not None:

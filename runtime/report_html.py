@@ -148,12 +148,27 @@ def _confusion(name: str, matrix: Any, per_class: Any, labels: list[str]) -> dic
     return {"name": name, "labels": names, "rows": rows}
 
 
+def _accelerator_rows(coverage: Any) -> list[dict[str, Any]]:
+    """Op coverage of a tflite target per accelerator (runtime/accelerators.py), one row each."""
+    if not isinstance(coverage, Mapping):
+        return []
+    rows = []
+    for name in ("gpu", "npu", "cpu"):
+        entry = coverage.get(name)
+        if isinstance(entry, Mapping):
+            fallback = [f"{f.get('op')}: {f.get('reason')}" for f in entry.get("cpu_fallback") or [] if isinstance(f, Mapping)]
+            rows.append({"name": name, "delegated": entry.get("delegated"), "ops": entry.get("ops"),
+                         "coverage": _fmt(entry.get("coverage"), ".0%"), "fallback": fallback})
+    return rows
+
+
 def _target_rows(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for name, target in targets.items():
         metrics = target.get("metrics") or {}
         gates = [{"name": str(g.get("name")), "limit": _gate_limit(str(g.get("name")), g.get("limit")),
-                  "value": _fmt(g.get("value"), ".4g"), "passed": bool(g.get("passed"))}
+                  "value": _fmt(g.get("value"), ".4g"), "passed": bool(g.get("passed")),
+                  "ops": ", ".join(str(op) for op in g.get("ops") or [])}
                  for g in target.get("gates") or []]
         rows.append({
             "name": str(name),
@@ -169,6 +184,7 @@ def _target_rows(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str,
             "gates": gates,
             "passed": bool(target.get("passed", all(g["passed"] for g in gates))),
             "has_gates": bool(gates),
+            "accelerators": _accelerator_rows(target.get("accelerators")),
         })
     return rows
 

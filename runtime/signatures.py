@@ -59,10 +59,15 @@ class Signature:
     input_shape: list[int | None]
     loaded: Any  # keeps the SavedModel's variables alive
 
-    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def predict(self, x: Any, batch_size: int = 256) -> np.ndarray:
+        """Outputs for an array of examples or for a batched ``tf.data`` pipeline of features."""
         tf, _ = import_tf()
-        parts = [self.function(**{self.input_key: tf.constant(x[i:i + batch_size], dtype=self.input_dtype)})
-                 [self.output_key].numpy() for i in range(0, len(x), batch_size)]
+        if isinstance(x, np.ndarray):
+            batches: Any = (x[i:i + batch_size] for i in range(0, len(x), batch_size))
+        else:
+            batches = x.as_numpy_iterator()
+        parts = [self.function(**{self.input_key: tf.constant(b, dtype=self.input_dtype)})[self.output_key].numpy()
+                 for b in batches]
         return np.concatenate(parts) if parts else np.zeros((0,), dtype=np.float32)
 
     def describe(self) -> dict[str, Any]:

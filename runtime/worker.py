@@ -35,8 +35,8 @@ from tfspec.plan import Plan, Step
 
 from .cache import StepCache, default_cache_dir
 from .context import METRICS_FILE
-from .distribute import ENV_PEER_TIMEOUT, ENV_STARTUP_TIMEOUT, PeerTimeouts, distribution_params, is_chief
-from .errors import StepError
+from .distribute import ENV_PEER_TIMEOUT, ENV_STARTUP_TIMEOUT, PeerTimeouts, distribution_params, is_chief, strategy_for
+from .errors import StepError, reported_as_step_errors
 from .executor import CHECKPOINTS_DIR, RunInputs, _execute, _write_dist, default_dist_dir, step_module
 
 __all__ = ["WorkerResult", "run_worker", "training_steps", "WORKER_FILE", "DIST_FILES"]
@@ -115,6 +115,11 @@ def run_worker(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path 
     role = "chief" if chief else "worker"
     log(f"{role} {index} of {len(tf_config['cluster'].get('worker', []))}: {json.dumps(tf_config, sort_keys=True)}")
     steps = training_steps(plan)
+    if not shared.has(train.fingerprint):
+        # join the cluster before the data step runs any TensorFlow op (collective ops are configured at
+        # program start); the train step's strategy_for returns this same strategy
+        with reported_as_step_errors(train.id, run.locate):
+            strategy_for(train.params.fit)
     if shared.has(train.fingerprint):
         log(f"cached  train (already trained in {shared.path(train.fingerprint)})")
         metrics = json.loads((shared.path(train.fingerprint) / METRICS_FILE).read_text("utf-8"))

@@ -3,24 +3,44 @@
 This package imports nothing else of tfspec's.
 """
 
-from .compression import ClusterStage, CompressionStage, DistillStage, PruneStage, QuantizationAwareStage
-from .data import Data
-from .document import API_VERSION, Environment, Spec
-from .errors import (
-    EXIT_DIFF,
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    Diagnostic,
-    SpecError,
-    TfspecError,
-    format_path,
-)
-from .loader import SourceDocument, load_yaml, load_yaml_text
-from .model import ModelSpec
-from .schema import spec_json_schema, spec_json_schema_text
-from .targets import GpuClusterTarget, Target, TfliteTarget, TfServingTarget
-from .training import Training
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Each name is imported from its module on first use (PEP 562): `tfspec build` on an up-to-date output,
+# and every command that needs only the errors, never builds the validators of the ~100 spec models.
+_LAZY: dict[str, str] = {
+    "ClusterStage": "compression", "CompressionStage": "compression", "DistillStage": "compression",
+    "PruneStage": "compression", "QuantizationAwareStage": "compression",
+    "Data": "data",
+    "API_VERSION": "document", "Environment": "document", "Spec": "document",
+    "EXIT_DIFF": "errors", "EXIT_ERROR": "errors", "EXIT_INTERRUPTED": "errors", "EXIT_OK": "errors",
+    "Diagnostic": "errors", "SpecError": "errors", "TfspecError": "errors", "format_path": "errors",
+    "SourceDocument": "loader", "load_yaml": "loader", "load_yaml_text": "loader",
+    "ModelSpec": "model",
+    "spec_json_schema": "schema", "spec_json_schema_text": "schema",
+    "GpuClusterTarget": "targets", "Target": "targets", "TfliteTarget": "targets", "TfServingTarget": "targets",
+    "Training": "training",
+}
+
+if TYPE_CHECKING:
+    from .compression import ClusterStage, CompressionStage, DistillStage, PruneStage, QuantizationAwareStage
+    from .data import Data
+    from .document import API_VERSION, Environment, Spec
+    from .errors import (
+        EXIT_DIFF,
+        EXIT_ERROR,
+        EXIT_INTERRUPTED,
+        EXIT_OK,
+        Diagnostic,
+        SpecError,
+        TfspecError,
+        format_path,
+    )
+    from .loader import SourceDocument, load_yaml, load_yaml_text
+    from .model import ModelSpec
+    from .schema import spec_json_schema, spec_json_schema_text
+    from .targets import GpuClusterTarget, Target, TfliteTarget, TfServingTarget
+    from .training import Training
 
 __all__ = [
     "API_VERSION",
@@ -52,3 +72,12 @@ __all__ = [
     "spec_json_schema",
     "spec_json_schema_text",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from .base import (
-    FiniteFloat, Identifier, PositiveFloat, PositiveInt, RelativePath, SafeText, Seed, StrictBool, StrictModel,
+    DnsLabel, FiniteFloat, Identifier, KubeQuantity, PositiveFloat, PositiveInt, SafeText, Seed, StrictBool, StrictModel,
 )
 
 __all__ = [
+    "DATA_LOCATION_PATTERN",
+    "DataLocation",
+    "StorageCredentials",
+    "DataStorage",
     "SklearnDigitsSource",
     "NpzSource",
     "CsvSource",
@@ -25,6 +29,35 @@ __all__ = [
 ]
 
 
+# A relative path inside the project, or (with data.external_locations) an object-store URL, a file:// URL or
+# an absolute path: no '..', no shell or template metacharacters, no credentials in the URL.
+DATA_LOCATION_PATTERN = (
+    r"^(?!.*/\.\.(/|$))((s3|gs)://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9_.*?\-/\[\]=]*)?"
+    r"|(file://)?/(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.*?\-/\[\]=]{1,1000}"
+    r"|(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.*?\-/\[\]]{1,255})$")
+DataLocation = Annotated[str, StringConstraints(pattern=DATA_LOCATION_PATTERN)]
+
+
+class StorageCredentials(StrictModel):
+    """Where the object-store credentials are: names only, never the values."""
+
+    access_key_id_env: Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")] = "AWS_ACCESS_KEY_ID"
+    """Environment variable holding the S3 access key id (read by ``tfspec plan``/``run`` and the workers)."""
+    secret_access_key_env: Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")] = "AWS_SECRET_ACCESS_KEY"
+    """Environment variable holding the S3 secret access key."""
+    kubernetes_secret: DnsLabel | None = None
+    """Kubernetes Secret whose keys are those variable names, for generated training manifests."""
+
+
+class DataStorage(StrictModel):
+    """How object-store data locations (``s3://``, ``gs://``) are reached."""
+
+    endpoint_url: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/?$")] | None = None
+    """S3-compatible endpoint (MinIO, a local emulator); AWS when omitted."""
+    credentials: StorageCredentials = StorageCredentials()
+    """Credentials by reference."""
+
+
 class SklearnDigitsSource(StrictModel):
     """The 8x8 handwritten digits set that scikit-learn ships (1797 samples, 64 features, 10 classes)."""
 
@@ -37,8 +70,8 @@ class NpzSource(StrictModel):
 
     kind: Literal["npz"]
     """Source kind."""
-    path: RelativePath
-    """Path of the ``.npz`` file, relative to the spec file."""
+    path: DataLocation
+    """Path of the ``.npz`` file, relative to the spec file (or a location, see ``data.external_locations``)."""
     features: Identifier = "x"
     """Name of the feature array inside the archive."""
     labels: Identifier = "y"
@@ -50,8 +83,8 @@ class CsvSource(StrictModel):
 
     kind: Literal["csv"]
     """Source kind."""
-    path: RelativePath
-    """Path of the CSV file, relative to the spec file."""
+    path: DataLocation
+    """Path of the CSV file, relative to the spec file (or a location, see ``data.external_locations``)."""
     label_column: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
     """Header name of the column holding the integer class label."""
     feature_columns: list[Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]] | None = None
@@ -74,8 +107,9 @@ class TfrecordSource(StrictModel):
 
     kind: Literal["tfrecord"]
     """Source kind."""
-    path: RelativePath
-    """File path or glob pattern, relative to the spec file."""
+    path: DataLocation
+    """File path or glob pattern, relative to the spec file, or ``s3://bucket/shards/*.tfrecord``,
+    ``gs://...``, ``file:///...`` or an absolute path (see ``data.external_locations``)."""
     features: dict[Identifier, TfrecordFeature] = Field(min_length=1)
     """Features to parse; the model input is their concatenation in the order given."""
     label: Identifier
@@ -89,8 +123,9 @@ class ImageFolderSource(StrictModel):
 
     kind: Literal["image_folder"]
     """Source kind."""
-    path: RelativePath
-    """Folder path, relative to the spec file."""
+    path: DataLocation
+    """Folder path, relative to the spec file, or an ``s3://``, ``gs://``, ``file://`` or absolute location
+    (see ``data.external_locations``)."""
     image_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]
     """Height and width the images are resized to."""
     color_mode: Literal["grayscale", "rgb"] = "rgb"
@@ -163,3 +198,11 @@ class Data(StrictModel):
     """Class names in label order, written to ``labels.txt``; ``0..N-1`` when omitted."""
     num_classes: PositiveInt | None = None
     """Number of classes; taken from the source where it is known (digits: 10)."""
+    external_locations: StrictBool = False
+    """Allow ``data.source.path`` outside the spec's folder: ``s3://`` (read through fsspec/s3fs), ``gs://``
+    (TensorFlow's own file system), ``file://`` URLs and absolute paths."""
+    storage: DataStorage | None = None
+    """Endpoint and credential references for ``s3://`` / ``gs://`` locations."""
+    memory_budget: KubeQuantity = "512Mi"
+    """Memory a split may take when cached by its ``tf.data`` pipeline (``cache()``), as a Kubernetes quantity;
+    a larger split is read from the source again each epoch."""

@@ -10,6 +10,7 @@ from .base import MAX_INT, DnsLabel, SafeText, StrictInt, StrictModel
 from .compression import CompressionStage
 from .data import Data
 from .model import ModelSpec
+from .search import Search
 from .targets import Target
 from .training import Training
 
@@ -49,12 +50,20 @@ class Spec(StrictModel):
 
     api_version: Literal["tfspec/v1"]
     """Spec format version; ``tfspec/v1``."""
+    extends: str | list[str] | None = None
+    """Base specs (paths relative to this file) deep-merged under this one, in order; see docs/standards.md.
+    The compiler merges them before parsing, so a resolved spec never holds this key."""
     name: DnsLabel
     """Model name (DNS-1123 label): used for images, Kubernetes objects and the serving model name."""
     version: Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
     """Model version: the TF Serving version directory."""
     description: SafeText | None = None
     """One-line description, written into generated files."""
+    registry: Annotated[str, StringConstraints(
+        pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")] | None = None
+    """Registry prefix of the images built for this spec (``registry.example.com/ml``): a target's image is
+    ``<registry>/<spec name>-<target name>`` unless it names its own. An organisation sets it once with a
+    variable, ``registry: ${REGISTRY}``."""
     data: Data
     """Training data: the source of the examples, how they are split and preprocessed."""
     model: ModelSpec
@@ -64,6 +73,8 @@ class Spec(StrictModel):
     compression: list[CompressionStage] = []
     """Compression stages applied in order: ``prune``, ``cluster``, ``quantization_aware``, ``distill``."""
     targets: Annotated[list[Target], Field(min_length=1)]
-    """Deployment targets: ``tflite``, ``tf_serving``, ``gpu_cluster``."""
+    """Deployment targets: ``tflite``, ``tf_serving``, ``gpu_cluster``, ``kserve``."""
     environments: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], Environment] = {}
     """Environment overlays, selected with ``-e NAME``."""
+    search: Search | None = None
+    """What ``tfspec search`` explores: spec values by key path, the objective and the budget."""

@@ -23,13 +23,29 @@ import yaml
 
 from .errors import Diagnostic, SpecError, format_path
 
-__all__ = ["Position", "SourceDocument", "load_yaml", "load_yaml_bytes", "load_yaml_text", "decode_spec_bytes",
-           "source_excerpt", "plain_scalar", "NumberTooLong", "cap", "MAX_FILE_BYTES", "MAX_NODES", "MAX_NUMBER_DIGITS"]
+__all__ = ["Position", "FilePosition", "SourceDocument", "load_yaml", "load_yaml_bytes", "load_yaml_text",
+           "decode_spec_bytes", "source_excerpt", "plain_scalar", "NumberTooLong", "cap", "MAX_FILE_BYTES", "MAX_NODES",
+           "MAX_NUMBER_DIGITS"]
 
 Position = tuple[int, int]
 KeyPath = tuple[str | int, ...]
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class FilePosition(tuple):  # type: ignore[type-arg]
+    """A ``(line, column)`` that remembers the file it is in: a value merged in from a base spec keeps
+    pointing at the base. Unpacks and compares like a plain position."""
+
+    file: str
+
+    def __new__(cls, line: int, column: int, file: str) -> "FilePosition":
+        position = super().__new__(cls, (line, column))
+        position.file = file
+        return position
+
+    def __getnewargs__(self) -> tuple[int, int, str]:  # type: ignore[override]
+        return self[0], self[1], self.file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +68,14 @@ class SourceDocument:
         return self.positions.get((), (1, 1))
 
     def diagnostic(self, path: KeyPath, message: str, hint: str | None = None) -> Diagnostic:
-        line, column = self.position(path)
-        return Diagnostic(self.file, line, column, format_path(tuple(path)), message, hint)
+        position = self.position(path)
+        file = position.file if isinstance(position, FilePosition) else self.file
+        return Diagnostic(file, position[0], position[1], format_path(tuple(path)), message, hint)
+
+    def file_of(self, path: KeyPath) -> str:
+        """The file that set the value at ``path`` (another file when it came from a base spec)."""
+        position = self.position(path)
+        return position.file if isinstance(position, FilePosition) else self.file
 
 
 def source_excerpt(text: str, line: int, column: int, context: int = 1) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .base import (
     MAX_INT, DnsLabel, FiniteFloat, KubeQuantity, NonNegativeFloat, PositiveFloat, PositiveInt, StrictBool, StrictInt,
@@ -13,6 +13,8 @@ from .base import (
 
 __all__ = [
     "Gates",
+    "TfliteGates",
+    "Accelerator",
     "NoQuantization",
     "DynamicRangeQuantization",
     "Float16Quantization",
@@ -33,7 +35,10 @@ __all__ = [
     "Resources",
     "Toleration",
     "Kubernetes",
+    "TopologySpread",
+    "ModelStore",
     "TfServingTarget",
+    "KserveTarget",
     "Storage",
     "GpuClusterTarget",
     "Target",
@@ -44,6 +49,16 @@ LabelKey = Annotated[str, StringConstraints(pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z
 LabelValue = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
 ImageRepository = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")]
 ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
+_REPOSITORY = r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+# A repository, optionally pinned by digest (``registry.example.com/ml/digits-serving@sha256:<64 hex>``).
+ImageReference = Annotated[str, StringConstraints(pattern=rf"^{_REPOSITORY}(@sha256:[0-9a-f]{{64}})?$")]
+# A base image: repository with a tag, a digest, or both (``tensorflow/serving:2.21.0@sha256:<64 hex>``).
+BaseImage = Annotated[str, StringConstraints(
+    pattern=rf"^{_REPOSITORY}(:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(@sha256:[0-9a-f]{{64}})?$")]
+# An object-storage folder: ``s3://bucket/prefix`` or ``gs://bucket/prefix``.
+ObjectStoragePath = Annotated[str, StringConstraints(
+    pattern=r"^(s3|gs)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/(?!\.+(/|$))[A-Za-z0-9_.=-]+)*$")]
+Percentage = Annotated[str, StringConstraints(pattern=r"^(100|[1-9]?[0-9])%$")]
 
 
 class Gates(StrictModel):
@@ -68,6 +83,20 @@ class Gates(StrictModel):
     """Largest allowed artifact size in KiB (the ``.tflite`` file; every file of the SavedModel)."""
     max_latency_ms: PositiveFloat | None = None
     """Largest allowed p95 latency of one example, in milliseconds, on this machine's CPU (one thread)."""
+
+
+class TfliteGates(Gates):
+    """Gates of a tflite target: the quality gates above and the accelerator checks of the converted model."""
+
+    gpu_delegable: StrictBool = False
+    """Fail the run when any op of the ``.tflite`` model would fall back from the GPU delegate to the CPU
+    (the ops are named in the message and listed in the report)."""
+
+
+Accelerator = Literal["gpu", "npu", "cpu"]
+"""Where the Android loader runs the model: ``gpu`` (LiteRT's GPU delegate, on devices its compatibility
+list accepts), ``npu`` (the Android Neural Networks API delegate, API 28-34: NNAPI is deprecated from
+Android 15) or ``cpu`` (LiteRT's default XNNPACK kernels)."""
 
 
 class NoQuantization(StrictModel):
@@ -153,10 +182,33 @@ class TfliteTarget(StrictModel):
     """Op sets the converter may use; derived from the quantization mode when omitted."""
     android: Android | None = None
     """Android asset-pack bundle."""
-    gates: Gates = Gates()
+    gates: TfliteGates = TfliteGates()
     """Quality gates on the converted ``.tflite`` model, measured with the LiteRT interpreter on the test split."""
+    accelerators: Annotated[list[Accelerator], Field(min_length=1, max_length=3)] | None = None
+    """Accelerators the Android loader tries, in order: the first the device supports runs the model and the
+    CPU is the fallback of every choice (list ``cpu`` last, or leave it out). ``[gpu, cpu]`` for float32 and
+    float16 models when omitted, ``[cpu]`` for the others (an ``int8`` model suits ``npu``)."""
+    sparse_weights: StrictBool = False
+    """Keep a pruned model's zero weights out of the ``.tflite`` file (the converter's
+    ``Optimize.EXPERIMENTAL_SPARSITY``): the raw file the phone maps shrinks (the gzipped one does not).
+    Needs a ``prune`` compression stage. A sparse ``int8`` model runs without XNNPACK, which cannot prepare
+    its DENSIFY ops."""
+    cpu_threads: Annotated[StrictInt, Field(ge=1, le=16)] = 2
+    """Threads of the CPU (XNNPACK) kernels on the device, also for the ops a delegate leaves to the CPU."""
     filename: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.tflite$")] | None = None
     """File name of the model; ``<spec name>.tflite`` when omitted."""
+
+
+    @field_validator("accelerators")
+    @classmethod
+    def _accelerators_in_order(cls, chosen: list[str] | None) -> list[str] | None:
+        if chosen is None:
+            return None
+        if len(set(chosen)) != len(chosen):
+            raise ValueError(f"{chosen} names an accelerator twice")
+        if "cpu" in chosen[:-1]:
+            raise ValueError(f"{chosen}: cpu is the fallback of every choice, list it last")
+        return chosen
 
 
 class Batching(StrictModel):
@@ -166,10 +218,11 @@ class Batching(StrictModel):
     """Largest batch the server forms."""
     batch_timeout_micros: Annotated[StrictInt, Field(ge=0, le=60_000_000)] = 1000
     """Longest a request waits for a batch to fill."""
-    max_enqueued_batches: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = 100
-    """Queue length before requests are rejected."""
+    max_enqueued_batches: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None
+    """Batches queued before requests are rejected; ``num_batch_threads`` when omitted (TF Serving's batching
+    guide for online serving: a bounded queue, overload goes to other replicas instead of waiting)."""
     num_batch_threads: Annotated[StrictInt, Field(ge=1, le=1024)] | None = None
-    """Threads processing batches; the container's CPU request (at least 1) when omitted."""
+    """Threads processing batches; the container's CPU limit in whole cores (at least 1) when omitted."""
     allowed_batch_sizes: list[PositiveInt] | None = None
     """Padded batch sizes, increasing, the last equal to ``max_batch_size``."""
     pad_variable_length_inputs: StrictBool = False
@@ -259,6 +312,17 @@ class Toleration(StrictModel):
     """Taint effect."""
 
 
+class TopologySpread(StrictModel):
+    """Pod topology spread constraints of the serving replicas (``topologySpreadConstraints``)."""
+
+    topology_keys: list[LabelKey] = ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+    """Node labels to spread over, one constraint each (an empty list turns spreading off)."""
+    max_skew: Annotated[StrictInt, Field(ge=1, le=100)] = 1
+    """Largest allowed difference of replica counts between two domains."""
+    when_unsatisfiable: Literal["ScheduleAnyway", "DoNotSchedule"] = "ScheduleAnyway"
+    """``ScheduleAnyway`` (a preference: a single-zone cluster still schedules) or ``DoNotSchedule``."""
+
+
 class Kubernetes(StrictModel):
     """Kubernetes deployment of the serving container."""
 
@@ -275,11 +339,47 @@ class Kubernetes(StrictModel):
     tolerations: list[Toleration] = []
     """Extra tolerations (the GPU taint is added automatically when GPUs are asked for)."""
     min_available: Annotated[StrictInt, Field(ge=0, le=MAX_INT)] | None = None
-    """PodDisruptionBudget ``minAvailable``; replicas - 1 (at least 1) when omitted."""
-    image: ImageRepository | None = None
-    """Registry repository the built serving image is pushed to; ``<spec name>-serving`` when omitted."""
+    """PodDisruptionBudget ``minAvailable`` instead of ``max_unavailable`` (give one of the two)."""
+    max_unavailable: Annotated[StrictInt, Field(ge=1, le=MAX_INT)] | Percentage | None = None
+    """PodDisruptionBudget ``maxUnavailable``: pods a voluntary disruption (a node drain) may evict at once, a
+    count or a percentage of the replicas; 1 when omitted (and ``min_available`` is not given)."""
+    image: ImageReference | None = None
+    """Registry repository the built serving image is pushed to, optionally pinned by digest
+    (``repo@sha256:...``); ``<registry>/<spec name>-<target name>`` when omitted. The tag is derived from
+    the served content."""
+    gpu_feature_discovery: StrictBool = False
+    """Also require the ``nvidia.com/gpu.present=true`` node label. Only NVIDIA GPU Feature Discovery (or the
+    GPU operator) sets it; the ``nvidia.com/gpu`` limit alone already schedules onto GPU nodes."""
+    drain_seconds: Annotated[StrictInt, Field(ge=0, le=600)] = 15
+    """Seconds a terminating pod keeps serving (a preStop sleep) while endpoints stop sending it requests:
+    TF Serving has no SIGTERM drain. The termination grace period is this plus 15 seconds."""
+    topology_spread: TopologySpread = TopologySpread()
+    """How replicas spread over zones and nodes; zone and node with ``ScheduleAnyway`` when omitted."""
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     """Type of the Kubernetes Service in front of the replicas (``ClusterIP``: reachable inside the cluster only)."""
+
+
+class ModelStore(StrictModel):
+    """Object storage holding the served versions (``<base_path>/<version>/``) instead of the image.
+
+    ``tfspec run`` uploads each new version so that the server never sees a half-written one and keeps the
+    newest ``keep_versions``; the serving image then carries only its configuration. Credentials are never
+    written into the spec: ``tfspec run`` uses the client's standard environment (``AWS_ACCESS_KEY_ID``,
+    ``AWS_PROFILE``, ``GOOGLE_APPLICATION_CREDENTIALS``, ...), the pods a Kubernetes Secret named here.
+    """
+
+    base_path: ObjectStoragePath
+    """Folder of the model's versions: ``s3://bucket/models/digits`` or ``gs://bucket/models/digits``."""
+    keep_versions: Annotated[StrictInt, Field(ge=1, le=100)] = 3
+    """Versions kept in the store; older ones are deleted after an upload (named versions never are)."""
+    endpoint_url: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._-]+)*/?$")] | None = None
+    """Endpoint of an S3-compatible store (MinIO, Ceph, ...); AWS S3 when omitted."""
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")] | None = None
+    """S3 region; the client's default when omitted."""
+    credentials_secret: DnsLabel | None = None
+    """Kubernetes Secret the serving pods mount as files: key ``credentials`` (an AWS shared credentials file)
+    for S3, ``key.json`` (a service-account key) for GCS; none when the pods get access another way
+    (workload identity, IRSA)."""
 
 
 class TfServingTarget(StrictModel):
@@ -300,7 +400,16 @@ class TfServingTarget(StrictModel):
     version_policy: VersionPolicy = LatestVersions(kind="latest")
     """Which versions the server loads."""
     version_labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], PositiveInt] = {}
-    """Labels such as ``stable`` / ``canary`` mapped to version numbers."""
+    """Labels such as ``stable`` / ``canary`` mapped to version numbers; clients ask for a label, and a rollback
+    is a change of the label in Git. Without an explicit ``version_policy`` the server loads exactly the
+    labelled versions and this spec's version."""
+    allow_unavailable_version_labels: StrictBool = False
+    """Pass ``--allow_version_labels_for_unavailable_models``: a label may name a version that is not loaded
+    (yet); otherwise TF Serving refuses such a label at start-up."""
+    model_store: ModelStore | None = None
+    """Serve from object storage instead of baking the SavedModel into the image."""
+    base_image: BaseImage | None = None
+    """Base image instead of the pinned ``tensorflow/serving`` one, e.g. pinned by digest."""
     monitoring: StrictBool = True
     """Expose Prometheus metrics on the REST port."""
     kubernetes: Kubernetes | None = None
@@ -319,7 +428,9 @@ class Storage(StrictModel):
     storage_class: DnsLabel | None = None
     """Storage class of the generated claim; the cluster default when omitted."""
     access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = "ReadWriteMany"
-    """Access mode (all workers mount it: ReadWriteMany)."""
+    """Access mode: every worker mounts the claim, so several workers need ReadWriteMany, and a generated
+    ReadWriteMany claim needs a ``storage_class`` that offers it (common default classes are ReadWriteOnce).
+    ReadWriteOnce when omitted and the target has one worker."""
     mount_path: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./-]{0,200}$")] = "/workspace"
     """Mount path in the containers."""
 
@@ -339,8 +450,16 @@ class GpuClusterTarget(StrictModel):
     """``tfjob`` (Kubeflow training operator) or ``indexed_job`` (plain Kubernetes)."""
     namespace: DnsLabel | None = None
     """Namespace; the current namespace when omitted."""
-    image: ImageRepository | None = None
-    """Registry repository of the training image; ``<spec name>-train`` when omitted."""
+    image: ImageReference | None = None
+    """Registry repository of the training image, optionally pinned by digest (``repo@sha256:...``);
+    ``<registry>/<spec name>-<target name>`` when omitted. The tag is derived from the image's content."""
+    base_image: BaseImage | None = None
+    """Base image instead of the pinned ``tensorflow/tensorflow`` one, e.g. pinned by digest."""
+    gpu_feature_discovery: StrictBool = False
+    """Also require the ``nvidia.com/gpu.present=true`` node label (set only by NVIDIA GPU Feature Discovery or
+    the GPU operator); the ``nvidia.com/gpu`` limit alone already schedules onto GPU nodes."""
+    ttl_seconds_after_finished: Annotated[StrictInt, Field(ge=0, le=31_536_000)] = 86400
+    """Seconds a finished job (and its pods' logs) is kept before Kubernetes deletes it."""
     resources: Resources = Resources(
         requests=ResourceAmounts(cpu="4", memory="16Gi"), limits=ResourceAmounts(cpu="8", memory="32Gi")
     )
@@ -357,6 +476,34 @@ class GpuClusterTarget(StrictModel):
     """Worker port of the collective ops (the TFJob operator always uses 2222)."""
 
 
-Target = Annotated[TfliteTarget | TfServingTarget | GpuClusterTarget, Field(discriminator="kind")]
+class KserveTarget(StrictModel):
+    """A KServe ``InferenceService`` (``serving.kserve.io/v1beta1``) serving the SavedModel from a model store."""
 
-TARGET_KINDS: tuple[str, ...] = ("tflite", "tf_serving", "gpu_cluster")
+    kind: Literal["kserve"]
+    """Target kind."""
+    name: DnsLabel
+    """Target name (unique in the spec); its files go to ``<out>/<name>/``."""
+    model_store: ModelStore
+    """Where ``tfspec run`` uploads the versions; the ``storageUri`` KServe downloads from."""
+    namespace: DnsLabel | None = None
+    """Namespace (set by kustomize); the current namespace when omitted."""
+    runtime_version: ImageTag | None = None
+    """TF Serving version of KServe's TensorFlow runtime; the pinned default (data table) when omitted."""
+    gpus: Annotated[StrictInt, Field(ge=0, le=16)] = 0
+    """GPUs per replica (``nvidia.com/gpu`` limit)."""
+    resources: Resources = Resources()
+    """Container resources of the predictor."""
+    autoscale: Autoscale = Autoscale()
+    """Replica range and the CPU utilisation KServe scales on."""
+    canary_traffic_percent: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
+    """Share of traffic the newest revision gets while the previous one keeps the rest; a rollback is setting
+    it to 0, a promotion removing it."""
+    service_account: DnsLabel | None = None
+    """Service account of the predictor, holding the store credentials (KServe's convention)."""
+    gates: Gates = Gates()
+    """Quality gates on the SavedModel."""
+
+
+Target = Annotated[TfliteTarget | TfServingTarget | GpuClusterTarget | KserveTarget, Field(discriminator="kind")]
+
+TARGET_KINDS: tuple[str, ...] = ("tflite", "tf_serving", "gpu_cluster", "kserve")

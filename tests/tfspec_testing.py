@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +46,30 @@ def tfspec_command() -> list[str]:
     """The CLI as the tests run it: the console script next to this interpreter."""
     script = Path(sys.executable).with_name("tfspec")
     return [str(script)] if script.exists() else [sys.executable, "-m", "tfspec"]
+
+
+def expand_kubernetes_references(value: str, env: dict[str, str]) -> str:
+    """``$(VAR)`` expanded the way the kubelet does for a container's env values (``$$`` escapes)."""
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), value)
+
+
+def pod_environment(job: dict[str, Any], index: int) -> dict[str, str]:
+    """The environment the kubelet gives pod ``index`` of an Indexed Job: the downward-API fields resolved
+    against the pod's labels and annotations (the Job controller adds the job-name label and
+    JOB_COMPLETION_INDEX), then ``$(VAR)`` references expanded in order."""
+    template = job["spec"]["template"]
+    labels = {**template["metadata"].get("labels", {}), "batch.kubernetes.io/job-name": job["metadata"]["name"]}
+    annotations = template["metadata"].get("annotations", {})
+    env: dict[str, str] = {"JOB_COMPLETION_INDEX": str(index)}
+    (container,) = template["spec"]["containers"]
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = expand_kubernetes_references(item["value"], env)
+            continue
+        path = item["valueFrom"]["fieldRef"]["fieldPath"]
+        found = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
+        assert found, path
+        source = labels if found.group(1) == "labels" else annotations
+        env[item["name"]] = source[found.group(2)]
+    return env

@@ -7,9 +7,33 @@ Public API::
     result.plan, result.files, result.diagnostics
 """
 
-from tfspec.compiler.pipeline import CompileResult
-from tfspec.compiler.pipeline import compile_spec as compile
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from tfspec.compiler.versions import TFSPEC_VERSION as __version__
-from tfspec.spec.errors import Diagnostic, SpecError, TfspecError
+
+if TYPE_CHECKING:
+    from tfspec.compiler.pipeline import CompileResult
+    from tfspec.compiler.pipeline import compile_spec as compile
+    from tfspec.spec.errors import Diagnostic, SpecError, TfspecError
 
 __all__ = ["CompileResult", "Diagnostic", "SpecError", "TfspecError", "__version__", "compile"]
+
+# Imported on first use (PEP 562): the CLI imports this package first, and a command that compiles
+# nothing (an up-to-date `build`, `--help`) does not pay for the spec models.
+_LAZY: dict[str, tuple[str, str]] = {
+    "CompileResult": ("tfspec.compiler.pipeline", "CompileResult"),
+    "compile": ("tfspec.compiler.pipeline", "compile_spec"),
+    "Diagnostic": ("tfspec.spec.errors", "Diagnostic"),
+    "SpecError": ("tfspec.spec.errors", "SpecError"),
+    "TfspecError": ("tfspec.spec.errors", "TfspecError"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value

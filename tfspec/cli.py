@@ -17,6 +17,8 @@ from tfspec.spec.errors import EXIT_INTERRUPTED
 from .commands import compile as compile_commands
 from .commands import report as report_commands
 from .commands import run as run_commands
+from .commands import search as search_commands
+from .commands import standards as standards_commands
 from .commands.watch import watch as watch_command
 
 __all__ = ["main", "cli"]
@@ -34,6 +36,9 @@ for _command in (compile_commands.validate, compile_commands.build, compile_comm
 cli.add_command(run_commands.run)
 cli.add_command(watch_command)
 cli.add_command(report_commands.report)
+cli.add_command(search_commands.search)
+cli.add_command(standards_commands.explain)
+cli.add_command(standards_commands.fleet)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""One module per target kind (``tf_serving``, ``tflite``, ``gpu_cluster``), each registering a
+"""One module per target kind (``tf_serving``, ``tflite``, ``gpu_cluster``, ``kserve``), each registering a
 :class:`~.registry.TargetKind` (its renderer, rules and plan steps); ``kubernetes`` holds the values their
 manifests share and ``common`` the naming and quoting helpers.
 
@@ -7,14 +7,31 @@ manifests share and ``common`` the naming and quoting helpers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from tfspec.spec.document import Spec
+from tfspec.spec.targets import Target
+
 from ..resolve import ResolvedSpec
-from . import gpu_cluster, tf_serving, tflite
+from . import gpu_cluster, kserve, tf_serving, tflite
 from .registry import TARGET_KINDS, PlanContext, TargetKind, UnknownTargetKind, register, target_kind
 
 __all__ = ["TARGET_KINDS", "PlanContext", "TargetKind", "UnknownTargetKind", "register", "render_targets", "target_kind",
-           "gpu_cluster", "tf_serving", "tflite"]
+           "target_defaults", "gpu_cluster", "kserve", "tf_serving", "tflite"]
 
 
-def render_targets(resolved: ResolvedSpec) -> dict[str, dict[str, str]]:
-    """Files of every target, keyed by target name; paths are relative to the output folder."""
-    return {target.name: target_kind(target.kind).render(resolved, target) for target in resolved.spec.targets}
+def target_defaults(spec: Spec, target: Target) -> Target:
+    """``target`` with its kind's defaults filled (resolve's ``with_defaults`` calls this for each target)."""
+    fill = target_kind(target.kind).defaults
+    return fill(spec, target) if fill is not None else target
+
+
+def render_targets(resolved: ResolvedSpec, served: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """Files of every target, keyed by target name; paths are relative to the output folder.
+
+    ``served``: per target, the fingerprint of what it serves (the plan's ``<target>.bundle`` step; image
+    tags are derived from it).
+    """
+    served = served or {}
+    return {target.name: target_kind(target.kind).render(resolved, target, served.get(target.name))
+            for target in resolved.spec.targets}

@@ -2,19 +2,83 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
+
+from tfspec.spec.errors import Diagnostic
 
 from .. import naming
 from ..render import header_lines
 from ..resolve import ResolvedSpec
 
-__all__ = ["object_name", "base_context", "dockerfile_quote", "python_literal"]
+__all__ = ["object_name", "base_context", "dockerfile_quote", "python_literal", "image_repository", "image_reference",
+           "content_tag", "without_header", "qualified_image", "unique_images", "PULL_POLICY", "DIGEST_MARK"]
+
+DIGEST_MARK = "@sha256:"
+# Every tag tfspec writes is derived from the image's content (a new content is a new tag) or the image is
+# pinned by digest: a node's cached copy is always the right one, and images loaded into kind/minikube
+# (never pulled) work.
+PULL_POLICY = "IfNotPresent"
 
 
 def object_name(resolved: ResolvedSpec, target: Any) -> str:
     """``<spec name>-<target name>``: the Kubernetes object and image name of a target."""
     return naming.object_name(resolved.spec.name, target.name)
+
+
+def image_repository(resolved: ResolvedSpec, target: Any, explicit: str | None) -> str:
+    """The image a target builds: ``explicit`` when the spec names one, else ``[<registry>/]<spec>-<target>``
+    (one repository per target: a CPU and a GPU serving target never overwrite each other's image)."""
+    if explicit:
+        return explicit
+    registry = resolved.spec.registry
+    return f"{registry}/{object_name(resolved, target)}" if registry else object_name(resolved, target)
+
+
+def qualified_image(image: str) -> str:
+    """``docker.io/<image>`` unless the first path component names a registry host (has ``.`` or ``:``)."""
+    first = image.split("/")[0]
+    return image if "/" in image and ("." in first or ":" in first or first == "localhost") else f"docker.io/{image}"
+
+
+def unique_images(resolved: ResolvedSpec) -> list[Diagnostic]:
+    """Two targets building images into one repository overwrite each other's tags on push."""
+    out = []
+    seen: dict[str, int] = {}
+    names: set[str] = set()
+    for index, target in enumerate(resolved.spec.targets):
+        if target.name in names:
+            continue  # a duplicate target name is its own error
+        names.add(target.name)
+        explicit = getattr(target, "image", None) or getattr(getattr(target, "kubernetes", None), "image", None)
+        if target.kind not in ("tf_serving", "gpu_cluster"):
+            continue
+        repository = image_repository(resolved, target, explicit).split(DIGEST_MARK)[0]
+        if repository in seen:
+            path = ("targets", index, "image") if target.kind == "gpu_cluster" else ("targets", index, "kubernetes", "image")
+            out.append(resolved.diagnostic(path, f"image repository {repository!r} is also the one of targets[{seen[repository]}]",
+                                           "give every target its own image repository"))
+        seen.setdefault(repository, index)
+    return out
+
+
+def content_tag(version: int, *parts: Any) -> str:
+    """``<version>-<12 hex>``: the model version for people, a hash of what the image holds for machines."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
+    return f"{version}-{digest[:12]}"
+
+
+def image_reference(repository: str, tag: str) -> str:
+    """``repo:tag``, or the repository as given when it is pinned by digest (``repo@sha256:...``)."""
+    return repository if DIGEST_MARK in repository else f"{repository}:{tag}"
+
+
+def without_header(text: str, header: list[str], marker: str = "#") -> str:
+    """``text`` without its generated header lines: what a hash of the content must not cover (the header
+    names the spec's sha256, which changes with every edit of the spec)."""
+    prefix = "".join(f"{marker} {line}\n" for line in header)
+    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def base_context(resolved: ResolvedSpec, target: Any) -> dict[str, Any]:

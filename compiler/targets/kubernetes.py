@@ -3,14 +3,14 @@
 Everything a manifest needs is computed here as plain data (dicts and lists in a fixed order); the
 templates only lay it out. GPU scheduling follows the NVIDIA device plugin's conventions: the
 ``nvidia.com/gpu`` extended resource, the ``nvidia.com/gpu.present`` node label that GPU feature discovery
-(and the GPU operator) sets, and the ``nvidia.com/gpu`` taint that GPU node pools commonly carry.
+(and the GPU operator) sets (required only when a spec opts in), and the ``nvidia.com/gpu`` taint that GPU node pools commonly carry.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tfspec.spec.targets import Resources, Toleration
+from tfspec.spec.targets import Resources, Toleration, TopologySpread
 
 from ..resolve import ResolvedSpec
 
@@ -23,6 +23,7 @@ __all__ = [
     "resources",
     "node_selector",
     "tolerations",
+    "topology_spread",
     "pod_security_context",
     "container_security_context",
     "annotations",
@@ -65,10 +66,14 @@ def resources(spec: Resources, gpus: int) -> dict[str, dict[str, Any]]:
     return {"requests": {"cpu": spec.requests.cpu, "memory": spec.requests.memory}, "limits": limits}
 
 
-def node_selector(user: dict[str, str], gpus: int) -> dict[str, str]:
-    """The spec's node selector, plus the GPU node label when GPUs are asked for (the spec wins)."""
+def node_selector(user: dict[str, str], gpus: int, gpu_feature_discovery: bool = False) -> dict[str, str]:
+    """The spec's node selector, plus the GPU node label when GPUs are asked for and the spec opts in.
+
+    Only GPU Feature Discovery sets ``nvidia.com/gpu.present``: on a cluster with just the device plugin
+    a pod that requires it stays Pending, while the ``nvidia.com/gpu`` limit alone already schedules.
+    """
     out = dict(sorted(user.items()))
-    if gpus > 0 and GPU_NODE_LABEL[0] not in out:
+    if gpus > 0 and gpu_feature_discovery and GPU_NODE_LABEL[0] not in out:
         out = {GPU_NODE_LABEL[0]: GPU_NODE_LABEL[1], **out}
     return out
 
@@ -85,6 +90,18 @@ def tolerations(user: list[Toleration], gpus: int) -> list[dict[str, str]]:
     if gpus > 0 and not any(t["key"] == GPU_TOLERATION["key"] for t in out):
         out.insert(0, dict(GPU_TOLERATION))
     return out
+
+
+def topology_spread(spread: TopologySpread, selector: dict[str, str]) -> list[dict[str, Any]]:
+    """One ``topologySpreadConstraints`` entry per topology key. ``matchLabelKeys: [pod-template-hash]``
+    counts only the pods of one Deployment revision, so a rollout spreads its new pods too."""
+    return [{
+        "maxSkew": spread.max_skew,
+        "topologyKey": key,
+        "whenUnsatisfiable": spread.when_unsatisfiable,
+        "labelSelector": {"matchLabels": dict(selector)},
+        "matchLabelKeys": ["pod-template-hash"],
+    } for key in spread.topology_keys]
 
 
 def pod_security_context(uid: int, fs_group: bool = False) -> dict[str, Any]:

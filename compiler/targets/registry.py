@@ -58,17 +58,22 @@ class TargetKind:
 
     Attributes:
         kind: the spec's ``targets[].kind``.
-        render: ``(resolved, target) → {relative path: text}``.
+        render: ``(resolved, target, served) → {relative path: text}``; ``served`` is the fingerprint of
+            the content the target serves (its plan's ``<target>.bundle`` step, None before the plan is
+            built or for kinds without one): image tags are derived from it.
         rules: validation rules for one target of this kind (run after the cross-section rules).
         plan_steps: ``(context, resolved, target) → None``: adds the kind's runtime steps with
             ``context.add(...)`` (see :class:`PlanContext`). None: the kind adds no runtime step (its
             rendered files are all it produces).
+        defaults: ``(spec, target) → target`` with every value the kind leaves unset in the spec filled
+            (image and file names, versions, ...), run by resolve's ``with_defaults``. None: nothing to fill.
     """
 
     kind: str
-    render: Callable[[ResolvedSpec, Any], TargetFiles]
+    render: Callable[[ResolvedSpec, Any, "str | None"], TargetFiles]
     rules: tuple[Rule, ...] = ()
     plan_steps: Callable[[PlanContext, ResolvedSpec, Any], None] | None = None
+    defaults: Callable[[Any, Any], Any] | None = None
 
 
 TARGET_KINDS: dict[str, TargetKind] = {}

@@ -12,8 +12,10 @@ Files (under ``<target>/``):
   data knows them (an ``image_folder``'s folder names, a builder model without ``num_classes``) the runtime
   is its one writer, so a built and a run tree never disagree about it.
 * ``app-snippets/build.gradle`` and ``build.gradle.kts``: what the app module adds (``assetPacks``,
-  uncompressed ``.tflite``, the LiteRT dependency); ``settings.gradle(.kts)``: ``include`` of the pack.
-* ``app-snippets/src/main/java/<package>/<Name>Classifier.kt``: loads the model and runs one example.
+  uncompressed ``.tflite``, the LiteRT dependency and the delegate artifacts of the target's
+  ``accelerators``); ``settings.gradle(.kts)``: ``include`` of the pack.
+* ``app-snippets/src/main/java/<package>/<Name>Classifier.kt``: loads the model on the first of the
+  target's accelerators the device supports (CPU fallback) and runs one example.
 """
 
 from __future__ import annotations
@@ -22,16 +24,19 @@ from typing import Any
 
 from tfspec.plan import TfliteBundleParams, TfliteParams, TfliteVerifyParams
 from tfspec.spec.data import ImageFolderSource
+from tfspec.spec.document import Spec
+from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget
 
 from ..render import render_template
 from ..resolve import ResolvedSpec
-from ..versions import ANDROID_LIBRARIES
+from ..versions import ACCELERATOR_LIBRARIES, ANDROID_LIBRARIES
 from .registry import PlanContext, TargetKind, dump, register
 from .common import base_context
 
-__all__ = ["render_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package", "labels_known",
-           "labels_text"]
+__all__ = ["render_tflite", "plan_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package",
+           "labels_known", "labels_text", "uses_xnnpack", "npu_full_integer", "gpu_delegable_needs_gpu",
+           "sparse_weights_need_prune"]
 
 # Spec spelling → Gradle's deliveryType values.
 DELIVERY_TYPES = {"install_time": "install-time", "fast_follow": "fast-follow", "on_demand": "on-demand"}
@@ -78,6 +83,19 @@ def kotlin_package(package: str) -> str:
     return ".".join(f"`{part}`" if part in _KOTLIN_KEYWORDS else part for part in package.split("."))
 
 
+def uses_xnnpack(target: TfliteTarget) -> bool:
+    """Whether the model runs on XNNPACK (LiteRT's default CPU kernels), at run and in the loader.
+
+    XNNPACK cannot prepare the DENSIFY ops of a sparse int8 model (LiteRT 2.3 fails the interpreter,
+    checked here): such a model runs on LiteRT's builtin kernels."""
+    return not (target.sparse_weights and target.quantization.kind == "int8")
+
+
+def npu_full_integer(target: TfliteTarget) -> bool:
+    """Whether verify checks the model for an NPU (integer I/O, int8 builtin ops): int8 targets listing ``npu``."""
+    return target.quantization.kind == "int8" and "npu" in (target.accelerators or [])
+
+
 def _kotlin_float(value: float) -> str:
     text = repr(float(value))
     return text + "f"
@@ -104,7 +122,7 @@ def _input_size(shape: tuple[int, ...]) -> int:
     return size
 
 
-def render_tflite(resolved: ResolvedSpec, target: TfliteTarget) -> dict[str, str]:
+def render_tflite(resolved: ResolvedSpec, target: TfliteTarget, served: str | None = None) -> dict[str, str]:
     t = target.name
     context = base_context(resolved, target)
     files: dict[str, str] = {}
@@ -145,6 +163,11 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget) -> dict[str, str
         "normalize": preprocessing.normalize,
         "quantization": target.quantization.kind,
         "min_sdk": android.min_sdk,
+        "accelerators": list(target.accelerators or ["cpu"]),
+        "cpu_threads": target.cpu_threads,
+        "xnnpack": uses_xnnpack(target),
+        "accelerator_libraries": [ANDROID_LIBRARIES[key] for accelerator in target.accelerators or []
+                                  for key in ACCELERATOR_LIBRARIES[accelerator]],
         "reset_state": may_keep_state(resolved),
     }
     snippets = f"{t}/app-snippets"
@@ -162,9 +185,13 @@ def plan_tflite(context: PlanContext, resolved: ResolvedSpec, target: TfliteTarg
     supported_ops = list(target.supported_ops or [])
     if q.kind == "int16x8":
         supported_ops = ["experimental_tflite_builtins_activations_int16_weights_int8"]
+    xnnpack = uses_xnnpack(target)
+    optimizations: list[Any] = [] if q.kind == "none" and not context.quantization_aware else ["DEFAULT"]
+    if target.sparse_weights:
+        optimizations.append("EXPERIMENTAL_SPARSITY")
     convert = context.add(f"{t}.tflite", "tflite", TfliteParams(
         quantization=q.kind,
-        optimizations=[] if q.kind == "none" and not context.quantization_aware else ["DEFAULT"],
+        optimizations=optimizations,
         representative_samples=q.representative_samples if isinstance(q, (Int8Quantization, Int16x8Quantization)) else 0,
         supported_ops=supported_ops,
         supported_types=["float16"] if q.kind == "float16" else [],
@@ -173,18 +200,59 @@ def plan_tflite(context: PlanContext, resolved: ResolvedSpec, target: TfliteTarg
         quantization_aware=context.quantization_aware,
         per_channel_dense=False,
         filename=target.filename,
+        xnnpack=xnnpack,
         # a SavedModel served as it is converts through from_saved_model and its chosen signature
         signature=spec.model.signature if getattr(spec.model, "serve_as_is", False) else None,
     ), [context.final_model, context.data], [target.filename], t)
     verify = context.add(f"{t}.verify", "verify", TfliteVerifyParams(
         artifact="tflite", filename=target.filename, gates=dump(target.gates), metric=context.metric,
+        accelerators=list(target.accelerators or []), npu_full_integer=npu_full_integer(target), xnnpack=xnnpack,
     ), [convert, context.evaluate, context.data], ["verify.json"], t)
     assets_dir = f"{t}/{target.android.asset_pack.name}/src/main/assets" if target.android else t
     context.add(f"{t}.bundle", "bundle", TfliteBundleParams(
         artifact="tflite", filename=target.filename, android=dump(target.android),
         labels=list(resolved.labels), name=spec.name, version=spec.version,
-        input_name=resolved.input_name, output_name=resolved.output_name, assets_dir=assets_dir,
+        input_name=resolved.input_name, output_name=resolved.output_name, assets_dir=assets_dir, xnnpack=xnnpack,
     ), [convert, verify, context.data], [assets_dir], t)
 
 
-TARGET = register(TargetKind("tflite", render=render_tflite, plan_steps=plan_tflite))
+def gpu_delegable_needs_gpu(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
+    """The gpu_delegable gate checks the GPU the loader tries: the GPU must be among the accelerators."""
+    if not target.gates.gpu_delegable or "gpu" in (target.accelerators or []):
+        return []
+    return [r.diagnostic(("targets", index, "gates", "gpu_delegable"),
+                         f"gpu_delegable checks a GPU the loader never tries (accelerators: "
+                         f"{', '.join(target.accelerators or [])})", "add gpu to accelerators")]
+
+
+def sparse_weights_need_prune(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
+    """sparse_weights keeps a pruned model's zeros out of the file: without a prune stage there are none."""
+    if not target.sparse_weights or any(stage.kind == "prune" for stage in r.spec.compression):
+        return []
+    return [r.diagnostic(("targets", index, "sparse_weights"),
+                         "sparse_weights needs a prune compression stage: the weights have no zeros to drop",
+                         "add {kind: prune, target_sparsity: 0.8} to compression")]
+
+
+# Accelerators a tflite target's loader tries when the spec names none: the GPU delegate computes in
+# float (float16 weights halve its upload), so float models try it first; the others run on the CPU.
+DEFAULT_ACCELERATORS: dict[str, tuple[str, ...]] = {"none": ("gpu", "cpu"), "float16": ("gpu", "cpu")}
+
+
+def tflite_defaults(spec: Spec, target: TfliteTarget) -> TfliteTarget:
+    """The model file is ``<spec name>.tflite``; int8 with int8/uint8 I/O runs on the int8 builtins only;
+    float models try the GPU first (``DEFAULT_ACCELERATORS``)."""
+    update: dict[str, Any] = {}
+    if target.filename is None:
+        update["filename"] = f"{spec.name}.tflite"
+    if target.supported_ops is None:
+        kind = target.quantization.kind
+        update["supported_ops"] = ["tflite_builtins_int8"] if kind == "int8" and getattr(
+            target.quantization, "input_type", "int8") != "float32" else ["tflite_builtins"]
+    if target.accelerators is None:
+        update["accelerators"] = list(DEFAULT_ACCELERATORS.get(target.quantization.kind, ("cpu",)))
+    return target.model_copy(update=update)
+
+
+TARGET = register(TargetKind("tflite", render=render_tflite, rules=(gpu_delegable_needs_gpu, sparse_weights_need_prune),
+                             plan_steps=plan_tflite, defaults=tflite_defaults))

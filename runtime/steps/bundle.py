@@ -14,6 +14,7 @@ import shutil
 from typing import Any
 
 from tfspec.plan import SavedModelBundleParams, TfliteBundleParams
+from tfspec.runtime.accelerators import interpreter_kernels
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import DATA_INFO_FILE
 
@@ -57,7 +58,7 @@ def _tflite(ctx: StepContext, p: TfliteBundleParams) -> dict[str, Any]:
     assets = ctx.out / p.assets_dir
     assets.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, assets / p.filename)
-    interpreter = Interpreter(model_path=str(assets / p.filename))
+    interpreter = Interpreter(model_path=str(assets / p.filename), **interpreter_kernels(p.xnnpack))
     interpreter.allocate_tensors()
     tensors = {}
     for key, details in (("input", interpreter.get_input_details()[0]), ("output", interpreter.get_output_details()[0])):

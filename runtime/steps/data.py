@@ -1,214 +1,31 @@
-"""``data`` step: read the source, split it (seeded, stratified), preprocess, write ``dataset.npz``.
+"""``data`` step: index the source, split it by hashed keys (seeded, stratified), write a manifest.
 
-Sources: ``sklearn_digits``, ``npz``, ``csv``, ``tfrecord``, ``image_folder``. Every problem with the
-data raises :class:`DataError` naming the spec key that asked for it (``data.source.label_column``).
+Sources: ``sklearn_digits``, ``npz``, ``csv``, ``tfrecord``, ``image_folder``. No copy of the data is
+written: ``manifest.json`` (files, split rule, class counts per split) and ``data_info.json``
+(normalisation statistics from one streaming pass over the training split) describe how every later step
+builds its ``tf.data`` pipeline from the source (:mod:`tfspec.runtime.datasets`). Two passes: the labels
+(image folders: from the folder names, nothing decoded), then every example once (decoded, checked,
+counted). Every problem with the data raises :class:`DataError` naming the spec key that asked for it
+(``data.source.label_column``), and for a bad record its file and record index.
 """
 
 from __future__ import annotations
 
-import csv
-import glob
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tfspec.plan import DataParams, SplitParams
+from tfspec.compiler.locations import is_object_store, list_objects, local_glob, object_root
+from tfspec.plan import DataParams
 from tfspec.runtime.context import StepContext
-from tfspec.runtime.datasets import DATA_INFO_FILE, DATASET_FILE, label_mode
+from tfspec.runtime.datasets import DATA_INFO_FILE, MANIFEST_FILE, label_mode
 from tfspec.runtime.errors import DataError
+from tfspec.runtime.small_sources import SOURCE, existing_file, read_source
 
-__all__ = ["run", "read_source", "split_arrays", "IMAGE_SUFFIXES"]
+__all__ = ["run", "read_source", "source_files", "IMAGE_SUFFIXES"]
 
-SOURCE = ("data", "source")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
-
-def _existing(spec_dir: Path, relative: str, key: str = "path") -> Path:
-    path = spec_dir / relative
-    if not path.exists():
-        raise DataError(SOURCE + (key,), f"{relative} does not exist (looked in {spec_dir})")
-    return path
-
-
-def _sklearn_digits(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    return digits.data.astype(np.float32), digits.target.astype(np.int64), None
-
-
-def _npz(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    path = _existing(spec_dir, source["path"])
-    # numpy's own message for a file that is not an npz ("pickled data ... allow_pickle=") points at an
-    # unsafe fix: say what the file should be instead. Pickles are never loaded.
-    not_npz = f"{source['path']} is not a valid .npz archive of numeric arrays (numpy.savez writes one)"
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise DataError(SOURCE + ("path",), not_npz) from error
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(SOURCE + ("path",), not_npz)
-    with archive:
-        arrays = {}
-        for key in ("features", "labels"):
-            name = source[key]
-            if name not in archive.files:
-                raise DataError(SOURCE + (key,), f"no array {name!r} in {source['path']} "
-                                f"(it has: {', '.join(sorted(archive.files))})")
-            try:
-                arrays[key] = archive[name]
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-                raise DataError(SOURCE + (key,), f"array {name!r} in {source['path']} is not a numeric array: "
-                                "save it with a numeric dtype (object arrays are never loaded)") from error
-    x, y = arrays["features"], arrays["labels"]
-    if len(x) != len(y):
-        raise DataError(SOURCE + ("labels",), f"{len(x)} feature rows but {len(y)} labels in {source['path']}")
-    return x, y, None
-
-
-_TEXT_LABEL_HINT = "labels are class indices 0..N-1: write them as numbers, and the class names in data.labels"
-
-
-def _number(text: str, row: int, column: str, relative: str, key: tuple[str, ...]) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        hint = _TEXT_LABEL_HINT if key == ("label_column",) else None
-        raise DataError(SOURCE + key, f"{relative} line {row}: column {column!r} holds {text[:80]!r}, not a number",
-                        hint) from None
-
-
-def _csv(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    path = _existing(spec_dir, source["path"])
-    relative = source["path"]
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter=source["delimiter"])
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise DataError(SOURCE + ("path",), f"{relative} is empty") from None
-        rows = [row for row in reader if row]
-    label = source["label_column"]
-    if label not in header:
-        raise DataError(SOURCE + ("label_column",), f"no column {label!r} in {relative} (columns: {', '.join(header)})")
-    features = source["feature_columns"]
-    if features:
-        for index, name in enumerate(features):
-            if name not in header:
-                raise DataError(SOURCE + ("feature_columns", index),
-                                f"no column {name!r} in {relative} (columns: {', '.join(header)})")
-    else:
-        features = [h for h in header if h != label]
-    label_at = header.index(label)
-    feature_at = [header.index(name) for name in features]
-    x = np.empty((len(rows), len(features)), dtype=np.float32)
-    y = np.empty(len(rows), dtype=np.float64)
-    for i, row in enumerate(rows):
-        if len(row) != len(header):
-            raise DataError(SOURCE + ("path",), f"{relative} line {i + 2}: {len(row)} fields, the header has {len(header)}")
-        y[i] = _number(row[label_at], i + 2, label, relative, ("label_column",))
-        for j, at in enumerate(feature_at):
-            x[i, j] = _number(row[at], i + 2, header[at], relative, ("feature_columns",))
-    return x, y, None
-
-
-def _tfrecord(source: dict[str, Any], spec_dir: Path,
-              order: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    from tfspec.runtime.tf import import_tf
-
-    tf, _ = import_tf()
-    files = sorted(glob.glob(str(spec_dir / source["path"])))
-    if not files:
-        raise DataError(SOURCE + ("path",), f"no file matches {source['path']} (looked in {spec_dir})")
-    dtypes = {"float32": tf.float32, "int64": tf.int64}
-    spec = {name: tf.io.FixedLenFeature(f["shape"], dtypes[f["dtype"]]) for name, f in source["features"].items()}
-    spec[source["label"]] = tf.io.FixedLenFeature([], tf.int64)
-    compression = {"none": None, "gzip": "GZIP", "zlib": "ZLIB"}[source["compression"]]
-    xs: list[np.ndarray] = []
-    ys: list[int] = []
-    names = list(order or source["features"])
-    try:
-        for record in tf.data.TFRecordDataset(files, compression_type=compression):
-            parsed = tf.io.parse_single_example(record, spec)
-            if len(names) == 1:
-                xs.append(np.asarray(parsed[names[0]].numpy(), dtype=np.float32).reshape(
-                    source["features"][names[0]]["shape"] or [1]))
-            else:
-                xs.append(np.concatenate([np.asarray(parsed[n].numpy(), dtype=np.float32).reshape(-1) for n in names]))
-            ys.append(int(parsed[source["label"]].numpy()))
-    except tf.errors.InvalidArgumentError as error:
-        message = error.message.splitlines()[0]
-        raise DataError(SOURCE + ("features",), f"records in {source['path']} do not match the features given: {message}") from None
-    except tf.errors.DataLossError as error:
-        raise DataError(SOURCE + ("compression",), f"cannot read {source['path']}: {error.message.splitlines()[0]}") from None
-    if not xs:
-        raise DataError(SOURCE + ("path",), f"{source['path']} holds no records")
-    return np.stack(xs), np.asarray(ys, dtype=np.int64), None
-
-
-def _image_folder(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    from PIL import Image, UnidentifiedImageError
-
-    root = _existing(spec_dir, source["path"])
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise DataError(SOURCE + ("path",), f"{source['path']} has no class sub-folders")
-    height, width = source["image_size"]
-    mode = "L" if source["color_mode"] == "grayscale" else "RGB"
-    xs: list[np.ndarray] = []
-    ys: list[int] = []
-    for label, name in enumerate(classes):
-        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DataError(SOURCE + ("path",), f"class folder {source['path']}/{name} holds no images")
-        for file in files:
-            try:
-                with Image.open(file) as image:
-                    pixels = np.asarray(image.convert(mode).resize((width, height), Image.Resampling.BILINEAR),
-                                        dtype=np.float32)
-            except (UnidentifiedImageError, OSError) as error:
-                raise DataError(SOURCE + ("path",), f"cannot read image {file.relative_to(spec_dir)}: {error}") from None
-            xs.append(pixels.reshape(height, width, 1 if mode == "L" else 3))
-            ys.append(label)
-    return np.stack(xs), np.asarray(ys, dtype=np.int64), classes
-
-
-_READERS = {"sklearn_digits": _sklearn_digits, "npz": _npz, "csv": _csv, "tfrecord": _tfrecord,
-            "image_folder": _image_folder}
-
-
-def read_source(source: dict[str, Any], spec_dir: Path,
-                feature_order: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    """``(features, labels, class names found in the source or None)``."""
-    if source["kind"] == "tfrecord":
-        return _tfrecord(source, spec_dir, feature_order)
-    return _READERS[source["kind"]](source, spec_dir)
-
-
-def split_arrays(x: np.ndarray, y: np.ndarray, split: SplitParams,
-                 classification: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Seeded train/validation/test split, stratified by class when asked (and possible)."""
-    from sklearn.model_selection import train_test_split
-
-    seed = split.seed
-    stratify = split.stratify and classification
-    test, validation = split.test, split.validation
-    try:
-        x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, random_state=seed,
-                                                          stratify=y if stratify else None)
-        if validation > 0:
-            x_train, x_val, y_train, y_val = train_test_split(
-                x_rest, y_rest, test_size=validation / (1.0 - test), random_state=seed,
-                stratify=y_rest if stratify else None)
-        else:
-            x_train, y_train = x_rest, y_rest
-            x_val, y_val = x_rest[:0], y_rest[:0]
-    except ValueError as error:
-        raise DataError(("data", "split"), f"cannot split {len(x)} examples: {error}",
-                        "set data.split.stratify: false, or provide more examples per class") from None
-    return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
 
 
 def _listed(values: list[Any], limit: int = 12) -> str:
@@ -242,65 +59,245 @@ def _check_labels(y: np.ndarray, num_classes: int | None, source_kind: str, key:
     return labels
 
 
+def _name(spec_dir: Path, path: str) -> str:
+    """A file's stable name: relative to the spec's folder inside it, else its absolute path."""
+    try:
+        return Path(path).relative_to(spec_dir).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def _listed_objects(source: dict[str, Any], folder: bool) -> list[dict[str, Any]]:
+    try:
+        return list_objects(source["path"], source.get("storage"), folder=folder)
+    except Exception as error:  # fsspec back ends raise many kinds: name the location
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        raise DataError(SOURCE + ("path",), f"cannot list {source['path']}: {first[:200]}",
+                        "check data.storage (endpoint, credential variables) and the bucket") from None
+
+
+def _glob_files(source: dict[str, Any], spec_dir: Path) -> list[dict[str, Any]]:
+    if is_object_store(source["path"]):
+        found = [o["url"] for o in _listed_objects(source, folder=False)]
+        if not found:
+            raise DataError(SOURCE + ("path",), f"no object matches {source['path']}")
+        return [{"name": url, "path": url} for url in found]
+    files = local_glob(spec_dir, source["path"])
+    if not files:
+        raise DataError(SOURCE + ("path",), f"no file matches {source['path']} (looked in {spec_dir})")
+    return [{"name": _name(spec_dir, f), "path": f} for f in files]
+
+
+def _object_image_files(source: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    root = object_root(source["path"].rstrip("/") + "/")
+    images = [o["url"] for o in _listed_objects(source, folder=True) if Path(o["url"]).suffix.lower() in IMAGE_SUFFIXES]
+    by_class: dict[str, list[str]] = {}
+    for url in images:
+        parts = url[len(root):].split("/")
+        if len(parts) == 2 and not parts[0].startswith("."):
+            by_class.setdefault(parts[0], []).append(url)
+    classes = sorted(by_class)
+    if not classes:
+        raise DataError(SOURCE + ("path",), f"{source['path']} has no class sub-folders with images")
+    files = [{"name": url, "path": url, "label": label} for label, name in enumerate(classes)
+             for url in sorted(by_class[name])]
+    return files, classes
+
+
+def _image_files(source: dict[str, Any], spec_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    if is_object_store(source["path"]):
+        return _object_image_files(source)
+    root = existing_file(spec_dir, source["path"])
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(SOURCE + ("path",), f"{source['path']} has no class sub-folders")
+    files: list[dict[str, Any]] = []
+    for label, name in enumerate(classes):
+        found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise DataError(SOURCE + ("path",), f"class folder {source['path']}/{name} holds no images")
+        files += [{"name": _name(spec_dir, str(f)), "path": str(f), "label": label} for f in found]
+    return files, classes
+
+
+def source_files(source: dict[str, Any], spec_dir: Path) -> tuple[list[dict[str, Any]], list[str] | None]:
+    """The files a source reads (``{name, path, label?}``) and the class names it defines, if any."""
+    if source["kind"] == "tfrecord":
+        return _glob_files(source, spec_dir), None
+    if source["kind"] == "image_folder":
+        return _image_files(source, spec_dir)
+    if source["kind"] in ("npz", "csv"):
+        path = existing_file(spec_dir, source["path"])
+        return [{"name": source["path"], "path": str(path)}], None
+    return [], None
+
+
+def _bad_record(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: Path, order: list[str] | None,
+                error: Exception, labels_only: bool) -> DataError:
+    from tfspec.runtime.sources import locate_bad_record
+
+    found = locate_bad_record(source, files, spec_dir, order, labels_only)
+    if found is None:
+        return DataError(SOURCE + ("path",), f"cannot read {source.get('path', source['kind'])}: {error}")
+    name, index, message = found
+    if source["kind"] == "image_folder":
+        return DataError(SOURCE + ("path",), f"cannot decode image {name}: {message}")
+    key = "features" if "Feature" in message or "shape" in message or "Key" in message else "path"
+    return DataError(SOURCE + (key,), f"{name} record {index}: {message}",
+                     "the record is corrupt or does not match data.source.features")
+
+
+def _index_labels(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: Path, order: list[str] | None,
+                  seed: int, float_labels: bool) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """Pass 1: ``(buckets, labels, file names, file of each example, record index)`` of every example."""
+    from tfspec.runtime.sources import example_stream
+    from tfspec.runtime.splits import BUCKETS, example_key
+    from tfspec.runtime.tf import import_tf
+
+    tf, _ = import_tf()
+    ds = example_stream(source, files, spec_dir, order=order, labels_only=True, float_labels=float_labels)
+    ds = ds.map(lambda name, index, x, y: (tf.strings.to_hash_bucket_fast(example_key(seed, name, index), BUCKETS),
+                                           y, name, index), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    parts: list[tuple[np.ndarray, ...]] = []
+    try:
+        for batch in ds.batch(8192).as_numpy_iterator():
+            parts.append(batch)
+    except tf.errors.OpError as error:
+        raise _bad_record(source, files, spec_dir, order, error, labels_only=True) from None
+    if not parts:
+        raise DataError(SOURCE + ("path",), f"{source.get('path', source['kind'])} holds no records")
+    names = np.concatenate([p[2] for p in parts])
+    unique, which = np.unique(names, return_inverse=True)
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            [n.decode() if isinstance(n, bytes) else str(n) for n in unique], which,
+            np.concatenate([p[3] for p in parts]))
+
+
+def _label_outside(labels: np.ndarray, classes: int, names: list[str], which: np.ndarray,
+                   index: np.ndarray) -> str:
+    """`` (first: <file> record <i> has label <v>)`` for the first label outside ``0..classes-1``."""
+    bad = np.flatnonzero((labels < 0) | (labels >= classes))
+    if not len(bad):
+        return ""
+    at = int(bad[0])
+    return f" (first: {names[which[at]]} record {int(index[at])} has label {int(labels[at])})"
+
+
+def _stream_pass(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: Path, order: list[str] | None,
+                 rule: Any, rescale: float | None, float_labels: bool,
+                 classes: int | None) -> tuple[dict[str, list[int]], dict[str, int], tuple[int, ...], Any, Any]:
+    """Pass 2: every example decoded once: class counts per split, example shape, training mean and std."""
+    from tfspec.runtime.sources import example_stream
+    from tfspec.runtime.splits import BUCKETS, SPLITS, example_key
+    from tfspec.runtime.tf import import_tf
+
+    tf, _ = import_tf()
+    seed = rule.seed
+    ds = example_stream(source, files, spec_dir, order=order, float_labels=float_labels)
+    ds = ds.map(lambda name, index, x, y: (rule.tf_split(tf.strings.to_hash_bucket_fast(
+        example_key(seed, name, index), BUCKETS), y), x, y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    counts = {name: 0 for name in SPLITS}
+    per_class = {name: [0] * (classes or 0) for name in SPLITS}
+    total = total_sq = None
+    shape: tuple[int, ...] = ()
+    try:
+        for split, x, y in ds.batch(1024).as_numpy_iterator():
+            shape = tuple(x.shape[1:])
+            for k, name in enumerate(SPLITS):
+                mask = split == k
+                counts[name] += int(mask.sum())
+                if classes:
+                    binned = np.bincount(y[mask].astype(np.int64), minlength=classes)[:classes]
+                    per_class[name] = [a + int(b) for a, b in zip(per_class[name], binned)]
+            train = x[split == 0].astype(np.float64)
+            if rescale is not None:
+                train = train * rescale
+            if total is None:
+                total, total_sq = np.zeros(shape, np.float64), np.zeros(shape, np.float64)
+            total += train.sum(axis=0)
+            total_sq += np.square(train).sum(axis=0)
+    except tf.errors.OpError as error:
+        raise _bad_record(source, files, spec_dir, order, error, labels_only=False) from None
+    return per_class, counts, shape, total, total_sq
+
+
 def run(ctx: StepContext) -> dict[str, Any]:
-    p = ctx.params
-    assert isinstance(p, DataParams)
-    source = p.source
-    x, y, found_classes = read_source(source, ctx.root, p.feature_order)
-    if len(x) == 0:
-        raise DataError(SOURCE, f"the {source['kind']} source holds no examples")
-    mode = label_mode(p.loss)
-    classification = mode != "float" or p.loss == "binary_crossentropy"
-    num_classes = p.num_classes
+    from tfspec.runtime.splits import choose_rule
+
+    assert isinstance(ctx.params, DataParams)
+    p = ctx.params.model_dump(mode="json")  # plain JSON: the manifest and the pipelines carry parts of it
+    source = {**p["source"], "storage": p.get("storage")}  # the pipelines read object stores with it
+    order = p.get("feature_order")
+    files, found_classes = source_files(source, ctx.root)
+    mode = label_mode(p.get("loss", "sparse_categorical_crossentropy"))
+    classification = mode != "float" or p.get("loss") == "binary_crossentropy"
+    seed = int(p["split"].get("seed", 0))
+    bucket, y, names, which, index = _index_labels(source, files, ctx.root, order, seed, not classification)
+    num_classes = p.get("num_classes")
     if found_classes is not None and num_classes is None:
         num_classes = len(found_classes)
-    key = tuple(p.num_classes_key)
+    key = tuple(p.get("num_classes_key") or ("data", "num_classes"))
     # one sigmoid unit separates two classes
-    classes = 2 if p.loss == "binary_crossentropy" else num_classes
-    y = _check_labels(y, classes, source["kind"], key, found_classes) if classification else y.astype(np.float32)
-    if classification and num_classes is None and p.loss != "binary_crossentropy":
+    classes = 2 if p.get("loss") == "binary_crossentropy" else num_classes
+    if classification:
+        try:
+            y = _check_labels(y, classes, source["kind"], key, found_classes)
+        except DataError as error:
+            where = _label_outside(y, classes, names, which, index) if classes else ""
+            raise DataError(error.path, error.message + where, error.hint) from None
+    else:
+        y = y.astype(np.float32)
+    if classification and num_classes is None and p.get("loss") != "binary_crossentropy":
         # a builder or saved_model model without data.num_classes: the data says how many there are
         # (the train step checks the model's output width against it)
         num_classes = int(y.max()) + 1
-    labels = list(p.labels)
+    labels = list(p.get("labels") or [])
     if found_classes is not None and labels in ([], [str(i) for i in range(len(found_classes))]):
         labels = found_classes  # image_folder: the class folder names are the labels unless the spec names them
     elif not labels and num_classes is not None and classification:
         labels = [str(i) for i in range(num_classes)]  # never an empty labels.txt for a classifier
-    parts = split_arrays(x.astype(np.float32), y, p.split, classification)
-    pre = p.preprocessing
-    rescale = pre.rescale
-    if rescale is not None:
-        parts = {k: (xs * np.float32(rescale), ys) for k, (xs, ys) in parts.items()}
+    split_classes = (2 if p.get("loss") == "binary_crossentropy" else num_classes) if classification else None
+    rule = choose_rule(bucket, y if classification else None, p["split"], split_classes)
+    pre = p.get("preprocessing") or {}
+    rescale = pre.get("rescale")
+    per_class, counts, raw_shape, total, total_sq = _stream_pass(source, files, ctx.root, order, rule, rescale,
+                                                                 not classification, split_classes)
+    if counts["test"] == 0 or counts["train"] == 0:
+        raise DataError(("data", "split"), f"cannot split {sum(counts.values())} examples: the "
+                        f"{'test' if counts['test'] == 0 else 'training'} split would be empty",
+                        "provide more examples, or change data.split")
     mean = std = None
-    if pre.normalize:
-        x_train = parts["train"][0]
-        mean = x_train.mean(axis=0).astype(np.float32)
-        std = x_train.std(axis=0).astype(np.float32)
+    if pre.get("normalize"):
+        mean = (total / counts["train"]).astype(np.float32)
+        variance = np.maximum(total_sq / counts["train"] - np.square(total / counts["train"]), 0.0)
+        std = np.sqrt(variance).astype(np.float32)
         std = np.where(std < 1e-7, np.float32(1.0), std)
-        parts = {k: ((xs - mean) / std, ys) for k, (xs, ys) in parts.items()}
-    example_shape = tuple(x.shape[1:])
-    reshape = pre.reshape
+    example_shape = raw_shape
+    reshape = pre.get("reshape")
     if reshape:
         if int(np.prod(reshape)) != int(np.prod(example_shape)):
             raise DataError(("data", "preprocessing", "reshape"),
                             f"cannot reshape examples of shape {list(example_shape)} to {reshape}")
-        parts = {k: (xs.reshape((len(xs), *reshape)), ys) for k, (xs, ys) in parts.items()}
         example_shape = tuple(reshape)
-    expected = tuple(p.input_shape)
+    expected = tuple(p["input_shape"])
     if example_shape != expected:
         key = ("data", "preprocessing", "reshape") if reshape else ("model", "input_shape")
         raise DataError(key, f"the {source['kind']} source gives examples of shape {list(example_shape)} "
                         f"but the model takes {list(expected)}",
                         "fix model.input_shape or set data.preprocessing.reshape")
-    dtype = np.dtype(p.input_dtype)
-    arrays = {}
-    for split_name, (xs, ys) in parts.items():
-        arrays[f"x_{split_name}"] = xs.astype(dtype)
-        arrays[f"y_{split_name}"] = ys
-    with open(ctx.out / DATASET_FILE, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
-    counts = {k: int(len(v[0])) for k, v in parts.items()}
+    dtype = np.dtype(p.get("input_dtype", "float32"))
+    digests = p.get("input_digests") or {}
+    ctx.write_json(MANIFEST_FILE, {
+        "source": source,
+        "feature_order": order,
+        "spec_dir": str(ctx.root),
+        "files": files,
+        "digests": digests,  # the content fingerprints the compiler took (compiler/inputs.py)
+        "example_shape": list(raw_shape),
+        "split_rule": rule.to_json(),
+        "counts": counts,
+        "class_counts": per_class if split_classes else None,
+    })
     ctx.write_json(DATA_INFO_FILE, {
         "source": source["kind"],
         "labels": labels,
@@ -310,10 +307,11 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "rescale": rescale,
         "mean": mean.reshape(-1).tolist() if mean is not None else None,
         "std": std.reshape(-1).tolist() if std is not None else None,
-        "augmentation": p.augmentation,
-        "loss": p.loss,
+        "augmentation": p.get("augmentation"),
+        "loss": p.get("loss"),
         "label_mode": mode,
         "counts": counts,
+        "memory_budget": p.get("memory_budget"),
     })
     ctx.log(f"  {sum(counts.values())} examples: {counts['train']} train, {counts['val']} validation, "
             f"{counts['test']} test")

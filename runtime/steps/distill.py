@@ -254,9 +254,13 @@ def make_distiller(student: Any, teacher_logits: Any, *, temperature: float, alp
     return Distiller()
 
 
-def _accuracy(logits: Any, x: np.ndarray, y: np.ndarray, batch: int = 512) -> float:
-    predictions = np.concatenate([np.asarray(logits(x[i:i + batch])).argmax(axis=-1) for i in range(0, len(x), batch)])
-    return float((predictions == y.astype(np.int64)).mean()) if len(y) else float("nan")
+def _accuracy(logits: Any, data: Any, split: str, batch: int = 512) -> float:
+    """Accuracy of ``logits`` on a split, streamed batch by batch."""
+    right = total = 0
+    for x, y in data.examples(split).batch(batch).as_numpy_iterator():
+        right += int((np.asarray(logits(x)).argmax(axis=-1) == y.astype(np.int64)).sum())
+        total += len(y)
+    return right / total if total else float("nan")
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
@@ -266,7 +270,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     fit = p.fit
     inputs = load_stage_inputs(ctx)
     data = inputs.data
-    teacher = load_teacher(ctx, inputs.model, data.x_train)
+    teacher = load_teacher(ctx, inputs.model, data.take("train", 256))
     if teacher.model is not None and tuple(teacher.model.input_shape[1:]) != tuple(p.input_shape):
         raise StepError(stage_path(ctx, "teacher"), f"the teacher takes inputs of shape "
                         f"{list(teacher.model.input_shape[1:])}, this spec's model {p.input_shape}")
@@ -288,7 +292,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     save_model(student, ctx.out)
     ctx.write_json("history.json", result.history)
     metrics = model_metrics(student, data, fit)
-    teacher_accuracy = _accuracy(lambda x: teacher.logits(tf.constant(x)), data.x_test, data.y_test)
+    teacher_accuracy = _accuracy(lambda x: teacher.logits(tf.constant(x)), data, "test")
     size = {"after": weights_zipped_size(student)}
     if teacher.model is not None:
         size["before"] = weights_zipped_size(teacher.model)

@@ -21,6 +21,7 @@ from tfspec.runtime.keras_io import load_model, model_file
 from tfspec.runtime.signatures import SIGNATURE_FILE, Signature, load_signature, read_signature_file
 from tfspec.runtime.quality import (
     CHANCE_MARGIN,
+    LATENCY_SAMPLES,
     chance_level,
     confusion_matrix,
     is_error_metric,
@@ -77,8 +78,14 @@ def _plain_shape(shape: Any) -> Any:
 
 
 def _class_counts(data: Dataset, num_classes: int) -> dict[str, list[int]]:
-    return {name: np.bincount(y.reshape(-1).astype(np.int64), minlength=num_classes).tolist()
-            for name, y in (("train", data.y_train), ("validation", data.y_val), ("test", data.y_test))}
+    """Examples per class and split: the data step counted them (a binary model's labels are 0/1)."""
+    counted = data.manifest.get("class_counts") or {}
+    out = {}
+    for name, split in (("train", "train"), ("validation", "val"), ("test", "test")):
+        counts = list(counted.get(split) or [])
+        out[name] = (counts + [0] * num_classes)[:num_classes] if counts else np.bincount(
+            data.labels(split).reshape(-1).astype(np.int64), minlength=num_classes).tolist()
+    return out
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
@@ -86,30 +93,31 @@ def run(ctx: StepContext) -> dict[str, Any]:
     assert isinstance(p, EvaluateParams)
     metric = p.metric
     error = is_error_metric(metric)
-    data = load_dataset(ctx.input_of_kind("data"))
+    data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     # a binary model has one sigmoid unit (num_classes 1) and two classes
     num_classes = None if error else max(data.num_classes or 2, 2)
     model_steps = [ctx.plan.step(i) for i in ctx.step.inputs if ctx.plan.step(i).kind in MODEL_STEP_KINDS]
     stages: list[dict[str, Any]] = []
+    y_test = data.labels("test")
     final_model: Any = None
     for step in model_steps:
         folder = ctx.inputs[step.id]
         if (folder / SIGNATURE_FILE).is_file():  # a SavedModel served as it is: no Keras model
             model = _AsIs(load_signature(folder / "saved_model", read_signature_file(folder)["signature"]))
-            predictions = model.signature.predict(data.x_test)
+            predictions = model.signature.predict(data.features("test", 256))
             files = sorted(f for f in (folder / "saved_model").rglob("*") if f.is_file())
             size, packed = sum(f.stat().st_size for f in files), sum(gzipped_size(f.read_bytes()) for f in files)
         else:
             model = load_model(folder, compile=False)
-            predictions = model.predict(data.x_test, batch_size=256, verbose=0)
+            predictions = model.predict(data.features("test", 256), verbose=0)
             raw = model_file(folder).read_bytes()
             size, packed = len(raw), gzipped_size(raw)
         stage: dict[str, Any] = {"step": step.id, "kind": step.kind,
                                  "label": "trained" if step.kind == "train" else step.id,
-                                 "value": quality(predictions, data.y_test, metric), "size_bytes": size,
+                                 "value": quality(predictions, y_test, metric), "size_bytes": size,
                                  "gzip_bytes": packed, "params": int(model.count_params())}
         if num_classes is not None:
-            stage["confusion"] = confusion_matrix(predictions, data.y_test, num_classes)
+            stage["confusion"] = confusion_matrix(predictions, y_test, num_classes)
             stage["per_class"] = per_class(stage["confusion"])
         stages.append(stage)
         final_model = model
@@ -117,16 +125,17 @@ def run(ctx: StepContext) -> dict[str, Any]:
     for stage in stages:
         # positive = worse than the trained model, for either kind of metric
         stage["change_from_trained"] = (stage["value"] - trained) if error else (trained - stage["value"])
-    p50, p95 = percentiles(time_single_calls(lambda sample: final_model(sample, training=False), data.x_test))
+    p50, p95 = percentiles(time_single_calls(lambda sample: final_model(sample, training=False),
+                                              data.take("test", LATENCY_SAMPLES)))
     final = stages[-1]
     baseline = {"metric": metric, "value": final["value"], "size_bytes": final["size_bytes"],
                 "gzip_bytes": final["gzip_bytes"], "weights_bytes": final["params"] * 4, "params": final["params"],
                 "latency_ms": {"p50": p50, "p95": p95}, "step": final["step"]}
     result: dict[str, Any] = {"metric": metric, "lower_is_better": error, "trained": trained, "stages": stages,
-                              "baseline": baseline, "test_examples": int(len(data.x_test)),
+                              "baseline": baseline, "test_examples": int(len(y_test)),
                               "layers": layer_summary(final_model)}
     if num_classes is not None:
-        chance = chance_level(data.y_test, num_classes)
+        chance = chance_level(y_test, num_classes)
         result["class_counts"] = _class_counts(data, num_classes)
         result["labels"] = list(data.info.get("labels") or [])
         result["chance"] = {"level": chance, "margin": CHANCE_MARGIN,

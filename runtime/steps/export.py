@@ -57,14 +57,14 @@ def run(ctx: StepContext) -> dict[str, Any]:
     if p.as_is:
         return _as_is(ctx)
     model = load_model(ctx.input_of_kind(*MODEL_STEP_KINDS), compile=False)
-    data = load_dataset(ctx.input_of_kind("data"))
+    data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     path = ctx.out / SAVED_MODEL_DIR
     export_saved_model(model, path, input_name=p.input_name, output_name=p.output_name,
                        input_shape=p.input_shape, input_dtype=p.input_dtype, signature=p.signature)
     # Check the artifact as a server will use it: reload, call the signature by keyword, compare.
     loaded = tf.saved_model.load(str(path))
     function = loaded.signatures[p.signature]
-    sample = data.x_test[:32]
+    sample = data.take("test", 32)
     served = function(**{p.input_name: tf.constant(sample)})[p.output_name].numpy()
     direct = model(sample, training=False).numpy()
     difference = float(np.max(np.abs(served - direct)))

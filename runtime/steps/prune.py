@@ -140,7 +140,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     fit = p.fit
     inputs = load_stage_inputs(ctx)
     data = inputs.data
-    plan = derive_schedule(p, len(data.x_train))
+    plan = derive_schedule(p, data.count("train"))
     if plan.frequency and plan.schedule == "polynomial_decay" and (plan.end_step - plan.begin_step) % plan.frequency:
         ctx.log(f"{ctx.step.id}: end_step - begin_step is not a multiple of frequency {plan.frequency}: the last mask "
                 "update comes before end_step, below the target sparsity")

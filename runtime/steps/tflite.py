@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tfspec.plan import MODEL_STEP_KINDS, TfliteParams
+from tfspec.runtime.accelerators import interpreter_kernels
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset, representative_samples
 from tfspec.runtime.keras_io import load_model
@@ -90,14 +91,14 @@ def run(ctx: StepContext) -> dict[str, Any]:
     assert isinstance(p, TfliteParams)
     folder = ctx.input_of_kind(*MODEL_STEP_KINDS)
     model = folder / "saved_model" if p.signature else load_model(folder, compile=False)
-    data = load_dataset(ctx.input_of_kind("data"))
+    data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     calibration = None
     if p.representative_samples:
         calibration = representative_samples(data, p.representative_samples, seed=0).astype(np.float32)
     flatbuffer = convert(model, p, calibration)
     path = ctx.out / p.filename
     path.write_bytes(flatbuffer)
-    interpreter = Interpreter(model_path=str(path))
+    interpreter = Interpreter(model_path=str(path), **interpreter_kernels(p.xnnpack))
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]

@@ -10,6 +10,7 @@ from tfspec.compiler.plan import quality_metric
 from tfspec.plan import DistillParams, StageParams, TrainParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
+from tfspec.runtime.epochs import epoch_callbacks
 from tfspec.runtime.distribute import peer_failures, strategy_for
 from tfspec.runtime.errors import StepError
 from tfspec.runtime.fit import compile_model, fit_model, model_metrics
@@ -73,9 +74,9 @@ def _served_as_is(ctx: StepContext, data: Any) -> dict[str, Any]:
                         "serve_as_is deploys a SavedModel folder unchanged")
     target = ctx.out / "saved_model"
     shutil.copytree(source, target)
-    signature = load_signature(target, model["signature"], list(data.x_test.shape[1:]))
+    signature = load_signature(target, model["signature"], list(data.info["input_shape"]))
     metric = quality_metric(ctx.params.fit["loss"]["kind"])
-    value = quality(signature.predict(data.x_test), data.y_test, metric)
+    value = quality(signature.predict(data.features("test")), data.labels("test"), metric)
     ctx.write_json(SIGNATURE_FILE, {**signature.describe(), "signatures": describe_signatures(signature.loaded)})
     ctx.write_json(HISTORY_FILE, {})
     ctx.log(f"  served as it is: {model['signature']}({signature.input_key}) -> {signature.output_key}, "
@@ -89,7 +90,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
     assert isinstance(p, TrainParams)
     fit = p.fit
-    data = load_dataset(ctx.input_of_kind("data"))
+    data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     if p.model.get("kind") == "saved_model" and p.model.get("serve_as_is"):
         return _served_as_is(ctx, data)
     distributed = strategy_for(fit)
@@ -98,10 +99,15 @@ def run(ctx: StepContext) -> dict[str, Any]:
     with distributed.scope():
         model = pin_layer_calls(build_model(p.model, spec_dir=ctx.root, seed=fit["seed"]),
                                 device_for(p.model))
-        callbacks = compile_model(model, fit, replicas=replicas)
+        callbacks = compile_model(model, fit, replicas=replicas) + epoch_callbacks(ctx.step.id)
     check_model_against_plan(ctx, model, data.num_classes)
-    for name in adapt_preprocessing(model, data.x_train):
+    for name in adapt_preprocessing(model, data.features("train", 256)):
         ctx.log(f"  {name}: adapted on the training split")
+    reading = data.input_description(distributed)
+    if reading["sharding"] == "data" and data.files:
+        ctx.log(f"  WARNING: {len(data.files)} data file(s) for {distributed.workers} workers: every worker reads "
+                "all of them and keeps its share of the examples (auto-shard by data); write at least as many "
+                "shards as workers so each reads only its own")
     trainable = p.trainable
     epochs_run = initial_epoch = 0
     stopped_early = False
@@ -153,6 +159,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "distribution": {**distributed.describe(), "global_batch_size": distributed.global_batch_size(fit["batch_size"])},
         "placement": placed_devices(model),
         "phases": phases,
+        "input": reading,
     })
     ctx.log(f"  test {metrics['metric']} {metrics['accuracy']:.4f} after {metrics['epochs']} epochs" if metrics["accuracy"]
             is not None else f"  trained {metrics['epochs']} epochs")

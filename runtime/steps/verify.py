@@ -16,6 +16,8 @@ What each gate compares (``metric`` is ``accuracy`` for classifiers, ``mae`` for
 * ``max_error``: artifact's error ≤ limit.
 * ``max_size_kb``: artifact's size in KiB (the ``.tflite`` file, or every file of the SavedModel) ≤ limit.
 * ``max_latency_ms``: artifact's p95 latency of one example on this machine's CPU ≤ limit.
+* ``gpu_delegable`` (tflite): no op falls back from the GPU delegate to the CPU; ``npu_full_integer``
+  (int8 tflite listing ``npu``): integer I/O and int8 builtin ops only. Both from ``accelerators.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from typing import Any
 import numpy as np
 
 from tfspec.plan import SavedModelVerifyParams, TfliteVerifyParams
+from tfspec.runtime.accelerators import (
+    ACCELERATOR_GATES, accelerator_gates, analyzer_report, coverage, coverage_line, interpreter_kernels,
+)
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.quality import (
@@ -58,11 +63,19 @@ GATE_VALUES: dict[str, tuple[str, bool]] = {
 }
 
 
-def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, list[float], dict[str, Any]]:
-    """Predictions (dequantized), per-example latencies in seconds and the I/O tensor details."""
+def _rows(x: Any) -> Any:
+    """One example at a time from an array or from an iterable of batches (a streamed split)."""
+    for batch in ([x] if isinstance(x, np.ndarray) else x):
+        for i in range(len(batch)):
+            yield batch[i:i + 1]
+
+
+def run_tflite(path: Path, x: Any, xnnpack: bool = True) -> tuple[np.ndarray, list[float], dict[str, Any]]:
+    """Predictions (dequantized), per-example latencies in seconds and the I/O tensor details; ``x`` is an
+    array or an iterable of batches (only the predictions are kept)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter = Interpreter(model_path=str(path), num_threads=1, **interpreter_kernels(xnnpack))
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
@@ -71,8 +84,7 @@ def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, list[float], dict
     in_dtype = np.dtype(inp["dtype"])
     outputs = []
     latencies = []
-    for i in range(len(x)):
-        sample = x[i:i + 1]
+    for sample in _rows(x):
         if in_dtype.kind in "iu" and in_scale:
             info = np.iinfo(in_dtype)
             sample = np.clip(np.round(sample / in_scale + in_zero), info.min, info.max)
@@ -95,15 +107,18 @@ def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, list[float], dict
     return np.stack(outputs), latencies, details
 
 
-def _run_saved_model(path: Path, x: np.ndarray, input_name: str | None, output_name: str | None,
-                     signature: str = "serving_default") -> tuple[np.ndarray, list[float]]:
+def _run_saved_model(path: Path, batches: Any, first: np.ndarray, input_name: str | None,
+                     output_name: str | None, signature: str = "serving_default") -> tuple[np.ndarray, list[float]]:
+    """Predictions over streamed batches; latencies of single calls on the ``first`` examples."""
     tf, _ = import_tf()
     if input_name is None or output_name is None:  # served as it is: the keys come from the signature
         chosen = load_signature(path, signature)
-        return chosen.predict(x), time_single_calls(chosen.predict, x)
+        return chosen.predict(batches), time_single_calls(chosen.predict, first)
     function = tf.saved_model.load(str(path)).signatures[signature]
-    predictions = function(**{input_name: tf.constant(x)})[output_name].numpy()
-    latencies = time_single_calls(lambda sample: function(**{input_name: tf.constant(sample)})[output_name].numpy(), x)
+    predictions = np.concatenate([function(**{input_name: tf.constant(x)})[output_name].numpy()
+                                  for x in batches.as_numpy_iterator()])
+    latencies = time_single_calls(lambda sample: function(**{input_name: tf.constant(sample)})[output_name].numpy(),
+                                  first)
     return predictions, latencies
 
 
@@ -125,21 +140,26 @@ def run(ctx: StepContext) -> dict[str, Any]:
     assert isinstance(p, (TfliteVerifyParams, SavedModelVerifyParams))
     metric = p.metric
     error = is_error_metric(metric)
-    data = load_dataset(ctx.input_of_kind("data"))
+    data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     evaluation = json.loads((ctx.input_of_kind("evaluate") / EVALUATION_FILE).read_text("utf-8"))
     details: dict[str, Any] = {}
+    ops: dict[str, Any] | None = None  # op coverage per accelerator (tflite): runtime/accelerators.py
     if isinstance(p, TfliteVerifyParams):
         path = ctx.input_of_kind("tflite") / p.filename
-        predictions, latencies, details = run_tflite(path, data.x_test)
+        ops = coverage(analyzer_report(path.read_bytes()))
+        ctx.log(coverage_line(ops))
+        predictions, latencies, details = run_tflite(path, data.features("test").as_numpy_iterator(), p.xnnpack)
         size = path.stat().st_size
         packed = gzipped_size(path.read_bytes())
     else:
         path = ctx.input_of_kind("export") / "saved_model"
-        predictions, latencies = _run_saved_model(path, data.x_test, p.input_name, p.output_name, p.signature)
+        predictions, latencies = _run_saved_model(path, data.features("test"), data.take("test", LATENCY_SAMPLES),
+                                                  p.input_name, p.output_name, p.signature)
         files = sorted(f for f in path.rglob("*") if f.is_file())
         size = sum(f.stat().st_size for f in files)
         packed = sum(gzipped_size(f.read_bytes()) for f in files)
-    value = quality(predictions, data.y_test, metric)
+    y_test = data.labels("test")
+    value = quality(predictions, y_test, metric)
     p50, p95 = percentiles(latencies)
     trained = evaluation["trained"]
     final = evaluation["baseline"]["value"]
@@ -155,16 +175,20 @@ def run(ctx: StepContext) -> dict[str, Any]:
     else:
         # report.json's original keys: accuracy and the drop (now from the trained model)
         metrics.update({"accuracy": value, "accuracy_drop": from_trained})
-    gates = evaluate_gates(p.gates, metrics)
+    gates = evaluate_gates({k: v for k, v in (p.gates or {}).items() if k not in ACCELERATOR_GATES}, metrics)
+    if isinstance(p, TfliteVerifyParams) and ops is not None:
+        gates += accelerator_gates(p.gates, p.npu_full_integer, ops)
     result: dict[str, Any] = {"artifact": p.artifact, "metric": metric, "metrics": metrics, "gates": gates,
                               "passed": all(g["passed"] for g in gates), "baseline": evaluation["baseline"],
-                              "tensors": details, "test_examples": int(len(data.x_test))}
+                              "tensors": details, "test_examples": int(len(y_test))}
+    if ops is not None:
+        result["accelerators"] = ops
     num_classes = max(data.num_classes or 2, 2)  # one sigmoid unit: two classes
     if not error:
-        result["confusion"] = confusion_matrix(predictions, data.y_test, num_classes)
+        result["confusion"] = confusion_matrix(predictions, y_test, num_classes)
         result["per_class"] = per_class(result["confusion"])
     ctx.write_json(VERIFY_FILE, result)
-    missed = [g["name"] for g in gates if not g["passed"]]
+    missed = [g["name"] + (f" (on the CPU: {', '.join(g['ops'])})" if g.get("ops") else "") for g in gates if not g["passed"]]
     change = "increase" if error else "drop"
     ctx.log(f"  {metric} {value:.4f} (trained Keras {trained:.4f}, {change} {from_trained:+.4f}), {size} bytes, "
             f"p95 {p95:.3f} ms" + (f"; MISSED {', '.join(missed)}" if missed else ""))

@@ -21,7 +21,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
 
     p = ctx.params
     assert isinstance(p, WarmupParams)
-    data = load_dataset(ctx.input_of_kind("data"))
+    data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     signature = tf.saved_model.load(str(ctx.input_of_kind("export") / "saved_model")).signatures[p.signature]
     _, inputs = signature.structured_input_signature
     # a SavedModel served as it is: the plan names no key, the signature's one input is it
@@ -29,13 +29,14 @@ def run(ctx: StepContext) -> dict[str, Any]:
     if key not in inputs:
         raise RuntimeError(f"the SavedModel's {p.signature} has no input {key!r} ({sorted(inputs)})")
     dtype = inputs[key].dtype
-    count = min(p.requests, len(data.x_test))
+    samples = data.take("test", p.requests)
+    count = len(samples)
     path = ctx.out / WARMUP_FILE
     with tf.io.TFRecordWriter(str(path)) as writer:
         for i in range(count):
             request = predict_pb2.PredictRequest(
                 model_spec=model_pb2.ModelSpec(name=p.model_name, signature_name=p.signature))
-            request.inputs[key].CopyFrom(tf.make_tensor_proto(data.x_test[i:i + 1], dtype=dtype))
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(samples[i:i + 1], dtype=dtype))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
     ctx.log(f"  {count} warmup requests for {p.model_name}/{p.signature}")

@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # The source folder of every tfspec package (pyproject.toml's package-dir).
 PACKAGES = {"tfspec": "tfspec", "tfspec.spec": "spec", "tfspec.plan": "plan", "tfspec.compiler": "compiler",
-            "tfspec.runtime": "runtime"}
+            "tfspec.runtime": "runtime", "tfspec.search": "search"}
 
 
 def _modules() -> dict[str, Path]:
@@ -21,7 +21,7 @@ def _modules() -> dict[str, Path]:
             if parts[-1] == "__init__":
                 parts = parts[:-1]
             name = ".".join((package, *parts))
-            if name.startswith("tfspec.") and name.split(".")[1] in ("spec", "plan", "compiler", "runtime") \
+            if name.startswith("tfspec.") and name.split(".")[1] in ("spec", "plan", "compiler", "runtime", "search") \
                     and package == "tfspec":
                 continue  # tfspec/ holds only the CLI; the other packages are mapped from their folders
             modules[name] = path
@@ -101,9 +101,12 @@ def test_the_import_graph_has_no_cycle() -> None:
     ("tfspec.spec", ("tfspec.plan", "tfspec.compiler", "tfspec.runtime", "tfspec.cli", "tfspec.commands")),
     ("tfspec.plan", ("tfspec.spec", "tfspec.compiler", "tfspec.runtime", "tfspec.cli", "tfspec.commands")),
     # the pure compiler: the drivers that write (tfspec.io) sit above it
-    ("tfspec.compiler", ("tfspec.runtime", "tfspec.cli", "tfspec.commands", "tfspec.io", "tfspec.running")),
+    ("tfspec.compiler", ("tfspec.runtime", "tfspec.cli", "tfspec.commands", "tfspec.io", "tfspec.running",
+                         "tfspec.search")),
     ("tfspec.runtime", ("tfspec.compiler.pipeline", "tfspec.compiler.resolve", "tfspec.compiler.parse",
-                        "tfspec.spec.loader", "tfspec.cli", "tfspec.commands")),
+                        "tfspec.spec.loader", "tfspec.cli", "tfspec.commands", "tfspec.search")),
+    # the search driver sits beside the runtime, below the CLI
+    ("tfspec.search", ("tfspec.cli", "tfspec.commands", "tfspec.io")),
 ])
 def test_layers(package: str, forbidden: tuple[str, ...]) -> None:
     graph = _graph()

@@ -40,6 +40,9 @@ def test_every_spec_validates() -> None:
 def test_committed_output_equals_a_fresh_build(tmp_path: Path) -> None:
     # The plans record the specs' folder relative to their output (../../specs): keep that layout.
     shutil.copytree(EXAMPLE / "specs", tmp_path / "specs")
+    shutil.copytree(EXAMPLE / "standards", tmp_path / "standards")  # the base spec and the policies ...
+    shutil.copy(EXAMPLE / "tfspec.yaml", tmp_path / "tfspec.yaml")   # ... named by the project file
+    (tmp_path / ".git").mkdir()                                       # the project-file search stops here
     fresh = build_folder(tmp_path / "specs", tmp_path / "rendered", use_cache=False)
     assert fresh.exit_code == 0
     committed, expected = tree(EXAMPLE / "rendered"), tree(tmp_path / "rendered")
@@ -99,3 +102,22 @@ def test_argocd_applicationset_matches_the_rendered_kustomizations() -> None:
         assert kubectl, "kubectl is needed to build the rendered kustomizations"
         built = subprocess.run([kubectl, "kustomize", str(EXAMPLE / folder)], capture_output=True, text=True, timeout=120)
         assert built.returncode == 0, built.stderr
+
+
+def test_specs_share_the_base_and_pass_the_policies() -> None:
+    """The project file gives every spec the base and the policies; the rendered output above is their merge."""
+    base = EXAMPLE / "standards" / "base.yaml"
+    policies = EXAMPLE / "standards" / "policies.yaml"
+    warnings = []
+    for spec in discover_specs(EXAMPLE / "specs"):
+        assert "sklearn_digits" not in spec.read_text()  # the data section lives in the base only
+        result = compile_spec(spec)
+        assert result.ok, "\n".join(d.format() for d in result.diagnostics)
+        assert set(result.resolved.sources) == {str(EXAMPLE / "tfspec.yaml"), str(base), str(policies)}
+        assert result.resolved.spec.data.source.kind == "sklearn_digits"
+        warnings += [(spec.name, w.path, w.message.split(":")[0]) for w in result.warnings]
+    assert sorted(warnings) == [
+        ("digits-lite.yaml", "targets[1].kubernetes", "policy serving-autoscales (warning)"),
+        ("digits-lite.yaml", "targets[1].kubernetes", "policy serving-has-pdb (warning)"),
+        ("digits.yaml", "<root>", "in environment 'prod'"),
+    ]

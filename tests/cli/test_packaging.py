@@ -6,13 +6,22 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tomllib
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("pyproject.toml", "README.md", "tfspec", "spec", "plan", "compiler", "runtime", "templates")
+
+
+def _sources() -> tuple[str, ...]:
+    """pyproject.toml, README.md and every top-level folder that pyproject.toml maps a package to."""
+    package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    return ("pyproject.toml", "README.md", *sorted({path.split("/")[0] for path in package_dirs.values()}))
+
+
+SOURCES = _sources()
 WARNING = re.compile(r"Warning|warnings\.warn|deprecated|would be ignored|absent from the `packages`", re.IGNORECASE)
 
 

@@ -226,7 +226,7 @@ def test_the_build_cache_key_covers_the_plan_package(tmp_path: Path, monkeypatch
         copies[package] = tmp_path / package
         shutil.copytree(Path(str(importlib.resources.files(package))), copies[package],
                         ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(batch.importlib.resources, "files", lambda package: copies[package])
+    monkeypatch.setattr(batch, "_package_folder", lambda package: copies[package])
     before = batch.compiler_fingerprint.__wrapped__()
     params = copies["tfspec.plan"] / "params.py"
     params.write_text(params.read_text() + "\n# a new params field would change every plan.json\n")

@@ -388,7 +388,8 @@ def test_every_path_field_of_the_spec_is_an_input(tmp_path: Path) -> None:
     from tfspec.spec import compression, data, model
     from tfspec.spec.base import RelativePath
 
-    marks = RelativePath.__metadata__  # what pydantic copies into a RelativePath field's metadata
+    # what pydantic copies into a RelativePath or DataLocation field's metadata
+    marks = (*RelativePath.__metadata__, *data.DataLocation.__metadata__)
     found = set()
     for module in (data, model, compression):
         for name in module.__all__:

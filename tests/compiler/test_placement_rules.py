@@ -31,7 +31,8 @@ TFLITE = "  - {kind: tflite, name: mobile, quantization: {kind: none}}"
 
 
 def _cluster(name: str, gpus: int) -> str:
-    return f"  - {{kind: gpu_cluster, name: {name}, workers: 2, gpus_per_worker: {gpus}}}"
+    return (f"  - {{kind: gpu_cluster, name: {name}, workers: 2, gpus_per_worker: {gpus}, "
+            "storage: {storage_class: nfs-client}}")
 
 
 def _problems(tmp_path: Path, placement: list[str], targets: list[str], distribution: str = "{kind: default}") -> list[str]:

@@ -29,7 +29,7 @@ class ToyTarget(StrictModel):
     greeting: str = "hello"
 
 
-def _render(resolved: ResolvedSpec, target: ToyTarget) -> dict[str, str]:
+def _render(resolved: ResolvedSpec, target: ToyTarget, served: str | None = None) -> dict[str, str]:
     return {f"{target.name}/greeting.txt": render_template("toy.txt.j2", greeting=target.greeting,
                                                            name=resolved.spec.name)}
 
@@ -106,3 +106,22 @@ def test_every_compression_kind_has_one_technique_module_matching_the_step_table
     assert {k: t.step_kind for k, t in TECHNIQUES.items()} == STAGE_STEP_KIND
     with pytest.raises(LookupError, match=r"no module registered the compression technique 'sparsify'"):
         technique("sparsify")
+
+
+def _greet_by_name(spec: Any, target: ToyTarget) -> ToyTarget:
+    return target if target.greeting else target.model_copy(update={"greeting": f"hello {spec.name}"})
+
+
+def test_a_toy_kind_fills_its_own_defaults_when_the_spec_is_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tfspec.compiler.resolve import with_defaults
+    from tfspec.compiler.targets import target_defaults
+
+    monkeypatch.setattr("tfspec.compiler.targets.registry.TARGET_KINDS", dict(TARGET_KINDS))
+    register(TargetKind("toy", render=_render, defaults=_greet_by_name))
+    resolved = tfspec.compile(EXAMPLE).resolved
+    assert resolved is not None
+    spec = resolved.spec.model_copy(update={"targets": [*resolved.spec.targets, ToyTarget(greeting="")]})
+    filled = with_defaults(spec, resolved.document, None, target_defaults=target_defaults).spec
+    assert filled.targets[-1].greeting == "hello digits"
+    # the built-in kinds' defaults come from their own modules through the same registry
+    assert [t.model_dump() for t in filled.targets[:-1]] == [t.model_dump() for t in resolved.spec.targets]

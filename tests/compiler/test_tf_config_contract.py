@@ -22,7 +22,7 @@ from tfspec.compiler.tf_config import (
     tf_config_for,
     tf_config_from_environment,
 )
-from tfspec_testing import ROOT
+from tfspec_testing import ROOT, pod_environment
 
 SPEC = ROOT / "tests" / "data" / "distributed" / "digits_workers.yaml"
 
@@ -57,7 +57,7 @@ def test_indexed_job_pods_derive_the_cluster_the_manifest_describes(tmp_path: Pa
     assert job["spec"]["completionMode"] == "Indexed"
     workers = job["spec"]["completions"]
     assert workers == job["spec"]["parallelism"] == 3
-    env = {e["name"]: e["value"] for e in _container(job)["env"]}
+    env = pod_environment(job, 0)  # what the kubelet gives pod 0 (downward API, $(VAR) expanded)
     assert ENV_TF_CONFIG not in env  # derived in the pod, not baked into the manifest
     name, subdomain = job["metadata"]["name"], job["spec"]["template"]["spec"]["subdomain"]
     assert subdomain == service["metadata"]["name"] and service["spec"]["clusterIP"] == "None"

@@ -51,10 +51,10 @@ def test_pqat_keeps_sparsity_and_converts_to_int8(tmp_path: Path, tmp_path_facto
     assert {layer["layer"] for layer in metrics["layers"]} == {"hidden", "logits"}
 
     tflite = run.entry("phone.tflite") / "digits.tflite"
-    data = load_dataset(run.entry("data"))
-    predictions, inp, tensors = _run_tflite(tflite, data.x_test)
+    x_test, y_test = load_dataset(run.entry("data")).arrays("test")
+    predictions, inp, tensors = _run_tflite(tflite, x_test)
     assert inp["dtype"] == np.int8
-    accuracy = float((predictions.argmax(axis=1) == data.y_test).mean())
+    accuracy = float((predictions.argmax(axis=1) == y_test).mean())
     assert accuracy >= 0.9
     assert accuracy >= metrics["accuracy_after"] - 0.02
     # The int8 weight tensor of the hidden layer (64 x 64) keeps the sparsity.
@@ -70,9 +70,9 @@ def test_cqat_keeps_clusters(tmp_path: Path, tmp_path_factory) -> None:
     for kernel in kernels(run.model("compress.1.quantization_aware")).values():
         assert len(np.unique(kernel)) <= 8
     assert run.metrics("compress.1.quantization_aware")["scheme"] == "Default8BitClusterPreserveQuantizeScheme"
-    data = load_dataset(run.entry("data"))
-    predictions, _, _ = _run_tflite(run.entry("phone.tflite") / "digits.tflite", data.x_test)
-    assert float((predictions.argmax(axis=1) == data.y_test).mean()) >= 0.9
+    x_test, y_test = load_dataset(run.entry("data")).arrays("test")
+    predictions, _, _ = _run_tflite(run.entry("phone.tflite") / "digits.tflite", x_test)
+    assert float((predictions.argmax(axis=1) == y_test).mean()) >= 0.9
 
 
 @pytest.mark.slow
@@ -86,6 +86,6 @@ def test_pcqat_keeps_sparsity_and_clusters(tmp_path: Path, tmp_path_factory) -> 
     assert len(np.unique(hidden)) <= 8
     metrics = run.metrics("compress.2.quantization_aware")
     assert metrics["scheme"] == "Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)"
-    data = load_dataset(run.entry("data"))
-    predictions, _, _ = _run_tflite(run.entry("phone.tflite") / "digits.tflite", data.x_test)
-    assert float((predictions.argmax(axis=1) == data.y_test).mean()) >= 0.9
+    x_test, y_test = load_dataset(run.entry("data")).arrays("test")
+    predictions, _, _ = _run_tflite(run.entry("phone.tflite") / "digits.tflite", x_test)
+    assert float((predictions.argmax(axis=1) == y_test).mean()) >= 0.9

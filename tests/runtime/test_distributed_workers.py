@@ -66,8 +66,10 @@ def test_two_workers_train_together_and_the_chief_writes_the_model(tmp_path: Pat
     from tfspec.runtime.keras_io import load_model
 
     model = load_model(dist)
-    data = np.load(cache / plan.step("data").fingerprint / "dataset.npz")
-    accuracy = float(np.mean(np.argmax(model.predict(data["x_test"], verbose=0), axis=1) == data["y_test"]))
+    from tfspec.runtime.datasets import load_dataset
+
+    x_test, y_test = load_dataset(cache / plan.step("data").fingerprint).arrays("test")
+    accuracy = float(np.mean(np.argmax(model.predict(x_test, verbose=0), axis=1) == y_test))
     assert accuracy >= 0.85
     assert abs(accuracy - results[0]["metrics"]["accuracy"]) < 1e-6
 
@@ -172,3 +174,55 @@ def test_a_plain_run_of_a_cluster_spec_trains_as_one_local_worker(tmp_path: Path
     assert train["metrics"]["distribution"]["tf_config"] is None  # no cluster: one local worker
     assert train["metrics"]["distribution"]["workers"] == 1
     assert train["metrics"]["accuracy"] >= 0.85
+
+
+def _write_shards(folder: Path, shards: int) -> None:
+    """The digits set as ``shards`` TFRecord files (64 float features, an int64 label)."""
+    import tensorflow as tf
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    folder.mkdir(parents=True)
+    writers = [tf.io.TFRecordWriter(str(folder / f"part-{i:02d}.tfrecord")) for i in range(shards)]
+    for n, (x, y) in enumerate(zip(digits.data.astype(np.float32), digits.target)):
+        example = tf.train.Example(features=tf.train.Features(feature={
+            "pixels": tf.train.Feature(float_list=tf.train.FloatList(value=x.tolist())),
+            "digit": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y)]))}))
+        writers[n % shards].write(example.SerializeToString())
+    for writer in writers:
+        writer.close()
+
+
+def _tfrecord_workers_spec(tmp_path: Path, shards: int) -> Path:
+    _write_shards(tmp_path / "shards", shards)
+    text = WORKERS_SPEC.read_text("utf-8").replace(
+        "source: {kind: sklearn_digits}",
+        "source: {kind: tfrecord, path: 'shards/*.tfrecord', features: {pixels: {dtype: float32, shape: [64]}}, "
+        "label: digit}\n  num_classes: 10").replace("epochs: 8", "epochs: 3")
+    path = tmp_path / "digits_shards.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("shards", [4, 1])
+def test_two_workers_read_disjoint_shards_or_share_one_by_data(tmp_path: Path, shards: int) -> None:
+    spec = _tfrecord_workers_spec(tmp_path, shards)
+    hosts = local_hosts(2)
+    workers = [start_worker(spec, i, hosts, tmp_path / "cache", tmp_path / "dist", tmp_path / "logs", "--json")
+               for i in range(2)]
+    try:
+        codes = [w.wait(WORKER_TIMEOUT) for w in workers]
+    finally:
+        stop_all(workers)
+    assert codes == [0, 0], "\n".join(w.err()[-3000:] for w in workers)
+    reads = [w.json()["metrics"]["input"] for w in workers]
+    everything = {f"shards/part-{i:02d}.tfrecord" for i in range(shards)}
+    if shards >= 2:
+        assert [r["sharding"] for r in reads] == ["file", "file"]
+        first, second = (set(r["files"]) for r in reads)
+        assert first and second and not first & second and first | second == everything
+    else:
+        assert [r["sharding"] for r in reads] == ["data", "data"]
+        assert all(set(r["files"]) == everything for r in reads)
+        assert "1 data file(s) for 2 workers" in workers[0].err() + workers[0].out()
+    assert workers[0].json()["metrics"]["accuracy"] >= 0.8

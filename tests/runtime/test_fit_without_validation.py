@@ -18,7 +18,7 @@ def test_checkpointed_fit_without_validation_reads_its_history(tmp_path: Path) -
     _, keras = import_tf()
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(48, 4)).astype(np.float32), np.array([0, 1, 2] * 16, dtype=np.int64)
-    data = Dataset(x, y, x[:0], y[:0], x[:6], y[:6], {"num_classes": 3})
+    data = Dataset.from_arrays(x, y, x[:0], y[:0], x[:6], y[:6], {"num_classes": 3})
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     compile_model(model, FIT)
     # CSVLogger logs val_* as "NA" without validation data; reading that history used to raise ValueError

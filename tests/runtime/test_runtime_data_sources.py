@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from runtime_testing import compile_text, invoke, read_json, step_context
+from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.errors import DataError
 from tfspec.runtime.steps import data as data_step
 
@@ -43,8 +44,11 @@ def run_data(tmp_path: Path, text: str, out: str = "out") -> tuple[dict, dict[st
     result = compile_text(tmp_path, text)
     ctx = step_context(result, "data", tmp_path / out)
     metrics = data_step.run(ctx)
-    with np.load(ctx.out / "dataset.npz") as arrays:
-        return metrics, {k: arrays[k] for k in arrays.files}, read_json(ctx.out / "data_info.json")
+    data = load_dataset(ctx.out, tmp_path)
+    arrays = {}
+    for split in ("train", "val", "test"):
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = data.arrays(split)
+    return metrics, arrays, read_json(ctx.out / "data_info.json")
 
 
 def assert_same_rows(actual: np.ndarray, expected: np.ndarray) -> None:

@@ -35,7 +35,7 @@ MODES = {
 }
 BASE = {"optimizations": [], "representative_samples": 0, "supported_ops": [], "supported_types": [],
         "inference_input_type": "float32", "inference_output_type": "float32", "quantization_aware": False,
-        "per_channel_dense": False, "filename": "m.tflite"}
+        "per_channel_dense": False, "filename": "m.tflite", "xnnpack": True}
 
 
 def _params(mode: str) -> TfliteParams:
@@ -53,13 +53,13 @@ def trained() -> tuple[object, Dataset, float]:
     digits = load_digits()
     order = np.random.default_rng(0).permutation(len(digits.target))
     x, y = (digits.data[order] / 16.0).astype(np.float32), digits.target[order].astype(np.int64)
-    data = Dataset(x[:1300], y[:1300], x[:0], y[:0], x[1300:], y[1300:], {"num_classes": 10})
+    data = Dataset.from_arrays(x[:1300], y[:1300], x[:0], y[:0], x[1300:], y[1300:], {"num_classes": 10})
     model = build_model({"kind": "sequential", "input_shape": [64], "layers": [
         {"type": "dense", "units": 32, "activation": "relu"}, {"type": "dense", "units": 10, "activation": "softmax"}]},
         spec_dir=Path("."), seed=1)
     compile_model(model, FIT)
     fit_model(model, data, fit=FIT, epochs=12, quiet=True)
-    keras_accuracy = quality(model.predict(data.x_test, verbose=0), data.y_test, "accuracy")
+    keras_accuracy = quality(model.predict(data.arrays("test")[0], verbose=0), data.arrays("test")[1], "accuracy")
     assert keras_accuracy >= 0.9
     return model, data, keras_accuracy
 
@@ -72,12 +72,12 @@ def test_mode_converts_and_keeps_accuracy_on_litert(mode: str, trained: tuple, t
         "representative_samples") else None
     path = tmp_path / "m.tflite"
     path.write_bytes(convert(model, _params(mode), calibration))
-    predictions, latencies, tensors = run_tflite(path, data.x_test)
+    predictions, latencies, tensors = run_tflite(path, data.arrays("test")[0])
     assert tensors["input"]["dtype"] == IO_DTYPES[mode] == tensors["output"]["dtype"]
     if IO_DTYPES[mode] != "float32":
         assert tensors["input"]["scale"] > 0  # real quantization parameters, used to quantize the inputs
-    assert len(latencies) == len(data.x_test)
-    accuracy = quality(predictions, data.y_test, "accuracy")
+    assert len(latencies) == len(data.arrays("test")[0])
+    accuracy = quality(predictions, data.arrays("test")[1], "accuracy")
     assert abs(accuracy - keras_accuracy) <= 0.02, (mode, accuracy, keras_accuracy)
 
 

@@ -10,14 +10,16 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from tfspec.compiler.pipeline import CompileResult, compile_spec
 from tfspec.spec.errors import EXIT_ERROR, EXIT_INTERRUPTED, Diagnostic, SpecError, TfspecError
 
-__all__ = ["handle_errors", "print_diagnostics", "compiled", "default_out", "spec_argument", "env_option",
+if TYPE_CHECKING:
+    from tfspec.compiler.pipeline import CompileResult
+
+__all__ = ["handle_errors", "print_diagnostics", "print_warnings", "compiled", "default_out", "spec_argument", "env_option",
            "json_option", "require_runtime", "RUNTIME_MODULES"]
 
 # What the `runtime` extra brings, by import name, for each command that needs it.
@@ -68,12 +70,23 @@ def handle_errors(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def compiled(spec: str, env: str | None) -> CompileResult:
-    """Compile ``spec`` or raise :class:`SpecError` with every diagnostic."""
-    result = compile_spec(spec, env=env)
+def compiled(spec: str, env: str | None, data: bytes | None = None, *, quiet_warnings: bool = False) -> CompileResult:
+    """Compile ``spec`` (from ``data``, its bytes, when the caller read them) or raise :class:`SpecError`
+    with every diagnostic; policy warnings go to stderr."""
+    from tfspec.compiler.pipeline import compile_spec  # the spec models: only for a command that compiles
+
+    result = compile_spec(spec, env=env, data=data)
     if not result.ok:
         raise SpecError(list(result.diagnostics))
+    if not quiet_warnings:
+        print_warnings(result.warnings)
     return result
+
+
+def print_warnings(warnings: tuple[Diagnostic, ...] | list[Diagnostic]) -> None:
+    """Policy warnings, one line each, on stderr (they do not change the exit code)."""
+    for warning in warnings:
+        click.echo(warning.format(), err=True)
 
 
 def default_out(result: CompileResult) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from tfspec.io.uptodate import cached_build, read_spec_bytes, record_build
 from tfspec.io.write import diff_tree, write_tree
 from tfspec.spec.errors import EXIT_DIFF, TfspecError
 
@@ -22,9 +23,10 @@ __all__ = ["validate", "build", "plan", "schema", "init"]
 @handle_errors
 def validate(spec: str, env: str | None, as_json: bool) -> None:
     """Check a spec; print every problem with file:line:col and key path (exit 2 on problems)."""
-    result = compiled(spec, env)
+    result = compiled(spec, env, quiet_warnings=as_json)
     if as_json:
-        click.echo(json.dumps({"ok": True, "diagnostics": []}, indent=2))
+        click.echo(json.dumps({"ok": True, "diagnostics": [], "warnings": [w.to_json() for w in result.warnings]},
+                              indent=2))
     else:
         click.echo(f"{spec}: ok ({len(result.plan.steps)} steps, {len(result.files)} files)")
 
@@ -59,7 +61,13 @@ def build(spec: str, env: str | None, out: Path | None, check: bool, jobs: int |
                                       as_json=as_json))
     if jobs is not None or no_cache or prune:
         raise TfspecError("--jobs, --no-cache and --prune apply to folder builds; SPEC is a file")
-    result = compiled(spec, env)
+    data = read_spec_bytes(spec)
+    if data is not None and not check:
+        current = cached_build(data, spec, env, out)
+        if current is not None:  # the output is what this build would write: nothing compiled or written
+            _report_written(current.out_dir, current.files, as_json)
+            return
+    result = compiled(spec, env, data)
     out_dir = out or default_out(result)
     result = result.placed(out_dir)
     if check:
@@ -72,10 +80,19 @@ def build(spec: str, env: str | None, out: Path | None, check: bool, jobs: int |
         click.echo(f"{out_dir}: up to date")
         return
     write_tree(out_dir, result.files)
+    if data is not None:
+        assert result.resolved is not None
+        external = result.inputs is not None and bool(result.inputs.content or result.inputs.teachers)
+        record_build(data, spec, env, out, out_dir, result.files, name=result.resolved.spec.name,
+                     name_position=result.resolved.document.position(("name",)), cacheable=not external)
+    _report_written(out_dir, sorted(result.files), as_json)
+
+
+def _report_written(out_dir: Path, files: list[str], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"ok": True, "out": str(out_dir), "files": sorted(result.files)}, indent=2))
+        click.echo(json.dumps({"ok": True, "out": str(out_dir), "files": sorted(files)}, indent=2))
     else:
-        click.echo(f"wrote {len(result.files) + 1} files to {out_dir}")
+        click.echo(f"wrote {len(files) + 1} files to {out_dir}")
 
 
 @click.command()

@@ -45,11 +45,15 @@ def build_folder_command(folder: str, env: str | None, out: Path | None, *, chec
             "ok": result.exit_code == 0,
             "exit_code": result.exit_code,
             "specs": [{"path": o.path, "status": o.status, "name": o.name, "out": o.out_dir, "files": o.files,
-                       "diagnostics": [d.to_json() for d in o.diagnostics]} for o in result.outcomes],
+                       "diagnostics": [d.to_json() for d in o.diagnostics],
+                       "warnings": [w.to_json() for w in o.warnings]} for o in result.outcomes],
             "orphans": [str(Path(result.out_root) / o) for o in result.orphans],
         }, indent=2))
         return result.exit_code
     diagnostics = result.diagnostics
+    for outcome in result.outcomes:
+        for warning in outcome.warnings:
+            click.echo(warning.format(), err=True)
     for diagnostic in diagnostics:
         click.echo(diagnostic.format_with_excerpt(), err=True)
     if diagnostics:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from tfspec.compiler.pipeline import CompileResult
-
 from .common import compiled, env_option, handle_errors, require_runtime, spec_argument
+
+if TYPE_CHECKING:
+    from tfspec.compiler.pipeline import CompileResult
 
 __all__ = ["report", "default_dist"]
 

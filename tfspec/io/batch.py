@@ -33,7 +33,7 @@ import ctypes
 import dataclasses
 import functools
 import hashlib
-import importlib.resources
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -152,12 +152,20 @@ def compiler_fingerprint() -> str:
     (+ version): what a compiled output depends on besides the spec."""
     digest = hashlib.sha256(TFSPEC_VERSION.encode())
     for package in ("tfspec.spec", "tfspec.plan", "tfspec.compiler", "tfspec.templates"):
-        base = Path(str(importlib.resources.files(package)))
+        base = _package_folder(package)
         for path in sorted(base.rglob("*")):
             if path.suffix in (".py", ".j2") and path.is_file() and "__pycache__" not in path.parts:
                 digest.update(path.relative_to(base).as_posix().encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _package_folder(package: str) -> Path:
+    """The folder of ``package``, found without importing it: importing tfspec.plan would build its models,
+    and the up-to-date fast path of ``tfspec build`` runs before anything of the compiler is imported."""
+    found = importlib.util.find_spec(package)
+    assert found is not None and found.submodule_search_locations, package
+    return Path(list(found.submodule_search_locations)[0])
 
 
 def _sha256(text: str) -> str:
@@ -173,12 +181,14 @@ def input_key(text: str, env: str | None, environ: Mapping[str, str]) -> str:
 
 
 def referenced_specs(spec_path: str | Path, resolved: Any) -> tuple[str, ...]:
-    """Other spec files whose content a spec's compile may depend on (distillation teachers of kind ``spec``)."""
+    """Other files whose content a spec's compile depends on: distillation teachers of kind ``spec``, the
+    project file, base specs and policy files."""
     out: list[str] = []
     for stage in resolved.spec.compression:
         teacher = getattr(stage, "teacher", None)
         if teacher is not None and getattr(teacher, "kind", None) == "spec":
             out.append(os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(spec_path)), teacher.path)))
+    out.extend(getattr(resolved, "sources", ()))  # project file, base specs, policy files
     return tuple(sorted(set(out)))
 
 
@@ -197,6 +207,7 @@ class SpecOutcome:
         diff: unified diff of a stale output (``check``).
         text_sha256: sha256 of the spec text that was built.
         deps: referenced files and their sha256 at build time.
+        warnings: policy warnings of a spec compiled by this build (a cached spec is not judged again).
     """
 
     path: str
@@ -208,6 +219,7 @@ class SpecOutcome:
     diff: str = ""
     text_sha256: str = ""
     deps: tuple[tuple[str, str], ...] = ()
+    warnings: tuple[Diagnostic, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +264,7 @@ class _Compiled:
     pid: int
     cacheable: bool = True
     """False when the plan holds digests of data, models or teachers: their files are not deps here."""
+    warnings: tuple[Diagnostic, ...] = ()
 
 
 _Job = tuple[str, str | None, str, dict[str, str]]
@@ -268,7 +281,8 @@ def _compile(job: _Job) -> _Compiled:
     name_position = result.resolved.document.position(("name",))
     external = result.inputs is not None and bool(result.inputs.content or result.inputs.teachers)
     return _Compiled(path, result.resolved.spec.name, name_position, dict(result.files), (),
-                     referenced_specs(path, result.resolved), os.getpid(), cacheable=not external)
+                     referenced_specs(path, result.resolved), os.getpid(), cacheable=not external,
+                     warnings=result.warnings)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -480,11 +494,12 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
         if check:
             diff = diff_tree(out_dir, files)
             outcomes[path] = SpecOutcome(path, "stale" if diff else "current", result.name, str(out_dir), len(files),
-                                         diff=diff, text_sha256=_sha256(texts[path]), deps=deps)
+                                         diff=diff, text_sha256=_sha256(texts[path]), deps=deps,
+                                         warnings=result.warnings)
         else:
             writes.append((path, out_dir, files))
             outcomes[path] = SpecOutcome(path, "built", result.name, str(out_dir), len(files),
-                                         text_sha256=_sha256(texts[path]), deps=deps)
+                                         text_sha256=_sha256(texts[path]), deps=deps, warnings=result.warnings)
 
     if writes:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, len(writes))) as pool:

@@ -233,8 +233,9 @@ class SpecWatcher:
                     candidates.update(os.path.abspath(p) for p in discover_specs(Path(path), exclude=[self.out_root]))
                 prefix = path + os.sep
                 candidates.update(p for p in self.watched if p.startswith(prefix))
-            elif path.endswith(SPEC_SUFFIXES) and not inside_output_folder(path, self.root):
-                candidates.add(path)
+            elif (path.endswith(SPEC_SUFFIXES) and path.startswith(self.root + os.sep)
+                  and not inside_output_folder(path, self.root)):
+                candidates.add(path)  # a file outside the folder (a base spec, a teacher) only rebuilds its dependents
         for path in sorted(candidates):
             self._rebuild_one(path)
         self._watch_reference_dirs()
@@ -311,6 +312,8 @@ class SpecWatcher:
             self.echo_error(f"{display}: 1 problem; nothing written")
             self.watched[path] = _Watched(display, sha, {}, None, None, False)
             return
+        for warning in result.warnings:
+            self.echo_error(warning.format())
         deps = {dep: _sha256(_read(dep) or "") for dep in referenced_specs(display, result.resolved)}
         self.watched[path] = _Watched(display, sha, deps, name, out_dir, True)
         self._index_dependents()

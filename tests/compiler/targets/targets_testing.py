@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tfspec.compiler.pipeline import CompileResult, compile_spec
+from tfspec_testing import expand_kubernetes_references, pod_environment  # noqa: F401  (used by the tests here)
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "examples" / "digits" / "deploy.yaml"
@@ -62,9 +63,16 @@ def _gpu_serving(tree: dict[str, Any]) -> None:
                              "service_type": "LoadBalancer",
                              "node_selector": {"cloud.example.com/accelerator": "l4"},
                              "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}]}
-    serving["version_policy"] = {"kind": "specific", "versions": [2, 3]}
+    serving["kubernetes"]["gpu_feature_discovery"] = True
+    # Canary by labels: version 2 stays stable, 3 (this spec) is the canary; both live in the model store.
     serving["version_labels"] = {"stable": 2, "canary": 3}
+    serving["allow_unavailable_version_labels"] = True
+    serving["model_store"] = {"base_path": "s3://models/digits", "endpoint_url": "http://minio.storage:9000",
+                              "region": "eu-west-1", "credentials_secret": "digits-store"}
     serving["batching"]["pad_variable_length_inputs"] = True
+    tree["targets"].append({"kind": "kserve", "name": "kserve", "namespace": "ml-serving", "gpus": 1,
+                            "model_store": {"base_path": "gs://models/digits"}, "canary_traffic_percent": 10,
+                            "service_account": "digits-store", "autoscale": {"min": 2, "max": 8}})
 
 
 def _indexed_job(tree: dict[str, Any]) -> None:
@@ -76,7 +84,9 @@ def _indexed_job(tree: dict[str, Any]) -> None:
 def _indexed_job_cpu(tree: dict[str, Any]) -> None:
     cluster = target_of(tree, "cluster")
     cluster.update({"operator": "indexed_job", "workers": 2, "gpus_per_worker": 0,
-                    "storage": {"claim_name": "shared-training-data"}})
+                    "storage": {"claim_name": "shared-training-data"},
+                    "image": "registry.example.com/ml/digits-train@sha256:" + "0123456789abcdef" * 4})
+    tree["registry"] = "registry.example.com/ml"
 
 
 def _plain_serving(tree: dict[str, Any]) -> None:
@@ -103,6 +113,14 @@ def _uint8_fast_follow(tree: dict[str, Any]) -> None:
     android["android"]["asset_pack"]["delivery"] = "fast_follow"
 
 
+def _npu_first(tree: dict[str, Any]) -> None:
+    android = target_of(tree, "android")
+    android["accelerators"] = ["npu", "gpu", "cpu"]
+    android["cpu_threads"] = 4
+    android["sparse_weights"] = True  # the example prunes: int8 sparse weights, no XNNPACK
+    android["android"]["asset_pack"]["delivery"] = "on_demand"
+
+
 VARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "gpu-serving": _gpu_serving,
     "indexed-job": _indexed_job,
@@ -110,6 +128,7 @@ VARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "plain-serving": _plain_serving,
     "on-demand-float": _on_demand_float,
     "uint8-fast-follow": _uint8_fast_follow,
+    "npu-first": _npu_first,
 }
 
 
@@ -152,3 +171,4 @@ def files_named(builds: dict[str, dict[str, str]], predicate: Callable[[str], bo
     """(build, path, text) of every file whose path matches."""
     return [(build, path, text) for build, files in sorted(builds.items()) for path, text in sorted(files.items())
             if predicate(path)]
+

@@ -51,14 +51,22 @@ def test_rest_client_posts_a_valid_predict_request(tmp_path: Path, builds: dict[
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        clients = _write(tmp_path, builds["example"])
-        result = subprocess.run(["bash", str(clients / "predict_rest.sh"), f"127.0.0.1:{server.server_port}"],
-                                capture_output=True, text=True, timeout=60)
+        clients = _write(tmp_path, builds["gpu-serving"])
+        host = f"127.0.0.1:{server.server_port}"
+        result = subprocess.run(["bash", str(clients / "predict_rest.sh"), host], capture_output=True, text=True, timeout=60)
+        # Canary and rollback by labels: the label picks the version (TF Serving's /labels/<label> path).
+        canary = subprocess.run(["bash", str(clients / "predict_rest.sh"), host, "canary"], capture_output=True,
+                                text=True, timeout=60)
+        bad = subprocess.run(["bash", str(clients / "predict_rest.sh"), host, "x/../y"], capture_output=True,
+                             text=True, timeout=60)
     finally:
         server.shutdown()
     assert result.returncode == 0, result.stderr
+    assert canary.returncode == 0, canary.stderr
+    assert bad.returncode == 2 and "not a version label" in bad.stderr
     assert json.loads(result.stdout) == {"predictions": [[0.1] * 10]}
-    ((path, body, content_type),) = seen
+    ((path, body, content_type), (canary_path, _, _)) = seen
+    assert canary_path == "/v1/models/digits/labels/canary:predict"
     assert path == "/v1/models/digits:predict"
     assert content_type == "application/json"
     assert body["signature_name"] == "serving_default"
@@ -94,15 +102,17 @@ def test_grpc_client_sends_a_predict_request(tmp_path: Path, builds: dict[str, d
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        clients = _write(tmp_path, builds["example"])
-        result = subprocess.run([sys.executable, str(clients / "predict_grpc.py"), "--target", f"127.0.0.1:{port}"],
-                                capture_output=True, text=True, timeout=300)
+        clients = _write(tmp_path, builds["gpu-serving"])
+        result = subprocess.run([sys.executable, str(clients / "predict_grpc.py"), "--target", f"127.0.0.1:{port}",
+                                 "--label", "stable"], capture_output=True, text=True, timeout=300)
     finally:
         server.stop(grace=None)
     assert result.returncode == 0, result.stderr[-3000:]
     assert np.allclose(json.loads(result.stdout.strip().splitlines()[-1]), [[0.1] * 10])
     (request,) = requests
     assert request.model_spec.name == "digits"
+    assert request.model_spec.version_label == "stable"
+    assert "VERSION_LABELS = ('canary', 'stable')" in builds["gpu-serving"]["serving/clients/predict_grpc.py"]
     assert request.model_spec.signature_name == "serving_default"
     assert list(request.inputs) == ["inputs"]
     tensor = request.inputs["inputs"]

@@ -1,4 +1,5 @@
-"""Golden files: every target artifact of examples/digits/deploy.yaml, byte for byte.
+"""Golden files: every target artifact of examples/digits/deploy.yaml, byte for byte, and the serving
+artifacts of the ``gpu-serving`` variant (model store, canary labels, the kserve target).
 
 On a mismatch the test shows a unified diff and the command that rewrites the golden files; they are
 rewritten only when TFSPEC_UPDATE_GOLDEN=1 is set (then review the diff with git before committing).
@@ -17,6 +18,7 @@ from tfspec.compiler.pipeline import PLAN_FILE, CompileResult
 from targets_testing import REPO
 
 GOLDEN = REPO / "tests" / "golden" / "targets" / "digits"
+VARIANT_GOLDEN = REPO / "tests" / "golden" / "targets" / "digits-gpu-serving"
 REGENERATE = "TFSPEC_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/compiler/targets/test_targets_golden.py"
 
 
@@ -25,7 +27,18 @@ def _artifacts(result: CompileResult) -> dict[str, str]:
 
 
 def test_target_artifacts_match_the_golden_files(example_result: CompileResult) -> None:
-    expected_files = _artifacts(example_result)
+    _compare(_artifacts(example_result), GOLDEN)
+    assert len(_artifacts(example_result)) >= 20
+
+
+def test_serving_artifacts_of_the_gpu_serving_variant_match_the_golden_files(builds: dict[str, dict[str, str]]) -> None:
+    files = {path: text for path, text in builds["gpu-serving"].items() if path.startswith(("serving/", "kserve/"))}
+    assert "kserve/kubernetes/inferenceservice.yaml" in files
+    _compare(files, VARIANT_GOLDEN)
+
+
+def _compare(expected_files: dict[str, str], golden_dir: Path) -> None:
+    GOLDEN = golden_dir
     if os.environ.get("TFSPEC_UPDATE_GOLDEN") == "1":
         for stale in [p for p in GOLDEN.rglob("*") if p.is_file()]:
             stale.unlink()
@@ -47,4 +60,4 @@ def test_target_artifacts_match_the_golden_files(example_result: CompileResult) 
     if chunks:
         pytest.fail("rendered target files differ from the golden files:\n" + "".join(chunks)
                     + f"\nIf the change is intended, regenerate them with:\n    {REGENERATE}\n", pytrace=False)
-    assert len(on_disk) == len(expected_files) >= 20
+    assert len(on_disk) == len(expected_files)

@@ -22,15 +22,18 @@ def test_every_models_config_parses(builds: dict[str, dict[str, str]]) -> None:
         config = _parse(text, ModelServerConfig)
         (model,) = config.model_config_list.config
         assert model.name == "digits", (build, path)
-        assert model.base_path == "/models/digits"  # the version folder is not part of base_path
+        # The version folder is not part of base_path; a model store replaces the image's folder.
+        expected = "s3://models/digits" if build == "gpu-serving" else "/models/digits"
+        assert model.base_path == expected, build
         assert model.model_platform == "tensorflow"
 
 
 def test_models_config_of_the_example(builds: dict[str, dict[str, str]]) -> None:
     config = _parse(builds["example"]["serving/config/models.config"], ModelServerConfig)
     model = config.model_config_list.config[0]
-    assert model.model_version_policy.WhichOneof("policy_choice") == "latest"
-    assert model.model_version_policy.latest.num_versions == 1
+    # Labels without an explicit policy: exactly the labelled versions and this one are loaded.
+    assert model.model_version_policy.WhichOneof("policy_choice") == "specific"
+    assert list(model.model_version_policy.specific.versions) == [3]
     assert dict(model.version_labels) == {"stable": 3}
 
 
@@ -47,8 +50,10 @@ def test_batching_parameters_parse_with_the_spec_values(builds: dict[str, dict[s
     params = _parse(builds["example"]["serving/config/batching_parameters.txt"], BatchingParameters)
     assert params.max_batch_size.value == 32
     assert params.batch_timeout_micros.value == 2000
-    assert params.max_enqueued_batches.value == 100
-    assert params.num_batch_threads.value == 1  # the CPU request (1) when the spec leaves it out
+    # TF Serving's batching guide for online serving: one thread per core of the CPU limit (2), and a queue
+    # of as many batches as threads (a bounded queue under overload).
+    assert params.num_batch_threads.value == 2
+    assert params.max_enqueued_batches.value == 2
     assert list(params.allowed_batch_sizes) == [8, 16, 32]
     assert params.allowed_batch_sizes[-1] == params.max_batch_size.value
     assert params.pad_variable_length_inputs is False

@@ -56,8 +56,9 @@ def test_app_snippets(builds: dict[str, dict[str, str]]) -> None:
     files = builds["example"]
     groovy = _code(files["android/app-snippets/build.gradle"])
     android = _block(groovy, "android")
-    assert 'assetPacks = [":digits_model"]' in android
-    assert "noCompress 'tflite'" in _block(android, "androidResources")
+    assert 'assetPacks += [":digits_model"]' in android  # appends: the app's other packs stay
+    # The property form (the method form noCompress 'tflite' is deprecated); += keeps the app's entries.
+    assert "noCompress += 'tflite'" in _block(android, "androidResources")
     assert re.search(r"implementation 'com\.google\.ai\.edge\.litert:litert:[0-9.]+'", _block(groovy, "dependencies"))
     assert "asset-delivery" not in groovy  # install-time packs need no Play library
     kts = _code(files["android/app-snippets/build.gradle.kts"])
@@ -119,3 +120,108 @@ def test_conversion_settings_are_in_the_plan(example_result: CompileResult) -> N
     assert (params["inference_input_type"], params["inference_output_type"]) == ("int8", "int8")
     bundle = next(s for s in plan["steps"] if s["id"] == "android.bundle")
     assert bundle["params"]["assets_dir"] == "android/digits_model/src/main/assets"
+
+
+# --- accelerators: the loader's delegate choice and the Gradle artifacts it needs -------------------------
+
+from tree_sitter import Language, Node, Parser  # noqa: E402
+import tree_sitter_groovy  # noqa: E402
+import tree_sitter_kotlin  # noqa: E402
+
+_KOTLIN = Parser(Language(tree_sitter_kotlin.language()))
+_GROOVY = Parser(Language(tree_sitter_groovy.language()))
+
+# build → (accelerators it renders, Kotlin source path)
+ACCELERATOR_BUILDS = {
+    "example": (["cpu"], KOTLIN),
+    "on-demand-float": (["gpu", "cpu"],
+                        "android/app-snippets/src/main/java/com/example/in/digits/DigitsClassifier.kt"),
+    "npu-first": (["npu", "gpu", "cpu"], KOTLIN),
+}
+
+
+def _syntax_errors(parser: Parser, text: str) -> list[str]:
+    found: list[str] = []
+
+    def walk(node: Node) -> None:
+        if node.type == "ERROR" or node.is_missing:
+            found.append(f"line {node.start_point[0] + 1}: {node.text.decode()[:60]!r}")
+        for child in node.children:
+            walk(child)
+
+    walk(parser.parse(text.encode()).root_node)
+    return found
+
+
+def test_the_parsers_see_syntax_errors() -> None:
+    assert _syntax_errors(_KOTLIN, "class A {\n    fun f( {\n}\n")
+    assert _syntax_errors(_GROOVY, "dependencies {\n    implementation 'a' )\n")
+
+
+@pytest.mark.parametrize("build", sorted(ACCELERATOR_BUILDS))
+def test_loader_and_gradle_parse_for_each_accelerator_choice(builds: dict[str, dict[str, str]], build: str) -> None:
+    _, kotlin = ACCELERATOR_BUILDS[build]
+    files = builds[build]
+    assert _syntax_errors(_KOTLIN, files[kotlin]) == []
+    assert _syntax_errors(_KOTLIN, files["android/app-snippets/build.gradle.kts"]) == []
+    assert _syntax_errors(_GROOVY, files["android/app-snippets/build.gradle"]) == []
+
+
+@pytest.mark.parametrize("build", sorted(ACCELERATOR_BUILDS))
+def test_loader_and_gradle_goldens_for_each_accelerator_choice(builds: dict[str, dict[str, str]], build: str,
+                                                               golden) -> None:
+    _, kotlin = ACCELERATOR_BUILDS[build]
+    for path in (kotlin, "android/app-snippets/build.gradle", "android/app-snippets/build.gradle.kts"):
+        golden(f"targets/accelerators/{build}/{path.rsplit('/', 1)[-1]}", builds[build][path])
+
+
+@pytest.mark.parametrize("build", sorted(ACCELERATOR_BUILDS))
+def test_loader_tries_the_accelerators_in_order(builds: dict[str, dict[str, str]], build: str) -> None:
+    accelerators, path = ACCELERATOR_BUILDS[build]
+    kotlin = _code(builds[build][path])
+    listed = ", ".join(f'"{a}"' for a in accelerators)
+    assert f"val ACCELERATORS = listOf({listed})" in kotlin
+    tried = [a for a in re.findall(r"open(Gpu|Npu)\(model\)\?\.let \{ return it \}", kotlin)]
+    assert [a.lower() for a in tried] == [a for a in accelerators if a != "cpu"]
+    assert ("CompatibilityList().use" in kotlin) == ("gpu" in accelerators)
+    assert ("NnApiDelegate()" in kotlin) == ("npu" in accelerators)
+    assert 'Opened("cpu", Interpreter(model, cpuOptions())' in kotlin  # the CPU fallback is always there
+    if accelerators != ["cpu"]:
+        assert "delegate.close()" in kotlin and "opened.delegate?.close()" in _block(kotlin, "override fun close()")
+
+
+@pytest.mark.parametrize("build", sorted(ACCELERATOR_BUILDS))
+def test_gradle_adds_exactly_the_delegate_artifacts(builds: dict[str, dict[str, str]], build: str) -> None:
+    accelerators, _ = ACCELERATOR_BUILDS[build]
+    groovy = _block(_code(builds[build]["android/app-snippets/build.gradle"]), "dependencies")
+    kts = _block(_code(builds[build]["android/app-snippets/build.gradle.kts"]), "dependencies")
+    litert = sorted(re.findall(r"implementation '(com\.google\.ai\.edge\.litert:[a-z-]+):[0-9.]+'", groovy))
+    assert litert == sorted(re.findall(r'implementation\("(com\.google\.ai\.edge\.litert:[a-z-]+):[0-9.]+"\)', kts))
+    expected = ["com.google.ai.edge.litert:litert"]
+    if "gpu" in accelerators:  # the NNAPI delegate ships in litert itself
+        expected += ["com.google.ai.edge.litert:litert-gpu", "com.google.ai.edge.litert:litert-gpu-api"]
+    assert litert == sorted(expected)
+
+
+def test_cpu_threads_reach_the_loader(builds: dict[str, dict[str, str]]) -> None:
+    assert "const val CPU_THREADS = 4" in builds["npu-first"][KOTLIN]
+    assert "const val CPU_THREADS = 2" in builds["example"][KOTLIN]
+
+
+def test_accelerators_in_the_plan(builds: dict[str, dict[str, str]]) -> None:
+    for build, (accelerators, _) in ACCELERATOR_BUILDS.items():
+        plan = json.loads(builds[build]["plan.json"])
+        verify = next(s for s in plan["steps"] if s["id"] == "android.verify")
+        assert verify["params"]["accelerators"] == accelerators
+        # the compiler decides the NPU check: int8 targets (the example and npu-first) that list npu
+        assert verify["params"]["npu_full_integer"] is (build == "npu-first"), build
+
+
+def test_sparse_int8_weights_convert_sparse_and_run_without_xnnpack(builds: dict[str, dict[str, str]]) -> None:
+    steps = {s["id"]: s["params"] for s in json.loads(builds["npu-first"]["plan.json"])["steps"]}
+    assert steps["android.tflite"]["optimizations"] == ["DEFAULT", "EXPERIMENTAL_SPARSITY"]
+    assert all(steps[f"android.{kind}"]["xnnpack"] is False for kind in ("tflite", "verify", "bundle"))
+    assert ".setUseXNNPACK(false)" in _code(builds["npu-first"][KOTLIN])
+    example = {s["id"]: s["params"] for s in json.loads(builds["example"]["plan.json"])["steps"]}
+    assert example["android.tflite"]["optimizations"] == ["DEFAULT"] and example["android.tflite"]["xnnpack"] is True
+    assert "setUseXNNPACK" not in builds["example"][KOTLIN]

@@ -15,6 +15,9 @@ android {
 dependencies {
     // LiteRT (the TensorFlow Lite runtime; Java package org.tensorflow.lite).
     implementation("com.google.ai.edge.litert:litert:1.0.1")
+    // GPU delegate (GpuDelegate, CompatibilityList) for the accelerators gpu, cpu.
+    implementation("com.google.ai.edge.litert:litert-gpu:1.0.1")
+    implementation("com.google.ai.edge.litert:litert-gpu-api:1.0.1")
     // Locates fast-follow asset packs on the device (AssetPackManager).
     implementation("com.google.android.play:asset-delivery-ktx:2.2.2")
 }

@@ -3,7 +3,7 @@
 #
 # Calls TF Serving's gRPC PredictionService with one zero example and prints the output.
 # Needs: pip install tensorflow-serving-api (brings grpcio, numpy and tensorflow).
-# Usage: python predict_grpc.py [--target HOST:PORT] [--timeout SECONDS]
+# Usage: python predict_grpc.py [--target HOST:PORT] [--label LABEL] [--timeout SECONDS]
 from __future__ import annotations
 
 import argparse
@@ -19,12 +19,17 @@ INPUT_NAME = 'inputs'
 INPUT_SHAPE = (64,)
 INPUT_DTYPE = 'float32'
 OUTPUT_NAME = 'outputs'
+# Version labels of the spec (canary and rollback: the label, not the version, is what clients name).
+VERSION_LABELS = ()
 
 
-def predict(target: str, batch: np.ndarray, timeout: float) -> np.ndarray:
-    """Send ``batch`` (shape ``(n, *INPUT_SHAPE)``) and return the model's ``OUTPUT_NAME`` tensor."""
+def predict(target: str, batch: np.ndarray, timeout: float, label: str | None = None) -> np.ndarray:
+    """Send ``batch`` (shape ``(n, *INPUT_SHAPE)``) to the version ``label`` points at (the newest version
+    when None) and return the model's ``OUTPUT_NAME`` tensor."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = MODEL_NAME
+    if label:
+        request.model_spec.version_label = label
     request.model_spec.signature_name = SIGNATURE_NAME
     request.inputs[INPUT_NAME].CopyFrom(tf.make_tensor_proto(batch, dtype=INPUT_DTYPE))
     request.output_filter.append(OUTPUT_NAME)
@@ -37,10 +42,11 @@ def predict(target: str, batch: np.ndarray, timeout: float) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=f"Predict with model {MODEL_NAME!r} over gRPC.")
     parser.add_argument("--target", default='localhost:8500', help="host:port of the gRPC API")
+    parser.add_argument("--label", default=None, help="version label, e.g. " + (" or ".join(VERSION_LABELS) or "stable"))
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds")
     args = parser.parse_args()
     batch = np.zeros((1, *INPUT_SHAPE), dtype=INPUT_DTYPE)
-    print(predict(args.target, batch, args.timeout).tolist())
+    print(predict(args.target, batch, args.timeout, args.label).tolist())
 
 
 if __name__ == "__main__":

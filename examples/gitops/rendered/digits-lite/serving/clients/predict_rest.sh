@@ -4,13 +4,23 @@
 #
 # Sends request.json (one zero example of shape [64], input inputs) to the REST
 # API of TF Serving and prints the predictions (outputs).
-# Usage: bash predict_rest.sh [HOST:PORT]      (default localhost:8501)
+# Usage: bash predict_rest.sh [HOST:PORT] [LABEL]   (default localhost:8501; LABEL: a version label
+#        such as stable, the version the label points at answers; none: the newest version)
 set -euo pipefail
 
 host="${1:-localhost:8501}"
+label="${2:-}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+path="/v1/models/digits-lite"
+if [[ -n "${label}" ]]; then
+  if [[ ! "${label}" =~ ^[a-z][a-z0-9_-]{0,31}$ ]]; then
+    echo "not a version label: ${label}" >&2
+    exit 2
+  fi
+  path="${path}/labels/${label}"
+fi
 
 curl --fail --silent --show-error \
   --header 'Content-Type: application/json' \
   --data-binary "@${here}/request.json" \
-  "http://${host}/v1/models/digits-lite:predict"
+  "http://${host}${path}:predict"

@@ -3,11 +3,16 @@
 //
 // Loads digits-lite.tflite (float16 quantization, float32 input, float32 output) from the
 // "digits_lite_model" asset pack (fast-follow) and classifies one example of shape [64].
+// Accelerators tried in order: gpu, cpu (the CPU is the fallback of each).
 package com.example.digits.lite
 
 import android.content.Context
+import android.util.Log
 import com.google.android.play.core.assetpacks.AssetPackManagerFactory
+import org.tensorflow.lite.Delegate
 import org.tensorflow.lite.Interpreter
+import org.tensorflow.lite.gpu.CompatibilityList
+import org.tensorflow.lite.gpu.GpuDelegate
 import java.io.File
 import java.io.RandomAccessFile
 import java.nio.ByteBuffer
@@ -20,7 +25,11 @@ class DigitsLiteClassifier private constructor(
     /** Class names in output order (labels.txt). */
     val labels: List<String>,
 ) : AutoCloseable {
-    private val interpreter = Interpreter(model, Interpreter.Options().setNumThreads(2))
+    private val opened = open(model)
+    private val interpreter = opened.interpreter
+
+    /** Where the model runs: the first of [ACCELERATORS] this device supports ("cpu" when none is). */
+    val accelerator: String = opened.accelerator
 
     /** Scores of every label for one example of [INPUT_SIZE] raw feature values (row-major), best first. */
     fun classify(features: FloatArray): List<Pair<String, Float>> {
@@ -46,7 +55,14 @@ class DigitsLiteClassifier private constructor(
         return scaled
     }
 
-    override fun close() = interpreter.close()
+    /** Closes the interpreter, then the delegate it ran on. */
+    override fun close() {
+        interpreter.close()
+        opened.delegate?.close()
+    }
+
+    /** An interpreter and the delegate it was created with (null: LiteRT's CPU kernels). */
+    private class Opened(val accelerator: String, val interpreter: Interpreter, val delegate: Delegate?)
 
     companion object {
         const val ASSET_PACK = "digits_lite_model"
@@ -54,7 +70,45 @@ class DigitsLiteClassifier private constructor(
         const val LABELS_FILE = "labels.txt"
         const val MODEL_INFO_FILE = "model_info.json"
         const val INPUT_SIZE = 64
+        const val CPU_THREADS = 2
+        private const val TAG = "DigitsLiteClassifier"
+
+        /** The target's accelerators, in the order they are tried. */
+        val ACCELERATORS = listOf("gpu", "cpu")
         const val RESCALE = 0.0625f
+
+        /** The first accelerator of [ACCELERATORS] that takes the model; LiteRT's CPU kernels otherwise. */
+        private fun open(model: MappedByteBuffer): Opened {
+            openGpu(model)?.let { return it }
+            Log.i(TAG, "running $MODEL_FILE on the CPU ($CPU_THREADS threads)")
+            return Opened("cpu", Interpreter(model, cpuOptions()), null)
+        }
+
+        /** CPU (XNNPACK) options; a delegate leaves the ops it cannot run to these threads. */
+        private fun cpuOptions(): Interpreter.Options = Interpreter.Options().setNumThreads(CPU_THREADS)
+
+        /** The interpreter on [delegate], or null (delegate closed, logged) when the delegate rejects the model. */
+        private fun withDelegate(model: MappedByteBuffer, accelerator: String, delegate: Delegate): Opened? =
+            try {
+                val interpreter = Interpreter(model, cpuOptions().addDelegate(delegate))
+                Log.i(TAG, "running $MODEL_FILE on the $accelerator")
+                Opened(accelerator, interpreter, delegate)
+            } catch (e: Exception) {
+                delegate.close()
+                Log.w(TAG, "$accelerator delegate failed on $MODEL_FILE; trying the next accelerator", e)
+                null
+            }
+
+        /** The GPU delegate, with the best options for this device, where its compatibility list accepts the device. */
+        private fun openGpu(model: MappedByteBuffer): Opened? =
+            CompatibilityList().use { compatibility ->
+                if (compatibility.isDelegateSupportedOnThisDevice) {
+                    withDelegate(model, "gpu", GpuDelegate(compatibility.bestOptionsForThisDevice))
+                } else {
+                    Log.i(TAG, "the GPU delegate does not support this device")
+                    null
+                }
+            }
 
         /**
          * Returns null until the fast-follow pack is on the device; then request it with

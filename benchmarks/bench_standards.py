@@ -1,0 +1,125 @@
+"""Folder builds of specs that share one base spec, against the same specs written out in full (goal: <= +20 %).
+
+Generates the N specs of ``bench_scale.py`` three ways, with the same resolved content, in one temporary
+folder each:
+
+* ``plain``: every spec complete (today's layout);
+* ``base``: ``data``, ``training`` and ``compression`` moved into one base spec, each spec ``extends:`` it;
+* ``base+policies``: the same, plus a project file naming the base and the example policy file of
+  ``examples/gitops`` (six CEL rules, one of them over the rendered objects).
+
+Each is built cold through the CLI (``python -m tfspec build specs --out out``, wall time, interpreter
+start-up included), in alternating rounds (plain, base, base+policies, plain, ...) so that the machine's
+load affects all three alike; the medians and their ratios to ``plain`` are printed, with the load.
+
+    python benchmarks/bench_standards.py [--specs 500] [--rounds 2] [--jobs N] [--kinds plain,base]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_scale import spec_text  # noqa: E402  (the same 500 variants)
+
+POLICIES = Path(__file__).resolve().parents[1] / "examples" / "gitops" / "standards" / "policies.yaml"
+SHARED = ("data:", "training:", "compression:")
+
+
+def split_spec(text: str) -> tuple[str, str]:
+    """(the spec without the shared sections + ``extends:``, the shared sections)."""
+    lines = text.splitlines(keepends=True)
+    own: list[str] = []
+    shared: list[str] = []
+    current = own
+    for line in lines:
+        if line[:1].isalpha():
+            current = shared if line.startswith(SHARED) else own
+        current.append(line)
+    body = "".join(own).replace("api_version: tfspec/v1\n", "api_version: tfspec/v1\nextends: ../../base.yaml\n", 1)
+    return body, "".join(shared)
+
+
+def layout(root: Path, count: int, kind: str) -> None:
+    (root / ".git").mkdir(parents=True)  # the project-file search stops here
+    base_text = None
+    for index in range(count):
+        folder = root / "specs" / f"team-{index % 10}"
+        folder.mkdir(parents=True, exist_ok=True)
+        text = spec_text(index)
+        if kind != "plain":
+            text, shared = split_spec(text)
+            assert base_text in (None, shared), "the shared sections must be the same in every spec"
+            base_text = shared
+        (folder / f"model-{index:04d}.yaml").write_text(text)
+    if base_text is not None:
+        (root / "base.yaml").write_text(base_text)
+    if kind == "base+policies":
+        shutil.copy(POLICIES, root / "policies.yaml")
+        (root / "tfspec.yaml").write_text("policies: [policies.yaml]\n")
+
+
+def cold_build(root: Path, jobs: list[str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + sys of the build and its workers) of one cold CLI build."""
+    shutil.rmtree(root / "out", ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "tfspec", "build", "specs", "--out", "out", *jobs], cwd=root,
+                            capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        sys.exit(result.stdout[-2000:] + result.stderr[-2000:])
+    return elapsed, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--specs", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--kinds", default="plain,base,base+policies",
+                        help="comma-separated layouts to build (plain must be one: ratios are to it)")
+    args = parser.parse_args()
+    jobs = ["-j", str(args.jobs)] if args.jobs else []
+    kinds = tuple(args.kinds.split(","))
+    assert "plain" in kinds and "base" in kinds, "--kinds needs plain and base"
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = {kind: Path(tmp) / kind.replace("+", "-") for kind in kinds}
+        for kind, root in roots.items():
+            layout(root, args.specs, kind)
+        # the same output, byte for byte, apart from nothing: the base changes where values are written only
+        print(f"{args.specs} specs, {os.cpu_count()} CPUs, workers: {args.jobs or os.cpu_count()}, "
+              f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at start")
+        times: dict[str, list[float]] = {kind: [] for kind in kinds}
+        cpus: dict[str, list[float]] = {kind: [] for kind in kinds}
+        for round_ in range(args.rounds):
+            for kind in kinds:
+                wall, cpu = cold_build(roots[kind], jobs)
+                times[kind].append(wall)
+                cpus[kind].append(cpu)
+                print(f"  round {round_ + 1}: {kind:<14} {wall:6.2f} s wall, {cpu:6.2f} s CPU", flush=True)
+        same = all((roots["plain"] / "out" / name / "plan.json").read_text()
+                   == (roots["base"] / "out" / name / "plan.json").read_text()
+                   for name in ("model-0000", "model-0001", f"model-{args.specs - 1:04d}"))
+        plain, plain_cpu = statistics.median(times["plain"]), statistics.median(cpus["plain"])
+        for kind in kinds:
+            median, cpu = statistics.median(times[kind]), statistics.median(cpus[kind])
+            print(f"cold build, {kind:<14} {median:6.2f} s wall, {cpu:6.2f} s CPU (medians of {args.rounds})   "
+                  f"ratio to plain: wall {median / plain:.2f}, CPU {cpu / plain_cpu:.2f}"
+                  + ("   goal <= 1.20: " + ("met" if median / plain <= 1.2 else "NOT met") if kind == "base" else ""))
+        print(f"plans identical with and without the base: {same}")
+        print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""``tfspec explain SPEC KEY.PATH``: which file set a value, and what it overrode.
+
+The spec's layers (bases in merge order, the spec, then the environment overlay with ``-e``) are walked for
+the key path; a target can be named by its ``name`` (``targets.serving.kubernetes.replicas``) or its index
+(``targets[1].kubernetes.replicas``). A value that no file sets is tfspec's default, shown from the
+resolved spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from tfspec.spec.errors import Diagnostic, SpecError, format_path
+from tfspec.spec.loader import KeyPath, SourceDocument, load_yaml
+
+from .bases import apply_standards
+from .resolve import apply_environment
+
+__all__ = ["Setting", "Explanation", "explain"]
+
+_MISSING = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One file's value for the key path."""
+
+    file: str
+    line: int
+    column: int
+    value: Any
+    layer: str
+    """``base``, ``spec`` or ``environment <name>``."""
+
+    def format(self) -> str:
+        return f"{self.file}:{self.line}:{self.column} ({self.layer}): {_show(self.value)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    """Where a value came from: the setting in effect, and the ones it replaced (latest first)."""
+
+    path: str
+    value: Any
+    set_by: Setting | None
+    overridden: tuple[Setting, ...]
+    default: bool
+    """True when no file sets the value: it is tfspec's default (or derived from other values)."""
+
+    def format(self) -> str:
+        lines = [f"{self.path} = {_show(self.value)}"]
+        if self.set_by is None:
+            lines.append("  not set in any file: tfspec's default")
+        else:
+            lines.append(f"  set by    {self.set_by.format()}")
+        lines += [f"  overrides {s.format()}" for s in self.overridden]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "value": self.value, "default": self.default,
+                "set_by": dataclasses.asdict(self.set_by) if self.set_by else None,
+                "overridden": [dataclasses.asdict(s) for s in self.overridden]}
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _parse(text: str, tree: Any, document: SourceDocument) -> KeyPath:
+    """``targets.serving.gpus`` / ``targets[1].gpus`` → a key path of ``tree``."""
+    path: list[str | int] = []
+    node = tree
+    for segment in text.replace("[", ".[").split("."):
+        if not segment:
+            continue
+        key: str | int = segment
+        if segment.startswith("[") and segment.endswith("]") and segment[1:-1].isdigit():
+            key = int(segment[1:-1])
+        elif isinstance(node, list):
+            names = [i for i, item in enumerate(node) if isinstance(item, dict) and item.get("name") == segment]
+            if not names:
+                raise SpecError([document.diagnostic(tuple(path), f"no item named {segment!r} in {format_path(tuple(path))}")])
+            key = names[0]
+        path.append(key)
+        node = _get(node, (key,))
+    return tuple(path)
+
+
+def _get(tree: Any, path: KeyPath) -> Any:
+    for key in path:
+        if isinstance(tree, dict) and isinstance(key, str) and key in tree:
+            tree = tree[key]
+        elif isinstance(tree, list) and isinstance(key, int) and 0 <= key < len(tree):
+            tree = tree[key]
+        else:
+            return _MISSING
+    return tree
+
+
+def _in_layer(tree: Any, path: KeyPath, merged: Any) -> KeyPath | None:
+    """``path`` of the merged tree as it is written in one layer (targets found by ``name``)."""
+    out: list[str | int] = []
+    node, merged_node = tree, merged
+    for key in path:
+        if isinstance(key, int) and isinstance(merged_node, list) and out == ["targets"]:
+            name = merged_node[key].get("name") if isinstance(merged_node[key], dict) else None
+            matches = [i for i, item in enumerate(node) if isinstance(item, dict) and item.get("name") == name] \
+                if isinstance(node, list) else []
+            if not matches:
+                return None
+            out.append(matches[0])
+            node = node[matches[0]]
+        else:
+            node = _get(node, (key,))
+            if node is _MISSING:
+                return None
+            out.append(key)
+        merged_node = _get(merged_node, (key,))
+    return tuple(out)
+
+
+def explain(spec: str, key_path: str, env: str | None = None) -> Explanation:
+    """Explain where ``key_path`` of ``spec`` comes from (raises :class:`SpecError`)."""
+    document = load_yaml(spec)
+    standards = apply_standards(document)
+    merged = apply_environment(standards.document, env) if env else standards.document
+    path = _parse(key_path, merged.tree, merged)
+    layers: list[tuple[str, SourceDocument, KeyPath]] = []
+    for index, layer in enumerate(standards.layers):
+        layers.append(("spec" if index == len(standards.layers) - 1 else "base", layer, ()))
+    if env:
+        layers.append((f"environment {env}", standards.document, ("environments", env)))
+    settings: list[Setting] = []
+    for label, layer, prefix in layers:
+        tree = _get(layer.tree, prefix)
+        if tree is _MISSING:
+            continue
+        found = _in_layer(tree, path, merged.tree)
+        if found is None:
+            continue
+        line, column = layer.position(prefix + found)
+        settings.append(Setting(layer.file_of(prefix + found), line, column, _get(tree, found), label))
+    value = _get(merged.tree, path)
+    if value is _MISSING:
+        value = _resolved_value(spec, env, path)
+        if value is _MISSING:
+            raise SpecError([Diagnostic(spec, 1, 1, format_path(path), "no such key in the spec, its bases or tfspec's defaults")])
+        return Explanation(format_path(path), value, None, (), True)
+    return Explanation(format_path(path), value, settings[-1] if settings else None,
+                       tuple(reversed(settings[:-1])), not settings)
+
+
+def _resolved_value(spec: str, env: str | None, path: KeyPath) -> Any:
+    from .pipeline import compile_spec
+
+    result = compile_spec(spec, env=env)
+    if result.resolved is None:
+        raise SpecError(list(result.diagnostics))
+    return _get(result.resolved.spec.model_dump(mode="json"), path)

@@ -1,0 +1,355 @@
+"""Policies: organisation rules as data — CEL expressions every spec must pass.
+
+A policy file (named by the project file ``tfspec.yaml``) holds a list of rules::
+
+    policies:
+      - name: serving-autoscales            # shown in every message
+        severity: error                     # error (exit 2) | warning (printed)
+        each: targets                       # optional: judge every item of this list of the resolved spec...
+        as: target                          # ...bound to this name (default: item)
+        when: target.kind == "tf_serving"   # optional: only items where this holds
+        rule: has(target.kubernetes) && has(target.kubernetes.autoscale)
+        path: kubernetes                    # optional: the value judged, relative to the item (or the spec)
+        message: every serving target autoscales
+
+Each rule is a CEL expression (the language of Kubernetes' ValidatingAdmissionPolicy) that must give
+``true``. Variables: ``spec`` (the resolved spec, defaults filled, unset values absent so ``has()`` works),
+``env`` (the environment overlay's name, ``""`` without one), the item (with ``each``) and ``objects`` (the
+rendered Kubernetes objects: the item's own with ``each: targets``, otherwise every target's).
+
+A violation is reported at the file:line:col that set the judged value (the spec or the base it came
+from), naming the policy and its message. A policy that does not compile, or cannot be evaluated, is an
+error at its own line in the policy file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml
+
+from tfspec.spec.errors import Diagnostic, SpecError, format_path
+from tfspec.spec.loader import KeyPath, SourceDocument
+
+from .project import ProjectRef
+from .resolve import ResolvedSpec
+from .standard_files import load_source
+
+__all__ = ["Policy", "load_policies", "check_policies", "parse_key_path"]
+
+_KEYS = ("name", "severity", "each", "as", "when", "rule", "path", "message")
+_REQUIRED = ("name", "rule", "message")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_RESERVED = ("spec", "env", "objects")
+_SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)((?:\[\d+\])*)$")
+_COMPILED: dict[tuple[str, str], Any] = {}
+Rendered = Mapping[str, Mapping[str, str]] | Callable[[], Mapping[str, Mapping[str, str]]] | None
+
+
+def parse_key_path(text: str) -> KeyPath | None:
+    """``kubernetes.autoscale`` / ``targets[1].gates`` → a key path; None when malformed."""
+    path: list[str | int] = []
+    for segment in text.split("."):
+        match = _SEGMENT.match(segment)
+        if not match:
+            return None
+        path.append(match.group(1))
+        path.extend(int(i) for i in re.findall(r"\[(\d+)\]", match.group(2)))
+    return tuple(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """One rule of a policy file, compiled."""
+
+    name: str
+    severity: str
+    message: str
+    rule: str
+    when: str | None
+    each: KeyPath | None
+    variable: str
+    path: KeyPath
+    document: SourceDocument
+    index: int
+    program: Any = dataclasses.field(compare=False, repr=False)
+    when_program: Any = dataclasses.field(compare=False, repr=False)
+
+    def diagnostic(self, key: str, message: str) -> Diagnostic:
+        return self.document.diagnostic(("policies", self.index, key), f"policy {self.name}: {message}")
+
+    @property
+    def location(self) -> str:
+        line, _ = self.document.position(("policies", self.index))
+        return f"{self.document.file}:{line}"
+
+
+def load_policies(refs: tuple[ProjectRef, ...]) -> tuple[Policy, ...]:
+    """Load, check and compile every policy of ``refs`` (raises :class:`SpecError` naming the policy file)."""
+    policies: list[Policy] = []
+    problems: list[Diagnostic] = []
+    for ref in refs:
+        try:
+            document = load_source(ref.absolute, ref.display)
+        except SpecError as error:
+            problems.extend(error.diagnostics)
+            continue
+        policies.extend(_policies_of(document, problems))
+    seen: dict[str, Policy] = {}
+    for policy in policies:
+        if policy.name in seen:
+            problems.append(policy.diagnostic("name", f"a policy named {policy.name!r} is already defined at "
+                                                      f"{seen[policy.name].location}"))
+        seen.setdefault(policy.name, policy)
+    if problems:
+        raise SpecError(problems)
+    return tuple(policies)
+
+
+def _policies_of(document: SourceDocument, problems: list[Diagnostic]) -> list[Policy]:
+    tree = document.tree
+    if not isinstance(tree, dict) or set(tree) != {"policies"} or not isinstance(tree["policies"], list):
+        problems.append(document.diagnostic((), "a policy file is a mapping with one key, 'policies', a list of rules"))
+        return []
+    out = []
+    for index, entry in enumerate(tree["policies"]):
+        where: KeyPath = ("policies", index)
+        if not isinstance(entry, dict):
+            problems.append(document.diagnostic(where, "a policy is a mapping with name, rule and message"))
+            continue
+        before = len(problems)
+        for key in entry:
+            if key not in _KEYS:
+                close = difflib.get_close_matches(str(key), _KEYS, n=1)
+                problems.append(document.diagnostic(where + (key,), f"unknown key {key!r} in a policy",
+                                                    f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(_KEYS)))
+        for key in _REQUIRED:
+            if not isinstance(entry.get(key), str) or not entry[key].strip():
+                problems.append(document.diagnostic(where + ((key,) if key in entry else ()), f"a policy needs a '{key}' (text)"))
+        for key in ("when", "each", "as", "path"):
+            if key in entry and not isinstance(entry[key], str):
+                problems.append(document.diagnostic(where + (key,), f"'{key}' must be text"))
+        severity = entry.get("severity", "error")
+        if severity not in ("error", "warning"):
+            problems.append(document.diagnostic(where + ("severity",), f"severity must be error or warning, not {severity!r}"))
+        variable = entry.get("as", "item")
+        if isinstance(variable, str) and (not _IDENTIFIER.match(variable) or variable in _RESERVED):
+            problems.append(document.diagnostic(where + ("as",), f"'as' must be a lower-case name other than "
+                                                                 f"{', '.join(_RESERVED)}, not {variable!r}"))
+        each = path = None
+        for key in ("each", "path"):
+            if isinstance(entry.get(key), str):
+                parsed = parse_key_path(entry[key])
+                if parsed is None:
+                    problems.append(document.diagnostic(where + (key,), f"{entry[key]!r} is not a key path like "
+                                                                        "'kubernetes.autoscale' or 'targets[0]'"))
+                elif key == "each":
+                    each = parsed
+                else:
+                    path = parsed
+        if len(problems) > before:
+            continue
+        program = _compile(document, where + ("rule",), entry["name"], entry["rule"], problems)
+        when_program = _compile(document, where + ("when",), entry["name"], entry["when"], problems) if "when" in entry else None
+        if program is None or ("when" in entry and when_program is None):
+            continue
+        out.append(Policy(entry["name"], severity, entry["message"].strip(), entry["rule"], entry.get("when"), each,
+                          variable, path or (), document, index, program, when_program))
+    return out
+
+
+def _compile(document: SourceDocument, where: KeyPath, name: str, expression: str, problems: list[Diagnostic]) -> Any:
+    import celpy  # only specs governed by policies pay for it
+
+    key = (document.file, expression)
+    if key in _COMPILED:
+        return _COMPILED[key]
+    environment = celpy.Environment()
+    try:
+        program = environment.program(environment.compile(expression))
+    except celpy.CELParseError as error:
+        line, column = document.position(where)
+        # the expression's own line/column, counted from the start of the value
+        detail = str(error).splitlines()[0] if str(error) else "syntax error"
+        at = f" at column {error.column}" if getattr(error, "column", None) else ""
+        problems.append(Diagnostic(document.file_of(where), line, column, format_path(where),
+                                   f"policy {name}: the CEL expression does not compile{at}: {detail.strip()}"))
+        return None
+    _COMPILED[key] = program
+    return program
+
+
+def _lookup(tree: Any, path: KeyPath) -> Any:
+    for key in path:
+        if isinstance(tree, dict) and isinstance(key, str) and key in tree:
+            tree = tree[key]
+        elif isinstance(tree, list) and isinstance(key, int) and key < len(tree):
+            tree = tree[key]
+        else:
+            return None
+    return tree
+
+
+def _kubernetes_objects(files: Mapping[str, str]) -> list[dict[str, Any]]:
+    objects = []
+    for path in sorted(files):
+        if "/kubernetes/" in path and path.endswith(".yaml") and not path.endswith("kustomization.yaml"):
+            objects.extend(o for o in yaml.load_all(files[path], Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+                           if isinstance(o, dict))
+    return objects
+
+
+def check_policies(policies: tuple[Policy, ...], resolved: ResolvedSpec, rendered: Rendered = None) -> list[Diagnostic]:
+    """Judge ``resolved`` by every policy: raises :class:`SpecError` on errors, returns the warnings.
+
+    ``rendered``: the rendered files by target, or a function that renders them (called only when a rule
+    needs the objects)."""
+    if not policies:
+        return []
+    import celpy
+
+    spec = resolved.spec.model_dump(mode="json", exclude_none=True)
+    judge = _Judge(spec, resolved.environment or "", rendered)
+    errors: list[Diagnostic] = []
+    warnings: list[Diagnostic] = []
+    for policy in policies:
+        cases: list[tuple[KeyPath, Any, Any]] = []  # (where, the item, its objects' key)
+        if policy.each is None:
+            cases.append(((), None, None))
+        else:
+            items = _lookup(spec, policy.each)
+            for i, item in enumerate(items if isinstance(items, list) else []):
+                target = item.get("name") if policy.each == ("targets",) and isinstance(item, dict) else None
+                cases.append((policy.each + (i,), item, target))
+        for where, item, target in cases:
+            try:
+                passed = judge.passes(policy, where, item, target)
+            except _NotBool as problem:
+                errors.append(policy.diagnostic(problem.key, f"the expression gave {problem.value!r}, not true or false"))
+                break
+            except Exception as error:  # noqa: BLE001  (CEL evaluation errors: a missing field, a type mismatch)
+                errors.append(policy.diagnostic("rule", f"the rule could not be evaluated for "
+                                                        f"{format_path(where)}: {_eval_message(error)}"))
+                break
+            if passed:
+                continue
+            judged = where + policy.path
+            label = "" if policy.severity == "error" else " (warning)"
+            diagnostic = resolved.diagnostic(judged, f"policy {policy.name}{label}: {policy.message}",
+                                             f"rule at {policy.location}")
+            (errors if policy.severity == "error" else warnings).append(diagnostic)
+    if errors:
+        raise SpecError(errors)
+    return warnings
+
+
+# Verdicts by policy and the JSON of what the rule can see: the same target in 500 specs (or in a spec and
+# its overlays) is judged once per process. Evaluating CEL costs milliseconds; the key costs microseconds.
+_VERDICTS: dict[tuple[str, ...], bool] = {}
+_VERDICTS_LIMIT = 50_000
+
+
+class _Judge:
+    """The CEL values of one resolved spec, each converted on first use, and the memo of verdicts.
+
+    Rendered objects are costly (a YAML parse of every manifest): a rule that mentions ``objects`` is first
+    evaluated without them, and only when that fails (``env != "prod" || objects...`` needs them in prod
+    only) are they rendered, parsed and converted.
+    """
+
+    def __init__(self, spec: dict[str, Any], env: str, rendered: Rendered) -> None:
+        self.spec, self.env, self._rendered = spec, env, rendered
+        self._files: Mapping[str, Mapping[str, str]] | None = None
+        self._objects: dict[str | None, list[dict[str, Any]]] = {}
+        self._cel: dict[str, Any] = {}
+        self._json: dict[str, str] = {}
+
+    def _objects_of(self, target: str | None) -> list[dict[str, Any]]:
+        if target not in self._objects:
+            if self._files is None:
+                self._files = (self._rendered() if callable(self._rendered) else self._rendered) or {}
+            files = [self._files.get(target, {})] if target is not None else list(self._files.values())
+            self._objects[target] = [o for f in files for o in _kubernetes_objects(f)]
+        return self._objects[target]
+
+    def _cel_value(self, name: str, make: Any) -> Any:
+        if name not in self._cel:
+            import celpy
+
+            self._cel[name] = celpy.json_to_cel(make())
+        return self._cel[name]
+
+    def _json_text(self, name: str, make: Any) -> str:
+        if name not in self._json:
+            self._json[name] = json.dumps(make(), sort_keys=True, separators=(",", ":"))
+        return self._json[name]
+
+    def passes(self, policy: Policy, where: KeyPath, item: Any, target: str | None) -> bool:
+        """True when ``when`` is false or ``rule`` is true."""
+        if policy.when_program is not None and not self._verdict(policy, "when", item, target):
+            return True
+        return self._verdict(policy, "rule", item, target)
+
+    def _verdict(self, policy: Policy, which: str, item: Any, target: str | None) -> bool:
+        import celpy
+
+        expression = policy.rule if which == "rule" else (policy.when or "")
+        program = policy.program if which == "rule" else policy.when_program
+        objects = f"objects:{target}" if target is not None else "objects"
+        # the memo key: the expression and, as text, what it can see
+        key = (f"{policy.variable}\x00{expression}", json.dumps(item, sort_keys=True, separators=(",", ":")),
+               self._json_text("spec", lambda: self.spec) if "spec" in expression else "",
+               self.env if "env" in expression else "")
+        if key in _VERDICTS:
+            return _VERDICTS[key]
+        activation: dict[str, Any] = {"env": celpy.celtypes.StringType(self.env)}
+        if "spec" in expression:
+            activation["spec"] = self._cel_value("spec", lambda: self.spec)
+        if item is not None:
+            activation[policy.variable] = celpy.json_to_cel(item)
+        if "objects" in expression:
+            try:  # without the objects first: a verdict that did not need them holds whatever they are
+                verdict = _truth(policy, which, program.evaluate(activation))
+            except Exception:  # noqa: BLE001  (it needed them: evaluate again with them, below)
+                pass
+            else:
+                return self._remember(key, verdict)
+            key = key + (self._json_text(objects, lambda: self._objects_of(target)),)
+            if key in _VERDICTS:
+                return _VERDICTS[key]
+            activation["objects"] = self._cel_value(objects, lambda: self._objects_of(target))
+        return self._remember(key, _truth(policy, which, program.evaluate(activation)))
+
+    @staticmethod
+    def _remember(key: tuple[str, ...], verdict: bool) -> bool:
+        if len(_VERDICTS) >= _VERDICTS_LIMIT:
+            _VERDICTS.clear()
+        _VERDICTS[key] = verdict
+        return verdict
+
+
+class _NotBool(Exception):
+    def __init__(self, key: str, value: Any) -> None:
+        self.key, self.value = key, value
+
+
+def _truth(policy: Policy, key: str, value: Any) -> bool:
+    import celpy
+
+    if isinstance(value, celpy.celtypes.BoolType):
+        return bool(value)
+    if isinstance(value, Exception):
+        raise value
+    raise _NotBool(key, value)
+
+
+def _eval_message(error: Exception) -> str:
+    args = getattr(error, "args", ())
+    if args and isinstance(args[0], str):
+        return args[0]
+    return str(error) or type(error).__name__

@@ -1,0 +1,88 @@
+"""`tfspec fleet`: one page (and JSON) of every spec below a folder, checked in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tfspec.io.batch import CACHE_FILE
+from tfspec.io.fleet import collect_fleet
+from tfspec.io.fleet_html import render_fleet_html
+from tfspec_testing import ROOT, tfspec_command
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+from chromium_page import open_page  # noqa: E402  (the project's headless-Chromium helper)
+
+EXAMPLE = ROOT / "examples" / "gitops"
+
+
+@pytest.fixture
+def gitops(tmp_path: Path) -> Path:
+    """A copy of examples/gitops with one spec edited (stale output), a run report for another, a broken spec."""
+    copy = tmp_path / "gitops"
+    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns(CACHE_FILE))
+    (copy / ".git").mkdir()
+    lite = copy / "specs" / "digits-lite.yaml"
+    lite.write_text(lite.read_text().replace("epochs: 30", "epochs: 31"))
+    plan = json.loads((copy / "rendered" / "digits" / "plan.json").read_text())
+    report = {"spec": {"name": "digits", "version": 3, "sha256": plan["spec"]["sha256"], "environment": None},
+              "steps": [], "passed": False,
+              "targets": {"android": {"gates": [
+                  {"name": "max_accuracy_drop", "limit": 0.01, "value": 0.004, "passed": True},
+                  {"name": "max_size_kb", "limit": 64, "value": 71.5, "passed": False}]}}}
+    (copy / "dist" / "digits").mkdir(parents=True)
+    (copy / "dist" / "digits" / "report.json").write_text(json.dumps(report))
+    (copy / "specs" / "broken.yaml").write_text(
+        "api_version: tfspec/v1\nname: broken\nversion: 1\nmodel:\n  layers: [{type: dense, units: 10}]\n"
+        "targets:\n  - {kind: tf_serving, name: serving, gpus: 3, \"<script>alert(1)</script>\": 1}\n")
+    return copy
+
+
+def test_fleet_json_lists_models_targets_gates_staleness_and_warnings(gitops: Path) -> None:
+    result = subprocess.run([*tfspec_command(), "fleet", "specs", "--out", "rendered", "--json"], cwd=gitops,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    specs = {Path(s["path"]).name: s for s in json.loads(result.stdout)["specs"]}
+    assert {n: (s["build"], s["run"]) for n, s in specs.items()} == {
+        "broken.yaml": ("invalid", "-"), "digits-gpu.yaml": ("current", "none"),
+        "digits-lite.yaml": ("stale", "none"), "digits.yaml": ("current", "current")}
+    digits = specs["digits.yaml"]
+    assert digits["name"] == "digits" and digits["version"] == 3 and digits["run_passed"] is False
+    android, serving, cluster = digits["targets"]
+    assert android["gates"] == [
+        {"name": "max_accuracy_drop", "limit": 0.01, "value": 0.004, "passed": True},
+        {"name": "max_size_kb", "limit": 64.0, "value": 71.5, "passed": False}]
+    assert serving["image"] == "digits-serving:3" and cluster["gpus"] == "2/worker × 4"
+    assert [w.split(": ", 2)[1] for w in specs["digits-lite.yaml"]["warnings"]] == ["targets[1].kubernetes"] * 2
+    assert any("unknown key '<script>alert(1)</script>'" in p for p in specs["broken.yaml"]["problems"])
+    assert sorted(digits["sources"]) == ["standards/base.yaml", "standards/policies.yaml", "tfspec.yaml"]
+
+
+def test_fleet_page_opens_in_chromium_without_errors(gitops: Path, tmp_path: Path) -> None:
+    page = gitops / "fleet.html"
+    result = subprocess.run([*tfspec_command(), "fleet", "specs", "--out", "rendered", "--html", str(page)],
+                            cwd=gitops, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "4 specs, 1 invalid, 1 stale, 3 policy warnings" in result.stdout
+    html = page.read_text()
+    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # spec text is escaped
+    seen = open_page(page)
+    assert seen.errors == [] and seen.title == "specs · tfspec fleet"
+    # self-contained: the page itself is the only request (the helper keeps the first 60 characters of a URL)
+    assert len(seen.requests) == 1 and page.resolve().as_uri().startswith(seen.requests[0]) and seen.resources == []
+    assert seen.screenshot.startswith(b"\x89PNG")
+    (tmp_path / "fleet.png").write_bytes(seen.screenshot)
+    for text in ("digits-serving:3", "max_size_kb 64 → 71.5", "stale", "policy serving-autoscales (warning)",
+                 "2/worker × 4", "standards/base.yaml"):
+        assert text in html
+
+
+def test_an_empty_folder_gives_an_empty_page(tmp_path: Path) -> None:
+    (tmp_path / "specs").mkdir()
+    fleet = collect_fleet(tmp_path / "specs", tmp_path / "build", tmp_path / "dist")
+    assert fleet.rows == () and "No specs below" in render_fleet_html(fleet)

@@ -1,0 +1,67 @@
+"""``tfspec search``: the spec's Optuna study (imports TensorFlow and Optuna, through :mod:`tfspec.search`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from tfspec.spec.errors import EXIT_DIFF, TfspecError
+
+from .common import compiled, handle_errors, require_runtime, spec_argument
+
+__all__ = ["search"]
+
+
+@click.command()
+@spec_argument
+@click.option("--storage", metavar="URL", envvar="TFSPEC_SEARCH_STORAGE", default=None,
+              help="Study database: sqlite:///path.db, postgresql://..., mysql+pymysql://... "
+                   "(default: .tfspec/search.db beside the spec).")
+@click.option("--trials", type=click.IntRange(min=1, max=10_000), default=None,
+              help="Trials in the study (overrides search.budget.trials).")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Wall time of this process (overrides search.budget.minutes).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Step cache shared by the trials (default: .tfspec/cache next to the spec).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for report.html and search.json (default: dist/<name>-search/).")
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's own messages (by default they go to logs/tensorflow.log in the step cache).")
+@handle_errors
+def search(spec: str, storage: str | None, trials: int | None, minutes: float | None, cache_dir: Path | None,
+           out_dir: Path | None, verbose: bool) -> None:
+    """Search the values named in the spec's `search` section with Optuna; write the best configuration
+    within the gates as the environment overlay `searched` (<spec>.searched.env.yaml).
+
+    Exit 1 when no trial met the gates, 2 on an input error (before any trial runs).
+    """
+    result = compiled(spec, None)  # every problem of the spec and its search section, before Optuna loads
+    assert result.resolved is not None
+    require_runtime("run")  # trials are runs
+    try:
+        from tfspec.search.driver import run_search
+        from tfspec.search.report import write_outputs
+    except ModuleNotFoundError as error:
+        if error.name != "optuna":
+            raise
+        raise TfspecError("tfspec search needs Optuna: pip install 'tfspec[search]'") from None
+    from tfspec.runtime.cache import default_cache_dir
+    from tfspec.runtime.tf import TENSORFLOW_LOG, tensorflow_output
+
+    tf_log = None if verbose else (cache_dir or default_cache_dir(Path(result.path))).parent / TENSORFLOW_LOG
+    with tensorflow_output(tf_log):
+        outcome = run_search(spec, storage=storage, cache_dir=cache_dir, trials=trials, minutes=minutes,
+                             log=click.echo)
+    out = out_dir if out_dir is not None else Path("dist") / f"{result.resolved.spec.name}-search"
+    overlay = write_outputs(outcome, Path(spec), out)
+    click.echo(f"wrote {out / 'report.html'}")
+    if overlay is None:
+        click.echo("no trial met the gates: no overlay written", err=True)
+        sys.exit(EXIT_DIFF)
+    chosen = outcome.chosen
+    assert chosen is not None
+    click.echo(f"chosen: trial {chosen.number} ("
+               + ", ".join(f"{k} {v:.4g}" for k, v in sorted(chosen.metrics.items())) + f"); wrote {overlay}")
+    click.echo(f"review it, then: tfspec build {spec} -e searched")

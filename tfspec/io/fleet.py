@@ -1,0 +1,154 @@
+"""``tfspec fleet FOLDER``: one table of every spec below a folder — what a platform team reads before a release.
+
+For each spec (found as folder builds find them): model, version, targets with their image, GPUs and
+gates, the gates' last measured values (from ``<dist root>/<name>/report.json`` when a run left one),
+policy warnings, problems, and staleness: ``build`` is ``current`` / ``stale`` / ``not built`` (the
+committed output folder against a fresh compile, as ``build --check`` compares) and ``run`` is
+``current`` / ``stale`` (the last run's spec sha256 differs from the spec now) / ``none``.
+
+Reads files only; writes nothing (the CLI writes the page). No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tfspec.compiler.naming import placed_files
+from tfspec.compiler.pipeline import compile_spec
+from tfspec.compiler.resolve import ResolvedSpec
+from tfspec.compiler.targets.common import image_repository
+
+from .batch import discover_specs, output_dir_name
+from .write import MANIFEST, diff_tree
+
+__all__ = ["FLEET_VERSION", "Gate", "FleetTarget", "FleetRow", "Fleet", "collect_fleet"]
+
+FLEET_VERSION = 1
+_GATE_UNITS = {"max_accuracy_drop": "", "min_accuracy": "", "max_size_kb": " KB", "max_latency_ms": " ms"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+    """A quality gate of a target and, when a run measured it, its last value."""
+
+    name: str
+    limit: float
+    value: float | None = None
+    passed: bool | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetTarget:
+    name: str
+    kind: str
+    image: str
+    gpus: str
+    gates: tuple[Gate, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetRow:
+    """One spec of the fleet."""
+
+    path: str
+    name: str | None
+    version: int | None
+    environment: str | None
+    targets: tuple[FleetTarget, ...]
+    build: str
+    """``current``, ``stale``, ``not built`` or ``invalid``."""
+    run: str
+    """``current``, ``stale``, ``none`` (no report.json) or ``-`` (invalid spec)."""
+    run_passed: bool | None
+    warnings: tuple[str, ...]
+    problems: tuple[str, ...]
+    sources: tuple[str, ...]
+    """Project file, base specs and policy files the spec draws on."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Fleet:
+    root: str
+    out_root: str
+    dist_root: str
+    environment: str | None
+    rows: tuple[FleetRow, ...]
+
+    def count(self, **match: Any) -> int:
+        return sum(1 for row in self.rows if all(getattr(row, k) == v for k, v in match.items()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fleet_version": FLEET_VERSION, "root": self.root, "out_root": self.out_root,
+                "dist_root": self.dist_root, "environment": self.environment,
+                "specs": [dataclasses.asdict(row) for row in self.rows]}
+
+
+def _target(resolved: ResolvedSpec, target: Any, report: dict[str, Any] | None, version: int) -> FleetTarget:
+    measured = {}
+    if report is not None:
+        entry = (report.get("targets") or {}).get(target.name) or {}
+        measured = {g.get("name"): g for g in entry.get("gates") or [] if isinstance(g, dict)}
+    gates = []
+    for name in _GATE_UNITS:
+        limit = getattr(target.gates, name, None) if hasattr(target, "gates") else None
+        if limit is None:
+            continue
+        got = measured.get(name) or {}
+        value = got.get("value") if isinstance(got.get("value"), (int, float)) else None
+        gates.append(Gate(name, float(limit), value, got.get("passed") if isinstance(got.get("passed"), bool) else None))
+    if target.kind == "tf_serving":
+        # The repository the rendered manifests name (their tag is ``<version>-<content hash>``).
+        image = f"{image_repository(resolved, target, target.kubernetes.image)}:{version}" if target.kubernetes else "-"
+        replicas = target.kubernetes.replicas if target.kubernetes else 1
+        gpus = f"{target.gpus}/replica × {replicas}" if target.gpus else "0"
+    elif target.kind == "gpu_cluster":
+        image = f"{image_repository(resolved, target, target.image)}:{version}"
+        gpus = f"{target.gpus_per_worker}/worker × {target.workers}"
+    else:
+        image = target.filename or "-"
+        gpus = "-"
+    return FleetTarget(target.name, target.kind, image, gpus, tuple(gates))
+
+
+def _read_report(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("spec"), dict) else None
+
+
+def collect_fleet(root: str | Path, out_root: str | Path = "build", dist_root: str | Path = "dist",
+                  env: str | None = None) -> Fleet:
+    """Compile every spec below ``root`` (nothing is written) and gather the fleet table."""
+    root, out_root, dist_root = Path(root), Path(out_root), Path(dist_root)
+    rows = []
+    for spec in discover_specs(root, exclude=[out_root]):
+        result = compile_spec(spec, env=env)
+        if not result.ok or result.resolved is None:
+            rows.append(FleetRow(str(spec), None, None, env, (), "invalid", "-", None, (),
+                                 tuple(d.format() for d in result.diagnostics), ()))
+            continue
+        resolved = result.resolved
+        folder = output_dir_name(resolved.spec.name, env)
+        out_dir = out_root / folder
+        if not (out_dir / MANIFEST).is_file():
+            build = "not built"
+        else:
+            build = "stale" if diff_tree(out_dir, placed_files(result.files, spec, out_dir)) else "current"
+        report = _read_report(dist_root / folder / "report.json")
+        if report is None:
+            run, passed = "none", None
+        else:
+            same = report["spec"].get("sha256") == resolved.spec_sha256
+            run = "current" if same else "stale"
+            passed = report.get("passed") if isinstance(report.get("passed"), bool) else None
+        sources = tuple(os.path.relpath(s) for s in resolved.sources)
+        rows.append(FleetRow(str(spec), resolved.spec.name, resolved.spec.version, env,
+                             tuple(_target(resolved, t, report, resolved.spec.version) for t in resolved.spec.targets),
+                             build, run, passed, tuple(w.format() for w in result.warnings), (), sources))
+    return Fleet(str(root), str(out_root), str(dist_root), env, tuple(rows))

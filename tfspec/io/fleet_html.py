@@ -1,0 +1,90 @@
+"""The fleet page: one self-contained HTML file (no scripts, no network) laid out from a :class:`Fleet`.
+
+Like the run report, every value is computed here and the template ``fleet/fleet.html.j2`` only lays it
+out (autoescaped: spec text cannot inject markup). ``write_fleet_html`` writes atomically.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .fleet import Fleet, FleetRow, Gate
+from tfspec.compiler.versions import TFSPEC_VERSION
+
+__all__ = ["render_fleet_html", "write_fleet_html", "fleet_context"]
+
+TEMPLATE = "fleet/fleet.html.j2"
+_STATE_CLASS = {"current": "pass", "stale": "fail", "not built": "warn", "invalid": "fail", "none": "neutral",
+                "-": "neutral"}
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """HTML needs escaping, which the compiler's text environment (no autoescape) does not do."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(importlib.resources.files("tfspec.templates"))),
+        undefined=jinja2.StrictUndefined, autoescape=True, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True)
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _gate(gate: Gate) -> dict[str, Any]:
+    if gate.value is None:
+        state, measured = "neutral", "not measured"
+    else:
+        state, measured = ("pass" if gate.passed else "fail"), _number(gate.value)
+    return {"name": gate.name, "limit": _number(gate.limit), "measured": measured, "state": state}
+
+
+def _row(row: FleetRow) -> dict[str, Any]:
+    return {
+        "path": row.path, "name": row.name or "-", "version": row.version if row.version is not None else "-",
+        "targets": [{"name": t.name, "kind": t.kind, "image": t.image, "gpus": t.gpus,
+                     "gates": [_gate(g) for g in t.gates]} for t in row.targets],
+        "build": row.build, "build_class": _STATE_CLASS[row.build],
+        "run": row.run, "run_class": _STATE_CLASS[row.run] if row.run_passed is not False else "fail",
+        "run_note": "" if row.run_passed is None else (" · gates passed" if row.run_passed else " · gates missed"),
+        "warnings": list(row.warnings), "problems": list(row.problems), "sources": list(row.sources),
+    }
+
+
+def fleet_context(fleet: Fleet) -> dict[str, Any]:
+    rows = [_row(r) for r in fleet.rows]
+    return {
+        "tfspec_version": TFSPEC_VERSION, "root": fleet.root, "out_root": fleet.out_root, "dist_root": fleet.dist_root,
+        "environment": fleet.environment or "", "rows": rows,
+        "totals": {"specs": len(rows), "invalid": fleet.count(build="invalid"), "stale": fleet.count(build="stale"),
+                   "not_built": fleet.count(build="not built"), "run_stale": fleet.count(run="stale"),
+                   "warnings": sum(len(r.warnings) for r in fleet.rows)},
+    }
+
+
+def render_fleet_html(fleet: Fleet) -> str:
+    return _environment().get_template(TEMPLATE).render(**fleet_context(fleet))
+
+
+def write_fleet_html(fleet: Fleet, path: Path) -> Path:
+    """Write the page to ``path`` atomically (a temp file in the same folder, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = render_fleet_html(fleet)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
