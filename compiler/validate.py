@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from tfspec.spec.compression import DistillStage, PruneStage, QuantizationAwareStage
-from tfspec.spec.data import ImageFolderSource, SklearnDigitsSource
+from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, SklearnDigitsSource, TfrecordSource
 from tfspec.spec.errors import Diagnostic, SpecError, format_path
+from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import ApplicationModel, DenseLayer, FunctionalModel, SavedModelModel, SequentialModel
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
@@ -146,7 +147,7 @@ def merge_layers_need_functional(r: ResolvedSpec) -> list[Diagnostic]:
 
 def input_shape_matches_source(r: ResolvedSpec) -> list[Diagnostic]:
     expected = source_shape(r.spec)
-    if expected is None:
+    if expected is None or r.multi_input:  # several inputs: multi_input_features checks each one
         return []
     if tuple(r.input_shape) != tuple(expected):
         path = ("model", "inputs", 0, "shape") if isinstance(r.spec.model, FunctionalModel) else ("model", "input_shape")
@@ -155,6 +156,81 @@ def input_shape_matches_source(r: ResolvedSpec) -> list[Diagnostic]:
             hint += "; reshape them with data.preprocessing.reshape"
         return [r.diagnostic(path, f"input shape {list(r.input_shape)} does not match the data", hint)]
     return []
+
+
+def _named_features(r: ResolvedSpec) -> tuple[KeyPath, dict[str, int | None]] | None:
+    """Where the source names features per model input, and each name's size where the spec says it
+    (csv columns, tfrecord shapes; None for npz arrays, known when the data is read)."""
+    source = r.spec.data.source
+    if isinstance(source, NpzSource) and isinstance(source.features, dict):
+        return ("data", "source", "features"), {name: None for name in source.features}
+    if isinstance(source, CsvSource) and isinstance(source.feature_columns, dict):
+        return ("data", "source", "feature_columns"), {k: len(v) for k, v in source.feature_columns.items()}
+    if isinstance(source, TfrecordSource) and r.multi_input:
+        return ("data", "source", "features"), {k: math.prod(f.shape) for k, f in source.features.items()}
+    return None
+
+
+def multi_input_features(r: ResolvedSpec) -> list[Diagnostic]:
+    """Several model inputs take the source's features of the same names, each its own size, unreshaped."""
+    named = _named_features(r)
+    if named is None:
+        if not r.multi_input:
+            return []
+        return [r.diagnostic(("model", "inputs"), f"{len(r.inputs)} model inputs need the data's features named per "
+                             f"input; the {r.spec.data.source.kind} source gives one feature array",
+                             "use an npz source with features: {input: array, ...}, a csv source with "
+                             "feature_columns: {input: [columns], ...} or a tfrecord source with a feature per input")]
+    key, sizes = named
+    inputs = {i.name: i for i in r.inputs}
+    if set(sizes) != set(inputs):
+        return [r.diagnostic(key, f"features named {sorted(sizes)} for model inputs {sorted(inputs)}",
+                             "name one feature entry after each model input (model.inputs[].name, or "
+                             "model.input_name)")]
+    out = []
+    for index, model_input in enumerate(r.inputs):
+        size = sizes[model_input.name]
+        if size is not None and size != model_input.size:
+            where = ("model", "inputs", index, "shape") if isinstance(r.spec.model, FunctionalModel) else ("model", "input_shape")
+            out.append(r.diagnostic(where, f"input {model_input.name!r} of shape {list(model_input.shape)} takes "
+                                    f"{model_input.size} values; its features give {size}",
+                                    f"make the shape's values match {'.'.join(map(str, key))}.{model_input.name}"))
+    if r.multi_input and r.spec.data.preprocessing.reshape:
+        out.append(r.diagnostic(("data", "preprocessing", "reshape"), "reshape applies to one input; with several "
+                                "inputs each takes the shape model.inputs[].shape gives it", "remove reshape"))
+    if r.multi_input and r.spec.data.augmentation is not None:
+        out.append(r.diagnostic(("data", "augmentation"), "image augmentation is for a one-input model",
+                                "remove data.augmentation, or augment inside the model (random_flip, ... layers)"))
+    return out
+
+
+def preprocessing_in_model(r: ResolvedSpec) -> list[Diagnostic]:
+    """``data.preprocessing.in_model`` wraps one Keras model's one input with the data's preprocessing."""
+    if not r.spec.data.preprocessing.in_model:
+        return []
+    key = ("data", "preprocessing", "in_model")
+    if getattr(r.spec.model, "serve_as_is", False):
+        return [r.diagnostic(key, "a SavedModel served as it is is deployed unchanged: nothing can be baked into it",
+                             "remove in_model (clients preprocess), or set serve_as_is: false for a Keras SavedModel")]
+    if r.multi_input:
+        return [r.diagnostic(key, "preprocessing in the model needs a one-input model",
+                             "remove in_model, or put rescaling/normalization layers on each input in the model")]
+    if r.raw_input_shape is None:
+        return [r.diagnostic(key, f"the raw example shape of the {r.spec.data.source.kind} source is only known from "
+                             "the data, and reshape hides it", "set csv feature_columns, or remove reshape and give "
+                             "the model the source's shape")]
+    return []
+
+
+def multi_input_android(r: ResolvedSpec) -> list[Diagnostic]:
+    """The generated Kotlin loader feeds one input tensor."""
+    if not r.multi_input:
+        return []
+    return [r.diagnostic(("targets", index, "android"), f"the Android loader feeds one input; the model has "
+                         f"{len(r.inputs)} ({', '.join(i.name for i in r.inputs)})",
+                         "remove the android block: the .tflite (with its signature runner keys) is still built and "
+                         "verified")
+            for index, target in enumerate(r.spec.targets) if isinstance(target, TfliteTarget) and target.android]
 
 
 def reshape_keeps_size(r: ResolvedSpec) -> list[Diagnostic]:
@@ -726,6 +802,9 @@ RULES: tuple[Rule, ...] = (
     functional_graph,
     merge_layers_need_functional,
     input_shape_matches_source,
+    multi_input_features,
+    multi_input_android,
+    preprocessing_in_model,
     reshape_keeps_size,
     augmentation_needs_images,
     labels_match_classes,

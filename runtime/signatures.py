@@ -19,7 +19,8 @@ import numpy as np
 from .errors import ModelError
 from .tf import import_tf
 
-__all__ = ["Signature", "SIGNATURE_FILE", "load_signature", "describe_signatures", "read_signature_file"]
+__all__ = ["Signature", "SIGNATURE_FILE", "load_signature", "describe_signatures", "read_signature_file",
+           "signature_feed"]
 
 SIGNATURE_FILE = "signature.json"
 _KEY = ("model", "signature")
@@ -111,3 +112,11 @@ def load_signature(path: Path, name: str, example_shape: list[int] | None = None
 def read_signature_file(folder: Path) -> dict[str, Any]:
     """The ``signature.json`` the train step wrote for a SavedModel served as it is."""
     return json.loads((Path(folder) / SIGNATURE_FILE).read_text("utf-8"))
+
+
+def signature_feed(sample: Any, input_name: str) -> dict[str, Any]:
+    """Keyword arguments of a signature call: ``{input_name: x}``, or a dict of named inputs as it is."""
+    tf, _ = import_tf()
+    if isinstance(sample, dict):
+        return {k: tf.constant(v) for k, v in sample.items()}
+    return {input_name: tf.constant(sample)}

@@ -464,8 +464,10 @@ class FunctionalModel(StrictModel):
 
     kind: Literal["functional"]
     """Model kind."""
-    inputs: Annotated[list[InputSpec], Field(min_length=1, max_length=1)]
-    """Model inputs (one input is supported by the serving and mobile targets)."""
+    inputs: Annotated[list[InputSpec], Field(min_length=1, max_length=16)]
+    """Model inputs. Each name is a serving signature input key; with several inputs each one takes the
+    data source's features of the same name (``npz`` ``features`` / ``csv`` ``feature_columns`` as a mapping,
+    ``tfrecord`` features by name)."""
     layers: Annotated[list[Layer], Field(min_length=1)]
     """Layers; every layer has a ``name`` and ``inputs``."""
     outputs: Annotated[list[Identifier], Field(min_length=1, max_length=1)]

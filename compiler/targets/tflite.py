@@ -159,8 +159,11 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget, served: str | No
         "input_type": input_type,
         "output_type": output_type,
         "input_range": _QUANT_RANGE.get(input_type),
-        "rescale": _kotlin_float(preprocessing.rescale) if preprocessing.rescale is not None else None,
-        "normalize": preprocessing.normalize,
+        # preprocessing baked into the model (in_model): the loader sends raw values as they are
+        "rescale": (_kotlin_float(preprocessing.rescale) if preprocessing.rescale is not None
+                    and not preprocessing.in_model else None),
+        "normalize": preprocessing.normalize and not preprocessing.in_model,
+        "raw_inputs": preprocessing.in_model,
         "quantization": target.quantization.kind,
         "min_sdk": android.min_sdk,
         "accelerators": list(target.accelerators or ["cpu"]),
@@ -203,16 +206,19 @@ def plan_tflite(context: PlanContext, resolved: ResolvedSpec, target: TfliteTarg
         xnnpack=xnnpack,
         # a SavedModel served as it is converts through from_saved_model and its chosen signature
         signature=spec.model.signature if getattr(spec.model, "serve_as_is", False) else None,
+        raw_input_shape=list(resolved.raw_input_shape) if resolved.raw_input_shape is not None else None,
     ), [context.final_model, context.data], [target.filename], t)
     verify = context.add(f"{t}.verify", "verify", TfliteVerifyParams(
         artifact="tflite", filename=target.filename, gates=dump(target.gates), metric=context.metric,
         accelerators=list(target.accelerators or []), npu_full_integer=npu_full_integer(target), xnnpack=xnnpack,
+        raw_inputs=resolved.raw_input_shape is not None,
     ), [convert, context.evaluate, context.data], ["verify.json"], t)
     assets_dir = f"{t}/{target.android.asset_pack.name}/src/main/assets" if target.android else t
     context.add(f"{t}.bundle", "bundle", TfliteBundleParams(
         artifact="tflite", filename=target.filename, android=dump(target.android),
         labels=list(resolved.labels), name=spec.name, version=spec.version,
         input_name=resolved.input_name, output_name=resolved.output_name, assets_dir=assets_dir, xnnpack=xnnpack,
+        raw_inputs=resolved.raw_input_shape is not None,
     ), [convert, verify, context.data], [assets_dir], t)
 
 

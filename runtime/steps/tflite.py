@@ -24,7 +24,7 @@ import numpy as np
 from tfspec.plan import MODEL_STEP_KINDS, TfliteParams
 from tfspec.runtime.accelerators import interpreter_kernels
 from tfspec.runtime.context import StepContext
-from tfspec.runtime.datasets import load_dataset, representative_samples
+from tfspec.runtime.datasets import example_at, example_count, load_dataset, representative_samples
 from tfspec.runtime.keras_io import load_model
 from tfspec.runtime.model_builder import recurrent_layers
 from tfspec.runtime.tf import import_tf
@@ -44,13 +44,21 @@ def _ops(tf: Any) -> dict[str, Any]:
     }
 
 
-def convert(model: Any, params: TfliteParams, calibration: np.ndarray | None) -> bytes:
+def convert(model: Any, params: TfliteParams, calibration: Any, preprocess: Any = None) -> bytes:
     """The ``.tflite`` flatbuffer for ``model`` (a Keras model, or the folder of a SavedModel served as it
-    is, converted through its ``signature``) under the plan's conversion ``params``."""
+    is, converted through its ``signature``) under the plan's conversion ``params``. With ``preprocess``
+    (``data.preprocessing.in_model``) the model takes raw float32 examples of ``params.raw_input_shape``
+    and applies it first (``calibration`` is then raw examples too)."""
     tf, _ = import_tf()
     if isinstance(model, Path):
         converter = tf.lite.TFLiteConverter.from_saved_model(str(model), signature_keys=[params.signature])
-    elif recurrent_layers(model):
+    elif preprocess is not None:
+        # a recurrent model needs the static batch of one (below) here too
+        batch = 1 if recurrent_layers(model) else None
+        spec = tf.TensorSpec([batch, *(params.raw_input_shape or [])], tf.float32, name=model.input_names[0])
+        function = tf.function(lambda x: model(preprocess(x), training=False)).get_concrete_function(spec)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    elif recurrent_layers(model) and len(model.inputs) == 1:
         # LSTM/GRU at a dynamic batch convert to TensorList loops the builtins lack; at a static batch of
         # one, LSTM becomes the builtin UNIDIRECTIONAL_SEQUENCE_LSTM and GRU a builtin WHILE loop. Their
         # state lives in variable tensors: reset them between examples (verify and the Kotlin loader do).
@@ -63,10 +71,12 @@ def convert(model: Any, params: TfliteParams, calibration: np.ndarray | None) ->
         converter.optimizations = [getattr(tf.lite.Optimize, name) for name in params.optimizations]
         # The converter's switch for this (TF 2.21) is still underscored; it affects only Dense layers.
         converter._experimental_disable_per_channel_quantization_for_dense_layers = not params.per_channel_dense
-    if calibration is not None and len(calibration):
-        def representative() -> Iterator[list[np.ndarray]]:
-            for i in range(len(calibration)):
-                yield [calibration[i:i + 1]]
+    if calibration is not None and example_count(calibration):
+        def representative() -> Iterator[Any]:
+            # several named inputs: a dict keyed by the signature's input names
+            for i in range(example_count(calibration)):
+                sample = example_at(calibration, i)
+                yield sample if isinstance(sample, dict) else [sample]
 
         converter.representative_dataset = representative
     ops = _ops(tf)
@@ -94,8 +104,10 @@ def run(ctx: StepContext) -> dict[str, Any]:
     data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     calibration = None
     if p.representative_samples:
-        calibration = representative_samples(data, p.representative_samples, seed=0).astype(np.float32)
-    flatbuffer = convert(model, p, calibration)
+        samples = representative_samples(data, p.representative_samples, seed=0, raw=p.raw_input_shape is not None)
+        # several named inputs: each already in its own dtype (the data step's split)
+        calibration = samples if isinstance(samples, dict) else samples.astype(np.float32)
+    flatbuffer = convert(model, p, calibration, data.preprocessing() if p.raw_input_shape is not None else None)
     path = ctx.out / p.filename
     path.write_bytes(flatbuffer)
     interpreter = Interpreter(model_path=str(path), **interpreter_kernels(p.xnnpack))
@@ -107,7 +119,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     return {
         "size_bytes": len(flatbuffer),
         "quantization": p.quantization,
-        "calibration_samples": 0 if calibration is None else int(len(calibration)),
+        "calibration_samples": 0 if calibration is None else example_count(calibration),
         "input_dtype": np.dtype(inp["dtype"]).name,
         "output_dtype": np.dtype(out["dtype"]).name,
         "input_quantization": [float(inp["quantization"][0]), int(inp["quantization"][1])],
