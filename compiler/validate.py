@@ -15,7 +15,7 @@ from tfspec.spec.compression import DistillStage, PruneStage, QuantizationAwareS
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, SklearnDigitsSource, TfrecordSource
 from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.loader import KeyPath
-from tfspec.spec.model import ApplicationModel, DenseLayer, FunctionalModel, SavedModelModel, SequentialModel
+from tfspec.spec.model import DenseLayer, FunctionalModel, SavedModelModel, SequentialModel
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from .locations import is_external, is_object_store, local_path
@@ -365,15 +365,6 @@ def select_tf_ops_cannot_verify(r: ResolvedSpec) -> list[Diagnostic]:
                 "use only tflite_builtins / tflite_builtins_int8 ops (replace the layer that needs a TensorFlow op), "
                 "or serve the model with a tf_serving target"))
     return out
-
-
-def backbone_compression_not_yet(r: ResolvedSpec) -> list[Diagnostic]:
-    """tfmot does not reach into a nested backbone model; until the stages recurse into it, say so here."""
-    if not isinstance(r.spec.model, ApplicationModel):
-        return []
-    return [r.diagnostic(("compression", index), f"{stage.kind} of an application backbone is not supported yet: "
-                         "tfmot cannot wrap a nested Keras model", "use post-training int8 quantization on the tflite "
-                         "target, or build the model flat with kind: builder") for index, stage in _stages(r)]
 
 
 def serve_as_is_is_not_keras(r: ResolvedSpec) -> list[Diagnostic]:
@@ -814,7 +805,6 @@ RULES: tuple[Rule, ...] = (
     gates_match_metric,
     select_tf_ops_cannot_verify,
     serve_as_is_is_not_keras,
-    backbone_compression_not_yet,
     external_locations_opt_in,
     image_folder_classes_match,
     compression_order,

@@ -66,12 +66,11 @@ def test_missing_weights_file_is_reported_before_anything_runs(tmp_path: Path) -
     assert "deploy.yaml:11:3: model.weights: nowhere.h5 does not exist" in " ".join(result.output.split())
 
 
-def test_compression_of_a_backbone_is_refused_until_supported(tmp_path: Path) -> None:
+def test_compression_of_a_backbone_validates(tmp_path: Path) -> None:
     (tmp_path / "backbone.h5").write_bytes(b"")
     spec = _write(tmp_path, compression="compression:\n  - {kind: prune, target_sparsity: 0.5}\n")
     result = invoke("validate", str(spec))
-    assert result.exit_code == 2
-    assert "compression[0]: prune of an application backbone is not supported yet" in " ".join(result.output.split())
+    assert result.exit_code == 0, result.output  # refused before the backbone was flattened for tfmot
 
 
 @pytest.mark.slow
@@ -98,3 +97,46 @@ def test_backbone_with_local_weights_trains_both_phases_and_converts_to_int8(tmp
                          (backbone.get_layer("Conv_1_bn"), trained.get_layer("Conv_1_bn"))):
         np.testing.assert_array_equal(saved.moving_mean.numpy(), layer.moving_mean.numpy())
     np.testing.assert_array_equal(backbone.get_layer("Conv1").kernel.numpy(), trained.get_layer("Conv1").kernel.numpy())
+
+
+COMPRESSED = """\
+compression:
+  - {kind: prune, target_sparsity: 0.5, fine_tune_epochs: 1}
+  - {kind: quantization_aware, preserve: [sparsity], fine_tune_epochs: 1}
+"""
+
+
+@pytest.mark.slow
+def test_prune_and_qat_reach_the_backbone_layers(tmp_path: Path) -> None:
+    import tf_keras
+
+    backbone = tf_keras.applications.MobileNetV2(alpha=0.35, input_shape=(32, 32, 3), include_top=False, weights=None)
+    backbone.save_weights(str(tmp_path / "backbone.h5"))
+    spec = _write(tmp_path, compression=COMPRESSED)
+    spec.write_text(spec.read_text("utf-8").replace("[96, 96, 3]", "[32, 32, 3]"), encoding="utf-8")
+    rng = np.random.default_rng(1)
+    y = np.array([0, 1] * 16, dtype=np.int64)
+    np.savez(tmp_path / "images.npz", x=rng.uniform(-1.0, 0.0, size=(32, 32, 32, 3)).astype(np.float32)
+             + y[:, None, None, None], y=y)
+    result = invoke("run", str(spec), "--quiet", "--cache-dir", str(tmp_path / "cache"), "--dist-dir",
+                    str(tmp_path / "dist"))
+    assert result.exit_code == 0, result.output
+    report = read_json(tmp_path / "dist" / "report.json")
+    steps = {s["id"]: s for s in report["steps"]}
+    prune = steps["compress.0.prune"]["metrics"]
+    assert prune["flattened"] == ["backbone"]
+    pruned = set(prune["pruned_layers"])
+    assert {"Conv1", "block_1_expand", "block_1_project", "Conv_1", "classes"} <= pruned
+    assert not any(name.endswith("_bn") or name.startswith("bn_") or "BN" in name for name in pruned)
+    from tfspec.runtime.keras_io import load_model
+
+    flat = load_model(tmp_path / "cache" / steps["compress.0.prune"]["fingerprint"], compile=False)
+    kernel = flat.get_layer("block_1_expand").kernel.numpy()
+    assert abs(float(np.mean(kernel == 0)) - 0.5) < 0.05  # a backbone layer reached the target sparsity
+    trained = load_model(tmp_path / "cache" / steps["train"]["fingerprint"], compile=False).get_layer("backbone")
+    # the backbone's BatchNorm stayed in inference mode through the fine-tuning (moving statistics unchanged)
+    np.testing.assert_array_equal(trained.get_layer("bn_Conv1").moving_mean.numpy(),
+                                  flat.get_layer("bn_Conv1").moving_mean.numpy())
+    qat = steps["compress.1.quantization_aware"]["metrics"]
+    assert {"Conv1", "block_1_depthwise", "classes"} <= set(qat["quantized_layers"])
+    assert report["targets"]["phone"]["metrics"]["size_bytes"] > 0
