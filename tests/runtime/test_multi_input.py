@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime_testing import compile_text, invoke, read_json
+from runtime_testing import compile_text, invoke, read_json, step_context
 
 SPEC = """\
 api_version: tfspec/v1
@@ -96,6 +96,30 @@ def test_csv_column_groups_must_match_the_input_sizes(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "input 'pixels' of shape [4, 4, 1] takes 16 values; its features give 1" in result.output
     assert "input 'meta' of shape [3] takes 3 values; its features give 2" in result.output
+
+
+def test_csv_column_groups_reach_each_input_as_a_named_feature(tmp_path: Path) -> None:
+    from tfspec.runtime.datasets import load_dataset
+    from tfspec.runtime.steps import data as data_step
+
+    rows = ["w,label,r,h,g,b"] + [f"{i},{i % 3},{100 + i},{-i},{200 + i},{300 + i}" for i in range(60)]
+    (tmp_path / "data.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    text = SPEC.replace("{kind: npz, path: data.npz, features: {pixels: x_pixels, meta: x_meta}, labels: y}",
+                        "{kind: csv, path: data.csv, label_column: label, "
+                        "feature_columns: {meta: [r, g, b], pixels: [w, h]}}")
+    text = text.replace("{name: pixels, shape: [4, 4, 1]}", "{name: pixels, shape: [2], dtype: int32}").replace(
+        "kind: int8, representative_samples: 50, input_type: float32, output_type: float32", "kind: none")
+    result = compile_text(tmp_path, text)
+    ctx = step_context(result, "data", tmp_path / "out")
+    data_step.run(ctx)
+    features, labels = load_dataset(ctx.out, tmp_path).arrays("train")
+    assert sorted(features) == ["meta", "pixels"]
+    assert features["pixels"].dtype == np.int32 and features["pixels"].shape[1:] == (2,)
+    w = features["pixels"][:, 0]
+    # each row's columns went to their input, in the mapping's column order
+    np.testing.assert_array_equal(features["pixels"][:, 1], -w)
+    np.testing.assert_allclose(features["meta"], np.stack([100 + w, 200 + w, 300 + w], axis=1))
+    np.testing.assert_array_equal(labels, w % 3)
 
 
 def test_android_loader_is_refused_for_several_inputs(tmp_path: Path) -> None:
