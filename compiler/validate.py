@@ -571,9 +571,8 @@ def int8_needs_representative_data(r: ResolvedSpec) -> list[Diagnostic]:
                 out.append(r.diagnostic(("targets", index, "quantization", "representative_samples"),
                                         f"{q.representative_samples} representative samples requested, the training "
                                         f"split has about {available}", f"use at most {available}"))
-        if r.input_dtype != "float32":
-            out.append(r.diagnostic(("targets", index, "quantization", "kind"),
-                                    f"{q.kind} calibration needs float inputs, the model takes {r.input_dtype}"))
+        # integer inputs (token ids of an embedding model) are allowed: the converter keeps them int32 and
+        # calibrates on the ids as they are
     return out
 
 

@@ -49,7 +49,8 @@ def io_types(resolved: ResolvedSpec, target: TfliteTarget) -> tuple[str, str]:
     """Element types of the converted model's input and output tensors."""
     q = target.quantization
     if isinstance(q, Int8Quantization):
-        return q.input_type, q.output_type
+        # integer inputs (token ids) stay as they are: the converter quantizes float inputs only
+        return (q.input_type if resolved.input_dtype == "float32" else resolved.input_dtype), q.output_type
     return resolved.input_dtype, "float32"
 
 

@@ -105,8 +105,9 @@ def run(ctx: StepContext) -> dict[str, Any]:
     calibration = None
     if p.representative_samples:
         samples = representative_samples(data, p.representative_samples, seed=0, raw=p.raw_input_shape is not None)
-        # several named inputs: each already in its own dtype (the data step's split)
-        calibration = samples if isinstance(samples, dict) else samples.astype(np.float32)
+        # several named inputs: each already in its own dtype (the data step's split);
+        # integer inputs (token ids) calibrate as they are: the converter keeps them integer
+        calibration = samples if isinstance(samples, dict) or samples.dtype.kind in "iu" else samples.astype(np.float32)
     flatbuffer = convert(model, p, calibration, data.preprocessing() if p.raw_input_shape is not None else None)
     path = ctx.out / p.filename
     path.write_bytes(flatbuffer)
