@@ -6,6 +6,7 @@ Runs once per compile, after ``validate`` and before ``plan``; ``plan`` itself d
 * ``data.source.path``: the npz or csv file, every file below an ``image_folder``, every file a
   ``tfrecord`` glob matches (the set of matches is part of the digest: adding a shard changes it);
 * ``model.path``: a ``saved_model`` folder (or a ``.keras`` / ``.h5`` file);
+* ``model.weights``: an ``application`` backbone's weights file;
 * ``model.builder``: every ``.py`` file of the builder's top-level package beside the spec (a folder, or
   one ``name.py``), and of every local package those files import (found by parsing their ``import``
   statements, never by importing them: the compiler does not run user code). A module that is not beside
@@ -36,7 +37,7 @@ from tfspec.spec.compression import DistillStage
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, TfrecordSource
 from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.loader import KeyPath
-from tfspec.spec.model import BuilderModel, SavedModelModel
+from tfspec.spec.model import ApplicationModel, BuilderModel, SavedModelModel
 
 from .file_digests import MEMO_DIR, MemoStats, StatMemo, UnreadableFile, digest_listing
 from .locations import is_object_store, list_objects
@@ -124,6 +125,8 @@ def input_sources(resolved: ResolvedSpec) -> list[InputSource]:
         out.append(InputSource(("data", "source", "path"), _PATH, local))
     if isinstance(spec.model, SavedModelModel):
         out.append(_model_source(("model", "path"), spec.model.path))
+    elif isinstance(spec.model, ApplicationModel) and spec.model.weights is not None:
+        out.append(InputSource(("model", "weights"), _PATH, spec.model.weights))
     elif isinstance(spec.model, BuilderModel):
         out.append(InputSource(("model", "builder"), _MODULE, spec.model.builder.split(":")[0]))
     for index, stage in enumerate(spec.compression):
@@ -233,7 +236,19 @@ def _gather_one(source: InputSource, resolved: ResolvedSpec, memo: StatMemo,
     if digest is None:
         return resolved.diagnostic(source.key, f"{source.value} does not exist (looked in {spec_dir})",
                                    "paths are relative to the spec file")
+    if source.key == ("model", "path") and not _keras_loadable(where, resolved):
+        # tf_keras cannot load it: fail here, before training (today: AttributeError in `train`)
+        return resolved.diagnostic(source.key, f"{source.value} is not a Keras SavedModel (no keras_metadata.pb): "
+                                   "it cannot be trained or compressed",
+                                   "deploy it unchanged with serve_as_is: true (and trainable unset, no compression)")
     return digest
+
+
+def _keras_loadable(path: Path, resolved: ResolvedSpec) -> bool:
+    """False for a SavedModel folder tf_keras cannot load (TF1, ``tf.Module``) unless it is served as it is."""
+    if getattr(resolved.spec.model, "serve_as_is", False) or not path.is_dir():
+        return True
+    return (path / "keras_metadata.pb").is_file() or not (path / "saved_model.pb").is_file()
 
 
 def _objects_digest(source: InputSource, resolved: ResolvedSpec) -> str | Diagnostic:

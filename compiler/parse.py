@@ -20,6 +20,7 @@ from tfspec.spec.data import DATA_LOCATION_PATTERN
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import KeyPath, SourceDocument, cap
+from tfspec.spec.model import LAYER_TYPES
 
 __all__ = ["parse_spec", "parse_model", "diagnostics_from_validation_error"]
 
@@ -201,6 +202,9 @@ def _describe(item: dict[str, Any], path: KeyPath, owner: Any) -> tuple[str, str
         hint = f"expected one of {expected}" if expected else None
         if isinstance(got, str) and expected:
             options = [o.strip().strip("'\"") for o in str(expected).replace(" or ", ",").split(",")]
+            if discriminator == "type" and "layers" in path:
+                # a hundred catalogue names: show the short ones, suggest from all
+                expected = ", ".join(repr(t) for t in LAYER_TYPES) + _CATALOGUE_NOTE
             hint = _suggest(got, [o for o in options if o], str(expected))
         if discriminator == "type" and "layers" in path and not (hint or "").startswith("did you mean"):
             hint = (hint + "; " if hint else "") + _OTHER_LAYERS
@@ -291,6 +295,7 @@ _WRITE_INSTEAD = {
     "top_k_categorical_accuracy": ("sparse_top_k_categorical_accuracy", "labels are class indices"),
 }
 
+_CATALOGUE_NOTE = " or another tf_keras layer listed in spec/keras_layers.json"
 _OTHER_LAYERS = ("for a layer not listed, build the model in Python: "
                  "model: {kind: builder, builder: package.module:function, input_shape: [...]}")
 

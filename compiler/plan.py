@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfspec.plan import (MODEL_STEP_KINDS, STEP_KINDS, DataParams, EvaluateParams, ExportParams, Plan, PreprocessingParams,
+from tfspec.plan import (MODEL_STEP_KINDS, STEP_KINDS, DataParams, EvaluateParams, ExportParams, InputParams, Plan, PreprocessingParams,
                          RenderParams, SpecInfo, SplitParams, Step, StepParams, TrainParams, canonical_json, fingerprint)
-from tfspec.spec.data import TfrecordSource
+from tfspec.spec.data import CsvSource, NpzSource, TfrecordSource
 
 from .inputs import InputDigests
 from .naming import dist_name
@@ -28,9 +28,19 @@ from .techniques import technique
 from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
 __all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "REGRESSION_LOSSES", "build_plan", "canonical_json",
-           "fingerprint", "model_step_id", "quality_metric"]
+           "fingerprint", "model_step_id", "quality_metric", "served_as_is", "served_signature"]
 
 REGRESSION_LOSSES = frozenset({"mean_squared_error", "mean_absolute_error", "huber"})
+
+
+def served_as_is(resolved: ResolvedSpec) -> bool:
+    """A SavedModel deployed unchanged (``model.serve_as_is``): no Keras model, keys read from its signature."""
+    return bool(getattr(resolved.spec.model, "serve_as_is", False))
+
+
+def served_signature(resolved: ResolvedSpec) -> str:
+    """The signature export, warmup, verify and tflite use: the spec's for a SavedModel served as it is."""
+    return resolved.spec.model.signature if served_as_is(resolved) else "serving_default"
 
 
 def quality_metric(loss_kind: str) -> str:
@@ -83,6 +93,24 @@ def _stage_params(resolved: ResolvedSpec, index: int, stage: Any, fit: dict[str,
             "num_classes": resolved.num_classes}
 
 
+def _feature_order(resolved: ResolvedSpec) -> list[str] | None:
+    """The order a source's named features are concatenated in: a tfrecord source's features as the spec
+    lists them, or the model's inputs when the source names its features per input."""
+    source = resolved.spec.data.source
+    per_input = resolved.multi_input or (isinstance(source, NpzSource) and isinstance(source.features, dict)) or (
+        isinstance(source, CsvSource) and isinstance(source.feature_columns, dict))
+    if per_input:
+        return [i.name for i in resolved.inputs]
+    return list(source.features) if isinstance(source, TfrecordSource) else None
+
+
+def _inputs(resolved: ResolvedSpec) -> list[InputParams] | None:
+    """The named inputs of a model with several; None for one input (its ``input_*`` params say it all)."""
+    if not resolved.multi_input:
+        return None
+    return [InputParams(name=i.name, shape=list(i.shape), dtype=i.dtype) for i in resolved.inputs]
+
+
 def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]] | None = None,
                digests: InputDigests | None = None, *, root: str | None = None, spec_file: str | None = None) -> Plan:
     """Turn a validated spec and its gathered inputs into the step DAG.
@@ -109,14 +137,16 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         labels=list(resolved.labels),
         num_classes=resolved.num_classes,
         num_classes_key=list(num_classes_key(spec)),
-        input_shape=list(resolved.input_shape),
+        input_shape=list(resolved.data_shape),
         input_dtype=resolved.input_dtype,
         loss=training.loss_spec.kind,
-        # canonical JSON sorts mapping keys; the input is the features' concatenation in spec order
-        feature_order=list(spec.data.source.features) if isinstance(spec.data.source, TfrecordSource) else None,
+        # canonical JSON sorts mapping keys; the input is the features' concatenation in spec order (with
+        # several model inputs: in model input order, one feature per input)
+        feature_order=_feature_order(resolved),
         input_digests=(digests.under("data.") or None) if digests is not None else None,
         memory_budget=int(quantity_value(spec.data.memory_budget)),
         storage=_dump(spec.data.storage),  # endpoint and credential variable names, never values
+        inputs=_inputs(resolved),
     ), [], ["manifest.json", "data_info.json"])
     fit = {
         "optimizer": _dump(training.optimizer),
@@ -128,18 +158,21 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         "distribution": _dump(training.distribution),
     }
     model_outputs = ["model.keras", "history.json", "metrics.json"]
+    as_is = bool(getattr(spec.model, "serve_as_is", False))
+    # A SavedModel served as it is: its signature's keys are read from it at run time, not named here.
+    train_outputs = ["saved_model", "signature.json", *model_outputs[1:]] if as_is else model_outputs
     last = b.add("train", "train", TrainParams(
         model=_dump(spec.model),
         fit=fit,
         epochs=training.epochs,
         early_stopping=_dump(training.early_stopping),
         checkpoint_every_epoch=training.checkpoint_every_epoch,
-        trainable=getattr(spec.model, "trainable", True),
+        trainable=getattr(spec.model, "trainable", True) and not as_is,
         input_name=resolved.input_name,
         output_name=resolved.output_name,
         num_classes=resolved.num_classes,
         input_digests=(digests.under("model.") or None) if digests is not None else None,  # SavedModel, builder
-    ), [data], model_outputs)
+    ), [data], train_outputs)
     train_step = last
     model_steps = [train_step]
     for index, stage in enumerate(spec.compression):
@@ -162,11 +195,14 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     export = b.add("export", "export", ExportParams(
         name=spec.name,
         version=spec.version,
-        input_name=resolved.input_name,
-        output_name=resolved.output_name,
+        input_name=None if as_is else resolved.input_name,
+        output_name=None if as_is else resolved.output_name,
         input_shape=list(resolved.input_shape),
         input_dtype=resolved.input_dtype,
-        signature="serving_default",
+        signature=served_signature(resolved),
+        as_is=as_is,
+        inputs=_inputs(resolved),
+        raw_input_shape=list(resolved.raw_input_shape) if resolved.raw_input_shape is not None else None,
     ), [final_model, data], ["saved_model"])
     context = PlanContext(add=b.add, data=data, final_model=final_model, evaluate=evaluate, export=export,
                           quantization_aware=quantization_aware, metric=metric)

@@ -27,7 +27,7 @@ from tfspec.spec.targets import Target
 
 from .sources import SKLEARN_DIGITS
 
-__all__ = ["ResolvedSpec", "TargetDefaults", "expand_variables", "apply_environment", "merge_overlay",
+__all__ = ["ResolvedSpec", "ModelInput", "TargetDefaults", "expand_variables", "apply_environment", "merge_overlay",
            "with_defaults", "num_classes_key"]
 
 TargetDefaults = Callable[[Spec, Target], Target]
@@ -177,6 +177,23 @@ def _merge_targets(tree: dict[str, Any], overlays: Any, source: KeyPath, positio
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelInput:
+    """One named model input: a serving signature key, its shape without the batch axis and its dtype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def size(self) -> int:
+        """Values per example (the input's slice of the data's flat feature vector)."""
+        size = 1
+        for d in self.shape:
+            size *= d
+        return size
+
+
+@dataclasses.dataclass(frozen=True)
 class ResolvedSpec:
     """A spec with every default filled: what ``validate``, ``plan`` and ``render`` work on.
 
@@ -212,6 +229,35 @@ class ResolvedSpec:
 
     def diagnostic(self, path: KeyPath, message: str, hint: str | None = None) -> Diagnostic:
         return self.document.diagnostic(path, message, hint)
+
+    @property
+    def inputs(self) -> tuple[ModelInput, ...]:
+        """Every model input in order: a functional model's ``inputs``, else the one input."""
+        named = getattr(self.spec.model, "inputs", None)
+        if named:
+            return tuple(ModelInput(i.name, tuple(i.shape), i.dtype) for i in named)
+        return (ModelInput(self.input_name, tuple(self.input_shape), self.input_dtype),)
+
+    @property
+    def raw_input_shape(self) -> tuple[int, ...] | None:
+        """With ``data.preprocessing.in_model``: the shape the served model takes (the source's example
+        shape, before reshape); None without it, or where the source's shape is only known from the data."""
+        if not self.spec.data.preprocessing.in_model:
+            return None
+        raw = source_shape(self.spec, reshaped=False)
+        if raw is None and not self.spec.data.preprocessing.reshape:
+            raw = tuple(self.input_shape)
+        return raw
+
+    @property
+    def multi_input(self) -> bool:
+        return len(self.inputs) > 1
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        """The example shape the data step produces: the input shape, or with several inputs their values
+        concatenated in input order (split into named features when the data is read)."""
+        return (sum(i.size for i in self.inputs),) if self.multi_input else tuple(self.input_shape)
 
 
 def _num_classes(spec: Spec) -> int | None:
@@ -296,7 +342,8 @@ def source_shape(spec: Spec, reshaped: bool = True) -> tuple[int, ...] | None:
         if shape == ():
             shape = (1,)
     elif isinstance(source, CsvSource) and source.feature_columns:
-        shape = (len(source.feature_columns),)
+        columns = source.feature_columns
+        shape = (sum(len(c) for c in columns.values()) if isinstance(columns, dict) else len(columns),)
     if shape is not None and reshaped and spec.data.preprocessing.reshape:
         return tuple(spec.data.preprocessing.reshape)
     return shape

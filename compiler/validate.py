@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from tfspec.spec.compression import DistillStage, PruneStage, QuantizationAwareStage
-from tfspec.spec.data import ImageFolderSource, SklearnDigitsSource
+from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, SklearnDigitsSource, TfrecordSource
 from tfspec.spec.errors import Diagnostic, SpecError, format_path
-from tfspec.spec.model import DenseLayer, FunctionalModel, SequentialModel
+from tfspec.spec.loader import KeyPath
+from tfspec.spec.model import DenseLayer, FunctionalModel, SavedModelModel, SequentialModel
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from .locations import is_external, is_object_store, local_path
@@ -147,7 +148,7 @@ def merge_layers_need_functional(r: ResolvedSpec) -> list[Diagnostic]:
 
 def input_shape_matches_source(r: ResolvedSpec) -> list[Diagnostic]:
     expected = source_shape(r.spec)
-    if expected is None:
+    if expected is None or r.multi_input:  # several inputs: multi_input_features checks each one
         return []
     if tuple(r.input_shape) != tuple(expected):
         path = ("model", "inputs", 0, "shape") if isinstance(r.spec.model, FunctionalModel) else ("model", "input_shape")
@@ -156,6 +157,81 @@ def input_shape_matches_source(r: ResolvedSpec) -> list[Diagnostic]:
             hint += "; reshape them with data.preprocessing.reshape"
         return [r.diagnostic(path, f"input shape {list(r.input_shape)} does not match the data", hint)]
     return []
+
+
+def _named_features(r: ResolvedSpec) -> tuple[KeyPath, dict[str, int | None]] | None:
+    """Where the source names features per model input, and each name's size where the spec says it
+    (csv columns, tfrecord shapes; None for npz arrays, known when the data is read)."""
+    source = r.spec.data.source
+    if isinstance(source, NpzSource) and isinstance(source.features, dict):
+        return ("data", "source", "features"), {name: None for name in source.features}
+    if isinstance(source, CsvSource) and isinstance(source.feature_columns, dict):
+        return ("data", "source", "feature_columns"), {k: len(v) for k, v in source.feature_columns.items()}
+    if isinstance(source, TfrecordSource) and r.multi_input:
+        return ("data", "source", "features"), {k: math.prod(f.shape) for k, f in source.features.items()}
+    return None
+
+
+def multi_input_features(r: ResolvedSpec) -> list[Diagnostic]:
+    """Several model inputs take the source's features of the same names, each its own size, unreshaped."""
+    named = _named_features(r)
+    if named is None:
+        if not r.multi_input:
+            return []
+        return [r.diagnostic(("model", "inputs"), f"{len(r.inputs)} model inputs need the data's features named per "
+                             f"input; the {r.spec.data.source.kind} source gives one feature array",
+                             "use an npz source with features: {input: array, ...}, a csv source with "
+                             "feature_columns: {input: [columns], ...} or a tfrecord source with a feature per input")]
+    key, sizes = named
+    inputs = {i.name: i for i in r.inputs}
+    if set(sizes) != set(inputs):
+        return [r.diagnostic(key, f"features named {sorted(sizes)} for model inputs {sorted(inputs)}",
+                             "name one feature entry after each model input (model.inputs[].name, or "
+                             "model.input_name)")]
+    out = []
+    for index, model_input in enumerate(r.inputs):
+        size = sizes[model_input.name]
+        if size is not None and size != model_input.size:
+            where = ("model", "inputs", index, "shape") if isinstance(r.spec.model, FunctionalModel) else ("model", "input_shape")
+            out.append(r.diagnostic(where, f"input {model_input.name!r} of shape {list(model_input.shape)} takes "
+                                    f"{model_input.size} values; its features give {size}",
+                                    f"make the shape's values match {'.'.join(map(str, key))}.{model_input.name}"))
+    if r.multi_input and r.spec.data.preprocessing.reshape:
+        out.append(r.diagnostic(("data", "preprocessing", "reshape"), "reshape applies to one input; with several "
+                                "inputs each takes the shape model.inputs[].shape gives it", "remove reshape"))
+    if r.multi_input and r.spec.data.augmentation is not None:
+        out.append(r.diagnostic(("data", "augmentation"), "image augmentation is for a one-input model",
+                                "remove data.augmentation, or augment inside the model (random_flip, ... layers)"))
+    return out
+
+
+def preprocessing_in_model(r: ResolvedSpec) -> list[Diagnostic]:
+    """``data.preprocessing.in_model`` wraps one Keras model's one input with the data's preprocessing."""
+    if not r.spec.data.preprocessing.in_model:
+        return []
+    key = ("data", "preprocessing", "in_model")
+    if getattr(r.spec.model, "serve_as_is", False):
+        return [r.diagnostic(key, "a SavedModel served as it is is deployed unchanged: nothing can be baked into it",
+                             "remove in_model (clients preprocess), or set serve_as_is: false for a Keras SavedModel")]
+    if r.multi_input:
+        return [r.diagnostic(key, "preprocessing in the model needs a one-input model",
+                             "remove in_model, or put rescaling/normalization layers on each input in the model")]
+    if r.raw_input_shape is None:
+        return [r.diagnostic(key, f"the raw example shape of the {r.spec.data.source.kind} source is only known from "
+                             "the data, and reshape hides it", "set csv feature_columns, or remove reshape and give "
+                             "the model the source's shape")]
+    return []
+
+
+def multi_input_android(r: ResolvedSpec) -> list[Diagnostic]:
+    """The generated Kotlin loader feeds one input tensor."""
+    if not r.multi_input:
+        return []
+    return [r.diagnostic(("targets", index, "android"), f"the Android loader feeds one input; the model has "
+                         f"{len(r.inputs)} ({', '.join(i.name for i in r.inputs)})",
+                         "remove the android block: the .tflite (with its signature runner keys) is still built and "
+                         "verified")
+            for index, target in enumerate(r.spec.targets) if isinstance(target, TfliteTarget) and target.android]
 
 
 def reshape_keeps_size(r: ResolvedSpec) -> list[Diagnostic]:
@@ -278,9 +354,6 @@ def gates_match_metric(r: ResolvedSpec) -> list[Diagnostic]:
 
 # --- conversion ---------------------------------------------------------------------------------------
 
-_RECURRENT_LAYER_TYPES = frozenset({"lstm", "gru"})
-
-
 def select_tf_ops_cannot_verify(r: ResolvedSpec) -> list[Diagnostic]:
     out = []
     for index, target in enumerate(r.spec.targets):
@@ -295,25 +368,19 @@ def select_tf_ops_cannot_verify(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
-def recurrent_layers_need_serving(r: ResolvedSpec) -> list[Diagnostic]:
-    """LSTM/GRU layers reach the TFLite converter as TensorList loops it cannot lower to builtins."""
-    if not any(isinstance(t, TfliteTarget) for t in r.spec.targets):
+def serve_as_is_is_not_keras(r: ResolvedSpec) -> list[Diagnostic]:
+    """A SavedModel served as it is may not be a Keras model: nothing Keras-based may run on it."""
+    model = r.spec.model
+    if not isinstance(model, SavedModelModel) or not model.serve_as_is:
         return []
     out = []
-    tflite_index = next(i for i, t in enumerate(r.spec.targets) if isinstance(t, TfliteTarget))
-    # the model that is converted: the last distill stage's student, otherwise the spec's model
-    layers, where = _layers(r), ("model", "layers")
+    if model.trainable and "trainable" in model.model_fields_set:
+        out.append(r.diagnostic(("model", "trainable"), "a SavedModel served as it is is not trained (serve_as_is: true)",
+                                "remove trainable, or set serve_as_is: false to fine-tune a Keras SavedModel"))
     for index, stage in _stages(r):
-        if isinstance(stage, DistillStage) and stage.student is not None:
-            layers, where = list(stage.student), ("compression", index, "student")
-    for j, layer in enumerate(layers):
-        if layer.type in _RECURRENT_LAYER_TYPES:
-            out.append(r.diagnostic(
-                where + (j, "type"),
-                f"a {layer.type} layer cannot be converted to TFLite yet (targets[{tflite_index}]): the converter "
-                "fails on its TensorList loop",
-                "remove the tflite target and serve the model with tf_serving, or replace the "
-                f"{layer.type} layer (e.g. conv1d + global_average_pool1d)"))
+        out.append(r.diagnostic(("compression", index), f"{stage.kind} needs a Keras model; a SavedModel served as it is "
+                                "(serve_as_is: true) is deployed unchanged",
+                                "remove the compression stages, or set serve_as_is: false (Keras SavedModels only)"))
     return out
 
 
@@ -517,9 +584,8 @@ def int8_needs_representative_data(r: ResolvedSpec) -> list[Diagnostic]:
                 out.append(r.diagnostic(("targets", index, "quantization", "representative_samples"),
                                         f"{q.representative_samples} representative samples requested, the training "
                                         f"split has about {available}", f"use at most {available}"))
-        if r.input_dtype != "float32":
-            out.append(r.diagnostic(("targets", index, "quantization", "kind"),
-                                    f"{q.kind} calibration needs float inputs, the model takes {r.input_dtype}"))
+        # integer inputs (token ids of an embedding model) are allowed: the converter keeps them int32 and
+        # calibrates on the ids as they are
     return out
 
 
@@ -739,6 +805,9 @@ RULES: tuple[Rule, ...] = (
     functional_graph,
     merge_layers_need_functional,
     input_shape_matches_source,
+    multi_input_features,
+    multi_input_android,
+    preprocessing_in_model,
     reshape_keeps_size,
     augmentation_needs_images,
     labels_match_classes,
@@ -747,7 +816,7 @@ RULES: tuple[Rule, ...] = (
     gates_need_accuracy,
     gates_match_metric,
     select_tf_ops_cannot_verify,
-    recurrent_layers_need_serving,
+    serve_as_is_is_not_keras,
     external_locations_opt_in,
     image_folder_classes_match,
     compression_order,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 __all__ = [
     "Params",
     "JsonObject",
+    "InputParams",
     "SplitParams",
     "PreprocessingParams",
     "DataParams",
@@ -61,6 +62,14 @@ class TensorParams(Params):
     input_dtype: str
 
 
+class InputParams(Params):
+    """One named model input of a model with several (``model.inputs``)."""
+
+    name: str
+    shape: list[int]
+    dtype: str
+
+
 class SplitParams(Params):
     validation: float
     test: float
@@ -99,6 +108,9 @@ class DataParams(Params):
     """``data.storage``: object-store endpoint and credential variable names (never values)."""
     cache_format: int = 2
     """2: the entry is a manifest the steps stream from (1 was a copy of the data, ``dataset.npz``)."""
+    inputs: list[InputParams] | None = None
+    """A model with several inputs: each one's slice of the flat example (``input_shape``, in this order),
+    read as a feature of that name. None for one input."""
 
 
 class TrainParams(Params):
@@ -191,13 +203,26 @@ class ExportParams(TensorParams):
     name: str
     version: int
     signature: str
+    input_name: str | None  # type: ignore[assignment]
+    """None for a SavedModel served as it is: its signature names the keys."""
+    output_name: str | None  # type: ignore[assignment]
+    as_is: bool = False
+    """Copy the train step's SavedModel unchanged (``model.serve_as_is``) instead of re-exporting."""
+    inputs: list[InputParams] | None = None
+    """A model with several inputs: the signature's input keys, shapes and dtypes (``input_*`` name the first)."""
+    raw_input_shape: list[int] | None = None
+    """``data.preprocessing.in_model``: the signature takes raw float32 examples of this shape and applies the
+    data's preprocessing inside (rescale, the training split's normalisation, reshape). None: preprocessed."""
 
 
 class WarmupParams(Params):
     requests: int
     model_name: str
     signature: str
-    input_name: str
+    input_name: str | None
+    """None for a SavedModel served as it is: the signature's one input."""
+    raw_inputs: bool = False
+    """The model takes raw examples (``data.preprocessing.in_model``): fed unpreprocessed data."""
 
 
 Accelerator = Literal["gpu", "npu", "cpu"]
@@ -221,6 +246,10 @@ class TfliteParams(Params):
     xnnpack: bool
     """Run the converted model on LiteRT's default XNNPACK kernels; False for a sparse int8 model, whose
     DENSIFY ops XNNPACK cannot prepare (the builtin kernels run it)."""
+    signature: str | None = None
+    """Set for a SavedModel served as it is: converted with ``from_saved_model`` through this signature."""
+    raw_input_shape: list[int] | None = None
+    """As :attr:`ExportParams.raw_input_shape`: the ``.tflite`` takes raw examples (calibrated on raw ones)."""
 
 
 class TfliteVerifyParams(Params):
@@ -235,14 +264,20 @@ class TfliteVerifyParams(Params):
     """Gate the model on an NPU's needs (integer I/O, int8 builtin ops only): an int8 target listing ``npu``."""
     xnnpack: bool
     """As :attr:`TfliteParams.xnnpack`."""
+    raw_inputs: bool = False
+    """The model takes raw examples (``data.preprocessing.in_model``): fed unpreprocessed data."""
 
 
 class SavedModelVerifyParams(Params):
     artifact: Literal["saved_model"]
     gates: JsonObject | None
     metric: Literal["accuracy", "mae"]
-    input_name: str
-    output_name: str
+    input_name: str | None
+    output_name: str | None
+    """None (both) for a SavedModel served as it is: ``signature``'s keys are read from it."""
+    signature: str = "serving_default"
+    raw_inputs: bool = False
+    """The model takes raw examples (``data.preprocessing.in_model``): fed unpreprocessed data."""
 
 
 class TfliteBundleParams(Params):
@@ -258,6 +293,8 @@ class TfliteBundleParams(Params):
     """The dist folder the model, ``labels.txt`` and the model-info JSON go to."""
     xnnpack: bool
     """As :attr:`TfliteParams.xnnpack` (the bundle reads the model's tensors with an interpreter)."""
+    raw_inputs: bool = False
+    """The model takes raw examples (``data.preprocessing.in_model``): fed unpreprocessed data."""
 
 
 class SavedModelBundleParams(Params):

@@ -29,6 +29,7 @@ from .errors import StepError
 from .fit import build_loss, build_metrics, compile_model, evaluate_model, model_metrics
 from .keras_io import custom_objects_scope, load_model
 from .optimizers import build_optimizer
+from .flatten import flatten_model, is_graph_model
 from .tf import import_tf
 
 __all__ = [
@@ -71,12 +72,13 @@ def load_stage_inputs(ctx: StepContext) -> StageInputs:
 
 
 def clone_with_weights(model: Any) -> Any:
-    """A new model with new layer objects and the same weights (what tfmot may then wrap or change)."""
+    """A new model with new layer objects and the same weights (what tfmot may then wrap or change); a
+    nested backbone is flattened into the graph (:mod:`tfspec.runtime.flatten`) so tfmot reaches its layers."""
     _, keras = import_tf()
     with custom_objects_scope():
         clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
-    return clone
+    return flatten_model(clone)[0]
 
 
 def wrap_layers(model: Any, wrap: Callable[[Any], Any], selected: Callable[[Any], bool]) -> Any:
@@ -160,6 +162,8 @@ def stage_metrics(ctx: StepContext, before: Any, after: Any, data: Dataset,
             "zipped_ratio": round(size_before["h5_zipped_bytes"] / size_after["h5_zipped_bytes"], 4),
         },
     }
+    # a backbone flattened into the graph (clone_with_weights): its layers are listed with the others
+    out["flattened"] = [layer.name for layer in before.layers if is_graph_model(layer)]
     out.update(extra or {})
     return out
 

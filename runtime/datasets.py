@@ -22,7 +22,7 @@ from .splits import BUCKETS, SPLITS, SplitRule, example_key
 from .tf import import_tf
 
 __all__ = ["MANIFEST_FILE", "DATA_INFO_FILE", "DEFAULT_MEMORY_BUDGET", "Dataset", "load_dataset", "label_mode",
-           "make_dataset", "augmentation_model", "representative_samples"]
+           "make_dataset", "augmentation_model", "representative_samples", "split_inputs", "example_count", "example_at"]
 
 MANIFEST_FILE = "manifest.json"
 DATA_INFO_FILE = "data_info.json"
@@ -69,31 +69,50 @@ class Dataset:
     def files(self) -> list[dict[str, Any]]:
         return list(self.manifest.get("files") or [])
 
-    def _preprocess(self) -> Any:
+    @property
+    def raw_shape(self) -> list[int]:
+        """The source's example shape, before any preprocessing (what a model with preprocessing baked in takes)."""
+        return list(self.manifest.get("example_shape") or self.info["input_shape"])
+
+    def _preprocess(self, *, batched: bool = False, raw: bool = False) -> Any:
+        """The data's preprocessing as a tensor function: rescale, normalize with the training statistics,
+        reshape, cast. ``batched``: over a batch axis (the exported model's wrapper). ``raw``: none of it, the
+        source's example as float32 (what clients of a model with preprocessing baked in send)."""
         tf, _ = import_tf()
         info = self.info
-        raw_shape = list(self.manifest.get("example_shape") or info["input_shape"])
+        raw_shape = self.raw_shape
         rescale = info.get("rescale")
         mean = std = None
         if info.get("mean") is not None:
             mean = tf.constant(np.asarray(info["mean"], np.float32).reshape(raw_shape))
             std = tf.constant(np.asarray(info["std"], np.float32).reshape(raw_shape))
-        shape = list(info["input_shape"])
-        dtype = tf.as_dtype(info.get("input_dtype", "float32"))
+        lead = [-1] if batched else []
+        shape = lead + list(raw_shape if raw else info["input_shape"])
+        dtype = tf.float32 if raw else tf.as_dtype(info.get("input_dtype", "float32"))
+        inputs = None if raw else info.get("inputs")
 
         def apply(x: Any) -> Any:
             x = tf.cast(x, tf.float32)
+            if raw:
+                return tf.reshape(x, shape)
             if rescale is not None:
                 x = x * rescale
             if mean is not None:
-                x = (x - mean) / std
-            return tf.cast(tf.reshape(x, [-1, *shape]), dtype)  # a batch
+                x = (tf.reshape(x, lead + raw_shape) - mean) / std
+            if inputs:
+                return split_inputs(x, inputs, batched=batched)
+            return tf.cast(tf.reshape(x, shape), dtype)
 
         return apply
 
-    def examples(self, split: str, *, shard: tuple[int, int] | None = None) -> Any:
-        """Unbatched ``(features, label)`` of one split, preprocessed; ``shard=(workers, index)`` reads only
-        this worker's files (the caller checked there are enough)."""
+    def preprocessing(self) -> Any:
+        """The preprocessing over a batch of raw examples (``[n, *raw_shape]`` float32 → the model's input):
+        what ``data.preprocessing.in_model`` bakes into the exported model, the same code training read."""
+        return self._preprocess(batched=True)
+
+    def examples(self, split: str, *, shard: tuple[int, int] | None = None, raw: bool = False) -> Any:
+        """Unbatched ``(features, label)`` of one split, preprocessed (``raw``: as the source holds them, float32);
+        ``shard=(workers, index)`` reads only this worker's files (the caller checked there are enough)."""
         tf, _ = import_tf()
         if self._arrays is not None:
             x, y = self._arrays[split]
@@ -113,7 +132,7 @@ class Dataset:
         ds = example_batches(source, files, self.spec_dir, order=self.manifest.get("feature_order"), keep=keep,
                              float_labels=self.info.get("label_mode") == "float" and
                              self.info.get("loss") != "binary_crossentropy")
-        preprocess = self._preprocess()
+        preprocess = self._preprocess(batched=True, raw=raw)  # the reader hands over batches of records
         ds = ds.map(lambda name, index, x, y: (preprocess(x), y), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True).unbatch()
         itemsize = np.dtype(self.info.get("input_dtype", "float32")).itemsize
@@ -171,9 +190,9 @@ class Dataset:
         return {"sharding": "file" if shard is not None else ("data" if multi else "none"),
                 "files": [f["name"] for f in files]}
 
-    def features(self, split: str, batch_size: int = 256) -> Any:
-        """Batched features only (for ``predict``)."""
-        return self.examples(split).map(lambda x, y: x).batch(batch_size).prefetch(2)
+    def features(self, split: str, batch_size: int = 256, *, raw: bool = False) -> Any:
+        """Batched features only (for ``predict``); ``raw``: unpreprocessed."""
+        return self.examples(split, raw=raw).map(lambda x, y: x).batch(batch_size).prefetch(2)
 
     def labels(self, split: str) -> np.ndarray:
         """The split's labels (one number per example: small), read by streaming the split."""
@@ -182,11 +201,11 @@ class Dataset:
         parts = [y for _, y in self.examples(split).map(lambda x, y: (0, y)).batch(4096).as_numpy_iterator()]
         return np.concatenate(parts) if parts else np.zeros([0], np.int64)
 
-    def take(self, split: str, count: int) -> np.ndarray:
-        """The first ``count`` examples' features of a split."""
+    def take(self, split: str, count: int, *, raw: bool = False) -> np.ndarray:
+        """The first ``count`` examples' features of a split (``raw``: unpreprocessed)."""
         if self._arrays is not None:
             return self._arrays[split][0][:count]
-        rows = [x for x, _ in self.examples(split).take(count).batch(max(1, count)).as_numpy_iterator()]
+        rows = [x for x, _ in self.examples(split, raw=raw).take(count).batch(max(1, count)).as_numpy_iterator()]
         return rows[0] if rows else np.zeros([0, *self.info["input_shape"]], np.float32)
 
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +218,24 @@ class Dataset:
             ys.append(y)
         if not xs:
             return np.zeros([0, *self.info["input_shape"]], np.float32), np.zeros([0], np.int64)
+        if isinstance(xs[0], dict):  # several named inputs
+            return {k: np.concatenate([x[k] for x in xs]) for k in xs[0]}, np.concatenate(ys)  # type: ignore[return-value]
         return np.concatenate(xs), np.concatenate(ys)
+
+
+def split_inputs(flat: Any, inputs: list[dict[str, Any]], *, batched: bool = False) -> dict[str, Any]:
+    """Examples whose features of several inputs are concatenated in input order, as ``{input name: tensor of
+    its shape and dtype}``: what a model with several named inputs takes. ``batched``: a leading batch axis."""
+    tf, _ = import_tf()
+    lead = [-1] if batched else []
+    flat = tf.reshape(flat, lead + [-1])
+    out, offset = {}, 0
+    for model_input in inputs:
+        size = int(np.prod(model_input["shape"]))
+        part = flat[..., offset:offset + size]
+        out[model_input["name"]] = tf.cast(tf.reshape(part, lead + list(model_input["shape"])), model_input["dtype"])
+        offset += size
+    return out
 
 
 def load_dataset(folder: Path, spec_dir: Path | None = None) -> Dataset:
@@ -281,15 +317,26 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, loss: str = "
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def representative_samples(data: Dataset, count: int, seed: int = 0) -> np.ndarray:
+def example_count(x: Any) -> int:
+    """Examples in an array, or in ``{input name: array}`` (a model with several inputs)."""
+    return int(len(next(iter(x.values())))) if isinstance(x, dict) else int(len(x))
+
+
+def example_at(x: Any, i: int) -> Any:
+    """Example ``i`` with its batch axis (``x[i:i + 1]``), of an array or of each array of a dict."""
+    return {k: v[i:i + 1] for k, v in x.items()} if isinstance(x, dict) else x[i:i + 1]
+
+
+def representative_samples(data: Dataset, count: int, seed: int = 0, *, raw: bool = False) -> np.ndarray:
     """``count`` training examples for post-training quantization calibration: a seeded shuffle of the
-    training stream through a bounded buffer (the whole split is never loaded)."""
+    training stream through a bounded buffer (the whole split is never loaded); ``raw``: unpreprocessed."""
     tf, _ = import_tf()
     if data._arrays is not None:
         x = data._arrays["train"][0]
         rng = np.random.default_rng(seed)
         count = min(count, len(x))
         return x[np.sort(rng.choice(len(x), size=count, replace=False))]
-    ds = data.examples("train").shuffle(max(1, min(10 * count, 10000)), seed=seed).take(count).map(lambda x, y: x)
+    ds = data.examples("train", raw=raw).shuffle(max(1, min(10 * count, 10000)), seed=seed).take(count).map(
+        lambda x, y: x)
     rows = list(ds.batch(max(1, count)).as_numpy_iterator())
     return rows[0] if rows else np.zeros([0, *data.info["input_shape"]], np.float32)

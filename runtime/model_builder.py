@@ -14,12 +14,35 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from tfspec.spec.catalogue import NESTED_LAYER_ARGS, SPEC_KEYS, layer_entry
+
 from .errors import ModelError
 
 from .tf import import_tf
 
-__all__ = ["build_model", "build_layer", "layer_name", "device_for", "load_saved_model",
-           "LAYER_BUILDERS"]
+__all__ = ["build_model", "build_layer", "layer_name", "device_for", "load_saved_model", "all_layers",
+           "recurrent_layers", "unfreeze_backbone", "adapt_preprocessing", "LAYER_BUILDERS", "RECURRENT_CLASSES", "BACKBONE_NAME"]
+
+# Layers whose TFLite form keeps state in variable tensors (and needs a static batch to convert).
+RECURRENT_CLASSES = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D"})
+
+
+def all_layers(model: Any) -> list[Any]:
+    """Every layer, nested models' (backbones') layers included."""
+    out: list[Any] = []
+    for layer in getattr(model, "layers", []):
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out.extend(all_layers(layer))
+    return out
+
+
+def recurrent_layers(model: Any) -> list[str]:
+    """Names of the recurrent layers of ``model`` (wrapped ones included: tfmot wrappers keep ``.layer``)."""
+    return [layer.name for layer in all_layers(model)
+            if type(getattr(layer, "layer", layer)).__name__ in RECURRENT_CLASSES]
 
 
 
@@ -126,13 +149,38 @@ LAYER_BUILDERS: dict[str, Callable[[Any, dict[str, Any], str], Any]] = {
 _MERGE_TYPES = {"add", "concatenate"}
 
 
+# Catalogue layers that take their inputs as one list (the others take several inputs positionally,
+# e.g. multi_head_attention(query, value)).
+_LIST_INPUT_CLASSES = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot"})
+
+
+def _catalogue_layer(keras: Any, layer: dict[str, Any], name: str) -> Any:
+    """A layer of the tf_keras catalogue: ``keras.layers.<class>(**arguments)``; wrapped layers built first."""
+    entry = layer_entry(layer["type"])
+    if entry is None:
+        raise ModelError(("type",), f"unknown layer type {layer['type']!r}")
+    arguments = {k: v for k, v in layer.items() if k not in SPEC_KEYS and v is not None}
+    for key in NESTED_LAYER_ARGS & set(arguments):
+        arguments[key] = build_layer({**arguments[key], "name": arguments[key].get("name") or f"{name}_{key}"}, 0)
+    return getattr(keras.layers, entry["class"])(name=name, **arguments)
+
+
 def build_layer(layer: dict[str, Any], index: int) -> Any:
-    """One tf_keras layer from its spec dict."""
+    """One tf_keras layer from its spec dict (a written-out type, or any layer of the tf_keras catalogue)."""
     _, keras = import_tf()
     builder = LAYER_BUILDERS.get(layer["type"])
     if builder is None:
-        raise ModelError(("model", "layers", index, "type"), f"unknown layer type {layer['type']!r}")
+        return _catalogue_layer(keras, layer, layer_name(layer, index))
     return builder(keras.layers, layer, layer_name(layer, index))
+
+
+def _call(layer: dict[str, Any], built: Any, args: list[Any]) -> Any:
+    """Call a functional layer on its inputs: a list for merging layers, positionally for the others."""
+    if len(args) == 1 and layer["type"] not in _MERGE_TYPES:
+        return built(args[0])
+    if layer["type"] in _MERGE_TYPES or type(built).__name__ in _LIST_INPUT_CLASSES:
+        return built(args)
+    return built(*args)
 
 
 def device_for(model: dict[str, Any]) -> Callable[[str], str | None]:
@@ -185,7 +233,7 @@ def _functional(model: dict[str, Any]) -> Any:
                              + (f" (unknown: {', '.join(missing)})" if missing else ""))
         args = [tensors[n] for n in feeds]
         with _device_scope(place(name)):
-            tensors[name] = build_layer(layer, i)(args if layer["type"] in _MERGE_TYPES else args[0])
+            tensors[name] = _call(layer, build_layer(layer, i), args)
     outputs = [tensors[n] for n in model["outputs"]]
     return keras.Model(model_inputs, outputs[0] if len(outputs) == 1 else outputs, name="model")
 
@@ -225,6 +273,67 @@ def load_saved_model(path: Path) -> Any:
         raise ModelError(("model", "path"), f"{path} is not a Keras SavedModel tf_keras can load: {error}") from error
 
 
+BACKBONE_NAME = "backbone"
+
+
+def _application(model: dict[str, Any], spec_dir: Path) -> Any:
+    """``keras.applications.<name>(include_top=False)`` frozen, its weights from a local file, and the head."""
+    _, keras = import_tf()
+    shape = tuple(model["input_shape"])
+    try:
+        backbone = getattr(keras.applications, model["application"])(include_top=False, weights=None,
+                                                                      input_shape=shape, **model.get("args", {}))
+    except (TypeError, ValueError) as error:
+        raise ModelError(("model", "args"), f"{model['application']} rejected its arguments: {error}") from error
+    backbone._name = BACKBONE_NAME  # a stable name: the fine-tuning phase and the layer summary find it
+    if model.get("weights"):
+        path = spec_dir / model["weights"]
+        try:
+            backbone.load_weights(str(path))
+        except (OSError, ValueError) as error:
+            raise ModelError(("model", "weights"), f"cannot load {model['weights']} into {model['application']}"
+                             f"{model.get('args') or ''}: {error}",
+                             "save it with save_weights from the same application and arguments") from error
+    backbone.trainable = False
+    inputs = keras.Input(shape=shape, name=model.get("input_name", "inputs"))
+    x = backbone(inputs, training=False)  # BatchNorm in inference mode in both phases (Keras' transfer guide)
+    for i, layer in enumerate(model["head"]):
+        x = build_layer(layer, i)(x)
+    return keras.Model(inputs, x, name="model")
+
+
+def unfreeze_backbone(model: Any, unfreeze: int | str) -> int:
+    """Make the backbone's top ``unfreeze`` layers (or ``all``) trainable, BatchNorm excepted; returns how
+    many layers now train."""
+    _, keras = import_tf()
+    backbone = model.get_layer(BACKBONE_NAME)
+    backbone.trainable = True
+    layers = backbone.layers
+    cut = 0 if unfreeze == "all" else max(len(layers) - int(unfreeze), 0)
+    for i, layer in enumerate(layers):
+        layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+    return sum(1 for layer in layers if layer.trainable and layer.weights)
+
+
+def adapt_preprocessing(model: Any, features: Any) -> list[str]:
+    """Adapt every ``normalization`` layer the spec gave no ``mean``/``variance`` on the training split's
+    ``features`` (an array, or a batched ``tf.data`` pipeline: streamed, never loaded whole); what reaches
+    that layer is the raw input, or the outputs of the layers before it. Returns the adapted layers' names."""
+    _, keras = import_tf()
+    adapted = []
+    for layer in getattr(model, "layers", []):
+        if type(layer).__name__ != "Normalization" or layer.input_mean is not None:
+            continue
+        seen = features
+        if layer.input is not model.inputs[0]:
+            before = keras.Model(model.inputs, layer.input)
+            seen = (before.predict(features, batch_size=256, verbose=0) if isinstance(features, np.ndarray)
+                    else features.map(lambda x: before(x, training=False)))
+        layer.adapt(seen)
+        adapted.append(layer.name)
+    return adapted
+
+
 def build_model(model: dict[str, Any], *, spec_dir: Path, seed: int | None = None) -> Any:
     """The tf_keras model the spec's ``model`` section describes (weights seeded by ``seed``)."""
     _, keras = import_tf()
@@ -245,4 +354,6 @@ def build_model(model: dict[str, Any], *, spec_dir: Path, seed: int | None = Non
                 return load_saved_model(folder)
         except StagingError as error:
             raise ModelError(("model", "path"), str(error)) from None
+    if kind == "application":
+        return _application(model, spec_dir)
     raise ModelError(("model", "kind"), f"unknown model kind {kind!r}")

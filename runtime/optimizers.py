@@ -12,7 +12,16 @@ from .tf import import_tf
 
 __all__ = ["build_learning_rate", "build_optimizer", "OPTIMIZER_KINDS", "SCHEDULE_KINDS"]
 
-OPTIMIZER_KINDS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
+OPTIMIZER_KINDS = ("sgd", "adam", "adamw", "adagrad", "rmsprop", "nadam", "adamax", "adadelta", "ftrl", "lion")
+# Optimizers built from the plan's params as they are: tf_keras class and the spec keys passed through.
+_PASS_THROUGH = {
+    "nadam": ("Nadam", ("beta_1", "beta_2", "epsilon")),
+    "adamax": ("Adamax", ("beta_1", "beta_2", "epsilon")),
+    "adadelta": ("Adadelta", ("rho", "epsilon")),
+    "ftrl": ("Ftrl", ("learning_rate_power", "initial_accumulator_value", "l1_regularization_strength",
+                      "l2_regularization_strength")),
+    "lion": ("Lion", ("beta_1", "beta_2")),
+}
 SCHEDULE_KINDS = ("exponential_decay", "cosine_decay", "piecewise_constant", "reduce_on_plateau")
 
 
@@ -49,8 +58,9 @@ def build_optimizer(params: dict[str, Any], scale: float = 1.0) -> tuple[Any, li
     opt = keras.optimizers
     learning_rate, callbacks = build_learning_rate(params.get("learning_rate", 1e-3), scale)
     common: dict[str, Any] = {"learning_rate": learning_rate}
-    if params.get("clipnorm") is not None:
-        common["clipnorm"] = params["clipnorm"]
+    for clip in ("clipnorm", "clipvalue"):
+        if params.get(clip) is not None:
+            common[clip] = params[clip]
     kind = params["kind"]
     if kind == "sgd":
         optimizer = opt.SGD(momentum=params.get("momentum", 0.0), nesterov=params.get("nesterov", False), **common)
@@ -66,6 +76,9 @@ def build_optimizer(params: dict[str, Any], scale: float = 1.0) -> tuple[Any, li
     elif kind == "rmsprop":
         optimizer = opt.RMSprop(rho=params.get("rho", 0.9), momentum=params.get("momentum", 0.0),
                                 centered=params.get("centered", False), epsilon=params.get("epsilon", 1e-7), **common)
+    elif kind in _PASS_THROUGH:
+        class_name, keys = _PASS_THROUGH[kind]
+        optimizer = getattr(opt, class_name)(**{k: params[k] for k in keys if k in params}, **common)
     else:
         raise ValueError(f"unknown optimizer {kind!r}")
     return optimizer, callbacks

@@ -80,8 +80,9 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:
 def time_single_calls(call: Callable[[np.ndarray], Any], x: np.ndarray, samples: int = LATENCY_SAMPLES) -> list[float]:
     """Seconds of ``call`` on each of the first ``samples`` examples, one example at a time."""
     latencies = []
-    for i in range(min(len(x), samples)):
-        sample = x[i:i + 1]
+    count = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)  # a dict: several named inputs
+    for i in range(min(count, samples)):
+        sample = {k: v[i:i + 1] for k, v in x.items()} if isinstance(x, dict) else x[i:i + 1]
         start = time.perf_counter()
         call(sample)
         latencies.append(time.perf_counter() - start)

@@ -31,14 +31,16 @@ def existing_file(spec_dir: Path, relative: str, key: str = "path") -> Path:
     return path
 
 
-def _sklearn_digits(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def _sklearn_digits(source: dict[str, Any], spec_dir: Path,
+                    feature_order: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     return digits.data.astype(np.float32), digits.target.astype(np.int64), None
 
 
-def _npz(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def _npz(source: dict[str, Any], spec_dir: Path,
+         feature_order: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     path = existing_file(spec_dir, source["path"])
     # numpy's own message for a file that is not an npz ("pickled data ... allow_pickle=") points at an
     # unsafe fix: say what the file should be instead. Pickles are never loaded.
@@ -49,22 +51,28 @@ def _npz(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray
         raise DataError(SOURCE + ("path",), not_npz) from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(SOURCE + ("path",), not_npz)
+    features = source["features"]
+    # features per model input ({input: array}): each flattened, concatenated in model input order
+    wanted = ([(("labels",), source["labels"])] + ([(("features", k), features[k]) for k in feature_order or features]
+              if isinstance(features, dict) else [(("features",), features)]))
     with archive:
         arrays = {}
-        for key in ("features", "labels"):
-            name = source[key]
+        for key, name in wanted:
             if name not in archive.files:
-                raise DataError(SOURCE + (key,), f"no array {name!r} in {source['path']} "
+                raise DataError(SOURCE + key, f"no array {name!r} in {source['path']} "
                                 f"(it has: {', '.join(sorted(archive.files))})")
             try:
                 arrays[key] = archive[name]
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-                raise DataError(SOURCE + (key,), f"array {name!r} in {source['path']} is not a numeric array: "
+                raise DataError(SOURCE + key, f"array {name!r} in {source['path']} is not a numeric array: "
                                 "save it with a numeric dtype (object arrays are never loaded)") from error
-    x, y = arrays["features"], arrays["labels"]
-    if len(x) != len(y):
-        raise DataError(SOURCE + ("labels",), f"{len(x)} feature rows but {len(y)} labels in {source['path']}")
-    return x, y, None
+    y = arrays.pop(("labels",))
+    for key, x in arrays.items():
+        if len(x) != len(y):
+            raise DataError(SOURCE + key, f"{len(x)} feature rows but {len(y)} labels in {source['path']}")
+    if isinstance(features, dict):
+        return np.concatenate([x.reshape(len(x), -1).astype(np.float32) for x in arrays.values()], axis=1), y, None
+    return arrays[("features",)], y, None
 
 
 _TEXT_LABEL_HINT = "labels are class indices 0..N-1: write them as numbers, and the class names in data.labels"
@@ -79,7 +87,8 @@ def _number(text: str, row: int, column: str, relative: str, key: tuple[str, ...
                         hint) from None
 
 
-def _csv(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def _csv(source: dict[str, Any], spec_dir: Path,
+         feature_order: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     path = existing_file(spec_dir, source["path"])
     relative = source["path"]
     with open(path, newline="", encoding="utf-8") as handle:
@@ -92,14 +101,21 @@ def _csv(source: dict[str, Any], spec_dir: Path) -> tuple[np.ndarray, np.ndarray
     label = source["label_column"]
     if label not in header:
         raise DataError(SOURCE + ("label_column",), f"no column {label!r} in {relative} (columns: {', '.join(header)})")
-    features = source.get("feature_columns")
-    if features:
-        for index, name in enumerate(features):
-            if name not in header:
-                raise DataError(SOURCE + ("feature_columns", index),
-                                f"no column {name!r} in {relative} (columns: {', '.join(header)})")
+    columns = source.get("feature_columns")
+    # columns per model input ({input: [columns]}): concatenated in model input order
+    where: list[tuple[str | int, ...]]
+    if isinstance(columns, dict):
+        order = feature_order or list(columns)
+        where = [("feature_columns", k, i) for k in order for i in range(len(columns[k]))]
+        features = [name for k in order for name in columns[k]]
+    elif columns:
+        where, features = [("feature_columns", i) for i in range(len(columns))], list(columns)
     else:
         features = [h for h in header if h != label]
+        where = []
+    for at, name in zip(where, features):
+        if name not in header:
+            raise DataError(SOURCE + at, f"no column {name!r} in {relative} (columns: {', '.join(header)})")
     label_at = header.index(label)
     feature_at = [header.index(name) for name in features]
     x = np.empty((len(rows), len(features)), dtype=np.float32)
@@ -119,4 +135,4 @@ _READERS = {"sklearn_digits": _sklearn_digits, "npz": _npz, "csv": _csv}
 def read_source(source: dict[str, Any], spec_dir: Path,
                 feature_order: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """``(features, labels, None)`` of a small in-memory source (``sklearn_digits``, ``npz``, ``csv``)."""
-    return _READERS[source["kind"]](source, spec_dir)
+    return _READERS[source["kind"]](source, spec_dir, feature_order)

@@ -73,10 +73,14 @@ class NpzSource(StrictModel):
     """Source kind."""
     path: DataLocation
     """Path of the ``.npz`` file, relative to the spec file (or a location, see ``data.external_locations``)."""
-    features: Identifier = "x"
-    """Name of the feature array inside the archive."""
+    features: Identifier | Annotated[dict[Identifier, Identifier], Field(min_length=1)] = "x"
+    """Name of the feature array inside the archive; for a model with several inputs a mapping from each
+    input's name to its array (``{image: x_image, meta: x_meta}``)."""
     labels: Identifier = "y"
     """Name of the integer label array inside the archive."""
+
+
+CsvColumn = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 
 
 class CsvSource(StrictModel):
@@ -88,8 +92,10 @@ class CsvSource(StrictModel):
     """Path of the CSV file, relative to the spec file (or a location, see ``data.external_locations``)."""
     label_column: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
     """Header name of the column holding the integer class label."""
-    feature_columns: list[Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]] | None = None
-    """Header names of the feature columns, in model input order; every other column when omitted."""
+    feature_columns: list[CsvColumn] | Annotated[dict[Identifier, Annotated[list[CsvColumn], Field(min_length=1)]],
+                                                 Field(min_length=1)] | None = None
+    """Header names of the feature columns, in model input order; every other column when omitted. For a
+    model with several inputs a mapping from each input's name to its columns (``{size: [w, h], color: [r, g, b]}``)."""
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
     """Field delimiter."""
 
@@ -167,6 +173,10 @@ class Preprocessing(StrictModel):
     """Subtract the training split's per-feature mean and divide by its std (stored in the model-info file)."""
     reshape: list[PositiveInt] | None = None
     """Reshape each example to this shape (e.g. ``[8, 8, 1]`` to feed digits to a conv net)."""
+    in_model: StrictBool = False
+    """Bake rescale, normalize (the training split's mean and std) and reshape into the exported SavedModel
+    and ``.tflite``: clients send raw examples (the source's shape, float32) and nothing is applied outside
+    the model. ``model_info.json`` and the generated clients say which contract the served model has."""
 
 
 class Augmentation(StrictModel):

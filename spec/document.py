@@ -68,7 +68,7 @@ class Spec(StrictModel):
     data: Data
     """Training data: the source of the examples, how they are split and preprocessed."""
     model: ModelSpec
-    """The model: ``sequential``, ``functional``, ``builder`` or ``saved_model``."""
+    """The model: ``sequential``, ``functional``, ``builder``, ``saved_model`` or ``application`` (a backbone)."""
     training: "Training" = Training()
     """Training settings: optimizer, loss, metrics, epochs, early stopping and distribution."""
     compression: list[CompressionStage] = []

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from .catalogue import NESTED_LAYER_ARGS, catalogue, check_layer_arguments
 from .base import (
     MAX_INT, FiniteFloat, Identifier, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, RelativePath,
     StrictBool, StrictInt, StrictModel,
@@ -40,11 +43,16 @@ __all__ = [
     "ActivationLayer",
     "AddLayer",
     "ConcatenateLayer",
+    "KerasLayer",
+    "CATALOGUE_LAYER_TYPES",
     "InputSpec",
     "SequentialModel",
     "FunctionalModel",
     "BuilderModel",
     "SavedModelModel",
+    "ApplicationModel",
+    "FineTune",
+    "APPLICATIONS",
     "ModelSpec",
     "Placement",
 ]
@@ -337,6 +345,47 @@ class ConcatenateLayer(_LayerBase):
     """Concatenation axis."""
 
 
+LAYER_TYPES: tuple[str, ...] = (
+    "dense", "conv1d", "conv2d", "depthwise_conv2d", "separable_conv2d", "max_pool1d", "max_pool2d",
+    "average_pool2d", "global_average_pool1d", "global_average_pool2d", "global_max_pool2d", "flatten",
+    "dropout", "batch_norm", "layer_norm", "embedding", "lstm", "gru", "reshape", "activation", "add",
+    "concatenate",
+)
+
+# Every other tf_keras layer, by the catalogue's name (the written-out classes above keep their short names).
+CATALOGUE_LAYER_TYPES: tuple[str, ...] = tuple(t for t in catalogue() if t not in LAYER_TYPES)
+
+
+class KerasLayer(_LayerBase):
+    """Any other tf_keras layer (``conv2d_transpose``, ``up_sampling2d``, ``bidirectional``, ``multi_head_attention``,
+    ...) with its Keras constructor arguments as keys. Names and arguments come from ``spec/keras_layers.json``,
+    derived from tf_keras (``python -m tfspec.runtime.catalogue --out spec/keras_layers.json``); wrappers take
+    their inner layer as a mapping (``layer: {type: lstm, units: 8}``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, validate_default=False, regex_engine="python-re")
+    type: Literal[CATALOGUE_LAYER_TYPES]  # type: ignore[valid-type]
+    """Layer type: the snake_case tf_keras class name (``*Pooling*`` written ``*_pool*``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _arguments(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        errors = [InitErrorDetails(type=PydanticCustomError("layer_argument", message), loc=loc,
+                                   input=value.get(loc[0], value))
+                  for loc, message in check_layer_arguments(value)]
+        checked = dict(value)
+        for key in NESTED_LAYER_ARGS & set(value):
+            try:
+                checked[key] = _LAYER_ADAPTER().validate_python(value[key]).model_dump(mode="json", exclude_unset=True)
+            except ValidationError as error:
+                errors.extend(InitErrorDetails(type=PydanticCustomError("layer_argument", e["msg"]),
+                                               loc=(key, *e["loc"]), input=e.get("input")) for e in error.errors())
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return checked
+
+
 Layer = Annotated[
     DenseLayer
     | Conv1DLayer
@@ -359,16 +408,15 @@ Layer = Annotated[
     | ReshapeLayer
     | ActivationLayer
     | AddLayer
-    | ConcatenateLayer,
+    | ConcatenateLayer
+    | KerasLayer,
     Field(discriminator="type"),
 ]
 
-LAYER_TYPES: tuple[str, ...] = (
-    "dense", "conv1d", "conv2d", "depthwise_conv2d", "separable_conv2d", "max_pool1d", "max_pool2d",
-    "average_pool2d", "global_average_pool1d", "global_average_pool2d", "global_max_pool2d", "flatten",
-    "dropout", "batch_norm", "layer_norm", "embedding", "lstm", "gru", "reshape", "activation", "add",
-    "concatenate",
-)
+
+@functools.cache
+def _LAYER_ADAPTER() -> TypeAdapter[Any]:
+    return TypeAdapter(Layer)
 
 DeviceName = Annotated[str, StringConstraints(pattern=r"^(CPU|GPU|TPU):[0-9]{1,2}$")]
 
@@ -417,8 +465,10 @@ class FunctionalModel(StrictModel):
 
     kind: Literal["functional"]
     """Model kind."""
-    inputs: Annotated[list[InputSpec], Field(min_length=1, max_length=1)]
-    """Model inputs (one input is supported by the serving and mobile targets)."""
+    inputs: Annotated[list[InputSpec], Field(min_length=1, max_length=16)]
+    """Model inputs. Each name is a serving signature input key; with several inputs each one takes the
+    data source's features of the same name (``npz`` ``features`` / ``csv`` ``feature_columns`` as a mapping,
+    ``tfrecord`` features by name)."""
     layers: Annotated[list[Layer], Field(min_length=1)]
     """Layers; every layer has a ``name`` and ``inputs``."""
     outputs: Annotated[list[Identifier], Field(min_length=1, max_length=1)]
@@ -486,9 +536,67 @@ class SavedModelModel(StrictModel):
     """Activation of the model's final layer (the validator checks it against the loss)."""
     trainable: StrictBool = True
     """Train (fine-tune) the loaded model; ``false`` skips training."""
+    serve_as_is: StrictBool = False
+    """Deploy the SavedModel unchanged: any SavedModel (Keras, TF2 ``tf.Module``, TF1 / Estimator export), no
+    training or compression; tf_serving serves the original files with all their signatures, and the input
+    and output keys, dtypes and shapes are read from ``signature`` (``input_name``/``output_name`` unused)."""
+    signature: Identifier = "serving_default"
+    """With ``serve_as_is``: the signature that verify, warmup and the tflite conversion use (a predict
+    signature: tensors in, tensors out). The others are served unchanged beside it."""
+
+
+# keras.applications backbones offered by name (their constructors take include_top, weights, input_shape).
+APPLICATIONS = Literal[
+    "MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large", "EfficientNetB0", "EfficientNetB1",
+    "EfficientNetB2", "EfficientNetB3", "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2S", "ResNet50",
+    "ResNet50V2", "ResNet101", "DenseNet121", "NASNetMobile", "InceptionV3", "Xception", "VGG16", "ConvNeXtTiny",
+]
+
+
+class FineTune(StrictModel):
+    """Second phase of transfer learning: unfreeze the top of the backbone and train on at a lower rate."""
+
+    unfreeze: PositiveInt | Literal["all"]
+    """How many of the backbone's last layers to unfreeze, or ``all``. BatchNorm layers stay frozen and in
+    inference mode (the Keras transfer-learning guide: their statistics would be overwritten)."""
+    epochs: PositiveInt
+    """Epochs of the fine-tuning phase (after ``training.epochs`` of the head phase)."""
+    learning_rate: PositiveFloat
+    """Learning rate of the fine-tuning phase (the optimizer is the spec's, recompiled at this rate)."""
+
+
+class ApplicationModel(StrictModel):
+    """A ``keras.applications`` backbone without its top, weights from a local file, and a head of spec layers.
+
+    Phase one trains the head with the backbone frozen (called with ``training=False``, so BatchNorm uses its
+    moving statistics); phase two, with ``fine_tune``, unfreezes the backbone's top layers at a lower rate."""
+
+    kind: Literal["application"]
+    """Model kind."""
+    application: APPLICATIONS
+    """The ``keras.applications`` function, e.g. ``MobileNetV2``."""
+    args: dict[Identifier, Any] = {}
+    """Further keyword arguments of that function, e.g. ``{alpha: 0.35}`` for MobileNetV2."""
+    weights: RelativePath | None = None
+    """Backbone weights file (``.h5`` from ``save_weights``), relative to the spec; nothing is downloaded.
+    Random initialisation when omitted."""
+    input_shape: Annotated[list[PositiveInt], Field(min_length=3, max_length=3)]
+    """Image height, width and channels."""
+    input_name: Identifier = "inputs"
+    """Serving signature input key."""
+    output_name: Identifier = "outputs"
+    """Serving signature output key."""
+    head: Annotated[list[Layer], Field(min_length=1)]
+    """Layers on top of the backbone's feature map, in order (e.g. pooling, dropout, dense)."""
+    fine_tune: FineTune | None = None
+    """The unfreezing phase; head only when omitted."""
+
+    @property
+    def input_dtype(self) -> str:
+        return "float32"
 
 
 ModelSpec = Annotated[
-    SequentialModel | FunctionalModel | BuilderModel | SavedModelModel,
+    SequentialModel | FunctionalModel | BuilderModel | SavedModelModel | ApplicationModel,
     Field(discriminator="kind"),
 ]

@@ -115,6 +115,8 @@ class _OptimizerBase(StrictModel):
     """A constant rate, or a schedule (``exponential_decay``, ``cosine_decay``, ``piecewise_constant``, ``reduce_on_plateau``)."""
     clipnorm: PositiveFloat | None = None
     """Clip each gradient to this L2 norm."""
+    clipvalue: PositiveFloat | None = None
+    """Clip each gradient element to [-clipvalue, clipvalue]."""
 
 
 class Sgd(_OptimizerBase):
@@ -184,7 +186,78 @@ class RmsProp(_OptimizerBase):
     """Numerical epsilon."""
 
 
-Optimizer = Annotated[Sgd | Adam | AdamW | Adagrad | RmsProp, Field(discriminator="kind")]
+class Nadam(_OptimizerBase):
+    """Adam with Nesterov momentum."""
+
+    kind: Literal["nadam"]
+    """Optimizer kind."""
+    beta_1: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.9
+    """First-moment decay."""
+    beta_2: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.999
+    """Second-moment decay."""
+    epsilon: PositiveFloat = 1e-7
+    """Numerical epsilon."""
+
+
+class Adamax(_OptimizerBase):
+    """Adam on the infinity norm."""
+
+    kind: Literal["adamax"]
+    """Optimizer kind."""
+    beta_1: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.9
+    """First-moment decay."""
+    beta_2: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.999
+    """Exponentially weighted infinity-norm decay."""
+    epsilon: PositiveFloat = 1e-7
+    """Numerical epsilon."""
+
+
+class Adadelta(_OptimizerBase):
+    """Adadelta."""
+
+    kind: Literal["adadelta"]
+    """Optimizer kind."""
+    rho: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.95
+    """Decay rate."""
+    epsilon: PositiveFloat = 1e-7
+    """Numerical epsilon."""
+
+
+class Ftrl(_OptimizerBase):
+    """Follow-the-regularized-leader (wide, sparse models)."""
+
+    kind: Literal["ftrl"]
+    """Optimizer kind."""
+    learning_rate_power: Annotated[FiniteFloat, Field(ge=-10.0, le=0.0)] = -0.5
+    """Power of the learning-rate decrease."""
+    initial_accumulator_value: NonNegativeFloat = 0.1
+    """Starting accumulator value."""
+    l1_regularization_strength: NonNegativeFloat = 0.0
+    """L1 strength."""
+    l2_regularization_strength: NonNegativeFloat = 0.0
+    """L2 strength."""
+
+    @model_validator(mode="after")
+    def _no_warmup(self) -> "Ftrl":
+        if getattr(self.learning_rate, "warmup_steps", 0):
+            raise ValueError("ftrl divides by the learning rate: a warm-up from 0 makes the first step NaN "
+                             "(use warmup_steps: 0 or another optimizer)")
+        return self
+
+
+class Lion(_OptimizerBase):
+    """Lion (sign-based momentum); use a 3-10× smaller rate than Adam."""
+
+    kind: Literal["lion"]
+    """Optimizer kind."""
+    beta_1: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.9
+    """Update interpolation."""
+    beta_2: Annotated[FiniteFloat, Field(gt=0.0, lt=1.0)] = 0.99
+    """Momentum decay."""
+
+
+Optimizer = Annotated[Sgd | Adam | AdamW | Adagrad | RmsProp | Nadam | Adamax | Adadelta | Ftrl | Lion,
+                      Field(discriminator="kind")]
 
 LossName = Literal[
     "sparse_categorical_crossentropy",
@@ -242,7 +315,8 @@ class Training(StrictModel):
     """How the model is trained."""
 
     optimizer: Optimizer = Adam(kind="adam")
-    """Optimizer: ``sgd``, ``adam``, ``adamw``, ``adagrad`` or ``rmsprop``."""
+    """Optimizer: ``sgd``, ``adam``, ``adamw``, ``adagrad``, ``rmsprop``, ``nadam``, ``adamax``, ``adadelta``,
+    ``ftrl`` or ``lion``."""
     loss: LossName | Loss = "sparse_categorical_crossentropy"
     """Loss: a Keras name or ``{kind, from_logits, label_smoothing}``."""
     metrics: list[Literal["accuracy", "sparse_top_k_categorical_accuracy", "auc", "precision", "recall", "mae"]] = [

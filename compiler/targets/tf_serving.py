@@ -152,8 +152,26 @@ def _zeros(shape: tuple[int, ...], dtype: str) -> Any:
     return zero
 
 
+def input_contract(resolved: ResolvedSpec) -> str:
+    """One line saying what the served model takes: raw examples, or examples preprocessed by the client."""
+    pre = resolved.spec.data.preprocessing
+    steps = [name for name, on in (("rescale", pre.rescale is not None), ("normalize", pre.normalize),
+                                   ("reshape", pre.reshape is not None)) if on]
+    if pre.in_model:
+        return (f"raw examples of shape {list(resolved.raw_input_shape or ())}, float32; "
+                f"{', '.join(steps) or 'nothing'} run(s) inside the model (data.preprocessing.in_model)")
+    if not steps:
+        return "the examples as the data holds them (no data.preprocessing)"
+    return (f"preprocessed examples: apply {', '.join(steps)} (model_info / data.preprocessing) before sending; "
+            "set data.preprocessing.in_model to send raw examples")
+
+
 def _request_json(resolved: ResolvedSpec) -> str:
-    body = {"signature_name": SIGNATURE, "instances": [{resolved.input_name: _zeros(resolved.input_shape, resolved.input_dtype)}]}
+    if resolved.raw_input_shape is not None:  # preprocessing in the model: a raw example
+        instance = {resolved.input_name: _zeros(resolved.raw_input_shape, "float32")}
+    else:
+        instance = {i.name: _zeros(i.shape, i.dtype) for i in resolved.inputs}
+    body = {"signature_name": SIGNATURE, "instances": [instance]}
     return json.dumps(body, separators=(", ", ": ")) + "\n"
 
 
@@ -309,8 +327,12 @@ def render_tf_serving(resolved: ResolvedSpec, target: TfServingTarget, served: s
         "signature": SIGNATURE,
         "input_name": resolved.input_name,
         "output_name": resolved.output_name,
-        "input_shape": list(resolved.input_shape),
-        "input_dtype": resolved.input_dtype,
+        "input_shape": list(resolved.raw_input_shape or resolved.input_shape),
+        "input_dtype": "float32" if resolved.raw_input_shape is not None else resolved.input_dtype,
+        "contract": input_contract(resolved),
+        # several named inputs: the clients send each one by its signature key
+        "inputs": [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in resolved.inputs]
+        if resolved.multi_input else [],
         "grpc_port": GRPC_PORT,
         "rest_port": REST_PORT,
         "py": {
@@ -318,10 +340,12 @@ def render_tf_serving(resolved: ResolvedSpec, target: TfServingTarget, served: s
             "signature": python_literal(SIGNATURE),
             "input_name": python_literal(resolved.input_name),
             "output_name": python_literal(resolved.output_name),
-            "input_shape": python_literal(tuple(resolved.input_shape)),
-            "input_dtype": python_literal(resolved.input_dtype),
+            "input_shape": python_literal(tuple(resolved.raw_input_shape or resolved.input_shape)),
+            "input_dtype": python_literal("float32" if resolved.raw_input_shape is not None else resolved.input_dtype),
             "target": python_literal(f"localhost:{GRPC_PORT}"),
             "labels": python_literal(tuple(sorted(target.version_labels))),
+            "inputs": python_literal({i.name: (tuple(i.shape), i.dtype) for i in resolved.inputs})
+            if resolved.multi_input else "",
         },
         "labels": sorted(target.version_labels),
     }
@@ -375,15 +399,20 @@ def plan_saved_model_serving(context: PlanContext, resolved: ResolvedSpec,
     """warmup records (optional) → verify (the SavedModel, gated) → bundle (``models/<name>/<version>/``)
     → upload (with a model store). tf_serving and kserve serve the same bundle."""
     spec, t = resolved.spec, target.name
+    # a SavedModel served as it is: its chosen signature, whose keys are read from it at run time
+    as_is = bool(getattr(spec.model, "serve_as_is", False))
+    signature = spec.model.signature if as_is else "serving_default"
+    input_name, output_name = (None, None) if as_is else (resolved.input_name, resolved.output_name)
     inputs = [context.export]
     if getattr(target, "warmup", None) is not None:
         inputs.append(context.add(f"{t}.warmup", "warmup", WarmupParams(
-            requests=target.warmup.requests, model_name=spec.name, signature="serving_default",
-            input_name=resolved.input_name,
+            requests=target.warmup.requests, model_name=spec.name, signature=signature,
+            input_name=input_name, raw_inputs=resolved.raw_input_shape is not None,
         ), [context.export, context.data], ["tf_serving_warmup_requests"], t))
     verify = context.add(f"{t}.verify", "verify", SavedModelVerifyParams(
         artifact="saved_model", gates=dump(target.gates), metric=context.metric,
-        input_name=resolved.input_name, output_name=resolved.output_name,
+        input_name=input_name, output_name=output_name, signature=signature,
+        raw_inputs=resolved.raw_input_shape is not None,
     ), [context.export, context.evaluate, context.data], ["verify.json"], t)
     model_dir = f"{t}/models/{spec.name}/{spec.version}"
     bundle = context.add(f"{t}.bundle", "bundle", SavedModelBundleParams(

@@ -49,7 +49,8 @@ def io_types(resolved: ResolvedSpec, target: TfliteTarget) -> tuple[str, str]:
     """Element types of the converted model's input and output tensors."""
     q = target.quantization
     if isinstance(q, Int8Quantization):
-        return q.input_type, q.output_type
+        # integer inputs (token ids) stay as they are: the converter quantizes float inputs only
+        return (q.input_type if resolved.input_dtype == "float32" else resolved.input_dtype), q.output_type
     return resolved.input_dtype, "float32"
 
 
@@ -101,6 +102,20 @@ def _kotlin_float(value: float) -> str:
     return text + "f"
 
 
+_RECURRENT_LAYER_TYPES = frozenset({"lstm", "gru"})
+
+
+def may_keep_state(resolved: ResolvedSpec) -> bool:
+    """Whether the converted model may hold LSTM/GRU state between runs: spec layers say so; a builder's
+    or SavedModel's layers are unknown here, so their loader resets the state too (a cheap call)."""
+    model = resolved.spec.model
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        return True
+    students = [s.student for s in resolved.spec.compression if getattr(s, "student", None)]
+    return any(layer.type in _RECURRENT_LAYER_TYPES for layer in [*layers, *(l for st in students for l in st)])
+
+
 def _input_size(shape: tuple[int, ...]) -> int:
     size = 1
     for dim in shape:
@@ -145,8 +160,11 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget, served: str | No
         "input_type": input_type,
         "output_type": output_type,
         "input_range": _QUANT_RANGE.get(input_type),
-        "rescale": _kotlin_float(preprocessing.rescale) if preprocessing.rescale is not None else None,
-        "normalize": preprocessing.normalize,
+        # preprocessing baked into the model (in_model): the loader sends raw values as they are
+        "rescale": (_kotlin_float(preprocessing.rescale) if preprocessing.rescale is not None
+                    and not preprocessing.in_model else None),
+        "normalize": preprocessing.normalize and not preprocessing.in_model,
+        "raw_inputs": preprocessing.in_model,
         "quantization": target.quantization.kind,
         "min_sdk": android.min_sdk,
         "accelerators": list(target.accelerators or ["cpu"]),
@@ -154,6 +172,7 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget, served: str | No
         "xnnpack": uses_xnnpack(target),
         "accelerator_libraries": [ANDROID_LIBRARIES[key] for accelerator in target.accelerators or []
                                   for key in ACCELERATOR_LIBRARIES[accelerator]],
+        "reset_state": may_keep_state(resolved),
     }
     snippets = f"{t}/app-snippets"
     for name in ("build.gradle", "build.gradle.kts", "settings.gradle", "settings.gradle.kts"):
@@ -186,16 +205,21 @@ def plan_tflite(context: PlanContext, resolved: ResolvedSpec, target: TfliteTarg
         per_channel_dense=False,
         filename=target.filename,
         xnnpack=xnnpack,
+        # a SavedModel served as it is converts through from_saved_model and its chosen signature
+        signature=spec.model.signature if getattr(spec.model, "serve_as_is", False) else None,
+        raw_input_shape=list(resolved.raw_input_shape) if resolved.raw_input_shape is not None else None,
     ), [context.final_model, context.data], [target.filename], t)
     verify = context.add(f"{t}.verify", "verify", TfliteVerifyParams(
         artifact="tflite", filename=target.filename, gates=dump(target.gates), metric=context.metric,
         accelerators=list(target.accelerators or []), npu_full_integer=npu_full_integer(target), xnnpack=xnnpack,
+        raw_inputs=resolved.raw_input_shape is not None,
     ), [convert, context.evaluate, context.data], ["verify.json"], t)
     assets_dir = f"{t}/{target.android.asset_pack.name}/src/main/assets" if target.android else t
     context.add(f"{t}.bundle", "bundle", TfliteBundleParams(
         artifact="tflite", filename=target.filename, android=dump(target.android),
         labels=list(resolved.labels), name=spec.name, version=spec.version,
         input_name=resolved.input_name, output_name=resolved.output_name, assets_dir=assets_dir, xnnpack=xnnpack,
+        raw_inputs=resolved.raw_input_shape is not None,
     ), [convert, verify, context.data], [assets_dir], t)
 
 

@@ -40,11 +40,19 @@ def model_info(params: TfliteBundleParams, tensors: dict[str, Any], data_info: d
         "labels_file": LABELS_FILE,
         "input": tensor(params.input_name, tensors["input"]),
         "output": tensor(params.output_name, tensors["output"]),
+        # which inputs the model takes: "raw" (data.preprocessing.in_model: the normalization below runs
+        # inside the model, apps only quantize) or "preprocessed" (apps apply it in this order first)
+        "input_contract": "raw" if params.raw_inputs else "preprocessed",
         "normalization": {"rescale": data_info.get("rescale"), "mean": data_info.get("mean"),
-                          "std": data_info.get("std"),
-                          "order": "x * rescale, then (x - mean) / std, then quantize with input scale/zero_point"},
+                          "std": data_info.get("std"), "in_model": params.raw_inputs,
+                          "order": ("inside the model; quantize raw values with input scale/zero_point"
+                                    if params.raw_inputs else
+                                    "x * rescale, then (x - mean) / std, then quantize with input scale/zero_point")},
         "labels": list(data_info.get("labels") or []),
         "metrics": {verified["metric"]: verified["metrics"]["value"], "size_bytes": verified["metrics"]["size_bytes"]},
+        # several named inputs: each by its signature key (feed them with the signature runner)
+        **({"inputs": [tensor(name, details) for name, details in sorted(tensors["inputs"].items())]}
+           if "inputs" in tensors else {}),
     }
 
 
@@ -60,11 +68,17 @@ def _tflite(ctx: StepContext, p: TfliteBundleParams) -> dict[str, Any]:
     shutil.copyfile(source, assets / p.filename)
     interpreter = Interpreter(model_path=str(assets / p.filename), **interpreter_kernels(p.xnnpack))
     interpreter.allocate_tensors()
-    tensors = {}
-    for key, details in (("input", interpreter.get_input_details()[0]), ("output", interpreter.get_output_details()[0])):
+    def described(details: dict[str, Any]) -> dict[str, Any]:
         scale, zero_point = details["quantization"]
-        tensors[key] = {"tensor_name": details["name"], "shape": [int(d) for d in details["shape"]],
-                        "dtype": np.dtype(details["dtype"]).name, "scale": float(scale), "zero_point": int(zero_point)}
+        return {"tensor_name": details["name"], "shape": [int(d) for d in details["shape"]],
+                "dtype": np.dtype(details["dtype"]).name, "scale": float(scale), "zero_point": int(zero_point)}
+
+    tensors: dict[str, Any] = {"input": described(interpreter.get_input_details()[0]),
+                               "output": described(interpreter.get_output_details()[0])}
+    if len(interpreter.get_input_details()) > 1:
+        tensors["inputs"] = {name: described(details)
+                             for name, details in interpreter.get_signature_runner().get_input_details().items()}
+        tensors["input"] = tensors["inputs"].get(p.input_name, tensors["input"])  # the first model input
     labels = list(data_info.get("labels") or p.labels)
     (assets / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
     info = model_info(p, tensors, data_info, verified)

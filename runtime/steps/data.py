@@ -281,6 +281,12 @@ def run(ctx: StepContext) -> dict[str, Any]:
                             f"cannot reshape examples of shape {list(example_shape)} to {reshape}")
         example_shape = tuple(reshape)
     expected = tuple(p["input_shape"])
+    inputs = p.get("inputs")
+    if inputs and example_shape != expected:
+        sizes = ", ".join(f"{i['name']} {int(np.prod(i['shape']))}" for i in inputs)
+        raise DataError(("model", "inputs"), f"the {source['kind']} source's features give {int(np.prod(example_shape))} "
+                        f"values per example, the model's inputs take {expected[0]} ({sizes})",
+                        "make each input's shape match the size of its feature array or columns")
     if example_shape != expected:
         key = ("data", "preprocessing", "reshape") if reshape else ("model", "input_shape")
         raise DataError(key, f"the {source['kind']} source gives examples of shape {list(example_shape)} "
@@ -313,6 +319,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "label_mode": mode,
         "counts": counts,
         "memory_budget": p.get("memory_budget"),
+        "inputs": inputs,  # several model inputs: the flat example split into named features when read
     })
     ctx.log(f"  {sum(counts.values())} examples: {counts['train']} train, {counts['val']} validation, "
             f"{counts['test']} test")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ import numpy as np
 from tfspec.plan import MODEL_STEP_KINDS, ExportParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
+from tfspec.runtime.errors import StepError
 from tfspec.runtime.keras_io import load_model
+from tfspec.runtime.signatures import read_signature_file, signature_feed
 from tfspec.runtime.tf import import_tf
 
 __all__ = ["run", "SAVED_MODEL_DIR", "export_saved_model"]
@@ -20,13 +23,23 @@ SAVED_MODEL_DIR = "saved_model"
 
 
 def export_saved_model(model: Any, path: Path, *, input_name: str, output_name: str, input_shape: list[int],
-                       input_dtype: str, signature: str = "serving_default") -> None:
-    """Save ``model`` behind a named-tensor signature."""
+                       input_dtype: str, signature: str = "serving_default",
+                       inputs: list[tuple[str, list[int], str]] | None = None,
+                       preprocess: Any = None) -> None:
+    """Save ``model`` behind a named-tensor signature; ``inputs`` (name, shape, dtype) for a model with
+    several named inputs, each one a signature input key. With ``preprocess`` (a batched tensor function,
+    ``data.preprocessing.in_model``) the signature takes raw float32 examples of ``input_shape`` and applies
+    it before the model."""
     tf, _ = import_tf()
-    spec = tf.TensorSpec([None, *input_shape], tf.as_dtype(input_dtype), name=input_name)
+    named = inputs or [(input_name, input_shape, "float32" if preprocess is not None else input_dtype)]
+    specs = [tf.TensorSpec([None, *shape], tf.as_dtype(dtype), name=name) for name, shape, dtype in named]
+    names = [name for name, _, _ in named]
 
-    @tf.function(input_signature=[spec])
-    def serve(x: Any) -> dict[str, Any]:
+    @tf.function(input_signature=specs)
+    def serve(*args: Any) -> dict[str, Any]:
+        x = dict(zip(names, args)) if inputs else args[0]
+        if preprocess is not None:
+            x = preprocess(x)
         return {output_name: model(x, training=False)}
 
     module = tf.Module()
@@ -35,25 +48,50 @@ def export_saved_model(model: Any, path: Path, *, input_name: str, output_name: 
     tf.saved_model.save(module, str(path), signatures={signature: serve.get_concrete_function()})
 
 
+def _as_is(ctx: StepContext) -> dict[str, Any]:
+    """The original SavedModel, byte for byte, with every signature it has."""
+    p = ctx.params
+    source = ctx.input_of_kind("train") / SAVED_MODEL_DIR
+    path = ctx.out / SAVED_MODEL_DIR
+    shutil.copytree(source, path)
+    chosen = read_signature_file(ctx.input_of_kind("train"))
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    ctx.log(f"  SavedModel {size} bytes, unchanged; signatures {', '.join(chosen['signatures'])}")
+    return {"size_bytes": size, "signature": p.signature, "input_name": chosen["input_key"],
+            "output_name": chosen["output_key"], "signatures": chosen["signatures"], "served_as_is": True}
+
+
 def run(ctx: StepContext) -> dict[str, Any]:
     tf, _ = import_tf()
     p = ctx.params
     assert isinstance(p, ExportParams)
+    if p.as_is:
+        return _as_is(ctx)
     model = load_model(ctx.input_of_kind(*MODEL_STEP_KINDS), compile=False)
     data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     path = ctx.out / SAVED_MODEL_DIR
+    inputs = [(i.name, i.shape, i.dtype) for i in p.inputs] if p.inputs else None
+    raw = p.raw_input_shape is not None
+    if raw and data.raw_shape != p.raw_input_shape:
+        raise StepError(("data", "preprocessing", "in_model"), f"the source's examples have shape {data.raw_shape}, "
+                        f"the served model was planned for raw examples of shape {p.raw_input_shape}")
     export_saved_model(model, path, input_name=p.input_name, output_name=p.output_name,
-                       input_shape=p.input_shape, input_dtype=p.input_dtype, signature=p.signature)
-    # Check the artifact as a server will use it: reload, call the signature by keyword, compare.
+                       input_shape=p.raw_input_shape if raw else p.input_shape, input_dtype=p.input_dtype,
+                       signature=p.signature, inputs=inputs, preprocess=data.preprocessing() if raw else None)
+    # Check the artifact as a server will use it: reload, call the signature by keyword, compare with the
+    # Keras model on the preprocessed examples (raw ones go in when the preprocessing is inside).
     loaded = tf.saved_model.load(str(path))
     function = loaded.signatures[p.signature]
     sample = data.take("test", 32)
-    served = function(**{p.input_name: tf.constant(sample)})[p.output_name].numpy()
+    fed = data.take("test", 32, raw=True) if raw else sample
+    served = function(**signature_feed(fed, p.input_name))[p.output_name].numpy()
     direct = model(sample, training=False).numpy()
     difference = float(np.max(np.abs(served - direct)))
     if difference > 1e-4:
         raise RuntimeError(f"the exported signature disagrees with the Keras model (max |diff| {difference})")
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    ctx.log(f"  SavedModel {size} bytes, signature {p.signature}({p.input_name}) -> {p.output_name}")
-    return {"size_bytes": size, "signature": p.signature, "input_name": p.input_name,
-            "output_name": p.output_name, "max_abs_diff": difference}
+    keys = [name for name, _, _ in inputs] if inputs else [p.input_name]
+    ctx.log(f"  SavedModel {size} bytes, signature {p.signature}({', '.join(keys)}) -> {p.output_name}")
+    return {"size_bytes": size, "signature": p.signature, "input_name": p.input_name, "input_names": keys,
+            "output_name": p.output_name, "max_abs_diff": difference,
+            "input_contract": "raw" if raw else "preprocessed"}

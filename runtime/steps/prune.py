@@ -128,7 +128,10 @@ def _prunable(tfmot: Any, layer: Any) -> bool:
 
     if not layer.weights:
         return False
-    return isinstance(layer, tfmot.sparsity.keras.PrunableLayer) or PruneRegistry.supports(layer)
+    if isinstance(layer, tfmot.sparsity.keras.PrunableLayer):
+        return bool(layer.get_prunable_weights())
+    # the registry also "supports" layers it prunes nothing of (BatchNormalization): not reported as pruned
+    return PruneRegistry.supports(layer) and bool(PruneRegistry._weight_names(layer))
 
 
 def run(ctx: StepContext) -> dict[str, Any]:

@@ -96,4 +96,6 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "scheme": scheme,
         "preserve": preserve,
         "model_file": MODEL_H5_FILE,
+        # the layers that got fake-quant wrappers (a backbone's too: it was flattened)
+        "quantized_layers": [layer.layer.name for layer in model.layers if hasattr(layer, "quantize_config")],
     })

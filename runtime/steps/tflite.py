@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,9 @@ import numpy as np
 from tfspec.plan import MODEL_STEP_KINDS, TfliteParams
 from tfspec.runtime.accelerators import interpreter_kernels
 from tfspec.runtime.context import StepContext
-from tfspec.runtime.datasets import load_dataset, representative_samples
+from tfspec.runtime.datasets import example_at, example_count, load_dataset, representative_samples
 from tfspec.runtime.keras_io import load_model
+from tfspec.runtime.model_builder import recurrent_layers
 from tfspec.runtime.tf import import_tf
 
 __all__ = ["run", "convert"]
@@ -42,18 +44,39 @@ def _ops(tf: Any) -> dict[str, Any]:
     }
 
 
-def convert(model: Any, params: TfliteParams, calibration: np.ndarray | None) -> bytes:
-    """The ``.tflite`` flatbuffer for ``model`` under the plan's conversion ``params``."""
+def convert(model: Any, params: TfliteParams, calibration: Any, preprocess: Any = None) -> bytes:
+    """The ``.tflite`` flatbuffer for ``model`` (a Keras model, or the folder of a SavedModel served as it
+    is, converted through its ``signature``) under the plan's conversion ``params``. With ``preprocess``
+    (``data.preprocessing.in_model``) the model takes raw float32 examples of ``params.raw_input_shape``
+    and applies it first (``calibration`` is then raw examples too)."""
     tf, _ = import_tf()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if isinstance(model, Path):
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(model), signature_keys=[params.signature])
+    elif preprocess is not None:
+        # a recurrent model needs the static batch of one (below) here too
+        batch = 1 if recurrent_layers(model) else None
+        spec = tf.TensorSpec([batch, *(params.raw_input_shape or [])], tf.float32, name=model.input_names[0])
+        function = tf.function(lambda x: model(preprocess(x), training=False)).get_concrete_function(spec)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    elif recurrent_layers(model) and len(model.inputs) == 1:
+        # LSTM/GRU at a dynamic batch convert to TensorList loops the builtins lack; at a static batch of
+        # one, LSTM becomes the builtin UNIDIRECTIONAL_SEQUENCE_LSTM and GRU a builtin WHILE loop. Their
+        # state lives in variable tensors: reset them between examples (verify and the Kotlin loader do).
+        spec = tf.TensorSpec([1, *model.input_shape[1:]], model.inputs[0].dtype)
+        function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if params.optimizations:
         converter.optimizations = [getattr(tf.lite.Optimize, name) for name in params.optimizations]
         # The converter's switch for this (TF 2.21) is still underscored; it affects only Dense layers.
         converter._experimental_disable_per_channel_quantization_for_dense_layers = not params.per_channel_dense
-    if calibration is not None and len(calibration):
-        def representative() -> Iterator[list[np.ndarray]]:
-            for i in range(len(calibration)):
-                yield [calibration[i:i + 1]]
+    if calibration is not None and example_count(calibration):
+        def representative() -> Iterator[Any]:
+            # several named inputs: a dict keyed by the signature's input names
+            for i in range(example_count(calibration)):
+                sample = example_at(calibration, i)
+                yield sample if isinstance(sample, dict) else [sample]
 
         converter.representative_dataset = representative
     ops = _ops(tf)
@@ -76,12 +99,16 @@ def run(ctx: StepContext) -> dict[str, Any]:
 
     p = ctx.params
     assert isinstance(p, TfliteParams)
-    model = load_model(ctx.input_of_kind(*MODEL_STEP_KINDS), compile=False)
+    folder = ctx.input_of_kind(*MODEL_STEP_KINDS)
+    model = folder / "saved_model" if p.signature else load_model(folder, compile=False)
     data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     calibration = None
     if p.representative_samples:
-        calibration = representative_samples(data, p.representative_samples, seed=0).astype(np.float32)
-    flatbuffer = convert(model, p, calibration)
+        samples = representative_samples(data, p.representative_samples, seed=0, raw=p.raw_input_shape is not None)
+        # several named inputs: each already in its own dtype (the data step's split);
+        # integer inputs (token ids) calibrate as they are: the converter keeps them integer
+        calibration = samples if isinstance(samples, dict) or samples.dtype.kind in "iu" else samples.astype(np.float32)
+    flatbuffer = convert(model, p, calibration, data.preprocessing() if p.raw_input_shape is not None else None)
     path = ctx.out / p.filename
     path.write_bytes(flatbuffer)
     interpreter = Interpreter(model_path=str(path), **interpreter_kernels(p.xnnpack))
@@ -93,7 +120,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     return {
         "size_bytes": len(flatbuffer),
         "quantization": p.quantization,
-        "calibration_samples": 0 if calibration is None else int(len(calibration)),
+        "calibration_samples": 0 if calibration is None else example_count(calibration),
         "input_dtype": np.dtype(inp["dtype"]).name,
         "output_dtype": np.dtype(out["dtype"]).name,
         "input_quantization": [float(inp["quantization"][0]), int(inp["quantization"][1])],

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from typing import Any
 
+from tfspec.compiler.plan import quality_metric
 from tfspec.plan import DistillParams, StageParams, TrainParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
@@ -12,8 +15,11 @@ from tfspec.runtime.distribute import peer_failures, strategy_for
 from tfspec.runtime.errors import StepError
 from tfspec.runtime.fit import compile_model, fit_model, model_metrics
 from tfspec.runtime.keras_io import save_model
-from tfspec.runtime.model_builder import build_model, device_for
+from tfspec.runtime.model_builder import (adapt_preprocessing, all_layers, build_model, device_for,
+                                           unfreeze_backbone)
 from tfspec.runtime.placement import check_devices, pin_layer_calls, placed_devices
+from tfspec.runtime.quality import quality
+from tfspec.runtime.signatures import SIGNATURE_FILE, describe_signatures, load_signature
 
 __all__ = ["run", "HISTORY_FILE", "check_model_against_plan"]
 
@@ -22,17 +28,9 @@ _CATEGORICAL_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentr
 _MODEL_KEY = {"builder": ("model", "builder"), "saved_model": ("model", "path")}
 
 
-_RECURRENT_CLASSES = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D"})
-
-
 def _layers(model: Any) -> list[Any]:
     """Every layer, nested backbones' layers included (tfmot stages reach those too)."""
-    out: list[Any] = []
-    for layer in model.layers:
-        out.append(layer)
-        if hasattr(layer, "layers"):
-            out.extend(_layers(layer))
-    return out
+    return all_layers(model)
 
 
 def _layer_names(model: Any) -> list[str]:
@@ -54,13 +52,6 @@ def check_model_against_plan(ctx: StepContext, model: Any, num_classes: int | No
         raise StepError(_MODEL_KEY[kind], f"the model outputs {width} classes but the data has {num_classes}",
                         f"make the model's last layer {num_classes} units wide (or set data.num_classes)")
     names = _layer_names(model)
-    recurrent = [layer.name for layer in _layers(model) if type(layer).__name__ in _RECURRENT_CLASSES]
-    tflite = [s.target for s in ctx.plan.steps if s.kind == "tflite"]
-    if recurrent and tflite:
-        # the converter fails on their TensorList loop with a multi-kilobyte MLIR error, after training
-        raise StepError(_MODEL_KEY[kind], f"the {kind} model has recurrent layers ({', '.join(recurrent)}) that cannot be "
-                        f"converted to TFLite yet (target {tflite[0]})",
-                        "serve the model with a tf_serving target instead of tflite, or replace the recurrent layers")
     for step in ctx.plan.steps:
         stage = step.params if isinstance(step.params, StageParams) else None
         if stage is None:
@@ -74,11 +65,34 @@ def check_model_against_plan(ctx: StepContext, model: Any, num_classes: int | No
                                 "its layers: " + ", ".join(names))
 
 
+def _served_as_is(ctx: StepContext, data: Any) -> dict[str, Any]:
+    """A SavedModel deployed unchanged: copied into the cache as it is, its signature read and measured."""
+    model = ctx.params.model
+    source = ctx.root / model["path"]
+    if not (source / "saved_model.pb").is_file():
+        raise StepError(("model", "path"), f"{model['path']} is not a SavedModel folder (no saved_model.pb)",
+                        "serve_as_is deploys a SavedModel folder unchanged")
+    target = ctx.out / "saved_model"
+    shutil.copytree(source, target)
+    signature = load_signature(target, model["signature"], list(data.info["input_shape"]))
+    metric = quality_metric(ctx.params.fit["loss"]["kind"])
+    value = quality(signature.predict(data.features("test")), data.labels("test"), metric)
+    ctx.write_json(SIGNATURE_FILE, {**signature.describe(), "signatures": describe_signatures(signature.loaded)})
+    ctx.write_json(HISTORY_FILE, {})
+    ctx.log(f"  served as it is: {model['signature']}({signature.input_key}) -> {signature.output_key}, "
+            f"test {metric} {value:.4f}")
+    return {"test": {metric: value}, "metric": metric, "accuracy": value, "params": None, "layers": [],
+            "epochs": 0, "epochs_run": 0, "resumed_from_epoch": 0, "stopped_early": False, "replicas": 1,
+            "served_as_is": signature.describe()}
+
+
 def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
     assert isinstance(p, TrainParams)
     fit = p.fit
     data = load_dataset(ctx.input_of_kind("data"), ctx.root)
+    if p.model.get("kind") == "saved_model" and p.model.get("serve_as_is"):
+        return _served_as_is(ctx, data)
     distributed = strategy_for(fit)
     replicas = distributed.replicas
     check_devices(p.model)
@@ -87,6 +101,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
                                 device_for(p.model))
         callbacks = compile_model(model, fit, replicas=replicas) + epoch_callbacks(ctx.step.id)
     check_model_against_plan(ctx, model, data.num_classes)
+    for name in adapt_preprocessing(model, data.features("train", 256)):
+        ctx.log(f"  {name}: adapted on the training split")
     reading = data.input_description(distributed)
     if reading["sharding"] == "data" and data.files:
         ctx.log(f"  WARNING: {len(data.files)} data file(s) for {distributed.workers} workers: every worker reads "
@@ -96,15 +112,39 @@ def run(ctx: StepContext) -> dict[str, Any]:
     epochs_run = initial_epoch = 0
     stopped_early = False
     history: dict[str, list[float]] = {}
+    phases: list[dict[str, Any]] = []
+    fine_tune = p.model.get("fine_tune") if p.model.get("kind") == "application" else None
     if trainable:
         checkpoint = ctx.checkpoint_dir if p.checkpoint_every_epoch else None
+        started = time.perf_counter()
         with peer_failures(distributed):
             result = fit_model(model, data, fit=fit, epochs=p.epochs, quiet=ctx.quiet,
-                               early_stopping=p.early_stopping, checkpoint_dir=checkpoint,
+                               early_stopping=p.early_stopping,
+                               checkpoint_dir=checkpoint / "head" if checkpoint and fine_tune else checkpoint,
                                callbacks=callbacks, augmentation=data.info.get("augmentation"),
                                distributed=distributed)
         history, epochs_run, initial_epoch, stopped_early = (result.history, result.epochs_run,
                                                              result.initial_epoch, result.stopped_early)
+        phases.append({"phase": "head" if fine_tune else "train", "epochs": result.epochs_run,
+                       "seconds": round(time.perf_counter() - started, 3)})
+        if fine_tune:
+            started = time.perf_counter()
+            unfrozen = unfreeze_backbone(model, fine_tune["unfreeze"])
+            tuned = {**fit, "optimizer": {**fit["optimizer"], "learning_rate": fine_tune["learning_rate"]}}
+            with distributed.scope():
+                callbacks = compile_model(model, tuned, replicas=replicas)
+            with peer_failures(distributed):
+                second = fit_model(model, data, fit=tuned, epochs=fine_tune["epochs"], quiet=ctx.quiet,
+                                   early_stopping=p.early_stopping,
+                                   checkpoint_dir=checkpoint / "fine_tune" if checkpoint else None,
+                                   callbacks=callbacks, augmentation=data.info.get("augmentation"),
+                                   distributed=distributed)
+            history = {key: history.get(key, []) + values for key, values in second.history.items()}
+            epochs_run += second.epochs_run
+            phases.append({"phase": "fine_tune", "epochs": second.epochs_run, "unfrozen_layers": unfrozen,
+                           "learning_rate": fine_tune["learning_rate"],
+                           "seconds": round(time.perf_counter() - started, 3)})
+            ctx.log(f"  fine-tuned {unfrozen} backbone layers for {second.epochs_run} epochs")
         if initial_epoch:
             ctx.log(f"  resumed from the checkpoint after epoch {initial_epoch}")
     save_model(model, ctx.out)
@@ -118,6 +158,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "replicas": replicas,
         "distribution": {**distributed.describe(), "global_batch_size": distributed.global_batch_size(fit["batch_size"])},
         "placement": placed_devices(model),
+        "phases": phases,
         "input": reading,
     })
     ctx.log(f"  test {metrics['metric']} {metrics['accuracy']:.4f} after {metrics['epochs']} epochs" if metrics["accuracy"]

@@ -34,7 +34,7 @@ from tfspec.runtime.accelerators import (
     ACCELERATOR_GATES, accelerator_gates, analyzer_report, coverage, coverage_line, interpreter_kernels,
 )
 from tfspec.runtime.context import StepContext
-from tfspec.runtime.datasets import load_dataset
+from tfspec.runtime.datasets import example_at, example_count, load_dataset
 from tfspec.runtime.quality import (
     LATENCY_SAMPLES,
     confusion_matrix,
@@ -44,6 +44,7 @@ from tfspec.runtime.quality import (
     quality,
     time_single_calls,
 )
+from tfspec.runtime.signatures import load_signature, signature_feed
 from tfspec.runtime.steps.evaluate import EVALUATION_FILE, gzipped_size
 from tfspec.runtime.tf import import_tf
 
@@ -63,31 +64,51 @@ GATE_VALUES: dict[str, tuple[str, bool]] = {
 
 
 def _rows(x: Any) -> Any:
-    """One example at a time from an array or from an iterable of batches (a streamed split)."""
-    for batch in ([x] if isinstance(x, np.ndarray) else x):
-        for i in range(len(batch)):
-            yield batch[i:i + 1]
+    """One example at a time from an array or from an iterable of batches (a streamed split); a batch of a
+    model with several inputs is ``{input name: array}``."""
+    for batch in ([x] if isinstance(x, (np.ndarray, dict)) else x):
+        for i in range(example_count(batch)):
+            yield example_at(batch, i)
+
+
+def _tensor(detail: dict[str, Any]) -> dict[str, Any]:
+    scale, zero = detail["quantization"]
+    return {"dtype": np.dtype(detail["dtype"]).name, "shape": [int(d) for d in detail["shape"]],
+            "scale": float(scale), "zero_point": int(zero)}
+
+
+def _quantized(sample: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """``sample`` in the input tensor's dtype: quantized with its scale and zero point when it is integer."""
+    dtype = np.dtype(detail["dtype"])
+    scale, zero = detail["quantization"]
+    if dtype.kind in "iu" and scale:
+        info = np.iinfo(dtype)
+        sample = np.clip(np.round(sample / scale + zero), info.min, info.max)
+    return sample.astype(dtype)
 
 
 def run_tflite(path: Path, x: Any, xnnpack: bool = True) -> tuple[np.ndarray, list[float], dict[str, Any]]:
     """Predictions (dequantized), per-example latencies in seconds and the I/O tensor details; ``x`` is an
-    array or an iterable of batches (only the predictions are kept)."""
+    array or an iterable of batches (only the predictions are kept). A model with several inputs gets
+    ``{input name: array}`` batches, fed by the signature's input keys."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=1, **interpreter_kernels(xnnpack))
     interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]
+    first = interpreter.get_input_details()[0]
+    named = len(interpreter.get_input_details()) > 1
+    # several inputs: the tensor behind each signature key (the interpreter's own order is not the model's)
+    feeds = interpreter.get_signature_runner().get_input_details() if named else {None: first}
     out = interpreter.get_output_details()[0]
-    in_scale, in_zero = inp["quantization"]
     out_scale, out_zero = out["quantization"]
-    in_dtype = np.dtype(inp["dtype"])
     outputs = []
     latencies = []
     for sample in _rows(x):
-        if in_dtype.kind in "iu" and in_scale:
-            info = np.iinfo(in_dtype)
-            sample = np.clip(np.round(sample / in_scale + in_zero), info.min, info.max)
-        interpreter.set_tensor(inp["index"], sample.astype(in_dtype))
+        values = sample if isinstance(sample, dict) else {None: sample}
+        # recurrent state (LSTM/GRU variable tensors) would carry over from the previous example
+        interpreter.reset_all_variables()
+        for name, value in values.items():
+            interpreter.set_tensor(feeds[name]["index"], _quantized(value, feeds[name]))
         start = time.perf_counter()
         interpreter.invoke()
         latencies.append(time.perf_counter() - start)
@@ -95,22 +116,23 @@ def run_tflite(path: Path, x: Any, xnnpack: bool = True) -> tuple[np.ndarray, li
         if np.dtype(out["dtype"]).kind in "iu" and out_scale:
             result = (result.astype(np.float32) - out_zero) * out_scale
         outputs.append(result.astype(np.float32))
-    details = {
-        "input": {"dtype": in_dtype.name, "shape": [int(d) for d in inp["shape"]],
-                  "scale": float(in_scale), "zero_point": int(in_zero)},
-        "output": {"dtype": np.dtype(out["dtype"]).name, "shape": [int(d) for d in out["shape"]],
-                   "scale": float(out_scale), "zero_point": int(out_zero)},
-    }
+    details = {"input": _tensor(first), "output": _tensor(out)}
+    if named:
+        details["inputs"] = {name: _tensor(detail) for name, detail in sorted(feeds.items())}
     return np.stack(outputs), latencies, details
 
 
-def _run_saved_model(path: Path, batches: Any, first: np.ndarray, input_name: str,
-                     output_name: str) -> tuple[np.ndarray, list[float]]:
+def _run_saved_model(path: Path, batches: Any, first: np.ndarray, input_name: str | None,
+                     output_name: str | None, signature: str = "serving_default") -> tuple[np.ndarray, list[float]]:
     """Predictions over streamed batches; latencies of single calls on the ``first`` examples."""
     tf, _ = import_tf()
-    function = tf.saved_model.load(str(path)).signatures["serving_default"]
-    predictions = np.concatenate([function(**{input_name: tf.constant(x)})[output_name].numpy() for x in batches])
-    latencies = time_single_calls(lambda sample: function(**{input_name: tf.constant(sample)})[output_name].numpy(),
+    if input_name is None or output_name is None:  # served as it is: the keys come from the signature
+        chosen = load_signature(path, signature)
+        return chosen.predict(batches), time_single_calls(chosen.predict, first)
+    function = tf.saved_model.load(str(path)).signatures[signature]
+    predictions = np.concatenate([function(**signature_feed(x, input_name))[output_name].numpy()
+                                  for x in batches.as_numpy_iterator()])
+    latencies = time_single_calls(lambda sample: function(**signature_feed(sample, input_name))[output_name].numpy(),
                                   first)
     return predictions, latencies
 
@@ -141,13 +163,16 @@ def run(ctx: StepContext) -> dict[str, Any]:
         path = ctx.input_of_kind("tflite") / p.filename
         ops = coverage(analyzer_report(path.read_bytes()))
         ctx.log(coverage_line(ops))
-        predictions, latencies, details = run_tflite(path, data.features("test").as_numpy_iterator(), p.xnnpack)
+        predictions, latencies, details = run_tflite(path, data.features("test", raw=p.raw_inputs).as_numpy_iterator(),
+                                                     p.xnnpack)
         size = path.stat().st_size
         packed = gzipped_size(path.read_bytes())
     else:
         path = ctx.input_of_kind("export") / "saved_model"
-        predictions, latencies = _run_saved_model(path, data.features("test").as_numpy_iterator(),
-                                                  data.take("test", LATENCY_SAMPLES), p.input_name, p.output_name)
+        # in_model: the served model takes raw examples and preprocesses them itself
+        predictions, latencies = _run_saved_model(path, data.features("test", raw=p.raw_inputs),
+                                                  data.take("test", LATENCY_SAMPLES, raw=p.raw_inputs),
+                                                  p.input_name, p.output_name, p.signature)
         files = sorted(f for f in path.rglob("*") if f.is_file())
         size = sum(f.stat().st_size for f in files)
         packed = sum(gzipped_size(f.read_bytes()) for f in files)
@@ -173,7 +198,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
         gates += accelerator_gates(p.gates, p.npu_full_integer, ops)
     result: dict[str, Any] = {"artifact": p.artifact, "metric": metric, "metrics": metrics, "gates": gates,
                               "passed": all(g["passed"] for g in gates), "baseline": evaluation["baseline"],
-                              "tensors": details, "test_examples": int(len(y_test))}
+                              "tensors": details, "test_examples": int(len(y_test)),
+                              "input_contract": "raw" if p.raw_inputs else "preprocessed"}
     if ops is not None:
         result["accelerators"] = ops
     num_classes = max(data.num_classes or 2, 2)  # one sigmoid unit: two classes

@@ -7,7 +7,7 @@ from typing import Any
 
 from tfspec.plan import WarmupParams
 from tfspec.runtime.context import StepContext
-from tfspec.runtime.datasets import load_dataset
+from tfspec.runtime.datasets import example_count, load_dataset
 from tfspec.runtime.tf import import_tf
 
 __all__ = ["run", "WARMUP_FILE"]
@@ -24,17 +24,22 @@ def run(ctx: StepContext) -> dict[str, Any]:
     data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     signature = tf.saved_model.load(str(ctx.input_of_kind("export") / "saved_model")).signatures[p.signature]
     _, inputs = signature.structured_input_signature
-    if p.input_name not in inputs:
-        raise RuntimeError(f"the SavedModel's {p.signature} has no input {p.input_name!r} ({sorted(inputs)})")
-    dtype = inputs[p.input_name].dtype
-    samples = data.take("test", p.requests)
-    count = len(samples)
+    # a SavedModel served as it is: the plan names no key, the signature's one input is it
+    key = p.input_name if p.input_name is not None else next(iter(inputs), None)
+    samples = data.take("test", p.requests, raw=p.raw_inputs)  # in_model: the signature takes raw examples
+    # several named inputs: one feature per signature key
+    named = samples if isinstance(samples, dict) else {key: samples}
+    for name in named:
+        if name not in inputs:
+            raise RuntimeError(f"the SavedModel's {p.signature} has no input {name!r} ({sorted(inputs)})")
+    count = example_count(samples)
     path = ctx.out / WARMUP_FILE
     with tf.io.TFRecordWriter(str(path)) as writer:
         for i in range(count):
             request = predict_pb2.PredictRequest(
                 model_spec=model_pb2.ModelSpec(name=p.model_name, signature_name=p.signature))
-            request.inputs[p.input_name].CopyFrom(tf.make_tensor_proto(samples[i:i + 1], dtype=dtype))
+            for name, values in named.items():
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(values[i:i + 1], dtype=inputs[name].dtype))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
     ctx.log(f"  {count} warmup requests for {p.model_name}/{p.signature}")

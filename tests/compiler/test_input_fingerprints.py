@@ -225,6 +225,7 @@ model:
 def _saved_model(folder: Path, weights: bytes) -> None:
     (folder / "variables").mkdir(parents=True)
     (folder / "saved_model.pb").write_bytes(b"graph")
+    (folder / "keras_metadata.pb").write_bytes(b"keras")  # a Keras SavedModel (others need serve_as_is)
     (folder / "variables" / "variables.data-00000-of-00001").write_bytes(weights)
 
 

@@ -83,17 +83,13 @@ def test_select_tf_ops_is_rejected(tmp_path: Path) -> None:
                      "with a tf_serving target)"]
 
 
-def test_recurrent_layer_with_a_tflite_target(tmp_path: Path) -> None:
+def test_recurrent_layer_with_a_tflite_target_is_allowed(tmp_path: Path) -> None:
+    """LSTM/GRU convert at a static batch of one (was: rejected until they could)."""
     layers = """\
     - {type: reshape, target_shape: [8, 8]}
     - {type: gru, name: rnn, units: 16}
     - {type: dense, name: logits, units: 10, activation: softmax}"""
-    found = errors(tmp_path, layers=layers, target="{kind: tflite, name: phone, quantization: {kind: none}}")
-    assert found == [f"{at(tmp_path, 'type: gru', 'type')}: model.layers[1].type: a gru layer cannot be converted to "
-                     "TFLite yet (targets[0]): the converter fails on its TensorList loop (hint: remove the tflite "
-                     "target and serve the model with tf_serving, or replace the gru layer (e.g. conv1d + "
-                     "global_average_pool1d))"]
-    # the same model served by TF Serving is fine
+    assert errors(tmp_path, layers=layers, target="{kind: tflite, name: phone, quantization: {kind: none}}") == []
     assert errors(tmp_path, layers=layers, target="{kind: tf_serving, name: serving}") == []
 
 

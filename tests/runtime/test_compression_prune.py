@@ -97,3 +97,19 @@ def test_end_step_past_the_run_points_at_the_spec_line(tmp_path: Path, tmp_path_
     column = lines[line - 1].index("end_step") + 1
     assert str(error.value).startswith(f"{tmp_path}/deploy.yaml:{line}:{column}: compression[0].end_step: end_step "
                                        "5000 is after the last step this stage runs (39: 1 epoch(s) × 40 steps")
+
+
+def test_layers_with_nothing_to_prune_are_not_reported_as_pruned() -> None:
+    """tfmot's registry "supports" BatchNormalization with no prunable weight: wrapping it would list it
+    among the pruned layers of a backbone."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    from tfspec.runtime.steps.prune import _prunable
+
+    dense, norm, conv = keras.layers.Dense(4), keras.layers.BatchNormalization(), keras.layers.Conv2D(2, 3)
+    dense.build((None, 3))
+    norm.build((None, 3))
+    conv.build((None, 8, 8, 1))
+    assert _prunable(tfmot, dense) and _prunable(tfmot, conv)
+    assert not _prunable(tfmot, norm)

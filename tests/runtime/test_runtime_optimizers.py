@@ -25,6 +25,11 @@ OPTIMIZERS = {
     "adamw": {"kind": "adamw", "weight_decay": 0.01},
     "adagrad": {"kind": "adagrad"},
     "rmsprop": {"kind": "rmsprop", "centered": True, "momentum": 0.5},
+    "nadam": {"kind": "nadam", "beta_2": 0.99},
+    "adamax": {"kind": "adamax"},
+    "adadelta": {"kind": "adadelta", "rho": 0.9},
+    "ftrl": {"kind": "ftrl", "l1_regularization_strength": 0.001},
+    "lion": {"kind": "lion", "beta_2": 0.98},
 }
 
 
@@ -33,7 +38,22 @@ def test_the_tables_cover_every_kind() -> None:
     assert set(SCHEDULES) - {"constant"} == set(SCHEDULE_KINDS)
 
 
-@pytest.mark.parametrize(("optimizer", "schedule"), list(itertools.product(OPTIMIZERS, SCHEDULES)))
+# ftrl divides by the rate: the spec refuses a warm-up from 0 for it (test below)
+COMBINATIONS = [(o, s) for o, s in itertools.product(OPTIMIZERS, SCHEDULES) if (o, s) != ("ftrl", "cosine_decay")]
+
+
+def test_ftrl_with_a_warm_up_is_refused_by_the_spec() -> None:
+    from pydantic import ValidationError
+
+    from tfspec.spec.training import Training
+
+    with pytest.raises(ValidationError, match="ftrl divides by the learning rate"):
+        Training.model_validate({"optimizer": {**OPTIMIZERS["ftrl"], "learning_rate": SCHEDULES["cosine_decay"]}})
+    Training.model_validate({"optimizer": {**OPTIMIZERS["ftrl"], "learning_rate": {
+        **SCHEDULES["cosine_decay"], "warmup_steps": 0}}})
+
+
+@pytest.mark.parametrize(("optimizer", "schedule"), COMBINATIONS)
 def test_optimizer_and_schedule_take_one_step(optimizer: str, schedule: str) -> None:
     params = {**OPTIMIZERS[optimizer], "learning_rate": SCHEDULES[schedule], "clipnorm": 1.0}
     built, callbacks = build_optimizer(params)
@@ -67,3 +87,11 @@ def test_schedules_follow_their_formulas() -> None:
     assert float(plain(0)) == pytest.approx(0.02)
     scaled, _ = build_learning_rate(0.01, scale=4)
     assert scaled == pytest.approx(0.04)
+
+
+def test_clipvalue_bounds_each_gradient_element() -> None:
+    built, _ = build_optimizer({"kind": "sgd", "learning_rate": 1.0, "clipvalue": 0.01})
+    assert built.clipvalue == 0.01
+    variable = tf.Variable([0.0, 0.0])
+    built.apply_gradients([(tf.constant([5.0, -0.001]), variable)])
+    np.testing.assert_allclose(variable.numpy(), [-0.01, 0.001], rtol=1e-6)

@@ -4,6 +4,7 @@
 // Loads digits.tflite (int8 quantization, int8 input, int8 output) from the
 // "digits_model" asset pack (install-time) and classifies one example of shape [64].
 // Accelerators tried in order: cpu (the CPU is the fallback of each).
+// Input contract: preprocessed examples; classify() applies the data's preprocessing before the model.
 package com.example.digits
 
 import android.content.Context

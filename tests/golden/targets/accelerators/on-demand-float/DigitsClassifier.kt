@@ -4,6 +4,7 @@
 // Loads digits.tflite (float16 quantization, float32 input, float32 output) from the
 // "digitsModel" asset pack (on-demand) and classifies one example of shape [64].
 // Accelerators tried in order: gpu, cpu (the CPU is the fallback of each).
+// Input contract: preprocessed examples; classify() applies the data's preprocessing before the model.
 package com.example.`in`.digits
 
 import android.content.Context

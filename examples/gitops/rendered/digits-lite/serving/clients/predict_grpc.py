@@ -2,6 +2,7 @@
 # DO NOT EDIT: change the spec and run `tfspec build` again.
 #
 # Calls TF Serving's gRPC PredictionService with one zero example and prints the output.
+# Input contract: preprocessed examples: apply rescale (model_info / data.preprocessing) before sending; set data.preprocessing.in_model to send raw examples
 # Needs: pip install tensorflow-serving-api (brings grpcio, numpy and tensorflow).
 # Usage: python predict_grpc.py [--target HOST:PORT] [--label LABEL] [--timeout SECONDS]
 from __future__ import annotations

@@ -4,6 +4,7 @@
 #
 # Sends request.json (one zero example of shape [64], input inputs) to the REST
 # API of TF Serving and prints the predictions (outputs).
+# Input contract: preprocessed examples: apply rescale (model_info / data.preprocessing) before sending; set data.preprocessing.in_model to send raw examples
 # Usage: bash predict_rest.sh [HOST:PORT] [LABEL]   (default localhost:8501; LABEL: a version label
 #        such as stable, the version the label points at answers; none: the newest version)
 set -euo pipefail

@@ -4,6 +4,7 @@
 // Loads digits-lite.tflite (float16 quantization, float32 input, float32 output) from the
 // "digits_lite_model" asset pack (fast-follow) and classifies one example of shape [64].
 // Accelerators tried in order: gpu, cpu (the CPU is the fallback of each).
+// Input contract: preprocessed examples; classify() applies the data's preprocessing before the model.
 package com.example.digits.lite
 
 import android.content.Context
