@@ -228,7 +228,7 @@ def split_inputs(flat: Any, inputs: list[dict[str, Any]], *, batched: bool = Fal
     its shape and dtype}``: what a model with several named inputs takes. ``batched``: a leading batch axis."""
     tf, _ = import_tf()
     lead = [-1] if batched else []
-    flat = tf.reshape(flat, lead + [-1])
+    flat = tf.reshape(flat, [tf.shape(flat)[0], -1] if batched else [-1])
     out, offset = {}, 0
     for model_input in inputs:
         size = int(np.prod(model_input["shape"]))
