@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -125,15 +127,47 @@ def _error_text(event: dict[str, Any]) -> str | None:
     return None
 
 
+def _stop_group(process: subprocess.Popen) -> None:
+    """Terminate Chromium and every process of its group; kill what is left after 10 s."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # helpers that outlived the browser
+    except ProcessLookupError:
+        pass
+
+
+def _remove_profile(profile: Path) -> None:
+    """Remove the throw-away profile; a helper still closing its files can refill a folder for a moment."""
+    for _ in range(50):
+        try:
+            shutil.rmtree(profile)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    shutil.rmtree(profile)
+
+
 def open_page(path: Path, width: int = 1280) -> PageResult:
     """Load ``path`` (a local file) and report what happened. Raises if Chromium cannot be started."""
     binary = chromium_binary()
     if binary is None:
         raise FileNotFoundError("chromium is not installed (apt-get install chromium; .ci/system-deps does it)")
-    with tempfile.TemporaryDirectory(prefix="tfspec-chromium-") as profile_dir:
-        profile = Path(profile_dir)
+    profile = Path(tempfile.mkdtemp(prefix="tfspec-chromium-"))
+    try:
+        # its own process group: the browser's helper processes (renderer, GPU, zygote) go with it, and none is
+        # left writing into the profile while it is removed
         process = subprocess.Popen([binary, *_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             port = _devtools_port(profile, process)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
@@ -157,10 +191,7 @@ def open_page(path: Path, width: int = 1280) -> PageResult:
                 requests = [e["params"]["request"]["url"][:80] for e in cdp.events
                             if e.get("method") == "Network.requestWillBeSent"]
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop_group(process)
+    finally:
+        _remove_profile(profile)
     return PageResult(errors, images, requests, resources, title, base64.b64decode(shot["data"]))
