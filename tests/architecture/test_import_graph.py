@@ -8,23 +8,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# The source folder of every tfspec package (pyproject.toml's package-dir).
-PACKAGES = {"tfspec": "tfspec", "tfspec.spec": "spec", "tfspec.plan": "plan", "tfspec.compiler": "compiler",
-            "tfspec.runtime": "runtime", "tfspec.search": "search"}
+SOURCE = ROOT / "src"  # every tfspec package lives below src/tfspec/
 
 
 def _modules() -> dict[str, Path]:
     modules: dict[str, Path] = {}
-    for package, folder in PACKAGES.items():
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            parts = path.relative_to(ROOT / folder).with_suffix("").parts
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            name = ".".join((package, *parts))
-            if name.startswith("tfspec.") and name.split(".")[1] in ("spec", "plan", "compiler", "runtime", "search") \
-                    and package == "tfspec":
-                continue  # tfspec/ holds only the CLI; the other packages are mapped from their folders
-            modules[name] = path
+    for path in sorted((SOURCE / "tfspec").rglob("*.py")):
+        parts = path.relative_to(SOURCE).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
     return modules
 
 

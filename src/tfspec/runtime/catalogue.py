@@ -4,7 +4,7 @@
 layer's arguments without importing TensorFlow (``tfspec.spec.catalogue`` reads it). Regenerate it after a
 tf_keras upgrade with::
 
-    python -m tfspec.runtime.catalogue --out spec/keras_layers.json
+    python -m tfspec.runtime.catalogue --out src/tfspec/spec/keras_layers.json
 
 A test fails when the committed file differs from what the installed tf_keras gives.
 """
@@ -23,7 +23,7 @@ from .tf import import_tf
 
 __all__ = ["COMMAND", "EXCLUDED", "catalogue", "catalogue_text", "layer_type_name", "main"]
 
-COMMAND = "python -m tfspec.runtime.catalogue --out spec/keras_layers.json"
+COMMAND = "python -m tfspec.runtime.catalogue --out src/tfspec/spec/keras_layers.json"
 
 # Not describable as data: base classes, cells (they go inside an RNN), arbitrary code, feature columns.
 EXCLUDED = frozenset({
