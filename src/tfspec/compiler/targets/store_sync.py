@@ -79,7 +79,20 @@ def sync_containers(store: ModelStore, destination: str, versions: list[int] | N
     ``versions``: the only versions to copy (a labelled Deployment serves one); every complete one when None.
     ``volume_mounts``: the models folder, the config (the script), /tmp and the credentials, as mounted.
     """
+    # A round that has not finished for 3 polls plus 15 minutes (a large version downloading) is stuck.
+    stale = 3 * store.poll_seconds + 900
+    heartbeat = "/tmp/store-sync.alive"
+
+    def probe(check: str, period: int) -> dict[str, Any]:
+        return {"exec": {"command": ["/bin/sh", "-c", check]}, "periodSeconds": period, "timeoutSeconds": 5,
+                "failureThreshold": 3}
+
     def container(name: str, once: bool) -> dict[str, Any]:
+        probes = {} if once else {
+            # Ready once the first round finished; alive while rounds keep finishing.
+            "readinessProbe": probe(f"test -s {heartbeat}", 10),
+            "livenessProbe": probe(f'test $(( $(date +%s) - $(cat {heartbeat}) )) -lt {stale}', 60),
+        }
         return {
             "name": name,
             "image": STORE_SYNC_IMAGE,
@@ -89,6 +102,7 @@ def sync_containers(store: ModelStore, destination: str, versions: list[int] | N
             "env": _environment(store, destination, versions, once, credentials_file),
             "resources": SYNC_RESOURCES,
             "securityContext": k8s.container_security_context(),
+            **probes,
             "volumeMounts": volume_mounts,
         }
 
