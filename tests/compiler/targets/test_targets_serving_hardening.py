@@ -166,9 +166,11 @@ def test_a_label_on_a_version_the_image_does_not_hold_is_rejected(tmp_path: Path
 
     errors = _errors(_build(tmp_path, change))
     message = "version 2 is not in the image, which holds only version 3"
-    assert errors == [("targets[1].version_labels.stable", message)]  # one message per version
+    assert errors == [("targets[1].version_labels", "version 3, the one this spec builds, has no label and is not "
+                                                    "the 'stable' label's: no Deployment would serve it"),
+                      ("targets[1].version_labels.stable", message)]  # one message per version
     errors = _errors(_build(tmp_path, lambda t: target_of(t, "serving").update(
-        version_policy={"kind": "specific", "versions": [3, 4]}), name="policy"))
+        version_policy={"kind": "specific", "versions": [3, 4]}, version_labels={}), name="policy"))
     assert errors == [("targets[1].version_policy.versions[1]", "version 4 is not in the image, which holds only version 3")]
 
 

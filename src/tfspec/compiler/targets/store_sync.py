@@ -81,7 +81,7 @@ def sync_containers(store: ModelStore, destination: str, versions: list[int] | N
     """
     # A round that has not finished for 3 polls plus 15 minutes (a large version downloading) is stuck.
     stale = 3 * store.poll_seconds + 900
-    heartbeat = "/tmp/store-sync.alive"
+    heartbeat = "/tmp/synced"  # the script's $HOME/synced: the time its last round finished
 
     def probe(check: str, period: int) -> dict[str, Any]:
         return {"exec": {"command": ["/bin/sh", "-c", check]}, "periodSeconds": period, "timeoutSeconds": 5,
@@ -91,7 +91,7 @@ def sync_containers(store: ModelStore, destination: str, versions: list[int] | N
         probes = {} if once else {
             # Ready once the first round finished; alive while rounds keep finishing.
             "readinessProbe": probe(f"test -s {heartbeat}", 10),
-            "livenessProbe": probe(f'test $(( $(date +%s) - $(cat {heartbeat}) )) -lt {stale}', 60),
+            "livenessProbe": probe(f"test $(($(date +%s)-$(cat {heartbeat}))) -lt {stale}", 60),
         }
         return {
             "name": name,
