@@ -125,7 +125,7 @@ def _fill(url: str, tmp_path: Path, versions: list[int]) -> Any:
     return store
 
 
-@pytest.mark.slow  # the AWS CLI starts a Python process per call: about a minute per test under load
+@pytest.mark.slow  # the AWS CLI starts a Python process per call: 10 s to a minute per test, with load
 def test_the_init_container_copies_whole_versions_where_tf_serving_polls(endpoint: str, tmp_path: Path) -> None:
     store = _fill(endpoint, tmp_path, [1, 2, 3])
     # An upload still running: files of version 4 without its saved_model.pb, and a temporary prefix.
