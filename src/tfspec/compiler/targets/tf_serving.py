@@ -30,6 +30,7 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import KserveTarget, ModelStore, SpecificVersions, TfServingTarget
 
+from ..kube_names import LABEL_VALUE, OBJECT_NAME, SERVICE_NAME, GeneratedName, letter_first
 from ..quantities import quantity_value
 from ..render import render_template
 from ..resolve import ResolvedSpec
@@ -248,6 +249,7 @@ def _kubernetes_context(resolved: ResolvedSpec, target: TfServingTarget, configs
         "disruption": disruption,
         "service_type": kube.service_type,
         "config_map": f"{name}-config-{config_hash}",
+        "config_map_annotations": k8s.KEEP_ON_SYNC,
         "configs": sorted(configs.items()),
         "container": container,
         "pull_policy": PULL_POLICY,
@@ -453,5 +455,17 @@ def tf_serving_defaults(spec: Spec, target: TfServingTarget) -> TfServingTarget:
     return target.model_copy(update=update)
 
 
+def serving_names(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[GeneratedName]:
+    """The names of the Kubernetes manifests (none without ``kubernetes``): Deployment, Service, HPA and
+    PodDisruptionBudget ``<name>-<target>``, the ConfigMap ``<name>-<target>-config-<hash>``."""
+    if target.kubernetes is None:
+        return []
+    name = object_name(r, target)
+    at, hint = ("targets", index, "name"), "shorten the spec name or the target name"
+    return [GeneratedName(name, LABEL_VALUE, "app.kubernetes.io/instance label value", at, hint),
+            GeneratedName(name, SERVICE_NAME, "Service name", *letter_first(r, at, hint)),
+            GeneratedName(f"{name}-config-{'0' * 10}", OBJECT_NAME, "ConfigMap name", at, hint, f"{name}-config-<hash>")]
+
+
 TARGET = register(TargetKind("tf_serving", render=render_tf_serving, plan_steps=plan_saved_model_serving,
-                             defaults=tf_serving_defaults))
+                             defaults=tf_serving_defaults, names=serving_names))
