@@ -24,13 +24,13 @@ from tfspec.spec.loader import KeyPath
 from .resolve import ResolvedSpec
 
 __all__ = ["NameRule", "GeneratedName", "DNS1123_LABEL", "DNS1123_SUBDOMAIN", "DNS1035_LABEL", "LABEL_VALUE",
-           "OBJECT_NAME", "JOB_NAME", "SERVICE_NAME", "HOST_NAME", "GENERATED_SUFFIX", "generated", "check",
-           "letter_first"]
+           "OBJECT_NAME", "JOB_NAME", "SERVICE_NAME", "HOST_NAME", "GENERATED_SUFFIX", "RANDOM", "generated",
+           "check", "letter_first"]
 
 # k8s.io/apiserver pkg/storage/names: maxNameLength 63, randomLength 5, MaxGeneratedNameLength 58
 GENERATED_SUFFIX = 5
 _GENERATED_PREFIX_MAX = 63 - GENERATED_SUFFIX
-_PLACEHOLDER = "abcde"  # the random part, as JobSet's webhook spells it when it checks pod names
+RANDOM = "abcde"  # a random part at its full length, as JobSet's webhook spells it when it checks pod names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,7 @@ LABEL_VALUE = NameRule("label value", 63, re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9
 
 # The rule of each kind of name (an object's name, a Job's, a Service's, a pod's host name).
 OBJECT_NAME = DNS1123_SUBDOMAIN
-JOB_NAME = dataclasses.replace(DNS1123_SUBDOMAIN, what="Job name (also the pods' job-name label value)",
+JOB_NAME = dataclasses.replace(DNS1123_SUBDOMAIN, what="label value (a Job's name is its pods' job-name label)",
                                max_length=63)
 SERVICE_NAME = DNS1035_LABEL
 HOST_NAME = DNS1123_LABEL
@@ -88,7 +88,7 @@ def generated(prefix: str, shown: str = "") -> tuple[str, str]:
     """The longest name the API server makes of ``generateName: prefix``, and how a message shows it
     (``shown``: the prefix with placeholders, used when the prefix is not cut)."""
     cut = prefix[:_GENERATED_PREFIX_MAX]
-    return cut + _PLACEHOLDER, ((shown or prefix) if cut == prefix else cut) + "<random>"
+    return cut + RANDOM, ((shown or prefix) if cut == prefix else cut) + "<random>"
 
 
 def letter_first(resolved: ResolvedSpec, path: KeyPath, hint: str) -> tuple[KeyPath, str]:

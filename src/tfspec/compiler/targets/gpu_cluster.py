@@ -64,7 +64,7 @@ from tfspec.spec.loader import KeyPath
 from tfspec.spec.targets import GpuClusterTarget
 
 from ..kube_names import (DNS1035_LABEL, HOST_NAME, JOB_NAME, LABEL_VALUE, OBJECT_NAME, SERVICE_NAME, GeneratedName,
-                          generated, letter_first)
+                          RANDOM, generated, letter_first)
 from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..tf_config import ENV_WORKER_HOSTS, TFJOB_PORT, indexed_job_hosts, jobset_hosts
@@ -454,7 +454,7 @@ def _training_names(r: ResolvedSpec, index: int, target: GpuClusterTarget, job: 
         return [
             GeneratedName(job, SERVICE_NAME, f"JobSet name{how} (also its headless Service's)", *letter, shown),
             GeneratedName(job + child, DNS1035_LABEL, f"JobSet child Job name{how}", *letter, shown + child),
-            GeneratedName(f"{job}{child}-{last}-abcde", DNS1035_LABEL, f"JobSet worker pod name{how}", *letter,
+            GeneratedName(f"{job}{child}-{last}-{RANDOM}", DNS1035_LABEL, f"JobSet worker pod name{how}", *letter,
                           f"{shown}{child}-{last}-<random>"),
         ]
     if target.operator == "tfjob":
