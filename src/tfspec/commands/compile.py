@@ -15,7 +15,7 @@ from tfspec.spec.errors import EXIT_DIFF, TfspecError
 
 from .common import compiled, default_out, env_option, handle_errors, json_option, spec_argument
 
-__all__ = ["validate", "build", "plan", "schema", "init"]
+__all__ = ["validate", "build", "plan", "schema", "init", "layers"]
 
 @click.command()
 @spec_argument
@@ -29,7 +29,8 @@ def validate(spec: str, env: str | None, as_json: bool) -> None:
         click.echo(json.dumps({"ok": True, "diagnostics": [], "warnings": [w.to_json() for w in result.warnings]},
                               indent=2))
     else:
-        click.echo(f"{spec}: ok ({len(result.plan.steps)} steps, {len(result.files)} files)")
+        # the files `tfspec build` writes: the compiled ones and manifest.json
+        click.echo(f"{spec}: ok ({len(result.plan.steps)} steps, {len(result.files) + 1} files)")
 
 
 @click.command()
@@ -138,6 +139,37 @@ def schema() -> None:
     from tfspec.spec.schema import spec_json_schema_text
 
     click.echo(spec_json_schema_text(), nl=False)
+
+
+@click.command()
+@click.argument("layer_type", required=False)
+@json_option
+@handle_errors
+def layers(layer_type: str | None, as_json: bool) -> None:
+    """List the layer types a spec's `model.layers` may use, or LAYER_TYPE's arguments and defaults."""
+    from tfspec.spec.catalogue import catalogue
+    from tfspec.spec.model import LAYER_TYPES
+
+    entries = catalogue()
+    if layer_type is None:
+        names = sorted(set(LAYER_TYPES) | set(entries))
+        click.echo(json.dumps(names, indent=2) if as_json else "\n".join(names))
+        return
+    entry = entries.get(layer_type)
+    if entry is None:
+        import difflib
+
+        close = difflib.get_close_matches(layer_type, sorted(set(LAYER_TYPES) | set(entries)), n=1)
+        known = layer_type in LAYER_TYPES
+        raise TfspecError(f"{layer_type!r} is " + ("one of tfspec's own layer types: see docs/reference/spec.md"
+                                                    if known else "not a layer type")
+                          + (f" (did you mean {close[0]!r}?)" if close and not known else ""))
+    if as_json:
+        click.echo(json.dumps({"type": layer_type, **entry}, indent=2, sort_keys=True))
+        return
+    click.echo(f"{layer_type}: tf_keras.layers.{entry['class']}")
+    for name, arg in sorted(entry["args"].items()):
+        click.echo(f"  {name}: " + ("required" if arg["required"] else f"default {json.dumps(arg['default'])}"))
 
 
 @click.command()
