@@ -39,6 +39,10 @@ _TENSOR_NAME, _TENSOR_DTYPE, _TENSOR_SHAPE = 1, 2, 3
 _SHAPE_DIM, _SHAPE_UNKNOWN_RANK = 2, 3
 _DIM_SIZE = 1
 
+# Signatures TensorFlow writes for itself (signature_constants.INIT_OP_SIGNATURE_KEY, TRAIN_OP_SIGNATURE_KEY):
+# not callable, not listed by ``tf.saved_model.load(...).signatures``.
+_INTERNAL_SIGNATURES = frozenset({"__saved_model_init_op", "__saved_model_train_op"})
+
 _VARINT, _FIXED64, _BYTES, _FIXED32 = 0, 1, 2, 5
 # Length-delimited fields this module decodes are small; a bigger one is a corrupt file, not a signature.
 _MAX_DECODED = 64 * 1024 * 1024
@@ -214,7 +218,8 @@ def _meta_graph(stream: BinaryIO, end: int) -> tuple[set[str], dict[str, Signatu
                     tags.add(_read(stream, info_length).decode("utf-8", "replace"))
         elif number == _META_GRAPH_SIGNATURES:
             name, value = _map_entry(_read(stream, length))
-            signatures[name] = _signature(name, value)
+            if name not in _INTERNAL_SIGNATURES:
+                signatures[name] = _signature(name, value)
     return tags, signatures
 
 
