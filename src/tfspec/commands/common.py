@@ -40,11 +40,12 @@ def print_diagnostics(diagnostics: list[Diagnostic] | tuple[Diagnostic, ...], as
         click.echo(json.dumps({"ok": False, "diagnostics": [d.to_json() for d in diagnostics],
                                "warnings": [w.to_json() for w in warnings]}, indent=2))
         return
-    print_warnings(warnings)
     for diagnostic in diagnostics:
         click.echo(diagnostic.format_with_excerpt(), err=True)
+    print_warnings(warnings)
     count = len(diagnostics)
-    click.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
+    click.echo(f"{count} problem{'s' if count != 1 else ''} found"
+               + (f", and {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else ""), err=True)
 
 
 def handle_errors(function: F) -> F:
