@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 
 from runtime_testing import invoke, read_json
+from test_data_object_store import BUCKET, KEY_ENV, SECRET_ENV, s3  # noqa: F401  (s3 is a fixture)
 from test_saved_model_as_is import make_tf1_half_plus_two
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -303,3 +304,21 @@ def test_classify_with_two_outputs_verifies_the_float_output_everywhere(species_
     assert info["input"]["name"] == "features" and info["output"]["name"] == "species_probs"
     assert info["output"]["dtype"] == "float32" and info["output"]["shape"] == [1, 3]
     assert info["output_kind"] == "softmax" and info["labels"] == ["0", "1", "2"]
+
+
+def test_a_saved_model_in_a_bucket_has_its_signature_read_at_build(species_model: Path, tmp_path: Path,
+                                                                    s3: tuple) -> None:  # noqa: F811
+    """saved_model.pb is read through the same object-store access as the listing (a moto S3 server)."""
+    endpoint, client = s3
+    for path in sorted(p for p in species_model.rglob("*") if p.is_file()):
+        client.put_object(Bucket=BUCKET, Key=f"served/species/{path.relative_to(species_model).as_posix()}",
+                          Body=path.read_bytes())
+    spec = _project(tmp_path, species_model)
+    storage = f"{{endpoint_url: {endpoint}, credentials: {{access_key_id_env: {KEY_ENV}, secret_access_key_env: {SECRET_ENV}}}}}"
+    spec.write_text(spec.read_text().replace(
+        "path: species_model,", f"path: 's3://{BUCKET}/served/species', external_locations: true, storage: {storage},"),
+        encoding="utf-8")
+    result = compile_spec(spec)
+    assert result.ok, [d.format() for d in result.diagnostics]
+    assert json.loads(result.files["serving/clients/request.json"])["signature_name"] == "classify"
+    assert result.resolved.output_name == "species_probs" and result.resolved.input_name == "features"
