@@ -322,3 +322,15 @@ def test_a_saved_model_in_a_bucket_has_its_signature_read_at_build(species_model
     assert result.ok, [d.format() for d in result.diagnostics]
     assert json.loads(result.files["serving/clients/request.json"])["signature_name"] == "classify"
     assert result.resolved.output_name == "species_probs" and result.resolved.input_name == "features"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_a_damaged_saved_model_pb_is_one_clean_error(species_model: Path, tmp_path: Path, damage: str) -> None:
+    spec = _project(tmp_path, species_model)
+    pb = tmp_path / "species_model" / "saved_model.pb"
+    data = pb.read_bytes()
+    pb.write_bytes({"truncated": data[: len(data) // 2], "garbage": bytes(range(256)) * 40, "empty": b""}[damage])
+    result = invoke("validate", str(spec))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    line = " ".join(result.output.split())
+    assert "model.path: cannot read the SavedModel's signatures" in line or "saved_model.pb holds no meta graph" in line

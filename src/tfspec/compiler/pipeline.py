@@ -1,5 +1,5 @@
-"""The whole compiler as one function: load → standards → parse → resolve → validate → inputs → render →
-policies → plan.
+"""The whole compiler as one function: load → standards → parse → resolve → validate → inputs → served
+signature → render → policies → plan.
 
 Reads the spec file, its project file, base specs and policy files (the ``standards`` stage), the process
 environment for ``${VAR}`` and, in the ``inputs`` stage, the files the spec names (data, SavedModels, builder modules, teacher specs). The only thing it writes is that stage's

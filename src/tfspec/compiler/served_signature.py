@@ -24,7 +24,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.spec.errors import SpecError
 from tfspec.spec.model import SavedModelModel
 
 from .locations import filesystem, is_object_store, local_path

@@ -28,6 +28,7 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget
 
+from ..losses import REGRESSION_LOSSES
 from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..versions import ACCELERATOR_LIBRARIES, ANDROID_LIBRARIES
@@ -69,8 +70,6 @@ def output_kind(resolved: ResolvedSpec) -> OutputKind:
     """What the model's one output holds, from the loss: ``regression`` values (mse, mae, huber), one
     ``sigmoid`` probability of the second of two classes (binary_crossentropy), or ``softmax`` scores of
     every class (logits with ``from_logits``)."""
-    from ..plan import REGRESSION_LOSSES  # compiler.plan imports the targets
-
     loss = resolved.spec.training.loss_spec.kind
     if loss in REGRESSION_LOSSES:
         return "regression"
