@@ -48,7 +48,8 @@ from .registry import PlanContext, TargetKind, dump, register
 
 __all__ = ["render_tf_serving", "GRPC_PORT", "REST_PORT", "CONFIG_DIR", "MODEL_ROOT", "METRICS_PATH", "SERVING_UID",
            "server_flags", "thread_flags", "models_config_context", "held_versions", "named_versions", "RULES",
-           "GRACE_MARGIN_SECONDS", "plan_saved_model_serving", "Track", "tracks", "served_base_path"]
+           "GRACE_MARGIN_SECONDS", "plan_saved_model_serving", "Track", "tracks", "served_base_path",
+           "client_inputs"]
 
 GRPC_PORT = 8500
 REST_PORT = 8501
@@ -58,7 +59,6 @@ METRICS_PATH = "/monitoring/prometheus/metrics"
 SERVING_BINARY = "/usr/bin/tensorflow_model_server"
 # The tensorflow/serving image has no non-root user; a fixed high UID keeps clear of host users.
 SERVING_UID = 65532
-SIGNATURE = "serving_default"
 
 # The model store's Secret, mounted read-only; the key each scheme's client reads (an AWS shared
 # credentials file, a Google service-account key).
@@ -225,12 +225,18 @@ def input_contract(resolved: ResolvedSpec) -> str:
             "set data.preprocessing.in_model to send raw examples")
 
 
+def client_inputs(resolved: ResolvedSpec) -> list[dict[str, Any]]:
+    """What the clients send, one entry per signature input key: its name, the shape of one example and
+    its dtype — the model's inputs, a raw example with ``in_model`` preprocessing, or for a SavedModel
+    served as it is its own signature's input key and dtype (``served_signature`` put them in ``resolved``)."""
+    if resolved.raw_input_shape is not None:  # preprocessing in the model: a raw float32 example
+        return [{"name": resolved.input_name, "shape": list(resolved.raw_input_shape), "dtype": "float32"}]
+    return [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in resolved.inputs]
+
+
 def _request_json(resolved: ResolvedSpec) -> str:
-    if resolved.raw_input_shape is not None:  # preprocessing in the model: a raw example
-        instance = {resolved.input_name: _zeros(resolved.raw_input_shape, "float32")}
-    else:
-        instance = {i.name: _zeros(i.shape, i.dtype) for i in resolved.inputs}
-    body = {"signature_name": SIGNATURE, "instances": [instance]}
+    instance = {i["name"]: _zeros(tuple(i["shape"]), i["dtype"]) for i in client_inputs(resolved)}
+    body = {"signature_name": resolved.signature_name, "instances": [instance]}
     return json.dumps(body, separators=(", ", ": ")) + "\n"
 
 
@@ -449,31 +455,26 @@ def render_tf_serving(resolved: ResolvedSpec, target: TfServingTarget, served: s
             resources_list=listed)
 
     files[f"{t}/clients/request.json"] = _request_json(resolved)
+    inputs = client_inputs(resolved)
+    served = resolved.served
     client_context = {
         **context,
         "model_name": name,
-        "signature": SIGNATURE,
-        "input_name": resolved.input_name,
+        "signature": resolved.signature_name,
         "output_name": resolved.output_name,
-        "input_shape": list(resolved.raw_input_shape or resolved.input_shape),
-        "input_dtype": "float32" if resolved.raw_input_shape is not None else resolved.input_dtype,
+        # a SavedModel served as it is may have several outputs: REST returns them all, gRPC filters
+        "other_outputs": [o.key for o in served.outputs if o.key != resolved.output_name] if served else [],
         "contract": input_contract(resolved),
-        # several named inputs: the clients send each one by its signature key
-        "inputs": [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in resolved.inputs]
-        if resolved.multi_input else [],
+        "signature_inputs": inputs,
         "grpc_port": GRPC_PORT,
         "rest_port": REST_PORT,
         "py": {
             "model_name": python_literal(name),
-            "signature": python_literal(SIGNATURE),
-            "input_name": python_literal(resolved.input_name),
+            "signature": python_literal(resolved.signature_name),
             "output_name": python_literal(resolved.output_name),
-            "input_shape": python_literal(tuple(resolved.raw_input_shape or resolved.input_shape)),
-            "input_dtype": python_literal("float32" if resolved.raw_input_shape is not None else resolved.input_dtype),
             "target": python_literal(f"localhost:{GRPC_PORT}"),
             "labels": python_literal(tuple(sorted(target.version_labels))),
-            "inputs": python_literal({i.name: (tuple(i.shape), i.dtype) for i in resolved.inputs})
-            if resolved.multi_input else "",
+            "inputs": python_literal({i["name"]: (tuple(i["shape"]), i["dtype"]) for i in inputs}),
         },
         "labels": sorted(target.version_labels),
     }
@@ -625,10 +626,11 @@ def plan_saved_model_serving(context: PlanContext, resolved: ResolvedSpec,
     """warmup records (optional) → verify (the SavedModel, gated) → bundle (``models/<name>/<version>/``)
     → upload (with a model store). tf_serving and kserve serve the same bundle."""
     spec, t = resolved.spec, target.name
-    # a SavedModel served as it is: its chosen signature, whose keys are read from it at run time
+    # a SavedModel served as it is: its chosen signature, whose input key is read from it at run time; the
+    # output verified is the one the compiler chose from it (the tflite verify reads the same)
     as_is = bool(getattr(spec.model, "serve_as_is", False))
-    signature = spec.model.signature if as_is else "serving_default"
-    input_name, output_name = (None, None) if as_is else (resolved.input_name, resolved.output_name)
+    signature = resolved.signature_name
+    input_name, output_name = (None if as_is else resolved.input_name), resolved.output_name
     inputs = [context.export]
     if getattr(target, "warmup", None) is not None:
         inputs.append(context.add(f"{t}.warmup", "warmup", WarmupParams(
