@@ -11,7 +11,7 @@ import click
 
 from tfspec.spec.errors import EXIT_DIFF
 
-from .common import compiled, env_option, handle_errors, json_option, require_runtime
+from .common import check_cache_dir, compiled, env_option, handle_errors, json_option, require_runtime
 
 if TYPE_CHECKING:
     from tfspec.runtime.executor import RunInputs
@@ -88,6 +88,7 @@ def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str 
         raise click.UsageError("--step and --root apply to --plan")
     if step_id is not None and dist_dir is not None:
         raise click.UsageError("--dist-dir does not apply to --step (one step writes only its cache entry)")
+    check_cache_dir(cache_dir, spec if spec is not None else str(plan_file))
     if store_url is not None or publish or upload_only or probe:
         if plan_file is None or worker or dist_dir is not None or (step_id is None) == (not publish) \
                 or store_url is None:

@@ -24,7 +24,7 @@ from tfspec.compiler.pipeline import compile_spec
 from tfspec.compiler.resolve import ResolvedSpec
 from tfspec.compiler.targets.common import image_reference, image_repository
 
-from .batch import discover_specs, output_dir_name
+from .batch import build_producer, discover_specs, output_dir_name
 from .write import MANIFEST, diff_tree
 
 __all__ = ["FLEET_VERSION", "Gate", "FleetTarget", "FleetRow", "Fleet", "collect_fleet"]
@@ -150,7 +150,8 @@ def collect_fleet(root: str | Path, out_root: str | Path = "build", dist_root: s
         if not (out_dir / MANIFEST).is_file():
             build = "not built"
         else:
-            build = "stale" if diff_tree(out_dir, placed_files(result.files, spec, out_dir)) else "current"
+            build = "stale" if diff_tree(out_dir, placed_files(result.files, spec, out_dir),
+                                                build_producer(resolved.spec.name, env)) else "current"
         report = _read_report(dist_root / folder / "report.json")
         if report is None:
             run, passed = "none", None
