@@ -52,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from tfspec.spec.errors import Diagnostic
+from tfspec.spec.files import FileProblem, read_regular_file
+from tfspec.spec.loader import MAX_FILE_BYTES
 
 from tfspec.compiler.versions import TFSPEC_VERSION
 from tfspec.compiler.naming import dist_name, placed_files
@@ -92,9 +94,10 @@ def is_spec_text(text: str) -> bool:
 
 
 def _read_text(path: Path) -> str | None:
+    """The text of a regular file (never a FIFO, which would block), at most one byte past the largest spec."""
     try:
-        return path.read_bytes().decode("utf-8", errors="replace")
-    except OSError:
+        return read_regular_file(path, MAX_FILE_BYTES).decode("utf-8", errors="replace")
+    except FileProblem:
         return None
 
 

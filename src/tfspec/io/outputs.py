@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tfspec.spec.errors import TfspecError
+from tfspec.spec.errors import TfspecError, cap
 
 __all__ = ["MANIFEST", "MANIFEST_VERSION", "CACHE_TAG", "CACHE_TAG_TEXT", "OutputPathError", "Producer",
            "Protected", "check_protected", "check_replaceable", "check_cache_folder", "files_below", "manifest_record",
@@ -179,8 +179,6 @@ def check_replaceable(folder: str | Path, producer: Producer, protected: Iterabl
 
 
 def _show(value: Any) -> str:
-    from tfspec.spec.loader import cap
-
     return repr(cap(value)) if isinstance(value, str) else "an unknown"
 
 

@@ -31,6 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tfspec.spec.errors import Diagnostic, TfspecError
+from tfspec.spec.files import FileProblem, read_regular_file
+from tfspec.spec.loader import MAX_FILE_BYTES
 
 from tfspec.compiler.naming import placed_files
 from tfspec.compiler.project import find_project_file
@@ -67,10 +69,10 @@ def _sha256(text: str) -> str:
 
 
 def _read(path: str) -> str | None:
+    """A regular file's text (a FIFO named like a spec would block the watcher), None otherwise."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
+        return read_regular_file(path, MAX_FILE_BYTES).decode("utf-8", errors="replace")
+    except FileProblem:
         return None
 
 

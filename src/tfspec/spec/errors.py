@@ -10,8 +10,8 @@ import dataclasses
 import re
 from typing import Any
 
-__all__ = ["Diagnostic", "TfspecError", "SpecError", "format_path", "printable", "collapse_repeats", "EXIT_OK",
-           "EXIT_DIFF", "EXIT_ERROR", "EXIT_INTERRUPTED"]
+__all__ = ["Diagnostic", "TfspecError", "SpecError", "format_path", "printable", "collapse_repeats", "cap", "ECHO_LIMIT",
+           "EXIT_OK", "EXIT_DIFF", "EXIT_ERROR", "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0
 EXIT_DIFF = 1
@@ -19,6 +19,15 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 3
 
 PathElement = str | int
+
+
+ECHO_LIMIT = 80
+"""Most characters of a user's value repeated in a message; longer values are cut with an ellipsis."""
+
+
+def cap(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters plus an ellipsis: messages never echo a whole huge value."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def printable(text: str) -> str:
