@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tfspec.spec.bounds import MAX_CLASSES, MAX_EXAMPLE_VALUES, shape_size
 from tfspec.spec.data import SklearnDigitsSource, ImageFolderSource, TfrecordSource, CsvSource
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
@@ -28,7 +29,7 @@ from tfspec.spec.targets import Target
 from .sources import SKLEARN_DIGITS
 
 __all__ = ["ResolvedSpec", "ModelInput", "TargetDefaults", "expand_variables", "apply_environment", "merge_overlay",
-           "with_defaults", "num_classes_key"]
+           "with_defaults", "num_classes_key", "check_sizes"]
 
 TargetDefaults = Callable[[Spec, Target], Target]
 """``(spec, target) → the target with its kind's defaults filled``."""
@@ -157,10 +158,13 @@ def _merge_targets(tree: dict[str, Any], overlays: Any, source: KeyPath, positio
     targets = tree.get("targets")
     if not isinstance(overlays, list) or not isinstance(targets, list):
         return  # the typed parse of the base spec reports the shape problem
-    by_name = {t.get("name"): i for i, t in enumerate(targets) if isinstance(t, dict)}
+    by_name = {t.get("name"): i for i, t in enumerate(targets) if isinstance(t, dict) and isinstance(t.get("name"), str)}
     for index, overlay in enumerate(overlays):
         if not isinstance(overlay, dict) or "name" not in overlay:
             problems.append(document.diagnostic(source + (index,), "a target overlay needs the 'name' of the target it changes"))
+            continue
+        if not isinstance(overlay["name"], str):  # a list or mapping cannot name a target (nor be looked up)
+            problems.append(document.diagnostic(source + (index, "name"), "a target's name is a text"))
             continue
         position = by_name.get(overlay["name"])
         if position is None:
@@ -300,6 +304,7 @@ def with_defaults(spec: Spec, document: SourceDocument, environment: str | None 
     (``compiler/targets/<kind>.py``): ``target_defaults`` fills them (the pipeline passes
     :func:`tfspec.compiler.targets.target_defaults`, which asks the target-kind registry).
     """
+    check_sizes(spec, document)  # before any label or example is built from these numbers
     num_classes = _num_classes(spec)
     labels = tuple(spec.data.labels) if spec.data.labels else tuple(str(i) for i in range(num_classes or 0))
     filled = spec.model_copy(update={"targets": [target_defaults(spec, target) for target in spec.targets]})
@@ -318,6 +323,43 @@ def with_defaults(spec: Spec, document: SourceDocument, environment: str | None 
             json.dumps(document.tree, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
         ).hexdigest(),
     )
+
+
+def check_sizes(spec: Spec, document: SourceDocument) -> None:
+    """Raise :class:`SpecError` at the key when the classes or the values of one example exceed
+    :data:`~tfspec.spec.bounds.MAX_CLASSES` / :data:`~tfspec.spec.bounds.MAX_EXAMPLE_VALUES`: the compiler
+    writes a label per class and a zero example per input, so these numbers must be bounded where they are
+    read (``num_classes: 2147483647`` or ``input_shape: [2147483647, 2147483647]`` would not fit in memory)."""
+    problems: list[Diagnostic] = []
+    classes = _num_classes(spec)
+    if classes is not None and classes > MAX_CLASSES:
+        problems.append(document.diagnostic(num_classes_key(spec), f"{classes:,} classes; at most {MAX_CLASSES:,} "
+                                            "are supported (each class is a line of labels.txt)"))
+    shapes: list[tuple[KeyPath, list[int]]] = []
+    inputs = getattr(spec.model, "inputs", None)
+    if inputs:
+        shapes += [(("model", "inputs", i, "shape"), list(item.shape)) for i, item in enumerate(inputs)]
+    elif getattr(spec.model, "input_shape", None) is not None and "input_shape" in type(spec.model).model_fields:
+        shapes.append((("model", "input_shape"), list(spec.model.input_shape)))
+    source = spec.data.source
+    if isinstance(source, ImageFolderSource):
+        shapes.append((("data", "source", "image_size"), [*source.image_size, 1 if source.color_mode == "grayscale" else 3]))
+    elif isinstance(source, TfrecordSource):
+        shapes += [(("data", "source", "features", name, "shape"), list(feature.shape))
+                   for name, feature in source.features.items()]
+    if spec.data.preprocessing.reshape:
+        shapes.append((("data", "preprocessing", "reshape"), list(spec.data.preprocessing.reshape)))
+    for key, shape in shapes:
+        size = shape_size(shape)
+        if size > MAX_EXAMPLE_VALUES:
+            problems.append(document.diagnostic(key, f"one example of this shape holds {_count(size)} values; "
+                                                f"at most {MAX_EXAMPLE_VALUES:,} are supported (a 2048x2048x4 image)"))
+    if problems:
+        raise SpecError(problems)
+
+
+def _count(size: int) -> str:
+    return f"{size:,}" if size < 10**15 else f"about 10^{len(str(size)) - 1}"
 
 
 def source_shape(spec: Spec, reshaped: bool = True) -> tuple[int, ...] | None:

@@ -7,8 +7,10 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from .base import (
-    DnsLabel, FiniteFloat, Identifier, KubeQuantity, PositiveFloat, PositiveInt, SafeText, Seed, StrictBool, StrictModel,
+    DnsLabel, EndpointUrl, FiniteFloat, Identifier, KubeQuantity, PositiveFloat, PositiveInt, SafeText, Seed, StrictBool, StrictInt,
+    StrictModel,
 )
+from .bounds import MAX_CLASSES
 
 __all__ = [
     "DATA_LOCATION_PATTERN",
@@ -52,7 +54,7 @@ class StorageCredentials(StrictModel):
 class DataStorage(StrictModel):
     """How object-store data locations (``s3://``, ``gs://``) are reached."""
 
-    endpoint_url: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/?$")] | None = None
+    endpoint_url: EndpointUrl | None = None
     """S3-compatible endpoint (MinIO, a local emulator), or a GCS JSON-API endpoint for ``gs://`` (an emulator,
     read anonymously); AWS / Google when omitted."""
     credentials: StorageCredentials = StorageCredentials()
@@ -207,8 +209,8 @@ class Data(StrictModel):
     """Image augmentation for training; needs image-shaped inputs (height, width, channels)."""
     labels: list[SafeText] | None = None
     """Class names in label order, written to ``labels.txt``; ``0..N-1`` when omitted."""
-    num_classes: PositiveInt | None = None
-    """Number of classes; taken from the source where it is known (digits: 10)."""
+    num_classes: Annotated[StrictInt, Field(gt=0, le=MAX_CLASSES)] | None = None
+    """Number of classes (at most 100,000); taken from the source where it is known (digits: 10)."""
     external_locations: StrictBool = False
     """Allow ``data.source.path`` outside the spec's folder: ``s3://`` and ``gs://`` (read through fsspec:
     s3fs, gcsfs), ``file://`` URLs and absolute paths."""
