@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from tfspec.spec.errors import EXIT_DIFF
+from tfspec.spec.errors import EXIT_DIFF, TfspecError
 
 from .common import check_cache_dir, compiled, env_option, handle_errors, json_option, require_runtime
 
@@ -99,7 +99,12 @@ def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str 
         if upload_only and cache_dir is None:
             raise click.UsageError("--upload-only needs --cache-dir (where the step's entry is)")
         from tfspec.runtime.remote_cache import RemoteStore
+        from tfspec.spec.data import looks_like_aws_key_id
 
+        for option, name in (("--store-key-env", store_key_env), ("--store-secret-env", store_secret_env)):
+            if looks_like_aws_key_id(name):  # never echoed: it is a credential
+                raise TfspecError(f"{option} takes the NAME of the variable that holds the key, and this is an AWS "
+                                  "access key id: name the variable (AWS_ACCESS_KEY_ID), and rotate the key")
         location = RemoteStore(store_url, store_endpoint, store_region, store_key_env, store_secret_env)
         if probe:
             _probe(plan_file, root, step_id, location)

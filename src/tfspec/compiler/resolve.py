@@ -20,8 +20,8 @@ from typing import Any
 
 from tfspec.spec.bounds import MAX_CLASSES, MAX_EXAMPLE_VALUES, shape_size
 from tfspec.spec.data import SklearnDigitsSource, ImageFolderSource, TfrecordSource, CsvSource
-from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.spec.document import ENVIRONMENT_NAME_PATTERN, Spec
+from tfspec.spec.errors import Diagnostic, SpecError, cap
 from tfspec.spec.loader import KeyPath, NumberTooLong, Position, SourceDocument, plain_scalar
 from tfspec.spec.model import DenseLayer
 from tfspec.spec.targets import Target
@@ -29,12 +29,15 @@ from tfspec.spec.targets import Target
 from .sources import SKLEARN_DIGITS
 
 __all__ = ["ResolvedSpec", "ModelInput", "TargetDefaults", "expand_variables", "apply_environment", "merge_overlay",
-           "with_defaults", "num_classes_key", "check_sizes"]
+           "with_defaults", "num_classes_key", "check_sizes", "check_environment_name"]
 
 TargetDefaults = Callable[[Spec, Target], Target]
 """``(spec, target) → the target with its kind's defaults filled``."""
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Variable names that hold secrets: their values must never be written into plan.json, manifests or images.
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_?KEY|ACCESS_?KEY|API_?KEY|CREDENTIAL", re.IGNORECASE)
+_ENVIRONMENT_NAME = re.compile(ENVIRONMENT_NAME_PATTERN)
 _UNCLOSED = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\})")
 
 
@@ -62,6 +65,12 @@ def expand_variables(document: SourceDocument, environ: Mapping[str, str] | None
             if match.group(0) == "$$":
                 return "$"
             name, default = match.group(1), match.group(2)
+            if _SECRET_NAME.search(name):
+                problems.append(document.diagnostic(
+                    path, f"${{{name}}} looks like a secret: its value would be written into the generated files",
+                    "give credentials by the name of the variable that holds them (credentials.*_env, a "
+                    "Kubernetes Secret), never as a ${VAR} value"))
+                return ""
             if name in env:
                 return env[name]
             if default is not None:
@@ -90,16 +99,26 @@ def expand_variables(document: SourceDocument, environ: Mapping[str, str] | None
     return dataclasses.replace(document, tree=tree)
 
 
+def check_environment_name(document: SourceDocument, name: str | None) -> None:
+    """``-e NAME`` names files and folders (``<stem>.NAME.env.yaml``, ``build/<name>-NAME/``): it must be an
+    environment name, never a path (``-e ../x``) nor a 300-character file name."""
+    if name is not None and not _ENVIRONMENT_NAME.fullmatch(name):
+        raise SpecError([document.diagnostic(("environments",), f"{cap(name)!r} is not an environment name",
+                                             "lower-case letters, digits, '_' and '-', starting with a letter, at "
+                                             "most 32 characters")])
+
+
 def apply_environment(document: SourceDocument, name: str | None) -> SourceDocument:
     """Merge the overlay ``environments.<name>`` over the base tree (positions follow the values)."""
     if name is None:
         return document
+    check_environment_name(document, name)
     tree = document.tree
     environments = tree.get("environments") if isinstance(tree, dict) else None
     if not isinstance(environments, dict) or name not in environments:
         available = sorted(environments) if isinstance(environments, dict) else []
         hint = ("available: " + ", ".join(available)) if available else "the spec defines no environments"
-        raise SpecError([document.diagnostic(("environments",), f"unknown environment {name!r}", hint)])
+        raise SpecError([document.diagnostic(("environments",), f"unknown environment {cap(name)!r}", hint)])
     overlay = environments[name]
     if not isinstance(overlay, dict):
         raise SpecError([document.diagnostic(("environments", name), "an environment overlay must be a mapping")])
@@ -172,7 +191,7 @@ def _merge_targets(tree: dict[str, Any], overlays: Any, source: KeyPath, positio
                 close = difflib.get_close_matches(str(overlay["name"]), [str(n) for n in by_name], n=1)
                 hint = f"did you mean {close[0]!r}?" if close else "name an existing target, or give a 'kind' to add a new one"
                 problems.append(document.diagnostic(
-                    source + (index, "name"), f"no target named {overlay['name']!r} to overlay", hint))
+                    source + (index, "name"), f"no target named {cap(overlay['name'])!r} to overlay", hint))
                 continue
             targets.append(copy.deepcopy(overlay))
             _move_positions(positions, source + (index,), ("targets", len(targets) - 1))
