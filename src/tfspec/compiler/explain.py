@@ -139,12 +139,12 @@ def explain(spec: str, key_path: str, env: str | None = None) -> Explanation:
     """Explain where ``key_path`` of ``spec`` comes from (raises :class:`SpecError`)."""
     document = load_yaml(spec)
     standards = apply_standards(document)
-    merged = apply_environment(standards.document, env) if env else standards.document
+    merged = apply_environment(standards.document, env) if env is not None else standards.document
     path = _parse(key_path, merged.tree, merged)
     layers: list[tuple[str, SourceDocument, KeyPath]] = []
     for index, layer in enumerate(standards.layers):
         layers.append(("spec" if index == len(standards.layers) - 1 else "base", layer, ()))
-    if env:
+    if env is not None:
         layers.append((f"environment {env}", standards.document, ("environments", env)))
     settings: list[Setting] = []
     for label, layer, prefix in layers:
