@@ -58,8 +58,10 @@ def test_fleet_json_lists_models_targets_gates_staleness_and_warnings(gitops: Pa
         {"name": "max_accuracy_drop", "limit": 0.01, "value": 0.004, "passed": True},
         {"name": "max_size_kb", "limit": 64.0, "value": 71.5, "passed": False}]
     deployment = (gitops / "rendered" / "digits" / "serving" / "kubernetes" / "deployment.yaml").read_text()
-    assert serving["image"].startswith("digits-serving:3-") and f'image: "{serving["image"]}"' in deployment
-    assert cluster["image"].startswith("digits-cluster:3-") and cluster["gpus"] == "2/worker × 4"
+    # the example's base names the registry CI pushes to
+    assert serving["image"].startswith("registry.example.com/ml/digits-serving:3-")
+    assert f'image: "{serving["image"]}"' in deployment
+    assert cluster["image"].startswith("registry.example.com/ml/digits-cluster:3-") and cluster["gpus"] == "2/worker × 4"
     assert [w.split(": ", 2)[1] for w in specs["digits-lite.yaml"]["warnings"]] == ["targets[1].kubernetes"] * 2
     assert any("unknown key '<script>alert(1)</script>'" in p for p in specs["broken.yaml"]["problems"])
     assert sorted(digits["sources"]) == ["standards/base.yaml", "standards/policies.yaml", "tfspec.yaml"]

@@ -612,7 +612,14 @@ def serving_versions(r: ResolvedSpec) -> list[Diagnostic]:
             continue
         policy = target.version_policy
         loaded: set[int] | None = None
-        if policy.kind == "specific":
+        if target.version_labels and policy.kind == "specific" and r.spec.version not in policy.versions:
+            # Labels derive the policy (one server per labelled version): the built version needs a label.
+            out.append(r.diagnostic(("targets", index, "version_labels"),
+                                    f"version {r.spec.version}, the one this spec builds, has no label and is not "
+                                    f"the {target.default_label!r} label's: no Deployment would serve it",
+                                    f"label it (e.g. canary: {r.spec.version}), or point {target.default_label} at it"))
+            loaded = set(policy.versions)
+        elif policy.kind == "specific":
             loaded = set(policy.versions)
             if r.spec.version not in loaded:
                 out.append(r.diagnostic(("targets", index, "version_policy", "versions"),

@@ -321,6 +321,9 @@ class UploadParams(Params):
     """Versions the store must hold (a policy or a label names them), checked before anything is pushed."""
     key_path: list[str | int]
     """Where a store problem points in the spec (``targets[i].model_store``)."""
+    pinned: bool = False
+    """Each version under ``<base_path>/<version>/<version>/`` (a KServe ``storageUri`` per version: the folder
+    ``<base_path>/<version>/`` holds that version alone)."""
 
 
 class RenderParams(Params):

@@ -37,7 +37,7 @@ def test_every_manifest_passes_kubernetes_validate(build_root: Path) -> None:
     paths = _core_manifests(build_root)
     kinds = {yaml.safe_load(p.read_text())["kind"] for p in paths}
     assert kinds == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler",
-                     "PersistentVolumeClaim", "Job"}
+                     "PersistentVolumeClaim", "Job", "ServiceAccount"}
     _kubernetes_validate(paths)
 
 
@@ -229,8 +229,9 @@ def test_serving_deployment_of_the_example(builds: dict[str, dict[str, str]]) ->
     pod = deployment["spec"]["template"]
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == "8501"
     (container,) = pod["spec"]["containers"]
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+    for probe in ("readinessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/v1/models/digits", "port": "http"}
+    assert container["livenessProbe"]["grpc"] == {"port": 8500}  # away from the REST pool
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"grpc": 8500, "http": 8501}
     context = container["securityContext"]
     assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
@@ -255,7 +256,8 @@ def test_gpu_serving_variant(builds: dict[str, dict[str, str]]) -> None:
     deployment = yaml.safe_load(files["serving/kubernetes/deployment.yaml"])
     assert deployment["spec"]["replicas"] == 3
     pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    container, sync = pod["containers"]  # an s3:// store: the AWS CLI copies it beside the server
+    assert sync["name"] == "store-sync"
     assert re.fullmatch(r"registry\.example\.com/ml/digits-serving:3-[0-9a-f]{12}", container["image"])
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     # The spec opted in to GPU Feature Discovery's label.
