@@ -1,1 +1,1 @@
-"""Controller rules encoded from their upstream source, applied to generated objects (see README.md)."""
+"""Controller rules encoded as small functions, each module citing the upstream source it follows (see README.md)."""

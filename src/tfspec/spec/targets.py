@@ -568,6 +568,13 @@ class GpuClusterTarget(StrictModel):
     """Worker port of the collective ops (the TFJob operator always uses 2222)."""
     queue: Queue | None = None
     """Kueue queue and priority of the training job; the job starts at once when omitted."""
+    service_account: DnsLabel | None = None
+    """ServiceAccount the workers run as, in the job's namespace: for a cloud identity that reaches the data
+    and the registry (IRSA's ``eks.amazonaws.com/role-arn`` annotation, GKE Workload Identity's
+    ``iam.gke.io/gcp-service-account``). Its API token is not mounted; the namespace's ``default`` when omitted."""
+    image_pull_secrets: Annotated[list[DnsSubdomain], Field(max_length=8)] = []
+    """Secrets (``kubernetes.io/dockerconfigjson``) in the job's namespace that the kubelet pulls the training
+    image with, for a private registry without node-level credentials."""
 
 
 class KserveTarget(StrictModel):

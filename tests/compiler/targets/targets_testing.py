@@ -111,7 +111,8 @@ def _jobset_kueue(tree: dict[str, Any]) -> None:
     cluster.update({"operator": "jobset", "workers": 3, "gpus_per_worker": 1, "port": 23456, "backoff_limit": 5,
                     "namespace": "ml-training", "storage": {"claim_name": "shared-training-data"},
                     "queue": {"name": "team-a", "priority_class": "high-priority",
-                              "workload_priority_class": "production"}})
+                              "workload_priority_class": "production"},
+                    "service_account": "trainer", "image_pull_secrets": ["regcred"]})
 
 
 def _plain_serving(tree: dict[str, Any]) -> None:

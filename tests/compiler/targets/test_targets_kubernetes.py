@@ -16,7 +16,7 @@ import yaml
 from tfspec.compiler.tf_config import ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS, tf_config_from_environment
 
 from targets_testing import REPO, pod_environment, run_tool, tool
-from tfspec_testing import jobset_child_job
+from tfspec_testing import cluster_problems, jobset_child_job, rendered_objects
 
 KUBERNETES_VERSION = "1.37.0"
 CRD = REPO / "tests" / "data" / "kubeflow" / "kubeflow.org_tfjobs.yaml"
@@ -39,6 +39,16 @@ def test_every_manifest_passes_kubernetes_validate(build_root: Path) -> None:
     assert kinds == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler",
                      "PersistentVolumeClaim", "Job", "ServiceAccount"}
     _kubernetes_validate(paths)
+
+
+def test_every_name_and_label_is_one_the_cluster_accepts(builds: dict[str, dict[str, str]]) -> None:
+    """Names and label values of every object of every build, and the names the controllers derive from
+    them, against the API server's and the controllers' rules (tests/oracles; no schema checks these)."""
+    found = {build: problems for build, files in builds.items()
+             if (problems := [p for d in rendered_objects(files) for p in cluster_problems(d)])}
+    assert not found, found
+    kinds = {d["kind"] for files in builds.values() for d in rendered_objects(files)}
+    assert {"JobSet", "TFJob", "Job", "Service", "Deployment", "ConfigMap", "InferenceService"} <= kinds
 
 
 def test_kubernetes_validate_can_fail(tmp_path: Path, build_root: Path) -> None:

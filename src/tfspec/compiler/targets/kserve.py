@@ -30,6 +30,7 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import KserveTarget
 
+from ..kube_names import LABEL_VALUE, OBJECT_NAME, GeneratedName
 from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..versions import SERVING_IMAGE
@@ -266,5 +267,14 @@ def kserve_defaults(spec: Spec, target: KserveTarget) -> KserveTarget:
     return target.model_copy(update={"runtime_version": SERVING_IMAGE["version"]})
 
 
+def kserve_names(r: ResolvedSpec, index: int, target: KserveTarget) -> list[GeneratedName]:
+    """The InferenceService ``<name>-<target>`` and its instance label."""
+    name = object_name(r, target)
+    at, hint = ("targets", index, "name"), "shorten the spec name or the target name"
+    return [GeneratedName(name, LABEL_VALUE, "app.kubernetes.io/instance label value", at, hint),
+            GeneratedName(name, OBJECT_NAME, "InferenceService name", at, hint)]
+
+
 TARGET = register(TargetKind("kserve", render=render_kserve, plan_steps=plan_saved_model_serving,
-                             defaults=kserve_defaults, warnings=(secret_annotations_needed,)))
+                             defaults=kserve_defaults, warnings=(secret_annotations_needed,),
+                             names=kserve_names))

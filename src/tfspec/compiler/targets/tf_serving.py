@@ -34,6 +34,7 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import KserveTarget, ModelStore, SpecificVersions, TfServingTarget
 
+from ..kube_names import LABEL_VALUE, OBJECT_NAME, SERVICE_NAME, GeneratedName, letter_first
 from ..quantities import quantity_value
 from ..render import render_template
 from ..resolve import ResolvedSpec
@@ -354,6 +355,7 @@ def _kubernetes_context(resolved: ResolvedSpec, target: TfServingTarget, track: 
         "strategy": rolling_update(target),
         "service_type": kube.service_type,
         "config_map": config_map,
+        "config_map_annotations": k8s.KEEP_ON_SYNC,
         "configs": sorted({**configs, **({store_sync.SCRIPT: script} if script is not None else {})}.items()),
         "container": container,
         "init_containers": init_containers,
@@ -677,5 +679,22 @@ def tf_serving_defaults(spec: Spec, target: TfServingTarget) -> TfServingTarget:
     return target.model_copy(update=update)
 
 
+def serving_names(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[GeneratedName]:
+    """The names of the Kubernetes manifests (none without ``kubernetes``), per track: Deployment, Service,
+    HPA and PodDisruptionBudget ``<name>-<target>[-<label>]``, the ConfigMap ``...-config-<hash>``."""
+    if target.kubernetes is None:
+        return []
+    at, hint = ("targets", index, "name"), "shorten the spec name or the target name"
+    out: list[GeneratedName] = []
+    for track in tracks(r, target):
+        name = object_name(r, target) + track.suffix
+        out += [GeneratedName(name, LABEL_VALUE, "app.kubernetes.io/instance label value", at, hint),
+                GeneratedName(name, SERVICE_NAME, "Service name", *letter_first(r, at, hint)),
+                GeneratedName(f"{name}-config-{'0' * 10}", OBJECT_NAME, "ConfigMap name", at, hint,
+                              f"{name}-config-<hash>")]
+    return out
+
+
 TARGET = register(TargetKind("tf_serving", render=render_tf_serving, plan_steps=plan_saved_model_serving,
-                             defaults=tf_serving_defaults, warnings=(image_without_registry,)))
+                             defaults=tf_serving_defaults, warnings=(image_without_registry,),
+                             names=serving_names))
