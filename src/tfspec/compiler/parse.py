@@ -337,6 +337,8 @@ _PATTERN_HINTS = {
     r"^(CPU|GPU):[0-9]{1,2}$": "use a device such as GPU:0 or CPU:0",
     r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$": "use package.module:function",
     r"^[a-z][a-z0-9_-]{0,31}$": "lower-case letters, digits, '_' and '-', starting with a letter",
+    r"^[a-z][a-z0-9-]{0,31}$": "a label: lower-case letters, digits and '-', starting with a letter, at most 32 "
+                               "characters",
     r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.tflite$": "a plain file name ending in .tflite",
 }
 
