@@ -43,6 +43,12 @@ class StepCache:
     def has(self, fingerprint: str) -> bool:
         return (self.path(fingerprint) / COMPLETE_MARKER).is_file()
 
+    def _tag(self) -> None:
+        tag = self.root / CACHE_TAG
+        if not tag.exists():
+            with contextlib.suppress(OSError):
+                tag.write_text(CACHE_TAG_TEXT, encoding="utf-8")
+
     def sweep(self) -> list[str]:
         """Delete scratch folders left by killed runs (their process is gone); returns their names.
 
@@ -55,10 +61,6 @@ class StepCache:
     def writing(self, fingerprint: str, step_id: str) -> Iterator[Path]:
         """Yield a scratch folder; on success it becomes the entry, on any error it is deleted."""
         self.root.mkdir(parents=True, exist_ok=True)
-        tag = self.root / CACHE_TAG
-        if not tag.exists():
-            with contextlib.suppress(OSError):
-                tag.write_text(CACHE_TAG_TEXT, encoding="utf-8")
         scratch = Path(tempfile.mkdtemp(prefix=staging_prefix(fingerprint[:12]), suffix=".tmp", dir=self.root))
         try:
             yield scratch
@@ -68,6 +70,7 @@ class StepCache:
             if final.exists():
                 shutil.rmtree(final)
             os.rename(scratch, final)
+            self._tag()  # with its first entry: a failed step leaves the folder as it found it
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
