@@ -38,7 +38,7 @@ from typing import Any, Literal, Protocol
 from tfspec.plan import Plan, Step
 from tfspec.spec.compression import DistillStage
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, TfrecordSource
-from tfspec.spec.errors import Diagnostic, SpecError, format_path
+from tfspec.spec.errors import Diagnostic, SpecError, cap, format_path
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import ApplicationModel, BuilderModel, SavedModelModel
 
@@ -224,14 +224,14 @@ def _gather_one(source: InputSource, resolved: ResolvedSpec, memo: StatMemo,
     if source.how == _SPEC:
         with _compiling(spec_file), _compiling(where) as fresh:
             if not fresh:
-                return resolved.diagnostic(source.key, f"teacher specs form a cycle through {source.value!r}",
+                return resolved.diagnostic(source.key, f"teacher specs form a cycle through {cap(source.value)!r}",
                                            "a teacher spec must not (indirectly) distill from this spec")
             result = compile_once(where)
         if not result.ok:
             first = result.diagnostics[0]
             return resolved.diagnostic(
                 source.key, f"the teacher spec has {len(result.diagnostics)} error(s), first: {first.format()}",
-                f"fix it: tfspec validate {source.value}")
+                f"fix it: tfspec validate {cap(source.value)}")
         step = _final_model_step(result.plan)
         return TeacherModel(step.id, step.fingerprint)
     if source.how == _OBJECTS:
@@ -242,24 +242,24 @@ def _gather_one(source: InputSource, resolved: ResolvedSpec, memo: StatMemo,
     if source.how == _GLOB:
         files = memo.matches(source.value)
         if not files:
-            return resolved.diagnostic(source.key, f"no file matches {source.value} (looked in {spec_dir})",
+            return resolved.diagnostic(source.key, f"no file matches {cap(source.value)} (looked in {spec_dir})",
                                        "paths and globs are relative to the spec file")
         return digest_listing(files)
     if source.how == _FILE and where.is_dir():
-        return resolved.diagnostic(source.key, f"{source.value} is a folder, not a file", "name the file itself")
+        return resolved.diagnostic(source.key, f"{cap(source.value)} is a folder, not a file", "name the file itself")
     if source.how == _FOLDER and where.exists() and not where.is_dir():
-        return resolved.diagnostic(source.key, f"{source.value} is a file, not a folder",
+        return resolved.diagnostic(source.key, f"{cap(source.value)} is a file, not a folder",
                                    "an image_folder source names the folder of its class sub-folders")
     problem = file_problem(where)
     if problem is not None and problem != "not found" and not where.is_dir():  # a FIFO, a device, a broken link
-        return resolved.diagnostic(source.key, f"{source.value} {problem}", "inputs are regular files")
+        return resolved.diagnostic(source.key, f"{cap(source.value)} {problem}", "inputs are regular files")
     digest = _path_digest(memo, where, source.value)
     if digest is None:
-        return resolved.diagnostic(source.key, f"{source.value} does not exist (looked in {spec_dir})",
+        return resolved.diagnostic(source.key, f"{cap(source.value)} does not exist (looked in {spec_dir})",
                                    "paths are relative to the spec file")
     if source.key == ("model", "path") and not _keras_loadable(where, resolved):
         # tf_keras cannot load it: fail here, before training (today: AttributeError in `train`)
-        return resolved.diagnostic(source.key, f"{source.value} is not a Keras SavedModel (no keras_metadata.pb): "
+        return resolved.diagnostic(source.key, f"{cap(source.value)} is not a Keras SavedModel (no keras_metadata.pb): "
                                    "it cannot be trained or compressed",
                                    "deploy it unchanged with serve_as_is: true (and trainable unset, no compression)")
     return digest
@@ -279,10 +279,10 @@ def _objects_digest(source: InputSource, resolved: ResolvedSpec) -> str | Diagno
         objects = list_objects(source.value, storage.model_dump() if storage is not None else None, folder=folder)
     except Exception as error:  # fsspec and its back ends raise many kinds: say which location failed
         first = (str(error).splitlines() or [type(error).__name__])[0]
-        return resolved.diagnostic(source.key, f"cannot list {source.value}: {first[:200]}",
+        return resolved.diagnostic(source.key, f"cannot list {cap(source.value)}: {cap(first)}",
                                    f"check {storage_key} (endpoint, credential variables) and the bucket")
     if not objects:
-        return resolved.diagnostic(source.key, f"no object matches {source.value}")
+        return resolved.diagnostic(source.key, f"no object matches {cap(source.value)}")
     return digest_listing([(o["url"], f"{o['version']}:{o['size']}") for o in objects])
 
 
