@@ -85,12 +85,13 @@ def test_a_run_killed_while_swapping_dist_leaves_a_folder_the_next_run_removes(t
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
+        "from tfspec.io.outputs import Producer\n"
         "from tfspec.runtime.executor import _write_dist\n"
         "def fill(staging):\n"
         "    (staging / 'model.bin').write_bytes(b'x' * 1000)\n"
         "    print(staging.name, flush=True)\n"
         "    time.sleep(60)\n"
-        "_write_dist(Path(sys.argv[1]), fill)\n"
+        "_write_dist(Path(sys.argv[1]), fill, Producer('dist', 'digits'))\n"
     )
     dist = tmp_path / "dist" / "digits"
     process = subprocess.Popen([sys.executable, "-c", code, str(dist)], stdout=subprocess.PIPE, text=True)
@@ -112,8 +113,9 @@ def test_a_run_killed_while_swapping_dist_leaves_a_folder_the_next_run_removes(t
     two_hours_ago = time.time() - 7200
     os.utime(old_unowned, (two_hours_ago, two_hours_ago))
 
+    from tfspec.io.outputs import Producer
     from tfspec.runtime.executor import _write_dist
 
-    _write_dist(dist, lambda folder: (folder / "model.bin").write_bytes(b"y"))
+    _write_dist(dist, lambda folder: (folder / "model.bin").write_bytes(b"y"), Producer("dist", "digits"))
     assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == sorted([other.name, fresh_unowned.name, "digits"])
     assert (dist / "model.bin").read_bytes() == b"y"

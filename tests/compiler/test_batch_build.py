@@ -11,6 +11,7 @@ import pytest
 
 from tfspec.compiler.pipeline import compile_spec
 from tfspec.io.batch import CACHE_FILE, build_folder, discover_specs
+from tfspec.io.batch import build_producer
 from tfspec.io.write import write_tree
 
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits" / "deploy.yaml"
@@ -78,7 +79,8 @@ def test_parallel_folder_build_equals_sequential_single_builds(tmp_path: Path) -
     for name in names:
         compiled = compile_spec(paths[name])
         assert compiled.ok
-        write_tree(tmp_path / "sequential" / name, compiled.placed(tmp_path / "sequential" / name).files)
+        write_tree(tmp_path / "sequential" / name, compiled.placed(tmp_path / "sequential" / name).files,
+                   build_producer(compiled.resolved.spec.name, None))
     parallel, sequential = tree(tmp_path / "parallel"), tree(tmp_path / "sequential")
     assert set(sequential) == {f"{n}/{f}" for n in names for f in ("plan.json", "manifest.json")} | set(sequential)
     parallel.pop(CACHE_FILE, None)

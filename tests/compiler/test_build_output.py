@@ -14,7 +14,7 @@ import yaml
 
 import tfspec
 from tfspec_testing import EXAMPLE, ROOT, tfspec_command
-from tfspec.io.write import MANIFEST, manifest_text
+from tfspec.io.write import MANIFEST, Producer, manifest_text
 
 
 def _build(spec: Path, out: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,7 +43,7 @@ def test_manifest_lists_every_file_with_its_sha256(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert _build(EXAMPLE, out).returncode == 0
     files = {path: data.decode("utf-8") for path, data in _tree(out).items() if path != MANIFEST}
-    assert (out / MANIFEST).read_text(encoding="utf-8") == manifest_text(files)
+    assert (out / MANIFEST).read_text(encoding="utf-8") == manifest_text(files, Producer("build", "digits"))
 
 
 def _shuffled(node: Any, rng: random.Random) -> Any:

@@ -292,4 +292,6 @@ def test_one_step_runs_in_isolation_from_its_inputs_cache_entries(first_run: dic
     entry = pod_cache / fingerprints["export"]
     assert json.loads(result.stdout) == {"ok": True, "step": "export", "entry": str(entry)}
     assert (entry / "saved_model" / "saved_model.pb").is_file()
-    assert sorted(p.name for p in pod_cache.iterdir()) == sorted(fingerprints[i] for i in ("data", "train", "export"))
+    # the three entries, and the cache-directory tag that marks the folder as a step cache
+    assert sorted(p.name for p in pod_cache.iterdir()) == sorted(
+        [*(fingerprints[i] for i in ("data", "train", "export")), "CACHEDIR.TAG"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from tfspec.search.driver import SearchOutcome, TrialRecord, chosen_trial, pareto_numbers
-from tfspec.search.report import overlay_path, write_outputs
+from tfspec.search.report import output_files, overlay_path, write_overlay
 from tfspec.spec.search import Search
 
 
@@ -47,10 +47,12 @@ def test_outputs_page_and_overlay(tmp_path: Path) -> None:
                             tuple(pareto_numbers(RECORDS, search)), {"value": 0.95},
                             {"max_size_kb": 5.0, "max_accuracy_drop": 0.05}, 6)
     spec = tmp_path / "deploy.yaml"
-    written = write_outputs(outcome, spec, tmp_path / "out")
+    written = write_overlay(outcome, spec)
     assert written == overlay_path(spec) == tmp_path / "deploy.searched.env.yaml"
     assert yaml.safe_load(written.read_text(encoding="utf-8")) == chosen.overlay
-    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    files = output_files(outcome)
+    assert sorted(files) == ["report.html", "search.json"]
+    page = files["report.html"]
     assert page.count("<svg") == 2
     # the size limit, and the accuracy floor (0.95 - 0.05) on both charts; no latency gate is set
     assert page.count('class="gate"') == 3

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tfspec.compiler.pipeline import CompileResult
 
 __all__ = ["handle_errors", "print_diagnostics", "print_warnings", "compiled", "default_out", "spec_argument", "env_option",
-           "json_option", "require_runtime", "RUNTIME_MODULES"]
+           "json_option", "require_runtime", "RUNTIME_MODULES", "spec_protected", "check_cache_dir"]
 
 # What the `runtime` extra brings, by import name, for each command that needs it.
 RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
@@ -103,6 +103,24 @@ def default_out(result: CompileResult) -> Path:
 spec_argument = click.argument("spec", type=click.Path(dir_okay=True, path_type=str))
 env_option = click.option("-e", "--env", "env", metavar="NAME", default=None, help="Apply the environment overlay NAME.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def spec_protected(spec: str | None) -> list[tuple[str | Path, str]]:
+    """Paths no output folder or cache may be or contain: the current folder, the spec and its project root."""
+    from tfspec.compiler.project import find_project_file
+    from tfspec.io.outputs import protected_paths
+
+    if spec is None:
+        return protected_paths()
+    return protected_paths([spec], [find_project_file(spec)])
+
+
+def check_cache_dir(cache_dir: Path | None, spec: str | None) -> None:
+    """A ``--cache-dir`` must be a step cache, empty or new (tfspec writes and deletes entries in it)."""
+    if cache_dir is not None:
+        from tfspec.io.outputs import check_cache_folder
+
+        check_cache_folder(cache_dir, spec_protected(spec))
 
 
 def _importable(module: str) -> bool:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
-from tfspec.io.batch import referenced_specs
+from tfspec.io.batch import build_producer, referenced_specs
+from tfspec.io.outputs import protected_paths
 from tfspec.io.uptodate import cached_build, read_spec_bytes, record_build
+from tfspec.compiler.project import find_project_file
 from tfspec.io.write import diff_tree, write_tree
 from tfspec.spec.errors import EXIT_DIFF, TfspecError
 
@@ -72,8 +74,10 @@ def build(spec: str, env: str | None, out: Path | None, check: bool, jobs: int |
     result = compiled(spec, env, data)
     out_dir = out or default_out(result)
     result = result.placed(out_dir)
+    assert result.resolved is not None
+    producer = build_producer(result.resolved.spec.name, env)
     if check:
-        diff = diff_tree(out_dir, result.files)
+        diff = diff_tree(out_dir, result.files, producer)
         if diff:
             click.echo(diff, nl=False)
             click.echo(f"{out_dir}: stale; run `tfspec build {spec}" + (f" -e {env}" if env else "") +
@@ -81,9 +85,9 @@ def build(spec: str, env: str | None, out: Path | None, check: bool, jobs: int |
             sys.exit(EXIT_DIFF)
         click.echo(f"{out_dir}: up to date")
         return
-    write_tree(out_dir, result.files)
+    write_tree(out_dir, result.files, producer, option="--out" if out else "output folder",
+               protected=tuple(protected_paths([spec], [find_project_file(spec)])))
     if data is not None:
-        assert result.resolved is not None
         external = result.inputs is not None and bool(result.inputs.content or result.inputs.teachers)
         record_build(data, spec, env, out, out_dir, result.files, name=result.resolved.spec.name,
                      name_position=result.resolved.document.position(("name",)), cacheable=not external,

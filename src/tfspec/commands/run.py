@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from tfspec.spec.errors import EXIT_DIFF
+from tfspec.spec.errors import EXIT_DIFF, TfspecError
 
-from .common import compiled, env_option, handle_errors, json_option, require_runtime
+from .common import check_cache_dir, compiled, env_option, handle_errors, json_option, require_runtime
 
 if TYPE_CHECKING:
     from tfspec.runtime.executor import RunInputs
@@ -88,6 +88,7 @@ def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str 
         raise click.UsageError("--step and --root apply to --plan")
     if step_id is not None and dist_dir is not None:
         raise click.UsageError("--dist-dir does not apply to --step (one step writes only its cache entry)")
+    check_cache_dir(cache_dir, spec if spec is not None else str(plan_file))
     if store_url is not None or publish or upload_only or probe:
         if plan_file is None or worker or dist_dir is not None or (step_id is None) == (not publish) \
                 or store_url is None:
@@ -98,7 +99,12 @@ def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str 
         if upload_only and cache_dir is None:
             raise click.UsageError("--upload-only needs --cache-dir (where the step's entry is)")
         from tfspec.runtime.remote_cache import RemoteStore
+        from tfspec.spec.data import looks_like_aws_key_id
 
+        for option, name in (("--store-key-env", store_key_env), ("--store-secret-env", store_secret_env)):
+            if looks_like_aws_key_id(name):  # never echoed: it is a credential
+                raise TfspecError(f"{option} takes the NAME of the variable that holds the key, and this is an AWS "
+                                  "access key id: name the variable (AWS_ACCESS_KEY_ID), and rotate the key")
         location = RemoteStore(store_url, store_endpoint, store_region, store_key_env, store_secret_env)
         if probe:
             _probe(plan_file, root, step_id, location)

@@ -9,7 +9,7 @@ import click
 
 from tfspec.spec.errors import EXIT_DIFF, TfspecError
 
-from .common import compiled, handle_errors, require_runtime, spec_argument
+from .common import check_cache_dir, compiled, handle_errors, require_runtime, spec_argument, spec_protected
 
 __all__ = ["search"]
 
@@ -37,12 +37,21 @@ def search(spec: str, storage: str | None, trials: int | None, minutes: float | 
 
     Exit 1 when no trial met the gates, 2 on an input error (before any trial runs).
     """
+    from tfspec.io.outputs import Producer, check_replaceable
+    from tfspec.io.write import write_tree
+
     result = compiled(spec, None)  # every problem of the spec and its search section, before Optuna loads
     assert result.resolved is not None
+    # where the results go, checked before any trial runs: a user's folder is never written over
+    out = out_dir if out_dir is not None else Path("dist") / f"{result.resolved.spec.name}-search"
+    producer = Producer("search", result.resolved.spec.name)
+    protected = tuple(spec_protected(spec))
+    check_replaceable(out, producer, protected, option="--out")
+    check_cache_dir(cache_dir, spec)
     require_runtime("run")  # trials are runs
     try:
         from tfspec.search.driver import run_search
-        from tfspec.search.report import write_outputs
+        from tfspec.search.report import output_files, write_overlay
     except ModuleNotFoundError as error:
         if error.name != "optuna":
             raise
@@ -54,8 +63,8 @@ def search(spec: str, storage: str | None, trials: int | None, minutes: float | 
     with tensorflow_output(tf_log):
         outcome = run_search(spec, storage=storage, cache_dir=cache_dir, trials=trials, minutes=minutes,
                              log=click.echo)
-    out = out_dir if out_dir is not None else Path("dist") / f"{result.resolved.spec.name}-search"
-    overlay = write_outputs(outcome, Path(spec), out)
+    write_tree(out, output_files(outcome), producer, protected=protected, option="--out")
+    overlay = write_overlay(outcome, Path(spec))
     click.echo(f"wrote {out / 'report.html'}")
     if overlay is None:
         click.echo("no trial met the gates: no overlay written", err=True)

@@ -12,7 +12,10 @@ Steps of :func:`apply_standards`:
 3. provenance — every position in the merged document is a ``FilePosition``: a diagnostic about a value
    set in a base points at the base's file:line:col.
 
-A missing base or a cycle is an error at the ``extends:`` entry (or project-file line) that names it.
+A missing base or a cycle is an error at the ``extends:`` entry (or project-file line) that names it, and
+so is a base outside the project (the folder of ``tfspec.yaml``, or the spec's folder without one) unless
+the project file allows it, a file that is not ``.yaml``/``.yml``, or one that is not a regular file
+(:func:`tfspec.compiler.standard_files.reference_problem`).
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ import os
 from tfspec.spec.errors import Diagnostic, SpecError
 from tfspec.spec.loader import KeyPath, Position, SourceDocument
 
-from .project import ProjectRef, find_project_file, load_project
+from .project import ProjectRef, default_scope, find_project_file, load_project
 from .resolve import merge_overlay
-from .standard_files import display_path, load_source, with_file_positions
+from .standard_files import Scope, display_path, load_source, reference_problem, with_file_positions
 
 __all__ = ["EXTENDS", "Standards", "apply_standards"]
 
@@ -65,9 +68,10 @@ def apply_standards(document: SourceDocument, *, use_project: bool = True) -> St
     sources.update(ref.absolute for ref in policies)
     if not defaults and not (isinstance(document.tree, dict) and EXTENDS in document.tree):
         return Standards(document, (document,), tuple(sorted(sources)), policies)  # no bases: nothing to merge
+    scope = project.scope if project else default_scope(document.file)
     layers: list[SourceDocument] = []
     tree, positions = _resolve(with_file_positions(document), os.path.abspath(document.file), (), defaults, layers,
-                               sources)
+                               sources, scope)
     merged = dataclasses.replace(document, tree=tree, positions=positions)
     return Standards(merged, tuple(layers), tuple(sorted(sources)), policies)
 
@@ -88,7 +92,7 @@ def _extends(document: SourceDocument) -> list[tuple[ProjectRef, SourceDocument]
 
 def _resolve(document: SourceDocument, absolute: str, stack: tuple[str, ...],
              defaults: list[tuple[ProjectRef, SourceDocument]], layers: list[SourceDocument],
-             sources: set[str]) -> tuple[dict, dict[KeyPath, Position]]:
+             sources: set[str], scope: Scope) -> tuple[dict, dict[KeyPath, Position]]:
     """The tree of ``document`` with its bases merged under it, and its positions."""
     if not isinstance(document.tree, dict):
         return document.tree, dict(document.positions)  # the parse stage reports a spec that is not a mapping
@@ -100,14 +104,14 @@ def _resolve(document: SourceDocument, absolute: str, stack: tuple[str, ...],
             chain = " -> ".join(os.path.basename(p) for p in stack[stack.index(ref.absolute):] + (ref.absolute,))
             raise SpecError([referrer.diagnostic(ref.key_path, f"base spec cycle: {chain}",
                                                  "a base cannot extend a spec that extends it")])
-        if not os.path.isfile(ref.absolute):
-            what = "is a folder, not a base spec file" if os.path.isdir(ref.absolute) else "not found"
-            raise SpecError([referrer.diagnostic(ref.key_path, f"base spec {ref.display} {what}")])
+        problem = reference_problem(ref.absolute, ref.display, "base spec", scope)
+        if problem is not None:
+            raise SpecError([referrer.diagnostic(ref.key_path, *problem)])
         base = load_source(ref.absolute, ref.display)
         if not isinstance(base.tree, dict):
             raise SpecError([base.diagnostic((), "a base spec must be a mapping of spec sections")])
         sources.add(ref.absolute)
-        base_tree, base_positions = _resolve(base, ref.absolute, stack, [], layers, sources)
+        base_tree, base_positions = _resolve(base, ref.absolute, stack, [], layers, sources, scope)
         tree, positions = _merge(tree, positions, base_tree, base_positions, base)
     own = {k: v for k, v in document.tree.items() if k != EXTENDS}
     own_positions = {p: v for p, v in document.positions.items() if p[:1] != (EXTENDS,)}

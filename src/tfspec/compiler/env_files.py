@@ -15,6 +15,8 @@ from pathlib import Path
 from tfspec.spec.errors import SpecError
 from tfspec.spec.loader import SourceDocument, load_yaml
 
+from .resolve import check_environment_name
+
 __all__ = ["environment_file", "with_environment_file"]
 
 _LINE_OFFSET = 100_000_000  # larger than any spec file's line count (specs are at most 256 KiB)
@@ -30,6 +32,7 @@ def with_environment_file(document: SourceDocument, env: str | None
     """The document with the overlay file of ``env`` grafted in as ``environments.<env>`` (when the spec
     does not define that environment and the file exists), and a function that points diagnostics whose
     position lies in the file back at it."""
+    check_environment_name(document, env)  # before the name becomes part of a file name
     tree = document.tree
     inline = tree.get("environments") if isinstance(tree, dict) else None
     path = environment_file(document.file, env) if env else None

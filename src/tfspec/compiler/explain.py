@@ -12,10 +12,11 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from tfspec.spec.errors import Diagnostic, SpecError, format_path
+from tfspec.spec.errors import Diagnostic, SpecError, cap, format_path
 from tfspec.spec.loader import KeyPath, SourceDocument, load_yaml
 
 from .bases import apply_standards
@@ -57,7 +58,7 @@ class Explanation:
     """Where each variable's value came from: ``SEED=11 (environment)`` or ``SEED unset: default 7``."""
 
     def format(self) -> str:
-        lines = [f"{self.path} = {_show(self.value)}"]
+        lines = [f"{cap(self.path)} = {_show(self.value)}"]
         if self.variables:
             lines.append(f"  from      {_show(self.written)}: {'; '.join(self.variables)}")
         if self.set_by is None:
@@ -75,23 +76,34 @@ class Explanation:
 
 
 def _show(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+    """A value as JSON, cut like every echoed value (a whole section would be thousands of characters)."""
+    return cap(json.dumps(value, sort_keys=True, default=str))
+
+
+_KEY_PATH = re.compile(r"[A-Za-z0-9_-]+(\[[0-9]+\])*(\.[A-Za-z0-9_-]+(\[[0-9]+\])*)*")
+_HOW = "write it as diagnostics do: targets[1].kubernetes.replicas, or targets.serving.kubernetes.replicas"
 
 
 def _parse(text: str, tree: Any, document: SourceDocument) -> KeyPath:
     """``targets.serving.gpus`` / ``targets[1].gpus`` → a key path of ``tree``."""
+    if not _KEY_PATH.fullmatch(text):
+        raise SpecError([Diagnostic(document.file, 1, 1, "<root>", f"KEY.PATH {cap(text)!r} is not a key path", _HOW)])
     path: list[str | int] = []
     node = tree
     for segment in text.replace("[", ".[").split("."):
         if not segment:
             continue
         key: str | int = segment
-        if segment.startswith("[") and segment.endswith("]") and segment[1:-1].isdigit():
+        if segment.startswith("[") and segment.endswith("]"):
             key = int(segment[1:-1])
+            if isinstance(node, list) and key >= len(node):
+                raise SpecError([document.diagnostic(tuple(path), f"{format_path(tuple(path))} has {len(node)} "
+                                                     f"item{'s' if len(node) != 1 else ''}: there is no [{cap(str(key), 20)}]")])
         elif isinstance(node, list):
             names = [i for i, item in enumerate(node) if isinstance(item, dict) and item.get("name") == segment]
             if not names:
-                raise SpecError([document.diagnostic(tuple(path), f"no item named {segment!r} in {format_path(tuple(path))}")])
+                raise SpecError([document.diagnostic(tuple(path), f"no item named {cap(segment)!r} in "
+                                                                  f"{format_path(tuple(path))}")])
             key = names[0]
         path.append(key)
         node = _get(node, (key,))
@@ -115,6 +127,8 @@ def _in_layer(tree: Any, path: KeyPath, merged: Any) -> KeyPath | None:
     node, merged_node = tree, merged
     for key in path:
         if isinstance(key, int) and isinstance(merged_node, list) and out == ["targets"]:
+            if not 0 <= key < len(merged_node):
+                return None
             name = merged_node[key].get("name") if isinstance(merged_node[key], dict) else None
             matches = [i for i, item in enumerate(node) if isinstance(item, dict) and item.get("name") == name] \
                 if isinstance(node, list) else []
@@ -135,12 +149,12 @@ def explain(spec: str, key_path: str, env: str | None = None) -> Explanation:
     """Explain where ``key_path`` of ``spec`` comes from (raises :class:`SpecError`)."""
     document = load_yaml(spec)
     standards = apply_standards(document)
-    merged = apply_environment(standards.document, env) if env else standards.document
+    merged = apply_environment(standards.document, env) if env is not None else standards.document
     path = _parse(key_path, merged.tree, merged)
     layers: list[tuple[str, SourceDocument, KeyPath]] = []
     for index, layer in enumerate(standards.layers):
         layers.append(("spec" if index == len(standards.layers) - 1 else "base", layer, ()))
-    if env:
+    if env is not None:
         layers.append((f"environment {env}", standards.document, ("environments", env)))
     settings: list[Setting] = []
     for label, layer, prefix in layers:

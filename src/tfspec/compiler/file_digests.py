@@ -13,6 +13,13 @@ The memo is a cache: it lives in ``.tfspec/input-digests.json`` beside the spec 
 step cache lives in), is written atomically (a temporary file renamed over it: two racing processes
 leave one of their files, never a torn one; the last writer wins), is rewritten only when something was
 hashed, and an unreadable or unwritable memo is ignored (every file is hashed).
+
+Bounded work: one compile looks at no more than :class:`InputLimits` files (250,000; every file and folder
+visited counts) and bytes (4 GiB, the sum of the files' sizes, checked from ``stat`` before any of a folder
+or glob is read): ``image_folder: /usr`` is refused in a second instead of hashing for minutes. The
+environment variables ``TFSPEC_INPUT_FILES_LIMIT`` and ``TFSPEC_INPUT_BYTES_LIMIT`` raise them for data
+that is really that large (they are read from the environment, not the spec: a spec cannot lift its own
+bound). Only regular files are read: a FIFO, a device, a socket or a dangling link is an error naming it.
 """
 
 from __future__ import annotations
@@ -25,12 +32,15 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+
+from tfspec.spec.files import file_problem
 
 from .processes import process_alive
 
-__all__ = ["MEMO_DIR", "MEMO_FILE", "MemoStats", "StatMemo", "UnreadableFile", "memo_path", "digest_listing"]
+__all__ = ["MEMO_DIR", "MEMO_FILE", "InputLimits", "InputTooLarge", "MemoStats", "StatMemo", "UnreadableFile",
+           "memo_path", "digest_listing"]
 
 MEMO_DIR = ".tfspec"
 MEMO_FILE = "input-digests.json"
@@ -56,20 +66,55 @@ def digest_listing(entries: Iterable[tuple[str, str]]) -> str:
 
 
 class UnreadableFile(Exception):
-    """A file that stat says is there but that cannot be read (permissions, I/O error)."""
+    """A file that stat says is there but that cannot be read (permissions, I/O error), or an entry that is
+    not a regular file (a FIFO would block the reader)."""
 
-    def __init__(self, key: str, error: OSError) -> None:
-        super().__init__(f"cannot read {key}: {error.strerror or error}")
+    def __init__(self, key: str, error: OSError | str) -> None:
+        if isinstance(error, str):  # what the entry is: "is a named pipe (FIFO), not a regular file"
+            super().__init__(f"{key} {error}")
+            self.hint = "inputs are regular files"
+        else:
+            super().__init__(f"cannot read {key}: {error.strerror or error}")
+            self.hint = "make it readable, or remove it"
         self.key = key
+
+
+class InputTooLarge(Exception):
+    """The inputs of one compile exceed :class:`InputLimits`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InputLimits:
+    """The most files (and folders) one compile visits, and the most bytes its input files may hold."""
+
+    files: int = 250_000
+    bytes: int = 4 * 1024**3
+
+    FILES_VARIABLE = "TFSPEC_INPUT_FILES_LIMIT"
+    BYTES_VARIABLE = "TFSPEC_INPUT_BYTES_LIMIT"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> InputLimits:
+        """The defaults, raised (or lowered) by ``TFSPEC_INPUT_FILES_LIMIT`` / ``TFSPEC_INPUT_BYTES_LIMIT``; a
+        value that is not a positive whole number is ignored."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field, variable in (("files", cls.FILES_VARIABLE), ("bytes", cls.BYTES_VARIABLE)):
+            text = environ.get(variable, "").strip()
+            if text.isdigit() and int(text) > 0:
+                values[field] = int(text)
+        return cls(**values)
 
 
 @dataclasses.dataclass
 class MemoStats:
-    """What digesting cost: files stat'ed, files whose bytes were read (``hashed``), memo hits (``reused``)."""
+    """What digesting cost: files stat'ed, files whose bytes were read (``hashed``), memo hits (``reused``),
+    and the size of every input file (``bytes``)."""
 
     files: int = 0
     hashed: int = 0
     reused: int = 0
+    bytes: int = 0
 
 
 def _file_sha256(path: str) -> str:
@@ -83,10 +128,12 @@ def _file_sha256(path: str) -> str:
 class StatMemo:
     """The stat → sha256 memo of one spec folder (see the module docstring)."""
 
-    def __init__(self, spec_dir: Path) -> None:
+    def __init__(self, spec_dir: Path, limits: InputLimits | None = None) -> None:
         self.spec_dir = Path(spec_dir)
         self.path = memo_path(self.spec_dir)
         self.stats = MemoStats()
+        self.limits = limits or InputLimits()
+        self._visited = 0
         self._entries: dict[str, list] = {}
         self._imports: dict[str, list[str]] = {}
         self._load()
@@ -108,21 +155,50 @@ class StatMemo:
     def _key(self, path: Path) -> str:
         return Path(os.path.relpath(path, self.spec_dir)).as_posix()
 
-    def file_sha256(self, path: Path) -> str | None:
-        """sha256 of one file's bytes: from the memo when its stat is unchanged and not racy, else read.
+    def _visit(self, where: str) -> None:
+        """Count one file or folder looked at; past the limit, stop (``where`` names the input)."""
+        self._visited += 1
+        if self._visited > self.limits.files:
+            raise InputTooLarge(f"{where} holds more than {self.limits.files:,} files and folders, more than one "
+                                f"compile reads (set {InputLimits.FILES_VARIABLE} to raise the limit)")
 
-        None when ``path`` is not a regular file (a folder, a broken link, gone).
-        """
-        return self._sha256(os.fspath(path), self._key(path))
+    def _add_bytes(self, size: int, where: str) -> None:
+        self.stats.bytes += size
+        if self.stats.bytes > self.limits.bytes:
+            raise InputTooLarge(f"{where} holds more than {_size(self.limits.bytes)} of files, more than one "
+                                f"compile reads (set {InputLimits.BYTES_VARIABLE} to raise the limit)")
 
-    def _sha256(self, path: str, key: str) -> str | None:
-        # plain strings, not pathlib: this runs once per file of a data set (pathlib tripled the cost)
+    def _regular(self, path: str, key: str, shown: str | None = None) -> os.stat_result | None:
+        """The stat of a regular file; None when nothing is there (or a folder); :class:`UnreadableFile`
+        (naming ``shown``, else ``key``) for a FIFO, a device, a socket, a dangling link or a link loop."""
         try:
             info = os.stat(path)
         except OSError:
+            if os.path.islink(path):
+                raise UnreadableFile(shown or key, file_problem(path) or "is a broken symbolic link") from None
             return None
-        if not stat.S_ISREG(info.st_mode):
+        if stat.S_ISREG(info.st_mode):
+            return info
+        if stat.S_ISDIR(info.st_mode):
             return None
+        raise UnreadableFile(shown or key, file_problem(path) or "is not a regular file")
+
+    def file_sha256(self, path: Path) -> str | None:
+        """sha256 of one file's bytes: from the memo when its stat is unchanged and not racy, else read.
+
+        None when nothing is at ``path`` or it is a folder; :class:`UnreadableFile` when it is something
+        that is not a regular file.
+        """
+        key = self._key(path)
+        self._visit(key)
+        info = self._regular(os.fspath(path), key)
+        if info is None:
+            return None
+        self._add_bytes(info.st_size, key)
+        return self._sha256(os.fspath(path), key, info)
+
+    def _sha256(self, path: str, key: str, info: os.stat_result) -> str:
+        # plain strings, not pathlib: this runs once per file of a data set (pathlib tripled the cost)
         self.stats.files += 1
         signature = [info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns]
         entry = self._entries.get(key)
@@ -149,15 +225,20 @@ class StatMemo:
             self._dirty = True
         return self._imports[sha]
 
-    def tree(self, root: Path) -> list[tuple[str, str]]:
+    def tree(self, root: Path, display: str | None = None) -> list[tuple[str, str]]:
         """``(path relative to root, sha256)`` of every file below ``root`` (symlinked files followed,
-        symlinked folders not; ``.tfspec`` folders skipped: they hold caches, not inputs)."""
+        symlinked folders not; ``.tfspec`` folders skipped: they hold caches, not inputs).
+
+        Every entry is stat'ed first (counted against the limits), then the files are read: a tree too large
+        for one compile is refused before its first byte is read."""
         prefix = self._key(root)
+        where = display or prefix
         prefix = "" if prefix == "." else prefix + "/"
-        out = []
+        found: list[tuple[str, str, str, os.stat_result]] = []
         pending = [(os.fspath(root), "")]
         while pending:
             folder, relative = pending.pop()
+            self._visit(where)
             try:
                 with os.scandir(folder) as scan:
                     entries = sorted(scan, key=lambda e: e.name)
@@ -169,20 +250,27 @@ class StatMemo:
                     if entry.name != MEMO_DIR:
                         pending.append((entry.path, name + "/"))
                     continue
-                sha = self._sha256(entry.path, prefix + name)
-                if sha is not None:
-                    out.append((name, sha))
-        return out
+                self._visit(where)
+                info = self._regular(entry.path, prefix + name, f"{where}/{name}")
+                if info is not None:
+                    self._add_bytes(info.st_size, where)
+                    found.append((name, entry.path, prefix + name, info))
+        return [(name, self._sha256(path, key, info)) for name, path, key, info in found]
 
     def matches(self, pattern: str) -> list[tuple[str, str]]:
         """``(path relative to the spec folder, sha256)`` of every file a glob matches (``glob.glob`` rules,
-        as the runtime reads them)."""
-        out = []
-        for name in sorted(glob.glob(pattern, root_dir=self.spec_dir)):
-            sha = self.file_sha256(self.spec_dir / name)
-            if sha is not None:
-                out.append((Path(name).as_posix(), sha))
-        return out
+        as the runtime reads them); counted against the limits before any is read."""
+        found: list[tuple[str, str, os.stat_result]] = []
+        for name in glob.iglob(pattern, root_dir=self.spec_dir):  # counted while globbing: a huge match stops early
+            self._visit(pattern)
+            path = os.path.join(os.fspath(self.spec_dir), name)
+            key = self._key(Path(path))
+            info = self._regular(path, key)
+            if info is not None:
+                self._add_bytes(info.st_size, pattern)
+                found.append((Path(name).as_posix(), key, info))
+        return [(name, self._sha256(os.path.join(os.fspath(self.spec_dir), name), key, info))
+                for name, key, info in sorted(found, key=lambda item: item[0])]
 
     def save(self) -> None:
         """Write the memo if anything was hashed; entries of files that are gone are dropped."""
@@ -222,3 +310,10 @@ class StatMemo:
             pid = scratch.name[len(MEMO_FILE) + 2:].split(".", 1)[0]
             if pid.isdigit() and not process_alive(int(pid)):
                 scratch.unlink(missing_ok=True)
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count >= scale:
+            return f"{count / scale:g} {unit}"
+    return f"{count} bytes"

@@ -19,7 +19,10 @@ A file's digest is its sha256 (what ``sha256sum`` prints); a folder's or a glob'
 stat (see :mod:`.file_digests`), so an unchanged tree costs one ``stat`` per file.
 
 A missing input is an error of the spec (``file:line:col: data.source.path: ... does not exist``), as a
-missing teacher already was: a plan without its inputs' digests could not say what is cached.
+missing teacher already was: a plan without its inputs' digests could not say what is cached. So is an
+input of the wrong kind (a folder where an npz or csv file is read, a file where an image folder is), one
+that is not a regular file (a FIFO, a device: see :mod:`.file_digests`), and inputs larger than one compile
+reads (:class:`~.file_digests.InputLimits`).
 """
 
 from __future__ import annotations
@@ -36,20 +39,25 @@ from typing import Any, Literal, Protocol
 from tfspec.plan import Plan, Step
 from tfspec.spec.compression import DistillStage
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, TfrecordSource
-from tfspec.spec.errors import Diagnostic, SpecError, format_path
+from tfspec.spec.errors import Diagnostic, SpecError, cap, format_path
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import ApplicationModel, BuilderModel, SavedModelModel
 
-from .file_digests import MEMO_DIR, MemoStats, StatMemo, UnreadableFile, digest_listing
+from tfspec.spec.files import file_problem
+
+from .file_digests import MEMO_DIR, InputLimits, InputTooLarge, MemoStats, StatMemo, UnreadableFile, digest_listing
 from .locations import is_object_store, list_objects, object_root
 from .resolve import ResolvedSpec
 
 __all__ = ["InputSource", "InputDigests", "TeacherModel", "input_sources", "gather_inputs", "CompileTeacher",
            "input_paths"]
 
-# How an input is read: one path (a file or a folder), a glob, a builder module name, another spec.
-ReadAs = Literal["path", "glob", "module", "spec", "objects"]
+# How an input is read: one path (a file or a folder), one file, one folder, a glob, a builder module name,
+# another spec, an object-store location.
+ReadAs = Literal["path", "file", "folder", "glob", "module", "spec", "objects"]
 _PATH: ReadAs = "path"
+_FILE: ReadAs = "file"
+_FOLDER: ReadAs = "folder"
 _GLOB: ReadAs = "glob"
 _MODULE: ReadAs = "module"
 _SPEC: ReadAs = "spec"
@@ -123,12 +131,14 @@ def input_sources(resolved: ResolvedSpec) -> list[InputSource]:
         out.append(InputSource(("data", "source", "path"), _OBJECTS, path))
     elif isinstance(source, TfrecordSource):
         out.append(InputSource(("data", "source", "path"), _GLOB, local))
-    elif isinstance(source, (NpzSource, CsvSource, ImageFolderSource)):
-        out.append(InputSource(("data", "source", "path"), _PATH, local))
+    elif isinstance(source, (NpzSource, CsvSource)):
+        out.append(InputSource(("data", "source", "path"), _FILE, local))
+    elif isinstance(source, ImageFolderSource):
+        out.append(InputSource(("data", "source", "path"), _FOLDER, local))
     if isinstance(spec.model, SavedModelModel):
         out.append(_model_source(("model", "path"), spec.model.path))
     elif isinstance(spec.model, ApplicationModel) and spec.model.weights is not None:
-        out.append(InputSource(("model", "weights"), _PATH, spec.model.weights))
+        out.append(InputSource(("model", "weights"), _FILE, spec.model.weights))
     elif isinstance(spec.model, BuilderModel):
         out.append(InputSource(("model", "builder"), _MODULE, spec.model.builder.split(":")[0]))
     for index, stage in enumerate(spec.compression):
@@ -148,7 +158,7 @@ def input_paths(resolved: ResolvedSpec) -> list[str]:
     spec_dir = Path(resolved.file).resolve().parent
     out: list[Path] = []
     for source in input_sources(resolved):
-        if source.how == _PATH:
+        if source.how in (_PATH, _FILE, _FOLDER):
             out.append(spec_dir / source.value)
         elif source.how == _GLOB:
             root = object_root(source.value)
@@ -195,7 +205,7 @@ def _compiling(path: Path) -> Iterator[bool]:
 
 def gather_inputs(resolved: ResolvedSpec, compile_teacher: CompileTeacher) -> InputDigests:
     """Digest every input of :func:`input_sources`; raise one :class:`SpecError` for all missing ones."""
-    memo = StatMemo(Path(resolved.file).parent)
+    memo = StatMemo(Path(resolved.file).parent, InputLimits.from_environ())
     compiled: dict[Path, _Compiled] = {}
 
     def compile_once(path: Path) -> _Compiled:  # one compile per teacher spec, however many stages use it
@@ -210,7 +220,10 @@ def gather_inputs(resolved: ResolvedSpec, compile_teacher: CompileTeacher) -> In
         try:
             found = _gather_one(source, resolved, memo, compile_once)
         except UnreadableFile as error:
-            found = resolved.diagnostic(source.key, str(error), "make it readable, or remove it")
+            found = resolved.diagnostic(source.key, str(error), error.hint)
+        except InputTooLarge as error:
+            problems.append(resolved.diagnostic(source.key, str(error)))
+            break  # the bound is for the whole compile: nothing more is read
         if isinstance(found, Diagnostic):
             problems.append(found)
         elif isinstance(found, TeacherModel):
@@ -251,14 +264,14 @@ def _gather_one(source: InputSource, resolved: ResolvedSpec, memo: StatMemo,
     if source.how == _SPEC:
         with _compiling(spec_file), _compiling(where) as fresh:
             if not fresh:
-                return resolved.diagnostic(source.key, f"teacher specs form a cycle through {source.value!r}",
+                return resolved.diagnostic(source.key, f"teacher specs form a cycle through {cap(source.value)!r}",
                                            "a teacher spec must not (indirectly) distill from this spec")
             result = compile_once(where)
         if not result.ok:
             first = result.diagnostics[0]
             return resolved.diagnostic(
                 source.key, f"the teacher spec has {len(result.diagnostics)} error(s), first: {first.format()}",
-                f"fix it: tfspec validate {source.value}")
+                f"fix it: tfspec validate {cap(source.value)}")
         step = _final_model_step(result.plan)
         return TeacherModel(step.id, step.fingerprint)
     if source.how == _OBJECTS:
@@ -269,16 +282,24 @@ def _gather_one(source: InputSource, resolved: ResolvedSpec, memo: StatMemo,
     if source.how == _GLOB:
         files = memo.matches(source.value)
         if not files:
-            return resolved.diagnostic(source.key, f"no file matches {source.value} (looked in {spec_dir})",
+            return resolved.diagnostic(source.key, f"no file matches {cap(source.value)} (looked in {spec_dir})",
                                        "paths and globs are relative to the spec file")
         return digest_listing(files)
-    digest = _path_digest(memo, where)
+    if source.how == _FILE and where.is_dir():
+        return resolved.diagnostic(source.key, f"{cap(source.value)} is a folder, not a file", "name the file itself")
+    if source.how == _FOLDER and where.exists() and not where.is_dir():
+        return resolved.diagnostic(source.key, f"{cap(source.value)} is a file, not a folder",
+                                   "an image_folder source names the folder of its class sub-folders")
+    problem = file_problem(where)
+    if problem is not None and problem != "not found" and not where.is_dir():  # a FIFO, a device, a broken link
+        return resolved.diagnostic(source.key, f"{cap(source.value)} {problem}", "inputs are regular files")
+    digest = _path_digest(memo, where, source.value)
     if digest is None:
-        return resolved.diagnostic(source.key, f"{source.value} does not exist (looked in {spec_dir})",
+        return resolved.diagnostic(source.key, f"{cap(source.value)} does not exist (looked in {spec_dir})",
                                    "paths are relative to the spec file")
     if source.key == ("model", "path") and not _keras_loadable(where, resolved):
         # tf_keras cannot load it: fail here, before training (today: AttributeError in `train`)
-        return resolved.diagnostic(source.key, f"{source.value} is not a Keras SavedModel (no keras_metadata.pb): "
+        return resolved.diagnostic(source.key, f"{cap(source.value)} is not a Keras SavedModel (no keras_metadata.pb): "
                                    "it cannot be trained or compressed",
                                    "deploy it unchanged with serve_as_is: true (and trainable unset, no compression)")
     return digest
@@ -298,10 +319,10 @@ def _objects_digest(source: InputSource, resolved: ResolvedSpec) -> str | Diagno
         objects = list_objects(source.value, storage.model_dump() if storage is not None else None, folder=folder)
     except Exception as error:  # fsspec and its back ends raise many kinds: say which location failed
         first = (str(error).splitlines() or [type(error).__name__])[0]
-        return resolved.diagnostic(source.key, f"cannot list {source.value}: {first[:200]}",
+        return resolved.diagnostic(source.key, f"cannot list {cap(source.value)}: {cap(first)}",
                                    f"check {storage_key} (endpoint, credential variables) and the bucket")
     if not objects:
-        return resolved.diagnostic(source.key, f"no object matches {source.value}")
+        return resolved.diagnostic(source.key, f"no object matches {cap(source.value)}")
     return digest_listing([(o["url"], f"{o['version']}:{o['size']}") for o in objects])
 
 
@@ -309,10 +330,10 @@ def _final_model_step(plan: Plan) -> Step:
     return plan.step(plan.model_step_id())
 
 
-def _path_digest(memo: StatMemo, path: Path) -> str | None:
+def _path_digest(memo: StatMemo, path: Path, display: str) -> str | None:
     """A file's sha256, or the listing digest of a folder's files; None when nothing is there."""
     if path.is_dir():
-        return digest_listing(memo.tree(path))
+        return digest_listing(memo.tree(path, display))
     return memo.file_sha256(path)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import pydantic
 from pydantic import BaseModel
 
-from tfspec.spec.base import SAFE_TEXT_PATTERN
+from tfspec.spec.base import ENDPOINT_URL_PATTERN, ENDPOINT_URL_WITH_PATH_PATTERN, SAFE_TEXT_PATTERN
 from tfspec.spec.data import DATA_LOCATION_PATTERN
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic, SpecError
@@ -46,7 +46,7 @@ def diagnostics_from_validation_error(
 ) -> list[Diagnostic]:
     items = error.errors(include_url=False)
     located = [(item, *_walk(item["loc"], tree, model, missing=item["type"] == "missing")) for item in items]
-    diagnostics = []
+    described: list[tuple[dict[str, Any], KeyPath, str, str | None]] = []
     for item, path, owner in located:
         if _scalar_branch_noise(item, path, located):
             continue
@@ -55,9 +55,36 @@ def diagnostics_from_validation_error(
             node = _node_at(tree, path)
             if isinstance(node, dict) and discriminator in node:
                 path = path + (discriminator,)
-        message, hint = _describe(item, path, owner)
-        diagnostics.append(document.diagnostic(path, message, hint))
-    return diagnostics
+        described.append((item, path, *_describe(item, path, owner)))
+    return [document.diagnostic(path, message, hint) for path, message, hint in _one_per_union(described)]
+
+
+def _one_per_union(described: list[tuple[dict[str, Any], KeyPath, str, str | None]]) -> list[tuple[KeyPath, str, str | None]]:
+    """One problem, one line: where every branch of a union rejected the same value (``learning_rate: fast``
+    is neither a number nor a mapping), their complaints become one "expected a number or a mapping" line."""
+    by_path: dict[KeyPath, list[tuple[dict[str, Any], str, str | None]]] = {}
+    for item, path, message, hint in described:
+        by_path.setdefault(path, []).append((item, message, hint))
+    out: list[tuple[KeyPath, str, str | None]] = []
+    for path, group in by_path.items():
+        if len(group) < 2 or not all(_is_type_mismatch(item) or item["type"] in ("literal_error", "string_pattern_mismatch")
+                                     for item, _, _ in group):
+            out.extend((path, message, hint) for _, message, hint in group)
+            continue
+        wanted: list[str] = []
+        for item, message, hint in group:
+            if item["type"] == "literal_error":
+                option = f"one of {(item.get('ctx') or {}).get('expected')}"
+            elif item["type"] == "string_pattern_mismatch":
+                option = hint or "a text of another form"
+            else:
+                option = re.sub(r" \(got .*\)$", "", message).removeprefix("expected ")
+            if option not in wanted:
+                wanted.append(option)
+        got = group[0][0].get("input")
+        shown = "" if isinstance(got, (dict, list)) else f" (got {_shown(got)})"
+        out.append((path, "expected " + " or ".join(wanted) + shown, None))
+    return out
 
 
 def _node_at(tree: Any, path: KeyPath) -> Any:
@@ -263,6 +290,39 @@ _PATTERN_HINTS = {
     r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$":
         "use a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters",
     r"^[A-Za-z][A-Za-z0-9_]{0,63}$": "use letters, digits and '_', starting with a letter",
+    ENDPOINT_URL_PATTERN: "an http:// or https:// URL of a host with an optional port 1-65535 and no path, "
+                          "such as http://minio.example.com:9000",
+    ENDPOINT_URL_WITH_PATH_PATTERN: "an http:// or https:// URL of a host with an optional port 1-65535, "
+                                    "such as https://minio.example.com:9000",
+    r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/(?!\.+(/|$))[A-Za-z0-9_.=-]+)*$":
+        "an S3 location s3://bucket or s3://bucket/prefix: a bucket name of 3-63 lower-case letters, digits, '.' "
+        "and '-', then folders of letters, digits, '_', '.', '=' and '-'",
+    r"^(s3|gs)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/(?!\.+(/|$))[A-Za-z0-9_.=-]+)*$":
+        "an object-store folder s3://bucket/prefix or gs://bucket/prefix (bucket: 3-63 lower-case letters, "
+        "digits, '.' and '-')",
+    r"^[A-Z_][A-Z0-9_]{0,127}$": "the NAME of an environment variable: upper-case letters, digits and '_' "
+                                 "(AWS_ACCESS_KEY_ID), never the value",
+    r"^[a-z0-9-]{1,32}$": "a region name such as us-east-1",
+    r"^[^\x00-\x1f]+$": "a column name without control characters",
+    r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$": "a version tag such as 2.21.0 (letters, digits, '_', '.' and '-')",
+    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$":
+        "an image repository such as registry.example.com/ml (lower-case, no tag)",
+    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(@sha256:[0-9a-f]{64})?$":
+        "an image repository such as registry.example.com/ml/digits, optionally pinned by @sha256:<digest>",
+    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(@sha256:[0-9a-f]{64})?$":
+        "an image reference such as registry.example.com/ml/base:1.2 or ...@sha256:<digest>",
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$":
+        "a Kubernetes label key: an optional DNS prefix and '/', then a name of at most 63 characters",
+    r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$":
+        "a Kubernetes label value: at most 63 letters, digits, '-', '_' and '.', starting and ending alphanumeric",
+    r"^(100|[1-9]?[0-9])%$": "a percentage such as 25%",
+    r"^/[A-Za-z0-9_./-]{0,200}$": "an absolute path in the container, such as /data",
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$":
+        "a DNS subdomain name: lower-case letters, digits, '-' and '.'",
+    r"^[a-z_][a-z0-9_]*(\[[0-9]{1,4}\])*(\.[a-z_][a-z0-9_]*(\[[0-9]{1,4}\])*){0,15}$":
+        "a key path such as model.layers[0].units",
+    r"^[A-Za-z0-9_.:/-]{1,64}$": "a number, true/false, or a name of letters, digits, '_', '.', ':', '/' and '-'",
     SAFE_TEXT_PATTERN:
         "one line of at most 200 characters, without control characters, '{', '}', '$', '`' or '\\'",
     r"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.*?\-/\[\]]{1,255}$":
@@ -277,6 +337,8 @@ _PATTERN_HINTS = {
     r"^(CPU|GPU):[0-9]{1,2}$": "use a device such as GPU:0 or CPU:0",
     r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$": "use package.module:function",
     r"^[a-z][a-z0-9_-]{0,31}$": "lower-case letters, digits, '_' and '-', starting with a letter",
+    r"^[a-z][a-z0-9-]{0,31}$": "a label: lower-case letters, digits and '-', starting with a letter, at most 32 "
+                               "characters",
     r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.tflite$": "a plain file name ending in .tflite",
 }
 

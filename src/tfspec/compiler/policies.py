@@ -19,7 +19,9 @@ rendered Kubernetes objects: the item's own with ``each: targets``, otherwise ev
 
 A violation is reported at the file:line:col that set the judged value (the spec or the base it came
 from), naming the policy and its message. A policy that does not compile, or cannot be evaluated, is an
-error at its own line in the policy file.
+error at its own line in the policy file, and so is one that costs more than Kubernetes allows a
+ValidatingAdmissionPolicy (the cost budget of :mod:`.cel`). A policy's ``name`` and ``message`` are one line
+each (a name of at most 63 characters, a message of at most 200): they are repeated in every violation.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from typing import Any
 
 import yaml
 
-from tfspec.spec.errors import Diagnostic, SpecError, format_path
+from tfspec.spec.errors import Diagnostic, SpecError, cap, format_path
 from tfspec.spec.loader import KeyPath, SourceDocument
 
+from .cel import (Budget, CelSyntaxError, CostLimitExceeded, compile_expression, error_message, evaluate, is_bool, show,
+                  to_cel)
 from .project import ProjectRef
 from .resolve import ResolvedSpec
 from .standard_files import load_source
@@ -45,6 +49,8 @@ __all__ = ["Policy", "load_policies", "check_policies", "parse_key_path"]
 _KEYS = ("name", "severity", "each", "as", "when", "rule", "path", "message")
 _REQUIRED = ("name", "rule", "message")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_MESSAGE_CHARACTERS = 200
 _RESERVED = ("spec", "env", "objects")
 _SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)((?:\[\d+\])*)$")
 _COMPILED: dict[tuple[str, str], Any] = {}
@@ -80,8 +86,8 @@ class Policy:
     program: Any = dataclasses.field(compare=False, repr=False)
     when_program: Any = dataclasses.field(compare=False, repr=False)
 
-    def diagnostic(self, key: str, message: str) -> Diagnostic:
-        return self.document.diagnostic(("policies", self.index, key), f"policy {self.name}: {message}")
+    def diagnostic(self, key: str, message: str, hint: str | None = None) -> Diagnostic:
+        return self.document.diagnostic(("policies", self.index, key), f"policy {self.name}: {message}", hint)
 
     @property
     def location(self) -> str:
@@ -126,27 +132,36 @@ def _policies_of(document: SourceDocument, problems: list[Diagnostic]) -> list[P
         for key in entry:
             if key not in _KEYS:
                 close = difflib.get_close_matches(str(key), _KEYS, n=1)
-                problems.append(document.diagnostic(where + (key,), f"unknown key {key!r} in a policy",
+                problems.append(document.diagnostic(where + (key,), f"unknown key {cap(str(key))!r} in a policy",
                                                     f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(_KEYS)))
         for key in _REQUIRED:
             if not isinstance(entry.get(key), str) or not entry[key].strip():
                 problems.append(document.diagnostic(where + ((key,) if key in entry else ()), f"a policy needs a '{key}' (text)"))
+        if isinstance(entry.get("name"), str) and entry["name"].strip() and not _NAME.match(entry["name"]):
+            problems.append(document.diagnostic(where + ("name",), f"policy name {cap(entry['name'])!r} is not a name",
+                                                "letters, digits, '-', '_' and '.', at most 63 characters"))
+        message = entry.get("message")
+        if isinstance(message, str) and (len(message.strip()) > _MESSAGE_CHARACTERS or "\n" in message.strip()):
+            problems.append(document.diagnostic(where + ("message",), f"a policy message is one line of at most "
+                                                f"{_MESSAGE_CHARACTERS} characters (this one has {len(message):,})",
+                                                "it is repeated in every violation"))
         for key in ("when", "each", "as", "path"):
             if key in entry and not isinstance(entry[key], str):
                 problems.append(document.diagnostic(where + (key,), f"'{key}' must be text"))
         severity = entry.get("severity", "error")
         if severity not in ("error", "warning"):
-            problems.append(document.diagnostic(where + ("severity",), f"severity must be error or warning, not {severity!r}"))
+            problems.append(document.diagnostic(where + ("severity",), f"severity must be error or warning, not "
+                                                                       f"{cap(repr(severity))}"))
         variable = entry.get("as", "item")
         if isinstance(variable, str) and (not _IDENTIFIER.match(variable) or variable in _RESERVED):
             problems.append(document.diagnostic(where + ("as",), f"'as' must be a lower-case name other than "
-                                                                 f"{', '.join(_RESERVED)}, not {variable!r}"))
+                                                                 f"{', '.join(_RESERVED)}, not {cap(variable)!r}"))
         each = path = None
         for key in ("each", "path"):
             if isinstance(entry.get(key), str):
                 parsed = parse_key_path(entry[key])
                 if parsed is None:
-                    problems.append(document.diagnostic(where + (key,), f"{entry[key]!r} is not a key path like "
+                    problems.append(document.diagnostic(where + (key,), f"{cap(entry[key])!r} is not a key path like "
                                                                         "'kubernetes.autoscale' or 'targets[0]'"))
                 elif key == "each":
                     each = parsed
@@ -164,21 +179,17 @@ def _policies_of(document: SourceDocument, problems: list[Diagnostic]) -> list[P
 
 
 def _compile(document: SourceDocument, where: KeyPath, name: str, expression: str, problems: list[Diagnostic]) -> Any:
-    import celpy  # only specs governed by policies pay for it
-
     key = (document.file, expression)
     if key in _COMPILED:
         return _COMPILED[key]
-    environment = celpy.Environment()
     try:
-        program = environment.program(environment.compile(expression))
-    except celpy.CELParseError as error:
+        program = compile_expression(expression)
+    except CelSyntaxError as error:
         line, column = document.position(where)
-        # the expression's own line/column, counted from the start of the value
-        detail = str(error).splitlines()[0] if str(error) else "syntax error"
-        at = f" at column {error.column}" if getattr(error, "column", None) else ""
+        # the expression's own column, counted from the start of the value
+        at = f" at column {error.column}" if error.column else ""
         problems.append(Diagnostic(document.file_of(where), line, column, format_path(where),
-                                   f"policy {name}: the CEL expression does not compile{at}: {detail.strip()}"))
+                                   f"policy {name}: the CEL expression does not compile{at}: {cap(str(error))}"))
         return None
     _COMPILED[key] = program
     return program
@@ -211,13 +222,12 @@ def check_policies(policies: tuple[Policy, ...], resolved: ResolvedSpec, rendere
     needs the objects)."""
     if not policies:
         return []
-    import celpy
-
     spec = resolved.spec.model_dump(mode="json", exclude_none=True)
     judge = _Judge(spec, resolved.environment or "", rendered)
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
     for policy in policies:
+        budget = Budget()  # Kubernetes gives each policy binding's evaluation of one object its own budget
         cases: list[tuple[KeyPath, Any, Any]] = []  # (where, the item, its objects' key)
         if policy.each is None:
             cases.append(((), None, None))
@@ -228,19 +238,27 @@ def check_policies(policies: tuple[Policy, ...], resolved: ResolvedSpec, rendere
                 cases.append((policy.each + (i,), item, target))
         for where, item, target in cases:
             try:
-                passed = judge.passes(policy, where, item, target)
+                passed = judge.passes(policy, where, item, target, budget)
             except _NotBool as problem:
-                errors.append(policy.diagnostic(problem.key, f"the expression gave {problem.value!r}, not true or false"))
+                errors.append(policy.diagnostic(problem.key, f"the expression gave {cap(show(problem.value))}, "
+                                                             "not true or false"))
+                break
+            except CostLimitExceeded as exceeded:
+                errors.append(policy.diagnostic("rule", f"evaluating it for {format_path(where)} costs {exceeded} "
+                                                        "(the limits Kubernetes sets for ValidatingAdmissionPolicy "
+                                                        "CEL)",
+                                                "nested .all/.exists over lists multiply: iterate once, or narrow "
+                                                "the list with 'each' and 'when'"))
                 break
             except Exception as error:  # noqa: BLE001  (CEL evaluation errors: a missing field, a type mismatch)
                 errors.append(policy.diagnostic("rule", f"the rule could not be evaluated for "
-                                                        f"{format_path(where)}: {_eval_message(error)}"))
+                                                        f"{format_path(where)}: {cap(error_message(error))}"))
                 break
             if passed:
                 continue
             judged = where + policy.path
             label = "" if policy.severity == "error" else " (warning)"
-            diagnostic = resolved.diagnostic(judged, f"policy {policy.name}{label}: {policy.message}",
+            diagnostic = resolved.diagnostic(judged, f"policy {policy.name}{label}: {cap(policy.message, _MESSAGE_CHARACTERS)}",
                                              f"rule at {policy.location}")
             (errors if policy.severity == "error" else warnings).append(diagnostic)
     if errors:
@@ -279,9 +297,7 @@ class _Judge:
 
     def _cel_value(self, name: str, make: Any) -> Any:
         if name not in self._cel:
-            import celpy
-
-            self._cel[name] = celpy.json_to_cel(make())
+            self._cel[name] = to_cel(make())
         return self._cel[name]
 
     def _json_text(self, name: str, make: Any) -> str:
@@ -289,15 +305,13 @@ class _Judge:
             self._json[name] = json.dumps(make(), sort_keys=True, separators=(",", ":"))
         return self._json[name]
 
-    def passes(self, policy: Policy, where: KeyPath, item: Any, target: str | None) -> bool:
-        """True when ``when`` is false or ``rule`` is true."""
-        if policy.when_program is not None and not self._verdict(policy, "when", item, target):
+    def passes(self, policy: Policy, where: KeyPath, item: Any, target: str | None, budget: Budget) -> bool:
+        """True when ``when`` is false or ``rule`` is true (each evaluation within ``budget``)."""
+        if policy.when_program is not None and not self._verdict(policy, "when", item, target, budget):
             return True
-        return self._verdict(policy, "rule", item, target)
+        return self._verdict(policy, "rule", item, target, budget)
 
-    def _verdict(self, policy: Policy, which: str, item: Any, target: str | None) -> bool:
-        import celpy
-
+    def _verdict(self, policy: Policy, which: str, item: Any, target: str | None, budget: Budget) -> bool:
         expression = policy.rule if which == "rule" else (policy.when or "")
         program = policy.program if which == "rule" else policy.when_program
         objects = f"objects:{target}" if target is not None else "objects"
@@ -307,14 +321,16 @@ class _Judge:
                self.env if "env" in expression else "")
         if key in _VERDICTS:
             return _VERDICTS[key]
-        activation: dict[str, Any] = {"env": celpy.celtypes.StringType(self.env)}
+        activation: dict[str, Any] = {"env": to_cel(self.env)}
         if "spec" in expression:
             activation["spec"] = self._cel_value("spec", lambda: self.spec)
         if item is not None:
-            activation[policy.variable] = celpy.json_to_cel(item)
+            activation[policy.variable] = to_cel(item)
         if "objects" in expression:
             try:  # without the objects first: a verdict that did not need them holds whatever they are
-                verdict = _truth(policy, which, program.evaluate(activation))
+                verdict = _truth(policy, which, evaluate(program, activation, budget))
+            except CostLimitExceeded:
+                raise
             except Exception:  # noqa: BLE001  (it needed them: evaluate again with them, below)
                 pass
             else:
@@ -323,7 +339,7 @@ class _Judge:
             if key in _VERDICTS:
                 return _VERDICTS[key]
             activation["objects"] = self._cel_value(objects, lambda: self._objects_of(target))
-        return self._remember(key, _truth(policy, which, program.evaluate(activation)))
+        return self._remember(key, _truth(policy, which, evaluate(program, activation, budget)))
 
     @staticmethod
     def _remember(key: tuple[str, ...], verdict: bool) -> bool:
@@ -339,17 +355,9 @@ class _NotBool(Exception):
 
 
 def _truth(policy: Policy, key: str, value: Any) -> bool:
-    import celpy
-
-    if isinstance(value, celpy.celtypes.BoolType):
+    if is_bool(value):
         return bool(value)
     if isinstance(value, Exception):
         raise value
     raise _NotBool(key, value)
 
-
-def _eval_message(error: Exception) -> str:
-    args = getattr(error, "args", ())
-    if args and isinstance(args[0], str):
-        return args[0]
-    return str(error) or type(error).__name__

@@ -18,9 +18,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tfspec.spec.bounds import MAX_CLASSES, MAX_EXAMPLE_VALUES, shape_size
 from tfspec.spec.data import SklearnDigitsSource, ImageFolderSource, TfrecordSource, CsvSource
-from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.spec.document import ENVIRONMENT_NAME_PATTERN, Spec
+from tfspec.spec.errors import Diagnostic, SpecError, cap
 from tfspec.spec.loader import KeyPath, NumberTooLong, Position, SourceDocument, plain_scalar
 from tfspec.spec.model import DenseLayer
 from tfspec.spec.targets import Target
@@ -29,13 +30,16 @@ from .saved_model_signatures import ServedSignature
 from .sources import SKLEARN_DIGITS
 
 __all__ = ["ResolvedSpec", "ModelInput", "TargetDefaults", "expand_variables", "apply_environment", "merge_overlay",
-           "with_defaults", "num_classes_key"]
+           "with_defaults", "num_classes_key", "check_sizes", "check_environment_name"]
 
 TargetDefaults = Callable[[Spec, Target], Target]
 """``(spec, target) → the target with its kind's defaults filled``."""
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 VARIABLE_REFERENCE = _VARIABLE  # ``$$`` or ``${NAME}`` / ``${NAME:-default}`` (groups: name, default)
+# Variable names that hold secrets: their values must never be written into plan.json, manifests or images.
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_?KEY|ACCESS_?KEY|API_?KEY|CREDENTIAL", re.IGNORECASE)
+_ENVIRONMENT_NAME = re.compile(ENVIRONMENT_NAME_PATTERN)
 _UNCLOSED = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\})")
 
 
@@ -63,6 +67,12 @@ def expand_variables(document: SourceDocument, environ: Mapping[str, str] | None
             if match.group(0) == "$$":
                 return "$"
             name, default = match.group(1), match.group(2)
+            if _SECRET_NAME.search(name):
+                problems.append(document.diagnostic(
+                    path, f"${{{name}}} looks like a secret: its value would be written into the generated files",
+                    "give credentials by the name of the variable that holds them (credentials.*_env, a "
+                    "Kubernetes Secret), never as a ${VAR} value"))
+                return ""
             if name in env:
                 return env[name]
             if default is not None:
@@ -91,16 +101,26 @@ def expand_variables(document: SourceDocument, environ: Mapping[str, str] | None
     return dataclasses.replace(document, tree=tree)
 
 
+def check_environment_name(document: SourceDocument, name: str | None) -> None:
+    """``-e NAME`` names files and folders (``<stem>.NAME.env.yaml``, ``build/<name>-NAME/``): it must be an
+    environment name, never a path (``-e ../x``) nor a 300-character file name."""
+    if name is not None and not _ENVIRONMENT_NAME.fullmatch(name):
+        raise SpecError([document.diagnostic(("environments",), f"{cap(name)!r} is not an environment name",
+                                             "lower-case letters, digits, '_' and '-', starting with a letter, at "
+                                             "most 32 characters")])
+
+
 def apply_environment(document: SourceDocument, name: str | None) -> SourceDocument:
     """Merge the overlay ``environments.<name>`` over the base tree (positions follow the values)."""
     if name is None:
         return document
+    check_environment_name(document, name)
     tree = document.tree
     environments = tree.get("environments") if isinstance(tree, dict) else None
     if not isinstance(environments, dict) or name not in environments:
         available = sorted(environments) if isinstance(environments, dict) else []
         hint = ("available: " + ", ".join(available)) if available else "the spec defines no environments"
-        raise SpecError([document.diagnostic(("environments",), f"unknown environment {name!r}", hint)])
+        raise SpecError([document.diagnostic(("environments",), f"unknown environment {cap(name)!r}", hint)])
     overlay = environments[name]
     if not isinstance(overlay, dict):
         raise SpecError([document.diagnostic(("environments", name), "an environment overlay must be a mapping")])
@@ -159,10 +179,13 @@ def _merge_targets(tree: dict[str, Any], overlays: Any, source: KeyPath, positio
     targets = tree.get("targets")
     if not isinstance(overlays, list) or not isinstance(targets, list):
         return  # the typed parse of the base spec reports the shape problem
-    by_name = {t.get("name"): i for i, t in enumerate(targets) if isinstance(t, dict)}
+    by_name = {t.get("name"): i for i, t in enumerate(targets) if isinstance(t, dict) and isinstance(t.get("name"), str)}
     for index, overlay in enumerate(overlays):
         if not isinstance(overlay, dict) or "name" not in overlay:
             problems.append(document.diagnostic(source + (index,), "a target overlay needs the 'name' of the target it changes"))
+            continue
+        if not isinstance(overlay["name"], str):  # a list or mapping cannot name a target (nor be looked up)
+            problems.append(document.diagnostic(source + (index, "name"), "a target's name is a text"))
             continue
         position = by_name.get(overlay["name"])
         if position is None:
@@ -170,7 +193,7 @@ def _merge_targets(tree: dict[str, Any], overlays: Any, source: KeyPath, positio
                 close = difflib.get_close_matches(str(overlay["name"]), [str(n) for n in by_name], n=1)
                 hint = f"did you mean {close[0]!r}?" if close else "name an existing target, or give a 'kind' to add a new one"
                 problems.append(document.diagnostic(
-                    source + (index, "name"), f"no target named {overlay['name']!r} to overlay", hint))
+                    source + (index, "name"), f"no target named {cap(overlay['name'])!r} to overlay", hint))
                 continue
             targets.append(copy.deepcopy(overlay))
             _move_positions(positions, source + (index,), ("targets", len(targets) - 1))
@@ -312,6 +335,7 @@ def with_defaults(spec: Spec, document: SourceDocument, environment: str | None 
     (``compiler/targets/<kind>.py``): ``target_defaults`` fills them (the pipeline passes
     :func:`tfspec.compiler.targets.target_defaults`, which asks the target-kind registry).
     """
+    check_sizes(spec, document)  # before any label or example is built from these numbers
     num_classes = _num_classes(spec)
     labels = tuple(spec.data.labels) if spec.data.labels else tuple(str(i) for i in range(num_classes or 0))
     filled = spec.model_copy(update={"targets": [target_defaults(spec, target) for target in spec.targets]})
@@ -330,6 +354,43 @@ def with_defaults(spec: Spec, document: SourceDocument, environment: str | None 
             json.dumps(document.tree, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
         ).hexdigest(),
     )
+
+
+def check_sizes(spec: Spec, document: SourceDocument) -> None:
+    """Raise :class:`SpecError` at the key when the classes or the values of one example exceed
+    :data:`~tfspec.spec.bounds.MAX_CLASSES` / :data:`~tfspec.spec.bounds.MAX_EXAMPLE_VALUES`: the compiler
+    writes a label per class and a zero example per input, so these numbers must be bounded where they are
+    read (``num_classes: 2147483647`` or ``input_shape: [2147483647, 2147483647]`` would not fit in memory)."""
+    problems: list[Diagnostic] = []
+    classes = _num_classes(spec)
+    if classes is not None and classes > MAX_CLASSES:
+        problems.append(document.diagnostic(num_classes_key(spec), f"{classes:,} classes; at most {MAX_CLASSES:,} "
+                                            "are supported (each class is a line of labels.txt)"))
+    shapes: list[tuple[KeyPath, list[int]]] = []
+    inputs = getattr(spec.model, "inputs", None)
+    if inputs:
+        shapes += [(("model", "inputs", i, "shape"), list(item.shape)) for i, item in enumerate(inputs)]
+    elif getattr(spec.model, "input_shape", None) is not None and "input_shape" in type(spec.model).model_fields:
+        shapes.append((("model", "input_shape"), list(spec.model.input_shape)))
+    source = spec.data.source
+    if isinstance(source, ImageFolderSource):
+        shapes.append((("data", "source", "image_size"), [*source.image_size, 1 if source.color_mode == "grayscale" else 3]))
+    elif isinstance(source, TfrecordSource):
+        shapes += [(("data", "source", "features", name, "shape"), list(feature.shape))
+                   for name, feature in source.features.items()]
+    if spec.data.preprocessing.reshape:
+        shapes.append((("data", "preprocessing", "reshape"), list(spec.data.preprocessing.reshape)))
+    for key, shape in shapes:
+        size = shape_size(shape)
+        if size > MAX_EXAMPLE_VALUES:
+            problems.append(document.diagnostic(key, f"one example of this shape holds {_count(size)} values; "
+                                                f"at most {MAX_EXAMPLE_VALUES:,} are supported (a 2048x2048x4 image)"))
+    if problems:
+        raise SpecError(problems)
+
+
+def _count(size: int) -> str:
+    return f"{size:,}" if size < 10**15 else f"about 10^{len(str(size)) - 1}"
 
 
 def source_shape(spec: Spec, reshaped: bool = True) -> tuple[int, ...] | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfspec.spec.compression import DistillStage
-from tfspec.spec.errors import Diagnostic
+from tfspec.spec.errors import Diagnostic, cap
 
 from .locations import is_object_store, local_path
 from .resolve import ResolvedSpec
@@ -41,7 +41,7 @@ def teacher_diagnostics(resolved: ResolvedSpec, index: int, stage: DistillStage)
     key = ("compression", index, "teacher", "path")
     if not path.exists():
         what = "SavedModel" if stage.teacher.kind == "saved_model" else "spec file"
-        return [resolved.diagnostic(key, f"teacher {what} {stage.teacher.path!r} does not exist",
+        return [resolved.diagnostic(key, f"teacher {what} {cap(stage.teacher.path)!r} does not exist",
                                     "paths are relative to this spec file")]
     if stage.teacher.kind == "spec" and path.resolve() == Path(resolved.file).resolve():
         return [resolved.diagnostic(key, "a spec cannot teach itself", "use teacher: {kind: self}")]

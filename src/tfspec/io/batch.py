@@ -19,10 +19,14 @@ Steps of :func:`build_folder`:
 6. write — each valid spec's output to ``<out root>/<name>/`` (``<name>-<env>/`` with an overlay),
    atomically (:func:`tfspec.io.write.write_tree`), then the cache is saved (atomically). Staging
    folders that killed builds left anywhere under the output root are removed first, cached specs or not.
+   A folder that is not an earlier output of the same spec (:func:`tfspec.io.outputs.check_replaceable`:
+   a user's folder, another spec's output, a folder holding a spec or the current folder) is never
+   replaced: that spec is reported invalid at its ``name``, the others are written.
 
 ``check=True`` writes nothing: every spec is compiled (the cache is not trusted) and compared with its
-output folder. ``prune=True`` removes (or, with ``check``, reports) folders under the output root that hold
-a tfspec ``manifest.json`` but that no spec produces any more.
+output folder. ``prune=True`` removes (or, with ``check``, reports) folders under the output root that are
+build outputs of the same environment (their ``manifest.json`` says so and lists every file in them) but
+that no spec produces any more.
 """
 
 from __future__ import annotations
@@ -48,11 +52,15 @@ from pathlib import Path
 from typing import Any
 
 from tfspec.spec.errors import Diagnostic
+from tfspec.spec.files import FileProblem, read_regular_file
+from tfspec.spec.loader import MAX_FILE_BYTES
 
 from tfspec.compiler.versions import TFSPEC_VERSION
 from tfspec.compiler.naming import dist_name, placed_files
 from tfspec.compiler.project import find_project_file
-from .write import MANIFEST, diff_tree, manifest_text, remove_dead_staging, staging_prefix, with_manifest, write_tree
+from .outputs import (OutputPathError, Producer, Protected, check_protected, check_replaceable, owned_output,
+                      protected_paths)
+from .write import MANIFEST, diff_tree, remove_dead_staging, staging_prefix, with_manifest, write_tree
 
 __all__ = [
     "CACHE_FILE",
@@ -60,6 +68,7 @@ __all__ = [
     "FolderBuild",
     "SpecOutcome",
     "build_folder",
+    "build_producer",
     "compiler_fingerprint",
     "discover_specs",
     "inside_output_folder",
@@ -85,9 +94,10 @@ def is_spec_text(text: str) -> bool:
 
 
 def _read_text(path: Path) -> str | None:
+    """The text of a regular file (never a FIFO, which would block), at most one byte past the largest spec."""
     try:
-        return path.read_bytes().decode("utf-8", errors="replace")
-    except OSError:
+        return read_regular_file(path, MAX_FILE_BYTES).decode("utf-8", errors="replace")
+    except FileProblem:
         return None
 
 
@@ -98,6 +108,11 @@ def _is_hidden(name: str) -> bool:
 def discover_specs(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:
     """Every spec file below ``root`` (sorted), skipping hidden folders and the folders in ``exclude``."""
     return [path for path, _ in _discover(root, exclude)]
+
+
+def build_producer(name: str, env: str | None) -> Producer:
+    """What a build output's ``manifest.json`` records: the ``build`` of spec ``name`` with overlay ``env``."""
+    return Producer("build", name, env)
 
 
 def is_output_folder(folder: str | Path) -> bool:
@@ -442,20 +457,24 @@ def _duplicate_names(named: dict[str, tuple[str, tuple[int, int]]], env: str | N
     return problems
 
 
-def _owned_output_folders(out_root: Path) -> set[str]:
-    """Folders directly under ``out_root`` holding a tfspec ``manifest.json``."""
+def _owned_output_folders(out_root: Path, env: str | None, protected: list[Protected]) -> set[str]:
+    """Folders directly under ``out_root`` that are build outputs for the environment ``env`` (their
+    manifest.json says so and lists every file they hold; a manifest from before tfspec recorded the
+    producer counts for every environment) and hold no protected path."""
     owned: set[str] = set()
     if not out_root.is_dir():
         return owned
     for entry in os.scandir(out_root):
-        if entry.is_dir(follow_symlinks=False) and not _is_hidden(entry.name):
-            manifest = Path(entry.path) / MANIFEST
-            try:
-                data = json.loads(manifest.read_text("utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict) and "manifest_version" in data:
-                owned.add(entry.name)
+        if not entry.is_dir(follow_symlinks=False) or _is_hidden(entry.name):
+            continue
+        producer = owned_output(entry.path, "build")
+        if producer is None or (producer.spec and producer.environment != env):
+            continue
+        try:
+            check_protected(Path(entry.path), protected, "output folder")
+        except OutputPathError:
+            continue
+        owned.add(entry.name)
     return owned
 
 
@@ -475,6 +494,8 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
         # What killed builds left, whichever outputs this build writes: a spec skipped as cached below never
         # reaches write_tree, so its staging folders would otherwise outlive every later build.
         remove_dead_staging(out_root)
+    # no output folder may be, or hold, the current folder, the folder built, a spec or a project root
+    protected = protected_paths(specs, {find_project_file(spec) for spec in specs}) + [(root, f"the spec folder {root}")]
 
     texts: dict[str, str] = {}
     keys: dict[str, str] = {}
@@ -506,21 +527,30 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
         outcomes[path] = SpecOutcome(path, "invalid", named[path][0], diagnostics=(problem,),
                                      text_sha256=_sha256(texts[path]))
 
-    writes: list[tuple[str, Path, dict[str, str]]] = []
+    writes: list[tuple[str, Path, dict[str, str], Producer]] = []
     for path, result in compiled.items():
         if path in outcomes:
             continue
         assert result.name is not None
         out_dir = out_root / output_dir_name(result.name, env)
-        files = with_manifest(placed_files(result.files, path, out_dir))
+        producer = build_producer(result.name, env)
+        files = with_manifest(placed_files(result.files, path, out_dir), producer)
         deps = tuple((dep, _sha256(_read_text(Path(dep)) or "")) for dep in result.deps)
+        if not check:
+            try:
+                check_replaceable(out_dir, producer, protected)
+            except OutputPathError as error:  # the spec's name picks the folder: the problem is reported there
+                line, column = result.name_position
+                outcomes[path] = SpecOutcome(path, "invalid", result.name, diagnostics=(
+                    Diagnostic(path, line, column, "name", str(error)),), text_sha256=_sha256(texts[path]))
+                continue
         if check:
-            diff = diff_tree(out_dir, files)
+            diff = diff_tree(out_dir, files, producer)
             outcomes[path] = SpecOutcome(path, "stale" if diff else "current", result.name, str(out_dir), len(files),
                                          diff=diff, text_sha256=_sha256(texts[path]), deps=deps,
                                          warnings=result.warnings, inputs=result.inputs)
         else:
-            writes.append((path, out_dir, files))
+            writes.append((path, out_dir, files, producer))
             outcomes[path] = SpecOutcome(path, "built", result.name, str(out_dir), len(files),
                                          text_sha256=_sha256(texts[path]), deps=deps, warnings=result.warnings,
                                          inputs=result.inputs)
@@ -528,20 +558,21 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
     if writes:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, len(writes))) as pool:
             # clean_staging=False: the whole output root was swept above (once, not once per output)
-            list(pool.map(lambda w: write_tree(w[1], w[2], clean_staging=False), writes))
+            list(pool.map(lambda w: write_tree(w[1], w[2], w[3], protected=tuple(protected), clean_staging=False),
+                          writes))
 
     orphans: tuple[str, ...] = ()
     all_named = not any(o.status == "invalid" and o.name is None for o in outcomes.values())
     if prune and all_named:
         produced = {output_dir_name(name, env) for name, _ in named.values()}
-        orphans = tuple(sorted(_owned_output_folders(out_root) - produced))
+        orphans = tuple(sorted(_owned_output_folders(out_root, env, protected) - produced))
         if not check:
             for orphan in orphans:
                 shutil.rmtree(out_root / orphan)
 
     if not check and use_cache:
         entries = {k: v for k, v in cache.items() if isinstance(v, dict) and Path(k).exists()}
-        for path, out_dir, files in writes:
+        for path, out_dir, files, _ in writes:
             stats = _output_stats(out_dir, files)
             if stats is None or not compiled[path].cacheable:
                 continue
@@ -569,4 +600,4 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
 
 def manifest_entries(files: Mapping[str, str]) -> dict[str, str]:
     """{path: sha256} as ``manifest.json`` lists them (the manifest itself excluded)."""
-    return json.loads(manifest_text({k: v for k, v in files.items() if k != MANIFEST}))["files"]
+    return {path: _sha256(text) for path, text in sorted(files.items()) if path != MANIFEST}

@@ -28,8 +28,9 @@ from tfspec.compiler.naming import placed_files
 from tfspec.compiler.pipeline import compile_spec
 from tfspec.compiler.resolve import ResolvedSpec
 from tfspec.compiler.targets.common import image_reference, image_repository
+from tfspec.spec.files import FileProblem, read_regular_file
 
-from .batch import discover_specs, output_dir_name
+from .batch import build_producer, discover_specs, output_dir_name
 from .write import MANIFEST, diff_tree
 
 __all__ = ["FLEET_VERSION", "Gate", "FleetTarget", "FleetRow", "Fleet", "collect_fleet", "output_candidates"]
@@ -108,18 +109,27 @@ def _image(files: Mapping[str, str], target: Any, repository: str) -> str:
     return image_reference(repository, found.group(1)) if found else repository
 
 
+def _measured_gates(report: dict[str, Any] | None, target: str) -> dict[str, dict[str, Any]]:
+    """A target's gates as the last run measured them, by name. report.json is untrusted input (a file in the
+    dist folder anyone can edit): anything not shaped as ``run`` writes it is ignored, never a crash."""
+    targets = report.get("targets") if report is not None else None
+    entry = targets.get(target) if isinstance(targets, dict) else None
+    gates = entry.get("gates") if isinstance(entry, dict) else None
+    if not isinstance(gates, list):
+        return {}
+    return {g["name"]: g for g in gates if isinstance(g, dict) and isinstance(g.get("name"), str)}
+
+
 def _target(resolved: ResolvedSpec, target: Any, report: dict[str, Any] | None, files: Mapping[str, str]) -> FleetTarget:
-    measured = {}
-    if report is not None:
-        entry = (report.get("targets") or {}).get(target.name) or {}
-        measured = {g.get("name"): g for g in entry.get("gates") or [] if isinstance(g, dict)}
+    measured = _measured_gates(report, target.name)
     gates = []
     for name in _GATE_UNITS:
         limit = getattr(target.gates, name, None) if hasattr(target, "gates") else None
         if limit is None:
             continue
         got = measured.get(name) or {}
-        value = got.get("value") if isinstance(got.get("value"), (int, float)) else None
+        value = got.get("value") if isinstance(got.get("value"), (int, float)) and not isinstance(got.get("value"), bool) \
+            else None
         gates.append(Gate(name, float(limit), value, got.get("passed") if isinstance(got.get("passed"), bool) else None))
     if target.kind == "tf_serving":
         image = _image(files, target, image_repository(resolved, target, target.kubernetes.image)) if target.kubernetes else "-"
@@ -134,10 +144,15 @@ def _target(resolved: ResolvedSpec, target: Any, report: dict[str, Any] | None, 
     return FleetTarget(target.name, target.kind, image, gpus, tuple(gates))
 
 
+_REPORT_BYTES = 64 * 1024 * 1024  # a run's report.json is kilobytes
+
+
 def _read_report(path: Path) -> dict[str, Any] | None:
+    """The last run's report.json, or None when it is missing, not JSON, too large, too deeply nested or not
+    shaped as a report (it is read, never trusted)."""
     try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_regular_file(path, _REPORT_BYTES).decode("utf-8"))
+    except (FileProblem, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("spec"), dict) else None
 
@@ -179,7 +194,8 @@ def collect_fleet(root: str | Path, out_root: str | Path | None = None, dist_roo
         if out_dir is None:
             build = "not built"
         else:
-            build = "stale" if diff_tree(out_dir, placed_files(result.files, spec, out_dir)) else "current"
+            build = "stale" if diff_tree(out_dir, placed_files(result.files, spec, out_dir),
+                                         build_producer(resolved.spec.name, env)) else "current"
         dist_dir, report = None, None
         for candidate in output_candidates(spec, folder, given_dist, DIST_ROOT):
             report = _read_report(candidate / "report.json")
@@ -189,7 +205,7 @@ def collect_fleet(root: str | Path, out_root: str | Path | None = None, dist_roo
         if report is None:
             run, passed = "none", None
         else:
-            same = report["spec"].get("sha256") == resolved.spec_sha256
+            same = report["spec"].get("sha256") == resolved.spec_sha256  # compared, never shown
             run = "current" if same else "stale"
             passed = report.get("passed") if isinstance(report.get("passed"), bool) else None
         sources = tuple(os.path.relpath(s) for s in resolved.sources)

@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from .outputs import OutputPathError
 from .fleet import Fleet, FleetRow, Gate
 from tfspec.compiler.versions import TFSPEC_VERSION
 
@@ -87,9 +88,25 @@ def render_fleet_html(fleet: Fleet) -> str:
     return _environment().get_template(TEMPLATE).render(**fleet_context(fleet))
 
 
+_GENERATOR = b'<meta name="generator" content="tfspec '
+
+
+def _is_fleet_page(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2048)
+    except OSError:
+        return False
+    return _GENERATOR in head and b"tfspec fleet</title>" in head
+
+
 def write_fleet_html(fleet: Fleet, path: Path) -> Path:
-    """Write the page to ``path`` atomically (a temp file in the same folder, then a rename)."""
+    """Write the page to ``path`` atomically (a temp file in the same folder, then a rename); an existing
+    file is replaced only when it is an earlier fleet page (``--html README.md`` is refused)."""
     path = Path(path)
+    if os.path.lexists(path) and not (path.is_file() and not path.is_symlink() and _is_fleet_page(path)):
+        raise OutputPathError(f"--html {path} exists and is not a tfspec fleet page: refusing to replace it "
+                              "(give a new file name)")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = render_fleet_html(fleet)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -31,7 +31,7 @@ from tfspec.spec.loader import MAX_FILE_BYTES, decode_spec_bytes
 
 from tfspec.compiler.project import find_project_file
 
-from .batch import _cache_hit, _dep_variables, _load_cache, _output_stats, _read_text, _save_cache, _sha256, input_key
+from .batch import _cache_hit, build_producer, _dep_variables, _load_cache, _output_stats, _read_text, _save_cache, _sha256, input_key
 from .write import MANIFEST, manifest_text
 
 __all__ = ["UpToDate", "cached_build", "read_spec_bytes", "record_build"]
@@ -116,7 +116,7 @@ def record_build(data: bytes, spec: str, env: str | None, out: Path | None, out_
     cache_path = _record_path(spec, out_root)
     entries = _load_cache(cache_path)
     key_path = os.path.abspath(spec)
-    complete = {**files, MANIFEST: manifest_text(dict(files))}
+    complete = {**files, MANIFEST: manifest_text(dict(files), build_producer(name, env))}
     stats = _output_stats(out_dir, complete) if cacheable else None
     if stats is None:
         if entries.pop(key_path, None) is not None:

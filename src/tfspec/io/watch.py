@@ -32,11 +32,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tfspec.spec.errors import TfspecError
+from tfspec.spec.errors import Diagnostic, TfspecError
+from tfspec.spec.files import FileProblem, read_regular_file
+from tfspec.spec.loader import MAX_FILE_BYTES
 
-from .batch import (SPEC_SUFFIXES, build_folder, discover_specs, inside_output_folder, is_spec_text, manifest_entries,
-                    output_dir_name, referenced_specs)
 from tfspec.compiler.naming import placed_files
+from tfspec.compiler.project import find_project_file
+
+from .batch import (SPEC_SUFFIXES, build_folder, build_producer, discover_specs, inside_output_folder, is_spec_text,
+                    manifest_entries, output_dir_name, referenced_specs)
+from .outputs import OutputPathError, protected_paths
 from .write import MANIFEST, read_manifest, with_manifest, write_tree
 
 __all__ = ["SpecWatcher", "WatchPathError"]
@@ -68,10 +73,10 @@ def _sha256(text: str) -> str:
 
 
 def _read(path: str) -> str | None:
+    """A regular file's text (a FIFO named like a spec would block the watcher), None otherwise."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
+        return read_regular_file(path, MAX_FILE_BYTES).decode("utf-8", errors="replace")
+    except FileProblem:
         return None
 
 
@@ -347,7 +352,8 @@ class SpecWatcher:
         deps = {dep: _sha256(_read(dep) or "") for dep in referenced_specs(display, result.resolved)}
         self.watched[path] = _Watched(display, sha, deps, name, out_dir, True, tuple(input_paths(result.resolved)))
         self._index_dependents()
-        files = with_manifest(placed_files(result.files, path, out_dir))
+        producer = build_producer(name, self.env)
+        files = with_manifest(placed_files(result.files, path, out_dir), producer)
         new = manifest_entries(files)
         old = read_manifest(out_dir) or {}
         added = sorted(set(new) - set(old))
@@ -357,7 +363,17 @@ class SpecWatcher:
         if not (added or removed or changed) and _intact(out_dir, files):
             self.echo(f"{display} -> {out_dir}: no change ({milliseconds:.0f} ms)")
             return
-        write_tree(out_dir, files, discard=self._discard)
+        protected = protected_paths(sorted({path, *self.watched}), [find_project_file(path)])
+        if self.folder_mode:
+            protected.append((self.root, f"the watched folder {self.target}"))
+        try:
+            write_tree(out_dir, files, producer, discard=self._discard, protected=tuple(protected),
+                       option="--out" if self.out is not None else "output folder")
+        except OutputPathError as error:  # a user's folder is never replaced: say so, keep watching
+            line, column = result.resolved.document.position(("name",))
+            self.echo_error(Diagnostic(display, line, column, "name", str(error)).format())
+            self.echo_error(f"{display}: 1 problem; nothing written")
+            return
         milliseconds = (time.perf_counter() - started) * 1000
         touched = changed + added + removed
         names = ", ".join(touched[:3]) + (f", … ({len(touched) - 3} more)" if len(touched) > 3 else "")

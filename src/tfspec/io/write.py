@@ -31,29 +31,31 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tfspec.compiler.processes import process_alive
-from tfspec.spec.errors import TfspecError
 
-__all__ = ["MANIFEST", "OutputPathError", "manifest_text", "with_manifest", "write_tree", "diff_tree", "read_manifest",
-           "check_output_path", "exchange_paths", "recover_interrupted_swap", "swap_into_place",
-           "process_alive", "owner_token", "owner_alive", "staging_prefix", "remove_dead_staging"]
+from .outputs import MANIFEST, MANIFEST_VERSION, OutputPathError, Producer, Protected, check_replaceable
 
-MANIFEST = "manifest.json"
+__all__ = ["MANIFEST", "OutputPathError", "Producer", "manifest_text", "manifest_json", "with_manifest", "write_tree",
+           "diff_tree", "read_manifest", "check_output_path", "exchange_paths", "recover_interrupted_swap",
+           "swap_into_place", "process_alive", "owner_token", "owner_alive", "staging_prefix", "remove_dead_staging"]
+
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-class OutputPathError(TfspecError):
-    """A generated path would leave the output folder, or the output folder is unusable."""
+def manifest_json(entries: dict[str, str], producer: Producer) -> str:
+    """``manifest.json`` from ``{path: sha256}``: the files, sorted, and what produced them."""
+    return json.dumps({"files": dict(sorted(entries.items())), "manifest_version": MANIFEST_VERSION,
+                       "produced_by": producer.to_json()}, indent=2, sort_keys=True) + "\n"
 
 
-def manifest_text(files: dict[str, str]) -> str:
-    """``manifest.json``: every file with its sha256 (sorted, the manifest itself excluded)."""
-    entries = {path: hashlib.sha256(text.encode("utf-8")).hexdigest() for path, text in sorted(files.items())}
-    return json.dumps({"files": entries, "manifest_version": 1}, indent=2, sort_keys=True) + "\n"
+def manifest_text(files: dict[str, str], producer: Producer) -> str:
+    """``manifest.json``: every file with its sha256 (the manifest itself excluded) and ``producer``."""
+    return manifest_json({path: hashlib.sha256(text.encode("utf-8")).hexdigest() for path, text in files.items()
+                          if path != MANIFEST}, producer)
 
 
-def with_manifest(files: dict[str, str]) -> dict[str, str]:
-    return {**files, MANIFEST: manifest_text(files)}
+def with_manifest(files: dict[str, str], producer: Producer) -> dict[str, str]:
+    return {**files, MANIFEST: manifest_text(files, producer)}
 
 
 def check_output_path(path: str) -> None:
@@ -207,23 +209,26 @@ def remove_dead_staging(folder: Path, name: str | None = None) -> list[str]:
     return removed
 
 
-def write_tree(out_dir: Path, files: dict[str, str], discard: Callable[[Path], None] | None = None, *,
-               clean_staging: bool = True) -> None:
-    """Replace ``out_dir`` with exactly ``files`` (plus ``manifest.json``), atomically.
+def write_tree(out_dir: Path, files: dict[str, str], producer: Producer, discard: Callable[[Path], None] | None = None,
+               *, protected: tuple[Protected, ...] = (), clean_staging: bool = True, option: str = "output folder") -> None:
+    """Replace ``out_dir`` with exactly ``files`` (plus ``manifest.json`` naming ``producer``), atomically.
+
+    Only a folder :func:`tfspec.io.outputs.check_replaceable` allows is replaced (``protected``: paths it
+    must not be or contain; ``option`` names the folder in the refusal); anything else is an
+    :class:`OutputPathError` and nothing is written.
 
     After the swap the previous tree sits in a hidden staging folder beside ``out_dir``; it is deleted
     here, or handed to ``discard`` (e.g. a background deleter, so a watcher can report the new output
     before the old one's files are unlinked). ``clean_staging=False`` skips removing dead builds' staging
     folders of this output (a folder build does it once for its whole output root).
     """
-    out_dir = Path(out_dir).absolute()
     for path in files:
         check_output_path(path)
-    complete = files if MANIFEST in files else with_manifest(files)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputPathError(f"output path {out_dir} exists and is not a folder")
+    check_replaceable(out_dir, producer, protected, option=option)
+    out_dir = Path(out_dir).absolute()
+    complete = files if MANIFEST in files else with_manifest(files, producer)
     recover_interrupted_swap(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     if clean_staging:
         remove_dead_staging(out_dir.parent, out_dir.name)
     staging = Path(tempfile.mkdtemp(prefix=staging_prefix(out_dir.name), suffix=".tmp", dir=out_dir.parent))
@@ -247,10 +252,10 @@ def write_tree(out_dir: Path, files: dict[str, str], discard: Callable[[Path], N
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def diff_tree(out_dir: Path, files: dict[str, str]) -> str:
+def diff_tree(out_dir: Path, files: dict[str, str], producer: Producer) -> str:
     """Unified diff between what is on disk and what a build would write ('' when current)."""
     out_dir = Path(out_dir)
-    complete = files if MANIFEST in files else with_manifest(files)
+    complete = files if MANIFEST in files else with_manifest(files, producer)
     on_disk: set[str] = set()
     if out_dir.is_dir():
         on_disk = {p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()}

@@ -1,8 +1,10 @@
 """Content-addressed step cache: ``<cache>/<fingerprint>/`` holds one step's outputs.
 
 An entry appears only when its step finished: outputs are written to a temporary folder beside the
-cache and renamed into place, so a failed or killed step never leaves a partial entry. This module
-does not import TensorFlow (``tfspec plan`` uses it to show cache state).
+cache and renamed into place, so a failed or killed step never leaves a partial entry. The cache folder
+carries a ``CACHEDIR.TAG`` (backup tools skip it; ``--cache-dir`` accepts a tagged folder, see
+:func:`tfspec.io.outputs.check_cache_folder`). This module does not import TensorFlow (``tfspec plan`` uses
+it to show cache state).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from tfspec.io.outputs import CACHE_TAG, CACHE_TAG_TEXT
 from tfspec.io.write import remove_dead_staging, staging_prefix
 
 __all__ = ["StepCache", "default_cache_dir", "COMPLETE_MARKER"]
@@ -40,6 +43,12 @@ class StepCache:
     def has(self, fingerprint: str) -> bool:
         return (self.path(fingerprint) / COMPLETE_MARKER).is_file()
 
+    def _tag(self) -> None:
+        tag = self.root / CACHE_TAG
+        if not tag.exists():
+            with contextlib.suppress(OSError):
+                tag.write_text(CACHE_TAG_TEXT, encoding="utf-8")
+
     def sweep(self) -> list[str]:
         """Delete scratch folders left by killed runs (their process is gone); returns their names.
 
@@ -61,6 +70,7 @@ class StepCache:
             if final.exists():
                 shutil.rmtree(final)
             os.rename(scratch, final)
+            self._tag()  # with its first entry: a failed step leaves the folder as it found it
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise

@@ -21,8 +21,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.io.write import (MANIFEST, OutputPathError, check_output_path, recover_interrupted_swap,
-                                   remove_dead_staging, staging_prefix, swap_into_place)
+from tfspec.io.outputs import Producer, Protected, check_replaceable
+from tfspec.io.write import (MANIFEST, OutputPathError, check_output_path, manifest_json, recover_interrupted_swap,
+                             remove_dead_staging, staging_prefix, swap_into_place)
 from tfspec.plan import MODEL_STEP_KINDS, PLAN_FILE, Plan, Step, step_kind
 
 from .cache import StepCache, default_cache_dir
@@ -33,7 +34,7 @@ from .report_html import REPORT_HTML, write_report_html
 from .tf import import_tf, reset_random_state, tf_loaded
 
 __all__ = ["RunInputs", "RunReport", "StepFailed", "run_plan", "run_step", "default_dist_dir", "step_module",
-           "CHECKPOINTS_DIR"]
+           "CHECKPOINTS_DIR", "dist_producer", "dist_protected", "check_dist_dir"]
 
 CHECKPOINTS_DIR = "checkpoints"
 # tfspec 0.1 named dist staging folders without their owner (``.<name>.<8 random>.tmp``): no run can tell a
@@ -84,6 +85,22 @@ class RunReport:
 def default_dist_dir(plan: Plan) -> Path:
     """``dist/<name>/`` (``dist/<name>-<env>/`` with an overlay), relative to the working directory."""
     return Path("dist") / plan.spec.dist_name
+
+
+def dist_producer(plan: Plan) -> Producer:
+    """What a dist folder's ``manifest.json`` records: a ``dist`` output of the plan's spec."""
+    return Producer("dist", plan.name, plan.environment)
+
+
+def dist_protected(run: RunInputs) -> tuple[Protected, ...]:
+    """Paths a dist folder must not be or contain: the current folder and the folder of the spec and its inputs."""
+    return ((os.getcwd(), "the current folder"), (Path(run.root), "the spec's folder (the plan's root)"))
+
+
+def check_dist_dir(run: RunInputs, dist_dir: Path) -> None:
+    """Raise :class:`OutputPathError` unless ``dist_dir`` may be replaced by this run's dist: checked before
+    anything runs, so a wrong ``--dist-dir`` is refused at once, not after hours of training."""
+    check_replaceable(dist_dir, dist_producer(run.plan), dist_protected(run), option="--dist-dir")
 
 
 def step_module(step: Step, plan: Plan) -> Any:
@@ -140,12 +157,13 @@ def _remove_dead_dist_staging(dist_dir: Path) -> list[str]:
     return removed
 
 
-def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
-    """Fill a staging folder, add ``manifest.json`` and swap it with ``dist_dir`` in one step."""
+def _write_dist(dist_dir: Path, fill: Callable[[Path], None], producer: Producer,
+                protected: tuple[Protected, ...] = ()) -> None:
+    """Fill a staging folder, add ``manifest.json`` and swap it with ``dist_dir`` in one step (only where
+    :func:`tfspec.io.outputs.check_replaceable` allows it)."""
+    check_replaceable(dist_dir, producer, protected, option="--dist-dir")
     dist_dir = Path(dist_dir).absolute()
     dist_dir.parent.mkdir(parents=True, exist_ok=True)
-    if dist_dir.exists() and not dist_dir.is_dir():
-        raise OutputPathError(f"dist path {dist_dir} exists and is not a folder")
     recover_interrupted_swap(dist_dir)
     _remove_dead_dist_staging(dist_dir)
     # the owner in the name lets the next run remove what a kill during the copy or the swap left
@@ -153,8 +171,7 @@ def _write_dist(dist_dir: Path, fill: Callable[[Path], None]) -> None:
     try:
         fill(staging)
         entries = {f.relative_to(staging).as_posix(): _sha256(f) for f in sorted(staging.rglob("*")) if f.is_file()}
-        (staging / MANIFEST).write_text(json.dumps({"files": entries, "manifest_version": 1}, indent=2, sort_keys=True)
-                                        + "\n", encoding="utf-8")
+        (staging / MANIFEST).write_text(manifest_json(entries, producer), encoding="utf-8")
         if not swap_into_place(staging, dist_dir):
             return
     except BaseException:
@@ -240,6 +257,7 @@ def run_plan(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path | 
     log = log or (lambda line: print(line, flush=True))
     cache = _cache(run, cache_dir)
     dist = Path(dist_dir) if dist_dir is not None else default_dist_dir(plan)
+    check_dist_dir(run, dist)
     modules = _modules(run, plan.steps)
     for name in [*cache.sweep(), *_remove_dead_dist_staging(dist)]:
         log(f"removed {name}, the unfinished output of a killed run")
@@ -303,7 +321,7 @@ def run_plan(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path | 
             log("writing report...")
             write_report_html(staging, report)
 
-    _write_dist(dist, fill)
+    _write_dist(dist, fill, dist_producer(plan), dist_protected(run))
     summary = f"{len(ran)} step{'s' if len(ran) != 1 else ''} ran, {len(cached)} cached"
     log(f"{summary}; wrote {dist}")
     return RunReport(report, tuple(ran), tuple(cached), dist, cache.root)

@@ -37,7 +37,8 @@ from .cache import StepCache, default_cache_dir
 from .context import METRICS_FILE
 from .distribute import ENV_PEER_TIMEOUT, ENV_STARTUP_TIMEOUT, PeerTimeouts, distribution_params, is_chief, strategy_for
 from .errors import StepError, reported_as_step_errors
-from .executor import CHECKPOINTS_DIR, RunInputs, _execute, _write_dist, default_dist_dir, step_module
+from .executor import (CHECKPOINTS_DIR, RunInputs, _execute, _write_dist, check_dist_dir, default_dist_dir, dist_producer,
+                       dist_protected, step_module)
 
 __all__ = ["WorkerResult", "run_worker", "training_steps", "WORKER_FILE", "DIST_FILES"]
 
@@ -112,6 +113,8 @@ def run_worker(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path 
     index = int(tf_config["task"]["index"])
     shared = StepCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(Path(run.root)))
     dist = Path(dist_dir) if dist_dir is not None else default_dist_dir(plan)
+    if chief:
+        check_dist_dir(run, dist)
     role = "chief" if chief else "worker"
     log(f"{role} {index} of {len(tf_config['cluster'].get('worker', []))}: {json.dumps(tf_config, sort_keys=True)}")
     steps = training_steps(plan)
@@ -123,7 +126,7 @@ def run_worker(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path 
     if shared.has(train.fingerprint):
         log(f"cached  train (already trained in {shared.path(train.fingerprint)})")
         metrics = json.loads((shared.path(train.fingerprint) / METRICS_FILE).read_text("utf-8"))
-        written = _write_chief_dist(dist, shared.path(train.fingerprint), tf_config) if chief else None
+        written = _write_chief_dist(run, dist, shared.path(train.fingerprint), tf_config) if chief else None
         return WorkerResult(chief, index, tf_config, (), tuple(s.id for s in steps), metrics, written)
     cache = shared if chief else StepCache(shared.root / f"workertemp_{index}")
     ran: list[str] = []
@@ -146,7 +149,7 @@ def run_worker(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path 
                 ran.append(step.id)
             entries[step.id] = cache.path(step.fingerprint)
         metrics = json.loads((entries["train"] / METRICS_FILE).read_text("utf-8"))
-        written = _write_chief_dist(dist, entries["train"], tf_config) if chief else None
+        written = _write_chief_dist(run, dist, entries["train"], tf_config) if chief else None
     finally:
         if not chief:
             shutil.rmtree(cache.root, ignore_errors=True)
@@ -155,7 +158,7 @@ def run_worker(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path 
     return WorkerResult(chief, index, tf_config, tuple(ran), tuple(cached), metrics, written)
 
 
-def _write_chief_dist(dist: Path, entry: Path, tf_config: dict[str, Any]) -> Path:
+def _write_chief_dist(run: RunInputs, dist: Path, entry: Path, tf_config: dict[str, Any]) -> Path:
     def fill(staging: Path) -> None:
         for name in DIST_FILES:
             if (entry / name).is_file():
@@ -163,5 +166,5 @@ def _write_chief_dist(dist: Path, entry: Path, tf_config: dict[str, Any]) -> Pat
         (staging / WORKER_FILE).write_text(json.dumps({"tf_config": tf_config}, indent=2, sort_keys=True) + "\n",
                                            encoding="utf-8")
 
-    _write_dist(dist, fill)
+    _write_dist(dist, fill, dist_producer(run.plan), dist_protected(run))
     return dist

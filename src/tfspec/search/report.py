@@ -23,7 +23,7 @@ from tfspec.compiler.search import SEARCHED_ENV
 
 from .driver import SearchOutcome, TrialRecord
 
-__all__ = ["SEARCH_JSON", "SEARCH_HTML", "overlay_path", "overlay_text", "write_outputs", "render_html"]
+__all__ = ["SEARCH_JSON", "SEARCH_HTML", "overlay_path", "overlay_text", "output_files", "write_overlay", "render_html"]
 
 SEARCH_JSON = "search.json"
 SEARCH_HTML = "report.html"
@@ -143,10 +143,16 @@ def to_json(outcome: SearchOutcome) -> dict[str, Any]:
             "trials": [dataclasses.asdict(r) for r in outcome.trials]}
 
 
-def write_outputs(outcome: SearchOutcome, spec_path: Path, out_dir: Path) -> Path | None:
-    """``search.json`` and ``report.html`` into ``out_dir``; the chosen overlay beside the spec (its path)."""
-    _atomic_write(out_dir / SEARCH_JSON, json.dumps(to_json(outcome), indent=2, sort_keys=True) + "\n")
-    _atomic_write(out_dir / SEARCH_HTML, render_html(outcome))
+def output_files(outcome: SearchOutcome) -> dict[str, str]:
+    """The search's output folder (``search.json`` and ``report.html``): the CLI writes it as it writes every
+    output folder (atomically, with a manifest, never over a folder that is not an earlier search's)."""
+    return {SEARCH_JSON: json.dumps(to_json(outcome), indent=2, sort_keys=True) + "\n",
+            SEARCH_HTML: render_html(outcome)}
+
+
+def write_overlay(outcome: SearchOutcome, spec_path: Path) -> Path | None:
+    """The chosen trial's overlay beside the spec (``<stem>.searched.env.yaml``); its path, None when no trial
+    met the gates."""
     if outcome.chosen is None:
         return None
     path = overlay_path(spec_path)

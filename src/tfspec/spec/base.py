@@ -14,6 +14,10 @@ __all__ = [
     "SAFE_TEXT_PATTERN",
     "RelativePath",
     "KubeQuantity",
+    "ENDPOINT_URL_PATTERN",
+    "ENDPOINT_URL_WITH_PATH_PATTERN",
+    "EndpointUrl",
+    "EndpointUrlWithPath",
     "MAX_INT",
     "MAX_FLOAT",
     "StrictInt",
@@ -62,6 +66,13 @@ RelativePath = Annotated[
     str,
     StringConstraints(pattern=r"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.*?\-/\[\]]{1,255}$"),
 ]
+
+# An http(s) endpoint of an object store: a host and an optional TCP port (1 to 65535), no credentials.
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+ENDPOINT_URL_PATTERN = rf"^https?://[A-Za-z0-9.-]+(:{_PORT})?/?$"
+ENDPOINT_URL_WITH_PATH_PATTERN = rf"^https?://[A-Za-z0-9.-]+(:{_PORT})?(/[A-Za-z0-9._-]+)*/?$"
+EndpointUrl = Annotated[str, StringConstraints(pattern=ENDPOINT_URL_PATTERN)]
+EndpointUrlWithPath = Annotated[str, StringConstraints(pattern=ENDPOINT_URL_WITH_PATH_PATTERN)]
 
 # Kubernetes resource quantity (e.g. "500m", "2", "4Gi").
 KubeQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")]

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+import re
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .base import (
-    DnsLabel, FiniteFloat, Identifier, KubeQuantity, PositiveFloat, PositiveInt, SafeText, Seed, StrictBool, StrictModel,
+    DnsLabel, EndpointUrl, FiniteFloat, Identifier, KubeQuantity, PositiveFloat, PositiveInt, SafeText, Seed, StrictBool, StrictInt,
+    StrictModel,
 )
+from .bounds import MAX_CLASSES
 
 __all__ = [
     "DATA_LOCATION_PATTERN",
+    "looks_like_aws_key_id",
     "DataLocation",
     "StorageCredentials",
     "DataStorage",
@@ -38,6 +43,16 @@ DATA_LOCATION_PATTERN = (
 DataLocation = Annotated[str, StringConstraints(pattern=DATA_LOCATION_PATTERN)]
 
 
+# AWS access key ids: a four-letter prefix naming the kind of key, then 16 upper-case letters and digits (AWS IAM
+# User Guide, "Understanding unique ID prefixes"): a value, written where the name of a variable belongs.
+_AWS_KEY_ID = re.compile(r"^(AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}$")
+
+
+def looks_like_aws_key_id(value: str) -> bool:
+    """True for an AWS access key id (a credential), where the name of a variable is expected."""
+    return _AWS_KEY_ID.match(value) is not None
+
+
 class StorageCredentials(StrictModel):
     """Where the object-store credentials are: names only, never the values."""
 
@@ -45,6 +60,15 @@ class StorageCredentials(StrictModel):
     """Environment variable holding the S3 access key id (read by ``tfspec plan``/``run`` and the workers)."""
     secret_access_key_env: Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")] = "AWS_SECRET_ACCESS_KEY"
     """Environment variable holding the S3 secret access key."""
+
+    @field_validator("access_key_id_env", "secret_access_key_env")
+    @classmethod
+    def _a_name_not_a_key(cls, value: str) -> str:
+        if looks_like_aws_key_id(value):
+            raise ValueError("this is an AWS access key id, not the name of the variable that holds it: remove it "
+                             "from the spec (rotate the key if it was committed) and name the variable, such as "
+                             "AWS_ACCESS_KEY_ID")
+        return value
     kubernetes_secret: DnsLabel | None = None
     """Kubernetes Secret whose keys are those variable names, for generated training manifests."""
 
@@ -52,7 +76,7 @@ class StorageCredentials(StrictModel):
 class DataStorage(StrictModel):
     """How object-store data locations (``s3://``, ``gs://``) are reached."""
 
-    endpoint_url: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/?$")] | None = None
+    endpoint_url: EndpointUrl | None = None
     """S3-compatible endpoint (MinIO, a local emulator), or a GCS JSON-API endpoint for ``gs://`` (an emulator,
     read anonymously); AWS / Google when omitted."""
     credentials: StorageCredentials = StorageCredentials()
@@ -207,8 +231,8 @@ class Data(StrictModel):
     """Image augmentation for training; needs image-shaped inputs (height, width, channels)."""
     labels: list[SafeText] | None = None
     """Class names in label order, written to ``labels.txt``; ``0..N-1`` when omitted."""
-    num_classes: PositiveInt | None = None
-    """Number of classes; taken from the source where it is known (digits: 10)."""
+    num_classes: Annotated[StrictInt, Field(gt=0, le=MAX_CLASSES)] | None = None
+    """Number of classes (at most 100,000); taken from the source where it is known (digits: 10)."""
     external_locations: StrictBool = False
     """Allow ``data.source.path`` outside the spec's folder: ``s3://`` and ``gs://`` (read through fsspec:
     s3fs, gcsfs), ``file://`` URLs and absolute paths."""

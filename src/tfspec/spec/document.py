@@ -15,7 +15,11 @@ from .targets import Target
 from .training import Training
 from .workflow import Workflow
 
-__all__ = ["API_VERSION", "TargetOverlay", "Environment", "Spec"]
+__all__ = ["API_VERSION", "ENVIRONMENT_NAME_PATTERN", "TargetOverlay", "Environment", "Spec"]
+
+ENVIRONMENT_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+"""An environment overlay's name (``-e NAME``): it names files and folders (``<stem>.<NAME>.env.yaml``,
+``build/<name>-<NAME>/``), so never a path."""
 
 API_VERSION = "tfspec/v1"
 
@@ -75,7 +79,7 @@ class Spec(StrictModel):
     """Compression stages applied in order: ``prune``, ``cluster``, ``quantization_aware``, ``distill``."""
     targets: Annotated[list[Target], Field(min_length=1)]
     """Deployment targets: ``tflite``, ``tf_serving``, ``gpu_cluster``, ``kserve``."""
-    environments: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], Environment] = {}
+    environments: dict[Annotated[str, StringConstraints(pattern=ENVIRONMENT_NAME_PATTERN)], Environment] = {}
     """Environment overlays, selected with ``-e NAME``."""
     search: Search | None = None
     """What ``tfspec search`` explores: spec values by key path, the objective and the budget."""

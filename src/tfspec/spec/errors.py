@@ -7,11 +7,12 @@ A :class:`SpecError` carries one or more of them; the CLI prints them one per li
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Any
 
-__all__ = ["Diagnostic", "TfspecError", "SpecError", "format_path", "printable", "collapse_repeats", "EXIT_OK",
-           "EXIT_DIFF", "EXIT_ERROR", "EXIT_INTERRUPTED"]
+__all__ = ["Diagnostic", "TfspecError", "SpecError", "format_path", "printable", "collapse_repeats", "cap", "ECHO_LIMIT", "MESSAGE_LIMIT",
+           "EXIT_OK", "EXIT_DIFF", "EXIT_ERROR", "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0
 EXIT_DIFF = 1
@@ -21,20 +22,38 @@ EXIT_INTERRUPTED = 3
 PathElement = str | int
 
 
+ECHO_LIMIT = 80
+"""Most characters of a user's value repeated in a message; longer values are cut with an ellipsis."""
+MESSAGE_LIMIT = 1000
+"""Most characters of a whole message, hint, key path or file name in a diagnostic line (a safety net: the
+values in it are cut to :data:`ECHO_LIMIT` already)."""
+
+
+def cap(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters plus an ellipsis: messages never echo a whole huge value."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def printable(text: str) -> str:
     """``text`` on one line: each character ``str.isprintable`` rejects (newline, CR, NEL, U+2028, bidi
     controls, ...) written as its Python escape. File names and keys come from users and may hold any."""
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+
+
 def format_path(path: tuple[PathElement, ...]) -> str:
-    """Render a key path the way users write it: ``targets[1].quantization.kind``."""
+    """Render a key path the way users write it: ``targets[1].quantization.kind``; a key that is not a plain
+    name (empty, with dots, spaces or quotes) is quoted, ``model[""]``, so the path still says where it is."""
     out = ""
     for element in path:
         if isinstance(element, int):
             out += f"[{element}]"
+        elif not _PLAIN_KEY.fullmatch(element):
+            out += f"[{json.dumps(cap(element))}]"
         else:
-            out += f".{element}" if out else str(element)
+            out += f".{cap(element)}" if out else cap(element)
     return out or "<root>"
 
 
@@ -51,10 +70,13 @@ class Diagnostic:
     excerpt: str | None = dataclasses.field(default=None, compare=False)
 
     def format(self) -> str:
-        """``file:line:col: key.path: message (hint)`` on one line."""
-        text = f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+        """``file:line:col: key.path: message (hint)`` on one line. Values in messages are cut to
+        :data:`ECHO_LIMIT` characters where they are echoed; as a last resort the message and the hint are cut
+        here too, so no line is ever megabytes long."""
+        text = f"{cap(self.file, MESSAGE_LIMIT)}:{self.line}:{self.column}: {cap(self.path, MESSAGE_LIMIT)}: " \
+               f"{cap(self.message, MESSAGE_LIMIT)}"
         if self.hint:
-            text += f" (hint: {self.hint})"
+            text += f" (hint: {cap(self.hint, MESSAGE_LIMIT)})"
         return printable(text)
 
     def format_with_excerpt(self) -> str:
@@ -63,12 +85,12 @@ class Diagnostic:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "file": self.file,
+            "file": cap(self.file, MESSAGE_LIMIT),
             "line": self.line,
             "column": self.column,
-            "path": self.path,
-            "message": self.message,
-            "hint": self.hint,
+            "path": cap(self.path, MESSAGE_LIMIT),
+            "message": cap(self.message, MESSAGE_LIMIT),
+            "hint": cap(self.hint, MESSAGE_LIMIT) if self.hint else self.hint,
         }
 
 

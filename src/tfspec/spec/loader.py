@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Diagnostic, SpecError, format_path
+from .errors import ECHO_LIMIT, Diagnostic, SpecError, cap, format_path
 
 __all__ = ["Position", "FilePosition", "SourceDocument", "load_yaml", "load_yaml_bytes", "load_yaml_text",
            "decode_spec_bytes", "source_excerpt", "plain_scalar", "NumberTooLong", "cap", "MAX_FILE_BYTES", "MAX_NODES",
@@ -200,15 +200,6 @@ def _line_column(text: str, index: int) -> Position:
 def _codepoint(character: str | int) -> str:
     code = character if isinstance(character, int) else ord(character)
     return f"U+{code:04X}"
-
-
-ECHO_LIMIT = 80
-"""Most characters of a user's value repeated in a message; longer values are cut with an ellipsis."""
-
-
-def cap(text: str, limit: int = ECHO_LIMIT) -> str:
-    """``text`` cut to ``limit`` characters plus an ellipsis: messages never echo a whole huge value."""
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _syntax_error(error: yaml.MarkedYAMLError, text: str, file: str) -> Diagnostic:

@@ -63,6 +63,9 @@ class IntRange(StrictModel):
             raise ValueError("low must be below high")
         if self.log and (self.low < 1 or self.step != 1):
             raise ValueError("a log range needs low >= 1 and step 1")
+        if self.step > self.high - self.low:
+            raise ValueError(f"step {self.step} is larger than the range {self.low}..{self.high}: only {self.low} "
+                             "would ever be tried")
         return self
 
 

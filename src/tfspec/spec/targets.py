@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .base import (
-    MAX_INT, DnsLabel, FiniteFloat, KubeQuantity, NonNegativeFloat, PositiveFloat, PositiveInt, StrictBool, StrictInt,
+    MAX_INT, DnsLabel, EndpointUrlWithPath, FiniteFloat, KubeQuantity, NonNegativeFloat, PositiveFloat, PositiveInt, StrictBool, StrictInt,
     StrictModel,
 )
 
@@ -426,7 +426,7 @@ class ModelStore(StrictModel):
     """Folder of the model's versions: ``s3://bucket/models/digits`` or ``gs://bucket/models/digits``."""
     keep_versions: Annotated[StrictInt, Field(ge=1, le=100)] = 3
     """Versions kept in the store; older ones are deleted after an upload (named versions never are)."""
-    endpoint_url: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._-]+)*/?$")] | None = None
+    endpoint_url: EndpointUrlWithPath | None = None
     """Endpoint of an S3-compatible store (MinIO, Ceph, ...); AWS S3 when omitted."""
     region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")] | None = None
     """S3 region; the client's default when omitted."""

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from .base import DnsLabel, NonNegativeInt, StrictModel
+from .base import DnsLabel, EndpointUrl, StrictInt, StrictModel
 from .data import StorageCredentials
 from .targets import BaseImage, DnsSubdomain, LabelKey, LabelValue, ResourceAmounts, Resources, Toleration
 
@@ -30,7 +30,7 @@ class Workflow(StrictModel):
     (``registry.example.com/ml/digits-cluster:3-ab12cd34ef``)."""
     store: StepStore
     """The step cache and the published dist: ``s3://bucket/prefix`` (any S3-compatible store)."""
-    endpoint_url: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/?$")] | None = None
+    endpoint_url: EndpointUrl | None = None
     """S3-compatible endpoint (MinIO, Ceph); AWS when omitted."""
     region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")] | None = None
     """The bucket's region; the client's default when omitted."""
@@ -47,8 +47,9 @@ class Workflow(StrictModel):
     ``eks.amazonaws.com/role-arn`` annotation, GKE Workload Identity's ``iam.gke.io/gcp-service-account``);
     its API token is never mounted into the step containers. Argo's own executor uses a generated,
     least-privilege account."""
-    gpus: NonNegativeInt = 0
-    """GPUs for each model step (``train`` and the compression stages): ``nvidia.com/gpu`` limits and the
+    gpus: Annotated[StrictInt, Field(ge=0, le=16)] = 0
+    """GPUs for each model step (``train`` and the compression stages; at most 16, as every GPU field):
+    ``nvidia.com/gpu`` limits and the
     GPU taint tolerated; every other step runs on a CPU pod."""
     training_target: DnsLabel | None = None
     """A ``gpu_cluster`` target whose multi-worker training object runs the ``train`` step: the workflow
