@@ -221,7 +221,7 @@ def test_service_account_and_pull_secrets_reach_the_pods(tmp_path: Path) -> None
 
 
 def test_an_image_without_a_registry_is_a_build_warning(tmp_path: Path) -> None:
-    result = _build(tmp_path, lambda t: None)
+    result = _build(tmp_path, lambda t: t.pop("registry"))
     assert result.ok
     assert [(w.path, w.message) for w in result.warnings if "registry" in w.message] == [
         ("targets[1].kubernetes", "warning: the image 'digits-serving' names no registry: a cluster pulls "

@@ -63,14 +63,15 @@ def _cpu_and_gpu(tree: dict[str, Any]) -> None:
 def test_cpu_and_gpu_serving_targets_get_their_own_images(tmp_path: Path) -> None:
     files = _ok(_build(tmp_path, _cpu_and_gpu))
     cpu, gpu = _container(files)["image"], _container({DEPLOYMENT: files["serving-gpu/kubernetes/deployment.yaml"]})["image"]
-    assert cpu.split(":")[0] == "digits-serving" and gpu.split(":")[0] == "digits-serving-gpu"
+    registry = "registry.example.com/ml/"  # the example's registry
+    assert cpu.split(":")[0] == registry + "digits-serving" and gpu.split(":")[0] == registry + "digits-serving-gpu"
     assert _dockerfile_tag(files, "serving") == cpu and _dockerfile_tag(files, "serving-gpu") == gpu
 
 
 def test_the_tag_changes_with_the_served_content_not_with_the_rest(tmp_path: Path) -> None:
     base = _ok(_build(tmp_path, name="base"))
     tag = _container(base)["image"]
-    assert re.fullmatch(r"digits-serving:3-[0-9a-f]{12}", tag)
+    assert re.fullmatch(r"registry\.example\.com/ml/digits-serving:3-[0-9a-f]{12}", tag)
     # A retrain of the same version (other epochs) is other content: a new tag.
     retrained = _ok(_build(tmp_path, lambda t: t["training"].update(epochs=7), name="retrained"))
     assert _container(retrained)["image"] != tag
