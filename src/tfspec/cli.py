@@ -11,7 +11,6 @@ import sys
 
 import click
 
-from tfspec.compiler.versions import TFSPEC_VERSION
 from tfspec.spec.errors import EXIT_INTERRUPTED
 
 from .commands import compile as compile_commands
@@ -19,13 +18,14 @@ from .commands import report as report_commands
 from .commands import run as run_commands
 from .commands import search as search_commands
 from .commands import standards as standards_commands
+from .commands.version import version_option
 from .commands.watch import watch as watch_command
 
 __all__ = ["main", "cli"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(TFSPEC_VERSION, prog_name="tfspec")
+@version_option
 def cli() -> None:
     """tfspec: compile a deployment spec into a runtime plan and deployment artifacts."""
 
