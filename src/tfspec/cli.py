@@ -14,6 +14,7 @@ import click
 from tfspec.spec.errors import EXIT_INTERRUPTED
 
 from .commands import compile as compile_commands
+from .commands import images as images_commands
 from .commands import report as report_commands
 from .commands import run as run_commands
 from .commands import search as search_commands
@@ -39,6 +40,7 @@ cli.add_command(report_commands.report)
 cli.add_command(search_commands.search)
 cli.add_command(standards_commands.explain)
 cli.add_command(standards_commands.fleet)
+cli.add_command(images_commands.images)
 
 
 def main() -> None:

@@ -36,7 +36,8 @@ from pathlib import Path
 
 from tfspec_testing import ROOT
 
-__all__ = ["CACHE", "Buildah", "buildah_environment", "stand_in_base", "Registry", "images_missing"]
+__all__ = ["CACHE", "BASE_REPOSITORY", "Buildah", "buildah_environment", "stand_in_base", "Registry", "images_missing",
+           "run_as_pod", "UPSTREAM_BASES"]
 
 CACHE = Path(os.environ.get("TFSPEC_TEST_IMAGE_CACHE")
              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tfspec-test-images")
@@ -72,9 +73,13 @@ class Buildah:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
+        # what a process that runs buildah itself (tfspec images) needs to use the same store
+        self.variables = {k: env[k] for k in ("CONTAINERS_STORAGE_CONF", "BUILDAH_ISOLATION")}
 
-    def __call__(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["buildah", *args], capture_output=True, text=True, env=self.env, timeout=timeout)
+    def __call__(self, *args: str, timeout: float = 900, check: bool = True,
+                 cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["buildah", *args], capture_output=True, text=True, env=self.env, timeout=timeout,
+                              cwd=cwd)
         if check and done.returncode != 0:
             raise AssertionError(f"buildah {' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n"
                                  f"{done.stderr[-3000:]}")
@@ -157,8 +162,9 @@ def stand_in_base(buildah: Buildah, log=print) -> str:  # noqa: ANN001
     with _locked(CACHE / "base.lock"):
         if buildah.image_exists(name):
             return name
-        stale = [i["names"] for i in json.loads(buildah("images", "--json").stdout or "[]")]
-        buildah.remove_images(*(n for names in stale for n in names or [] if n.startswith(BASE_REPOSITORY + ":")))
+        images = json.loads(buildah("images", "--json").stdout or "[]")
+        buildah.remove_images(*(i["id"] for i in images if any(n.startswith(BASE_REPOSITORY + ":")
+                                                                for n in i.get("names") or [])))
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="tfspec-base-", dir=CACHE) as work:
             _build_base(buildah, Path(work), name, log)
@@ -227,3 +233,29 @@ class Registry:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(20)
+
+
+# The upstream bases the generated Dockerfiles name (FROM), tagged onto the stand-in in the tests' store so
+# that `tfspec images` builds the Dockerfiles unchanged (buildah then finds them locally, pulls nothing).
+UPSTREAM_BASES = ("docker.io/tensorflow/tensorflow:2.21.0", "docker.io/tensorflow/serving:2.21.0")
+
+# The pod's view inside `buildah run` (chroot isolation): the root file system remounted read-only (the
+# pods' readOnlyRootFilesystem), then the command exec'd as the pod's user with no capabilities left
+# (runAsUser/runAsGroup, capabilities dropped). CAP_SYS_ADMIN is granted for the remount only.
+_POD_WRAPPER = ('mount -o remount,bind,ro / && exec setpriv --reuid "$0" --regid "$0" --clear-groups '
+                '--inh-caps=-all --bounding-set=-all -- "$@"')
+
+
+def run_as_pod(buildah: Buildah, container: str, command: list[str], *, uid: int, env: dict[str, str],
+               volumes: dict[str, tuple[Path, bool]], log: Path) -> subprocess.Popen[bytes]:
+    """Start ``command`` (the exact words: ENTRYPOINT + CMD, or a pod's command) in ``container`` as a pod
+    would run it: as ``uid``, root file system read-only, ``volumes`` (mount path → host folder, read-only?)
+    mounted; the container shares the host's network (127.0.0.1). Output goes to ``log``."""
+    args = ["buildah", "run", "--user", "0:0", "--cap-add", "CAP_SYS_ADMIN"]
+    for name, value in env.items():
+        args += ["--env", f"{name}={value}"]
+    for mount, (host, read_only) in volumes.items():
+        args += ["--volume", f"{host}:{mount}:{'ro' if read_only else 'rw'}"]
+    args += [container, "--", "sh", "-c", _POD_WRAPPER, str(uid), *command]
+    with open(log, "wb") as out:
+        return subprocess.Popen(args, env=buildah.env, stdout=out, stderr=subprocess.STDOUT)
