@@ -162,3 +162,19 @@ def test_a_spec_without_images(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.splitlines() == [f"error: {spec} defines no image (tf_serving and gpu_cluster targets and a "
                                         "workflow without an image do)"]
+
+
+def test_contexts_for_another_builder(project: Path) -> None:
+    """``--context-dir``: the contexts kaniko (or any builder) builds, and no builder needed."""
+    done = _images(project, "deploy.yaml", "--wheel", WHEEL, "--context-dir", "contexts", builder=False)
+    assert done.returncode == 0, done.stderr
+    result = compile_spec(project / "deploy.yaml")
+    for name in ("serving", "cluster", "workflow"):
+        context = project / "contexts" / name
+        assert (context / "Dockerfile").read_text("utf-8") == result.files[f"{name}/Dockerfile"]
+    assert (project / "contexts" / "serving" / "models" / "digits" / "3" / "saved_model.pb").read_bytes() == b"model"
+    assert (project / "contexts" / "cluster" / "wheels" / WHEEL).read_bytes() == b"wheel"
+    again = _images(project, "deploy.yaml", "--wheel", WHEEL, "--context-dir", "contexts", builder=False)
+    assert again.returncode == 2  # nothing of the user's is overwritten
+    assert again.stderr.splitlines() == ["error: --context-dir contexts: not an empty folder (the contexts are "
+                                         "written into a new one)"]

@@ -168,8 +168,13 @@ def _wait(processes: list[subprocess.Popen[bytes]], logs: list[Path]) -> list[st
     return output
 
 
-def _comparable(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metrics.items() if not TIMED.search(k)}
+def _comparable(metrics: Any, hosts: list[str]) -> Any:
+    """``metrics`` without clock readings, each worker's address replaced by its index in ``hosts``."""
+    if isinstance(metrics, dict):
+        return {k: _comparable(v, hosts) for k, v in metrics.items() if not TIMED.search(k)}
+    if isinstance(metrics, list):
+        return [_comparable(v, hosts) for v in metrics]
+    return f"worker {hosts.index(metrics)}" if metrics in hosts else metrics
 
 
 def test_the_training_image_trains_on_two_workers_like_two_local_processes(
@@ -183,8 +188,9 @@ def test_the_training_image_trains_on_two_workers_like_two_local_processes(
     assert words[:3] == ["docker", "build", "-t"] and words[4:] == ["."]
     reference = words[3]
     # the header's commands: the wheel (from the sdist) into the folder, then the build with FROM replaced
-    wheel = subprocess.run([str(runtime_venv.python), *shlex.split(wheel_command)[1:-1], str(distributions[0])],
-                           cwd=folder, capture_output=True, text=True, timeout=600)
+    wheel_words = shlex.split(wheel_command.replace("<tfspec source or sdist>", shlex.quote(str(distributions[0]))))
+    wheel = subprocess.run([str(runtime_venv.python), *wheel_words[1:]], cwd=folder, capture_output=True, text=True,
+                           timeout=600)
     assert wheel.returncode == 0, wheel.stderr[-3000:]
     built = buildah("bud", "--pull=never", "--from", stand_in, "--tag", reference, ".", timeout=1800,
                     cwd=folder)
@@ -207,50 +213,50 @@ def test_the_training_image_trains_on_two_workers_like_two_local_processes(
         cluster_hosts = pod_environment(job, 0)[ENV_WORKER_HOSTS].split(",")
         assert len(cluster_hosts) == 2
 
-        # two containers, each pod's environment; the JobSet's DNS names become 127.0.0.1 ports
-        to_local = dict(zip(cluster_hosts, (f"127.0.0.1:{p}" for p in _free_ports(2))))
-        volume = _volume(tmp_path / "volume", uid)
+        # two containers, each with its pod's environment (the JobSet's DNS names become 127.0.0.1 ports),
+        # and at the same time the same command in two local processes of the installed wheel
+        ports = [f"127.0.0.1:{p}" for p in _free_ports(4)]
+        in_image_hosts, local_hosts = ports[:2], ports[2:]
+        volume, local = _volume(tmp_path / "volume", uid), tmp_path / "local"
+        local_command = [word.replace(SPEC_DIR, str(folder / "spec")).replace(mounts["data"], str(local))
+                         for word in command[1:]]
         processes, logs, containers = [], [], []
         try:
             for index in range(2):
                 env = pod_environment(job, index)
                 assert env[ENV_COMPLETION_INDEX] == str(index)
-                env[ENV_WORKER_HOSTS] = ",".join(to_local[h] for h in env[ENV_WORKER_HOSTS].split(","))
+                in_image = dict(zip(cluster_hosts, in_image_hosts))
                 containers.append(buildah("from", "--pull=never", reference).stdout.strip().splitlines()[-1])
                 logs.append(tmp_path / f"container{index}.log")
                 processes.append(run_as_pod(
-                    buildah, containers[-1], command, uid=uid, env=env, log=logs[-1],
-                    volumes={mounts["data"]: (volume, False), mounts["tmp"]: (_volume(tmp_path / f"tmp{index}", None), False)}))
+                    buildah, containers[-1], command, uid=uid, log=logs[-1],
+                    env={**env, ENV_WORKER_HOSTS: ",".join(in_image[h] for h in env[ENV_WORKER_HOSTS].split(","))},
+                    volumes={mounts["data"]: (volume, False),
+                             mounts["tmp"]: (_volume(tmp_path / f"tmp{index}", None), False)}))
+            for index in range(2):
+                env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", ENV_COMPLETION_INDEX)}
+                env.update(pod_environment(job, index))
+                on_host = dict(zip(cluster_hosts, local_hosts))
+                env.update({ENV_WORKER_HOSTS: ",".join(on_host[h] for h in env[ENV_WORKER_HOSTS].split(",")),
+                            "PATH": f"{runtime_venv.path / 'bin'}:{env['PATH']}", "HOME": str(tmp_path / "home")})
+                logs.append(tmp_path / f"local{index}.log")
+                with open(logs[-1], "wb") as out:
+                    processes.append(subprocess.Popen([str(runtime_venv.tfspec), *local_command], env=env,
+                                                      stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path))
             output = _wait(processes, logs)
         finally:
             for name in containers:
                 buildah("rm", name, check=False)
-        for index, text in enumerate(output):
+        for index, text in enumerate(output[:2]):
             assert f"{'chief' if index == 0 else 'worker'} {index} of 2" in text, text[-2000:]
             assert "done: 2 replicas in sync" in text, text[-2000:]
-        in_images = json.loads((volume / "dist" / "metrics.json").read_text("utf-8"))
-        assert in_images["replicas"] == 2 and (volume / "dist" / "model.keras").is_file()
-
-        # the same command, two local processes of the installed wheel
-        local = tmp_path / "local"
-        local_hosts = [f"127.0.0.1:{p}" for p in _free_ports(2)]
-        to_local = dict(zip(cluster_hosts, local_hosts))
-        spec_copy = folder / "spec"
-        local_command = [word.replace(SPEC_DIR, str(spec_copy)).replace(mounts["data"], str(local))
-                         for word in command[1:]]
-        processes, logs = [], []
-        for index in range(2):
-            env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS)}
-            env.update(pod_environment(job, index))
-            env[ENV_WORKER_HOSTS] = ",".join(to_local[h] for h in env[ENV_WORKER_HOSTS].split(","))
-            env.update({"PATH": f"{runtime_venv.path / 'bin'}:{env['PATH']}", "HOME": str(tmp_path / "home")})
-            logs.append(tmp_path / f"local{index}.log")
-            with open(logs[-1], "wb") as out:
-                processes.append(subprocess.Popen([str(runtime_venv.tfspec), *local_command], env=env, stdout=out,
-                                                  stderr=subprocess.STDOUT, cwd=tmp_path))
-        _wait(processes, logs)
-        on_host = json.loads((local / "dist" / "metrics.json").read_text("utf-8"))
-        assert _comparable(in_images) == _comparable(on_host)
+        assert (volume / "dist" / "model.keras").is_file() and (volume / "dist" / "model.keras").stat().st_uid == uid
+        for name in ("metrics.json", "history.json"):  # the chief's: the same training, epoch by epoch
+            in_images = json.loads((volume / "dist" / name).read_text("utf-8"))
+            on_host = json.loads((local / "dist" / name).read_text("utf-8"))
+            assert _comparable(in_images, in_image_hosts) == _comparable(on_host, local_hosts), name
+        metrics = json.loads((volume / "dist" / "metrics.json").read_text("utf-8"))
+        assert metrics["replicas"] == 2 and metrics["epochs_run"] == metrics["epochs"] and metrics["accuracy"] > 0.85
     finally:
         buildah.remove_images(reference)
         shutil.rmtree(folder / "wheels", ignore_errors=True)

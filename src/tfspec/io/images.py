@@ -29,7 +29,7 @@ from tfspec.compiler.versions import TFSPEC_VERSION
 from tfspec.spec.errors import EXIT_ERROR, TfspecError
 
 __all__ = ["BUILDERS", "ImagesError", "BuiltImage", "find_builder", "check_saved_models", "tfspec_wheel",
-           "build_images", "push_reference"]
+           "build_images", "write_contexts", "push_reference"]
 
 BUILDERS = ("buildah", "docker")  # the first one on PATH builds, unless --builder names one
 _TAIL_LINES = 40  # of a failed builder's output
@@ -124,6 +124,23 @@ def _installed_from() -> Path | None:
     if not url.startswith("file://"):
         return None
     return Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
+
+
+def write_contexts(builds: Sequence[ImageBuild], files: dict[str, str], into: Path, *, wheel: Path | None,
+                   dist: Path, log: Callable[[str], None]) -> list[BuiltImage]:
+    """Each image's build context in ``into/<name>/``, nothing built (kaniko or another builder builds them).
+    ``into`` must not exist yet or be empty: nothing of the user's is overwritten."""
+    if into.exists() and (not into.is_dir() or any(into.iterdir())):
+        raise ImagesError(f"--context-dir {into}: not an empty folder (the contexts are written into a new one)")
+    out = []
+    for build in builds:
+        if build.pinned:
+            out.append(BuiltImage(build.name, build.reference, skipped="pinned by digest: built elsewhere"))
+            continue
+        _context(build, files, into / build.name, wheel, dist)
+        log(f"context {build.name}: {into / build.name} -> {build.reference}")
+        out.append(BuiltImage(build.name, build.reference))
+    return out
 
 
 def _context(build: ImageBuild, files: dict[str, str], into: Path, wheel: Path | None, dist: Path) -> Path:
