@@ -110,21 +110,22 @@ def trained(tmp_path_factory: pytest.TempPathFactory, runtime_venv: Venv) -> Tra
 # --- images ------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def buildah() -> Iterator[Buildah]:
-    """buildah on the tests' own image store (below the cache folder), chroot isolation; at the end every
-    container and every image but the stand-in base is removed from that store."""
-    reason = images_missing()
-    if reason is not None:
-        pytest.skip(reason)
+def buildah(registry: Registry) -> Iterator[Buildah]:
+    """buildah on the tests' own image store (below the cache folder), chroot isolation. At the end, what
+    this session left there is removed: every container and image named after its registry (the images it
+    built, tagged as the manifests name them, and pulled back), and containers of the stand-in base."""
     with tempfile.TemporaryDirectory(prefix="tfspec-buildah-") as runroot:
         tool = Buildah(buildah_environment(Path(runroot)))
         try:
             yield tool
         finally:
-            tool("rm", "--all", check=False)
+            ours = (registry.host + "/", BASE_REPOSITORY + ":")
+            for container in json.loads(tool("containers", "--json", check=False).stdout or "[]"):
+                if str(container.get("imagename", "")).startswith(ours):
+                    tool("rm", container["id"], check=False)
             images = json.loads(tool("images", "--json", check=False).stdout or "[]")
-            leftovers = [i["id"] for i in images if not any(n.startswith(BASE_REPOSITORY + ":") for n in i.get("names") or [])]
-            tool.remove_images(*leftovers)
+            tool.remove_images(*(i["id"] for i in images if any(n.startswith(registry.host + "/")
+                                                                 for n in i.get("names") or [])))
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +138,8 @@ def stand_in(buildah: Buildah) -> str:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    if images_missing() is not None:
-        pytest.skip(images_missing())
+    reason = images_missing()
+    if reason is not None:
+        pytest.skip(reason)
     with Registry(tmp_path_factory.mktemp("registry")) as running:
         yield running

@@ -9,7 +9,8 @@ installed wheel trained (conftest.trained, the shipped example):
   10001, read-only root file system, the shared volume), which train together; the same command run by
   two local processes trains to the same metrics;
 * the **serving image** and the workflow's **step image**, built by ``tfspec images --push`` (the Dockerfiles
-  unchanged: the stand-in carries the upstream base names in the tests' image store); the serving image's
+  unchanged: the stand-in carries the upstream base names in the tests' image store; the command's build
+  of a training image is the header's, checked with a recording builder in tests/cli/test_images_cli.py); the serving image's
   files, user and labels, and its SavedModel answering inside the image as the verify step measured; one
   step of the rendered WorkflowTemplate (``train``, after ``data``) run in the step image exactly as its pod
   runs it, against moto's S3 server;
@@ -117,18 +118,25 @@ def upstream_bases(buildah: Buildah, stand_in: str) -> Iterator[None]:
         yield
     finally:
         for name in UPSTREAM_BASES:
-            buildah("untag", stand_in, name, check=False)
+            buildah("rmi", name, check=False)  # one name of several: only untagged
 
 
 @pytest.fixture(scope="module")
 def shipped_images(project: Project, runtime_venv: Venv, buildah: Buildah, upstream_bases: None,
-                   registry: Registry) -> dict[str, dict[str, Any]]:
-    """``tfspec images images.yaml --push`` by the installed wheel: every image built and pushed."""
-    done = runtime_venv.run("images", "digits/images.yaml", "--push", "--no-tls-verify", "--json",
-                            cwd=project.examples, env=buildah.variables, timeout=3000)
+                   registry: Registry, training_image: str, tmp_path_factory: pytest.TempPathFactory
+                   ) -> dict[str, dict[str, Any]]:
+    """``tfspec images images.yaml --push`` by the installed wheel builds and pushes the serving and step
+    images (the training image, built by its header's commands, is pushed the same way, by buildah)."""
+    done = runtime_venv.run("images", "digits/images.yaml", "--target", "serving", "--target", "workflow", "--push",
+                            "--no-tls-verify", "--json", cwd=project.examples, env=buildah.variables, timeout=3000)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     images = {image["name"]: image for image in json.loads(done.stdout)["images"]}
-    assert sorted(images) == ["cluster", "serving", "workflow"]
+    assert sorted(images) == ["serving", "workflow"]
+    digest = tmp_path_factory.mktemp("push") / "digest"
+    buildah("push", "--quiet", "--tls-verify=false", "--digestfile", str(digest), training_image,
+            f"docker://{training_image}", timeout=3000)
+    images["cluster"] = {"name": "cluster", "reference": training_image, "pushed": training_image,
+                         "digest": digest.read_text("utf-8").strip()}
     return images
 
 
@@ -177,89 +185,93 @@ def _comparable(metrics: Any, hosts: list[str]) -> Any:
     return f"worker {hosts.index(metrics)}" if metrics in hosts else metrics
 
 
-def test_the_training_image_trains_on_two_workers_like_two_local_processes(
-        project: Project, distributions: tuple[Path, Path], buildah: Buildah, stand_in: str,
-        runtime_venv: Venv, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def training_image(project: Project, distributions: tuple[Path, Path], buildah: Buildah, stand_in: str,
+                   runtime_venv: Venv) -> Iterator[str]:
+    """The training image, built from the gpu_cluster target's folder exactly as its Dockerfile's header
+    says: the wheel (from the sdist) into ``wheels/``, then the build, with only FROM replaced."""
     folder = project.build / "cluster"
-    dockerfile = (folder / "Dockerfile").read_text("utf-8")
-    wheel_command, build_command = _header_commands(dockerfile)
+    wheel_command, build_command = _header_commands(project.file("cluster/Dockerfile"))
     assert wheel_command == "python -m pip wheel --no-deps --wheel-dir wheels <tfspec source or sdist>"
     words = shlex.split(build_command)
     assert words[:3] == ["docker", "build", "-t"] and words[4:] == ["."]
     reference = words[3]
-    # the header's commands: the wheel (from the sdist) into the folder, then the build with FROM replaced
     wheel_words = shlex.split(wheel_command.replace("<tfspec source or sdist>", shlex.quote(str(distributions[0]))))
     wheel = subprocess.run([str(runtime_venv.python), *wheel_words[1:]], cwd=folder, capture_output=True, text=True,
                            timeout=600)
     assert wheel.returncode == 0, wheel.stderr[-3000:]
-    built = buildah("bud", "--pull=never", "--from", stand_in, "--tag", reference, ".", timeout=1800,
-                    cwd=folder)
-    assert built.returncode == 0
+    buildah("bud", "--pull=never", "--from", stand_in, "--tag", reference, ".", timeout=1800, cwd=folder)
     try:
-        config = _config(buildah, reference)
-        command = config["Entrypoint"] + config["Cmd"]
-        assert command[:2] == ["tfspec", "run"] and "--worker" in command
-        assert config["User"] == "10001:10001"
-
-        jobset = yaml.safe_load((folder / "kubernetes" / "jobset.yaml").read_text("utf-8"))
-        job = jobset_child_job(jobset)
-        pod = job["spec"]["template"]["spec"]
-        (container,) = pod["containers"]
-        assert "command" not in container and "args" not in container  # the image's ENTRYPOINT and CMD run
-        assert container["securityContext"]["readOnlyRootFilesystem"] is True
-        uid = pod["securityContext"]["runAsUser"]
-        assert f"{uid}:{pod['securityContext']['runAsGroup']}" == config["User"]
-        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-        cluster_hosts = pod_environment(job, 0)[ENV_WORKER_HOSTS].split(",")
-        assert len(cluster_hosts) == 2
-
-        # two containers, each with its pod's environment (the JobSet's DNS names become 127.0.0.1 ports),
-        # and at the same time the same command in two local processes of the installed wheel
-        ports = [f"127.0.0.1:{p}" for p in _free_ports(4)]
-        in_image_hosts, local_hosts = ports[:2], ports[2:]
-        volume, local = _volume(tmp_path / "volume", uid), tmp_path / "local"
-        local_command = [word.replace(SPEC_DIR, str(folder / "spec")).replace(mounts["data"], str(local))
-                         for word in command[1:]]
-        processes, logs, containers = [], [], []
-        try:
-            for index in range(2):
-                env = pod_environment(job, index)
-                assert env[ENV_COMPLETION_INDEX] == str(index)
-                in_image = dict(zip(cluster_hosts, in_image_hosts))
-                containers.append(buildah("from", "--pull=never", reference).stdout.strip().splitlines()[-1])
-                logs.append(tmp_path / f"container{index}.log")
-                processes.append(run_as_pod(
-                    buildah, containers[-1], command, uid=uid, log=logs[-1],
-                    env={**env, ENV_WORKER_HOSTS: ",".join(in_image[h] for h in env[ENV_WORKER_HOSTS].split(","))},
-                    volumes={mounts["data"]: (volume, False),
-                             mounts["tmp"]: (_volume(tmp_path / f"tmp{index}", None), False)}))
-            for index in range(2):
-                env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", ENV_COMPLETION_INDEX)}
-                env.update(pod_environment(job, index))
-                on_host = dict(zip(cluster_hosts, local_hosts))
-                env.update({ENV_WORKER_HOSTS: ",".join(on_host[h] for h in env[ENV_WORKER_HOSTS].split(",")),
-                            "PATH": f"{runtime_venv.path / 'bin'}:{env['PATH']}", "HOME": str(tmp_path / "home")})
-                logs.append(tmp_path / f"local{index}.log")
-                with open(logs[-1], "wb") as out:
-                    processes.append(subprocess.Popen([str(runtime_venv.tfspec), *local_command], env=env,
-                                                      stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path))
-            output = _wait(processes, logs)
-        finally:
-            for name in containers:
-                buildah("rm", name, check=False)
-        for index, text in enumerate(output[:2]):
-            assert f"{'chief' if index == 0 else 'worker'} {index} of 2" in text, text[-2000:]
-            assert "done: 2 replicas in sync" in text, text[-2000:]
-        assert (volume / "dist" / "model.keras").is_file() and (volume / "dist" / "model.keras").stat().st_uid == uid
-        for name in ("metrics.json", "history.json"):  # the chief's: the same training, epoch by epoch
-            in_images = json.loads((volume / "dist" / name).read_text("utf-8"))
-            on_host = json.loads((local / "dist" / name).read_text("utf-8"))
-            assert _comparable(in_images, in_image_hosts) == _comparable(on_host, local_hosts), name
-        metrics = json.loads((volume / "dist" / "metrics.json").read_text("utf-8"))
-        assert metrics["replicas"] == 2 and metrics["epochs_run"] == metrics["epochs"] and metrics["accuracy"] > 0.85
+        yield reference
     finally:
         buildah.remove_images(reference)
         shutil.rmtree(folder / "wheels", ignore_errors=True)
+
+
+def test_the_training_image_trains_on_two_workers_like_two_local_processes(
+        project: Project, training_image: str, buildah: Buildah, runtime_venv: Venv, tmp_path: Path) -> None:
+    folder, reference = project.build / "cluster", training_image
+    config = _config(buildah, reference)
+    command = config["Entrypoint"] + config["Cmd"]
+    assert command[:2] == ["tfspec", "run"] and "--worker" in command
+    assert config["User"] == "10001:10001"
+
+    jobset = yaml.safe_load((folder / "kubernetes" / "jobset.yaml").read_text("utf-8"))
+    job = jobset_child_job(jobset)
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "command" not in container and "args" not in container  # the image's ENTRYPOINT and CMD run
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    uid = pod["securityContext"]["runAsUser"]
+    assert f"{uid}:{pod['securityContext']['runAsGroup']}" == config["User"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    cluster_hosts = pod_environment(job, 0)[ENV_WORKER_HOSTS].split(",")
+    assert len(cluster_hosts) == 2
+
+    # two containers, each with its pod's environment (the JobSet's DNS names become 127.0.0.1 ports),
+    # and at the same time the same command in two local processes of the installed wheel
+    ports = [f"127.0.0.1:{p}" for p in _free_ports(4)]
+    in_image_hosts, local_hosts = ports[:2], ports[2:]
+    volume, local = _volume(tmp_path / "volume", uid), tmp_path / "local"
+    local_command = [word.replace(SPEC_DIR, str(folder / "spec")).replace(mounts["data"], str(local))
+                     for word in command[1:]]
+    processes, logs, containers = [], [], []
+    try:
+        for index in range(2):
+            env = pod_environment(job, index)
+            assert env[ENV_COMPLETION_INDEX] == str(index)
+            in_image = dict(zip(cluster_hosts, in_image_hosts))
+            containers.append(buildah("from", "--pull=never", reference).stdout.strip().splitlines()[-1])
+            logs.append(tmp_path / f"container{index}.log")
+            processes.append(run_as_pod(
+                buildah, containers[-1], command, uid=uid, log=logs[-1],
+                env={**env, ENV_WORKER_HOSTS: ",".join(in_image[h] for h in env[ENV_WORKER_HOSTS].split(","))},
+                volumes={mounts["data"]: (volume, False),
+                         mounts["tmp"]: (_volume(tmp_path / f"tmp{index}", None), False)}))
+        for index in range(2):
+            env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", ENV_COMPLETION_INDEX)}
+            env.update(pod_environment(job, index))
+            on_host = dict(zip(cluster_hosts, local_hosts))
+            env.update({ENV_WORKER_HOSTS: ",".join(on_host[h] for h in env[ENV_WORKER_HOSTS].split(",")),
+                        "PATH": f"{runtime_venv.path / 'bin'}:{env['PATH']}", "HOME": str(tmp_path / "home")})
+            logs.append(tmp_path / f"local{index}.log")
+            with open(logs[-1], "wb") as out:
+                processes.append(subprocess.Popen([str(runtime_venv.tfspec), *local_command], env=env,
+                                                  stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path))
+        output = _wait(processes, logs)
+    finally:
+        for name in containers:
+            buildah("rm", name, check=False)
+    for index, text in enumerate(output[:2]):
+        assert f"{'chief' if index == 0 else 'worker'} {index} of 2" in text, text[-2000:]
+        assert "done: 2 replicas in sync" in text, text[-2000:]
+    assert (volume / "dist" / "model.keras").is_file() and (volume / "dist" / "model.keras").stat().st_uid == uid
+    for name in ("metrics.json", "history.json"):  # the chief's: the same training, epoch by epoch
+        in_images = json.loads((volume / "dist" / name).read_text("utf-8"))
+        on_host = json.loads((local / "dist" / name).read_text("utf-8"))
+        assert _comparable(in_images, in_image_hosts) == _comparable(on_host, local_hosts), name
+    metrics = json.loads((volume / "dist" / "metrics.json").read_text("utf-8"))
+    assert metrics["replicas"] == 2 and metrics["epochs_run"] == metrics["epochs"] and metrics["accuracy"] > 0.85
 
 
 # --- the serving image -------------------------------------------------------------------------------

@@ -101,6 +101,7 @@ def test_runtime_commands_without_the_runtime_say_how_to_get_it(bare_venv: Venv,
     assert len(lines) == 1 and lines[0].endswith(RUNTIME_HINT), done.stderr
 
 
+@pytest.mark.slow  # installs TensorFlow into a fresh venv
 def test_the_installed_wheel_compiles_without_importing_tensorflow(runtime_venv: Venv, examples: Path,
                                                                     tmp_path: Path) -> None:
     log = tmp_path / "imports.log"
