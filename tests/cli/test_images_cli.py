@@ -139,7 +139,8 @@ def test_only_the_named_images_and_a_failed_build(project: Path) -> None:
     shutil.rmtree(project / "dist")  # not needed for the training image
     failed = _images(project, "deploy.yaml", "--target", "cluster", "--wheel", WHEEL, exit_code=1)
     assert failed.returncode == 2
-    assert failed.stderr.splitlines()[-1] == "error: building image cluster failed: buildah exited 1 (its output is above)"
+    assert failed.stderr.splitlines()[-1] == \
+        "error: building image cluster failed: buildah exited 1 (its output is above)"
     assert [c["args"][0] for c in _calls(project)] == ["bud"]
 
 
@@ -155,7 +156,8 @@ def test_a_wheel_of_another_version_is_refused(project: Path) -> None:
 def test_a_spec_without_images(tmp_path: Path) -> None:
     spec = tmp_path / "phone.yaml"
     spec.write_text("api_version: tfspec/v1\nname: phone\nversion: 1\ndata: {source: {kind: sklearn_digits}}\n"
-                    "model: {kind: sequential, input_shape: [64], layers: [{type: dense, units: 10, activation: softmax}]}\n"
+                    "model: {kind: sequential, input_shape: [64],\n"
+                    "        layers: [{type: dense, units: 10, activation: softmax}]}\n"
                     "targets: [{kind: tflite, name: phone}]\n", "utf-8")
     done = subprocess.run([*tfspec_command(), "images", str(spec)], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PATH": ""})

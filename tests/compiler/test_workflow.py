@@ -356,7 +356,8 @@ def _derived(tmp_path: Path, section: str, spec_text: str | None = None) -> Comp
 
 
 def _dockerfile_tag(dockerfile: str) -> str:
-    (tag,) = [line.split(" -t ")[1].split()[0] for line in dockerfile.splitlines() if line.startswith("#   docker build")]
+    (tag,) = [line.split(" -t ")[1].split()[0] for line in dockerfile.splitlines()
+              if line.startswith("#   docker build")]
     return tag
 
 
@@ -402,7 +403,8 @@ def test_the_step_image_gets_the_storage_extra_when_data_is_in_object_storage() 
     section = "workflow: {store: 's3://ml-steps/digits'}\n"
     assert extras(EXAMPLE.read_text("utf-8") + section) == ("runtime",)
     remote = EXAMPLE.read_text("utf-8").replace(
-        "source: {kind: sklearn_digits}", "source: {kind: npz, path: 's3://data/digits.npz', features: x, labels: y}\n  external_locations: true")
+        "source: {kind: sklearn_digits}",
+        "source: {kind: npz, path: 's3://data/digits.npz', features: x, labels: y}\n  external_locations: true")
     assert "s3://data" in remote
     assert extras(remote + section) == ("runtime", "storage")  # fsspec's s3fs reads the data
 

@@ -120,10 +120,10 @@ def buildah(registry: Registry) -> Iterator[Buildah]:
             yield tool
         finally:
             ours = (registry.host + "/", BASE_REPOSITORY + ":")
-            for container in json.loads(tool("containers", "--json", check=False).stdout or "[]"):
+            for container in json.loads(tool("containers", "--json", check=False).stdout or "null") or []:
                 if str(container.get("imagename", "")).startswith(ours):
                     tool("rm", container["id"], check=False)
-            images = json.loads(tool("images", "--json", check=False).stdout or "[]")
+            images = json.loads(tool("images", "--json", check=False).stdout or "null") or []
             tool.remove_images(*(i["id"] for i in images if any(n.startswith(registry.host + "/")
                                                                  for n in i.get("names") or [])))
 

@@ -63,8 +63,8 @@ def buildah_environment(runroot: Path) -> dict[str, str]:
     tests' image store below the cache folder, chroot isolation."""
     CACHE.mkdir(parents=True, exist_ok=True)
     conf = runroot / "storage.conf"
-    conf.write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{CACHE / "storage"}"\nrunroot = "{runroot / "run"}"\n',
-                    "utf-8")
+    conf.write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{CACHE / "storage"}"\n'
+                    f'runroot = "{runroot / "run"}"\n', "utf-8")
     return {**os.environ, "CONTAINERS_STORAGE_CONF": str(conf), "BUILDAH_ISOLATION": "chroot"}
 
 
@@ -162,7 +162,7 @@ def stand_in_base(buildah: Buildah, log=print) -> str:  # noqa: ANN001
     with _locked(CACHE / "base.lock"):
         if buildah.image_exists(name):
             return name
-        images = json.loads(buildah("images", "--json").stdout or "[]")
+        images = json.loads(buildah("images", "--json").stdout or "null") or []
         buildah.remove_images(*(i["id"] for i in images if any(n.startswith(BASE_REPOSITORY + ":")
                                                                 for n in i.get("names") or [])))
         started = time.monotonic()

@@ -8,12 +8,12 @@ installed wheel trained (conftest.trained, the shipped example):
   and CMD run in two containers on 127.0.0.1 as the rendered JobSet's two pods (their environment, UID
   10001, read-only root file system, the shared volume), which train together; the same command run by
   two local processes trains to the same metrics;
-* the **serving image** and the workflow's **step image**, built by ``tfspec images --push`` (the Dockerfiles
-  unchanged: the stand-in carries the upstream base names in the tests' image store; the command's build
-  of a training image is the header's, checked with a recording builder in tests/cli/test_images_cli.py); the serving image's
-  files, user and labels, and its SavedModel answering inside the image as the verify step measured; one
-  step of the rendered WorkflowTemplate (``train``, after ``data``) run in the step image exactly as its pod
-  runs it, against moto's S3 server;
+* the **serving image** and the workflow's **step image**, built by ``tfspec images --push`` (the
+  Dockerfiles unchanged: the stand-in carries the upstream base names in the tests' image store; that the
+  command builds a training image as its header says is checked with a recording builder in
+  tests/cli/test_images_cli.py): the serving image's files, user and labels, and its SavedModel answering
+  inside the image as the verify step measured; a step of the rendered WorkflowTemplate (``train``, after
+  ``data``) run in the step image exactly as its pod runs it, against moto's S3 server;
 * every image pushed to a local registry under its content tag and pulled back by digest.
 
 Not proven here: a GPU (the images are built on a CPU stand-in of the -gpu bases), the TF Serving binary
@@ -438,7 +438,7 @@ def test_a_step_of_the_workflow_runs_in_the_step_image_as_its_pod(
         with buildah.container(image["reference"]) as working:
             process = run_as_pod(buildah, working, command, uid=security["runAsUser"], env=env, log=log,
                                  volumes={mounts["plan"]: (plan, True),
-                                          mounts["scratch"]: (_volume(tmp_path / f"scratch-{len(outputs)}", None), False)})
+                                          mounts["scratch"]: (_volume(tmp_path / f"scratch-{name}", None), False)})
             assert process.wait(900) == 0, log.read_text("utf-8")[-3000:]
         outputs.append(log.read_text("utf-8"))
     assert "stored  data" in outputs[0], outputs[0][-2000:]
