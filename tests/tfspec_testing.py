@@ -94,3 +94,37 @@ def jobset_child_job(jobset: dict[str, Any], replicated_job: int = 0) -> dict[st
     if network.get("enableDNSHostnames"):
         template["spec"]["subdomain"] = network.get("subdomain") or name
     return job
+
+
+def rendered_objects(files: dict[str, str]) -> list[dict[str, Any]]:
+    """Every Kubernetes object of a build (``*/kubernetes/*.yaml``, ``workflow/*.yaml``), and the training
+    object its workflow creates (a resource template's manifest)."""
+    import yaml
+
+    out = []
+    for path, text in sorted(files.items()):
+        if not path.endswith(".yaml") or not ("/kubernetes/" in path or path.startswith("workflow/")):
+            continue
+        for document in yaml.safe_load_all(text):
+            if not document or "kind" not in document or document["kind"] == "Kustomization":
+                continue
+            out.append(document)
+            if document["kind"] == "WorkflowTemplate":
+                out += [yaml.safe_load(t["resource"]["manifest"]) for t in document["spec"]["templates"]
+                        if "resource" in t]
+    return out
+
+
+def cluster_problems(document: dict[str, Any]) -> list[str]:
+    """What a cluster would reject in one object's names and labels, and in the names its controller derives
+    from them (tests/oracles: Kubernetes, JobSet's webhook, the training operator)."""
+    from oracles import jobset, kubeflow, kubernetes
+
+    out = kubernetes.object_problems(document)
+    metadata = document.get("metadata", {})
+    if document.get("kind") == "JobSet":
+        out += jobset.webhook_errors(document)
+    elif document.get("kind") == "TFJob":
+        generated = kubernetes.generate_name(metadata["generateName"]) if "generateName" in metadata else None
+        out += kubeflow.name_errors(document, generated)
+    return out

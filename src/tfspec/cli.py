@@ -32,7 +32,7 @@ def cli() -> None:
 
 
 for _command in (compile_commands.validate, compile_commands.build, compile_commands.plan,
-                 compile_commands.schema, compile_commands.init):
+                 compile_commands.schema, compile_commands.init, compile_commands.layers):
     cli.add_command(_command)
 cli.add_command(run_commands.run)
 cli.add_command(watch_command)

@@ -55,7 +55,7 @@ def project(tmp_path: Path) -> Path:
 
 def test_an_unchanged_build_compiles_and_writes_nothing(project: Path) -> None:
     first, compiled = _build("digits/deploy.yaml", cwd=project)
-    assert compiled and first == "wrote 27 files to build/digits"
+    assert compiled and first == "wrote 28 files to build/digits"
     out = project / "build" / "digits"
     before = (out.stat().st_ino, _tree(out))
     again, compiled = _build("digits/deploy.yaml", cwd=project)
@@ -104,7 +104,7 @@ def test_another_output_folder_or_environment_builds_again(project: Path) -> Non
     _, compiled = _build("digits/deploy.yaml", "--out", "build/other", cwd=project)
     assert compiled and (project / "build" / "other" / "plan.json").exists()
     out, compiled = _build("digits/deploy.yaml", "-e", "prod", cwd=project)
-    assert compiled and out == "wrote 27 files to build/digits-prod"
+    assert compiled and out == "wrote 28 files to build/digits-prod"
 
 
 def test_check_compares_contents_even_when_the_cache_says_up_to_date(project: Path) -> None:

@@ -58,8 +58,10 @@ def test_fleet_json_lists_models_targets_gates_staleness_and_warnings(gitops: Pa
         {"name": "max_accuracy_drop", "limit": 0.01, "value": 0.004, "passed": True},
         {"name": "max_size_kb", "limit": 64.0, "value": 71.5, "passed": False}]
     deployment = (gitops / "rendered" / "digits" / "serving" / "kubernetes" / "deployment.yaml").read_text()
-    assert serving["image"].startswith("digits-serving:3-") and f'image: "{serving["image"]}"' in deployment
-    assert cluster["image"].startswith("digits-cluster:3-") and cluster["gpus"] == "2/worker × 4"
+    # the example's base names the registry CI pushes to
+    assert serving["image"].startswith("registry.example.com/ml/digits-serving:3-")
+    assert f'image: "{serving["image"]}"' in deployment
+    assert cluster["image"].startswith("registry.example.com/ml/digits-cluster:3-") and cluster["gpus"] == "2/worker × 4"
     assert [w.split(": ", 2)[1] for w in specs["digits-lite.yaml"]["warnings"]] == ["targets[1].kubernetes"] * 2
     assert any("unknown key '<script>alert(1)</script>'" in p for p in specs["broken.yaml"]["problems"])
     assert sorted(digits["sources"]) == ["standards/base.yaml", "standards/policies.yaml", "tfspec.yaml"]
@@ -70,7 +72,7 @@ def test_fleet_page_opens_in_chromium_without_errors(gitops: Path, tmp_path: Pat
     result = subprocess.run([*tfspec_command(), "fleet", "specs", "--out", "rendered", "--html", str(page)],
                             cwd=gitops, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "4 specs, 1 invalid, 1 stale, 3 policy warnings" in result.stdout
+    assert "4 specs, 1 invalid, 1 stale, 0 not built, 2 never run, 3 policy warnings" in result.stdout
     html = page.read_text()
     assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # spec text is escaped
     seen = open_page(page)
@@ -88,3 +90,56 @@ def test_an_empty_folder_gives_an_empty_page(tmp_path: Path) -> None:
     (tmp_path / "specs").mkdir()
     fleet = collect_fleet(tmp_path / "specs", tmp_path / "build", tmp_path / "dist")
     assert fleet.rows == () and "No specs below" in render_fleet_html(fleet)
+
+
+def _tutorial_layout(tmp_path: Path) -> Path:
+    """Two models, each in its own folder, built and one of them run from inside it (the tutorial's
+    `cd digits && tfspec build deploy.yaml` then `tfspec run`): outputs land beside each spec."""
+    specs = tmp_path / "specs"
+    for name in ("alpha", "beta"):
+        folder = specs / name
+        folder.mkdir(parents=True)
+        text = (ROOT / "examples" / "digits" / "deploy.yaml").read_text().replace("name: digits ", f"name: {name} ", 1)
+        (folder / "deploy.yaml").write_text(text)
+        built = subprocess.run([*tfspec_command(), "build", "deploy.yaml"], cwd=folder, capture_output=True, text=True,
+                               timeout=120)
+        assert built.returncode == 0, built.stderr
+    plan = json.loads((specs / "alpha" / "build" / "alpha" / "plan.json").read_text())
+    report = {"spec": {"name": "alpha", "version": 3, "sha256": plan["spec"]["sha256"], "environment": None},
+              "steps": [], "passed": True, "targets": {}}
+    (specs / "alpha" / "dist" / "alpha").mkdir(parents=True)  # where `tfspec run deploy.yaml` writes from there
+    (specs / "alpha" / "dist" / "alpha" / "report.json").write_text(json.dumps(report))
+    return specs
+
+
+def test_fleet_finds_outputs_where_the_commands_wrote_them(tmp_path: Path) -> None:
+    specs = _tutorial_layout(tmp_path)
+    result = subprocess.run([*tfspec_command(), "fleet", "specs", "--json"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = {s["name"]: s for s in json.loads(result.stdout)["specs"]}
+    assert {n: (r["build"], r["run"]) for n, r in rows.items()} == {"alpha": ("current", "current"),
+                                                                     "beta": ("current", "none")}
+    assert rows["alpha"]["build_dir"] == str(Path("specs") / "alpha" / "build" / "alpha")
+    assert rows["alpha"]["dist_dir"] == str(Path("specs") / "alpha" / "dist" / "alpha")
+    # an edit beside a built output makes it stale there, not "not built"
+    spec = specs / "beta" / "deploy.yaml"
+    spec.write_text(spec.read_text().replace("epochs: 40", "epochs: 41"))
+    rows = {r.name: r for r in collect_fleet(specs).rows}
+    assert rows["beta"].build == "stale"
+
+
+def test_unknown_states_never_show_green(tmp_path: Path) -> None:
+    specs = _tutorial_layout(tmp_path)
+    shutil.rmtree(specs / "beta" / "build")
+    fleet = collect_fleet(specs)
+    assert [(r.name, r.build, r.run) for r in fleet.rows] == [("alpha", "current", "current"), ("beta", "not built", "none")]
+    html = render_fleet_html(fleet)
+    assert 'class="badge neutral" id="verdict-stale">0 stale builds, 1 not built<' in html
+    assert 'class="badge neutral" id="verdict-runs">0 stale runs, 1 never run<' in html
+    both = _tutorial_layout(tmp_path / "again")
+    (both / "beta" / "dist" / "beta").mkdir(parents=True)
+    shutil.copyfile(both / "alpha" / "dist" / "alpha" / "report.json", both / "beta" / "dist" / "beta" / "report.json")
+    html = render_fleet_html(collect_fleet(both))  # beta's report names alpha's spec: a stale run is a failure
+    assert 'class="badge pass" id="verdict-stale">0 stale builds<' in html
+    assert 'class="badge fail" id="verdict-runs">1 stale run<' in html

@@ -121,3 +121,90 @@ def test_specs_share_the_base_and_pass_the_policies() -> None:
         ("digits-lite.yaml", "targets[1].kubernetes", "policy serving-has-pdb (warning)"),
         ("digits.yaml", "<root>", "in environment 'prod'"),
     ]
+
+
+def _ci_steps() -> list[dict]:
+    workflow = yaml.safe_load((EXAMPLE / ".github" / "workflows" / "tfspec.yaml").read_text())
+    return workflow["jobs"]["rendered-is-current"]["steps"]
+
+
+def test_ci_installs_tfspec_from_its_repository_at_the_hooks_tag() -> None:
+    """tfspec is on no package index: CI installs it from its repository, at the tag the pre-commit hook
+    pins, so both render with one version."""
+    from packaging.requirements import Requirement
+
+    (install,) = [s["run"] for s in _ci_steps() if s.get("run", "").startswith("pip install")]
+    requirement = Requirement(install.split(" ", 2)[2].strip('"'))
+    (hook,) = yaml.safe_load((EXAMPLE / ".pre-commit-config.yaml").read_text())["repos"]
+    assert requirement.name == "tfspec" and not requirement.specifier
+    assert requirement.url == f"git+{hook['repo']}@{hook['rev']}"
+
+
+def test_ci_builds_every_rendered_kustomization(tmp_path: Path) -> None:
+    """The CI step's own script, run on the committed output: every folder with a kustomization.yaml is
+    built, the workflow folders included."""
+    (script,) = [s["run"] for s in _ci_steps() if s.get("name") == "Every kustomization builds"]
+    copy = tmp_path / "gitops"
+    shutil.copytree(EXAMPLE / "rendered", copy / "rendered", ignore=shutil.ignore_patterns(".*"))
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=copy, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    built = sorted(line.removeprefix("kubectl kustomize ") for line in result.stdout.splitlines())
+    expected = sorted(p.parent.relative_to(copy).as_posix() for p in (copy / "rendered").rglob("kustomization.yaml"))
+    assert built == expected and any(folder.endswith("/workflow") for folder in built)
+
+
+def _documents(folder: Path) -> list[dict]:
+    """The Kubernetes objects of a kustomize base (not its kustomization or transformer configuration)."""
+    return [d for p in sorted(folder.glob("*.yaml")) if p.name != "kustomization.yaml"
+            for d in yaml.safe_load_all(p.read_text()) if d and "kind" in d]
+
+
+def test_a_sync_keeps_the_config_map_a_rollout_undo_needs(tmp_path: Path) -> None:
+    """A changed serving config is a new hash-named ConfigMap. When Argo CD syncs it (automated, with
+    pruning: argocd/serving-applicationset.yaml), the previous ConfigMap must stay, unflagged: `kubectl
+    rollout undo` brings back the previous ReplicaSet, whose pods mount it (tests/oracles/argocd.py)."""
+    from oracles import argocd as argocd_oracle
+
+    appset = yaml.safe_load((EXAMPLE / "argocd" / "serving-applicationset.yaml").read_text())
+    assert appset["spec"]["template"]["spec"]["syncPolicy"]["automated"]["prune"] is True
+    live = _documents(EXAMPLE / "rendered" / "digits" / "serving" / "kubernetes")
+    shutil.copytree(EXAMPLE, tmp_path / "gitops", ignore=shutil.ignore_patterns(CACHE_FILE, ".*.tmp", "rendered"))
+    spec = tmp_path / "gitops" / "specs" / "digits.yaml"
+    spec.write_text(spec.read_text().replace("batch_timeout_micros: 2000", "batch_timeout_micros: 1000"))
+    result = compile_spec(spec)
+    assert result.ok, [d.format() for d in result.diagnostics]
+    desired = [d for path, text in result.files.items() if path.startswith("serving/kubernetes/")
+               and not path.endswith("kustomization.yaml") for d in yaml.safe_load_all(text) if d]
+    key = lambda d: (d["kind"], d["metadata"]["name"])  # noqa: E731
+    gone = {key(d) for d in live} - {key(d) for d in desired}
+    (previous,) = [d for d in live if key(d) in gone]  # only the ConfigMap has a new name
+    assert previous["kind"] == "ConfigMap"
+    assert not argocd_oracle.pruned(previous) and not argocd_oracle.out_of_sync_when_extraneous(previous)
+    (deployment,) = [d for d in live if d["kind"] == "Deployment"]  # the previous revision's pod template
+    mounted = [v["configMap"]["name"] for v in deployment["spec"]["template"]["spec"]["volumes"] if "configMap" in v]
+    after_sync = {key(d) for d in desired} | {key(d) for d in live if key(d) in gone and not argocd_oracle.pruned(d)}
+    assert [("ConfigMap", name) in after_sync for name in mounted] == [True]
+
+
+def test_the_workflow_applicationset_covers_every_workflow_folder_and_its_token() -> None:
+    appset = yaml.safe_load((EXAMPLE / "argocd" / "workflow-applicationset.yaml").read_text())
+    project = yaml.safe_load((EXAMPLE / "argocd" / "pipelines-project.yaml").read_text())
+    template = appset["spec"]["template"]["spec"]
+    assert template["project"] == project["metadata"]["name"]
+    assert template["destination"]["namespace"] in [d["namespace"] for d in project["spec"]["destinations"]]
+    (pattern,) = [d["path"] for d in appset["spec"]["generators"][0]["git"]["directories"]]
+    folders = sorted(Path(p) for p in glob.glob(str(EXAMPLE / pattern)))
+    assert [f.parent.name for f in folders] == ["digits"]
+    from oracles import argocd as argocd_oracle
+
+    for folder in folders:
+        model = folder.relative_to(EXAMPLE).parts[1]  # {{ index .path.segments 1 }}
+        ignore = [{k: (v.replace("{{ index .path.segments 1 }}", model) if isinstance(v, str) else v)
+                   for k, v in entry.items()} for entry in template["ignoreDifferences"]]
+        objects = _documents(folder)
+        assert {d["metadata"]["namespace"] for d in objects} == {template["destination"]["namespace"]}
+        (token,) = [d for d in objects if d.get("type") == "kubernetes.io/service-account-token"]
+        assert argocd_oracle.ignored(ignore, token, "/data")
+        assert not [d for d in objects if d is not token and argocd_oracle.ignored(ignore, d, "/data")]

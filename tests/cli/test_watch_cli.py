@@ -254,3 +254,63 @@ def test_watch_missing_path_is_a_clean_error(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "tfspec", "watch", "nope.yaml"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+INPUTS_SPEC = """\
+api_version: tfspec/v1
+name: inputs
+version: 1
+data:
+  source: {kind: npz, path: data/train.npz, features: x, labels: y}
+  split: {validation: 0.1, test: 0.2, seed: 1}
+model: {kind: builder, builder: "nets.small:build", input_shape: [4], output_activation: softmax}
+training: {optimizer: {kind: adam}, loss: sparse_categorical_crossentropy, epochs: 1}
+targets:
+  - {kind: tf_serving, name: serving, kubernetes: {replicas: 1}}
+"""
+
+
+def _inputs_project(root: Path) -> None:
+    import numpy as np
+
+    (root / "data").mkdir(parents=True)
+    np.savez(root / "data" / "train.npz", x=np.zeros((20, 4), np.float32), y=np.zeros(20, np.int64))
+    (root / "nets").mkdir()
+    (root / "nets" / "__init__.py").write_text("")
+    (root / "nets" / "small.py").write_text("from helpers import width\n\n\ndef build():\n    return width()\n")
+    (root / "helpers.py").write_text("def width():\n    return 8\n")
+    (root / "deploy.yaml").write_text(INPUTS_SPEC)
+
+
+def _agrees_with_check(cwd: Path, *args: str) -> None:
+    check = subprocess.run([sys.executable, "-m", "tfspec", "build", *args, "--check"], cwd=cwd, capture_output=True,
+                           text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("mode", ["file", "folder"])
+def test_watch_rebuilds_when_an_input_the_plan_digests_changes(tmp_path: Path, watches: list[Watch], mode: str) -> None:
+    """Data files, builder modules and the local modules they import are inputs of the plan: an edit moves the
+    serving image tag, and the watch must write what `tfspec build --check` expects."""
+    _inputs_project(tmp_path)
+    args, check_args, display, out = (("deploy.yaml", "--out", "out"), ("deploy.yaml", "--out", "out"), "deploy.yaml",
+                                      "out") if mode == "file" else ((".", "--out", "out"), (".", "--out", "out"),
+                                                                     "deploy.yaml", "out/inputs")
+    watch = Watch(tmp_path, *args)
+    watches.append(watch)
+    if mode == "file":
+        files = rebuilt(watch, display, out, tmp_path / out, {})
+    else:
+        watch.wait_for(r"^initial build of \.: 1 specs: 1 built")
+        files = manifest(tmp_path / out)
+    watch.wait_for(r"^watching ")
+    _agrees_with_check(tmp_path, *check_args)
+    import numpy as np
+
+    np.savez(tmp_path / "data" / "train.npz", x=np.ones((20, 4), np.float32), y=np.zeros(20, np.int64))
+    files = rebuilt(watch, display, out, tmp_path / out, files)
+    _agrees_with_check(tmp_path, *check_args)
+    (tmp_path / "helpers.py").write_text("def width():\n    return 16\n")  # imported by the builder's module
+    files = rebuilt(watch, display, out, tmp_path / out, files)
+    _agrees_with_check(tmp_path, *check_args)
+    assert watch.interrupt() == 0

@@ -116,4 +116,4 @@ def test_the_standards_doc_quotes_the_golden_messages() -> None:
     doc = (ROOT / "docs" / "standards.md").read_text(encoding="utf-8")
     for case in STANDARDS_CASES:
         for line in (ROOT / "tests" / "golden" / "standards" / f"{case}.txt").read_text(encoding="utf-8").splitlines():
-            assert line in doc, f"docs/standards.md does not quote {line!r}"
+            assert line.removeprefix("warning: ") in doc, f"docs/standards.md does not quote {line!r}"

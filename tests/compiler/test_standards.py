@@ -30,6 +30,7 @@ targets:
   - kind: tf_serving
     name: serving
     kubernetes: {replicas: 2, autoscale: {min: 2, max: 4}}
+registry: registry.example.com/ml
 """
 
 SPEC = """\

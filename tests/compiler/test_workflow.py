@@ -22,10 +22,14 @@ import yaml
 from tfspec.compiler.pipeline import CompileResult, compile_spec
 from tfspec.compiler.workflow import PLAN_PATH, step_command, task_name
 from tfspec.plan import MODEL_STEP_KINDS, Plan
+from oracles import argo as argo_oracle
+from oracles import argocd as argocd_oracle
+from oracles import kubernetes as kube_oracle
 from tfspec_testing import EXAMPLE, ROOT, assert_golden, tfspec_command
 
 CRD = ROOT / "tests" / "data" / "argo" / "argoproj.io_workflowtemplates.yaml"
-FILES = ("configmap.yaml", "rbac.yaml", "workflowtemplate.yaml", "workflow.yaml", "kustomization.yaml")
+FILES = ("configmap.yaml", "rbac.yaml", "workflowtemplate.yaml", "workflow.yaml", "kustomization.yaml",
+         "kustomizeconfig.yaml")
 KUBERNETES_VERSION = "1.37.0"
 YAMLLINT = "{extends: default, rules: {line-length: {allow-non-breakable-inline-mappings: true}}}"
 
@@ -164,14 +168,105 @@ def test_no_step_container_gets_an_api_token(built: dict[str, tuple[CompileResul
     assert _load(built, "multi-worker", "workflowtemplate.yaml")["spec"]["serviceAccountName"] == "bucket-reader"
 
 
+def _role(built: dict[str, tuple[CompileResult, Path]], variant: str) -> dict[str, Any]:
+    objects = yaml.safe_load_all(built[variant][0].files["workflow/rbac.yaml"])
+    return next(o for o in objects if o and o["kind"] == "Role")
+
+
 def test_the_roles_are_least_privilege(built: dict[str, tuple[CompileResult, Path]]) -> None:
-    roles = {v: next(o for o in yaml.safe_load_all(built[v][0].files["workflow/rbac.yaml"]) 
-                 if o and o["kind"] == "Role")
-             for v in VARIANTS}
     report = {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
-    assert roles["gpu"]["rules"] == [report]
-    assert roles["multi-worker"]["rules"] == [report, {"apiGroups": ["jobset.x-k8s.io"], "resources": ["jobsets"],
-                                                       "verbs": ["create", "get", "list", "watch"]}]
+    assert _role(built, "gpu")["rules"] == [report]
+    assert _role(built, "multi-worker")["rules"] == [
+        report,
+        {"apiGroups": ["jobset.x-k8s.io"], "resources": ["jobsets"], "verbs": ["create", "delete", "get", "list", "watch"]},
+        {"apiGroups": ["argoproj.io"], "resources": ["workflows/finalizers"], "verbs": ["update"]}]
+
+
+def test_the_executor_may_create_the_training_object_where_owner_references_are_enforced(
+        built: dict[str, tuple[CompileResult, Path]]) -> None:
+    """The executor creates the training object with the controller reference Argo adds (blockOwnerDeletion):
+    under OwnerReferencesPermissionEnforcement that takes delete on the object and update on
+    workflows/finalizers (tests/oracles/kubernetes.py), besides create and get (tests/oracles/argo.py)."""
+    rules = _role(built, "multi-worker")["rules"]
+    resource = _templates(_load(built, "multi-worker", "workflowtemplate.yaml"))["train-job"]["resource"]
+    assert resource["setOwnerReference"] is True
+    needed = argo_oracle.executor_needs(yaml.safe_load(resource["manifest"]), set_owner_reference=True)
+    assert ("argoproj.io", "workflows/finalizers", "update") in needed
+    missing = [need for need in needed if not kube_oracle.rbac_allows(rules, *need)]
+    assert not missing, missing
+
+
+def test_runs_are_bounded_in_time_and_deleted_after(built: dict[str, tuple[CompileResult, Path]],
+                                                    tmp_path: Path) -> None:
+    """A training object that a queue never admits is waited on until the workflow's deadline only
+    (Argo polls a resource without a limit of its own), and a finished run is deleted with what it created."""
+    for variant in VARIANTS:
+        spec = _load(built, variant, "workflowtemplate.yaml")["spec"]
+        assert argo_oracle.wait_bound(spec) == 172800  # two days
+        assert argo_oracle.deleted_after(spec, "Succeeded") == argo_oracle.deleted_after(spec, "Failed") == 86400
+    path = tmp_path / "deploy.yaml"
+    path.write_text(EXAMPLE.read_text("utf-8") + VARIANTS["multi-worker"]
+                    + "  active_deadline_seconds: 604800\n  ttl_seconds_after_finished: 3600\n", "utf-8")
+    result = compile_spec(path)
+    assert result.ok, [d.format() for d in result.diagnostics]
+    spec = yaml.safe_load(result.files["workflow/workflowtemplate.yaml"])["spec"]
+    assert (argo_oracle.wait_bound(spec), argo_oracle.deleted_after(spec, "Failed")) == (604800, 3600)
+
+
+def test_the_training_object_lands_in_the_workflows_namespace(built: dict[str, tuple[CompileResult, Path]]) -> None:
+    """Its owner (the workflow) must be in its namespace: the manifest names none, so Argo creates it in the
+    workflow's, and the claim the upload pod mounts is looked up there too."""
+    workflow = _load(built, "multi-worker", "workflowtemplate.yaml")
+    manifest = yaml.safe_load(_templates(workflow)["train-job"]["resource"]["manifest"])
+    assert kube_oracle.owner_in_reach(workflow["metadata"]["namespace"], manifest["metadata"].get("namespace"),
+                                      workflow["metadata"]["namespace"])
+
+
+@pytest.mark.parametrize("said_in_workflow", [True, False], ids=["workflow-namespace", "default-namespace"])
+def test_a_training_target_in_another_namespace_is_refused_at_the_line(tmp_path: Path, said_in_workflow: bool) -> None:
+    text = EXAMPLE.read_text("utf-8").replace("    operator: jobset",
+                                              "    namespace: ml-training\n    operator: jobset")
+    text += ("workflow:\n  image: registry.example.com/ml/digits-cluster:3\n  store: s3://ml-steps\n"
+             "  training_target: cluster\n" + ("  namespace: ml-pipelines\n" if said_in_workflow else ""))
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text(text, "utf-8")
+    result = subprocess.run([*tfspec_command(), "build", str(spec), "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = text.splitlines()
+    if said_in_workflow:  # reported where the workflow's namespace is set
+        where, namespace = f"{len(lines)}:3: workflow.namespace", "ml-pipelines"
+    else:  # the workflow's default namespace: reported at the target's
+        where, namespace = f"{lines.index('    namespace: ml-training') + 1}:5: targets[2].namespace", "default"
+    assert (f"deploy.yaml:{where}: the workflow (namespace {namespace!r}) creates the training job of 'cluster' "
+            "in its own namespace, but that target's namespace is 'ml-training'") in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+    # the rule behind it: a namespaced owner reaches only its own namespace
+    assert not kube_oracle.owner_in_reach(namespace, "ml-training", namespace)
+
+
+def test_image_pull_secrets_and_the_steps_account(tmp_path: Path) -> None:
+    path = tmp_path / "deploy.yaml"
+    text = EXAMPLE.read_text("utf-8") + VARIANTS["multi-worker"] + "  image_pull_secrets: [regcred]\n"
+    path.write_text(text, "utf-8")
+    result = compile_spec(path)
+    assert result.ok, [d.format() for d in result.diagnostics]
+    spec = yaml.safe_load(result.files["workflow/workflowtemplate.yaml"])["spec"]
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}] and spec["serviceAccountName"] == "bucket-reader"
+    assert spec["automountServiceAccountToken"] is False
+
+
+def test_the_plan_config_map_survives_a_gitops_sync(built: dict[str, tuple[CompileResult, Path]]) -> None:
+    """A workflow still running mounts the previous plan ConfigMap: Argo CD must not prune it when the
+    next plan replaces it in Git, nor report the application OutOfSync for keeping it (tests/oracles/argocd.py)."""
+    config_map = _load(built, "gpu", "configmap.yaml")
+    assert not argocd_oracle.pruned(config_map, app_prunes=True)
+    assert not argocd_oracle.out_of_sync_when_extraneous(config_map)
+
+
+def test_argo_finds_the_executor_token_it_ships(built: dict[str, tuple[CompileResult, Path]]) -> None:
+    objects = {o["kind"]: o for o in yaml.safe_load_all(built["gpu"][0].files["workflow/rbac.yaml"]) if o}
+    assert argo_oracle.token_secret_name(objects["ServiceAccount"]) == objects["Secret"]["metadata"]["name"]
 
 
 def test_multi_worker_train_is_a_resource_the_workflow_waits_for(built: dict[str, tuple[CompileResult, Path]]) -> None:

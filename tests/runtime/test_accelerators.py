@@ -61,7 +61,7 @@ def test_example_float16_target_passes_gpu_delegable(tmp_path: Path) -> None:
     checks = accelerator_gates(verify["gates"], verify["npu_full_integer"], ops)
     assert checks == [{"name": "gpu_delegable", "limit": 0, "value": 0, "passed": True, "ops": []}]
     assert ops["npu"]["integer_io"] is False  # float16 keeps float I/O
-    assert coverage_line(ops) == "  ops delegated: gpu 5/5, npu 0/5 (float I/O)"
+    assert coverage_line(ops) == "  ops delegated: gpu 5/5, npu 0/5 (I/O FLOAT32 in, FLOAT32 out: not 8-bit integer)"
 
 
 def test_an_op_without_a_gpu_kernel_fails_gpu_delegable_with_the_op_named() -> None:

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from runtime_testing import FAST_SPEC, invoke
-from tfspec.runtime.model_store import (LAST_FILE, MARKER, S3Store, StoreError, open_store, prune_versions,
-                                        upload_version, versions_in)
+from tfspec.runtime.model_store import (LAST_FILE, MARKER, PinnedVersions, S3Store, StoreError, open_store,
+                                        prune_versions, upload_version, versions_in)
 
 BUCKET = "models"
 
@@ -134,6 +134,22 @@ def test_pruning_keeps_the_newest_and_the_named_versions(store: Any, tmp_path: P
     assert prune_versions(store, keep=2, protected=[2]) == [1, 3]
     assert versions_in(store) == [2, 4, 5]
     assert not [k for k in _all_keys(store) if k.startswith(("digits/1/", "digits/3/"))]
+
+
+def test_pinned_versions_give_each_version_a_folder_of_its_own(store: Any, tmp_path: Path) -> None:
+    """The kserve target's layout: version N under ``N/N/``, so a storageUri of ``<base>/N/`` holds only N."""
+    pinned = PinnedVersions(store)
+    for version in (3, 30, 31):
+        assert upload_version(pinned, _model_dir(tmp_path, f"v{version}"), version, f"fp-{version}") is True
+    assert upload_version(pinned, _model_dir(tmp_path, "again"), 3, "fp-3") is False  # the same bundle: a no-op
+    assert versions_in(pinned) == [3, 30, 31]
+    keys = _all_keys(store)
+    assert f"digits/3/3/{LAST_FILE}" in keys and f"digits/30/30/{LAST_FILE}" in keys
+    assert not [k for k in keys if k.startswith("digits/3/") and not k.startswith("digits/3/3/")]
+    assert not [k for k in keys if ".tfspec-upload-" in k]
+    assert prune_versions(pinned, keep=2, protected=[]) == [3]
+    assert not [k for k in _all_keys(store) if k.startswith("digits/3/")]
+    assert versions_in(pinned) == [30, 31]
 
 
 def test_other_schemes_are_rejected() -> None:

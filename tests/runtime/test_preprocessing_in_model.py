@@ -51,7 +51,7 @@ def test_the_clients_state_the_raw_contract(tmp_path: Path) -> None:
     assert np.asarray(request["instances"][0]["inputs"]).shape == (64,)  # raw digits, not [8, 8, 1]
     grpc = result.files["serving/clients/predict_grpc.py"]
     assert "# Input contract: raw examples of shape [64], float32; rescale, normalize, reshape run(s) inside" in grpc
-    assert "INPUT_SHAPE = (64,)" in grpc
+    assert "INPUTS = {'inputs': ((64,), 'float32')}" in grpc  # one input: its signature key, raw shape and dtype
     assert "Input contract: raw examples" in result.files["serving/clients/predict_rest.sh"]
     kotlin = result.files[KOTLIN]
     assert "Input contract: raw examples" in kotlin and "RESCALE" not in kotlin and "JSONObject" not in kotlin

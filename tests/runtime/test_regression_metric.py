@@ -57,3 +57,6 @@ def test_mae_model_is_named_and_gated_by_its_error(tmp_path: Path) -> None:
                                                                                            abs=1e-6)
     info = json.loads((dist / "phone" / "model_info.json").read_text("utf-8"))
     assert set(info["metrics"]) == {"mae", "size_bytes"}
+    # a regression model has no classes: no labels.txt with a "0" class, and model_info says what it outputs
+    assert not (dist / "phone" / "labels.txt").exists()
+    assert info["output_kind"] == "regression" and info["labels"] == [] and info["labels_file"] is None

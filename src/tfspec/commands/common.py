@@ -32,15 +32,20 @@ RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def print_diagnostics(diagnostics: list[Diagnostic] | tuple[Diagnostic, ...], as_json: bool) -> None:
-    """Diagnostics one per line on stderr (YAML syntax errors with the offending line), or as JSON on stdout."""
+def print_diagnostics(diagnostics: list[Diagnostic] | tuple[Diagnostic, ...], as_json: bool,
+                      warnings: list[Diagnostic] | tuple[Diagnostic, ...] = ()) -> None:
+    """Diagnostics one per line on stderr (YAML syntax errors with the offending line), or as JSON on stdout;
+    the warnings found before the errors too (in JSON: ``warnings``, as when there are no errors)."""
     if as_json:
-        click.echo(json.dumps({"ok": False, "diagnostics": [d.to_json() for d in diagnostics]}, indent=2))
+        click.echo(json.dumps({"ok": False, "diagnostics": [d.to_json() for d in diagnostics],
+                               "warnings": [w.to_json() for w in warnings]}, indent=2))
         return
     for diagnostic in diagnostics:
         click.echo(diagnostic.format_with_excerpt(), err=True)
+    print_warnings(warnings)
     count = len(diagnostics)
-    click.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
+    click.echo(f"{count} problem{'s' if count != 1 else ''} found"
+               + (f", and {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else ""), err=True)
 
 
 def handle_errors(function: F) -> F:
@@ -52,7 +57,7 @@ def handle_errors(function: F) -> F:
         try:
             return function(*args, **kwargs)
         except SpecError as error:
-            print_diagnostics(error.diagnostics, as_json)
+            print_diagnostics(error.diagnostics, as_json, error.warnings)
             sys.exit(EXIT_ERROR)
         except TfspecError as error:
             if os.environ.get("TFSPEC_DEBUG") and error.__cause__ is not None:
@@ -77,7 +82,7 @@ def compiled(spec: str, env: str | None, data: bytes | None = None, *, quiet_war
 
     result = compile_spec(spec, env=env, data=data)
     if not result.ok:
-        raise SpecError(list(result.diagnostics))
+        raise SpecError(list(result.diagnostics), result.warnings)
     if not quiet_warnings:
         print_warnings(result.warnings)
     return result

@@ -15,7 +15,7 @@ from tfspec.spec.errors import EXIT_DIFF, TfspecError
 
 from .common import compiled, default_out, env_option, handle_errors, json_option, spec_argument
 
-__all__ = ["validate", "build", "plan", "schema", "init"]
+__all__ = ["validate", "build", "plan", "schema", "init", "layers"]
 
 @click.command()
 @spec_argument
@@ -29,7 +29,8 @@ def validate(spec: str, env: str | None, as_json: bool) -> None:
         click.echo(json.dumps({"ok": True, "diagnostics": [], "warnings": [w.to_json() for w in result.warnings]},
                               indent=2))
     else:
-        click.echo(f"{spec}: ok ({len(result.plan.steps)} steps, {len(result.files)} files)")
+        # the files `tfspec build` writes: the compiled ones and manifest.json
+        click.echo(f"{spec}: ok ({len(result.plan.steps)} steps, {len(result.files) + 1} files)")
 
 
 @click.command()
@@ -141,18 +142,86 @@ def schema() -> None:
 
 
 @click.command()
+@click.argument("layer_type", required=False)
+@json_option
+@handle_errors
+def layers(layer_type: str | None, as_json: bool) -> None:
+    """List the layer types a spec's `model.layers` may use, or LAYER_TYPE's arguments and defaults."""
+    from tfspec.spec.catalogue import catalogue
+    from tfspec.spec.model import LAYER_TYPES
+
+    entries = catalogue()
+    if layer_type is None:
+        names = sorted(set(LAYER_TYPES) | set(entries))
+        click.echo(json.dumps(names, indent=2) if as_json else "\n".join(names))
+        return
+    entry = entries.get(layer_type)
+    if entry is None:
+        import difflib
+
+        close = difflib.get_close_matches(layer_type, sorted(set(LAYER_TYPES) | set(entries)), n=1)
+        known = layer_type in LAYER_TYPES
+        raise TfspecError(f"{layer_type!r} is " + ("one of tfspec's own layer types: see docs/reference/spec.md"
+                                                    if known else "not a layer type")
+                          + (f" (did you mean {close[0]!r}?)" if close and not known else ""))
+    if as_json:
+        click.echo(json.dumps({"type": layer_type, **entry}, indent=2, sort_keys=True))
+        return
+    click.echo(f"{layer_type}: tf_keras.layers.{entry['class']}")
+    for name, arg in sorted(entry["args"].items()):
+        click.echo(f"  {name}: " + ("required" if arg["required"] else f"default {json.dumps(arg['default'])}"))
+
+
+@click.command()
 @click.argument("name")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=Path("deploy.yaml"),
               help="File to write (default: deploy.yaml).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--from", "data", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A CSV file with a header row: write a spec for this data (features, classes, a model sized "
+                   "to it, targets) instead of the digits starter.")
+@click.option("--label", "label", default=None, help="With --from: the column the model predicts.")
+@click.option("--task", type=click.Choice(["classification", "regression"]), default=None,
+              help="With --from: what the label is (default: text or few integer values are classes, other "
+                   "numbers a regression target).")
+@click.option("--delimiter", default=",", show_default=True, help="With --from: the CSV field delimiter.")
 @handle_errors
-def init(name: str, out: Path, force: bool) -> None:
-    """Write a commented starter spec for model NAME that validates."""
+def init(name: str, out: Path, force: bool, data: Path | None, label: str | None, task: str | None,
+         delimiter: str) -> None:
+    """Write a commented starter spec for model NAME that validates (with --from, one for your CSV data)."""
     from tfspec.compiler.scaffold import scaffold_spec
 
-    text = scaffold_spec(name)
+    if (label is not None or task is not None) and data is None:
+        raise TfspecError("--label and --task describe the data of --from: give --from data.csv too")
     if out.exists() and not force:
         raise TfspecError(f"{out} exists; use --force to overwrite it")
+    note = ""
+    if data is None:
+        text = scaffold_spec(name)
+    else:
+        from tfspec.compiler.scaffold import check_name
+        from tfspec.compiler.scaffold_data import spec_from_csv
+
+        if label is None:
+            raise TfspecError("--from needs --label COLUMN: the column the model predicts")
+        if len(delimiter) != 1:
+            raise TfspecError("--delimiter is one character")
+        check_name(name)
+        text, profile, chosen = spec_from_csv(name, data, label, out, task=task, delimiter=delimiter)  # type: ignore[arg-type]
+        _check_compiles(text, out)
+        what = (f"{len(profile.label_values)} classes" if chosen == "classification" else "regression")
+        left = f"; left out {', '.join(c for c, _ in profile.left_out)}" if profile.left_out else ""
+        note = f" ({profile.rows} rows, {len(profile.features)} features, {what}{left})"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
-    click.echo(f"wrote {out}; next: tfspec build {out}")
+    click.echo(f"wrote {out}{note}; next: tfspec build {out}")
+
+
+def _check_compiles(text: str, out: Path) -> None:
+    """The spec written from the data compiles there (its data path is relative to ``out``)."""
+    from tfspec.compiler.pipeline import compile_spec
+
+    result = compile_spec(out, text=text)
+    if not result.ok:
+        raise TfspecError("the spec written from the data does not compile (a tfspec bug): "
+                          + "; ".join(d.format() for d in result.diagnostics[:3]))

@@ -32,7 +32,8 @@ def report(spec: str, env: str | None, dist_dir: Path | None) -> None:
     require_runtime("report")
     from tfspec.runtime.report_html import REPORT_JSON, load_report, write_report_html
 
-    result = compiled(spec, env)
+    # report rewrites a page: the spec's build warnings are `build`'s and `run`'s to print
+    result = compiled(spec, env, quiet_warnings=True)
     dist = dist_dir or default_dist(result)
     data = load_report(dist / REPORT_JSON)
     path = write_report_html(dist, data)

@@ -38,15 +38,17 @@ def explain(spec: str, key_path: str, env: str | None, as_json: bool) -> None:
 @click.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @env_option
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("build"),
-              help="Build output root the specs are compared with (default: build/).")
-@click.option("--dist", "dist", type=click.Path(file_okay=False, path_type=Path), default=Path("dist"),
-              help="Root of the run outputs holding <name>/report.json (default: dist/).")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Build output root the specs are compared with (default: build/ beside each spec, then "
+                   "build/ here: where `tfspec build` writes).")
+@click.option("--dist", "dist", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Root of the run outputs holding <name>/report.json (default: dist/ beside each spec, then "
+                   "dist/ here: where `tfspec run` writes).")
 @click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Page to write (default: fleet.html in the current folder).")
 @json_option
 @handle_errors
-def fleet(folder: Path, env: str | None, out: Path, dist: Path, html: Path | None, as_json: bool) -> None:
+def fleet(folder: Path, env: str | None, out: Path | None, dist: Path | None, html: Path | None, as_json: bool) -> None:
     """Write one HTML page (or, with --json, print JSON) of every spec below FOLDER: model, version, targets,
     image, GPUs, gates with their last measured values, policy warnings and which specs are stale."""
     from tfspec.io.fleet import collect_fleet
@@ -60,4 +62,5 @@ def fleet(folder: Path, env: str | None, out: Path, dist: Path, html: Path | Non
         return
     page = write_fleet_html(result, html or Path("fleet.html"))
     click.echo(f"wrote {page}: {len(result.rows)} specs, {result.count(build='invalid')} invalid, "
-               f"{result.count(build='stale')} stale, {sum(len(r.warnings) for r in result.rows)} policy warnings")
+               f"{result.count(build='stale')} stale, {result.count(build='not built')} not built, "
+               f"{result.count(run='none')} never run, {sum(len(r.warnings) for r in result.rows)} policy warnings")

@@ -9,14 +9,17 @@ resolved spec.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.loader import KeyPath, SourceDocument, load_yaml
 
 from .bases import apply_standards
-from .resolve import apply_environment
+from .resolve import VARIABLE_REFERENCE, apply_environment, expand_variables
 
 __all__ = ["Setting", "Explanation", "explain"]
 
@@ -48,9 +51,15 @@ class Explanation:
     overridden: tuple[Setting, ...]
     default: bool
     """True when no file sets the value: it is tfspec's default (or derived from other values)."""
+    written: Any = None
+    """The value as the file writes it, when it holds ``${VAR}`` references (``value`` is then the expanded one)."""
+    variables: tuple[str, ...] = ()
+    """Where each variable's value came from: ``SEED=11 (environment)`` or ``SEED unset: default 7``."""
 
     def format(self) -> str:
         lines = [f"{self.path} = {_show(self.value)}"]
+        if self.variables:
+            lines.append(f"  from      {_show(self.written)}: {'; '.join(self.variables)}")
         if self.set_by is None:
             lines.append("  not set in any file: tfspec's default")
         else:
@@ -59,7 +68,8 @@ class Explanation:
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "value": self.value, "default": self.default,
+        return {"path": self.path, "value": self.value, "default": self.default, "written": self.written,
+                "variables": list(self.variables),
                 "set_by": dataclasses.asdict(self.set_by) if self.set_by else None,
                 "overridden": [dataclasses.asdict(s) for s in self.overridden]}
 
@@ -144,18 +154,60 @@ def explain(spec: str, key_path: str, env: str | None = None) -> Explanation:
         settings.append(Setting(layer.file_of(prefix + found), line, column, _get(tree, found), label))
     value = _get(merged.tree, path)
     if value is _MISSING:
-        value = _resolved_value(spec, env, path)
+        resolved = _resolved_tree(spec, env)
+        value = _get(resolved, path)
         if value is _MISSING:
-            raise SpecError([Diagnostic(spec, 1, 1, format_path(path), "no such key in the spec, its bases or tfspec's defaults")])
+            raise SpecError([Diagnostic(spec, 1, 1, format_path(path), "no such key in the spec, its bases or tfspec's "
+                                        "defaults", _did_you_mean(resolved, path))])
         return Explanation(format_path(path), value, None, (), True)
-    return Explanation(format_path(path), value, settings[-1] if settings else None,
-                       tuple(reversed(settings[:-1])), not settings)
+    expanded, variables = _expanded(value, os.environ)
+    return Explanation(format_path(path), expanded, settings[-1] if settings else None,
+                       tuple(reversed(settings[:-1])), not settings,
+                       written=value if variables else None, variables=variables)
 
 
-def _resolved_value(spec: str, env: str | None, path: KeyPath) -> Any:
+def _expanded(value: Any, environ: Mapping[str, str]) -> tuple[Any, tuple[str, ...]]:
+    """``value`` with its ``${VAR}`` / ``${VAR:-default}`` references expanded as ``tfspec build`` does
+    (:func:`~.resolve.expand_variables`), and where each variable's value came from."""
+    if not isinstance(value, str) or "${" not in value:
+        return value, ()
+    origins = []
+    for match in VARIABLE_REFERENCE.finditer(value):
+        name, default = match.group(1), match.group(2)
+        if name is None:
+            continue
+        if name in environ:
+            origins.append(f"{name}={environ[name]!r} (environment)")
+        elif default is not None:
+            origins.append(f"{name} unset: default {default!r}")
+        else:
+            origins.append(f"{name} unset and no default: tfspec build fails")
+    document = SourceDocument(file="<explain>", text="", sha256="", tree={"value": value}, positions={})
+    try:
+        expanded = expand_variables(document, environ).tree["value"]
+    except SpecError:
+        expanded = value
+    return expanded, tuple(origins)
+
+
+def _did_you_mean(tree: Any, path: KeyPath) -> str | None:
+    """The closest existing key at the first segment of ``path`` that does not exist."""
+    node = tree
+    for index, key in enumerate(path):
+        if isinstance(node, dict) and isinstance(key, str) and key not in node:
+            close = difflib.get_close_matches(key, [k for k in node if isinstance(k, str)], n=1, cutoff=0.6)
+            if not close:
+                return None
+            return "did you mean " + format_path(tuple(path[:index]) + (close[0],)) + "?"
+        node = _get(node, (key,))
+        if node is _MISSING:
+            return None
+    return None
+
+def _resolved_tree(spec: str, env: str | None) -> Any:
     from .pipeline import compile_spec
 
     result = compile_spec(spec, env=env)
     if result.resolved is None:
         raise SpecError(list(result.diagnostics))
-    return _get(result.resolved.spec.model_dump(mode="json"), path)
+    return result.resolved.spec.model_dump(mode="json")

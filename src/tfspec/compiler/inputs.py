@@ -28,6 +28,7 @@ import ast
 import contextlib
 import contextvars
 import dataclasses
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -40,10 +41,11 @@ from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import ApplicationModel, BuilderModel, SavedModelModel
 
 from .file_digests import MEMO_DIR, MemoStats, StatMemo, UnreadableFile, digest_listing
-from .locations import is_object_store, list_objects
+from .locations import is_object_store, list_objects, object_root
 from .resolve import ResolvedSpec
 
-__all__ = ["InputSource", "InputDigests", "TeacherModel", "input_sources", "gather_inputs", "CompileTeacher"]
+__all__ = ["InputSource", "InputDigests", "TeacherModel", "input_sources", "gather_inputs", "CompileTeacher",
+           "input_paths"]
 
 # How an input is read: one path (a file or a folder), a glob, a builder module name, another spec.
 ReadAs = Literal["path", "glob", "module", "spec", "objects"]
@@ -136,6 +138,44 @@ def input_sources(resolved: ResolvedSpec) -> list[InputSource]:
         elif teacher is not None and teacher.kind == "spec":
             out.append(InputSource(("compression", index, "teacher", "path"), _SPEC, teacher.path))
     return out
+
+
+def input_paths(resolved: ResolvedSpec) -> list[str]:
+    """The local files and folders whose content the plan's digests cover, as absolute paths: a data file or
+    folder, a glob's folder (everything below it), a SavedModel folder, a weights file, a builder's modules
+    and the local packages they import. ``tfspec watch`` watches them. Object-store inputs and teacher specs
+    (the watch follows those as referenced specs) are not paths here."""
+    spec_dir = Path(resolved.file).resolve().parent
+    out: list[Path] = []
+    for source in input_sources(resolved):
+        if source.how == _PATH:
+            out.append(spec_dir / source.value)
+        elif source.how == _GLOB:
+            root = object_root(source.value)
+            out.append(spec_dir / root if root else spec_dir)
+        elif source.how == _MODULE:
+            out.extend(_module_roots(spec_dir, source.value))
+    return sorted({os.path.normpath(str(path)) for path in out})
+
+
+def _module_roots(spec_dir: Path, module: str) -> list[Path]:
+    """``<top>.py`` / ``<top>/`` of a builder module and of the local packages its files import (the same
+    walk as the digest's, reading the files instead of the memo)."""
+    queue, seen, roots = [module.split(".")[0]], set(), []
+    while queue:
+        top = queue.pop()
+        if top in seen:
+            continue
+        seen.add(top)
+        for candidate in (spec_dir / f"{top}.py", spec_dir / top):
+            if candidate.exists():
+                roots.append(candidate)
+        for path in _package_files(spec_dir, top):
+            try:
+                queue.extend(_top_level_imports(path.read_bytes()))
+            except OSError:
+                continue
+    return roots
 
 
 @contextlib.contextmanager

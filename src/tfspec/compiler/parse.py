@@ -295,7 +295,7 @@ _WRITE_INSTEAD = {
     "top_k_categorical_accuracy": ("sparse_top_k_categorical_accuracy", "labels are class indices"),
 }
 
-_CATALOGUE_NOTE = " or another tf_keras layer listed in spec/keras_layers.json"
+_CATALOGUE_NOTE = " or another tf_keras layer (`tfspec layers` lists them all)"
 _OTHER_LAYERS = ("for a layer not listed, build the model in Python: "
                  "model: {kind: builder, builder: package.module:function, input_shape: [...]}")
 

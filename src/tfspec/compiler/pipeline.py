@@ -1,5 +1,5 @@
-"""The whole compiler as one function: load → standards → parse → resolve → validate → inputs → render →
-policies → plan.
+"""The whole compiler as one function: load → standards → parse → resolve → validate → inputs → served
+signature → render → policies → plan.
 
 Reads the spec file, its project file, base specs and policy files (the ``standards`` stage), the process
 environment for ``${VAR}`` and, in the ``inputs`` stage, the files the spec names (data, SavedModels, builder modules, teacher specs). The only thing it writes is that stage's
@@ -26,6 +26,7 @@ from .naming import placed_files, plan_root
 from .parse import parse_model, parse_spec
 from .plan import build_plan
 from .search import check_search
+from .served_signature import with_served_signature
 from .policies import Policy, check_policies, load_policies
 from .resolve import ResolvedSpec, apply_environment, expand_variables, with_defaults
 from .targets import render_targets, target_defaults, target_warnings
@@ -122,22 +123,26 @@ def resolve_expanded(document: SourceDocument, env: str | None, spec: Spec | Non
 
 def compile_document(document: SourceDocument, env: str | None = None,
                      environ: Mapping[str, str] | None = None) -> CompileResult:
+    warnings: list[Diagnostic] = []  # kept when a later stage fails: reported beside its errors
     try:
         standards = apply_standards(document)
         policies = load_policies(standards.policies)
         resolved = resolve_document(standards.document, env, environ)
         resolved = dataclasses.replace(resolved, sources=standards.sources)
+        warnings += target_warnings(resolved)
         inputs = gather_inputs(resolved, compile_teacher=_compile_teacher)
+        resolved = with_served_signature(resolved)  # a SavedModel served as it is: its own keys
         # The served content's fingerprints (image tags follow them) do not depend on the rendered files.
         target_files = render_targets(resolved, served_fingerprints(build_plan(resolved, None, inputs)))
-        warnings = target_warnings(resolved) + check_policies(policies, resolved, target_files)
+        warnings += check_policies(policies, resolved, target_files)
         if env is None and policies:
             warnings += _check_environments(policies, standards.document, environ)
         plan = build_plan(resolved, {name: {path: _sha256(text) for path, text in files.items()}
                                      for name, files in target_files.items()}, inputs,
                           spec_file=Path(document.file).name)
     except SpecError as error:
-        return CompileResult(document.file, None, None, {}, tuple(error.diagnostics))
+        return CompileResult(document.file, None, None, {}, tuple(error.diagnostics),
+                             warnings=tuple(sorted(set(warnings) | set(error.warnings))))
     files: dict[str, str] = {PLAN_FILE: plan.to_text()}
     for target_files_of_one in target_files.values():
         files.update(target_files_of_one)
@@ -153,7 +158,7 @@ def _check_environments(policies: tuple[Policy, ...], document: SourceDocument,
     warnings: list[Diagnostic] = []
     errors: list[Diagnostic] = []
     for name in names:
-        resolved = resolve_document(document, name, environ)
+        resolved = with_served_signature(resolve_document(document, name, environ))
         try:
             found = check_policies(policies, resolved, functools.partial(render_targets, resolved))
         except SpecError as error:

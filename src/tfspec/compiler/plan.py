@@ -22,6 +22,7 @@ from tfspec.spec.data import CsvSource, NpzSource, TfrecordSource
 from .inputs import InputDigests
 from .naming import dist_name
 from .resolve import ResolvedSpec, num_classes_key
+from .losses import REGRESSION_LOSSES
 from .quantities import quantity_value
 from .targets import PlanContext, target_kind
 from .techniques import technique
@@ -30,7 +31,6 @@ from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 __all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "REGRESSION_LOSSES", "build_plan", "canonical_json",
            "fingerprint", "model_step_id", "quality_metric", "served_as_is", "served_signature"]
 
-REGRESSION_LOSSES = frozenset({"mean_squared_error", "mean_absolute_error", "huber"})
 
 
 def served_as_is(resolved: ResolvedSpec) -> bool:

@@ -244,7 +244,7 @@ def check_policies(policies: tuple[Policy, ...], resolved: ResolvedSpec, rendere
                                              f"rule at {policy.location}")
             (errors if policy.severity == "error" else warnings).append(diagnostic)
     if errors:
-        raise SpecError(errors)
+        raise SpecError(errors, warnings)
     return warnings
 
 

@@ -25,6 +25,7 @@ from tfspec.spec.loader import KeyPath, NumberTooLong, Position, SourceDocument,
 from tfspec.spec.model import DenseLayer
 from tfspec.spec.targets import Target
 
+from .saved_model_signatures import ServedSignature
 from .sources import SKLEARN_DIGITS
 
 __all__ = ["ResolvedSpec", "ModelInput", "TargetDefaults", "expand_variables", "apply_environment", "merge_overlay",
@@ -34,6 +35,7 @@ TargetDefaults = Callable[[Spec, Target], Target]
 """``(spec, target) → the target with its kind's defaults filled``."""
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+VARIABLE_REFERENCE = _VARIABLE  # ``$$`` or ``${NAME}`` / ``${NAME:-default}`` (groups: name, default)
 _UNCLOSED = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\})")
 
 
@@ -209,6 +211,8 @@ class ResolvedSpec:
             sorted-key JSON): comments, formatting and key order do not change it.
         sources: other files the spec's content came from (project file, base specs, policy files):
             a change to one of them changes the output.
+        served: a SavedModel served as it is: the signature read from it at build (``served_signature``
+            stage), whose keys and input dtype are then ``input_name``/``output_name``/``input_dtype``.
     """
 
     spec: Spec
@@ -222,10 +226,18 @@ class ResolvedSpec:
     output_name: str
     spec_sha256: str
     sources: tuple[str, ...] = ()
+    served: ServedSignature | None = None
 
     @property
     def file(self) -> str:
         return self.document.file
+
+    @property
+    def signature_name(self) -> str:
+        """The serving signature clients call: a SavedModel's own when it is served as it is."""
+        if self.served is not None:
+            return self.served.name
+        return self.spec.model.signature if getattr(self.spec.model, "serve_as_is", False) else "serving_default"
 
     def diagnostic(self, path: KeyPath, message: str, hint: str | None = None) -> Diagnostic:
         return self.document.diagnostic(path, message, hint)

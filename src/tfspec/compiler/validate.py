@@ -18,6 +18,7 @@ from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import DenseLayer, FunctionalModel, SavedModelModel, SequentialModel
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
+from . import kube_names
 from .locations import is_external, is_object_store, local_path
 from .quantities import quantity_value
 from .plan import quality_metric
@@ -27,7 +28,7 @@ from .teachers import teacher_diagnostics
 from .targets import gpu_cluster as gpu_cluster_rules
 from .targets import kserve as kserve_rules
 from . import workflow as workflow_rules
-from .targets import target_kind
+from .targets import target_kind, target_names
 from .targets import tf_serving as tf_serving_rules
 from .targets.common import unique_images
 from .techniques import technique
@@ -84,16 +85,10 @@ def unique_target_names(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
-def kubernetes_name_length(r: ResolvedSpec) -> list[Diagnostic]:
-    out = []
-    for index, target in enumerate(r.spec.targets):
-        full = f"{r.spec.name}-{target.name}"
-        # Longest generated suffix: "-<name>-data" PVC / "-workers" Service; keep a DNS label.
-        if len(full) + 8 > 63:
-            out.append(r.diagnostic(("targets", index, "name"),
-                                    f"Kubernetes object name {full!r} plus suffixes exceeds 63 characters",
-                                    "shorten the spec name or the target name"))
-    return out
+def kubernetes_names(r: ResolvedSpec) -> list[Diagnostic]:
+    """Every generated Kubernetes name (and label value), and every name a controller derives from one,
+    within the API server's limits for its kind (``kube_names``): the targets' and the workflow's."""
+    return kube_names.check(r, [*target_names(r), *workflow_rules.workflow_names(r)])
 
 
 def unique_layer_names(r: ResolvedSpec) -> list[Diagnostic]:
@@ -612,7 +607,14 @@ def serving_versions(r: ResolvedSpec) -> list[Diagnostic]:
             continue
         policy = target.version_policy
         loaded: set[int] | None = None
-        if policy.kind == "specific":
+        if target.version_labels and policy.kind == "specific" and r.spec.version not in policy.versions:
+            # Labels derive the policy (one server per labelled version): the built version needs a label.
+            out.append(r.diagnostic(("targets", index, "version_labels"),
+                                    f"version {r.spec.version}, the one this spec builds, has no label and is not "
+                                    f"the {target.default_label!r} label's: no Deployment would serve it",
+                                    f"label it (e.g. canary: {r.spec.version}), or point {target.default_label} at it"))
+            loaded = set(policy.versions)
+        elif policy.kind == "specific":
             loaded = set(policy.versions)
             if r.spec.version not in loaded:
                 out.append(r.diagnostic(("targets", index, "version_policy", "versions"),
@@ -800,7 +802,7 @@ def labels_are_lines(r: ResolvedSpec) -> list[Diagnostic]:
 
 RULES: tuple[Rule, ...] = (
     unique_target_names,
-    kubernetes_name_length,
+    kubernetes_names,
     unique_layer_names,
     functional_graph,
     merge_layers_need_functional,

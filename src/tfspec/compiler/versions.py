@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["TFSPEC_VERSION", "PLAN_SCHEMA_VERSION", "RUNTIME_VERSIONS", "SERVING_IMAGE", "TRAINING_IMAGE", "ANDROID_LIBRARIES",
+__all__ = ["TFSPEC_VERSION", "PLAN_SCHEMA_VERSION", "RUNTIME_VERSIONS", "SERVING_IMAGE", "TRAINING_IMAGE", "STORE_SYNC_IMAGE",
+           "GRPC_HEALTH_SERVING_VERSION", "ANDROID_LIBRARIES",
            "ACCELERATOR_LIBRARIES", "serving_image", "training_image"]
 
 TFSPEC_VERSION = "0.1.0"
@@ -19,6 +20,15 @@ RUNTIME_VERSIONS: dict[str, str] = {
 # TF Serving matches the TensorFlow that wrote the SavedModel.
 SERVING_IMAGE = {"repository": "tensorflow/serving", "version": "2.21.0", "gpu_suffix": "-gpu"}
 TRAINING_IMAGE = {"repository": "tensorflow/tensorflow", "version": "2.21.0", "gpu_suffix": "-gpu"}
+
+# The AWS CLI v2 image (aws/aws-cli, docker/Dockerfile: Amazon Linux 2023 with the CLI, /bin/sh and
+# coreutils) that copies an s3:// model store into the folder TF Serving polls: the stock
+# tensorflow/serving image has had no S3 file system since 2.7 (tensorflow/serving#1963). 2.36.7 is the
+# newest release in the CLI's v2 CHANGELOG at commit 73fb33bb171a.
+STORE_SYNC_IMAGE = "amazon/aws-cli:2.36.7"
+
+# First TF Serving release with --enable_grpc_healthcheck_service (tensorflow/serving a9a8e7bf, 2.15.0).
+GRPC_HEALTH_SERVING_VERSION = (2, 15)
 
 
 def serving_image(version: str, gpus: int) -> str:

@@ -15,7 +15,15 @@ plain data; the templates in ``templates/workflow/`` only lay it out.
   gpu_cluster target's training object (:func:`tfspec.compiler.targets.gpu_cluster.training_resource`),
   skipped when the store holds the entry already, and a pod then uploads the entry from the job's volume.
 * RBAC: the step containers get no API token; Argo's executor runs as a generated ServiceAccount whose
-  Role may only report task results (and create and watch the training object, when there is one).
+  Role may only report task results (and create, watch and own the training object, when there is one:
+  with ``delete`` on it and ``update`` on ``workflows/finalizers``, as OwnerReferencesPermissionEnforcement
+  asks of whoever sets a blocking owner reference). Its token Secret is named by the account's
+  annotation, which Argo reads first.
+* Lifetime: ``activeDeadlineSeconds`` bounds a run (Argo waits on a resource without a limit of its own)
+  and ``ttlStrategy`` deletes a finished one, with the training object it owns.
+* Names: ``<name>`` or ``<name>-<environment>`` and what derives from it (:func:`workflow_names`, checked
+  with every other generated name); the training object lands in the workflow's namespace, which a
+  ``training_target``'s own namespace must equal (:func:`workflow_training_namespace`).
 * The step image: without ``workflow.image``, ``workflow/Dockerfile`` (the pinned TensorFlow image,
   ``-gpu`` when model steps get GPUs, with this tfspec's wheel and its ``runtime`` extra, ``storage`` too
   when the data is in object storage; UID 10001) and the image ``[<registry>/]<name>-workflow`` tagged
@@ -36,8 +44,9 @@ from tfspec.spec.targets import GpuClusterTarget
 from tfspec.spec.workflow import Workflow
 
 from .inputs import input_sources
+from .kube_names import LABEL_VALUE, OBJECT_NAME, GeneratedName, generated
 from .locations import is_object_store
-from .naming import object_name
+from .naming import dist_name, object_name
 from .render import header_lines, render_template
 from .resolve import ResolvedSpec
 from .targets import kubernetes as k8s
@@ -46,7 +55,8 @@ from .targets.gpu_cluster import WHEEL
 from .versions import TFSPEC_VERSION, training_image
 
 __all__ = ["WORKFLOW_DIR", "PLAN_MOUNT", "PLAN_PATH", "SCRATCH_MOUNT", "PUBLISH_TASK", "STEP_UID", "STEP_IMAGE_NAME",
-           "render_workflow", "step_command", "step_image_extras", "task_name", "RULES"]
+           "render_workflow", "step_command", "step_image_extras", "task_name", "RULES", "workflow_names",
+           "executor_name", "TOKEN_NAME_ANNOTATION", "name_references", "workflow_training_namespace"]
 
 WORKFLOW_DIR = "workflow"
 PLAN_MOUNT = "/plan"
@@ -56,7 +66,14 @@ PUBLISH_TASK = "publish"
 STEP_UID = 10001  # the training image's user (gpu_cluster.TRAINING_UID)
 STEP_PARAMETER = "step"
 STEP_IMAGE_NAME = "workflow"  # the derived step image: [<registry>/]<spec name>-workflow
+PLAN_HASH_LENGTH = 8
+KUSTOMIZE_CONFIG = "kustomizeconfig.yaml"
 _PLAN_KEY = "plan.json"
+# Argo looks the executor's token Secret up by this ServiceAccount annotation before it falls back to
+# <account>.service-account-token (util/secrets/secret_name.go): with it, a kustomize nameSuffix that
+# renames the account and the Secret keeps them together (kustomizeconfig.yaml names the annotation).
+TOKEN_NAME_ANNOTATION = "workflows.argoproj.io/service-account-token.name"
+TOKEN_ACCOUNT_ANNOTATION = "kubernetes.io/service-account.name"
 
 
 def task_name(step_id: str) -> str:
@@ -242,8 +259,8 @@ def render_workflow(resolved: ResolvedSpec, plan: Plan) -> dict[str, str]:
     labels = k8s.labels(resolved, name, "workflow")
     # the pods' plan: the build's, its root the plan's own folder (data they read is in object storage)
     plan_text = plan.model_copy(update={"root": "."}).to_text()
-    config_map = f"{name}-plan-{hashlib.sha256(plan_text.encode('utf-8')).hexdigest()[:8]}"
-    executor = f"{name}-workflow-executor"
+    config_map = f"{name}-plan-{hashlib.sha256(plan_text.encode('utf-8')).hexdigest()[:PLAN_HASH_LENGTH]}"
+    executor = executor_name(name)
     gpu_steps = _gpu_steps(plan, workflow)
     training = _training(resolved, workflow)
 
@@ -255,8 +272,12 @@ def render_workflow(resolved: ResolvedSpec, plan: Plan) -> dict[str, str]:
     if training is not None:
         target, manifest, success, failure = training
         group = manifest["apiVersion"].rpartition("/")[0]
+        # create it and wait for it; delete too, and update the workflow's finalizers: the owner reference
+        # Argo sets blocks the owner's deletion, which the OwnerReferencesPermissionEnforcement admission
+        # plugin allows only to whoever may delete the object and set finalizers on its owner.
         rules.append({"apiGroups": [group], "resources": [_plural(manifest["kind"])],
-                      "verbs": ["create", "get", "list", "watch"]})
+                      "verbs": ["create", "delete", "get", "list", "watch"]})
+        rules.append({"apiGroups": ["argoproj.io"], "resources": ["workflows/finalizers"], "verbs": ["update"]})
         mount = target.storage.mount_path
         claim = target.storage.claim_name or f"{resolved.spec.name}-{target.name}-data"
         templates.append({"name": "train-probe", "retryStrategy": _retry(),
@@ -273,11 +294,15 @@ def render_workflow(resolved: ResolvedSpec, plan: Plan) -> dict[str, str]:
     templates.append({"name": PUBLISH_TASK, "retryStrategy": _retry(),
                       "container": _container(workflow, env, step_command(workflow, None), 0)})
 
-    spec: dict[str, Any] = {"entrypoint": "plan", "parallelism": workflow.parallelism}
+    spec: dict[str, Any] = {"entrypoint": "plan", "parallelism": workflow.parallelism,
+                            "activeDeadlineSeconds": workflow.active_deadline_seconds,
+                            "ttlStrategy": {"secondsAfterCompletion": workflow.ttl_seconds_after_finished}}
     if workflow.service_account is not None:
         spec["serviceAccountName"] = workflow.service_account
     spec["automountServiceAccountToken"] = False
     spec["executor"] = {"serviceAccountName": executor}
+    if workflow.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": secret} for secret in workflow.image_pull_secrets]
     spec["securityContext"] = k8s.pod_security_context(STEP_UID, fs_group=training is not None)
     spec["podGC"] = {"strategy": "OnPodSuccess"}  # failed pods stay for their logs
     spec["volumes"] = [{"name": "plan", "configMap": {"name": config_map}}, {"name": "scratch", "emptyDir": {}}]
@@ -291,18 +316,79 @@ def render_workflow(resolved: ResolvedSpec, plan: Plan) -> dict[str, str]:
         "plan_key": _PLAN_KEY,
         "plan_text": plan_text,
         "executor": executor,
+        "token_secret": token_secret(executor),
+        "account_annotations": {TOKEN_NAME_ANNOTATION: token_secret(executor)},
+        "token_annotations": {TOKEN_ACCOUNT_ANNOTATION: executor},
+        "config_map_annotations": k8s.KEEP_ON_SYNC,
+        "name_references": k8s.kustomize_name_references(name_references()),
         "rules": rules,
         "spec": spec,
         "tasks": _tasks(plan, gpu_steps, training is not None),
         "templates": templates,
         "store": workflow.store,
         "resources_list": ["configmap.yaml", "rbac.yaml", "workflowtemplate.yaml"],
+        "configurations": [KUSTOMIZE_CONFIG],
     }
     files = {f"{WORKFLOW_DIR}/{f}": render_template(f"workflow/{f}.j2", **context)
-             for f in ("configmap.yaml", "rbac.yaml", "workflowtemplate.yaml", "workflow.yaml", "kustomization.yaml")}
+             for f in ("configmap.yaml", "rbac.yaml", "workflowtemplate.yaml", "workflow.yaml", "kustomization.yaml",
+                       KUSTOMIZE_CONFIG)}
     if dockerfile is not None:
         files[f"{WORKFLOW_DIR}/Dockerfile"] = dockerfile
     return files
+
+
+def executor_name(name: str) -> str:
+    """The executor's ServiceAccount, Role and RoleBinding: ``<name>-workflow-executor``."""
+    return f"{name}-workflow-executor"
+
+
+def token_secret(executor: str) -> str:
+    """The executor's token Secret, named as Argo's fallback would look it up."""
+    return f"{executor}.service-account-token"
+
+
+def name_references() -> list[k8s.NameReference]:
+    """The fields of the workflow's objects that name another object (kustomize knows none of the
+    WorkflowTemplate's, nor the token annotations): the plan ConfigMap, the executor's and the steps'
+    ServiceAccounts, the Secrets of the store's credentials and of image pulls, the training claim."""
+    template = ("WorkflowTemplate", "argoproj.io")
+    return [
+        ("ConfigMap", *template, "spec/volumes/configMap/name"),
+        ("ServiceAccount", *template, "spec/executor/serviceAccountName"),
+        ("ServiceAccount", *template, "spec/serviceAccountName"),
+        ("Secret", *template, "spec/imagePullSecrets/name"),
+        ("Secret", *template, "spec/templates/container/env/valueFrom/secretKeyRef/name"),
+        ("PersistentVolumeClaim", *template, "spec/templates/volumes/persistentVolumeClaim/claimName"),
+        ("Secret", "ServiceAccount", "", k8s.annotation_path(TOKEN_NAME_ANNOTATION)),
+        ("ServiceAccount", "Secret", "", k8s.annotation_path(TOKEN_ACCOUNT_ANNOTATION)),
+    ]
+
+
+def workflow_names(r: ResolvedSpec) -> list[GeneratedName]:
+    """The names of the workflow's objects, ``<name>`` or ``<name>-<environment>`` and what derives from it.
+
+    The environment's name becomes part of them: one that makes them invalid (a ``_``, or too long with
+    the spec's name) is reported at the environment, the spec's name otherwise."""
+    if r.spec.workflow is None:
+        return []
+    name = dist_name(r.spec.name, r.environment)
+    if r.environment:
+        path: tuple[str, ...] = ("environments", r.environment)
+        hint = ("the environment's name is part of the workflow's object names: use lower-case letters, digits "
+                "and '-', and keep '<spec name>-<environment>' within 63 characters")
+    else:
+        path, hint = ("name",), "shorten the spec name"
+    executor = executor_name(name)
+    workflow_name, workflow_shown = generated(name + "-")
+    return [
+        GeneratedName(name, OBJECT_NAME, "WorkflowTemplate name", path, hint),
+        GeneratedName(name, LABEL_VALUE, "WorkflowTemplate name (the workflow-template label of its runs)", path, hint),
+        GeneratedName(workflow_name, OBJECT_NAME, "Workflow name (generateName)", path, hint, workflow_shown),
+        GeneratedName(f"{name}-plan-{'0' * PLAN_HASH_LENGTH}", OBJECT_NAME, "plan ConfigMap name", path, hint,
+                      f"{name}-plan-<hash>"),
+        GeneratedName(executor, OBJECT_NAME, "executor ServiceAccount, Role and RoleBinding name", path, hint),
+        GeneratedName(token_secret(executor), OBJECT_NAME, "executor token Secret name", path, hint),
+    ]
 
 
 # --- validation rules (run by compiler/validate.py) --------------------------------------------------
@@ -318,6 +404,27 @@ def workflow_training_target(r: ResolvedSpec) -> list[Diagnostic]:
     hint = f"name one of {', '.join(clusters)}" if clusters else "add a gpu_cluster target, or remove the key"
     return [r.diagnostic(("workflow", "training_target"),
                          f"no gpu_cluster target is named {workflow.training_target!r}", hint)]
+
+
+def workflow_training_namespace(r: ResolvedSpec) -> list[Diagnostic]:
+    """The training object is created in the workflow's namespace; a ``training_target`` with another
+    ``namespace`` would be out of reach: the executor's Role grants nothing there, an owner reference
+    cannot name a workflow in another namespace (the garbage collector deletes such a dependent) and the
+    upload pod cannot mount a claim of another namespace."""
+    workflow = r.spec.workflow
+    if workflow is None or workflow.training_target is None:
+        return []
+    for index, target in enumerate(r.spec.targets):
+        if (isinstance(target, GpuClusterTarget) and target.name == workflow.training_target
+                and target.namespace is not None and target.namespace != workflow.namespace):
+            at_workflow = "namespace" in workflow.model_fields_set
+            path = ("workflow", "namespace") if at_workflow else ("targets", index, "namespace")
+            return [r.diagnostic(path, f"the workflow (namespace {workflow.namespace!r}) creates the training job "
+                                 f"of {target.name!r} in its own namespace, but that target's namespace is "
+                                 f"{target.namespace!r}", "give workflow.namespace and the target's namespace the "
+                                 "same value: a Role, an owner reference and a volume claim reach only their own "
+                                 "namespace")]
+    return []
 
 
 _POD_VIEW = "a workflow's pods see only plan.json and the store, not files beside the spec"
@@ -358,4 +465,4 @@ def workflow_image_repository(r: ResolvedSpec) -> list[Diagnostic]:
     return []
 
 
-RULES = (workflow_training_target, workflow_inputs_reachable, workflow_image_repository)
+RULES = (workflow_training_target, workflow_training_namespace, workflow_inputs_reachable, workflow_image_repository)

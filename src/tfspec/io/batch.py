@@ -209,6 +209,8 @@ class SpecOutcome:
         text_sha256: sha256 of the spec text that was built.
         deps: referenced files and their sha256 at build time.
         warnings: policy warnings of a spec compiled by this build (a cached spec is not judged again).
+        inputs: the local data files, SavedModels, builder modules, ... the plan's digests cover (absolute
+            paths of files and folders; ``tfspec watch`` rebuilds the spec when one changes).
     """
 
     path: str
@@ -221,6 +223,7 @@ class SpecOutcome:
     text_sha256: str = ""
     deps: tuple[tuple[str, str], ...] = ()
     warnings: tuple[Diagnostic, ...] = ()
+    inputs: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,6 +269,7 @@ class _Compiled:
     cacheable: bool = True
     """False when the plan holds digests of data, models or teachers: their files are not deps here."""
     warnings: tuple[Diagnostic, ...] = ()
+    inputs: tuple[str, ...] = ()
 
 
 _Job = tuple[str, str | None, str, dict[str, str]]
@@ -273,6 +277,7 @@ _Job = tuple[str, str | None, str, dict[str, str]]
 
 def _compile(job: _Job) -> _Compiled:
     """Worker: compile one spec from its text and variables (read once by the parent, as the cache key)."""
+    from tfspec.compiler.inputs import input_paths
     from tfspec.compiler.pipeline import compile_spec
 
     path, env, text, variables = job
@@ -283,7 +288,7 @@ def _compile(job: _Job) -> _Compiled:
     external = result.inputs is not None and bool(result.inputs.content or result.inputs.teachers)
     return _Compiled(path, result.resolved.spec.name, name_position, dict(result.files), (),
                      referenced_specs(path, result.resolved), os.getpid(), cacheable=not external,
-                     warnings=result.warnings)
+                     warnings=result.warnings, inputs=tuple(input_paths(result.resolved)))
 
 
 _PR_SET_PDEATHSIG = 1
@@ -513,11 +518,12 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
             diff = diff_tree(out_dir, files)
             outcomes[path] = SpecOutcome(path, "stale" if diff else "current", result.name, str(out_dir), len(files),
                                          diff=diff, text_sha256=_sha256(texts[path]), deps=deps,
-                                         warnings=result.warnings)
+                                         warnings=result.warnings, inputs=result.inputs)
         else:
             writes.append((path, out_dir, files))
             outcomes[path] = SpecOutcome(path, "built", result.name, str(out_dir), len(files),
-                                         text_sha256=_sha256(texts[path]), deps=deps, warnings=result.warnings)
+                                         text_sha256=_sha256(texts[path]), deps=deps, warnings=result.warnings,
+                                         inputs=result.inputs)
 
     if writes:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, len(writes))) as pool:

@@ -1,10 +1,15 @@
 """``tfspec fleet FOLDER``: one table of every spec below a folder — what a platform team reads before a release.
 
 For each spec (found as folder builds find them): model, version, targets with their image, GPUs and
-gates, the gates' last measured values (from ``<dist root>/<name>/report.json`` when a run left one),
+gates, the gates' last measured values (from ``<dist>/<name>/report.json`` when a run left one),
 policy warnings, problems, and staleness: ``build`` is ``current`` / ``stale`` / ``not built`` (the
 committed output folder against a fresh compile, as ``build --check`` compares) and ``run`` is
 ``current`` / ``stale`` (the last run's spec sha256 differs from the spec now) / ``none``.
+
+Outputs are looked for where the commands write them (:func:`output_candidates`): with ``--out`` /
+``--dist`` there only; otherwise ``build/<name>`` and ``dist/<name>`` beside the spec (``cd`` into its
+folder, then ``tfspec build`` / ``tfspec run``: the tutorial's layout), then under the current folder
+(``tfspec build specs/``, or a command given the spec's path from here).
 
 Reads files only; writes nothing (the CLI writes the page). No TensorFlow.
 """
@@ -27,7 +32,7 @@ from tfspec.compiler.targets.common import image_reference, image_repository
 from .batch import discover_specs, output_dir_name
 from .write import MANIFEST, diff_tree
 
-__all__ = ["FLEET_VERSION", "Gate", "FleetTarget", "FleetRow", "Fleet", "collect_fleet"]
+__all__ = ["FLEET_VERSION", "Gate", "FleetTarget", "FleetRow", "Fleet", "collect_fleet", "output_candidates"]
 
 FLEET_VERSION = 1
 _GATE_UNITS = {"max_accuracy_drop": "", "min_accuracy": "", "max_size_kb": " KB", "max_latency_ms": " ms"}
@@ -70,6 +75,10 @@ class FleetRow:
     problems: tuple[str, ...]
     sources: tuple[str, ...]
     """Project file, base specs and policy files the spec draws on."""
+    build_dir: str | None = None
+    """The output folder compared (None: not found in any place a build writes to)."""
+    dist_dir: str | None = None
+    """The run output folder whose report.json was read (None: no run found)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,12 +142,31 @@ def _read_report(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("spec"), dict) else None
 
 
-def collect_fleet(root: str | Path, out_root: str | Path = "build", dist_root: str | Path = "dist",
+BUILD_ROOT = "build"
+DIST_ROOT = "dist"
+
+
+def output_candidates(spec: Path, folder: str, given: Path | None, default: str) -> list[Path]:
+    """Where a command put a spec's output folder ``folder``: ``<given>/<folder>`` when the user named the
+    root; else beside the spec (what ``tfspec build`` / ``run`` write when run in the spec's folder), then
+    under the current folder."""
+    if given is not None:
+        return [given / folder]
+    beside = spec.parent / default / folder
+    here = Path(default) / folder
+    return [beside] if os.path.abspath(beside) == os.path.abspath(here) else [beside, here]
+
+
+def collect_fleet(root: str | Path, out_root: str | Path | None = None, dist_root: str | Path | None = None,
                   env: str | None = None) -> Fleet:
-    """Compile every spec below ``root`` (nothing is written) and gather the fleet table."""
-    root, out_root, dist_root = Path(root), Path(out_root), Path(dist_root)
+    """Compile every spec below ``root`` (nothing is written) and gather the fleet table. ``out_root`` /
+    ``dist_root``: the roots the outputs are under; None: where the commands write them by default."""
+    root = Path(root)
+    given_out = Path(out_root) if out_root is not None else None
+    given_dist = Path(dist_root) if dist_root is not None else None
     rows = []
-    for spec in discover_specs(root, exclude=[out_root]):
+    excluded = [given_out] if given_out is not None else [Path(BUILD_ROOT)]
+    for spec in discover_specs(root, exclude=excluded):
         result = compile_spec(spec, env=env)
         if not result.ok or result.resolved is None:
             rows.append(FleetRow(str(spec), None, None, env, (), "invalid", "-", None, (),
@@ -146,12 +174,18 @@ def collect_fleet(root: str | Path, out_root: str | Path = "build", dist_root: s
             continue
         resolved = result.resolved
         folder = output_dir_name(resolved.spec.name, env)
-        out_dir = out_root / folder
-        if not (out_dir / MANIFEST).is_file():
+        out_dir = next((d for d in output_candidates(spec, folder, given_out, BUILD_ROOT) if (d / MANIFEST).is_file()),
+                       None)
+        if out_dir is None:
             build = "not built"
         else:
             build = "stale" if diff_tree(out_dir, placed_files(result.files, spec, out_dir)) else "current"
-        report = _read_report(dist_root / folder / "report.json")
+        dist_dir, report = None, None
+        for candidate in output_candidates(spec, folder, given_dist, DIST_ROOT):
+            report = _read_report(candidate / "report.json")
+            if report is not None:
+                dist_dir = candidate
+                break
         if report is None:
             run, passed = "none", None
         else:
@@ -161,5 +195,9 @@ def collect_fleet(root: str | Path, out_root: str | Path = "build", dist_root: s
         sources = tuple(os.path.relpath(s) for s in resolved.sources)
         rows.append(FleetRow(str(spec), resolved.spec.name, resolved.spec.version, env,
                              tuple(_target(resolved, t, report, result.files) for t in resolved.spec.targets),
-                             build, run, passed, tuple(w.format() for w in result.warnings), (), sources))
-    return Fleet(str(root), str(out_root), str(dist_root), env, tuple(rows))
+                             build, run, passed, tuple(w.format() for w in result.warnings), (), sources,
+                             str(out_dir) if out_dir is not None else None,
+                             str(dist_dir) if dist_dir is not None else None))
+    default_place = "beside each spec, or under the current folder"
+    return Fleet(str(root), str(given_out) if given_out is not None else f"{BUILD_ROOT}/ ({default_place})",
+                 str(given_dist) if given_dist is not None else f"{DIST_ROOT}/ ({default_place})", env, tuple(rows))

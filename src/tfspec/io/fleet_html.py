@@ -51,7 +51,8 @@ def _row(row: FleetRow) -> dict[str, Any]:
         "path": row.path, "name": row.name or "-", "version": row.version if row.version is not None else "-",
         "targets": [{"name": t.name, "kind": t.kind, "image": t.image, "gpus": t.gpus,
                      "gates": [_gate(g) for g in t.gates]} for t in row.targets],
-        "build": row.build, "build_class": _STATE_CLASS[row.build],
+        "build": row.build, "build_class": _STATE_CLASS[row.build], "build_dir": row.build_dir or "",
+        "dist_dir": row.dist_dir or "",
         "run": row.run, "run_class": _STATE_CLASS[row.run] if row.run_passed is not False else "fail",
         "run_note": "" if row.run_passed is None else (" · gates passed" if row.run_passed else " · gates missed"),
         "warnings": list(row.warnings), "problems": list(row.problems), "sources": list(row.sources),
@@ -65,7 +66,20 @@ def fleet_context(fleet: Fleet) -> dict[str, Any]:
         "environment": fleet.environment or "", "rows": rows,
         "totals": {"specs": len(rows), "invalid": fleet.count(build="invalid"), "stale": fleet.count(build="stale"),
                    "not_built": fleet.count(build="not built"), "run_stale": fleet.count(run="stale"),
-                   "warnings": sum(len(r.warnings) for r in fleet.rows)},
+                   "never_run": fleet.count(run="none"), "warnings": sum(len(r.warnings) for r in fleet.rows)},
+        # green only for what is known to be good: a spec never built (or never run) is not "0 stale"
+        "verdicts": _verdicts(fleet),
+    }
+
+
+def _verdicts(fleet: Fleet) -> dict[str, str]:
+    """The header badges' classes: ``fail`` for a known problem, ``neutral`` where some state is unknown
+    (a spec not built, never run, or invalid and so not compared), ``pass`` only when every spec is known good."""
+    unknown_build = fleet.count(build="not built") + fleet.count(build="invalid")
+    unknown_run = fleet.count(run="none") + fleet.count(run="-")
+    return {
+        "stale": "fail" if fleet.count(build="stale") else ("neutral" if unknown_build or not fleet.rows else "pass"),
+        "runs": "fail" if fleet.count(run="stale") else ("neutral" if unknown_run or not fleet.rows else "pass"),
     }
 
 

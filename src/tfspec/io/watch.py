@@ -7,7 +7,9 @@ only the compile and the write. Steps of a rebuild:
    without a new one (at most ``max_wait``): an editor's save (write a temp file, rename it over the spec,
    touch it) becomes one rebuild.
 2. affected — a changed spec; every spec that references a changed file (a distillation teacher of kind
-   ``spec``); in folder mode, a new ``*.yaml`` file with a top-level ``api_version: tfspec/...`` line and
+   ``spec``, a base spec); every spec one of whose inputs changed (a data file or folder, a tfrecord glob's
+   folder, a SavedModel, a weights file, a builder's modules: what the plan fingerprints, so the rebuilt
+   output agrees with ``tfspec build --check``; object-store inputs cannot be watched); in folder mode, a new ``*.yaml`` file with a top-level ``api_version: tfspec/...`` line and
    the specs of a folder that appeared or vanished. A spec whose text and references did not change
    (a touch, a save without edits) is skipped.
 3. compile — in this process; on problems the diagnostics are printed and the output folder is left as it
@@ -57,6 +59,8 @@ class _Watched:
     name: str | None
     out_dir: Path | None
     ok: bool
+    inputs: tuple[str, ...] = ()
+    """Files and folders the spec's plan digests (:func:`tfspec.compiler.inputs.input_paths`)."""
 
 
 def _sha256(text: str) -> str:
@@ -110,10 +114,12 @@ class SpecWatcher:
         self.rebuilds = 0
         self.watched: dict[str, _Watched] = {}
         self._dependents: dict[str, set[str]] = {}
+        self._input_owners: dict[str, set[str]] = {}
         self._events: queue.Queue[tuple[str, bool]] = queue.Queue()
         self._stopping = False
         self._observer = None
         self._watched_dirs: set[str] = set()
+        self._recursive_dirs: set[str] = set()
         # previous output trees are deleted off the event loop: unlinking is the slowest part of a write
         self._deleter = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfspec-discard")
 
@@ -133,6 +139,8 @@ class SpecWatcher:
         handler = _EventSink(self._events)
         observer.schedule(handler, self.root, recursive=self.folder_mode)
         self._watched_dirs.add(self.root)
+        if self.folder_mode:
+            self._recursive_dirs.add(self.root)
         self._handler = handler
         observer.start()
         try:
@@ -180,7 +188,8 @@ class SpecWatcher:
             ok = outcome.status != "invalid"
             self.watched[path] = _Watched(outcome.path, outcome.text_sha256, dict(outcome.deps),
                                           outcome.name if ok else None,
-                                          Path(outcome.out_dir) if ok and outcome.out_dir else None, ok)
+                                          Path(outcome.out_dir) if ok and outcome.out_dir else None, ok,
+                                          outcome.inputs)
             for diagnostic in outcome.diagnostics:
                 self.echo_error(diagnostic.format_with_excerpt())
         self._index_dependents()
@@ -217,9 +226,13 @@ class SpecWatcher:
     def rebuild(self, events: list[tuple[str, bool]]) -> None:
         """Rebuild every spec affected by ``events`` (``(path, is_directory)`` pairs)."""
         candidates: set[str] = set()
+        forced: set[str] = set()  # specs whose inputs changed: their text did not
         for raw, is_dir in events:
             path = os.path.abspath(raw)
             candidates.update(self._dependents.get(path, ()))
+            for root, owners in self._input_owners.items():
+                if path == root or path.startswith(root + os.sep):
+                    forced.update(owners)
             if self._ignored(path):
                 continue
             if path in self.watched:
@@ -236,29 +249,41 @@ class SpecWatcher:
             elif (path.endswith(SPEC_SUFFIXES) and path.startswith(self.root + os.sep)
                   and not inside_output_folder(path, self.root)):
                 candidates.add(path)  # a file outside the folder (a base spec, a teacher) only rebuilds its dependents
-        for path in sorted(candidates):
-            self._rebuild_one(path)
+        for path in sorted(candidates | forced):
+            self._rebuild_one(path, force=path in forced)
         self._watch_reference_dirs()
 
     # --- one spec ----------------------------------------------------------------------------------------
 
     def _index_dependents(self) -> None:
         dependents: dict[str, set[str]] = {}
+        owners: dict[str, set[str]] = {}
         for path, watched in self.watched.items():
             for dep in watched.deps:
                 dependents.setdefault(dep, set()).add(path)
+            for root in watched.inputs:
+                owners.setdefault(root, set()).add(path)
         self._dependents = dependents
+        self._input_owners = owners
 
     def _watch_reference_dirs(self) -> None:
-        """Also watch the folders of referenced files that lie outside the watched tree."""
+        """Also watch the folders of referenced files and of inputs that the observer does not see yet:
+        a referenced file's or input file's folder (not below it), an input folder with all below it."""
         if self._observer is None:
             return
-        for dep in self._dependents:
-            folder = os.path.dirname(dep)
+        wanted = [(os.path.dirname(dep), False) for dep in self._dependents]
+        for root in self._input_owners:
+            wanted.append((root, True) if os.path.isdir(root) else (os.path.dirname(root), False))
+        for folder, recursive in wanted:
             inside = self.folder_mode and (folder == self.root or folder.startswith(self.root + os.sep))
-            if not inside and folder not in self._watched_dirs and os.path.isdir(folder):
-                self._observer.schedule(self._handler, folder, recursive=False)
-                self._watched_dirs.add(folder)
+            covered = any(folder == seen or folder.startswith(seen + os.sep) for seen in self._recursive_dirs)
+            key = folder + (os.sep + "**" if recursive else "")
+            if inside or covered or key in self._watched_dirs or not os.path.isdir(folder):
+                continue
+            self._observer.schedule(self._handler, folder, recursive=recursive)
+            self._watched_dirs.add(key)
+            if recursive:
+                self._recursive_dirs.add(folder)
 
     def _discard(self, previous: Path) -> None:
         self._deleter.submit(_remove_tree, previous)
@@ -266,7 +291,10 @@ class SpecWatcher:
     def _deps_current(self, deps: dict[str, str]) -> bool:
         return all(_sha256(_read(dep) or "") == sha for dep, sha in deps.items())
 
-    def _rebuild_one(self, path: str) -> None:
+    def _rebuild_one(self, path: str, force: bool = False) -> None:
+        """Recompile ``path`` if its text or a referenced file changed, or always with ``force`` (an input
+        of its plan changed)."""
+        from tfspec.compiler.inputs import input_paths
         from tfspec.compiler.pipeline import compile_spec
 
         known = self.watched.get(path)
@@ -283,7 +311,7 @@ class SpecWatcher:
                 self.echo(f"{known.display}: removed{left}")
             return
         sha = _sha256(text)
-        if known is not None and known.text_sha256 == sha and self._deps_current(known.deps):
+        if not force and known is not None and known.text_sha256 == sha and self._deps_current(known.deps):
             return
         started = time.perf_counter()
         display = known.display if known is not None else _display(path)
@@ -292,7 +320,9 @@ class SpecWatcher:
         if not result.ok or result.resolved is None:
             out_dir = known.out_dir if known is not None else None
             deps = known.deps if known is not None else {}
-            self.watched[path] = _Watched(display, sha, deps, known.name if known else None, out_dir, False)
+            inputs = known.inputs if known is not None else ()  # a restored data file must rebuild it
+            self.watched[path] = _Watched(display, sha, deps, known.name if known else None, out_dir, False, inputs)
+            self._index_dependents()
             for diagnostic in result.diagnostics:
                 self.echo_error(diagnostic.format_with_excerpt())
             count = len(result.diagnostics)
@@ -315,7 +345,7 @@ class SpecWatcher:
         for warning in result.warnings:
             self.echo_error(warning.format())
         deps = {dep: _sha256(_read(dep) or "") for dep in referenced_specs(display, result.resolved)}
-        self.watched[path] = _Watched(display, sha, deps, name, out_dir, True)
+        self.watched[path] = _Watched(display, sha, deps, name, out_dir, True, tuple(input_paths(result.resolved)))
         self._index_dependents()
         files = with_manifest(placed_files(result.files, path, out_dir))
         new = manifest_entries(files)

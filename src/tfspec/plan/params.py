@@ -266,6 +266,9 @@ class TfliteVerifyParams(Params):
     """As :attr:`TfliteParams.xnnpack`."""
     raw_inputs: bool = False
     """The model takes raw examples (``data.preprocessing.in_model``): fed unpreprocessed data."""
+    output_key: str | None = None
+    """A SavedModel served as it is: the signature output read (the ``.tflite`` keeps the signature's output
+    keys; the serving verify reads the same one). None: the model's one output."""
 
 
 class SavedModelVerifyParams(Params):
@@ -273,8 +276,9 @@ class SavedModelVerifyParams(Params):
     gates: JsonObject | None
     metric: Literal["accuracy", "mae"]
     input_name: str | None
+    """None for a SavedModel served as it is: ``signature``'s one input is read from it."""
     output_name: str | None
-    """None (both) for a SavedModel served as it is: ``signature``'s keys are read from it."""
+    """The output measured; for a SavedModel served as it is, the one the compiler chose from its signature."""
     signature: str = "serving_default"
     raw_inputs: bool = False
     """The model takes raw examples (``data.preprocessing.in_model``): fed unpreprocessed data."""
@@ -295,6 +299,11 @@ class TfliteBundleParams(Params):
     """As :attr:`TfliteParams.xnnpack` (the bundle reads the model's tensors with an interpreter)."""
     raw_inputs: bool = False
     """The model takes raw examples (``data.preprocessing.in_model``): fed unpreprocessed data."""
+    output_key: str | None = None
+    """As :attr:`TfliteVerifyParams.output_key`: the output ``model_info.json`` describes."""
+    output_kind: Literal["softmax", "sigmoid", "regression"] = "softmax"
+    """What the output holds: scores per class, one sigmoid probability (two labels), or regression values
+    (no ``labels.txt``)."""
 
 
 class SavedModelBundleParams(Params):
@@ -321,6 +330,9 @@ class UploadParams(Params):
     """Versions the store must hold (a policy or a label names them), checked before anything is pushed."""
     key_path: list[str | int]
     """Where a store problem points in the spec (``targets[i].model_store``)."""
+    pinned: bool = False
+    """Each version under ``<base_path>/<version>/<version>/`` (a KServe ``storageUri`` per version: the folder
+    ``<base_path>/<version>/`` holds that version alone)."""
 
 
 class RenderParams(Params):

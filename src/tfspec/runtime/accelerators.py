@@ -156,6 +156,8 @@ def coverage(text: str) -> dict[str, Any]:
     npu = _summary(report.ops, [_npu_fallback(op, report) for op in report.ops])
     npu["integer_io"] = bool(io_types) and all(t in _INTEGER_TYPES for t in io_types)
     npu["io_types"] = io_types
+    npu["input_types"] = io_types[:len(report.inputs)]
+    npu["output_types"] = io_types[len(report.inputs):]
     return {
         "ops": [op.name for op in report.ops],
         "analyzer_gpu_ok": report.analyzer_gpu_ok,
@@ -198,7 +200,11 @@ def interpreter_kernels(xnnpack: bool) -> dict[str, Any]:
 
 
 def coverage_line(ops: dict[str, Any]) -> str:
-    """One line for the run's log: ``ops delegated: gpu 3/3, npu 0/3 (float I/O)``."""
+    """One line for the run's log: ``ops delegated: gpu 3/3, npu 0/3 (I/O FLOAT32 in, FLOAT32 out: not
+    8-bit integer)`` — the model's real input and output types, as the analyzer lists them."""
     npu = ops["npu"]
+    inputs = ", ".join(sorted(set(npu.get("input_types") or []))) or "?"
+    outputs = ", ".join(sorted(set(npu.get("output_types") or []))) or "?"
+    io = f"I/O {inputs} in, {outputs} out"
     return (f"  ops delegated: gpu {ops['gpu']['delegated']}/{ops['gpu']['ops']}, npu {npu['delegated']}/{npu['ops']}"
-            + ("" if npu["integer_io"] else " (float I/O)"))
+            + (f" ({io})" if npu["integer_io"] else f" ({io}: not 8-bit integer)"))

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["S3Store", "GcsStore", "Store", "open_store", "split_base_path", "upload_version", "prune_versions", "StoreError",
+__all__ = ["S3Store", "GcsStore", "PinnedVersions", "Store", "open_store", "split_base_path", "upload_version", "prune_versions", "StoreError",
            "MARKER", "LAST_FILE"]
 
 # Written into every uploaded version: which bundle it holds (to tell a re-upload from a conflict).
@@ -137,7 +137,43 @@ class GcsStore:
             self.bucket.blob(self.key(relative)).delete()
 
 
-Store = S3Store | GcsStore
+@dataclasses.dataclass
+class PinnedVersions:
+    """A store whose version ``N`` lives under ``<prefix>/N/N/``: ``<prefix>/N/`` then holds that version alone,
+    the folder a KServe ``storageUri`` names (its storage initializer downloads a folder's contents into
+    ``/mnt/models``, where TF Serving looks for version folders). Paths whose first part is a version
+    number are mapped; the temporary upload prefix is not a number and stays as it is."""
+
+    inner: Any
+
+    @staticmethod
+    def _map(relative: str) -> str:
+        first, _, rest = relative.partition("/")
+        return f"{first}/{first}/{rest}" if first.isdigit() else relative
+
+    def children(self) -> list[str]:
+        return self.inner.children()
+
+    def keys(self, relative_folder: str) -> list[str]:
+        return self.inner.keys(self._map(relative_folder.strip("/") + "/"))
+
+    def exists(self, relative: str) -> bool:
+        return self.inner.exists(self._map(relative))
+
+    def read(self, relative: str) -> bytes:
+        return self.inner.read(self._map(relative))
+
+    def put_file(self, relative: str, path: Path) -> None:
+        self.inner.put_file(self._map(relative), path)
+
+    def copy(self, source: str, destination: str) -> None:
+        self.inner.copy(self._map(source), self._map(destination))
+
+    def delete(self, relatives: Iterable[str]) -> None:
+        self.inner.delete([self._map(r) for r in relatives])
+
+
+Store = S3Store | GcsStore | PinnedVersions
 
 
 def _open_gcs(bucket: str, prefix: str) -> GcsStore:

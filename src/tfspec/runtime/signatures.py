@@ -76,8 +76,12 @@ class Signature:
                 "input_dtype": self.input_dtype, "input_shape": self.input_shape}
 
 
-def load_signature(path: Path, name: str, example_shape: list[int] | None = None) -> Signature:
-    """The predict signature ``name`` of the SavedModel at ``path`` (errors name ``model.signature``)."""
+def load_signature(path: Path, name: str, example_shape: list[int] | None = None,
+                   output_key: str | None = None) -> Signature:
+    """The predict signature ``name`` of the SavedModel at ``path`` (errors name ``model.signature``).
+
+    ``output_key`` is the output the compiler chose (read from ``saved_model.pb`` at build: the spec's
+    ``model.output_name``, or the one float output); without it the one float output is taken."""
     tf, _ = import_tf()
     loaded = tf.saved_model.load(str(path))
     available = sorted(loaded.signatures.keys())
@@ -96,6 +100,11 @@ def load_signature(path: Path, name: str, example_shape: list[int] | None = None
         raise ModelError(_KEY, f"signature {name!r} has {len(inputs)} inputs ({', '.join(sorted(inputs))}); verify "
                          "and warmup feed one input", "pick a signature with one input")
     numeric = [key for key, spec in outputs.items() if spec.dtype.is_floating]
+    if output_key is not None:
+        if output_key not in numeric:
+            raise ModelError(("model", "output_name"), f"signature {name!r} has no float output {output_key!r} "
+                             f"(outputs: {', '.join(sorted(outputs))})", "rebuild the plan: tfspec build")
+        numeric = [output_key]
     if len(numeric) != 1:
         raise ModelError(_KEY, f"signature {name!r} has {len(numeric)} float outputs ({', '.join(sorted(outputs))}); "
                          "verify measures one", "pick a signature with one float output")

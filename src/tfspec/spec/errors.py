@@ -81,10 +81,13 @@ class TfspecError(Exception):
 class SpecError(TfspecError):
     """One or more problems in a spec file; every problem found is listed, not only the first."""
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+    def __init__(self, diagnostics: list[Diagnostic], warnings: list[Diagnostic] | tuple[Diagnostic, ...] = ()) -> None:
         if not diagnostics:
             raise ValueError("SpecError needs at least one diagnostic")
         self.diagnostics = collapse_repeats(sorted(set(diagnostics)))
+        # warnings found before the errors stopped the compile (policy warnings, a deprecated operator):
+        # still reported beside the errors
+        self.warnings = tuple(sorted(set(warnings)))
         super().__init__("\n".join(d.format() for d in self.diagnostics))
 
 

@@ -221,7 +221,24 @@ def _syntax_error(error: yaml.MarkedYAMLError, text: str, file: str) -> Diagnost
         mark, problem = error.context_mark, "this quoted string is never closed"
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     message = "YAML syntax error: " + cap(problem)
-    return Diagnostic(file, line, column, "<root>", message, excerpt=_capped_excerpt(text, line, column))
+    return Diagnostic(file, line, column, "<root>", message, _variable_in_flow_hint(error, text, line),
+                      excerpt=_capped_excerpt(text, line, column))
+
+
+_UNQUOTED_VARIABLE = re.compile(r"(?<![\"'])(\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}\s]*)?\})")
+
+
+def _variable_in_flow_hint(error: yaml.MarkedYAMLError, text: str, line: int) -> str | None:
+    """``{seed: ${SEED:-7}}``: inside a flow mapping or list the ``{`` of an unquoted variable reference
+    is YAML syntax. Quoting it keeps the variable (a value that is exactly one variable is still read as
+    a number or boolean after expansion)."""
+    if "flow" not in (error.context or "") + (error.problem or ""):
+        return None
+    lines = text.splitlines()
+    found = _UNQUOTED_VARIABLE.search(lines[line - 1]) if 0 < line <= len(lines) else None
+    if found is None:
+        return None
+    return f'quote the variable inside {{...}} or [...]: "{cap(found.group(1), 60)}"'
 
 
 def _capped_excerpt(text: str, line: int, column: int) -> str:

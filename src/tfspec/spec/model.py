@@ -529,20 +529,25 @@ class SavedModelModel(StrictModel):
     input_dtype: Literal["float32", "int32", "int64"] = "float32"
     """Element type of the input."""
     input_name: Identifier = "inputs"
-    """Serving signature input key."""
+    """Serving signature input key (with ``serve_as_is``: read from the signature instead)."""
     output_name: Identifier = "outputs"
-    """Serving signature output key."""
+    """Serving signature output key. With ``serve_as_is``: the output of ``signature`` that verify (serving and
+    tflite alike), the clients and ``model_info.json`` use; needed when the signature has several float
+    outputs (e.g. class ids and probabilities: name the probabilities); by default its one float output."""
     output_activation: Literal["softmax", "sigmoid", "linear"] = "softmax"
     """Activation of the model's final layer (the validator checks it against the loss)."""
     trainable: StrictBool = True
     """Train (fine-tune) the loaded model; ``false`` skips training."""
     serve_as_is: StrictBool = False
     """Deploy the SavedModel unchanged: any SavedModel (Keras, TF2 ``tf.Module``, TF1 / Estimator export), no
-    training or compression; tf_serving serves the original files with all their signatures, and the input
-    and output keys, dtypes and shapes are read from ``signature`` (``input_name``/``output_name`` unused)."""
+    training or compression; tf_serving serves the original files with all their signatures. ``tfspec build``
+    reads the signature's keys, dtypes and shapes from ``saved_model.pb`` (without TensorFlow) and every
+    generated client and ``model_info.json`` uses them (``input_name`` unused; ``output_name`` picks one of
+    several outputs)."""
     signature: Identifier = "serving_default"
-    """With ``serve_as_is``: the signature that verify, warmup and the tflite conversion use (a predict
-    signature: tensors in, tensors out). The others are served unchanged beside it."""
+    """With ``serve_as_is``: the signature that verify, warmup, the clients and the tflite conversion use (a
+    predict signature: one tensor in, a float output). The others are served unchanged beside it; a name the
+    SavedModel does not have is refused at validate, with the names it has."""
 
 
 # keras.applications backbones offered by name (their constructors take include_top, weights, input_shape).

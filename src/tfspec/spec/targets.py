@@ -31,6 +31,8 @@ __all__ = [
     "SpecificVersions",
     "VersionPolicy",
     "Autoscale",
+    "KserveAutoscale",
+    "RollingUpdate",
     "ResourceAmounts",
     "Resources",
     "Toleration",
@@ -282,6 +284,44 @@ class Autoscale(StrictModel):
         return self
 
 
+class KserveAutoscale(StrictModel):
+    """Replica range and the metric KServe scales the predictor on.
+
+    ``Knative`` mode (Knative's pod autoscaler, KPA) scales on ``concurrency`` (in-flight requests per pod)
+    or ``rps`` (requests per second per pod) and rejects ``cpu`` and ``memory``; ``Standard`` mode (a
+    HorizontalPodAutoscaler) scales on ``cpu`` (utilisation, percent) or ``memory`` (MiB per pod). The
+    build refuses a metric the chosen ``deployment_mode`` does not accept.
+    """
+
+    min: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
+    """Fewest replicas."""
+    max: Annotated[StrictInt, Field(ge=1, le=1000)] = 5
+    """Most replicas."""
+    metric: Literal["concurrency", "rps", "cpu", "memory"] | None = None
+    """What the autoscaler watches; ``concurrency`` in ``Knative`` mode and ``cpu`` in ``Standard`` mode
+    when omitted."""
+    target: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None
+    """The metric's target per pod: in-flight requests (``concurrency``), requests per second (``rps``), a
+    utilisation percentage of 1-100 (``cpu``) or MiB (``memory``); KServe's default when omitted."""
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> "KserveAutoscale":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class RollingUpdate(StrictModel):
+    """How a Deployment replaces its pods (``strategy.rollingUpdate``)."""
+
+    max_surge: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
+    """Pods created above the replica count during a rollout. 1 on CPU; 0 with GPUs, where a surge pod
+    needs a spare GPU and stays Pending on a full node pool, blocking the rollout."""
+    max_unavailable: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
+    """Pods taken down before their replacement is ready. 0 on CPU (full capacity throughout); 1 with GPUs
+    (one replica less while rolling, no spare GPU needed). ``max_surge`` and this cannot both be 0."""
+
+
 class ResourceAmounts(StrictModel):
     """CPU and memory amounts."""
 
@@ -357,7 +397,20 @@ class Kubernetes(StrictModel):
     topology_spread: TopologySpread = TopologySpread()
     """How replicas spread over zones and nodes; zone and node with ``ScheduleAnyway`` when omitted."""
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
-    """Type of the Kubernetes Service in front of the replicas (``ClusterIP``: reachable inside the cluster only)."""
+    """Type of the Kubernetes Service in front of the replicas (``ClusterIP``: reachable inside the cluster only).
+    gRPC clients keep one HTTP/2 connection, so a ClusterIP balances connections, not requests: see the
+    target's docs for a headless Service or a mesh."""
+    rolling_update: RollingUpdate = RollingUpdate()
+    """``maxSurge`` / ``maxUnavailable`` of the Deployment; chosen from ``gpus`` when omitted."""
+    canary_replicas: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
+    """Replicas of each Deployment serving a labelled version other than the default one (see
+    ``version_labels``)."""
+    service_account: DnsLabel | None = None
+    """Existing ServiceAccount the pods run as, e.g. one bound to a cloud identity for the model store
+    (IRSA's ``eks.amazonaws.com/role-arn``, GKE Workload Identity's ``iam.gke.io/gcp-service-account``); the
+    namespace's ``default`` account when omitted. Its API token is still not mounted."""
+    image_pull_secrets: list[DnsLabel] = []
+    """Secrets (``kubernetes.io/dockerconfigjson``) the kubelet pulls the images with (``imagePullSecrets``)."""
 
 
 class ModelStore(StrictModel):
@@ -378,9 +431,16 @@ class ModelStore(StrictModel):
     region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")] | None = None
     """S3 region; the client's default when omitted."""
     credentials_secret: DnsLabel | None = None
-    """Kubernetes Secret the serving pods mount as files: key ``credentials`` (an AWS shared credentials file)
-    for S3, ``key.json`` (a service-account key) for GCS; none when the pods get access another way
-    (workload identity, IRSA)."""
+    """Kubernetes Secret holding the pods' store credentials; none when they get access another way (a
+    ``service_account`` bound to IRSA or Workload Identity). ``tf_serving`` mounts it as files: key
+    ``credentials`` (an AWS shared credentials file) for S3, ``key.json`` (a service-account key) for GCS.
+    ``kserve`` hands it to KServe's storage initializer through a generated ServiceAccount: keys
+    ``awsAccessKeyID`` and ``awsSecretAccessKey`` for S3, ``gcloud-application-credentials.json`` for GCS."""
+    poll_seconds: Annotated[StrictInt, Field(ge=1, le=86400)] = 30
+    """Seconds between two listings of the store by each ``tf_serving`` replica (TF Serving's
+    ``--file_system_poll_wait_seconds`` for ``gs://``, the sync container's interval for ``s3://``): a new
+    version is picked up within this time. TF Serving's own default of 1 s is one LIST request per second
+    per replica."""
 
 
 class TfServingTarget(StrictModel):
@@ -400,10 +460,16 @@ class TfServingTarget(StrictModel):
     """GPUs per replica; more than 0 selects the ``-gpu`` image and ``nvidia.com/gpu`` limits."""
     version_policy: VersionPolicy = LatestVersions(kind="latest")
     """Which versions the server loads."""
-    version_labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], PositiveInt] = {}
-    """Labels such as ``stable`` / ``canary`` mapped to version numbers; clients ask for a label, and a rollback
-    is a change of the label in Git. Without an explicit ``version_policy`` the server loads exactly the
-    labelled versions and this spec's version."""
+    version_labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")], PositiveInt] = {}
+    """Labels such as ``stable`` / ``canary`` mapped to version numbers; a rollback is a change of the label in
+    Git. TF Serving answers a request without a label with the highest version it loaded, so each labelled
+    version gets its own Deployment: the default one (``<spec>-<target>``, Service of the same name) serves
+    the ``default_label``'s version and answers unlabelled requests; every other version is served by
+    ``<spec>-<target>-<label>`` (its own Service, ``kubernetes.canary_replicas`` replicas). Not combined with
+    an explicit ``version_policy``."""
+    default_label: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")] = "stable"
+    """The label whose version answers requests that name no label (the spec's ``version`` when
+    ``version_labels`` has no such label)."""
     allow_unavailable_version_labels: StrictBool = False
     """Pass ``--allow_version_labels_for_unavailable_models``: a label may name a version that is not loaded
     (yet); otherwise TF Serving refuses such a label at start-up."""
@@ -502,6 +568,13 @@ class GpuClusterTarget(StrictModel):
     """Worker port of the collective ops (the TFJob operator always uses 2222)."""
     queue: Queue | None = None
     """Kueue queue and priority of the training job; the job starts at once when omitted."""
+    service_account: DnsLabel | None = None
+    """ServiceAccount the workers run as, in the job's namespace: for a cloud identity that reaches the data
+    and the registry (IRSA's ``eks.amazonaws.com/role-arn`` annotation, GKE Workload Identity's
+    ``iam.gke.io/gcp-service-account``). Its API token is not mounted; the namespace's ``default`` when omitted."""
+    image_pull_secrets: Annotated[list[DnsSubdomain], Field(max_length=8)] = []
+    """Secrets (``kubernetes.io/dockerconfigjson``) in the job's namespace that the kubelet pulls the training
+    image with, for a private registry without node-level credentials."""
 
 
 class KserveTarget(StrictModel):
@@ -512,22 +585,39 @@ class KserveTarget(StrictModel):
     name: DnsLabel
     """Target name (unique in the spec); its files go to ``<out>/<name>/``."""
     model_store: ModelStore
-    """Where ``tfspec run`` uploads the versions; the ``storageUri`` KServe downloads from."""
+    """Where ``tfspec run`` uploads the versions, each under ``<base_path>/<version>/<version>/``; the
+    predictor's ``storageUri`` is ``<base_path>/<version>/``, so every revision keeps the version it was
+    created for."""
     namespace: DnsLabel | None = None
     """Namespace (set by kustomize); the current namespace when omitted."""
+    deployment_mode: Literal["Knative", "Standard"] = "Knative"
+    """KServe deployment mode, stated in the ``serving.kserve.io/deploymentMode`` annotation: ``Knative``
+    (KServe's shipped default, formerly ``Serverless``: a Knative Service, revisions, canary traffic
+    splits, autoscaling on concurrency or rps) or ``Standard`` (formerly ``RawDeployment``: a Deployment
+    and a HorizontalPodAutoscaler on cpu or memory, no ``canary_traffic_percent``). KServe 0.16 or newer
+    (older releases know only the former names)."""
     runtime_version: ImageTag | None = None
-    """TF Serving version of KServe's TensorFlow runtime; the pinned default (data table) when omitted."""
+    """TF Serving version of KServe's TensorFlow runtime (the image tag; ``-gpu`` is appended when ``gpus``
+    is more than 0); the pinned default (data table) when omitted."""
     gpus: Annotated[StrictInt, Field(ge=0, le=16)] = 0
-    """GPUs per replica (``nvidia.com/gpu`` limit)."""
+    """GPUs per replica: the ``nvidia.com/gpu`` limit, the ``-gpu`` runtime image and the GPU toleration."""
     resources: Resources = Resources()
     """Container resources of the predictor."""
-    autoscale: Autoscale = Autoscale()
-    """Replica range and the CPU utilisation KServe scales on."""
+    autoscale: KserveAutoscale = KserveAutoscale()
+    """Replica range and the metric KServe scales on (what the ``deployment_mode`` accepts)."""
     canary_traffic_percent: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
-    """Share of traffic the newest revision gets while the previous one keeps the rest; a rollback is setting
-    it to 0, a promotion removing it."""
+    """Share of traffic the newest revision gets while the previous one keeps the rest (``Knative`` mode
+    only); a rollback is setting it to 0, a promotion removing it."""
     service_account: DnsLabel | None = None
-    """Service account of the predictor, holding the store credentials (KServe's convention)."""
+    """Existing ServiceAccount of the predictor (e.g. one bound to IRSA or Workload Identity, with any
+    ``serving.kserve.io/s3-*`` annotations on it); when omitted and the store names a ``credentials_secret``,
+    ``endpoint_url`` or ``region``, one is generated (``kubernetes/serviceaccount.yaml``)."""
+    image_pull_secrets: list[DnsLabel] = []
+    """Secrets the kubelet pulls the runtime image with (``imagePullSecrets``), e.g. for a registry mirror."""
+    node_selector: dict[LabelKey, LabelValue] = {}
+    """Node labels the predictor pods require (e.g. a GPU model)."""
+    tolerations: list[Toleration] = []
+    """Extra tolerations (the ``nvidia.com/gpu`` taint is tolerated automatically when ``gpus`` > 0)."""
     gates: Gates = Gates()
     """Quality gates on the SavedModel."""
 

@@ -8,7 +8,7 @@ from pydantic import Field, StringConstraints
 
 from .base import DnsLabel, NonNegativeInt, StrictModel
 from .data import StorageCredentials
-from .targets import BaseImage, LabelKey, LabelValue, ResourceAmounts, Resources, Toleration
+from .targets import BaseImage, DnsSubdomain, LabelKey, LabelValue, ResourceAmounts, Resources, Toleration
 
 __all__ = ["Workflow", "StepStore"]
 
@@ -40,10 +40,14 @@ class Workflow(StrictModel):
     Secret (``kubernetes_secret``) whose keys are those names; without a Secret the pods use their
     ServiceAccount's cloud identity (IRSA, Workload Identity)."""
     namespace: DnsLabel = "default"
-    """Namespace of the WorkflowTemplate, its ConfigMap, its RBAC objects and the workflows it runs."""
+    """Namespace of the WorkflowTemplate, its ConfigMap, its RBAC objects and the workflows it runs, and of
+    the training object a ``training_target`` creates: that target's ``namespace``, when it sets one, must
+    be this one (a Role, an owner reference and a volume claim reach only their own namespace)."""
     service_account: DnsLabel | None = None
-    """ServiceAccount the step pods run as (for a cloud identity that reaches the bucket); its API token is
-    never mounted into the step containers. Argo's own executor uses a generated, least-privilege account."""
+    """ServiceAccount the step pods run as, for a cloud identity that reaches the bucket (IRSA's
+    ``eks.amazonaws.com/role-arn`` annotation, GKE Workload Identity's ``iam.gke.io/gcp-service-account``);
+    its API token is never mounted into the step containers. Argo's own executor uses a generated,
+    least-privilege account."""
     gpus: NonNegativeInt = 0
     """GPUs for each model step (``train`` and the compression stages): ``nvidia.com/gpu`` limits and the
     GPU taint tolerated; every other step runs on a CPU pod."""
@@ -59,3 +63,13 @@ class Workflow(StrictModel):
     """Extra tolerations of the GPU step pods (the ``nvidia.com/gpu`` taint is tolerated already)."""
     parallelism: Annotated[int, Field(ge=1, le=100, strict=True)] = 4
     """Most step pods running at once."""
+    active_deadline_seconds: Annotated[int, Field(ge=60, le=2_592_000, strict=True)] = 172_800
+    """Seconds a run may take before Argo fails it (``activeDeadlineSeconds``), two days by default: a
+    training job that a queue never admits, or a step that hangs, fails the run instead of holding it
+    forever. Raise it for longer trainings."""
+    ttl_seconds_after_finished: Annotated[int, Field(ge=0, le=31_536_000, strict=True)] = 86_400
+    """Seconds a finished run (and, through its owner reference, the training object it created) is kept
+    before Argo deletes it (``ttlStrategy.secondsAfterCompletion``), a day by default."""
+    image_pull_secrets: Annotated[list[DnsSubdomain], Field(max_length=8)] = []
+    """Secrets (``kubernetes.io/dockerconfigjson``) in ``namespace`` that the kubelet pulls the step image
+    with, for a private registry without node-level credentials."""

@@ -70,9 +70,22 @@ def _gpu_serving(tree: dict[str, Any]) -> None:
     serving["model_store"] = {"base_path": "s3://models/digits", "endpoint_url": "http://minio.storage:9000",
                               "region": "eu-west-1", "credentials_secret": "digits-store"}
     serving["batching"]["pad_variable_length_inputs"] = True
+    # GPU replicas are not autoscaled on CPU: prod raises the fixed count instead.
+    tree["environments"]["prod"] = {"targets": [{"name": "serving", "kubernetes": {"replicas": 4}}]}
     tree["targets"].append({"kind": "kserve", "name": "kserve", "namespace": "ml-serving", "gpus": 1,
                             "model_store": {"base_path": "gs://models/digits"}, "canary_traffic_percent": 10,
-                            "service_account": "digits-store", "autoscale": {"min": 2, "max": 8}})
+                            "service_account": "digits-store", "autoscale": {"min": 2, "max": 8},
+                            "node_selector": {"cloud.example.com/accelerator": "l4"}})
+
+
+def _kserve_standard(tree: dict[str, Any]) -> None:
+    """KServe's Standard mode on CPU utilisation, an S3-compatible store whose Secret a generated
+    ServiceAccount lists, a registry mirror's pull secret."""
+    tree["targets"].append({"kind": "kserve", "name": "kserve", "deployment_mode": "Standard",
+                            "model_store": {"base_path": "s3://models/digits", "endpoint_url": "http://minio.storage:9000",
+                                            "region": "eu-west-1", "credentials_secret": "digits-store"},
+                            "autoscale": {"min": 1, "max": 4, "metric": "cpu", "target": 70},
+                            "image_pull_secrets": ["mirror-pull"]})
 
 
 def _indexed_job(tree: dict[str, Any]) -> None:
@@ -98,7 +111,8 @@ def _jobset_kueue(tree: dict[str, Any]) -> None:
     cluster.update({"operator": "jobset", "workers": 3, "gpus_per_worker": 1, "port": 23456, "backoff_limit": 5,
                     "namespace": "ml-training", "storage": {"claim_name": "shared-training-data"},
                     "queue": {"name": "team-a", "priority_class": "high-priority",
-                              "workload_priority_class": "production"}})
+                              "workload_priority_class": "production"},
+                    "service_account": "trainer", "image_pull_secrets": ["regcred"]})
 
 
 def _plain_serving(tree: dict[str, Any]) -> None:
@@ -135,6 +149,7 @@ def _npu_first(tree: dict[str, Any]) -> None:
 
 VARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "gpu-serving": _gpu_serving,
+    "kserve-standard": _kserve_standard,
     "indexed-job": _indexed_job,
     "indexed-job-cpu": _indexed_job_cpu,
     "tfjob": _tfjob,

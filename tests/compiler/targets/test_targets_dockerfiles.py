@@ -54,7 +54,7 @@ def test_serving_dockerfile_of_the_example(builds: dict[str, dict[str, str]]) ->
     assert entrypoint[0] == "/usr/bin/tensorflow_model_server"
     assert entrypoint[1:] == [
         "--port=8500", "--rest_api_port=8501", "--model_config_file=/etc/tfserving/models.config",
-        "--enable_batching=true", "--batching_parameters_file=/etc/tfserving/batching_parameters.txt",
+        "--enable_grpc_healthcheck_service=true", "--enable_batching=true", "--batching_parameters_file=/etc/tfserving/batching_parameters.txt",
         "--monitoring_config_file=/etc/tfserving/monitoring.config", "--enable_model_warmup=true",
     ]
     labels = dict(steps)["LABEL"]

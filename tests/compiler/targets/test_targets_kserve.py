@@ -43,7 +43,10 @@ def isvc(builds: dict[str, dict[str, str]]) -> dict[str, Any]:
     return yaml.safe_load(builds["gpu-serving"][ISVC])
 
 
-def test_inference_service_matches_kserves_crd(isvc: dict[str, Any], validator: jsonschema.Draft7Validator) -> None:
+@pytest.mark.parametrize("build", ["gpu-serving", "kserve-standard"])
+def test_inference_service_matches_kserves_crd(builds: dict[str, dict[str, str]], build: str,
+                                               validator: jsonschema.Draft7Validator) -> None:
+    isvc = yaml.safe_load(builds[build][ISVC])
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(isvc)]
     assert not errors
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1" and isvc["kind"] == "InferenceService"
@@ -66,11 +69,12 @@ def test_inference_service_says_what_the_spec_says(isvc: dict[str, Any]) -> None
     predictor = isvc["spec"]["predictor"]
     model = predictor["model"]
     assert model["modelFormat"] == {"name": "tensorflow"}
-    assert model["storageUri"] == "gs://models/digits"
-    assert model["runtimeVersion"] == "2.21.0"
+    assert model["storageUri"] == "gs://models/digits/3/"  # this version's folder (pinned per revision)
+    assert model["runtimeVersion"] == "2.21.0-gpu"  # the GPU build of the runtime image
     assert model["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert (predictor["minReplicas"], predictor["maxReplicas"]) == (2, 8)
-    assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("cpu", 70)
+    assert predictor["scaleMetric"] == "concurrency" and "scaleTarget" not in predictor  # Knative's KPA
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
     assert predictor["canaryTrafficPercent"] == 10
     assert predictor["serviceAccountName"] == "digits-store"
     assert isvc["metadata"]["name"] == "digits-kserve"

@@ -16,7 +16,7 @@ import yaml
 from tfspec.compiler.tf_config import ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS, tf_config_from_environment
 
 from targets_testing import REPO, pod_environment, run_tool, tool
-from tfspec_testing import jobset_child_job
+from tfspec_testing import cluster_problems, jobset_child_job, rendered_objects
 
 KUBERNETES_VERSION = "1.37.0"
 CRD = REPO / "tests" / "data" / "kubeflow" / "kubeflow.org_tfjobs.yaml"
@@ -37,8 +37,18 @@ def test_every_manifest_passes_kubernetes_validate(build_root: Path) -> None:
     paths = _core_manifests(build_root)
     kinds = {yaml.safe_load(p.read_text())["kind"] for p in paths}
     assert kinds == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler",
-                     "PersistentVolumeClaim", "Job"}
+                     "PersistentVolumeClaim", "Job", "ServiceAccount"}
     _kubernetes_validate(paths)
+
+
+def test_every_name_and_label_is_one_the_cluster_accepts(builds: dict[str, dict[str, str]]) -> None:
+    """Names and label values of every object of every build, and the names the controllers derive from
+    them, against the API server's and the controllers' rules (tests/oracles; no schema checks these)."""
+    found = {build: problems for build, files in builds.items()
+             if (problems := [p for d in rendered_objects(files) for p in cluster_problems(d)])}
+    assert not found, found
+    kinds = {d["kind"] for files in builds.values() for d in rendered_objects(files)}
+    assert {"JobSet", "TFJob", "Job", "Service", "Deployment", "ConfigMap", "InferenceService"} <= kinds
 
 
 def test_kubernetes_validate_can_fail(tmp_path: Path, build_root: Path) -> None:
@@ -229,8 +239,9 @@ def test_serving_deployment_of_the_example(builds: dict[str, dict[str, str]]) ->
     pod = deployment["spec"]["template"]
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == "8501"
     (container,) = pod["spec"]["containers"]
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+    for probe in ("readinessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/v1/models/digits", "port": "http"}
+    assert container["livenessProbe"]["grpc"] == {"port": 8500}  # away from the REST pool
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"grpc": 8500, "http": 8501}
     context = container["securityContext"]
     assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
@@ -255,7 +266,8 @@ def test_gpu_serving_variant(builds: dict[str, dict[str, str]]) -> None:
     deployment = yaml.safe_load(files["serving/kubernetes/deployment.yaml"])
     assert deployment["spec"]["replicas"] == 3
     pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    container, sync = pod["containers"]  # an s3:// store: the AWS CLI copies it beside the server
+    assert sync["name"] == "store-sync"
     assert re.fullmatch(r"registry\.example\.com/ml/digits-serving:3-[0-9a-f]{12}", container["image"])
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     # The spec opted in to GPU Feature Discovery's label.

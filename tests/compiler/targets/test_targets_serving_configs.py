@@ -22,8 +22,9 @@ def test_every_models_config_parses(builds: dict[str, dict[str, str]]) -> None:
         config = _parse(text, ModelServerConfig)
         (model,) = config.model_config_list.config
         assert model.name == "digits", (build, path)
-        # The version folder is not part of base_path; a model store replaces the image's folder.
-        expected = "s3://models/digits" if build == "gpu-serving" else "/models/digits"
+        # The version folder is not part of base_path; an s3:// store is copied into the same local folder
+        # (the stock image has no S3 file system), a gs:// one would be read directly.
+        expected = "/models/digits"
         assert model.base_path == expected, build
         assert model.model_platform == "tensorflow"
 
@@ -38,9 +39,15 @@ def test_models_config_of_the_example(builds: dict[str, dict[str, str]]) -> None
 
 
 def test_specific_and_all_version_policies(builds: dict[str, dict[str, str]]) -> None:
+    # Labels: the default Deployment loads the stable version only (unlabelled requests reach it), the
+    # canary's Deployment the canary version.
     gpu = _parse(builds["gpu-serving"]["serving/config/models.config"], ModelServerConfig).model_config_list.config[0]
-    assert list(gpu.model_version_policy.specific.versions) == [2, 3]
-    assert dict(gpu.version_labels) == {"canary": 3, "stable": 2}
+    assert list(gpu.model_version_policy.specific.versions) == [2]
+    assert dict(gpu.version_labels) == {"stable": 2}
+    canary_map = yaml.safe_load(builds["gpu-serving"]["serving/kubernetes/configmap-canary.yaml"])
+    canary = _parse(canary_map["data"]["models.config"], ModelServerConfig).model_config_list.config[0]
+    assert list(canary.model_version_policy.specific.versions) == [3]
+    assert dict(canary.version_labels) == {"canary": 3}
     plain = _parse(builds["plain-serving"]["serving/config/models.config"], ModelServerConfig).model_config_list.config[0]
     assert plain.model_version_policy.WhichOneof("policy_choice") == "all"
     assert not plain.version_labels
@@ -81,7 +88,9 @@ def test_configmap_holds_exactly_the_config_files(builds: dict[str, dict[str, st
         files = builds[build]
         configmap = yaml.safe_load(files["serving/kubernetes/configmap.yaml"])
         on_disk = {path.rsplit("/", 1)[1]: text for path, text in files.items() if path.startswith("serving/config/")}
-        assert configmap["data"] == on_disk, build
+        # The config files, and with an s3:// store the script of the containers that copy it.
+        assert {k: v for k, v in configmap["data"].items() if k != "sync-store.sh"} == on_disk, build
+        assert ("sync-store.sh" in configmap["data"]) == (build == "gpu-serving")
 
 
 def test_plain_serving_has_no_batching_or_monitoring_files(builds: dict[str, dict[str, str]]) -> None:

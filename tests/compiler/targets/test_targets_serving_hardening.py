@@ -37,8 +37,8 @@ def _errors(result: CompileResult) -> list[tuple[str, str]]:
 
 
 def _container(files: dict[str, str]) -> dict[str, Any]:
-    (container,) = yaml.safe_load(files[DEPLOYMENT])["spec"]["template"]["spec"]["containers"]
-    return container
+    """The TF Serving container (the first; an s3:// store adds the one that copies it)."""
+    return yaml.safe_load(files[DEPLOYMENT])["spec"]["template"]["spec"]["containers"][0]
 
 
 def _pod(files: dict[str, str]) -> dict[str, Any]:
@@ -56,6 +56,7 @@ def _cpu_and_gpu(tree: dict[str, Any]) -> None:
     gpu = copy.deepcopy(target_of(tree, "serving"))
     gpu["name"] = "serving-gpu"
     gpu["gpus"] = 1
+    gpu["kubernetes"] = {"replicas": 2}  # GPU replicas are not autoscaled on CPU
     tree["targets"].append(gpu)
 
 
@@ -107,7 +108,8 @@ def test_two_targets_naming_one_repository_are_rejected(tmp_path: Path) -> None:
 # 2. The GPU Feature Discovery label is opt-in (the GPU limit schedules on its own).
 
 def test_gpu_pods_do_not_require_the_feature_discovery_label_by_default(tmp_path: Path) -> None:
-    files = _ok(_build(tmp_path, lambda t: target_of(t, "serving").update(gpus=1)))
+    files = _ok(_build(tmp_path, lambda t: (target_of(t, "serving").update(gpus=1, kubernetes={"replicas": 2}),
+                                            t.pop("environments"))))
     pod = _pod(files)
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert "nodeSelector" not in pod
@@ -160,14 +162,15 @@ def test_replicas_spread_over_zones_and_nodes(tmp_path: Path) -> None:
 def test_a_label_on_a_version_the_image_does_not_hold_is_rejected(tmp_path: Path) -> None:
     def change(tree: dict[str, Any]) -> None:
         serving = target_of(tree, "serving")
-        serving["version_policy"] = {"kind": "specific", "versions": [2, 3]}
         serving["version_labels"] = {"stable": 2}
 
     errors = _errors(_build(tmp_path, change))
     message = "version 2 is not in the image, which holds only version 3"
-    assert errors == [("targets[1].version_labels.stable", message)]  # one message per version
+    assert errors == [("targets[1].version_labels", "version 3, the one this spec builds, has no label and is not "
+                                                    "the 'stable' label's: no Deployment would serve it"),
+                      ("targets[1].version_labels.stable", message)]  # one message per version
     errors = _errors(_build(tmp_path, lambda t: target_of(t, "serving").update(
-        version_policy={"kind": "specific", "versions": [3, 4]}), name="policy"))
+        version_policy={"kind": "specific", "versions": [3, 4]}, version_labels={}), name="policy"))
     assert errors == [("targets[1].version_policy.versions[1]", "version 4 is not in the image, which holds only version 3")]
 
 
@@ -190,21 +193,26 @@ def test_cli_exits_2_for_a_version_the_image_does_not_hold(tmp_path: Path) -> No
 def test_a_model_store_serves_stable_and_canary(builds: dict[str, dict[str, str]]) -> None:
     files = builds["gpu-serving"]
     config = files["serving/config/models.config"]
-    assert 'base_path: "s3://models/digits"' in config
-    assert re.search(r"specific \{\s+versions: 2\s+versions: 3\s+\}", config)
+    # The stock image has no S3 file system: the store is copied into the image's model folder.
+    assert 'base_path: "/models/digits"' in config
+    assert re.search(r"specific \{\s+versions: 2\s+\}", config)  # stable; the canary has its own Deployment
+    canary = yaml.safe_load(files["serving/kubernetes/configmap-canary.yaml"])["data"]["models.config"]
+    assert re.search(r"specific \{\s+versions: 3\s+\}", canary)
     dockerfile = files["serving/Dockerfile"]
     assert "COPY models/" not in dockerfile  # the image carries only the configuration
     assert '"--allow_version_labels_for_unavailable_models=true"' in dockerfile
     assert "--allow_version_labels_for_unavailable_models" not in builds["example"]["serving/Dockerfile"]
-    container = _container(files)
-    assert {"name": "S3_ENDPOINT", "value": "minio.storage:9000"} in container["env"]
-    assert {"name": "S3_USE_HTTPS", "value": "0"} in container["env"]
+    # The AWS CLI containers read the store; TF Serving reads only the local copy.
+    server, container = _pod(files)["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["STORE_ENDPOINT"] == "http://minio.storage:9000" and env["AWS_DEFAULT_REGION"] == "eu-west-1"
     # Credentials by reference only: the Secret mounted as files, the client told where the file is.
-    assert {"name": "AWS_SHARED_CREDENTIALS_FILE", "value": "/var/run/secrets/tfspec/store/credentials"} in container["env"]
+    assert env["AWS_SHARED_CREDENTIALS_FILE"] == "/var/run/secrets/tfspec/store/credentials"
     assert {"name": "store-credentials", "secret": {"secretName": "digits-store"}} in _pod(files)["volumes"]
     assert {"name": "store-credentials", "mountPath": "/var/run/secrets/tfspec/store", "readOnly": True} in \
         container["volumeMounts"]
-    assert "envFrom" not in container
+    assert "envFrom" not in container and "envFrom" not in server
+    assert not any(m["name"] == "store-credentials" for m in server["volumeMounts"])
 
 
 # 7. Pull policy and registry prefix.

@@ -11,6 +11,10 @@ import re
 
 import pytest
 
+from pathlib import Path
+
+from targets_testing import compile_tree, example_tree
+
 from tfspec.compiler.pipeline import CompileResult
 from tfspec.compiler.targets.tflite import kotlin_class_name, kotlin_package
 
@@ -225,3 +229,62 @@ def test_sparse_int8_weights_convert_sparse_and_run_without_xnnpack(builds: dict
     example = {s["id"]: s["params"] for s in json.loads(builds["example"]["plan.json"])["steps"]}
     assert example["android.tflite"]["optimizations"] == ["DEFAULT"] and example["android.tflite"]["xnnpack"] is True
     assert "setUseXNNPACK" not in builds["example"][KOTLIN]
+
+
+# --- the loader follows what the model outputs ---------------------------------------------------------
+
+def _output_kind_build(tmp_path: Path, loss: str, units: int, activation: str) -> dict[str, str]:
+    """The example with its output layer and loss changed (a regression or a one-unit sigmoid model)."""
+    tree = example_tree()
+    layers = tree["model"]["layers"]
+    layers[-1] = {**layers[-1], "units": units, "activation": activation}
+    tree["training"]["loss"] = loss
+    tree["training"]["metrics"] = ["mae"] if loss == "mean_squared_error" else ["accuracy"]
+    tree["data"].pop("labels", None)
+    tree["data"]["source"] = {"kind": "npz", "path": "data.npz", "features": "x", "labels": "y"}
+    (tmp_path / "data.npz").write_bytes(b"not read by the compiler beyond its digest")
+    tree["compression"] = []
+    tree.pop("environments", None)
+    tree["targets"] = [t for t in tree["targets"] if t["kind"] == "tflite"]
+    for target in tree["targets"]:
+        target["gates"] = {"max_error_increase": 0.1} if loss == "mean_squared_error" else {"max_accuracy_drop": 0.05}
+        target["quantization"] = {"kind": "int8", "representative_samples": 100}
+    result = compile_tree(tree, tmp_path)
+    assert result.ok, [d.format() for d in result.diagnostics]
+    return result.files
+
+
+def test_a_regression_model_gets_a_model_class_without_labels(tmp_path: Path) -> None:
+    files = _output_kind_build(tmp_path, "mean_squared_error", 1, "linear")
+    assert "android/app-snippets/src/main/java/com/example/digits/DigitsClassifier.kt" not in files
+    kotlin = files["android/app-snippets/src/main/java/com/example/digits/DigitsModel.kt"]
+    assert _syntax_errors(_KOTLIN, kotlin) == []
+    code = _code(kotlin)
+    assert "class DigitsModel private constructor(" in code and "fun predict(features: FloatArray): FloatArray" in code
+    assert "labels" not in code and "LABELS_FILE" not in code and "classify" not in code
+    assert not any(path.endswith("labels.txt") for path in files)  # no "0" class for a regression model
+    bundle = next(s for s in compile_tree_plan(files) if s["id"] == "android.bundle")
+    assert bundle["params"]["output_kind"] == "regression" and bundle["params"]["labels"] == []
+
+
+def test_a_one_unit_sigmoid_model_reads_one_value_for_two_labels(tmp_path: Path) -> None:
+    files = _output_kind_build(tmp_path, "binary_crossentropy", 1, "sigmoid")
+    kotlin = files[KOTLIN]
+    assert _syntax_errors(_KOTLIN, kotlin) == []
+    code = _code(kotlin)
+    # one value read, never labels.size of them (BufferUnderflowException on a one-value output)
+    assert "FloatArray(labels.size)" not in code and "FloatArray(count)" in code
+    assert "val positive = outputs(features).single()" in code
+    assert "listOf(labels[1] to positive, labels[0] to 1f - positive)" in code
+    assert "check(labels.size == 2)" in code
+    assert files["android/digits_model/src/main/assets/labels.txt"] == "0\n1\n"
+
+
+def test_a_softmax_model_checks_its_scores_against_the_labels(builds: dict[str, dict[str, str]]) -> None:
+    code = _code(builds["example"][KOTLIN])
+    assert "FloatArray(labels.size)" not in code and "val count = outputTensor.numElements()" in code
+    assert 'check(scores.size == labels.size)' in code and "runSignature" not in code
+
+
+def compile_tree_plan(files: dict[str, str]) -> list[dict[str, object]]:
+    return json.loads(files["plan.json"])["steps"]

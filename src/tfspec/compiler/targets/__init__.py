@@ -13,12 +13,13 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import Target
 
+from ..kube_names import GeneratedName
 from ..resolve import ResolvedSpec
 from . import gpu_cluster, kserve, tf_serving, tflite
 from .registry import TARGET_KINDS, PlanContext, TargetKind, UnknownTargetKind, register, target_kind
 
 __all__ = ["TARGET_KINDS", "PlanContext", "TargetKind", "UnknownTargetKind", "register", "render_targets", "target_kind",
-           "target_defaults", "target_warnings", "gpu_cluster", "kserve", "tf_serving", "tflite"]
+           "target_defaults", "target_warnings", "target_names", "gpu_cluster", "kserve", "tf_serving", "tflite"]
 
 
 def target_defaults(spec: Spec, target: Target) -> Target:
@@ -31,6 +32,16 @@ def target_warnings(resolved: ResolvedSpec) -> list[Diagnostic]:
     """Build warnings of every target (its kind's ``warnings`` rules): printed, they do not fail the build."""
     return [warning for index, target in enumerate(resolved.spec.targets)
             for rule in target_kind(target.kind).warnings for warning in rule(resolved, index, target)]
+
+
+def target_names(resolved: ResolvedSpec) -> list[GeneratedName]:
+    """Every Kubernetes name the targets' files hold or make a controller derive (their kinds' ``names``)."""
+    out: list[GeneratedName] = []
+    for index, target in enumerate(resolved.spec.targets):
+        names = target_kind(target.kind).names
+        if names is not None:
+            out.extend(names(resolved, index, target))
+    return out
 
 
 def render_targets(resolved: ResolvedSpec, served: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:

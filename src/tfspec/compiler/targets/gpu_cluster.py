@@ -32,6 +32,14 @@ It is not written suspended: Kueue's webhook suspends it on creation (upstream d
 not be created suspended), and a manifest saying ``suspend: true`` would suspend an admitted, running job
 again on the next ``kubectl apply`` or GitOps sync.
 
+Every base has a ``kustomizeconfig.yaml`` (:func:`name_references`): kustomize renames references only in
+the fields its configuration lists, and knows the pod templates of built-in kinds only, so a JobSet's or a
+TFJob's claim, ConfigMap, Secret and ServiceAccount references are listed there (an Indexed Job's
+subdomain and subdomain annotation too), and an overlay's ``namePrefix``/``nameSuffix`` keeps them right.
+``service_account`` and ``image_pull_secrets`` go into every operator's pod spec; the API token stays
+unmounted. Every generated name, and every name the controllers derive from one, is checked against the
+API server's and the controllers' limits (:func:`cluster_names`, ``kube_names``).
+
 Jobs are named by content (``<name>-<hash of the pod template>``) and deleted
 ``ttl_seconds_after_finished`` after they end: a Job's pod template is immutable, so a changed spec makes a
 new Job instead of failing ``kubectl apply``. The image tag is derived from what the image holds.
@@ -52,8 +60,11 @@ import yaml
 
 from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic
+from tfspec.spec.loader import KeyPath
 from tfspec.spec.targets import GpuClusterTarget
 
+from ..kube_names import (DNS1035_LABEL, HOST_NAME, JOB_NAME, LABEL_VALUE, OBJECT_NAME, SERVICE_NAME, GeneratedName,
+                          RANDOM, generated, letter_first)
 from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..tf_config import ENV_WORKER_HOSTS, TFJOB_PORT, indexed_job_hosts, jobset_hosts
@@ -66,7 +77,8 @@ from .registry import TargetKind, register
 __all__ = ["render_gpu_cluster", "training_resource", "TRAINING_UID", "CONTAINER_NAME", "SPEC_DIR", "WHEEL",
            "resolved_spec_text", "worker_command", "job_name", "ENV_JOB_NAME", "ENV_WORKER_SUBDOMAIN",
            "SUBDOMAIN_ANNOTATION", "JOB_NAME_LABEL", "ENV_JOBSET_NAME", "JOBSET_NAME_LABEL", "REPLICATED_JOB",
-           "KUEUE_QUEUE_LABEL", "KUEUE_PRIORITY_LABEL", "TRAINING_FILES", "TFJOB_WARNING", "RULES"]
+           "KUEUE_QUEUE_LABEL", "KUEUE_PRIORITY_LABEL", "TRAINING_FILES", "TFJOB_WARNING", "RULES", "POD_SPECS",
+           "KUSTOMIZE_CONFIG", "name_references", "cluster_names", "TFJOB_CONDITION_TYPES"]
 
 # The TFJob operator finds the worker container by this name (and its port by the name tfjob-port).
 CONTAINER_NAME = "tensorflow"
@@ -88,8 +100,6 @@ JOB_HASH_LENGTH = 8
 REPLICATED_JOB = "worker"
 ENV_JOBSET_NAME = "TFSPEC_JOBSET_NAME"
 JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"  # set on every child Job and pod by the JobSet controller
-# The 5 random characters the Job controller appends to a pod's name (JobSet's webhook counts them too).
-POD_NAME_SUFFIX = 6
 
 # Kueue: the LocalQueue and the WorkloadPriorityClass of a job (labels on the JobSet, Job or TFJob).
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -97,6 +107,14 @@ KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 
 # The training object of each operator, under <target>/kubernetes/.
 TRAINING_FILES = {"jobset": "jobset.yaml", "indexed_job": "job.yaml", "tfjob": "tfjob.yaml"}
+# Each operator's training object: kind, API group, and where its pod spec sits (a kustomize field path).
+POD_SPECS = {"jobset": ("JobSet", "jobset.x-k8s.io", "spec/replicatedJobs/template/spec/template/spec"),
+             "tfjob": ("TFJob", "kubeflow.org", "spec/tfReplicaSpecs/Worker/template/spec"),
+             "indexed_job": ("Job", "batch", "spec/template/spec")}
+KUSTOMIZE_CONFIG = "kustomizeconfig.yaml"
+# The condition types the training operator 1.9 sets on a TFJob (Created, Running, Restarting, Succeeded,
+# Failed, Suspended), each at most once in status.conditions: Failed is at one of these places.
+TFJOB_CONDITION_TYPES = 6
 TFJOB_WARNING = ("operator tfjob needs the Kubeflow Training Operator 1.9, which is no longer maintained upstream "
                  "(Kubeflow Trainer v2 dropped TFJob, Kueue is deprecating its v1 integration)")
 
@@ -219,6 +237,10 @@ def _pod(resolved: ResolvedSpec, target: GpuClusterTarget, image: str, claim: st
         "volumeMounts": mounts,
     }
     pod: dict[str, Any] = {"automountServiceAccountToken": False}
+    if target.service_account is not None:  # a cloud identity (IRSA, Workload Identity); its token stays unmounted
+        pod["serviceAccountName"] = target.service_account
+    if target.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": secret} for secret in target.image_pull_secrets]
     if target.operator == "indexed_job":
         pod["subdomain"] = f"{name}-workers"
         pod["restartPolicy"] = "OnFailure"
@@ -333,13 +355,26 @@ def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget, served:
     resources += ["service.yaml", "job.yaml"] if target.operator == "indexed_job" else [TRAINING_FILES[target.operator]]
     for filename in resources:
         files[f"{t}/kubernetes/{filename}"] = render_template(f"gpu_cluster/kubernetes/{filename}.j2", **kube)
-    configurations = ["kustomizeconfig.yaml"] if target.operator == "indexed_job" else []
-    for filename in configurations:
-        files[f"{t}/kubernetes/{filename}"] = render_template(f"gpu_cluster/kubernetes/{filename}.j2", **kube)
+    configurations = [KUSTOMIZE_CONFIG]
+    files[f"{t}/kubernetes/{KUSTOMIZE_CONFIG}"] = render_template(
+        f"gpu_cluster/kubernetes/{KUSTOMIZE_CONFIG}.j2", **kube, training_kind=POD_SPECS[target.operator][0],
+        name_references=k8s.kustomize_name_references(name_references(target)))
     files[f"{t}/kubernetes/kustomization.yaml"] = render_template("gpu_cluster/kubernetes/kustomization.yaml.j2",
                                                                   **kube, resources_list=resources,
                                                                   configurations=configurations)
     return files
+
+
+def name_references(target: GpuClusterTarget) -> list[k8s.NameReference]:
+    """The fields of the base's objects that name another object, for kustomize's ``nameReference``: the
+    JobSet's or TFJob's pod spec (kustomize knows only built-in kinds), and for an Indexed Job (whose pod
+    template it knows) the subdomain and the annotation that name the headless Service."""
+    kind, group, pod_spec = POD_SPECS[target.operator]
+    if target.operator == "indexed_job":
+        pod_template = pod_spec.removesuffix("/spec")
+        return [("Service", kind, group, f"{pod_spec}/subdomain"),
+                ("Service", kind, group, f"{pod_template}/{k8s.annotation_path(SUBDOMAIN_ANNOTATION)}")]
+    return k8s.pod_name_references(kind, group, pod_spec)
 
 
 def training_resource(resolved: ResolvedSpec, target: GpuClusterTarget) -> tuple[dict[str, Any], str, str]:
@@ -354,10 +389,17 @@ def training_resource(resolved: ResolvedSpec, target: GpuClusterTarget) -> tuple
       restarts);
     * Job: every index succeeded, or a pod failed (with ``restartPolicy: OnFailure`` the Job controller
       marks pods failed only when it terminates them, after ``backoffLimit`` container restarts);
-    * TFJob: a worker succeeded (the TFJob succeeds with worker 0, the chief, and deletes the workers still
-      running), or one failed.
+    * TFJob: its own ``Succeeded`` and ``Failed`` conditions. Worker counts do not tell: with
+      ``restartPolicy: OnFailure`` a worker's failures are container restarts and a TFJob past its backoff
+      limit fails with its pods deleted, never counted failed; and a worker other than the chief may
+      succeed first. A condition is an item of ``status.conditions``, which a selector key (a label key:
+      letters, digits, ``-``, ``_``, ``.``) cannot pick by its type, so ``Failed`` is matched at each
+      place it can take (Argo fails the step when any one failure requirement matches) and success is
+      ``status.completionTime``, which the operator sets in the status update that adds ``Succeeded`` or
+      ``Failed`` (Argo evaluates the failure requirements first).
 
-    None of them ran against a live controller in the tests: they follow each API's status fields.
+    None of them ran against a live controller in the tests; ``tests/oracles`` replays each controller's
+    status updates as its source makes them.
     """
     files = render_gpu_cluster(resolved, target)
     document = yaml.safe_load(files[f"{target.name}/kubernetes/{TRAINING_FILES[target.operator]}"])
@@ -368,8 +410,8 @@ def training_resource(resolved: ResolvedSpec, target: GpuClusterTarget) -> tuple
     if target.operator == "indexed_job":
         # restartPolicy OnFailure restarts containers in place: pods count as failed only once the Job gave up
         return document, f"status.succeeded == {target.workers}", "status.failed > 0"
-    # The TFJob succeeds with worker 0 and deletes the workers still running (cleanPodPolicy: Running).
-    return document, "status.replicaStatuses.Worker.succeeded > 0", "status.replicaStatuses.Worker.failed > 0"
+    failed = ",".join(f"status.conditions.{place}.type == Failed" for place in range(TFJOB_CONDITION_TYPES))
+    return document, "status.completionTime", failed
 
 
 # --- validation rules (run by compiler/validate.py) --------------------------------------------------
@@ -394,32 +436,59 @@ def storage_access(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
-def _longest_pod_name(r: ResolvedSpec, target: GpuClusterTarget) -> int:
-    """Length of the longest worker pod name (its host name, plus the Job controller's random suffix
-    for a JobSet, whose webhook checks it)."""
-    job = len(object_name(r, target)) + 1 + JOB_HASH_LENGTH
-    last = len(str(target.workers - 1))
+def _shorten(index: int) -> tuple[KeyPath, str]:
+    return ("targets", index, "name"), "shorten the spec name or the target name"
+
+
+def _training_names(r: ResolvedSpec, index: int, target: GpuClusterTarget, job: str, shown: str,
+                    how: str) -> list[GeneratedName]:
+    """The training object named ``job`` and the names its controller derives from it (``shown``: ``job``
+    with placeholders; ``how``: how the object is created, for the message)."""
+    last = target.workers - 1
+    path, hint = _shorten(index)
+    letter = letter_first(r, path, hint)  # where a DNS-1035 name is reported
     if target.operator == "jobset":
-        return job + len(f"-{REPLICATED_JOB}-0-") + last + POD_NAME_SUFFIX
-    return job + 1 + last
+        # JobSet's webhook (pkg/webhooks/jobset_webhook.go): child Jobs <jobset>-<replicated job>-<index>
+        # and pods <job>-<completion index>-<5 random> must be DNS-1035 labels; the Service is the JobSet's name.
+        child = f"-{REPLICATED_JOB}-0"
+        return [
+            GeneratedName(job, SERVICE_NAME, f"JobSet name{how} (also its headless Service's)", *letter, shown),
+            GeneratedName(job + child, DNS1035_LABEL, f"JobSet child Job name{how}", *letter, shown + child),
+            GeneratedName(f"{job}{child}-{last}-{RANDOM}", DNS1035_LABEL, f"JobSet worker pod name{how}", *letter,
+                          f"{shown}{child}-{last}-<random>"),
+        ]
+    if target.operator == "tfjob":
+        # The training operator's webhook: a DNS-1035 name; its Services <tfjob>-worker-<index> (GenGeneralName).
+        return [
+            GeneratedName(job, DNS1035_LABEL, f"TFJob name{how}", *letter, shown),
+            GeneratedName(f"{job}-worker-{last}", SERVICE_NAME, f"TFJob worker Service name{how}", *letter,
+                          f"{shown}-worker-{last}"),
+        ]
+    # Indexed Job: the pods carry the Job's name as a label value; pod i's host name is <job>-<i>.
+    return [
+        GeneratedName(job, JOB_NAME, f"Job name{how}", path, hint, shown),
+        GeneratedName(f"{job}-{last}", HOST_NAME, f"worker host name{how}", path, hint, f"{shown}-{last}"),
+    ]
 
 
-def job_name_length(r: ResolvedSpec) -> list[Diagnostic]:
-    """Pod host names ``<job>-<index>`` must stay DNS labels (63 characters); a JobSet's child Jobs and pods
-    are DNS-1035 labels, which begin with a letter."""
-    out = []
-    for index, target in enumerate(r.spec.targets):
-        if not isinstance(target, GpuClusterTarget):
-            continue
-        longest = _longest_pod_name(r, target)
-        # kubernetes_name_length already reports names that are too long without the hash.
-        if longest > 63 and len(object_name(r, target)) + 8 <= 63:
-            out.append(r.diagnostic(("targets", index, "name"), f"worker pod names would be {longest} characters "
-                                    "long, more than 63", "shorten the spec name or the target name"))
-        if target.operator == "jobset" and not object_name(r, target)[0].isalpha():
-            out.append(r.diagnostic(("name",), f"a JobSet's Jobs and pods are named after it, and "
-                                    f"{object_name(r, target)!r} does not begin with a letter",
-                                    "begin the spec name with a letter, or use operator: indexed_job"))
+def cluster_names(r: ResolvedSpec, index: int, target: GpuClusterTarget) -> list[GeneratedName]:
+    """Every Kubernetes name of the target's base, and the names the controllers derive from them; with the
+    target as the workflow's ``training_target``, also those of the object the workflow creates (with a
+    ``generateName``: 5 more random characters)."""
+    name = object_name(r, target)
+    path, hint = _shorten(index)
+    out = [GeneratedName(name, LABEL_VALUE, "app.kubernetes.io/instance label value", path, hint)]
+    if target.storage.claim_name is None:
+        out.append(GeneratedName(f"{name}-data", OBJECT_NAME, "PersistentVolumeClaim name", path, hint))
+    if target.operator == "indexed_job":
+        service = letter_first(r, path, hint)
+        out.append(GeneratedName(f"{name}-workers", SERVICE_NAME, "headless Service name", *service))
+    job, shown = f"{name}-{'0' * JOB_HASH_LENGTH}", f"{name}-<hash>"
+    out += _training_names(r, index, target, job, shown, "")
+    workflow = r.spec.workflow
+    if workflow is not None and workflow.training_target == target.name:
+        made, made_shown = generated(job + "-", shown + "-")
+        out += _training_names(r, index, target, made, made_shown, " as the workflow creates it (generateName)")
     return out
 
 
@@ -431,7 +500,7 @@ def tfjob_is_unmaintained(r: ResolvedSpec, index: int, target: GpuClusterTarget)
                          "use operator: jobset (the default) or indexed_job")]
 
 
-RULES = (storage_access, job_name_length)
+RULES = (storage_access,)
 
 
 def gpu_cluster_defaults(spec: Spec, target: GpuClusterTarget) -> GpuClusterTarget:
@@ -442,4 +511,4 @@ def gpu_cluster_defaults(spec: Spec, target: GpuClusterTarget) -> GpuClusterTarg
 
 
 TARGET = register(TargetKind("gpu_cluster", render=render_gpu_cluster, defaults=gpu_cluster_defaults,
-                             warnings=(tfjob_is_unmaintained,)))
+                             warnings=(tfjob_is_unmaintained,), names=cluster_names))

@@ -8,6 +8,7 @@ templates only lay it out. GPU scheduling follows the NVIDIA device plugin's con
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from tfspec.spec.targets import Resources, Toleration, TopologySpread
@@ -27,11 +28,23 @@ __all__ = [
     "pod_security_context",
     "container_security_context",
     "annotations",
+    "POD_NAME_REFERENCES",
+    "NameReference",
+    "pod_name_references",
+    "kustomize_name_references",
+    "annotation_path",
+    "KEEP_ON_SYNC",
 ]
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_NODE_LABEL = ("nvidia.com/gpu.present", "true")
 GPU_TOLERATION: dict[str, str] = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+# Annotations of a ConfigMap named by its content: a new content is a new ConfigMap, and what used the
+# previous one still does (a Deployment's previous ReplicaSet, which `kubectl rollout undo` brings back; a
+# workflow still running). Argo CD must neither prune it on a later sync (sync option Prune=false) nor
+# report the application OutOfSync for keeping it (compare option IgnoreExtraneous). Delete old ones by hand.
+KEEP_ON_SYNC: dict[str, str] = {"argocd.argoproj.io/compare-options": "IgnoreExtraneous",
+                                "argocd.argoproj.io/sync-options": "Prune=false"}
 
 
 def selector_labels(resolved: ResolvedSpec, instance: str, component: str) -> dict[str, str]:
@@ -122,3 +135,48 @@ def container_security_context() -> dict[str, Any]:
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+
+
+# The fields of a pod spec that name another object, by the kind they name: those kustomize's default
+# nameReference configuration lists for the pod templates of Deployments and Jobs
+# (kubernetes-sigs/kustomize api/internal/konfig/builtinpluginconsts/namereference.go). A training object
+# of a kind kustomize does not know (JobSet, TFJob) needs them listed in a configuration of the base, or a
+# namePrefix/nameSuffix renames the claim, ConfigMap or Secret but not the references to it.
+POD_NAME_REFERENCES: dict[str, tuple[str, ...]] = {
+    "PersistentVolumeClaim": ("volumes/persistentVolumeClaim/claimName",),
+    "ConfigMap": ("volumes/configMap/name", "volumes/projected/sources/configMap/name",
+                  "containers/env/valueFrom/configMapKeyRef/name", "initContainers/env/valueFrom/configMapKeyRef/name",
+                  "containers/envFrom/configMapRef/name", "initContainers/envFrom/configMapRef/name"),
+    "Secret": ("volumes/secret/secretName", "volumes/projected/sources/secret/name",
+               "containers/env/valueFrom/secretKeyRef/name", "initContainers/env/valueFrom/secretKeyRef/name",
+               "containers/envFrom/secretRef/name", "initContainers/envFrom/secretRef/name", "imagePullSecrets/name"),
+    "ServiceAccount": ("serviceAccountName",),
+}
+
+# (kind named, referring kind, its API group, path of the field in the referring object)
+NameReference = tuple[str, str, str, str]
+
+
+def pod_name_references(kind: str, group: str, pod_spec: str) -> list[NameReference]:
+    """Every by-name field of the pod spec at ``pod_spec`` (a kustomize path) inside objects of ``kind``."""
+    return [(named, kind, group, f"{pod_spec}/{field}") for named, fields in POD_NAME_REFERENCES.items()
+            for field in fields]
+
+
+def annotation_path(key: str) -> str:
+    """The kustomize field path of an annotation (``/`` in the key escaped, as kustomize reads it)."""
+    return "metadata/annotations/" + key.replace("/", "\\/")
+
+
+_CORE_KINDS = {"PersistentVolumeClaim", "ConfigMap", "Secret", "ServiceAccount", "Service"}
+
+
+def kustomize_name_references(references: Iterable[NameReference]) -> list[dict[str, Any]]:
+    """A kustomize ``nameReference`` configuration: one entry per named kind (core ``v1`` kinds), each
+    listing the fields that name it, in the order given."""
+    by_kind: dict[str, list[dict[str, str]]] = {}
+    for named, kind, group, path in references:
+        assert named in _CORE_KINDS, named
+        by_kind.setdefault(named, []).append({"kind": kind, "group": group, "path": path} if group
+                                             else {"kind": kind, "path": path})
+    return [{"kind": named, "version": "v1", "fieldSpecs": specs} for named, specs in by_kind.items()]

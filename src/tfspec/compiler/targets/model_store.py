@@ -43,4 +43,5 @@ def upload_params(resolved: ResolvedSpec, target: TfServingTarget | KserveTarget
         model_dir=model_dir,
         required_versions=required_versions(resolved, target),
         key_path=["targets", resolved.spec.targets.index(target), "model_store"],
+        pinned=isinstance(target, KserveTarget),
     )

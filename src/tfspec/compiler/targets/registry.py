@@ -12,6 +12,7 @@ from typing import Any
 
 from tfspec.spec.errors import Diagnostic
 
+from ..kube_names import GeneratedName
 from ..resolve import ResolvedSpec
 
 __all__ = ["TargetKind", "TARGET_KINDS", "PlanContext", "register", "target_kind", "UnknownTargetKind", "dump"]
@@ -69,6 +70,9 @@ class TargetKind:
             (image and file names, versions, ...), run by resolve's ``with_defaults``. None: nothing to fill.
         warnings: rules whose problems are build warnings (printed, the build goes on), e.g. a deprecated
             option.
+        names: ``(resolved, index, target) → [GeneratedName]``: every Kubernetes name the kind's files
+            hold, and every name a controller derives from them, at its longest (checked by
+            ``kube_names.check`` with the other rules). None: the kind writes no Kubernetes object.
     """
 
     kind: str
@@ -77,6 +81,7 @@ class TargetKind:
     plan_steps: Callable[[PlanContext, ResolvedSpec, Any], None] | None = None
     defaults: Callable[[Any, Any], Any] | None = None
     warnings: tuple[Rule, ...] = ()
+    names: Callable[[ResolvedSpec, int, Any], list[GeneratedName]] | None = None
 
 
 TARGET_KINDS: dict[str, TargetKind] = {}

@@ -8,7 +8,10 @@ Files (under ``<target>/``):
   copied in, non-root, the server flags the configs need. Build context: this folder, after ``tfspec run``
   placed the SavedModel under ``models/<name>/<version>/``. With a ``model_store`` the image carries only
   the configs and the server reads the versions from object storage.
-* ``kubernetes/``: a kustomize base (ConfigMap, Deployment, Service, PodDisruptionBudget, HPA).
+* ``kubernetes/``: a kustomize base (ConfigMap, Deployment, Service, PodDisruptionBudget, HPA); with version
+  labels one more ConfigMap, Deployment and Service per labelled version other than the default one (TF
+  Serving answers a request without a label with the highest version it loaded, so the default version
+  gets a server of its own); with an ``s3://`` store the containers that copy it (``store_sync``).
 * ``clients/``: ``predict_rest.sh`` + ``request.json`` (curl) and ``predict_grpc.py`` (PredictRequest), both
   taking an optional version label (``stable``, ``canary``).
 
@@ -20,6 +23,7 @@ as given.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -30,11 +34,13 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import KserveTarget, ModelStore, SpecificVersions, TfServingTarget
 
+from ..kube_names import LABEL_VALUE, OBJECT_NAME, SERVICE_NAME, GeneratedName, letter_first
 from ..quantities import quantity_value
 from ..render import render_template
 from ..resolve import ResolvedSpec
-from ..versions import SERVING_IMAGE, serving_image
+from ..versions import GRPC_HEALTH_SERVING_VERSION, SERVING_IMAGE, serving_image
 from . import kubernetes as k8s
+from . import store_sync
 from .common import (PULL_POLICY, base_context, content_tag, dockerfile_quote, image_reference, image_repository,
                      object_name, qualified_image, python_literal, without_header)
 from .model_store import upload_params
@@ -42,7 +48,8 @@ from .registry import PlanContext, TargetKind, dump, register
 
 __all__ = ["render_tf_serving", "GRPC_PORT", "REST_PORT", "CONFIG_DIR", "MODEL_ROOT", "METRICS_PATH", "SERVING_UID",
            "server_flags", "thread_flags", "models_config_context", "held_versions", "named_versions", "RULES",
-           "GRACE_MARGIN_SECONDS", "plan_saved_model_serving"]
+           "GRACE_MARGIN_SECONDS", "plan_saved_model_serving", "Track", "tracks", "served_base_path",
+           "client_inputs"]
 
 GRPC_PORT = 8500
 REST_PORT = 8501
@@ -52,7 +59,6 @@ METRICS_PATH = "/monitoring/prometheus/metrics"
 SERVING_BINARY = "/usr/bin/tensorflow_model_server"
 # The tensorflow/serving image has no non-root user; a fixed high UID keeps clear of host users.
 SERVING_UID = 65532
-SIGNATURE = "serving_default"
 
 # The model store's Secret, mounted read-only; the key each scheme's client reads (an AWS shared
 # credentials file, a Google service-account key).
@@ -68,12 +74,21 @@ MONITORING_FILE = "monitoring.config"
 
 
 def server_flags(resolved: ResolvedSpec, target: TfServingTarget) -> list[str]:
-    """``tensorflow_model_server`` flags: ports, the model config, and what each config file needs."""
+    """``tensorflow_model_server`` flags: ports, the model config, and what each config file needs.
+
+    The standard gRPC health service answers the liveness probe on the gRPC port, away from the REST
+    thread pool that predictions fill; a ``gs://`` store is listed every ``poll_seconds`` (TF Serving's
+    default is every second).
+    """
     flags = [
         f"--port={GRPC_PORT}",
         f"--rest_api_port={REST_PORT}",
         f"--model_config_file={CONFIG_DIR}/{MODELS_CONFIG}",
+        "--enable_grpc_healthcheck_service=true",
     ]
+    store = target.model_store
+    if store is not None and not store_sync.needs_sync(store):
+        flags.append(f"--file_system_poll_wait_seconds={store.poll_seconds}")
     if target.batching is not None:
         # Batching is off unless both flags are given.
         flags += ["--enable_batching=true", f"--batching_parameters_file={CONFIG_DIR}/{BATCHING_FILE}"]
@@ -115,16 +130,60 @@ def held_versions(resolved: ResolvedSpec, target: TfServingTarget) -> set[int] |
     return None if target.model_store is not None else {resolved.spec.version}
 
 
-def models_config_context(resolved: ResolvedSpec, target: TfServingTarget) -> dict[str, Any]:
-    policy = target.version_policy
+@dataclasses.dataclass(frozen=True)
+class Track:
+    """One Deployment of a tf_serving target and what its server loads.
+
+    TF Serving answers a request without a version or label with the highest version it has loaded
+    (``ServerCore::ServableRequestFromModelSpec`` → ``ServableRequest::Latest``), so a server loading a
+    stable and a newer canary version would send every unlabelled request to the canary. Each labelled
+    version therefore gets its own server: the default track loads the ``default_label``'s version and
+    answers unlabelled requests; every other version is served by ``<object>-<label>``.
+    """
+
+    suffix: str
+    """``""`` for the default Deployment, ``-<label>`` for the others (object names)."""
+    versions: tuple[int, ...] | None
+    """The versions this server loads (``specific``); None: the target's ``version_policy`` as given."""
+    labels: tuple[tuple[str, int], ...]
+    """The version labels this server knows."""
+
+
+def tracks(resolved: ResolvedSpec, target: TfServingTarget) -> list[Track]:
+    """The default track first, then one per labelled version other than the default one (by version)."""
+    labels = target.version_labels
+    if not labels:
+        return [Track("", None, ())]
+    default = labels.get(target.default_label, resolved.spec.version)
+    by_version: dict[int, list[str]] = {}
+    for label, version in sorted(labels.items()):
+        by_version.setdefault(version, []).append(label)
+    out = [Track("", (default,), tuple((label, default) for label in by_version.pop(default, [])))]
+    for version, names in sorted(by_version.items()):
+        out.append(Track(f"-{names[0]}", (version,), tuple((label, version) for label in names)))
+    return out
+
+
+def served_base_path(resolved: ResolvedSpec, target: TfServingTarget) -> str:
+    """Where TF Serving finds the versions: the image's folder, the ``gs://`` store itself, or the local
+    folder an ``s3://`` store is copied into (the stock image has no S3 file system)."""
     store = target.model_store
+    if store is not None and not store_sync.needs_sync(store):
+        return store.base_path
+    return f"{MODEL_ROOT}/{resolved.spec.name}"
+
+
+def models_config_context(resolved: ResolvedSpec, target: TfServingTarget, track: Track | None = None) -> dict[str, Any]:
+    track = track or tracks(resolved, target)[0]
+    policy = target.version_policy
+    specific = track.versions is not None
     return {
         "model_name": resolved.spec.name,
-        "base_path": store.base_path if store else f"{MODEL_ROOT}/{resolved.spec.name}",
-        "policy_kind": policy.kind,
+        "base_path": served_base_path(resolved, target),
+        "policy_kind": "specific" if specific else policy.kind,
         "num_versions": getattr(policy, "num_versions", 1),
-        "versions": sorted(getattr(policy, "versions", [])),
-        "version_labels": sorted(target.version_labels.items()),
+        "versions": sorted(track.versions) if specific else sorted(getattr(policy, "versions", [])),
+        "version_labels": list(track.labels),
     }
 
 
@@ -166,90 +225,150 @@ def input_contract(resolved: ResolvedSpec) -> str:
             "set data.preprocessing.in_model to send raw examples")
 
 
+def client_inputs(resolved: ResolvedSpec) -> list[dict[str, Any]]:
+    """What the clients send, one entry per signature input key: its name, the shape of one example and
+    its dtype — the model's inputs, a raw example with ``in_model`` preprocessing, or for a SavedModel
+    served as it is its own signature's input key and dtype (``served_signature`` put them in ``resolved``)."""
+    if resolved.raw_input_shape is not None:  # preprocessing in the model: a raw float32 example
+        return [{"name": resolved.input_name, "shape": list(resolved.raw_input_shape), "dtype": "float32"}]
+    return [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in resolved.inputs]
+
+
 def _request_json(resolved: ResolvedSpec) -> str:
-    if resolved.raw_input_shape is not None:  # preprocessing in the model: a raw example
-        instance = {resolved.input_name: _zeros(resolved.raw_input_shape, "float32")}
-    else:
-        instance = {i.name: _zeros(i.shape, i.dtype) for i in resolved.inputs}
-    body = {"signature_name": SIGNATURE, "instances": [instance]}
+    instance = {i["name"]: _zeros(tuple(i["shape"]), i["dtype"]) for i in client_inputs(resolved)}
+    body = {"signature_name": resolved.signature_name, "instances": [instance]}
     return json.dumps(body, separators=(", ", ": ")) + "\n"
 
 
-def _probe(resolved: ResolvedSpec, period: int, failures: int, initial_delay: int = 0) -> dict[str, Any]:
-    probe: dict[str, Any] = {"httpGet": {"path": f"/v1/models/{resolved.spec.name}", "port": "http"}}
-    if initial_delay:
-        probe["initialDelaySeconds"] = initial_delay
-    probe.update({"periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures})
-    return probe
+def _model_status_probe(resolved: ResolvedSpec, period: int, failures: int) -> dict[str, Any]:
+    """``GET /v1/models/<name>``: the model is loaded and available (startup and readiness)."""
+    return {"httpGet": {"path": f"/v1/models/{resolved.spec.name}", "port": "http"},
+            "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
+
+
+def _liveness_probe() -> dict[str, Any]:
+    """The standard gRPC health service on the gRPC port (``--enable_grpc_healthcheck_service``): it runs on
+    the gRPC server, not in the REST thread pool (``--rest_api_num_threads``) that predictions can fill, so
+    a saturated replica is not killed; a hung server still fails it. A gRPC probe names a port number."""
+    return {"grpc": {"port": GRPC_PORT}, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3}
 
 
 def store_environment(store: ModelStore | None) -> list[dict[str, Any]]:
-    """Environment of a pod reading ``store``: the S3 endpoint and region TensorFlow's S3 filesystem reads,
-    and where the mounted credentials file is (the Secret is mounted as files, never copied into env)."""
-    if store is None:
+    """Environment of a TF Serving container reading ``store`` itself (``gs://``): where the mounted
+    service-account key is (the Secret is mounted as files, never copied into env). An ``s3://`` store is
+    read by the sync containers instead (``store_sync``)."""
+    if store is None or store_sync.needs_sync(store) or not store.credentials_secret:
         return []
-    env: list[dict[str, Any]] = []
-    s3 = store.base_path.startswith("s3://")
-    if s3:
-        if store.endpoint_url:
-            scheme, _, host = store.endpoint_url.partition("://")
-            env += [{"name": "S3_ENDPOINT", "value": host.rstrip("/")},
-                    {"name": "S3_USE_HTTPS", "value": "1" if scheme == "https" else "0"}]
-        if store.region:
-            env.append({"name": "AWS_REGION", "value": store.region})
-    if store.credentials_secret:
-        key = STORE_CREDENTIALS_KEYS["s3" if s3 else "gs"]
-        variable = "AWS_SHARED_CREDENTIALS_FILE" if s3 else "GOOGLE_APPLICATION_CREDENTIALS"
-        env.append({"name": variable, "value": f"{STORE_CREDENTIALS_DIR}/{key}"})
-    return env
+    return [{"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": f"{STORE_CREDENTIALS_DIR}/{STORE_CREDENTIALS_KEYS['gs']}"}]
 
 
-def _kubernetes_context(resolved: ResolvedSpec, target: TfServingTarget, configs: dict[str, str],
-                        image: str, header: list[str]) -> dict[str, Any]:
+def rolling_update(target: TfServingTarget) -> dict[str, int]:
+    """``maxSurge``/``maxUnavailable``: 1/0 on CPU (full capacity while rolling), 0/1 with GPUs (a surge pod
+    would need a spare GPU and wait Pending on a full node pool, blocking the rollout)."""
+    assert target.kubernetes is not None
+    chosen = target.kubernetes.rolling_update
+    gpu = target.gpus > 0
+    surge = chosen.max_surge if chosen.max_surge is not None else (0 if gpu else 1)
+    unavailable = chosen.max_unavailable if chosen.max_unavailable is not None else (1 if gpu else 0)
+    return {"maxSurge": surge, "maxUnavailable": unavailable}
+
+
+def _pod_volumes(target: TfServingTarget, config_map: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                                   list[dict[str, Any]]]:
+    """(volumes, the server's mounts, the sync containers' mounts) of one Deployment."""
+    store = target.model_store
+    sync = store_sync.needs_sync(store)
+    volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": config_map}},
+                                     {"name": "tmp", "emptyDir": {}}]
+    server = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+    syncing = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+    if sync:
+        volumes.append({"name": "models", "emptyDir": {}})
+        server.append({"name": "models", "mountPath": MODEL_ROOT, "readOnly": True})
+        syncing.append({"name": "models", "mountPath": MODEL_ROOT})
+    if store is not None and store.credentials_secret:
+        volumes.append({"name": "store-credentials", "secret": {"secretName": store.credentials_secret}})
+        mount = {"name": "store-credentials", "mountPath": STORE_CREDENTIALS_DIR, "readOnly": True}
+        (syncing if sync else server).append(mount)
+    return volumes, server, syncing
+
+
+def _kubernetes_context(resolved: ResolvedSpec, target: TfServingTarget, track: Track, configs: dict[str, str],
+                        image: str, header: list[str], script: str | None) -> dict[str, Any]:
+    """Everything the manifests of one track (Deployment, its ConfigMap and Service) lay out."""
     kube = target.kubernetes
     assert kube is not None
-    name = object_name(resolved, target)
-    replicas = kube.autoscale.min if kube.autoscale else kube.replicas
+    name = object_name(resolved, target) + track.suffix
+    default = track.suffix == ""
     # The data only: the header names the spec's sha256, and an edit elsewhere in the spec (epochs) must
     # not roll every serving pod.
     data = {filename: without_header(text, header) for filename, text in configs.items()}
+    if script is not None:
+        data[store_sync.SCRIPT] = without_header(script, header)
     config_hash = hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()[:10]
+    config_map = f"{name}-config-{config_hash}"
     pod_annotations: dict[str, str] = {}
     if target.monitoring:
         pod_annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(REST_PORT),
                            "prometheus.io/path": METRICS_PATH}
     selector = k8s.selector_labels(resolved, name, "serving")
     store = target.model_store
+    volumes, server_mounts, sync_mounts = _pod_volumes(target, config_map)
     container: dict[str, Any] = {
         "image": image,
         "args": thread_flags(kube.resources.limits.cpu),
-        "env": store_environment(store),
-        "credentials_secret": store.credentials_secret if store else None,
-        "credentials_dir": STORE_CREDENTIALS_DIR,
+        # The root filesystem is read-only: a home that can be written (TensorFlow and the AWS SDK look there).
+        "env": [{"name": "HOME", "value": "/tmp"}, *store_environment(store)],
         "resources": k8s.resources(kube.resources, target.gpus),
         "securityContext": k8s.container_security_context(),
-        "startupProbe": _probe(resolved, period=5, failures=60),
-        "readinessProbe": _probe(resolved, period=10, failures=3),
-        "livenessProbe": _probe(resolved, period=20, failures=3),
+        "startupProbe": _model_status_probe(resolved, period=5, failures=60),
+        "readinessProbe": _model_status_probe(resolved, period=10, failures=3),
+        "livenessProbe": _liveness_probe(),
         # TF Serving exits on SIGTERM at once: keep serving while the endpoints controller and the
         # proxies stop routing to this pod (the image is Ubuntu-based and has /bin/sleep).
         "lifecycle": {"preStop": {"exec": {"command": ["/bin/sleep", str(kube.drain_seconds)]}}},
+        "volumeMounts": server_mounts,
     }
+    init_containers: list[dict[str, Any]] = []
+    sidecars: list[dict[str, Any]] = []
+    if store is not None and store_sync.needs_sync(store):
+        credentials = f"{STORE_CREDENTIALS_DIR}/{STORE_CREDENTIALS_KEYS['s3']}" if store.credentials_secret else None
+        initial, keeping = store_sync.sync_containers(
+            store, f"{MODEL_ROOT}/{resolved.spec.name}", list(track.versions) if track.versions else None,
+            CONFIG_DIR, sync_mounts, credentials)
+        init_containers, sidecars = [initial], [keeping]
+    replicas = (kube.autoscale.min if kube.autoscale else kube.replicas) if default else kube.canary_replicas
+    autoscale = kube.autoscale if default else None
     disruption = ({"minAvailable": kube.min_available} if kube.min_available is not None
                   else {"maxUnavailable": kube.max_unavailable})
+    suffix = track.suffix
+    resources_list = [f"configmap{suffix}.yaml", f"deployment{suffix}.yaml", f"service{suffix}.yaml"]
+    # One replica gets no PodDisruptionBudget: it could only block node drains or allow everything.
+    if default and replicas > 1:
+        resources_list.append("poddisruptionbudget.yaml")
+    if autoscale:
+        resources_list.append("horizontalpodautoscaler.yaml")
     return {
+        "object_name": name,
         "namespace": kube.namespace,
         "labels": k8s.labels(resolved, name, "serving"),
         "selector": selector,
         "annotations": k8s.annotations(resolved),
         "pod_annotations": pod_annotations,
-        "replicas": None if kube.autoscale else kube.replicas,
-        "autoscale": kube.autoscale.model_dump() if kube.autoscale else None,
+        "replicas": None if autoscale else replicas,
+        "autoscale": autoscale.model_dump() if autoscale else None,
         "disruption": disruption,
+        "strategy": rolling_update(target),
         "service_type": kube.service_type,
-        "config_map": f"{name}-config-{config_hash}",
-        "configs": sorted(configs.items()),
+        "config_map": config_map,
+        "config_map_annotations": k8s.KEEP_ON_SYNC,
+        "configs": sorted({**configs, **({store_sync.SCRIPT: script} if script is not None else {})}.items()),
         "container": container,
+        "init_containers": init_containers,
+        "sidecars": sidecars,
+        "volumes": volumes,
+        "service_account": kube.service_account,
+        "image_pull_secrets": [{"name": secret} for secret in kube.image_pull_secrets],
         "pull_policy": PULL_POLICY,
         "termination_grace_seconds": kube.drain_seconds + GRACE_MARGIN_SECONDS,
         "pod_security_context": k8s.pod_security_context(SERVING_UID),
@@ -259,10 +378,9 @@ def _kubernetes_context(resolved: ResolvedSpec, target: TfServingTarget, configs
         "grpc_port": GRPC_PORT,
         "rest_port": REST_PORT,
         "config_dir": CONFIG_DIR,
-        "resources_list": ["configmap.yaml", "deployment.yaml", "service.yaml"]
-        # One replica gets no PodDisruptionBudget: it could only block node drains or allow everything.
-        + (["poddisruptionbudget.yaml"] if replicas > 1 else [])
-        + (["horizontalpodautoscaler.yaml"] if kube.autoscale else []),
+        "resources_list": resources_list,
+        "track_versions": list(track.versions or []),
+        "track_labels": [label for label, _ in track.labels],
     }
 
 
@@ -272,14 +390,20 @@ def render_tf_serving(resolved: ResolvedSpec, target: TfServingTarget, served: s
     context = base_context(resolved, target)
     files: dict[str, str] = {}
 
-    configs: dict[str, str] = {
-        MODELS_CONFIG: render_template("tf_serving/models.config.j2", **context, **models_config_context(resolved, target)),
-    }
+    all_tracks = tracks(resolved, target)
+
+    def track_configs(track: Track) -> dict[str, str]:
+        configs = {MODELS_CONFIG: render_template("tf_serving/models.config.j2", **context,
+                                                  **models_config_context(resolved, target, track))}
+        if batching is not None:
+            configs[BATCHING_FILE] = render_template("tf_serving/batching_parameters.txt.j2", **context, **batching)
+        if target.monitoring:
+            configs[MONITORING_FILE] = render_template("tf_serving/monitoring.config.j2", **context,
+                                                       metrics_path=METRICS_PATH)
+        return configs
+
     batching = _batching_context(target)
-    if batching is not None:
-        configs[BATCHING_FILE] = render_template("tf_serving/batching_parameters.txt.j2", **context, **batching)
-    if target.monitoring:
-        configs[MONITORING_FILE] = render_template("tf_serving/monitoring.config.j2", **context, metrics_path=METRICS_PATH)
+    configs = track_configs(all_tracks[0])  # the image holds the default track's configuration
     for filename, text in configs.items():
         files[f"{t}/config/{filename}"] = text
 
@@ -307,6 +431,7 @@ def render_tf_serving(resolved: ResolvedSpec, target: TfServingTarget, served: s
         config_dir=CONFIG_DIR,
         model_dir=f"{MODEL_ROOT}/{name}",
         model_store=target.model_store.base_path if target.model_store else None,
+        store_sync=store_sync.needs_sync(target.model_store),
         uid=SERVING_UID,
         ports=[GRPC_PORT, REST_PORT],
         entrypoint=[json.dumps(word) for word in entrypoint],
@@ -315,37 +440,41 @@ def render_tf_serving(resolved: ResolvedSpec, target: TfServingTarget, served: s
     )
 
     if target.kubernetes is not None:
-        kube_context = _kubernetes_context(resolved, target, configs, image, context["header"])
-        for template in kube_context["resources_list"] + ["kustomization.yaml"]:
-            files[f"{t}/kubernetes/{template}"] = render_template(f"tf_serving/kubernetes/{template}.j2", **context,
-                                                                   **kube_context)
+        script = store_sync.sync_script(context) if store_sync.needs_sync(target.model_store) else None
+        listed: list[str] = []
+        for track in all_tracks:
+            kube_context = _kubernetes_context(resolved, target, track, track_configs(track), image,
+                                               context["header"], script)
+            for resource in kube_context["resources_list"]:
+                template = resource.removesuffix(".yaml").removesuffix(track.suffix) + ".yaml"
+                files[f"{t}/kubernetes/{resource}"] = render_template(f"tf_serving/kubernetes/{template}.j2",
+                                                                      **{**context, **kube_context})
+            listed += kube_context["resources_list"]
+        files[f"{t}/kubernetes/kustomization.yaml"] = render_template(
+            "tf_serving/kubernetes/kustomization.yaml.j2", **context, namespace=target.kubernetes.namespace,
+            resources_list=listed)
 
     files[f"{t}/clients/request.json"] = _request_json(resolved)
+    inputs = client_inputs(resolved)
+    served = resolved.served
     client_context = {
         **context,
         "model_name": name,
-        "signature": SIGNATURE,
-        "input_name": resolved.input_name,
+        "signature": resolved.signature_name,
         "output_name": resolved.output_name,
-        "input_shape": list(resolved.raw_input_shape or resolved.input_shape),
-        "input_dtype": "float32" if resolved.raw_input_shape is not None else resolved.input_dtype,
+        # a SavedModel served as it is may have several outputs: REST returns them all, gRPC filters
+        "other_outputs": [o.key for o in served.outputs if o.key != resolved.output_name] if served else [],
         "contract": input_contract(resolved),
-        # several named inputs: the clients send each one by its signature key
-        "inputs": [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in resolved.inputs]
-        if resolved.multi_input else [],
+        "signature_inputs": inputs,
         "grpc_port": GRPC_PORT,
         "rest_port": REST_PORT,
         "py": {
             "model_name": python_literal(name),
-            "signature": python_literal(SIGNATURE),
-            "input_name": python_literal(resolved.input_name),
+            "signature": python_literal(resolved.signature_name),
             "output_name": python_literal(resolved.output_name),
-            "input_shape": python_literal(tuple(resolved.raw_input_shape or resolved.input_shape)),
-            "input_dtype": python_literal("float32" if resolved.raw_input_shape is not None else resolved.input_dtype),
             "target": python_literal(f"localhost:{GRPC_PORT}"),
             "labels": python_literal(tuple(sorted(target.version_labels))),
-            "inputs": python_literal({i.name: (tuple(i.shape), i.dtype) for i in resolved.inputs})
-            if resolved.multi_input else "",
+            "inputs": python_literal({i["name"]: (tuple(i["shape"]), i["dtype"]) for i in inputs}),
         },
         "labels": sorted(target.version_labels),
     }
@@ -391,7 +520,105 @@ def one_disruption_budget(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
-RULES = (versions_held, one_disruption_budget)
+def _derived_versions(spec_version: int, target: TfServingTarget) -> list[int]:
+    """The versions the servers of a labelled target load together: every labelled one and the default."""
+    default = target.version_labels.get(target.default_label, spec_version)
+    return sorted({*target.version_labels.values(), default})
+
+
+def labels_choose_versions(r: ResolvedSpec) -> list[Diagnostic]:
+    """With labels every labelled version gets its own server (``tracks``): a policy of its own would
+    contradict them."""
+    out = []
+    for index, target in _serving_targets(r):
+        if not target.version_labels:
+            continue
+        derived = SpecificVersions(kind="specific", versions=_derived_versions(r.spec.version, target))
+        if target.version_policy != derived:
+            out.append(r.diagnostic(("targets", index, "version_policy"),
+                                    "version_labels choose the versions served (one Deployment per labelled "
+                                    "version, the default_label's answering requests without a label)",
+                                    "drop version_policy, or drop version_labels"))
+    return out
+
+
+def track_names_fit(r: ResolvedSpec) -> list[Diagnostic]:
+    """``<spec>-<target>-<label>`` names a Deployment and a Service: a Service name is a DNS label (63)."""
+    out = []
+    for index, target in _serving_targets(r):
+        if target.kubernetes is None:
+            continue
+        for track in tracks(r, target)[1:]:
+            name = object_name(r, target) + track.suffix
+            if len(name) > 63:
+                label = track.suffix[1:]
+                out.append(r.diagnostic(("targets", index, "version_labels", label),
+                                        f"the Service of label {label!r}, {name!r}, is longer than 63 characters",
+                                        "use a shorter label or target name"))
+    return out
+
+
+def no_cpu_autoscaling_of_gpu_replicas(r: ResolvedSpec) -> list[Diagnostic]:
+    """The HorizontalPodAutoscaler scales on CPU utilisation; a GPU replica's work runs on the GPU, so its
+    CPU stays low while requests queue (no scale-out) and spikes on input decoding (needless scale-out)."""
+    out = []
+    for index, target in _serving_targets(r):
+        kube = target.kubernetes
+        if kube is not None and kube.autoscale is not None and target.gpus > 0:
+            out.append(r.diagnostic(("targets", index, "kubernetes", "autoscale"),
+                                    "autoscaling GPU replicas on CPU utilisation does not follow their load",
+                                    "set kubernetes.replicas; scale GPU serving on a serving metric (request "
+                                    "latency or batch queue from the Prometheus metrics) with KEDA or a "
+                                    "custom-metrics HPA of your own"))
+    return out
+
+
+def rollout_can_progress(r: ResolvedSpec) -> list[Diagnostic]:
+    out = []
+    for index, target in _serving_targets(r):
+        if target.kubernetes is not None and rolling_update(target) == {"maxSurge": 0, "maxUnavailable": 0}:
+            out.append(r.diagnostic(("targets", index, "kubernetes", "rolling_update"),
+                                    "max_surge and max_unavailable are both 0: a rollout could never replace a pod",
+                                    "allow one surge pod (needs spare capacity) or one unavailable pod"))
+    return out
+
+
+def _release(tag: str) -> tuple[int, ...] | None:
+    parts = tag.split("-")[0].split(".")
+    return tuple(int(p) for p in parts[:2]) if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]) else None
+
+
+def serving_version_has_grpc_health(r: ResolvedSpec) -> list[Diagnostic]:
+    """The liveness probe uses TF Serving's gRPC health service (``--enable_grpc_healthcheck_service``,
+    2.15 and newer; an older server exits on the unknown flag)."""
+    out = []
+    for index, target in _serving_targets(r):
+        release = _release(target.serving_version or "")
+        if target.base_image is None and release is not None and release < GRPC_HEALTH_SERVING_VERSION:
+            need = ".".join(map(str, GRPC_HEALTH_SERVING_VERSION))
+            out.append(r.diagnostic(("targets", index, "serving_version"),
+                                    f"TF Serving {target.serving_version} has no gRPC health service (--enable_grpc_"
+                                    f"healthcheck_service, {need} and newer), which the liveness probe uses",
+                                    f"use serving_version {need} or newer"))
+    return out
+
+
+def image_without_registry(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[Diagnostic]:
+    """A build warning: manifests naming a built image with no registry make every node pull
+    ``docker.io/library/<name>``, which is not the image tfspec built."""
+    if target.kubernetes is None:
+        return []
+    repository = image_repository(r, target, target.kubernetes.image)
+    if "/" in repository.split("@")[0]:
+        return []
+    return [r.diagnostic(("targets", index, "kubernetes"),
+                         f"warning: the image {repository!r} names no registry: a cluster pulls "
+                         f"docker.io/library/{repository.split('@')[0]}, not the image built here",
+                         "set the top-level registry (e.g. registry: ${REGISTRY}) or kubernetes.image")]
+
+
+RULES = (versions_held, one_disruption_budget, labels_choose_versions, track_names_fit,
+         no_cpu_autoscaling_of_gpu_replicas, rollout_can_progress, serving_version_has_grpc_health)
 
 
 def plan_saved_model_serving(context: PlanContext, resolved: ResolvedSpec,
@@ -399,10 +626,11 @@ def plan_saved_model_serving(context: PlanContext, resolved: ResolvedSpec,
     """warmup records (optional) → verify (the SavedModel, gated) → bundle (``models/<name>/<version>/``)
     → upload (with a model store). tf_serving and kserve serve the same bundle."""
     spec, t = resolved.spec, target.name
-    # a SavedModel served as it is: its chosen signature, whose keys are read from it at run time
+    # a SavedModel served as it is: its chosen signature, whose input key is read from it at run time; the
+    # output verified is the one the compiler chose from it (the tflite verify reads the same)
     as_is = bool(getattr(spec.model, "serve_as_is", False))
-    signature = spec.model.signature if as_is else "serving_default"
-    input_name, output_name = (None, None) if as_is else (resolved.input_name, resolved.output_name)
+    signature = resolved.signature_name
+    input_name, output_name = (None if as_is else resolved.input_name), resolved.output_name
     inputs = [context.export]
     if getattr(target, "warmup", None) is not None:
         inputs.append(context.add(f"{t}.warmup", "warmup", WarmupParams(
@@ -445,13 +673,30 @@ def tf_serving_defaults(spec: Spec, target: TfServingTarget) -> TfServingTarget:
     if target.batching is not None:
         update["batching"] = _batching_defaults(target)
     if target.version_labels and "version_policy" not in target.model_fields_set:
-        versions = sorted({*target.version_labels.values(), spec.version})
-        update["version_policy"] = SpecificVersions(kind="specific", versions=versions)
+        update["version_policy"] = SpecificVersions(kind="specific",
+                                                    versions=_derived_versions(spec.version, target))
     if target.kubernetes is not None and target.kubernetes.min_available is None \
             and target.kubernetes.max_unavailable is None:
         update["kubernetes"] = target.kubernetes.model_copy(update={"max_unavailable": 1})
     return target.model_copy(update=update)
 
 
+def serving_names(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[GeneratedName]:
+    """The names of the Kubernetes manifests (none without ``kubernetes``), per track: Deployment, Service,
+    HPA and PodDisruptionBudget ``<name>-<target>[-<label>]``, the ConfigMap ``...-config-<hash>``."""
+    if target.kubernetes is None:
+        return []
+    at, hint = ("targets", index, "name"), "shorten the spec name or the target name"
+    out: list[GeneratedName] = []
+    for track in tracks(r, target):
+        name = object_name(r, target) + track.suffix
+        out += [GeneratedName(name, LABEL_VALUE, "app.kubernetes.io/instance label value", at, hint),
+                GeneratedName(name, SERVICE_NAME, "Service name", *letter_first(r, at, hint)),
+                GeneratedName(f"{name}-config-{'0' * 10}", OBJECT_NAME, "ConfigMap name", at, hint,
+                              f"{name}-config-<hash>")]
+    return out
+
+
 TARGET = register(TargetKind("tf_serving", render=render_tf_serving, plan_steps=plan_saved_model_serving,
-                             defaults=tf_serving_defaults))
+                             defaults=tf_serving_defaults, warnings=(image_without_registry,),
+                             names=serving_names))

@@ -20,7 +20,7 @@ Files (under ``<target>/``):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from tfspec.plan import TfliteBundleParams, TfliteParams, TfliteVerifyParams
 from tfspec.spec.data import ImageFolderSource
@@ -28,6 +28,7 @@ from tfspec.spec.document import Spec
 from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget
 
+from ..losses import REGRESSION_LOSSES
 from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..versions import ACCELERATOR_LIBRARIES, ANDROID_LIBRARIES
@@ -35,7 +36,7 @@ from .registry import PlanContext, TargetKind, dump, register
 from .common import base_context
 
 __all__ = ["render_tflite", "plan_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package",
-           "labels_known", "labels_text", "uses_xnnpack", "npu_full_integer", "gpu_delegable_needs_gpu",
+           "labels_known", "labels_text", "output_kind", "output_labels", "uses_xnnpack", "npu_full_integer", "gpu_delegable_needs_gpu",
            "sparse_weights_need_prune"]
 
 # Spec spelling → Gradle's deliveryType values.
@@ -62,16 +63,43 @@ def kotlin_class_name(spec_name: str, classifier: bool) -> str:
     return stem + ("Classifier" if classifier else "Model")
 
 
+OutputKind = Literal["softmax", "sigmoid", "regression"]
+
+
+def output_kind(resolved: ResolvedSpec) -> OutputKind:
+    """What the model's one output holds, from the loss: ``regression`` values (mse, mae, huber), one
+    ``sigmoid`` probability of the second of two classes (binary_crossentropy), or ``softmax`` scores of
+    every class (logits with ``from_logits``)."""
+    loss = resolved.spec.training.loss_spec.kind
+    if loss in REGRESSION_LOSSES:
+        return "regression"
+    return "sigmoid" if loss == "binary_crossentropy" else "softmax"
+
+
+def output_labels(resolved: ResolvedSpec) -> tuple[str, ...]:
+    """The class names of ``labels.txt``: none for regression, two for one sigmoid unit (the spec's, or
+    ``0``/``1``), the classes otherwise."""
+    kind = output_kind(resolved)
+    if kind == "regression":
+        return ()
+    if kind == "sigmoid" and len(resolved.labels) != 2:
+        return ("0", "1")
+    return resolved.labels
+
+
 def labels_known(resolved: ResolvedSpec) -> bool:
-    """Whether the compiler knows the labels the data step will find (otherwise only ``run`` writes them)."""
+    """Whether the compiler knows the labels the data step will find (otherwise only ``run`` writes them);
+    a regression model has none (no ``labels.txt``)."""
+    if not output_labels(resolved):
+        return False
     if resolved.spec.data.labels:
         return True
-    return bool(resolved.labels) and not isinstance(resolved.spec.data.source, ImageFolderSource)
+    return not isinstance(resolved.spec.data.source, ImageFolderSource)
 
 
 def labels_text(resolved: ResolvedSpec) -> str:
     """``labels.txt``: one class name per line, in label order (no header: every line is a label)."""
-    return "".join(f"{label}\n" for label in resolved.labels)
+    return "".join(f"{label}\n" for label in output_labels(resolved))
 
 
 # Kotlin's hard keywords: a package segment spelled like one must be back-quoted.
@@ -116,6 +144,13 @@ def may_keep_state(resolved: ResolvedSpec) -> bool:
     return any(layer.type in _RECURRENT_LAYER_TYPES for layer in [*layers, *(l for st in students for l in st)])
 
 
+_OUTPUT_DESCRIPTIONS: dict[str, str] = {
+    "softmax": "one score per class, in labels.txt order",
+    "sigmoid": "one value, the probability of the second of the two classes in labels.txt",
+    "regression": "the predicted value(s); no labels",
+}
+
+
 def _input_size(shape: tuple[int, ...]) -> int:
     size = 1
     for dim in shape:
@@ -143,7 +178,9 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget, served: str | No
 
     input_type, output_type = io_types(resolved, target)
     preprocessing = resolved.spec.data.preprocessing
-    class_name = kotlin_class_name(resolved.spec.name, resolved.num_classes is not None)
+    kind = output_kind(resolved)
+    class_name = kotlin_class_name(resolved.spec.name, kind != "regression")
+    served = resolved.served
     app_context: dict[str, Any] = {
         **context,
         "pack": pack,
@@ -173,6 +210,13 @@ def render_tflite(resolved: ResolvedSpec, target: TfliteTarget, served: str | No
         "accelerator_libraries": [ANDROID_LIBRARIES[key] for accelerator in target.accelerators or []
                                   for key in ACCELERATOR_LIBRARIES[accelerator]],
         "reset_state": may_keep_state(resolved),
+        "output_kind": kind,
+        "output_name": resolved.output_name,
+        "output_description": _OUTPUT_DESCRIPTIONS[kind],
+        "from_logits": resolved.spec.training.loss_spec.from_logits,
+        # a SavedModel served as it is with several outputs: run through its signature, read the chosen one
+        "signature_io": {"signature": served.name, "input": served.input.key, "output": served.output.key}
+        if served is not None and len(served.outputs) > 1 else None,
     }
     snippets = f"{t}/app-snippets"
     for name in ("build.gradle", "build.gradle.kts", "settings.gradle", "settings.gradle.kts"):
@@ -212,15 +256,21 @@ def plan_tflite(context: PlanContext, resolved: ResolvedSpec, target: TfliteTarg
     verify = context.add(f"{t}.verify", "verify", TfliteVerifyParams(
         artifact="tflite", filename=target.filename, gates=dump(target.gates), metric=context.metric,
         accelerators=list(target.accelerators or []), npu_full_integer=npu_full_integer(target), xnnpack=xnnpack,
-        raw_inputs=resolved.raw_input_shape is not None,
+        raw_inputs=resolved.raw_input_shape is not None, output_key=_output_key(resolved),
     ), [convert, context.evaluate, context.data], ["verify.json"], t)
     assets_dir = f"{t}/{target.android.asset_pack.name}/src/main/assets" if target.android else t
     context.add(f"{t}.bundle", "bundle", TfliteBundleParams(
         artifact="tflite", filename=target.filename, android=dump(target.android),
-        labels=list(resolved.labels), name=spec.name, version=spec.version,
+        labels=list(output_labels(resolved)), output_kind=output_kind(resolved), name=spec.name, version=spec.version,
         input_name=resolved.input_name, output_name=resolved.output_name, assets_dir=assets_dir, xnnpack=xnnpack,
-        raw_inputs=resolved.raw_input_shape is not None,
+        raw_inputs=resolved.raw_input_shape is not None, output_key=_output_key(resolved),
     ), [convert, verify, context.data], [assets_dir], t)
+
+
+def _output_key(resolved: ResolvedSpec) -> str | None:
+    """A SavedModel served as it is converts with its signature's output keys: the one verify and
+    model_info read (the serving verify's too). None: the model's one output."""
+    return resolved.output_name if resolved.served is not None else None
 
 
 def gpu_delegable_needs_gpu(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:

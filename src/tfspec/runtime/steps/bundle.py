@@ -17,6 +17,7 @@ from tfspec.plan import SavedModelBundleParams, TfliteBundleParams
 from tfspec.runtime.accelerators import interpreter_kernels
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import DATA_INFO_FILE
+from tfspec.runtime.steps.verify import output_detail
 
 __all__ = ["run", "MODEL_INFO_FILE", "LABELS_FILE", "model_info"]
 
@@ -25,8 +26,19 @@ LABELS_FILE = "labels.txt"
 WARMUP_PATH = "assets.extra/tf_serving_warmup_requests"
 
 
+def bundle_labels(params: TfliteBundleParams, data_info: dict[str, Any]) -> list[str]:
+    """``labels.txt``'s lines: none for a regression model; the data step's labels (the class folders of an
+    image_folder) when they fit the output — two for one sigmoid unit —, else the plan's."""
+    if params.output_kind == "regression":
+        return []
+    found = list(data_info.get("labels") or [])
+    if found and (params.output_kind != "sigmoid" or len(found) == 2):
+        return found
+    return list(params.labels)
+
+
 def model_info(params: TfliteBundleParams, tensors: dict[str, Any], data_info: dict[str, Any],
-               verified: dict[str, Any]) -> dict[str, Any]:
+               verified: dict[str, Any], labels: list[str]) -> dict[str, Any]:
     """What an app needs to feed the ``.tflite`` and read its output."""
     def tensor(name: str, details: dict[str, Any]) -> dict[str, Any]:
         return {"name": name, "tensor_name": details["tensor_name"], "shape": details["shape"],
@@ -37,7 +49,11 @@ def model_info(params: TfliteBundleParams, tensors: dict[str, Any], data_info: d
         "name": params.name,
         "version": params.version,
         "model_file": params.filename,
-        "labels_file": LABELS_FILE,
+        "labels_file": LABELS_FILE if labels else None,
+        # softmax: one score per label; sigmoid: the probability of labels[1]; regression: values
+        "output_kind": params.output_kind,
+        # the .tflite's signature (its runner's keys are the input/output names below)
+        "signature": tensors.get("signature"),
         "input": tensor(params.input_name, tensors["input"]),
         "output": tensor(params.output_name, tensors["output"]),
         # which inputs the model takes: "raw" (data.preprocessing.in_model: the normalization below runs
@@ -48,7 +64,7 @@ def model_info(params: TfliteBundleParams, tensors: dict[str, Any], data_info: d
                           "order": ("inside the model; quantize raw values with input scale/zero_point"
                                     if params.raw_inputs else
                                     "x * rescale, then (x - mean) / std, then quantize with input scale/zero_point")},
-        "labels": list(data_info.get("labels") or []),
+        "labels": labels,
         "metrics": {verified["metric"]: verified["metrics"]["value"], "size_bytes": verified["metrics"]["size_bytes"]},
         # several named inputs: each by its signature key (feed them with the signature runner)
         **({"inputs": [tensor(name, details) for name, details in sorted(tensors["inputs"].items())]}
@@ -74,17 +90,21 @@ def _tflite(ctx: StepContext, p: TfliteBundleParams) -> dict[str, Any]:
                 "dtype": np.dtype(details["dtype"]).name, "scale": float(scale), "zero_point": int(zero_point)}
 
     tensors: dict[str, Any] = {"input": described(interpreter.get_input_details()[0]),
-                               "output": described(interpreter.get_output_details()[0])}
+                               "output": described(output_detail(interpreter, p.output_key))}
+    tensors["signature"] = next(iter(sorted(interpreter.get_signature_list())), None)
     if len(interpreter.get_input_details()) > 1:
         tensors["inputs"] = {name: described(details)
                              for name, details in interpreter.get_signature_runner().get_input_details().items()}
         tensors["input"] = tensors["inputs"].get(p.input_name, tensors["input"])  # the first model input
-    labels = list(data_info.get("labels") or p.labels)
-    (assets / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
-    info = model_info(p, tensors, data_info, verified)
+    labels = bundle_labels(p, data_info)
+    names = [p.filename, MODEL_INFO_FILE]
+    if labels:
+        (assets / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
+        names.append(LABELS_FILE)
+    info = model_info(p, tensors, data_info, verified, labels)
     (assets / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    files = sorted(f"{p.assets_dir}/{name}" for name in (p.filename, LABELS_FILE, MODEL_INFO_FILE))
-    ctx.log(f"  {p.assets_dir}/: {p.filename}, {LABELS_FILE}, {MODEL_INFO_FILE}")
+    files = sorted(f"{p.assets_dir}/{name}" for name in names)
+    ctx.log(f"  {p.assets_dir}/: {', '.join(names)}")
     return {"files": files, "size_bytes": source.stat().st_size}
 
 

@@ -103,7 +103,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
     for step in model_steps:
         folder = ctx.inputs[step.id]
         if (folder / SIGNATURE_FILE).is_file():  # a SavedModel served as it is: no Keras model
-            model = _AsIs(load_signature(folder / "saved_model", read_signature_file(folder)["signature"]))
+            chosen = read_signature_file(folder)
+            model = _AsIs(load_signature(folder / "saved_model", chosen["signature"], output_key=chosen["output_key"]))
             predictions = model.signature.predict(data.features("test", 256))
             files = sorted(f for f in (folder / "saved_model").rglob("*") if f.is_file())
             size, packed = sum(f.stat().st_size for f in files), sum(gzipped_size(f.read_bytes()) for f in files)

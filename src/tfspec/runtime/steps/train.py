@@ -74,7 +74,7 @@ def _served_as_is(ctx: StepContext, data: Any) -> dict[str, Any]:
                         "serve_as_is deploys a SavedModel folder unchanged")
     target = ctx.out / "saved_model"
     shutil.copytree(source, target)
-    signature = load_signature(target, model["signature"], list(data.info["input_shape"]))
+    signature = load_signature(target, model["signature"], list(data.info["input_shape"]), ctx.params.output_name)
     metric = quality_metric(ctx.params.fit["loss"]["kind"])
     value = quality(signature.predict(data.features("test")), data.labels("test"), metric)
     ctx.write_json(SIGNATURE_FILE, {**signature.describe(), "signatures": describe_signatures(signature.loaded)})

@@ -12,7 +12,8 @@ from typing import Any
 
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.errors import StepError
-from tfspec.runtime.model_store import StoreError, open_store, prune_versions, upload_version, versions_in
+from tfspec.runtime.model_store import (PinnedVersions, StoreError, open_store, prune_versions, upload_version,
+                                        versions_in)
 
 __all__ = ["run"]
 
@@ -24,6 +25,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
     model_dir = ctx.inputs[bundle] / p.model_dir
     try:
         store = open_store(p.base_path, p.endpoint_url, p.region)
+        if p.pinned:
+            store = PinnedVersions(store)
         present = set(versions_in(store))
         missing = sorted(set(p.required_versions) - present - {p.version})
         if missing:

@@ -87,10 +87,26 @@ def _quantized(sample: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return sample.astype(dtype)
 
 
-def run_tflite(path: Path, x: Any, xnnpack: bool = True) -> tuple[np.ndarray, list[float], dict[str, Any]]:
+def output_detail(interpreter: Any, output_key: str | None) -> dict[str, Any]:
+    """The output tensor read: the signature output ``output_key`` (a SavedModel served as it is keeps its
+    signature's output keys, and its first tensor may be another output, e.g. int64 class ids), or the first."""
+    if output_key is None:
+        return interpreter.get_output_details()[0]
+    signatures = interpreter.get_signature_list()
+    for name in signatures:
+        outputs = interpreter.get_signature_runner(name).get_output_details()
+        if output_key in outputs:
+            index = outputs[output_key]["index"]
+            return next(d for d in interpreter.get_output_details() if d["index"] == index)
+    raise RuntimeError(f"the .tflite has no signature output {output_key!r} ({signatures})")
+
+
+def run_tflite(path: Path, x: Any, xnnpack: bool = True,
+               output_key: str | None = None) -> tuple[np.ndarray, list[float], dict[str, Any]]:
     """Predictions (dequantized), per-example latencies in seconds and the I/O tensor details; ``x`` is an
     array or an iterable of batches (only the predictions are kept). A model with several inputs gets
-    ``{input name: array}`` batches, fed by the signature's input keys."""
+    ``{input name: array}`` batches, fed by the signature's input keys; ``output_key`` picks the signature
+    output read (:func:`output_detail`)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=1, **interpreter_kernels(xnnpack))
@@ -99,7 +115,7 @@ def run_tflite(path: Path, x: Any, xnnpack: bool = True) -> tuple[np.ndarray, li
     named = len(interpreter.get_input_details()) > 1
     # several inputs: the tensor behind each signature key (the interpreter's own order is not the model's)
     feeds = interpreter.get_signature_runner().get_input_details() if named else {None: first}
-    out = interpreter.get_output_details()[0]
+    out = output_detail(interpreter, output_key)
     out_scale, out_zero = out["quantization"]
     outputs = []
     latencies = []
@@ -126,8 +142,8 @@ def _run_saved_model(path: Path, batches: Any, first: np.ndarray, input_name: st
                      output_name: str | None, signature: str = "serving_default") -> tuple[np.ndarray, list[float]]:
     """Predictions over streamed batches; latencies of single calls on the ``first`` examples."""
     tf, _ = import_tf()
-    if input_name is None or output_name is None:  # served as it is: the keys come from the signature
-        chosen = load_signature(path, signature)
+    if input_name is None:  # served as it is: the input key comes from the signature, the output from the plan
+        chosen = load_signature(path, signature, output_key=output_name)
         return chosen.predict(batches), time_single_calls(chosen.predict, first)
     function = tf.saved_model.load(str(path)).signatures[signature]
     predictions = np.concatenate([function(**signature_feed(x, input_name))[output_name].numpy()
@@ -164,7 +180,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
         ops = coverage(analyzer_report(path.read_bytes()))
         ctx.log(coverage_line(ops))
         predictions, latencies, details = run_tflite(path, data.features("test", raw=p.raw_inputs).as_numpy_iterator(),
-                                                     p.xnnpack)
+                                                     p.xnnpack, p.output_key)
         size = path.stat().st_size
         packed = gzipped_size(path.read_bytes())
     else:

@@ -3,6 +3,7 @@
 //
 // Loads digits.tflite (int8 quantization, int8 input, int8 output) from the
 // "digits_model" asset pack (install-time) and classifies one example of shape [64].
+// Output outputs: one score per class, in labels.txt order.
 // Accelerators tried in order: cpu (the CPU is the fallback of each).
 // Input contract: preprocessed examples; classify() applies the data's preprocessing before the model.
 package com.example.digits
@@ -30,6 +31,13 @@ class DigitsClassifier private constructor(
 
     /** Scores of every label for one example of [INPUT_SIZE] raw feature values (row-major), best first. */
     fun classify(features: FloatArray): List<Pair<String, Float>> {
+        val scores = outputs(features)
+        check(scores.size == labels.size) { "the model outputs ${scores.size} scores for ${labels.size} labels" }
+        return labels.zip(scores.toList()).sortedByDescending { it.second }
+    }
+
+    /** The output tensor's values (outputs) for one example, dequantized. */
+    private fun outputs(features: FloatArray): FloatArray {
         require(features.size == INPUT_SIZE) { "expected $INPUT_SIZE values, got ${features.size}" }
         val inputTensor = interpreter.getInputTensor(0)
         val input = ByteBuffer.allocateDirect(inputTensor.numBytes()).order(ByteOrder.nativeOrder())
@@ -44,9 +52,9 @@ class DigitsClassifier private constructor(
         val output = ByteBuffer.allocateDirect(outputTensor.numBytes()).order(ByteOrder.nativeOrder())
         interpreter.run(input, output)
         output.rewind()
+        val count = outputTensor.numElements()
         val outputQuantization = outputTensor.quantizationParams()
-        val scores = FloatArray(labels.size) { (output.get().toInt() - outputQuantization.zeroPoint) * outputQuantization.scale }
-        return labels.zip(scores.toList()).sortedByDescending { it.second }
+        return FloatArray(count) { (output.get().toInt() - outputQuantization.zeroPoint) * outputQuantization.scale }
     }
 
     /** The training pipeline's preprocessing (data.preprocessing), which the model expects. */

@@ -2,8 +2,11 @@
 # DO NOT EDIT: change the spec and run `tfspec build` again.
 #
 # Calls TF Serving's gRPC PredictionService with one zero example and prints the output.
+# Signature serving_default: inputs float32 [64] -> outputs
+#
 # Input contract: preprocessed examples: apply rescale (model_info / data.preprocessing) before sending; set data.preprocessing.in_model to send raw examples
-# Needs: pip install tensorflow-serving-api (brings grpcio, numpy and tensorflow).
+# Needs: pip install grpcio protobuf numpy (not TensorFlow: the few messages of TF Serving's
+# predict.proto, tensor.proto and tensor_shape.proto it sends are declared below, same field numbers).
 # Usage: python predict_grpc.py [--target HOST:PORT] [--label LABEL] [--timeout SECONDS]
 from __future__ import annotations
 
@@ -11,33 +14,110 @@ import argparse
 
 import grpc
 import numpy as np
-import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 MODEL_NAME = 'digits'
 SIGNATURE_NAME = 'serving_default'
-INPUT_NAME = 'inputs'
-INPUT_SHAPE = (64,)
-INPUT_DTYPE = 'float32'
+# Every signature input: name -> (shape of one example, dtype).
+INPUTS = {'inputs': ((64,), 'float32')}
 OUTPUT_NAME = 'outputs'
 # Version labels of the spec (canary and rollback: the label, not the version, is what clients name).
 VERSION_LABELS = ('stable',)
 
+# tensorflow.DataType values (tensorflow/core/framework/types.proto).
+DATA_TYPES = {"float32": 1, "float64": 2, "int32": 3, "uint8": 4, "int16": 5, "int8": 6, "int64": 9, "bool": 10,
+              "float16": 19}
+# Where a TensorProto keeps values of each type when it does not use tensor_content.
+VALUE_FIELDS = {1: "float_val", 2: "double_val", 3: "int_val", 4: "int_val", 5: "int_val", 6: "int_val",
+                9: "int64_val", 10: "bool_val", 19: "half_val"}
+PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 
-def predict(target: str, batch: np.ndarray, timeout: float, label: str | None = None) -> np.ndarray:
-    """Send ``batch`` (shape ``(n, *INPUT_SHAPE)``) to the version ``label`` points at (the newest version
-    when None) and return the model's ``OUTPUT_NAME`` tensor."""
-    request = predict_pb2.PredictRequest()
+
+def _messages() -> tuple[type, type]:
+    """PredictRequest and PredictResponse with TF Serving's field numbers (wire-compatible)."""
+    F = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="tfspec_predict_client.proto", package="tfspec_client",
+                                               syntax="proto3")
+
+    def message(name: str, fields: list[tuple[str, int, int, int, str]], parent: object = file) -> object:
+        added = parent.message_type.add(name=name) if parent is file else parent.nested_type.add(name=name)
+        for field, number, kind, label, type_name in fields:
+            added.field.add(name=field, number=number, type=kind, label=label, **({"type_name": type_name} if type_name else {}))
+        return added
+
+    one, many = F.LABEL_OPTIONAL, F.LABEL_REPEATED
+    shape = message("TensorShapeProto", [("dim", 2, F.TYPE_MESSAGE, many, ".tfspec_client.TensorShapeProto.Dim"),
+                                         ("unknown_rank", 3, F.TYPE_BOOL, one, "")])
+    message("Dim", [("size", 1, F.TYPE_INT64, one, ""), ("name", 2, F.TYPE_STRING, one, "")], shape)
+    message("TensorProto", [
+        ("dtype", 1, F.TYPE_INT32, one, ""), ("tensor_shape", 2, F.TYPE_MESSAGE, one, ".tfspec_client.TensorShapeProto"),
+        ("tensor_content", 4, F.TYPE_BYTES, one, ""), ("float_val", 5, F.TYPE_FLOAT, many, ""),
+        ("double_val", 6, F.TYPE_DOUBLE, many, ""), ("int_val", 7, F.TYPE_INT32, many, ""),
+        ("int64_val", 10, F.TYPE_INT64, many, ""), ("bool_val", 11, F.TYPE_BOOL, many, ""),
+        ("half_val", 13, F.TYPE_INT32, many, "")])
+    message("Int64Value", [("value", 1, F.TYPE_INT64, one, "")])
+    message("ModelSpec", [("name", 1, F.TYPE_STRING, one, ""), ("version", 2, F.TYPE_MESSAGE, one, ".tfspec_client.Int64Value"),
+                          ("signature_name", 3, F.TYPE_STRING, one, ""), ("version_label", 4, F.TYPE_STRING, one, "")])
+    for name, tensors_field, spec_field, filter_field in (("PredictRequest", 2, 1, 3), ("PredictResponse", 1, 2, None)):
+        key = "Inputs" if name == "PredictRequest" else "Outputs"
+        fields = [("model_spec", spec_field, F.TYPE_MESSAGE, one, ".tfspec_client.ModelSpec"),
+                  (key.lower(), tensors_field, F.TYPE_MESSAGE, many, f".tfspec_client.{name}.{key}Entry")]
+        if filter_field:
+            fields.append(("output_filter", filter_field, F.TYPE_STRING, many, ""))
+        entry = message(f"{key}Entry", [("key", 1, F.TYPE_STRING, one, ""),
+                                        ("value", 2, F.TYPE_MESSAGE, one, ".tfspec_client.TensorProto")],
+                        message(name, fields))
+        entry.options.map_entry = True
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return tuple(message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tfspec_client.{name}"))
+                 for name in ("PredictRequest", "PredictResponse"))
+
+
+PredictRequest, PredictResponse = _messages()
+
+
+def to_tensor(array: np.ndarray, dtype: str, tensor: object) -> None:
+    """Fill ``tensor`` (a TensorProto) with ``array`` as ``dtype``: little-endian bytes in tensor_content."""
+    array = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<"))
+    tensor.dtype = DATA_TYPES[dtype]
+    for size in array.shape:
+        tensor.tensor_shape.dim.add(size=size)
+    tensor.tensor_content = array.tobytes()
+
+
+def from_tensor(tensor: object) -> np.ndarray:
+    """A TensorProto as an array (tensor_content, or the typed value field TF Serving filled)."""
+    names = {number: name for name, number in DATA_TYPES.items()}
+    dtype = np.dtype(names[tensor.dtype]).newbyteorder("<")
+    shape = [dim.size for dim in tensor.tensor_shape.dim]
+    if tensor.tensor_content:
+        return np.frombuffer(tensor.tensor_content, dtype=dtype).reshape(shape)
+    values = getattr(tensor, VALUE_FIELDS[tensor.dtype])
+    if tensor.dtype == DATA_TYPES["float16"]:
+        flat = np.array(values, dtype=np.uint16).view(np.float16)
+    else:
+        flat = np.array(values, dtype=dtype)
+    count = int(np.prod(shape)) if shape else 1
+    return (np.repeat(flat, count) if flat.size == 1 and count != 1 else flat).reshape(shape)
+
+
+def predict(target: str, batch: dict[str, np.ndarray], timeout: float, label: str | None = None) -> np.ndarray:
+    """Send ``batch`` (``{input name: array of shape (n, *shape)}`` for every name of ``INPUTS``) to the
+    version ``label`` points at (the newest version when None) and return the model's ``OUTPUT_NAME`` tensor."""
+    request = PredictRequest()
     request.model_spec.name = MODEL_NAME
     if label:
         request.model_spec.version_label = label
     request.model_spec.signature_name = SIGNATURE_NAME
-    request.inputs[INPUT_NAME].CopyFrom(tf.make_tensor_proto(batch, dtype=INPUT_DTYPE))
+    for name, (_, dtype) in INPUTS.items():
+        to_tensor(batch[name], dtype, request.inputs[name])
     request.output_filter.append(OUTPUT_NAME)
     with grpc.insecure_channel(target) as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        response = stub.Predict(request, timeout=timeout)
-    return tf.make_ndarray(response.outputs[OUTPUT_NAME])
+        call = channel.unary_unary(PREDICT_METHOD, request_serializer=PredictRequest.SerializeToString,
+                                   response_deserializer=PredictResponse.FromString)
+        response = call(request, timeout=timeout)
+    return from_tensor(response.outputs[OUTPUT_NAME])
 
 
 def main() -> None:
@@ -46,7 +126,7 @@ def main() -> None:
     parser.add_argument("--label", default=None, help="version label, e.g. " + (" or ".join(VERSION_LABELS) or "stable"))
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds")
     args = parser.parse_args()
-    batch = np.zeros((1, *INPUT_SHAPE), dtype=INPUT_DTYPE)
+    batch = {name: np.zeros((1, *shape), dtype=dtype) for name, (shape, dtype) in INPUTS.items()}
     print(predict(args.target, batch, args.timeout, args.label).tolist())
 
 
