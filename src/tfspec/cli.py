@@ -11,21 +11,22 @@ import sys
 
 import click
 
-from tfspec.compiler.versions import TFSPEC_VERSION
 from tfspec.spec.errors import EXIT_INTERRUPTED
 
 from .commands import compile as compile_commands
+from .commands import images as images_commands
 from .commands import report as report_commands
 from .commands import run as run_commands
 from .commands import search as search_commands
 from .commands import standards as standards_commands
+from .commands.version import version_option
 from .commands.watch import watch as watch_command
 
 __all__ = ["main", "cli"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(TFSPEC_VERSION, prog_name="tfspec")
+@version_option
 def cli() -> None:
     """tfspec: compile a deployment spec into a runtime plan and deployment artifacts."""
 
@@ -39,6 +40,7 @@ cli.add_command(report_commands.report)
 cli.add_command(search_commands.search)
 cli.add_command(standards_commands.explain)
 cli.add_command(standards_commands.fleet)
+cli.add_command(images_commands.images)
 
 
 def main() -> None:

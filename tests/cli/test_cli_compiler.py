@@ -72,5 +72,7 @@ def test_compiler_commands_never_import_tensorflow(tmp_path: Path) -> None:
 
 
 def test_version_and_help(tmp_path: Path) -> None:
-    assert _run("--version", cwd=tmp_path).stdout.strip().endswith("0.1.0")
+    lines = _run("--version", cwd=tmp_path).stdout.splitlines()
+    assert lines[0] == "tfspec 0.1.0"
+    assert lines[1].startswith("runtime: tensorflow 2.21.0, tf-keras 2.21.0, tensorflow-model-optimization 0.8.1")
     assert "build" in _run("--help", cwd=tmp_path).stdout

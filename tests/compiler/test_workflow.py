@@ -8,6 +8,7 @@ yamllint, and against the plan it was rendered from.
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 import sys
@@ -437,3 +438,94 @@ def test_the_pods_get_the_data_buckets_credentials_too() -> None:
     same = DataStorage(credentials=StorageCredentials(kubernetes_secret="data-reader"))  # the same variable names
     secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in _env(workflow, same) if "valueFrom" in e}
     assert secrets == {"AWS_ACCESS_KEY_ID": "step-store", "AWS_SECRET_ACCESS_KEY": "step-store"}
+
+
+# --- the step image: derived when workflow.image is omitted ------------------------------------------
+
+def _derived(tmp_path: Path, section: str, spec_text: str | None = None) -> CompileResult:
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text((spec_text or EXAMPLE.read_text("utf-8")) + section, "utf-8")
+    result = compile_spec(spec)
+    assert result.ok, [d.format() for d in result.diagnostics]
+    return result
+
+
+def _dockerfile_tag(dockerfile: str) -> str:
+    (tag,) = [line.split(" -t ")[1].split()[0] for line in dockerfile.splitlines()
+              if line.startswith("#   docker build")]
+    return tag
+
+
+def test_the_step_image_is_derived_from_its_dockerfile(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    # the example names its registry (registry.example.com/ml): the step image is pushed there too
+    result = _derived(tmp_path, "workflow: {store: 's3://ml-steps/digits', gpus: 1}\n")
+    dockerfile = result.files["workflow/Dockerfile"]
+    assert_golden("workflow/derived-image/Dockerfile", dockerfile, request)
+    image = _dockerfile_tag(dockerfile)
+    assert re.fullmatch(r"registry\.example\.com/ml/digits-workflow:3-[0-9a-f]{12}", image), image
+    repository, tag = image.rsplit(":", 1)
+    assert f'org.opencontainers.image.title="{repository}"' in dockerfile
+    assert f'org.opencontainers.image.version="{tag}"' in dockerfile
+    assert "\nFROM tensorflow/tensorflow:2.21.0-gpu\n" in dockerfile  # model steps get a GPU
+    assert '"/tmp/wheels/tfspec-0.1.0-py3-none-any.whl[runtime]"' in dockerfile
+    assert "\nUSER 10001:10001\n" in dockerfile
+    templates = yaml.safe_load(result.files["workflow/workflowtemplate.yaml"])["spec"]["templates"]
+    images = {t["container"]["image"] for t in templates if "container" in t}
+    assert images == {image}
+
+
+def test_the_step_image_tag_follows_what_the_image_holds(tmp_path: Path) -> None:
+    def tag(section: str, spec_text: str | None = None) -> str:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        return _dockerfile_tag(_derived(folder, section, spec_text).files["workflow/Dockerfile"])
+
+    cpu = tag("workflow: {store: 's3://ml-steps/digits'}\n")
+    assert cpu == tag("workflow: {store: 's3://other/x', parallelism: 2}\n")  # not in the image
+    assert cpu == tag("workflow: {store: 's3://ml-steps/digits'}\n",
+                      EXAMPLE.read_text("utf-8").replace("epochs: 40", "epochs: 41"))  # the plan is a ConfigMap
+    assert cpu != tag("workflow: {store: 's3://ml-steps/digits', gpus: 1}\n")  # another base image
+
+
+def test_the_step_image_gets_the_storage_extra_when_data_is_in_object_storage() -> None:
+    from tfspec.compiler.pipeline import resolve_document
+    from tfspec.compiler.workflow import step_image_extras
+    from tfspec.spec.loader import load_yaml_text
+
+    def extras(text: str) -> tuple[str, ...]:
+        return step_image_extras(resolve_document(load_yaml_text(text, "deploy.yaml"), environ={}))
+
+    section = "workflow: {store: 's3://ml-steps/digits'}\n"
+    assert extras(EXAMPLE.read_text("utf-8") + section) == ("runtime",)
+    remote = EXAMPLE.read_text("utf-8").replace(
+        "source: {kind: sklearn_digits}",
+        "source: {kind: npz, path: 's3://data/digits.npz', features: x, labels: y}\n  external_locations: true")
+    assert "s3://data" in remote
+    assert extras(remote + section) == ("runtime", "storage")  # fsspec's s3fs reads the data
+
+
+def test_an_image_given_renders_no_dockerfile(built: dict[str, tuple[CompileResult, Path]]) -> None:
+    for variant in VARIANTS:
+        assert "workflow/Dockerfile" not in built[variant][0].files
+
+
+def test_hadolint_passes_the_step_dockerfile(tmp_path: Path) -> None:
+    result = _derived(tmp_path, "workflow: {store: 's3://ml-steps/digits'}\n")
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(result.files["workflow/Dockerfile"], "utf-8")
+    config = ROOT / ".hadolint.yaml"
+    args = [_tool("hadolint"), "--no-color", "--failure-threshold", "style"]
+    if config.exists():
+        args += ["--config", str(config)]
+    done = subprocess.run([*args, str(dockerfile)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "", done.stdout + done.stderr
+
+
+def test_a_target_named_workflow_clashes_with_the_derived_step_image(tmp_path: Path) -> None:
+    spec = tmp_path / "deploy.yaml"
+    text = EXAMPLE.read_text("utf-8").replace("    name: serving\n", "    name: workflow\n")
+    spec.write_text(text + "workflow: {store: 's3://ml-steps/digits'}\n", "utf-8")
+    result = subprocess.run([*tfspec_command(), "validate", str(spec)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "targets.1.name: the image of target 'workflow' would be the workflow's step image 'digits-workflow'" \
+        in result.stderr.replace("targets[1]", "targets.1"), result.stderr

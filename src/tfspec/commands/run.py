@@ -88,6 +88,7 @@ def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str 
         raise click.UsageError("--step and --root apply to --plan")
     if step_id is not None and dist_dir is not None:
         raise click.UsageError("--dist-dir does not apply to --step (one step writes only its cache entry)")
+    require_runtime("run")  # every mode runs steps (or reaches the store with boto3): one line, not a traceback
     check_cache_dir(cache_dir, spec if spec is not None else str(plan_file))
     if store_url is not None or publish or upload_only or probe:
         if plan_file is None or worker or dist_dir is not None or (step_id is None) == (not publish) \
@@ -118,7 +119,6 @@ def run(spec: str | None, env: str | None, plan_file: Path | None, step_id: str 
         _run_worker(_inputs(spec, env, plan_file, root), cache_dir, dist_dir, quiet, startup_timeout, peer_timeout,
                     as_json)
         return
-    require_runtime("run")
     inputs = _inputs(spec, env, plan_file, root)  # input errors before TensorFlow is imported
     from tfspec.runtime.cache import default_cache_dir
     from tfspec.runtime.errors import StepFailed
@@ -158,7 +158,6 @@ def _run_with_store(plan_file: Path, root: Path | None, step_id: str | None, loc
 
     from tfspec.running import run_inputs_from_plan_file
 
-    require_runtime("run")
     inputs = run_inputs_from_plan_file(plan_file, root, rendered_files=False)
     from tfspec.runtime.fit import is_ci
     from tfspec.runtime.remote_cache import open_remote, publish, run_step_with_store

@@ -24,6 +24,10 @@ plain data; the templates in ``templates/workflow/`` only lay it out.
 * Names: ``<name>`` or ``<name>-<environment>`` and what derives from it (:func:`workflow_names`, checked
   with every other generated name); the training object lands in the workflow's namespace, which a
   ``training_target``'s own namespace must equal (:func:`workflow_training_namespace`).
+* The step image: without ``workflow.image``, ``workflow/Dockerfile`` (the pinned TensorFlow image,
+  ``-gpu`` when model steps get GPUs, with this tfspec's wheel and its ``runtime`` extra, ``storage`` too
+  when the data is in object storage; UID 10001) and the image ``[<registry>/]<name>-workflow`` tagged
+  ``<version>-<hash of what it holds>``, as the targets' images are.
 """
 
 from __future__ import annotations
@@ -39,17 +43,20 @@ from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import GpuClusterTarget
 from tfspec.spec.workflow import Workflow
 
+from .inputs import input_sources
 from .kube_names import LABEL_VALUE, OBJECT_NAME, GeneratedName, generated
 from .locations import is_object_store
-from .naming import dist_name
+from .naming import dist_name, object_name
 from .render import header_lines, render_template
 from .resolve import ResolvedSpec
 from .targets import kubernetes as k8s
-from .targets.common import PULL_POLICY
+from .targets.common import PULL_POLICY, content_tag, dockerfile_quote, image_reference, qualified_image
+from .targets.gpu_cluster import WHEEL
+from .versions import TFSPEC_VERSION, training_image
 
-__all__ = ["WORKFLOW_DIR", "PLAN_MOUNT", "PLAN_PATH", "SCRATCH_MOUNT", "PUBLISH_TASK", "STEP_UID", "render_workflow",
-           "step_command", "task_name", "RULES", "workflow_names", "executor_name", "TOKEN_NAME_ANNOTATION",
-           "name_references", "workflow_training_namespace"]
+__all__ = ["WORKFLOW_DIR", "PLAN_MOUNT", "PLAN_PATH", "SCRATCH_MOUNT", "PUBLISH_TASK", "STEP_UID", "STEP_IMAGE_NAME",
+           "render_workflow", "step_command", "step_image_extras", "task_name", "RULES", "workflow_names",
+           "executor_name", "TOKEN_NAME_ANNOTATION", "name_references", "workflow_training_namespace"]
 
 WORKFLOW_DIR = "workflow"
 PLAN_MOUNT = "/plan"
@@ -58,6 +65,7 @@ SCRATCH_MOUNT = "/scratch"
 PUBLISH_TASK = "publish"
 STEP_UID = 10001  # the training image's user (gpu_cluster.TRAINING_UID)
 STEP_PARAMETER = "step"
+STEP_IMAGE_NAME = "workflow"  # the derived step image: [<registry>/]<spec name>-workflow
 PLAN_HASH_LENGTH = 8
 KUSTOMIZE_CONFIG = "kustomizeconfig.yaml"
 _PLAN_KEY = "plan.json"
@@ -201,12 +209,52 @@ def _check_names(plan: Plan) -> None:
     assert len(set(names)) == len(names), names  # step ids are <target>.<kind> or fixed words: no clashes
 
 
+def step_image_extras(resolved: ResolvedSpec) -> tuple[str, ...]:
+    """The tfspec extras a step pod needs: the runtime, and fsspec's file systems when data is read from
+    object storage (the store itself is reached with boto3, part of the runtime)."""
+    remote = any(source.how == "objects" for source in input_sources(resolved))
+    return ("runtime", "storage") if remote else ("runtime",)
+
+
+def _step_image(resolved: ResolvedSpec, workflow: Workflow) -> tuple[str, str]:
+    """The derived step image's reference and its ``workflow/Dockerfile``."""
+    spec = resolved.spec
+    base_image = training_image(workflow.gpus)
+    extras = step_image_extras(resolved)
+    name = object_name(spec.name, STEP_IMAGE_NAME)
+    repository = f"{spec.registry}/{name}" if spec.registry else name
+    # What the image holds: tfspec (its version names the wheel) with these extras on this base, the user.
+    tag = content_tag(spec.version, STEP_IMAGE_NAME, TFSPEC_VERSION, base_image, extras, STEP_UID)
+    image = image_reference(repository, tag)
+    labels = [
+        ("org.opencontainers.image.title", repository),
+        ("org.opencontainers.image.version", tag),
+        ("org.opencontainers.image.base.name", qualified_image(base_image)),
+    ]
+    dockerfile = render_template(
+        "workflow/Dockerfile.j2",
+        header=header_lines(resolved),
+        spec_name=spec.name,
+        base_image=base_image,
+        oci_labels=[(key, dockerfile_quote(value)) for key, value in labels],
+        wheel=WHEEL,
+        extras=",".join(extras),
+        uid=STEP_UID,
+        image_tag=image,
+    )
+    return image, dockerfile
+
+
 def render_workflow(resolved: ResolvedSpec, plan: Plan) -> dict[str, str]:
     """``workflow/`` files of a spec with a ``workflow`` section (empty without one)."""
     workflow = resolved.spec.workflow
     if workflow is None:
         return {}
     _check_names(plan)
+    dockerfile = None
+    if workflow.image is None:
+        image, dockerfile = _step_image(resolved, workflow)
+        workflow = workflow.model_copy(update={"image": image})
     name = plan.spec.dist_name
     labels = k8s.labels(resolved, name, "workflow")
     # the pods' plan: the build's, its root the plan's own folder (data they read is in object storage)
@@ -284,6 +332,8 @@ def render_workflow(resolved: ResolvedSpec, plan: Plan) -> dict[str, str]:
     files = {f"{WORKFLOW_DIR}/{f}": render_template(f"workflow/{f}.j2", **context)
              for f in ("configmap.yaml", "rbac.yaml", "workflowtemplate.yaml", "workflow.yaml", "kustomization.yaml",
                        KUSTOMIZE_CONFIG)}
+    if dockerfile is not None:
+        files[f"{WORKFLOW_DIR}/Dockerfile"] = dockerfile
     return files
 
 
@@ -398,4 +448,21 @@ def workflow_inputs_reachable(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
-RULES = (workflow_training_target, workflow_training_namespace, workflow_inputs_reachable)
+def workflow_image_repository(r: ResolvedSpec) -> list[Diagnostic]:
+    """The derived step image ``<name>-workflow`` must not be the repository of a target's image (a target
+    named ``workflow``): pushing one would overwrite the other's tags."""
+    workflow = r.spec.workflow
+    if workflow is None or workflow.image is not None:
+        return []
+    for index, target in enumerate(r.spec.targets):
+        if target.name == STEP_IMAGE_NAME and target.kind in ("tf_serving", "gpu_cluster"):
+            explicit = getattr(target, "image", None) or getattr(getattr(target, "kubernetes", None), "image", None)
+            if explicit is None:
+                return [r.diagnostic(("targets", index, "name"),
+                                     f"the image of target {STEP_IMAGE_NAME!r} would be the workflow's step image "
+                                     f"{object_name(r.spec.name, STEP_IMAGE_NAME)!r}",
+                                     "rename the target, or set workflow.image")]
+    return []
+
+
+RULES = (workflow_training_target, workflow_training_namespace, workflow_inputs_reachable, workflow_image_repository)

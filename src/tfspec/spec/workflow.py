@@ -24,12 +24,13 @@ class Workflow(StrictModel):
     from a ConfigMap; the step cache is the bucket prefix ``STORE/cache/``, a step already there is not run
     again, and a last task publishes the dist to ``STORE/dist/<name>/``. See docs/workflows.md."""
 
-    image: BaseImage
-    """Image the step pods run: it must hold ``tfspec[runtime]`` of the version that built the plan (the
-    gpu_cluster target's training image does), pinned by tag or digest
-    (``registry.example.com/ml/digits-cluster:3-ab12cd34ef``)."""
     store: StepStore
     """The step cache and the published dist: ``s3://bucket/prefix`` (any S3-compatible store)."""
+    image: BaseImage | None = None
+    """Image the step pods run. Omitted: ``[<registry>/]<name>-workflow:<version>-<content hash>``, built
+    from the rendered ``workflow/Dockerfile`` (``tfspec images`` builds and pushes it). Given: any image with
+    ``tfspec[runtime]`` of the version that built the plan and a user with UID 10001 (the gpu_cluster
+    target's training image is one), pinned by tag or digest, and no ``workflow/Dockerfile`` is rendered."""
     endpoint_url: EndpointUrl | None = None
     """S3-compatible endpoint (MinIO, Ceph); AWS when omitted."""
     region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")] | None = None
