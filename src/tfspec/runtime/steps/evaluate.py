@@ -17,7 +17,7 @@ import numpy as np
 from tfspec.plan import MODEL_STEP_KINDS, EvaluateParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import Dataset, load_dataset
-from tfspec.runtime.keras_io import load_model, model_file
+from tfspec.runtime.keras_io import builder_code, load_model, model_file
 from tfspec.runtime.signatures import SIGNATURE_FILE, Signature, load_signature, read_signature_file
 from tfspec.runtime.quality import (
     CHANCE_MARGIN,
@@ -108,7 +108,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             files = sorted(f for f in (folder / "saved_model").rglob("*") if f.is_file())
             size, packed = sum(f.stat().st_size for f in files), sum(gzipped_size(f.read_bytes()) for f in files)
         else:
-            model = load_model(folder, compile=False)
+            model = load_model(folder, compile=False, code=builder_code(ctx.plan, ctx.root))
             predictions = model.predict(data.features("test", 256), verbose=0)
             raw = model_file(folder).read_bytes()
             size, packed = len(raw), gzipped_size(raw)
