@@ -21,7 +21,7 @@ from tfspec.spec.data import CsvSource, NpzSource, TfrecordSource
 
 from .inputs import InputDigests
 from .naming import dist_name
-from .resolve import ResolvedSpec, num_classes_key
+from .resolve import REGRESSION_LOSSES, ResolvedSpec, num_classes_key
 from .quantities import quantity_value
 from .targets import PlanContext, target_kind
 from .techniques import technique
@@ -29,9 +29,6 @@ from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
 __all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "REGRESSION_LOSSES", "build_plan", "canonical_json",
            "fingerprint", "model_step_id", "quality_metric", "served_as_is", "served_signature"]
-
-REGRESSION_LOSSES = frozenset({"mean_squared_error", "mean_absolute_error", "huber"})
-
 
 def served_as_is(resolved: ResolvedSpec) -> bool:
     """A SavedModel deployed unchanged (``model.serve_as_is``): no Keras model, keys read from its signature."""
@@ -147,6 +144,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         memory_budget=int(quantity_value(spec.data.memory_budget)),
         storage=_dump(spec.data.storage),  # endpoint and credential variable names, never values
         inputs=_inputs(resolved),
+        missing_values=_dump(spec.data.missing_values),
+        label_values=list(resolved.label_values) if resolved.label_values is not None else None,
     ), [], ["manifest.json", "data_info.json"])
     fit = {
         "optimizer": _dump(training.optimizer),

@@ -28,7 +28,7 @@ from tfspec.spec.targets import Target
 from .sources import SKLEARN_DIGITS
 
 __all__ = ["ResolvedSpec", "ModelInput", "TargetDefaults", "expand_variables", "apply_environment", "merge_overlay",
-           "with_defaults", "num_classes_key"]
+           "with_defaults", "num_classes_key", "REGRESSION_LOSSES"]
 
 TargetDefaults = Callable[[Spec, Target], Target]
 """``(spec, target) → the target with its kind's defaults filled``."""
@@ -209,6 +209,8 @@ class ResolvedSpec:
             sorted-key JSON): comments, formatting and key order do not change it.
         sources: other files the spec's content came from (project file, base specs, policy files):
             a change to one of them changes the output.
+        label_values: a CSV label column of class names (``M``/``B``): its values in class-index order,
+            read by the ``inputs`` stage (``data_files.py``); None for numeric labels.
     """
 
     spec: Spec
@@ -222,6 +224,7 @@ class ResolvedSpec:
     output_name: str
     spec_sha256: str
     sources: tuple[str, ...] = ()
+    label_values: tuple[str, ...] | None = None
 
     @property
     def file(self) -> str:
@@ -258,6 +261,10 @@ class ResolvedSpec:
         """The example shape the data step produces: the input shape, or with several inputs their values
         concatenated in input order (split into named features when the data is read)."""
         return (sum(i.size for i in self.inputs),) if self.multi_input else tuple(self.input_shape)
+
+
+REGRESSION_LOSSES = frozenset({"mean_squared_error", "mean_absolute_error", "huber"})
+"""Losses whose labels are numbers to predict, not classes (measured with ``mae``)."""
 
 
 def _num_classes(spec: Spec) -> int | None:
