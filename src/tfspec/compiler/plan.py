@@ -188,7 +188,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     metric = quality_metric(training.loss_spec.kind)
     # Every model step measured once per run (the trained model is the reference of every drop; the
     # final one's latency is the Keras baseline of every target).
-    evaluate = b.add("evaluate", "evaluate", EvaluateParams(metric=metric, num_classes=resolved.num_classes),
+    evaluate = b.add("evaluate", "evaluate", EvaluateParams(metric=metric, num_classes=resolved.num_classes,
+                                                                naive_baseline=training.naive_baseline),
                      [*model_steps, data], ["evaluation.json"])
     quantization_aware = any(s.kind == "quantization_aware" for s in spec.compression)
     export = b.add("export", "export", ExportParams(

@@ -203,6 +203,8 @@ class EvaluateParams(Params):
 
     metric: Literal["accuracy", "mae"]
     num_classes: int | None
+    naive_baseline: Literal["fail", "warn"] = "fail"
+    """``training.naive_baseline``: a model no better than the naive baseline fails the run, or is warned about."""
 
 
 class ExportParams(TensorParams):

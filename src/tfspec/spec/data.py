@@ -216,8 +216,9 @@ class MissingValues(StrictModel):
     strategy: Literal["mean", "median", "constant"]
     """``mean`` or ``median`` of each feature over the training split's present values, or ``constant``.
     ``median`` needs the source in memory (``csv``, ``npz``)."""
-    value: FiniteFloat | None = None
-    """The fill value of ``strategy: constant``, in the source's units (before rescale and normalize)."""
+    value: Annotated[FiniteFloat, Field(ge=-3.4e38, le=3.4e38)] | None = None
+    """The fill value of ``strategy: constant``, in the source's units (before rescale and normalize); a
+    float32, as the features are."""
     markers: list[MissingMarker] = list(MISSING_MARKERS)
     """CSV cells that mean "missing", compared after stripping spaces. In ``npz`` arrays and ``tfrecord``
     float features a NaN is a missing value. Infinity is never a missing value: it is refused."""
