@@ -256,7 +256,8 @@ def _label_names(check: _Checker, labels: dict[str, int], where: str) -> tuple[s
         unknown = [(line, value) for value, line in labels.items() if value not in given]
         if unknown:
             line, value = min(unknown)
-            check.add(("data", "labels"), f"{where} line {line} holds label {value!r}, which data.labels does not list",
+            check.add(("data", "labels"), f"{check.name} line {line} holds label {value!r}, which data.labels does "
+                      "not list",
                       "data.labels lists every class name of the label column, in class-index order")
             return None
         names = tuple(given)
