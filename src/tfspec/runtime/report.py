@@ -97,9 +97,13 @@ def _warnings(evaluation: dict[str, Any] | None, targets: dict[str, Any]) -> lis
     if not chance:
         return out
     limit = chance["level"] + chance["margin"]
-    lines = [f"the {label} model is at chance level on the test split" for label in chance["at_chance"]]
+    # models that failed the naive baseline are failures, not near misses: the missed gate says it
+    failed = set(naive["failed"]) if naive and naive["on_failure"] == "fail" else set()
+    lines = [f"the {label} model is at chance level on the test split" for label in chance["at_chance"]
+             if label not in failed]
     lines += [f"target {name} is at chance level on the test split" for name, t in targets.items()
-              if t["metrics"].get("accuracy") is not None and t["metrics"]["accuracy"] <= limit]
+              if t["metrics"].get("accuracy") is not None and t["metrics"]["accuracy"] <= limit
+              and all(g["passed"] for g in t["gates"] if g["name"] == NAIVE_BASELINE_GATE)]
     return out + [f"{line}: accuracy <= {chance['level']:.4f} (the majority class's share or uniform guessing) "
                   f"+ {chance['margin']}; the model has learned nothing useful" for line in lines]
 
