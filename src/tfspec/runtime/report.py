@@ -75,13 +75,15 @@ def _latency_load(evaluation: dict[str, Any] | None, targets: dict[str, Any]) ->
 
 
 def _load_warning(load: dict[str, Any] | None, targets: dict[str, Any]) -> list[str]:
-    if not load or not load.get("cores") or load["load_1m"] <= load["cores"]:
-        return []
+    """A warning when a latency gate was judged on a machine busier than its cores (the load is recorded
+    in ``machine.latency_load`` and each target's metrics either way)."""
     gated = sorted(name for name, t in targets.items() if any(g["name"] == "max_latency_ms" for g in t["gates"]))
+    if not gated or not load or not load.get("cores") or load["load_1m"] <= load["cores"]:
+        return []
     return [f"latencies were measured at a load average of {load['load_1m']} on {load['cores']} cores: other "
             "processes competed for the CPU, so the figures (each example's fastest of several calls) may still be "
-            "high" + (f"; the max_latency_ms gate of {', '.join(gated)} judged this machine's load, not only the "
-                      "model (see docs/troubleshooting.md)" if gated else "")]
+            f"high; the max_latency_ms gate of {', '.join(gated)} judged this machine's load, not only the model "
+            "(see docs/troubleshooting.md)"]
 
 
 def _warnings(evaluation: dict[str, Any] | None, targets: dict[str, Any]) -> list[str]:
