@@ -77,6 +77,11 @@ def _npz(source: dict[str, Any], spec_dir: Path,
         raise DataError(SOURCE + ("labels",), f"{source['path']} array {source['labels']!r} row {bad}: the label is "
                         f"{y.reshape(len(y), -1)[bad][0]}, not a finite number",
                         "labels are never imputed: fix or drop the example")
+    for key, x in [(("labels",), y), *arrays.items()]:
+        if x.dtype.kind not in "iufb":  # text or bytes arrays load without pickle, but are not numbers
+            raise DataError(SOURCE + key, f"array {source[key[0]] if len(key) == 1 else features[key[1]]!r} in "
+                            f"{source['path']} is not numeric (dtype {x.dtype.str})",
+                            "save it with a numeric dtype (object arrays are never loaded)")
     for key, x in arrays.items():
         if len(x) != len(y):
             raise DataError(SOURCE + key, f"{len(x)} feature rows but {len(y)} labels in {source['path']}")
