@@ -282,7 +282,7 @@ def _fill_values(strategy: dict[str, Any], moments: _Moments, shape: tuple[int, 
     return moments.total / moments.present
 
 
-def _column_names(source: dict[str, Any], order: list[str] | None, shape: tuple[int, ...]) -> Any:
+def _column_names(source: dict[str, Any], spec_dir: Path, order: list[str] | None, shape: tuple[int, ...]) -> Any:
     """``flat feature index → name`` (a CSV's column, a tfrecord feature element, an npz array element)."""
     if source["kind"] == "csv":
         columns = source.get("feature_columns")
@@ -291,7 +291,7 @@ def _column_names(source: dict[str, Any], order: list[str] | None, shape: tuple[
         elif columns:
             names = list(columns)
         else:  # every column but the label, in file order (the header is the file's first line)
-            with open(existing_file(Path(source["_spec_dir"]), source["path"]), newline="", encoding="utf-8") as handle:
+            with open(existing_file(spec_dir, source["path"]), newline="", encoding="utf-8") as handle:
                 header = [h.strip() for h in next(csv.reader(handle, delimiter=source.get("delimiter", ",")), [])]
             names = [h for h in header if h != source["label_column"]]
         if names:
@@ -366,7 +366,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     impute = None
     total, total_sq = moments.total, moments.total_sq
     if strategy:
-        column = _column_names({**source, "_spec_dir": str(ctx.root)}, order, raw_shape)
+        column = _column_names(source, ctx.root, order, raw_shape)
         fill = _fill_values(strategy, moments, raw_shape, column)
         absent = counts["train"] - moments.present  # the training split's missing values, per feature
         # the statistics of the imputed training split: what the model is trained on
