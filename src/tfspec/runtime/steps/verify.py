@@ -98,7 +98,8 @@ def _quantized(sample: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
 
 
 def run_tflite(path: Path, x: Any, xnnpack: bool = True) -> tuple[np.ndarray, list[float], dict[str, Any]]:
-    """Predictions (dequantized), per-example latencies in seconds and the I/O tensor details; ``x`` is an
+    """Predictions (dequantized), the latencies in seconds of the first ``LATENCY_SAMPLES`` examples (each the
+    fastest of ``LATENCY_REPEATS`` invokes, as every model is timed) and the I/O tensor details; ``x`` is an
     array or an iterable of batches (only the predictions are kept). A model with several inputs gets
     ``{input name: array}`` batches, fed by the signature's input keys."""
     from ai_edge_litert.interpreter import Interpreter
