@@ -124,13 +124,18 @@ def test_check_compares_contents_even_when_the_cache_says_up_to_date(project: Pa
 def test_a_spec_that_reads_files_is_never_taken_as_up_to_date(project: Path) -> None:
     spec = project / "digits" / "deploy.yaml"
     data = project / "digits" / "train.csv"
-    data.write_text("a,label\n1,0\n2,1\n", encoding="utf-8")
+
+    def table(first: int) -> str:  # what the digits spec takes: 64 feature columns, the ten classes
+        header = ",".join(f"p{i}" for i in range(64)) + ",label"
+        return "\n".join([header] + [",".join([str(first + k)] + ["0"] * 63) + f",{k}" for k in range(10)]) + "\n"
+
+    data.write_text(table(1), encoding="utf-8")
     spec.write_text(spec.read_text(encoding="utf-8").replace(
         "source: {kind: sklearn_digits}", "source: {kind: csv, path: train.csv, label_column: label}"),
         encoding="utf-8")
     _build("digits/deploy.yaml", cwd=project)
     plan = (project / "build" / "digits" / "plan.json").read_text(encoding="utf-8")
-    data.write_text("a,label\n1,0\n3,1\n", encoding="utf-8")  # the spec is unchanged, its data is not
+    data.write_text(table(3), encoding="utf-8")  # the spec is unchanged, its data is not
     _, compiled = _build("digits/deploy.yaml", cwd=project)
     assert compiled
     assert (project / "build" / "digits" / "plan.json").read_text(encoding="utf-8") != plan

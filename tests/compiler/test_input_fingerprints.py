@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -42,6 +44,13 @@ def spec_text(source: str, model: str | None = None, shape: str = "[2]", layers:
     model = model or SEQUENTIAL.format(shape=shape, layers=layers)
     return (f"api_version: tfspec/v1\nname: t\nversion: 1\ndata:\n  source: {source}\n  num_classes: 3\n"
             f"{model}\ntraining: {{epochs: 1}}\ntargets: [{{kind: tflite, name: m}}]\n{extra}")
+
+
+def npz(seed: int) -> bytes:
+    """A small valid ``.npz`` (``x`` two features, ``y`` the three classes): the compiler reads its arrays."""
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.arange(6, dtype=np.float32).reshape(3, 2) + seed, y=np.arange(3))
+    return buffer.getvalue()
 
 
 def write_spec(folder: Path, text: str, name: str = "deploy.yaml") -> Path:
@@ -114,12 +123,13 @@ def test_csv_rewritten_in_place_with_the_same_size_and_mtime_is_detected(tmp_pat
 
 
 def test_npz_file_replaced(tmp_path: Path) -> None:
-    (tmp_path / "d.npz").write_bytes(b"first archive")
+    (tmp_path / "d.npz").write_bytes(npz(1))
     path = write_spec(tmp_path, spec_text("{kind: npz, path: d.npz}"))
-    assert_change_reruns(path, lambda: (tmp_path / "d.npz").write_bytes(b"other archive"), ALL)
+    other = npz(2)
+    assert_change_reruns(path, lambda: (tmp_path / "d.npz").write_bytes(other), ALL)
     # a file's digest is what sha256sum prints
     assert compiled(path).plan.step("data").params.input_digests == {
-        "data.source.path": hashlib.sha256(b"other archive").hexdigest()}
+        "data.source.path": hashlib.sha256(other).hexdigest()}
 
 
 def _images(folder: Path, count: int = 2) -> None:
@@ -178,7 +188,7 @@ CSV = "{kind: csv, path: train.csv, label_column: label}"
 
 
 def _builder_project(folder: Path) -> Path:
-    (folder / "train.csv").write_text("a,b,label\n1,2,0\n")
+    (folder / "train.csv").write_text("a,b,label\n1,2,0\n3,4,1\n5,6,2\n")
     (folder / "nets.py").write_text("from helpers.blocks import head\n\ndef build():\n    return head()\n")
     (folder / "helpers").mkdir()
     (folder / "helpers" / "__init__.py").write_text("")
@@ -205,7 +215,7 @@ def test_helper_package_imported_by_the_builder_edited(tmp_path: Path) -> None:
 
 
 def test_builder_package_of_a_dotted_module(tmp_path: Path) -> None:
-    (tmp_path / "train.csv").write_text("a,b,label\n1,2,0\n")
+    (tmp_path / "train.csv").write_text("a,b,label\n1,2,0\n3,4,1\n5,6,2\n")
     (tmp_path / "models" / "vision").mkdir(parents=True)
     (tmp_path / "models" / "__init__.py").write_text("")
     (tmp_path / "models" / "vision" / "nets.py").write_text("from . import layers\n")
@@ -230,7 +240,7 @@ def _saved_model(folder: Path, weights: bytes) -> None:
 
 
 def test_saved_model_folder_swapped(tmp_path: Path) -> None:
-    (tmp_path / "train.csv").write_text("a,b,label\n1,2,0\n")
+    (tmp_path / "train.csv").write_text("a,b,label\n1,2,0\n3,4,1\n5,6,2\n")
     _saved_model(tmp_path / "base_model", b"weights-1")
     _saved_model(tmp_path / "retrained", b"weights-2")
     path = write_spec(tmp_path, spec_text(CSV, model=SAVED_MODEL))
@@ -270,7 +280,7 @@ def test_teacher_spec_is_compiled_once_with_two_overlays(tmp_path: Path, monkeyp
 
 
 def test_saved_model_teacher_swapped_reruns_only_the_distill_step(tmp_path: Path) -> None:
-    (tmp_path / "train.csv").write_text("a,b,label\n1,2,0\n")
+    (tmp_path / "train.csv").write_text("a,b,label\n1,2,0\n3,4,1\n5,6,2\n")
     _saved_model(tmp_path / "teacher", b"weights-1")
     _saved_model(tmp_path / "teacher2", b"weights-2")
     stages = ("compression:\n  - {kind: distill, teacher: {kind: saved_model, path: teacher}, "
@@ -306,7 +316,7 @@ def test_glob_without_matches_is_an_error(tmp_path: Path) -> None:
 
 
 def test_plan_does_no_io(tmp_path: Path) -> None:
-    (tmp_path / "d.npz").write_bytes(b"archive")
+    (tmp_path / "d.npz").write_bytes(npz(0))
     path = write_spec(tmp_path, spec_text("{kind: npz, path: d.npz}"))
     result = compiled(path)
     (tmp_path / "d.npz").unlink()
@@ -316,13 +326,13 @@ def test_plan_does_no_io(tmp_path: Path) -> None:
 
 
 def test_build_check_reports_stale_output_when_data_changed(tmp_path: Path) -> None:
-    (tmp_path / "d.npz").write_bytes(b"archive 1")
+    (tmp_path / "d.npz").write_bytes(npz(1))
     path = write_spec(tmp_path, spec_text("{kind: npz, path: d.npz}"))
     out = str(tmp_path / "build")
     runner = CliRunner()
     assert runner.invoke(cli, ["build", str(path), "--out", out]).exit_code == 0
     assert runner.invoke(cli, ["build", str(path), "--out", out, "--check"]).exit_code == 0
-    (tmp_path / "d.npz").write_bytes(b"archive 2")
+    (tmp_path / "d.npz").write_bytes(npz(2))
     stale = runner.invoke(cli, ["build", str(path), "--out", out, "--check"])
     assert stale.exit_code == 1 and '"input_digests"' in stale.stdout
 
@@ -346,7 +356,7 @@ def test_second_compile_of_an_unchanged_tree_reads_no_file(tmp_path: Path) -> No
 
 def test_racy_entries_are_hashed_again(tmp_path: Path) -> None:
     time.sleep(1.0 - time.time() % 1.0)  # start of a second: the file and the memo are written in the same one
-    (tmp_path / "d.npz").write_bytes(b"archive")
+    (tmp_path / "d.npz").write_bytes(npz(0))
     path = write_spec(tmp_path, spec_text("{kind: npz, path: d.npz}"))
     compiled(path)
     entry = json.loads(memo_path(tmp_path).read_text())["entries"]["d.npz"]
@@ -359,7 +369,7 @@ def test_racy_entries_are_hashed_again(tmp_path: Path) -> None:
 
 
 def test_unreadable_memo_is_recomputed(tmp_path: Path) -> None:
-    (tmp_path / "d.npz").write_bytes(b"archive")
+    (tmp_path / "d.npz").write_bytes(npz(0))
     path = write_spec(tmp_path, spec_text("{kind: npz, path: d.npz}"))
     expected = compiled(path).plan.step("data").fingerprint
     memo_path(tmp_path).write_text('{"version": 1, "entries": {"d.npz": [1, 2')  # torn
@@ -399,7 +409,7 @@ def test_every_path_field_of_the_spec_is_an_input(tmp_path: Path) -> None:
                     found.add(f"{name}.{field_name}")
     assert found == {"NpzSource.path", "CsvSource.path", "TfrecordSource.path", "ImageFolderSource.path",
                      "SavedModelModel.path", "SavedModelTeacher.path", "SpecTeacher.path"}
-    (tmp_path / "train.csv").write_text("a,b,label\n1,2,0\n")
+    (tmp_path / "train.csv").write_text("a,b,label\n1,2,0\n3,4,1\n5,6,2\n")
     _saved_model(tmp_path / "base_model", b"w")
     (tmp_path / "teacher.yaml").write_text("")
     result = pipeline.resolve_document(load_yaml(write_spec(tmp_path, spec_text(CSV, model=SAVED_MODEL, extra=STUDENT))))
@@ -409,20 +419,21 @@ def test_every_path_field_of_the_spec_is_an_input(tmp_path: Path) -> None:
 def test_folder_build_recompiles_a_spec_whose_data_changed(tmp_path: Path) -> None:
     specs = tmp_path / "specs"
     specs.mkdir()
-    (specs / "d.npz").write_bytes(b"archive 1")
+    (specs / "d.npz").write_bytes(npz(1))
     write_spec(specs, spec_text("{kind: npz, path: d.npz}"))
     out = tmp_path / "build"
     runner = CliRunner()
     assert runner.invoke(cli, ["build", str(specs), "--out", str(out), "-j", "1"]).exit_code == 0
-    (specs / "d.npz").write_bytes(b"archive 2")
+    second = npz(2)
+    (specs / "d.npz").write_bytes(second)
     assert runner.invoke(cli, ["build", str(specs), "--out", str(out), "-j", "1"]).exit_code == 0
     plan = json.loads((out / "t" / "plan.json").read_text())
     [data] = [s for s in plan["steps"] if s["id"] == "data"]
-    assert data["params"]["input_digests"] == {"data.source.path": hashlib.sha256(b"archive 2").hexdigest()}
+    assert data["params"]["input_digests"] == {"data.source.path": hashlib.sha256(second).hexdigest()}
 
 
 def test_scratch_file_of_a_killed_memo_writer_is_removed(tmp_path: Path) -> None:
-    (tmp_path / "d.npz").write_bytes(b"archive")
+    (tmp_path / "d.npz").write_bytes(npz(0))
     path = write_spec(tmp_path, spec_text("{kind: npz, path: d.npz}"))
     memo_path(tmp_path).parent.mkdir()
     orphan = memo_path(tmp_path).parent / f".{memo_path(tmp_path).name}.999999999.abc.tmp"  # no such pid

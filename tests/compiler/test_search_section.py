@@ -8,7 +8,7 @@ from pathlib import Path
 
 import tfspec
 from tfspec.compiler.pipeline import resolve_expanded
-from tfspec.compiler.search import overlay_for, parse_key_path, resolve_overlaid, study_name
+from tfspec.compiler.search import overlay_for, parse_key_path, resolve_overlaid, study_content, study_name
 from tfspec.spec.loader import load_yaml_text
 from tfspec_testing import ROOT, tfspec_command
 
@@ -57,10 +57,11 @@ def test_a_valid_search_section_compiles_and_names_its_study_by_content() -> Non
     result = tfspec.compile("s.yaml", text=BASE + SEARCH, environ={})
     assert result.ok, result.diagnostics
     assert result.plan is not None and not any(s.id.startswith("search") for s in result.plan.steps)
-    tree = load_yaml_text(BASE + SEARCH, "s.yaml").tree
-    changed = load_yaml_text(BASE + SEARCH.replace("high: 64", "high: 96"), "s.yaml").tree
-    assert study_name("digits", tree) == study_name("digits", dict(tree))
-    assert study_name("digits", tree) != study_name("digits", changed)
+    changed = tfspec.compile("s.yaml", text=BASE + SEARCH.replace("high: 64", "high: 96"), environ={})
+    assert result.resolved is not None and changed.resolved is not None
+    content = study_content(result.resolved, result.inputs)
+    assert study_name("digits", content) == study_name("digits", dict(content))
+    assert study_name("digits", content) != study_name("digits", study_content(changed.resolved, changed.inputs))
 
 
 def test_search_exits_2_before_optuna_or_a_trial_and_writes_nothing(tmp_path: Path) -> None:

@@ -67,7 +67,9 @@ def test_report_has_the_documented_shape(first_run: dict[str, Any]) -> None:
     for step in report["steps"]:
         assert {"id", "kind", "target", "fingerprint", "cached", "duration_s", "inputs", "metrics"} <= set(step)
     assert set(report["baseline"]) >= {"metric", "value", "size_bytes", "latency_ms"}
-    assert set(report["baseline"]["latency_ms"]) == {"p50", "p95"}
+    # the load average (and cores) the figures were measured under, and how they were measured
+    assert set(report["baseline"]["latency_ms"]) == {"p50", "p95", "method", "load_1m", "cores"}
+    assert set(report["machine"]["latency_load"]) == {"load_1m", "cores"}
     assert set(report["targets"]) == {"android", "float", "serving"}
     for target in report["targets"].values():
         assert set(target["metrics"]) >= {"accuracy", "accuracy_drop", "size_bytes", "latency_ms_p50", "latency_ms_p95"}

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from runtime_testing import compile_text, invoke, read_json, step_context
+from tfspec.compiler.pipeline import compile_spec
+from tfspec.spec.errors import Diagnostic
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.errors import DataError
 from tfspec.runtime.steps import data as data_step
@@ -188,7 +190,8 @@ def _error(tmp_path: Path, text: str) -> DataError:
 
 def test_missing_file_names_the_source_path_key(tmp_path: Path) -> None:
     # compiling already reports a missing file; this one goes away between compile and run
-    (tmp_path / "gone.npz").write_bytes(b"soon deleted")
+    x, y = features(4)
+    np.savez(tmp_path / "gone.npz", x=x, y=y)  # soon deleted
     result = compile_text(tmp_path, spec("{kind: npz, path: gone.npz}", "[4]", "  num_classes: 3\n"))
     (tmp_path / "gone.npz").unlink()
     with pytest.raises(DataError) as caught:
@@ -196,28 +199,47 @@ def test_missing_file_names_the_source_path_key(tmp_path: Path) -> None:
     assert caught.value.path == ("data", "source", "path") and "gone.npz does not exist" in caught.value.message
 
 
+def _diagnostic(tmp_path: Path, text: str) -> Diagnostic:
+    """What the compiler (``tfspec build``, before any step) says first about the spec and its data file."""
+    path = tmp_path / "deploy.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = compile_spec(path)
+    assert not result.ok
+    return result.diagnostics[0]
+
+
 def test_wrong_csv_column_names_the_label_column_key(tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text("a,b,y\n1,2,0\n")
-    error = _error(tmp_path, spec("{kind: csv, path: t.csv, label_column: label}", "[2]", "  num_classes: 3\n"))
-    assert error.path == ("data", "source", "label_column") and "no column 'label'" in error.message
-    error = _error(tmp_path, spec("{kind: csv, path: t.csv, label_column: y, feature_columns: [a, z]}", "[2]",
-                                  "  num_classes: 3\n"))
-    assert error.path == ("data", "source", "feature_columns", 1)
+    first = _diagnostic(tmp_path, spec("{kind: csv, path: t.csv, label_column: label}", "[2]", "  num_classes: 3\n"))
+    assert first.path == "data.source.label_column" and "no column 'label'" in first.message
+    first = _diagnostic(tmp_path, spec("{kind: csv, path: t.csv, label_column: y, feature_columns: [a, z]}", "[2]",
+                                       "  num_classes: 3\n"))
+    assert first.path == "data.source.feature_columns[1]"
 
 
 def test_wrong_npz_array_name_names_the_features_key(tmp_path: Path) -> None:
     x, y = features(4)
     np.savez(tmp_path / "d.npz", x=x, y=y)
-    error = _error(tmp_path, spec("{kind: npz, path: d.npz, features: images}", "[4]", "  num_classes: 3\n"))
-    assert error.path == ("data", "source", "features") and "x, y" in error.message
+    first = _diagnostic(tmp_path, spec("{kind: npz, path: d.npz, features: images}", "[4]", "  num_classes: 3\n"))
+    assert first.path == "data.source.features" and "x, y" in first.message
 
 
 def test_labels_outside_num_classes_are_rejected(tmp_path: Path) -> None:
     x, y = features(4)
     np.savez(tmp_path / "d.npz", x=x, y=y + 5)
-    error = _error(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
-    assert error.path == ("model", "layers", 0, "units")  # the output layer fixes the classes
-    assert "labels 5..7" in error.message
+    first = _diagnostic(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
+    assert first.path == "model.layers[0].units"  # the output layer fixes the classes
+    assert "holds labels 5, 6, 7" in first.message
+
+
+def test_labels_outside_num_classes_in_a_file_changed_after_the_build_stop_the_data_step(tmp_path: Path) -> None:
+    x, y = features(4)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    result = compile_text(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
+    np.savez(tmp_path / "d.npz", x=x, y=y + 5)
+    with pytest.raises(DataError) as caught:
+        data_step.run(step_context(result, "data", tmp_path / "out"))
+    assert caught.value.path == ("model", "layers", 0, "units") and "labels 5..7" in caught.value.message
 
 
 def test_shape_mismatch_through_the_cli_names_file_line_and_key(tmp_path: Path) -> None:
@@ -229,8 +251,8 @@ def test_shape_mismatch_through_the_cli_names_file_line_and_key(tmp_path: Path) 
     result = invoke("run", str(path), "--dist-dir", str(tmp_path / "dist"), "--quiet")
     assert result.exit_code == 2, result.output
     line = text.splitlines().index("  input_shape: [4]") + 1
-    assert f"{path}:{line}:3: model.input_shape: the npz source gives examples of shape [5] but the model takes [4]" \
-        in result.stderr
+    assert (f"{path}:{line}:3: model.input_shape: input shape [4] does not match d.npz's array 'x' (examples of "
+            "shape [5])") in result.stderr  # found by the compiler: `tfspec build --check` says it too
     assert "Traceback" not in result.output
     cache = tmp_path / ".tfspec" / "cache"
     assert not cache.exists() or [p.name for p in cache.iterdir()] == []  # nothing half-written
@@ -241,12 +263,13 @@ def test_a_run_from_the_plan_finds_its_data_under_the_root_and_names_file_line_a
     project = tmp_path / "project"
     project.mkdir()
     x, y = features(5)
-    np.savez(project / "d.npz", x=x, y=y)
+    np.savez(project / "d.npz", x=x[:, :4], y=y)
     path = project / "deploy.yaml"
     text = spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n")
     path.write_text(text)
     build = tmp_path / "elsewhere" / "build"
     assert invoke("build", str(path), "--out", str(build)).exit_code == 0
+    np.savez(project / "d.npz", x=x, y=y)  # the data changed after the build: the data step finds it
     # relative data paths resolve against the plan's root (the project), not the working directory
     result = invoke("run", "--plan", str(build / "plan.json"), "--dist-dir", str(tmp_path / "dist"), "--quiet")
     assert result.exit_code == 2, result.output
@@ -265,22 +288,43 @@ def test_a_run_from_the_plan_finds_its_data_under_the_root_and_names_file_line_a
 @pytest.mark.parametrize("content", [b"not a zip file at all\n" * 4, b"PK\x03\x04" + b"\x00" * 40])
 def test_corrupt_npz_says_what_the_file_should_be(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "d.npz").write_bytes(content)
-    error = _error(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
-    assert error.path == ("data", "source", "path")
-    assert error.message == "d.npz is not a valid .npz archive of numeric arrays (numpy.savez writes one)"
-    assert "pickle" not in error.message
+    first = _diagnostic(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
+    assert first.path == "data.source.path"
+    assert first.message == "d.npz is not a valid .npz archive of numeric arrays (numpy.savez writes one)"
+    assert "pickle" not in first.message
+    # the data step's own check (a file swapped after the build) says the same
+    x, y = features(4)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    result = compile_text(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
+    (tmp_path / "d.npz").write_bytes(content)
+    with pytest.raises(DataError) as caught:
+        data_step.run(step_context(result, "data", tmp_path / "out"))
+    assert caught.value.message == first.message
 
 
 def test_npz_with_object_arrays_is_refused_without_suggesting_pickle(tmp_path: Path) -> None:
     x, y = features(4)
     np.savez(tmp_path / "d.npz", x=np.array([list(row) for row in x] + [["a"]], dtype=object), y=y)
-    error = _error(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
-    assert error.path == ("data", "source", "features")
-    assert "is not a numeric array" in error.message and "allow_pickle" not in error.message
+    first = _diagnostic(tmp_path, spec("{kind: npz, path: d.npz}", "[4]", "  num_classes: 3\n"))
+    assert first.path == "data.source.features"
+    assert "is not numeric" in first.message and "allow_pickle" not in first.message
 
 
-def test_text_labels_in_a_csv_point_at_class_indices_and_data_labels(tmp_path: Path) -> None:
-    (tmp_path / "t.csv").write_text("a,b,label\n1,2,cat\n3,4,dog\n")
-    error = _error(tmp_path, spec("{kind: csv, path: t.csv, label_column: label}", "[2]", "  num_classes: 3\n"))
-    assert error.path == ("data", "source", "label_column") and "holds 'cat', not a number" in error.message
-    assert error.hint is not None and "data.labels" in error.hint
+def test_text_labels_in_a_csv_are_classes_in_sorted_order_or_in_data_labels_order(tmp_path: Path) -> None:
+    x, y = features(2)
+    names = np.array(["dog", "cat", "owl"])[y]  # class k is the k-th of the spec's labels, or of the sorted names
+    with open(tmp_path / "t.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "label"])
+        writer.writerows([[row[0], row[1], name] for row, name in zip(x, names)])
+    _, arrays, info = run_data(tmp_path, spec("{kind: csv, path: t.csv, label_column: label}", "[2]"))
+    assert info["labels"] == ["cat", "dog", "owl"] and info["num_classes"] == 3
+    written = {tuple(np.round(row, 3)): name for row, name in zip(x, names)}
+    for split in ("train", "val", "test"):  # every example keeps its own class name
+        assert [info["labels"][k] for k in arrays[f"y_{split}"]] == [
+            written[tuple(np.round(row, 3))] for row in arrays[f"x_{split}"]]
+    _, _, ordered = run_data(tmp_path, spec("{kind: csv, path: t.csv, label_column: label}", "[2]",
+                                            "  labels: [dog, cat, owl]\n"), out="ordered")
+    assert ordered["labels"] == ["dog", "cat", "owl"]
+    result = compile_text(tmp_path, spec("{kind: csv, path: t.csv, label_column: label}", "[2]"))
+    assert result.plan.step("data").params.label_values == ["cat", "dog", "owl"]

@@ -21,7 +21,7 @@ model:
   input_shape: [2]
   layers:
     - {type: dense, units: 3, activation: softmax}
-training: {epochs: 1, batch_size: 8}
+training: {epochs: 1, batch_size: 8, naive_baseline: warn}  # the cache is tested, not the model
 targets: [{kind: tflite, name: m, quantization: {kind: none}}]
 """
 

@@ -38,6 +38,7 @@ training:
   metrics: [accuracy]
   epochs: 1
   batch_size: 16
+  naive_baseline: warn  # one epoch of a backbone with made-up weights: the mechanics are tested, not the model
 {compression}targets:
   - {{kind: tflite, name: phone, quantization: {{kind: int8, representative_samples: 8}}}}
 """

@@ -67,7 +67,8 @@ DIFFERING = {
 # Metrics measured by the clock (latency) are compared by neither run. These may differ: the SavedModel's
 # sizes follow saved_model.pb (see above); the gzip size of the Keras model file follows ``model.keras``,
 # whose metadata records when it was saved (``date_saved``), so its compressed size can move by a byte.
-TIMED = {"latency_ms", "latency_ms_p50", "latency_ms_p95", "seconds"}  # clock readings (a phase's seconds)
+# clock readings (a phase's seconds) and the machine's load average while latencies were measured
+TIMED = {"latency_ms", "latency_ms_p50", "latency_ms_p95", "seconds", "latency_load_1m"}
 MAY_DIFFER_METRICS = {
     "export.size_bytes", "serving.bundle.size_bytes",
     *(f"{where}.{size}" for where in ("serving.verify.metrics", "targets.serving.metrics")

@@ -266,13 +266,17 @@ def _print_targets(report: dict) -> None:
     for column in ("stage", "kind", metric, change, "size", "gzip", "p50 ms", "p95 ms", "gates"):
         table.add_column(column)
     stages = report.get("stages") or []
+    naive = report.get("naive_baseline")
+    if naive:  # what ignoring the input scores: every model must beat it (training.naive_baseline)
+        table.add_row("naive", "baseline", f"{naive['value']:.4f}", "-", "-", "-", "-", "-", "-")
+    missed_models = {c["model"] for c in report.get("model_checks") or [] if not c["passed"]}
     for stage in stages:
         final = stage is stages[-1]
         latency = (baseline.get("latency_ms") or {}) if final else {}
         table.add_row(stage["label"], "keras" if stage["kind"] == "train" else stage["kind"], f"{stage['value']:.4f}",
                       "-" if stage["kind"] == "train" else f"{stage['change_from_trained']:+.4f}",
                       _kib(stage["size_bytes"]), _kib(stage.get("gzip_bytes")), _ms(latency.get("p50")),
-                      _ms(latency.get("p95")), "-")
+                      _ms(latency.get("p95")), "[red]MISSED[/red]" if f"{stage['label']} model" in missed_models else "-")
     if not stages and baseline.get("value") is not None:
         latency = baseline.get("latency_ms") or {}
         table.add_row("keras", "baseline", f"{baseline['value']:.4f}", "-",

@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from tfspec.spec.files import file_problem
 
@@ -136,6 +137,7 @@ class StatMemo:
         self._visited = 0
         self._entries: dict[str, list] = {}
         self._imports: dict[str, list[str]] = {}
+        self._facts: dict[str, Any] = {}
         self._load()
         self._dirty = False
 
@@ -146,11 +148,13 @@ class StatMemo:
             return  # missing, unreadable or torn: recompute everything
         if not isinstance(data, dict) or data.get("version") != _MEMO_VERSION:
             return
-        entries, imports = data.get("entries"), data.get("imports")
+        entries, imports, facts = data.get("entries"), data.get("imports"), data.get("facts")
         if isinstance(entries, dict):
             self._entries = {k: v for k, v in entries.items() if isinstance(v, list) and len(v) == 6}
         if isinstance(imports, dict):
             self._imports = {k: v for k, v in imports.items() if isinstance(v, list)}
+        if isinstance(facts, dict):
+            self._facts = {k: v for k, v in facts.items() if isinstance(v, dict)}
 
     def _key(self, path: Path) -> str:
         return Path(os.path.relpath(path, self.spec_dir)).as_posix()
@@ -225,6 +229,18 @@ class StatMemo:
             self._dirty = True
         return self._imports[sha]
 
+    def facts(self, path: Path, sha: str, kind: str, compute: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+        """``compute(path)`` memoised by content and ``kind`` (what a data file's header and labels say: a
+        changed file is read again, an unchanged one costs nothing beyond its ``stat``)."""
+        key = f"{sha}:{kind}"
+        if key not in self._facts:
+            try:
+                self._facts[key] = compute(path)
+            except OSError as error:
+                raise UnreadableFile(self._key(path), error) from None
+            self._dirty = True
+        return self._facts[key]
+
     def tree(self, root: Path, display: str | None = None) -> list[tuple[str, str]]:
         """``(path relative to root, sha256)`` of every file below ``root`` (symlinked files followed,
         symlinked folders not; ``.tfspec`` folders skipped: they hold caches, not inputs).
@@ -287,8 +303,9 @@ class StatMemo:
             entries[key] = [*entry[:5], max(entry[1], entry[3]) >= second]
         shas = {entry[4] for entry in entries.values()}
         imports = {sha: names for sha, names in self._imports.items() if sha in shas}
-        text = json.dumps({"version": _MEMO_VERSION, "written_ns": now, "entries": entries, "imports": imports},
-                          sort_keys=True)
+        facts = {key: value for key, value in self._facts.items() if key.split(":", 1)[0] in shas}
+        text = json.dumps({"version": _MEMO_VERSION, "written_ns": now, "entries": entries, "imports": imports,
+                           "facts": facts}, sort_keys=True)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._remove_orphaned_scratch()

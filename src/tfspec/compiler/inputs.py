@@ -45,8 +45,9 @@ from tfspec.spec.model import ApplicationModel, BuilderModel, SavedModelModel
 
 from tfspec.spec.files import file_problem
 
+from .data_files import csv_facts, facts_kind, npz_facts
 from .file_digests import MEMO_DIR, InputLimits, InputTooLarge, MemoStats, StatMemo, UnreadableFile, digest_listing
-from .locations import is_object_store, list_objects, object_root
+from .locations import is_object_store, list_objects, local_path, object_root
 from .resolve import ResolvedSpec
 
 __all__ = ["InputSource", "InputDigests", "TeacherModel", "input_sources", "gather_inputs", "CompileTeacher",
@@ -96,11 +97,14 @@ class InputDigests:
         content: key path (``data.source.path``) → sha256 of the content found there.
         teachers: compression stage index → the teacher spec's final model step.
         stats: what gathering cost (files stat'ed, read, reused from the memo); not part of any digest.
+        data_facts: what a local csv or npz data file holds (``data_files.csv_facts`` / ``npz_facts``:
+            header, label values, bad cells, array shapes), memoised by its sha256; None for other sources.
     """
 
     content: Mapping[str, str] = dataclasses.field(default_factory=dict)
     teachers: Mapping[int, TeacherModel] = dataclasses.field(default_factory=dict)
     stats: MemoStats = dataclasses.field(default_factory=MemoStats, compare=False)
+    data_facts: Mapping[str, Any] | None = dataclasses.field(default=None, compare=False)
 
     def under(self, prefix: str) -> dict[str, str]:
         """The digests of inputs whose key path starts with ``prefix`` (``"data."``), sorted."""
@@ -230,10 +234,31 @@ def gather_inputs(resolved: ResolvedSpec, compile_teacher: CompileTeacher) -> In
             teachers[int(source.key[1])] = found
         elif found is not None:
             content[source.name] = found
+    facts = None
+    data_digest = content.get("data.source.path")
+    if data_digest is not None and not problems:
+        try:
+            facts = _data_facts(resolved, memo, data_digest)
+        except UnreadableFile as error:
+            problems.append(resolved.diagnostic(("data", "source", "path"), str(error), "make it readable"))
     memo.save()
     if problems:
         raise SpecError(problems)
-    return InputDigests(content, teachers, memo.stats)
+    return InputDigests(content, teachers, memo.stats, facts)
+
+
+def _data_facts(resolved: ResolvedSpec, memo: StatMemo, sha: str) -> dict[str, Any] | None:
+    """What a local csv or npz data file holds (``data_files``), memoised by its content."""
+    source = resolved.spec.data.source
+    if not isinstance(source, (CsvSource, NpzSource)) or is_object_store(source.path):
+        return None
+    path = local_path(Path(resolved.file).parent, source.path)
+    if not path.is_file():
+        return None
+    if isinstance(source, CsvSource):
+        return memo.facts(path, sha, facts_kind(source),
+                          lambda p: csv_facts(p, source.delimiter, source.label_column))
+    return memo.facts(path, sha, facts_kind(source), lambda p: npz_facts(p, source.labels))
 
 
 def _model_source(key: tuple[str | int, ...], path: str) -> InputSource:

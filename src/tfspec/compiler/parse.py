@@ -304,6 +304,7 @@ _PATTERN_HINTS = {
                                  "(AWS_ACCESS_KEY_ID), never the value",
     r"^[a-z0-9-]{1,32}$": "a region name such as us-east-1",
     r"^[^\x00-\x1f]+$": "a column name without control characters",
+    r"^[^\x00-\x1f]*$": "a cell text without control characters (e.g. NA, ?)",
     r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$": "a version tag such as 2.21.0 (letters, digits, '_', '.' and '-')",
     r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$":
         "an image repository such as registry.example.com/ml (lower-case, no tag)",

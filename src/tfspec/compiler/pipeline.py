@@ -21,6 +21,7 @@ from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_bytes, load_
 
 from .env_files import with_environment_file
 from .bases import apply_standards
+from .data_files import check_data_file
 from .inputs import InputDigests, gather_inputs
 from .naming import placed_files, plan_root
 from .parse import parse_model, parse_spec
@@ -131,6 +132,8 @@ def compile_document(document: SourceDocument, env: str | None = None,
         resolved = dataclasses.replace(resolved, sources=standards.sources)
         warnings += target_warnings(resolved)
         inputs = gather_inputs(resolved, compile_teacher=_compile_teacher)
+        # a csv's header, label values and cells, an npz's arrays, against the spec (text labels become its classes)
+        resolved = check_data_file(resolved, inputs.data_facts)
         resolved = with_served_signature(resolved)  # a SavedModel served as it is: its own keys
         # The served content's fingerprints (image tags follow them) do not depend on the rendered files.
         target_files = render_targets(resolved, served_fingerprints(build_plan(resolved, None, inputs)))

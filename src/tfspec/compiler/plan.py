@@ -21,8 +21,8 @@ from tfspec.spec.data import CsvSource, NpzSource, TfrecordSource
 
 from .inputs import InputDigests
 from .naming import dist_name
-from .resolve import ResolvedSpec, num_classes_key
 from .losses import REGRESSION_LOSSES
+from .resolve import ResolvedSpec, num_classes_key
 from .quantities import quantity_value
 from .targets import PlanContext, target_kind
 from .techniques import technique
@@ -147,6 +147,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         memory_budget=int(quantity_value(spec.data.memory_budget)),
         storage=_dump(spec.data.storage),  # endpoint and credential variable names, never values
         inputs=_inputs(resolved),
+        missing_values=_dump(spec.data.missing_values),
+        label_values=list(resolved.label_values) if resolved.label_values is not None else None,
     ), [], ["manifest.json", "data_info.json"])
     fit = {
         "optimizer": _dump(training.optimizer),
@@ -189,7 +191,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     metric = quality_metric(training.loss_spec.kind)
     # Every model step measured once per run (the trained model is the reference of every drop; the
     # final one's latency is the Keras baseline of every target).
-    evaluate = b.add("evaluate", "evaluate", EvaluateParams(metric=metric, num_classes=resolved.num_classes),
+    evaluate = b.add("evaluate", "evaluate", EvaluateParams(metric=metric, num_classes=resolved.num_classes,
+                                                                naive_baseline=training.naive_baseline),
                      [*model_steps, data], ["evaluation.json"])
     quantization_aware = any(s.kind == "quantization_aware" for s in spec.compression)
     export = b.add("export", "export", ExportParams(

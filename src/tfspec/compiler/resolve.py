@@ -236,6 +236,8 @@ class ResolvedSpec:
             a change to one of them changes the output.
         served: a SavedModel served as it is: the signature read from it at build (``served_signature``
             stage), whose keys and input dtype are then ``input_name``/``output_name``/``input_dtype``.
+        label_values: a CSV label column of class names (``M``/``B``): its values in class-index order,
+            read by the ``inputs`` stage (``data_files.py``); None for numeric labels.
     """
 
     spec: Spec
@@ -250,6 +252,7 @@ class ResolvedSpec:
     spec_sha256: str
     sources: tuple[str, ...] = ()
     served: ServedSignature | None = None
+    label_values: tuple[str, ...] | None = None
 
     @property
     def file(self) -> str:

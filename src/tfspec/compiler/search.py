@@ -15,15 +15,19 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tfspec.spec.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.loader import KeyPath, SourceDocument
 from tfspec.spec.search import Choice, FloatRange, IntRange, Search
 from tfspec.spec.targets import TfliteTarget, TfServingTarget
 
+if TYPE_CHECKING:
+    from .inputs import InputDigests
+    from .resolve import ResolvedSpec
+
 __all__ = ["SEARCHED_ENV", "SEARCHABLE_SECTIONS", "parse_key_path", "overlay_for", "trial_document",
-           "study_name", "check_search", "bound_values"]
+           "study_content", "study_name", "check_search", "bound_values"]
 
 SEARCHED_ENV = "searched"
 """The environment a trial runs as, and the name of the overlay a search writes."""
@@ -126,10 +130,50 @@ def trial_document(document: SourceDocument, overlay: Mapping[str, Any]) -> Sour
     return dataclasses.replace(document, tree=tree, positions=positions)
 
 
-def study_name(spec_name: str, tree: Mapping[str, Any]) -> str:
-    """``<spec name>-<12 hex of the search section>``: a changed search section is a new study, the same
-    one (a restarted or a second process) joins the study already there."""
-    text = json.dumps(tree.get("search"), sort_keys=True, separators=(",", ":"), default=str)
+def study_content(resolved: ResolvedSpec, inputs: InputDigests | None = None) -> dict[str, Any]:
+    """What every trial's plan depends on except the values the search samples, and never the budget.
+
+    ``resolved`` is the base spec's ``ResolvedSpec`` (variables expanded, bases merged, defaults filled),
+    ``inputs`` its ``InputDigests`` (data files, builder modules, SavedModels, teacher specs by content).
+    The searched key paths' own values in the base spec are left out (they are each trial's parameters),
+    so are the other environments (a trial applies none of them) and ``search.budget``: raising
+    ``budget.trials`` continues the study, editing ``training.epochs`` or the data starts a new one.
+    """
+    from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
+
+    spec = resolved.spec.model_dump(mode="json")
+    spec.pop("environments", None)
+    search = spec.pop("search", None) or {}
+    search.pop("budget", None)
+    for parameter in resolved.spec.search.parameters if resolved.spec.search is not None else []:
+        _drop(spec, parse_key_path(parameter.path))
+    content = {"spec": spec, "search": search, "versions": {"tfspec": TFSPEC_VERSION, **RUNTIME_VERSIONS}}
+    if inputs is not None:
+        content["inputs"] = dict(sorted(inputs.content.items()))
+        content["teachers"] = {str(i): t.fingerprint for i, t in sorted(inputs.teachers.items())}
+    return content
+
+
+def _drop(tree: Any, path: KeyPath) -> None:
+    """Remove the value at ``path`` (nothing when the path is not there: a default the dump may lack)."""
+    node = tree
+    for key in path[:-1]:
+        if isinstance(key, int) and isinstance(node, list) and key < len(node):
+            node = node[key]
+        elif isinstance(key, str) and isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
+            return
+    if isinstance(node, dict):
+        node.pop(path[-1], None)
+    elif isinstance(node, list) and isinstance(path[-1], int) and path[-1] < len(node):
+        node[path[-1]] = None
+
+
+def study_name(spec_name: str, content: Mapping[str, Any]) -> str:
+    """``<spec name>-<12 hex of content>`` (``content`` from :func:`study_content`): the same content
+    (a restarted search, a second process, a raised budget) joins the study already there."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return f"{spec_name}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}"
 
 

@@ -787,6 +787,31 @@ def storage_mount_path(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
+def missing_values_fit(r: ResolvedSpec) -> list[Diagnostic]:
+    """``data.missing_values`` needs a source that can miss values, and a model input that can carry NaN."""
+    missing = r.spec.data.missing_values
+    if missing is None:
+        return []
+    key: KeyPath = ("data", "missing_values")
+    source = r.spec.data.source
+    if isinstance(source, (SklearnDigitsSource, ImageFolderSource)):
+        return [r.diagnostic(key, f"a {source.kind} source has no missing values", "remove data.missing_values")]
+    if missing.strategy == "median" and isinstance(source, TfrecordSource):
+        return [r.diagnostic(key + ("strategy",), "median needs the training split in memory: csv and npz sources only",
+                             "use strategy: mean (one streaming pass) or constant")]
+    out = []
+    if r.spec.data.preprocessing.in_model:
+        for index, target in enumerate(r.spec.targets):
+            quantization = getattr(target, "quantization", None)
+            if isinstance(quantization, (Int8Quantization, Int16x8Quantization)):
+                out.append(r.diagnostic(("targets", index, "quantization", "kind"), "a full-integer model cannot "
+                                        "impute missing values itself: NaN has no integer value, and the imputation "
+                                        "baked in by data.preprocessing.in_model would run on quantized inputs",
+                                        "use dynamic or float16 quantization, or impute in the app (in_model: false; "
+                                        "model_info.json holds the fill values)"))
+    return out
+
+
 def labels_are_lines(r: ResolvedSpec) -> list[Diagnostic]:
     labels = r.spec.data.labels or []
     out = []
@@ -813,6 +838,7 @@ RULES: tuple[Rule, ...] = (
     reshape_keeps_size,
     augmentation_needs_images,
     labels_match_classes,
+    missing_values_fit,
     final_layer_matches_loss,
     early_stopping_needs_validation,
     gates_need_accuracy,

@@ -111,6 +111,12 @@ class DataParams(Params):
     inputs: list[InputParams] | None = None
     """A model with several inputs: each one's slice of the flat example (``input_shape``, in this order),
     read as a feature of that name. None for one input."""
+    missing_values: JsonObject | None = None
+    """``data.missing_values`` (strategy, value, CSV markers): how missing feature values are imputed from the
+    training split; None: a missing or non-finite feature value is an error."""
+    label_values: list[str] | None = None
+    """A CSV label column of class names: its values in class-index order (what the compiler read from the
+    file, ``labels`` too); None for numeric labels."""
 
 
 class TrainParams(Params):
@@ -197,6 +203,8 @@ class EvaluateParams(Params):
 
     metric: Literal["accuracy", "mae"]
     num_classes: int | None
+    naive_baseline: Literal["fail", "warn"] = "fail"
+    """``training.naive_baseline``: a model no better than the naive baseline fails the run, or is warned about."""
 
 
 class ExportParams(TensorParams):

@@ -27,7 +27,7 @@ from .context import StepContext
 from .datasets import Dataset, load_dataset
 from .errors import StepError
 from .fit import build_loss, build_metrics, compile_model, evaluate_model, model_metrics
-from .keras_io import custom_objects_scope, load_model
+from .keras_io import builder_code, custom_objects_scope, load_model
 from .optimizers import build_optimizer
 from .flatten import flatten_model, is_graph_model
 from .tf import import_tf
@@ -68,7 +68,7 @@ def load_stage_inputs(ctx: StepContext) -> StageInputs:
     model_dir = ctx.input_of_kind(*MODEL_STEP_KINDS)
     data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     check_examples(ctx, data)
-    return StageInputs(load_model(model_dir, compile=False), data, model_dir)
+    return StageInputs(load_model(model_dir, compile=False, code=builder_code(ctx.plan, ctx.root)), data, model_dir)
 
 
 def clone_with_weights(model: Any) -> Any:

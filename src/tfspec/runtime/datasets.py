@@ -75,8 +75,8 @@ class Dataset:
         return list(self.manifest.get("example_shape") or self.info["input_shape"])
 
     def _preprocess(self, *, batched: bool = False, raw: bool = False) -> Any:
-        """The data's preprocessing as a tensor function: rescale, normalize with the training statistics,
-        reshape, cast. ``batched``: over a batch axis (the exported model's wrapper). ``raw``: none of it, the
+        """The data's preprocessing as a tensor function: missing values (NaN) filled with the training split's
+        values (``data.missing_values``), rescale, normalize with the training statistics, reshape, cast. ``batched``: over a batch axis (the exported model's wrapper). ``raw``: none of it, the
         source's example as float32 (what clients of a model with preprocessing baked in send)."""
         tf, _ = import_tf()
         info = self.info
@@ -90,11 +90,15 @@ class Dataset:
         shape = lead + list(raw_shape if raw else info["input_shape"])
         dtype = tf.float32 if raw else tf.as_dtype(info.get("input_dtype", "float32"))
         inputs = None if raw else info.get("inputs")
+        impute = info.get("impute")
+        fill = tf.constant(np.asarray(impute["values"], np.float32).reshape(raw_shape)) if impute else None
 
         def apply(x: Any) -> Any:
             x = tf.cast(x, tf.float32)
             if raw:
                 return tf.reshape(x, shape)
+            if fill is not None:  # a missing value is NaN, the one value not equal to itself (TFLite: EQUAL, SELECT)
+                x = tf.where(tf.equal(x, x), x, fill)  # fill broadcasts over the batch axis
             if rescale is not None:
                 x = x * rescale
             if mean is not None:

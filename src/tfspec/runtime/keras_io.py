@@ -5,11 +5,20 @@ The file is ``model.keras`` (the Keras v3 format), except for quantization-aware
 cannot reload a ``QuantizeLayer`` from the v3 format (``Layer 'quantize_layer' expected 5 variables, but
 received 3``), so those are written as ``model.h5`` (HDF5), which round-trips exactly. ``load_model``
 and ``model_file`` find whichever the step wrote.
+
+A model built by the spec's builder (``model.builder``) is the user's own code, as trusted as the spec:
+it is loaded with Keras' safe mode off (a ``Lambda`` layer's Python ``lambda`` is bytecode in the file)
+and with every name of the builder's module as a custom object, so its custom layer classes deserialize
+without ``register_keras_serializable`` and its lambdas see the module's globals (``tf``, ``np``, helpers).
+Every other model (the spec's layers, a SavedModel, a teacher) loads in safe mode.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +26,8 @@ from typing import Any
 
 from .tf import import_tf
 
-__all__ = ["MODEL_FILE", "MODEL_H5_FILE", "custom_objects_scope", "save_model", "load_model", "model_file"]
+__all__ = ["MODEL_FILE", "MODEL_H5_FILE", "BuilderCode", "builder_code", "custom_objects_scope", "save_model",
+           "load_model", "model_file"]
 
 MODEL_FILE = "model.keras"
 MODEL_H5_FILE = "model.h5"
@@ -66,8 +76,41 @@ def model_file(folder: Path) -> Path:
     raise FileNotFoundError(f"no {MODEL_FILE} or {MODEL_H5_FILE} in {folder}")
 
 
-def load_model(folder: Path, compile: bool = True) -> Any:
-    """Load the model a model step saved (tfmot wrappers included)."""
+@dataclasses.dataclass(frozen=True)
+class BuilderCode:
+    """The module of the spec's ``model.builder`` (``nets`` of ``nets:build``), importable from ``spec_dir``."""
+
+    module: str
+    spec_dir: Path
+
+    def names(self) -> dict[str, Any]:
+        """Every public name of the builder's module (its classes, functions and imports)."""
+        added = str(self.spec_dir) not in sys.path
+        if added:
+            sys.path.insert(0, str(self.spec_dir))
+        try:
+            module = importlib.import_module(self.module)
+        finally:
+            if added:
+                sys.path.remove(str(self.spec_dir))
+        return {name: value for name, value in vars(module).items() if not name.startswith("__")}
+
+
+def builder_code(plan: Any, root: Path) -> BuilderCode | None:
+    """The builder a plan's models come from (its ``train`` step's ``model.builder``); None for other models."""
+    train = next((step for step in plan.steps if step.kind == "train"), None)
+    model = getattr(getattr(train, "params", None), "model", None) or {}
+    if model.get("kind") != "builder":
+        return None
+    return BuilderCode(str(model["builder"]).partition(":")[0], Path(root))
+
+
+def load_model(folder: Path, compile: bool = True, code: BuilderCode | None = None) -> Any:
+    """Load the model a model step saved (tfmot wrappers included); ``code``: the builder it came from (safe
+    mode off, the builder module's names as custom objects, see the module docstring)."""
     _, keras = import_tf()
     with custom_objects_scope():
-        return keras.models.load_model(model_file(folder), compile=compile)
+        if code is None:
+            return keras.models.load_model(model_file(folder), compile=compile)
+        return keras.models.load_model(model_file(folder), compile=compile, custom_objects=code.names(),
+                                       safe_mode=False)

@@ -4,7 +4,9 @@ Its shape is a contract (an HTML renderer reads it); keys may be added, never re
 ``{"spec", "tool_versions", "steps": [...], "baseline", "targets": {...}, "history": {...}, "passed"}``,
 and since the ``evaluate`` step: ``metric`` (``accuracy`` or ``mae``), ``stages`` (the trained model and
 each compression stage's model, measured on the test split), ``class_counts``, ``model_summary``,
-``machine`` (where latencies were measured) and ``warnings`` (e.g. a model at chance level).
+``machine`` (where latencies were measured) and ``warnings`` (e.g. a model at chance level); since the
+naive baseline (``training.naive_baseline``): ``naive_baseline`` (its predictor and test-split value, the
+models no better than it) and ``model_checks`` (each model step that missed it: ``passed`` is false).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from tfspec.plan import MODEL_STEP_KINDS, Plan, SavedModelBundleParams, TfliteBundleParams
 
+from .quality import NAIVE_BASELINE_GATE
 from .tf import installed_versions
 
 __all__ = ["REPORT_FILE", "build_report", "missed_gates", "machine"]
@@ -48,16 +51,63 @@ def machine() -> dict[str, Any]:
     return {"cpu": _cpu_model(), "cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version()}
 
 
+def _naive_failures(evaluation: dict[str, Any] | None) -> list[tuple[str, str, float, float]]:
+    """``(model, gate, limit, value)`` of every model step no better than the naive baseline, when that fails
+    the run (``training.naive_baseline: fail``)."""
+    naive = (evaluation or {}).get("naive_baseline")
+    if not naive or naive["on_failure"] != "fail":
+        return []
+    values = {s["label"]: s["value"] for s in evaluation["stages"]}  # type: ignore[index]
+    return [(f"{label} model", NAIVE_BASELINE_GATE, round(naive["value"], 6), round(values[label], 6))
+            for label in naive["failed"]]
+
+
+def _latency_load(evaluation: dict[str, Any] | None, targets: dict[str, Any]) -> dict[str, Any] | None:
+    """The highest load average any latency figure of the run was measured under, and the cores."""
+    figures = [((evaluation or {}).get("baseline") or {}).get("latency_ms") or {}]
+    figures += [{"load_1m": t["metrics"].get("latency_load_1m"), "cores": t["metrics"].get("latency_cores")}
+                for t in targets.values()]
+    loads = [f for f in figures if f.get("load_1m") is not None]
+    if not loads:
+        return None
+    worst = max(loads, key=lambda f: f["load_1m"])
+    return {"load_1m": worst["load_1m"], "cores": worst.get("cores")}
+
+
+def _load_warning(load: dict[str, Any] | None, targets: dict[str, Any]) -> list[str]:
+    """A warning when a latency gate was judged on a machine busier than its cores (the load is recorded
+    in ``machine.latency_load`` and each target's metrics either way)."""
+    gated = sorted(name for name, t in targets.items() if any(g["name"] == "max_latency_ms" for g in t["gates"]))
+    if not gated or not load or not load.get("cores") or load["load_1m"] <= load["cores"]:
+        return []
+    return [f"latencies were measured at a load average of {load['load_1m']} on {load['cores']} cores: other "
+            "processes competed for the CPU, so the figures (each example's fastest of several calls) may still be "
+            f"high; the max_latency_ms gate of {', '.join(gated)} judged this machine's load, not only the model "
+            "(see docs/troubleshooting.md)"]
+
+
 def _warnings(evaluation: dict[str, Any] | None, targets: dict[str, Any]) -> list[str]:
+    naive = (evaluation or {}).get("naive_baseline")
+    out: list[str] = _load_warning(_latency_load(evaluation, targets), targets)
+    if naive and naive["on_failure"] == "warn":
+        values = {s["label"]: s["value"] for s in evaluation["stages"]}  # type: ignore[index]
+        metric = naive.get("metric", "accuracy")
+        out += [f"the {label} model's {metric} {values[label]:.4f} is no better than the naive baseline "
+                f"({naive['predictor']}: {naive['value']:.4f}); accepted by training.naive_baseline: warn"
+                for label in naive["failed"]]
     chance = (evaluation or {}).get("chance")
     if not chance:
-        return []
+        return out
     limit = chance["level"] + chance["margin"]
-    out = [f"the {label} model is at chance level on the test split" for label in chance["at_chance"]]
-    out += [f"target {name} is at chance level on the test split" for name, t in targets.items()
-            if t["metrics"].get("accuracy") is not None and t["metrics"]["accuracy"] <= limit]
-    return [f"{line}: accuracy <= {chance['level']:.4f} (the majority class's share or uniform guessing) "
-            f"+ {chance['margin']}; the model has learned nothing useful" for line in out]
+    # models that failed the naive baseline are failures, not near misses: the missed gate says it
+    failed = set(naive["failed"]) if naive and naive["on_failure"] == "fail" else set()
+    lines = [f"the {label} model is at chance level on the test split" for label in chance["at_chance"]
+             if label not in failed]
+    lines += [f"target {name} is at chance level on the test split" for name, t in targets.items()
+              if t["metrics"].get("accuracy") is not None and t["metrics"]["accuracy"] <= limit
+              and all(g["passed"] for g in t["gates"] if g["name"] == NAIVE_BASELINE_GATE)]
+    return out + [f"{line}: accuracy <= {chance['level']:.4f} (the majority class's share or uniform guessing) "
+                  f"+ {chance['margin']}; the model has learned nothing useful" for line in lines]
 
 
 def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, dict[str, Any]],
@@ -99,19 +149,26 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
         "baseline": baseline,
         "targets": targets,
         "history": history,
-        "passed": all(t["passed"] for t in targets.values()),
+        "passed": all(t["passed"] for t in targets.values()) and not _naive_failures(evaluation),
         "metric": (evaluation or {}).get("metric", baseline.get("metric", "accuracy")),
         "stages": (evaluation or {}).get("stages", []),
         "class_counts": (evaluation or {}).get("class_counts"),
         "labels": (evaluation or {}).get("labels", []),
         "chance": (evaluation or {}).get("chance"),
         "model_summary": (evaluation or {}).get("layers", []),
-        "machine": machine(),
+        "machine": {**machine(), "latency_load": _latency_load(evaluation, targets)},
         "warnings": _warnings(evaluation, targets),
+        "naive_baseline": (evaluation or {}).get("naive_baseline"),
+        # a model step no better than the naive baseline (targets list their own gate of it)
+        "model_checks": [{"model": model, "name": gate, "limit": limit, "value": value, "passed": False}
+                         for model, gate, limit, value in _naive_failures(evaluation)],
     }
 
 
 def missed_gates(report: dict[str, Any]) -> list[tuple[str, str, float, float]]:
-    """``(target, gate, limit, value)`` for every gate a target missed."""
+    """``(target, gate, limit, value)`` for every gate a target missed, and for every model step that missed
+    the naive baseline (``report["model_checks"]``; the target is ``<stage> model``)."""
     return [(name, gate["name"], gate["limit"], gate["value"])
-            for name, target in report["targets"].items() for gate in target["gates"] if not gate["passed"]]
+            for name, target in report["targets"].items() for gate in target["gates"] if not gate["passed"]] + [
+        (check["model"], check["name"], check["limit"], check["value"]) for check in report.get("model_checks") or []
+        if not check["passed"]]

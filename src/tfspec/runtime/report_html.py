@@ -241,6 +241,7 @@ def report_context(report: Mapping[str, Any], charts: bool = True) -> dict[str, 
                 })
 
         latency = baseline.get("latency_ms") or {}
+        naive = report.get("naive_baseline")  # what a model that ignores its input scores (training.naive_baseline)
         ran = [s for s in steps if report_charts.step_state(s) == "run"]
         return {
             "spec": {"name": str(spec.get("name", "")), "version": spec.get("version", ""),
@@ -261,8 +262,14 @@ def report_context(report: Mapping[str, Any], charts: bool = True) -> dict[str, 
             "size_image": report_charts.size_accuracy_png(_size_points(stages, targets), metric)
             if charts and stages else "",
             "warnings": [str(w) for w in report.get("warnings") or []],
-            "machine": {"cpu": str(machine.get("cpu", "")), "cores": machine.get("cores"), "os": str(machine.get("os", ""))}
+            "machine": {"cpu": str(machine.get("cpu", "")), "cores": machine.get("cores"), "os": str(machine.get("os", "")),
+                        "load": (machine.get("latency_load") or {}).get("load_1m")}
             if machine else None,
+            "model_checks": [{"model": str(c.get("model")), "name": str(c.get("name")), "limit": _fmt(c.get("limit"), ".4f"),
+                              "value": _fmt(c.get("value"), ".4f")}
+                             for c in report.get("model_checks") or [] if isinstance(c, Mapping) and not c.get("passed")],
+            "naive": ({"predictor": str(naive.get("predictor")), "value": _fmt(naive.get("value"), ".4f")}
+                      if isinstance(naive, Mapping) else None),
             "class_counts": _class_rows(labels, report.get("class_counts")),
             "confusions": confusions,
             "model_summary": [{"name": str(layer.get("name")), "type": str(layer.get("type")),

@@ -8,9 +8,11 @@ validation accuracy (``runtime/epochs.py``) so the pruner can stop a hopeless tr
 nothing in the cache.
 
 The study lives in a database (SQLite ``.tfspec/search.db`` beside the spec by default, any SQLAlchemy
-URL such as ``postgresql://`` or ``mysql+pymysql://``), named from the spec name and the search section's
-hash: a killed search started again continues it, and processes started on the same study share its
-trials. Trials that a killed process left running are failed by Optuna's heartbeat and retried once.
+URL such as ``postgresql://`` or ``mysql+pymysql://``), named from the spec name and the hash of everything a
+trial's plan depends on except the searched values (``compiler.search.study_content``: the resolved spec,
+the search section without its budget, the input files' digests, the tool versions): a killed search started
+again continues it, raising the budget continues it, processes started on the same study share its trials,
+and a spec or data edit outside the searched values starts a new study. Trials that a killed process left running are failed by Optuna's heartbeat and retried once.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import Any
 import optuna
 
 from tfspec.compiler.pipeline import CompileResult, compile_document, compile_spec, resolve_expanded
-from tfspec.compiler.search import SEARCHED_ENV, parse_key_path, resolve_overlaid, study_name, trial_document
+from tfspec.compiler.search import (SEARCHED_ENV, parse_key_path, resolve_overlaid, study_content, study_name,
+                                   trial_document)
 from tfspec.spec.errors import Diagnostic, SpecError, TfspecError
 from tfspec.spec.search import Choice, FloatRange, IntRange, Minimize, Search
 
@@ -310,7 +313,7 @@ def run_search(spec_path: str | Path, *, storage: str | None = None, cache_dir: 
     budget = trials if trials is not None else search.budget.trials
     wall = minutes if minutes is not None else search.budget.minutes
     storage_url = storage or default_storage(spec_path)
-    name = study_name(base.resolved.spec.name, base.resolved.document.tree)
+    name = study_name(base.resolved.spec.name, study_content(base.resolved, base.inputs))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(name, storage_url, search, search.seed)
     cache = Path(cache_dir) if cache_dir is not None else spec_path.absolute().parent / ".tfspec" / "cache"

@@ -30,6 +30,8 @@ __all__ = [
     "Split",
     "Preprocessing",
     "Augmentation",
+    "MISSING_MARKERS",
+    "MissingValues",
     "Data",
 ]
 
@@ -115,7 +117,9 @@ class CsvSource(StrictModel):
     path: DataLocation
     """Path of the CSV file, relative to the spec file (or a location, see ``data.external_locations``)."""
     label_column: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
-    """Header name of the column holding the integer class label."""
+    """Header name of the label column: integer class indices ``0..N-1``, class names as text (``M``/``B``:
+    class ``i`` is the ``i``-th of ``data.labels``, or of the sorted values when ``data.labels`` is not set),
+    or numbers for a regression loss."""
     feature_columns: list[CsvColumn] | Annotated[dict[Identifier, Annotated[list[CsvColumn], Field(min_length=1)]],
                                                  Field(min_length=1)] | None = None
     """Header names of the feature columns, in model input order; every other column when omitted. For a
@@ -218,6 +222,40 @@ class Augmentation(StrictModel):
     """Maximum contrast change factor."""
 
 
+MISSING_MARKERS = ("", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "?")
+"""CSV cells that mean "missing" unless ``data.missing_values.markers`` says otherwise."""
+
+MissingMarker = Annotated[str, Field(max_length=32, pattern=r"^[^\x00-\x1f]*$")]
+
+
+class MissingValues(StrictModel):
+    """How missing feature values are filled in (imputed). Without this section a missing value is an error
+    (file, row and column named, exit 2, before training).
+
+    The fill values come from the training split only (never validation or test), are written to
+    ``data_info.json`` and ``model_info.json``, and are applied by the one preprocessing function that
+    training, evaluation and verification use; with ``data.preprocessing.in_model`` they are inside the
+    exported model, which then takes NaN for a missing value. Labels are never imputed."""
+
+    strategy: Literal["mean", "median", "constant"]
+    """``mean`` or ``median`` of each feature over the training split's present values, or ``constant``.
+    ``median`` needs the source in memory (``csv``, ``npz``)."""
+    value: Annotated[FiniteFloat, Field(ge=-3.4e38, le=3.4e38)] | None = None
+    """The fill value of ``strategy: constant``, in the source's units (before rescale and normalize); a
+    float32, as the features are."""
+    markers: list[MissingMarker] = list(MISSING_MARKERS)
+    """CSV cells that mean "missing", compared after stripping spaces. In ``npz`` arrays and ``tfrecord``
+    float features a NaN is a missing value. Infinity is never a missing value: it is refused."""
+
+    @model_validator(mode="after")
+    def _value_with_constant(self) -> "MissingValues":
+        if self.strategy == "constant" and self.value is None:
+            raise ValueError("strategy constant needs a value (the fill value, in the source's units)")
+        if self.strategy != "constant" and self.value is not None:
+            raise ValueError(f"value is the fill value of strategy constant; strategy {self.strategy} computes its own")
+        return self
+
+
 class Data(StrictModel):
     """Where the training examples come from and how they are prepared."""
 
@@ -238,6 +276,9 @@ class Data(StrictModel):
     s3fs, gcsfs), ``file://`` URLs and absolute paths."""
     storage: DataStorage | None = None
     """Endpoint and credential references for ``s3://`` / ``gs://`` locations."""
+    missing_values: MissingValues | None = None
+    """Impute missing feature values (``{strategy: mean}``, ``median`` or ``{strategy: constant, value: 0}``)
+    from the training split; without it a missing or non-finite feature value is an error."""
     memory_budget: KubeQuantity = "512Mi"
     """Memory a split may take when cached by its ``tf.data`` pipeline (``cache()``), as a Kubernetes quantity;
     a larger split is read from the source again each epoch."""

@@ -338,6 +338,13 @@ class Training(StrictModel):
     """Shuffle buffer size of the training dataset."""
     checkpoint_every_epoch: StrictBool = True
     """Keep a ``BackupAndRestore`` checkpoint so a killed run resumes from the last finished epoch."""
+    naive_baseline: Literal["fail", "warn"] = "fail"
+    """What a model no better than one that ignores its input does to the run. The naive baseline always
+    predicts the training split's majority class (classifiers) or the training labels' mean (regression),
+    measured on the test split. A trained model, compression stage or target artifact at or below it
+    (accuracy not above it, mae not below it) fails the run with ``fail`` (exit 1, ``passed: false`` in
+    ``report.json``, a ``beats_naive_baseline`` gate missed); ``warn`` accepts it with a warning (a smoke
+    test on random data). Models just above it are warned about either way (the chance-level warning)."""
 
     @property
     def loss_spec(self) -> Loss:

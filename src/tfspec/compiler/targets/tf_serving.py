@@ -214,7 +214,8 @@ def _zeros(shape: tuple[int, ...], dtype: str) -> Any:
 def input_contract(resolved: ResolvedSpec) -> str:
     """One line saying what the served model takes: raw examples, or examples preprocessed by the client."""
     pre = resolved.spec.data.preprocessing
-    steps = [name for name, on in (("rescale", pre.rescale is not None), ("normalize", pre.normalize),
+    steps = [name for name, on in (("impute missing values", resolved.spec.data.missing_values is not None),
+                                   ("rescale", pre.rescale is not None), ("normalize", pre.normalize),
                                    ("reshape", pre.reshape is not None)) if on]
     if pre.in_model:
         return (f"raw examples of shape {list(resolved.raw_input_shape or ())}, float32; "

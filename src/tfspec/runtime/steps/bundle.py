@@ -40,6 +40,7 @@ def bundle_labels(params: TfliteBundleParams, data_info: dict[str, Any]) -> list
 def model_info(params: TfliteBundleParams, tensors: dict[str, Any], data_info: dict[str, Any],
                verified: dict[str, Any], labels: list[str]) -> dict[str, Any]:
     """What an app needs to feed the ``.tflite`` and read its output."""
+    impute = data_info.get("impute")
     def tensor(name: str, details: dict[str, Any]) -> dict[str, Any]:
         return {"name": name, "tensor_name": details["tensor_name"], "shape": details["shape"],
                 "dtype": details["dtype"],
@@ -61,8 +62,12 @@ def model_info(params: TfliteBundleParams, tensors: dict[str, Any], data_info: d
         "input_contract": "raw" if params.raw_inputs else "preprocessed",
         "normalization": {"rescale": data_info.get("rescale"), "mean": data_info.get("mean"),
                           "std": data_info.get("std"), "in_model": params.raw_inputs,
-                          "order": ("inside the model; quantize raw values with input scale/zero_point"
-                                    if params.raw_inputs else
+                          # data.missing_values: the training split's fill value of each raw feature
+                          "impute": ({"strategy": impute["strategy"], "values": impute["values"]} if impute else None),
+                          "order": ("inside the model (a missing value is sent as NaN); quantize raw values with "
+                                    "input scale/zero_point" if params.raw_inputs else
+                                    ("replace a missing value of feature i with impute.values[i], then " if impute
+                                     else "") +
                                     "x * rescale, then (x - mean) / std, then quantize with input scale/zero_point")},
         "labels": labels,
         "metrics": {verified["metric"]: verified["metrics"]["value"], "size_bytes": verified["metrics"]["size_bytes"]},

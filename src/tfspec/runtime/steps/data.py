@@ -11,6 +11,7 @@ counted). Every problem with the data raises :class:`DataError` naming the spec 
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -184,10 +185,51 @@ def _label_outside(labels: np.ndarray, classes: int, names: list[str], which: np
     return f" (first: {names[which[at]]} record {int(index[at])} has label {int(labels[at])})"
 
 
+def _feature_names(source: dict[str, Any], order: list[str] | None) -> Any:
+    """``element index → name`` of a tfrecord example's flat features (``pixels[3]``), for error messages."""
+    if source["kind"] != "tfrecord":
+        return None
+    names: list[str] = []
+    for name in order or list(source["features"]):
+        shape = source["features"][name]["shape"]
+        size = int(np.prod(shape or [1]))
+        names += [f"feature {name!r}"] if not shape else [f"feature {name!r} element {i}" for i in range(size)]
+    return lambda j: names[j] if j < len(names) else f"element {j}"
+
+
+class _Moments:
+    """Per-feature sums of one split's present values (NaN = missing), for the imputation and normalisation
+    statistics of the training split: one streaming pass, float64."""
+
+    def __init__(self) -> None:
+        self.total: Any = None
+        self.total_sq: Any = None
+        self.present: Any = None
+        self.kept: list[np.ndarray] = []  # raw rows, only for a median (in-memory sources)
+
+    def add(self, x: np.ndarray, keep_rows: bool) -> None:
+        raw = x.astype(np.float64)
+        present = ~np.isnan(raw)
+        values = np.where(present, raw, 0.0)
+        if self.total is None:
+            shape = raw.shape[1:]
+            self.total, self.total_sq, self.present = (np.zeros(shape, np.float64), np.zeros(shape, np.float64),
+                                                       np.zeros(shape, np.int64))
+        self.total += values.sum(axis=0)
+        self.total_sq += np.square(values).sum(axis=0)
+        self.present += present.sum(axis=0)
+        if keep_rows:
+            self.kept.append(raw)
+
+
 def _stream_pass(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: Path, order: list[str] | None,
-                 rule: Any, rescale: float | None, float_labels: bool,
-                 classes: int | None) -> tuple[dict[str, list[int]], dict[str, int], tuple[int, ...], Any, Any]:
-    """Pass 2: every example decoded once: class counts per split, example shape, training mean and std."""
+                 rule: Any, float_labels: bool, classes: int | None,
+                 median: bool) -> tuple[dict[str, list[int]], dict[str, int], tuple[int, ...], _Moments, dict[str, int],
+                                        float | None]:
+    """Pass 2: every example decoded once and checked (NaN only as a missing value to impute, never
+    infinity): class counts per split, example shape, the training split's per-feature moments, missing
+    values per split, the training labels' mean (regression)."""
+    from tfspec.runtime.small_sources import check_finite
     from tfspec.runtime.sources import example_batches
     from tfspec.runtime.splits import BUCKETS, SPLITS, example_key
     from tfspec.runtime.tf import import_tf
@@ -196,30 +238,79 @@ def _stream_pass(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: 
     seed = rule.seed
     ds = example_batches(source, files, spec_dir, order=order, float_labels=float_labels, batch=1024)
     ds = ds.map(lambda name, index, x, y: (rule.tf_split(tf.strings.to_hash_bucket_fast(
-        example_key(seed, name, index), BUCKETS), y), x, y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        example_key(seed, name, index), BUCKETS), y), x, y, name, index), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True)
     counts = {name: 0 for name in SPLITS}
     per_class = {name: [0] * (classes or 0) for name in SPLITS}
-    total = total_sq = None
+    missing = {name: 0 for name in SPLITS}
+    moments = _Moments()
+    imputing = source.get("missing_values") is not None
+    element = _feature_names(source, order)
+    label_sum = 0.0
     shape: tuple[int, ...] = ()
     try:
-        for split, x, y in ds.as_numpy_iterator():
+        for split, x, y, names, index in ds.as_numpy_iterator():
             shape = tuple(x.shape[1:])
+            check_finite(x, lambda i: f"{names[i].decode()} record {int(index[i])}", imputing, element)
+            nan_rows = np.isnan(x.reshape(len(x), -1)).sum(axis=1) if imputing and x.dtype.kind == "f" else None
             for k, name in enumerate(SPLITS):
                 mask = split == k
                 counts[name] += int(mask.sum())
+                if nan_rows is not None:
+                    missing[name] += int(nan_rows[mask].sum())
                 if classes:
                     binned = np.bincount(y[mask].astype(np.int64), minlength=classes)[:classes]
                     per_class[name] = [a + int(b) for a, b in zip(per_class[name], binned)]
-            train = x[split == 0].astype(np.float64)
-            if rescale is not None:
-                train = train * rescale
-            if total is None:
-                total, total_sq = np.zeros(shape, np.float64), np.zeros(shape, np.float64)
-            total += train.sum(axis=0)
-            total_sq += np.square(train).sum(axis=0)
+            moments.add(x[split == 0], median)
+            label_sum += float(np.sum(y[split == 0], dtype=np.float64)) if float_labels else 0.0
     except tf.errors.OpError as error:
         raise _bad_record(source, files, spec_dir, order, error, labels_only=False) from None
-    return per_class, counts, shape, total, total_sq
+    label_mean = label_sum / counts["train"] if float_labels and counts["train"] else None
+    return per_class, counts, shape, moments, missing, label_mean
+
+
+def _fill_values(strategy: dict[str, Any], moments: _Moments, shape: tuple[int, ...], column: Any) -> np.ndarray:
+    """The training split's fill value of every feature (raw units): its mean or median, or the constant."""
+    if strategy["strategy"] == "constant":
+        return np.full(shape, float(strategy["value"]), np.float64)
+    empty = np.flatnonzero(moments.present.reshape(-1) == 0)
+    if len(empty):
+        raise DataError(("data", "missing_values"), f"{column(int(empty[0]))} has no value in the training split "
+                        f"to compute its {strategy['strategy']} from", "use strategy: constant, or fix the data")
+    if strategy["strategy"] == "median":
+        return np.nanmedian(np.concatenate(moments.kept), axis=0)
+    return moments.total / moments.present
+
+
+def _column_names(source: dict[str, Any], spec_dir: Path, order: list[str] | None, shape: tuple[int, ...]) -> Any:
+    """``flat feature index → name`` (a CSV's column, a tfrecord feature element, an npz array element)."""
+    if source["kind"] == "csv":
+        columns = source.get("feature_columns")
+        if isinstance(columns, dict):
+            names = [c for k in (order or list(columns)) for c in columns[k]]
+        elif columns:
+            names = list(columns)
+        else:  # every column but the label, in file order (the header is the file's first line)
+            with open(existing_file(spec_dir, source["path"]), newline="", encoding="utf-8") as handle:
+                header = [h.strip() for h in next(csv.reader(handle, delimiter=source.get("delimiter", ",")), [])]
+            names = [h for h in header if h != source["label_column"]]
+        if names:
+            return lambda j: f"column {names[j]!r}"
+    element = _feature_names(source, order)
+    if element is not None:
+        return element
+    return lambda j: f"feature element {j}" if len(shape) == 1 else \
+        f"feature element {[int(i) for i in np.unravel_index(j, shape)]}"
+
+
+def _naive_baseline(train_counts: list[int] | None, label_mean: float | None) -> dict[str, Any] | None:
+    """What a model that ignores its input predicts, from the training split: its majority class, or its
+    labels' mean (regression). The evaluate step measures it on the test split."""
+    if train_counts:
+        return {"kind": "majority_class", "class": int(np.argmax(train_counts))}
+    if label_mean is not None:
+        return {"kind": "training_mean", "value": label_mean}
+    return None
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
@@ -227,7 +318,10 @@ def run(ctx: StepContext) -> dict[str, Any]:
 
     assert isinstance(ctx.params, DataParams)
     p = ctx.params.model_dump(mode="json")  # plain JSON: the manifest and the pipelines carry parts of it
-    source = {**p["source"], "storage": p.get("storage")}  # the pipelines read object stores with it
+    # every pipeline reads the source through this dict (the manifest keeps it): object-store settings, the
+    # missing values to keep as NaN, a text label column's classes in index order
+    source = {**p["source"], "storage": p.get("storage"), "missing_values": p.get("missing_values"),
+              "label_values": p.get("label_values")}
     order = p.get("feature_order")
     files, found_classes = source_files(source, ctx.root)
     mode = label_mode(p.get("loss", "sparse_categorical_crossentropy"))
@@ -261,12 +355,31 @@ def run(ctx: StepContext) -> dict[str, Any]:
     rule = choose_rule(bucket, y if classification else None, p["split"], split_classes)
     pre = p.get("preprocessing") or {}
     rescale = pre.get("rescale")
-    per_class, counts, raw_shape, total, total_sq = _stream_pass(source, files, ctx.root, order, rule, rescale,
-                                                                 not classification, split_classes)
+    strategy = p.get("missing_values")
+    per_class, counts, raw_shape, moments, missing, label_mean = _stream_pass(
+        source, files, ctx.root, order, rule, not classification, split_classes,
+        median=bool(strategy and strategy["strategy"] == "median"))
     if counts["test"] == 0 or counts["train"] == 0:
         raise DataError(("data", "split"), f"cannot split {sum(counts.values())} examples: the "
                         f"{'test' if counts['test'] == 0 else 'training'} split would be empty",
                         "provide more examples, or change data.split")
+    impute = None
+    total, total_sq = moments.total, moments.total_sq
+    if strategy:
+        column = _column_names(source, ctx.root, order, raw_shape)
+        fill = _fill_values(strategy, moments, raw_shape, column)
+        absent = counts["train"] - moments.present  # the training split's missing values, per feature
+        # the statistics of the imputed training split: what the model is trained on
+        total, total_sq = total + absent * fill, total_sq + absent * np.square(fill)
+        impute = {"strategy": strategy["strategy"], "values": fill.astype(np.float32).reshape(-1).tolist(),
+                  "missing": missing,
+                  "columns": {column(int(j)): int(absent.reshape(-1)[j]) for j in np.flatnonzero(absent.reshape(-1))}}
+        ctx.log(f"  missing values: {missing['train']} train, {missing['val']} validation, {missing['test']} test; "
+                f"filled with the training split's {strategy['strategy']}" if strategy["strategy"] != "constant"
+                else f"  missing values: {missing['train']} train, {missing['val']} validation, {missing['test']} "
+                f"test; filled with {strategy['value']}")
+    if rescale is not None:
+        total, total_sq = total * rescale, total_sq * rescale * rescale
     mean = std = None
     if pre.get("normalize"):
         mean = (total / counts["train"]).astype(np.float32)
@@ -314,6 +427,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
         "rescale": rescale,
         "mean": mean.reshape(-1).tolist() if mean is not None else None,
         "std": std.reshape(-1).tolist() if std is not None else None,
+        "impute": impute,  # missing values (NaN) filled per raw feature before rescale (data.missing_values)
+        "naive_baseline": _naive_baseline(per_class["train"] if split_classes else None, label_mean),
         "augmentation": p.get("augmentation"),
         "loss": p.get("loss"),
         "label_mode": mode,

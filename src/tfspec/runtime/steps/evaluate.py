@@ -3,7 +3,9 @@
 Inputs: the ``train`` step, each compression stage's step (in spec order) and the data. Each model's
 quality metric (``runtime.quality``), file size (raw and gzipped), parameter count and, for classifiers,
 confusion matrix; the final model's per-example latency (the Keras baseline of every target) and layer
-summary; the class counts of each split and the chance level. ``verify`` reads ``evaluation.json``: a
+summary; the class counts of each split and the chance level; the naive baseline (always the training
+split's majority class, or its labels' mean) and the models no better than it (they fail the run unless
+``training.naive_baseline: warn``). ``verify`` reads ``evaluation.json``: a
 drop is measured from the *trained* model (``stages[0]``), so the damage compression did is gated.
 """
 
@@ -17,14 +19,18 @@ import numpy as np
 from tfspec.plan import MODEL_STEP_KINDS, EvaluateParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import Dataset, load_dataset
-from tfspec.runtime.keras_io import load_model, model_file
+from tfspec.runtime.keras_io import builder_code, load_model, model_file
 from tfspec.runtime.signatures import SIGNATURE_FILE, Signature, load_signature, read_signature_file
 from tfspec.runtime.quality import (
     CHANCE_MARGIN,
+    LATENCY_METHOD,
     LATENCY_SAMPLES,
+    beats,
     chance_level,
     confusion_matrix,
     is_error_metric,
+    machine_load,
+    naive_baseline,
     per_class,
     percentiles,
     quality,
@@ -109,7 +115,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             files = sorted(f for f in (folder / "saved_model").rglob("*") if f.is_file())
             size, packed = sum(f.stat().st_size for f in files), sum(gzipped_size(f.read_bytes()) for f in files)
         else:
-            model = load_model(folder, compile=False)
+            model = load_model(folder, compile=False, code=builder_code(ctx.plan, ctx.root))
             predictions = model.predict(data.features("test", 256), verbose=0)
             raw = model_file(folder).read_bytes()
             size, packed = len(raw), gzipped_size(raw)
@@ -128,10 +134,12 @@ def run(ctx: StepContext) -> dict[str, Any]:
         stage["change_from_trained"] = (stage["value"] - trained) if error else (trained - stage["value"])
     p50, p95 = percentiles(time_single_calls(lambda sample: final_model(sample, training=False),
                                               data.take("test", LATENCY_SAMPLES)))
+    load = machine_load()
     final = stages[-1]
     baseline = {"metric": metric, "value": final["value"], "size_bytes": final["size_bytes"],
                 "gzip_bytes": final["gzip_bytes"], "weights_bytes": final["params"] * 4, "params": final["params"],
-                "latency_ms": {"p50": p50, "p95": p95}, "step": final["step"]}
+                "latency_ms": {"p50": p50, "p95": p95, "method": LATENCY_METHOD, "load_1m": load["load_1m"],
+                               "cores": load["cores"]}, "step": final["step"]}
     result: dict[str, Any] = {"metric": metric, "lower_is_better": error, "trained": trained, "stages": stages,
                               "baseline": baseline, "test_examples": int(len(y_test)),
                               "layers": layer_summary(final_model)}
@@ -141,9 +149,19 @@ def run(ctx: StepContext) -> dict[str, Any]:
         result["labels"] = list(data.info.get("labels") or [])
         result["chance"] = {"level": chance, "margin": CHANCE_MARGIN,
                             "at_chance": [s["label"] for s in stages if s["value"] <= chance + CHANCE_MARGIN]}
+    naive = naive_baseline(data.info.get("naive_baseline"), y_test, metric, list(data.info.get("labels") or []))
+    if naive is not None:
+        naive["on_failure"] = p.naive_baseline
+        naive["failed"] = [s["label"] for s in stages if not beats(s["value"], naive["value"], metric)]
+        result["naive_baseline"] = naive
     ctx.write_json(EVALUATION_FILE, result)
     ctx.log("  " + ", ".join(f"{s['label']} {metric} {s['value']:.4f}" for s in stages)
             + f"; Keras p95 {p95:.3f} ms")
+    for label in (naive or {}).get("failed", []):
+        verdict = "FAILS the run" if p.naive_baseline == "fail" else "accepted (training.naive_baseline: warn)"
+        ctx.log(f"  {'ERROR' if p.naive_baseline == 'fail' else 'WARNING'}: {label} model {metric} "
+                f"{_value(stages, label):.4f} is no better than the naive baseline ({naive['predictor']}: "
+                f"{naive['value']:.4f}): {verdict}")
     for label in result.get("chance", {}).get("at_chance", []):
         ctx.log(f"  WARNING: {label} model is at chance level: {metric} {_value(stages, label):.4f} <= "
                 f"{result['chance']['level']:.4f} (majority class or uniform guessing) + {CHANCE_MARGIN}")

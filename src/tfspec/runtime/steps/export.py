@@ -13,7 +13,7 @@ from tfspec.plan import MODEL_STEP_KINDS, ExportParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.errors import StepError
-from tfspec.runtime.keras_io import load_model
+from tfspec.runtime.keras_io import builder_code, load_model
 from tfspec.runtime.signatures import read_signature_file, signature_feed
 from tfspec.runtime.tf import import_tf
 
@@ -67,7 +67,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     assert isinstance(p, ExportParams)
     if p.as_is:
         return _as_is(ctx)
-    model = load_model(ctx.input_of_kind(*MODEL_STEP_KINDS), compile=False)
+    model = load_model(ctx.input_of_kind(*MODEL_STEP_KINDS), compile=False, code=builder_code(ctx.plan, ctx.root))
     data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     path = ctx.out / SAVED_MODEL_DIR
     inputs = [(i.name, i.shape, i.dtype) for i in p.inputs] if p.inputs else None

@@ -25,7 +25,7 @@ from tfspec.plan import MODEL_STEP_KINDS, TfliteParams
 from tfspec.runtime.accelerators import interpreter_kernels
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import example_at, example_count, load_dataset, representative_samples
-from tfspec.runtime.keras_io import load_model
+from tfspec.runtime.keras_io import builder_code, load_model
 from tfspec.runtime.model_builder import recurrent_layers
 from tfspec.runtime.tf import import_tf
 
@@ -100,7 +100,8 @@ def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
     assert isinstance(p, TfliteParams)
     folder = ctx.input_of_kind(*MODEL_STEP_KINDS)
-    model = folder / "saved_model" if p.signature else load_model(folder, compile=False)
+    model = (folder / "saved_model" if p.signature
+             else load_model(folder, compile=False, code=builder_code(ctx.plan, ctx.root)))
     data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     calibration = None
     if p.representative_samples:
