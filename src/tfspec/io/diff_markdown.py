@@ -25,7 +25,7 @@ DIAGNOSTIC_LIMIT = 200
 line is cut here, since a policy's message is the policy author's text."""
 
 _STATUS = {"added": "added", "removed": "removed", "invalid": "**invalid** at head", "fixed": "fixed (invalid at base)",
-           "changed": "changed", "unchanged": "unchanged"}
+           "changed": "changed", "moved": "moved", "unchanged": "unchanged"}
 _NONE = "—"
 
 
@@ -42,9 +42,7 @@ def _spec_label(diff: SpecDiff, in_table: bool = False) -> str:
 
 
 def _overview_row(diff: SpecDiff) -> list[str]:
-    status = _STATUS[diff.status]
-    if diff.moved_from:
-        status += f", moved from {code(diff.moved_from, in_table=True)}"
+    status = _status(diff, in_table=True)
     files = len(diff.files_changed) + len(diff.files_added) + len(diff.files_removed)
     images = len(diff.images)
     steps = _NONE
@@ -54,7 +52,7 @@ def _overview_row(diff: SpecDiff) -> list[str]:
         images = len(head.images) if head else 0
         steps = f"all {len(head.steps)}" if head and head.steps else _NONE
     elif diff.status == "changed" and head is not None:
-        steps = f"{len(diff.steps_rerun):,} of {len(head.steps):,}" if diff.steps_rerun else "0"
+        steps = f"{len(diff.steps_rerun):,} of {len(head.steps):,}"
     warnings = f"+{len(diff.warnings_new)} −{len(diff.warnings_gone)}" if diff.warnings_new or diff.warnings_gone else _NONE
     return [code(diff.path, in_table=True), _spec_label(diff, in_table=True), status, _count(len(diff.keys)),
             _count(files), _count(images), steps, warnings]
@@ -127,13 +125,19 @@ def _steps_section(diff: SpecDiff) -> list[str]:
                 f"{listing([code(s) for s, _ in head.steps], STEPS_SHOWN)}.", ""]
     if not diff.steps_rerun and not diff.steps_removed:
         return []
+    new = [step for step in diff.steps_rerun if step in diff.steps_new]
+    changed = [step for step in diff.steps_rerun if step not in diff.steps_new]
     if diff.steps_rerun:
-        text = (f"**Plan**: {len(diff.steps_rerun):,} of {len(head.steps):,} steps re-run (their fingerprint "
-                f"changed): {listing([code(s) for s in diff.steps_rerun], STEPS_SHOWN)}.")
+        text = (f"**Plan**: {len(diff.steps_rerun):,} of {len(head.steps):,} steps run (the base's step cache "
+                "does not hold them):")
+        parts = []
+        if changed:
+            parts.append(f" {len(changed):,} with a new fingerprint: {listing([code(s) for s in changed], STEPS_SHOWN)}")
+        if new:
+            parts.append(f" {len(new):,} new: {listing([code(s) for s in new], STEPS_SHOWN)}")
+        text += ";".join(parts) + "."
     else:
-        text = "**Plan**: no step re-runs (the base run's step cache holds every one)."
-    if diff.steps_new:
-        text += f" New steps: {listing([code(s) for s in diff.steps_new], STEPS_SHOWN)}."
+        text = "**Plan**: no step runs again (the base's step cache holds every one)."
     if diff.steps_removed:
         text += f" Steps gone: {listing([code(s) for s in diff.steps_removed], STEPS_SHOWN)}."
     return [text, ""]
@@ -211,6 +215,14 @@ def _targets(report: Any) -> dict[str, Any]:
     return {k: v for k, v in targets.items() if isinstance(k, str) and isinstance(v, dict)} if isinstance(targets, dict) else {}
 
 
+def _baseline(report: Any) -> dict[str, Any]:
+    """``{metric: value}`` of the report's trained model (``baseline``: ``{"metric": "accuracy", "value": ...}``)."""
+    baseline = report.get("baseline") if isinstance(report, dict) else None
+    if not isinstance(baseline, dict) or not isinstance(baseline.get("metric"), str):
+        return {}
+    return {baseline["metric"]: baseline.get("value")}
+
+
 def _metrics(entry: dict[str, Any]) -> dict[str, Any]:
     metrics = entry.get("metrics")
     return {k: v for k, v in metrics.items() if isinstance(k, str)} if isinstance(metrics, dict) else {}
@@ -250,6 +262,10 @@ def _metrics_section(diff: SpecDiff) -> list[str]:
                       "revision.", ""]
     base_targets, head_targets = _targets(base.report), _targets(head.report)
     rows = []
+    old_model, new_model = _baseline(base.report), _baseline(head.report)
+    for metric in sorted(set(old_model) | set(new_model)):  # the trained (uncompressed) model, as verify measured it
+        rows.append(["*(trained model)*", code(metric, in_table=True), _number(old_model.get(metric)),
+                     _number(new_model.get(metric)), _change(old_model.get(metric), new_model.get(metric))])
     for name in sorted(set(base_targets) | set(head_targets)):
         old, new = _metrics(base_targets.get(name, {})), _metrics(head_targets.get(name, {}))
         for metric in sorted(set(old) | set(new)):
@@ -276,11 +292,15 @@ def _metrics_section(diff: SpecDiff) -> list[str]:
 # --- the document -------------------------------------------------------------------------------------
 
 
+def _status(diff: SpecDiff, in_table: bool = False) -> str:
+    if diff.moved_from is None:
+        return _STATUS[diff.status]
+    moved = f"moved from {code(diff.moved_from, in_table=in_table)}"
+    return moved if diff.status == "moved" else f"{_STATUS[diff.status]}, {moved}"
+
+
 def _heading(diff: SpecDiff) -> str:
-    text = f"### {_spec_label(diff)} in {code(diff.path)}: {_STATUS[diff.status]}"
-    if diff.moved_from:
-        text += f", moved from {code(diff.moved_from)}"
-    return text
+    return f"### {_spec_label(diff)} in {code(diff.path)}: {_status(diff)}"
 
 
 def _spec_section(diff: SpecDiff) -> list[str]:
@@ -311,14 +331,14 @@ def render_summary(result: DiffResult) -> str:
     lines = [title, ""]
     if result.environment:
         lines += [f"Environment overlay: {code(result.environment)}.", ""]
-    counts = [f"{result.count(status):,} {status}" for status in ("changed", "added", "removed", "invalid", "fixed")
-              if result.count(status)]
+    counts = [f"{result.count(status):,} {status}" for status in ("changed", "added", "removed", "invalid", "fixed",
+                                                                   "moved") if result.count(status)]
     unchanged = [d for d in result.specs if d.status == "unchanged"]
     lines.append(f"{plural(len(result.specs), 'spec')}: " + ", ".join(counts + [f"{len(unchanged):,} unchanged"]) + ".")
     lines.append("")
     shown = [d for d in result.specs if d.status != "unchanged"]
     if shown:
-        lines += table(["spec", "model", "status", "spec keys", "files", "images", "steps re-run", "warnings"],
+        lines += table(["spec", "model", "status", "spec keys", "files", "images", "steps to run", "warnings"],
                        [_overview_row(d) for d in shown])
         lines.append("")
     if unchanged:

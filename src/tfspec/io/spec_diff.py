@@ -66,7 +66,8 @@ class Finding:
     path: str
     message: str
     line: str = dataclasses.field(compare=False)
-    """The whole ``file:line:col: key.path: message (hint)`` text."""
+    """The whole ``file:line:col: key.path: message`` text (a warning's hint, where its rule is, left out;
+    an error keeps its hint)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,8 +157,8 @@ class SpecDiff:
 
     @property
     def status(self) -> str:
-        """``added``, ``removed``, ``invalid`` (at head), ``fixed`` (invalid at base only), ``changed`` or
-        ``unchanged``."""
+        """``added``, ``removed``, ``invalid`` (at head), ``fixed`` (invalid at base only), ``changed``,
+        ``moved`` (the file moved, nothing else changed) or ``unchanged``."""
         if self.base is None:
             return "added"
         if self.head is None:
@@ -166,7 +167,9 @@ class SpecDiff:
             return "invalid"
         if not self.base.ok:
             return "fixed"
-        return "changed" if self.changed else "unchanged"
+        if self.changed:
+            return "changed"
+        return "moved" if self.moved_from else "unchanged"
 
     @property
     def moved_from(self) -> str | None:
@@ -176,9 +179,10 @@ class SpecDiff:
 
     @property
     def changed(self) -> bool:
+        """Whether anything but the spec file's path changed."""
         return bool(self.keys or self.standards or self.files_changed or self.files_added or self.files_removed
                     or self.images or self.steps_rerun or self.steps_removed or self.warnings_new
-                    or self.warnings_gone or self.moved_from)
+                    or self.warnings_gone)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,8 +206,9 @@ def _relative(text: str, root: Path) -> str:
     return text.replace(str(root) + os.sep, "")
 
 
-def _findings(diagnostics: tuple[Diagnostic, ...], root: Path) -> tuple[Finding, ...]:
-    return tuple(sorted(Finding(_relative(d.file, root), d.path, _relative(d.message, root), _relative(d.format(), root))
+def _findings(diagnostics: tuple[Diagnostic, ...], root: Path, hints: bool = True) -> tuple[Finding, ...]:
+    return tuple(sorted(Finding(_relative(d.file, root), d.path, _relative(d.message, root),
+                                _relative((d if hints else dataclasses.replace(d, hint=None)).format(), root))
                         for d in diagnostics))
 
 
@@ -292,7 +297,7 @@ def _side(root: Path, spec: Path, env: str | None, dists: list[Path]) -> SpecSid
     ``dists``: the run output roots to look for ``<dist>/report.json`` in, first found wins."""
     relative = spec.relative_to(root).as_posix()
     result: CompileResult = compile_spec(spec, env=env)
-    warnings = _findings(tuple(result.warnings), root)
+    warnings = _findings(tuple(result.warnings), root, hints=False)
     if not result.ok or result.resolved is None or result.plan is None:
         return SpecSide(relative, _raw_name(spec), errors=_findings(result.diagnostics, root), warnings=warnings)
     resolved = result.resolved
@@ -340,8 +345,14 @@ def _sides(root: Path, relative: str, env: str | None, dist: Path | None, cwd_re
 
 
 def _show(value: Any) -> str | None:
+    """A value as JSON; a section's ``kind`` and ``name`` first (an added target reads ``{"kind": "tflite",
+    "name": "android", ...}`` even when the text is cut)."""
     if value is _MISSING:
         return None
+    if isinstance(value, dict):
+        first = [key for key in ("kind", "name") if key in value]
+        value = {**{key: value[key] for key in first}, **{key: value[key] for key in sorted(value) if key not in first}}
+        return json.dumps(value, ensure_ascii=False)
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
