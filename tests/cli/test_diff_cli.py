@@ -155,17 +155,23 @@ def test_the_working_tree_index_and_refs_are_untouched_and_no_temporary_folder_i
     assert "`training.epochs` | `30` | `45`" in (tmp_path / "summary.md").read_text()
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_an_interrupted_diff_removes_its_temporary_folders(tmp_path: Path, stop: signal.Signals) -> None:
-    repo = tmp_path / "repo"
+@pytest.fixture(scope="module")
+def bulky_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository with enough files that writing one revision takes a while."""
+    repo = tmp_path_factory.mktemp("bulky") / "repo"
     shutil.copytree(DATA, repo, ignore=shutil.ignore_patterns(".tfspec"))
-    bulk = repo / "bulk"  # enough files that writing a revision takes a while
-    for folder in range(40):
-        (bulk / str(folder)).mkdir(parents=True)
+    for folder in range(24):
+        (repo / "bulk" / str(folder)).mkdir(parents=True)
         for index in range(500):
-            (bulk / str(folder) / f"{index}.txt").write_text(f"{folder}/{index}\n")
+            (repo / "bulk" / str(folder) / f"{index}.txt").write_text(f"{folder}/{index}\n")
     git(repo, "init", "-q", "-b", "main")
     commit_all(repo, "base")
+    return repo
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_diff_removes_its_temporary_folders(bulky_repo: Path, tmp_path: Path, stop: signal.Signals) -> None:
+    repo = bulky_repo
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     env = {**git_environment(tmp_path), "TMPDIR": str(scratch)}
@@ -257,3 +263,9 @@ def test_the_commands_in_the_docs_run_as_shown(repo: Path) -> None:
                               env=git_environment(repo.parent), capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, (command, done.stderr)
         assert "## tfspec diff" in done.stdout or done.stdout.startswith("wrote "), command
+
+
+def test_the_excerpt_in_the_docs_is_the_golden_summary() -> None:
+    excerpt = DOC.read_text(encoding="utf-8").split("```markdown\n", 1)[1].split("```\n", 1)[0]
+    golden = (ROOT / "tests" / "golden" / "diff" / "pull_request.md").read_text(encoding="utf-8")
+    assert golden.startswith(excerpt)

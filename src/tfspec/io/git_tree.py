@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -177,4 +178,17 @@ def exported(root: Path, commit: str, label: str) -> Iterator[Path]:
         _write_files(root, entries, folder)
         yield folder
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        with _signals_held():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends: a second interrupt cannot stop the removal half-way
+    (the held signal is delivered, and raises, right after)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
