@@ -269,3 +269,33 @@ def test_the_excerpt_in_the_docs_is_the_golden_summary() -> None:
     excerpt = DOC.read_text(encoding="utf-8").split("```markdown\n", 1)[1].split("```\n", 1)[0]
     golden = (ROOT / "tests" / "golden" / "diff" / "pull_request.md").read_text(encoding="utf-8")
     assert golden.startswith(excerpt)
+
+
+def test_a_revision_is_written_as_git_stores_it_links_kept_only_inside(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tfspec.io.git_tree import GitError, exported, resolve_commit
+
+    repo = tmp_path / "repo"
+    shutil.copytree(DATA, repo, ignore=shutil.ignore_patterns(".tfspec"))
+    (repo / "specs" / "same.yaml").symlink_to("digits.yaml")
+    (repo / "specs" / "outside.yaml").symlink_to("/etc/hostname")
+    (repo / "specs" / "escape.yaml").symlink_to("../../../../etc/hostname")
+    (repo / "specs" / "up").symlink_to("..")          # inside: the repository's root
+    (repo / "specs" / "chained").symlink_to("up/..")  # looks inside, but up/.. is the root's parent
+    (repo / "tool.sh").write_text("#!/bin/sh\n")
+    (repo / "tool.sh").chmod(0o755)
+    git(repo, "init", "-q", "-b", "main")
+    commit_all(repo, "base")
+    with exported(repo, resolve_commit(repo, "main"), "base") as folder:
+        assert (folder / ".git").is_dir() and not any((folder / ".git").iterdir())
+        assert os.readlink(folder / "specs" / "same.yaml") == "digits.yaml"
+        assert not (folder / "specs" / "outside.yaml").exists() and not (folder / "specs" / "outside.yaml").is_symlink()
+        assert not (folder / "specs" / "escape.yaml").is_symlink()
+        assert os.readlink(folder / "specs" / "up") == ".." and not (folder / "specs" / "chained").is_symlink()
+        assert os.access(folder / "tool.sh", os.X_OK) and not os.access(folder / "tfspec.yaml", os.X_OK)
+        assert (folder / "specs" / "digits.yaml").read_bytes() == (repo / "specs" / "digits.yaml").read_bytes()
+    assert not folder.exists()
+    monkeypatch.setenv("TFSPEC_DIFF_LIMIT", "100")
+    with pytest.raises(GitError, match=r"more than the 100 tfspec diff writes .*TFSPEC_DIFF_LIMIT"):
+        with exported(repo, resolve_commit(repo, "main"), "base"):
+            pass

@@ -131,6 +131,7 @@ def _write_files(root: Path, entries: list[tuple[str, str, int, str]], destinati
     """Every entry's bytes, from one ``git cat-file --batch`` process, into ``destination``."""
     # The object ids go in from a file, not a pipe: writing them all into a pipe while cat-file's answers
     # fill the other one would block both processes on a large tree.
+    links: list[Path] = []
     with tempfile.TemporaryFile() as ids:
         ids.write("".join(f"{oid}\n" for _, oid, _, _ in entries).encode("ascii"))
         ids.seek(0)
@@ -153,6 +154,7 @@ def _write_files(root: Path, entries: list[tuple[str, str, int, str]], destinati
                     link = data.decode("utf-8", "surrogateescape")
                     if _link_stays_inside(destination, target, link):
                         os.symlink(link, target)
+                        links.append(target)
                     continue
                 target.write_bytes(data)
                 if mode == "100755":
@@ -161,6 +163,20 @@ def _write_files(root: Path, entries: list[tuple[str, str, int, str]], destinati
             process.stdout.close()
             process.kill()
             process.wait()
+    _drop_escaping_links(destination, links)
+
+
+def _drop_escaping_links(destination: Path, links: list[Path]) -> None:
+    """Links that resolve outside ``destination`` through other links (``sub/up -> ..``, then ``sub/out ->
+    up/..``) are removed, until none is left."""
+    inside = os.path.realpath(destination)
+    while True:
+        escaping = [link for link in links if not (os.path.realpath(link) + os.sep).startswith(inside + os.sep)]
+        if not escaping:
+            return
+        for link in escaping:
+            link.unlink()
+            links.remove(link)
 
 
 @contextlib.contextmanager
