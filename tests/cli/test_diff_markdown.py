@@ -127,3 +127,24 @@ def test_hostile_values_names_and_messages_cannot_inject_markup(tmp_path: Path) 
     assert len(description) == 81 and "\n" not in description
     assert "from ``base|<b>`x`</b>@octocat`` (" in markdown  # a backtick inside: a longer fence
     assert "base|<b>`x`</b>@octocat" in texts
+
+
+def test_long_lists_are_cut_with_counts_and_files_are_collapsed() -> None:
+    from tfspec.io.diff_markdown import render_summary
+    from tfspec.io.spec_diff import DiffResult, KeyChange, Revision, SpecDiff, SpecSide
+
+    steps = tuple((f"step{i:02d}", f"{i:064x}") for i in range(30))
+    base = SpecSide("specs/big.yaml", "big", 1, "big", (), {}, {f"f{i:03d}": "a" for i in range(150)},
+                    {f"f{i:03d}": "a" for i in range(150)}, steps)
+    head = SpecSide("specs/big.yaml", "big", 1, "big", (), {}, {f"f{i:03d}": "b" for i in range(150)},
+                    {f"f{i:03d}": "b" for i in range(150)}, tuple((s, f + "x") for s, f in steps))
+    diff = SpecDiff(base, head, keys=tuple(KeyChange(f"k{i:02d}", "1", "2") for i in range(40)),
+                    files_changed=tuple(f"f{i:03d}" for i in range(150)),
+                    steps_rerun=tuple(s for s, _ in steps))
+    text = render_summary(DiffResult("specs", Revision("main", "a" * 40), Revision("HEAD", "b" * 40), None, (diff,)))
+    main_table, _, rest = text.partition("<details>\n<summary>25 more key paths</summary>")
+    assert main_table.count("| `k") == 15 and rest.split("</details>")[0].count("| `k") == 25
+    assert "30 of 30 steps run" in text and "`step11` and 18 more." in text
+    files = text.split("<summary>Generated files: 150 changed, 0 added, 0 removed</summary>")[1]
+    assert files.count("| changed |") == 100 and "and 50 more" in files
+    assert len(text.encode()) < 20_000

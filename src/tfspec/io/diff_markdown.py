@@ -51,6 +51,8 @@ def _overview_row(diff: SpecDiff) -> list[str]:
         files = len(head.files) if head else 0
         images = len(head.images) if head else 0
         steps = f"all {len(head.steps)}" if head and head.steps else _NONE
+    elif diff.status == "removed" and diff.base is not None:
+        files, images = len(diff.base.files), len(diff.base.images)
     elif diff.status == "changed" and head is not None:
         steps = f"{len(diff.steps_rerun):,} of {len(head.steps):,}"
     warnings = f"+{len(diff.warnings_new)} −{len(diff.warnings_gone)}" if diff.warnings_new or diff.warnings_gone else _NONE
@@ -72,8 +74,8 @@ def _key_rows(diff: SpecDiff) -> list[list[str]]:
 def _keys_section(diff: SpecDiff) -> list[str]:
     if not diff.keys:
         return []
-    lines = [f"**Spec**: {plural(len(diff.keys), 'key path')} of the resolved spec (bases, project file and "
-             "overlay applied) differ.", ""]
+    lines = [f"**Spec** (resolved: bases, project file and overlay applied): {plural(len(diff.keys), 'key path')} "
+             "changed.", ""]
     rows = _key_rows(diff)
     header = ["key", "base", "head"]
     lines += table(header, rows[:KEYS_SHOWN])
@@ -84,8 +86,7 @@ def _keys_section(diff: SpecDiff) -> list[str]:
         if len(rows) > KEYS_MAX:
             body += ["", f"and {len(rows) - KEYS_MAX:,} more"]
         lines += ["", *details(f"{plural(more, 'more key path')}", body)]
-    name_change = next((k for k in diff.keys if k.path == "name"), None)
-    if name_change is not None:
+    if any(k.path == "name" for k in diff.keys):
         lines += ["", "The model's name changed: its output folder, images and Kubernetes objects get new names."]
     return lines + [""]
 
