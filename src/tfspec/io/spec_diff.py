@@ -287,7 +287,7 @@ def read_report(path: Path) -> dict[str, Any] | None:
         if path.stat().st_size > REPORT_LIMIT:
             return None
         data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: a file nested thousands deep
         return None
     return data if isinstance(data, dict) and isinstance(data.get("targets"), dict) else None
 
