@@ -73,9 +73,10 @@ def diff(path: Path, base: str, head: str, env: str | None, base_dist: Path | No
     with _sigterm_interrupts():
         result = diff_revisions(path, base, head, env, base_dist, head_dist)
     text = render_summary(result)
-    if out is None:
-        sys.stdout.write(text)
+    if out is None:  # UTF-8 whatever the locale: what GitHub reads from $GITHUB_STEP_SUMMARY
         sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.buffer.flush()
         return
     _write(out, text)
     click.echo(f"wrote {out}: {len(result.specs)} specs, {result.count('changed')} changed, "
