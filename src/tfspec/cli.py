@@ -15,6 +15,7 @@ from tfspec.spec.errors import EXIT_INTERRUPTED
 
 from .commands import compile as compile_commands
 from .commands import images as images_commands
+from .commands import diff as diff_commands
 from .commands import report as report_commands
 from .commands import run as run_commands
 from .commands import search as search_commands
@@ -41,6 +42,7 @@ cli.add_command(search_commands.search)
 cli.add_command(standards_commands.explain)
 cli.add_command(standards_commands.fleet)
 cli.add_command(images_commands.images)
+cli.add_command(diff_commands.diff)
 
 
 def main() -> None:

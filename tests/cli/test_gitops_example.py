@@ -208,3 +208,45 @@ def test_the_workflow_applicationset_covers_every_workflow_folder_and_its_token(
         (token,) = [d for d in objects if d.get("type") == "kubernetes.io/service-account-token"]
         assert argocd_oracle.ignored(ignore, token, "/data")
         assert not [d for d in objects if d is not token and argocd_oracle.ignored(ignore, d, "/data")]
+
+
+def test_ci_posts_the_pull_request_summary(tmp_path: Path) -> None:
+    """On a pull request, GitHub checks out its test merge commit (GITHUB_SHA "is the last merge commit of
+    the pull request merge branch": docs.github.com, Events that trigger workflows, pull_request), whose
+    first parent is the base branch. The step's own script runs here on such a merge, its summary appended
+    to the file $GITHUB_STEP_SUMMARY names, before the rendered-output check (posted even when that fails)."""
+    steps = _ci_steps()
+    assert steps[0]["uses"].startswith("actions/checkout@") and steps[0]["with"]["fetch-depth"] == 2
+    (index,) = [i for i, s in enumerate(steps) if s.get("run", "").startswith("tfspec diff")]
+    step = steps[index]
+    assert step["if"] == "github.event_name == 'pull_request'"
+    assert step["run"] == 'tfspec diff specs/ --base HEAD^1 --head HEAD >> "$GITHUB_STEP_SUMMARY"'
+    assert index < next(i for i, s in enumerate(steps) if s.get("name") == "Rendered output is current")
+    copy = tmp_path / "gitops"
+    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns(CACHE_FILE, ".*.tmp", ".tfspec"))
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+
+    def git(*args: str) -> None:
+        done = subprocess.run(["git", *args], cwd=copy, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "main")
+    git("checkout", "-q", "-b", "pull-request")
+    spec = copy / "specs" / "digits-lite.yaml"
+    spec.write_text(spec.read_text().replace("epochs: 30", "epochs: 31"))
+    git("commit", "-q", "-a", "-m", "digits-lite: 31 epochs")
+    git("checkout", "-q", "main")
+    git("merge", "-q", "--no-ff", "-m", "Merge pull request", "pull-request")  # what refs/pull/N/merge holds
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier steps' summary\n")
+    result = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=copy, env={**env, "GITHUB_STEP_SUMMARY": str(summary)},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = summary.read_text()
+    assert text.startswith("earlier steps' summary\n## tfspec diff: `specs` from `HEAD^1`")
+    assert "3 specs: 1 changed, 2 unchanged." in text
+    assert "| `training.epochs` | `30` | `31` |" in text

@@ -1,0 +1,83 @@
+"""``tfspec diff``: a Markdown summary, for a pull request, of what a change to the specs does."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from .common import env_option, handle_errors
+
+__all__ = ["diff"]
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a cancelled CI job) stops the command like Ctrl-C, so the temporary folders are removed."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _write(path: Path, text: str) -> None:
+    """``text`` into ``path`` atomically (a temporary file in the same folder, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+@click.command()
+@click.argument("path", type=click.Path(path_type=Path), default=Path("."), required=False)
+@click.option("--base", "base", required=True, metavar="REV",
+              help="The revision to compare with: a branch, a tag, a commit (origin/main, HEAD^1).")
+@click.option("--head", "head", default="HEAD", show_default=True, metavar="REV",
+              help="The revision that holds the change.")
+@env_option
+@click.option("--base-dist", "base_dist", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run output root of the base (holding <name>/report.json): its metrics and gates are compared.")
+@click.option("--head-dist", "head_dist", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run output root of the head (holding <name>/report.json).")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the summary to this file (default: standard output).")
+@handle_errors
+def diff(path: Path, base: str, head: str, env: str | None, base_dist: Path | None, head_dist: Path | None,
+         out: Path | None) -> None:
+    """Summarise in Markdown what the change from --base to --head does to the specs at PATH (a folder or one
+    spec; default: the current folder): spec keys, generated files, images, plan steps that re-run, policy
+    warnings, invalid specs, and metrics when both sides have a run report. Exit 0 whatever changed.
+
+    Each revision is read from Git into a temporary folder; the working tree and the index are not touched."""
+    from tfspec.io.diff_markdown import render_summary
+    from tfspec.io.spec_diff import diff_revisions
+
+    with _sigterm_interrupts():
+        result = diff_revisions(path, base, head, env, base_dist, head_dist)
+    text = render_summary(result)
+    if out is None:  # UTF-8 whatever the locale: what GitHub reads from $GITHUB_STEP_SUMMARY
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.buffer.flush()
+        return
+    _write(out, text)
+    click.echo(f"wrote {out}: {len(result.specs)} specs, {result.count('changed')} changed, "
+               f"{result.count('added')} added, {result.count('removed')} removed, {result.count('invalid')} invalid")
