@@ -24,6 +24,7 @@ from .naming import dist_name
 from .losses import REGRESSION_LOSSES
 from .resolve import ResolvedSpec, num_classes_key
 from .quantities import quantity_value
+from .released import ReleasedInputs
 from .targets import PlanContext, target_kind
 from .techniques import technique
 from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
@@ -208,7 +209,9 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         raw_input_shape=list(resolved.raw_input_shape) if resolved.raw_input_shape is not None else None,
     ), [final_model, data], ["saved_model"])
     context = PlanContext(add=b.add, data=data, final_model=final_model, evaluate=evaluate, export=export,
-                          quantization_aware=quantization_aware, metric=metric)
+                          quantization_aware=quantization_aware, metric=metric,
+                          released=digests.released if digests is not None else ReleasedInputs(),
+                          gate_steps=[evaluate])
     rendered_files = rendered_files or {}
     for target in spec.targets:
         files = dict(sorted(rendered_files.get(target.name, {}).items()))
@@ -216,6 +219,11 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         plan_steps = target_kind(target.kind).plan_steps
         if plan_steps is not None:
             plan_steps(context, resolved, target)
+    # Releasing (the model store's upload) waits for every gate of the run: a run that fails changes nothing.
+    for target in spec.targets:
+        release_steps = target_kind(target.kind).release_steps
+        if release_steps is not None:
+            release_steps(context, resolved, target)
     info = SpecInfo(name=spec.name, version=spec.version, sha256=resolved.spec_sha256,
                     environment=resolved.environment, file=spec_file,
                     dist_name=dist_name(spec.name, resolved.environment))

@@ -28,6 +28,7 @@ from .teachers import teacher_diagnostics
 from .targets import gpu_cluster as gpu_cluster_rules
 from .targets import kserve as kserve_rules
 from . import workflow as workflow_rules
+from . import released as released_rules
 from .targets import target_kind, target_names
 from .targets import tf_serving as tf_serving_rules
 from .targets.common import unique_images
@@ -873,4 +874,5 @@ RULES: tuple[Rule, ...] = (
     *gpu_cluster_rules.RULES,
     *kserve_rules.RULES,
     *workflow_rules.RULES,
+    *released_rules.RULES,
 )

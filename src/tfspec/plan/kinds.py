@@ -40,6 +40,7 @@ STEP_KIND_TABLE: tuple[StepKind, ...] = (
     StepKind("verify"),
     StepKind("bundle"),
     StepKind("upload"),
+    StepKind("released"),
     StepKind("render", runs=False),
 )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, TypeAdapter, model_serializer
 
 __all__ = [
     "Params",
@@ -33,6 +33,13 @@ __all__ = [
     "TfliteParams",
     "TfliteVerifyParams",
     "SavedModelVerifyParams",
+    "ReleasedGateParams",
+    "ComparisonParams",
+    "ReleasedFile",
+    "ContractInput",
+    "ContractParams",
+    "ReleasedParams",
+    "MODEL_INFO_FILES",
     "TfliteBundleParams",
     "SavedModelBundleParams",
     "UploadParams",
@@ -260,7 +267,104 @@ class TfliteParams(Params):
     """As :attr:`ExportParams.raw_input_shape`: the ``.tflite`` takes raw examples (calibrated on raw ones)."""
 
 
-class TfliteVerifyParams(Params):
+class ReleasedGateParams(Params):
+    """The ``gates.vs_released`` limits (None: that gate is not set); see ``spec.released.ReleasedGates``."""
+
+    max_accuracy_drop: float | None
+    min_accuracy_gain: float | None
+    max_error_increase: float | None
+    min_error_decrease: float | None
+    max_size_growth_percent: float | None
+    max_latency_growth_percent: float | None
+
+
+class ComparisonParams(Params):
+    """What verify does with the target's released model (``targets[].released``)."""
+
+    found: bool
+    """False: none was found and the spec allows a first release; nothing is compared (the report says so)."""
+    description: str
+    """Where it is (``s3://models/digits version 2``), or where none was found."""
+    gates: ReleasedGateParams
+
+
+class _Compared(Params):
+    """A verify step's params: ``released`` is left out of the JSON when unset, so the plans (and fingerprints)
+    of targets without a released model are what they were before it existed."""
+
+    released: ComparisonParams | None = None
+    """The comparison with the released model, measured by the ``released`` step's input."""
+
+    @model_serializer(mode="wrap")
+    def _without_unset_comparison(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if self.released is None:
+            data.pop("released", None)
+        return data
+
+
+MODEL_INFO_FILES: dict[str, str] = {"saved_model": "assets.extra/tfspec_model_info.json", "tflite": "model_info.json"}
+"""Where a bundle records its input contract and normalisation, per artifact: inside an exported SavedModel
+(TF Serving reads nothing in ``assets.extra`` but warm-up records), beside a bundled ``.tflite``. The runtime
+writes them; the compiler looks for them in a released model."""
+
+
+class ReleasedFile(Params):
+    """One file of the released model and what identifies its content."""
+
+    name: str
+    """Relative to the released model's ``location``."""
+    size: int
+    digest: str
+    """sha256 of a local file; the ETag (S3) or generation (GCS) of an object in a store."""
+
+
+class ContractInput(Params):
+    """One input the candidate's served signature (or ``.tflite``) takes."""
+
+    name: str
+    dtype: str
+    """The element type (a ``.tflite``'s may differ: its quantization parameters say how to feed it)."""
+    shape: list[int]
+    """One example's shape, without the batch axis."""
+
+
+class ContractParams(Params):
+    """The candidate's input contract, which the released model must take to be compared with it."""
+
+    signature: str | None
+    """The SavedModel signature the candidate serves; None for a ``.tflite``."""
+    inputs: list[ContractInput]
+    output_key: str | None
+    """The signature output verify reads; None: a ``.tflite``'s one output (or the model's only one)."""
+    input_contract: Literal["raw", "preprocessed"]
+    """``raw``: the preprocessing runs inside the model (``data.preprocessing.in_model``)."""
+
+
+class ReleasedParams(Params):
+    """``released``: the target's released model copied into the cache (a store version downloaded), its files
+    checked against the identity the build recorded, and its input contract checked against the candidate's."""
+
+    artifact: Literal["saved_model", "tflite"]
+    location: str
+    """A local folder (relative to the plan root, or absolute) or the store version's URL (``s3://b/p/2``)."""
+    endpoint_url: str | None
+    """The model store's S3-compatible endpoint (None: AWS, or GCS with the client's own endpoint)."""
+    description: str
+    version: int | None
+    """The store version (None for a dist folder, SavedModel or ``.tflite`` path)."""
+    files: list[ReleasedFile]
+    """Every file of the released model (sorted by name): what the build found, and what the run must find."""
+    model_file: str
+    """The ``.tflite`` among ``files`` (``saved_model.pb`` for a SavedModel)."""
+    model_info: str | None
+    """The model-info file among ``files`` (``MODEL_INFO_FILES``); None: the input contract is assumed."""
+    contract: ContractParams
+    key_path: list[str | int]
+    """``targets[i].released``: where a problem with the released model points in the spec."""
+
+
+class TfliteVerifyParams(_Compared):
     artifact: Literal["tflite"]
     filename: str
     gates: JsonObject | None
@@ -279,7 +383,7 @@ class TfliteVerifyParams(Params):
     keys; the serving verify reads the same one). None: the model's one output."""
 
 
-class SavedModelVerifyParams(Params):
+class SavedModelVerifyParams(_Compared):
     artifact: Literal["saved_model"]
     gates: JsonObject | None
     metric: Literal["accuracy", "mae"]
@@ -354,7 +458,7 @@ BundleParams = Annotated[Union[TfliteBundleParams, SavedModelBundleParams], Fiel
 StepParams = Union[
     DataParams, TrainParams, PruneParams, ClusterParams, QatParams, DistillParams, EvaluateParams, ExportParams, WarmupParams,
     TfliteParams, TfliteVerifyParams, SavedModelVerifyParams, TfliteBundleParams, SavedModelBundleParams, UploadParams,
-    RenderParams,
+    ReleasedParams, RenderParams,
 ]
 
 PARAMS_BY_KIND: dict[str, Any] = {
@@ -371,6 +475,7 @@ PARAMS_BY_KIND: dict[str, Any] = {
     "verify": VerifyParams,
     "bundle": BundleParams,
     "upload": UploadParams,
+    "released": ReleasedParams,
     "render": RenderParams,
 }
 

@@ -6,7 +6,10 @@ and since the ``evaluate`` step: ``metric`` (``accuracy`` or ``mae``), ``stages`
 each compression stage's model, measured on the test split), ``class_counts``, ``model_summary``,
 ``machine`` (where latencies were measured) and ``warnings`` (e.g. a model at chance level); since the
 naive baseline (``training.naive_baseline``): ``naive_baseline`` (its predictor and test-split value, the
-models no better than it) and ``model_checks`` (each model step that missed it: ``passed`` is false).
+models no better than it) and ``model_checks`` (each model step that missed it: ``passed`` is false); since
+released models (``targets[].released``): each target's ``released`` (``found``; its ``description``,
+``version``, ``contract``, ``metrics``, ``per_class`` and ``confusion`` on the same test split, and the
+``change`` of the candidate from it), its ``vs_released.*`` gates among the target's ``gates``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from .tf import installed_versions
 __all__ = ["REPORT_FILE", "build_report", "missed_gates", "machine"]
 
 REPORT_FILE = "report.json"
+# gates judged on latencies measured on this machine (the load warning names their targets)
+_LATENCY_GATES = ("max_latency_ms", "vs_released.max_latency_growth_percent")
 
 
 def _artifact(plan: Plan, target: str, kind: str) -> str | None:
@@ -77,12 +82,15 @@ def _latency_load(evaluation: dict[str, Any] | None, targets: dict[str, Any]) ->
 def _load_warning(load: dict[str, Any] | None, targets: dict[str, Any]) -> list[str]:
     """A warning when a latency gate was judged on a machine busier than its cores (the load is recorded
     in ``machine.latency_load`` and each target's metrics either way)."""
-    gated = sorted(name for name, t in targets.items() if any(g["name"] == "max_latency_ms" for g in t["gates"]))
+    gated = sorted(name for name, t in targets.items()
+                   if any(g["name"] in _LATENCY_GATES for g in t["gates"]))
+    names = sorted({g["name"] for t in targets.values() for g in t["gates"] if g["name"] in _LATENCY_GATES})
     if not gated or not load or not load.get("cores") or load["load_1m"] <= load["cores"]:
         return []
     return [f"latencies were measured at a load average of {load['load_1m']} on {load['cores']} cores: other "
             "processes competed for the CPU, so the figures (each example's fastest of several calls) may still be "
-            f"high; the max_latency_ms gate of {', '.join(gated)} judged this machine's load, not only the model "
+            f"high; the {' and '.join(names)} gate{'s' if len(names) > 1 else ''} of {', '.join(gated)} judged this "
+            "machine's load, not only the model "
             "(see docs/troubleshooting.md)"]
 
 
@@ -131,6 +139,7 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
             "confusion": verified.get("confusion"),
             "per_class": verified.get("per_class"),
             "accelerators": verified.get("accelerators"),
+            "released": verified.get("released"),
         }
     evaluation = next((outputs[s.id] for s in plan.steps if s.kind == "evaluate" and s.id in outputs), None)
     if baseline is None and evaluation is not None:

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from .released import Released, ReleasedGates
 from .base import (
     MAX_INT, DnsLabel, EndpointUrlWithPath, FiniteFloat, KubeQuantity, NonNegativeFloat, PositiveFloat, PositiveInt, StrictBool, StrictInt,
     StrictModel,
@@ -83,9 +84,13 @@ class Gates(StrictModel):
     max_error: NonNegativeFloat | None = None
     """Largest allowed test mae of the artifact, in the label's units. Regression only."""
     max_size_kb: PositiveFloat | None = None
-    """Largest allowed artifact size in KiB (the ``.tflite`` file; every file of the SavedModel)."""
+    """Largest allowed artifact size in KiB (the ``.tflite`` file; the SavedModel's files but ``assets.extra/``:
+    warm-up records and tfspec's model info)."""
     max_latency_ms: PositiveFloat | None = None
     """Largest allowed p95 latency of one example, in milliseconds, on this machine's CPU (one thread)."""
+    vs_released: ReleasedGates | None = None
+    """Gates against the target's ``released`` model (the one serving now), both measured on the current test
+    split: e.g. ``{max_accuracy_drop: 0, max_latency_growth_percent: 20}``."""
 
 
 class TfliteGates(Gates):
@@ -185,6 +190,9 @@ class TfliteTarget(StrictModel):
     """Op sets the converter may use; derived from the quantization mode when omitted."""
     android: Android | None = None
     """Android asset-pack bundle."""
+    released: Released | None = None
+    """The released ``.tflite`` (``kind: tflite`` or ``dist``) that ``tfspec run`` measures beside the candidate on
+    the current test split: both are in the report, and ``gates.vs_released`` compares them."""
     gates: TfliteGates = TfliteGates()
     """Quality gates on the converted ``.tflite`` model, measured with the LiteRT interpreter on the test split."""
     accelerators: Annotated[list[Accelerator], Field(min_length=1, max_length=3)] | None = None
@@ -481,6 +489,10 @@ class TfServingTarget(StrictModel):
     """Expose Prometheus metrics on the REST port."""
     kubernetes: Kubernetes | None = None
     """Kubernetes manifests; none when omitted."""
+    released: Released | None = None
+    """The released SavedModel (``kind: model_store``, ``dist`` or ``saved_model``) that ``tfspec run`` measures
+    beside the candidate on the current test split: both are in the report, ``gates.vs_released`` compares them
+    and the upload waits for every gate."""
     gates: Gates = Gates()
     """Quality gates on the SavedModel."""
 
@@ -618,6 +630,10 @@ class KserveTarget(StrictModel):
     """Node labels the predictor pods require (e.g. a GPU model)."""
     tolerations: list[Toleration] = []
     """Extra tolerations (the ``nvidia.com/gpu`` taint is tolerated automatically when ``gpus`` > 0)."""
+    released: Released | None = None
+    """The released SavedModel (``kind: model_store``, ``dist`` or ``saved_model``) that ``tfspec run`` measures
+    beside the candidate on the current test split: both are in the report, ``gates.vs_released`` compares them
+    and the upload waits for every gate."""
     gates: Gates = Gates()
     """Quality gates on the SavedModel."""
 

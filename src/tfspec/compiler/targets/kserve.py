@@ -37,7 +37,7 @@ from ..versions import SERVING_IMAGE
 from . import kubernetes as k8s
 from .common import base_context, object_name
 from .registry import TargetKind, register
-from .tf_serving import plan_saved_model_serving
+from .tf_serving import plan_saved_model_serving, plan_store_upload
 
 __all__ = ["render_kserve", "API_VERSION", "MODEL_FORMAT", "RULES", "inference_service", "DEPLOYMENT_MODE",
            "S3_ANNOTATIONS", "store_annotations", "storage_uri", "runtime_tag", "scale_metric",
@@ -277,4 +277,4 @@ def kserve_names(r: ResolvedSpec, index: int, target: KserveTarget) -> list[Gene
 
 TARGET = register(TargetKind("kserve", render=render_kserve, plan_steps=plan_saved_model_serving,
                              defaults=kserve_defaults, warnings=(secret_annotations_needed,),
-                             names=kserve_names))
+                             names=kserve_names, release_steps=plan_store_upload))

@@ -13,9 +13,11 @@ from typing import Any
 from tfspec.spec.errors import Diagnostic
 
 from ..kube_names import GeneratedName
+from ..released import ReleasedInputs
 from ..resolve import ResolvedSpec
 
-__all__ = ["TargetKind", "TARGET_KINDS", "PlanContext", "register", "target_kind", "UnknownTargetKind", "dump"]
+__all__ = ["TargetKind", "TARGET_KINDS", "PlanContext", "register", "target_kind", "UnknownTargetKind", "dump",
+           "gate_limits"]
 
 TargetFiles = dict[str, str]
 # (resolved spec, index of the target in spec.targets, the target) → problems
@@ -25,6 +27,12 @@ Rule = Callable[[ResolvedSpec, int, Any], list[Diagnostic]]
 def dump(model: Any) -> Any:
     """A spec section as plain JSON (None stays None)."""
     return model.model_dump(mode="json") if model is not None else None
+
+
+def gate_limits(gates: Any) -> Any:
+    """A target's gates as verify params, ``vs_released`` left out: those are the ``released`` params of verify
+    (``compiler/released.py``), so targets without a released model keep their fingerprints."""
+    return gates.model_dump(mode="json", exclude={"vs_released"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +45,9 @@ class PlanContext:
             that measures every model step (the reference of every gate) and the SavedModel export.
         quantization_aware: a quantization_aware stage ran (its model converts with the learned ranges).
         metric: the quality metric every artifact is measured and gated with (``accuracy`` or ``mae``).
+        released: each target's released model, as the inputs stage found it (``compiler/released.py``).
+        gate_steps: the steps whose results gate a release: ``evaluate`` (the naive baseline) and every
+            target's ``verify``; filled while the targets are planned, complete when ``release_steps`` run.
     """
 
     add: Callable[..., str]
@@ -46,6 +57,8 @@ class PlanContext:
     export: str
     quantization_aware: bool
     metric: str
+    released: ReleasedInputs = dataclasses.field(default_factory=ReleasedInputs)
+    gate_steps: list[str] = dataclasses.field(default_factory=list)
 
 
 class UnknownTargetKind(LookupError):
@@ -73,6 +86,9 @@ class TargetKind:
         names: ``(resolved, index, target) → [GeneratedName]``: every Kubernetes name the kind's files
             hold, and every name a controller derives from them, at its longest (checked by
             ``kube_names.check`` with the other rules). None: the kind writes no Kubernetes object.
+        release_steps: ``(context, resolved, target) → None``: adds the steps that change something outside
+            the run (the model store's ``upload``), after every target's ``plan_steps``: they depend on
+            ``context.gate_steps``, so a run that misses any gate releases nothing. None: the kind has none.
     """
 
     kind: str
@@ -82,6 +98,7 @@ class TargetKind:
     defaults: Callable[[Any, Any], Any] | None = None
     warnings: tuple[Rule, ...] = ()
     names: Callable[[ResolvedSpec, int, Any], list[GeneratedName]] | None = None
+    release_steps: Callable[[PlanContext, ResolvedSpec, Any], None] | None = None
 
 
 TARGET_KINDS: dict[str, TargetKind] = {}

@@ -44,7 +44,8 @@ from . import store_sync
 from .common import (PULL_POLICY, base_context, content_tag, dockerfile_quote, image_reference, image_repository,
                      object_name, qualified_image, python_literal, without_header)
 from .model_store import upload_params
-from .registry import PlanContext, TargetKind, dump, register
+from ..released import plan_released
+from .registry import PlanContext, TargetKind, gate_limits, register
 
 __all__ = ["render_tf_serving", "GRPC_PORT", "REST_PORT", "CONFIG_DIR", "MODEL_ROOT", "METRICS_PATH", "SERVING_UID",
            "server_flags", "thread_flags", "models_config_context", "held_versions", "named_versions", "RULES",
@@ -638,17 +639,27 @@ def plan_saved_model_serving(context: PlanContext, resolved: ResolvedSpec,
             requests=target.warmup.requests, model_name=spec.name, signature=signature,
             input_name=input_name, raw_inputs=resolved.raw_input_shape is not None,
         ), [context.export, context.data], ["tf_serving_warmup_requests"], t))
+    released, comparison = plan_released(context.add, resolved, target, context.released)
     verify = context.add(f"{t}.verify", "verify", SavedModelVerifyParams(
-        artifact="saved_model", gates=dump(target.gates), metric=context.metric,
+        artifact="saved_model", gates=gate_limits(target.gates), metric=context.metric,
         input_name=input_name, output_name=output_name, signature=signature,
-        raw_inputs=resolved.raw_input_shape is not None,
-    ), [context.export, context.evaluate, context.data], ["verify.json"], t)
+        raw_inputs=resolved.raw_input_shape is not None, released=comparison,
+    ), [context.export, context.evaluate, context.data] + ([released] if released else []), ["verify.json"], t)
+    context.gate_steps.append(verify)
     model_dir = f"{t}/models/{spec.name}/{spec.version}"
-    bundle = context.add(f"{t}.bundle", "bundle", SavedModelBundleParams(
+    context.add(f"{t}.bundle", "bundle", SavedModelBundleParams(
         artifact="saved_model", model_dir=model_dir, name=spec.name, version=spec.version,
     ), inputs + [verify], [model_dir], t)
-    if target.model_store is not None:
-        context.add(f"{t}.upload", "upload", upload_params(resolved, target, model_dir), [bundle], ["upload.json"], t)
+
+
+def plan_store_upload(context: PlanContext, resolved: ResolvedSpec, target: TfServingTarget | KserveTarget) -> None:
+    """upload (with a model store): the bundle, once every gate of the run passed (``context.gate_steps``)."""
+    if target.model_store is None:
+        return
+    t, spec = target.name, resolved.spec
+    model_dir = f"{t}/models/{spec.name}/{spec.version}"
+    context.add(f"{t}.upload", "upload", upload_params(resolved, target, model_dir),
+                [f"{t}.bundle", *context.gate_steps], ["upload.json"], t)
 
 
 def _batching_defaults(target: TfServingTarget) -> Any:
@@ -700,4 +711,4 @@ def serving_names(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[
 
 TARGET = register(TargetKind("tf_serving", render=render_tf_serving, plan_steps=plan_saved_model_serving,
                              defaults=tf_serving_defaults, warnings=(image_without_registry,),
-                             names=serving_names))
+                             names=serving_names, release_steps=plan_store_upload))
