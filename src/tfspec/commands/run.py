@@ -311,15 +311,15 @@ def _released_table(report: dict, metric: str) -> Any:
                    "p95 latency", "vs_released gates"):
         table.add_column(column)
     for name, target, released in rows:
-        candidate = target["metrics"]
-        value = candidate.get("value", candidate.get("accuracy"))
         gates = [g for g in target["gates"] if g["name"].startswith("vs_released.")]
         verdict = "-" if not gates else ("passed" if all(g["passed"] for g in gates) else "[red]MISSED[/red]")
         if not released.get("found"):
+            value = target["metrics"].get("value", target["metrics"].get("accuracy"))
             table.add_row(name, "none found: first release", "-", f"{value:.4f}", "-", "-", "-", "-")
             continue
         change = released["change"]
-        table.add_row(name, released["description"], f"{released['metrics']['value']:.4f}", f"{value:.4f}",
+        table.add_row(name, released["description"], f"{released['metrics']['value']:.4f}",
+                      f"{released['candidate']['value']:.4f}",
                       f"{change['worse_by']:+.4f}", f"{change['size_growth_percent']:+.1f} %",
                       f"{change['latency_growth_percent']:+.1f} %", verdict)
     return table

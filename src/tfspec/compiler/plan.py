@@ -24,7 +24,7 @@ from .naming import dist_name
 from .losses import REGRESSION_LOSSES
 from .resolve import ResolvedSpec, num_classes_key
 from .quantities import quantity_value
-from .released import ReleasedInputs
+from .released import ReleasedInputs, plan_released
 from .targets import PlanContext, target_kind
 from .techniques import technique
 from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
@@ -151,6 +151,10 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         missing_values=_dump(spec.data.missing_values),
         label_values=list(resolved.label_values) if resolved.label_values is not None else None,
     ), [], ["manifest.json", "data_info.json"])
+    # Each released model is fetched and checked before anything trains (its step needs no other).
+    found = digests.released if digests is not None else ReleasedInputs()
+    released = {t.name: plan_released(b.add, resolved, t, found) for t in spec.targets
+                if getattr(t, "released", None) is not None}
     fit = {
         "optimizer": _dump(training.optimizer),
         "loss": _dump(training.loss_spec),
@@ -210,8 +214,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     ), [final_model, data], ["saved_model"])
     context = PlanContext(add=b.add, data=data, final_model=final_model, evaluate=evaluate, export=export,
                           quantization_aware=quantization_aware, metric=metric,
-                          released=digests.released if digests is not None else ReleasedInputs(),
-                          gate_steps=[evaluate])
+                          released=released, gate_steps=[evaluate])
     rendered_files = rendered_files or {}
     for target in spec.targets:
         files = dict(sorted(rendered_files.get(target.name, {}).items()))

@@ -8,8 +8,11 @@ Three jobs, in the order the pipeline runs them:
   a model store is *listed* (object names, sizes, ETags or generations: nothing is downloaded), a local
   SavedModel, ``.tflite`` or dist folder is digested through the stat memo. Not finding one is an error when a
   ``vs_released`` gate needs it, unless ``allow_first_release``.
-* :func:`plan_released` (the plan stage): the ``<target>.released`` step, whose params hold that identity
-  (so the comparison re-runs exactly when the released model changes), and what verify compares.
+* :func:`plan_released` and :func:`plan_comparison` (the plan stage): the ``<target>.released`` step (right
+  after ``data``: fetched and checked before anything trains), whose params hold that identity, so the
+  comparison re-runs exactly when the released model changes; and the ``<target>.compare`` step, which
+  measures the candidate beside it and holds the ``vs_released`` gates. ``verify`` and ``bundle`` do not depend
+  on them: the candidate's image tags never follow the store.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tfspec.plan import (MODEL_INFO_FILES, ComparisonParams, ContractInput, ContractParams, ReleasedFile,
+from tfspec.plan import (MODEL_INFO_FILES, CompareParams, ContractInput, ContractParams, ReleasedFile,
                          ReleasedGateParams, ReleasedParams)
 from tfspec.spec.errors import Diagnostic, cap
 from tfspec.spec.released import DistRelease, ReleasedGates, SavedModelRelease, StoreRelease, TfliteRelease
@@ -31,7 +34,8 @@ from .locations import is_external, list_objects, local_path
 from .losses import REGRESSION_LOSSES
 from .resolve import ResolvedSpec
 
-__all__ = ["RULES", "FoundRelease", "ReleasedInputs", "find_released", "plan_released", "released_paths",
+__all__ = ["RULES", "FoundRelease", "ReleasedInputs", "PlannedRelease", "find_released", "plan_released",
+           "plan_comparison", "released_paths",
            "SAVED_MODEL_FILE", "MODEL_INFO_FILE"]
 
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -316,19 +320,26 @@ def _contract(r: ResolvedSpec, tflite: bool) -> ContractParams:
                           input_contract="raw" if raw else "preprocessed")
 
 
-def plan_released(add: Callable[..., str], r: ResolvedSpec, target: Any,
-                  found: ReleasedInputs) -> tuple[str | None, ComparisonParams | None]:
-    """The ``<target>.released`` step (None when nothing was found) and what the target's verify compares;
-    ``(None, None)`` for a target without ``released``."""
-    released = getattr(target, "released", None)
-    if released is None:
-        return None, None
+@dataclasses.dataclass(frozen=True)
+class PlannedRelease:
+    """A target's released model in the plan: its ``released`` step (None when none was found), whether one was
+    found, where (or where none was) and the ``vs_released`` gates."""
+
+    step: str | None
+    found: bool
+    description: str
+    gates: ReleasedGateParams
+
+
+def plan_released(add: Callable[..., str], r: ResolvedSpec, target: Any, found: ReleasedInputs) -> PlannedRelease:
+    """The ``<target>.released`` step of a target that names a released model (none when none was found)."""
+    released = target.released
     index = r.spec.targets.index(target)
     gates = ReleasedGateParams(**(target.gates.vs_released or ReleasedGates()).model_dump())
     release = found.found.get(target.name)
     if release is None:
         where = found.looked.get(target.name, "")
-        return None, ComparisonParams(found=False, description=f"looked for {where}" if where else "", gates=gates)
+        return PlannedRelease(None, False, f"looked for {where}" if where else "", gates)
     tflite = isinstance(target, TfliteTarget)
     store = getattr(target, "model_store", None) if isinstance(released, StoreRelease) else None
     step = add(f"{target.name}.released", "released", ReleasedParams(
@@ -344,4 +355,17 @@ def plan_released(add: Callable[..., str], r: ResolvedSpec, target: Any,
         contract=_contract(r, tflite),
         key_path=["targets", index, "released"],
     ), [], ["released"], target.name)
-    return step, ComparisonParams(found=True, description=release.description, gates=gates)
+    return PlannedRelease(step, True, release.description, gates)
+
+
+def plan_comparison(add: Callable[..., str], planned: PlannedRelease | None, target: Any, candidate: str, data: str,
+                    metric: str, **measure: Any) -> str | None:
+    """The ``<target>.compare`` step: ``candidate`` (the tflite or export step) beside the released model on the
+    data step's test split; ``measure`` says how the candidate is fed (``CompareParams``' candidate fields).
+    None for a target without a released model."""
+    if planned is None:
+        return None
+    inputs = [candidate, data] + ([planned.step] if planned.step is not None else [])
+    return add(f"{target.name}.compare", "compare", CompareParams(
+        artifact="tflite" if isinstance(target, TfliteTarget) else "saved_model", metric=metric, found=planned.found,
+        description=planned.description, gates=planned.gates, **measure), inputs, ["compare.json"], target.name)

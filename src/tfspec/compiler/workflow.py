@@ -41,6 +41,7 @@ from tfspec.plan import MODEL_STEP_KINDS, Plan, Step, step_kind
 from tfspec.spec.data import DataStorage
 from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import GpuClusterTarget
+from tfspec.spec.released import StoreRelease
 from tfspec.spec.workflow import Workflow
 
 from .inputs import input_sources
@@ -210,9 +211,10 @@ def _check_names(plan: Plan) -> None:
 
 
 def step_image_extras(resolved: ResolvedSpec) -> tuple[str, ...]:
-    """The tfspec extras a step pod needs: the runtime, and fsspec's file systems when data is read from
-    object storage (the store itself is reached with boto3, part of the runtime)."""
-    remote = any(source.how == "objects" for source in input_sources(resolved))
+    """The tfspec extras a step pod needs: the runtime, and fsspec's file systems when data or a released model
+    is read from object storage (the store itself is reached with boto3, part of the runtime)."""
+    remote = any(source.how == "objects" for source in input_sources(resolved)) or any(
+        isinstance(getattr(t, "released", None), StoreRelease) for t in resolved.spec.targets)
     return ("runtime", "storage") if remote else ("runtime",)
 
 
@@ -445,6 +447,11 @@ def workflow_inputs_reachable(r: ResolvedSpec) -> list[Diagnostic]:
         if getattr(model, key, None) is not None:
             out.append(r.diagnostic(("model", key), _POD_VIEW, "describe the model with layers "
                                     "(sequential or functional), or run this spec with tfspec run"))
+    for index, target in enumerate(r.spec.targets):  # a released model in a dist folder or a local path
+        if getattr(getattr(target, "released", None), "path", None) is not None:
+            out.append(r.diagnostic(("targets", index, "released", "path"), _POD_VIEW,
+                                    "compare with the model store's version (released: {kind: model_store}), or run "
+                                    "this spec with tfspec run"))
     return out
 
 

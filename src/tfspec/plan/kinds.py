@@ -41,6 +41,7 @@ STEP_KIND_TABLE: tuple[StepKind, ...] = (
     StepKind("bundle"),
     StepKind("upload"),
     StepKind("released"),
+    StepKind("compare"),
     StepKind("render", runs=False),
 )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, TypeAdapter, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
     "Params",
@@ -34,7 +34,7 @@ __all__ = [
     "TfliteVerifyParams",
     "SavedModelVerifyParams",
     "ReleasedGateParams",
-    "ComparisonParams",
+    "CompareParams",
     "ReleasedFile",
     "ContractInput",
     "ContractParams",
@@ -278,31 +278,6 @@ class ReleasedGateParams(Params):
     max_latency_growth_percent: float | None
 
 
-class ComparisonParams(Params):
-    """What verify does with the target's released model (``targets[].released``)."""
-
-    found: bool
-    """False: none was found and the spec allows a first release; nothing is compared (the report says so)."""
-    description: str
-    """Where it is (``s3://models/digits version 2``), or where none was found."""
-    gates: ReleasedGateParams
-
-
-class _Compared(Params):
-    """A verify step's params: ``released`` is left out of the JSON when unset, so the plans (and fingerprints)
-    of targets without a released model are what they were before it existed."""
-
-    released: ComparisonParams | None = None
-    """The comparison with the released model, measured by the ``released`` step's input."""
-
-    @model_serializer(mode="wrap")
-    def _without_unset_comparison(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)
-        if self.released is None:
-            data.pop("released", None)
-        return data
-
-
 MODEL_INFO_FILES: dict[str, str] = {"saved_model": "assets.extra/tfspec_model_info.json", "tflite": "model_info.json"}
 """Where a bundle records its input contract and normalisation, per artifact: inside an exported SavedModel
 (TF Serving reads nothing in ``assets.extra`` but warm-up records), beside a bundled ``.tflite``. The runtime
@@ -364,7 +339,34 @@ class ReleasedParams(Params):
     """``targets[i].released``: where a problem with the released model points in the spec."""
 
 
-class TfliteVerifyParams(_Compared):
+class CompareParams(Params):
+    """``compare``: the candidate and the target's released model measured on the same test split with the same
+    code (``verify``'s), their latencies timed alternately; the ``vs_released`` gates. A step of its own, so the
+    candidate's ``verify`` and ``bundle`` (and the image tags derived from it) do not depend on the released model."""
+
+    artifact: Literal["tflite", "saved_model"]
+    metric: Literal["accuracy", "mae"]
+    found: bool
+    """False: no released model was found and the spec allows a first release; nothing is measured."""
+    description: str
+    """Where the released model is (``s3://models/digits version 2``), or where none was found."""
+    gates: ReleasedGateParams
+    raw_inputs: bool
+    """The models take raw examples (``data.preprocessing.in_model``)."""
+    filename: str | None
+    """A ``.tflite`` candidate: its file in the ``tflite`` step's entry."""
+    xnnpack: bool
+    """As :attr:`TfliteParams.xnnpack` (the candidate's kernels)."""
+    output_key: str | None
+    """As :attr:`TfliteVerifyParams.output_key`."""
+    input_name: str | None
+    """A SavedModel candidate: as :attr:`SavedModelVerifyParams.input_name`."""
+    output_name: str | None
+    signature: str | None
+    """A SavedModel candidate: the signature measured (None for a ``.tflite``)."""
+
+
+class TfliteVerifyParams(Params):
     artifact: Literal["tflite"]
     filename: str
     gates: JsonObject | None
@@ -383,7 +385,7 @@ class TfliteVerifyParams(_Compared):
     keys; the serving verify reads the same one). None: the model's one output."""
 
 
-class SavedModelVerifyParams(_Compared):
+class SavedModelVerifyParams(Params):
     artifact: Literal["saved_model"]
     gates: JsonObject | None
     metric: Literal["accuracy", "mae"]
@@ -458,7 +460,7 @@ BundleParams = Annotated[Union[TfliteBundleParams, SavedModelBundleParams], Fiel
 StepParams = Union[
     DataParams, TrainParams, PruneParams, ClusterParams, QatParams, DistillParams, EvaluateParams, ExportParams, WarmupParams,
     TfliteParams, TfliteVerifyParams, SavedModelVerifyParams, TfliteBundleParams, SavedModelBundleParams, UploadParams,
-    ReleasedParams, RenderParams,
+    ReleasedParams, CompareParams, RenderParams,
 ]
 
 PARAMS_BY_KIND: dict[str, Any] = {
@@ -476,6 +478,7 @@ PARAMS_BY_KIND: dict[str, Any] = {
     "bundle": BundleParams,
     "upload": UploadParams,
     "released": ReleasedParams,
+    "compare": CompareParams,
     "render": RenderParams,
 }
 

@@ -7,9 +7,10 @@ each compression stage's model, measured on the test split), ``class_counts``, `
 ``machine`` (where latencies were measured) and ``warnings`` (e.g. a model at chance level); since the
 naive baseline (``training.naive_baseline``): ``naive_baseline`` (its predictor and test-split value, the
 models no better than it) and ``model_checks`` (each model step that missed it: ``passed`` is false); since
-released models (``targets[].released``): each target's ``released`` (``found``; its ``description``,
-``version``, ``contract``, ``metrics``, ``per_class`` and ``confusion`` on the same test split, and the
-``change`` of the candidate from it), its ``vs_released.*`` gates among the target's ``gates``.
+released models (``targets[].released``): each target's ``released`` (the ``compare`` step's: ``found``; its
+``description``, ``version``, ``contract``, its ``metrics``, ``per_class`` and ``confusion`` on the same test
+split, the ``candidate``'s figures timed beside it and ``candidate_per_class``, the ``change``), its
+``vs_released.*`` gates among the target's ``gates``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def _latency_load(evaluation: dict[str, Any] | None, targets: dict[str, Any]) ->
     figures = [((evaluation or {}).get("baseline") or {}).get("latency_ms") or {}]
     figures += [{"load_1m": t["metrics"].get("latency_load_1m"), "cores": t["metrics"].get("latency_cores")}
                 for t in targets.values()]
+    figures += [{"load_1m": t["released"].get("latency_load_1m"), "cores": t["released"].get("latency_cores")}
+                for t in targets.values() if t.get("released")]
     loads = [f for f in figures if f.get("load_1m") is not None]
     if not loads:
         return None
@@ -139,8 +142,14 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
             "confusion": verified.get("confusion"),
             "per_class": verified.get("per_class"),
             "accelerators": verified.get("accelerators"),
-            "released": verified.get("released"),
         }
+    for step in plan.steps:  # a target's comparison with its released model, and its vs_released gates
+        if step.kind == "compare" and step.target in targets:
+            compared = outputs[step.id]
+            target = targets[step.target]
+            target["released"] = {k: v for k, v in compared.items() if k not in ("gates", "passed")}
+            target["gates"] = [*target["gates"], *compared["gates"]]
+            target["passed"] = target["passed"] and compared["passed"]
     evaluation = next((outputs[s.id] for s in plan.steps if s.kind == "evaluate" and s.id in outputs), None)
     if baseline is None and evaluation is not None:
         baseline = evaluation["baseline"]

@@ -201,7 +201,7 @@ def _released_rows(targets: Mapping[str, Mapping[str, Any]], metric: str, labels
         if not released.get("found"):
             rows.append({"name": str(name), "found": False, "description": str(released.get("description", ""))})
             continue
-        candidate, old = target.get("metrics") or {}, released.get("metrics") or {}
+        candidate, old = released.get("candidate") or {}, released.get("metrics") or {}
         change = released.get("change") or {}
         figures = [
             (metric, _fmt(candidate.get("value"), ".4f"), _fmt(old.get("value"), ".4f"),
@@ -213,7 +213,7 @@ def _released_rows(targets: Mapping[str, Mapping[str, Any]], metric: str, labels
             ("latency p95 (ms)", _fmt(candidate.get("latency_ms_p95"), ".3g"), _fmt(old.get("latency_ms_p95"), ".3g"),
              f"{_fmt(change.get('latency_growth_percent'), '+.1f')} %"),
         ]
-        ours, theirs = target.get("per_class") or [], released.get("per_class") or []
+        ours, theirs = released.get("candidate_per_class") or [], released.get("per_class") or []
         classes = [{"label": labels[k] if k < len(labels) else str(k),
                     "precision": _fmt(ours[k].get("precision"), ".3f"), "released_precision": _fmt(theirs[k].get("precision"), ".3f"),
                     "recall": _fmt(ours[k].get("recall"), ".3f"), "released_recall": _fmt(theirs[k].get("recall"), ".3f"),

@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints
 from .base import MAX_FLOAT, FiniteFloat, NonNegativeFloat, PositiveInt, StrictBool, StrictModel
 
 __all__ = [
+    "RELEASED_PATH_PATTERN",
     "ReleasedPath",
     "StoreRelease",
     "DistRelease",
@@ -20,8 +21,9 @@ __all__ = [
 
 # A file or folder on this machine: relative to the spec file (inside its folder: no '..'), or, with
 # ``external_locations``, a ``file://`` URL or an absolute path. Buckets are reached through ``model_store``.
-ReleasedPath = Annotated[str, StringConstraints(
-    pattern=r"^((file://)?/(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.\-/=]{1,1000}|(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.\-/]{1,255})$")]
+RELEASED_PATH_PATTERN = (r"^((file://)?/(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.\-/=]{1,1000}"
+                         r"|(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9_.\-/]{1,255})$")
+ReleasedPath = Annotated[str, StringConstraints(pattern=RELEASED_PATH_PATTERN)]
 
 
 class _Release(StrictModel):

@@ -13,7 +13,6 @@ from typing import Any
 from tfspec.spec.errors import Diagnostic
 
 from ..kube_names import GeneratedName
-from ..released import ReleasedInputs
 from ..resolve import ResolvedSpec
 
 __all__ = ["TargetKind", "TARGET_KINDS", "PlanContext", "register", "target_kind", "UnknownTargetKind", "dump",
@@ -45,9 +44,12 @@ class PlanContext:
             that measures every model step (the reference of every gate) and the SavedModel export.
         quantization_aware: a quantization_aware stage ran (its model converts with the learned ranges).
         metric: the quality metric every artifact is measured and gated with (``accuracy`` or ``mae``).
-        released: each target's released model, as the inputs stage found it (``compiler/released.py``).
-        gate_steps: the steps whose results gate a release: ``evaluate`` (the naive baseline) and every
-            target's ``verify``; filled while the targets are planned, complete when ``release_steps`` run.
+        released: target name → its released model in the plan (``compiler/released.PlannedRelease``) for the
+            targets that name one: their ``released`` steps come right after ``data``, so a released model that
+            cannot be compared is refused before anything trains; the kind adds the ``compare`` step
+            (``released.plan_comparison``).
+        gate_steps: the steps whose results gate a release: ``evaluate`` (the naive baseline), every target's
+            ``verify`` and ``compare``; filled while the targets are planned, complete when ``release_steps`` run.
     """
 
     add: Callable[..., str]
@@ -57,7 +59,7 @@ class PlanContext:
     export: str
     quantization_aware: bool
     metric: str
-    released: ReleasedInputs = dataclasses.field(default_factory=ReleasedInputs)
+    released: dict[str, Any] = dataclasses.field(default_factory=dict)
     gate_steps: list[str] = dataclasses.field(default_factory=list)
 
 

@@ -44,7 +44,7 @@ from . import store_sync
 from .common import (PULL_POLICY, base_context, content_tag, dockerfile_quote, image_reference, image_repository,
                      object_name, qualified_image, python_literal, without_header)
 from .model_store import upload_params
-from ..released import plan_released
+from ..released import plan_comparison
 from .registry import PlanContext, TargetKind, gate_limits, register
 
 __all__ = ["render_tf_serving", "GRPC_PORT", "REST_PORT", "CONFIG_DIR", "MODEL_ROOT", "METRICS_PATH", "SERVING_UID",
@@ -639,13 +639,15 @@ def plan_saved_model_serving(context: PlanContext, resolved: ResolvedSpec,
             requests=target.warmup.requests, model_name=spec.name, signature=signature,
             input_name=input_name, raw_inputs=resolved.raw_input_shape is not None,
         ), [context.export, context.data], ["tf_serving_warmup_requests"], t))
-    released, comparison = plan_released(context.add, resolved, target, context.released)
+    raw = resolved.raw_input_shape is not None
     verify = context.add(f"{t}.verify", "verify", SavedModelVerifyParams(
         artifact="saved_model", gates=gate_limits(target.gates), metric=context.metric,
-        input_name=input_name, output_name=output_name, signature=signature,
-        raw_inputs=resolved.raw_input_shape is not None, released=comparison,
-    ), [context.export, context.evaluate, context.data] + ([released] if released else []), ["verify.json"], t)
-    context.gate_steps.append(verify)
+        input_name=input_name, output_name=output_name, signature=signature, raw_inputs=raw,
+    ), [context.export, context.evaluate, context.data], ["verify.json"], t)
+    compare = plan_comparison(context.add, context.released.get(t), target, context.export, context.data,
+                              context.metric, raw_inputs=raw, filename=None, xnnpack=True, output_key=None,
+                              input_name=input_name, output_name=output_name, signature=signature)
+    context.gate_steps.extend(s for s in (verify, compare) if s is not None)
     model_dir = f"{t}/models/{spec.name}/{spec.version}"
     context.add(f"{t}.bundle", "bundle", SavedModelBundleParams(
         artifact="saved_model", model_dir=model_dir, name=spec.name, version=spec.version,

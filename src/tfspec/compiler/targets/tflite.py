@@ -32,7 +32,7 @@ from ..losses import REGRESSION_LOSSES
 from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..versions import ACCELERATOR_LIBRARIES, ANDROID_LIBRARIES
-from ..released import plan_released
+from ..released import plan_comparison
 from .registry import PlanContext, TargetKind, dump, gate_limits, register
 from .common import base_context
 
@@ -254,13 +254,16 @@ def plan_tflite(context: PlanContext, resolved: ResolvedSpec, target: TfliteTarg
         signature=spec.model.signature if getattr(spec.model, "serve_as_is", False) else None,
         raw_input_shape=list(resolved.raw_input_shape) if resolved.raw_input_shape is not None else None,
     ), [context.final_model, context.data], [target.filename], t)
-    released, comparison = plan_released(context.add, resolved, target, context.released)
+    raw = resolved.raw_input_shape is not None
     verify = context.add(f"{t}.verify", "verify", TfliteVerifyParams(
         artifact="tflite", filename=target.filename, gates=gate_limits(target.gates), metric=context.metric,
         accelerators=list(target.accelerators or []), npu_full_integer=npu_full_integer(target), xnnpack=xnnpack,
-        raw_inputs=resolved.raw_input_shape is not None, output_key=_output_key(resolved), released=comparison,
-    ), [convert, context.evaluate, context.data] + ([released] if released else []), ["verify.json"], t)
-    context.gate_steps.append(verify)
+        raw_inputs=raw, output_key=_output_key(resolved),
+    ), [convert, context.evaluate, context.data], ["verify.json"], t)
+    compare = plan_comparison(context.add, context.released.get(t), target, convert, context.data, context.metric,
+                              raw_inputs=raw, filename=target.filename, xnnpack=xnnpack,
+                              output_key=_output_key(resolved), input_name=None, output_name=None, signature=None)
+    context.gate_steps.extend(s for s in (verify, compare) if s is not None)
     assets_dir = f"{t}/{target.android.asset_pack.name}/src/main/assets" if target.android else t
     context.add(f"{t}.bundle", "bundle", TfliteBundleParams(
         artifact="tflite", filename=target.filename, android=dump(target.android),

@@ -1,7 +1,7 @@
 """``upload`` step: the bundled SavedModel becomes a version of the target's model store.
 
-Only from a run that passed: the step's inputs are every gate of the run (each target's ``verify`` and the
-``evaluate`` step's naive baseline), and when any of them missed nothing is pushed and the store is left as
+Only from a run that passed: the step's inputs are every gate of the run (each target's ``verify`` and
+``compare``, the ``evaluate`` step's naive baseline), and when any of them missed nothing is pushed and the store is left as
 it was (``upload.json`` says which gates withheld it; the run exits 1 for those gates). Before anything is pushed, every version the served configuration names (policy, labels) must be in
 the store or be this one: TF Serving refuses a label of a version it cannot load, and every pod would
 crash-loop. Then the version is uploaded so that no server sees it half-written, and the store is pruned
@@ -20,16 +20,19 @@ from tfspec.runtime.model_store import (PinnedVersions, StoreError, open_store, 
 
 __all__ = ["run", "missed_gates"]
 
+# the steps that gate a release, and the file their gates are in
+_GATE_FILES = {"verify": "verify.json", "compare": "compare.json"}
+
 
 def missed_gates(ctx: StepContext) -> list[str]:
-    """``<target>: <gate>`` for every gate among the step's inputs that missed (``verify`` steps), and
+    """``<target>: <gate>`` for every gate among the step's inputs that missed (``verify``, ``compare``), and
     ``<model> model: beats_naive_baseline`` for a model no better than the naive baseline (``evaluate``)."""
     missed = []
     for step_id in ctx.step.inputs:
         step = ctx.plan.step(step_id)
-        if step.kind == "verify":
-            verified = json.loads((ctx.inputs[step_id] / "verify.json").read_text("utf-8"))
-            missed += [f"{step.target}: {g['name']}" for g in verified["gates"] if not g["passed"]]
+        if step.kind in _GATE_FILES:
+            checked = json.loads((ctx.inputs[step_id] / _GATE_FILES[step.kind]).read_text("utf-8"))
+            missed += [f"{step.target}: {g['name']}" for g in checked["gates"] if not g["passed"]]
         elif step.kind == "evaluate":
             naive = json.loads((ctx.inputs[step_id] / "evaluation.json").read_text("utf-8")).get("naive_baseline")
             if naive and naive["on_failure"] == "fail":

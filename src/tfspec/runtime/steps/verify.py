@@ -23,20 +23,6 @@ What each gate compares (``metric`` is ``accuracy`` for classifiers, ``mae`` for
   above (error below) the naive baseline's: always the training split's majority class (or labels' mean).
 * ``gpu_delegable`` (tflite): no op falls back from the GPU delegate to the CPU; ``npu_full_integer``
   (int8 tflite listing ``npu``): integer I/O and int8 builtin ops only. Both from ``accelerators.py``.
-
-With a released model (the target's ``released``, fetched and checked by the ``released`` step) the same code
-measures it on the same test split (fed as its clients preprocess it: with the normalisation its bundle
-records), the two models' latencies are timed again alternately on the same examples (``time_alternating``),
-and ``verify.json`` gains ``released`` (its metrics, per-class figures, the changes) and the
-``vs_released.*`` gates (positive ``worse_by`` = the candidate is worse):
-
-* ``max_accuracy_drop`` / ``max_error_increase``: ``worse_by`` ≤ limit;
-* ``min_accuracy_gain`` / ``min_error_decrease``: ``better_by`` (= −``worse_by``) ≥ limit;
-* ``max_size_growth_percent`` / ``max_latency_growth_percent``: (candidate / released − 1) × 100 of the size
-  (the ``.tflite``, or the SavedModel's files but ``assets.extra/``) or the p95 latency ≤ limit.
-
-When no released model was found and the spec allows a first release, ``released`` says so and nothing is
-gated against it.
 """
 
 from __future__ import annotations
@@ -68,16 +54,14 @@ from tfspec.runtime.quality import (
     machine_load,
     percentiles,
     quality,
-    time_alternating,
     time_single_calls,
 )
 from tfspec.runtime.signatures import load_signature, signature_feed
 from tfspec.runtime.steps.evaluate import EVALUATION_FILE, gzipped_size
-from tfspec.runtime.steps.released import RELEASED_DIR, read_released
 from tfspec.runtime.tf import import_tf
 
-__all__ = ["run", "VERIFY_FILE", "quality", "evaluate_gates", "run_tflite", "TfliteModel", "compare_with_released",
-           "LATENCY_SAMPLES", "GATE_VALUES"]
+__all__ = ["run", "VERIFY_FILE", "quality", "evaluate_gates", "run_tflite", "TfliteModel", "Measured", "measure_tflite",
+           "measure_saved_model", "saved_model_sizes", "LATENCY_SAMPLES", "GATE_VALUES"]
 
 VERIFY_FILE = "verify.json"
 
@@ -236,7 +220,7 @@ def evaluate_gates(gates: dict[str, Any] | None, metrics: dict[str, Any]) -> lis
 
 
 @dataclasses.dataclass
-class _Measured:
+class Measured:
     """One artifact measured on the test split: predictions, per-example latencies (s), file sizes, and
     ``timing() → (timer, examples)`` for timing it again (``timer(example) → seconds``), made when needed."""
 
@@ -248,7 +232,7 @@ class _Measured:
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def _saved_model_sizes(path: Path) -> tuple[int, int]:
+def saved_model_sizes(path: Path) -> tuple[int, int]:
     """Bytes (raw, gzipped) of the model's files: ``saved_model.pb``, ``variables/``, ``assets/``; not
     ``assets.extra/`` (warm-up records, tfspec's model info and upload marker), which a released version holds
     and a candidate gains only when bundled."""
@@ -256,80 +240,23 @@ def _saved_model_sizes(path: Path) -> tuple[int, int]:
     return sum(f.stat().st_size for f in files), sum(gzipped_size(f.read_bytes()) for f in files)
 
 
-def _measure_tflite(path: Path, data: Dataset, raw: bool, xnnpack: bool, output_key: str | None) -> _Measured:
+def measure_tflite(path: Path, data: Dataset, raw: bool, xnnpack: bool, output_key: str | None) -> Measured:
     predictions, latencies, details = run_tflite(path, data.features("test", raw=raw).as_numpy_iterator(), xnnpack,
                                                  output_key)
     def timing() -> tuple[Any, Any]:
         return TfliteModel(path, xnnpack, output_key).timed_invoke, data.take("test", LATENCY_SAMPLES, raw=raw)
 
-    return _Measured(predictions, latencies, path.stat().st_size, gzipped_size(path.read_bytes()), timing, details)
+    return Measured(predictions, latencies, path.stat().st_size, gzipped_size(path.read_bytes()), timing, details)
 
 
-def _measure_saved_model(path: Path, data: Dataset, p: SavedModelVerifyParams) -> _Measured:
-    # in_model: the served model takes raw examples and preprocesses them itself
-    first = data.take("test", LATENCY_SAMPLES, raw=p.raw_inputs)
-    predictions, latencies, call = _run_saved_model(path, data.features("test", raw=p.raw_inputs), first,
-                                                    p.input_name, p.output_name, p.signature)
-    size, packed = _saved_model_sizes(path)
-    return _Measured(predictions, latencies, size, packed, lambda: (_timer(call), first))
-
-
-def _released_data(data: Dataset, normalization: dict[str, Any] | None) -> Dataset:
-    """The test split as the released model's clients preprocess it: with the normalisation its bundle records
-    (the statistics of *its* training split), else as the candidate's."""
-    if normalization is None:
-        return data
-    info = {**data.info, "rescale": normalization["rescale"], "mean": normalization["mean"],
-            "std": normalization["std"], "impute": normalization["impute"] or data.info.get("impute")}
-    return Dataset(info, data.manifest, data.spec_dir, arrays=data._arrays)
-
-
-def _measure_released(ctx: StepContext, p: TfliteVerifyParams | SavedModelVerifyParams, data: Dataset
-                      ) -> tuple[_Measured, dict[str, Any]]:
-    """The released model (the ``released`` step's entry) measured on the same test split as the candidate."""
-    folder = ctx.input_of_kind("released")
-    released = read_released(folder)
-    fed = _released_data(data, released["normalization"])
-    model = folder / RELEASED_DIR / released["model_file"]
-    if isinstance(p, TfliteVerifyParams):
-        try:
-            measured = _measure_tflite(model, fed, p.raw_inputs, True, p.output_key)
-        except RuntimeError:  # a sparse int8 model: XNNPACK cannot prepare its DENSIFY ops
-            measured = _measure_tflite(model, fed, p.raw_inputs, False, p.output_key)
-    else:
-        measured = _measure_saved_model(folder / RELEASED_DIR, fed, p)
-    return measured, released
-
-
-def _growth_percent(candidate: float, released: float) -> float:
-    """How much larger ``candidate`` is than ``released``, in percent of ``released`` (negative: smaller)."""
-    return (candidate / released - 1.0) * 100.0 if released > 0 else (0.0 if candidate <= 0 else math.inf)
-
-
-def compare_with_released(p: TfliteVerifyParams | SavedModelVerifyParams, candidate: dict[str, Any],
-                          released: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The candidate's metrics against the released model's (each ``{value, size_bytes, latency_ms_p95, ...}``):
-    the changes (positive ``worse_by``: the candidate is worse) and the ``vs_released`` gates."""
-    assert p.released is not None
-    error = is_error_metric(p.metric)
-    worse_by = (candidate["value"] - released["value"]) if error else (released["value"] - candidate["value"])
-    change = {"worse_by": worse_by, "better_by": -worse_by,
-              "size_growth_percent": _growth_percent(candidate["size_bytes"], released["size_bytes"]),
-              "latency_growth_percent": _growth_percent(candidate["latency_ms_p95"], released["latency_ms_p95"])}
-    # gate → (the change it reads, True when the value must stay at or below the limit)
-    reads = {"max_accuracy_drop": ("worse_by", True), "min_accuracy_gain": ("better_by", False),
-             "max_error_increase": ("worse_by", True), "min_error_decrease": ("better_by", False),
-             "max_size_growth_percent": ("size_growth_percent", True),
-             "max_latency_growth_percent": ("latency_growth_percent", True)}
-    gates = []
-    for name, limit in p.released.gates.model_dump().items():
-        if limit is None:
-            continue
-        key, at_most = reads[name]
-        value = float(change[key])
-        passed = value <= limit if at_most else value >= limit
-        gates.append({"name": f"vs_released.{name}", "limit": limit, "value": round(value, 6), "passed": bool(passed)})
-    return change, gates
+def measure_saved_model(path: Path, data: Dataset, raw: bool, input_name: str | None, output_name: str | None,
+                        signature: str) -> Measured:
+    # in_model (raw): the served model takes raw examples and preprocesses them itself
+    first = data.take("test", LATENCY_SAMPLES, raw=raw)
+    predictions, latencies, call = _run_saved_model(path, data.features("test", raw=raw), first, input_name,
+                                                    output_name, signature)
+    size, packed = saved_model_sizes(path)
+    return Measured(predictions, latencies, size, packed, lambda: (_timer(call), first))
 
 
 def run(ctx: StepContext) -> dict[str, Any]:
@@ -344,20 +271,13 @@ def run(ctx: StepContext) -> dict[str, Any]:
         path = ctx.input_of_kind("tflite") / p.filename
         ops = coverage(analyzer_report(path.read_bytes()))
         ctx.log(coverage_line(ops))
-        candidate = _measure_tflite(path, data, p.raw_inputs, p.xnnpack, p.output_key)
+        candidate = measure_tflite(path, data, p.raw_inputs, p.xnnpack, p.output_key)
     else:
-        candidate = _measure_saved_model(ctx.input_of_kind("export") / "saved_model", data, p)
-    found = p.released is not None and p.released.found
-    if found:
-        released, released_entry = _measure_released(ctx, p, data)
-        # both timed again, alternately on the same examples: a change of the machine's load hits both alike
-        (candidate_timer, candidate_examples), (released_timer, released_examples) = candidate.timing(), released.timing()
-        candidate.latencies, released.latencies = time_alternating([candidate_timer, released_timer],
-                                                                   [candidate_examples, released_examples])
+        candidate = measure_saved_model(ctx.input_of_kind("export") / "saved_model", data, p.raw_inputs, p.input_name,
+                                        p.output_name, p.signature)
     load = machine_load()  # right after the timing: what the latency figures were measured under
     y_test = data.labels("test")
-    predictions, latencies, size, packed, details = (candidate.predictions, candidate.latencies, candidate.size,
-                                                     candidate.packed, candidate.details)
+    predictions, latencies, size, packed = candidate.predictions, candidate.latencies, candidate.size, candidate.packed
     value = quality(predictions, y_test, metric)
     p50, p95 = percentiles(latencies)
     trained = evaluation["trained"]
@@ -382,45 +302,20 @@ def run(ctx: StepContext) -> dict[str, Any]:
     if naive is not None and naive["on_failure"] == "fail":  # training.naive_baseline: the spec's own gate
         gates.append({"name": NAIVE_BASELINE_GATE, "limit": round(naive["value"], 6), "value": round(value, 6),
                       "passed": beats(value, naive["value"], metric)})
-    num_classes = max(data.num_classes or 2, 2)  # one sigmoid unit: two classes
-    comparison: dict[str, Any] | None = None
-    if p.released is not None and not found:
-        comparison = {"found": False, "first_release": True, "description": p.released.description}
-    elif found:
-        r50, r95 = percentiles(released.latencies)
-        r_value = quality(released.predictions, y_test, metric)
-        r_metrics = {"value": r_value, metric: r_value, "size_bytes": released.size, "gzip_bytes": released.packed,
-                     "latency_ms_p50": r50, "latency_ms_p95": r95}
-        change, released_gates = compare_with_released(p, metrics, r_metrics)
-        gates += released_gates
-        comparison = {"found": True, "description": p.released.description, "version": released_entry["version"],
-                      "contract": released_entry["contract"], "metrics": r_metrics, "change": change}
-        if not error:
-            comparison["confusion"] = confusion_matrix(released.predictions, y_test, num_classes)
-            comparison["per_class"] = per_class(comparison["confusion"])
     result: dict[str, Any] = {"artifact": p.artifact, "metric": metric, "metrics": metrics, "gates": gates,
                               "passed": all(g["passed"] for g in gates), "baseline": evaluation["baseline"],
-                              "tensors": details, "test_examples": int(len(y_test)),
+                              "tensors": candidate.details, "test_examples": int(len(y_test)),
                               "input_contract": "raw" if p.raw_inputs else "preprocessed"}
-    if comparison is not None:
-        result["released"] = comparison
     if ops is not None:
         result["accelerators"] = ops
+    num_classes = max(data.num_classes or 2, 2)  # one sigmoid unit: two classes
     if not error:
         result["confusion"] = confusion_matrix(predictions, y_test, num_classes)
         result["per_class"] = per_class(result["confusion"])
     ctx.write_json(VERIFY_FILE, result)
     missed = [g["name"] + (f" (on the CPU: {', '.join(g['ops'])})" if g.get("ops") else "") for g in gates if not g["passed"]]
-    change_name = "increase" if error else "drop"
-    ctx.log(f"  {metric} {value:.4f} (trained Keras {trained:.4f}, {change_name} {from_trained:+.4f}), {size} bytes, "
+    change = "increase" if error else "drop"
+    ctx.log(f"  {metric} {value:.4f} (trained Keras {trained:.4f}, {change} {from_trained:+.4f}), {size} bytes, "
             f"p95 {p95:.3f} ms (load {load['load_1m']} on {load['cores']} cores)"
             + (f"; MISSED {', '.join(missed)}" if missed else ""))
-    if comparison is not None and comparison["found"]:
-        r = comparison["metrics"]
-        ctx.log(f"  released ({comparison['description']}): {metric} {r['value']:.4f}, {r['size_bytes']} bytes, "
-                f"p95 {r['latency_ms_p95']:.3f} ms; the candidate is {'worse' if comparison['change']['worse_by'] > 0 else 'not worse'} "
-                f"by {abs(comparison['change']['worse_by']):.4f}, size {comparison['change']['size_growth_percent']:+.1f} %, "
-                f"p95 {comparison['change']['latency_growth_percent']:+.1f} %")
-    elif comparison is not None:
-        ctx.log(f"  released: none found ({comparison['description']}): first release, nothing to compare with")
     return result
