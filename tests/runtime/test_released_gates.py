@@ -199,7 +199,7 @@ def test_a_released_dist_folder_and_the_input_contract(tmp_path: Path) -> None:
     # another input key: the released SavedModel's signature takes "inputs", the candidate's "pixels"
     renamed = _run(_local_spec(tmp_path, "int8", serving=released, model="  input_name: pixels\n"), tmp_path / "dist")
     assert renamed.exit_code == 2, renamed.output
-    assert ("deploy.yaml:33:5: targets[1].released: dist releases/digits/serving/models/digits/3 does not take the "
+    assert ("deploy.yaml:31:5: targets[1].released: dist releases/digits/serving/models/digits/3 does not take the "
             "candidate's input contract: signature 'serving_default' takes inputs, the candidate pixels") \
         in renamed.stderr, renamed.stderr
     assert "run     train" not in renamed.output  # refused before training
