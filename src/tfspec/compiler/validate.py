@@ -686,8 +686,20 @@ def gpu_placement(r: ResolvedSpec) -> list[Diagnostic]:
 
 
 def multi_worker_needs_cluster(r: ResolvedSpec) -> list[Diagnostic]:
+    """multi_worker_mirrored needs workers, and a gpu_cluster job of several workers needs it.
+
+    Every worker pod of a gpu_cluster target runs ``tfspec run --worker``, which trains one model across
+    the workers with MultiWorkerMirroredStrategy; under another strategy each worker would train alone, so
+    the runtime refuses it and the job would fail at start. One worker may train with any strategy.
+    """
     distribution = r.spec.training.distribution
     out = []
+    for index, target in enumerate(r.spec.targets):
+        if isinstance(target, GpuClusterTarget) and target.workers > 1 and distribution.kind != "multi_worker_mirrored":
+            out.append(r.diagnostic(("targets", index, "workers"),
+                                    f"{target.workers} workers train one model together only with "
+                                    f"multi_worker_mirrored; this spec trains with {distribution.kind}",
+                                    "set training.distribution.kind: multi_worker_mirrored, or workers: 1"))
     has_cluster = any(isinstance(t, GpuClusterTarget) for t in r.spec.targets)
     if distribution.kind == "multi_worker_mirrored" and not has_cluster and distribution.workers is None:
         out.append(r.diagnostic(("training", "distribution"), "multi_worker_mirrored needs a gpu_cluster target or explicit workers",
