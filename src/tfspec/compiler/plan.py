@@ -26,7 +26,7 @@ from .resolve import ResolvedSpec, num_classes_key
 from .quantities import quantity_value
 from .targets import PlanContext, target_kind
 from .techniques import technique
-from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
+from tfspec.base.versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
 __all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "REGRESSION_LOSSES", "build_plan", "canonical_json",
            "fingerprint", "model_step_id", "quality_metric", "served_as_is", "served_signature"]

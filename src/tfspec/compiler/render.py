@@ -7,11 +7,11 @@ this module holds what they share: the DO-NOT-EDIT header.
 
 from __future__ import annotations
 
-from tfspec.spec.errors import printable
+from tfspec.base.errors import printable
 
 from .resolve import ResolvedSpec
-from .templating import environment, render_template
-from .versions import TFSPEC_VERSION
+from tfspec.base.templating import environment, render_template
+from tfspec.base.versions import TFSPEC_VERSION
 
 __all__ = ["environment", "render_template", "header_lines", "comment_safe"]
 
