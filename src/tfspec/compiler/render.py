@@ -1,6 +1,6 @@
 """Stage 6: render — Jinja2 templates to ``{relative path: text}``.
 
-Templates render through the one environment of ``templating.py``. Each target kind's module in
+Templates render through the one environment of ``tfspec.base.templating``. Each target kind's module in
 ``compiler/targets/`` computes a context and names its templates (``targets.render_targets`` runs them);
 this module holds what they share: the DO-NOT-EDIT header.
 """
