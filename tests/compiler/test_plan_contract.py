@@ -68,7 +68,7 @@ model:
   input_shape: [64]
   layers:
     - {{type: dense, units: 8, activation: relu}}
-    - {{type: dense, units: {10 if metric == "accuracy" else 1}}}
+    - {{type: dense, units: {"10, activation: softmax" if metric == "accuracy" else 1}}}
 training: {{loss: {loss}, metrics: [{metric}], epochs: 1}}
 targets:
   - {{kind: tf_serving, name: serving}}
