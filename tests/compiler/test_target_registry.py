@@ -17,7 +17,7 @@ from tfspec.compiler.targets import (TARGET_KINDS, PlanContext, TargetKind, Unkn
 from tfspec.compiler.validate import collect_diagnostics
 from tfspec.plan import ExportParams
 from tfspec.spec.base import StrictModel
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 from tfspec_testing import EXAMPLE
 
 

@@ -19,7 +19,7 @@ from tfspec.spec.base import ENDPOINT_URL_PATTERN, ENDPOINT_URL_WITH_PATH_PATTER
 from tfspec.spec.data import DATA_LOCATION_PATTERN
 from tfspec.spec.released import RELEASED_PATH_PATTERN
 from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.base.errors import Diagnostic, SpecError
 from tfspec.spec.loader import KeyPath, SourceDocument, cap
 from tfspec.spec.model import LAYER_TYPES
 

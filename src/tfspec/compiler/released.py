@@ -25,12 +25,12 @@ from typing import Any
 
 from tfspec.plan import (MODEL_INFO_FILES, CompareParams, ContractInput, ContractParams, ReleasedFile,
                          ReleasedGateParams, ReleasedParams)
-from tfspec.spec.errors import Diagnostic, cap
+from tfspec.base.errors import Diagnostic, cap
+from tfspec.base.locations import is_external, list_objects, local_path
 from tfspec.spec.released import DistRelease, ReleasedGates, SavedModelRelease, StoreRelease, TfliteRelease
 from tfspec.spec.targets import KserveTarget, TfliteTarget, TfServingTarget
 
 from .file_digests import StatMemo, UnreadableFile
-from .locations import is_external, list_objects, local_path
 from .losses import REGRESSION_LOSSES
 from .resolve import ResolvedSpec
 

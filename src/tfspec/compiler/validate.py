@@ -13,13 +13,13 @@ from typing import Any
 
 from tfspec.spec.compression import DistillStage, PruneStage, QuantizationAwareStage
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, SklearnDigitsSource, TfrecordSource
-from tfspec.spec.errors import Diagnostic, SpecError, format_path
+from tfspec.base.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import DenseLayer, FunctionalModel, SavedModelModel, SequentialModel
 from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from . import kube_names
-from .locations import is_external, is_object_store, local_path
+from tfspec.base.locations import is_external, is_object_store, local_path
 from .quantities import quantity_value
 from .plan import quality_metric
 from .resolve import ResolvedSpec, num_classes_key, source_shape
@@ -33,7 +33,7 @@ from .targets import target_kind, target_names
 from .targets import tf_serving as tf_serving_rules
 from .targets.common import unique_images
 from .techniques import technique
-from .tf_config import TFJOB_PORT
+from tfspec.base.tf_config import TFJOB_PORT
 
 __all__ = ["RULES", "validate", "collect_diagnostics"]
 

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tfspec.base.outputs import MANIFEST
 from tfspec.compiler.naming import placed_files
 from tfspec.compiler.pipeline import compile_spec
 from tfspec.compiler.resolve import ResolvedSpec
@@ -31,7 +32,7 @@ from tfspec.compiler.targets.common import image_reference, image_repository
 from tfspec.spec.files import FileProblem, read_regular_file
 
 from .batch import build_producer, discover_specs, output_dir_name
-from .write import MANIFEST, diff_tree
+from .tree_diff import diff_tree
 
 __all__ = ["FLEET_VERSION", "Gate", "FleetTarget", "FleetRow", "Fleet", "collect_fleet", "output_candidates"]
 

@@ -15,8 +15,8 @@ from .params import Params, parse_params
 
 __all__ = ["PLAN_SCHEMA_VERSION", "PlanError", "SpecInfo", "Step", "Plan", "canonical_json", "fingerprint"]
 
-# 2: typed params per step kind, `root`, `spec.file` and `spec.dist_name`.
-PLAN_SCHEMA_VERSION = 2
+# 2: typed params per step kind, `root`, `spec.file` and `spec.dist_name`; 3: the train step's `metric`.
+PLAN_SCHEMA_VERSION = 3
 
 
 class PlanError(ValueError):

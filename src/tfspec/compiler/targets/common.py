@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 
 from .. import naming
 from ..render import header_lines

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 
 from ..kube_names import GeneratedName
 from ..resolve import ResolvedSpec

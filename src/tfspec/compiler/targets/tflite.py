@@ -25,13 +25,13 @@ from typing import Any, Literal
 from tfspec.plan import TfliteBundleParams, TfliteParams, TfliteVerifyParams
 from tfspec.spec.data import ImageFolderSource
 from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget
 
 from ..losses import REGRESSION_LOSSES
 from ..render import render_template
 from ..resolve import ResolvedSpec
-from ..versions import ACCELERATOR_LIBRARIES, ANDROID_LIBRARIES
+from tfspec.base.versions import ACCELERATOR_LIBRARIES, ANDROID_LIBRARIES
 from ..released import plan_comparison
 from .registry import PlanContext, TargetKind, dump, gate_limits, register
 from .common import base_context

@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.locations import is_object_store, list_objects
+from tfspec.base.locations import is_object_store, list_objects
 from tfspec.plan import ContractParams, ReleasedParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.errors import StepError
