@@ -432,8 +432,10 @@ class ModelStore(StrictModel):
     region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")] | None = None
     """S3 region; the client's default when omitted."""
     credentials: Credentials = Credentials()
-    """Credentials by reference. ``tfspec run`` uploads with the two variables (S3; GCS uses the
-    application default credentials). ``kubernetes_secret`` holds the pods' store credentials; none when
+    """Credentials by reference; a model store reads only ``kubernetes_secret`` (``tfspec run`` uploads with
+    the storage client's own credentials: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE`` or an
+    instance role for S3, the application default credentials for GCS). ``kubernetes_secret`` holds the
+    pods' store credentials; none when
     they get access another way (a ``service_account`` bound to IRSA or Workload Identity). ``tf_serving``
     mounts it as files: key ``credentials`` (an AWS shared credentials file) for S3, ``key.json`` (a
     service-account key) for GCS. ``kserve`` hands it to KServe's storage initializer through a generated

@@ -36,7 +36,8 @@ from ..resolve import ResolvedSpec
 from ..versions import SERVING_IMAGE
 from . import kubernetes as k8s
 from .common import base_context, object_name
-from .model_store import earlier_secret_spelling, secret_key, store_endpoint_is_s3
+from .model_store import (earlier_secret_spelling, secret_key, store_credentials_name_a_secret,
+                          store_endpoint_is_s3)
 from .registry import MEASURED_METRICS, PlanContext, TargetKind, Workload, register
 from .tf_serving import plan_saved_model_serving
 
@@ -240,7 +241,8 @@ def secret_annotations_needed(r: ResolvedSpec, index: int, target: KserveTarget)
                          "the command is also in kubernetes/serviceaccount.yaml")]
 
 
-RULES = (store_endpoint_is_s3, metric_fits_the_mode, canary_needs_knative, gpu_runtime_tag, store_settings_reach_kserve)
+RULES = (store_endpoint_is_s3, store_credentials_name_a_secret, metric_fits_the_mode, canary_needs_knative,
+         gpu_runtime_tag, store_settings_reach_kserve)
 
 
 def kserve_defaults(spec: Spec, target: KserveTarget) -> KserveTarget:

@@ -16,7 +16,8 @@ from tfspec.spec.targets import ModelStore
 
 from ..resolve import ResolvedSpec
 
-__all__ = ["upload_params", "store_endpoint_is_s3", "secret_key", "earlier_secret_spelling"]
+__all__ = ["upload_params", "store_endpoint_is_s3", "store_credentials_name_a_secret", "secret_key",
+           "earlier_secret_spelling"]
 
 
 def upload_params(resolved: ResolvedSpec, target: Any, model_dir: str, required_versions: list[int],
@@ -46,6 +47,20 @@ def store_endpoint_is_s3(r: ResolvedSpec, index: int, target: Any) -> list[Diagn
     return [r.diagnostic(("targets", index, "model_store", "endpoint_url"),
                          "endpoint_url is for S3-compatible stores, the base_path is not s3://",
                          "drop endpoint_url, or use an s3:// base_path")]
+
+
+def store_credentials_name_a_secret(r: ResolvedSpec, index: int, target: Any) -> list[Diagnostic]:
+    """The upload reads the storage client's own credentials (``tfspec.runtime.model_store``), so a model
+    store's ``credentials`` block takes only ``kubernetes_secret``: a variable named here would be ignored."""
+    store = target.model_store
+    if store is None:
+        return []
+    return [r.diagnostic(("targets", index, "model_store", "credentials", field),
+                         f"a model store does not read {field}: tfspec run uploads with the storage client's own "
+                         "credentials (S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance "
+                         "role; GCS: the application default credentials)",
+                         f"drop {field}; set those variables where tfspec run runs")
+            for field in ("access_key_id_env", "secret_access_key_env") if field in store.credentials.model_fields_set]
 
 
 def secret_key(index: int, store: ModelStore) -> KeyPath:

@@ -44,7 +44,8 @@ from . import kubernetes as k8s
 from . import store_sync
 from .common import (PULL_POLICY, base_context, content_tag, dockerfile_quote, image_reference, image_repository,
                      object_name, qualified_image, python_literal, without_header)
-from .model_store import earlier_secret_spelling, store_endpoint_is_s3, upload_params
+from .model_store import (earlier_secret_spelling, store_credentials_name_a_secret, store_endpoint_is_s3,
+                          upload_params)
 from .registry import MEASURED_METRICS, ImageSource, PlanContext, TargetKind, Workload, dump, register
 
 __all__ = ["render_tf_serving", "GRPC_PORT", "REST_PORT", "CONFIG_DIR", "MODEL_ROOT", "METRICS_PATH", "SERVING_UID",
@@ -671,7 +672,7 @@ def image_without_registry(r: ResolvedSpec, index: int, target: TfServingTarget)
 
 RULES = (batch_sizes_fit, versions_loaded, versions_held, replicas_fit, one_disruption_budget, labels_choose_versions,
          track_names_fit, no_cpu_autoscaling_of_gpu_replicas, rollout_can_progress, serving_version_has_grpc_health,
-         store_endpoint_is_s3)
+         store_endpoint_is_s3, store_credentials_name_a_secret)
 
 
 def plan_saved_model_serving(context: PlanContext, resolved: ResolvedSpec, target: TfServingTarget | KserveTarget,
