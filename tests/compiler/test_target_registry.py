@@ -155,7 +155,7 @@ def test_every_spec_target_type_has_a_registered_kind() -> None:
 KIND_EXAMPLES: dict[str, dict[str, Any]] = {
     "tflite": {"kind": "tflite", "name": "only"},
     "tf_serving": {"kind": "tf_serving", "name": "only", "kubernetes": {"autoscale": {"min": 2, "max": 10}}},
-    "gpu_cluster": {"kind": "gpu_cluster", "name": "only", "storage": {"storage_class": "nfs"}},
+    "gpu_cluster": {"kind": "gpu_cluster", "name": "only", "workers": 1, "storage": {"storage_class": "nfs"}},
     "kserve": {"kind": "kserve", "name": "only", "model_store": {"base_path": "s3://models/digits"}},
 }
 
@@ -168,6 +168,7 @@ def _example_with(tmp_path: Path, target: dict[str, Any]) -> Path:
     tree["registry"] = "registry.example.com/ml"
     tree.pop("environments", None)  # its overlay names the example's targets
     tree.pop("compression", None)  # its quantization_aware stage needs an int8 tflite target
+    tree["training"].pop("distribution", None)  # multi_worker_mirrored needs the example's gpu_cluster target
     folder = tmp_path / "specs"
     folder.mkdir(exist_ok=True)
     path = folder / "deploy.yaml"

@@ -96,7 +96,8 @@ class Project:
 @pytest.fixture(scope="module")
 def project(trained: Any, registry: Registry, s3: str, runtime_venv: Venv) -> Project:
     spec = trained.spec.with_name("images.yaml")
-    spec.write_text(trained.spec.read_text("utf-8") + f"""\
+    shipped = re.sub(r"(?m)^registry: .*\n", "", trained.spec.read_text("utf-8"))  # ours replaces it
+    spec.write_text(shipped + f"""\
 registry: {registry.host}/ml
 workflow:
   store: s3://{BUCKET}/digits

@@ -561,6 +561,8 @@ def gpu_placement(r: ResolvedSpec) -> list[Diagnostic]:
 
 
 def multi_worker_needs_cluster(r: ResolvedSpec) -> list[Diagnostic]:
+    """multi_worker_mirrored needs workers: a target whose kind trains, or explicit ``workers`` (that a
+    training kind's job of several workers needs multi_worker_mirrored is the kind's rule)."""
     distribution = r.spec.training.distribution
     out = []
     trains = any(target_kind(t.kind).training_resource is not None for t in r.spec.targets)

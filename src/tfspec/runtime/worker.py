@@ -92,14 +92,17 @@ def run_worker(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path 
     environ = os.environ if environ is None else environ
     train = plan.step("train")
     kind = distribution_params(train.params.fit)["kind"]
-    if kind != "multi_worker_mirrored":
-        raise StepError(("training", "distribution", "kind"),
-                        f"worker mode trains with multi_worker_mirrored, this spec asks for {kind}",
-                        "set training.distribution.kind: multi_worker_mirrored, or run without --worker"
-                        ).locate(run.locate)
     tf_config = tf_config_from_environment(environ)
     expected = distribution_params(train.params.fit).get("workers")
     size = sum(len(tf_config["cluster"].get(job, [])) for job in ("chief", "worker"))
+    if kind != "multi_worker_mirrored" and size > 1:
+        # one worker alone may train with any strategy (e.g. placement over its GPUs); several train one
+        # model together only with MultiWorkerMirroredStrategy
+        raise StepError(("training", "distribution", "kind"),
+                        f"{size} workers train one model together only with multi_worker_mirrored, "
+                        f"this spec asks for {kind}",
+                        "set training.distribution.kind: multi_worker_mirrored, or run one worker"
+                        ).locate(run.locate)
     if expected is not None and size != expected:
         raise StepError(("training", "distribution", "workers"),
                         f"the spec trains on {expected} workers, the cluster in the environment has {size}: "

@@ -456,6 +456,18 @@ def storage_mount_path(r: ResolvedSpec, index: int, target: GpuClusterTarget) ->
     return []
 
 
+def workers_train_together(r: ResolvedSpec, index: int, target: GpuClusterTarget) -> list[Diagnostic]:
+    """Every worker pod runs ``tfspec run --worker``, which trains one model across the workers with
+    MultiWorkerMirroredStrategy; under another strategy each worker would train alone, so the runtime
+    refuses it and the job would fail at start. One worker may train with any strategy."""
+    kind = r.spec.training.distribution.kind
+    if target.workers == 1 or kind == "multi_worker_mirrored":
+        return []
+    return [r.diagnostic(("targets", index, "workers"), f"{target.workers} workers train one model together only "
+                         f"with multi_worker_mirrored; this spec trains with {kind}",
+                         "set training.distribution.kind: multi_worker_mirrored, or workers: 1")]
+
+
 def tfjob_port(r: ResolvedSpec, index: int, target: GpuClusterTarget) -> list[Diagnostic]:
     if target.operator != "tfjob" or target.port == TFJOB_PORT:
         return []
@@ -553,7 +565,7 @@ def tfjob_is_unmaintained(r: ResolvedSpec, index: int, target: GpuClusterTarget)
                          "use operator: jobset (the default) or indexed_job")]
 
 
-RULES = (storage_access, storage_mount_path, tfjob_port, placement_fits_the_workers)
+RULES = (storage_access, storage_mount_path, workers_train_together, tfjob_port, placement_fits_the_workers)
 
 
 def gpu_cluster_defaults(spec: Spec, target: GpuClusterTarget) -> GpuClusterTarget:
