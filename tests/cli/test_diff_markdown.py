@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tfspec.io.markdown import code
-from tfspec.spec.errors import printable
+from tfspec.base.errors import printable
 from tfspec.spec.loader import cap
 
 from test_diff_cli import DATA, commit_all, git, tfspec  # the repository helpers of the CLI tests

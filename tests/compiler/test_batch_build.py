@@ -12,7 +12,7 @@ import pytest
 from tfspec.compiler.pipeline import compile_spec
 from tfspec.io.batch import CACHE_FILE, build_folder, discover_specs
 from tfspec.io.batch import build_producer
-from tfspec.io.write import write_tree
+from tfspec.base.atomic import write_tree
 
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits" / "deploy.yaml"
 

@@ -19,7 +19,7 @@ from tfspec.compiler.targets import (MEASURED_METRICS, TARGET_KINDS, ImageSource
 from tfspec.compiler.validate import collect_diagnostics
 from tfspec.plan import ExportParams
 from tfspec.spec.base import StrictModel
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 from tfspec.spec.targets import ResourceAmounts, Resources
 from tfspec_testing import EXAMPLE
 

@@ -13,7 +13,7 @@ from runtime_testing import invoke
 
 from tfspec.runtime.catalogue import COMMAND, catalogue_text
 from tfspec.runtime.model_builder import build_model
-from tfspec.spec.catalogue import CATALOGUE_FILE
+from tfspec.base.catalogue import CATALOGUE_FILE
 
 SPEC = """\
 api_version: tfspec/v1

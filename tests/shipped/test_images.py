@@ -39,7 +39,7 @@ from images_testing import UPSTREAM_BASES, Buildah, Registry, run_as_pod
 from shipped_testing import Venv
 
 from tfspec.compiler.targets.gpu_cluster import SPEC_DIR
-from tfspec.compiler.tf_config import ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS
+from tfspec.base.tf_config import ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS
 from tfspec_testing import jobset_child_job, pod_environment
 
 pytestmark = [pytest.mark.shipped, pytest.mark.slow]

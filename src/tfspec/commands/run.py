@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from tfspec.spec.errors import EXIT_DIFF, TfspecError
+from tfspec.base.errors import EXIT_DIFF, TfspecError
 
 from .common import check_cache_dir, compiled, env_option, handle_errors, json_option, require_runtime
 

@@ -39,7 +39,7 @@ from typing import Any, Literal, Protocol
 from tfspec.plan import Plan, Step
 from tfspec.spec.compression import DistillStage
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, TfrecordSource
-from tfspec.spec.errors import Diagnostic, SpecError, cap, format_path
+from tfspec.base.errors import Diagnostic, SpecError, cap, format_path
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import ApplicationModel, BuilderModel, SavedModelModel
 
@@ -47,7 +47,7 @@ from tfspec.spec.files import file_problem
 
 from .data_files import csv_facts, facts_kind, npz_facts
 from .file_digests import MEMO_DIR, InputLimits, InputTooLarge, MemoStats, StatMemo, UnreadableFile, digest_listing
-from .locations import is_object_store, list_objects, local_path, object_root
+from tfspec.base.locations import is_object_store, list_objects, local_path, object_root
 from .resolve import ResolvedSpec
 
 __all__ = ["InputSource", "InputDigests", "TeacherModel", "input_sources", "gather_inputs", "CompileTeacher",

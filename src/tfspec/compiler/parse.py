@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from tfspec.spec.base import ENDPOINT_URL_PATTERN, ENDPOINT_URL_WITH_PATH_PATTERN, SAFE_TEXT_PATTERN
 from tfspec.spec.data import DATA_LOCATION_PATTERN
 from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.base.errors import Diagnostic, SpecError
 from tfspec.spec.loader import KeyPath, SourceDocument, cap
 from tfspec.spec.model import LAYER_TYPES
 

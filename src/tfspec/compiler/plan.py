@@ -27,7 +27,7 @@ from .resolve import ResolvedSpec, num_classes_key
 from .quantities import quantity_value
 from .targets import PlanContext, target_kind
 from .techniques import technique
-from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
+from tfspec.base.versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
 __all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "REGRESSION_LOSSES", "build_plan", "canonical_json",
            "fingerprint", "model_step_id", "quality_metric", "served_as_is", "served_signature"]
@@ -164,6 +164,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     as_is = bool(getattr(spec.model, "serve_as_is", False))
     # A SavedModel served as it is: its signature's keys are read from it at run time, not named here.
     train_outputs = ["saved_model", "signature.json", *model_outputs[1:]] if as_is else model_outputs
+    metric = quality_metric(training.loss_spec.kind)
     last = b.add("train", "train", TrainParams(
         model=_dump(spec.model),
         fit=fit,
@@ -171,6 +172,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         early_stopping=_dump(training.early_stopping),
         checkpoint_every_epoch=training.checkpoint_every_epoch,
         trainable=getattr(spec.model, "trainable", True) and not as_is,
+        metric=metric,
         input_name=resolved.input_name,
         output_name=resolved.output_name,
         num_classes=resolved.num_classes,
@@ -189,7 +191,6 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                      ["model.h5", *model_outputs[1:]] if kind == "qat" else model_outputs)
         model_steps.append(last)
     final_model = last
-    metric = quality_metric(training.loss_spec.kind)
     # Every model step measured once per run (the trained model is the reference of every drop; the
     # final one's latency is the Keras baseline of every target).
     evaluate = b.add("evaluate", "evaluate", EvaluateParams(metric=metric, num_classes=resolved.num_classes,

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from tfspec.spec.errors import Diagnostic, SpecError, format_path
+from tfspec.base.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.loader import KeyPath, SourceDocument
 from tfspec.spec.search import Choice, FloatRange, IntRange, Minimize, Search
 
@@ -140,7 +140,7 @@ def study_content(resolved: ResolvedSpec, inputs: InputDigests | None = None) ->
     so are the other environments (a trial applies none of them) and ``search.budget``: raising
     ``budget.trials`` continues the study, editing ``training.epochs`` or the data starts a new one.
     """
-    from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
+    from tfspec.base.versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
     spec = resolved.spec.model_dump(mode="json")
     spec.pop("environments", None)

@@ -15,12 +15,12 @@ from typing import Any
 
 from tfspec.spec.compression import DistillStage, PruneStage, QuantizationAwareStage
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, SklearnDigitsSource, TfrecordSource
-from tfspec.spec.errors import Diagnostic, SpecError, format_path
+from tfspec.base.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import DenseLayer, FunctionalModel, SavedModelModel, SequentialModel
 
 from . import kube_names
-from .locations import is_external, is_object_store, local_path
+from tfspec.base.locations import is_external, is_object_store, local_path
 from .quantities import quantity_value
 from .plan import quality_metric
 from .resolve import ResolvedSpec, num_classes_key, source_shape

@@ -40,12 +40,12 @@ import yaml
 
 from tfspec.plan import MODEL_STEP_KINDS, Plan, Step, step_kind
 from tfspec.spec.data import DataStorage
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 from tfspec.spec.workflow import Workflow
 
 from .inputs import input_sources
 from .kube_names import LABEL_VALUE, OBJECT_NAME, GeneratedName, generated
-from .locations import is_object_store
+from tfspec.base.locations import is_object_store
 from .naming import dist_name, object_name
 from .render import header_lines, render_template
 from .resolve import ResolvedSpec
@@ -53,7 +53,7 @@ from .targets import TrainingResource, target_image, target_kind, target_kinds
 from .targets import kubernetes as k8s
 from .targets.common import PULL_POLICY, content_tag, dockerfile_quote, image_reference, qualified_image
 from .targets.gpu_cluster import WHEEL
-from .versions import TFSPEC_VERSION, training_image
+from tfspec.base.versions import TFSPEC_VERSION, training_image
 
 __all__ = ["WORKFLOW_DIR", "PLAN_MOUNT", "PLAN_PATH", "SCRATCH_MOUNT", "PUBLISH_TASK", "STEP_UID", "STEP_IMAGE_NAME",
            "render_workflow", "step_command", "step_image_extras", "task_name", "RULES", "workflow_names",

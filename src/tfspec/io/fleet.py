@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tfspec.base.outputs import MANIFEST
 from tfspec.compiler.images import built_reference
 from tfspec.compiler.naming import placed_files
 from tfspec.compiler.pipeline import compile_spec
@@ -31,7 +32,7 @@ from tfspec.compiler.targets import Workload, target_image, target_kind, target_
 from tfspec.spec.files import FileProblem, read_regular_file
 
 from .batch import build_producer, discover_specs, output_dir_name
-from .write import MANIFEST, diff_tree
+from .tree_diff import diff_tree
 
 __all__ = ["FLEET_VERSION", "Gate", "FleetTarget", "FleetRow", "Fleet", "collect_fleet", "fleet_target",
            "output_candidates"]

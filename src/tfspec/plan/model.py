@@ -16,8 +16,9 @@ from .params import Params, parse_params
 __all__ = ["PLAN_SCHEMA_VERSION", "PlanError", "SpecInfo", "TargetInfo", "Step", "Plan", "canonical_json",
            "fingerprint"]
 
-# 2: typed params per step kind, `root`, `spec.file` and `spec.dist_name`.
-PLAN_SCHEMA_VERSION = 2
+# 2: typed params per step kind, `root`, `spec.file` and `spec.dist_name`; 3: the train step's `metric`, and
+# `targets` (each target's name and kind).
+PLAN_SCHEMA_VERSION = 3
 
 
 class PlanError(ValueError):
@@ -127,8 +128,8 @@ class Plan(_Frozen):
         spec: which spec it came from.
         root: the folder relative input paths (data, builders, teachers) are resolved against, relative to
             the folder of ``plan.json``; None when compiled without an output folder (the caller says).
-        targets: the spec's targets with their kinds, in spec order (empty in a plan written before they
-            were recorded). Not part of any fingerprint.
+        targets: the spec's targets with their kinds, in spec order (the report's rows say each one's
+            kind from here). Not part of any fingerprint.
         steps: the steps.
     """
 

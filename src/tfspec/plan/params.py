@@ -131,6 +131,8 @@ class TrainParams(Params):
     checkpoint_every_epoch: bool
     trainable: bool
     """False for a frozen ``saved_model`` model: nothing is fitted."""
+    metric: Literal["accuracy", "mae"]
+    """The quality metric the model is measured with (``mae`` for a regression loss, computed by the compiler)."""
     input_name: str
     output_name: str
     num_classes: int | None

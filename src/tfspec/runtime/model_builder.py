@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tfspec.spec.catalogue import NESTED_LAYER_ARGS, SPEC_KEYS, layer_entry
+from tfspec.base.catalogue import NESTED_LAYER_ARGS, SPEC_KEYS, layer_entry
 
 from .errors import ModelError
 

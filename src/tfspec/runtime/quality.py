@@ -2,8 +2,9 @@
 
 One function for every stage (trained model, each compression stage, each target's artifact), so the
 numbers in a gate are comparable. Two metrics exist: ``accuracy`` for classifiers (higher is better)
-and ``mae``, the mean absolute error, for regression (lower is better). The plan picks one per spec
-(``compiler.plan.quality_metric``) and names it everywhere a value is shown.
+and ``mae``, the mean absolute error, for regression (lower is better). The compiler picks one per spec
+(``compiler.plan.quality_metric``) and names it in the train and evaluate steps' params; every value shown
+names it.
 """
 
 from __future__ import annotations

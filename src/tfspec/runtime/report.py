@@ -122,7 +122,7 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
         if baseline is None:
             baseline = verified["baseline"]
         targets[step.target] = {
-            # the target's kind as the plan records it (a plan written before it did: what was verified)
+            # the target's kind as the plan records it (a plan built without its targets: what was verified)
             "kind": plan.target_kind(step.target) or verified["artifact"],
             "artifact": _artifact(plan, step.target, verified["artifact"]),
             "metrics": verified["metrics"],

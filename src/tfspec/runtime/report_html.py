@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.templating import environment
+from tfspec.base.templating import environment
 from tfspec.plan import COMPRESSION_STEP_KINDS, MODEL_STEP_KINDS
-from tfspec.spec.errors import TfspecError
+from tfspec.base.errors import TfspecError
 
 __all__ = ["REPORT_JSON", "REPORT_HTML", "ReportError", "load_report", "report_context", "render_report_html",
            "write_report_html"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tfspec.compiler.locations import is_object_store, local_path
+from tfspec.base.locations import is_object_store, local_path
 from tfspec.runtime.errors import DataError
 
 __all__ = ["read_source", "existing_file", "check_finite", "SOURCE"]

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.locations import filesystem, is_object_store, list_objects
+from tfspec.base.locations import filesystem, is_object_store, list_objects
 
 __all__ = ["STAGING_LIMIT", "StagingError", "local_location", "staged"]
 

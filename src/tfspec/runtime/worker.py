@@ -3,7 +3,7 @@
 Every worker of a gpu_cluster job runs the same command. Each one
 
 1. reads its cluster from ``TF_CONFIG`` (TFJob), or derives it from ``JOB_COMPLETION_INDEX`` and
-   ``TFSPEC_WORKER_HOSTS`` (JobSet, Indexed Job) with :func:`tfspec.compiler.tf_config.tf_config_from_environment`,
+   ``TFSPEC_WORKER_HOSTS`` (JobSet, Indexed Job) with :func:`tfspec.base.tf_config.tf_config_from_environment`,
    the same contract the manifests are rendered from;
 2. runs the training part of the plan (the ``train`` step and the steps it reads, i.e. ``data``) under
    ``MultiWorkerMirroredStrategy``; the train step gets its strategy from :mod:`tfspec.runtime.distribute`;
@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.tf_config import ENV_TF_CONFIG, tf_config_from_environment
+from tfspec.base.tf_config import ENV_TF_CONFIG, tf_config_from_environment
 from tfspec.plan import Plan, Step
 
 from .cache import StepCache, default_cache_dir

@@ -21,7 +21,7 @@ from tfspec.compiler.targets.gpu_cluster import (
     TFJOB_WARNING,
     training_resource,
 )
-from tfspec.compiler.tf_config import ENV_TF_CONFIG, jobset_hosts, tf_config_for, tf_config_from_environment
+from tfspec.base.tf_config import ENV_TF_CONFIG, jobset_hosts, tf_config_for, tf_config_from_environment
 from tfspec.spec.targets import GpuClusterTarget
 
 from targets_testing import (REPO, VARIANTS, compile_tree, example_tree, expand_kubernetes_references,

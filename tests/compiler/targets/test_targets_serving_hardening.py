@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tfspec.compiler.pipeline import CompileResult
-from tfspec.compiler.tf_config import tf_config_from_environment
+from tfspec.base.tf_config import tf_config_from_environment
 
 from targets_testing import compile_tree, example_tree, pod_environment, run_tool, target_of, tool
 

@@ -1,7 +1,7 @@
 """gpu_cluster target: the training image and the multi-worker training manifests.
 
 The training container runs ``tfspec run <spec> --worker`` (MultiWorkerMirroredStrategy); the TF_CONFIG
-contract is :mod:`tfspec.compiler.tf_config`:
+contract is :mod:`tfspec.base.tf_config`:
 
 * ``operator: jobset`` (the default): a ``jobset.x-k8s.io/v1alpha2`` JobSet with one replicated job
   (``worker``) whose one Indexed Job runs every worker (completions = parallelism = workers). The JobSet's
@@ -59,7 +59,7 @@ from typing import Any
 import yaml
 
 from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.targets import GpuClusterTarget
 
@@ -67,8 +67,8 @@ from ..kube_names import (DNS1035_LABEL, HOST_NAME, JOB_NAME, LABEL_VALUE, OBJEC
                           RANDOM, generated, letter_first)
 from ..render import render_template
 from ..resolve import ResolvedSpec
-from ..tf_config import ENV_WORKER_HOSTS, TFJOB_PORT, indexed_job_hosts, jobset_hosts
-from ..versions import TFSPEC_VERSION, training_image
+from tfspec.base.tf_config import ENV_WORKER_HOSTS, TFJOB_PORT, indexed_job_hosts, jobset_hosts
+from tfspec.base.versions import TFSPEC_VERSION, training_image
 from . import kubernetes as k8s
 from .common import (PULL_POLICY, base_context, content_tag, dockerfile_quote, image_reference, image_repository,
                      object_name, qualified_image)

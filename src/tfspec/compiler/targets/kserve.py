@@ -27,13 +27,13 @@ from __future__ import annotations
 from typing import Any
 
 from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 from tfspec.spec.targets import KserveTarget
 
 from ..kube_names import LABEL_VALUE, OBJECT_NAME, GeneratedName
 from ..render import render_template
 from ..resolve import ResolvedSpec
-from ..versions import SERVING_IMAGE
+from tfspec.base.versions import SERVING_IMAGE
 from . import kubernetes as k8s
 from .common import base_context, object_name
 from .model_store import (earlier_secret_spelling, secret_key, store_credentials_name_a_secret,

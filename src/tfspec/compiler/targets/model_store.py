@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfspec.base.errors import Diagnostic
 from tfspec.plan import UploadParams
-from tfspec.spec.errors import Diagnostic
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.targets import ModelStore
 

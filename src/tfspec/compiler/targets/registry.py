@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.search import OBJECTIVE_METRICS
 from tfspec.spec.targets import Resources, Toleration

@@ -31,7 +31,7 @@ from typing import Any
 
 from tfspec.plan import SavedModelBundleParams, SavedModelVerifyParams, WarmupParams
 from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.targets import KserveTarget, ModelStore, SpecificVersions, TfServingTarget
 
@@ -39,7 +39,7 @@ from ..kube_names import LABEL_VALUE, OBJECT_NAME, SERVICE_NAME, GeneratedName, 
 from ..quantities import quantity_value
 from ..render import render_template
 from ..resolve import ResolvedSpec
-from ..versions import GRPC_HEALTH_SERVING_VERSION, SERVING_IMAGE, serving_image
+from tfspec.base.versions import GRPC_HEALTH_SERVING_VERSION, SERVING_IMAGE, serving_image
 from . import kubernetes as k8s
 from . import store_sync
 from .common import (PULL_POLICY, base_context, content_tag, dockerfile_quote, image_reference, image_repository,

@@ -24,15 +24,15 @@ from typing import Any, Literal
 
 from tfspec.plan import TfliteBundleParams, TfliteParams, TfliteVerifyParams
 from tfspec.spec.data import ImageFolderSource, SklearnDigitsSource
+from tfspec.base.errors import Diagnostic
+from tfspec.base.versions import ACCELERATOR_LIBRARIES, ANDROID_LIBRARIES
 from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget
 
 from ..losses import REGRESSION_LOSSES
 from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..sources import SKLEARN_DIGITS
-from ..versions import ACCELERATOR_LIBRARIES, ANDROID_LIBRARIES
 from .registry import MEASURED_METRICS, PlanContext, TargetKind, dump, register
 from .common import base_context
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tfspec.plan import StepParams
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 
 from ..resolve import ResolvedSpec
 

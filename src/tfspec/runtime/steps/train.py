@@ -6,7 +6,6 @@ import shutil
 import time
 from typing import Any
 
-from tfspec.compiler.plan import quality_metric
 from tfspec.plan import DistillParams, StageParams, TrainParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
@@ -75,7 +74,7 @@ def _served_as_is(ctx: StepContext, data: Any) -> dict[str, Any]:
     target = ctx.out / "saved_model"
     shutil.copytree(source, target)
     signature = load_signature(target, model["signature"], list(data.info["input_shape"]), ctx.params.output_name)
-    metric = quality_metric(ctx.params.fit["loss"]["kind"])
+    metric = ctx.params.metric
     value = quality(signature.predict(data.features("test")), data.labels("test"), metric)
     ctx.write_json(SIGNATURE_FILE, {**signature.describe(), "signatures": describe_signatures(signature.loaded)})
     ctx.write_json(HISTORY_FILE, {})
