@@ -68,7 +68,7 @@ def _aws() -> str:
 def _rendered(tmp_path: Path, labels: dict[str, int] | None = None) -> dict[str, str]:
     tree = yaml.safe_load(EXAMPLE.read_text("utf-8"))
     serving = next(t for t in tree["targets"] if t["name"] == "serving")
-    serving["model_store"] = {"base_path": f"s3://{BUCKET}/digits", "credentials_secret": "digits-store",
+    serving["model_store"] = {"base_path": f"s3://{BUCKET}/digits", "credentials": {"kubernetes_secret": "digits-store"},
                               "endpoint_url": "http://minio.storage:9000", "region": "eu-west-1"}
     serving["version_labels"] = labels or {}
     if not labels:

@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from tfspec.plan import (MODEL_STEP_KINDS, STEP_KINDS, DataParams, EvaluateParams, ExportParams, InputParams, Plan, PreprocessingParams,
-                         RenderParams, SpecInfo, SplitParams, Step, StepParams, TrainParams, canonical_json, fingerprint)
+                         RenderParams, SpecInfo, SplitParams, Step, StepParams, TargetInfo, TrainParams, canonical_json,
+                         fingerprint)
 from tfspec.spec.data import CsvSource, NpzSource, TfrecordSource
 
 from .inputs import InputDigests
@@ -232,4 +233,5 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                     environment=resolved.environment, file=spec_file,
                     dist_name=dist_name(spec.name, resolved.environment))
     return Plan(tfspec_version=TFSPEC_VERSION, runtime_versions={"tfspec": TFSPEC_VERSION, **RUNTIME_VERSIONS},
-                spec=info, root=root, steps=tuple(b.steps))
+                spec=info, root=root, targets=tuple(TargetInfo(name=t.name, kind=t.kind) for t in spec.targets),
+                steps=tuple(b.steps))

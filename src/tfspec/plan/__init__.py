@@ -7,7 +7,7 @@ standard library.
 
 from .kinds import (COMPRESSION_STEP_KINDS, MODEL_STEP_KINDS, STAGE_STEP_KIND, STEP_KIND_TABLE, STEP_KINDS, StepKind,
                     step_kind)
-from .model import PLAN_SCHEMA_VERSION, Plan, PlanError, SpecInfo, Step, canonical_json, fingerprint
+from .model import PLAN_SCHEMA_VERSION, Plan, PlanError, SpecInfo, Step, TargetInfo, canonical_json, fingerprint
 from .params import *  # noqa: F403 (the params models are the contract)
 from .params import __all__ as _params_all
 
@@ -24,6 +24,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "SpecInfo",
+    "TargetInfo",
     "Step",
     "StepKind",
     "canonical_json",

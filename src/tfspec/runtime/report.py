@@ -133,7 +133,8 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
         if baseline is None:
             baseline = verified["baseline"]
         targets[step.target] = {
-            "kind": "tflite" if verified["artifact"] == "tflite" else "tf_serving",
+            # the target's kind as the plan records it (a plan built without its targets: what was verified)
+            "kind": plan.target_kind(step.target) or verified["artifact"],
             "artifact": _artifact(plan, step.target, verified["artifact"]),
             "metrics": verified["metrics"],
             "gates": verified["gates"],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
@@ -11,6 +11,7 @@ from .base import (
     MAX_INT, DnsLabel, EndpointUrlWithPath, FiniteFloat, KubeQuantity, NonNegativeFloat, PositiveFloat, PositiveInt, StrictBool, StrictInt,
     StrictModel,
 )
+from .credentials import Credentials
 
 __all__ = [
     "Gates",
@@ -438,17 +439,42 @@ class ModelStore(StrictModel):
     """Endpoint of an S3-compatible store (MinIO, Ceph, ...); AWS S3 when omitted."""
     region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")] | None = None
     """S3 region; the client's default when omitted."""
-    credentials_secret: DnsLabel | None = None
-    """Kubernetes Secret holding the pods' store credentials; none when they get access another way (a
-    ``service_account`` bound to IRSA or Workload Identity). ``tf_serving`` mounts it as files: key
-    ``credentials`` (an AWS shared credentials file) for S3, ``key.json`` (a service-account key) for GCS.
-    ``kserve`` hands it to KServe's storage initializer through a generated ServiceAccount: keys
-    ``awsAccessKeyID`` and ``awsSecretAccessKey`` for S3, ``gcloud-application-credentials.json`` for GCS."""
+    credentials: Credentials = Credentials()
+    """Credentials by reference; a model store reads only ``kubernetes_secret`` (``tfspec run`` uploads with
+    the storage client's own credentials: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE`` or an
+    instance role for S3, the application default credentials for GCS). ``kubernetes_secret`` holds the
+    pods' store credentials; none when
+    they get access another way (a ``service_account`` bound to IRSA or Workload Identity). ``tf_serving``
+    mounts it as files: key ``credentials`` (an AWS shared credentials file) for S3, ``key.json`` (a
+    service-account key) for GCS. ``kserve`` hands it to KServe's storage initializer through a generated
+    ServiceAccount: keys ``awsAccessKeyID`` and ``awsSecretAccessKey`` for S3,
+    ``gcloud-application-credentials.json`` for GCS."""
+    credentials_secret: DnsLabel | None = Field(default=None, json_schema_extra={"deprecated": True})
+    """Deprecated: the earlier spelling of ``credentials.kubernetes_secret``, still read (with a build
+    warning) in this release."""
     poll_seconds: Annotated[StrictInt, Field(ge=1, le=86400)] = 30
     """Seconds between two listings of the store by each ``tf_serving`` replica (TF Serving's
     ``--file_system_poll_wait_seconds`` for ``gs://``, the sync container's interval for ``s3://``): a new
     version is picked up within this time. TF Serving's own default of 1 s is one LIST request per second
     per replica."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_secret_spelling(cls, data: Any) -> Any:
+        """``credentials_secret: NAME`` reads as ``credentials: {kubernetes_secret: NAME}``."""
+        if not isinstance(data, dict) or data.get("credentials_secret") is None:
+            return data
+        credentials = data.get("credentials")
+        if credentials is None:
+            credentials = {}
+        elif isinstance(credentials, Credentials):
+            credentials = credentials.model_dump(exclude_unset=True)
+        if not isinstance(credentials, dict):
+            return data  # the credentials field reports its own type error
+        if credentials.get("kubernetes_secret") is not None:
+            raise ValueError("credentials_secret is the earlier spelling of credentials.kubernetes_secret: "
+                             "give only credentials.kubernetes_secret")
+        return {**data, "credentials": {**credentials, "kubernetes_secret": data["credentials_secret"]}}
 
 
 class TfServingTarget(StrictModel):
@@ -622,7 +648,7 @@ class KserveTarget(StrictModel):
     only); a rollback is setting it to 0, a promotion removing it."""
     service_account: DnsLabel | None = None
     """Existing ServiceAccount of the predictor (e.g. one bound to IRSA or Workload Identity, with any
-    ``serving.kserve.io/s3-*`` annotations on it); when omitted and the store names a ``credentials_secret``,
+    ``serving.kserve.io/s3-*`` annotations on it); when omitted and the store names a ``credentials.kubernetes_secret``,
     ``endpoint_url`` or ``region``, one is generated (``kubernetes/serviceaccount.yaml``)."""
     image_pull_secrets: list[DnsLabel] = []
     """Secrets the kubelet pulls the runtime image with (``imagePullSecrets``), e.g. for a registry mirror."""
