@@ -260,3 +260,29 @@ def test_a_folder_build_resolves_each_protected_path_once(tmp_path: Path, monkey
     few, many = calls_for(3), calls_for(15)
     per_added_spec = (many - few) / 12
     assert per_added_spec <= 10, (few, many)  # quadratic: 2 checks x (15 + 3) paths each, ~40 per added spec
+
+
+def test_placing_a_plan_changes_its_root_line_only(tmp_path: Path, monkeypatch) -> None:
+    """``placed_files`` sets the root of a compiled plan without parsing it, and gives the same bytes as parsing
+    and re-encoding it (the slow way, still taken for a plan not written by ``Plan.to_text``)."""
+    import tfspec.compiler.naming as naming
+    from tfspec.plan import PLAN_FILE
+
+    spec = write_specs(tmp_path / "specs", ["a"])["a"]
+    result = compile_spec(spec)
+    assert result.ok, result.diagnostics
+    out_dir = tmp_path / "out" / "a"
+    plan = json.loads(result.files[PLAN_FILE])
+    plan["root"] = naming.plan_root(spec, out_dir)
+    expected = json.dumps(plan, indent=2, sort_keys=True) + "\n"
+
+    def no_parsing(_text: str) -> None:
+        raise AssertionError("the compiled plan was parsed again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(naming.json, "loads", no_parsing)
+        placed = naming.placed_files(result.files, spec, out_dir)
+    assert placed[PLAN_FILE] == expected and expected.startswith('{\n  "root": "../../specs",\n')
+    assert {k: v for k, v in placed.items() if k != PLAN_FILE} == {k: v for k, v in result.files.items() if k != PLAN_FILE}
+    reordered = json.dumps(json.loads(result.files[PLAN_FILE]), indent=1)  # not as to_text writes it: parsed
+    assert json.loads(naming.placed_files({**result.files, PLAN_FILE: reordered}, spec, out_dir)[PLAN_FILE]) == plan
