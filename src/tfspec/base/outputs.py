@@ -35,7 +35,7 @@ from .errors import TfspecError, cap
 __all__ = ["MANIFEST", "MANIFEST_VERSION", "CACHE_TAG", "CACHE_TAG_TEXT", "OutputPathError", "Producer",
            "Protected", "check_output_path", "check_protected", "check_replaceable", "check_cache_folder",
            "files_below", "manifest_json", "manifest_record", "manifest_text", "owned_output", "protected_paths",
-           "read_manifest", "with_manifest"]
+           "read_manifest", "resolve_protected", "with_manifest"]
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 2
@@ -112,6 +112,17 @@ def protected_paths(specs: Iterable[str | Path] = (), project_files: Iterable[st
     return out
 
 
+class RealPath(str):
+    """A path already resolved by ``os.path.realpath`` (:func:`resolve_protected`): not resolved again."""
+
+
+def resolve_protected(protected: Iterable[Protected]) -> list[Protected]:
+    """``protected`` with each path resolved once, for a caller that checks many output folders against the same
+    paths: a folder build of N specs would otherwise resolve every protected path (every spec among them) for
+    each of its N outputs, N x N ``realpath`` calls (a lstat per path component each)."""
+    return [(RealPath(os.path.realpath(path)), name) for path, name in protected]
+
+
 def files_below(folder: str | Path) -> set[str]:
     """Every entry below ``folder`` that is not a folder (files, links, pipes), relative and '/'-separated;
     symbolic links to folders are not followed."""
@@ -164,7 +175,7 @@ def _unlisted(folder: str | Path, manifest: dict[str, Any]) -> set[str]:
 def check_protected(folder: Path, protected: Iterable[Protected], option: str) -> None:
     real = os.path.realpath(folder)
     for path, name in protected:
-        other = os.path.realpath(path)
+        other = path if isinstance(path, RealPath) else os.path.realpath(path)
         if other == real:
             raise OutputPathError(f"{option} {folder} is {name}: refusing to replace it")
         if other.startswith(real.rstrip(os.sep) + os.sep):

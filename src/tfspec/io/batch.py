@@ -54,7 +54,7 @@ from typing import Any
 from tfspec.base.atomic import remove_dead_staging, staging_prefix, write_tree
 from tfspec.base.errors import Diagnostic
 from tfspec.base.outputs import (MANIFEST, OutputPathError, Producer, Protected, check_protected, check_replaceable,
-                                 owned_output, protected_paths, with_manifest)
+                                 owned_output, protected_paths, resolve_protected, with_manifest)
 from tfspec.base.versions import TFSPEC_VERSION
 from tfspec.spec.files import FileProblem, read_regular_file
 from tfspec.spec.loader import MAX_FILE_BYTES
@@ -497,7 +497,8 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
         # reaches write_tree, so its staging folders would otherwise outlive every later build.
         remove_dead_staging(out_root)
     # no output folder may be, or hold, the current folder, the folder built, a spec or a project root
-    protected = protected_paths(specs, {find_project_file(spec) for spec in specs}) + [(root, f"the spec folder {root}")]
+    protected = resolve_protected(protected_paths(specs, {find_project_file(spec) for spec in specs})
+                                  + [(root, f"the spec folder {root}")])
 
     texts: dict[str, str] = {}
     keys: dict[str, str] = {}
