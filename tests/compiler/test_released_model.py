@@ -11,8 +11,6 @@ digested like every other input. The upload waits for every gate of the run.
 from __future__ import annotations
 
 import json
-import socket
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from storage_emulators import free_port, gcs_server, s3_server
 from tfspec.cli import cli
 from tfspec.runtime.model_store import LAST_FILE, PinnedVersions, open_store, upload_version
 
@@ -51,46 +50,18 @@ SERVING = """\
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh S3-compatible server on 127.0.0.1 with an empty bucket; its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()
-        open_store(f"s3://{BUCKET}", url).client.create_bucket(Bucket=BUCKET)
+    with s3_server(monkeypatch, BUCKET) as url:
         yield url
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A fresh in-memory GCS emulator on 127.0.0.1 with an empty bucket (``STORAGE_EMULATOR_HOST``)."""
-    from gcp_storage_emulator.server import create_server
-
-    port = _free_port()
-    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
-    server.start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-    try:
+    with gcs_server(monkeypatch, BUCKET):
         yield
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["s3-tf_serving", "gs-kserve"])
@@ -221,7 +192,7 @@ def test_an_unreachable_store_is_an_error_at_the_released_model(tmp_path: Path, 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    store = {"kind": "tf_serving", "base": "s3://models/digits", "endpoint": f', endpoint_url: "http://127.0.0.1:{_free_port()}"'}
+    store = {"kind": "tf_serving", "base": "s3://models/digits", "endpoint": f', endpoint_url: "http://127.0.0.1:{free_port()}"'}
     code, stderr, _ = _build(_spec(tmp_path, store, version=2))
     assert code == 2
     assert "deploy.yaml:17:5: targets[0].released: cannot list the model store: " in stderr, stderr
