@@ -150,16 +150,23 @@ def _confusion(name: str, matrix: Any, per_class: Any, labels: list[str]) -> dic
 
 
 def _accelerator_rows(coverage: Any) -> list[dict[str, Any]]:
-    """Op coverage of a tflite target per accelerator (runtime/accelerators.py), one row each."""
+    """Op coverage of a tflite target per accelerator (runtime/accelerators.py), one row each: the loader's
+    accelerators first, in the order it tries them, with what each computes in and whether it was measured."""
     if not isinstance(coverage, Mapping):
         return []
+    executed = {str(e.get("accelerator")): e for e in coverage.get("execution") or [] if isinstance(e, Mapping)}
     rows = []
-    for name in ("gpu", "npu", "cpu"):
+    for name in [*executed, *(n for n in ("gpu", "npu", "cpu") if n not in executed)]:
         entry = coverage.get(name)
         if isinstance(entry, Mapping):
             fallback = [f"{f.get('op')}: {f.get('reason')}" for f in entry.get("cpu_fallback") or [] if isinstance(f, Mapping)]
+            tried = executed.get(name)
             rows.append({"name": name, "delegated": entry.get("delegated"), "ops": entry.get("ops"),
-                         "coverage": _fmt(entry.get("coverage"), ".0%"), "fallback": fallback})
+                         "coverage": _fmt(entry.get("coverage"), ".0%"), "fallback": fallback,
+                         "order": tried.get("order") if tried else "not tried",
+                         "computes_in": tried.get("computes_in", "") if tried else "",
+                         "measured": ("yes: " if tried.get("measured") else "no: ") + str(tried.get("note", ""))
+                         if tried else ""})
     return rows
 
 
