@@ -8,12 +8,11 @@ Jinja template ``report/report.html.j2`` only lays it out. No TensorFlow is impo
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tfspec.base.atomic import write_text_atomic
 from tfspec.base.templating import environment
 from tfspec.plan import COMPRESSION_STEP_KINDS, MODEL_STEP_KINDS
 from tfspec.base.errors import TfspecError
@@ -345,15 +344,4 @@ def write_report_html(dist_dir: Path | str, report: Mapping[str, Any] | None = N
     dist = Path(dist_dir)
     data = report if report is not None else load_report(dist / REPORT_JSON)
     html = render_report_html(data)
-    dist.mkdir(parents=True, exist_ok=True)
-    target = dist / REPORT_HTML
-    handle, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=dist)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(html)
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600; the page is meant to be shared
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text_atomic(dist / REPORT_HTML, html)
