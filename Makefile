@@ -22,12 +22,17 @@ demo: $(VENV)/.installed-runtime
 build: $(VENV)/.installed-runtime
 	$(VENV)/bin/tfspec build $(SPEC)
 
+# Two pytest-xdist workers (CI has 2 cores); each test file, and all of tests/shipped, runs on one worker
+# (tests/conftest.py). TEST_WORKERS=0 runs everything in this one process.
+TEST_WORKERS ?= 2
+PYTEST_WORKERS := -n $(TEST_WORKERS) --dist loadfile
+
 test: $(VENV)/.installed-runtime,search,storage,test
 	bash .ci/system-deps
-	$(PY) -m pytest -q --durations=10
+	$(PY) -m pytest -q $(PYTEST_WORKERS) --durations=10
 
 test-fast: $(VENV)/.installed-runtime,search,storage,test
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q $(PYTEST_WORKERS) -m "not slow"
 
 bench: $(VENV)/.installed-runtime,search,storage,test
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -33,10 +33,9 @@ def s3_server(monkeypatch: pytest.MonkeyPatch, bucket: str) -> Iterator[str]:
                         "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # the kernel picks a free port
     server.start()
-    url = f"http://127.0.0.1:{port}"
+    url = "http://{}:{}".format(*server.get_host_and_port())
     try:
         # The in-process server keeps its state between instances: start each test from nothing.
         urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()

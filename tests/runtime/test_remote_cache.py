@@ -5,7 +5,6 @@ bad store URL, missing credentials or a missing bucket is one line with exit cod
 from __future__ import annotations
 
 import shutil
-import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +21,6 @@ KEY_ENV, SECRET_ENV = "TFSPEC_TEST_STORE_KEY", "TFSPEC_TEST_STORE_SECRET"
 FP = "ab" * 32
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """moto's S3 server on 127.0.0.1 with one empty bucket; credentials in the variables named above only."""
@@ -42,10 +35,9 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv(KEY_ENV, "testing")
     monkeypatch.setenv(SECRET_ENV, "testing")
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # the kernel picks a free port
     server.start()
-    url = f"http://127.0.0.1:{port}"
+    url = "http://{}:{}".format(*server.get_host_and_port())
     try:
         urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()
         boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing",

@@ -19,9 +19,21 @@ from shipped_testing import Venv, build_distributions, clean_copy, example_copy,
 COSTS: dict[str, float] = {}
 
 
+def _costs_line() -> str:
+    return "shipped fixtures: " + ", ".join(f"{k} {v:.0f} s" for k, v in COSTS.items())
+
+
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
     if COSTS:
-        terminalreporter.write_line("shipped fixtures: " + ", ".join(f"{k} {v:.0f} s" for k, v in COSTS.items()))
+        terminalreporter.write_line(_costs_line())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist this process is a worker, whose summary is not shown: hand the line to the main
+    process (tests/conftest.py prints it)."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and COSTS:
+        workeroutput.setdefault("summary_lines", []).append(_costs_line())
 
 
 def _timed(name: str, started: float) -> None:
