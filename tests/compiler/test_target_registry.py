@@ -45,7 +45,8 @@ def _plan(context: PlanContext, resolved: ResolvedSpec, target: ToyTarget) -> No
     context.add(f"{target.name}.export", "export", ExportParams(
         name=resolved.spec.name, version=resolved.spec.version, input_name=resolved.input_name,
         output_name=resolved.output_name, input_shape=list(resolved.input_shape), input_dtype=resolved.input_dtype,
-        signature="toy"), [context.final_model, context.data], ["saved_model"], target.name)
+        signature="toy", as_is=False, inputs=None, raw_input_shape=None), [context.final_model, context.data],
+        ["saved_model"], target.name)
 
 
 @pytest.fixture

@@ -17,9 +17,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
 from tfspec.compiler.locations import filesystem, is_object_store, list_objects
+from tfspec.plan import StorageParams
 
 __all__ = ["STAGING_LIMIT", "StagingError", "local_location", "staged"]
 
@@ -44,7 +43,7 @@ def _limit() -> int:
 
 
 @contextlib.contextmanager
-def staged(root: Path, location: str, storage: dict[str, Any] | None) -> Iterator[Path]:
+def staged(root: Path, location: str, storage: StorageParams | None) -> Iterator[Path]:
     """The local folder of ``location``: in place when local, else a bounded temporary copy."""
     if not is_object_store(location):
         yield local_location(root, location)

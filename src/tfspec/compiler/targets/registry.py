@@ -15,16 +15,11 @@ from tfspec.spec.errors import Diagnostic
 from ..kube_names import GeneratedName
 from ..resolve import ResolvedSpec
 
-__all__ = ["TargetKind", "TARGET_KINDS", "PlanContext", "register", "target_kind", "UnknownTargetKind", "dump"]
+__all__ = ["TargetKind", "TARGET_KINDS", "PlanContext", "register", "target_kind", "UnknownTargetKind"]
 
 TargetFiles = dict[str, str]
 # (resolved spec, index of the target in spec.targets, the target) → problems
 Rule = Callable[[ResolvedSpec, int, Any], list[Diagnostic]]
-
-
-def dump(model: Any) -> Any:
-    """A spec section as plain JSON (None stays None)."""
-    return model.model_dump(mode="json") if model is not None else None
 
 
 @dataclasses.dataclass(frozen=True)

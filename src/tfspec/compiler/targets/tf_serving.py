@@ -44,7 +44,8 @@ from . import store_sync
 from .common import (PULL_POLICY, base_context, content_tag, dockerfile_quote, image_reference, image_repository,
                      object_name, qualified_image, python_literal, without_header)
 from .model_store import upload_params
-from .registry import PlanContext, TargetKind, dump, register
+from ..plan_sections import gates_params
+from .registry import PlanContext, TargetKind, register
 
 __all__ = ["render_tf_serving", "GRPC_PORT", "REST_PORT", "CONFIG_DIR", "MODEL_ROOT", "METRICS_PATH", "SERVING_UID",
            "server_flags", "thread_flags", "models_config_context", "held_versions", "named_versions", "RULES",
@@ -639,7 +640,7 @@ def plan_saved_model_serving(context: PlanContext, resolved: ResolvedSpec,
             input_name=input_name, raw_inputs=resolved.raw_input_shape is not None,
         ), [context.export, context.data], ["tf_serving_warmup_requests"], t))
     verify = context.add(f"{t}.verify", "verify", SavedModelVerifyParams(
-        artifact="saved_model", gates=dump(target.gates), metric=context.metric,
+        artifact="saved_model", gates=gates_params(target.gates), metric=context.metric,
         input_name=input_name, output_name=output_name, signature=signature,
         raw_inputs=resolved.raw_input_shape is not None,
     ), [context.export, context.evaluate, context.data], ["verify.json"], t)

@@ -32,7 +32,8 @@ from ..losses import REGRESSION_LOSSES
 from ..render import render_template
 from ..resolve import ResolvedSpec
 from ..versions import ACCELERATOR_LIBRARIES, ANDROID_LIBRARIES
-from .registry import PlanContext, TargetKind, dump, register
+from ..plan_sections import android_params, tflite_gates_params
+from .registry import PlanContext, TargetKind, register
 from .common import base_context
 
 __all__ = ["render_tflite", "plan_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package",
@@ -254,13 +255,13 @@ def plan_tflite(context: PlanContext, resolved: ResolvedSpec, target: TfliteTarg
         raw_input_shape=list(resolved.raw_input_shape) if resolved.raw_input_shape is not None else None,
     ), [context.final_model, context.data], [target.filename], t)
     verify = context.add(f"{t}.verify", "verify", TfliteVerifyParams(
-        artifact="tflite", filename=target.filename, gates=dump(target.gates), metric=context.metric,
+        artifact="tflite", filename=target.filename, gates=tflite_gates_params(target.gates), metric=context.metric,
         accelerators=list(target.accelerators or []), npu_full_integer=npu_full_integer(target), xnnpack=xnnpack,
         raw_inputs=resolved.raw_input_shape is not None, output_key=_output_key(resolved),
     ), [convert, context.evaluate, context.data], ["verify.json"], t)
     assets_dir = f"{t}/{target.android.asset_pack.name}/src/main/assets" if target.android else t
     context.add(f"{t}.bundle", "bundle", TfliteBundleParams(
-        artifact="tflite", filename=target.filename, android=dump(target.android),
+        artifact="tflite", filename=target.filename, android=android_params(target.android),
         labels=list(output_labels(resolved)), output_kind=output_kind(resolved), name=spec.name, version=spec.version,
         input_name=resolved.input_name, output_name=resolved.output_name, assets_dir=assets_dir, xnnpack=xnnpack,
         raw_inputs=resolved.raw_input_shape is not None, output_key=_output_key(resolved),

@@ -9,7 +9,7 @@ from tfspec.spec.compression import QuantizationAwareStage
 
 from ..resolve import ResolvedSpec
 from ..inputs import InputDigests
-from .registry import Needs, NotAfter, Once, Technique, register
+from .registry import MODEL_OUTPUTS, Needs, NotAfter, Once, Technique, register
 
 __all__ = ["TECHNIQUE"]
 
@@ -32,4 +32,5 @@ TECHNIQUE = register(Technique("quantization_aware", "qat", params, rules=(
     Needs(lambda stage: "clusters" in stage.preserve, "cluster", "preserve",
           "preserve: [clusters] needs an earlier cluster stage",
           "add a cluster stage before quantization_aware, or remove clusters"),
-)))
+# the model keeps its quantize wrappers, saved as HDF5 (tfmot's wrappers do not round-trip through .keras)
+), outputs=("model.h5", *MODEL_OUTPUTS[1:]), quantization_aware=True))

@@ -1,5 +1,6 @@
 """The compression-technique registry: one :class:`Technique` per ``compression[].kind``, declared in that
-technique's module with its plan params and its place in the ordering rules (as data)."""
+technique's module: its plan params, its step's inputs and outputs, and its place in the ordering rules (as
+data). ``compiler/plan.py`` asks the registry and names no technique."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from tfspec.plan import StepParams
+from tfspec.plan import Params
 from tfspec.spec.errors import Diagnostic
 
 from ..resolve import ResolvedSpec
 
-__all__ = ["Technique", "TECHNIQUES", "NotAfter", "Once", "Needs", "Check", "StageRule", "register", "technique"]
+__all__ = ["Technique", "TECHNIQUES", "NotAfter", "Once", "Needs", "Check", "StageRule", "StagePlan", "MODEL_OUTPUTS",
+           "previous_model_and_data", "register", "technique"]
+
+MODEL_OUTPUTS: tuple[str, ...] = ("model.keras", "history.json", "metrics.json")
+"""What a model step writes into its cache entry (the train step's and most stages')."""
 
 Seen = dict[str, int]  # stage kind → index of its first stage so far
 
@@ -76,21 +81,42 @@ StageRule = NotAfter | Once | Needs | Check
 
 
 @dataclasses.dataclass(frozen=True)
+class StagePlan:
+    """The steps a stage's step may read, by id: the model step before it, the train step and the data step."""
+
+    previous_model: str
+    train: str
+    data: str
+
+
+def previous_model_and_data(steps: StagePlan) -> list[str]:
+    """A stage works on the model of the step before it, with the data."""
+    return [steps.previous_model, steps.data]
+
+
+@dataclasses.dataclass(frozen=True)
 class Technique:
     """What one compression technique owns in the compiler.
 
     Attributes:
         kind: ``compression[].kind``.
-        step_kind: the plan step kind that runs it (``tfspec.plan`` table; runtime module of that name).
-        params: ``(resolved, index, stage, common, digests) → StepParams``; ``common`` holds what every
-            stage shares (index, fit, the resolved learning rate, tensors), ``digests`` the gathered inputs.
+        step_kind: the plan step kind that runs it (``tfspec.plan.stages``; runtime module of that name).
+        params: ``(resolved, index, stage, common, digests) → params``; ``common`` holds the fields every
+            stage's params share (:class:`tfspec.plan.StageParams`: index, fit, the resolved learning rate,
+            tensors), ``digests`` the gathered inputs.
         rules: its ordering rules against earlier stages, checked in this order.
+        inputs: ``(StagePlan) → step ids`` its step reads (the model before it and the data by default).
+        outputs: what its step writes into its cache entry.
+        quantization_aware: its model carries learned quantization ranges (the tflite step converts with them).
     """
 
     kind: str
     step_kind: str
-    params: Callable[..., StepParams]
+    params: Callable[..., Params]
     rules: tuple[StageRule, ...] = ()
+    inputs: Callable[[StagePlan], list[str]] = previous_model_and_data
+    outputs: tuple[str, ...] = MODEL_OUTPUTS
+    quantization_aware: bool = False
 
 
 TECHNIQUES: dict[str, Technique] = {}
