@@ -150,7 +150,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         missing_values=missing_values_params(spec.data.missing_values),
         label_values=list(resolved.label_values) if resolved.label_values is not None else None,
     ), [], ["manifest.json", "data_info.json"])
-    fit = fit_params(resolved)
+    fit = fit_params(training, spec.data.augmentation)
     metric = quality_metric(training.loss_spec.kind)
     as_is = served_as_is(resolved)
     # A SavedModel served as it is: its signature's keys are read from it at run time, not named here.

@@ -20,8 +20,6 @@ from tfspec.plan import (AndroidParams, AugmentationParams, DistributionParams, 
 from tfspec.spec.catalogue import NESTED_LAYER_ARGS, SPEC_KEYS, layer_entry
 from tfspec.spec.model import Layer, LAYER_TYPES
 
-from .resolve import ResolvedSpec
-
 __all__ = ["storage_params", "source_params", "missing_values_params", "layer_params", "layers_params",
            "model_params", "optimizer_params", "fit_params", "early_stopping_params", "gates_params",
            "tflite_gates_params", "android_params"]
@@ -103,10 +101,9 @@ def early_stopping_params(early_stopping: Any | None) -> EarlyStoppingParams | N
     return None if early_stopping is None else _as(EarlyStoppingParams, early_stopping)
 
 
-def fit_params(resolved: ResolvedSpec) -> FitParams:
-    """How the train step and every fine-tuning stage compile and fit a model."""
-    training = resolved.spec.training
-    augmentation = resolved.spec.data.augmentation
+def fit_params(training: Any, augmentation: Any | None) -> FitParams:
+    """How the train step and every fine-tuning stage compile and fit a model (``training`` and
+    ``data.augmentation``)."""
     return FitParams(
         optimizer=optimizer_params(training.optimizer),
         loss=_as(LossParams, training.loss_spec),
