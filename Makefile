@@ -24,7 +24,7 @@ build: $(VENV)/.installed-runtime
 
 test: $(VENV)/.installed-runtime,search,storage,test
 	bash .ci/system-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
 test-fast: $(VENV)/.installed-runtime,search,storage,test
 	$(PY) -m pytest -q -m "not slow"

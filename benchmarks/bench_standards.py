@@ -55,7 +55,8 @@ def layout(root: Path, count: int, kind: str) -> None:
     for index in range(count):
         folder = root / "specs" / f"team-{index % 10}"
         folder.mkdir(parents=True, exist_ok=True)
-        text = spec_text(index)
+        # the cluster target waits in a Kueue queue, as the example policies ask (in every layout: same content)
+        text = spec_text(index).replace("    workers: 1\n", "    workers: 1\n    queue: {name: ml-team}\n", 1)
         if kind != "plain":
             text, shared = split_spec(text)
             assert base_text in (None, shared), "the shared sections must be the same in every spec"

@@ -10,12 +10,12 @@ Public API::
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from tfspec.compiler.versions import TFSPEC_VERSION as __version__
+from tfspec.base.versions import TFSPEC_VERSION as __version__
 
 if TYPE_CHECKING:
     from tfspec.compiler.pipeline import CompileResult
     from tfspec.compiler.pipeline import compile_spec as compile
-    from tfspec.spec.errors import Diagnostic, SpecError, TfspecError
+    from tfspec.base.errors import Diagnostic, SpecError, TfspecError
 
 __all__ = ["CompileResult", "Diagnostic", "SpecError", "TfspecError", "__version__", "compile"]
 
@@ -24,9 +24,9 @@ __all__ = ["CompileResult", "Diagnostic", "SpecError", "TfspecError", "__version
 _LAZY: dict[str, tuple[str, str]] = {
     "CompileResult": ("tfspec.compiler.pipeline", "CompileResult"),
     "compile": ("tfspec.compiler.pipeline", "compile_spec"),
-    "Diagnostic": ("tfspec.spec.errors", "Diagnostic"),
-    "SpecError": ("tfspec.spec.errors", "SpecError"),
-    "TfspecError": ("tfspec.spec.errors", "TfspecError"),
+    "Diagnostic": ("tfspec.base.errors", "Diagnostic"),
+    "SpecError": ("tfspec.base.errors", "SpecError"),
+    "TfspecError": ("tfspec.base.errors", "TfspecError"),
 }
 
 

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from tfspec.spec.errors import EXIT_INTERRUPTED
+from tfspec.base.errors import EXIT_INTERRUPTED
 
 from .commands import compile as compile_commands
 from .commands import images as images_commands

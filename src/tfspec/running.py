@@ -14,7 +14,7 @@ from tfspec.compiler.pipeline import CompileResult
 from tfspec.plan import PLAN_FILE, Plan, PlanError
 from tfspec.runtime.errors import KeyPath, Locator
 from tfspec.runtime.executor import RunInputs
-from tfspec.spec.errors import SpecError, TfspecError
+from tfspec.base.errors import SpecError, TfspecError
 from tfspec.spec.loader import SourceDocument, load_yaml
 
 __all__ = ["PlanFileError", "run_inputs_from_compiled", "run_inputs_from_plan_file"]

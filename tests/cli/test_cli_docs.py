@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from tfspec.cli import cli
-from tfspec.spec.errors import EXIT_DIFF, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
+from tfspec.base.errors import EXIT_DIFF, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 
 DOC = Path(__file__).parents[2] / "docs" / "cli.md"
 

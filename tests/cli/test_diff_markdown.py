@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tfspec.io.markdown import code
-from tfspec.spec.errors import printable
+from tfspec.base.errors import printable
 from tfspec.spec.loader import cap
 
 from test_diff_cli import DATA, commit_all, git, tfspec  # the repository helpers of the CLI tests
@@ -150,3 +150,25 @@ def test_long_lists_are_cut_with_counts_and_files_are_collapsed() -> None:
     files = text.split("<summary>Generated files: 150 changed, 0 added, 0 removed</summary>")[1]
     assert files.count("| changed |") == 100 and "and 50 more" in files
     assert len(text.encode()) < 20_000
+
+
+def test_the_comparison_with_the_released_model_is_shown_beside_the_metrics() -> None:
+    """A report whose target was measured beside its released model (``targets[].released``): the released
+    model's figure and ``worse_by`` of each side are rows of the metrics table; its gates are among the gates."""
+    from tfspec.io.diff_markdown import render_summary
+    from tfspec.io.spec_diff import DiffResult, KeyChange, Revision, SpecDiff, SpecSide
+
+    def report(candidate: float, released: float, passed: bool) -> dict[str, object]:
+        gate = {"name": "vs_released.max_accuracy_drop", "limit": 0.0, "value": released - candidate, "passed": passed}
+        return {"passed": passed, "targets": {"serving": {
+            "metrics": {"accuracy": candidate}, "gates": [gate],
+            "released": {"found": True, "metric": "accuracy", "metrics": {"value": released, "accuracy": released},
+                         "change": {"worse_by": round(released - candidate, 4)}}}}}
+
+    sides = [SpecSide("specs/d.yaml", "d", 1, "d", (), {}, {}, {}, (), report=r, report_place=f"{p}/report.json")
+             for r, p in ((report(0.95, 0.94, True), "base"), (report(0.93, 0.95, False), "head"))]
+    text = render_summary(DiffResult("specs", Revision("main", "a" * 40), Revision("HEAD", "b" * 40), None,
+                                     (SpecDiff(sides[0], sides[1], keys=(KeyChange("training.epochs", "30", "10"),)),)))
+    assert "| `serving` | `released.accuracy` | 0.94 | 0.95 | +0.01 |" in text, text
+    assert "| `serving` | `released.worse_by` | -0.01 | 0.02 | +0.03 |" in text, text
+    assert "| `serving` | `vs_released.max_accuracy_drop` | 0 | -0.01 passed | 0.02 **missed** |" in text, text

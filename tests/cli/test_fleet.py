@@ -143,3 +143,29 @@ def test_unknown_states_never_show_green(tmp_path: Path) -> None:
     html = render_fleet_html(collect_fleet(both))  # beta's report names alpha's spec: a stale run is a failure
     assert 'class="badge pass" id="verdict-stale">0 stale builds<' in html
     assert 'class="badge fail" id="verdict-runs">1 stale run<' in html
+
+
+def test_fleet_lists_every_target_kind_with_its_pods(tmp_path: Path) -> None:
+    """A kserve target made `tfspec fleet` crash (it read a tflite field); an autoscaled serving target showed
+    its unused replicas field instead of the autoscaler's range."""
+    import yaml
+
+    tree = yaml.safe_load((ROOT / "examples" / "digits" / "deploy.yaml").read_text())
+    tree.pop("environments")
+    tree["registry"] = "registry.example.com/ml"
+    serving = next(t for t in tree["targets"] if t["kind"] == "tf_serving")
+    serving["kubernetes"] = {"autoscale": {"min": 2, "max": 10}}
+    tree["targets"].append({"kind": "kserve", "name": "kserve", "model_store": {"base_path": "s3://models/digits"},
+                            "autoscale": {"min": 1, "max": 4}})
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "deploy.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    result = subprocess.run([*tfspec_command(), "fleet", "specs", "--json"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (spec,) = json.loads(result.stdout)["specs"]
+    rows = {t["name"]: (t["kind"], t["image"], t["gpus"]) for t in spec["targets"]}
+    assert rows["android"] == ("tflite", "digits.tflite", "-")
+    assert rows["serving"][0] == "tf_serving" and rows["serving"][1].startswith("registry.example.com/ml/digits-serving:3-")
+    assert rows["serving"][2] == "0/replica × 2–10"
+    assert rows["cluster"] == ("gpu_cluster", rows["cluster"][1], "2/worker × 4")
+    assert rows["kserve"] == ("kserve", "s3://models/digits/3/", "0/replica × 1–4")

@@ -157,3 +157,31 @@ def test_the_log_of_a_killed_run_is_removed_by_the_next_run(tmp_path: Path) -> N
         os.write(2, b"this run's noise\n")
     assert not scratch.exists()
     assert (tmp_path / "logs" / "tensorflow.log").read_bytes() == b"this run's noise\n"
+
+
+def test_the_run_table_against_the_released_model_shows_where_it_is_in_full() -> None:
+    """The comparison table ``tfspec run`` prints: a long released-model location is folded, never cut, and a
+    first release says so."""
+    import io
+
+    from rich.console import Console
+
+    from tfspec.commands.run import _released_table
+
+    where = "s3://models/digits-production-fleet/eu-west version 12"
+    report = {"targets": {
+        "serving": {"metrics": {"value": 0.95}, "gates": [{"name": "vs_released.max_accuracy_drop", "passed": False}],
+                    "released": {"found": True, "description": where, "metrics": {"value": 0.96},
+                                 "candidate": {"value": 0.94},
+                                 "change": {"worse_by": 0.02, "size_growth_percent": 0.0, "latency_growth_percent": -3.2}}},
+        "phone": {"metrics": {"value": 0.95}, "gates": [], "released": {"found": False, "description": "looked for x"}}}}
+    out = io.StringIO()
+    Console(width=120, file=out, color_system=None).print(_released_table(report, "accuracy"))
+    text = out.getvalue()
+    rows = [line.split("│") for line in text.splitlines() if line.startswith("│")]  # [_, target, released model, ...]
+    phone_at = next(i for i, cells in enumerate(rows) if cells[1].strip() == "phone")
+    serving = "".join(cells[2].strip() for cells in rows[:phone_at])
+    phone = " ".join(cells[2].strip() for cells in rows[phone_at:])
+    assert "…" not in text and serving.replace(" ", "") == where.replace(" ", ""), text
+    assert " ".join(phone.split()) == "none found: first release", text
+    assert all(figure in text for figure in ("0.9600", "0.9400", "+0.0200", "-3.2 %", "MISSED")), text

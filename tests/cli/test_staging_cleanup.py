@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tfspec.io.write import owner_alive, owner_token
+from tfspec.base.processes import owner_alive, owner_token
 
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits" / "deploy.yaml"
 TFSPEC = [sys.executable, "-m", "tfspec"]
@@ -85,7 +85,7 @@ def test_a_run_killed_while_swapping_dist_leaves_a_folder_the_next_run_removes(t
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from tfspec.io.outputs import Producer\n"
+        "from tfspec.base.outputs import Producer\n"
         "from tfspec.runtime.executor import _write_dist\n"
         "def fill(staging):\n"
         "    (staging / 'model.bin').write_bytes(b'x' * 1000)\n"
@@ -113,7 +113,7 @@ def test_a_run_killed_while_swapping_dist_leaves_a_folder_the_next_run_removes(t
     two_hours_ago = time.time() - 7200
     os.utime(old_unowned, (two_hours_ago, two_hours_ago))
 
-    from tfspec.io.outputs import Producer
+    from tfspec.base.outputs import Producer
     from tfspec.runtime.executor import _write_dist
 
     _write_dist(dist, lambda folder: (folder / "model.bin").write_bytes(b"y"), Producer("dist", "digits"))

@@ -12,7 +12,7 @@ import pytest
 from tfspec.compiler.pipeline import compile_spec
 from tfspec.io.batch import CACHE_FILE, build_folder, discover_specs
 from tfspec.io.batch import build_producer
-from tfspec.io.write import write_tree
+from tfspec.base.atomic import write_tree
 
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits" / "deploy.yaml"
 
@@ -233,3 +233,56 @@ def test_the_build_cache_key_covers_the_plan_package(tmp_path: Path, monkeypatch
     params = copies["tfspec.plan"] / "params.py"
     params.write_text(params.read_text() + "\n# a new params field would change every plan.json\n")
     assert batch.compiler_fingerprint.__wrapped__() != before
+
+
+def test_a_folder_build_resolves_each_protected_path_once(tmp_path: Path, monkeypatch) -> None:
+    """Every output folder is checked against every spec (none may sit inside an output): with the protected
+    paths resolved once per build the ``realpath`` calls grow with the number of specs, not with its square
+    (500 specs took 252,002 calls, a third of a profiled in-process folder build)."""
+    calls = {"n": 0}
+    realpath = os.path.realpath
+
+    def counting(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        return realpath(path, *args, **kwargs)
+
+    def calls_for(count: int) -> int:
+        root = tmp_path / f"n{count}"
+        write_specs(root / "specs", [f"model-{i:02d}" for i in range(count)])
+        monkeypatch.chdir(root)
+        calls["n"] = 0
+        with monkeypatch.context() as patch:
+            patch.setattr(os.path, "realpath", counting)
+            result = build_folder("specs", "out", jobs=1)
+        assert result.count("built") == count, result
+        return calls["n"]
+
+    few, many = calls_for(3), calls_for(15)
+    per_added_spec = (many - few) / 12
+    assert per_added_spec <= 10, (few, many)  # quadratic: 2 checks x (15 + 3) paths each, ~40 per added spec
+
+
+def test_placing_a_plan_changes_its_root_line_only(tmp_path: Path, monkeypatch) -> None:
+    """``placed_files`` sets the root of a compiled plan without parsing it, and gives the same bytes as parsing
+    and re-encoding it (the slow way, still taken for a plan not written by ``Plan.to_text``)."""
+    import tfspec.compiler.naming as naming
+    from tfspec.plan import PLAN_FILE
+
+    spec = write_specs(tmp_path / "specs", ["a"])["a"]
+    result = compile_spec(spec)
+    assert result.ok, result.diagnostics
+    out_dir = tmp_path / "out" / "a"
+    plan = json.loads(result.files[PLAN_FILE])
+    plan["root"] = naming.plan_root(spec, out_dir)
+    expected = json.dumps(plan, indent=2, sort_keys=True) + "\n"
+
+    def no_parsing(_text: str) -> None:
+        raise AssertionError("the compiled plan was parsed again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(naming.json, "loads", no_parsing)
+        placed = naming.placed_files(result.files, spec, out_dir)
+    assert placed[PLAN_FILE] == expected and expected.startswith('{\n  "root": "../../specs",\n')
+    assert {k: v for k, v in placed.items() if k != PLAN_FILE} == {k: v for k, v in result.files.items() if k != PLAN_FILE}
+    reordered = json.dumps(json.loads(result.files[PLAN_FILE]), indent=1)  # not as to_text writes it: parsed
+    assert json.loads(naming.placed_files({**result.files, PLAN_FILE: reordered}, spec, out_dir)[PLAN_FILE]) == plan

@@ -14,7 +14,7 @@ import yaml
 
 import tfspec
 from tfspec_testing import EXAMPLE, ROOT, tfspec_command
-from tfspec.io.write import MANIFEST, Producer, manifest_text
+from tfspec.base.outputs import MANIFEST, Producer, manifest_text
 
 
 def _build(spec: Path, out: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -35,7 +35,7 @@ model:
   input_shape: [64]
   layers: [{{type: dense, units: 10, activation: softmax}}]
 training: {{optimizer: {{kind: adam, learning_rate: 0.001}}, loss: sparse_categorical_crossentropy, metrics: [accuracy],
-           epochs: 1, batch_size: 32}}
+           epochs: 1, batch_size: 32, distribution: {{kind: multi_worker_mirrored}}}}
 targets:
   - kind: gpu_cluster
     name: {target}

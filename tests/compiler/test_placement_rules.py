@@ -1,4 +1,8 @@
-"""The validator's ``gpu_placement`` rule: placed layers exist once, on devices the spec's hardware has."""
+"""The validator's ``gpu_placement`` rule: placed layers exist once, on devices the spec's hardware has.
+
+Placement splits one replica over the GPUs of one machine, so the clusters here have one worker (several
+workers train one model together only with multi_worker_mirrored, which placement does not mix with).
+"""
 
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ TFLITE = "  - {kind: tflite, name: mobile, quantization: {kind: none}}"
 
 
 def _cluster(name: str, gpus: int) -> str:
-    return (f"  - {{kind: gpu_cluster, name: {name}, workers: 2, gpus_per_worker: {gpus}, "
+    return (f"  - {{kind: gpu_cluster, name: {name}, workers: 1, gpus_per_worker: {gpus}, "
             "storage: {storage_class: nfs-client}}")
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import tfspec
-from tfspec.plan import (PLAN_SCHEMA_VERSION, STEP_KINDS, Plan, PlanError, PruneParams, TfliteBundleParams,
-                         fingerprint)
+from tfspec.plan import (PLAN_SCHEMA_VERSION, STEP_KINDS, EvaluateParams, Plan, PlanError, PruneParams,
+                         TfliteBundleParams, TrainParams, fingerprint)
 from tfspec_testing import EXAMPLE, tfspec_command
 
 
@@ -53,6 +53,33 @@ def test_a_stage_learning_rate_and_m_by_n_are_resolved_into_the_params(tmp_path:
     assert prune.learning_rate == 0.0005 and prune.target_sparsity == 0.5 and prune.sparsity_m_by_n == [2, 4]
 
 
+@pytest.mark.parametrize(("loss", "metric"), [("sparse_categorical_crossentropy", "accuracy"),
+                                             ("mean_squared_error", "mae")])
+def test_the_train_step_names_its_quality_metric(tmp_path: Path, loss: str, metric: str) -> None:
+    """The compiler picks the metric from the loss; the runtime's train step reads it from its params."""
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text(f"""\
+api_version: tfspec/v1
+name: demo
+version: 1
+data: {{source: {{kind: sklearn_digits}}}}
+model:
+  kind: sequential
+  input_shape: [64]
+  layers:
+    - {{type: dense, units: 8, activation: relu}}
+    - {{type: dense, units: {"10, activation: softmax" if metric == "accuracy" else 1}}}
+training: {{loss: {loss}, metrics: [{metric}], epochs: 1}}
+targets:
+  - {{kind: tf_serving, name: serving}}
+""", encoding="utf-8")
+    result = tfspec.compile(spec)
+    assert result.ok, [d.format() for d in result.diagnostics]
+    train, evaluate = result.plan.step("train").params, result.plan.step("evaluate").params
+    assert isinstance(train, TrainParams) and isinstance(evaluate, EvaluateParams)
+    assert train.metric == evaluate.metric == metric
+
+
 def test_an_edited_plan_is_refused() -> None:
     data = json.loads(_plan_text())
     train = next(s for s in data["steps"] if s["id"] == "train")
@@ -69,9 +96,9 @@ def test_an_edited_plan_is_refused() -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (lambda d: d.update(schema_version=1), r"plan schema version 1, this tfspec reads 3"),
-    # 2 held the model, the fit settings, the source, gates and teachers as loose JSON
-    (lambda d: d.update(schema_version=2), r"^plan schema version 2, this tfspec reads 3 \(rebuild it with this tfspec\)$"),
+    (lambda d: d.update(schema_version=1), r"plan schema version 1, this tfspec reads 4"),
+    # 3 held the model, the fit settings, the source, gates and teachers as loose JSON
+    (lambda d: d.update(schema_version=3), r"^plan schema version 3, this tfspec reads 4 \(rebuild it with this tfspec\)$"),
     (lambda d: d["steps"][0].update(kind="teleport"), r"unknown step kind 'teleport'"),
     (lambda d: d["steps"][0]["params"].update(colour="blue"), r"^steps\.0: params\.colour: Extra inputs are not permitted$"),
     (lambda d: d["steps"][1]["params"].pop("epochs"), r"^steps\.1: params\.epochs: Field required$"),

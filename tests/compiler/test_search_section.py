@@ -64,6 +64,17 @@ def test_a_valid_search_section_compiles_and_names_its_study_by_content() -> Non
     assert study_name("digits", content) != study_name("digits", study_content(changed.resolved, changed.inputs))
 
 
+def test_a_kserve_target_can_be_the_objective() -> None:
+    """Its verify step measures what a tf_serving target's does (it was refused as 'not measured')."""
+    kserve = "  - {kind: kserve, name: kserve, model_store: {base_path: 's3://models/digits'}}\n"
+    text = BASE.replace("environments:\n", kserve + "environments:\n", 1)
+    result = tfspec.compile("s.yaml", text=text + SEARCH.replace("target: android", "target: kserve"), environ={})
+    assert result.ok, [d.format() for d in result.diagnostics]
+    refused = tfspec.compile("s.yaml", text=text + SEARCH.replace("target: android", "target: cluster"), environ={})
+    assert [d.message for d in refused.diagnostics] == [
+        "target 'cluster' is not measured (only kserve, tf_serving and tflite targets are)"]
+
+
 def test_search_exits_2_before_optuna_or_a_trial_and_writes_nothing(tmp_path: Path) -> None:
     spec = tmp_path / "deploy.yaml"
     spec.write_text(BASE + SEARCH.replace("low: 8", "low: 0"), encoding="utf-8")

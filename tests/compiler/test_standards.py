@@ -289,7 +289,7 @@ def test_explain_names_the_file_that_set_a_value_and_what_it_overrode(tmp_path: 
     assert epochs.set_by.file.endswith("standards/base.yaml") and epochs.overridden == () and not epochs.default
     default = explain(str(path), "targets[0].serving_version")
     assert default.default and default.set_by is None and default.value
-    from tfspec.spec.errors import SpecError
+    from tfspec.base.errors import SpecError
     with pytest.raises(SpecError, match="no item named 'nope'"):
         explain(str(path), "targets.nope.gpus")
 

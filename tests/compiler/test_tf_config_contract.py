@@ -12,16 +12,8 @@ import yaml
 
 from tfspec.commands.run import run as run_command
 from tfspec.compiler.pipeline import compile_spec
-from tfspec.compiler.tf_config import (
-    ENV_COMPLETION_INDEX,
-    ENV_TF_CONFIG,
-    ENV_WORKER_HOSTS,
-    TFJOB_PORT,
-    ClusterConfigError,
-    indexed_job_hosts,
-    tf_config_for,
-    tf_config_from_environment,
-)
+from tfspec.base.tf_config import (ENV_COMPLETION_INDEX, ENV_TF_CONFIG, ENV_WORKER_HOSTS, TFJOB_PORT,
+                                   ClusterConfigError, indexed_job_hosts, tf_config_for, tf_config_from_environment)
 from tfspec_testing import ROOT, pod_environment
 
 SPEC = ROOT / "tests" / "data" / "distributed" / "digits_workers.yaml"

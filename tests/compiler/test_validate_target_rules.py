@@ -64,6 +64,20 @@ def test_requests_within_limits(tmp_path: Path) -> None:
     assert "exceeds its limit" in problems["targets[2].resources.requests.memory"]
 
 
+def test_kserve_requests_within_limits_and_tolerations(tmp_path: Path) -> None:
+    """A kserve predictor's resources and tolerations get the checks every workload gets (they were skipped)."""
+    tree = yaml.safe_load(EXAMPLE.read_text("utf-8"))
+    tree["targets"].append({"kind": "kserve", "name": "kserve", "model_store": {"base_path": "s3://models/digits"},
+                            "resources": {"requests": {"cpu": "3", "memory": "1Gi"},
+                                          "limits": {"cpu": "2", "memory": "2Gi"}},
+                            "tolerations": [{"key": "dedicated", "operator": "Exists", "value": "ml"}]})
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+    problems = _problems(compile_spec(spec, environ={}))
+    assert problems == {"targets[3].resources.requests.cpu": "the cpu request (3) exceeds its limit (2)",
+                        "targets[3].tolerations[0].value": "a toleration with operator Exists takes no value"}
+
+
 def test_quantities() -> None:
     assert quantity_value("500m") == 0.5
     assert quantity_value("2") == 2

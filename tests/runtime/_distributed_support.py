@@ -14,7 +14,7 @@ from typing import Any
 
 from tfspec_testing import ROOT, tfspec_command
 
-from tfspec.compiler.tf_config import ENV_COMPLETION_INDEX, ENV_TF_CONFIG, ENV_WORKER_HOSTS
+from tfspec.base.tf_config import ENV_COMPLETION_INDEX, ENV_TF_CONFIG, ENV_WORKER_HOSTS
 
 DATA = ROOT / "tests" / "data" / "distributed"
 WORKERS_SPEC = DATA / "digits_workers.yaml"

@@ -35,7 +35,7 @@ training:
   batch_size: 32
   distribution: %(distribution)s
 targets:
-  - {kind: gpu_cluster, name: cluster, workers: 2, gpus_per_worker: 0, storage: {storage_class: nfs-client}}
+  - {kind: gpu_cluster, name: cluster, workers: 1, gpus_per_worker: 0, storage: {storage_class: nfs-client}}
 """
 
 # Runs the spec's plan (data, train, export) with the executor and prints the train step's metrics, the

@@ -16,7 +16,6 @@ from tfspec.runtime.distribute import (
     Distributed,
     PeerTimeouts,
     WorkerEnvironmentError,
-    distribution_params,
     is_chief,
     peer_failure_message,
     strategy_for,
@@ -27,15 +26,9 @@ from tfspec.runtime.tf import import_tf
 from tfspec.runtime.worker import run_worker, training_steps
 from tfspec.running import run_inputs_from_compiled
 from tfspec_testing import EXAMPLE
+from runtime_testing import plan_fit
 
 CLUSTER = {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}
-
-
-def test_distribution_params_fill_defaults_from_any_form() -> None:
-    assert distribution_params({"fit": {"distribution": None}}) == {
-        "kind": "default", "devices": None, "scale_learning_rate": False, "communication": "auto"}
-    assert distribution_params({"fit": {"distribution": {"kind": "mirrored", "devices": ["CPU:0"]}}})["devices"] == ["CPU:0"]
-    assert distribution_params({"distribution": {"kind": "multi_worker_mirrored"}})["kind"] == "multi_worker_mirrored"
 
 
 @pytest.mark.parametrize("config, chief", [
@@ -82,11 +75,11 @@ def test_a_peer_failure_names_the_lost_worker_and_what_to_do() -> None:
 
 
 def test_default_and_one_device_mirrored_strategies() -> None:
-    default = strategy_for({"fit": {"distribution": {"kind": "default"}}})
+    default = strategy_for(plan_fit({"distribution": {"kind": "default"}}).distribution)
     assert (default.replicas, default.chief, default.global_batch_size(32)) == (1, True, 32)
     tf, _ = import_tf()
     expected = tuple(d.name for d in tf.config.list_logical_devices("GPU")) or ("/device:CPU:0",)
-    mirrored = strategy_for({"fit": {"distribution": {"kind": "mirrored"}}})  # every GPU, or the CPU
+    mirrored = strategy_for(plan_fit({"distribution": {"kind": "mirrored"}}).distribution)  # every GPU, or the CPU
     assert mirrored.devices == expected and mirrored.replicas == len(expected)
     assert mirrored.describe()["kind"] == "mirrored"
 
@@ -105,12 +98,15 @@ def test_only_the_chief_keeps_a_saved_model(tmp_path: Path) -> None:
 
 def test_worker_mode_refuses_a_spec_that_does_not_train_on_workers(tmp_path: Path) -> None:
     spec = tmp_path / "deploy.yaml"
+    # a one-worker cluster may train with the default strategy; a plan run by two workers may not
     spec.write_text(WORKERS_SPEC.read_text("utf-8").replace(
-        "{kind: multi_worker_mirrored, workers: 2, communication: ring}", "{kind: default}"), encoding="utf-8")
+        "{kind: multi_worker_mirrored, workers: 2, communication: ring}", "{kind: default}").replace(
+        "    workers: 2\n", "    workers: 1\n"), encoding="utf-8")
     with pytest.raises(StepError) as raised:
         run_worker(run_inputs_from_compiled(compile_spec(spec)), environ={"JOB_COMPLETION_INDEX": "0", "TFSPEC_WORKER_HOSTS": "a:1,b:1"})
-    assert re.fullmatch(rf"{re.escape(str(spec))}:\d+:\d+: training\.distribution\.kind: worker mode trains with "
-                        r"multi_worker_mirrored, this spec asks for default \(hint: .*\)", str(raised.value))
+    assert re.fullmatch(rf"{re.escape(str(spec))}:\d+:\d+: training\.distribution\.kind: 2 workers train one model "
+                        r"together only with multi_worker_mirrored, this spec asks for default \(hint: .*\)",
+                        str(raised.value))
 
 
 def test_worker_mode_refuses_a_cluster_of_the_wrong_size() -> None:

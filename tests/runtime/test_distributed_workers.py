@@ -11,12 +11,7 @@ import pytest
 from _distributed_support import WORKERS_SPEC, local_hosts, start_worker, stop_all
 
 from tfspec.compiler.pipeline import compile_spec
-from tfspec.compiler.tf_config import (
-    ENV_COMPLETION_INDEX,
-    ENV_WORKER_HOSTS,
-    tf_config_for,
-    tf_config_from_environment,
-)
+from tfspec.base.tf_config import ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS, tf_config_for, tf_config_from_environment
 
 pytestmark = pytest.mark.slow
 

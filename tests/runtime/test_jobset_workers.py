@@ -21,7 +21,7 @@ from _distributed_support import WORKERS_SPEC, clean_env, free_ports
 
 from tfspec.compiler.pipeline import compile_spec
 from tfspec.compiler.targets.gpu_cluster import SPEC_DIR
-from tfspec.compiler.tf_config import ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS, tf_config_for
+from tfspec.base.tf_config import ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS, tf_config_for
 from tfspec_testing import jobset_child_job, pod_environment, tfspec_command
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,6 @@ version the store lacks.
 
 from __future__ import annotations
 
-import socket
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,53 +16,25 @@ from typing import Any
 import pytest
 
 from runtime_testing import FAST_SPEC, invoke
+from storage_emulators import gcs_server, s3_server
 from tfspec.runtime.model_store import (LAST_FILE, MARKER, PinnedVersions, S3Store, StoreError, open_store,
                                         prune_versions, upload_version, versions_in)
 
 BUCKET = "models"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh S3-compatible server on 127.0.0.1 with an empty bucket; stopped at the end."""
-    from moto.server import ThreadedMotoServer
-
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        # The in-process server keeps its state between instances: start each test from nothing.
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()
-        open_store(f"s3://{BUCKET}", url).client.create_bucket(Bucket=BUCKET)
+    with s3_server(monkeypatch, BUCKET) as url:
         yield url
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A fresh in-memory GCS emulator on 127.0.0.1 with an empty bucket; stopped at the end."""
-    from gcp_storage_emulator.server import create_server
-
-    port = _free_port()
-    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
-    server.start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-    try:
+    with gcs_server(monkeypatch, BUCKET):
         yield
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["s3", "gs"])

@@ -10,7 +10,7 @@ import pytest
 
 from runtime_testing import compile_text, invoke, read_json, step_context
 from tfspec.compiler.pipeline import compile_spec
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.errors import DataError
 from tfspec.runtime.steps import data as data_step

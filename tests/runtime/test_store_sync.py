@@ -12,11 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import yaml
 
 import tfspec
 from oracles import tf_serving as tfs
+from storage_emulators import s3_server
 from tfspec.runtime.model_store import LAST_FILE, open_store, prune_versions, upload_version
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,29 +32,11 @@ EXAMPLE = REPO / "examples" / "digits" / "deploy.yaml"
 BUCKET = "models"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()
-        open_store(f"s3://{BUCKET}", url).client.create_bucket(Bucket=BUCKET)
+    """A fresh S3-compatible server on 127.0.0.1 with an empty bucket; its endpoint URL."""
+    with s3_server(monkeypatch, BUCKET) as url:
         yield url
-    finally:
-        server.stop()
 
 
 def _aws() -> str:
@@ -68,7 +49,7 @@ def _aws() -> str:
 def _rendered(tmp_path: Path, labels: dict[str, int] | None = None) -> dict[str, str]:
     tree = yaml.safe_load(EXAMPLE.read_text("utf-8"))
     serving = next(t for t in tree["targets"] if t["name"] == "serving")
-    serving["model_store"] = {"base_path": f"s3://{BUCKET}/digits", "credentials_secret": "digits-store",
+    serving["model_store"] = {"base_path": f"s3://{BUCKET}/digits", "credentials": {"kubernetes_secret": "digits-store"},
                               "endpoint_url": "http://minio.storage:9000", "region": "eu-west-1"}
     serving["version_labels"] = labels or {}
     if not labels:

@@ -12,7 +12,7 @@ from tfspec.compiler.pipeline import compile_spec
 from tfspec.runtime.epochs import observing_epochs
 from tfspec.runtime.executor import run_plan
 from tfspec.running import run_inputs_from_compiled
-from tfspec.spec.errors import TfspecError
+from tfspec.base.errors import TfspecError
 
 pytestmark = pytest.mark.slow
 

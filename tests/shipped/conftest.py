@@ -63,12 +63,10 @@ def examples(tmp_path: Path) -> Path:
 
 
 # The digits example, shorter (fewer epochs), and its gpu_cluster target made runnable here: two CPU
-# workers, and training with multi_worker_mirrored, which worker mode (the training image) needs (a plain
-# `tfspec run` trains as one local worker). Layers, compression and the other targets are the example's.
+# workers. Layers, compression, the distribution and the other targets are the example's.
 SHIPPED_EXAMPLE = {
     "epochs: 40": "epochs: 12",
     "fine_tune_epochs: 10}": "fine_tune_epochs: 4}",
-    "distribution: {kind: default}": "distribution: {kind: multi_worker_mirrored}",
     "    workers: 4\n": "    workers: 2\n",
     "gpus_per_worker: 2": "gpus_per_worker: 0",
 }

@@ -39,7 +39,7 @@ from images_testing import UPSTREAM_BASES, Buildah, Registry, run_as_pod
 from shipped_testing import Venv
 
 from tfspec.compiler.targets.gpu_cluster import SPEC_DIR
-from tfspec.compiler.tf_config import ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS
+from tfspec.base.tf_config import ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS
 from tfspec_testing import jobset_child_job, pod_environment
 
 pytestmark = [pytest.mark.shipped, pytest.mark.slow]
@@ -96,7 +96,8 @@ class Project:
 @pytest.fixture(scope="module")
 def project(trained: Any, registry: Registry, s3: str, runtime_venv: Venv) -> Project:
     spec = trained.spec.with_name("images.yaml")
-    spec.write_text(trained.spec.read_text("utf-8") + f"""\
+    shipped = re.sub(r"(?m)^registry: .*\n", "", trained.spec.read_text("utf-8"))  # ours replaces it
+    spec.write_text(shipped + f"""\
 registry: {registry.host}/ml
 workflow:
   store: s3://{BUCKET}/digits

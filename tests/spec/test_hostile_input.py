@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import tfspec
-from tfspec.spec import SpecError, load_yaml_text
+from tfspec.base.errors import SpecError
+from tfspec.spec import load_yaml_text
 from tfspec.spec.loader import MAX_FILE_BYTES, MAX_NODES, load_yaml
 from tfspec_testing import EXAMPLE, tfspec_command
 

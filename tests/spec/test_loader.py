@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tfspec.spec import SpecError, load_yaml_text
+from tfspec.base.errors import SpecError
+from tfspec.spec import load_yaml_text
 
 
 def test_positions_of_keys_and_items() -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from tfspec.spec.errors import EXIT_ERROR, EXIT_INTERRUPTED, Diagnostic, SpecError, TfspecError
+from tfspec.base.errors import EXIT_ERROR, EXIT_INTERRUPTED, Diagnostic, SpecError, TfspecError
 
 if TYPE_CHECKING:
     from tfspec.compiler.pipeline import CompileResult
@@ -108,7 +108,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 def spec_protected(spec: str | None) -> list[tuple[str | Path, str]]:
     """Paths no output folder or cache may be or contain: the current folder, the spec and its project root."""
     from tfspec.compiler.project import find_project_file
-    from tfspec.io.outputs import protected_paths
+    from tfspec.base.outputs import protected_paths
 
     if spec is None:
         return protected_paths()
@@ -118,7 +118,7 @@ def spec_protected(spec: str | None) -> list[tuple[str | Path, str]]:
 def check_cache_dir(cache_dir: Path | None, spec: str | None) -> None:
     """A ``--cache-dir`` must be a step cache, empty or new (tfspec writes and deletes entries in it)."""
     if cache_dir is not None:
-        from tfspec.io.outputs import check_cache_folder
+        from tfspec.base.outputs import check_cache_folder
 
         check_cache_folder(cache_dir, spec_protected(spec))
 

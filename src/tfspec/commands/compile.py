@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 
 from tfspec.io.batch import build_producer, referenced_specs
-from tfspec.io.outputs import protected_paths
+from tfspec.base.outputs import protected_paths
 from tfspec.io.uptodate import cached_build, read_spec_bytes, record_build
 from tfspec.compiler.project import find_project_file
-from tfspec.io.write import diff_tree, write_tree
-from tfspec.spec.errors import EXIT_DIFF, TfspecError
+from tfspec.io.tree_diff import diff_tree
+from tfspec.base.atomic import write_tree
+from tfspec.base.errors import EXIT_DIFF, TfspecError
 
 from .common import compiled, default_out, env_option, handle_errors, json_option, spec_argument
 
@@ -151,7 +152,7 @@ def schema() -> None:
 @handle_errors
 def layers(layer_type: str | None, as_json: bool) -> None:
     """List the layer types a spec's `model.layers` may use, or LAYER_TYPE's arguments and defaults."""
-    from tfspec.spec.catalogue import catalogue
+    from tfspec.base.catalogue import catalogue
     from tfspec.spec.model import LAYER_TYPES
 
     entries = catalogue()

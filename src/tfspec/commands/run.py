@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from tfspec.spec.errors import EXIT_DIFF, TfspecError
+from tfspec.base.errors import EXIT_DIFF, TfspecError
 
 from .common import check_cache_dir, compiled, env_option, handle_errors, json_option, require_runtime
 
@@ -290,8 +290,40 @@ def _print_targets(report: dict) -> None:
                       "passed" if target["passed"] else "[red]MISSED[/red]")
     console = Console(width=120)
     console.print(table)
+    compared = _released_table(report, metric)
+    if compared is not None:
+        console.print(compared)
     for line in report.get("warnings") or []:
         console.print(f"[bold red]WARNING:[/bold red] {line}")
+
+
+def _released_table(report: dict, metric: str) -> Any:
+    """Each target against its released model (``targets[].released``), both measured in this run on the same
+    test split: ``worse by`` is positive when the candidate is worse; None when no target names one."""
+    from rich.table import Table
+
+    rows = [(name, target, target["released"]) for name, target in report["targets"].items() if target.get("released")]
+    if not rows:
+        return None
+    table = Table(title=f"against the released model ({metric} on the same test split; worse by > 0: the candidate "
+                        "is worse)")
+    table.add_column("target")
+    table.add_column("released model", overflow="fold")  # where it is: folded, never cut
+    for column in (f"released {metric}", f"candidate {metric}", "worse by", "size", "p95", "vs_released"):
+        table.add_column(column)
+    for name, target, released in rows:
+        gates = [g for g in target["gates"] if g["name"].startswith("vs_released.")]
+        verdict = "-" if not gates else ("passed" if all(g["passed"] for g in gates) else "[red]MISSED[/red]")
+        if not released.get("found"):
+            value = target["metrics"].get("value", target["metrics"].get("accuracy"))
+            table.add_row(name, "none found: first release", "-", f"{value:.4f}", "-", "-", "-", "-")
+            continue
+        change = released["change"]
+        table.add_row(name, released["description"], f"{released['metrics']['value']:.4f}",
+                      f"{released['candidate']['value']:.4f}",
+                      f"{change['worse_by']:+.4f}", f"{change['size_growth_percent']:+.1f} %",
+                      f"{change['latency_growth_percent']:+.1f} %", verdict)
+    return table
 
 
 def _print_missed(missed: list[tuple[str, str, float, float]], stderr: TextIO) -> None:

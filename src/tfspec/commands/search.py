@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tfspec.spec.errors import EXIT_DIFF, TfspecError
+from tfspec.base.errors import EXIT_DIFF, TfspecError
 
 from .common import check_cache_dir, compiled, handle_errors, require_runtime, spec_argument, spec_protected
 
@@ -37,8 +37,8 @@ def search(spec: str, storage: str | None, trials: int | None, minutes: float | 
 
     Exit 1 when no trial met the gates, 2 on an input error (before any trial runs).
     """
-    from tfspec.io.outputs import Producer, check_replaceable
-    from tfspec.io.write import write_tree
+    from tfspec.base.outputs import Producer, check_replaceable
+    from tfspec.base.atomic import write_tree
 
     result = compiled(spec, None)  # every problem of the spec and its search section, before Optuna loads
     assert result.resolved is not None

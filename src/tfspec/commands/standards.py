@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tfspec.spec.errors import TfspecError
+from tfspec.base.errors import TfspecError
 
 from .common import env_option, handle_errors, json_option, spec_argument
 

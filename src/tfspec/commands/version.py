@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from tfspec.compiler.versions import RUNTIME_VERSIONS, TFSPEC_VERSION
+from tfspec.base.versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
 __all__ = ["version_lines", "version_option"]
 

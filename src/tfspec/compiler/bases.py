@@ -24,7 +24,7 @@ import copy
 import dataclasses
 import os
 
-from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.base.errors import Diagnostic, SpecError
 from tfspec.spec.loader import KeyPath, Position, SourceDocument
 
 from .project import ProjectRef, default_scope, find_project_file, load_project

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tfspec.spec.data import MISSING_MARKERS, CsvSource, NpzSource
-from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.base.errors import Diagnostic, SpecError
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import FunctionalModel
 

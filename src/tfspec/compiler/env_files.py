@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from tfspec.spec.errors import SpecError
+from tfspec.base.errors import SpecError
 from tfspec.spec.loader import SourceDocument, load_yaml
 
 from .resolve import check_environment_name

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tfspec.spec.errors import Diagnostic, SpecError, cap, format_path
+from tfspec.base.errors import Diagnostic, SpecError, cap, format_path
 from tfspec.spec.loader import KeyPath, SourceDocument, load_yaml
 
 from .bases import apply_standards

@@ -38,7 +38,7 @@ from typing import Any
 
 from tfspec.spec.files import file_problem
 
-from .processes import process_alive
+from tfspec.base.processes import process_alive
 
 __all__ = ["MEMO_DIR", "MEMO_FILE", "InputLimits", "InputTooLarge", "MemoStats", "StatMemo", "UnreadableFile",
            "memo_path", "digest_listing"]

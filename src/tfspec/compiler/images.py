@@ -1,5 +1,6 @@
-"""The images a spec's build defines: one per rendered Dockerfile (a tf_serving target's serving image, a
-gpu_cluster target's training image, the workflow's step image), each with the reference its manifests name.
+"""The images a spec's build defines: one per target whose kind builds one (``TargetKind.image``: a
+tf_serving target's serving image, a gpu_cluster target's training image) and the workflow's step image,
+each with the reference its manifests name.
 
 Pure data read from the compile result; :mod:`tfspec.io.images` builds and pushes them. The reference is
 ``<repository>:<tag>`` as the Dockerfile's OCI labels state it (``title`` and ``version``: the compiler
@@ -12,15 +13,14 @@ import dataclasses
 import re
 from typing import TYPE_CHECKING
 
-from tfspec.spec.targets import GpuClusterTarget, TfServingTarget
-
+from .targets import target_image
 from .targets.common import DIGEST_MARK
 from .workflow import WORKFLOW_DIR
 
 if TYPE_CHECKING:
     from .pipeline import CompileResult
 
-__all__ = ["ImageBuild", "image_builds", "WHEELS_DIR", "MODELS_DIR"]
+__all__ = ["ImageBuild", "image_builds", "image_reference_of", "built_reference", "WHEELS_DIR", "MODELS_DIR"]
 
 WHEELS_DIR = "wheels"  # the context folder the training and step Dockerfiles copy tfspec's wheel from
 MODELS_DIR = "models"  # the context folder the serving Dockerfile copies the SavedModel versions from
@@ -52,7 +52,8 @@ class ImageBuild:
     bundle_step: str | None = None
 
 
-def _reference(dockerfile: str) -> str:
+def image_reference_of(dockerfile: str) -> str:
+    """The image a rendered Dockerfile builds, from the OCI labels the compiler wrote into it."""
     labels = dict(_LABEL.findall(dockerfile))
     repository, tag = labels["title"], labels["version"]
     return repository if DIGEST_MARK in repository else f"{repository}:{tag}"
@@ -63,27 +64,27 @@ def image_builds(result: CompileResult) -> list[ImageBuild]:
     assert result.resolved is not None and result.plan is not None
     out: list[ImageBuild] = []
     for target in result.resolved.spec.targets:
-        dockerfile = result.files.get(f"{target.name}/Dockerfile")
-        if dockerfile is None:  # tflite and kserve targets build no image
+        source = target_image(target)
+        if source is None:  # a kind that builds no image (tflite, kserve)
             continue
-        if isinstance(target, TfServingTarget):
-            explicit = target.kubernetes.image if target.kubernetes else None
-            baked = target.model_store is None  # with a model store the image holds only the configs
-            bundle = result.plan.step(f"{target.name}.bundle") if baked else None
-            saved_model = bundle.params.model_dir if bundle is not None else None
-            out.append(_build(target.name, dockerfile, explicit, wheel=False, saved_model=saved_model,
-                              bundle_step=bundle.id if bundle is not None else None))
-        elif isinstance(target, GpuClusterTarget):
-            out.append(_build(target.name, dockerfile, target.image, wheel=True))
+        dockerfile = result.files[f"{target.name}/Dockerfile"]
+        bundle = result.plan.step(f"{target.name}.bundle") if source.saved_model else None
+        out.append(_build(target.name, dockerfile, source.explicit, wheel=source.wheel,
+                          saved_model=bundle.params.model_dir if bundle is not None else None,
+                          bundle_step=bundle.id if bundle is not None else None))
     dockerfile = result.files.get(f"{WORKFLOW_DIR}/Dockerfile")  # rendered when workflow.image is derived
     if dockerfile is not None:
         out.append(_build(WORKFLOW_DIR, dockerfile, None, wheel=True))
     return out
 
 
+def built_reference(explicit: str | None, dockerfile: str) -> str:
+    """The reference the manifests name: the spec's repository when it pins a digest, else the Dockerfile's."""
+    return explicit if explicit is not None and DIGEST_MARK in explicit else image_reference_of(dockerfile)
+
+
 def _build(folder: str, dockerfile: str, explicit: str | None, *, wheel: bool, saved_model: str | None = None,
            bundle_step: str | None = None) -> ImageBuild:
     pinned = explicit is not None and DIGEST_MARK in explicit
-    reference = explicit if pinned else _reference(dockerfile)
-    return ImageBuild(name=folder, folder=folder, reference=reference, pinned=pinned, wheel=wheel,
-                      saved_model=saved_model, bundle_step=bundle_step)
+    return ImageBuild(name=folder, folder=folder, reference=built_reference(explicit, dockerfile), pinned=pinned,
+                      wheel=wheel, saved_model=saved_model, bundle_step=bundle_step)

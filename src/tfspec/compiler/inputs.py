@@ -12,7 +12,9 @@ Runs once per compile, after ``validate`` and before ``plan``; ``plan`` itself d
   statements, never by importing them: the compiler does not run user code). A module that is not beside
   the spec (an installed package) has no digest; dynamic imports (``importlib``) are not followed;
 * ``compression[i].teacher.path``: a ``saved_model`` teacher's folder; a ``spec`` teacher is compiled
-  (once per compile) and the fingerprint of its final model step stands for it.
+  (once per compile) and the fingerprint of its final model step stands for it;
+* ``targets[i].released``: the released model a target is compared with (:mod:`.released`): a model store's
+  listing (nothing downloaded), a SavedModel folder, a ``.tflite`` file or a previous dist folder.
 
 A file's digest is its sha256 (what ``sha256sum`` prints); a folder's or a glob's is
 :func:`~.file_digests.digest_listing` of its files' relative names and sha256s. Reading is memoised by
@@ -39,7 +41,7 @@ from typing import Any, Literal, Protocol
 from tfspec.plan import Plan, Step
 from tfspec.spec.compression import DistillStage
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, TfrecordSource
-from tfspec.spec.errors import Diagnostic, SpecError, cap, format_path
+from tfspec.base.errors import Diagnostic, SpecError, cap, format_path
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import ApplicationModel, BuilderModel, SavedModelModel
 
@@ -47,8 +49,9 @@ from tfspec.spec.files import file_problem
 
 from .data_files import csv_facts, facts_kind, npz_facts
 from .file_digests import MEMO_DIR, InputLimits, InputTooLarge, MemoStats, StatMemo, UnreadableFile, digest_listing
-from .locations import is_object_store, list_objects, local_path, object_root
+from tfspec.base.locations import is_object_store, list_objects, local_path, object_root
 from .plan_sections import storage_params
+from .released import ReleasedInputs, find_released, released_paths
 from .resolve import ResolvedSpec
 
 __all__ = ["InputSource", "InputDigests", "TeacherModel", "input_sources", "gather_inputs", "CompileTeacher",
@@ -100,12 +103,15 @@ class InputDigests:
         stats: what gathering cost (files stat'ed, read, reused from the memo); not part of any digest.
         data_facts: what a local csv or npz data file holds (``data_files.csv_facts`` / ``npz_facts``:
             header, label values, bad cells, array shapes), memoised by its sha256; None for other sources.
+        released: each target's released model (``targets[].released``), or None where none was found; its
+            files' digests are also in ``content`` (``targets[i].released``).
     """
 
     content: Mapping[str, str] = dataclasses.field(default_factory=dict)
     teachers: Mapping[int, TeacherModel] = dataclasses.field(default_factory=dict)
     stats: MemoStats = dataclasses.field(default_factory=MemoStats, compare=False)
     data_facts: Mapping[str, Any] | None = dataclasses.field(default=None, compare=False)
+    released: ReleasedInputs = dataclasses.field(default_factory=ReleasedInputs)
 
     def under(self, prefix: str) -> dict[str, str]:
         """The digests of inputs whose key path starts with ``prefix`` (``"data."``), sorted."""
@@ -170,6 +176,7 @@ def input_paths(resolved: ResolvedSpec) -> list[str]:
             out.append(spec_dir / root if root else spec_dir)
         elif source.how == _MODULE:
             out.extend(_module_roots(spec_dir, source.value))
+    out.extend(Path(path) for path in released_paths(resolved))
     return sorted({os.path.normpath(str(path)) for path in out})
 
 
@@ -235,6 +242,18 @@ def gather_inputs(resolved: ResolvedSpec, compile_teacher: CompileTeacher) -> In
             teachers[int(source.key[1])] = found
         elif found is not None:
             content[source.name] = found
+    released = ReleasedInputs()
+    if not problems:
+        try:
+            released, found_problems = find_released(resolved, memo)
+        except InputTooLarge as error:
+            found_problems = [resolved.diagnostic(("targets",), str(error))]
+        problems.extend(found_problems)
+        for index, target in enumerate(resolved.spec.targets):
+            if target.name in released.found:  # the identity of what was found (or that nothing was)
+                found = released.found[target.name]
+                content[f"targets[{index}].released"] = digest_listing(
+                    [(name, f"{digest}:{size}") for name, size, digest in found.files] if found else [])
     facts = None
     data_digest = content.get("data.source.path")
     if data_digest is not None and not problems:
@@ -245,7 +264,7 @@ def gather_inputs(resolved: ResolvedSpec, compile_teacher: CompileTeacher) -> In
     memo.save()
     if problems:
         raise SpecError(problems)
-    return InputDigests(content, teachers, memo.stats, facts)
+    return InputDigests(content, teachers, memo.stats, facts, released)
 
 
 def _data_facts(resolved: ResolvedSpec, memo: StatMemo, sha: str) -> dict[str, Any] | None:

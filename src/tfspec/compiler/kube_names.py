@@ -18,7 +18,7 @@ import dataclasses
 import re
 from collections.abc import Iterable
 
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 from tfspec.spec.loader import KeyPath
 
 from .resolve import ResolvedSpec

@@ -33,6 +33,15 @@ def placed_files(files: Mapping[str, str], spec_file: str | Path, out_dir: str |
     """
     from tfspec.plan import PLAN_FILE
 
-    plan = json.loads(files[PLAN_FILE])
-    plan["root"] = plan_root(spec_file, out_dir)
+    text, root = files[PLAN_FILE], plan_root(spec_file, out_dir)
+    if text.startswith(_UNPLACED):
+        # As Plan.to_text writes a plan without a root (sorted keys: "root" is the first): the one line changes
+        # in place, the same bytes as parsing and re-encoding the whole plan (json's indented encoder is pure
+        # Python, and a folder build places every plan in its one parent process)
+        return {**files, PLAN_FILE: '{\n  "root": ' + json.dumps(root) + ",\n" + text[len(_UNPLACED):]}
+    plan = json.loads(text)
+    plan["root"] = root
     return {**files, PLAN_FILE: json.dumps(plan, indent=2, sort_keys=True) + "\n"}
+
+
+_UNPLACED = '{\n  "root": null,\n'

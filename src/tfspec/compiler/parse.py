@@ -17,8 +17,9 @@ from pydantic import BaseModel
 
 from tfspec.spec.base import ENDPOINT_URL_PATTERN, ENDPOINT_URL_WITH_PATH_PATTERN, SAFE_TEXT_PATTERN
 from tfspec.spec.data import DATA_LOCATION_PATTERN
+from tfspec.spec.released import RELEASED_PATH_PATTERN
 from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.base.errors import Diagnostic, SpecError
 from tfspec.spec.loader import KeyPath, SourceDocument, cap
 from tfspec.spec.model import LAYER_TYPES
 
@@ -331,6 +332,9 @@ _PATTERN_HINTS = {
     DATA_LOCATION_PATTERN:
         "use a relative path inside the project, without '..' or special characters (or, with "
         "that section's external_locations: true, an s3://, gs:// or file:// URL or an absolute path)",
+    RELEASED_PATH_PATTERN:
+        "use a relative path inside the project, without '..' or special characters (or, with the released "
+        "model's external_locations: true, a file:// URL or an absolute path; a bucket: kind: model_store)",
     r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$": "use a Kubernetes quantity such as \"500m\", \"2\" or \"4Gi\"",
     r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$": "use a Java package name such as com.example.app",
     r"^[A-Za-z][A-Za-z0-9_]{0,49}$": "letters, digits and '_', starting with a letter (at most 50 characters)",

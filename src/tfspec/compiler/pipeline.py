@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tfspec.plan import PLAN_FILE, Plan
 from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.base.errors import Diagnostic, SpecError
 from tfspec.spec.loader import SourceDocument, load_yaml, load_yaml_bytes, load_yaml_text
 
 from .env_files import with_environment_file

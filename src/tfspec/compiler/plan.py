@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfspec.plan import (MODEL_STEP_KINDS, STEP_KINDS, DataParams, EvaluateParams, ExportParams, InputParams, Plan,
-                         PreprocessingParams, RenderParams, SpecInfo, SplitParams, Step, Params, TrainParams,
+from tfspec.plan import (MODEL_STEP_KINDS, STEP_KINDS, DataParams, EvaluateParams, ExportParams, InputParams, Params,
+                         Plan, PreprocessingParams, RenderParams, SpecInfo, SplitParams, Step, TargetInfo, TrainParams,
                          canonical_json, fingerprint)
 from tfspec.spec.data import CsvSource, NpzSource, TfrecordSource
 
@@ -26,10 +26,11 @@ from .naming import dist_name
 from .plan_sections import (early_stopping_params, fit_params, missing_values_params, model_params, source_params,
                             storage_params)
 from .quantities import quantity_value
+from .released import ReleasedInputs, plan_released
 from .resolve import ResolvedSpec, num_classes_key
 from .targets import PlanContext, target_kind
 from .techniques import MODEL_OUTPUTS, StagePlan, technique
-from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
+from tfspec.base.versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
 __all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "REGRESSION_LOSSES", "build_plan", "canonical_json",
            "fingerprint", "model_step_id", "quality_metric", "served_as_is", "served_signature"]
@@ -150,6 +151,10 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         missing_values=missing_values_params(spec.data.missing_values),
         label_values=list(resolved.label_values) if resolved.label_values is not None else None,
     ), [], ["manifest.json", "data_info.json"])
+    # Each released model is fetched and checked before anything trains (its step needs no other).
+    found = digests.released if digests is not None else ReleasedInputs()
+    released = {t.name: plan_released(b.add, resolved, t, found) for t in spec.targets
+                if getattr(t, "released", None) is not None}
     fit = fit_params(training, spec.data.augmentation)
     metric = quality_metric(training.loss_spec.kind)
     as_is = served_as_is(resolved)
@@ -197,7 +202,8 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         raw_input_shape=list(resolved.raw_input_shape) if resolved.raw_input_shape is not None else None,
     ), [final_model, data], ["saved_model"])
     context = PlanContext(add=b.add, data=data, final_model=final_model, evaluate=evaluate, export=export,
-                          quantization_aware=quantization_aware, metric=metric)
+                          quantization_aware=quantization_aware, metric=metric,
+                          released=released, gate_steps=[evaluate])
     rendered_files = rendered_files or {}
     for target in spec.targets:
         files = dict(sorted(rendered_files.get(target.name, {}).items()))
@@ -205,8 +211,14 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         plan_steps = target_kind(target.kind).plan_steps
         if plan_steps is not None:
             plan_steps(context, resolved, target)
+    # Releasing (the model store's upload) waits for every gate of the run: a run that fails changes nothing.
+    for target in spec.targets:
+        release_steps = target_kind(target.kind).release_steps
+        if release_steps is not None:
+            release_steps(context, resolved, target)
     info = SpecInfo(name=spec.name, version=spec.version, sha256=resolved.spec_sha256,
                     environment=resolved.environment, file=spec_file,
                     dist_name=dist_name(spec.name, resolved.environment))
     return Plan(tfspec_version=TFSPEC_VERSION, runtime_versions={"tfspec": TFSPEC_VERSION, **RUNTIME_VERSIONS},
-                spec=info, root=root, steps=tuple(b.steps))
+                spec=info, root=root, targets=tuple(TargetInfo(name=t.name, kind=t.kind) for t in spec.targets),
+                steps=tuple(b.steps))

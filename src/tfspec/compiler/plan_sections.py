@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from tfspec.plan import (AndroidParams, AugmentationParams, DistributionParams, EarlyStoppingParams, FitParams,
                          GatesParams, LayerParams, LossParams, MissingValuesParams, ModelParams, OptimizerParams,
                          SourceParams, StorageParams, TfliteGatesParams)
-from tfspec.spec.catalogue import NESTED_LAYER_ARGS, SPEC_KEYS, layer_entry
+from tfspec.base.catalogue import NESTED_LAYER_ARGS, SPEC_KEYS, layer_entry
 from tfspec.spec.model import Layer, LAYER_TYPES
 
 __all__ = ["storage_params", "source_params", "missing_values_params", "layer_params", "layers_params",
@@ -117,11 +117,13 @@ def fit_params(training: Any, augmentation: Any | None) -> FitParams:
 
 
 def gates_params(gates: Any) -> GatesParams:
-    return _as(GatesParams, gates)
+    """A target's gates on its artifact. ``vs_released`` is the compare step's (``compiler/released.py``), so a
+    target without a released model keeps its fingerprints."""
+    return _as(GatesParams, gates, drop=("vs_released",))
 
 
 def tflite_gates_params(gates: Any) -> TfliteGatesParams:
-    return _as(TfliteGatesParams, gates)
+    return _as(TfliteGatesParams, gates, drop=("vs_released",))
 
 
 def android_params(android: Any | None) -> AndroidParams | None:

@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from tfspec.spec.errors import Diagnostic, SpecError, cap, format_path
+from tfspec.base.errors import Diagnostic, SpecError, cap, format_path
 from tfspec.spec.loader import KeyPath, SourceDocument
 
 from .cel import (Budget, CelSyntaxError, CostLimitExceeded, compile_expression, error_message, evaluate, is_bool, show,

@@ -20,7 +20,7 @@ import difflib
 import os
 from pathlib import Path
 
-from tfspec.spec.errors import Diagnostic, SpecError, cap
+from tfspec.base.errors import Diagnostic, SpecError, cap
 from tfspec.spec.files import file_problem
 from tfspec.spec.loader import KeyPath, SourceDocument
 

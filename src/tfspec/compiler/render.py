@@ -1,17 +1,17 @@
 """Stage 6: render — Jinja2 templates to ``{relative path: text}``.
 
-Templates render through the one environment of ``templating.py``. Each target kind's module in
+Templates render through the one environment of ``tfspec.base.templating``. Each target kind's module in
 ``compiler/targets/`` computes a context and names its templates (``targets.render_targets`` runs them);
 this module holds what they share: the DO-NOT-EDIT header.
 """
 
 from __future__ import annotations
 
-from tfspec.spec.errors import printable
+from tfspec.base.errors import printable
 
 from .resolve import ResolvedSpec
-from .templating import environment, render_template
-from .versions import TFSPEC_VERSION
+from tfspec.base.templating import environment, render_template
+from tfspec.base.versions import TFSPEC_VERSION
 
 __all__ = ["environment", "render_template", "header_lines", "comment_safe"]
 

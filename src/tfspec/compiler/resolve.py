@@ -21,7 +21,7 @@ from typing import Any
 from tfspec.spec.bounds import MAX_CLASSES, MAX_EXAMPLE_VALUES, shape_size
 from tfspec.spec.data import SklearnDigitsSource, ImageFolderSource, TfrecordSource, CsvSource
 from tfspec.spec.document import ENVIRONMENT_NAME_PATTERN, Spec
-from tfspec.spec.errors import Diagnostic, SpecError, cap
+from tfspec.base.errors import Diagnostic, SpecError, cap
 from tfspec.spec.loader import KeyPath, NumberTooLong, Position, SourceDocument, plain_scalar
 from tfspec.spec.model import DenseLayer
 from tfspec.spec.targets import Target

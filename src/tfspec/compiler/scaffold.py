@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tfspec.spec.errors import TfspecError
+from tfspec.base.errors import TfspecError
 
 from .render import render_template
 

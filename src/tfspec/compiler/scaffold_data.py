@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from tfspec.spec.errors import TfspecError
+from tfspec.base.errors import TfspecError
 
 from .render import render_template
 

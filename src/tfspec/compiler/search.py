@@ -17,17 +17,18 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from tfspec.spec.errors import Diagnostic, SpecError, format_path
+from tfspec.base.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.loader import KeyPath, SourceDocument
-from tfspec.spec.search import Choice, FloatRange, IntRange, Search
-from tfspec.spec.targets import TfliteTarget, TfServingTarget
+from tfspec.spec.search import Choice, FloatRange, IntRange, Minimize, Search
+
+from .targets import target_kinds
 
 if TYPE_CHECKING:
     from .inputs import InputDigests
     from .resolve import ResolvedSpec
 
 __all__ = ["SEARCHED_ENV", "SEARCHABLE_SECTIONS", "parse_key_path", "overlay_for", "trial_document",
-           "study_content", "study_name", "check_search", "bound_values"]
+           "study_content", "study_name", "check_search", "check_objective", "bound_values"]
 
 SEARCHED_ENV = "searched"
 """The environment a trial runs as, and the name of the overlay a search writes."""
@@ -139,7 +140,7 @@ def study_content(resolved: ResolvedSpec, inputs: InputDigests | None = None) ->
     so are the other environments (a trial applies none of them) and ``search.budget``: raising
     ``budget.trials`` continues the study, editing ``training.epochs`` or the data starts a new one.
     """
-    from .versions import RUNTIME_VERSIONS, TFSPEC_VERSION
+    from tfspec.base.versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
     spec = resolved.spec.model_dump(mode="json")
     spec.pop("environments", None)
@@ -260,20 +261,24 @@ def check_search(document: SourceDocument, search: Search, resolved_targets: lis
                 problems.append(document.diagnostic(here + where, f"{parameter.path} = {json.dumps(value)} is not "
                                                     f"a valid spec: {first.path}: {first.message}", first.hint))
                 break  # one line per parameter: its other bound usually fails the same way
-    problems.extend(_check_objective(document, search, resolved_targets))
+    problems.extend(check_objective(document, search, resolved_targets))
     return problems
 
 
-def _check_objective(document: SourceDocument, search: Search, targets: list[Any]) -> list[Diagnostic]:
+def check_objective(document: SourceDocument, search: Search, targets: list[Any]) -> list[Diagnostic]:
+    """The objective names a target whose kind measures the objective's metrics (``TargetKind.metrics``)."""
     objective = search.objective
     where: KeyPath = ("search", "objective", "target")
-    measured = {t.name: t for t in targets if isinstance(t, (TfliteTarget, TfServingTarget))}
+    wanted = [objective.metric] if isinstance(objective, Minimize) else list(objective.metrics)
+    measuring = [entry.kind for entry in target_kinds() if set(wanted) <= set(entry.metrics)]
+    measured = {t.name: t for t in targets if t.kind in measuring}
     if objective.target not in measured:
         others = [t.name for t in targets if t.name == objective.target]
-        message = (f"target {objective.target!r} is not measured (only tflite and tf_serving targets are)" if others
+        kinds = ", ".join(measuring[:-1]) + " and " + measuring[-1] if len(measuring) > 1 else "".join(measuring)
+        message = (f"target {objective.target!r} is not measured (only {kinds} targets are)" if others
                    else f"no target named {objective.target!r}")
         close = difflib.get_close_matches(objective.target, sorted(measured), n=1)
         hint = (f"did you mean {close[0]!r}?" if close else ("measured targets: " + ", ".join(sorted(measured)))
-                if measured else "add a tflite or tf_serving target")
+                if measured else f"add a {' or '.join(measuring)} target")
         return [document.diagnostic(where, message, hint)]
     return []

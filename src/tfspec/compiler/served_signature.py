@@ -24,10 +24,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from tfspec.spec.errors import SpecError
+from tfspec.base.errors import SpecError
 from tfspec.spec.model import SavedModelModel
 
-from .locations import filesystem, is_object_store, local_path
+from tfspec.base.locations import filesystem, is_object_store, local_path
+
 from .plan_sections import storage_params
 from .resolve import ResolvedSpec
 from .saved_model_signatures import (ServedSignature, SignatureFacts, SignatureReadError, TensorFacts,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from tfspec.spec.errors import Diagnostic, SpecError
+from tfspec.base.errors import Diagnostic, SpecError
 from tfspec.spec.files import FileProblem, file_problem, read_regular_file
 from tfspec.spec.loader import MAX_FILE_BYTES, FilePosition, SourceDocument, load_yaml_bytes
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfspec.spec.compression import DistillStage
-from tfspec.spec.errors import Diagnostic, cap
+from tfspec.base.errors import Diagnostic, cap
 
-from .locations import is_object_store, local_path
+from tfspec.base.locations import is_object_store, local_path
 from .resolve import ResolvedSpec
 
 __all__ = ["teacher_path", "teacher_diagnostics"]

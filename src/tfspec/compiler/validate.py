@@ -1,7 +1,9 @@
-"""Stage 4: validate — cross-section rules on a :class:`ResolvedSpec`.
+"""Stage 4: validate — cross-section rules on a :class:`ResolvedSpec`, then each target's kind's rules.
 
-Each rule is a function ``rule(resolved) -> list[Diagnostic]``; all rules run and every problem is
-collected before one :class:`SpecError` is raised. Rules are listed in ``RULES``.
+Each rule here is a function ``rule(resolved) -> list[Diagnostic]`` listed in ``RULES``; what concerns one
+target kind is that kind's (``TargetKind.rules`` in ``compiler/targets/<kind>.py``), and the rules here
+that look at targets ask the registry (a target's workload, image, whether its kind trains). All rules run
+and every problem is collected before one :class:`SpecError` is raised.
 """
 
 from __future__ import annotations
@@ -13,26 +15,22 @@ from typing import Any
 
 from tfspec.spec.compression import DistillStage, PruneStage, QuantizationAwareStage
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, SklearnDigitsSource, TfrecordSource
-from tfspec.spec.errors import Diagnostic, SpecError, format_path
+from tfspec.base.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.model import DenseLayer, FunctionalModel, SavedModelModel, SequentialModel
-from tfspec.spec.targets import GpuClusterTarget, Int8Quantization, Int16x8Quantization, TfliteTarget, TfServingTarget
 
 from . import kube_names
-from .locations import is_external, is_object_store, local_path
+from tfspec.base.locations import is_external, is_object_store, local_path
 from .quantities import quantity_value
 from .plan import quality_metric
 from .resolve import ResolvedSpec, num_classes_key, source_shape
 from .sources import SKLEARN_DIGITS
 from .teachers import teacher_diagnostics
-from .targets import gpu_cluster as gpu_cluster_rules
-from .targets import kserve as kserve_rules
 from . import workflow as workflow_rules
-from .targets import target_kind, target_names
-from .targets import tf_serving as tf_serving_rules
-from .targets.common import unique_images
+from . import released as released_rules
+from .targets import target_image, target_kind, target_kinds, target_names, target_workload
+from .targets.common import DIGEST_MARK, image_repository
 from .techniques import technique
-from .tf_config import TFJOB_PORT
 
 __all__ = ["RULES", "validate", "collect_diagnostics"]
 
@@ -48,7 +46,7 @@ def validate(resolved: ResolvedSpec) -> ResolvedSpec:
 
 
 def collect_diagnostics(resolved: ResolvedSpec) -> list[Diagnostic]:
-    """The cross-section ``RULES``, then each target's own rules (from its kind's module)."""
+    """The cross-section ``RULES``, then each target's own rules (its kind's ``rules``)."""
     out: list[Diagnostic] = []
     for rule in RULES:
         out.extend(rule(resolved))
@@ -218,17 +216,6 @@ def preprocessing_in_model(r: ResolvedSpec) -> list[Diagnostic]:
     return []
 
 
-def multi_input_android(r: ResolvedSpec) -> list[Diagnostic]:
-    """The generated Kotlin loader feeds one input tensor."""
-    if not r.multi_input:
-        return []
-    return [r.diagnostic(("targets", index, "android"), f"the Android loader feeds one input; the model has "
-                         f"{len(r.inputs)} ({', '.join(i.name for i in r.inputs)})",
-                         "remove the android block: the .tflite (with its signature runner keys) is still built and "
-                         "verified")
-            for index, target in enumerate(r.spec.targets) if isinstance(target, TfliteTarget) and target.android]
-
-
 def reshape_keeps_size(r: ResolvedSpec) -> list[Diagnostic]:
     reshape = r.spec.data.preprocessing.reshape
     raw = source_shape(r.spec, reshaped=False) if reshape else None
@@ -348,20 +335,6 @@ def gates_match_metric(r: ResolvedSpec) -> list[Diagnostic]:
 
 
 # --- conversion ---------------------------------------------------------------------------------------
-
-def select_tf_ops_cannot_verify(r: ResolvedSpec) -> list[Diagnostic]:
-    out = []
-    for index, target in enumerate(r.spec.targets):
-        if isinstance(target, TfliteTarget) and "select_tf_ops" in (target.supported_ops or []):
-            at = target.supported_ops.index("select_tf_ops")
-            out.append(r.diagnostic(
-                ("targets", index, "supported_ops", at),
-                "select_tf_ops models cannot be verified: the LiteRT interpreter tfspec runs them on (ai-edge-litert) "
-                "has no Flex delegate, so every TensorFlow op in the model fails to load",
-                "use only tflite_builtins / tflite_builtins_int8 ops (replace the layer that needs a TensorFlow op), "
-                "or serve the model with a tf_serving target"))
-    return out
-
 
 def serve_as_is_is_not_keras(r: ResolvedSpec) -> list[Diagnostic]:
     """A SavedModel served as it is may not be a Keras model: nothing Keras-based may run on it."""
@@ -552,107 +525,21 @@ def distill_needs_classification_loss(r: ResolvedSpec) -> list[Diagnostic]:
             for index, stage in _stages(r) if isinstance(stage, DistillStage)]
 
 
-def quantization_aware_needs_int8_target(r: ResolvedSpec) -> list[Diagnostic]:
-    if not any(isinstance(s, QuantizationAwareStage) for s in r.spec.compression):
-        return []
-    out = []
-    for index, target in enumerate(r.spec.targets):
-        if isinstance(target, TfliteTarget) and target.quantization.kind not in ("int8",):
-            out.append(r.diagnostic(("targets", index, "quantization", "kind"),
-                                    f"a quantization-aware model converts to int8, not {target.quantization.kind!r}",
-                                    "use quantization: {kind: int8}, or remove the quantization_aware stage"))
-    return out
-
-
-# --- targets ---------------------------------------------------------------------------------------
-
-def int8_needs_representative_data(r: ResolvedSpec) -> list[Diagnostic]:
-    out = []
-    split = r.spec.data.split
-    for index, target in enumerate(r.spec.targets):
-        q = getattr(target, "quantization", None)
-        if not isinstance(q, (Int8Quantization, Int16x8Quantization)):
-            continue
-        if isinstance(r.spec.data.source, SklearnDigitsSource):
-            available = int(SKLEARN_DIGITS.examples * (1 - split.validation - split.test))
-            if q.representative_samples > available:
-                out.append(r.diagnostic(("targets", index, "quantization", "representative_samples"),
-                                        f"{q.representative_samples} representative samples requested, the training "
-                                        f"split has about {available}", f"use at most {available}"))
-        # integer inputs (token ids of an embedding model) are allowed: the converter keeps them int32 and
-        # calibrates on the ids as they are
-    return out
-
-
-def serving_batching(r: ResolvedSpec) -> list[Diagnostic]:
-    out = []
-    for index, target in enumerate(r.spec.targets):
-        if not isinstance(target, TfServingTarget) or target.batching is None:
-            continue
-        sizes = target.batching.allowed_batch_sizes
-        path = ("targets", index, "batching", "allowed_batch_sizes")
-        if sizes:
-            if sizes != sorted(set(sizes)):
-                out.append(r.diagnostic(path, "allowed_batch_sizes must be strictly increasing"))
-            if sizes[-1] != target.batching.max_batch_size:
-                out.append(r.diagnostic(path, f"the last allowed batch size ({sizes[-1]}) must equal max_batch_size "
-                                        f"({target.batching.max_batch_size})", "TF Serving rejects the file otherwise"))
-    return out
-
-
-def serving_versions(r: ResolvedSpec) -> list[Diagnostic]:
-    out = []
-    for index, target in enumerate(r.spec.targets):
-        if not isinstance(target, TfServingTarget):
-            continue
-        policy = target.version_policy
-        loaded: set[int] | None = None
-        if target.version_labels and policy.kind == "specific" and r.spec.version not in policy.versions:
-            # Labels derive the policy (one server per labelled version): the built version needs a label.
-            out.append(r.diagnostic(("targets", index, "version_labels"),
-                                    f"version {r.spec.version}, the one this spec builds, has no label and is not "
-                                    f"the {target.default_label!r} label's: no Deployment would serve it",
-                                    f"label it (e.g. canary: {r.spec.version}), or point {target.default_label} at it"))
-            loaded = set(policy.versions)
-        elif policy.kind == "specific":
-            loaded = set(policy.versions)
-            if r.spec.version not in loaded:
-                out.append(r.diagnostic(("targets", index, "version_policy", "versions"),
-                                        f"the policy does not load version {r.spec.version}, the one this spec builds",
-                                        f"add {r.spec.version} to versions"))
-        elif policy.kind == "latest" and policy.num_versions == 1:
-            loaded = {r.spec.version}
-        for label, version in target.version_labels.items():
-            if loaded is not None and version not in loaded and not target.allow_unavailable_version_labels:
-                out.append(r.diagnostic(("targets", index, "version_labels", label),
-                                        f"label {label!r} points at version {version}, which the version policy does not load",
-                                        "TF Serving only labels loaded versions: change the policy or the label"))
-        if target.serving_version and ("gpu" in target.serving_version or "devel" in target.serving_version):
-            out.append(r.diagnostic(("targets", index, "serving_version"),
-                                    f"give the plain version, not {target.serving_version!r}",
-                                    "the -gpu image is chosen from gpus > 0"))
-    return out
-
-
-def _gpu_range(gpus: int) -> str:
-    return "1 GPU (GPU:0)" if gpus == 1 else f"{gpus} GPUs (GPU:0 to GPU:{gpus - 1})"
-
+# --- targets (what every kind shares; each kind's own rules are its TargetKind.rules) ------------------
 
 def gpu_placement(r: ResolvedSpec) -> list[Diagnostic]:
-    """``model.placement``: named layers, each placed once, on devices the spec's hardware has.
+    """``model.placement``: named layers, each placed once.
 
     Placement splits one model replica over devices (model parallelism), so it goes with
     ``distribution.kind: default``; a mirrored strategy would replicate the model over the very devices
-    the placement splits it across. GPU indices are checked against every gpu_cluster target's
-    ``gpus_per_worker`` (the model must fit the smallest); without such a target the compiler cannot
-    know the machine, and the runtime checks the devices it really sees (``model.placement[i].device``).
+    the placement splits it across. Whether the devices exist is the training kind's rule (the gpu_cluster
+    target's ``gpus_per_worker``); without one the compiler cannot know the machine, and the runtime
+    checks the devices it really sees (``model.placement[i].device``).
     """
     placement = getattr(r.spec.model, "placement", None)
     if not placement:
         return []
     names = _layer_names(r)
-    clusters = [t for t in r.spec.targets if isinstance(t, GpuClusterTarget)]
-    smallest = min(clusters, key=lambda t: t.gpus_per_worker) if clusters else None
     out = []
     kind = r.spec.training.distribution.kind
     if kind != "default":
@@ -663,16 +550,6 @@ def gpu_placement(r: ResolvedSpec) -> list[Diagnostic]:
                                 "the whole model on every device"))
     placed: set[str] = set()
     for index, group in enumerate(placement):
-        device_type, _, number = group.device.partition(":")
-        if device_type == "GPU" and smallest is not None and int(number) >= smallest.gpus_per_worker:
-            out.append(r.diagnostic(("model", "placement", index, "device"),
-                                    f"device {group.device} is not available to this spec",
-                                    f"the gpu_cluster target {smallest.name!r} gives each worker "
-                                    f"{_gpu_range(smallest.gpus_per_worker)}; raise its gpus_per_worker or place "
-                                    "the layers on a GPU it has"
-                                    if smallest.gpus_per_worker else
-                                    f"the gpu_cluster target {smallest.name!r} gives its workers no GPU; "
-                                    "raise its gpus_per_worker or place the layers on CPU:0"))
         for j, layer in enumerate(group.layers):
             if layer not in names:
                 out.append(r.diagnostic(("model", "placement", index, "layers", j), f"no layer named {layer!r}",
@@ -685,12 +562,16 @@ def gpu_placement(r: ResolvedSpec) -> list[Diagnostic]:
 
 
 def multi_worker_needs_cluster(r: ResolvedSpec) -> list[Diagnostic]:
+    """multi_worker_mirrored needs workers: a target whose kind trains, or explicit ``workers`` (that a
+    training kind's job of several workers needs multi_worker_mirrored is the kind's rule)."""
     distribution = r.spec.training.distribution
     out = []
-    has_cluster = any(isinstance(t, GpuClusterTarget) for t in r.spec.targets)
-    if distribution.kind == "multi_worker_mirrored" and not has_cluster and distribution.workers is None:
-        out.append(r.diagnostic(("training", "distribution"), "multi_worker_mirrored needs a gpu_cluster target or explicit workers",
-                                "add a gpu_cluster target, or set training.distribution.workers"))
+    trains = any(target_kind(t.kind).training_resource is not None for t in r.spec.targets)
+    if distribution.kind == "multi_worker_mirrored" and not trains and distribution.workers is None:
+        kinds = [entry.kind for entry in target_kinds() if entry.training_resource is not None]
+        out.append(r.diagnostic(("training", "distribution"),
+                                f"multi_worker_mirrored needs a {' or '.join(kinds)} target or explicit workers",
+                                f"add a {' or '.join(kinds)} target, or set training.distribution.workers"))
     if distribution.devices is not None and distribution.kind != "mirrored":
         out.append(r.diagnostic(("training", "distribution", "devices"), "devices is only used by kind: mirrored"))
     if distribution.workers is not None and distribution.kind != "multi_worker_mirrored":
@@ -698,92 +579,51 @@ def multi_worker_needs_cluster(r: ResolvedSpec) -> list[Diagnostic]:
     return out
 
 
-def android_needs_tflite(r: ResolvedSpec) -> list[Diagnostic]:
-    out = []
-    packs: dict[str, int] = {}
-    for index, target in enumerate(r.spec.targets):
-        if isinstance(target, TfliteTarget) and target.android:
-            pack = target.android.asset_pack.name
-            if pack in packs:
-                out.append(r.diagnostic(("targets", index, "android", "asset_pack", "name"),
-                                        f"asset pack {pack!r} is also used by targets[{packs[pack]}]"))
-            packs[pack] = index
-    return out
-
-
-# --- deploy targets (Kubernetes and container values) -----------------------------------------------
-
-def _kubernetes_targets(r: ResolvedSpec) -> Iterator[tuple[tuple[Any, ...], Any]]:
-    """(key path, target section holding resources/tolerations) of every Kubernetes workload."""
-    for index, target in enumerate(r.spec.targets):
-        if isinstance(target, TfServingTarget) and target.kubernetes is not None:
-            yield ("targets", index, "kubernetes"), target.kubernetes
-        elif isinstance(target, GpuClusterTarget):
-            yield ("targets", index), target
-
-
-def tfjob_port(r: ResolvedSpec) -> list[Diagnostic]:
-    out = []
-    for index, target in enumerate(r.spec.targets):
-        if isinstance(target, GpuClusterTarget) and target.operator == "tfjob" and target.port != TFJOB_PORT:
-            out.append(r.diagnostic(("targets", index, "port"), f"the TFJob operator uses port {TFJOB_PORT}, not {target.port}",
-                                    f"remove port (or set {TFJOB_PORT}); other ports need operator: jobset or indexed_job"))
-    return out
-
-
-def serving_replicas(r: ResolvedSpec) -> list[Diagnostic]:
-    out = []
-    for path, kube in _kubernetes_targets(r):
-        if not path[-1] == "kubernetes":
-            continue
-        if kube.autoscale is not None and "replicas" in kube.model_fields_set and \
-                not kube.autoscale.min <= kube.replicas <= kube.autoscale.max:
-            out.append(r.diagnostic(path + ("replicas",), f"replicas ({kube.replicas}) is outside the autoscaling range "
-                                    f"{kube.autoscale.min}..{kube.autoscale.max}",
-                                    "the HorizontalPodAutoscaler owns the replica count: drop replicas or widen the range"))
-        replicas = kube.autoscale.min if kube.autoscale else kube.replicas
-        if kube.min_available is not None and replicas > 1 and kube.min_available >= replicas:
-            out.append(r.diagnostic(path + ("min_available",), f"min_available ({kube.min_available}) must be below the "
-                                    f"replica count ({replicas})", "a PodDisruptionBudget that allows no eviction blocks every node drain"))
-    return out
-
-
 def requests_within_limits(r: ResolvedSpec) -> list[Diagnostic]:
+    """Kubernetes rejects a container whose request is above its limit: every kind's workload."""
     out = []
-    for path, section in _kubernetes_targets(r):
-        resources = section.resources
+    for index, target in enumerate(r.spec.targets):
+        workload = target_workload(target)
+        if workload is None:
+            continue
         for key in ("cpu", "memory"):
-            request, limit = getattr(resources.requests, key), getattr(resources.limits, key)
+            request, limit = getattr(workload.resources.requests, key), getattr(workload.resources.limits, key)
             if quantity_value(request) > quantity_value(limit):
-                out.append(r.diagnostic(path + ("resources", "requests", key), f"the {key} request ({request}) exceeds "
-                                        f"its limit ({limit})", "Kubernetes rejects a request above the limit"))
+                out.append(r.diagnostic(("targets", index, *workload.key, "resources", "requests", key),
+                                        f"the {key} request ({request}) exceeds its limit ({limit})",
+                                        "Kubernetes rejects a request above the limit"))
     return out
 
 
 def toleration_values(r: ResolvedSpec) -> list[Diagnostic]:
     out = []
-    for path, section in _kubernetes_targets(r):
-        for index, toleration in enumerate(section.tolerations):
+    for index, target in enumerate(r.spec.targets):
+        workload = target_workload(target)
+        for j, toleration in enumerate(workload.tolerations if workload is not None else ()):
             if toleration.operator == "Exists" and toleration.value:
-                out.append(r.diagnostic(path + ("tolerations", index, "value"), "a toleration with operator Exists takes no value",
+                out.append(r.diagnostic(("targets", index, *workload.key, "tolerations", j, "value"),
+                                        "a toleration with operator Exists takes no value",
                                         "use operator: Equal to match a value"))
     return out
 
 
-def storage_mount_path(r: ResolvedSpec) -> list[Diagnostic]:
+def unique_images(r: ResolvedSpec) -> list[Diagnostic]:
+    """Two targets building images into one repository overwrite each other's tags on push."""
     out = []
+    seen: dict[str, int] = {}
+    names: set[str] = set()
     for index, target in enumerate(r.spec.targets):
-        if not isinstance(target, GpuClusterTarget):
+        if target.name in names:
+            continue  # a duplicate target name is its own error
+        names.add(target.name)
+        source = target_image(target)
+        if source is None:
             continue
-        mount = target.storage.mount_path
-        parts = mount.split("/")[1:]
-        reserved = ("/tmp", "/dev/shm", "/opt/tfspec")
-        if mount == "/" or any(part in ("", ".", "..") for part in parts):
-            out.append(r.diagnostic(("targets", index, "storage", "mount_path"), f"mount path {mount!r} must be a normalised "
-                                    "absolute folder (no '..', '.', '//' or trailing '/', not '/')", "e.g. /workspace"))
-        elif any(mount == p or mount.startswith(p + "/") or p.startswith(mount + "/") for p in reserved):
-            out.append(r.diagnostic(("targets", index, "storage", "mount_path"), f"mount path {mount!r} overlaps a folder the "
-                                    "training pod already uses (" + ", ".join(reserved) + ")", "e.g. /workspace"))
+        repository = image_repository(r, target, source.explicit).split(DIGEST_MARK)[0]
+        if repository in seen:
+            out.append(r.diagnostic(("targets", index, *source.key), f"image repository {repository!r} is also the "
+                                    f"one of targets[{seen[repository]}]", "give every target its own image repository"))
+        seen.setdefault(repository, index)
     return out
 
 
@@ -799,17 +639,7 @@ def missing_values_fit(r: ResolvedSpec) -> list[Diagnostic]:
     if missing.strategy == "median" and isinstance(source, TfrecordSource):
         return [r.diagnostic(key + ("strategy",), "median needs the training split in memory: csv and npz sources only",
                              "use strategy: mean (one streaming pass) or constant")]
-    out = []
-    if r.spec.data.preprocessing.in_model:
-        for index, target in enumerate(r.spec.targets):
-            quantization = getattr(target, "quantization", None)
-            if isinstance(quantization, (Int8Quantization, Int16x8Quantization)):
-                out.append(r.diagnostic(("targets", index, "quantization", "kind"), "a full-integer model cannot "
-                                        "impute missing values itself: NaN has no integer value, and the imputation "
-                                        "baked in by data.preprocessing.in_model would run on quantized inputs",
-                                        "use dynamic or float16 quantization, or impute in the app (in_model: false; "
-                                        "model_info.json holds the fill values)"))
-    return out
+    return []
 
 
 def labels_are_lines(r: ResolvedSpec) -> list[Diagnostic]:
@@ -833,7 +663,6 @@ RULES: tuple[Rule, ...] = (
     merge_layers_need_functional,
     input_shape_matches_source,
     multi_input_features,
-    multi_input_android,
     preprocessing_in_model,
     reshape_keeps_size,
     augmentation_needs_images,
@@ -843,7 +672,6 @@ RULES: tuple[Rule, ...] = (
     early_stopping_needs_validation,
     gates_need_accuracy,
     gates_match_metric,
-    select_tf_ops_cannot_verify,
     serve_as_is_is_not_keras,
     external_locations_opt_in,
     image_folder_classes_match,
@@ -854,23 +682,12 @@ RULES: tuple[Rule, ...] = (
     stage_layers_exist,
     quantization_aware_layers_supported,
     prune_m_by_n_sparsity,
-    quantization_aware_needs_int8_target,
-    int8_needs_representative_data,
-    serving_batching,
-    serving_versions,
     gpu_placement,
     multi_worker_needs_cluster,
-    android_needs_tflite,
-    tfjob_port,
-    serving_replicas,
     requests_within_limits,
     toleration_values,
-    storage_mount_path,
-    labels_are_lines,
-    # Per-target rules live with their target kind (compiler/targets/).
     unique_images,
-    *tf_serving_rules.RULES,
-    *gpu_cluster_rules.RULES,
-    *kserve_rules.RULES,
+    labels_are_lines,
     *workflow_rules.RULES,
+    *released_rules.RULES,
 )

@@ -32,6 +32,7 @@ plain data; the templates in ``templates/workflow/`` only lay it out.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import Any
 
@@ -39,20 +40,21 @@ import yaml
 
 from tfspec.plan import MODEL_STEP_KINDS, Plan, Step, step_kind
 from tfspec.spec.data import DataStorage
-from tfspec.spec.errors import Diagnostic
-from tfspec.spec.targets import GpuClusterTarget
+from tfspec.base.errors import Diagnostic
+from tfspec.spec.released import StoreRelease
 from tfspec.spec.workflow import Workflow
 
 from .inputs import input_sources
 from .kube_names import LABEL_VALUE, OBJECT_NAME, GeneratedName, generated
-from .locations import is_object_store
+from tfspec.base.locations import is_object_store
 from .naming import dist_name, object_name
 from .render import header_lines, render_template
 from .resolve import ResolvedSpec
+from .targets import TrainingResource, target_image, target_kind, target_kinds
 from .targets import kubernetes as k8s
 from .targets.common import PULL_POLICY, content_tag, dockerfile_quote, image_reference, qualified_image
 from .targets.gpu_cluster import WHEEL
-from .versions import TFSPEC_VERSION, training_image
+from tfspec.base.versions import TFSPEC_VERSION, training_image
 
 __all__ = ["WORKFLOW_DIR", "PLAN_MOUNT", "PLAN_PATH", "SCRATCH_MOUNT", "PUBLISH_TASK", "STEP_UID", "STEP_IMAGE_NAME",
            "render_workflow", "step_command", "step_image_extras", "task_name", "RULES", "workflow_names",
@@ -162,19 +164,19 @@ def _gpu_steps(plan: Plan, workflow: Workflow) -> set[str]:
     return {s.id for s in plan.steps if s.kind in MODEL_STEP_KINDS} if workflow.gpus > 0 else set()
 
 
-def _training(resolved: ResolvedSpec, workflow: Workflow) -> tuple[GpuClusterTarget, dict[str, Any], str, str] | None:
+def _training(resolved: ResolvedSpec, workflow: Workflow) -> TrainingResource | None:
+    """The ``training_target``'s training object, named by the API server at each creation."""
     if workflow.training_target is None:
         return None
-    from .targets.gpu_cluster import training_resource
-
     target = next(t for t in resolved.spec.targets if t.name == workflow.training_target)
-    assert isinstance(target, GpuClusterTarget)
-    manifest, success, failure = training_resource(resolved, target)
-    manifest = dict(manifest)
+    make = target_kind(target.kind).training_resource
+    assert make is not None  # workflow_training_target
+    training = make(resolved, target)
+    manifest = dict(training.manifest)
     # created anew by every workflow run: a generated name never collides with an earlier run's object
     metadata = dict(manifest["metadata"])
     manifest["metadata"] = {"generateName": metadata.pop("name") + "-", **metadata}
-    return target, manifest, success, failure
+    return dataclasses.replace(training, manifest=manifest)
 
 
 def _plural(kind: str) -> str:
@@ -210,9 +212,10 @@ def _check_names(plan: Plan) -> None:
 
 
 def step_image_extras(resolved: ResolvedSpec) -> tuple[str, ...]:
-    """The tfspec extras a step pod needs: the runtime, and fsspec's file systems when data is read from
-    object storage (the store itself is reached with boto3, part of the runtime)."""
-    remote = any(source.how == "objects" for source in input_sources(resolved))
+    """The tfspec extras a step pod needs: the runtime, and fsspec's file systems when data or a released model
+    is read from object storage (the store itself is reached with boto3, part of the runtime)."""
+    remote = any(source.how == "objects" for source in input_sources(resolved)) or any(
+        isinstance(getattr(t, "released", None), StoreRelease) for t in resolved.spec.targets)
     return ("runtime", "storage") if remote else ("runtime",)
 
 
@@ -270,7 +273,7 @@ def render_workflow(resolved: ResolvedSpec, plan: Plan) -> dict[str, str]:
         templates.append(_step_template(workflow, env, "gpu-step", workflow.gpus))
     rules = [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
     if training is not None:
-        target, manifest, success, failure = training
+        manifest = training.manifest
         group = manifest["apiVersion"].rpartition("/")[0]
         # create it and wait for it; delete too, and update the workflow's finalizers: the owner reference
         # Argo sets blocks the owner's deletion, which the OwnerReferencesPermissionEnforcement admission
@@ -278,12 +281,12 @@ def render_workflow(resolved: ResolvedSpec, plan: Plan) -> dict[str, str]:
         rules.append({"apiGroups": [group], "resources": [_plural(manifest["kind"])],
                       "verbs": ["create", "delete", "get", "list", "watch"]})
         rules.append({"apiGroups": ["argoproj.io"], "resources": ["workflows/finalizers"], "verbs": ["update"]})
-        mount = target.storage.mount_path
-        claim = target.storage.claim_name or f"{resolved.spec.name}-{target.name}-data"
+        mount, claim = training.mount_path, training.claim
         templates.append({"name": "train-probe", "retryStrategy": _retry(),
                           "container": _container(workflow, env, step_command(workflow, "train", probe=True), 0)})
         templates.append({"name": "train-job", "resource": {
-            "action": "create", "setOwnerReference": True, "successCondition": success, "failureCondition": failure,
+            "action": "create", "setOwnerReference": True, "successCondition": training.success,
+            "failureCondition": training.failure,
             # folded (PyYAML breaks a line at the first space past the width) to stay within 80 columns, 10 deep
             "manifest": yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=56)}})
         store = _container(workflow, env, step_command(workflow, "train", cache_dir=f"{mount.rstrip('/')}/cache",
@@ -393,17 +396,22 @@ def workflow_names(r: ResolvedSpec) -> list[GeneratedName]:
 
 # --- validation rules (run by compiler/validate.py) --------------------------------------------------
 
+def _training_kinds() -> str:
+    """The registered kinds that train (a ``training_target`` names a target of one of them)."""
+    return " or ".join(entry.kind for entry in target_kinds() if entry.training_resource is not None)
+
+
 def workflow_training_target(r: ResolvedSpec) -> list[Diagnostic]:
-    """``training_target`` names a gpu_cluster target of the spec."""
+    """``training_target`` names a target whose kind trains (a gpu_cluster target)."""
     workflow = r.spec.workflow
     if workflow is None or workflow.training_target is None:
         return []
-    clusters = [t.name for t in r.spec.targets if isinstance(t, GpuClusterTarget)]
+    clusters = [t.name for t in r.spec.targets if target_kind(t.kind).training_resource is not None]
     if workflow.training_target in clusters:
         return []
-    hint = f"name one of {', '.join(clusters)}" if clusters else "add a gpu_cluster target, or remove the key"
+    hint = f"name one of {', '.join(clusters)}" if clusters else f"add a {_training_kinds()} target, or remove the key"
     return [r.diagnostic(("workflow", "training_target"),
-                         f"no gpu_cluster target is named {workflow.training_target!r}", hint)]
+                         f"no {_training_kinds()} target is named {workflow.training_target!r}", hint)]
 
 
 def workflow_training_namespace(r: ResolvedSpec) -> list[Diagnostic]:
@@ -415,13 +423,15 @@ def workflow_training_namespace(r: ResolvedSpec) -> list[Diagnostic]:
     if workflow is None or workflow.training_target is None:
         return []
     for index, target in enumerate(r.spec.targets):
-        if (isinstance(target, GpuClusterTarget) and target.name == workflow.training_target
-                and target.namespace is not None and target.namespace != workflow.namespace):
+        if target.name != workflow.training_target or target_kind(target.kind).training_resource is None:
+            continue
+        namespace = getattr(target, "namespace", None)
+        if namespace is not None and namespace != workflow.namespace:
             at_workflow = "namespace" in workflow.model_fields_set
             path = ("workflow", "namespace") if at_workflow else ("targets", index, "namespace")
             return [r.diagnostic(path, f"the workflow (namespace {workflow.namespace!r}) creates the training job "
                                  f"of {target.name!r} in its own namespace, but that target's namespace is "
-                                 f"{target.namespace!r}", "give workflow.namespace and the target's namespace the "
+                                 f"{namespace!r}", "give workflow.namespace and the target's namespace the "
                                  "same value: a Role, an owner reference and a volume claim reach only their own "
                                  "namespace")]
     return []
@@ -445,6 +455,11 @@ def workflow_inputs_reachable(r: ResolvedSpec) -> list[Diagnostic]:
         if getattr(model, key, None) is not None:
             out.append(r.diagnostic(("model", key), _POD_VIEW, "describe the model with layers "
                                     "(sequential or functional), or run this spec with tfspec run"))
+    for index, target in enumerate(r.spec.targets):  # a released model in a dist folder or a local path
+        if getattr(getattr(target, "released", None), "path", None) is not None:
+            out.append(r.diagnostic(("targets", index, "released", "path"), _POD_VIEW,
+                                    "compare with the model store's version (released: {kind: model_store}), or run "
+                                    "this spec with tfspec run"))
     return out
 
 
@@ -455,9 +470,9 @@ def workflow_image_repository(r: ResolvedSpec) -> list[Diagnostic]:
     if workflow is None or workflow.image is not None:
         return []
     for index, target in enumerate(r.spec.targets):
-        if target.name == STEP_IMAGE_NAME and target.kind in ("tf_serving", "gpu_cluster"):
-            explicit = getattr(target, "image", None) or getattr(getattr(target, "kubernetes", None), "image", None)
-            if explicit is None:
+        source = target_image(target)
+        if target.name == STEP_IMAGE_NAME and source is not None:
+            if source.explicit is None:
                 return [r.diagnostic(("targets", index, "name"),
                                      f"the image of target {STEP_IMAGE_NAME!r} would be the workflow's step image "
                                      f"{object_name(r.spec.name, STEP_IMAGE_NAME)!r}",

@@ -17,9 +17,9 @@ Steps of :func:`build_folder`:
    this process when only one is stale.
 5. check names — two specs with the same ``name`` would write the same folder: both are errors.
 6. write — each valid spec's output to ``<out root>/<name>/`` (``<name>-<env>/`` with an overlay),
-   atomically (:func:`tfspec.io.write.write_tree`), then the cache is saved (atomically). Staging
+   atomically (:func:`tfspec.base.atomic.write_tree`), then the cache is saved (atomically). Staging
    folders that killed builds left anywhere under the output root are removed first, cached specs or not.
-   A folder that is not an earlier output of the same spec (:func:`tfspec.io.outputs.check_replaceable`:
+   A folder that is not an earlier output of the same spec (:func:`tfspec.base.outputs.check_replaceable`:
    a user's folder, another spec's output, a folder holding a spec or the current folder) is never
    replaced: that spec is reported invalid at its ``name``, the others are written.
 
@@ -51,16 +51,18 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.atomic import remove_dead_staging, staging_prefix, write_tree
+from tfspec.base.errors import Diagnostic
+from tfspec.base.outputs import (MANIFEST, OutputPathError, Producer, Protected, check_protected, check_replaceable,
+                                 owned_output, protected_paths, resolve_protected, with_manifest)
+from tfspec.base.versions import TFSPEC_VERSION
 from tfspec.spec.files import FileProblem, read_regular_file
 from tfspec.spec.loader import MAX_FILE_BYTES
 
-from tfspec.compiler.versions import TFSPEC_VERSION
 from tfspec.compiler.naming import dist_name, placed_files
 from tfspec.compiler.project import find_project_file
-from .outputs import (OutputPathError, Producer, Protected, check_protected, check_replaceable, owned_output,
-                      protected_paths)
-from .write import MANIFEST, diff_tree, remove_dead_staging, staging_prefix, with_manifest, write_tree
+
+from .tree_diff import diff_tree
 
 __all__ = [
     "CACHE_FILE",
@@ -495,7 +497,8 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
         # reaches write_tree, so its staging folders would otherwise outlive every later build.
         remove_dead_staging(out_root)
     # no output folder may be, or hold, the current folder, the folder built, a spec or a project root
-    protected = protected_paths(specs, {find_project_file(spec) for spec in specs}) + [(root, f"the spec folder {root}")]
+    protected = resolve_protected(protected_paths(specs, {find_project_file(spec) for spec in specs})
+                                  + [(root, f"the spec folder {root}")])
 
     texts: dict[str, str] = {}
     keys: dict[str, str] = {}

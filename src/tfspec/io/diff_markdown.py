@@ -225,8 +225,19 @@ def _baseline(report: Any) -> dict[str, Any]:
 
 
 def _metrics(entry: dict[str, Any]) -> dict[str, Any]:
+    """A target's metrics, and with a released model (``targets[].released``) its figures in this run as
+    ``released.<metric>`` and ``released.worse_by`` (positive: the candidate is worse than the released one)."""
     metrics = entry.get("metrics")
-    return {k: v for k, v in metrics.items() if isinstance(k, str)} if isinstance(metrics, dict) else {}
+    out = {k: v for k, v in metrics.items() if isinstance(k, str)} if isinstance(metrics, dict) else {}
+    released = entry.get("released")
+    if isinstance(released, dict) and released.get("found") is True:
+        figures, change = released.get("metrics"), released.get("change")
+        metric = released.get("metric")
+        if isinstance(figures, dict) and isinstance(metric, str) and metric in figures:
+            out[f"released.{metric}"] = figures[metric]
+        if isinstance(change, dict) and "worse_by" in change:
+            out["released.worse_by"] = change["worse_by"]
+    return out
 
 
 def _gates(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -19,21 +19,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tfspec.base.outputs import MANIFEST
+from tfspec.compiler.images import built_reference
 from tfspec.compiler.naming import placed_files
 from tfspec.compiler.pipeline import compile_spec
 from tfspec.compiler.resolve import ResolvedSpec
-from tfspec.compiler.targets.common import image_reference, image_repository
+from tfspec.compiler.targets import Workload, target_image, target_kind, target_workload
 from tfspec.spec.files import FileProblem, read_regular_file
 
 from .batch import build_producer, discover_specs, output_dir_name
-from .write import MANIFEST, diff_tree
+from .tree_diff import diff_tree
 
-__all__ = ["FLEET_VERSION", "Gate", "FleetTarget", "FleetRow", "Fleet", "collect_fleet", "output_candidates"]
+__all__ = ["FLEET_VERSION", "Gate", "FleetTarget", "FleetRow", "Fleet", "collect_fleet", "fleet_target",
+           "output_candidates"]
 
 FLEET_VERSION = 1
 _GATE_UNITS = {"max_accuracy_drop": "", "min_accuracy": "", "max_size_kb": " KB", "max_latency_ms": " ms"}
@@ -51,6 +53,15 @@ class Gate:
 
 @dataclasses.dataclass(frozen=True)
 class FleetTarget:
+    """One target of a spec.
+
+    Attributes:
+        image: the image reference its manifests name, or what it ships when its kind builds no image (a
+            ``.tflite`` file, a model store folder); ``-`` when neither.
+        gpus: ``<GPUs>/<replica or worker> × <pods>`` (a ``min–max`` range when autoscaled); ``-`` when the
+            target runs no pods.
+    """
+
     name: str
     kind: str
     image: str
@@ -99,16 +110,6 @@ class Fleet:
                 "specs": [dataclasses.asdict(row) for row in self.rows]}
 
 
-_IMAGE_VERSION = re.compile(r'org\.opencontainers\.image\.version="([^"]+)"')
-
-
-def _image(files: Mapping[str, str], target: Any, repository: str) -> str:
-    """The image reference the rendered manifests name: ``repo:<version>-<content hash>``, the tag read from
-    the label the compiler put into the target's Dockerfile (one place computes it)."""
-    found = _IMAGE_VERSION.search(files.get(f"{target.name}/Dockerfile", ""))
-    return image_reference(repository, found.group(1)) if found else repository
-
-
 def _measured_gates(report: dict[str, Any] | None, target: str) -> dict[str, dict[str, Any]]:
     """A target's gates as the last run measured them, by name. report.json is untrusted input (a file in the
     dist folder anyone can edit): anything not shaped as ``run`` writes it is ignored, never a crash."""
@@ -120,7 +121,10 @@ def _measured_gates(report: dict[str, Any] | None, target: str) -> dict[str, dic
     return {g["name"]: g for g in gates if isinstance(g, dict) and isinstance(g.get("name"), str)}
 
 
-def _target(resolved: ResolvedSpec, target: Any, report: dict[str, Any] | None, files: Mapping[str, str]) -> FleetTarget:
+def fleet_target(resolved: ResolvedSpec, target: Any, report: dict[str, Any] | None,
+                 files: Mapping[str, str]) -> FleetTarget:
+    """One target's row, from what its kind says it builds and runs (``TargetKind.image``, ``workload``,
+    ``shipped``) and its gates as the last run measured them."""
     measured = _measured_gates(report, target.name)
     gates = []
     for name in _GATE_UNITS:
@@ -131,17 +135,21 @@ def _target(resolved: ResolvedSpec, target: Any, report: dict[str, Any] | None, 
         value = got.get("value") if isinstance(got.get("value"), (int, float)) and not isinstance(got.get("value"), bool) \
             else None
         gates.append(Gate(name, float(limit), value, got.get("passed") if isinstance(got.get("passed"), bool) else None))
-    if target.kind == "tf_serving":
-        image = _image(files, target, image_repository(resolved, target, target.kubernetes.image)) if target.kubernetes else "-"
-        replicas = target.kubernetes.replicas if target.kubernetes else 1
-        gpus = f"{target.gpus}/replica × {replicas}" if target.gpus else "0"
-    elif target.kind == "gpu_cluster":
-        image = _image(files, target, image_repository(resolved, target, target.image))
-        gpus = f"{target.gpus_per_worker}/worker × {target.workers}"
+    source, shipped = target_image(target), target_kind(target.kind).shipped
+    if source is not None:  # the reference its manifests name, as `tfspec images` builds it
+        image = built_reference(source.explicit, files[f"{target.name}/Dockerfile"])
     else:
-        image = target.filename or "-"
-        gpus = "-"
-    return FleetTarget(target.name, target.kind, image, gpus, tuple(gates))
+        image = shipped(resolved, target) if shipped is not None else "-"
+    return FleetTarget(target.name, target.kind, image, _gpus(target_workload(target)), tuple(gates))
+
+
+def _gpus(workload: Workload | None) -> str:
+    """``<GPUs>/<pod> × <pods>``, the pods as a range when an autoscaler sets them; ``-`` without pods."""
+    if workload is None:
+        return "-"
+    pods = str(workload.replicas) if workload.replicas == workload.max_replicas else \
+        f"{workload.replicas}–{workload.max_replicas}"
+    return f"{workload.gpus}/{workload.unit} × {pods}"
 
 
 _REPORT_BYTES = 64 * 1024 * 1024  # a run's report.json is kilobytes
@@ -210,7 +218,7 @@ def collect_fleet(root: str | Path, out_root: str | Path | None = None, dist_roo
             passed = report.get("passed") if isinstance(report.get("passed"), bool) else None
         sources = tuple(os.path.relpath(s) for s in resolved.sources)
         rows.append(FleetRow(str(spec), resolved.spec.name, resolved.spec.version, env,
-                             tuple(_target(resolved, t, report, result.files) for t in resolved.spec.targets),
+                             tuple(fleet_target(resolved, t, report, result.files) for t in resolved.spec.targets),
                              build, run, passed, tuple(w.format() for w in result.warnings), (), sources,
                              str(out_dir) if out_dir is not None else None,
                              str(dist_dir) if dist_dir is not None else None))

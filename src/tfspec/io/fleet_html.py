@@ -1,38 +1,28 @@
 """The fleet page: one self-contained HTML file (no scripts, no network) laid out from a :class:`Fleet`.
 
 Like the run report, every value is computed here and the template ``fleet/fleet.html.j2`` only lays it
-out (autoescaped: spec text cannot inject markup). ``write_fleet_html`` writes atomically.
+out (the one Jinja environment, :mod:`tfspec.base.templating`, escapes ``*.html.j2`` templates: spec text
+cannot inject markup). ``write_fleet_html`` writes atomically.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import jinja2
+from tfspec.base.outputs import OutputPathError
+from tfspec.base.templating import environment
+from tfspec.base.versions import TFSPEC_VERSION
 
-from .outputs import OutputPathError
 from .fleet import Fleet, FleetRow, Gate
-from tfspec.compiler.versions import TFSPEC_VERSION
 
 __all__ = ["render_fleet_html", "write_fleet_html", "fleet_context"]
 
 TEMPLATE = "fleet/fleet.html.j2"
 _STATE_CLASS = {"current": "pass", "stale": "fail", "not built": "warn", "invalid": "fail", "none": "neutral",
                 "-": "neutral"}
-
-
-@functools.cache
-def _environment() -> jinja2.Environment:
-    """HTML needs escaping, which the compiler's text environment (no autoescape) does not do."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(importlib.resources.files("tfspec.templates"))),
-        undefined=jinja2.StrictUndefined, autoescape=True, trim_blocks=True, lstrip_blocks=True,
-        keep_trailing_newline=True)
 
 
 def _number(value: float) -> str:
@@ -85,7 +75,7 @@ def _verdicts(fleet: Fleet) -> dict[str, str]:
 
 
 def render_fleet_html(fleet: Fleet) -> str:
-    return _environment().get_template(TEMPLATE).render(**fleet_context(fleet))
+    return environment().get_template(TEMPLATE).render(**fleet_context(fleet))
 
 
 _GENERATOR = b'<meta name="generator" content="tfspec '

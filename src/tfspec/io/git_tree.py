@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from tfspec.spec.errors import TfspecError
+from tfspec.base.errors import TfspecError
 from tfspec.spec.loader import cap
 
 __all__ = ["EXPORT_LIMIT", "LIMIT_VARIABLE", "GitError", "repository_root", "resolve_commit", "exported"]

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from tfspec.compiler.images import MODELS_DIR, WHEELS_DIR, ImageBuild
 from tfspec.compiler.targets.gpu_cluster import WHEEL
-from tfspec.compiler.versions import TFSPEC_VERSION
-from tfspec.spec.errors import EXIT_ERROR, TfspecError
+from tfspec.base.versions import TFSPEC_VERSION
+from tfspec.base.errors import EXIT_ERROR, TfspecError
 
 __all__ = ["BUILDERS", "ImagesError", "BuiltImage", "find_builder", "check_saved_models", "tfspec_wheel",
            "build_images", "write_contexts", "push_reference"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from tfspec.spec.errors import printable
+from tfspec.base.errors import printable
 from tfspec.spec.loader import ECHO_LIMIT, cap
 
 __all__ = ["code", "table", "details", "plural", "listing"]

@@ -35,7 +35,7 @@ import yaml
 
 from tfspec.compiler.naming import dist_name
 from tfspec.compiler.pipeline import CompileResult, compile_spec
-from tfspec.spec.errors import Diagnostic, TfspecError
+from tfspec.base.errors import Diagnostic, TfspecError
 from tfspec.spec.loader import load_yaml
 
 from .batch import discover_specs

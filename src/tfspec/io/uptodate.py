@@ -32,7 +32,7 @@ from tfspec.spec.loader import MAX_FILE_BYTES, decode_spec_bytes
 from tfspec.compiler.project import find_project_file
 
 from .batch import _cache_hit, build_producer, _dep_variables, _load_cache, _output_stats, _read_text, _save_cache, _sha256, input_key
-from .write import MANIFEST, manifest_text
+from tfspec.base.outputs import MANIFEST, manifest_text
 
 __all__ = ["UpToDate", "cached_build", "read_spec_bytes", "record_build"]
 

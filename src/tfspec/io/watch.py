@@ -32,7 +32,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tfspec.spec.errors import Diagnostic, TfspecError
+from tfspec.base.atomic import write_tree
+from tfspec.base.errors import Diagnostic, TfspecError
+from tfspec.base.outputs import MANIFEST, OutputPathError, protected_paths, read_manifest, with_manifest
 from tfspec.spec.files import FileProblem, read_regular_file
 from tfspec.spec.loader import MAX_FILE_BYTES
 
@@ -41,8 +43,6 @@ from tfspec.compiler.project import find_project_file
 
 from .batch import (SPEC_SUFFIXES, build_folder, build_producer, discover_specs, inside_output_folder, is_spec_text,
                     manifest_entries, output_dir_name, referenced_specs)
-from .outputs import OutputPathError, protected_paths
-from .write import MANIFEST, read_manifest, with_manifest, write_tree
 
 __all__ = ["SpecWatcher", "WatchPathError"]
 

@@ -8,7 +8,7 @@ kind), ``training`` (how a model is fitted), ``data`` (sources), ``architecture`
 
 from .kinds import (COMPRESSION_STEP_KINDS, MODEL_STEP_KINDS, STAGE_STEP_KIND, STEP_KIND_TABLE, STEP_KINDS, StepKind,
                     parse_params, register_step_kind, step_kind)
-from .model import PLAN_SCHEMA_VERSION, Plan, PlanError, SpecInfo, Step, canonical_json, fingerprint
+from .model import PLAN_SCHEMA_VERSION, Plan, PlanError, SpecInfo, Step, TargetInfo, canonical_json, fingerprint
 from .architecture import *  # noqa: F403 (the params models are the contract)
 from .architecture import __all__ as _architecture_all
 from .data import *  # noqa: F403
@@ -35,6 +35,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "SpecInfo",
+    "TargetInfo",
     "Step",
     "StepKind",
     "canonical_json",

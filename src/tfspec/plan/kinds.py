@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from .common import StepKind
-from .params import (BundleParams, DataParams, EvaluateParams, ExportParams, RenderParams, TfliteParams, TrainParams,
-                     UploadParams, VerifyParams, WarmupParams)
+from .params import (BundleParams, CompareParams, DataParams, EvaluateParams, ExportParams, ReleasedParams,
+                     RenderParams, TfliteParams, TrainParams, UploadParams, VerifyParams, WarmupParams)
 from .stages import STAGE_KINDS
 
 __all__ = ["StepKind", "STEP_KIND_TABLE", "STEP_KINDS", "MODEL_STEP_KINDS", "COMPRESSION_STEP_KINDS",
@@ -24,7 +24,8 @@ def _table() -> dict[str, StepKind]:
     kinds = (StepKind("data", DataParams), StepKind("train", TrainParams, makes_model=True), *STAGE_KINDS,
              StepKind("evaluate", EvaluateParams), StepKind("export", ExportParams), StepKind("warmup", WarmupParams),
              StepKind("tflite", TfliteParams), StepKind("verify", VerifyParams), StepKind("bundle", BundleParams),
-             StepKind("upload", UploadParams), StepKind("render", RenderParams, runs=False))
+             StepKind("upload", UploadParams), StepKind("released", ReleasedParams),
+             StepKind("compare", CompareParams), StepKind("render", RenderParams, runs=False))
     return {kind.name: kind for kind in kinds}
 
 

@@ -13,11 +13,13 @@ from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError, mod
 from .common import Params
 from .kinds import STEP_KIND_TABLE, parse_params, step_kind
 
-__all__ = ["PLAN_SCHEMA_VERSION", "PlanError", "SpecInfo", "Step", "Plan", "canonical_json", "fingerprint"]
+__all__ = ["PLAN_SCHEMA_VERSION", "PlanError", "SpecInfo", "TargetInfo", "Step", "Plan", "canonical_json",
+           "fingerprint"]
 
-# 2: typed params per step kind, `root`, `spec.file` and `spec.dist_name`.
-# 3: params typed all the way down (model, layers, fit, optimizer, schedule, source, storage, gates, teacher).
-PLAN_SCHEMA_VERSION = 3
+# 2: typed params per step kind, `root`, `spec.file` and `spec.dist_name`; 3: the train step's `metric`, and
+# `targets` (each target's name and kind); 4: params typed all the way down (model, layers, fit, optimizer,
+# schedule, source, storage, gates, android, teacher).
+PLAN_SCHEMA_VERSION = 4
 
 
 class PlanError(ValueError):
@@ -58,6 +60,18 @@ class SpecInfo(_Frozen):
     environment: str | None
     file: str | None
     dist_name: str
+
+
+class TargetInfo(_Frozen):
+    """A target of the spec, as the runtime names it (the report's rows say its kind).
+
+    Attributes:
+        name: the target's ``name``.
+        kind: its ``kind`` (``tflite``, ``tf_serving``, ``kserve``, ...).
+    """
+
+    name: str
+    kind: str
 
 
 class Step(_Frozen):
@@ -115,6 +129,8 @@ class Plan(_Frozen):
         spec: which spec it came from.
         root: the folder relative input paths (data, builders, teachers) are resolved against, relative to
             the folder of ``plan.json``; None when compiled without an output folder (the caller says).
+        targets: the spec's targets with their kinds, in spec order (the report's rows say each one's
+            kind from here). Not part of any fingerprint.
         steps: the steps.
     """
 
@@ -123,6 +139,7 @@ class Plan(_Frozen):
     runtime_versions: dict[str, str]
     spec: SpecInfo
     root: str | None
+    targets: tuple[TargetInfo, ...] = ()
     steps: tuple[Step, ...]
 
     # Convenience views kept from the first plan type.
@@ -148,6 +165,10 @@ class Plan(_Frozen):
                 return step
         raise KeyError(step_id)
 
+    def target_kind(self, name: str) -> str | None:
+        """The kind of the target named ``name`` (None when the plan does not record it)."""
+        return next((t.kind for t in self.targets if t.name == name), None)
+
     def model_step_id(self) -> str:
         """Id of the step producing the final Keras model (the last compression stage, or ``train``)."""
         return [s.id for s in self.steps if step_kind(s.kind).makes_model][-1]
@@ -159,6 +180,7 @@ class Plan(_Frozen):
             "runtime_versions": dict(self.runtime_versions),
             "spec": self.spec.model_dump(mode="json"),
             "root": self.root,
+            "targets": [t.model_dump(mode="json") for t in self.targets],
             "steps": [s.to_json() for s in self.steps],
         }
 

@@ -36,6 +36,13 @@ __all__ = [
     "SavedModelVerifyParams",
     "AssetPackParams",
     "AndroidParams",
+    "ReleasedGateParams",
+    "CompareParams",
+    "ReleasedFile",
+    "ContractInput",
+    "ContractParams",
+    "ReleasedParams",
+    "MODEL_INFO_FILES",
     "TfliteBundleParams",
     "SavedModelBundleParams",
     "UploadParams",
@@ -191,6 +198,103 @@ GATE_NAMES: tuple[str, ...] = tuple(GatesParams.model_fields)
 class TfliteGatesParams(GatesParams):
     gpu_delegable: bool
     """No op of the ``.tflite`` may fall back from the GPU delegate to the CPU."""
+class ReleasedGateParams(Params):
+    """The ``gates.vs_released`` limits (None: that gate is not set); see ``spec.released.ReleasedGates``."""
+
+    max_accuracy_drop: float | None
+    min_accuracy_gain: float | None
+    max_error_increase: float | None
+    min_error_decrease: float | None
+    max_size_growth_percent: float | None
+    max_latency_growth_percent: float | None
+
+
+MODEL_INFO_FILES: dict[str, str] = {"saved_model": "assets.extra/tfspec_model_info.json", "tflite": "model_info.json"}
+"""Where a bundle records its input contract and normalisation, per artifact: inside an exported SavedModel
+(TF Serving reads nothing in ``assets.extra`` but warm-up records), beside a bundled ``.tflite``. The runtime
+writes them; the compiler looks for them in a released model."""
+
+
+class ReleasedFile(Params):
+    """One file of the released model and what identifies its content."""
+
+    name: str
+    """Relative to the released model's ``location``."""
+    size: int
+    digest: str
+    """sha256 of a local file; the ETag (S3) or generation (GCS) of an object in a store."""
+
+
+class ContractInput(Params):
+    """One input the candidate's served signature (or ``.tflite``) takes."""
+
+    name: str
+    dtype: str
+    """The element type (a ``.tflite``'s may differ: its quantization parameters say how to feed it)."""
+    shape: list[int]
+    """One example's shape, without the batch axis."""
+
+
+class ContractParams(Params):
+    """The candidate's input contract, which the released model must take to be compared with it."""
+
+    signature: str | None
+    """The SavedModel signature the candidate serves; None for a ``.tflite``."""
+    inputs: list[ContractInput]
+    output_key: str | None
+    """The signature output verify reads; None: a ``.tflite``'s one output (or the model's only one)."""
+    input_contract: Literal["raw", "preprocessed"]
+    """``raw``: the preprocessing runs inside the model (``data.preprocessing.in_model``)."""
+
+
+class ReleasedParams(Params):
+    """``released``: the target's released model copied into the cache (a store version downloaded), its files
+    checked against the identity the build recorded, and its input contract checked against the candidate's."""
+
+    artifact: Literal["saved_model", "tflite"]
+    location: str
+    """A local folder (relative to the plan root, or absolute) or the store version's URL (``s3://b/p/2``)."""
+    endpoint_url: str | None
+    """The model store's S3-compatible endpoint (None: AWS, or GCS with the client's own endpoint)."""
+    description: str
+    version: int | None
+    """The store version (None for a dist folder, SavedModel or ``.tflite`` path)."""
+    files: list[ReleasedFile]
+    """Every file of the released model (sorted by name): what the build found, and what the run must find."""
+    model_file: str
+    """The ``.tflite`` among ``files`` (``saved_model.pb`` for a SavedModel)."""
+    model_info: str | None
+    """The model-info file among ``files`` (``MODEL_INFO_FILES``); None: the input contract is assumed."""
+    contract: ContractParams
+    key_path: list[str | int]
+    """``targets[i].released``: where a problem with the released model points in the spec."""
+
+
+class CompareParams(Params):
+    """``compare``: the candidate and the target's released model measured on the same test split with the same
+    code (``verify``'s), their latencies timed alternately; the ``vs_released`` gates. A step of its own, so the
+    candidate's ``verify`` and ``bundle`` (and the image tags derived from it) do not depend on the released model."""
+
+    artifact: Literal["tflite", "saved_model"]
+    metric: QualityMetric
+    found: bool
+    """False: no released model was found and the spec allows a first release; nothing is measured."""
+    description: str
+    """Where the released model is (``s3://models/digits version 2``), or where none was found."""
+    gates: ReleasedGateParams
+    raw_inputs: bool
+    """The models take raw examples (``data.preprocessing.in_model``)."""
+    filename: str | None
+    """A ``.tflite`` candidate: its file in the ``tflite`` step's entry."""
+    xnnpack: bool
+    """As :attr:`TfliteParams.xnnpack` (the candidate's kernels)."""
+    output_key: str | None
+    """As :attr:`TfliteVerifyParams.output_key`."""
+    input_name: str | None
+    """A SavedModel candidate: as :attr:`SavedModelVerifyParams.input_name`."""
+    output_name: str | None
+    signature: str | None
+    """A SavedModel candidate: the signature measured (None for a ``.tflite``)."""
 
 
 class TfliteVerifyParams(Params):

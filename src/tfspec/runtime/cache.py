@@ -3,7 +3,7 @@
 An entry appears only when its step finished: outputs are written to a temporary folder beside the
 cache and renamed into place, so a failed or killed step never leaves a partial entry. The cache folder
 carries a ``CACHEDIR.TAG`` (backup tools skip it; ``--cache-dir`` accepts a tagged folder, see
-:func:`tfspec.io.outputs.check_cache_folder`). This module does not import TensorFlow (``tfspec plan`` uses
+:func:`tfspec.base.outputs.check_cache_folder`). This module does not import TensorFlow (``tfspec plan`` uses
 it to show cache state).
 """
 
@@ -17,8 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tfspec.io.outputs import CACHE_TAG, CACHE_TAG_TEXT
-from tfspec.io.write import remove_dead_staging, staging_prefix
+from tfspec.base.outputs import CACHE_TAG, CACHE_TAG_TEXT
+from tfspec.base.atomic import remove_dead_staging, staging_prefix
 
 __all__ = ["StepCache", "default_cache_dir", "COMPLETE_MARKER"]
 
@@ -53,7 +53,7 @@ class StepCache:
         """Delete scratch folders left by killed runs (their process is gone); returns their names.
 
         A scratch folder is named ``.<fingerprint[:12]>.<pid>-<start>.<random>.tmp``; one whose process
-        still runs belongs to a run in progress and is kept (see :func:`tfspec.io.write.owner_alive`).
+        still runs belongs to a run in progress and is kept (see :func:`tfspec.base.processes.owner_alive`).
         """
         return remove_dead_staging(self.root)
 

@@ -1,10 +1,10 @@
 """The catalogue of tf_keras layers and their constructor arguments, read from tf_keras itself.
 
-``spec/keras_layers.json`` is this module's output, committed so that ``build`` validates any tf_keras
-layer's arguments without importing TensorFlow (``tfspec.spec.catalogue`` reads it). Regenerate it after a
+``base/keras_layers.json`` is this module's output, committed so that ``build`` validates any tf_keras
+layer's arguments without importing TensorFlow (``tfspec.base.catalogue`` reads it). Regenerate it after a
 tf_keras upgrade with::
 
-    python -m tfspec.runtime.catalogue --out src/tfspec/spec/keras_layers.json
+    python -m tfspec.runtime.catalogue --out src/tfspec/base/keras_layers.json
 
 A test fails when the committed file differs from what the installed tf_keras gives.
 """
@@ -23,7 +23,7 @@ from .tf import import_tf
 
 __all__ = ["COMMAND", "EXCLUDED", "catalogue", "catalogue_text", "layer_type_name", "main"]
 
-COMMAND = "python -m tfspec.runtime.catalogue --out src/tfspec/spec/keras_layers.json"
+COMMAND = "python -m tfspec.runtime.catalogue --out src/tfspec/base/keras_layers.json"
 
 # Not describable as data: base classes, cells (they go inside an RNN), arbitrary code, feature columns.
 EXCLUDED = frozenset({

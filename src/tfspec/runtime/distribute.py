@@ -18,7 +18,7 @@ Kinds (the plan's ``DistributionParams``, ``fit.distribution``):
 * ``mirrored``: ``MirroredStrategy`` over ``devices`` (``GPU:0``, ``CPU:1``...), or every visible GPU, or
   the CPU when there is none.
 * ``multi_worker_mirrored``: ``MultiWorkerMirroredStrategy``; the cluster comes from ``TF_CONFIG`` or the
-  Indexed Job variables (:mod:`tfspec.compiler.tf_config`, the contract the gpu_cluster manifests use).
+  Indexed Job variables (:mod:`tfspec.base.tf_config`, the contract the gpu_cluster manifests use).
   A peer that disappears is detected by TensorFlow's coordination service (heartbeats, limits in
   :class:`PeerTimeouts`), so a surviving worker fails within a bounded time instead of waiting forever in
   a collective, and a worker whose peers never start gives up after the start-up limit.
@@ -38,9 +38,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.tf_config import ENV_COMPLETION_INDEX, ENV_TF_CONFIG, ENV_WORKER_HOSTS, tf_config_from_environment
+from tfspec.base.tf_config import ENV_COMPLETION_INDEX, ENV_TF_CONFIG, ENV_WORKER_HOSTS, tf_config_from_environment
+from tfspec.base.errors import TfspecError
 from tfspec.plan import DistributionParams
-from tfspec.spec.errors import TfspecError
 
 from .errors import StepError
 from .tf import import_tf

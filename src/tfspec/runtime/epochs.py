@@ -1,7 +1,7 @@
 """Per-epoch reports from training to whoever listens in this process (``tfspec search`` prunes with them).
 
 The ``train`` step adds :func:`epoch_callbacks` to its ``fit``; with no observer installed it is a no-op.
-An observer may raise a :class:`~tfspec.spec.errors.TfspecError` to stop the step: the step's scratch
+An observer may raise a :class:`~tfspec.base.errors.TfspecError` to stop the step: the step's scratch
 folder is then removed and nothing enters the cache.
 """
 

@@ -11,7 +11,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 
-from tfspec.spec.errors import EXIT_ERROR, TfspecError, format_path
+from tfspec.base.errors import EXIT_ERROR, TfspecError, format_path
 
 __all__ = ["StepError", "DataError", "ModelError", "StepFailed", "Locator", "reported_as_step_errors"]
 

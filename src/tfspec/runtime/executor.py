@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.io.outputs import Producer, Protected, check_replaceable
-from tfspec.io.write import (MANIFEST, OutputPathError, check_output_path, manifest_json, recover_interrupted_swap,
-                             remove_dead_staging, staging_prefix, swap_into_place)
+from tfspec.base.atomic import recover_interrupted_swap, remove_dead_staging, staging_prefix, swap_into_place
+from tfspec.base.outputs import (MANIFEST, OutputPathError, Producer, Protected, check_output_path, check_replaceable,
+                                 manifest_json)
 from tfspec.plan import MODEL_STEP_KINDS, PLAN_FILE, Plan, Step, step_kind
 
 from .cache import StepCache, default_cache_dir
@@ -160,7 +160,7 @@ def _remove_dead_dist_staging(dist_dir: Path) -> list[str]:
 def _write_dist(dist_dir: Path, fill: Callable[[Path], None], producer: Producer,
                 protected: tuple[Protected, ...] = ()) -> None:
     """Fill a staging folder, add ``manifest.json`` and swap it with ``dist_dir`` in one step (only where
-    :func:`tfspec.io.outputs.check_replaceable` allows it)."""
+    :func:`tfspec.base.outputs.check_replaceable` allows it)."""
     check_replaceable(dist_dir, producer, protected, option="--dist-dir")
     dist_dir = Path(dist_dir).absolute()
     dist_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -145,8 +145,7 @@ def fit_model(model: Any, data: Dataset, *, fit: FitParams, epochs: int, quiet: 
     _, keras = import_tf()
     loss = fit.loss.kind
     batch_size = distributed.global_batch_size(fit.batch_size) if distributed else fit.batch_size
-    train = data.batches("train", batch_size=batch_size, loss=loss, training=True, seed=fit.seed,
-                         shuffle_buffer=fit.shuffle_buffer, augmentation=fit.augmentation, distributed=distributed)
+    train = data.batches("train", batch_size=batch_size, loss=loss, training=fit, distributed=distributed)
     validation = None
     if data.has_validation:
         validation = data.batches("val", batch_size=batch_size, loss=loss, distributed=distributed)

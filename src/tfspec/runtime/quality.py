@@ -2,8 +2,9 @@
 
 One function for every stage (trained model, each compression stage, each target's artifact), so the
 numbers in a gate are comparable. Two metrics exist: ``accuracy`` for classifiers (higher is better)
-and ``mae``, the mean absolute error, for regression (lower is better). The plan picks one per spec
-(``compiler.plan.quality_metric``) and names it everywhere a value is shown.
+and ``mae``, the mean absolute error, for regression (lower is better). The compiler picks one per spec
+(``compiler.plan.quality_metric``) and names it in the train and evaluate steps' params; every value shown
+names it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 __all__ = ["ERROR_METRICS", "CHANCE_MARGIN", "LATENCY_SAMPLES", "NAIVE_BASELINE_GATE", "is_error_metric", "quality",
            "predicted_classes", "confusion_matrix", "per_class", "chance_level", "naive_baseline", "beats",
-           "percentiles", "time_single_calls", "machine_load", "LATENCY_REPEATS", "LATENCY_METHOD"]
+           "percentiles", "time_single_calls", "time_alternating", "machine_load", "LATENCY_REPEATS", "LATENCY_METHOD"]
 
 # Metrics where lower is better: their gates bound an increase, not a drop.
 ERROR_METRICS = frozenset({"mae"})
@@ -138,3 +139,19 @@ def time_single_calls(call: Callable[[np.ndarray], Any], x: np.ndarray, samples:
             best = min(best, time.perf_counter() - start)
         latencies.append(best)
     return latencies
+
+
+def time_alternating(timers: list[Callable[[Any], float]], xs: list[Any], samples: int = LATENCY_SAMPLES,
+                     repeats: int = LATENCY_REPEATS) -> list[list[float]]:
+    """Seconds of several models on the first ``samples`` examples, timed alternately: for each example the
+    fastest of ``repeats`` calls of the first model, then of the second, ...; a change of the machine's load
+    during the timing hits every model alike (a candidate and the released model it is compared with).
+    ``timers[k](example) → seconds`` times one call on one example of ``xs[k]`` (an array, or a dict of arrays
+    by input name), so each model is timed as it is timed alone."""
+    counts = [len(next(iter(x.values()))) if isinstance(x, dict) else len(x) for x in xs]
+    out: list[list[float]] = [[] for _ in timers]
+    for i in range(min([*counts, samples])):
+        for k, (timer, x) in enumerate(zip(timers, xs)):
+            sample = {name: v[i:i + 1] for name, v in x.items()} if isinstance(x, dict) else x[i:i + 1]
+            out[k].append(min(timer(sample) for _ in range(repeats)))
+    return out

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tfspec.plan import Plan, Step, step_kind
-from tfspec.spec.errors import EXIT_ERROR, TfspecError
+from tfspec.base.errors import EXIT_ERROR, TfspecError
 
 from .cache import COMPLETE_MARKER, StepCache
 from .errors import StepError

@@ -6,7 +6,11 @@ and since the ``evaluate`` step: ``metric`` (``accuracy`` or ``mae``), ``stages`
 each compression stage's model, measured on the test split), ``class_counts``, ``model_summary``,
 ``machine`` (where latencies were measured) and ``warnings`` (e.g. a model at chance level); since the
 naive baseline (``training.naive_baseline``): ``naive_baseline`` (its predictor and test-split value, the
-models no better than it) and ``model_checks`` (each model step that missed it: ``passed`` is false).
+models no better than it) and ``model_checks`` (each model step that missed it: ``passed`` is false); since
+released models (``targets[].released``): each target's ``released`` (the ``compare`` step's: ``found``; its
+``description``, ``version``, ``contract``, its ``metrics``, ``per_class`` and ``confusion`` on the same test
+split, the ``candidate``'s figures timed beside it and ``candidate_per_class``, the ``change``), its
+``vs_released.*`` gates among the target's ``gates``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from .tf import installed_versions
 __all__ = ["REPORT_FILE", "build_report", "missed_gates", "machine"]
 
 REPORT_FILE = "report.json"
+# gates judged on latencies measured on this machine (the load warning names their targets)
+_LATENCY_GATES = ("max_latency_ms", "vs_released.max_latency_growth_percent")
 
 
 def _artifact(plan: Plan, target: str, kind: str) -> str | None:
@@ -67,6 +73,8 @@ def _latency_load(evaluation: dict[str, Any] | None, targets: dict[str, Any]) ->
     figures = [((evaluation or {}).get("baseline") or {}).get("latency_ms") or {}]
     figures += [{"load_1m": t["metrics"].get("latency_load_1m"), "cores": t["metrics"].get("latency_cores")}
                 for t in targets.values()]
+    figures += [{"load_1m": t["released"].get("latency_load_1m"), "cores": t["released"].get("latency_cores")}
+                for t in targets.values() if t.get("released")]
     loads = [f for f in figures if f.get("load_1m") is not None]
     if not loads:
         return None
@@ -77,12 +85,15 @@ def _latency_load(evaluation: dict[str, Any] | None, targets: dict[str, Any]) ->
 def _load_warning(load: dict[str, Any] | None, targets: dict[str, Any]) -> list[str]:
     """A warning when a latency gate was judged on a machine busier than its cores (the load is recorded
     in ``machine.latency_load`` and each target's metrics either way)."""
-    gated = sorted(name for name, t in targets.items() if any(g["name"] == "max_latency_ms" for g in t["gates"]))
+    gated = sorted(name for name, t in targets.items()
+                   if any(g["name"] in _LATENCY_GATES for g in t["gates"]))
+    names = sorted({g["name"] for t in targets.values() for g in t["gates"] if g["name"] in _LATENCY_GATES})
     if not gated or not load or not load.get("cores") or load["load_1m"] <= load["cores"]:
         return []
     return [f"latencies were measured at a load average of {load['load_1m']} on {load['cores']} cores: other "
             "processes competed for the CPU, so the figures (each example's fastest of several calls) may still be "
-            f"high; the max_latency_ms gate of {', '.join(gated)} judged this machine's load, not only the model "
+            f"high; the {' and '.join(names)} gate{'s' if len(names) > 1 else ''} of {', '.join(gated)} judged this "
+            "machine's load, not only the model "
             "(see docs/troubleshooting.md)"]
 
 
@@ -122,7 +133,8 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
         if baseline is None:
             baseline = verified["baseline"]
         targets[step.target] = {
-            "kind": "tflite" if verified["artifact"] == "tflite" else "tf_serving",
+            # the target's kind as the plan records it (a plan built without its targets: what was verified)
+            "kind": plan.target_kind(step.target) or verified["artifact"],
             "artifact": _artifact(plan, step.target, verified["artifact"]),
             "metrics": verified["metrics"],
             "gates": verified["gates"],
@@ -132,6 +144,13 @@ def build_report(plan: Plan, records: list[dict[str, Any]], outputs: dict[str, d
             "per_class": verified.get("per_class"),
             "accelerators": verified.get("accelerators"),
         }
+    for step in plan.steps:  # a target's comparison with its released model, and its vs_released gates
+        if step.kind == "compare" and step.target in targets:
+            compared = outputs[step.id]
+            target = targets[step.target]
+            target["released"] = {k: v for k, v in compared.items() if k not in ("gates", "passed")}
+            target["gates"] = [*target["gates"], *compared["gates"]]
+            target["passed"] = target["passed"] and compared["passed"]
     evaluation = next((outputs[s.id] for s in plan.steps if s.kind == "evaluate" and s.id in outputs), None)
     if baseline is None and evaluation is not None:
         baseline = evaluation["baseline"]

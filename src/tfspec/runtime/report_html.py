@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.templating import environment
+from tfspec.base.templating import environment
 from tfspec.plan import COMPRESSION_STEP_KINDS, MODEL_STEP_KINDS
-from tfspec.spec.errors import TfspecError
+from tfspec.base.errors import TfspecError
 
 __all__ = ["REPORT_JSON", "REPORT_HTML", "ReportError", "load_report", "report_context", "render_report_html",
            "write_report_html"]
@@ -63,7 +63,8 @@ def _ratio(baseline: Any, value: Any) -> str:
 def _gate_limit(name: str, limit: Any) -> str:
     if limit is None:
         return "n/a"
-    units = {"max_size_kb": " KiB", "max_latency_ms": " ms"}
+    units = {"max_size_kb": " KiB", "max_latency_ms": " ms", "vs_released.max_size_growth_percent": " %",
+             "vs_released.max_latency_growth_percent": " %"}
     return f"{float(limit):g}{units.get(name, '')}"
 
 
@@ -189,6 +190,45 @@ def _target_rows(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str,
     return rows
 
 
+def _released_rows(targets: Mapping[str, Mapping[str, Any]], metric: str, labels: list[str]) -> list[dict[str, Any]]:
+    """Each target beside its released model (``targets[].released``): the figures of both on the same test
+    split, the change (``worse by`` > 0: the candidate is worse), the ``vs_released`` gates, per class."""
+    rows = []
+    for name, target in targets.items():
+        released = target.get("released")
+        if not isinstance(released, Mapping):
+            continue
+        if not released.get("found"):
+            rows.append({"name": str(name), "found": False, "description": str(released.get("description", ""))})
+            continue
+        candidate, old = released.get("candidate") or {}, released.get("metrics") or {}
+        change = released.get("change") or {}
+        figures = [
+            (metric, _fmt(candidate.get("value"), ".4f"), _fmt(old.get("value"), ".4f"),
+             f"worse by {_fmt(change.get('worse_by'), '+.4f')}"),
+            ("size", _kb(candidate.get("size_bytes")), _kb(old.get("size_bytes")),
+             f"{_fmt(change.get('size_growth_percent'), '+.1f')} %"),
+            ("gzipped", _kb(candidate.get("gzip_bytes")), _kb(old.get("gzip_bytes")), ""),
+            ("latency p50 (ms)", _fmt(candidate.get("latency_ms_p50"), ".3g"), _fmt(old.get("latency_ms_p50"), ".3g"), ""),
+            ("latency p95 (ms)", _fmt(candidate.get("latency_ms_p95"), ".3g"), _fmt(old.get("latency_ms_p95"), ".3g"),
+             f"{_fmt(change.get('latency_growth_percent'), '+.1f')} %"),
+        ]
+        ours, theirs = released.get("candidate_per_class") or [], released.get("per_class") or []
+        classes = [{"label": labels[k] if k < len(labels) else str(k),
+                    "precision": _fmt(ours[k].get("precision"), ".3f"), "released_precision": _fmt(theirs[k].get("precision"), ".3f"),
+                    "recall": _fmt(ours[k].get("recall"), ".3f"), "released_recall": _fmt(theirs[k].get("recall"), ".3f"),
+                    "support": ours[k].get("support")}
+                   for k in range(min(len(ours), len(theirs)))]
+        gates = [{"name": str(g.get("name")), "limit": _gate_limit(str(g.get("name")), g.get("limit")),
+                  "value": _fmt(g.get("value"), ".4g"), "passed": bool(g.get("passed"))}
+                 for g in target.get("gates") or [] if str(g.get("name", "")).startswith("vs_released.")]
+        rows.append({"name": str(name), "found": True, "description": str(released.get("description", "")),
+                     "contract": str(released.get("contract", "")),
+                     "figures": [{"what": w, "candidate": c, "released": r, "change": d} for w, c, r, d in figures],
+                     "gates": gates, "classes": classes})
+    return rows
+
+
 def report_context(report: Mapping[str, Any], charts: bool = True) -> dict[str, Any]:
     """Everything the template shows, computed and formatted (``charts=False`` skips the images)."""
     from . import report_charts
@@ -257,6 +297,7 @@ def report_context(report: Mapping[str, Any], charts: bool = True) -> dict[str, 
             "baseline": {"accuracy": _fmt(baseline.get("value"), ".4f"), "size": _kb(baseline.get("size_bytes")),
                          "p50": _fmt(latency.get("p50"), ".3g"), "p95": _fmt(latency.get("p95"), ".3g")},
             "targets": _target_rows(baseline, targets),
+            "released": _released_rows(targets, metric, labels),
             "targets_image": report_charts.targets_png(baseline, targets, reference) if charts and targets else "",
             "stages": _stage_rows(stages, targets) if stages else [],
             "size_image": report_charts.size_accuracy_png(_size_points(stages, targets), metric)

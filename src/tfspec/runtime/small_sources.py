@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tfspec.compiler.locations import is_object_store, local_path
+from tfspec.base.locations import is_object_store, local_path
 from tfspec.plan import CsvSourceParams, NpzSourceParams, SklearnDigitsSourceParams
 from tfspec.runtime.errors import DataError
 from tfspec.runtime.data_source import DataSource

@@ -82,7 +82,7 @@ def _is_object(path: Any) -> bool:
 
 def _object_record_batches(url: bytes, storage_json: bytes, batch: int) -> Any:
     """``(indices, records)`` of one TFRecord object, ``batch`` records at a time, read in order."""
-    from tfspec.compiler.locations import filesystem
+    from tfspec.base.locations import filesystem
 
     location = url.decode()
     storage = StorageParams.model_validate_json(storage_json) if storage_json else None
@@ -114,7 +114,7 @@ def _read_bytes(path: Any, remote: bool, storage: StorageParams | None) -> Any:
     tf, _ = import_tf()
 
     def read_object(url: Any) -> Any:
-        from tfspec.compiler.locations import filesystem
+        from tfspec.base.locations import filesystem
 
         location = url.numpy().decode()
         return filesystem(location, storage).cat_file(location.split("://", 1)[1])

@@ -17,10 +17,12 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from tfspec.compiler.locations import filesystem, is_object_store, list_objects
+from typing import Any
+
+from tfspec.base.locations import StorageAccess, filesystem, is_object_store, list_objects
 from tfspec.plan import StorageParams
 
-__all__ = ["STAGING_LIMIT", "StagingError", "local_location", "staged"]
+__all__ = ["STAGING_LIMIT", "StagingError", "local_location", "staged", "download"]
 
 STAGING_LIMIT = 16 * 2 ** 30
 """Largest SavedModel folder (bytes, by its listing) staged from an object store."""
@@ -52,24 +54,32 @@ def staged(root: Path, location: str, storage: StorageParams | None) -> Iterator
     objects = list_objects(base, storage, folder=True)
     if not objects:
         raise StagingError(f"no object under {location}")
+    folder = Path(tempfile.mkdtemp(prefix="tfspec-staged-"))
+    try:
+        download(location, objects, storage, folder)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def download(location: str, objects: list[dict[str, Any]], storage: StorageAccess | None, folder: Path) -> None:
+    """Copy ``objects`` (a :func:`list_objects` listing of the folder ``location``) into ``folder``, each under
+    its name relative to ``location``: refused before the first byte when they exceed the staging limit, and
+    each object must arrive with the size the listing gave."""
+    base = location.rstrip("/")
     total = sum(o["size"] for o in objects)
     if total > _limit():
         raise StagingError(f"{location} holds {total} bytes, more than the staging limit of {_limit()} "
                            "(TFSPEC_STAGING_LIMIT)")
     fs = filesystem(location, storage)
     scheme = base[:base.index("://") + 3]
-    folder = Path(tempfile.mkdtemp(prefix="tfspec-staged-"))
-    try:
-        for entry in objects:
-            relative = entry["url"][len(base) + 1:]
-            if not relative or relative.startswith("/") or ".." in Path(relative).parts:
-                raise StagingError(f"unexpected object name {entry['url']} under {location}")
-            target = folder / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fs.get_file(entry["url"][len(scheme):], str(target))
-            if target.stat().st_size != entry["size"]:
-                raise StagingError(f"{entry['url']}: {target.stat().st_size} bytes arrived, the listing says "
-                                   f"{entry['size']}")
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    for entry in objects:
+        relative = entry["url"][len(base) + 1:]
+        if not relative or relative.startswith("/") or ".." in Path(relative).parts:
+            raise StagingError(f"unexpected object name {entry['url']} under {location}")
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(entry["url"][len(scheme):], str(target))
+        if target.stat().st_size != entry["size"]:
+            raise StagingError(f"{entry['url']}: {target.stat().st_size} bytes arrived, the listing says "
+                               f"{entry['size']}")

@@ -23,9 +23,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import TextIO
 
-from tfspec.compiler.versions import RUNTIME_VERSIONS
-from tfspec.io.write import remove_dead_staging, staging_prefix
-from tfspec.spec.errors import TfspecError
+from tfspec.base.versions import RUNTIME_VERSIONS
+from tfspec.base.atomic import remove_dead_staging, staging_prefix
+from tfspec.base.errors import TfspecError
 
 __all__ = ["import_tf", "tf_loaded", "reset_random_state", "RuntimeVersionError", "installed_versions", "check_versions",
            "tensorflow_output", "TENSORFLOW_LOG"]

@@ -3,7 +3,7 @@
 Every worker of a gpu_cluster job runs the same command. Each one
 
 1. reads its cluster from ``TF_CONFIG`` (TFJob), or derives it from ``JOB_COMPLETION_INDEX`` and
-   ``TFSPEC_WORKER_HOSTS`` (JobSet, Indexed Job) with :func:`tfspec.compiler.tf_config.tf_config_from_environment`,
+   ``TFSPEC_WORKER_HOSTS`` (JobSet, Indexed Job) with :func:`tfspec.base.tf_config.tf_config_from_environment`,
    the same contract the manifests are rendered from;
 2. runs the training part of the plan (the ``train`` step and the steps it reads, i.e. ``data``) under
    ``MultiWorkerMirroredStrategy``; the train step gets its strategy from :mod:`tfspec.runtime.distribute`;
@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.compiler.tf_config import ENV_TF_CONFIG, tf_config_from_environment
+from tfspec.base.tf_config import ENV_TF_CONFIG, tf_config_from_environment
 from tfspec.plan import Plan, Step, TrainParams
 
 from .cache import StepCache, default_cache_dir
@@ -94,14 +94,17 @@ def run_worker(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path 
     assert isinstance(train.params, TrainParams)
     distribution = train.params.fit.distribution
     kind = distribution.kind
-    if kind != "multi_worker_mirrored":
-        raise StepError(("training", "distribution", "kind"),
-                        f"worker mode trains with multi_worker_mirrored, this spec asks for {kind}",
-                        "set training.distribution.kind: multi_worker_mirrored, or run without --worker"
-                        ).locate(run.locate)
     tf_config = tf_config_from_environment(environ)
     expected = distribution.workers
     size = sum(len(tf_config["cluster"].get(job, [])) for job in ("chief", "worker"))
+    if kind != "multi_worker_mirrored" and size > 1:
+        # one worker alone may train with any strategy (e.g. placement over its GPUs); several train one
+        # model together only with MultiWorkerMirroredStrategy
+        raise StepError(("training", "distribution", "kind"),
+                        f"{size} workers train one model together only with multi_worker_mirrored, "
+                        f"this spec asks for {kind}",
+                        "set training.distribution.kind: multi_worker_mirrored, or run one worker"
+                        ).locate(run.locate)
     if expected is not None and size != expected:
         raise StepError(("training", "distribution", "workers"),
                         f"the spec trains on {expected} workers, the cluster in the environment has {size}: "

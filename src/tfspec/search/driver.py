@@ -31,7 +31,7 @@ import optuna
 from tfspec.compiler.pipeline import CompileResult, compile_document, compile_spec, resolve_expanded
 from tfspec.compiler.search import (SEARCHED_ENV, parse_key_path, resolve_overlaid, study_content, study_name,
                                    trial_document)
-from tfspec.spec.errors import Diagnostic, SpecError, TfspecError
+from tfspec.base.errors import Diagnostic, SpecError, TfspecError
 from tfspec.spec.search import Choice, FloatRange, IntRange, Minimize, Search
 
 __all__ = ["SearchOutcome", "TrialRecord", "run_search", "default_storage", "search_dir", "open_study",

@@ -8,17 +8,15 @@ the gates drawn (inline SVG: no images, no scripts). This module computes every 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import importlib.resources
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import yaml
 
+from tfspec.base.templating import environment
 from tfspec.compiler.search import SEARCHED_ENV
 
 from .driver import SearchOutcome, TrialRecord
@@ -126,15 +124,8 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-@functools.cache
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(importlib.resources.files("tfspec.templates"))),
-                              undefined=jinja2.StrictUndefined, autoescape=True, trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True)
-
-
 def render_html(outcome: SearchOutcome) -> str:
-    return _environment().get_template("search/report.html.j2").render(**context(outcome))
+    return environment().get_template("search/report.html.j2").render(**context(outcome))
 
 
 def to_json(outcome: SearchOutcome) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """tfspec.spec: the typed models of a tfspec spec, a position-keeping YAML loader and the JSON Schema.
 
-This package imports nothing else of tfspec's.
+This package imports only ``tfspec.base`` of tfspec's (errors and diagnostics, the tf_keras layer catalogue).
 """
 
 import importlib
@@ -13,8 +13,6 @@ _LAZY: dict[str, str] = {
     "PruneStage": "compression", "QuantizationAwareStage": "compression",
     "Data": "data",
     "API_VERSION": "document", "Environment": "document", "Spec": "document",
-    "EXIT_DIFF": "errors", "EXIT_ERROR": "errors", "EXIT_INTERRUPTED": "errors", "EXIT_OK": "errors",
-    "Diagnostic": "errors", "SpecError": "errors", "TfspecError": "errors", "format_path": "errors",
     "SourceDocument": "loader", "load_yaml": "loader", "load_yaml_text": "loader",
     "ModelSpec": "model",
     "spec_json_schema": "schema", "spec_json_schema_text": "schema",
@@ -27,16 +25,6 @@ if TYPE_CHECKING:
     from .compression import ClusterStage, CompressionStage, DistillStage, PruneStage, QuantizationAwareStage
     from .data import Data
     from .document import API_VERSION, Environment, Spec
-    from .errors import (
-        EXIT_DIFF,
-        EXIT_ERROR,
-        EXIT_INTERRUPTED,
-        EXIT_OK,
-        Diagnostic,
-        SpecError,
-        TfspecError,
-        format_path,
-    )
     from .loader import SourceDocument, load_yaml, load_yaml_text
     from .model import ModelSpec
     from .workflow import Workflow
@@ -49,12 +37,7 @@ __all__ = [
     "ClusterStage",
     "CompressionStage",
     "Data",
-    "Diagnostic",
     "DistillStage",
-    "EXIT_DIFF",
-    "EXIT_ERROR",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
     "Environment",
     "GpuClusterTarget",
     "ModelSpec",
@@ -62,14 +45,11 @@ __all__ = [
     "QuantizationAwareStage",
     "SourceDocument",
     "Spec",
-    "SpecError",
     "Target",
     "TfServingTarget",
     "TfliteTarget",
-    "TfspecError",
     "Training",
     "Workflow",
-    "format_path",
     "load_yaml",
     "load_yaml_text",
     "spec_json_schema",

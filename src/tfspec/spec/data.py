@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import re
-
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from .base import (
     DnsLabel, EndpointUrl, FiniteFloat, Identifier, KubeQuantity, PositiveFloat, PositiveInt, SafeText, Seed, StrictBool, StrictInt,
     StrictModel,
 )
 from .bounds import MAX_CLASSES
+from .credentials import Credentials, looks_like_aws_key_id
 
 __all__ = [
     "DATA_LOCATION_PATTERN",
     "looks_like_aws_key_id",
     "DataLocation",
+    "Credentials",
     "StorageCredentials",
     "DataStorage",
     "SklearnDigitsSource",
@@ -45,34 +45,8 @@ DATA_LOCATION_PATTERN = (
 DataLocation = Annotated[str, StringConstraints(pattern=DATA_LOCATION_PATTERN)]
 
 
-# AWS access key ids: a four-letter prefix naming the kind of key, then 16 upper-case letters and digits (AWS IAM
-# User Guide, "Understanding unique ID prefixes"): a value, written where the name of a variable belongs.
-_AWS_KEY_ID = re.compile(r"^(AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}$")
-
-
-def looks_like_aws_key_id(value: str) -> bool:
-    """True for an AWS access key id (a credential), where the name of a variable is expected."""
-    return _AWS_KEY_ID.match(value) is not None
-
-
-class StorageCredentials(StrictModel):
-    """Where the object-store credentials are: names only, never the values."""
-
-    access_key_id_env: Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")] = "AWS_ACCESS_KEY_ID"
-    """Environment variable holding the S3 access key id (read by ``tfspec plan``/``run`` and the workers)."""
-    secret_access_key_env: Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")] = "AWS_SECRET_ACCESS_KEY"
-    """Environment variable holding the S3 secret access key."""
-
-    @field_validator("access_key_id_env", "secret_access_key_env")
-    @classmethod
-    def _a_name_not_a_key(cls, value: str) -> str:
-        if looks_like_aws_key_id(value):
-            raise ValueError("this is an AWS access key id, not the name of the variable that holds it: remove it "
-                             "from the spec (rotate the key if it was committed) and name the variable, such as "
-                             "AWS_ACCESS_KEY_ID")
-        return value
-    kubernetes_secret: DnsLabel | None = None
-    """Kubernetes Secret whose keys are those variable names, for generated training manifests."""
+# The block's earlier name (data.storage.credentials and workflow.credentials used it first).
+StorageCredentials = Credentials
 
 
 class DataStorage(StrictModel):
@@ -81,8 +55,9 @@ class DataStorage(StrictModel):
     endpoint_url: EndpointUrl | None = None
     """S3-compatible endpoint (MinIO, a local emulator), or a GCS JSON-API endpoint for ``gs://`` (an emulator,
     read anonymously); AWS / Google when omitted."""
-    credentials: StorageCredentials = StorageCredentials()
-    """Credentials by reference."""
+    credentials: Credentials = Credentials()
+    """Credentials by reference: the variables ``tfspec plan``/``run`` read; ``kubernetes_secret``, a Secret
+    whose keys are those variable names, gives them to the workflow's pods (``workflow``)."""
 
 
 class SklearnDigitsSource(StrictModel):

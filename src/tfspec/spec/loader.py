@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ECHO_LIMIT, Diagnostic, SpecError, cap, format_path
+from tfspec.base.errors import ECHO_LIMIT, Diagnostic, SpecError, cap, format_path
 
 __all__ = ["Position", "FilePosition", "SourceDocument", "load_yaml", "load_yaml_bytes", "load_yaml_text",
            "decode_spec_bytes", "source_excerpt", "plain_scalar", "NumberTooLong", "cap", "MAX_FILE_BYTES", "MAX_NODES",

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from .catalogue import NESTED_LAYER_ARGS, catalogue, check_layer_arguments
+from tfspec.base.catalogue import NESTED_LAYER_ARGS, catalogue, check_layer_arguments
 from .base import (
     MAX_INT, FiniteFloat, Identifier, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, RelativePath,
     StrictBool, StrictInt, StrictModel,
@@ -358,8 +358,8 @@ CATALOGUE_LAYER_TYPES: tuple[str, ...] = tuple(t for t in catalogue() if t not i
 
 class KerasLayer(_LayerBase):
     """Any other tf_keras layer (``conv2d_transpose``, ``up_sampling2d``, ``bidirectional``, ``multi_head_attention``,
-    ...) with its Keras constructor arguments as keys. Names and arguments come from ``spec/keras_layers.json``,
-    derived from tf_keras (``python -m tfspec.runtime.catalogue --out src/tfspec/spec/keras_layers.json``); wrappers take
+    ...) with its Keras constructor arguments as keys. Names and arguments come from ``base/keras_layers.json``,
+    derived from tf_keras (``python -m tfspec.runtime.catalogue --out src/tfspec/base/keras_layers.json``); wrappers take
     their inner layer as a mapping (``layer: {type: lstm, units: 8}``)."""
 
     model_config = ConfigDict(extra="allow", frozen=True, validate_default=False, regex_engine="python-re")

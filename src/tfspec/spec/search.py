@@ -123,7 +123,8 @@ class Minimize(StrictModel):
     kind: Literal["minimize"]
     """Objective kind."""
     target: DnsLabel
-    """Name of the ``tflite`` or ``tf_serving`` target whose metric is minimised."""
+    """Name of the target whose metric is minimised: one whose kind is measured on the test split
+    (``tflite``, ``tf_serving``, ``kserve``)."""
     metric: ObjectiveMetric = "size_kb"
     """The metric minimised: ``size_kb``, ``latency_ms_p95``, ``latency_ms_p50``, ``accuracy_drop``
     (``accuracy`` is maximised)."""
@@ -135,7 +136,8 @@ class Pareto(StrictModel):
     kind: Literal["pareto"]
     """Objective kind."""
     target: DnsLabel
-    """Name of the ``tflite`` or ``tf_serving`` target measured."""
+    """Name of the target measured: one whose kind is measured on the test split (``tflite``,
+    ``tf_serving``, ``kserve``)."""
     metrics: Annotated[list[ObjectiveMetric], Field(min_length=2, max_length=3)] = [
         "accuracy", "size_kb", "latency_ms_p95"]
     """The metrics traded off; ``accuracy`` is maximised, the others minimised. The chosen configuration is

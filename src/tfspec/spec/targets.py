@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from .released import Released, ReleasedGates
 from .base import (
     MAX_INT, DnsLabel, EndpointUrlWithPath, FiniteFloat, KubeQuantity, NonNegativeFloat, PositiveFloat, PositiveInt, StrictBool, StrictInt,
     StrictModel,
 )
+from .credentials import Credentials
 
 __all__ = [
     "Gates",
@@ -83,9 +85,13 @@ class Gates(StrictModel):
     max_error: NonNegativeFloat | None = None
     """Largest allowed test mae of the artifact, in the label's units. Regression only."""
     max_size_kb: PositiveFloat | None = None
-    """Largest allowed artifact size in KiB (the ``.tflite`` file; every file of the SavedModel)."""
+    """Largest allowed artifact size in KiB (the ``.tflite`` file; the SavedModel's files but ``assets.extra/``:
+    warm-up records and tfspec's model info)."""
     max_latency_ms: PositiveFloat | None = None
     """Largest allowed p95 latency of one example, in milliseconds, on this machine's CPU (one thread)."""
+    vs_released: ReleasedGates | None = None
+    """Gates against the target's ``released`` model (the one serving now), both measured on the current test
+    split: e.g. ``{max_accuracy_drop: 0, max_latency_growth_percent: 20}``."""
 
 
 class TfliteGates(Gates):
@@ -185,6 +191,9 @@ class TfliteTarget(StrictModel):
     """Op sets the converter may use; derived from the quantization mode when omitted."""
     android: Android | None = None
     """Android asset-pack bundle."""
+    released: Released | None = None
+    """The released ``.tflite`` (``kind: tflite`` or ``dist``) that ``tfspec run`` measures beside the candidate on
+    the current test split: both are in the report, and ``gates.vs_released`` compares them."""
     gates: TfliteGates = TfliteGates()
     """Quality gates on the converted ``.tflite`` model, measured with the LiteRT interpreter on the test split."""
     accelerators: Annotated[list[Accelerator], Field(min_length=1, max_length=3)] | None = None
@@ -430,17 +439,42 @@ class ModelStore(StrictModel):
     """Endpoint of an S3-compatible store (MinIO, Ceph, ...); AWS S3 when omitted."""
     region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")] | None = None
     """S3 region; the client's default when omitted."""
-    credentials_secret: DnsLabel | None = None
-    """Kubernetes Secret holding the pods' store credentials; none when they get access another way (a
-    ``service_account`` bound to IRSA or Workload Identity). ``tf_serving`` mounts it as files: key
-    ``credentials`` (an AWS shared credentials file) for S3, ``key.json`` (a service-account key) for GCS.
-    ``kserve`` hands it to KServe's storage initializer through a generated ServiceAccount: keys
-    ``awsAccessKeyID`` and ``awsSecretAccessKey`` for S3, ``gcloud-application-credentials.json`` for GCS."""
+    credentials: Credentials = Credentials()
+    """Credentials by reference; a model store reads only ``kubernetes_secret`` (``tfspec run`` uploads with
+    the storage client's own credentials: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE`` or an
+    instance role for S3, the application default credentials for GCS). ``kubernetes_secret`` holds the
+    pods' store credentials; none when
+    they get access another way (a ``service_account`` bound to IRSA or Workload Identity). ``tf_serving``
+    mounts it as files: key ``credentials`` (an AWS shared credentials file) for S3, ``key.json`` (a
+    service-account key) for GCS. ``kserve`` hands it to KServe's storage initializer through a generated
+    ServiceAccount: keys ``awsAccessKeyID`` and ``awsSecretAccessKey`` for S3,
+    ``gcloud-application-credentials.json`` for GCS."""
+    credentials_secret: DnsLabel | None = Field(default=None, json_schema_extra={"deprecated": True})
+    """Deprecated: the earlier spelling of ``credentials.kubernetes_secret``, still read (with a build
+    warning) in this release."""
     poll_seconds: Annotated[StrictInt, Field(ge=1, le=86400)] = 30
     """Seconds between two listings of the store by each ``tf_serving`` replica (TF Serving's
     ``--file_system_poll_wait_seconds`` for ``gs://``, the sync container's interval for ``s3://``): a new
     version is picked up within this time. TF Serving's own default of 1 s is one LIST request per second
     per replica."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_secret_spelling(cls, data: Any) -> Any:
+        """``credentials_secret: NAME`` reads as ``credentials: {kubernetes_secret: NAME}``."""
+        if not isinstance(data, dict) or data.get("credentials_secret") is None:
+            return data
+        credentials = data.get("credentials")
+        if credentials is None:
+            credentials = {}
+        elif isinstance(credentials, Credentials):
+            credentials = credentials.model_dump(exclude_unset=True)
+        if not isinstance(credentials, dict):
+            return data  # the credentials field reports its own type error
+        if credentials.get("kubernetes_secret") is not None:
+            raise ValueError("credentials_secret is the earlier spelling of credentials.kubernetes_secret: "
+                             "give only credentials.kubernetes_secret")
+        return {**data, "credentials": {**credentials, "kubernetes_secret": data["credentials_secret"]}}
 
 
 class TfServingTarget(StrictModel):
@@ -481,6 +515,10 @@ class TfServingTarget(StrictModel):
     """Expose Prometheus metrics on the REST port."""
     kubernetes: Kubernetes | None = None
     """Kubernetes manifests; none when omitted."""
+    released: Released | None = None
+    """The released SavedModel (``kind: model_store``, ``dist`` or ``saved_model``) that ``tfspec run`` measures
+    beside the candidate on the current test split: both are in the report, ``gates.vs_released`` compares them
+    and the upload waits for every gate."""
     gates: Gates = Gates()
     """Quality gates on the SavedModel."""
 
@@ -610,7 +648,7 @@ class KserveTarget(StrictModel):
     only); a rollback is setting it to 0, a promotion removing it."""
     service_account: DnsLabel | None = None
     """Existing ServiceAccount of the predictor (e.g. one bound to IRSA or Workload Identity, with any
-    ``serving.kserve.io/s3-*`` annotations on it); when omitted and the store names a ``credentials_secret``,
+    ``serving.kserve.io/s3-*`` annotations on it); when omitted and the store names a ``credentials.kubernetes_secret``,
     ``endpoint_url`` or ``region``, one is generated (``kubernetes/serviceaccount.yaml``)."""
     image_pull_secrets: list[DnsLabel] = []
     """Secrets the kubelet pulls the runtime image with (``imagePullSecrets``), e.g. for a registry mirror."""
@@ -618,6 +656,10 @@ class KserveTarget(StrictModel):
     """Node labels the predictor pods require (e.g. a GPU model)."""
     tolerations: list[Toleration] = []
     """Extra tolerations (the ``nvidia.com/gpu`` taint is tolerated automatically when ``gpus`` > 0)."""
+    released: Released | None = None
+    """The released SavedModel (``kind: model_store``, ``dist`` or ``saved_model``) that ``tfspec run`` measures
+    beside the candidate on the current test split: both are in the report, ``gates.vs_released`` compares them
+    and the upload waits for every gate."""
     gates: Gates = Gates()
     """Quality gates on the SavedModel."""
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from .base import DnsLabel, EndpointUrl, StrictInt, StrictModel
-from .data import StorageCredentials
+from .credentials import Credentials
 from .targets import BaseImage, DnsSubdomain, LabelKey, LabelValue, ResourceAmounts, Resources, Toleration
 
 __all__ = ["Workflow", "StepStore"]
@@ -35,7 +35,7 @@ class Workflow(StrictModel):
     """S3-compatible endpoint (MinIO, Ceph); AWS when omitted."""
     region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")] | None = None
     """The bucket's region; the client's default when omitted."""
-    credentials: StorageCredentials = StorageCredentials()
+    credentials: Credentials = Credentials()
     """The variables that hold the store's access key and secret in the pods (names only) and the Kubernetes
     Secret (``kubernetes_secret``) whose keys are those names; without a Secret the pods use their
     ServiceAccount's cloud identity (IRSA, Workload Identity)."""

@@ -68,7 +68,7 @@ def _gpu_serving(tree: dict[str, Any]) -> None:
     serving["version_labels"] = {"stable": 2, "canary": 3}
     serving["allow_unavailable_version_labels"] = True
     serving["model_store"] = {"base_path": "s3://models/digits", "endpoint_url": "http://minio.storage:9000",
-                              "region": "eu-west-1", "credentials_secret": "digits-store"}
+                              "region": "eu-west-1", "credentials": {"kubernetes_secret": "digits-store"}}
     serving["batching"]["pad_variable_length_inputs"] = True
     # GPU replicas are not autoscaled on CPU: prod raises the fixed count instead.
     tree["environments"]["prod"] = {"targets": [{"name": "serving", "kubernetes": {"replicas": 4}}]}
@@ -83,7 +83,7 @@ def _kserve_standard(tree: dict[str, Any]) -> None:
     ServiceAccount lists, a registry mirror's pull secret."""
     tree["targets"].append({"kind": "kserve", "name": "kserve", "deployment_mode": "Standard",
                             "model_store": {"base_path": "s3://models/digits", "endpoint_url": "http://minio.storage:9000",
-                                            "region": "eu-west-1", "credentials_secret": "digits-store"},
+                                            "region": "eu-west-1", "credentials": {"kubernetes_secret": "digits-store"}},
                             "autoscale": {"min": 1, "max": 4, "metric": "cpu", "target": 70},
                             "image_pull_secrets": ["mirror-pull"]})
 

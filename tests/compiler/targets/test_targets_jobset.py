@@ -21,7 +21,7 @@ from tfspec.compiler.targets.gpu_cluster import (
     TFJOB_WARNING,
     training_resource,
 )
-from tfspec.compiler.tf_config import ENV_TF_CONFIG, jobset_hosts, tf_config_for, tf_config_from_environment
+from tfspec.base.tf_config import ENV_TF_CONFIG, jobset_hosts, tf_config_for, tf_config_from_environment
 from tfspec.spec.targets import GpuClusterTarget
 
 from targets_testing import (REPO, VARIANTS, compile_tree, example_tree, expand_kubernetes_references,
@@ -248,18 +248,19 @@ def test_training_resource_is_the_rendered_object_with_argo_conditions(tmp_path:
     result = _compile(tmp_path, lambda tree: target_of(tree, "cluster").update(operator=operator))
     assert result.resolved is not None
     target = next(t for t in result.resolved.spec.targets if t.name == "cluster")
-    document, success_condition, failure_condition = training_resource(result.resolved, target)
-    assert document == yaml.safe_load(result.files[f"cluster/kubernetes/{path}"])
-    assert "namespace" not in document["metadata"]
-    assert (success_condition, failure_condition) == (success, failure)
+    training = training_resource(result.resolved, target)
+    assert training.manifest == yaml.safe_load(result.files[f"cluster/kubernetes/{path}"])
+    assert "namespace" not in training.manifest["metadata"]
+    assert (training.success, training.failure) == (success, failure)
+    assert (training.claim, training.mount_path) == ("digits-cluster-data", "/workspace")
 
 
 def _conditions(tmp_path: Path, operator: str) -> tuple[str, str]:
     result = _compile(tmp_path, lambda tree: target_of(tree, "cluster").update(operator=operator), operator)
     assert result.resolved is not None
     target = next(t for t in result.resolved.spec.targets if t.name == "cluster")
-    _, success, failure = training_resource(result.resolved, target)
-    return success, failure
+    training = training_resource(result.resolved, target)
+    return training.success, training.failure
 
 
 @pytest.mark.parametrize("history", sorted(kubeflow_oracle.status_histories(4)))
@@ -290,7 +291,7 @@ def test_training_resource_is_what_kustomize_emits_in_the_targets_namespace(tmp_
     result = _compile(tmp_path, VARIANTS["jobset-kueue"])
     assert result.resolved is not None
     target = next(t for t in result.resolved.spec.targets if t.name == "cluster")
-    document, _, _ = training_resource(result.resolved, target)
+    document = training_resource(result.resolved, target).manifest
     base = tmp_path / "kubernetes"
     base.mkdir()
     for path, text in result.files.items():

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tfspec.compiler.tf_config import ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS, tf_config_from_environment
+from tfspec.base.tf_config import ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS, tf_config_from_environment
 
 from targets_testing import REPO, pod_environment, run_tool, tool
 from tfspec_testing import cluster_problems, jobset_child_job, rendered_objects

@@ -126,7 +126,7 @@ def test_labels_with_an_explicit_policy_are_refused(tmp_path: Path) -> None:
 # --- TF Serving: an s3:// store with the stock image ------------------------------------------------------
 
 def _s3(tree: dict[str, Any]) -> None:
-    target_of(tree, "serving")["model_store"] = {"base_path": "s3://models/digits", "credentials_secret": "digits-store",
+    target_of(tree, "serving")["model_store"] = {"base_path": "s3://models/digits", "credentials": {"kubernetes_secret": "digits-store"},
                                                  "endpoint_url": "http://minio.storage:9000", "poll_seconds": 45}
 
 
@@ -157,7 +157,7 @@ def test_an_s3_store_is_copied_next_to_the_server_by_the_pinned_aws_cli(tmp_path
 
 def test_a_gs_store_is_read_by_tf_serving_every_poll_seconds(tmp_path: Path) -> None:
     files = _ok(_build(tmp_path, lambda t: target_of(t, "serving").update(
-        model_store={"base_path": "gs://models/digits", "credentials_secret": "digits-gcs"})))
+        model_store={"base_path": "gs://models/digits", "credentials": {"kubernetes_secret": "digits-gcs"}})))
     assert '"--file_system_poll_wait_seconds=30"' in files["serving/Dockerfile"]
     (models, deployment), = _servers(files).values()
     assert models[0].base_path == "gs://models/digits"
@@ -345,7 +345,7 @@ def test_gpus_select_the_gpu_runtime_and_tolerate_the_gpu_taint(tmp_path: Path) 
 def test_store_credentials_reach_the_storage_initializer(tmp_path: Path) -> None:
     result = _build(tmp_path, lambda t: _kserve(t, model_store={
         "base_path": "s3://models/digits", "endpoint_url": "http://minio.storage:9000", "region": "eu-west-1",
-        "credentials_secret": "digits-store"}))
+        "credentials": {"kubernetes_secret": "digits-store"}}))
     files = _ok(result)
     isvc = _isvc(files)
     account = yaml.safe_load(files["kserve/kubernetes/serviceaccount.yaml"])
@@ -364,7 +364,7 @@ def test_store_credentials_reach_the_storage_initializer(tmp_path: Path) -> None
                    "AWS_ENDPOINT_URL": "http://minio.storage:9000", "AWS_DEFAULT_REGION": "eu-west-1"}
     # Without the annotations KServe goes to AWS: the build says so.
     assert [w.path for w in result.warnings if "kubectl annotate secret digits-store" in w.message] == [
-        "targets[3].model_store.credentials_secret"]
+        "targets[3].model_store.credentials.kubernetes_secret"]
     bare = {"metadata": {"name": "digits-store"}, "data": secret["data"]}
     assert "S3_ENDPOINT" not in kserve_rules.storage_initializer_env(account, {"digits-store": bare})
 
@@ -373,7 +373,7 @@ def test_a_name_prefix_renames_the_service_account_and_its_reference(tmp_path: P
     from targets_testing import run_tool, tool
 
     files = _ok(_build(tmp_path, lambda t: _kserve(t, model_store={"base_path": "gs://models/digits",
-                                                                   "credentials_secret": "digits-gcs"})))
+                                                                   "credentials": {"kubernetes_secret": "digits-gcs"}})))
     base = tmp_path / "base"
     for path, text in files.items():
         if path.startswith("kserve/kubernetes/"):

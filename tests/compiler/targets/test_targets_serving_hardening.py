@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tfspec.compiler.pipeline import CompileResult
-from tfspec.compiler.tf_config import tf_config_from_environment
+from tfspec.base.tf_config import tf_config_from_environment
 
 from targets_testing import compile_tree, example_tree, pod_environment, run_tool, target_of, tool
 
@@ -366,7 +366,10 @@ def test_the_plan_uploads_to_the_model_store(builds: dict[str, dict[str, str]], 
 
     steps = {s["id"]: s for s in json.loads(builds["gpu-serving"]["plan.json"])["steps"]}
     upload = steps["serving.upload"]
-    assert upload["inputs"] == ["serving.bundle"] and upload["kind"] == "upload"
+    # the bundle, and every step that gates a release: nothing is pushed from a run that missed a gate
+    gate_steps = [i for i, s in steps.items() if s["kind"] == "verify"]
+    assert upload["inputs"] == ["serving.bundle", "evaluate", *gate_steps] and upload["kind"] == "upload"
+    assert len(gate_steps) >= 2
     assert upload["params"]["base_path"] == "s3://models/digits"
     assert upload["params"]["endpoint_url"] == "http://minio.storage:9000"
     # Labels may name unavailable versions here: only this version must be in the store.

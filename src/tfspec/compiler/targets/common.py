@@ -6,14 +6,12 @@ import hashlib
 import json
 from typing import Any
 
-from tfspec.spec.errors import Diagnostic
-
 from .. import naming
 from ..render import header_lines
 from ..resolve import ResolvedSpec
 
 __all__ = ["object_name", "base_context", "dockerfile_quote", "python_literal", "image_repository", "image_reference",
-           "content_tag", "without_header", "qualified_image", "unique_images", "PULL_POLICY", "DIGEST_MARK"]
+           "content_tag", "without_header", "qualified_image", "PULL_POLICY", "DIGEST_MARK"]
 
 DIGEST_MARK = "@sha256:"
 # Every tag tfspec writes is derived from the image's content (a new content is a new tag) or the image is
@@ -40,27 +38,6 @@ def qualified_image(image: str) -> str:
     """``docker.io/<image>`` unless the first path component names a registry host (has ``.`` or ``:``)."""
     first = image.split("/")[0]
     return image if "/" in image and ("." in first or ":" in first or first == "localhost") else f"docker.io/{image}"
-
-
-def unique_images(resolved: ResolvedSpec) -> list[Diagnostic]:
-    """Two targets building images into one repository overwrite each other's tags on push."""
-    out = []
-    seen: dict[str, int] = {}
-    names: set[str] = set()
-    for index, target in enumerate(resolved.spec.targets):
-        if target.name in names:
-            continue  # a duplicate target name is its own error
-        names.add(target.name)
-        explicit = getattr(target, "image", None) or getattr(getattr(target, "kubernetes", None), "image", None)
-        if target.kind not in ("tf_serving", "gpu_cluster"):
-            continue
-        repository = image_repository(resolved, target, explicit).split(DIGEST_MARK)[0]
-        if repository in seen:
-            path = ("targets", index, "image") if target.kind == "gpu_cluster" else ("targets", index, "kubernetes", "image")
-            out.append(resolved.diagnostic(path, f"image repository {repository!r} is also the one of targets[{seen[repository]}]",
-                                           "give every target its own image repository"))
-        seen.setdefault(repository, index)
-    return out
 
 
 def content_tag(version: int, *parts: Any) -> str:

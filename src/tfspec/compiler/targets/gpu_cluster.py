@@ -1,7 +1,7 @@
 """gpu_cluster target: the training image and the multi-worker training manifests.
 
 The training container runs ``tfspec run <spec> --worker`` (MultiWorkerMirroredStrategy); the TF_CONFIG
-contract is :mod:`tfspec.compiler.tf_config`:
+contract is :mod:`tfspec.base.tf_config`:
 
 * ``operator: jobset`` (the default): a ``jobset.x-k8s.io/v1alpha2`` JobSet with one replicated job
   (``worker``) whose one Indexed Job runs every worker (completions = parallelism = workers). The JobSet's
@@ -59,7 +59,7 @@ from typing import Any
 import yaml
 
 from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 from tfspec.spec.loader import KeyPath
 from tfspec.spec.targets import GpuClusterTarget
 
@@ -67,12 +67,12 @@ from ..kube_names import (DNS1035_LABEL, HOST_NAME, JOB_NAME, LABEL_VALUE, OBJEC
                           RANDOM, generated, letter_first)
 from ..render import render_template
 from ..resolve import ResolvedSpec
-from ..tf_config import ENV_WORKER_HOSTS, TFJOB_PORT, indexed_job_hosts, jobset_hosts
-from ..versions import TFSPEC_VERSION, training_image
+from tfspec.base.tf_config import ENV_WORKER_HOSTS, TFJOB_PORT, indexed_job_hosts, jobset_hosts
+from tfspec.base.versions import TFSPEC_VERSION, training_image
 from . import kubernetes as k8s
 from .common import (PULL_POLICY, base_context, content_tag, dockerfile_quote, image_reference, image_repository,
                      object_name, qualified_image)
-from .registry import TargetKind, register
+from .registry import ImageSource, TargetKind, TrainingResource, Workload, register
 
 __all__ = ["render_gpu_cluster", "training_resource", "TRAINING_UID", "CONTAINER_NAME", "SPEC_DIR", "WHEEL",
            "resolved_spec_text", "worker_command", "job_name", "ENV_JOB_NAME", "ENV_WORKER_SUBDOMAIN",
@@ -317,7 +317,7 @@ def render_gpu_cluster(resolved: ResolvedSpec, target: GpuClusterTarget, served:
     )
     files[f"{t}/spec/{resolved.spec.name}.yaml"] = spec_text
 
-    claim = target.storage.claim_name or f"{name}-data"
+    claim = claim_name(resolved, target)
     service_name = f"{name}-workers"
     pod = _pod(resolved, target, image, claim)
     pod_labels = k8s.labels(resolved, name, "training")
@@ -377,11 +377,11 @@ def name_references(target: GpuClusterTarget) -> list[k8s.NameReference]:
     return k8s.pod_name_references(kind, group, pod_spec)
 
 
-def training_resource(resolved: ResolvedSpec, target: GpuClusterTarget) -> tuple[dict[str, Any], str, str]:
+def training_resource(resolved: ResolvedSpec, target: GpuClusterTarget) -> TrainingResource:
     """The training object of ``target`` (the JobSet, Job or TFJob written to ``<target>/kubernetes/``, with
-    ``metadata.namespace`` set as the kustomize base sets it when the target has a ``namespace``) and the
-    success and failure conditions of an Argo Workflows resource template that creates it and waits. The
-    claim it mounts (``storage.claim_name``, or the base's ``persistentvolumeclaim.yaml``) must exist.
+    ``metadata.namespace`` set as the kustomize base sets it when the target has a ``namespace``), the
+    success and failure conditions of an Argo Workflows resource template that creates it and waits, and
+    the claim it mounts (``storage.claim_name``, or the base's ``persistentvolumeclaim.yaml``: it must exist).
 
     The conditions use Argo's syntax, a Kubernetes label selector whose keys are paths into the object:
 
@@ -406,33 +406,98 @@ def training_resource(resolved: ResolvedSpec, target: GpuClusterTarget) -> tuple
     if target.namespace is not None:
         document["metadata"]["namespace"] = target.namespace
     if target.operator == "jobset":
-        return document, "status.terminalState == Completed", "status.terminalState == Failed"
-    if target.operator == "indexed_job":
+        success, failure = "status.terminalState == Completed", "status.terminalState == Failed"
+    elif target.operator == "indexed_job":
         # restartPolicy OnFailure restarts containers in place: pods count as failed only once the Job gave up
-        return document, f"status.succeeded == {target.workers}", "status.failed > 0"
-    failed = ",".join(f"status.conditions.{place}.type == Failed" for place in range(TFJOB_CONDITION_TYPES))
-    return document, "status.completionTime", failed
+        success, failure = f"status.succeeded == {target.workers}", "status.failed > 0"
+    else:
+        success = "status.completionTime"
+        failure = ",".join(f"status.conditions.{place}.type == Failed" for place in range(TFJOB_CONDITION_TYPES))
+    return TrainingResource(document, success, failure, target.namespace, claim_name(resolved, target),
+                            target.storage.mount_path)
 
 
-# --- validation rules (run by compiler/validate.py) --------------------------------------------------
+def claim_name(resolved: ResolvedSpec, target: GpuClusterTarget) -> str:
+    """The workers' PersistentVolumeClaim: the spec's existing one, or the base's ``<name>-data``."""
+    return target.storage.claim_name or f"{object_name(resolved, target)}-data"
 
-def storage_access(r: ResolvedSpec) -> list[Diagnostic]:
+
+# --- validation rules (the kind's ``rules``, run by compiler/validate.py for each gpu_cluster target) ------
+
+def storage_access(r: ResolvedSpec, index: int, target: GpuClusterTarget) -> list[Diagnostic]:
     """A claim every worker mounts must be ReadWriteMany with several workers, and a generated ReadWriteMany
     claim needs a class that offers it: the usual default classes are ReadWriteOnce (the claim stays Pending)."""
+    storage = target.storage
+    if storage.access_mode == "ReadWriteOnce" and target.workers > 1:
+        return [r.diagnostic(("targets", index, "storage", "access_mode"),
+                             f"ReadWriteOnce storage cannot be mounted by {target.workers} workers on different nodes",
+                             "use ReadWriteMany with a storage class that offers it, or one worker")]
+    if storage.access_mode == "ReadWriteMany" and storage.claim_name is None and storage.storage_class is None:
+        return [r.diagnostic(("targets", index, "storage"),
+                             "a generated ReadWriteMany claim needs a storage_class that offers ReadWriteMany",
+                             "set storage.storage_class (an NFS, CephFS, EFS or Filestore class), "
+                             "or claim_name of an existing claim")]
+    return []
+
+
+# Folders the training pod mounts already: the storage volume must keep clear of them.
+_POD_FOLDERS = ("/tmp", "/dev/shm", SPEC_DIR.rsplit("/", 1)[0])
+
+
+def storage_mount_path(r: ResolvedSpec, index: int, target: GpuClusterTarget) -> list[Diagnostic]:
+    mount = target.storage.mount_path
+    at = ("targets", index, "storage", "mount_path")
+    if mount == "/" or any(part in ("", ".", "..") for part in mount.split("/")[1:]):
+        return [r.diagnostic(at, f"mount path {mount!r} must be a normalised absolute folder (no '..', '.', '//' "
+                             "or trailing '/', not '/')", "e.g. /workspace")]
+    if any(mount == p or mount.startswith(p + "/") or p.startswith(mount + "/") for p in _POD_FOLDERS):
+        return [r.diagnostic(at, f"mount path {mount!r} overlaps a folder the training pod already uses ("
+                             + ", ".join(_POD_FOLDERS) + ")", "e.g. /workspace")]
+    return []
+
+
+def workers_train_together(r: ResolvedSpec, index: int, target: GpuClusterTarget) -> list[Diagnostic]:
+    """Every worker pod runs ``tfspec run --worker``, which trains one model across the workers with
+    MultiWorkerMirroredStrategy; under another strategy each worker would train alone, so the runtime
+    refuses it and the job would fail at start. One worker may train with any strategy."""
+    kind = r.spec.training.distribution.kind
+    if target.workers == 1 or kind == "multi_worker_mirrored":
+        return []
+    return [r.diagnostic(("targets", index, "workers"), f"{target.workers} workers train one model together only "
+                         f"with multi_worker_mirrored; this spec trains with {kind}",
+                         "set training.distribution.kind: multi_worker_mirrored, or workers: 1")]
+
+
+def tfjob_port(r: ResolvedSpec, index: int, target: GpuClusterTarget) -> list[Diagnostic]:
+    if target.operator != "tfjob" or target.port == TFJOB_PORT:
+        return []
+    return [r.diagnostic(("targets", index, "port"), f"the TFJob operator uses port {TFJOB_PORT}, not {target.port}",
+                         f"remove port (or set {TFJOB_PORT}); other ports need operator: jobset or indexed_job")]
+
+
+def _gpu_range(gpus: int) -> str:
+    return "1 GPU (GPU:0)" if gpus == 1 else f"{gpus} GPUs (GPU:0 to GPU:{gpus - 1})"
+
+
+def placement_fits_the_workers(r: ResolvedSpec, index: int, target: GpuClusterTarget) -> list[Diagnostic]:
+    """``model.placement`` puts layers on GPUs every worker must have: checked against the gpu_cluster
+    target with the fewest GPUs per worker (the first of them; the model must fit the smallest)."""
+    placement = getattr(r.spec.model, "placement", None)
+    clusters = [t for t in r.spec.targets if isinstance(t, GpuClusterTarget)]
+    if not placement or min(clusters, key=lambda t: t.gpus_per_worker) is not target:
+        return []
     out = []
-    for index, target in enumerate(r.spec.targets):
-        if not isinstance(target, GpuClusterTarget):
-            continue
-        storage = target.storage
-        if storage.access_mode == "ReadWriteOnce" and target.workers > 1:
-            out.append(r.diagnostic(("targets", index, "storage", "access_mode"),
-                                    f"ReadWriteOnce storage cannot be mounted by {target.workers} workers on different nodes",
-                                    "use ReadWriteMany with a storage class that offers it, or one worker"))
-        elif storage.access_mode == "ReadWriteMany" and storage.claim_name is None and storage.storage_class is None:
-            out.append(r.diagnostic(("targets", index, "storage"),
-                                    "a generated ReadWriteMany claim needs a storage_class that offers ReadWriteMany",
-                                    "set storage.storage_class (an NFS, CephFS, EFS or Filestore class), "
-                                    "or claim_name of an existing claim"))
+    for group_index, group in enumerate(placement):
+        device_type, _, number = group.device.partition(":")
+        if device_type == "GPU" and int(number) >= target.gpus_per_worker:
+            out.append(r.diagnostic(("model", "placement", group_index, "device"),
+                                    f"device {group.device} is not available to this spec",
+                                    f"the gpu_cluster target {target.name!r} gives each worker "
+                                    f"{_gpu_range(target.gpus_per_worker)}; raise its gpus_per_worker or place "
+                                    "the layers on a GPU it has"
+                                    if target.gpus_per_worker else
+                                    f"the gpu_cluster target {target.name!r} gives its workers no GPU; "
+                                    "raise its gpus_per_worker or place the layers on CPU:0"))
     return out
 
 
@@ -500,7 +565,7 @@ def tfjob_is_unmaintained(r: ResolvedSpec, index: int, target: GpuClusterTarget)
                          "use operator: jobset (the default) or indexed_job")]
 
 
-RULES = (storage_access,)
+RULES = (storage_access, storage_mount_path, workers_train_together, tfjob_port, placement_fits_the_workers)
 
 
 def gpu_cluster_defaults(spec: Spec, target: GpuClusterTarget) -> GpuClusterTarget:
@@ -510,5 +575,17 @@ def gpu_cluster_defaults(spec: Spec, target: GpuClusterTarget) -> GpuClusterTarg
     return target
 
 
-TARGET = register(TargetKind("gpu_cluster", render=render_gpu_cluster, defaults=gpu_cluster_defaults,
-                             warnings=(tfjob_is_unmaintained,), names=cluster_names))
+def cluster_workload(target: GpuClusterTarget) -> Workload:
+    """Every worker, for the whole run."""
+    return Workload((), target.resources, tuple(target.tolerations), target.gpus_per_worker, target.workers,
+                    target.workers, unit="worker")
+
+
+def training_image_source(target: GpuClusterTarget) -> ImageSource:
+    """The training image: tfspec (from a wheel) and the resolved spec."""
+    return ImageSource(("image",), target.image, wheel=True)
+
+
+TARGET = register(TargetKind("gpu_cluster", render=render_gpu_cluster, rules=RULES, defaults=gpu_cluster_defaults,
+                             warnings=(tfjob_is_unmaintained,), names=cluster_names, workload=cluster_workload,
+                             image=training_image_source, training_resource=training_resource))

@@ -19,7 +19,7 @@ What the controllers accept, from their source (the tests' oracles in ``tests/or
 * ``gpus`` > 0 appends ``-gpu`` to ``runtimeVersion`` (the runtime image's tag is replaced by it; KServe's
   TensorFlow predictor rejects GPUs on a tag without ``-gpu``);
 * store settings go where KServe's credential builder reads them: a ServiceAccount listing the
-  ``credentials_secret``; the S3 endpoint and region are read from that Secret's own annotations.
+  ``credentials.kubernetes_secret``; the S3 endpoint and region are read from that Secret's own annotations.
 """
 
 from __future__ import annotations
@@ -27,17 +27,19 @@ from __future__ import annotations
 from typing import Any
 
 from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 from tfspec.spec.targets import KserveTarget
 
 from ..kube_names import LABEL_VALUE, OBJECT_NAME, GeneratedName
 from ..render import render_template
 from ..resolve import ResolvedSpec
-from ..versions import SERVING_IMAGE
+from tfspec.base.versions import SERVING_IMAGE
 from . import kubernetes as k8s
 from .common import base_context, object_name
-from .registry import TargetKind, register
-from .tf_serving import plan_saved_model_serving
+from .model_store import (earlier_secret_spelling, secret_key, store_credentials_name_a_secret,
+                          store_endpoint_is_s3)
+from .registry import MEASURED_METRICS, PlanContext, TargetKind, Workload, register
+from .tf_serving import plan_saved_model_serving, plan_store_upload
 
 __all__ = ["render_kserve", "API_VERSION", "MODEL_FORMAT", "RULES", "inference_service", "DEPLOYMENT_MODE",
            "S3_ANNOTATIONS", "store_annotations", "storage_uri", "runtime_tag", "scale_metric",
@@ -89,7 +91,7 @@ def store_annotations(target: KserveTarget) -> dict[str, str]:
 def store_service_account(resolved: ResolvedSpec, target: KserveTarget) -> str | None:
     """The generated ServiceAccount's name: one is rendered when the store names a Secret and the spec
     names no service account of its own."""
-    if target.service_account is None and target.model_store.credentials_secret:
+    if target.service_account is None and target.model_store.credentials.kubernetes_secret:
         return object_name(resolved, target)
     return None
 
@@ -141,7 +143,7 @@ def render_kserve(resolved: ResolvedSpec, target: KserveTarget, served: str | No
         "spec": inference_service(resolved, target),
         "resources_list": sorted(resources),
         "service_account": account,
-        "credentials_secret": target.model_store.credentials_secret,
+        "credentials_secret": target.model_store.credentials.kubernetes_secret,
         "store_annotations": store_annotations(target),
         "model_name": name,
     }
@@ -151,113 +153,96 @@ def render_kserve(resolved: ResolvedSpec, target: KserveTarget, served: str | No
     return files
 
 
-# --- validation rules (run by compiler/validate.py) --------------------------------------------------
+# --- validation rules (the kind's ``rules``, run by compiler/validate.py for each kserve target) -----------
 
-def store_scheme(r: ResolvedSpec) -> list[Diagnostic]:
-    """An ``endpoint_url`` only makes sense for an S3-compatible store."""
-    out = []
-    for index, target in enumerate(r.spec.targets):
-        store = getattr(target, "model_store", None)
-        if store is not None and store.endpoint_url and not store.base_path.startswith("s3://"):
-            out.append(r.diagnostic(("targets", index, "model_store", "endpoint_url"),
-                                    "endpoint_url is for S3-compatible stores, the base_path is not s3://",
-                                    "drop endpoint_url, or use an s3:// base_path"))
-    return out
-
-
-def _kserve_targets(r: ResolvedSpec) -> list[tuple[int, KserveTarget]]:
-    return [(index, t) for index, t in enumerate(r.spec.targets) if isinstance(t, KserveTarget)]
-
-
-def metric_fits_the_mode(r: ResolvedSpec) -> list[Diagnostic]:
+def metric_fits_the_mode(r: ResolvedSpec, index: int, target: KserveTarget) -> list[Diagnostic]:
     """Knative's KPA accepts only concurrency and rps (knative/serving pkg/apis/autoscaling
     annotation_validation.go validateMetric); KServe's Standard mode's HPA only cpu and memory."""
     out = []
-    for index, target in _kserve_targets(r):
-        metric, mode = scale_metric(target), target.deployment_mode
-        if metric not in MODE_METRICS[mode]:
-            other = next(m for m, metrics in MODE_METRICS.items() if metric in metrics)
-            out.append(r.diagnostic(("targets", index, "autoscale", "metric"),
-                                    f"deployment_mode {mode} does not scale on {metric} (it takes "
-                                    f"{' or '.join(MODE_METRICS[mode])})",
-                                    f"use metric {MODE_METRICS[mode][0]}, or deployment_mode {other}"))
-        if metric == "cpu" and target.autoscale.target is not None and target.autoscale.target > 100:
-            out.append(r.diagnostic(("targets", index, "autoscale", "target"),
-                                    "a cpu target is a utilisation percentage of 1-100", "use a target of at most 100"))
+    metric, mode = scale_metric(target), target.deployment_mode
+    if metric not in MODE_METRICS[mode]:
+        other = next(m for m, metrics in MODE_METRICS.items() if metric in metrics)
+        out.append(r.diagnostic(("targets", index, "autoscale", "metric"),
+                                f"deployment_mode {mode} does not scale on {metric} (it takes "
+                                f"{' or '.join(MODE_METRICS[mode])})",
+                                f"use metric {MODE_METRICS[mode][0]}, or deployment_mode {other}"))
+    if metric == "cpu" and target.autoscale.target is not None and target.autoscale.target > 100:
+        out.append(r.diagnostic(("targets", index, "autoscale", "target"),
+                                "a cpu target is a utilisation percentage of 1-100", "use a target of at most 100"))
     return out
 
 
-def canary_needs_knative(r: ResolvedSpec) -> list[Diagnostic]:
+def canary_needs_knative(r: ResolvedSpec, index: int, target: KserveTarget) -> list[Diagnostic]:
     """Only the Knative reconciler splits traffic between revisions; Standard mode ignores the field."""
+    if target.canary_traffic_percent is None:
+        return []
     out = []
-    for index, target in _kserve_targets(r):
-        if target.canary_traffic_percent is not None and target.deployment_mode != "Knative":
-            out.append(r.diagnostic(("targets", index, "canary_traffic_percent"),
-                                    f"deployment_mode {target.deployment_mode} has no revisions to split "
-                                    "traffic between: canaryTrafficPercent would be ignored",
-                                    "use deployment_mode Knative, or drop canary_traffic_percent"))
-        if target.canary_traffic_percent is not None and target.model_store.keep_versions < 2:
-            out.append(r.diagnostic(("targets", index, "model_store", "keep_versions"),
-                                    "a canary serves two versions, but the store keeps only one: the upload "
-                                    "of the new version would delete the one the previous revision serves",
-                                    "keep_versions: 2 or more"))
+    if target.deployment_mode != "Knative":
+        out.append(r.diagnostic(("targets", index, "canary_traffic_percent"),
+                                f"deployment_mode {target.deployment_mode} has no revisions to split "
+                                "traffic between: canaryTrafficPercent would be ignored",
+                                "use deployment_mode Knative, or drop canary_traffic_percent"))
+    if target.model_store.keep_versions < 2:
+        out.append(r.diagnostic(("targets", index, "model_store", "keep_versions"),
+                                "a canary serves two versions, but the store keeps only one: the upload "
+                                "of the new version would delete the one the previous revision serves",
+                                "keep_versions: 2 or more"))
     return out
 
 
-def gpu_runtime_tag(r: ResolvedSpec) -> list[Diagnostic]:
+def gpu_runtime_tag(r: ResolvedSpec, index: int, target: KserveTarget) -> list[Diagnostic]:
     """KServe's TensorFlow predictor refuses a ``-gpu`` runtime without GPUs (and the reverse)."""
-    out = []
-    for index, target in _kserve_targets(r):
-        if target.gpus == 0 and (target.runtime_version or "").endswith(GPU_SUFFIX):
-            out.append(r.diagnostic(("targets", index, "runtime_version"),
-                                    "a -gpu runtime without gpus: KServe rejects it",
-                                    "drop -gpu (tfspec appends it when gpus > 0), or set gpus"))
-    return out
+    if target.gpus != 0 or not (target.runtime_version or "").endswith(GPU_SUFFIX):
+        return []
+    return [r.diagnostic(("targets", index, "runtime_version"), "a -gpu runtime without gpus: KServe rejects it",
+                         "drop -gpu (tfspec appends it when gpus > 0), or set gpus")]
 
 
-def store_settings_reach_kserve(r: ResolvedSpec) -> list[Diagnostic]:
+def store_settings_reach_kserve(r: ResolvedSpec, index: int, target: KserveTarget) -> list[Diagnostic]:
     """KServe reads an S3 endpoint and region from the Secret a ServiceAccount lists, or from the
     ServiceAccount itself only when it carries IRSA's role annotation: tfspec renders the first, so
-    endpoint and region need a ``credentials_secret``; with a service account of the user's own they
+    endpoint and region need a credentials Secret; with a service account of the user's own they
     belong on that account."""
     out = []
-    for index, target in _kserve_targets(r):
-        store = target.model_store
-        for field in ("endpoint_url", "region"):
-            if getattr(store, field) is None:
-                continue
-            if target.service_account is not None:
-                out.append(r.diagnostic(("targets", index, "model_store", field),
-                                        f"KServe does not see {field} here: it reads it from the service "
-                                        f"account {target.service_account!r} (serving.kserve.io/s3-* annotations)",
-                                        "annotate your ServiceAccount and drop the field, or drop service_account "
-                                        "and name a credentials_secret"))
-            elif store.credentials_secret is None:
-                out.append(r.diagnostic(("targets", index, "model_store", field),
-                                        f"KServe reads {field} from the store's credentials Secret, and none is named",
-                                        "name a credentials_secret (awsAccessKeyID, awsSecretAccessKey)"))
-        if target.service_account is not None and store.credentials_secret is not None:
-            out.append(r.diagnostic(("targets", index, "model_store", "credentials_secret"),
-                                    f"KServe finds the store's Secret through the service account "
-                                    f"{target.service_account!r}, not through this field",
-                                    "list the Secret in your ServiceAccount's secrets and drop credentials_secret, or "
-                                    "drop service_account (tfspec then renders one)"))
+    store = target.model_store
+    secret = store.credentials.kubernetes_secret
+    for field in ("endpoint_url", "region"):
+        if getattr(store, field) is None:
+            continue
+        if target.service_account is not None:
+            out.append(r.diagnostic(("targets", index, "model_store", field),
+                                    f"KServe does not see {field} here: it reads it from the service "
+                                    f"account {target.service_account!r} (serving.kserve.io/s3-* annotations)",
+                                    "annotate your ServiceAccount and drop the field, or drop service_account "
+                                    "and name a credentials.kubernetes_secret"))
+        elif secret is None:
+            out.append(r.diagnostic(("targets", index, "model_store", field),
+                                    f"KServe reads {field} from the store's credentials Secret, and none is named",
+                                    "name a credentials.kubernetes_secret (awsAccessKeyID, awsSecretAccessKey)"))
+    if target.service_account is not None and secret is not None:
+        out.append(r.diagnostic(secret_key(index, target.model_store),
+                                f"KServe finds the store's Secret through the service account "
+                                f"{target.service_account!r}, not through this field",
+                                "list the Secret in your ServiceAccount's secrets and drop the credentials Secret, "
+                                "or drop service_account (tfspec then renders one)"))
     return out
 
 
 def secret_annotations_needed(r: ResolvedSpec, index: int, target: KserveTarget) -> list[Diagnostic]:
     """A build warning: the endpoint and region must be on the user's Secret, which tfspec never writes."""
     annotations = store_annotations(target)
-    if not annotations or target.model_store.credentials_secret is None or target.service_account is not None:
+    secret = target.model_store.credentials.kubernetes_secret
+    if not annotations or secret is None or target.service_account is not None:
         return []
     pairs = " ".join(f"{key}={value}" for key, value in annotations.items())
-    return [r.diagnostic(("targets", index, "model_store", "credentials_secret"),
+    return [r.diagnostic(secret_key(index, target.model_store),
                          f"warning: KServe reads the S3 endpoint and region from the Secret itself: run kubectl "
-                         f"annotate secret {target.model_store.credentials_secret} {pairs}",
+                         f"annotate secret {secret} {pairs}",
                          "the command is also in kubernetes/serviceaccount.yaml")]
 
 
-RULES = (store_scheme, metric_fits_the_mode, canary_needs_knative, gpu_runtime_tag, store_settings_reach_kserve)
+RULES = (store_endpoint_is_s3, store_credentials_name_a_secret, metric_fits_the_mode, canary_needs_knative,
+         gpu_runtime_tag, store_settings_reach_kserve)
 
 
 def kserve_defaults(spec: Spec, target: KserveTarget) -> KserveTarget:
@@ -275,6 +260,23 @@ def kserve_names(r: ResolvedSpec, index: int, target: KserveTarget) -> list[Gene
             GeneratedName(name, OBJECT_NAME, "InferenceService name", at, hint)]
 
 
-TARGET = register(TargetKind("kserve", render=render_kserve, plan_steps=plan_saved_model_serving,
-                             defaults=kserve_defaults, warnings=(secret_annotations_needed,),
-                             names=kserve_names))
+def upload_kserve(context: PlanContext, resolved: ResolvedSpec, target: KserveTarget) -> None:
+    """The upload: each version into a folder of its own (its ``storageUri``)."""
+    plan_store_upload(context, resolved, target, [resolved.spec.version], pinned=True)
+
+
+def kserve_workload(target: KserveTarget) -> Workload:
+    """The predictor's pods, between the autoscaler's minimum and maximum."""
+    return Workload((), target.resources, tuple(target.tolerations), target.gpus, target.autoscale.min,
+                    target.autoscale.max)
+
+
+def kserve_shipped(resolved: ResolvedSpec, target: KserveTarget) -> str:
+    """What ``tfspec fleet`` lists: the folder the predictor downloads (KServe's runtime image is the cluster's)."""
+    return storage_uri(resolved, target)
+
+
+TARGET = register(TargetKind("kserve", render=render_kserve, rules=RULES, plan_steps=plan_saved_model_serving,
+                             defaults=kserve_defaults, warnings=(secret_annotations_needed, earlier_secret_spelling),
+                             names=kserve_names, metrics=MEASURED_METRICS, workload=kserve_workload,
+                             shipped=kserve_shipped, release_steps=upload_kserve))

@@ -20,7 +20,7 @@ from typing import Any
 from tfspec.spec.targets import ModelStore
 
 from ..render import render_template
-from ..versions import STORE_SYNC_IMAGE
+from tfspec.base.versions import STORE_SYNC_IMAGE
 from . import kubernetes as k8s
 
 __all__ = ["SCRIPT", "SYNC_CONTAINER", "INIT_CONTAINER", "needs_sync", "sync_script", "sync_containers",

@@ -31,26 +31,29 @@ from typing import Any
 
 from tfspec.plan import SavedModelBundleParams, SavedModelVerifyParams, WarmupParams
 from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
+from tfspec.spec.loader import KeyPath
 from tfspec.spec.targets import KserveTarget, ModelStore, SpecificVersions, TfServingTarget
 
 from ..kube_names import LABEL_VALUE, OBJECT_NAME, SERVICE_NAME, GeneratedName, letter_first
 from ..quantities import quantity_value
 from ..render import render_template
 from ..resolve import ResolvedSpec
-from ..versions import GRPC_HEALTH_SERVING_VERSION, SERVING_IMAGE, serving_image
+from tfspec.base.versions import GRPC_HEALTH_SERVING_VERSION, SERVING_IMAGE, serving_image
 from . import kubernetes as k8s
 from . import store_sync
 from .common import (PULL_POLICY, base_context, content_tag, dockerfile_quote, image_reference, image_repository,
                      object_name, qualified_image, python_literal, without_header)
-from .model_store import upload_params
+from .model_store import (earlier_secret_spelling, store_credentials_name_a_secret, store_endpoint_is_s3,
+                          upload_params)
 from ..plan_sections import gates_params
-from .registry import PlanContext, TargetKind, register
+from ..released import plan_comparison
+from .registry import MEASURED_METRICS, ImageSource, PlanContext, TargetKind, Workload, register
 
 __all__ = ["render_tf_serving", "GRPC_PORT", "REST_PORT", "CONFIG_DIR", "MODEL_ROOT", "METRICS_PATH", "SERVING_UID",
            "server_flags", "thread_flags", "models_config_context", "held_versions", "named_versions", "RULES",
            "GRACE_MARGIN_SECONDS", "plan_saved_model_serving", "Track", "tracks", "served_base_path",
-           "client_inputs"]
+           "required_versions", "serving_workload", "client_inputs"]
 
 GRPC_PORT = 8500
 REST_PORT = 8501
@@ -259,7 +262,7 @@ def store_environment(store: ModelStore | None) -> list[dict[str, Any]]:
     """Environment of a TF Serving container reading ``store`` itself (``gs://``): where the mounted
     service-account key is (the Secret is mounted as files, never copied into env). An ``s3://`` store is
     read by the sync containers instead (``store_sync``)."""
-    if store is None or store_sync.needs_sync(store) or not store.credentials_secret:
+    if store is None or store_sync.needs_sync(store) or not store.credentials.kubernetes_secret:
         return []
     return [{"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": f"{STORE_CREDENTIALS_DIR}/{STORE_CREDENTIALS_KEYS['gs']}"}]
 
@@ -288,8 +291,8 @@ def _pod_volumes(target: TfServingTarget, config_map: str) -> tuple[list[dict[st
         volumes.append({"name": "models", "emptyDir": {}})
         server.append({"name": "models", "mountPath": MODEL_ROOT, "readOnly": True})
         syncing.append({"name": "models", "mountPath": MODEL_ROOT})
-    if store is not None and store.credentials_secret:
-        volumes.append({"name": "store-credentials", "secret": {"secretName": store.credentials_secret}})
+    if store is not None and store.credentials.kubernetes_secret:
+        volumes.append({"name": "store-credentials", "secret": {"secretName": store.credentials.kubernetes_secret}})
         mount = {"name": "store-credentials", "mountPath": STORE_CREDENTIALS_DIR, "readOnly": True}
         (syncing if sync else server).append(mount)
     return volumes, server, syncing
@@ -334,12 +337,14 @@ def _kubernetes_context(resolved: ResolvedSpec, target: TfServingTarget, track: 
     init_containers: list[dict[str, Any]] = []
     sidecars: list[dict[str, Any]] = []
     if store is not None and store_sync.needs_sync(store):
-        credentials = f"{STORE_CREDENTIALS_DIR}/{STORE_CREDENTIALS_KEYS['s3']}" if store.credentials_secret else None
+        credentials = f"{STORE_CREDENTIALS_DIR}/{STORE_CREDENTIALS_KEYS['s3']}" if store.credentials.kubernetes_secret else None
         initial, keeping = store_sync.sync_containers(
             store, f"{MODEL_ROOT}/{resolved.spec.name}", list(track.versions) if track.versions else None,
             CONFIG_DIR, sync_mounts, credentials)
         init_containers, sidecars = [initial], [keeping]
-    replicas = (kube.autoscale.min if kube.autoscale else kube.replicas) if default else kube.canary_replicas
+    workload = serving_workload(target)
+    assert workload is not None
+    replicas = workload.replicas if default else kube.canary_replicas
     autoscale = kube.autoscale if default else None
     disruption = ({"minAvailable": kube.min_available} if kube.min_available is not None
                   else {"maxUnavailable": kube.max_unavailable})
@@ -485,41 +490,98 @@ def render_tf_serving(resolved: ResolvedSpec, target: TfServingTarget, served: s
     return files
 
 
-# --- validation rules (run by compiler/validate.py) --------------------------------------------------
+# --- validation rules (the kind's ``rules``, run by compiler/validate.py for each tf_serving target) -------
 
-def _serving_targets(r: ResolvedSpec) -> list[tuple[int, TfServingTarget]]:
-    return [(index, t) for index, t in enumerate(r.spec.targets) if isinstance(t, TfServingTarget)]
+def batch_sizes_fit(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[Diagnostic]:
+    if target.batching is None or not target.batching.allowed_batch_sizes:
+        return []
+    sizes = target.batching.allowed_batch_sizes
+    path = ("targets", index, "batching", "allowed_batch_sizes")
+    out = []
+    if sizes != sorted(set(sizes)):
+        out.append(r.diagnostic(path, "allowed_batch_sizes must be strictly increasing"))
+    if sizes[-1] != target.batching.max_batch_size:
+        out.append(r.diagnostic(path, f"the last allowed batch size ({sizes[-1]}) must equal max_batch_size "
+                                f"({target.batching.max_batch_size})", "TF Serving rejects the file otherwise"))
+    return out
 
 
-def versions_held(r: ResolvedSpec) -> list[Diagnostic]:
+def versions_loaded(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[Diagnostic]:
+    """The version this spec builds is loaded, and every label names a loaded version."""
+    out = []
+    policy = target.version_policy
+    loaded: set[int] | None = None
+    if target.version_labels and policy.kind == "specific" and r.spec.version not in policy.versions:
+        # Labels derive the policy (one server per labelled version): the built version needs a label.
+        out.append(r.diagnostic(("targets", index, "version_labels"),
+                                f"version {r.spec.version}, the one this spec builds, has no label and is not "
+                                f"the {target.default_label!r} label's: no Deployment would serve it",
+                                f"label it (e.g. canary: {r.spec.version}), or point {target.default_label} at it"))
+        loaded = set(policy.versions)
+    elif policy.kind == "specific":
+        loaded = set(policy.versions)
+        if r.spec.version not in loaded:
+            out.append(r.diagnostic(("targets", index, "version_policy", "versions"),
+                                    f"the policy does not load version {r.spec.version}, the one this spec builds",
+                                    f"add {r.spec.version} to versions"))
+    elif policy.kind == "latest" and policy.num_versions == 1:
+        loaded = {r.spec.version}
+    for label, version in target.version_labels.items():
+        if loaded is not None and version not in loaded and not target.allow_unavailable_version_labels:
+            out.append(r.diagnostic(("targets", index, "version_labels", label),
+                                    f"label {label!r} points at version {version}, which the version policy does not load",
+                                    "TF Serving only labels loaded versions: change the policy or the label"))
+    if target.serving_version and ("gpu" in target.serving_version or "devel" in target.serving_version):
+        out.append(r.diagnostic(("targets", index, "serving_version"),
+                                f"give the plain version, not {target.serving_version!r}",
+                                "the -gpu image is chosen from gpus > 0"))
+    return out
+
+
+def versions_held(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[Diagnostic]:
     """Every version a policy or a label names must be in the served bundle: TF Serving refuses a label of a
     version it cannot load at start-up, and the pod crash-loops."""
+    held = held_versions(r, target)
+    if held is None:
+        return []
     out = []
-    for index, target in _serving_targets(r):
-        held = held_versions(r, target)
-        if held is None:
-            continue
-        reported: set[int] = set()
-        # Labels first: a version the (derived) policy lists only because a label names it is reported once.
-        for path, version in sorted(named_versions(target).items(), key=lambda item: item[0][0] != "version_labels"):
-            if version not in held and version not in reported:
-                reported.add(version)
-                out.append(r.diagnostic(("targets", index, *path),
-                                        f"version {version} is not in the image, which holds only version "
-                                        f"{r.spec.version}",
-                                        "serve several versions from a model_store, or name only this version"))
+    reported: set[int] = set()
+    # Labels first: a version the (derived) policy lists only because a label names it is reported once.
+    for path, version in sorted(named_versions(target).items(), key=lambda item: item[0][0] != "version_labels"):
+        if version not in held and version not in reported:
+            reported.add(version)
+            out.append(r.diagnostic(("targets", index, *path),
+                                    f"version {version} is not in the image, which holds only version "
+                                    f"{r.spec.version}",
+                                    "serve several versions from a model_store, or name only this version"))
     return out
 
 
-def one_disruption_budget(r: ResolvedSpec) -> list[Diagnostic]:
+def replicas_fit(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[Diagnostic]:
+    """An explicit replica count inside the autoscaling range; a PodDisruptionBudget that allows an eviction."""
+    kube, workload = target.kubernetes, serving_workload(target)
+    if kube is None or workload is None:
+        return []
+    path: KeyPath = ("targets", index, "kubernetes")
     out = []
-    for index, target in _serving_targets(r):
-        kube = target.kubernetes
-        if kube is not None and kube.min_available is not None and "max_unavailable" in kube.model_fields_set:
-            out.append(r.diagnostic(("targets", index, "kubernetes", "max_unavailable"),
-                                    "give min_available or max_unavailable, not both",
-                                    "a PodDisruptionBudget takes one of them"))
+    if kube.autoscale is not None and "replicas" in kube.model_fields_set and \
+            not kube.autoscale.min <= kube.replicas <= kube.autoscale.max:
+        out.append(r.diagnostic(path + ("replicas",), f"replicas ({kube.replicas}) is outside the autoscaling range "
+                                f"{kube.autoscale.min}..{kube.autoscale.max}",
+                                "the HorizontalPodAutoscaler owns the replica count: drop replicas or widen the range"))
+    if kube.min_available is not None and workload.replicas > 1 and kube.min_available >= workload.replicas:
+        out.append(r.diagnostic(path + ("min_available",), f"min_available ({kube.min_available}) must be below the "
+                                f"replica count ({workload.replicas})",
+                                "a PodDisruptionBudget that allows no eviction blocks every node drain"))
     return out
+
+
+def one_disruption_budget(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[Diagnostic]:
+    kube = target.kubernetes
+    if kube is None or kube.min_available is None or "max_unavailable" not in kube.model_fields_set:
+        return []
+    return [r.diagnostic(("targets", index, "kubernetes", "max_unavailable"),
+                         "give min_available or max_unavailable, not both", "a PodDisruptionBudget takes one of them")]
 
 
 def _derived_versions(spec_version: int, target: TfServingTarget) -> list[int]:
@@ -528,61 +590,54 @@ def _derived_versions(spec_version: int, target: TfServingTarget) -> list[int]:
     return sorted({*target.version_labels.values(), default})
 
 
-def labels_choose_versions(r: ResolvedSpec) -> list[Diagnostic]:
+def labels_choose_versions(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[Diagnostic]:
     """With labels every labelled version gets its own server (``tracks``): a policy of its own would
     contradict them."""
-    out = []
-    for index, target in _serving_targets(r):
-        if not target.version_labels:
-            continue
-        derived = SpecificVersions(kind="specific", versions=_derived_versions(r.spec.version, target))
-        if target.version_policy != derived:
-            out.append(r.diagnostic(("targets", index, "version_policy"),
-                                    "version_labels choose the versions served (one Deployment per labelled "
-                                    "version, the default_label's answering requests without a label)",
-                                    "drop version_policy, or drop version_labels"))
-    return out
+    if not target.version_labels:
+        return []
+    derived = SpecificVersions(kind="specific", versions=_derived_versions(r.spec.version, target))
+    if target.version_policy == derived:
+        return []
+    return [r.diagnostic(("targets", index, "version_policy"),
+                         "version_labels choose the versions served (one Deployment per labelled "
+                         "version, the default_label's answering requests without a label)",
+                         "drop version_policy, or drop version_labels")]
 
 
-def track_names_fit(r: ResolvedSpec) -> list[Diagnostic]:
+def track_names_fit(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[Diagnostic]:
     """``<spec>-<target>-<label>`` names a Deployment and a Service: a Service name is a DNS label (63)."""
+    if target.kubernetes is None:
+        return []
     out = []
-    for index, target in _serving_targets(r):
-        if target.kubernetes is None:
-            continue
-        for track in tracks(r, target)[1:]:
-            name = object_name(r, target) + track.suffix
-            if len(name) > 63:
-                label = track.suffix[1:]
-                out.append(r.diagnostic(("targets", index, "version_labels", label),
-                                        f"the Service of label {label!r}, {name!r}, is longer than 63 characters",
-                                        "use a shorter label or target name"))
+    for track in tracks(r, target)[1:]:
+        name = object_name(r, target) + track.suffix
+        if len(name) > 63:
+            label = track.suffix[1:]
+            out.append(r.diagnostic(("targets", index, "version_labels", label),
+                                    f"the Service of label {label!r}, {name!r}, is longer than 63 characters",
+                                    "use a shorter label or target name"))
     return out
 
 
-def no_cpu_autoscaling_of_gpu_replicas(r: ResolvedSpec) -> list[Diagnostic]:
+def no_cpu_autoscaling_of_gpu_replicas(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[Diagnostic]:
     """The HorizontalPodAutoscaler scales on CPU utilisation; a GPU replica's work runs on the GPU, so its
     CPU stays low while requests queue (no scale-out) and spikes on input decoding (needless scale-out)."""
-    out = []
-    for index, target in _serving_targets(r):
-        kube = target.kubernetes
-        if kube is not None and kube.autoscale is not None and target.gpus > 0:
-            out.append(r.diagnostic(("targets", index, "kubernetes", "autoscale"),
-                                    "autoscaling GPU replicas on CPU utilisation does not follow their load",
-                                    "set kubernetes.replicas; scale GPU serving on a serving metric (request "
-                                    "latency or batch queue from the Prometheus metrics) with KEDA or a "
-                                    "custom-metrics HPA of your own"))
-    return out
+    kube = target.kubernetes
+    if kube is None or kube.autoscale is None or target.gpus == 0:
+        return []
+    return [r.diagnostic(("targets", index, "kubernetes", "autoscale"),
+                         "autoscaling GPU replicas on CPU utilisation does not follow their load",
+                         "set kubernetes.replicas; scale GPU serving on a serving metric (request "
+                         "latency or batch queue from the Prometheus metrics) with KEDA or a "
+                         "custom-metrics HPA of your own")]
 
 
-def rollout_can_progress(r: ResolvedSpec) -> list[Diagnostic]:
-    out = []
-    for index, target in _serving_targets(r):
-        if target.kubernetes is not None and rolling_update(target) == {"maxSurge": 0, "maxUnavailable": 0}:
-            out.append(r.diagnostic(("targets", index, "kubernetes", "rolling_update"),
-                                    "max_surge and max_unavailable are both 0: a rollout could never replace a pod",
-                                    "allow one surge pod (needs spare capacity) or one unavailable pod"))
-    return out
+def rollout_can_progress(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[Diagnostic]:
+    if target.kubernetes is None or rolling_update(target) != {"maxSurge": 0, "maxUnavailable": 0}:
+        return []
+    return [r.diagnostic(("targets", index, "kubernetes", "rolling_update"),
+                         "max_surge and max_unavailable are both 0: a rollout could never replace a pod",
+                         "allow one surge pod (needs spare capacity) or one unavailable pod")]
 
 
 def _release(tag: str) -> tuple[int, ...] | None:
@@ -590,19 +645,17 @@ def _release(tag: str) -> tuple[int, ...] | None:
     return tuple(int(p) for p in parts[:2]) if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]) else None
 
 
-def serving_version_has_grpc_health(r: ResolvedSpec) -> list[Diagnostic]:
+def serving_version_has_grpc_health(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[Diagnostic]:
     """The liveness probe uses TF Serving's gRPC health service (``--enable_grpc_healthcheck_service``,
     2.15 and newer; an older server exits on the unknown flag)."""
-    out = []
-    for index, target in _serving_targets(r):
-        release = _release(target.serving_version or "")
-        if target.base_image is None and release is not None and release < GRPC_HEALTH_SERVING_VERSION:
-            need = ".".join(map(str, GRPC_HEALTH_SERVING_VERSION))
-            out.append(r.diagnostic(("targets", index, "serving_version"),
-                                    f"TF Serving {target.serving_version} has no gRPC health service (--enable_grpc_"
-                                    f"healthcheck_service, {need} and newer), which the liveness probe uses",
-                                    f"use serving_version {need} or newer"))
-    return out
+    release = _release(target.serving_version or "")
+    if target.base_image is not None or release is None or release >= GRPC_HEALTH_SERVING_VERSION:
+        return []
+    need = ".".join(map(str, GRPC_HEALTH_SERVING_VERSION))
+    return [r.diagnostic(("targets", index, "serving_version"),
+                         f"TF Serving {target.serving_version} has no gRPC health service (--enable_grpc_"
+                         f"healthcheck_service, {need} and newer), which the liveness probe uses",
+                         f"use serving_version {need} or newer")]
 
 
 def image_without_registry(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[Diagnostic]:
@@ -619,14 +672,16 @@ def image_without_registry(r: ResolvedSpec, index: int, target: TfServingTarget)
                          "set the top-level registry (e.g. registry: ${REGISTRY}) or kubernetes.image")]
 
 
-RULES = (versions_held, one_disruption_budget, labels_choose_versions, track_names_fit,
-         no_cpu_autoscaling_of_gpu_replicas, rollout_can_progress, serving_version_has_grpc_health)
+RULES = (batch_sizes_fit, versions_loaded, versions_held, replicas_fit, one_disruption_budget, labels_choose_versions,
+         track_names_fit, no_cpu_autoscaling_of_gpu_replicas, rollout_can_progress, serving_version_has_grpc_health,
+         store_endpoint_is_s3, store_credentials_name_a_secret)
 
 
 def plan_saved_model_serving(context: PlanContext, resolved: ResolvedSpec,
                              target: TfServingTarget | KserveTarget) -> None:
-    """warmup records (optional) → verify (the SavedModel, gated) → bundle (``models/<name>/<version>/``)
-    → upload (with a model store). tf_serving and kserve serve the same bundle."""
+    """warmup records (optional) → verify (the SavedModel, gated) → compare (with a released model) → bundle
+    (``models/<name>/<version>/``); the upload comes after every target's gates (``plan_store_upload``).
+    tf_serving and kserve serve the same bundle."""
     spec, t = resolved.spec, target.name
     # a SavedModel served as it is: its chosen signature, whose input key is read from it at run time; the
     # output verified is the one the compiler chose from it (the tflite verify reads the same)
@@ -639,17 +694,52 @@ def plan_saved_model_serving(context: PlanContext, resolved: ResolvedSpec,
             requests=target.warmup.requests, model_name=spec.name, signature=signature,
             input_name=input_name, raw_inputs=resolved.raw_input_shape is not None,
         ), [context.export, context.data], ["tf_serving_warmup_requests"], t))
+    raw = resolved.raw_input_shape is not None
     verify = context.add(f"{t}.verify", "verify", SavedModelVerifyParams(
         artifact="saved_model", gates=gates_params(target.gates), metric=context.metric,
         input_name=input_name, output_name=output_name, signature=signature,
         raw_inputs=resolved.raw_input_shape is not None,
     ), [context.export, context.evaluate, context.data], ["verify.json"], t)
+    compare = plan_comparison(context.add, context.released.get(t), target, context.export, context.data,
+                              context.metric, raw_inputs=raw, filename=None, xnnpack=True, output_key=None,
+                              input_name=input_name, output_name=output_name, signature=signature)
+    context.gate_steps.extend(s for s in (verify, compare) if s is not None)
     model_dir = f"{t}/models/{spec.name}/{spec.version}"
-    bundle = context.add(f"{t}.bundle", "bundle", SavedModelBundleParams(
+    context.add(f"{t}.bundle", "bundle", SavedModelBundleParams(
         artifact="saved_model", model_dir=model_dir, name=spec.name, version=spec.version,
     ), inputs + [verify], [model_dir], t)
-    if target.model_store is not None:
-        context.add(f"{t}.upload", "upload", upload_params(resolved, target, model_dir), [bundle], ["upload.json"], t)
+
+
+def plan_store_upload(context: PlanContext, resolved: ResolvedSpec, target: TfServingTarget | KserveTarget,
+                      required_versions: list[int], pinned: bool) -> None:
+    """upload (with a model store): the bundle, once every gate of the run passed (``context.gate_steps``);
+    ``required_versions`` must be in the store first; ``pinned``: each version in a folder of its own, see
+    :attr:`tfspec.plan.UploadParams.pinned`."""
+    if target.model_store is None:
+        return
+    t, spec = target.name, resolved.spec
+    model_dir = f"{t}/models/{spec.name}/{spec.version}"
+    context.add(f"{t}.upload", "upload", upload_params(resolved, target, model_dir, required_versions, pinned),
+                [f"{t}.bundle", *context.gate_steps], ["upload.json"], t)
+
+
+def required_versions(resolved: ResolvedSpec, target: TfServingTarget) -> list[int]:
+    """Versions the store must hold once this spec's version is uploaded: the policy's specific versions,
+    the labels' versions (unless labels may name unavailable versions) and this spec's version, sorted."""
+    versions = {resolved.spec.version}
+    labelled = set(target.version_labels.values())
+    if target.version_policy.kind == "specific":
+        versions.update(target.version_policy.versions)
+    versions.update(labelled)
+    if target.allow_unavailable_version_labels:
+        # The server may label a version before it is there: labelled versions are not required.
+        versions -= labelled - {resolved.spec.version}
+    return sorted(versions)
+
+
+def upload_tf_serving(context: PlanContext, resolved: ResolvedSpec, target: TfServingTarget) -> None:
+    """The upload; its store must first hold every version the policy and the labels name."""
+    plan_store_upload(context, resolved, target, required_versions(resolved, target), pinned=False)
 
 
 def _batching_defaults(target: TfServingTarget) -> Any:
@@ -699,6 +789,23 @@ def serving_names(r: ResolvedSpec, index: int, target: TfServingTarget) -> list[
     return out
 
 
-TARGET = register(TargetKind("tf_serving", render=render_tf_serving, plan_steps=plan_saved_model_serving,
-                             defaults=tf_serving_defaults, warnings=(image_without_registry,),
-                             names=serving_names))
+def serving_workload(target: TfServingTarget) -> Workload | None:
+    """The default Deployment's pods (each labelled version's own Deployment runs ``canary_replicas``);
+    none without ``kubernetes``."""
+    kube = target.kubernetes
+    if kube is None:
+        return None
+    low, high = (kube.autoscale.min, kube.autoscale.max) if kube.autoscale else (kube.replicas, kube.replicas)
+    return Workload(("kubernetes",), kube.resources, tuple(kube.tolerations), target.gpus, low, high)
+
+
+def serving_image_source(target: TfServingTarget) -> ImageSource:
+    """The serving image: TF Serving with the configs, and the SavedModel unless a model store holds it."""
+    return ImageSource(("kubernetes", "image"), target.kubernetes.image if target.kubernetes else None,
+                       saved_model=target.model_store is None)
+
+
+TARGET = register(TargetKind("tf_serving", render=render_tf_serving, rules=RULES, plan_steps=plan_saved_model_serving,
+                             defaults=tf_serving_defaults, warnings=(image_without_registry, earlier_secret_spelling),
+                             names=serving_names, metrics=MEASURED_METRICS, workload=serving_workload,
+                             image=serving_image_source, release_steps=upload_tf_serving))

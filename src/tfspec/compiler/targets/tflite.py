@@ -23,17 +23,19 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from tfspec.plan import TfliteBundleParams, TfliteParams, TfliteVerifyParams
-from tfspec.spec.data import ImageFolderSource
+from tfspec.spec.data import ImageFolderSource, SklearnDigitsSource
+from tfspec.base.errors import Diagnostic
+from tfspec.base.versions import ACCELERATOR_LIBRARIES, ANDROID_LIBRARIES
 from tfspec.spec.document import Spec
-from tfspec.spec.errors import Diagnostic
 from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTarget
 
 from ..losses import REGRESSION_LOSSES
 from ..render import render_template
 from ..resolve import ResolvedSpec
-from ..versions import ACCELERATOR_LIBRARIES, ANDROID_LIBRARIES
 from ..plan_sections import android_params, tflite_gates_params
-from .registry import PlanContext, TargetKind, register
+from ..released import plan_comparison
+from ..sources import SKLEARN_DIGITS
+from .registry import MEASURED_METRICS, PlanContext, TargetKind, register
 from .common import base_context
 
 __all__ = ["render_tflite", "plan_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package",
@@ -254,11 +256,16 @@ def plan_tflite(context: PlanContext, resolved: ResolvedSpec, target: TfliteTarg
         signature=spec.model.signature if getattr(spec.model, "serve_as_is", False) else None,
         raw_input_shape=list(resolved.raw_input_shape) if resolved.raw_input_shape is not None else None,
     ), [context.final_model, context.data], [target.filename], t)
+    raw = resolved.raw_input_shape is not None
     verify = context.add(f"{t}.verify", "verify", TfliteVerifyParams(
         artifact="tflite", filename=target.filename, gates=tflite_gates_params(target.gates), metric=context.metric,
         accelerators=list(target.accelerators or []), npu_full_integer=npu_full_integer(target), xnnpack=xnnpack,
-        raw_inputs=resolved.raw_input_shape is not None, output_key=_output_key(resolved),
+        raw_inputs=raw, output_key=_output_key(resolved),
     ), [convert, context.evaluate, context.data], ["verify.json"], t)
+    compare = plan_comparison(context.add, context.released.get(t), target, convert, context.data, context.metric,
+                              raw_inputs=raw, filename=target.filename, xnnpack=xnnpack,
+                              output_key=_output_key(resolved), input_name=None, output_name=None, signature=None)
+    context.gate_steps.extend(s for s in (verify, compare) if s is not None)
     assets_dir = f"{t}/{target.android.asset_pack.name}/src/main/assets" if target.android else t
     context.add(f"{t}.bundle", "bundle", TfliteBundleParams(
         artifact="tflite", filename=target.filename, android=android_params(target.android),
@@ -312,5 +319,86 @@ def tflite_defaults(spec: Spec, target: TfliteTarget) -> TfliteTarget:
     return target.model_copy(update=update)
 
 
-TARGET = register(TargetKind("tflite", render=render_tflite, rules=(gpu_delegable_needs_gpu, sparse_weights_need_prune),
-                             plan_steps=plan_tflite, defaults=tflite_defaults))
+def android_loader_takes_one_input(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
+    """The generated Kotlin loader feeds one input tensor."""
+    if not r.multi_input or target.android is None:
+        return []
+    return [r.diagnostic(("targets", index, "android"), f"the Android loader feeds one input; the model has "
+                         f"{len(r.inputs)} ({', '.join(i.name for i in r.inputs)})",
+                         "remove the android block: the .tflite (with its signature runner keys) is still built and "
+                         "verified")]
+
+
+def asset_pack_names_unique(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
+    """Two tflite targets cannot ship in one asset pack (reported at the later one)."""
+    if target.android is None:
+        return []
+    pack = target.android.asset_pack.name
+    earlier = next((i for i, other in enumerate(r.spec.targets[:index])
+                    if isinstance(other, TfliteTarget) and other.android and other.android.asset_pack.name == pack), None)
+    if earlier is None:
+        return []
+    return [r.diagnostic(("targets", index, "android", "asset_pack", "name"),
+                         f"asset pack {pack!r} is also used by targets[{earlier}]")]
+
+
+def select_tf_ops_cannot_verify(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
+    if "select_tf_ops" not in (target.supported_ops or []):
+        return []
+    assert target.supported_ops is not None
+    return [r.diagnostic(
+        ("targets", index, "supported_ops", target.supported_ops.index("select_tf_ops")),
+        "select_tf_ops models cannot be verified: the LiteRT interpreter tfspec runs them on (ai-edge-litert) "
+        "has no Flex delegate, so every TensorFlow op in the model fails to load",
+        "use only tflite_builtins / tflite_builtins_int8 ops (replace the layer that needs a TensorFlow op), "
+        "or serve the model with a tf_serving target")]
+
+
+def quantization_aware_converts_to_int8(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
+    if target.quantization.kind == "int8" or not any(s.kind == "quantization_aware" for s in r.spec.compression):
+        return []
+    return [r.diagnostic(("targets", index, "quantization", "kind"),
+                         f"a quantization-aware model converts to int8, not {target.quantization.kind!r}",
+                         "use quantization: {kind: int8}, or remove the quantization_aware stage")]
+
+
+def representative_samples_available(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
+    """int8 and int16x8 calibrate on training examples: no more than the digits set's training split has
+    (other sources' sizes are known only from the data). Integer inputs (token ids) are calibrated on as
+    they are."""
+    q = target.quantization
+    if not isinstance(q, (Int8Quantization, Int16x8Quantization)) or not isinstance(r.spec.data.source,
+                                                                                     SklearnDigitsSource):
+        return []
+    split = r.spec.data.split
+    available = int(SKLEARN_DIGITS.examples * (1 - split.validation - split.test))
+    if q.representative_samples <= available:
+        return []
+    return [r.diagnostic(("targets", index, "quantization", "representative_samples"),
+                         f"{q.representative_samples} representative samples requested, the training "
+                         f"split has about {available}", f"use at most {available}")]
+
+
+def integer_model_cannot_impute(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
+    """``data.missing_values`` baked into the model (``in_model``) needs float inputs: NaN has no integer value."""
+    if r.spec.data.missing_values is None or not r.spec.data.preprocessing.in_model \
+            or not isinstance(target.quantization, (Int8Quantization, Int16x8Quantization)):
+        return []
+    return [r.diagnostic(("targets", index, "quantization", "kind"), "a full-integer model cannot impute missing "
+                         "values itself: NaN has no integer value, and the imputation baked in by "
+                         "data.preprocessing.in_model would run on quantized inputs",
+                         "use dynamic or float16 quantization, or impute in the app (in_model: false; "
+                         "model_info.json holds the fill values)")]
+
+
+def tflite_shipped(resolved: ResolvedSpec, target: TfliteTarget) -> str:
+    """What ``tfspec fleet`` lists: the model file."""
+    return target.filename or "-"
+
+
+TARGET = register(TargetKind(
+    "tflite", render=render_tflite,
+    rules=(android_loader_takes_one_input, asset_pack_names_unique, select_tf_ops_cannot_verify,
+           quantization_aware_converts_to_int8, representative_samples_available, integer_model_cannot_impute,
+           gpu_delegable_needs_gpu, sparse_weights_need_prune),
+    plan_steps=plan_tflite, defaults=tflite_defaults, metrics=MEASURED_METRICS, shipped=tflite_shipped))

@@ -6,7 +6,7 @@ from typing import Any
 
 from tfspec.plan import PruneParams
 from tfspec.spec.compression import PruneStage
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 
 from ..resolve import ResolvedSpec
 from ..inputs import InputDigests

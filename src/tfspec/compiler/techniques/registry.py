@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tfspec.plan import Params
-from tfspec.spec.errors import Diagnostic
+from tfspec.base.errors import Diagnostic
 
 from ..resolve import ResolvedSpec
 

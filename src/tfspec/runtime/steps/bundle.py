@@ -13,7 +13,7 @@ import json
 import shutil
 from typing import Any
 
-from tfspec.plan import SavedModelBundleParams, TfliteBundleParams
+from tfspec.plan import MODEL_INFO_FILES, SavedModelBundleParams, TfliteBundleParams
 from tfspec.runtime.accelerators import interpreter_kernels
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import DATA_INFO_FILE
@@ -21,7 +21,7 @@ from tfspec.runtime.steps.verify import output_detail
 
 __all__ = ["run", "MODEL_INFO_FILE", "LABELS_FILE", "model_info"]
 
-MODEL_INFO_FILE = "model_info.json"
+MODEL_INFO_FILE = MODEL_INFO_FILES["tflite"]
 LABELS_FILE = "labels.txt"
 WARMUP_PATH = "assets.extra/tf_serving_warmup_requests"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tfspec.compiler.locations import is_object_store, list_objects, local_glob, object_root
+from tfspec.base.locations import is_object_store, list_objects, local_glob, object_root
 from tfspec.plan import CsvSourceParams, DataParams, ImageFolderSourceParams, MissingValuesParams, NpzSourceParams, TfrecordSourceParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.data_source import DataSource

@@ -1,15 +1,21 @@
 """``export`` step: a SavedModel whose ``serving_default`` takes ``{input_name: x}`` and returns
-``{output_name: y}`` (the keys the generated clients, warmup records and model-info use)."""
+``{output_name: y}`` (the keys the generated clients, warmup records and model-info use).
+
+The SavedModel carries ``assets.extra/tfspec_model_info.json`` (TF Serving reads nothing there but warm-up
+records): its input contract (``raw``: the preprocessing is inside; ``preprocessed``: the client's) and the
+normalisation a client applies, so a later run can compare a candidate with this model once it is released
+(``runtime/steps/released.py``). A SavedModel served as it is stays byte for byte what it was."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tfspec.plan import MODEL_STEP_KINDS, ExportParams
+from tfspec.plan import MODEL_INFO_FILES, MODEL_STEP_KINDS, ExportParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
 from tfspec.runtime.errors import StepError
@@ -17,9 +23,10 @@ from tfspec.runtime.keras_io import builder_code, load_model
 from tfspec.runtime.signatures import read_signature_file, signature_feed
 from tfspec.runtime.tf import import_tf
 
-__all__ = ["run", "SAVED_MODEL_DIR", "export_saved_model"]
+__all__ = ["run", "SAVED_MODEL_DIR", "MODEL_INFO_PATH", "export_saved_model"]
 
 SAVED_MODEL_DIR = "saved_model"
+MODEL_INFO_PATH = MODEL_INFO_FILES["saved_model"]
 
 
 def export_saved_model(model: Any, path: Path, *, input_name: str, output_name: str, input_shape: list[int],
@@ -61,6 +68,20 @@ def _as_is(ctx: StepContext) -> dict[str, Any]:
             "output_name": chosen["output_key"], "signatures": chosen["signatures"], "served_as_is": True}
 
 
+def _write_model_info(path: Path, info: dict[str, Any], p: ExportParams, keys: list[str], raw: bool) -> None:
+    """What a client feeds this SavedModel: the signature's keys, the input contract and the normalisation."""
+    impute = info.get("impute")
+    model_info = {"signature": p.signature, "inputs": keys, "output": p.output_name,
+                  "input_contract": "raw" if raw else "preprocessed",
+                  "normalization": {"rescale": info.get("rescale"), "mean": info.get("mean"), "std": info.get("std"),
+                                    "in_model": raw,
+                                    "impute": {"strategy": impute["strategy"], "values": impute["values"]}
+                                    if impute else None}}
+    target = path / MODEL_INFO_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(model_info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def run(ctx: StepContext) -> dict[str, Any]:
     tf, _ = import_tf()
     p = ctx.params
@@ -89,8 +110,9 @@ def run(ctx: StepContext) -> dict[str, Any]:
     difference = float(np.max(np.abs(served - direct)))
     if difference > 1e-4:
         raise RuntimeError(f"the exported signature disagrees with the Keras model (max |diff| {difference})")
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     keys = [name for name, _, _ in inputs] if inputs else [p.input_name]
+    _write_model_info(path, data.info, p, keys, raw)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     ctx.log(f"  SavedModel {size} bytes, signature {p.signature}({', '.join(keys)}) -> {p.output_name}")
     return {"size_bytes": size, "signature": p.signature, "input_name": p.input_name, "input_names": keys,
             "output_name": p.output_name, "max_abs_diff": difference,

@@ -14,7 +14,8 @@ What each gate compares (``metric`` is ``accuracy`` for classifiers, ``mae`` for
 * ``min_accuracy``: artifact's accuracy ≥ limit.
 * ``max_error_increase``: artifact's error − trained model's error ≤ limit (in the metric's units).
 * ``max_error``: artifact's error ≤ limit.
-* ``max_size_kb``: artifact's size in KiB (the ``.tflite`` file, or every file of the SavedModel) ≤ limit.
+* ``max_size_kb``: artifact's size in KiB (the ``.tflite`` file, or the SavedModel's files but
+  ``assets.extra/``) ≤ limit.
 * ``max_latency_ms``: artifact's p95 latency of one example on this machine's CPU ≤ limit; each example's
   latency is the fastest of ``LATENCY_REPEATS`` calls (a call another process preempted does not count),
   and the machine's load average and cores are recorded beside the figure (``latency_load_1m``).
@@ -26,6 +27,7 @@ What each gate compares (``metric`` is ``accuracy`` for classifiers, ``mae`` for
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -39,7 +41,7 @@ from tfspec.runtime.accelerators import (
     accelerator_gates, analyzer_report, coverage, coverage_line, interpreter_kernels,
 )
 from tfspec.runtime.context import StepContext
-from tfspec.runtime.datasets import example_at, example_count, load_dataset
+from tfspec.runtime.datasets import Dataset, example_at, example_count, load_dataset
 from tfspec.runtime.quality import (
     LATENCY_METHOD,
     LATENCY_REPEATS,
@@ -58,7 +60,8 @@ from tfspec.runtime.signatures import load_signature, signature_feed
 from tfspec.runtime.steps.evaluate import EVALUATION_FILE, gzipped_size
 from tfspec.runtime.tf import import_tf
 
-__all__ = ["run", "VERIFY_FILE", "quality", "evaluate_gates", "run_tflite", "LATENCY_SAMPLES", "GATE_VALUES"]
+__all__ = ["run", "VERIFY_FILE", "quality", "evaluate_gates", "run_tflite", "TfliteModel", "Measured", "measure_tflite",
+           "measure_saved_model", "saved_model_sizes", "LATENCY_SAMPLES", "GATE_VALUES"]
 
 VERIFY_FILE = "verify.json"
 
@@ -112,6 +115,50 @@ def output_detail(interpreter: Any, output_key: str | None) -> dict[str, Any]:
     raise RuntimeError(f"the .tflite has no signature output {output_key!r} ({signatures})")
 
 
+class TfliteModel:
+    """One ``.tflite`` on LiteRT's interpreter (one thread), fed one example at a time: inputs quantized with
+    each input tensor's scale and zero point, by signature key when it has several; the output read
+    (:func:`output_detail`) dequantized."""
+
+    def __init__(self, path: Path, xnnpack: bool = True, output_key: str | None = None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path), num_threads=1, **interpreter_kernels(xnnpack))
+        self.interpreter.allocate_tensors()
+        self.first = self.interpreter.get_input_details()[0]
+        self.named = len(self.interpreter.get_input_details()) > 1
+        # several inputs: the tensor behind each signature key (the interpreter's own order is not the model's)
+        self.feeds = self.interpreter.get_signature_runner().get_input_details() if self.named else {None: self.first}
+        self.out = output_detail(self.interpreter, output_key)
+
+    def feed(self, sample: Any) -> None:
+        """Set the inputs to one example (with its batch axis; a dict by input name for several inputs)."""
+        # recurrent state (LSTM/GRU variable tensors) would carry over from the previous call
+        self.interpreter.reset_all_variables()
+        for name, value in (sample if isinstance(sample, dict) else {None: sample}).items():
+            self.interpreter.set_tensor(self.feeds[name]["index"], _quantized(value, self.feeds[name]))
+
+    def timed_invoke(self, sample: Any) -> float:
+        """Seconds of one ``invoke`` on ``sample`` (feeding it is not timed)."""
+        self.feed(sample)
+        start = time.perf_counter()
+        self.interpreter.invoke()
+        return time.perf_counter() - start
+
+    def output(self) -> np.ndarray:
+        result = self.interpreter.get_tensor(self.out["index"])[0]
+        scale, zero = self.out["quantization"]
+        if np.dtype(self.out["dtype"]).kind in "iu" and scale:
+            result = (result.astype(np.float32) - zero) * scale
+        return result.astype(np.float32)
+
+    def details(self) -> dict[str, Any]:
+        details = {"input": _tensor(self.first), "output": _tensor(self.out)}
+        if self.named:
+            details["inputs"] = {name: _tensor(detail) for name, detail in sorted(self.feeds.items())}
+        return details
+
+
 def run_tflite(path: Path, x: Any, xnnpack: bool = True,
                output_key: str | None = None) -> tuple[np.ndarray, list[float], dict[str, Any]]:
     """Predictions (dequantized), the latencies in seconds of the first ``LATENCY_SAMPLES`` examples (each the
@@ -119,55 +166,45 @@ def run_tflite(path: Path, x: Any, xnnpack: bool = True,
     array or an iterable of batches (only the predictions are kept). A model with several inputs gets
     ``{input name: array}`` batches, fed by the signature's input keys; ``output_key`` picks the signature
     output read (:func:`output_detail`)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path), num_threads=1, **interpreter_kernels(xnnpack))
-    interpreter.allocate_tensors()
-    first = interpreter.get_input_details()[0]
-    named = len(interpreter.get_input_details()) > 1
-    # several inputs: the tensor behind each signature key (the interpreter's own order is not the model's)
-    feeds = interpreter.get_signature_runner().get_input_details() if named else {None: first}
-    out = output_detail(interpreter, output_key)
-    out_scale, out_zero = out["quantization"]
+    model = TfliteModel(path, xnnpack, output_key)
     outputs = []
     latencies = []
     for count, sample in enumerate(_rows(x)):
-        values = sample if isinstance(sample, dict) else {None: sample}
-        best = math.inf
         # the fastest of LATENCY_REPEATS invokes (of the first LATENCY_SAMPLES examples) counts, as quality.py times
-        for _ in range(LATENCY_REPEATS if count < LATENCY_SAMPLES else 1):
-            # recurrent state (LSTM/GRU variable tensors) would carry over from the previous call
-            interpreter.reset_all_variables()
-            for name, value in values.items():
-                interpreter.set_tensor(feeds[name]["index"], _quantized(value, feeds[name]))
-            start = time.perf_counter()
-            interpreter.invoke()
-            best = min(best, time.perf_counter() - start)
+        best = min(model.timed_invoke(sample) for _ in range(LATENCY_REPEATS if count < LATENCY_SAMPLES else 1))
         if count < LATENCY_SAMPLES:
             latencies.append(best)
-        result = interpreter.get_tensor(out["index"])[0]
-        if np.dtype(out["dtype"]).kind in "iu" and out_scale:
-            result = (result.astype(np.float32) - out_zero) * out_scale
-        outputs.append(result.astype(np.float32))
-    details = {"input": _tensor(first), "output": _tensor(out)}
-    if named:
-        details["inputs"] = {name: _tensor(detail) for name, detail in sorted(feeds.items())}
-    return np.stack(outputs), latencies, details
+        outputs.append(model.output())
+    return np.stack(outputs), latencies, model.details()
+
+
+def _saved_model_call(path: Path, input_name: str | None, output_name: str | None,
+                      signature: str = "serving_default") -> Any:
+    """``call(x) → outputs`` of a SavedModel's ``signature`` for a batch of examples (an array, or a dict by input
+    name); a SavedModel served as it is (``input_name`` None) through its signature's one input."""
+    tf, _ = import_tf()
+    if input_name is None:  # served as it is: the input key comes from the signature, the output from the plan
+        return load_signature(path, signature, output_key=output_name).predict
+    function = tf.saved_model.load(str(path)).signatures[signature]
+    return lambda x: function(**signature_feed(x, input_name))[output_name].numpy()
 
 
 def _run_saved_model(path: Path, batches: Any, first: np.ndarray, input_name: str | None,
-                     output_name: str | None, signature: str = "serving_default") -> tuple[np.ndarray, list[float]]:
-    """Predictions over streamed batches; latencies of single calls on the ``first`` examples."""
-    tf, _ = import_tf()
-    if input_name is None:  # served as it is: the input key comes from the signature, the output from the plan
-        chosen = load_signature(path, signature, output_key=output_name)
-        return chosen.predict(batches), time_single_calls(chosen.predict, first)
-    function = tf.saved_model.load(str(path)).signatures[signature]
-    predictions = np.concatenate([function(**signature_feed(x, input_name))[output_name].numpy()
-                                  for x in batches.as_numpy_iterator()])
-    latencies = time_single_calls(lambda sample: function(**signature_feed(sample, input_name))[output_name].numpy(),
-                                  first)
-    return predictions, latencies
+                     output_name: str | None, signature: str = "serving_default") -> tuple[np.ndarray, list[float], Any]:
+    """Predictions over streamed batches; latencies of single calls on the ``first`` examples; the call."""
+    call = _saved_model_call(path, input_name, output_name, signature)
+    predictions = np.concatenate([call(x) for x in batches.as_numpy_iterator()])
+    return predictions, time_single_calls(call, first), call
+
+
+def _timer(call: Any) -> Any:
+    """A SavedModel's call as a timer: seconds of one call on one example (as ``time_single_calls`` times)."""
+    def timed(sample: Any) -> float:
+        start = time.perf_counter()
+        call(sample)
+        return time.perf_counter() - start
+
+    return timed
 
 
 def evaluate_gates(gates: GatesParams, metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -183,6 +220,46 @@ def evaluate_gates(gates: GatesParams, metrics: dict[str, Any]) -> list[dict[str
     return checks
 
 
+@dataclasses.dataclass
+class Measured:
+    """One artifact measured on the test split: predictions, per-example latencies (s), file sizes, and
+    ``timing() → (timer, examples)`` for timing it again (``timer(example) → seconds``), made when needed."""
+
+    predictions: np.ndarray
+    latencies: list[float]
+    size: int
+    packed: int
+    timing: Any
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def saved_model_sizes(path: Path) -> tuple[int, int]:
+    """Bytes (raw, gzipped) of the model's files: ``saved_model.pb``, ``variables/``, ``assets/``; not
+    ``assets.extra/`` (warm-up records, tfspec's model info and upload marker), which a released version holds
+    and a candidate gains only when bundled."""
+    files = sorted(f for f in path.rglob("*") if f.is_file() and f.relative_to(path).parts[0] != "assets.extra")
+    return sum(f.stat().st_size for f in files), sum(gzipped_size(f.read_bytes()) for f in files)
+
+
+def measure_tflite(path: Path, data: Dataset, raw: bool, xnnpack: bool, output_key: str | None) -> Measured:
+    predictions, latencies, details = run_tflite(path, data.features("test", raw=raw).as_numpy_iterator(), xnnpack,
+                                                 output_key)
+    def timing() -> tuple[Any, Any]:
+        return TfliteModel(path, xnnpack, output_key).timed_invoke, data.take("test", LATENCY_SAMPLES, raw=raw)
+
+    return Measured(predictions, latencies, path.stat().st_size, gzipped_size(path.read_bytes()), timing, details)
+
+
+def measure_saved_model(path: Path, data: Dataset, raw: bool, input_name: str | None, output_name: str | None,
+                        signature: str) -> Measured:
+    # in_model (raw): the served model takes raw examples and preprocesses them itself
+    first = data.take("test", LATENCY_SAMPLES, raw=raw)
+    predictions, latencies, call = _run_saved_model(path, data.features("test", raw=raw), first, input_name,
+                                                    output_name, signature)
+    size, packed = saved_model_sizes(path)
+    return Measured(predictions, latencies, size, packed, lambda: (_timer(call), first))
+
+
 def run(ctx: StepContext) -> dict[str, Any]:
     p = ctx.params
     assert isinstance(p, (TfliteVerifyParams, SavedModelVerifyParams))
@@ -190,27 +267,18 @@ def run(ctx: StepContext) -> dict[str, Any]:
     error = is_error_metric(metric)
     data = load_dataset(ctx.input_of_kind("data"), ctx.root)
     evaluation = json.loads((ctx.input_of_kind("evaluate") / EVALUATION_FILE).read_text("utf-8"))
-    details: dict[str, Any] = {}
     ops: dict[str, Any] | None = None  # op coverage per accelerator (tflite): runtime/accelerators.py
     if isinstance(p, TfliteVerifyParams):
         path = ctx.input_of_kind("tflite") / p.filename
         ops = coverage(analyzer_report(path.read_bytes()))
         ctx.log(coverage_line(ops))
-        predictions, latencies, details = run_tflite(path, data.features("test", raw=p.raw_inputs).as_numpy_iterator(),
-                                                     p.xnnpack, p.output_key)
-        size = path.stat().st_size
-        packed = gzipped_size(path.read_bytes())
+        candidate = measure_tflite(path, data, p.raw_inputs, p.xnnpack, p.output_key)
     else:
-        path = ctx.input_of_kind("export") / "saved_model"
-        # in_model: the served model takes raw examples and preprocesses them itself
-        predictions, latencies = _run_saved_model(path, data.features("test", raw=p.raw_inputs),
-                                                  data.take("test", LATENCY_SAMPLES, raw=p.raw_inputs),
-                                                  p.input_name, p.output_name, p.signature)
-        files = sorted(f for f in path.rglob("*") if f.is_file())
-        size = sum(f.stat().st_size for f in files)
-        packed = sum(gzipped_size(f.read_bytes()) for f in files)
+        candidate = measure_saved_model(ctx.input_of_kind("export") / "saved_model", data, p.raw_inputs, p.input_name,
+                                        p.output_name, p.signature)
     load = machine_load()  # right after the timing: what the latency figures were measured under
     y_test = data.labels("test")
+    predictions, latencies, size, packed = candidate.predictions, candidate.latencies, candidate.size, candidate.packed
     value = quality(predictions, y_test, metric)
     p50, p95 = percentiles(latencies)
     trained = evaluation["trained"]
@@ -237,7 +305,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
                       "passed": beats(value, naive["value"], metric)})
     result: dict[str, Any] = {"artifact": p.artifact, "metric": metric, "metrics": metrics, "gates": gates,
                               "passed": all(g["passed"] for g in gates), "baseline": evaluation["baseline"],
-                              "tensors": details, "test_examples": int(len(y_test)),
+                              "tensors": candidate.details, "test_examples": int(len(y_test)),
                               "input_contract": "raw" if p.raw_inputs else "preprocessed"}
     if ops is not None:
         result["accelerators"] = ops

@@ -1,6 +1,7 @@
 """The one Jinja2 environment: StrictUndefined (a typo fails the build, it never renders an empty string
 into a manifest), ``trim_blocks``/``lstrip_blocks``, quoting filters for every output language, HTML
-escaping for ``*.html.j2`` templates only. Imports nothing of tfspec: the runtime's report uses it too.
+escaping for ``*.html.j2`` templates only. The compiler's generated files, the run report, the search report
+and the fleet page all render through it.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
 def environment() -> jinja2.Environment:
     """The one Jinja environment of tfspec (cached), compiled templates cached on disk between processes.
 
-    The compiler's generated files and the runtime's report page both render through it."""
+    The compiler's generated files and the HTML pages (run report, search report, fleet) render through it."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(importlib.resources.files("tfspec.templates"))),
         bytecode_cache=_bytecode_cache(),

@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tfspec.spec.errors import TfspecError
+from .errors import TfspecError
 
 __all__ = [
     "ENV_TF_CONFIG",

@@ -12,12 +12,13 @@ An object-store listing is digested from each object's name, size and ETag (S3) 
 
 from __future__ import annotations
 
+import dataclasses
 import glob as globbing
 import os
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["OBJECT_STORE_SCHEMES", "StorageAccess", "is_object_store", "is_external", "local_path", "filesystem",
+__all__ = ["OBJECT_STORE_SCHEMES", "StorageAccess", "ClientCredentials", "is_object_store", "is_external", "local_path", "filesystem",
            "list_objects", "object_root"]
 
 OBJECT_STORE_SCHEMES = ("s3://", "gs://")
@@ -36,6 +37,16 @@ class StorageAccess(Protocol):
 
     @property
     def secret_access_key_env(self) -> str: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientCredentials:
+    """An object store at ``endpoint_url`` reached with the clients' own credential variables (a model store:
+    AWS' names for S3, Application Default Credentials for GCS)."""
+
+    endpoint_url: str | None
+    access_key_id_env: str = "AWS_ACCESS_KEY_ID"
+    secret_access_key_env: str = "AWS_SECRET_ACCESS_KEY"
 
 
 def is_object_store(location: str) -> bool:
@@ -59,10 +70,11 @@ def filesystem(location: str, storage: StorageAccess | None) -> Any:
     own variable names when no storage is given)."""
     import fsspec
 
-    endpoint_url = storage.endpoint_url if storage is not None else None
+    storage = storage if storage is not None else ClientCredentials(None)
+    endpoint_url = storage.endpoint_url
     if location.startswith("s3://"):
-        key = os.environ.get(storage.access_key_id_env if storage is not None else "AWS_ACCESS_KEY_ID")
-        secret = os.environ.get(storage.secret_access_key_env if storage is not None else "AWS_SECRET_ACCESS_KEY")
+        key = os.environ.get(storage.access_key_id_env)
+        secret = os.environ.get(storage.secret_access_key_env)
         options: dict[str, Any] = {"key": key, "secret": secret} if key and secret else {}
         if endpoint_url:
             options["client_kwargs"] = {"endpoint_url": endpoint_url}

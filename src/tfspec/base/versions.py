@@ -1,13 +1,15 @@
-"""Pinned versions and images, kept as data (not if-chains). Every fingerprint includes them."""
+"""Pinned versions and images, kept as data (not if-chains). Every fingerprint includes them.
+
+The plan's schema version is the plan contract's own: ``tfspec.plan.PLAN_SCHEMA_VERSION``.
+"""
 
 from __future__ import annotations
 
-__all__ = ["TFSPEC_VERSION", "PLAN_SCHEMA_VERSION", "RUNTIME_VERSIONS", "SERVING_IMAGE", "TRAINING_IMAGE", "STORE_SYNC_IMAGE",
+__all__ = ["TFSPEC_VERSION", "RUNTIME_VERSIONS", "SERVING_IMAGE", "TRAINING_IMAGE", "STORE_SYNC_IMAGE",
            "GRPC_HEALTH_SERVING_VERSION", "ANDROID_LIBRARIES",
            "ACCELERATOR_LIBRARIES", "serving_image", "training_image"]
 
 TFSPEC_VERSION = "0.1.0"
-PLAN_SCHEMA_VERSION = 1
 
 # The versions `tfspec run` is pinned to (the `runtime` extra); the runtime refuses others.
 RUNTIME_VERSIONS: dict[str, str] = {

@@ -1,4 +1,5 @@
-"""Which folders tfspec may replace or delete: only its own earlier output of the same spec.
+"""Output folders: their ``manifest.json``, and which folders tfspec may replace or delete (only its own
+earlier output of the same spec).
 
 Every output folder tfspec writes (``build``'s ``build/<name>/``, ``run``'s ``dist/<name>/``, ``search``'s
 ``dist/<name>-search/``) carries a ``manifest.json`` that lists its files and records what produced it::
@@ -21,6 +22,7 @@ one that holds only what a step cache holds.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -28,11 +30,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tfspec.spec.errors import TfspecError, cap
+from .errors import TfspecError, cap
 
 __all__ = ["MANIFEST", "MANIFEST_VERSION", "CACHE_TAG", "CACHE_TAG_TEXT", "OutputPathError", "Producer",
-           "Protected", "check_protected", "check_replaceable", "check_cache_folder", "files_below", "manifest_record",
-           "owned_output", "protected_paths"]
+           "Protected", "check_output_path", "check_protected", "check_replaceable", "check_cache_folder",
+           "files_below", "manifest_json", "manifest_record", "manifest_text", "owned_output", "protected_paths",
+           "read_manifest", "resolve_protected", "with_manifest"]
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 2
@@ -67,6 +70,35 @@ class Producer:
         return {"environment": self.environment, "kind": self.kind, "spec": self.spec}
 
 
+def manifest_json(entries: dict[str, str], producer: Producer) -> str:
+    """``manifest.json`` from ``{path: sha256}``: the files, sorted, and what produced them."""
+    return json.dumps({"files": dict(sorted(entries.items())), "manifest_version": MANIFEST_VERSION,
+                       "produced_by": producer.to_json()}, indent=2, sort_keys=True) + "\n"
+
+
+def manifest_text(files: dict[str, str], producer: Producer) -> str:
+    """``manifest.json``: every file with its sha256 (the manifest itself excluded) and ``producer``."""
+    return manifest_json({path: hashlib.sha256(text.encode("utf-8")).hexdigest() for path, text in files.items()
+                          if path != MANIFEST}, producer)
+
+
+def with_manifest(files: dict[str, str], producer: Producer) -> dict[str, str]:
+    return {**files, MANIFEST: manifest_text(files, producer)}
+
+
+def check_output_path(path: str) -> None:
+    parts = Path(path).parts
+    if not path or Path(path).is_absolute() or ".." in parts or "\\" in path or "\x00" in path:
+        raise OutputPathError(f"refusing to write outside the output folder: {path!r}")
+
+
+def read_manifest(out_dir: Path) -> dict[str, str] | None:
+    try:
+        return json.loads((out_dir / MANIFEST).read_text("utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 Protected = tuple[str | Path, str]
 """A path no output folder may be or contain, and how to name it in the refusal (``the spec deploy.yaml``)."""
 
@@ -78,6 +110,17 @@ def protected_paths(specs: Iterable[str | Path] = (), project_files: Iterable[st
     out.extend((os.path.dirname(project), f"the project root {os.path.dirname(project)} (the folder of tfspec.yaml)")
                for project in sorted({p for p in project_files if p}))
     return out
+
+
+class RealPath(str):
+    """A path already resolved by ``os.path.realpath`` (:func:`resolve_protected`): not resolved again."""
+
+
+def resolve_protected(protected: Iterable[Protected]) -> list[Protected]:
+    """``protected`` with each path resolved once, for a caller that checks many output folders against the same
+    paths: a folder build of N specs would otherwise resolve every protected path (every spec among them) for
+    each of its N outputs, N x N ``realpath`` calls (a lstat per path component each)."""
+    return [(RealPath(os.path.realpath(path)), name) for path, name in protected]
 
 
 def files_below(folder: str | Path) -> set[str]:
@@ -132,7 +175,7 @@ def _unlisted(folder: str | Path, manifest: dict[str, Any]) -> set[str]:
 def check_protected(folder: Path, protected: Iterable[Protected], option: str) -> None:
     real = os.path.realpath(folder)
     for path, name in protected:
-        other = os.path.realpath(path)
+        other = path if isinstance(path, RealPath) else os.path.realpath(path)
         if other == real:
             raise OutputPathError(f"{option} {folder} is {name}: refusing to replace it")
         if other.startswith(real.rstrip(os.sep) + os.sep):
