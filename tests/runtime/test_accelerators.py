@@ -16,7 +16,8 @@ import yaml
 from tfspec.compiler.pipeline import compile_spec
 from tfspec.plan import TfliteParams
 from tfspec.runtime.accelerators import (
-    GPU_DELEGATE_OPS, accelerator_gates, analyzer_report, coverage, coverage_line, parse_report,
+    GPU_DELEGATE_OPS, accelerator_gates, analyzer_report, coverage, coverage_line, execution, execution_line,
+    parse_report,
 )
 from tfspec.runtime.model_builder import build_model
 from tfspec.runtime.steps.tflite import convert
@@ -98,6 +99,36 @@ def test_int8_target_for_the_npu_needs_integer_io(tmp_path: Path) -> None:
     assert any(name.startswith("QUANTIZE") or name.startswith("DEQUANTIZE") for name in check["ops"])
 
 
+def test_what_each_accelerator_executes_is_said_and_only_the_cpu_is_measured(tmp_path: Path) -> None:
+    # An int8 model the loader tries on the NPU, then the GPU: verify measured the CPU kernels only; the
+    # GPU delegate would run it dequantized in float16, and the NPU's driver is unknown here.
+    int8, verify = _example_tflite(tmp_path / "int8", {"accelerators": ["npu", "gpu"]})
+    ops = coverage(analyzer_report(int8))
+    entries = execution(verify["accelerators"], ops, verify["xnnpack"])
+    assert [(e["accelerator"], e["order"], e["measured"]) for e in entries] == [
+        ("npu", 1, False), ("gpu", 2, False), ("cpu", 3, True)]  # the CPU is every choice's fallback
+    npu, gpu, cpu = entries
+    assert cpu["computes_in"] == "int8" and npu["computes_in"] == "int8" and npu["ops_delegated"] > 0
+    assert gpu["computes_in"] == "float16" and "dequantized" in gpu["note"] and "not measured" in gpu["note"]
+    assert "known only on the device" in npu["note"]
+    assert execution_line(entries).startswith("  loader tries: npu ")
+    assert "gpu 3/3 ops in float16, NOT measured; cpu 3/3 ops in int8, measured" in execution_line(entries)
+
+    # A float model listing the NPU: no op is int8-only, so NNAPI would delegate nothing.
+    float32, verify = _example_tflite(tmp_path / "float", {"accelerators": ["npu", "cpu"],
+                                                           "quantization": {"kind": "none"}})
+    ops = coverage(analyzer_report(float32))
+    npu, cpu = execution(verify["accelerators"], ops, verify["xnnpack"])
+    assert npu["ops_delegated"] == 0 and npu["computes_in"] == "nothing (CPU fallback)"
+    assert "delegate nothing" in npu["note"]
+    assert cpu["computes_in"] == "float32" and cpu["measured"] is True
+
+    # Dynamic range: int8 weights, float activations.
+    dynamic, verify = _example_tflite(tmp_path / "dynamic", {"quantization": {"kind": "dynamic"}})
+    [gpu, cpu] = execution(["gpu", "cpu"], coverage(analyzer_report(dynamic)), True)
+    assert cpu["computes_in"] == "float32 with int8 weights" and "dequantized" in gpu["note"]
+
+
 def test_parse_reads_the_analyzers_gpu_warnings() -> None:
     text = ("Subgraph#0 main(T#0) -> [T#1]\n"
             "  Op#0 ARG_MAX(T#0, T#2[1]) -> [T#1]\n"
@@ -176,5 +207,9 @@ def test_run_records_op_coverage_and_the_gpu_delegable_gate(tmp_path: Path) -> N
     gate = next(g for g in target["gates"] if g["name"] == "gpu_delegable")
     assert gate["passed"] and gate["ops"] == []
     assert report["targets"]["android"]["accelerators"]["npu"]["integer_io"] is True
-    assert "Op coverage per accelerator" in (dist / "report.html").read_text("utf-8")
+    executed = report["targets"]["float"]["accelerators"]["execution"]
+    assert [(e["accelerator"], e["measured"]) for e in executed] == [("gpu", False), ("cpu", True)]
+    html = (dist / "report.html").read_text("utf-8")
+    assert "Op coverage per accelerator" in html
+    assert "not measured here (no GPU delegate)" in html
     assert result.exit_code in (0, 1), result.output  # 1 only if a quality gate of the short training missed

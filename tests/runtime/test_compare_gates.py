@@ -3,7 +3,7 @@ change is counted for accuracy and for an error metric, the growth percentages, 
 
 from __future__ import annotations
 
-import math
+import json
 
 import pytest
 
@@ -53,4 +53,9 @@ def test_size_and_latency_growth_in_percent_of_the_released_model() -> None:
 
 
 def test_growth_from_nothing() -> None:
-    assert growth_percent(0, 0) == 0.0 and growth_percent(5, 0) == math.inf and growth_percent(50, 100) == -50.0
+    assert growth_percent(0, 0) == 0.0 and growth_percent(5, 0) is None and growth_percent(50, 100) == -50.0
+    # no percentage of nothing: the gate fails with no value, and the change stays valid JSON (no Infinity)
+    change, gates = compare("accuracy", _gates(max_size_growth_percent=10.0), _figures(0.9, size=10), _figures(0.9, size=0))
+    assert change["size_growth_percent"] is None
+    assert gates == [{"name": "vs_released.max_size_growth_percent", "limit": 10.0, "value": None, "passed": False}]
+    json.dumps(change, allow_nan=False)

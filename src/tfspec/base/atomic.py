@@ -34,13 +34,30 @@ from .outputs import MANIFEST, Producer, Protected, check_output_path, check_rep
 from .processes import owner_alive, owner_token
 
 __all__ = ["write_tree", "exchange_paths", "recover_interrupted_swap", "swap_into_place", "staging_prefix",
-           "remove_dead_staging"]
+           "remove_dead_staging", "write_text_atomic"]
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
 @functools.cache
+def write_text_atomic(path: Path, text: str) -> Path:
+    """``text`` into ``path`` through a temporary file in the same folder and a rename: a failure leaves the
+    previous file, never a half-written one. The file is readable by all (0644: mkstemp makes 0600), as the
+    pages and summaries written this way are meant to be shared."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def _renameat2() -> object | None:
     """libc's ``renameat2`` (looked up once: ``find_library`` runs ldconfig), or None."""
     libc_name = ctypes.util.find_library("c")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
 import click
+
+from tfspec.base.atomic import write_text_atomic
 
 from .common import env_option, handle_errors
 
@@ -30,20 +30,6 @@ def _sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _write(path: Path, text: str) -> None:
-    """``text`` into ``path`` atomically (a temporary file in the same folder, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 @click.command()
@@ -78,6 +64,6 @@ def diff(path: Path, base: str, head: str, env: str | None, base_dist: Path | No
         sys.stdout.buffer.write(text.encode("utf-8"))
         sys.stdout.buffer.flush()
         return
-    _write(out, text)
+    write_text_atomic(out, text)
     click.echo(f"wrote {out}: {len(result.specs)} specs, {result.count('changed')} changed, "
                f"{result.count('added')} added, {result.count('removed')} removed, {result.count('invalid')} invalid")

@@ -8,11 +8,11 @@ cannot inject markup). ``write_fleet_html`` writes atomically.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from tfspec.base.outputs import OutputPathError
+from tfspec.base.atomic import write_text_atomic
 from tfspec.base.templating import environment
 from tfspec.base.versions import TFSPEC_VERSION
 
@@ -97,15 +97,4 @@ def write_fleet_html(fleet: Fleet, path: Path) -> Path:
     if os.path.lexists(path) and not (path.is_file() and not path.is_symlink() and _is_fleet_page(path)):
         raise OutputPathError(f"--html {path} exists and is not a tfspec fleet page: refusing to replace it "
                               "(give a new file name)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = render_fleet_html(fleet)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, render_fleet_html(fleet))

@@ -188,14 +188,19 @@ def exported(root: Path, commit: str, label: str) -> Iterator[Path]:
     if total > limit:
         raise GitError(f"{label} revision {commit[:12]}: its files hold {total:,} bytes, more than the "
                        f"{limit:,} tfspec diff writes to a temporary folder (set {LIMIT_VARIABLE} to raise it)")
-    folder = Path(tempfile.mkdtemp(prefix=f"tfspec-diff-{label}-"))
+    folder: Path | None = None
     try:
+        # made with the signals held, inside the try: an interrupt that arrives as the folder appears is
+        # raised only once ``folder`` names it, so the ``finally`` removes it
+        with _signals_held():
+            folder = Path(tempfile.mkdtemp(prefix=f"tfspec-diff-{label}-"))
         (folder / ".git").mkdir()  # the project-file search stops at the repository root, as in a checkout
         _write_files(root, entries, folder)
         yield folder
     finally:
         with _signals_held():
-            shutil.rmtree(folder, ignore_errors=True)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,13 @@ op is also checked against ``GPU_DELEGATE_OPS``, the builtin ops LiteRT's GPU de
 
 The NPU check (for int8 targets that list ``npu``) asks what NNAPI drivers need to keep a whole model on an
 NPU/DSP: integer model inputs and outputs, and every op builtin with only int8/uint8 (or int32) tensors.
+
+What each accelerator of the Android loader will *execute* (``execution``) is said plainly, measured or not:
+verify measures the model on LiteRT's CPU kernels only. The GPU delegate computes in float16 (the loader
+takes ``CompatibilityList.bestOptionsForThisDevice``, which allows precision loss), and on an integer model
+it runs the dequantized weights in float16: neither accuracy is measured here (no GPU delegate on this
+machine). Which ops a device's NNAPI driver takes is known only on the device; the op coverage above is
+what an int8-only NPU could take at best, and a model with no such op gets nothing from NNAPI.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["GPU_DELEGATE_OPS", "Op", "analyzer_report", "parse_report", "coverage",
-           "accelerator_gates", "interpreter_kernels", "coverage_line"]
+           "accelerator_gates", "interpreter_kernels", "coverage_line", "cpu_compute_type", "execution", "execution_line"]
 
 # Builtin ops the GPU delegate implements (gpu_compatibility.cc, TensorFlow 2.21); per-op conditions on
 # shapes and attributes are left to the analyzer and the device.
@@ -156,8 +163,11 @@ def coverage(text: str) -> dict[str, Any]:
     npu["io_types"] = io_types
     npu["input_types"] = io_types[:len(report.inputs)]
     npu["output_types"] = io_types[len(report.inputs):]
+    activations = sorted({dtype for dtype, constant in report.tensors.values() if not constant})
+    constants = sorted({dtype for dtype, constant in report.tensors.values() if constant})
     return {
         "ops": [op.name for op in report.ops],
+        "tensor_types": {"activations": activations, "constants": constants},
         "analyzer_gpu_ok": report.analyzer_gpu_ok,
         "gpu": _summary(report.ops, [_gpu_fallback(op) for op in report.ops]),
         "npu": npu,
@@ -205,3 +215,58 @@ def coverage_line(ops: dict[str, Any]) -> str:
     io = f"I/O {inputs} in, {outputs} out"
     return (f"  ops delegated: gpu {ops['gpu']['delegated']}/{ops['gpu']['ops']}, npu {npu['delegated']}/{npu['ops']}"
             + (f" ({io})" if npu["integer_io"] else f" ({io}: not 8-bit integer)"))
+
+
+def cpu_compute_type(ops: dict[str, Any]) -> str:
+    """What LiteRT's CPU kernels compute the model in, from its tensor types: ``int8`` (full integer),
+    ``int16x8``, ``float32 with int8 weights`` (dynamic range), ``float32`` (float16 weights are dequantized)."""
+    types = ops.get("tensor_types") or {}
+    activations, constants = set(types.get("activations") or []), set(types.get("constants") or [])
+    if "INT16" in activations:
+        return "int16x8"
+    if activations & _INTEGER_TYPES:
+        return "int8"
+    if constants & _INTEGER_TYPES:
+        return "float32 with int8 weights"
+    return "float32"
+
+
+def execution(accelerators: list[str], ops: dict[str, Any], xnnpack: bool) -> list[dict[str, Any]]:
+    """What each accelerator the loader tries, in its order, would execute, and whether verify measured it.
+
+    One entry per accelerator: ``{accelerator, order, ops_delegated, ops, computes_in, measured, note}``.
+    ``measured`` is True only for the CPU, whose kernels verify ran; the others say why not."""
+    cpu = cpu_compute_type(ops)
+    tried = [a for a in accelerators if a != "cpu"] + ["cpu"]  # the CPU is the fallback of every choice
+    entries = []
+    for order, accelerator in enumerate(tried, start=1):
+        total = ops["cpu"]["ops"]
+        if accelerator == "cpu":
+            kernels = "XNNPACK" if xnnpack else "builtin kernels without XNNPACK"
+            entries.append({"accelerator": "cpu", "order": order, "ops_delegated": total, "ops": total,
+                            "computes_in": cpu, "measured": True,
+                            "note": f"LiteRT's CPU kernels ({kernels}): the figures above were measured on them"})
+        elif accelerator == "gpu":
+            delegated = ops["gpu"]["delegated"]
+            dequantized = "this quantized model dequantized, " if cpu != "float32" else ""
+            entries.append({"accelerator": "gpu", "order": order, "ops_delegated": delegated, "ops": total,
+                            "computes_in": "float16", "measured": False,
+                            "note": f"the GPU delegate computes {dequantized}in float16 (precision loss "
+                                    "allowed): its accuracy was not measured here (no GPU delegate)"})
+        elif accelerator == "npu":
+            delegated = ops["npu"]["delegated"]
+            note = ("no op of this model is int8-only, so NNAPI would delegate nothing and the CPU runs it all"
+                    if delegated == 0 else
+                    "which of these ops the device's NNAPI driver takes is known only on the device: "
+                    "not measured here")
+            entries.append({"accelerator": "npu", "order": order, "ops_delegated": delegated, "ops": total,
+                            "computes_in": "int8" if delegated else "nothing (CPU fallback)", "measured": False,
+                            "note": note})
+    return entries
+
+
+def execution_line(entries: list[dict[str, Any]]) -> str:
+    """One line for the run's log: what the loader's accelerators execute and which of them verify measured."""
+    parts = [f"{e['accelerator']} {e['ops_delegated']}/{e['ops']} ops in {e['computes_in']}, "
+             + ("measured" if e["measured"] else "NOT measured") for e in entries]
+    return "  loader tries: " + "; ".join(parts)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import importlib
 import json
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tfspec.base.atomic import recover_interrupted_swap, remove_dead_staging, staging_prefix, swap_into_place
+from tfspec.base.digests import file_sha256
 from tfspec.base.outputs import (MANIFEST, OutputPathError, Producer, Protected, check_output_path, check_replaceable,
                                  manifest_json)
 from tfspec.plan import MODEL_STEP_KINDS, PLAN_FILE, Plan, Step, step_kind
@@ -136,14 +136,6 @@ def _copy_into(staging: Path, entry: Path, outputs: tuple[str, ...], owner: dict
             shutil.copyfile(file, target)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _remove_dead_dist_staging(dist_dir: Path) -> list[str]:
     """Staging folders of ``dist_dir`` left by killed runs: owner gone, or the old unowned name and stale."""
     removed = remove_dead_staging(dist_dir.parent, dist_dir.name)
@@ -170,7 +162,7 @@ def _write_dist(dist_dir: Path, fill: Callable[[Path], None], producer: Producer
     staging = Path(tempfile.mkdtemp(prefix=staging_prefix(dist_dir.name), suffix=".tmp", dir=dist_dir.parent))
     try:
         fill(staging)
-        entries = {f.relative_to(staging).as_posix(): _sha256(f) for f in sorted(staging.rglob("*")) if f.is_file()}
+        entries = {f.relative_to(staging).as_posix(): file_sha256(f) for f in sorted(staging.rglob("*")) if f.is_file()}
         (staging / MANIFEST).write_text(manifest_json(entries, producer), encoding="utf-8")
         if not swap_into_place(staging, dist_dir):
             return

@@ -8,12 +8,11 @@ Jinja template ``report/report.html.j2`` only lays it out. No TensorFlow is impo
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tfspec.base.atomic import write_text_atomic
 from tfspec.base.templating import environment
 from tfspec.plan import COMPRESSION_STEP_KINDS, MODEL_STEP_KINDS
 from tfspec.base.errors import TfspecError
@@ -150,16 +149,23 @@ def _confusion(name: str, matrix: Any, per_class: Any, labels: list[str]) -> dic
 
 
 def _accelerator_rows(coverage: Any) -> list[dict[str, Any]]:
-    """Op coverage of a tflite target per accelerator (runtime/accelerators.py), one row each."""
+    """Op coverage of a tflite target per accelerator (runtime/accelerators.py), one row each: the loader's
+    accelerators first, in the order it tries them, with what each computes in and whether it was measured."""
     if not isinstance(coverage, Mapping):
         return []
+    executed = {str(e.get("accelerator")): e for e in coverage.get("execution") or [] if isinstance(e, Mapping)}
     rows = []
-    for name in ("gpu", "npu", "cpu"):
+    for name in [*executed, *(n for n in ("gpu", "npu", "cpu") if n not in executed)]:
         entry = coverage.get(name)
         if isinstance(entry, Mapping):
             fallback = [f"{f.get('op')}: {f.get('reason')}" for f in entry.get("cpu_fallback") or [] if isinstance(f, Mapping)]
+            tried = executed.get(name)
             rows.append({"name": name, "delegated": entry.get("delegated"), "ops": entry.get("ops"),
-                         "coverage": _fmt(entry.get("coverage"), ".0%"), "fallback": fallback})
+                         "coverage": _fmt(entry.get("coverage"), ".0%"), "fallback": fallback,
+                         "order": tried.get("order") if tried else "not tried",
+                         "computes_in": tried.get("computes_in", "") if tried else "",
+                         "measured": ("yes: " if tried.get("measured") else "no: ") + str(tried.get("note", ""))
+                         if tried else ""})
     return rows
 
 
@@ -338,15 +344,4 @@ def write_report_html(dist_dir: Path | str, report: Mapping[str, Any] | None = N
     dist = Path(dist_dir)
     data = report if report is not None else load_report(dist / REPORT_JSON)
     html = render_report_html(data)
-    dist.mkdir(parents=True, exist_ok=True)
-    target = dist / REPORT_HTML
-    handle, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=dist)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(html)
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600; the page is meant to be shared
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text_atomic(dist / REPORT_HTML, html)

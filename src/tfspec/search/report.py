@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tfspec.base.atomic import write_text_atomic
 from tfspec.base.templating import environment
 from tfspec.compiler.search import SEARCHED_ENV
 
@@ -39,18 +38,6 @@ def overlay_text(outcome: SearchOutcome, chosen: TrialRecord) -> str:
              "# Measured: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(chosen.metrics.items()))]
     body = yaml.safe_dump(chosen.overlay, sort_keys=True, default_flow_style=None, width=110)
     return "\n".join(lines) + "\n" + body
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def _scale(values: list[float], size: int, invert: bool) -> Any:
@@ -147,5 +134,5 @@ def write_overlay(outcome: SearchOutcome, spec_path: Path) -> Path | None:
     if outcome.chosen is None:
         return None
     path = overlay_path(spec_path)
-    _atomic_write(path, overlay_text(outcome, outcome.chosen))
+    write_text_atomic(path, overlay_text(outcome, outcome.chosen))
     return path

@@ -188,7 +188,8 @@ def test_loader_tries_the_accelerators_in_order(builds: dict[str, dict[str, str]
     tried = [a for a in re.findall(r"open(Gpu|Npu)\(model\)\?\.let \{ return it \}", kotlin)]
     assert [a.lower() for a in tried] == [a for a in accelerators if a != "cpu"]
     assert ("CompatibilityList().use" in kotlin) == ("gpu" in accelerators)
-    assert ("NnApiDelegate()" in kotlin) == ("npu" in accelerators)
+    # NNAPI without its CPU reference implementation: ops no NPU driver takes stay on LiteRT's CPU kernels
+    assert ("NnApiDelegate(NnApiDelegate.Options().setUseNnapiCpu(false))" in kotlin) == ("npu" in accelerators)
     assert 'Opened("cpu", Interpreter(model, cpuOptions())' in kotlin  # the CPU fallback is always there
     if accelerators != ["cpu"]:
         assert "delegate.close()" in kotlin and "opened.delegate?.close()" in _block(kotlin, "override fun close()")
@@ -292,3 +293,26 @@ def test_a_softmax_model_checks_its_scores_against_the_labels(builds: dict[str, 
 
 def compile_tree_plan(files: dict[str, str]) -> list[dict[str, object]]:
     return json.loads(files["plan.json"])["steps"]
+
+
+@pytest.mark.parametrize("kind", ["none", "float16", "dynamic", "int16x8"])
+def test_npu_for_a_model_without_int8_ops_is_a_warning_at_its_line(tmp_path: Path, kind: str) -> None:
+    tree = example_tree()
+    android = next(t for t in tree["targets"] if t["kind"] == "tflite")
+    android["accelerators"] = ["gpu", "npu", "cpu"]
+    android["quantization"] = {"kind": kind}
+    tree["compression"] = []  # quantization-aware training would need int8
+    result = compile_tree(tree, tmp_path)
+    assert result.ok, [d.format() for d in result.diagnostics]
+    [warning] = [w for w in result.warnings if "NNAPI would delegate nothing" in w.message]
+    index = tree["targets"].index(android)
+    assert warning.path == f"targets[{index}].accelerators[1]"
+    assert warning.message.startswith(f"warning: a {kind} model")
+
+
+def test_npu_for_an_int8_model_is_no_warning(tmp_path: Path) -> None:
+    tree = example_tree()
+    android = next(t for t in tree["targets"] if t["kind"] == "tflite")
+    android["accelerators"] = ["npu", "cpu"]
+    result = compile_tree(tree, tmp_path)
+    assert result.ok and not [w for w in result.warnings if "NNAPI" in w.message]

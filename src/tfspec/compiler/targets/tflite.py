@@ -40,7 +40,7 @@ from .common import base_context
 
 __all__ = ["render_tflite", "plan_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package",
            "labels_known", "labels_text", "output_kind", "output_labels", "uses_xnnpack", "npu_full_integer", "gpu_delegable_needs_gpu",
-           "sparse_weights_need_prune"]
+           "sparse_weights_need_prune", "npu_needs_an_integer_model"]
 
 # Spec spelling → Gradle's deliveryType values.
 DELIVERY_TYPES = {"install_time": "install-time", "fast_follow": "fast-follow", "on_demand": "on-demand"}
@@ -290,6 +290,17 @@ def gpu_delegable_needs_gpu(r: ResolvedSpec, index: int, target: TfliteTarget) -
                          f"{', '.join(target.accelerators or [])})", "add gpu to accelerators")]
 
 
+def npu_needs_an_integer_model(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
+    """A build warning: NNAPI hands an NPU/DSP only int8 ops, so a model quantized otherwise gets nothing there."""
+    if "npu" not in (target.accelerators or []) or target.quantization.kind == "int8":
+        return []
+    position = target.accelerators.index("npu")
+    return [r.diagnostic(("targets", index, "accelerators", position),
+                         f"warning: a {target.quantization.kind} model has no int8-only op for an NPU, so NNAPI "
+                         "would delegate nothing and the CPU runs it all",
+                         "use quantization: {kind: int8}, or drop npu")]
+
+
 def sparse_weights_need_prune(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
     """sparse_weights keeps a pruned model's zeros out of the file: without a prune stage there are none."""
     if not target.sparse_weights or any(stage.kind == "prune" for stage in r.spec.compression):
@@ -401,4 +412,5 @@ TARGET = register(TargetKind(
     rules=(android_loader_takes_one_input, asset_pack_names_unique, select_tf_ops_cannot_verify,
            quantization_aware_converts_to_int8, representative_samples_available, integer_model_cannot_impute,
            gpu_delegable_needs_gpu, sparse_weights_need_prune),
+    warnings=(npu_needs_an_integer_model,),
     plan_steps=plan_tflite, defaults=tflite_defaults, metrics=MEASURED_METRICS, shipped=tflite_shipped))

@@ -22,7 +22,6 @@ With no released model (the spec allows a first release), ``compare.json`` says 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +43,20 @@ _READS = {"max_accuracy_drop": ("worse_by", True), "min_accuracy_gain": ("better
           "max_latency_growth_percent": ("latency_growth_percent", True)}
 
 
-def growth_percent(candidate: float, released: float) -> float:
-    """How much larger ``candidate`` is than ``released``, in percent of ``released`` (negative: smaller)."""
+def growth_percent(candidate: float, released: float) -> float | None:
+    """How much larger ``candidate`` is than ``released``, in percent of ``released`` (negative: smaller);
+    None when ``released`` is 0 and ``candidate`` is not: no percentage of nothing (JSON has no infinity)."""
     if released > 0:
         return (candidate / released - 1.0) * 100.0
-    return 0.0 if candidate <= 0 else math.inf
+    return 0.0 if candidate <= 0 else None
+
+
+def _percent(growth: float | None) -> str:
+    return "n/a (released 0)" if growth is None else f"{growth:+.1f} %"
 
 
 def compare(metric: str, gates: dict[str, float | None], candidate: dict[str, Any],
-            released: dict[str, Any]) -> tuple[dict[str, float], list[dict[str, Any]]]:
+            released: dict[str, Any]) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
     """The change from the released model to the candidate (each ``{value, size_bytes, latency_ms_p95}``) and
     the ``vs_released.*`` gates ``{name, limit, value, passed}`` of the set ``gates``."""
     error = is_error_metric(metric)
@@ -65,6 +69,9 @@ def compare(metric: str, gates: dict[str, float | None], candidate: dict[str, An
         if limit is None:
             continue
         key, at_most = _READS[name]
+        if change[key] is None:  # growth from a released size or latency of 0: not a percentage, not passed
+            checks.append({"name": f"vs_released.{name}", "limit": limit, "value": None, "passed": False})
+            continue
         value = float(change[key])
         passed = value <= limit if at_most else value >= limit
         checks.append({"name": f"vs_released.{name}", "limit": limit, "value": round(value, 6), "passed": bool(passed)})
@@ -137,7 +144,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     ctx.write_json(COMPARE_FILE, result)
     missed = [g["name"] for g in gates if not g["passed"]]
     ctx.log(f"  released ({p.description}): {p.metric} {theirs['value']:.4f}, candidate {ours['value']:.4f} "
-            f"(worse by {change['worse_by']:+.4f}); size {change['size_growth_percent']:+.1f} %, p95 "
-            f"{theirs['latency_ms_p95']:.3f} → {ours['latency_ms_p95']:.3f} ms ({change['latency_growth_percent']:+.1f} %, "
+            f"(worse by {change['worse_by']:+.4f}); size {_percent(change['size_growth_percent'])}, p95 "
+            f"{theirs['latency_ms_p95']:.3f} → {ours['latency_ms_p95']:.3f} ms ({_percent(change['latency_growth_percent'])}, "
             f"load {load['load_1m']} on {load['cores']} cores)" + (f"; MISSED {', '.join(missed)}" if missed else ""))
     return result

@@ -20,12 +20,12 @@ Writes ``released/`` (the model's files) and ``released.json``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+from tfspec.base.digests import file_sha256
 from tfspec.base.locations import ClientCredentials, is_object_store, list_objects
 from tfspec.plan import ContractParams, ReleasedParams
 from tfspec.runtime.context import StepContext
@@ -38,14 +38,6 @@ __all__ = ["run", "RELEASED_DIR", "RELEASED_FILE", "read_released"]
 RELEASED_DIR = "released"
 RELEASED_FILE = "released.json"
 _REBUILD = "run tfspec build again to compare with the released model as it is now"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _recorded(p: ReleasedParams) -> dict[str, tuple[int, str]]:
@@ -85,7 +77,7 @@ def _from_folder(p: ReleasedParams, root: Path, out: Path) -> None:
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / name, target)
-    now = {name: ((out / name).stat().st_size, _sha256(out / name)) for name in names}
+    now = {name: ((out / name).stat().st_size, file_sha256(out / name)) for name in names}
     if p.artifact == "saved_model":  # a folder: a file added since the build is a change too
         now.update({f.relative_to(source).as_posix(): (0, "") for f in source.rglob("*")
                     if f.is_file() and f.relative_to(source).as_posix() not in now})

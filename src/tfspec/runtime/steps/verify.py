@@ -38,7 +38,8 @@ import numpy as np
 
 from tfspec.plan import GatesParams, SavedModelVerifyParams, TfliteVerifyParams
 from tfspec.runtime.accelerators import (
-    accelerator_gates, analyzer_report, coverage, coverage_line, interpreter_kernels,
+    accelerator_gates, analyzer_report, coverage, coverage_line, execution, execution_line,
+    interpreter_kernels,
 )
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import Dataset, example_at, example_count, load_dataset
@@ -271,7 +272,9 @@ def run(ctx: StepContext) -> dict[str, Any]:
     if isinstance(p, TfliteVerifyParams):
         path = ctx.input_of_kind("tflite") / p.filename
         ops = coverage(analyzer_report(path.read_bytes()))
+        ops["execution"] = execution(p.accelerators, ops, p.xnnpack)
         ctx.log(coverage_line(ops))
+        ctx.log(execution_line(ops["execution"]))
         candidate = measure_tflite(path, data, p.raw_inputs, p.xnnpack, p.output_key)
     else:
         candidate = measure_saved_model(ctx.input_of_kind("export") / "saved_model", data, p.raw_inputs, p.input_name,
