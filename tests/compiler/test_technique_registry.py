@@ -17,10 +17,11 @@ import tfspec
 from tfspec.compiler.plan import build_plan
 from tfspec.compiler.resolve import ResolvedSpec
 from tfspec.compiler.techniques import TECHNIQUES, StagePlan, Technique
-from tfspec.compiler.techniques.registry import NotAfter
+from tfspec.compiler.techniques.registry import Checks, NotAfter
 from tfspec.compiler.validate import collect_diagnostics
 from tfspec.plan import STEP_KIND_TABLE, Plan, StageParams, StepKind
 from tfspec.runtime.executor import step_module
+from tfspec.base.errors import Diagnostic
 from tfspec.spec.base import StrictModel
 from tfspec_testing import EXAMPLE
 
@@ -46,6 +47,12 @@ def _params(resolved: ResolvedSpec, index: int, stage: SharpenStage, common: dic
     return SharpenParams(**common, amount=stage.amount)
 
 
+def _at_most_one(r: ResolvedSpec, index: int, stage: SharpenStage) -> list[Diagnostic]:
+    if stage.amount <= 1:
+        return []
+    return [r.diagnostic(("compression", index, "amount"), f"amount {stage.amount} is above 1", "use at most 1")]
+
+
 def _train_and_data(steps: StagePlan) -> list[str]:
     # reads the trained model, whatever stage came before it (as a self-teacher distill stage does)
     return [steps.train, steps.data]
@@ -58,7 +65,7 @@ def sharpen(monkeypatch: pytest.MonkeyPatch) -> Technique:
                                                              stage="sharpen"))
     entry = Technique("sharpen", "sharpen", _params, rules=(
         NotAfter(("quantization_aware",), "sharpen after quantization_aware blurs the learned ranges",
-                 "sharpen first"),), inputs=_train_and_data, outputs=("model.keras", "history.json"))
+                 "sharpen first"), Checks(_at_most_one)), inputs=_train_and_data, outputs=("model.keras", "history.json"))
     monkeypatch.setitem(TECHNIQUES, "sharpen", entry)
     runtime_step = types.ModuleType("tfspec.runtime.steps.sharpen")
     runtime_step.run = lambda ctx: None  # type: ignore[attr-defined]
@@ -86,10 +93,11 @@ def test_a_toy_technique_is_validated_planned_read_back_and_run_by_its_own_modul
     again = Plan.from_json(plan.to_text())
     assert again.step("compress.0.sharpen").params == step.params
     assert step_module(step, plan) is sys.modules["tfspec.runtime.steps.sharpen"]
-    # its ordering rule, from its own entry
-    late = _with_stage(SharpenStage(), first=False)
-    assert [d.message for d in collect_diagnostics(late)] == [
-        "sharpen after quantization_aware blurs the learned ranges"]
+    # its ordering rule and its rule of the stage alone, from its own entry
+    late = _with_stage(SharpenStage(amount=2), first=False)
+    assert [(d.path, d.message) for d in collect_diagnostics(late)] == [
+        ("compression[2].kind", "sharpen after quantization_aware blurs the learned ranges"),
+        ("compression[2].amount", "amount 2.0 is above 1")]
 
 
 def test_the_plan_module_names_no_technique() -> None:

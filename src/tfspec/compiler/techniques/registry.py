@@ -13,7 +13,7 @@ from tfspec.base.errors import Diagnostic
 
 from ..resolve import ResolvedSpec
 
-__all__ = ["Technique", "TECHNIQUES", "NotAfter", "Once", "Needs", "Check", "StageRule", "StagePlan", "MODEL_OUTPUTS",
+__all__ = ["Technique", "TECHNIQUES", "NotAfter", "Once", "Needs", "Check", "Checks", "StageRule", "StagePlan", "MODEL_OUTPUTS",
            "previous_model_and_data", "register", "technique"]
 
 MODEL_OUTPUTS: tuple[str, ...] = ("model.keras", "history.json", "metrics.json")
@@ -77,7 +77,17 @@ class Check:
         return self.function(r, index, stage, seen)
 
 
-StageRule = NotAfter | Once | Needs | Check
+@dataclasses.dataclass(frozen=True)
+class Checks:
+    """A rule of the stage alone (its settings against the rest of the spec), giving any number of problems."""
+
+    function: Callable[[ResolvedSpec, int, Any], list[Diagnostic]]
+
+    def check(self, r: ResolvedSpec, index: int, stage: Any, seen: Seen) -> list[Diagnostic]:
+        return self.function(r, index, stage)
+
+
+StageRule = NotAfter | Once | Needs | Check | Checks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +114,7 @@ class Technique:
         params: ``(resolved, index, stage, common, digests) → params``; ``common`` holds the fields every
             stage's params share (:class:`tfspec.plan.StageParams`: index, fit, the resolved learning rate,
             tensors), ``digests`` the gathered inputs.
-        rules: its ordering rules against earlier stages, checked in this order.
+        rules: its rules, checked in this order: against earlier stages (ordering) and of the stage alone.
         inputs: ``(StagePlan) → step ids`` its step reads (the model before it and the data by default).
         outputs: what its step writes into its cache entry.
         quantization_aware: its model carries learned quantization ranges (the tflite step converts with them).
