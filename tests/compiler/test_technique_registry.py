@@ -1,7 +1,7 @@
 """A compression technique is one module per layer: a toy technique declared here (its spec stage model, its
 plan params and step kind, its compiler :class:`Technique`, its runtime step module) is validated by its own
 rules, planned with its own params, inputs and outputs, read back from plan.json and found by the executor,
-while ``compiler/plan.py`` names none of it."""
+while ``compiler/plan.py`` and ``compiler/validate.py`` name none of it."""
 
 from __future__ import annotations
 
@@ -100,9 +100,10 @@ def test_a_toy_technique_is_validated_planned_read_back_and_run_by_its_own_modul
         ("compression[2].amount", "amount 2.0 is above 1")]
 
 
-def test_the_plan_module_names_no_technique() -> None:
-    text = (COMPILER / "plan.py").read_text("utf-8")
-    # a branch on a technique would spell its kind or import its stage model
-    for kind in ("prune", "cluster", "quantization_aware", "qat", "distill"):
-        assert f'"{kind}"' not in text, kind
-    assert "tfspec.spec.compression" not in text
+def test_the_plan_and_validate_modules_name_no_technique() -> None:
+    for module in ("plan.py", "validate.py"):
+        text = (COMPILER / module).read_text("utf-8")
+        # a branch on a technique would spell its kind or import its stage model
+        for kind in ("prune", "cluster", "quantization_aware", "qat", "distill"):
+            assert f'"{kind}"' not in text, (module, kind)
+        assert "tfspec.spec.compression" not in text, module

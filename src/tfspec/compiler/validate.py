@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tfspec.spec.compression import DistillStage, QuantizationAwareStage
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, SklearnDigitsSource, TfrecordSource
 from tfspec.base.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.loader import KeyPath
@@ -30,6 +29,7 @@ from . import released as released_rules
 from .targets import target_image, target_kind, target_kinds, target_names, target_workload
 from .targets.common import DIGEST_MARK, image_repository
 from .techniques import technique
+from .techniques.registry import stage_model_layers
 
 __all__ = ["RULES", "validate", "collect_diagnostics"]
 
@@ -412,18 +412,9 @@ def compression_order(r: ResolvedSpec) -> list[Diagnostic]:
 
 
 def _stage_model_layers(r: ResolvedSpec) -> list[tuple[int, list[Any], tuple[str | int, ...]]]:
-    """For each compression stage: the layers of the model it works on, and the key path declaring them.
-
-    Stages after a ``distill`` stage work on the student, so their ``skip_layers`` name student layers.
-    """
-    layers: list[Any] = _layers(r)
-    where: tuple[str | int, ...] = ("model", "layers")
-    out = []
-    for index, stage in _stages(r):
-        out.append((index, layers, where))
-        if isinstance(stage, DistillStage) and stage.student is not None:
-            layers, where = list(stage.student), ("compression", index, "student")
-    return out
+    """For each compression stage: the layers of the model it works on, and the key path declaring them
+    (stages after a ``distill`` stage work on the student: their ``skip_layers`` name student layers)."""
+    return [(index, *stage_model_layers(r, index)) for index, _ in _stages(r)]
 
 
 _WEIGHTED_LAYER_TYPES = frozenset({"dense", "conv1d", "conv2d", "depthwise_conv2d", "separable_conv2d", "lstm", "gru",
@@ -448,26 +439,6 @@ def stage_layers_exist(r: ResolvedSpec) -> list[Diagnostic]:
             out.append(r.diagnostic(("compression", index, "skip_layers"),
                                     f"skip_layers lists every layer with weights: the {stage.kind} stage would change nothing",
                                     "leave at least one dense or convolution layer out of skip_layers"))
-    return out
-
-
-# Layer types tfmot's default 8-bit scheme cannot quantize (Default8BitQuantizeRegistry.supports is false and
-# no layout transform rewrites them; checked with tfmot 0.8.1).
-_QAT_UNSUPPORTED_LAYERS = frozenset({"conv1d", "max_pool1d", "layer_norm", "embedding", "lstm", "gru"})
-
-
-def quantization_aware_layers_supported(r: ResolvedSpec) -> list[Diagnostic]:
-    out = []
-    for index, layers, where in _stage_model_layers(r):
-        if not isinstance(r.spec.compression[index], QuantizationAwareStage):
-            continue
-        for j, layer in enumerate(layers):
-            if layer.type in _QAT_UNSUPPORTED_LAYERS:
-                out.append(r.diagnostic(where + (j, "type"),
-                                        f"quantization-aware training does not support {layer.type} layers "
-                                        f"(compression[{index}] is quantization_aware)",
-                                        "remove the quantization_aware stage and use post-training quantization "
-                                        "in the tflite target"))
     return out
 
 
@@ -623,7 +594,6 @@ RULES: tuple[Rule, ...] = (
     image_folder_classes_match,
     compression_order,
     stage_layers_exist,
-    quantization_aware_layers_supported,
     gpu_placement,
     multi_worker_needs_cluster,
     requests_within_limits,

@@ -77,4 +77,4 @@ TECHNIQUE = register(Technique("distill", "distill", params, rules=(
     Checks(_teacher_and_student),
     Checks(_classification_loss),
     Checks(teacher_diagnostics),  # the teacher's model is there and fits (``teachers.py``)
-)))
+), new_model=lambda stage: stage.student))  # the stages after it work on the student

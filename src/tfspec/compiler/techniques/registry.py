@@ -10,11 +10,12 @@ from typing import Any
 
 from tfspec.plan import Params
 from tfspec.base.errors import Diagnostic
+from tfspec.spec.model import FunctionalModel, SequentialModel
 
 from ..resolve import ResolvedSpec
 
 __all__ = ["Technique", "TECHNIQUES", "NotAfter", "Once", "Needs", "Check", "Checks", "StageRule", "StagePlan", "MODEL_OUTPUTS",
-           "previous_model_and_data", "register", "technique"]
+           "previous_model_and_data", "register", "technique", "stage_model_layers"]
 
 MODEL_OUTPUTS: tuple[str, ...] = ("model.keras", "history.json", "metrics.json")
 """What a model step writes into its cache entry (the train step's and most stages')."""
@@ -118,6 +119,8 @@ class Technique:
         inputs: ``(StagePlan) → step ids`` its step reads (the model before it and the data by default).
         outputs: what its step writes into its cache entry.
         quantization_aware: its model carries learned quantization ranges (the tflite step converts with them).
+        new_model: ``(stage) → layers`` of the new model it leaves to the stages after it (distill: its
+            student); None: they work on the model it was given.
     """
 
     kind: str
@@ -127,6 +130,7 @@ class Technique:
     inputs: Callable[[StagePlan], list[str]] = previous_model_and_data
     outputs: tuple[str, ...] = MODEL_OUTPUTS
     quantization_aware: bool = False
+    new_model: Callable[[Any], list[Any] | None] | None = None
 
 
 TECHNIQUES: dict[str, Technique] = {}
@@ -145,3 +149,17 @@ def technique(kind: str) -> Technique:
     except KeyError:
         raise LookupError(f"no module registered the compression technique {kind!r} "
                           f"(registered: {', '.join(sorted(TECHNIQUES))})") from None
+
+
+def stage_model_layers(r: ResolvedSpec, index: int) -> tuple[list[Any], tuple[str | int, ...]]:
+    """The layers of the model stage ``index`` works on, and the key path declaring them: the spec model's
+    (none for a builder, SavedModel or application), or the new model of the last stage before it that made one."""
+    model = r.spec.model
+    layers: list[Any] = list(model.layers) if isinstance(model, (SequentialModel, FunctionalModel)) else []
+    where: tuple[str | int, ...] = ("model", "layers")
+    for earlier, stage in enumerate(r.spec.compression[:index]):
+        made = technique(stage.kind).new_model
+        new_layers = made(stage) if made is not None else None
+        if new_layers is not None:
+            layers, where = list(new_layers), ("compression", earlier, "student")
+    return layers, where
