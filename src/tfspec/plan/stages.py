@@ -37,6 +37,10 @@ class StageParams(TensorParams):
         """The model layers this stage names (checked against a builder's or a SavedModel's layers)."""
         return []
 
+    def makes_new_model(self) -> bool:
+        """The stages after this one work on a new model it makes (distill's student), not on the trained one."""
+        return False
+
 
 class PruneParams(StageParams):
     schedule: Literal["constant", "polynomial_decay"]
@@ -114,6 +118,9 @@ class DistillParams(StageParams):
     temperature: float
     alpha: float
     epochs: int
+
+    def makes_new_model(self) -> bool:
+        return True
 
 
 STAGE_KINDS: tuple[StepKind, ...] = (

@@ -35,6 +35,7 @@ from ..resolve import ResolvedSpec
 from ..plan_sections import android_params, tflite_gates_params
 from ..released import plan_comparison
 from ..sources import SKLEARN_DIGITS
+from ..techniques import technique
 from .registry import MEASURED_METRICS, PlanContext, TargetKind, register
 from .common import base_context
 
@@ -366,7 +367,7 @@ def select_tf_ops_cannot_verify(r: ResolvedSpec, index: int, target: TfliteTarge
 
 
 def quantization_aware_converts_to_int8(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
-    if target.quantization.kind == "int8" or not any(s.kind == "quantization_aware" for s in r.spec.compression):
+    if target.quantization.kind == "int8" or not any(technique(s.kind).quantization_aware for s in r.spec.compression):
         return []
     return [r.diagnostic(("targets", index, "quantization", "kind"),
                          f"a quantization-aware model converts to int8, not {target.quantization.kind!r}",

@@ -6,7 +6,7 @@ import shutil
 import time
 from typing import Any
 
-from tfspec.plan import (ApplicationModelParams, BuilderModelParams, DistillParams, SavedModelModelParams, StageParams,
+from tfspec.plan import (ApplicationModelParams, BuilderModelParams, SavedModelModelParams, StageParams,
                          TrainParams)
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import load_dataset
@@ -60,8 +60,8 @@ def check_model_against_plan(ctx: StepContext, model: Any, num_classes: int | No
         stage = step.params if isinstance(step.params, StageParams) else None
         if stage is None:
             continue
-        if isinstance(stage, DistillParams):
-            break
+        if stage.makes_new_model():
+            break  # the stages from here on name the new model's layers
         for j, name in enumerate(stage.named_layers()):
             if name not in names:
                 raise StepError(("compression", stage.index, "skip_layers", j),
