@@ -76,12 +76,13 @@ def _plan(tfspec: Path, spec: Path) -> float:
 
 def _inputs_stage(spec: Path) -> str:
     """The inputs stage alone, in this process: memo deleted, then with the memo it wrote."""
-    from tfspec.compiler.file_digests import memo_path
+    from tfspec.compiler.file_digests import TREES_FILE, memo_path
     from tfspec.compiler.inputs import gather_inputs
     from tfspec.compiler.pipeline import compile_spec
 
     resolved = compile_spec(spec).resolved
     memo_path(spec.parent).unlink()
+    (memo_path(spec.parent).parent / TREES_FILE).unlink(missing_ok=True)  # the folder memo too
     time.sleep(1.05)  # the files' ctimes are old enough; only the memo is new
     lines = []
     for label in ("empty memo", "memo"):

@@ -7,7 +7,8 @@ CI runs it (wall time, interpreter start-up included):
 1. cold: no output, no cache;
 2. no change: everything cached;
 3. one changed spec (the other N-1 skipped by the input-hash cache);
-4. --check of the whole folder (compiles every spec, writes nothing).
+4. --check of the whole folder (writes nothing; an unchanged spec whose output files still have the sha256
+   their manifest lists is not compiled).
 
 Step 3 is also timed in-process (`build_folder`, compiler already imported), which is what `tfspec watch`
 and other long-lived callers pay.

@@ -121,6 +121,18 @@ def test_check_compares_contents_even_when_the_cache_says_up_to_date(project: Pa
     assert proc.returncode == 1 and "digitz" in proc.stdout, proc.stdout + proc.stderr
 
 
+def test_check_of_an_up_to_date_output_compiles_nothing_and_a_changed_spec_is_stale(project: Path) -> None:
+    _build("digits/deploy.yaml", cwd=project)
+    said, compiled = _build("digits/deploy.yaml", "--check", cwd=project)
+    assert said == "build/digits: up to date"
+    assert not compiled  # proven from the record and the files' sha256, without loading the spec models
+    _edit_spec(project)
+    proc = subprocess.run([sys.executable, "-m", "tfspec", "build", "digits/deploy.yaml", "--check"],
+                          capture_output=True, text=True, cwd=project)
+    removed = [line for line in proc.stdout.splitlines() if line.startswith("-") and '"epochs": 40' in line]
+    assert proc.returncode == 1 and removed, proc.stdout + proc.stderr
+
+
 def test_a_spec_that_reads_files_is_never_taken_as_up_to_date(project: Path) -> None:
     spec = project / "digits" / "deploy.yaml"
     data = project / "digits" / "train.csv"

@@ -193,6 +193,46 @@ def test_check_reports_stale_outputs_without_writing(tmp_path: Path) -> None:
     assert tree(out) == before
 
 
+def test_check_of_an_up_to_date_folder_compiles_nothing(tmp_path: Path, monkeypatch) -> None:
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    write_specs(specs, ["a", "b", "c"])
+    build_folder(specs, out)
+    import tfspec.io.batch as batch
+
+    compiled: list[str] = []
+    real_compile = batch._compile
+    monkeypatch.setattr(batch, "_compile", lambda job: compiled.append(job[0]) or real_compile(job))
+    check = build_folder(specs, out, check=True, jobs=1)
+    assert check.exit_code == 0 and check.compiled == 0 and compiled == []
+    assert [o.status for o in check.outcomes] == ["current"] * 3
+    # --no-cache still compiles and compares every spec
+    assert build_folder(specs, out, check=True, jobs=1, use_cache=False).compiled == 3 and len(compiled) == 3
+
+
+@pytest.mark.parametrize("edit", ["same size and mtime", "extra file", "missing file"])
+def test_check_catches_a_hand_edited_output_of_an_unchanged_spec(tmp_path: Path, edit: str) -> None:
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    write_specs(specs, ["a", "b"])
+    build_folder(specs, out)
+    deployment = out / "b" / "serving" / "kubernetes" / "deployment.yaml"
+    if edit == "same size and mtime":  # the cache's size/mtime check alone would call it unchanged
+        info = deployment.stat()
+        text = deployment.read_text("utf-8")
+        deployment.write_text(text.replace("image:", "imagE:", 1), "utf-8")
+        os.utime(deployment, ns=(info.st_atime_ns, info.st_mtime_ns))
+        assert deployment.stat().st_size == info.st_size and deployment.read_text("utf-8") != text
+    elif edit == "extra file":
+        (out / "b" / "serving" / "notes.txt").write_text("hand-made\n", "utf-8")
+    else:
+        deployment.unlink()
+    before = tree(out)
+    check = build_folder(specs, out, check=True, jobs=1)
+    assert check.exit_code == 1 and check.compiled == 1
+    assert [(o.name, o.status) for o in check.outcomes] == [("a", "current"), ("b", "stale")]
+    assert "serving/kubernetes/deployment.yaml" in check.outcomes[1].diff or "notes.txt" in check.outcomes[1].diff
+    assert tree(out) == before
+
+
 def test_prune_removes_outputs_of_deleted_specs(tmp_path: Path) -> None:
     specs, out = tmp_path / "specs", tmp_path / "out"
     paths = write_specs(specs, ["a", "b"])

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 import tfspec
 from tfspec.cli import cli
 from tfspec.compiler import pipeline
-from tfspec.compiler.file_digests import memo_path
+from tfspec.compiler.file_digests import MEMO_FILE, TREES_FILE, memo_path
 from tfspec.compiler.inputs import InputDigests, input_sources
 from tfspec.compiler.plan import build_plan
 from tfspec.runtime.cache import StepCache, default_cache_dir
@@ -85,7 +85,7 @@ def steps_to_run(path: Path) -> set[str]:
     return {s["id"] for s in json.loads(result.stdout)["steps"] if s["kind"] != "render" and not s["cached"]}
 
 
-ALL = {"data", "train", "evaluate", "export", "m.tflite", "m.verify", "m.bundle"}
+ALL = {"data", "train", "evaluate", "m.tflite", "m.verify", "m.bundle"}  # a tflite target: no export step
 FROM_TRAIN = ALL - {"data"}
 
 
@@ -291,7 +291,7 @@ def test_saved_model_teacher_swapped_reruns_only_the_distill_step(tmp_path: Path
         shutil.rmtree(tmp_path / "teacher")
         os.rename(tmp_path / "teacher2", tmp_path / "teacher")
 
-    assert_change_reruns(path, swap, {"compress.0.distill", "evaluate", "export", "m.tflite", "m.verify", "m.bundle"})
+    assert_change_reruns(path, swap, {"compress.0.distill", "evaluate", "m.tflite", "m.verify", "m.bundle"})
 
 
 # --- the stage itself ---------------------------------------------------------------------------------
@@ -354,6 +354,39 @@ def test_second_compile_of_an_unchanged_tree_reads_no_file(tmp_path: Path) -> No
     assert memo_path(tmp_path).is_file() and memo_path(tmp_path).parent == default_cache_dir(path).parent
 
 
+def test_an_unchanged_folder_is_taken_from_the_folder_memo_without_the_per_file_memo(tmp_path: Path) -> None:
+    _images(tmp_path / "images", count=20)
+    path = write_spec(tmp_path, spec_text(IMAGES, shape="[4, 4, 1]", layers=FLAT))
+    _wait_for_next_second()
+    first = compiled(path)
+    assert "images" in json.loads((memo_path(tmp_path).parent / TREES_FILE).read_text())["trees"]
+    memo_path(tmp_path).write_text("torn", encoding="utf-8")  # the per-file memo is not needed
+    second = compiled(path)
+    assert (second.inputs.stats.files, second.inputs.stats.hashed, second.inputs.stats.reused) == (60, 0, 60)
+    assert second.plan.to_text() == first.plan.to_text()
+
+
+def test_an_image_rewritten_with_the_same_size_and_mtime_changes_the_folder_digest(tmp_path: Path) -> None:
+    _images(tmp_path / "images", count=20)
+    path = write_spec(tmp_path, spec_text(IMAGES, shape="[4, 4, 1]", layers=FLAT))
+    _wait_for_next_second()
+    compiled(path)  # the folder memo records the tree (not racy)
+    assert "images" in json.loads((memo_path(tmp_path).parent / TREES_FILE).read_text())["trees"]
+    assert_change_reruns(path, lambda: rewrite_keeping_stat(tmp_path / "images" / "owl" / "1.png", b"OWL1"), ALL)
+
+
+def test_a_folder_with_a_racy_file_is_not_recorded(tmp_path: Path) -> None:
+    time.sleep(1.0 - time.time() % 1.0)  # start of a second: the images and the memos are written in the same one
+    _images(tmp_path / "images")
+    path = write_spec(tmp_path, spec_text(IMAGES, shape="[4, 4, 1]", layers=FLAT))
+    compiled(path)
+    trees = json.loads((memo_path(tmp_path).parent / TREES_FILE).read_text())["trees"] \
+        if (memo_path(tmp_path).parent / TREES_FILE).exists() else {}
+    if "images" in trees:
+        pytest.fail("a folder holding a file written in the same second as the memo must not be recorded")
+    assert compiled(path).inputs.stats.hashed == 6  # looked up per file, where the racy entries are re-read
+
+
 def test_racy_entries_are_hashed_again(tmp_path: Path) -> None:
     time.sleep(1.0 - time.time() % 1.0)  # start of a second: the file and the memo are written in the same one
     (tmp_path / "d.npz").write_bytes(npz(0))
@@ -390,7 +423,8 @@ def test_processes_racing_on_the_memo_leave_a_whole_file(tmp_path: Path) -> None
     assert results[0] == results[1] == compiled(path).plan.step("data").fingerprint[:8] * 15
     memo = json.loads(memo_path(tmp_path).read_text())
     assert len(memo["entries"]) == 90
-    assert [p.name for p in memo_path(tmp_path).parent.iterdir()] == [memo_path(tmp_path).name]  # no scratch left
+    # no scratch left: the per-file memo and the folder memo only
+    assert sorted(p.name for p in memo_path(tmp_path).parent.iterdir()) == sorted([MEMO_FILE, TREES_FILE])
 
 
 def test_every_path_field_of_the_spec_is_an_input(tmp_path: Path) -> None:

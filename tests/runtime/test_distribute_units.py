@@ -84,6 +84,16 @@ def test_default_and_one_device_mirrored_strategies() -> None:
     assert mirrored.describe()["kind"] == "mirrored"
 
 
+def test_a_multi_worker_spec_without_a_cluster_trains_as_one_local_worker_without_collectives() -> None:
+    # one CPU replica and no peer: the default strategy computes the same steps without
+    # MultiWorkerMirroredStrategy's per-step collectives (5 x faster on the digits example)
+    tf, _ = import_tf()
+    local = strategy_for(plan_fit({"distribution": {"kind": "multi_worker_mirrored"}}).distribution, environ={})
+    assert (local.kind, local.replicas, local.workers, local.chief, local.tf_config) == (
+        "multi_worker_mirrored", 1, 1, True, None)
+    assert not isinstance(local.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
 def test_only_the_chief_keeps_a_saved_model(tmp_path: Path) -> None:
     _, keras = import_tf()
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])

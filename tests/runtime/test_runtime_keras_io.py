@@ -1,8 +1,10 @@
-"""model files between steps: tfmot-wrapped models (prune, cluster, QAT) reload exactly, and the
-per-layer stats read the kernel each wrapper really computes with."""
+"""model files between steps: tfmot-wrapped models (prune, cluster, QAT) reload exactly, the per-layer stats
+read the kernel each wrapper really computes with, and a model of plain layers never imports tfmot."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +67,39 @@ def test_clustered_model_round_trips_and_reports_its_centroid_count(tmp_path: Pa
     assert stats["hidden"]["unique"] <= 4 and stats["logits"]["unique"] <= 4
     stripped = tfmot.clustering.keras.strip_clustering(loaded)
     assert len(np.unique(stripped.get_layer("hidden").kernel.numpy())) == stats["hidden"]["unique"]
+
+
+FRESH_PROCESS = """
+import sys
+from pathlib import Path
+from tfspec.runtime.keras_io import load_model, save_model
+from tfspec.runtime.tf import import_tf
+_, keras = import_tf()
+folder = Path(sys.argv[1])
+if sys.argv[2] == "save":
+    keras.utils.set_random_seed(0)
+    save_model(keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="softmax")]), folder)
+model = load_model(folder)
+print(type(model.layers[0]).__name__, "tensorflow_model_optimization" in sys.modules)
+"""
+
+
+def _fresh(folder: Path, mode: str) -> str:
+    """``FRESH_PROCESS`` in a new interpreter (nothing imported yet): the first layer's class and whether
+    tfmot was imported."""
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(folder), mode], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip()
+
+
+def test_a_plain_model_saves_and_loads_without_importing_tfmot(tmp_path: Path) -> None:
+    # importing tfmot costs seconds; a run without compression never needs it
+    assert _fresh(tmp_path, "save") == "Dense False"
+
+
+def test_a_tfmot_wrapped_keras_file_loads_in_a_process_that_has_not_imported_tfmot(tmp_path: Path) -> None:
+    schedule = tfmot.sparsity.keras.ConstantSparsity(0.5, begin_step=0, frequency=1)
+    save_model(tfmot.sparsity.keras.prune_low_magnitude(base(), pruning_schedule=schedule), tmp_path)
+    assert model_file(tmp_path).name == MODEL_FILE  # the .keras format: found by the config's module names
+    assert _fresh(tmp_path, "load") == "PruneLowMagnitude True"

@@ -67,8 +67,11 @@ def build(spec: str, env: str | None, out: Path | None, check: bool, jobs: int |
     if jobs is not None or no_cache or prune:
         raise TfspecError("--jobs, --no-cache and --prune apply to folder builds; SPEC is a file")
     data = read_spec_bytes(spec)
-    if data is not None and not check:
-        current = cached_build(data, spec, env, out)
+    if data is not None:
+        current = cached_build(data, spec, env, out, contents=check)
+        if current is not None and check:  # inputs unchanged, and the bytes on disk are the recorded ones
+            click.echo(f"{current.out_dir}: up to date")
+            return
         if current is not None:  # the output is what this build would write: nothing compiled or written
             _report_written(current.out_dir, current.files, as_json)
             return

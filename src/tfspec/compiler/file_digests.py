@@ -9,9 +9,16 @@ moves the ctime, which no user tool can set back.
 again without its stat changing (coarse file-system clocks). Such entries are kept but marked, and a
 marked entry is re-hashed the next time it is used.
 
-The memo is a cache: it lives in ``.tfspec/input-digests.json`` beside the spec (the folder the runtime's
-step cache lives in), is written atomically (a temporary file renamed over it: two racing processes
-leave one of their files, never a torn one; the last writer wins), is rewritten only when something was
+A folder (an ``image_folder``, a SavedModel) also gets one line in a second, small memo,
+``.tfspec/input-trees.json``: a sha256 over every file's relative name and stat in walk order, and the
+folder's listing digest. When the folder's files, listed and stat'ed again, give the same signature, the
+listing digest is taken from there without looking up each file (nor loading the per-file memo, which for
+200,000 files is a 30 MB JSON document): still one ``stat`` per file, and a file added, removed, renamed
+or rewritten changes the signature. A folder holding a racy file is not recorded.
+
+The memos are caches: they live in ``.tfspec/`` beside the spec (the folder the runtime's
+step cache lives in), are written atomically (a temporary file renamed over it: two racing processes
+leave one of their files, never a torn one; the last writer wins), are rewritten only when something was
 hashed, and an unreadable or unwritable memo is ignored (every file is hashed).
 
 Bounded work: one compile looks at no more than :class:`InputLimits` files (250,000; every file and folder
@@ -40,11 +47,12 @@ from tfspec.spec.files import file_problem
 
 from tfspec.base.processes import process_alive
 
-__all__ = ["MEMO_DIR", "MEMO_FILE", "InputLimits", "InputTooLarge", "MemoStats", "StatMemo", "UnreadableFile",
+__all__ = ["MEMO_DIR", "MEMO_FILE", "TREES_FILE", "InputLimits", "InputTooLarge", "MemoStats", "StatMemo", "UnreadableFile",
            "memo_path", "digest_listing"]
 
 MEMO_DIR = ".tfspec"
 MEMO_FILE = "input-digests.json"
+TREES_FILE = "input-trees.json"
 _MEMO_VERSION = 1
 _CHUNK = 1 << 20
 _SECOND_NS = 1_000_000_000
@@ -138,8 +146,15 @@ class StatMemo:
         self._entries: dict[str, list] = {}
         self._imports: dict[str, list[str]] = {}
         self._facts: dict[str, Any] = {}
-        self._load()
+        self._loaded = False  # the per-file memo is read on first use: an unchanged folder does not need it
         self._dirty = False
+        self._trees: dict[str, list] | None = None
+        self._trees_dirty = False
+
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            self._load()
 
     def _load(self) -> None:
         try:
@@ -204,6 +219,7 @@ class StatMemo:
     def _sha256(self, path: str, key: str, info: os.stat_result) -> str:
         # plain strings, not pathlib: this runs once per file of a data set (pathlib tripled the cost)
         self.stats.files += 1
+        self._ensure_loaded()
         signature = [info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns]
         entry = self._entries.get(key)
         if entry is not None and entry[:4] == signature and not entry[5]:
@@ -220,6 +236,7 @@ class StatMemo:
 
     def imports(self, path: Path, sha: str, parse: Callable[[bytes], list[str]]) -> list[str]:
         """``parse(bytes of path)``, memoised by content (a Python module's imported names)."""
+        self._ensure_loaded()
         if sha not in self._imports:
             try:
                 source = path.read_bytes()
@@ -232,6 +249,7 @@ class StatMemo:
     def facts(self, path: Path, sha: str, kind: str, compute: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
         """``compute(path)`` memoised by content and ``kind`` (what a data file's header and labels say: a
         changed file is read again, an unchanged one costs nothing beyond its ``stat``)."""
+        self._ensure_loaded()
         key = f"{sha}:{kind}"
         if key not in self._facts:
             try:
@@ -247,31 +265,94 @@ class StatMemo:
 
         Every entry is stat'ed first (counted against the limits), then the files are read: a tree too large
         for one compile is refused before its first byte is read."""
+        return [(name, self._sha256(path, key, info)) for name, path, key, info in self._tree_files(root, display)]
+
+    def tree_digest(self, root: Path, display: str | None = None) -> str:
+        """``digest_listing(self.tree(root, display))``: from the tree memo when the signature of the files'
+        names and stats is the recorded one (each file still stat'ed), else from :meth:`tree`."""
+        files = self._tree_files(root, display)
+        signature = _tree_signature(files)
+        key = self._key(root)
+        record = self._tree_records().get(key)
+        if record is not None and record[0] == signature:
+            self.stats.files += len(files)
+            self.stats.reused += len(files)
+            return record[1]
+        digest = digest_listing([(name, self._sha256(path, rel, info)) for name, path, rel, info in files])
+        newest = max((max(info.st_mtime_ns, info.st_ctime_ns) for *_, info in files), default=0)
+        self._tree_records()[key] = [signature, digest, newest]
+        self._trees_dirty = True
+        return digest
+
+    def _tree_records(self) -> dict[str, list]:
+        if self._trees is None:
+            self._trees = {}
+            try:
+                data = json.loads((self.path.parent / TREES_FILE).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return self._trees
+            if isinstance(data, dict) and data.get("version") == _MEMO_VERSION and isinstance(data.get("trees"), dict):
+                self._trees = {k: v for k, v in data["trees"].items()
+                               if isinstance(v, list) and len(v) == 3 and all(isinstance(x, str) for x in v[:2])}
+        return self._trees
+
+    def _tree_files(self, root: Path, display: str | None) -> list[tuple[str, str, str, os.stat_result]]:
+        """``(name relative to root, path, memo key, stat)`` of every regular file below ``root``, in walk
+        order (sorted names, folders depth first); every file and folder counted against the limits.
+
+        One ``stat`` per file, made relative to its open folder (``fstatat``: the kernel does not walk the
+        whole path again for each of 200,000 files); the hot loop keeps to local names for the same reason."""
         prefix = self._key(root)
         where = display or prefix
         prefix = "" if prefix == "." else prefix + "/"
         found: list[tuple[str, str, str, os.stat_result]] = []
+        append = found.append
+        is_regular, is_folder = stat.S_ISREG, stat.S_ISDIR
+        limits, stats = self.limits, self.stats
         pending = [(os.fspath(root), "")]
         while pending:
             folder, relative = pending.pop()
             self._visit(where)
             try:
-                with os.scandir(folder) as scan:
-                    entries = sorted(scan, key=lambda e: e.name)
+                handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
             except OSError:
                 continue
-            for entry in entries:
-                name = relative + entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name != MEMO_DIR:
-                        pending.append((entry.path, name + "/"))
+            try:
+                try:
+                    with os.scandir(handle) as scan:
+                        entries = sorted((entry.name, entry.is_dir(follow_symlinks=False)) for entry in scan)
+                except OSError:
                     continue
-                self._visit(where)
-                info = self._regular(entry.path, prefix + name, f"{where}/{name}")
-                if info is not None:
-                    self._add_bytes(info.st_size, where)
-                    found.append((name, entry.path, prefix + name, info))
-        return [(name, self._sha256(path, key, info)) for name, path, key, info in found]
+                subfolders = []
+                base = folder.rstrip(os.sep) + os.sep  # plain concatenation: os.path.join per file cost as much as the stat
+                for name, is_dir in entries:
+                    if is_dir:
+                        if name != MEMO_DIR:
+                            subfolders.append((base + name, relative + name + "/"))
+                        continue
+                    self._visited += 1
+                    if self._visited > limits.files:
+                        self._visit(where)  # raises
+                    try:
+                        info = os.stat(name, dir_fd=handle)
+                    except OSError:
+                        info = None
+                    if info is None or not is_regular(info.st_mode):
+                        if info is not None and is_folder(info.st_mode):
+                            continue  # a link to a folder: not followed
+                        # the rare case: say what it is
+                        checked = self._regular(base + name, prefix + relative + name, f"{where}/{relative}{name}")
+                        if checked is None:
+                            continue
+                        info = checked
+                    stats.bytes += info.st_size
+                    if stats.bytes > limits.bytes:
+                        self._add_bytes(0, where)  # raises
+                    append((relative + name, base + name, prefix + relative + name, info))
+                pending.extend(reversed(subfolders))
+            finally:
+                os.close(handle)
+        return found
 
     def matches(self, pattern: str) -> list[tuple[str, str]]:
         """``(path relative to the spec folder, sha256)`` of every file a glob matches (``glob.glob`` rules,
@@ -289,11 +370,16 @@ class StatMemo:
                 for name, key, info in sorted(found, key=lambda item: item[0])]
 
     def save(self) -> None:
-        """Write the memo if anything was hashed; entries of files that are gone are dropped."""
-        if not self._dirty:
-            return
+        """Write the memos if anything was hashed; entries of files that are gone are dropped."""
         now = time.time_ns()
         second = now - now % _SECOND_NS
+        if self._trees_dirty and self._trees is not None:
+            # a folder with a racy file is not recorded: its files are looked up one by one next time
+            trees = {key: record for key, record in self._trees.items() if record[2] < second}
+            if self._write(TREES_FILE, json.dumps({"version": _MEMO_VERSION, "trees": trees}, sort_keys=True)):
+                self._trees_dirty = False
+        if not self._dirty:
+            return
         base = os.fspath(self.spec_dir)
         entries = {}
         for key, entry in self._entries.items():
@@ -306,27 +392,40 @@ class StatMemo:
         facts = {key: value for key, value in self._facts.items() if key.split(":", 1)[0] in shas}
         text = json.dumps({"version": _MEMO_VERSION, "written_ns": now, "entries": entries, "imports": imports,
                            "facts": facts}, sort_keys=True)
+        if self._write(MEMO_FILE, text):
+            self._dirty = False
+
+    def _write(self, name: str, text: str) -> bool:
+        """Replace ``.tfspec/<name>`` atomically; False when it cannot be written (a read-only checkout: the
+        memo is only a cache)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._remove_orphaned_scratch()
-            fd, scratch = tempfile.mkstemp(prefix=f".{MEMO_FILE}.{os.getpid()}.", suffix=".tmp", dir=self.path.parent)
+            self._remove_orphaned_scratch(name)
+            fd, scratch = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=self.path.parent)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
                     handle.write(text)
-                os.replace(scratch, self.path)
+                os.replace(scratch, self.path.parent / name)
             except BaseException:
                 os.unlink(scratch)
                 raise
         except OSError:
-            return  # a read-only checkout: the memo is only a cache
-        self._dirty = False
+            return False
+        return True
 
-    def _remove_orphaned_scratch(self) -> None:
+    def _remove_orphaned_scratch(self, name: str = MEMO_FILE) -> None:
         """Delete scratch files of writers that were killed (``.input-digests.json.<pid>.<random>.tmp``)."""
-        for scratch in self.path.parent.glob(f".{MEMO_FILE}.*.tmp"):
-            pid = scratch.name[len(MEMO_FILE) + 2:].split(".", 1)[0]
+        for scratch in self.path.parent.glob(f".{name}.*.tmp"):
+            pid = scratch.name[len(name) + 2:].split(".", 1)[0]
             if pid.isdigit() and not process_alive(int(pid)):
                 scratch.unlink(missing_ok=True)
+
+
+def _tree_signature(files: list[tuple[str, str, str, os.stat_result]]) -> str:
+    """sha256 over each file's name and stat (size, mtime_ns, inode, ctime_ns), in walk order."""
+    text = "".join([f"{name}\0{info.st_size},{info.st_mtime_ns},{info.st_ino},{info.st_ctime_ns}\n"
+                    for name, _, _, info in files])
+    return hashlib.sha256(os.fsencode(text)).hexdigest()  # a name's bytes, even non-UTF-8
 
 
 def _size(count: int) -> str:

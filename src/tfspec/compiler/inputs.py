@@ -378,7 +378,7 @@ def _final_model_step(plan: Plan) -> Step:
 def _path_digest(memo: StatMemo, path: Path, display: str) -> str | None:
     """A file's sha256, or the listing digest of a folder's files; None when nothing is there."""
     if path.is_dir():
-        return digest_listing(memo.tree(path, display))
+        return memo.tree_digest(path, display)
     return memo.file_sha256(path)
 
 

@@ -189,7 +189,10 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     evaluate = b.add("evaluate", "evaluate", EvaluateParams(metric=metric, num_classes=resolved.num_classes,
                                                                 naive_baseline=training.naive_baseline),
                      [*model_steps, data], ["evaluation.json"])
-    export = b.add("export", "export", ExportParams(
+    # A SavedModel only when a target's steps read it (tf_serving, kserve): a tflite-only spec converts
+    # from the Keras model and would spend seconds exporting what nothing ships.
+    needs_export = any(target_kind(t.kind).reads_saved_model for t in spec.targets)
+    export = None if not needs_export else b.add("export", "export", ExportParams(
         name=spec.name,
         version=spec.version,
         input_name=None if as_is else resolved.input_name,

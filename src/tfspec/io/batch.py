@@ -23,8 +23,10 @@ Steps of :func:`build_folder`:
    a user's folder, another spec's output, a folder holding a spec or the current folder) is never
    replaced: that spec is reported invalid at its ``name``, the others are written.
 
-``check=True`` writes nothing: every spec is compiled (the cache is not trusted) and compared with its
-output folder. ``prune=True`` removes (or, with ``check``, reports) folders under the output root that are
+``check=True`` writes nothing: a spec whose cache entry matches (step 3) and whose output folder holds
+exactly the recorded files, each with the sha256 its ``manifest.json`` lists (:func:`output_intact`: a file
+edited by hand is caught even with its size and mtime restored), is up to date without being compiled; every
+other spec is compiled and compared with its output folder (``use_cache=False``: every spec). ``prune=True`` removes (or, with ``check``, reports) folders under the output root that are
 build outputs of the same environment (their ``manifest.json`` says so and lists every file in them) but
 that no spec produces any more.
 """
@@ -76,8 +78,10 @@ __all__ = [
     "inside_output_folder",
     "is_output_folder",
     "is_spec_text",
+    "files_below",
     "manifest_entries",
     "output_dir_name",
+    "output_intact",
     "referenced_specs",
 ]
 
@@ -397,6 +401,43 @@ def _output_stats(out_dir: Path, files: Iterable[str]) -> dict[str, list[int]] |
     return stats
 
 
+def files_below(folder: str | Path) -> set[str]:
+    """Every file below ``folder`` (relative, '/'-separated): an extra file makes an output stale too."""
+    found: set[str] = set()
+    for parent, _, names in os.walk(folder):
+        relative = os.path.relpath(parent, folder)
+        found.update(name if relative == "." else f"{relative}/{name}".replace(os.sep, "/") for name in names)
+    return found
+
+
+def output_intact(out_dir: str | Path, entry: Mapping[str, Any]) -> bool:
+    """``out_dir`` holds exactly the files of the cache ``entry`` (no file missing or added) and each has the
+    sha256 that its ``manifest.json`` (itself the recorded one) lists: the bytes on disk are the bytes the
+    recorded build wrote, whatever their sizes and mtimes say. What ``--check`` needs to call an output up to
+    date without compiling its spec; anything it cannot prove is False (the spec is then compiled and diffed)."""
+    base = os.fspath(out_dir)
+    try:
+        with open(os.path.join(base, MANIFEST), "rb") as handle:
+            manifest = handle.read()
+        if hashlib.sha256(manifest).hexdigest() != entry["manifest_sha256"]:
+            return False
+        listed = json.loads(manifest)["files"]
+        if not isinstance(listed, dict) or set(listed) | {MANIFEST} != set(entry["stats"]):
+            return False
+        if files_below(base) != set(entry["stats"]):
+            return False
+        for rel, sha in listed.items():
+            path = os.path.join(base, rel)
+            if os.path.islink(path):  # a build writes regular files only
+                return False
+            with open(path, "rb") as handle:
+                if hashlib.sha256(handle.read()).hexdigest() != sha:
+                    return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
 def _deps_current(deps: Mapping[str, str]) -> bool:
     for dep, sha in deps.items():
         text = _read_text(Path(dep))
@@ -491,7 +532,7 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
     discovered = _discover(root, exclude=[out_root])
     specs = [path for path, _ in discovered]
     cache_path = out_root / CACHE_FILE
-    cache = _load_cache(cache_path) if use_cache and not check else {}
+    cache = _load_cache(cache_path) if use_cache else {}
     if not check:
         # What killed builds left, whichever outputs this build writes: a spec skipped as cached below never
         # reaches write_tree, so its staging folders would otherwise outlive every later build.
@@ -510,9 +551,11 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
         texts[path] = text
         keys[path] = input_key(text, env, environ)
         entry = cache.get(os.path.abspath(path))
-        if not check and use_cache and _cache_hit(entry, keys[path], out_root, path, environ):
+        # --check trusts the entry only when the output's bytes are proven to be what that build wrote
+        if use_cache and _cache_hit(entry, keys[path], out_root, path, environ) \
+                and (not check or output_intact(out_root / entry["out"], entry)):
             named[path] = (entry["name"], tuple(entry["name_position"]))
-            outcomes[path] = SpecOutcome(path, "cached", entry["name"], str(out_root / entry["out"]),
+            outcomes[path] = SpecOutcome(path, "current" if check else "cached", entry["name"], str(out_root / entry["out"]),
                                          len(entry["stats"]), text_sha256=_sha256(text),
                                          deps=tuple(sorted(entry["deps"].items())))
         else:

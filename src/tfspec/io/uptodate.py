@@ -11,8 +11,10 @@ the size and mtime of every output file.
 The next ``tfspec build`` of that spec reads the spec's bytes and that entry *before* importing the spec
 models: when the key matches and the output folder still holds exactly the recorded files, nothing is
 compiled or written (the output is byte-identical to what the build would write) and the command prints
-what it prints after writing. Anything else — no entry, another key, a changed, missing or extra file,
-``--check`` (CI's guard compares contents, as folder builds do) — takes the full path.
+what it prints after writing. Anything else — no entry, another key, a changed, missing or extra file —
+takes the full path. ``--check`` (CI's guard) trusts the entry only when, besides, every output file has
+the sha256 its ``manifest.json`` lists (:func:`tfspec.io.batch.output_intact`), so a file edited by hand is
+reported stale even with its size and mtime restored.
 
 Specs that read files (data, SavedModels, builder packages, teachers: the plan holds their content
 digests) are never recorded: their output depends on more than the key covers, so they always compile.
@@ -31,7 +33,8 @@ from tfspec.spec.loader import MAX_FILE_BYTES, decode_spec_bytes
 
 from tfspec.compiler.project import find_project_file
 
-from .batch import _cache_hit, build_producer, _dep_variables, _load_cache, _output_stats, _read_text, _save_cache, _sha256, input_key
+from .batch import (_cache_hit, build_producer, _dep_variables, _load_cache, _output_stats, _read_text, _save_cache, _sha256,
+                    files_below, input_key, output_intact)
 from tfspec.base.outputs import MANIFEST, manifest_text
 
 __all__ = ["UpToDate", "cached_build", "read_spec_bytes", "record_build"]
@@ -58,15 +61,6 @@ def _record_path(spec: str, out_root: Path) -> Path:
     return base / "tfspec" / "builds" / f"{name}.json"
 
 
-def _files_below(folder: Path) -> set[str]:
-    """Every file below ``folder`` (relative, '/'-separated): an extra file makes the output stale too."""
-    found: set[str] = set()
-    for parent, _, names in os.walk(folder):
-        relative = os.path.relpath(parent, folder)
-        found.update(name if relative == "." else f"{relative}/{name}".replace(os.sep, "/") for name in names)
-    return found
-
-
 def read_spec_bytes(spec: str) -> bytes | None:
     """The spec file's bytes, read once: what is compiled is what is hashed. None when it cannot be read
     or is too large for a spec (the compiler then reads it itself and reports why)."""
@@ -83,8 +77,9 @@ def _key(data: bytes, env: str | None, environ: Mapping[str, str]) -> str:
 
 
 def cached_build(data: bytes, spec: str, env: str | None, out: Path | None,
-                 environ: Mapping[str, str] | None = None) -> UpToDate | None:
-    """The recorded output of ``spec`` (whose bytes are ``data``) when it is up to date, else None."""
+                 environ: Mapping[str, str] | None = None, *, contents: bool = False) -> UpToDate | None:
+    """The recorded output of ``spec`` (whose bytes are ``data``) when it is up to date, else None.
+    ``contents``: also prove every output file's bytes against the manifest (``--check``)."""
     environ = os.environ if environ is None else environ
     out_root = _out_root(out)
     entry = _load_cache(_record_path(spec, out_root)).get(os.path.abspath(spec))
@@ -96,7 +91,9 @@ def cached_build(data: bytes, spec: str, env: str | None, out: Path | None,
     if entry["out"] != expected or not _cache_hit(entry, _key(data, env, environ), out_root, spec, environ):
         return None
     out_dir = out if out is not None else out_root / expected
-    if _files_below(out_dir) != set(entry["stats"]):
+    if files_below(out_dir) != set(entry["stats"]):
+        return None
+    if contents and not output_intact(out_dir, entry):
         return None
     return UpToDate(out_dir, sorted(name for name in entry["stats"] if name != MANIFEST))
 

@@ -144,7 +144,7 @@ class Dataset:
                              float_labels=self.info.get("label_mode") == "float" and
                              self.info.get("loss") != "binary_crossentropy")
         preprocess = self._preprocess(batched=True, raw=raw)  # the reader hands over batches of records
-        ds = ds.map(lambda name, index, x, y: (preprocess(x), y), num_parallel_calls=tf.data.AUTOTUNE,
+        ds = ds.map(_plain(lambda name, index, x, y: (preprocess(x), y)), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True).unbatch()
         itemsize = np.dtype(self.info["input_dtype"]).itemsize
         size = self.count(split) * int(np.prod(self.info["input_shape"])) * itemsize
@@ -173,7 +173,7 @@ class Dataset:
             ds = ds.repeat()
         ds = ds.batch(batch_size)
         # labels converted per batch (one op, not one per example)
-        ds = ds.map(lambda xb, yb: (xb, _tf_labels(yb, mode, num_classes)), num_parallel_calls=tf.data.AUTOTUNE,
+        ds = ds.map(_plain(lambda xb, yb: (xb, _tf_labels(yb, mode, num_classes))), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)
         augment = augmentation_model(training.augmentation, training.seed) if training is not None else None
         if augment is not None:
@@ -204,13 +204,13 @@ class Dataset:
 
     def features(self, split: str, batch_size: int = 256, *, raw: bool = False) -> Any:
         """Batched features only (for ``predict``); ``raw``: unpreprocessed."""
-        return self.examples(split, raw=raw).map(lambda x, y: x).batch(batch_size).prefetch(2)
+        return self.examples(split, raw=raw).map(_plain(lambda x, y: x)).batch(batch_size).prefetch(2)
 
     def labels(self, split: str) -> np.ndarray:
         """The split's labels (one number per example: small), read by streaming the split."""
         if self._arrays is not None:
             return self._arrays[split][1]
-        parts = [y for _, y in self.examples(split).map(lambda x, y: (0, y)).batch(4096).as_numpy_iterator()]
+        parts = [y for _, y in self.examples(split).map(_plain(lambda x, y: (0, y))).batch(4096).as_numpy_iterator()]
         return np.concatenate(parts) if parts else np.zeros([0], np.int64)
 
     def take(self, split: str, count: int, *, raw: bool = False) -> np.ndarray:
@@ -281,6 +281,13 @@ def _labels(y: np.ndarray, mode: str, num_classes: int | None) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def _plain(function: Any) -> Any:
+    """A ``Dataset.map`` function of plain tensor ops (its Python branches test Python values only) marked so
+    that autograph does not rewrite its source: converting a new function costs about a second per process."""
+    tf, _ = import_tf()
+    return tf.autograph.experimental.do_not_convert(function)
+
+
 def _tf_labels(y: Any, mode: str, num_classes: int | None) -> Any:
     tf, _ = import_tf()
     if mode == "one_hot":
@@ -349,6 +356,6 @@ def representative_samples(data: Dataset, count: int, seed: int = 0, *, raw: boo
         count = min(count, len(x))
         return x[np.sort(rng.choice(len(x), size=count, replace=False))]
     ds = data.examples("train", raw=raw).shuffle(max(1, min(10 * count, 10000)), seed=seed).take(count).map(
-        lambda x, y: x)
+        _plain(lambda x, y: x))
     rows = list(ds.batch(max(1, count)).as_numpy_iterator())
     return rows[0] if rows else np.zeros([0, *data.info["input_shape"]], np.float32)

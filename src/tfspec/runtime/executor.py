@@ -275,7 +275,9 @@ def run_plan(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path | 
             log(f"cached  {step.id}")
             was_cached = True
         else:
-            _load_tensorflow(log)
+            if not tf_loaded():  # seconds of process start-up, not the first step's own work
+                _load_tensorflow(log)
+                start = time.perf_counter()
             log(f"run     {step.id}")
             metrics = _execute(step, run, cache, entries, module=modules[step.kind], quiet=quiet, log=log)
             entry = cache.path(step.fingerprint)

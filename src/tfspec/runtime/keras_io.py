@@ -1,5 +1,5 @@
 """Save and load a model step's Keras model, inside the tfmot scopes so QAT, pruning and clustering
-wrappers deserialize.
+wrappers deserialize (only when the file may hold one: tfmot is not imported for a model of plain layers).
 
 The file is ``model.keras`` (the Keras v3 format), except for quantization-aware models: tf_keras 2.21
 cannot reload a ``QuantizeLayer`` from the v3 format (``Layer 'quantize_layer' expected 5 variables, but
@@ -20,6 +20,7 @@ import dataclasses
 import importlib
 import sys
 import warnings
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,21 @@ def custom_objects_scope() -> Iterator[None]:
         yield
 
 
+def _tfmot_loaded() -> bool:
+    return "tensorflow_model_optimization" in sys.modules
+
+
+def _tfmot_scopes(path: Path) -> contextlib.AbstractContextManager[None]:
+    """tfmot's scopes when the model file may hold a tfmot object: an HDF5 file (a QAT model), a ``.keras``
+    file whose config names a tfmot class (its ``module``), or any file once tfmot is loaded anyway.
+    Importing tfmot takes seconds that a model of plain layers (no compression, or stripped) does not need."""
+    if _tfmot_loaded() or path.suffix != ".keras":
+        return custom_objects_scope()
+    with zipfile.ZipFile(path) as archive:
+        config = archive.read("config.json")
+    return custom_objects_scope() if b"tensorflow_model_optimization" in config else contextlib.nullcontext()
+
+
 def _quantization_aware(model: Any) -> bool:
     return any(type(layer).__name__ in _QUANTIZE_CLASSES for layer in getattr(model, "layers", []))
 
@@ -57,7 +73,8 @@ def save_model(model: Any, folder: Path) -> Path:
     """Write the model into ``folder`` (``model.keras``, or ``model.h5`` for a QAT model); returns the file."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with custom_objects_scope():
+    # a model holding tfmot wrappers was made with tfmot loaded; saving a plain model needs no scope
+    with custom_objects_scope() if _tfmot_loaded() else contextlib.nullcontext():
         if _quantization_aware(model):
             path = folder / MODEL_H5_FILE
             with warnings.catch_warnings():
@@ -111,8 +128,8 @@ def load_model(folder: Path, compile: bool = True, code: BuilderCode | None = No
     """Load the model a model step saved (tfmot wrappers included); ``code``: the builder it came from (safe
     mode off, the builder module's names as custom objects, see the module docstring)."""
     _, keras = import_tf()
-    with custom_objects_scope():
+    path = model_file(folder)
+    with _tfmot_scopes(path):
         if code is None:
-            return keras.models.load_model(model_file(folder), compile=compile)
-        return keras.models.load_model(model_file(folder), compile=compile, custom_objects=code.names(),
-                                       safe_mode=False)
+            return keras.models.load_model(path, compile=compile)
+        return keras.models.load_model(path, compile=compile, custom_objects=code.names(), safe_mode=False)

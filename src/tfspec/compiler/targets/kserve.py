@@ -279,4 +279,4 @@ def kserve_shipped(resolved: ResolvedSpec, target: KserveTarget) -> str:
 TARGET = register(TargetKind("kserve", render=render_kserve, rules=RULES, plan_steps=plan_saved_model_serving,
                              defaults=kserve_defaults, warnings=(secret_annotations_needed, earlier_secret_spelling),
                              names=kserve_names, metrics=MEASURED_METRICS, workload=kserve_workload,
-                             shipped=kserve_shipped, release_steps=upload_kserve))
+                             shipped=kserve_shipped, release_steps=upload_kserve, reads_saved_model=True))

@@ -40,7 +40,8 @@ class PlanContext:
     Attributes:
         add: ``add(step_id, kind, params, inputs, outputs, target) → step_id`` (fingerprints are computed there).
         data / final_model / evaluate / export: ids of the plan's data step, last model step, the step
-            that measures every model step (the reference of every gate) and the SavedModel export.
+            that measures every model step (the reference of every gate) and the SavedModel export (None
+            when no target of the spec has a kind that ``reads_saved_model``: the plan has no export step).
         quantization_aware: a quantization_aware stage ran (its model converts with the learned ranges).
         metric: the quality metric every artifact is measured and gated with (``accuracy`` or ``mae``).
         released: target name → its released model in the plan (``compiler/released.PlannedRelease``) for the
@@ -55,7 +56,7 @@ class PlanContext:
     data: str
     final_model: str
     evaluate: str
-    export: str
+    export: str | None
     quantization_aware: bool
     metric: str
     released: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -164,6 +165,9 @@ class TargetKind:
             image (a ``.tflite`` file name, a model store folder). None: ``-``.
         training_resource: ``(resolved, target) → TrainingResource``: the multi-worker training object a
             workflow's ``training_target`` creates. None: the kind does not train.
+        reads_saved_model: the kind's steps read the ``export`` step's SavedModel (``context.export``); the
+            plan holds an export step only when a target's kind does (seconds of a run otherwise spent on
+            a SavedModel nothing ships).
     """
 
     kind: str
@@ -179,6 +183,7 @@ class TargetKind:
     image: Callable[[Any], ImageSource | None] | None = None
     shipped: Callable[[ResolvedSpec, Any], str] | None = None
     training_resource: Callable[[ResolvedSpec, Any], TrainingResource] | None = None
+    reads_saved_model: bool = False
 
 
 TARGET_KINDS: dict[str, TargetKind] = {}

@@ -688,19 +688,20 @@ def plan_saved_model_serving(context: PlanContext, resolved: ResolvedSpec,
     as_is = bool(getattr(spec.model, "serve_as_is", False))
     signature = resolved.signature_name
     input_name, output_name = (None if as_is else resolved.input_name), resolved.output_name
-    inputs = [context.export]
+    export = context.export
+    assert export is not None  # the kind reads_saved_model: the plan has an export step
+    inputs = [export]
     if getattr(target, "warmup", None) is not None:
         inputs.append(context.add(f"{t}.warmup", "warmup", WarmupParams(
             requests=target.warmup.requests, model_name=spec.name, signature=signature,
             input_name=input_name, raw_inputs=resolved.raw_input_shape is not None,
-        ), [context.export, context.data], ["tf_serving_warmup_requests"], t))
+        ), [export, context.data], ["tf_serving_warmup_requests"], t))
     raw = resolved.raw_input_shape is not None
     verify = context.add(f"{t}.verify", "verify", SavedModelVerifyParams(
         artifact="saved_model", gates=gates_params(target.gates), metric=context.metric,
-        input_name=input_name, output_name=output_name, signature=signature,
-        raw_inputs=resolved.raw_input_shape is not None,
-    ), [context.export, context.evaluate, context.data], ["verify.json"], t)
-    compare = plan_comparison(context.add, context.released.get(t), target, context.export, context.data,
+        input_name=input_name, output_name=output_name, signature=signature, raw_inputs=raw,
+    ), [export, context.evaluate, context.data], ["verify.json"], t)
+    compare = plan_comparison(context.add, context.released.get(t), target, export, context.data,
                               context.metric, raw_inputs=raw, filename=None, xnnpack=True, output_key=None,
                               input_name=input_name, output_name=output_name, signature=signature)
     context.gate_steps.extend(s for s in (verify, compare) if s is not None)
@@ -808,4 +809,4 @@ def serving_image_source(target: TfServingTarget) -> ImageSource:
 TARGET = register(TargetKind("tf_serving", render=render_tf_serving, rules=RULES, plan_steps=plan_saved_model_serving,
                              defaults=tf_serving_defaults, warnings=(image_without_registry, earlier_secret_spelling),
                              names=serving_names, metrics=MEASURED_METRICS, workload=serving_workload,
-                             image=serving_image_source, release_steps=upload_tf_serving))
+                             image=serving_image_source, release_steps=upload_tf_serving, reads_saved_model=True))

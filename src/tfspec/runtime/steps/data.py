@@ -160,8 +160,10 @@ def _index_labels(read: DataSource, files: list[dict[str, Any]], spec_dir: Path,
     tf, _ = import_tf()
     ds = example_batches(read, files, spec_dir, order=order, labels_only=True, float_labels=float_labels,
                          batch=4096)
-    ds = ds.map(lambda name, index, x, y: (tf.strings.to_hash_bucket_fast(example_key(seed, name, index), BUCKETS),
-                                           y, name, index), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # plain tensor code: autograph's source rewrite (about a second per new function) is not needed
+    ds = ds.map(tf.autograph.experimental.do_not_convert(lambda name, index, x, y: (tf.strings.to_hash_bucket_fast(
+        example_key(seed, name, index), BUCKETS), y, name, index)), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True)
     parts: list[tuple[np.ndarray, ...]] = []
     try:
         for batch in ds.as_numpy_iterator():
@@ -240,9 +242,9 @@ def _stream_pass(read: DataSource, files: list[dict[str, Any]], spec_dir: Path, 
     tf, _ = import_tf()
     seed = rule.seed
     ds = example_batches(read, files, spec_dir, order=order, float_labels=float_labels, batch=1024)
-    ds = ds.map(lambda name, index, x, y: (rule.tf_split(tf.strings.to_hash_bucket_fast(
-        example_key(seed, name, index), BUCKETS), y), x, y, name, index), num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True)
+    ds = ds.map(tf.autograph.experimental.do_not_convert(lambda name, index, x, y: (rule.tf_split(
+        tf.strings.to_hash_bucket_fast(example_key(seed, name, index), BUCKETS), y), x, y, name, index)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     counts = {name: 0 for name in SPLITS}
     per_class = {name: [0] * (classes or 0) for name in SPLITS}
     missing = {name: 0 for name in SPLITS}
