@@ -42,7 +42,7 @@ def test_plan_table_and_json(tmp_path: Path) -> None:
     for step in ("data", "train", "compress.0.prune", "export", "android.tflite", "serving.warmup"):
         assert step in table.stdout
     data = json.loads(_run("plan", str(spec), "--json", cwd=tmp_path).stdout)
-    assert data["schema_version"] == 3
+    assert data["schema_version"] == 4
     steps = {s["id"]: s for s in data["steps"]}
     assert steps["train"]["inputs"] == ["data"]
     assert steps["train"]["cached"] is False

@@ -39,14 +39,14 @@ def test_saved_model_teacher_contents_change_the_fingerprint(tmp_path: Path) -> 
     (teacher / "variables" / "variables.data-00000-of-00001").write_bytes(b"weights-2")
     second = _plan(tmp_path, stages).step("compress.0.distill")
     assert second.fingerprint != first.fingerprint
-    assert second.params.teacher_identity["sha256"] != first.params.teacher_identity["sha256"]
+    assert second.params.teacher.sha256 != first.params.teacher.sha256
 
 
 def test_spec_teacher_fingerprint_follows_the_teacher_model(tmp_path: Path) -> None:
     stages = f"  - {{kind: distill, teacher: {{kind: spec, path: big.yaml}}, {STUDENT}}}"
     teacher = _plan(tmp_path, "  - {kind: prune, target_sparsity: 0.5}", name="big.yaml")
     student = _plan(tmp_path, stages).step("compress.0.distill")
-    assert student.params.teacher_identity == {"model_step": "compress.0.prune",
-                                                  "fingerprint": teacher.step("compress.0.prune").fingerprint}
+    assert student.params.teacher.final_model.model_dump() == {
+        "step": "compress.0.prune", "fingerprint": teacher.step("compress.0.prune").fingerprint}
     _plan(tmp_path, "  - {kind: prune, target_sparsity: 0.6}", name="big.yaml")
     assert _plan(tmp_path, stages).step("compress.0.distill").fingerprint != student.fingerprint

@@ -276,7 +276,7 @@ def test_teacher_spec_is_compiled_once_with_two_overlays(tmp_path: Path, monkeyp
     result = pipeline.compile_spec(path)
     assert result.ok, [d.format() for d in result.diagnostics]
     assert calls == ["deploy.yaml", "teacher.yaml"]
-    assert result.plan.step("compress.0.distill").params.teacher_identity["model_step"] == "train"
+    assert result.plan.step("compress.0.distill").params.teacher.final_model.step == "train"
 
 
 def test_saved_model_teacher_swapped_reruns_only_the_distill_step(tmp_path: Path) -> None:

@@ -96,7 +96,9 @@ def test_an_edited_plan_is_refused() -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (lambda d: d.update(schema_version=1), r"plan schema version 1, this tfspec reads 3"),
+    (lambda d: d.update(schema_version=1), r"plan schema version 1, this tfspec reads 4"),
+    # 3 held the model, the fit settings, the source, gates and teachers as loose JSON
+    (lambda d: d.update(schema_version=3), r"^plan schema version 3, this tfspec reads 4 \(rebuild it with this tfspec\)$"),
     (lambda d: d["steps"][0].update(kind="teleport"), r"unknown step kind 'teleport'"),
     (lambda d: d["steps"][0]["params"].update(colour="blue"), r"^steps\.0: params\.colour: Extra inputs are not permitted$"),
     (lambda d: d["steps"][1]["params"].pop("epochs"), r"^steps\.1: params\.epochs: Field required$"),
@@ -123,3 +125,18 @@ def test_run_plan_refuses_a_build_folder_whose_files_changed(tmp_path: Path) -> 
     proc = subprocess.run([*tfspec_command(), "run", "--plan", str(out / "plan.json")], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith(f"error: {out / 'plan.json'}: not JSON:")
     assert "Traceback" not in proc.stderr
+
+
+def test_run_plan_refuses_a_plan_of_another_schema_version(tmp_path: Path) -> None:
+    spec = tmp_path / EXAMPLE.name
+    shutil.copyfile(EXAMPLE, spec)
+    out = tmp_path / "build" / "digits"
+    assert subprocess.run([*tfspec_command(), "build", str(spec), "--out", str(out)]).returncode == 0
+    data = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    data["schema_version"] = PLAN_SCHEMA_VERSION - 1  # what the tfspec before typed sections wrote
+    (out / "plan.json").write_text(json.dumps(data), encoding="utf-8")
+    proc = subprocess.run([*tfspec_command(), "run", "--plan", str(out / "plan.json")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"error: {out / 'plan.json'}: plan schema version {PLAN_SCHEMA_VERSION - 1}, "
+                                   f"this tfspec reads {PLAN_SCHEMA_VERSION} (rebuild it with this tfspec)")
+    assert not (tmp_path / "dist").exists() and not (tmp_path / ".tfspec" / "cache").exists()

@@ -48,7 +48,8 @@ def _plan(context: PlanContext, resolved: ResolvedSpec, target: ToyTarget) -> No
     context.add(f"{target.name}.export", "export", ExportParams(
         name=resolved.spec.name, version=resolved.spec.version, input_name=resolved.input_name,
         output_name=resolved.output_name, input_shape=list(resolved.input_shape), input_dtype=resolved.input_dtype,
-        signature="toy"), [context.final_model, context.data], ["saved_model"], target.name)
+        signature="toy", as_is=False, inputs=None, raw_input_shape=None), [context.final_model, context.data],
+        ["saved_model"], target.name)
 
 
 @pytest.fixture
@@ -248,12 +249,12 @@ def _toy_with_pods(resolved: ResolvedSpec, target: ToyTarget, served: str | None
 
 
 def _toy_plan_with_verify(context: PlanContext, resolved: ResolvedSpec, target: ToyTarget) -> None:
-    from tfspec.plan import SavedModelVerifyParams
+    from tfspec.plan import GATE_NAMES, GatesParams, SavedModelVerifyParams
 
     context.add(f"{target.name}.verify", "verify", SavedModelVerifyParams(
-        artifact="saved_model", gates=None, metric=context.metric, input_name=resolved.input_name,
-        output_name=resolved.output_name), [context.export, context.evaluate, context.data], ["verify.json"],
-        target.name)
+        artifact="saved_model", gates=GatesParams(**dict.fromkeys(GATE_NAMES)), metric=context.metric,
+        input_name=resolved.input_name, output_name=resolved.output_name, signature="serving_default",
+        raw_inputs=False), [context.export, context.evaluate, context.data], ["verify.json"], target.name)
 
 
 class ToyWorkloadTarget(ToyTarget):

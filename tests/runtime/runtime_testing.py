@@ -1,4 +1,6 @@
-"""Helpers for the runtime tests: the fast digits spec, the CLI in-process, a compiled step context."""
+"""Helpers for the runtime tests: the fast digits spec, the CLI in-process, a compiled step context, and spec
+sections as the plan holds them (``plan_model``, ``plan_optimizer``, ``plan_fit``: validated by the spec's
+models, converted by the compiler, as ``tfspec build`` does)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from pydantic import TypeAdapter
+
 from tfspec.cli import cli
 from tfspec.compiler.pipeline import CompileResult, compile_spec
+from tfspec.compiler.plan_sections import fit_params, model_params, optimizer_params
+from tfspec.plan import FitParams, LearningRateParams, ModelParams, OptimizerParams
 from tfspec.runtime.context import StepContext
+from tfspec.spec.data import Augmentation
+from tfspec.spec.model import ModelSpec
+from tfspec.spec.training import Training
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "runtime"
 FAST_SPEC = DATA_DIR / "digits_fast.yaml"
@@ -47,3 +56,24 @@ def read_json(path: Path) -> Any:
 @pytest.fixture
 def fast_spec_text() -> str:
     return FAST_SPEC.read_text("utf-8")
+
+
+def plan_model(section: dict[str, Any]) -> ModelParams:
+    """A spec ``model`` section as the train step's params hold it (spec defaults filled, layers named)."""
+    return model_params(TypeAdapter(ModelSpec).validate_python(section))
+
+
+def plan_optimizer(section: dict[str, Any]) -> OptimizerParams:
+    """A spec ``training.optimizer`` section as the plan holds it."""
+    return optimizer_params(Training.model_validate({"optimizer": section}).optimizer)
+
+
+def plan_learning_rate(value: float | dict[str, Any]) -> LearningRateParams:
+    """A spec learning rate (a number or a schedule) as the plan holds it."""
+    return plan_optimizer({"kind": "adam", "learning_rate": value}).learning_rate
+
+
+def plan_fit(training: dict[str, Any] | None = None, augmentation: dict[str, Any] | None = None) -> FitParams:
+    """A spec ``training`` section (and ``data.augmentation``) as the train step's ``fit`` params."""
+    return fit_params(Training.model_validate(training or {}),
+                      Augmentation.model_validate(augmentation) if augmentation is not None else None)

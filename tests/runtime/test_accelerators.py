@@ -6,7 +6,6 @@ fails the gate with the op named; the example's model converted as its float16 v
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tfspec.runtime.model_builder import build_model
 from tfspec.runtime.steps.tflite import convert
 from tfspec.runtime.tf import import_tf
 
+from runtime_testing import plan_model
 from tfspec_testing import EXAMPLE
 
 tf, keras = import_tf()
@@ -44,7 +44,7 @@ def _example_plan(tmp_path: Path, android: dict) -> dict:
 
 def _example_tflite(tmp_path: Path, android: dict) -> tuple[bytes, dict]:
     steps = _example_plan(tmp_path, android)
-    model = build_model(copy.deepcopy(steps["model"]), spec_dir=tmp_path, seed=1)
+    model = build_model(plan_model(steps["model"]), spec_dir=tmp_path, seed=1)
     conversion = steps["android.tflite"]
     calibration = None
     if conversion["representative_samples"]:
@@ -59,7 +59,7 @@ def test_example_float16_target_passes_gpu_delegable(tmp_path: Path) -> None:
     ops = coverage(analyzer_report(flatbuffer))
     assert ops["ops"] and set(ops["ops"]) <= GPU_DELEGATE_OPS
     assert ops["gpu"]["coverage"] == 1.0 and ops["gpu"]["cpu_fallback"] == []
-    checks = accelerator_gates(verify["gates"], verify["npu_full_integer"], ops)
+    checks = accelerator_gates(verify["gates"]["gpu_delegable"], verify["npu_full_integer"], ops)
     assert checks == [{"name": "gpu_delegable", "limit": 0, "value": 0, "passed": True, "ops": []}]
     assert ops["npu"]["integer_io"] is False  # float16 keeps float I/O
     assert coverage_line(ops) == "  ops delegated: gpu 5/5, npu 0/5 (I/O FLOAT32 in, FLOAT32 out: not 8-bit integer)"
@@ -74,18 +74,18 @@ def test_an_op_without_a_gpu_kernel_fails_gpu_delegable_with_the_op_named() -> N
     text = analyzer_report(flatbuffer)
     ops = coverage(text)
     assert "TOPK_V2" in ops["ops"]
-    [check] = accelerator_gates({"gpu_delegable": True}, False, ops)
+    [check] = accelerator_gates(True, False, ops)
     assert check["passed"] is False and check["value"] == 1
     assert check["ops"] == ["TOPK_V2 (Subgraph#0 Op#1)"]
     assert ops["gpu"]["delegated"] == len(ops["ops"]) - 1
     # Without the gate nothing is checked, but the coverage is still recorded.
-    assert accelerator_gates({}, False, ops) == []
+    assert accelerator_gates(False, False, ops) == []
 
 
 def test_int8_target_for_the_npu_needs_integer_io(tmp_path: Path) -> None:
     flatbuffer, verify = _example_tflite(tmp_path / "int8", {"accelerators": ["npu", "cpu"]})
     ops = coverage(analyzer_report(flatbuffer))
-    [check] = accelerator_gates(verify["gates"], verify["npu_full_integer"], ops)
+    [check] = accelerator_gates(verify["gates"]["gpu_delegable"], verify["npu_full_integer"], ops)
     assert check["name"] == "npu_full_integer" and check["passed"], check
     assert ops["npu"]["io_types"] == ["INT8", "INT8"]
 
@@ -93,7 +93,7 @@ def test_int8_target_for_the_npu_needs_integer_io(tmp_path: Path) -> None:
         "accelerators": ["npu", "cpu"],
         "quantization": {"kind": "int8", "input_type": "float32", "output_type": "float32"}})
     ops = coverage(analyzer_report(float_io))
-    [check] = accelerator_gates(verify["gates"], verify["npu_full_integer"], ops)
+    [check] = accelerator_gates(verify["gates"]["gpu_delegable"], verify["npu_full_integer"], ops)
     assert check["passed"] is False
     assert "float model input/output" in check["ops"]
     assert any(name.startswith("QUANTIZE") or name.startswith("DEQUANTIZE") for name in check["ops"])
@@ -156,7 +156,7 @@ def test_sparse_int8_weights_shrink_the_file_and_predict_the_same(tmp_path: Path
     from tfspec.runtime.accelerators import interpreter_kernels
 
     steps = _example_plan(tmp_path, {})
-    model = build_model(copy.deepcopy(steps["model"]), spec_dir=tmp_path, seed=1)
+    model = build_model(plan_model(steps["model"]), spec_dir=tmp_path, seed=1)
     for layer in model.layers:  # 80 % of every kernel zeroed by magnitude, as pruning leaves it
         weights = layer.get_weights()
         if weights:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _compression_helpers import kernels, run_spec, shared_cache
+from runtime_testing import plan_fit
 
 from tfspec.plan import PruneParams
 from tfspec.runtime.errors import StepError
@@ -19,7 +20,7 @@ STAGE = {"schedule": "polynomial_decay", "target_sparsity": 0.8, "initial_sparsi
 def _stage(index: int = 0, **changes: object) -> PruneParams:
     """The prune params the compiler writes (batch size 32), with ``changes``."""
     return PruneParams(**{**STAGE, **changes}, index=index, stage="prune", learning_rate=1e-3, skip_layers=[],
-                       fit={"batch_size": 32}, input_name="inputs", output_name="outputs", input_shape=[64],
+                       fit=plan_fit({"batch_size": 32}), input_name="inputs", output_name="outputs", input_shape=[64],
                        input_dtype="float32", num_classes=10)
 
 

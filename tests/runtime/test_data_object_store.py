@@ -18,6 +18,8 @@ import pytest
 from moto import server as moto_server
 from runtime_testing import invoke
 
+from tfspec.plan import StorageParams
+
 BUCKET = "tfspec-data"
 KEY_ENV, SECRET_ENV = "TFSPEC_TEST_S3_KEY", "TFSPEC_TEST_S3_SECRET"
 
@@ -210,7 +212,8 @@ def test_a_gcs_shard_is_read_in_large_blocks(gcs: tuple, caplog: pytest.LogCaptu
                 writer.write(bytes([n % 256]) * 300)
         fs.pipe_file(f"{BUCKET}/shards/big.tfrecord", path.read_bytes())
     caplog.set_level(logging.DEBUG, logger="gcsfs")
-    storage = json.dumps({"endpoint_url": endpoint}).encode()
+    storage = StorageParams(endpoint_url=endpoint, access_key_id_env="AWS_ACCESS_KEY_ID",
+                            secret_access_key_env="AWS_SECRET_ACCESS_KEY").model_dump_json().encode()
     batches = list(_object_record_batches(f"gs://{BUCKET}/shards/big.tfrecord".encode(), storage, 256))
     assert [len(records) for _, records in batches] == [256, 256, 88]
     assert batches[2][0][-1] == 599 and batches[2][1][-1] == bytes([599 % 256]) * 300

@@ -16,7 +16,6 @@ from tfspec.runtime.distribute import (
     Distributed,
     PeerTimeouts,
     WorkerEnvironmentError,
-    distribution_params,
     is_chief,
     peer_failure_message,
     strategy_for,
@@ -27,15 +26,9 @@ from tfspec.runtime.tf import import_tf
 from tfspec.runtime.worker import run_worker, training_steps
 from tfspec.running import run_inputs_from_compiled
 from tfspec_testing import EXAMPLE
+from runtime_testing import plan_fit
 
 CLUSTER = {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}
-
-
-def test_distribution_params_fill_defaults_from_any_form() -> None:
-    assert distribution_params({"fit": {"distribution": None}}) == {
-        "kind": "default", "devices": None, "scale_learning_rate": False, "communication": "auto"}
-    assert distribution_params({"fit": {"distribution": {"kind": "mirrored", "devices": ["CPU:0"]}}})["devices"] == ["CPU:0"]
-    assert distribution_params({"distribution": {"kind": "multi_worker_mirrored"}})["kind"] == "multi_worker_mirrored"
 
 
 @pytest.mark.parametrize("config, chief", [
@@ -82,11 +75,11 @@ def test_a_peer_failure_names_the_lost_worker_and_what_to_do() -> None:
 
 
 def test_default_and_one_device_mirrored_strategies() -> None:
-    default = strategy_for({"fit": {"distribution": {"kind": "default"}}})
+    default = strategy_for(plan_fit({"distribution": {"kind": "default"}}).distribution)
     assert (default.replicas, default.chief, default.global_batch_size(32)) == (1, True, 32)
     tf, _ = import_tf()
     expected = tuple(d.name for d in tf.config.list_logical_devices("GPU")) or ("/device:CPU:0",)
-    mirrored = strategy_for({"fit": {"distribution": {"kind": "mirrored"}}})  # every GPU, or the CPU
+    mirrored = strategy_for(plan_fit({"distribution": {"kind": "mirrored"}}).distribution)  # every GPU, or the CPU
     assert mirrored.devices == expected and mirrored.replicas == len(expected)
     assert mirrored.describe()["kind"] == "mirrored"
 
@@ -95,7 +88,7 @@ def test_a_multi_worker_spec_without_a_cluster_trains_as_one_local_worker_withou
     # one CPU replica and no peer: the default strategy computes the same steps without
     # MultiWorkerMirroredStrategy's per-step collectives (5 x faster on the digits example)
     tf, _ = import_tf()
-    local = strategy_for({"fit": {"distribution": {"kind": "multi_worker_mirrored"}}}, environ={})
+    local = strategy_for(plan_fit({"distribution": {"kind": "multi_worker_mirrored"}}).distribution, environ={})
     assert (local.kind, local.replicas, local.workers, local.chief, local.tf_config) == (
         "multi_worker_mirrored", 1, 1, True, None)
     assert not isinstance(local.strategy, tf.distribute.MultiWorkerMirroredStrategy)

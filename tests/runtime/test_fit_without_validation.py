@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from runtime_testing import plan_fit
 
 from tfspec.runtime.datasets import Dataset
 from tfspec.runtime.fit import compile_model, fit_model
 from tfspec.runtime.tf import import_tf
 
-FIT = {"optimizer": {"kind": "adam", "learning_rate": 0.01}, "loss": {"kind": "sparse_categorical_crossentropy"},
-       "metrics": ["accuracy"], "batch_size": 16, "seed": 0}
+FIT = plan_fit({"optimizer": {"kind": "adam", "learning_rate": 0.01}, "loss": {"kind": "sparse_categorical_crossentropy"},
+                "metrics": ["accuracy"], "batch_size": 16, "seed": 0})
 
 
 def test_checkpointed_fit_without_validation_reads_its_history(tmp_path: Path) -> None:

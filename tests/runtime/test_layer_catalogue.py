@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime_testing import invoke
+from runtime_testing import invoke, plan_model
 
 from tfspec.runtime.catalogue import COMMAND, catalogue_text
 from tfspec.runtime.model_builder import build_model
@@ -70,7 +70,7 @@ def test_argument_of_the_wrong_kind(tmp_path: Path) -> None:
 
 
 def test_the_runtime_builds_catalogue_layers(tmp_path: Path) -> None:
-    model = build_model({
+    model = build_model(plan_model({
         "kind": "functional",
         "inputs": [{"name": "image", "shape": [8, 8, 1]}, {"name": "sequence", "shape": [6, 4]}],
         "layers": [
@@ -91,7 +91,7 @@ def test_the_runtime_builds_catalogue_layers(tmp_path: Path) -> None:
             {"type": "dense", "name": "out", "inputs": ["joined"], "units": 3, "activation": "softmax"},
         ],
         "outputs": ["out"],
-    }, spec_dir=tmp_path, seed=1)
+    }), spec_dir=tmp_path, seed=1)
     kinds = {layer.name: type(layer).__name__ for layer in model.layers}
     assert kinds["up"] == "Conv2DTranspose" and kinds["bi"] == "Bidirectional" and kinds["attend"] == "MultiHeadAttention"
     assert model.get_layer("leaky").alpha == np.float32(0.2)
@@ -103,11 +103,11 @@ def test_normalization_is_adapted_on_the_training_split_and_kept_when_given(tmp_
     from tfspec.runtime.model_builder import adapt_preprocessing
 
     x = np.random.default_rng(0).normal(3.0, 2.0, size=(200, 4)).astype(np.float32)
-    model = build_model({"kind": "sequential", "input_shape": [4], "layers": [
+    model = build_model(plan_model({"kind": "sequential", "input_shape": [4], "layers": [
         {"type": "rescaling", "name": "scale", "scale": 0.5},
         {"type": "normalization", "name": "norm"},
         {"type": "normalization", "name": "fixed", "mean": 0.0, "variance": 1.0},
-        {"type": "dense", "units": 2, "activation": "softmax"}]}, spec_dir=tmp_path, seed=1)
+        {"type": "dense", "units": 2, "activation": "softmax"}]}), spec_dir=tmp_path, seed=1)
     assert adapt_preprocessing(model, x) == ["norm"]
     normalized = model.get_layer("norm")(model.get_layer("scale")(x)).numpy()
     np.testing.assert_allclose(normalized.mean(axis=0), 0.0, atol=1e-4)

@@ -11,6 +11,7 @@ import pytest
 from runtime_testing import invoke
 from test_data_object_store import BUCKET, KEY_ENV, SECRET_ENV, s3  # noqa: F401  (s3 is a fixture)
 
+from tfspec.plan import StorageParams
 from tfspec.runtime.tf import import_tf
 
 STORAGE = "{{endpoint_url: {endpoint}, credentials: {{access_key_id_env: {key}, secret_access_key_env: {secret}}}}}"
@@ -123,8 +124,7 @@ def test_a_folder_over_the_staging_limit_is_refused_before_downloading(tmp_path:
     endpoint, client = s3
     client.put_object(Bucket=BUCKET, Key="models/big/saved_model.pb", Body=b"x" * 100)
     client.put_object(Bucket=BUCKET, Key="models/big/variables/variables.index", Body=b"y" * 20)
-    storage = {"endpoint_url": endpoint, "credentials": {"access_key_id_env": KEY_ENV,
-                                                         "secret_access_key_env": SECRET_ENV}}
+    storage = StorageParams(endpoint_url=endpoint, access_key_id_env=KEY_ENV, secret_access_key_env=SECRET_ENV)
     monkeypatch.setenv("TFSPEC_STAGING_LIMIT", "119")
     before = set(Path(tempfile.gettempdir()).glob("tfspec-staged-*"))
     with pytest.raises(StagingError, match="holds 120 bytes, more than the staging limit of 119"):

@@ -13,6 +13,7 @@ from tfspec.runtime.keras_io import load_model, save_model
 from tfspec.runtime.model_builder import LAYER_BUILDERS, build_model
 from tfspec.runtime.tf import import_tf
 from tfspec.spec.model import LAYER_TYPES
+from runtime_testing import plan_model
 
 tf, keras = import_tf()
 
@@ -52,7 +53,7 @@ def test_layer_type_builds_and_runs(layer_type: str) -> None:
     dtype = "int32" if layer_type == "embedding" else "float32"
     spec = {"kind": "sequential", "input_shape": shape, "input_dtype": dtype, "input_name": "x",
             "layers": [layer, {"type": "flatten", "name": "out_flat"}, {"type": "dense", "units": 2, "name": "head"}]}
-    model = build_model(spec, spec_dir=Path("."), seed=1)
+    model = build_model(plan_model(spec), spec_dir=Path("."), seed=1)
     assert model.layers[0].name == f"{layer_type}_0"  # unnamed layers: <type>_<index>
     x = np.ones((2, *shape), dtype=dtype)
     assert model(x).shape == (2, 2)
@@ -69,7 +70,7 @@ def test_functional_graph_with_branches() -> None:
                 {"type": "global_average_pool2d", "name": "pool", "inputs": ["cat"]},
                 {"type": "dense", "name": "probs", "units": 3, "activation": "softmax", "inputs": ["pool"]},
             ]}
-    model = build_model(spec, spec_dir=Path("."), seed=0)
+    model = build_model(plan_model(spec), spec_dir=Path("."), seed=0)
     assert model.input_names == ["image"]
     assert model.get_layer("cat").output.shape == (None, 8, 8, 3)
     assert model(np.zeros((1, 8, 8, 1), np.float32)).shape == (1, 3)
@@ -79,15 +80,15 @@ def test_functional_graph_with_an_unknown_input_names_the_layer_key() -> None:
     spec = {"kind": "functional", "inputs": [{"name": "x", "shape": [4]}], "outputs": ["y"],
             "layers": [{"type": "dense", "name": "y", "units": 2, "inputs": ["nope"]}]}
     with pytest.raises(ModelError) as caught:
-        build_model(spec, spec_dir=Path("."))
+        build_model(plan_model(spec), spec_dir=Path("."))
     assert caught.value.path == ("model", "layers", 0, "inputs") and "nope" in caught.value.message
 
 
 def test_seed_makes_initial_weights_reproducible() -> None:
     spec = {"kind": "sequential", "input_shape": [4], "layers": [{"type": "dense", "units": 3}]}
-    first = build_model(spec, spec_dir=Path("."), seed=5).get_weights()
-    second = build_model(spec, spec_dir=Path("."), seed=5).get_weights()
-    third = build_model(spec, spec_dir=Path("."), seed=6).get_weights()
+    first = build_model(plan_model(spec), spec_dir=Path("."), seed=5).get_weights()
+    second = build_model(plan_model(spec), spec_dir=Path("."), seed=5).get_weights()
+    third = build_model(plan_model(spec), spec_dir=Path("."), seed=6).get_weights()
     np.testing.assert_array_equal(first[0], second[0])
     assert not np.array_equal(first[0], third[0])
 
@@ -99,43 +100,43 @@ def test_builder_function_is_imported_from_the_spec_folder(tmp_path: Path) -> No
         "    return tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(width, activation='softmax')])\n")
     spec = {"kind": "builder", "builder": "my_models:mlp", "args": {"width": 7}, "input_shape": [4]}
     try:
-        model = build_model(spec, spec_dir=tmp_path)
+        model = build_model(plan_model(spec), spec_dir=tmp_path)
     finally:
         sys.modules.pop("my_models", None)
     assert model.output_shape == (None, 7)
     with pytest.raises(ModelError) as caught:
-        build_model({**spec, "builder": "my_models:missing"}, spec_dir=tmp_path)
+        build_model(plan_model({**spec, "builder": "my_models:missing"}), spec_dir=tmp_path)
     assert caught.value.path == ("model", "builder")
     sys.modules.pop("my_models", None)
     with pytest.raises(ModelError) as caught:
-        build_model({**spec, "input_shape": [5]}, spec_dir=tmp_path)
+        build_model(plan_model({**spec, "input_shape": [5]}), spec_dir=tmp_path)
     assert caught.value.path == ("model", "input_shape")
     sys.modules.pop("my_models", None)
 
 
 def test_saved_model_is_loaded_with_its_weights(tmp_path: Path) -> None:
-    original = build_model({"kind": "sequential", "input_shape": [4], "layers": [{"type": "dense", "units": 3}]},
+    original = build_model(plan_model({"kind": "sequential", "input_shape": [4], "layers": [{"type": "dense", "units": 3}]}),
                            spec_dir=tmp_path, seed=3)
     original.save(tmp_path / "exported", save_format="tf")
-    loaded = build_model({"kind": "saved_model", "path": "exported", "input_shape": [4]}, spec_dir=tmp_path)
+    loaded = build_model(plan_model({"kind": "saved_model", "path": "exported", "input_shape": [4]}), spec_dir=tmp_path)
     x = np.ones((1, 4), np.float32)
     np.testing.assert_allclose(loaded(x).numpy(), original(x).numpy(), rtol=1e-6)
     with pytest.raises(ModelError) as caught:
-        build_model({"kind": "saved_model", "path": "missing", "input_shape": [4]}, spec_dir=tmp_path)
+        build_model(plan_model({"kind": "saved_model", "path": "missing", "input_shape": [4]}), spec_dir=tmp_path)
     assert caught.value.path == ("model", "path")
 
 
 def test_placement_builds_layers_under_their_device() -> None:
     spec = {"kind": "sequential", "input_shape": [4], "placement": [{"device": "CPU:0", "layers": ["a"]}],
             "layers": [{"type": "dense", "name": "a", "units": 3}, {"type": "dense", "name": "b", "units": 2}]}
-    model = build_model(spec, spec_dir=Path("."), seed=0)
+    model = build_model(plan_model(spec), spec_dir=Path("."), seed=0)
     assert model(np.ones((1, 4), np.float32)).shape == (1, 2)
     assert "CPU:0" in model.get_layer("a").kernel.device
 
 
 def test_keras_file_round_trip(tmp_path: Path) -> None:
-    model = build_model({"kind": "sequential", "input_shape": [4], "input_name": "pixels",
-                         "layers": [{"type": "dense", "units": 3, "name": "head"}]}, spec_dir=tmp_path, seed=0)
+    model = build_model(plan_model({"kind": "sequential", "input_shape": [4], "input_name": "pixels",
+                                    "layers": [{"type": "dense", "units": 3, "name": "head"}]}), spec_dir=tmp_path, seed=0)
     model.compile(optimizer="adam", loss="mse")
     save_model(model, tmp_path)
     loaded = load_model(tmp_path)

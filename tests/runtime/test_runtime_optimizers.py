@@ -9,6 +9,7 @@ import pytest
 
 from tfspec.runtime.optimizers import OPTIMIZER_KINDS, SCHEDULE_KINDS, build_learning_rate, build_optimizer
 from tfspec.runtime.tf import import_tf
+from runtime_testing import plan_learning_rate, plan_optimizer
 
 tf, keras = import_tf()
 
@@ -56,7 +57,7 @@ def test_ftrl_with_a_warm_up_is_refused_by_the_spec() -> None:
 @pytest.mark.parametrize(("optimizer", "schedule"), COMBINATIONS)
 def test_optimizer_and_schedule_take_one_step(optimizer: str, schedule: str) -> None:
     params = {**OPTIMIZERS[optimizer], "learning_rate": SCHEDULES[schedule], "clipnorm": 1.0}
-    built, callbacks = build_optimizer(params)
+    built, callbacks = build_optimizer(plan_optimizer(params))
     assert type(built).__name__.lower() == optimizer
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
@@ -75,23 +76,36 @@ def test_optimizer_and_schedule_take_one_step(optimizer: str, schedule: str) -> 
 
 
 def test_schedules_follow_their_formulas() -> None:
-    exponential, _ = build_learning_rate(SCHEDULES["exponential_decay"])
+    exponential, _ = build_learning_rate(plan_learning_rate(SCHEDULES["exponential_decay"]))
     assert float(exponential(20)) == pytest.approx(0.01 * 0.5 ** 2)
-    cosine, _ = build_learning_rate(SCHEDULES["cosine_decay"])
+    cosine, _ = build_learning_rate(plan_learning_rate(SCHEDULES["cosine_decay"]))
     assert float(cosine(0)) == pytest.approx(0.0)  # linear warm-up from 0 ...
     assert float(cosine(5)) == pytest.approx(0.01)  # ... to `initial`, then cosine decay
     assert float(cosine(105)) == pytest.approx(0.001)  # down to alpha * initial
-    piecewise, _ = build_learning_rate(SCHEDULES["piecewise_constant"])
+    piecewise, _ = build_learning_rate(plan_learning_rate(SCHEDULES["piecewise_constant"]))
     assert [float(piecewise(s)) for s in (0, 15, 25)] == pytest.approx([0.01, 0.005, 0.001])
-    plain, _ = build_learning_rate({"schedule": "cosine_decay", "initial": 0.02, "decay_steps": 10})
+    plain, _ = build_learning_rate(plan_learning_rate({"schedule": "cosine_decay", "initial": 0.02, "decay_steps": 10}))
     assert float(plain(0)) == pytest.approx(0.02)
-    scaled, _ = build_learning_rate(0.01, scale=4)
+    scaled, _ = build_learning_rate(plan_learning_rate(0.01), scale=4)
     assert scaled == pytest.approx(0.04)
 
 
 def test_clipvalue_bounds_each_gradient_element() -> None:
-    built, _ = build_optimizer({"kind": "sgd", "learning_rate": 1.0, "clipvalue": 0.01})
+    built, _ = build_optimizer(plan_optimizer({"kind": "sgd", "learning_rate": 1.0, "clipvalue": 0.01}))
     assert built.clipvalue == 0.01
     variable = tf.Variable([0.0, 0.0])
     built.apply_gradients([(tf.constant([5.0, -0.001]), variable)])
     np.testing.assert_allclose(variable.numpy(), [-0.01, 0.001], rtol=1e-6)
+
+
+def test_every_optimizer_field_of_the_plan_reaches_keras() -> None:
+    """The runtime passes each of the plan's optimizer fields to tf_keras and restates none of its defaults:
+    non-default values come out of the built optimizer's config."""
+    from tfspec.runtime.optimizers import _OPTIMIZERS
+
+    for params_type, (_, arguments) in _OPTIMIZERS.items():
+        assert set(arguments) == set(params_type.model_fields) - {"kind", "learning_rate", "clipnorm", "clipvalue"}
+    built, _ = build_optimizer(plan_optimizer({"kind": "adam", "beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-5,
+                                               "amsgrad": True}))
+    config = built.get_config()
+    assert (config["beta_1"], config["beta_2"], config["epsilon"], config["amsgrad"]) == (0.8, 0.95, 1e-5, True)

@@ -15,11 +15,12 @@ from tfspec.runtime.model_builder import build_model
 from tfspec.runtime.steps.tflite import convert
 from tfspec.runtime.steps.verify import LATENCY_SAMPLES, quality, run_tflite
 from tfspec.runtime.tf import import_tf
+from runtime_testing import plan_fit, plan_model
 
 tf, keras = import_tf()
 
-FIT = {"optimizer": {"kind": "adam", "learning_rate": 0.003}, "loss": {"kind": "sparse_categorical_crossentropy"},
-       "metrics": ["accuracy"], "batch_size": 32, "seed": 1}
+FIT = plan_fit({"optimizer": {"kind": "adam", "learning_rate": 0.003}, "loss": {"kind": "sparse_categorical_crossentropy"},
+                "metrics": ["accuracy"], "batch_size": 32, "seed": 1})
 MODES = {
     "none": {"quantization": "none", "optimizations": []},
     "dynamic": {"quantization": "dynamic", "optimizations": ["DEFAULT"]},
@@ -35,7 +36,7 @@ MODES = {
 }
 BASE = {"optimizations": [], "representative_samples": 0, "supported_ops": [], "supported_types": [],
         "inference_input_type": "float32", "inference_output_type": "float32", "quantization_aware": False,
-        "per_channel_dense": False, "filename": "m.tflite", "xnnpack": True}
+        "per_channel_dense": False, "filename": "m.tflite", "xnnpack": True, "signature": None, "raw_input_shape": None}
 
 
 def _params(mode: str) -> TfliteParams:
@@ -54,8 +55,8 @@ def trained() -> tuple[object, Dataset, float]:
     order = np.random.default_rng(0).permutation(len(digits.target))
     x, y = (digits.data[order] / 16.0).astype(np.float32), digits.target[order].astype(np.int64)
     data = Dataset.from_arrays(x[:1300], y[:1300], x[:0], y[:0], x[1300:], y[1300:], {"num_classes": 10})
-    model = build_model({"kind": "sequential", "input_shape": [64], "layers": [
-        {"type": "dense", "units": 32, "activation": "relu"}, {"type": "dense", "units": 10, "activation": "softmax"}]},
+    model = build_model(plan_model({"kind": "sequential", "input_shape": [64], "layers": [
+        {"type": "dense", "units": 32, "activation": "relu"}, {"type": "dense", "units": 10, "activation": "softmax"}]}),
         spec_dir=Path("."), seed=1)
     compile_model(model, FIT)
     fit_model(model, data, fit=FIT, epochs=12, quiet=True)
@@ -97,8 +98,9 @@ def test_augmentation_applies_to_training_batches_only() -> None:
     y = np.arange(16) % 2
     augmentation = {"random_flip": "horizontal", "random_rotation": 0.2, "random_zoom": 0.2,
                     "random_translation": 0.1, "random_contrast": 0.3}
-    train = next(iter(make_dataset(x, y, batch_size=16, training=True, seed=3, augmentation=augmentation)))
-    evaluation = next(iter(make_dataset(x, y, batch_size=16, augmentation=augmentation)))
+    loss = "sparse_categorical_crossentropy"
+    train = next(iter(make_dataset(x, y, batch_size=16, loss=loss, training=plan_fit({"seed": 3}, augmentation))))
+    evaluation = next(iter(make_dataset(x, y, batch_size=16, loss=loss)))
     np.testing.assert_array_equal(evaluation[0].numpy(), x)  # unchanged and in order
     assert train[0].shape == x.shape
     assert not np.allclose(np.sort(train[0].numpy().reshape(16, -1), axis=0), np.sort(x.reshape(16, -1), axis=0))
@@ -109,7 +111,7 @@ def test_label_modes_follow_the_loss() -> None:
     y = np.array([0, 2, 1, 2])
     _, one_hot = next(iter(make_dataset(x, y, batch_size=4, loss="categorical_crossentropy", num_classes=3)))
     np.testing.assert_array_equal(one_hot.numpy(), np.eye(3)[y])
-    _, sparse = next(iter(make_dataset(x, y, batch_size=4)))
+    _, sparse = next(iter(make_dataset(x, y, batch_size=4, loss="sparse_categorical_crossentropy")))
     assert sparse.dtype == tf.int64
     _, floats = next(iter(make_dataset(x, y, batch_size=4, loss="mean_squared_error")))
     assert floats.dtype == tf.float32

@@ -12,16 +12,41 @@ An object-store listing is digested from each object's name, size and ETag (S3) 
 
 from __future__ import annotations
 
+import dataclasses
 import glob as globbing
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["OBJECT_STORE_SCHEMES", "is_object_store", "is_external", "local_path", "filesystem",
+__all__ = ["OBJECT_STORE_SCHEMES", "StorageAccess", "ClientCredentials", "is_object_store", "is_external", "local_path", "filesystem",
            "list_objects", "object_root"]
 
 OBJECT_STORE_SCHEMES = ("s3://", "gs://")
 _GLOB_CHARACTERS = "*?["
+
+
+class StorageAccess(Protocol):
+    """How an object store is reached (the plan's ``StorageParams``): an endpoint and the names of the
+    environment variables holding the credentials."""
+
+    @property
+    def endpoint_url(self) -> str | None: ...
+
+    @property
+    def access_key_id_env(self) -> str: ...
+
+    @property
+    def secret_access_key_env(self) -> str: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientCredentials:
+    """An object store at ``endpoint_url`` reached with the clients' own credential variables (a model store:
+    AWS' names for S3, Application Default Credentials for GCS)."""
+
+    endpoint_url: str | None
+    access_key_id_env: str = "AWS_ACCESS_KEY_ID"
+    secret_access_key_env: str = "AWS_SECRET_ACCESS_KEY"
 
 
 def is_object_store(location: str) -> bool:
@@ -40,26 +65,27 @@ def local_path(spec_dir: Path, location: str) -> Path:
     return Path(spec_dir) / location
 
 
-def filesystem(location: str, storage: dict[str, Any] | None) -> Any:
-    """The fsspec file system of an object-store location, credentials read from the named variables."""
+def filesystem(location: str, storage: StorageAccess | None) -> Any:
+    """The fsspec file system of an object-store location, credentials read from the named variables (AWS'
+    own variable names when no storage is given)."""
     import fsspec
 
-    storage = storage or {}
+    storage = storage if storage is not None else ClientCredentials(None)
+    endpoint_url = storage.endpoint_url
     if location.startswith("s3://"):
-        credentials = storage.get("credentials") or {}
-        key = os.environ.get(credentials.get("access_key_id_env") or "AWS_ACCESS_KEY_ID")
-        secret = os.environ.get(credentials.get("secret_access_key_env") or "AWS_SECRET_ACCESS_KEY")
+        key = os.environ.get(storage.access_key_id_env)
+        secret = os.environ.get(storage.secret_access_key_env)
         options: dict[str, Any] = {"key": key, "secret": secret} if key and secret else {}
-        if storage.get("endpoint_url"):
-            options["client_kwargs"] = {"endpoint_url": storage["endpoint_url"]}
+        if endpoint_url:
+            options["client_kwargs"] = {"endpoint_url": endpoint_url}
         # a fresh instance: a forked or long-lived process must not reuse another's event loop
         return fsspec.filesystem("s3", skip_instance_cache=True, **options)
     # gcsfs' plain JSON-API file system: fsspec's "gcs" entry is gcsfs' experimental one, which first asks
     # a gRPC control plane for the bucket's layout (a minute's timeout against an emulator)
     from gcsfs.core import GCSFileSystem
 
-    if storage.get("endpoint_url"):  # an emulator or private endpoint: no Google credentials there
-        return GCSFileSystem(skip_instance_cache=True, endpoint_url=storage["endpoint_url"].rstrip("/"), token="anon")
+    if endpoint_url:  # an emulator or private endpoint: no Google credentials there
+        return GCSFileSystem(skip_instance_cache=True, endpoint_url=endpoint_url.rstrip("/"), token="anon")
     return GCSFileSystem(skip_instance_cache=True)
 
 
@@ -70,7 +96,7 @@ def object_root(location: str) -> str:
     return head if cut == len(location) else head[:head.rfind("/") + 1]
 
 
-def list_objects(location: str, storage: dict[str, Any] | None, *, folder: bool = False) -> list[dict[str, Any]]:
+def list_objects(location: str, storage: StorageAccess | None, *, folder: bool = False) -> list[dict[str, Any]]:
     """``{"url", "size", "version"}`` of every object a location names: a glob's matches, a folder's
     objects (``folder``), or the one object; sorted by URL. ``version`` is the ETag or generation."""
     scheme = location[:location.index("://") + 3]

@@ -50,6 +50,7 @@ from tfspec.spec.files import file_problem
 from .data_files import csv_facts, facts_kind, npz_facts
 from .file_digests import MEMO_DIR, InputLimits, InputTooLarge, MemoStats, StatMemo, UnreadableFile, digest_listing
 from tfspec.base.locations import is_object_store, list_objects, local_path, object_root
+from .plan_sections import storage_params
 from .released import ReleasedInputs, find_released, released_paths
 from .resolve import ResolvedSpec
 
@@ -360,7 +361,7 @@ def _objects_digest(source: InputSource, resolved: ResolvedSpec) -> str | Diagno
     """An object-store location by its listing (name, size, ETag or generation): nothing is downloaded."""
     storage, folder, storage_key = _location_options(source.key, resolved)
     try:
-        objects = list_objects(source.value, storage.model_dump() if storage is not None else None, folder=folder)
+        objects = list_objects(source.value, storage_params(storage), folder=folder)
     except Exception as error:  # fsspec and its back ends raise many kinds: say which location failed
         first = (str(error).splitlines() or [type(error).__name__])[0]
         return resolved.diagnostic(source.key, f"cannot list {cap(source.value)}: {cap(first)}",

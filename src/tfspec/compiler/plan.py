@@ -15,19 +15,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfspec.plan import (MODEL_STEP_KINDS, STEP_KINDS, DataParams, EvaluateParams, ExportParams, InputParams, Plan, PreprocessingParams,
-                         RenderParams, SpecInfo, SplitParams, Step, StepParams, TargetInfo, TrainParams, canonical_json,
-                         fingerprint)
+from tfspec.plan import (MODEL_STEP_KINDS, STEP_KINDS, DataParams, EvaluateParams, ExportParams, InputParams, Params,
+                         Plan, PreprocessingParams, RenderParams, SpecInfo, SplitParams, Step, TargetInfo, TrainParams,
+                         canonical_json, fingerprint)
 from tfspec.spec.data import CsvSource, NpzSource, TfrecordSource
 
 from .inputs import InputDigests
-from .naming import dist_name
 from .losses import REGRESSION_LOSSES
-from .resolve import ResolvedSpec, num_classes_key
+from .naming import dist_name
+from .plan_sections import (early_stopping_params, fit_params, missing_values_params, model_params, source_params,
+                            storage_params)
 from .quantities import quantity_value
 from .released import ReleasedInputs, plan_released
+from .resolve import ResolvedSpec, num_classes_key
 from .targets import PlanContext, target_kind
-from .techniques import technique
+from .techniques import MODEL_OUTPUTS, StagePlan, technique
 from tfspec.base.versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
 __all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "REGRESSION_LOSSES", "build_plan", "canonical_json",
@@ -61,7 +63,7 @@ class _PlanBuilder:
         self.steps: list[Step] = []
         self._by_id: dict[str, Step] = {}
 
-    def add(self, step_id: str, kind: str, params: StepParams, inputs: list[str], outputs: list[str],
+    def add(self, step_id: str, kind: str, params: Params, inputs: list[str], outputs: list[str],
             target: str | None = None) -> str:
         fp = fingerprint(kind, params.model_dump(mode="json"), [self._by_id[i].fingerprint for i in inputs],
                          {"tfspec": TFSPEC_VERSION, **RUNTIME_VERSIONS})
@@ -70,10 +72,6 @@ class _PlanBuilder:
         self.steps.append(step)
         self._by_id[step_id] = step
         return step_id
-
-
-def _dump(model: Any) -> Any:
-    return model.model_dump(mode="json") if model is not None else None
 
 
 def initial_learning_rate(optimizer: Any) -> float:
@@ -86,7 +84,8 @@ def initial_learning_rate(optimizer: Any) -> float:
     return float(rate.values[0])  # piecewise_constant
 
 
-def _stage_params(resolved: ResolvedSpec, index: int, stage: Any, fit: dict[str, Any]) -> dict[str, Any]:
+def _stage_common(resolved: ResolvedSpec, index: int, stage: Any, fit: Any) -> dict[str, Any]:
+    """The fields every stage's params share (:class:`tfspec.plan.StageParams`)."""
     learning_rate = stage.learning_rate if stage.learning_rate is not None else initial_learning_rate(
         resolved.spec.training.optimizer)
     return {"index": index, "stage": stage.kind, "fit": fit, "learning_rate": learning_rate,
@@ -131,11 +130,10 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     training = spec.training
     preprocessing = spec.data.preprocessing
     data = b.add("data", "data", DataParams(
-        source=_dump(spec.data.source),
+        source=source_params(spec.data.source),
         split=SplitParams(**spec.data.split.model_dump()),
         preprocessing=PreprocessingParams(rescale=preprocessing.rescale, normalize=preprocessing.normalize,
                                           reshape=list(preprocessing.reshape) if preprocessing.reshape else None),
-        augmentation=_dump(spec.data.augmentation),
         labels=list(resolved.labels),
         num_classes=resolved.num_classes,
         num_classes_key=list(num_classes_key(spec)),
@@ -147,61 +145,50 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
         feature_order=_feature_order(resolved),
         input_digests=(digests.under("data.") or None) if digests is not None else None,
         memory_budget=int(quantity_value(spec.data.memory_budget)),
-        storage=_dump(spec.data.storage),  # endpoint and credential variable names, never values
+        storage=storage_params(spec.data.storage),  # endpoint and credential variable names, never values
+        cache_format=3,
         inputs=_inputs(resolved),
-        missing_values=_dump(spec.data.missing_values),
+        missing_values=missing_values_params(spec.data.missing_values),
         label_values=list(resolved.label_values) if resolved.label_values is not None else None,
     ), [], ["manifest.json", "data_info.json"])
     # Each released model is fetched and checked before anything trains (its step needs no other).
     found = digests.released if digests is not None else ReleasedInputs()
     released = {t.name: plan_released(b.add, resolved, t, found) for t in spec.targets
                 if getattr(t, "released", None) is not None}
-    fit = {
-        "optimizer": _dump(training.optimizer),
-        "loss": _dump(training.loss_spec),
-        "metrics": list(training.metrics),
-        "batch_size": training.batch_size,
-        "seed": training.seed,
-        "shuffle_buffer": training.shuffle_buffer,
-        "distribution": _dump(training.distribution),
-    }
-    model_outputs = ["model.keras", "history.json", "metrics.json"]
-    as_is = bool(getattr(spec.model, "serve_as_is", False))
-    # A SavedModel served as it is: its signature's keys are read from it at run time, not named here.
-    train_outputs = ["saved_model", "signature.json", *model_outputs[1:]] if as_is else model_outputs
+    fit = fit_params(training, spec.data.augmentation)
     metric = quality_metric(training.loss_spec.kind)
+    as_is = served_as_is(resolved)
+    # A SavedModel served as it is: its signature's keys are read from it at run time, not named here.
+    train_outputs = ["saved_model", "signature.json", *MODEL_OUTPUTS[1:]] if as_is else list(MODEL_OUTPUTS)
     last = b.add("train", "train", TrainParams(
-        model=_dump(spec.model),
+        model=model_params(spec.model),
         fit=fit,
         epochs=training.epochs,
-        early_stopping=_dump(training.early_stopping),
+        early_stopping=early_stopping_params(training.early_stopping),
         checkpoint_every_epoch=training.checkpoint_every_epoch,
         trainable=getattr(spec.model, "trainable", True) and not as_is,
-        metric=metric,
         input_name=resolved.input_name,
         output_name=resolved.output_name,
         num_classes=resolved.num_classes,
+        metric=metric,
         input_digests=(digests.under("model.") or None) if digests is not None else None,  # SavedModel, builder
     ), [data], train_outputs)
     train_step = last
     model_steps = [train_step]
+    quantization_aware = False
     for index, stage in enumerate(spec.compression):
         entry = technique(stage.kind)
-        kind = entry.step_kind
-        inputs = [last, data]
-        if kind == "distill" and stage.teacher is not None and stage.teacher.kind == "self":
-            inputs = [train_step, data] if last == train_step else [last, data]
-        last = b.add(f"compress.{index}.{stage.kind}", kind, entry.params(resolved, index, stage, _stage_params(resolved, index, stage, fit),
-                                                  digests), inputs,
-                     ["model.h5", *model_outputs[1:]] if kind == "qat" else model_outputs)
+        params = entry.params(resolved, index, stage, _stage_common(resolved, index, stage, fit), digests)
+        inputs = entry.inputs(StagePlan(previous_model=last, train=train_step, data=data))
+        last = b.add(f"compress.{index}.{stage.kind}", entry.step_kind, params, inputs, list(entry.outputs))
         model_steps.append(last)
+        quantization_aware = quantization_aware or entry.quantization_aware
     final_model = last
     # Every model step measured once per run (the trained model is the reference of every drop; the
     # final one's latency is the Keras baseline of every target).
     evaluate = b.add("evaluate", "evaluate", EvaluateParams(metric=metric, num_classes=resolved.num_classes,
                                                                 naive_baseline=training.naive_baseline),
                      [*model_steps, data], ["evaluation.json"])
-    quantization_aware = any(s.kind == "quantization_aware" for s in spec.compression)
     # A SavedModel only when a target's steps read it (tf_serving, kserve): a tflite-only spec converts
     # from the Keras model and would spend seconds exporting what nothing ships.
     needs_export = any(target_kind(t.kind).reads_saved_model for t in spec.targets)

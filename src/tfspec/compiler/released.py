@@ -26,7 +26,7 @@ from typing import Any
 from tfspec.plan import (MODEL_INFO_FILES, CompareParams, ContractInput, ContractParams, ReleasedFile,
                          ReleasedGateParams, ReleasedParams)
 from tfspec.base.errors import Diagnostic, cap
-from tfspec.base.locations import is_external, list_objects, local_path
+from tfspec.base.locations import ClientCredentials, is_external, list_objects, local_path
 from tfspec.spec.released import DistRelease, ReleasedGates, SavedModelRelease, StoreRelease, TfliteRelease
 from tfspec.spec.targets import KserveTarget, TfliteTarget, TfServingTarget
 
@@ -163,7 +163,7 @@ def _store_release(r: ResolvedSpec, target: TfServingTarget | KserveTarget,
     assert store is not None
     base = store.base_path.rstrip("/")
     pinned = isinstance(target, KserveTarget)  # version N under <base>/N/N/ (see runtime/model_store.py)
-    storage = {"endpoint_url": store.endpoint_url}
+    storage = ClientCredentials(store.endpoint_url)
     objects = list_objects(base + "/", storage, folder=True)
     by_version: dict[int, list[tuple[str, int, str]]] = {}
     for entry in objects:

@@ -28,6 +28,8 @@ from tfspec.base.errors import SpecError
 from tfspec.spec.model import SavedModelModel
 
 from tfspec.base.locations import filesystem, is_object_store, local_path
+
+from .plan_sections import storage_params
 from .resolve import ResolvedSpec
 from .saved_model_signatures import (ServedSignature, SignatureFacts, SignatureReadError, TensorFacts,
                                      read_signatures)
@@ -68,8 +70,7 @@ def with_served_signature(resolved: ResolvedSpec) -> ResolvedSpec:
 def _read(resolved: ResolvedSpec, model: SavedModelModel) -> dict[str, SignatureFacts]:
     location = model.path.rstrip("/")
     if is_object_store(location):
-        storage = model.storage.model_dump() if model.storage is not None else None
-        fs = filesystem(location, storage)
+        fs = filesystem(location, storage_params(model.storage))
         bare = location[location.index("://") + 3:] + "/" + SAVED_MODEL_FILE
         if not fs.exists(bare):
             raise FileNotFoundError(bare)

@@ -3,12 +3,11 @@
 A ``distill`` stage's step must re-run when its teacher changes, and the teacher is not in this spec's
 DAG when it is a SavedModel folder or another spec. The ``inputs`` stage (``inputs.py``) digests a
 ``saved_model`` teacher's folder and compiles a ``spec`` teacher (once per compile; a cycle of specs
-teaching each other is an error there); ``plan`` puts the result in the distill step's
-``teacher_identity`` parameter:
+teaching each other is an error there); ``plan`` puts the result in the distill step's ``teacher`` params
+(``techniques/distill.py``):
 
-* ``saved_model``: ``{"sha256": ...}`` of the folder (every file's relative path and contents), or of
-  the file;
-* ``spec``: ``{"model_step": ..., "fingerprint": ...}`` of the other spec's final model step (its last
+* ``saved_model``: ``sha256`` of the folder (every file's relative path and contents), or of the file;
+* ``spec``: ``final_model``, the ``step`` and ``fingerprint`` of the other spec's final model step (its last
   compression stage, or ``train``); the runtime reads that step's cache entry.
 """
 

@@ -13,11 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tfspec.spec.compression import DistillStage, PruneStage, QuantizationAwareStage
 from tfspec.spec.data import CsvSource, ImageFolderSource, NpzSource, SklearnDigitsSource, TfrecordSource
 from tfspec.base.errors import Diagnostic, SpecError, format_path
 from tfspec.spec.loader import KeyPath
-from tfspec.spec.model import DenseLayer, FunctionalModel, SavedModelModel, SequentialModel
+from tfspec.spec.model import FunctionalModel, SavedModelModel, SequentialModel
 
 from . import kube_names
 from tfspec.base.locations import is_external, is_object_store, local_path
@@ -25,12 +24,12 @@ from .quantities import quantity_value
 from .plan import quality_metric
 from .resolve import ResolvedSpec, num_classes_key, source_shape
 from .sources import SKLEARN_DIGITS
-from .teachers import teacher_diagnostics
 from . import workflow as workflow_rules
 from . import released as released_rules
 from .targets import target_image, target_kind, target_kinds, target_names, target_workload
 from .targets.common import DIGEST_MARK, image_repository
 from .techniques import technique
+from .techniques.registry import stage_model_layers
 
 __all__ = ["RULES", "validate", "collect_diagnostics"]
 
@@ -398,53 +397,24 @@ def _listed(names: list[str], limit: int = 12) -> str:
 # --- compression ------------------------------------------------------------------------------------
 
 def compression_order(r: ResolvedSpec) -> list[Diagnostic]:
-    """Each stage against the stages before it, by its technique's rules (``compiler/techniques/``)."""
+    """Each stage by its technique's rules (``compiler/techniques/``): against the stages before it, and alone."""
     out = []
     seen: dict[str, int] = {}
     for index, stage in _stages(r):
         for rule in technique(stage.kind).rules:
             problem = rule.check(r, index, stage, seen)
-            if problem is not None:
+            if isinstance(problem, list):
+                out.extend(problem)
+            elif problem is not None:
                 out.append(problem)
         seen.setdefault(stage.kind, index)
     return out
 
 
-def distill_needs_teacher_and_student(r: ResolvedSpec) -> list[Diagnostic]:
-    out = []
-    for index, stage in _stages(r):
-        if not isinstance(stage, DistillStage):
-            continue
-        if stage.teacher is None:
-            out.append(r.diagnostic(("compression", index), "distill needs a teacher",
-                                    "add teacher: {kind: self} (the model trained here), {kind: saved_model, path: ...} "
-                                    "or {kind: spec, path: ...}"))
-        if stage.student is None:
-            out.append(r.diagnostic(("compression", index), "distill needs a student",
-                                    "add student: [layers...] (the smaller model)"))
-        elif r.num_classes is not None:
-            last = stage.student[-1]
-            if not isinstance(last, DenseLayer) or last.units != r.num_classes:
-                out.append(r.diagnostic(("compression", index, "student", len(stage.student) - 1),
-                                        f"the student's last layer must be dense with {r.num_classes} units",
-                                        f"end the student with {{type: dense, units: {r.num_classes}, "
-                                        "activation: softmax}"))
-    return out
-
-
 def _stage_model_layers(r: ResolvedSpec) -> list[tuple[int, list[Any], tuple[str | int, ...]]]:
-    """For each compression stage: the layers of the model it works on, and the key path declaring them.
-
-    Stages after a ``distill`` stage work on the student, so their ``skip_layers`` name student layers.
-    """
-    layers: list[Any] = _layers(r)
-    where: tuple[str | int, ...] = ("model", "layers")
-    out = []
-    for index, stage in _stages(r):
-        out.append((index, layers, where))
-        if isinstance(stage, DistillStage) and stage.student is not None:
-            layers, where = list(stage.student), ("compression", index, "student")
-    return out
+    """For each compression stage: the layers of the model it works on, and the key path declaring them
+    (stages after a ``distill`` stage work on the student: their ``skip_layers`` name student layers)."""
+    return [(index, *stage_model_layers(r, index)) for index, _ in _stages(r)]
 
 
 _WEIGHTED_LAYER_TYPES = frozenset({"dense", "conv1d", "conv2d", "depthwise_conv2d", "separable_conv2d", "lstm", "gru",
@@ -470,59 +440,6 @@ def stage_layers_exist(r: ResolvedSpec) -> list[Diagnostic]:
                                     f"skip_layers lists every layer with weights: the {stage.kind} stage would change nothing",
                                     "leave at least one dense or convolution layer out of skip_layers"))
     return out
-
-
-# Layer types tfmot's default 8-bit scheme cannot quantize (Default8BitQuantizeRegistry.supports is false and
-# no layout transform rewrites them; checked with tfmot 0.8.1).
-_QAT_UNSUPPORTED_LAYERS = frozenset({"conv1d", "max_pool1d", "layer_norm", "embedding", "lstm", "gru"})
-
-
-def quantization_aware_layers_supported(r: ResolvedSpec) -> list[Diagnostic]:
-    out = []
-    for index, layers, where in _stage_model_layers(r):
-        if not isinstance(r.spec.compression[index], QuantizationAwareStage):
-            continue
-        for j, layer in enumerate(layers):
-            if layer.type in _QAT_UNSUPPORTED_LAYERS:
-                out.append(r.diagnostic(where + (j, "type"),
-                                        f"quantization-aware training does not support {layer.type} layers "
-                                        f"(compression[{index}] is quantization_aware)",
-                                        "remove the quantization_aware stage and use post-training quantization "
-                                        "in the tflite target"))
-    return out
-
-
-def prune_m_by_n_sparsity(r: ResolvedSpec) -> list[Diagnostic]:
-    out = []
-    for index, stage in _stages(r):
-        if not isinstance(stage, PruneStage) or stage.sparsity_m_by_n is None:
-            continue
-        m, n = stage.sparsity_m_by_n
-        implied = round(1 - m / n, 6)
-        if "target_sparsity" in stage.model_fields_set and abs(stage.target_sparsity - implied) > 1e-6:
-            out.append(r.diagnostic(("compression", index, "target_sparsity"),
-                                    f"target_sparsity {stage.target_sparsity} conflicts with sparsity_m_by_n {[m, n]}, "
-                                    f"which gives {implied}",
-                                    "remove target_sparsity (m-by-n pruning sets the sparsity), or remove sparsity_m_by_n"))
-    return out
-
-
-def distill_teacher_exists(r: ResolvedSpec) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
-    for index, stage in _stages(r):
-        if isinstance(stage, DistillStage):
-            out.extend(teacher_diagnostics(r, index, stage))
-    return out
-
-
-def distill_needs_classification_loss(r: ResolvedSpec) -> list[Diagnostic]:
-    loss = r.spec.training.loss_spec.kind
-    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
-        return []
-    return [r.diagnostic(("compression", index, "kind"),
-                         f"distill matches softened class probabilities and needs a categorical loss, not {loss}",
-                         "use training.loss: sparse_categorical_crossentropy, or remove the distill stage")
-            for index, stage in _stages(r) if isinstance(stage, DistillStage)]
 
 
 # --- targets (what every kind shares; each kind's own rules are its TargetKind.rules) ------------------
@@ -676,12 +593,7 @@ RULES: tuple[Rule, ...] = (
     external_locations_opt_in,
     image_folder_classes_match,
     compression_order,
-    distill_needs_teacher_and_student,
-    distill_needs_classification_loss,
-    distill_teacher_exists,
     stage_layers_exist,
-    quantization_aware_layers_supported,
-    prune_m_by_n_sparsity,
     gpu_placement,
     multi_worker_needs_cluster,
     requests_within_limits,

@@ -10,15 +10,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError, model_validator
 
-from .kinds import MODEL_STEP_KINDS, STEP_KINDS
-from .params import Params, parse_params
+from .common import Params
+from .kinds import STEP_KIND_TABLE, parse_params, step_kind
 
 __all__ = ["PLAN_SCHEMA_VERSION", "PlanError", "SpecInfo", "TargetInfo", "Step", "Plan", "canonical_json",
            "fingerprint"]
 
 # 2: typed params per step kind, `root`, `spec.file` and `spec.dist_name`; 3: the train step's `metric`, and
-# `targets` (each target's name and kind).
-PLAN_SCHEMA_VERSION = 3
+# `targets` (each target's name and kind); 4: params typed all the way down (model, layers, fit, optimizer,
+# schedule, source, storage, gates, android, teacher).
+PLAN_SCHEMA_VERSION = 4
 
 
 class PlanError(ValueError):
@@ -78,7 +79,7 @@ class Step(_Frozen):
 
     Attributes:
         id: unique, stable name (``train``, ``compress.0.prune``, ``android.tflite``).
-        kind: one of ``STEP_KINDS``; the runtime has one module per kind.
+        kind: one of the step-kind table's (``kinds.py``); the runtime has one module per kind.
         target: the target this step belongs to, if any.
         inputs: ids of the steps whose outputs this step consumes.
         outputs: files or folders the step produces, relative to its cache entry.
@@ -99,8 +100,8 @@ class Step(_Frozen):
     @classmethod
     def _params_of_kind(cls, data: Any) -> Any:
         if isinstance(data, dict) and "kind" in data and "params" in data:
-            if data["kind"] not in STEP_KINDS:
-                raise ValueError(f"unknown step kind {data['kind']!r} (this tfspec knows {', '.join(STEP_KINDS)})")
+            if data["kind"] not in STEP_KIND_TABLE:
+                raise ValueError(f"unknown step kind {data['kind']!r} (this tfspec knows {', '.join(STEP_KIND_TABLE)})")
             try:
                 params = parse_params(data["kind"], data["params"])
             except ValidationError as error:  # name the params key, not the union member pydantic tried
@@ -170,7 +171,7 @@ class Plan(_Frozen):
 
     def model_step_id(self) -> str:
         """Id of the step producing the final Keras model (the last compression stage, or ``train``)."""
-        return [s.id for s in self.steps if s.kind in MODEL_STEP_KINDS][-1]
+        return [s.id for s in self.steps if step_kind(s.kind).makes_model][-1]
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -1,38 +1,41 @@
 """One typed params model per step kind: every value the step needs, resolved by the compiler.
 
 A step reads its params and nothing else of the spec: defaults are filled here (a fine-tuning learning
-rate is a number, never "the optimizer's when omitted"), file names and folders are decided here.
-Sections that the runtime hands whole to one builder (the model description, the optimizer, the data
-source) are plain JSON objects, dumped from the resolved spec with every field present.
+rate is a number, never "the optimizer's when omitted"), file names and folders are decided here. The
+sections a step hands to a builder are typed too, all the way down: the model (``architecture``, ``layers``),
+how it is fitted (``training``: the optimizer and its schedule, loss, early stopping, distribution,
+augmentation) and the data source (``data``). No field is JSON left for the runtime to interpret.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field
+
+from .architecture import ModelParams
+from .common import InputParams, Params
+from .data import MissingValuesParams, PreprocessingParams, SourceParams, SplitParams, StorageParams
+from .training import EarlyStoppingParams, FitParams, QualityMetric
 
 __all__ = [
     "Params",
-    "JsonObject",
     "InputParams",
-    "SplitParams",
-    "PreprocessingParams",
+    "TensorParams",
     "DataParams",
     "TrainParams",
-    "StageParams",
-    "PruneParams",
-    "ClusterParams",
-    "QatParams",
-    "TeacherParams",
-    "DistillParams",
     "EvaluateParams",
     "ExportParams",
     "WarmupParams",
     "Accelerator",
     "TfliteParams",
+    "GatesParams",
+    "TfliteGatesParams",
+    "GATE_NAMES",
     "TfliteVerifyParams",
     "SavedModelVerifyParams",
+    "AssetPackParams",
+    "AndroidParams",
     "ReleasedGateParams",
     "CompareParams",
     "ReleasedFile",
@@ -44,20 +47,9 @@ __all__ = [
     "SavedModelBundleParams",
     "UploadParams",
     "RenderParams",
-    "StepParams",
-    "PARAMS_BY_KIND",
-    "parse_params",
+    "VerifyParams",
+    "BundleParams",
 ]
-
-JsonObject = dict[str, Any]
-
-
-class Params(BaseModel):
-    """Base of every params model: frozen, unknown keys rejected (a plan from another tfspec fails loudly).
-
-    Validators are built on first use (``defer_build``): a build needs only the kinds its plan has."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class TensorParams(Params):
@@ -69,35 +61,13 @@ class TensorParams(Params):
     input_dtype: str
 
 
-class InputParams(Params):
-    """One named model input of a model with several (``model.inputs``)."""
-
-    name: str
-    shape: list[int]
-    dtype: str
-
-
-class SplitParams(Params):
-    validation: float
-    test: float
-    seed: int
-    stratify: bool
-
-
-class PreprocessingParams(Params):
-    rescale: float | None
-    normalize: bool
-    reshape: list[int] | None
-
-
 class DataParams(Params):
     """``data``: index the source, split it by hashed keys; write ``manifest.json`` and ``data_info.json``."""
 
-    source: JsonObject
-    """The resolved ``data.source`` (``kind`` and every field of that kind); paths relative to the plan root."""
+    source: SourceParams
+    """The resolved ``data.source``; paths relative to the plan root."""
     split: SplitParams
     preprocessing: PreprocessingParams
-    augmentation: JsonObject | None
     labels: list[str]
     num_classes: int | None
     input_shape: list[int]
@@ -111,17 +81,17 @@ class DataParams(Params):
     """Key path → sha256 of the data files read (None for built-in sources): edited data re-runs the step."""
     memory_budget: int
     """Bytes a split may take when its ``tf.data`` pipeline ``cache()``s it (``data.memory_budget``)."""
-    storage: JsonObject | None
+    storage: StorageParams | None
     """``data.storage``: object-store endpoint and credential variable names (never values)."""
-    cache_format: int = 2
-    """2: the entry is a manifest the steps stream from (1 was a copy of the data, ``dataset.npz``)."""
-    inputs: list[InputParams] | None = None
+    cache_format: Literal[3]
+    """3: the manifest holds the typed source (2 held it as loose JSON, 1 was a copy of the data)."""
+    inputs: list[InputParams] | None
     """A model with several inputs: each one's slice of the flat example (``input_shape``, in this order),
     read as a feature of that name. None for one input."""
-    missing_values: JsonObject | None = None
-    """``data.missing_values`` (strategy, value, CSV markers): how missing feature values are imputed from the
-    training split; None: a missing or non-finite feature value is an error."""
-    label_values: list[str] | None = None
+    missing_values: MissingValuesParams | None
+    """``data.missing_values``: how missing feature values are imputed from the training split; None: a
+    missing or non-finite feature value is an error."""
+    label_values: list[str] | None
     """A CSV label column of class names: its values in class-index order (what the compiler read from the
     file, ``labels`` too); None for numeric labels."""
 
@@ -129,90 +99,30 @@ class DataParams(Params):
 class TrainParams(Params):
     """``train``: build the model and fit it."""
 
-    model: JsonObject
+    model: ModelParams
     """The resolved ``model`` section (what ``model_builder`` builds); paths relative to the plan root."""
-    fit: JsonObject
-    """optimizer, loss, metrics, batch_size, seed, shuffle_buffer, distribution (every key present)."""
+    fit: FitParams
     epochs: int
-    early_stopping: JsonObject | None
+    early_stopping: EarlyStoppingParams | None
+    """None: off."""
     checkpoint_every_epoch: bool
     trainable: bool
     """False for a frozen ``saved_model`` model: nothing is fitted."""
-    metric: Literal["accuracy", "mae"]
-    """The quality metric the model is measured with (``mae`` for a regression loss, computed by the compiler)."""
     input_name: str
     output_name: str
     num_classes: int | None
+    metric: QualityMetric
+    """The quality metric the trained model is measured with (a SavedModel served as it is reports it)."""
     input_digests: dict[str, str] | None
     """Key path → sha256 of a SavedModel folder or a builder's modules (None when the model is in the spec)."""
-
-
-class StageParams(TensorParams):
-    """What every compression step shares."""
-
-    index: int
-    """Position in ``compression``: errors name ``compression[index]``."""
-    stage: str
-    """The stage kind as the spec says it (``quantization_aware``)."""
-    fit: JsonObject
-    learning_rate: float
-    """The fine-tuning rate: the stage's own, or the training optimizer's initial rate."""
-    num_classes: int | None
-
-
-class PruneParams(StageParams):
-    schedule: Literal["constant", "polynomial_decay"]
-    target_sparsity: float
-    """For ``sparsity_m_by_n``, ``1 - m/n``."""
-    initial_sparsity: float
-    begin_step: int
-    end_step: int | None
-    """None: derived from the steps the stage runs (the runtime knows the examples per epoch)."""
-    frequency: int | None
-    """None: derived from the steps the stage runs (never tfmot's 100)."""
-    sparsity_m_by_n: list[int] | None
-    skip_layers: list[str]
-    fine_tune_epochs: int
-
-
-class ClusterParams(StageParams):
-    number_of_clusters: int
-    centroid_init: Literal["kmeans_plus_plus", "linear", "density_based", "random"]
-    preserve_sparsity: bool
-    skip_layers: list[str]
-    fine_tune_epochs: int
-
-
-class QatParams(StageParams):
-    preserve: list[Literal["sparsity", "clusters"]]
-    fine_tune_epochs: int
-
-
-class TeacherParams(Params):
-    kind: Literal["self", "saved_model", "spec"]
-    path: str | None
-    """``saved_model`` / ``spec``: relative to the plan root (``saved_model``: or a location, see
-    ``external_locations``)."""
-    storage: JsonObject | None = None
-    """``saved_model`` in an object store: endpoint and credential variable names (never values)."""
-
-
-class DistillParams(StageParams):
-    teacher: TeacherParams
-    teacher_identity: JsonObject | None
-    """``spec`` teacher: its final model step and fingerprint; ``saved_model``: the folder's sha256."""
-    student: list[JsonObject]
-    temperature: float
-    alpha: float
-    epochs: int
 
 
 class EvaluateParams(Params):
     """``evaluate``: every model step measured once on the test split (the reference of every gate)."""
 
-    metric: Literal["accuracy", "mae"]
+    metric: QualityMetric
     num_classes: int | None
-    naive_baseline: Literal["fail", "warn"] = "fail"
+    naive_baseline: Literal["fail", "warn"]
     """``training.naive_baseline``: a model no better than the naive baseline fails the run, or is warned about."""
 
 
@@ -223,11 +133,11 @@ class ExportParams(TensorParams):
     input_name: str | None  # type: ignore[assignment]
     """None for a SavedModel served as it is: its signature names the keys."""
     output_name: str | None  # type: ignore[assignment]
-    as_is: bool = False
+    as_is: bool
     """Copy the train step's SavedModel unchanged (``model.serve_as_is``) instead of re-exporting."""
-    inputs: list[InputParams] | None = None
+    inputs: list[InputParams] | None
     """A model with several inputs: the signature's input keys, shapes and dtypes (``input_*`` name the first)."""
-    raw_input_shape: list[int] | None = None
+    raw_input_shape: list[int] | None
     """``data.preprocessing.in_model``: the signature takes raw float32 examples of this shape and applies the
     data's preprocessing inside (rescale, the training split's normalisation, reshape). None: preprocessed."""
 
@@ -238,7 +148,7 @@ class WarmupParams(Params):
     signature: str
     input_name: str | None
     """None for a SavedModel served as it is: the signature's one input."""
-    raw_inputs: bool = False
+    raw_inputs: bool
     """The model takes raw examples (``data.preprocessing.in_model``): fed unpreprocessed data."""
 
 
@@ -263,12 +173,31 @@ class TfliteParams(Params):
     xnnpack: bool
     """Run the converted model on LiteRT's default XNNPACK kernels; False for a sparse int8 model, whose
     DENSIFY ops XNNPACK cannot prepare (the builtin kernels run it)."""
-    signature: str | None = None
+    signature: str | None
     """Set for a SavedModel served as it is: converted with ``from_saved_model`` through this signature."""
-    raw_input_shape: list[int] | None = None
+    raw_input_shape: list[int] | None
     """As :attr:`ExportParams.raw_input_shape`: the ``.tflite`` takes raw examples (calibrated on raw ones)."""
 
 
+class GatesParams(Params):
+    """A target's gates on its artifact; None: that gate is not set. Drops and increases are measured from the
+    trained Keras model (the evaluate step)."""
+
+    max_accuracy_drop: float | None
+    min_accuracy: float | None
+    max_error_increase: float | None
+    max_error: float | None
+    max_size_kb: float | None
+    max_latency_ms: float | None
+
+
+GATE_NAMES: tuple[str, ...] = tuple(GatesParams.model_fields)
+"""The quality gates, in the order they are checked and reported."""
+
+
+class TfliteGatesParams(GatesParams):
+    gpu_delegable: bool
+    """No op of the ``.tflite`` may fall back from the GPU delegate to the CPU."""
 class ReleasedGateParams(Params):
     """The ``gates.vs_released`` limits (None: that gate is not set); see ``spec.released.ReleasedGates``."""
 
@@ -347,7 +276,7 @@ class CompareParams(Params):
     candidate's ``verify`` and ``bundle`` (and the image tags derived from it) do not depend on the released model."""
 
     artifact: Literal["tflite", "saved_model"]
-    metric: Literal["accuracy", "mae"]
+    metric: QualityMetric
     found: bool
     """False: no released model was found and the spec allows a first release; nothing is measured."""
     description: str
@@ -371,39 +300,52 @@ class CompareParams(Params):
 class TfliteVerifyParams(Params):
     artifact: Literal["tflite"]
     filename: str
-    gates: JsonObject | None
-    """The target's gates, ``gpu_delegable`` among them (no op may fall back from the GPU delegate)."""
-    metric: Literal["accuracy", "mae"]
+    gates: TfliteGatesParams
+    metric: QualityMetric
     accelerators: list[Accelerator]
     """The accelerators the loader tries, in order (the op coverage of each is recorded either way)."""
     npu_full_integer: bool
     """Gate the model on an NPU's needs (integer I/O, int8 builtin ops only): an int8 target listing ``npu``."""
     xnnpack: bool
     """As :attr:`TfliteParams.xnnpack`."""
-    raw_inputs: bool = False
+    raw_inputs: bool
     """The model takes raw examples (``data.preprocessing.in_model``): fed unpreprocessed data."""
-    output_key: str | None = None
+    output_key: str | None
     """A SavedModel served as it is: the signature output read (the ``.tflite`` keeps the signature's output
     keys; the serving verify reads the same one). None: the model's one output."""
 
 
 class SavedModelVerifyParams(Params):
     artifact: Literal["saved_model"]
-    gates: JsonObject | None
-    metric: Literal["accuracy", "mae"]
+    gates: GatesParams
+    metric: QualityMetric
     input_name: str | None
     """None for a SavedModel served as it is: ``signature``'s one input is read from it."""
     output_name: str | None
     """The output measured; for a SavedModel served as it is, the one the compiler chose from its signature."""
-    signature: str = "serving_default"
-    raw_inputs: bool = False
+    signature: str
+    raw_inputs: bool
     """The model takes raw examples (``data.preprocessing.in_model``): fed unpreprocessed data."""
+
+
+class AssetPackParams(Params):
+    name: str
+    delivery: Literal["install_time", "fast_follow", "on_demand"]
+
+
+class AndroidParams(Params):
+    """The Android asset pack the bundle's ``assets_dir`` lies in."""
+
+    package: str
+    asset_pack: AssetPackParams
+    min_sdk: int
 
 
 class TfliteBundleParams(Params):
     artifact: Literal["tflite"]
     filename: str
-    android: JsonObject | None
+    android: AndroidParams | None
+    """None: no Android app bundle (the model and its files go to the target's folder)."""
     labels: list[str]
     name: str
     version: int
@@ -413,11 +355,11 @@ class TfliteBundleParams(Params):
     """The dist folder the model, ``labels.txt`` and the model-info JSON go to."""
     xnnpack: bool
     """As :attr:`TfliteParams.xnnpack` (the bundle reads the model's tensors with an interpreter)."""
-    raw_inputs: bool = False
+    raw_inputs: bool
     """The model takes raw examples (``data.preprocessing.in_model``): fed unpreprocessed data."""
-    output_key: str | None = None
+    output_key: str | None
     """As :attr:`TfliteVerifyParams.output_key`: the output ``model_info.json`` describes."""
-    output_kind: Literal["softmax", "sigmoid", "regression"] = "softmax"
+    output_kind: Literal["softmax", "sigmoid", "regression"]
     """What the output holds: scores per class, one sigmoid probability (two labels), or regression values
     (no ``labels.txt``)."""
 
@@ -446,7 +388,7 @@ class UploadParams(Params):
     """Versions the store must hold (a policy or a label names them), checked before anything is pushed."""
     key_path: list[str | int]
     """Where a store problem points in the spec (``targets[i].model_store``)."""
-    pinned: bool = False
+    pinned: bool
     """Each version under ``<base_path>/<version>/<version>/`` (a KServe ``storageUri`` per version: the folder
     ``<base_path>/<version>/`` holds that version alone)."""
 
@@ -458,42 +400,3 @@ class RenderParams(Params):
 
 VerifyParams = Annotated[Union[TfliteVerifyParams, SavedModelVerifyParams], Field(discriminator="artifact")]
 BundleParams = Annotated[Union[TfliteBundleParams, SavedModelBundleParams], Field(discriminator="artifact")]
-
-StepParams = Union[
-    DataParams, TrainParams, PruneParams, ClusterParams, QatParams, DistillParams, EvaluateParams, ExportParams, WarmupParams,
-    TfliteParams, TfliteVerifyParams, SavedModelVerifyParams, TfliteBundleParams, SavedModelBundleParams, UploadParams,
-    ReleasedParams, CompareParams, RenderParams,
-]
-
-PARAMS_BY_KIND: dict[str, Any] = {
-    "data": DataParams,
-    "train": TrainParams,
-    "prune": PruneParams,
-    "cluster": ClusterParams,
-    "qat": QatParams,
-    "distill": DistillParams,
-    "evaluate": EvaluateParams,
-    "export": ExportParams,
-    "warmup": WarmupParams,
-    "tflite": TfliteParams,
-    "verify": VerifyParams,
-    "bundle": BundleParams,
-    "upload": UploadParams,
-    "released": ReleasedParams,
-    "compare": CompareParams,
-    "render": RenderParams,
-}
-
-_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
-
-
-def parse_params(kind: str, value: Any) -> StepParams:
-    """``value`` (a params model or its JSON form) validated as the params of ``kind``."""
-    if kind not in PARAMS_BY_KIND:
-        raise ValueError(f"unknown step kind {kind!r}")
-    adapter = _ADAPTERS.get(kind)
-    if adapter is None:
-        adapter = _ADAPTERS[kind] = TypeAdapter(PARAMS_BY_KIND[kind])
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
-    return adapter.validate_python(value)

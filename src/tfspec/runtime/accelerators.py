@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GPU_DELEGATE_OPS", "ACCELERATOR_GATES", "Op", "analyzer_report", "parse_report", "coverage",
+__all__ = ["GPU_DELEGATE_OPS", "Op", "analyzer_report", "parse_report", "coverage",
            "accelerator_gates", "interpreter_kernels", "coverage_line", "cpu_compute_type", "execution", "execution_line"]
 
 # Builtin ops the GPU delegate implements (gpu_compatibility.cc, TensorFlow 2.21); per-op conditions on
@@ -44,8 +44,6 @@ TANH TILE TRANSPOSE TRANSPOSE_CONV
 # Custom ops the GPU delegate implements (the same source).
 _GPU_CUSTOM_OPS = frozenset({"Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D", "Resampler"})
 
-# Gates this module evaluates (the other gates are the verify step's).
-ACCELERATOR_GATES = ("gpu_delegable",)
 
 _INTEGER_TYPES = {"INT8", "UINT8"}
 _SUBGRAPH = re.compile(r"^Subgraph#(\d+) ")
@@ -177,14 +175,13 @@ def coverage(text: str) -> dict[str, Any]:
     }
 
 
-def accelerator_gates(gates: dict[str, Any] | None, npu_full_integer: bool,
-                      ops: dict[str, Any]) -> list[dict[str, Any]]:
+def accelerator_gates(gpu_delegable: bool, npu_full_integer: bool, ops: dict[str, Any]) -> list[dict[str, Any]]:
     """Gate checks in the verify step's form (``{name, limit, value, passed}``; value: ops on the CPU).
 
     ``gpu_delegable`` when the spec sets it; ``npu_full_integer`` when the plan asks (the compiler does for
     an int8 target that lists ``npu``)."""
     checks = []
-    if (gates or {}).get("gpu_delegable"):
+    if gpu_delegable:
         fallback = ops["gpu"]["cpu_fallback"]
         checks.append({"name": "gpu_delegable", "limit": 0, "value": len(fallback), "passed": not fallback,
                        "ops": [f["op"] for f in fallback]})

@@ -22,13 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tfspec.plan import MODEL_STEP_KINDS
+from tfspec.plan import MODEL_STEP_KINDS, FitParams, StageParams
 from .context import StepContext
 from .datasets import Dataset, load_dataset
 from .errors import StepError
 from .fit import build_loss, build_metrics, compile_model, evaluate_model, model_metrics
 from .keras_io import builder_code, custom_objects_scope, load_model
-from .optimizers import build_optimizer
+from .optimizers import at_learning_rate, build_optimizer
 from .flatten import flatten_model, is_graph_model
 from .tf import import_tf
 
@@ -51,6 +51,7 @@ __all__ = [
 
 def stage_path(ctx: StepContext, *keys: str | int) -> tuple[str | int, ...]:
     """Key path of this stage's spec entry (``compression[i].<keys>``), for errors."""
+    assert isinstance(ctx.params, StageParams)
     return ("compression", ctx.params.index, *keys)
 
 
@@ -96,13 +97,11 @@ def wrap_layers(model: Any, wrap: Callable[[Any], Any], selected: Callable[[Any]
         return keras.models.clone_model(base, clone_function=clone_function)
 
 
-def compile_for_fine_tuning(model: Any, fit: dict[str, Any], learning_rate: float) -> None:
+def compile_for_fine_tuning(model: Any, fit: FitParams, learning_rate: float) -> None:
     """Compile with the training loss and metrics and the training optimizer at a constant rate (the plan
     resolved the stage's rate)."""
-    optimizer_params = dict(fit["optimizer"])
-    optimizer_params["learning_rate"] = learning_rate
-    optimizer, _ = build_optimizer(optimizer_params)
-    model.compile(optimizer=optimizer, loss=build_loss(fit["loss"]), metrics=build_metrics(fit.get("metrics", [])))
+    optimizer, _ = build_optimizer(at_learning_rate(fit.optimizer, learning_rate))
+    model.compile(optimizer=optimizer, loss=build_loss(fit.loss), metrics=build_metrics(fit.metrics))
 
 
 def steps_per_epoch(examples: int, batch_size: int) -> int:
@@ -139,18 +138,20 @@ def stage_metrics(ctx: StepContext, before: Any, after: Any, data: Dataset,
     ``before`` is the input model, ``after`` the model the step writes (wrappers stripped, except for
     quantization-aware training, whose wrappers are the point). Both are compiled here for evaluation.
     """
-    fit = ctx.params.fit
+    params = ctx.params
+    assert isinstance(params, StageParams)
+    fit = params.fit
     for model in (before, after):
         if not getattr(model, "_is_compiled", False):
             compile_model(model, fit)
     metrics = model_metrics(after, data, fit)
     before_test = evaluate_model(before, data, "test", fit)
-    quality = (fit.get("metrics") or ["loss"])[0]
+    quality = fit.metrics[0] if fit.metrics else "loss"
     size_before = weights_zipped_size(before)
     size_after = weights_zipped_size(after)
     out: dict[str, Any] = {
-        "stage": ctx.params.stage,
-        "index": ctx.params.index,
+        "stage": params.stage,
+        "index": params.index,
         **metrics,
         "accuracy_before": before_test.get(quality),
         "accuracy_after": metrics["accuracy"],

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tfspec.plan import Plan, Step, StepParams
+from tfspec.plan import Params, Plan, Step
 
 __all__ = ["StepContext", "METRICS_FILE"]
 
@@ -56,7 +56,7 @@ class StepContext:
     checkpoint_dir: Path | None = None
 
     @property
-    def params(self) -> StepParams:
+    def params(self) -> Params:
         return self.step.params
 
     def input_of_kind(self, *kinds: str) -> Path:

@@ -3,7 +3,8 @@
 The data step writes no copy of the data: ``manifest.json`` lists the source files (with their content
 fingerprints), the split rule (:mod:`runtime.splits`), class counts per split and the example shape, and
 ``data_info.json`` holds labels, num_classes, input_shape, rescale/mean/std (one streaming pass over the
-training split), the label mode the loss needs, the augmentation settings and the memory budget.
+training split), the label mode the loss needs and the memory budget. The training pipeline is shuffled
+and augmented as the fitting step's params say (``FitParams``).
 Every reader builds its split from the source (:mod:`runtime.sources`): filtered by the split rule and
 preprocessed a batch at a time in a parallel ``map`` (vectorised: per-example tf.data work is what makes
 an input pipeline slow), ``cache()``d only when the split fits in the memory budget, prefetched.
@@ -11,23 +12,25 @@ an input pipeline slow), ``cache()``d only when the split fits in the memory bud
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tfspec.plan import AugmentationParams, FitParams, InputParams
+
+from .data_source import DataSource
 from .sources import example_batches
 from .splits import BUCKETS, SPLITS, SplitRule, example_key
 from .tf import import_tf
 
-__all__ = ["MANIFEST_FILE", "DATA_INFO_FILE", "DEFAULT_MEMORY_BUDGET", "Dataset", "load_dataset", "label_mode",
-           "make_dataset", "augmentation_model", "representative_samples", "split_inputs", "example_count", "example_at"]
+__all__ = ["MANIFEST_FILE", "DATA_INFO_FILE", "Dataset", "load_dataset", "label_mode", "make_dataset",
+           "augmentation_model", "representative_samples", "split_inputs", "example_count", "example_at"]
 
 MANIFEST_FILE = "manifest.json"
 DATA_INFO_FILE = "data_info.json"
-DEFAULT_MEMORY_BUDGET = 512 * 2 ** 20
-"""Bytes a split may take when ``cache()``d in memory (``data.memory_budget`` overrides it)."""
 
 _ONE_HOT_LOSSES = {"categorical_crossentropy"}
 _FLOAT_LOSSES = {"binary_crossentropy", "mean_squared_error", "mean_absolute_error", "huber"}
@@ -69,6 +72,11 @@ class Dataset:
     def files(self) -> list[dict[str, Any]]:
         return list(self.manifest.get("files") or [])
 
+    @functools.cached_property
+    def source(self) -> DataSource:
+        """The data step's source and how to read it (its manifest keeps it)."""
+        return DataSource.model_validate(self.manifest["source"])
+
     @property
     def raw_shape(self) -> list[int]:
         """The source's example shape, before any preprocessing (what a model with preprocessing baked in takes)."""
@@ -88,8 +96,8 @@ class Dataset:
             std = tf.constant(np.asarray(info["std"], np.float32).reshape(raw_shape))
         lead = [-1] if batched else []
         shape = lead + list(raw_shape if raw else info["input_shape"])
-        dtype = tf.float32 if raw else tf.as_dtype(info.get("input_dtype", "float32"))
-        inputs = None if raw else info.get("inputs")
+        dtype = tf.float32 if raw else tf.as_dtype(info["input_dtype"])
+        inputs = None if raw or not info.get("inputs") else [InputParams.model_validate(i) for i in info["inputs"]]
         impute = info.get("impute")
         fill = tf.constant(np.asarray(impute["values"], np.float32).reshape(raw_shape)) if impute else None
 
@@ -132,23 +140,22 @@ class Dataset:
         files = self.files
         if shard is not None:
             files = files[shard[1]::shard[0]]
-        source = self.manifest["source"]
-        ds = example_batches(source, files, self.spec_dir, order=self.manifest.get("feature_order"), keep=keep,
+        ds = example_batches(self.source, files, self.spec_dir, order=self.manifest.get("feature_order"), keep=keep,
                              float_labels=self.info.get("label_mode") == "float" and
                              self.info.get("loss") != "binary_crossentropy")
         preprocess = self._preprocess(batched=True, raw=raw)  # the reader hands over batches of records
         ds = ds.map(_plain(lambda name, index, x, y: (preprocess(x), y)), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True).unbatch()
-        itemsize = np.dtype(self.info.get("input_dtype", "float32")).itemsize
+        itemsize = np.dtype(self.info["input_dtype"]).itemsize
         size = self.count(split) * int(np.prod(self.info["input_shape"])) * itemsize
-        if size <= int(self.info.get("memory_budget") or DEFAULT_MEMORY_BUDGET):
+        if size <= int(self.info["memory_budget"]):
             ds = ds.cache()  # fits the budget: decode once, not once per epoch
         return ds
 
-    def batches(self, split: str, *, batch_size: int, loss: str = "sparse_categorical_crossentropy",
-                training: bool = False, seed: int = 0, shuffle_buffer: int = 10000,
-                augmentation: dict[str, Any] | None = None, distributed: Any = None) -> Any:
-        """A batched ``(x, y)`` pipeline of one split; shuffled (seeded) and augmented only when ``training``.
+    def batches(self, split: str, *, batch_size: int, loss: str, training: FitParams | None = None,
+                distributed: Any = None) -> Any:
+        """A batched ``(x, y)`` pipeline of one split; with ``training`` (the fitting step's params) shuffled
+        (``seed``, ``shuffle_buffer``) and augmented (``augmentation``) as they say.
 
         Under ``multi_worker_mirrored`` (``distributed``) each worker reads its own files when there are at
         least as many files as workers (auto-shard policy ``OFF``, the pipeline repeats: the caller sets
@@ -159,15 +166,16 @@ class Dataset:
         ds = self.examples(split, shard=shard)
         mode = label_mode(loss)
         num_classes = self.num_classes
-        if training:
-            ds = ds.shuffle(max(1, min(shuffle_buffer, self.count(split))), seed=seed, reshuffle_each_iteration=True)
+        if training is not None:
+            ds = ds.shuffle(max(1, min(training.shuffle_buffer, self.count(split))), seed=training.seed,
+                            reshuffle_each_iteration=True)
         if shard is not None:
             ds = ds.repeat()
         ds = ds.batch(batch_size)
         # labels converted per batch (one op, not one per example)
         ds = ds.map(_plain(lambda xb, yb: (xb, _tf_labels(yb, mode, num_classes))), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)
-        augment = augmentation_model(augmentation, seed) if training else None
+        augment = augmentation_model(training.augmentation, training.seed) if training is not None else None
         if augment is not None:
             ds = ds.map(lambda xb, yb: (augment(xb, training=True), yb), num_parallel_calls=tf.data.AUTOTUNE)
         # under a multi-worker strategy (evaluation inside it too), TensorFlow's default policy would shard
@@ -182,7 +190,7 @@ class Dataset:
         if distributed is None or not getattr(distributed, "multi_worker", False) or self._arrays is not None:
             return None
         workers = int(distributed.workers)
-        if len(self.files) >= workers and self.manifest["source"]["kind"] in ("tfrecord", "image_folder"):
+        if len(self.files) >= workers and self.source.source.kind in ("tfrecord", "image_folder"):
             return workers, int(distributed.task_index)
         return None  # the train step warns when a file source has fewer files than workers
 
@@ -227,7 +235,7 @@ class Dataset:
         return np.concatenate(xs), np.concatenate(ys)
 
 
-def split_inputs(flat: Any, inputs: list[dict[str, Any]], *, batched: bool = False) -> dict[str, Any]:
+def split_inputs(flat: Any, inputs: list[InputParams], *, batched: bool = False) -> dict[str, Any]:
     """Examples whose features of several inputs are concatenated in input order, as ``{input name: tensor of
     its shape and dtype}``: what a model with several named inputs takes. ``batched``: a leading batch axis."""
     tf, _ = import_tf()
@@ -235,9 +243,9 @@ def split_inputs(flat: Any, inputs: list[dict[str, Any]], *, batched: bool = Fal
     flat = tf.reshape(flat, [tf.shape(flat)[0], -1] if batched else [-1])
     out, offset = {}, 0
     for model_input in inputs:
-        size = int(np.prod(model_input["shape"]))
+        size = int(np.prod(model_input.shape))
         part = flat[..., offset:offset + size]
-        out[model_input["name"]] = tf.cast(tf.reshape(part, lead + list(model_input["shape"])), model_input["dtype"])
+        out[model_input.name] = tf.cast(tf.reshape(part, lead + list(model_input.shape)), model_input.dtype)
         offset += size
     return out
 
@@ -291,38 +299,38 @@ def _tf_labels(y: Any, mode: str, num_classes: int | None) -> Any:
     return tf.cast(y, tf.int64)
 
 
-def augmentation_model(augmentation: dict[str, Any] | None, seed: int) -> Any | None:
-    """Keras preprocessing layers for the spec's ``data.augmentation`` (None when nothing is set)."""
-    if not augmentation:
+def augmentation_model(augmentation: AugmentationParams | None, seed: int) -> Any | None:
+    """Keras preprocessing layers for ``data.augmentation`` (None when nothing is set)."""
+    if augmentation is None:
         return None
     _, keras = import_tf()
     layers = keras.layers
     stack = []
-    if augmentation.get("random_flip"):
-        stack.append(layers.RandomFlip(augmentation["random_flip"], seed=seed))
-    if augmentation.get("random_rotation"):
-        stack.append(layers.RandomRotation(augmentation["random_rotation"], seed=seed + 1))
-    if augmentation.get("random_zoom"):
-        stack.append(layers.RandomZoom(augmentation["random_zoom"], seed=seed + 2))
-    if augmentation.get("random_translation"):
-        f = augmentation["random_translation"]
+    if augmentation.random_flip:
+        stack.append(layers.RandomFlip(augmentation.random_flip, seed=seed))
+    if augmentation.random_rotation:
+        stack.append(layers.RandomRotation(augmentation.random_rotation, seed=seed + 1))
+    if augmentation.random_zoom:
+        stack.append(layers.RandomZoom(augmentation.random_zoom, seed=seed + 2))
+    if augmentation.random_translation:
+        f = augmentation.random_translation
         stack.append(layers.RandomTranslation(f, f, seed=seed + 3))
-    if augmentation.get("random_contrast"):
-        stack.append(layers.RandomContrast(augmentation["random_contrast"], seed=seed + 4))
+    if augmentation.random_contrast:
+        stack.append(layers.RandomContrast(augmentation.random_contrast, seed=seed + 4))
     return keras.Sequential(stack, name="augmentation") if stack else None
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, loss: str = "sparse_categorical_crossentropy",
-                 num_classes: int | None = None, training: bool = False, seed: int = 0,
-                 shuffle_buffer: int = 10000, augmentation: dict[str, Any] | None = None) -> Any:
-    """A batched ``tf.data.Dataset`` of ``(x, y)``; shuffled (seeded) and augmented only when ``training``."""
+def make_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, loss: str, num_classes: int | None = None,
+                 training: FitParams | None = None) -> Any:
+    """A batched ``tf.data.Dataset`` of in-memory ``(x, y)``; with ``training`` shuffled and augmented as
+    :meth:`Dataset.batches` does."""
     tf, _ = import_tf()
     labels = _labels(y, label_mode(loss), num_classes)
     ds = tf.data.Dataset.from_tensor_slices((x, labels))
-    if training:
-        ds = ds.shuffle(min(shuffle_buffer, max(1, len(x))), seed=seed, reshuffle_each_iteration=True)
+    if training is not None:
+        ds = ds.shuffle(min(training.shuffle_buffer, max(1, len(x))), seed=training.seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    augment = augmentation_model(augmentation, seed) if training else None
+    augment = augmentation_model(training.augmentation, training.seed) if training is not None else None
     if augment is not None:
         ds = ds.map(lambda xb, yb: (augment(xb, training=True), yb), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

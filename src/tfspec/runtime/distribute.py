@@ -12,7 +12,7 @@ The train step asks :func:`strategy_for` for a :class:`Distributed` and then
   multi-worker saving convention; :meth:`Distributed.save_model` saves a model that way). In worker mode
   (:mod:`tfspec.runtime.worker`) a non-chief worker's whole step cache is such a temporary folder.
 
-Kinds (``tfspec.spec.training.Distribution``):
+Kinds (the plan's ``DistributionParams``, ``fit.distribution``):
 
 * ``default``: the default strategy, one replica.
 * ``mirrored``: ``MirroredStrategy`` over ``devices`` (``GPU:0``, ``CPU:1``...), or every visible GPU, or
@@ -40,6 +40,7 @@ from typing import Any
 
 from tfspec.base.tf_config import ENV_COMPLETION_INDEX, ENV_TF_CONFIG, ENV_WORKER_HOSTS, tf_config_from_environment
 from tfspec.base.errors import TfspecError
+from tfspec.plan import DistributionParams
 
 from .errors import StepError
 from .tf import import_tf
@@ -53,7 +54,6 @@ __all__ = [
     "ENV_PEER_TIMEOUT",
     "Distributed",
     "strategy_for",
-    "distribution_params",
     "is_chief",
     "worker_temp_path",
     "peer_failures",
@@ -109,17 +109,6 @@ class PeerTimeouts:
                 if values[field] <= 0:
                     raise WorkerEnvironmentError(f"{variable} must be positive, got {environ[variable]!r}")
         return cls(**values)
-
-
-def distribution_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """``training.distribution`` from a train (or compression) step's params (``params["fit"]["distribution"]``)."""
-    fit = params.get("fit", params)
-    distribution = dict(fit.get("distribution") or {})
-    distribution.setdefault("kind", "default")
-    distribution.setdefault("devices", None)
-    distribution.setdefault("scale_learning_rate", False)
-    distribution.setdefault("communication", "auto")
-    return distribution
 
 
 def is_chief(tf_config: Mapping[str, Any]) -> bool:
@@ -224,8 +213,9 @@ def _canonical(device: str) -> str:
     return device if device.startswith("/") else f"/device:{device}"
 
 
-def _mirrored(tf: Any, distribution: Mapping[str, Any], scale_lr: bool) -> Distributed:
-    listed = distribution.get("devices")
+def _mirrored(tf: Any, distribution: DistributionParams) -> Distributed:
+    listed = distribution.devices
+    scale_lr = distribution.scale_learning_rate
     if listed:
         available = {name.split("device:")[-1] for name in _local_devices(tf, "GPU") + _local_devices(tf, "CPU")}
         for index, device in enumerate(listed):
@@ -302,8 +292,9 @@ def _configure_coordination(tf_config: Mapping[str, Any], timeouts: PeerTimeouts
     )
 
 
-def _multi_worker(tf: Any, distribution: Mapping[str, Any], scale_lr: bool, environ: Mapping[str, str],
+def _multi_worker(tf: Any, distribution: DistributionParams, environ: Mapping[str, str],
                   timeouts: PeerTimeouts) -> Distributed:
+    scale_lr = distribution.scale_learning_rate
     if not any(name in environ for name in (ENV_TF_CONFIG, ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS)):
         # No cluster around (a plain `tfspec run` of a cluster spec): one local worker, as
         # MultiWorkerMirroredStrategy without TF_CONFIG is. On one CPU that is one replica with no peer to
@@ -319,7 +310,7 @@ def _multi_worker(tf: Any, distribution: Mapping[str, Any], scale_lr: bool, envi
     os.environ[ENV_TF_CONFIG] = json.dumps(tf_config, sort_keys=True)
     _configure_coordination(tf_config, timeouts)
     implementation = getattr(tf.distribute.experimental.CommunicationImplementation,
-                             _COMMUNICATION[distribution.get("communication") or "auto"])
+                             _COMMUNICATION[distribution.communication])
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=implementation, timeout_seconds=timeouts.collective)
     message = (f"training.distribution: worker {tf_config['task']['index']} could not join the cluster "
@@ -346,33 +337,31 @@ def _multi_worker(tf: Any, distribution: Mapping[str, Any], scale_lr: bool, envi
 _MULTI_WORKER: dict[str, Distributed] = {}
 
 
-def strategy_for(params: Mapping[str, Any], *, environ: Mapping[str, str] | None = None,
+def strategy_for(distribution: DistributionParams, *, environ: Mapping[str, str] | None = None,
                  timeouts: PeerTimeouts | None = None) -> Distributed:
-    """The strategy a train step's params ask for (``params["fit"]["distribution"]``).
+    """The strategy a step's ``fit.distribution`` asks for.
 
     Args:
-        params: the step's params (or its ``fit`` dict, or the distribution dict itself).
+        distribution: the plan's distribution params.
         environ: where ``TF_CONFIG`` / ``JOB_COMPLETION_INDEX`` are read (``os.environ`` by default).
         timeouts: dead-peer detection of ``multi_worker_mirrored``.
     """
-    distribution = distribution_params(params if "kind" not in params else {"distribution": params})
-    kind = distribution["kind"]
-    scale_lr = bool(distribution.get("scale_learning_rate"))
+    kind = distribution.kind
+    scale_lr = distribution.scale_learning_rate
     tf, _ = import_tf()
     if kind == "default":
         strategy = tf.distribute.get_strategy()
         return Distributed("default", strategy, strategy.num_replicas_in_sync, ("default",), scale_lr)
     if kind == "mirrored":
-        return _mirrored(tf, distribution, scale_lr)
+        return _mirrored(tf, distribution)
     if kind == "multi_worker_mirrored":
         environ = os.environ if environ is None else environ
         # one strategy per process and cluster: a worker creates it before its data step runs TensorFlow
         # ops (collective ops must be configured before the first op), the train step then gets the same one
-        key = json.dumps([dict(distribution), scale_lr, {k: environ.get(k) for k in
+        key = json.dumps([distribution.model_dump(mode="json"), {k: environ.get(k) for k in
                           (ENV_TF_CONFIG, ENV_COMPLETION_INDEX, ENV_WORKER_HOSTS)}], sort_keys=True, default=str)
         if key not in _MULTI_WORKER:
-            _MULTI_WORKER[key] = _multi_worker(tf, distribution, scale_lr, environ,
-                                               timeouts or PeerTimeouts.from_environ(environ))
+            _MULTI_WORKER[key] = _multi_worker(tf, distribution, environ, timeouts or PeerTimeouts.from_environ(environ))
         return _MULTI_WORKER[key]
     raise DistributionError(("training", "distribution", "kind"), f"unknown kind {kind!r}")
 

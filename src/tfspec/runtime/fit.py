@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from tfspec.plan import EarlyStoppingParams, FitParams, LossParams
+
 from .datasets import Dataset
 from .distribute import Distributed
 from .optimizers import build_optimizer
@@ -32,13 +34,13 @@ def is_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def build_loss(loss: dict[str, Any]) -> Any:
-    """A tf_keras loss object from ``{kind, from_logits, label_smoothing}``."""
+def build_loss(loss: LossParams) -> Any:
+    """A tf_keras loss object from the plan's loss params."""
     _, keras = import_tf()
     losses = keras.losses
-    kind = loss["kind"]
-    from_logits = loss.get("from_logits", False)
-    smoothing = loss.get("label_smoothing", 0.0)
+    kind = loss.kind
+    from_logits = loss.from_logits
+    smoothing = loss.label_smoothing
     if kind == "sparse_categorical_crossentropy":
         return losses.SparseCategoricalCrossentropy(from_logits=from_logits)
     if kind == "categorical_crossentropy":
@@ -69,11 +71,11 @@ def build_metrics(names: list[str]) -> list[Any]:
     return [table[name]() for name in names]
 
 
-def compile_model(model: Any, fit: dict[str, Any], *, replicas: int = 1) -> list[Any]:
-    """Compile with the spec's optimizer, loss and metrics; returns the optimizer's callbacks."""
-    scale = float(replicas) if (fit.get("distribution") or {}).get("scale_learning_rate") else 1.0
-    optimizer, callbacks = build_optimizer(fit["optimizer"], scale)
-    model.compile(optimizer=optimizer, loss=build_loss(fit["loss"]), metrics=build_metrics(fit.get("metrics", [])))
+def compile_model(model: Any, fit: FitParams, *, replicas: int = 1) -> list[Any]:
+    """Compile with the plan's optimizer, loss and metrics; returns the optimizer's callbacks."""
+    scale = float(replicas) if fit.distribution.scale_learning_rate else 1.0
+    optimizer, callbacks = build_optimizer(fit.optimizer, scale)
+    model.compile(optimizer=optimizer, loss=build_loss(fit.loss), metrics=build_metrics(fit.metrics))
     return callbacks
 
 
@@ -128,10 +130,9 @@ def _verbosity(quiet: bool) -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def fit_model(model: Any, data: Dataset, *, fit: dict[str, Any], epochs: int, quiet: bool = False,
-              early_stopping: dict[str, Any] | None = None, checkpoint_dir: Path | None = None,
-              callbacks: list[Any] | None = None, augmentation: dict[str, Any] | None = None,
-              distributed: Distributed | None = None) -> FitResult:
+def fit_model(model: Any, data: Dataset, *, fit: FitParams, epochs: int, quiet: bool = False,
+              early_stopping: EarlyStoppingParams | None = None, checkpoint_dir: Path | None = None,
+              callbacks: list[Any] | None = None, distributed: Distributed | None = None) -> FitResult:
     """Fit a compiled model on the training split (validated on the validation split when there is one).
 
     ``checkpoint_dir`` belongs to this one ``fit`` call (a step fitting twice gives each call its own
@@ -142,12 +143,9 @@ def fit_model(model: Any, data: Dataset, *, fit: dict[str, Any], epochs: int, qu
     replicas), datasets are sharded by example, and a non-chief worker logs its epochs beside the chief's.
     """
     _, keras = import_tf()
-    loss = fit["loss"]["kind"]
-    seed = fit.get("seed", 0)
-    batch_size = distributed.global_batch_size(fit["batch_size"]) if distributed else fit["batch_size"]
-    train = data.batches("train", batch_size=batch_size, loss=loss, training=True, seed=seed,
-                         shuffle_buffer=fit.get("shuffle_buffer", 10000), augmentation=augmentation,
-                         distributed=distributed)
+    loss = fit.loss.kind
+    batch_size = distributed.global_batch_size(fit.batch_size) if distributed else fit.batch_size
+    train = data.batches("train", batch_size=batch_size, loss=loss, training=fit, distributed=distributed)
     validation = None
     if data.has_validation:
         validation = data.batches("val", batch_size=batch_size, loss=loss, distributed=distributed)
@@ -162,13 +160,13 @@ def fit_model(model: Any, data: Dataset, *, fit: dict[str, Any], epochs: int, qu
     counter = _epoch_counter(keras)
     all_callbacks.append(counter)
     stopper = None
-    if early_stopping:
-        monitor = early_stopping.get("monitor", "val_loss")
+    if early_stopping is not None:
+        monitor = early_stopping.monitor
         if validation is None and monitor.startswith("val_"):
             monitor = monitor[len("val_"):]
-        stopper = keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping.get("patience", 5),
-                                                min_delta=early_stopping.get("min_delta", 0.0),
-                                                restore_best_weights=early_stopping.get("restore_best_weights", True))
+        stopper = keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping.patience,
+                                                min_delta=early_stopping.min_delta,
+                                                restore_best_weights=early_stopping.restore_best_weights)
         all_callbacks.append(stopper)
     csv_path = None
     if checkpoint_dir is not None:
@@ -190,17 +188,17 @@ def fit_model(model: Any, data: Dataset, *, fit: dict[str, Any], epochs: int, qu
     return FitResult(history, len(counter.epochs), initial_epoch, stopped)
 
 
-def evaluate_model(model: Any, data: Dataset, split: str, fit: dict[str, Any]) -> dict[str, float]:
+def evaluate_model(model: Any, data: Dataset, split: str, fit: FitParams) -> dict[str, float]:
     """Loss and metrics on one split (streamed): ``model.evaluate`` when compiled, otherwise the loss and
     accuracy computed from predictions (a stripped or freshly loaded model need not be compiled)."""
-    ds = data.batches(split, batch_size=max(fit["batch_size"], 256), loss=fit["loss"]["kind"])
+    ds = data.batches(split, batch_size=max(fit.batch_size, 256), loss=fit.loss.kind)
     if getattr(model, "_is_compiled", False):
         values = model.evaluate(ds, verbose=0, return_dict=True)
         return {k: float(v) for k, v in values.items()}
     predictions = model.predict(ds, verbose=0)
     labels = np.concatenate([batch_y for _, batch_y in ds.as_numpy_iterator()])
-    out = {"loss": float(build_loss(fit["loss"])(labels, predictions).numpy())}
-    if "accuracy" in (fit.get("metrics") or []):
+    out = {"loss": float(build_loss(fit.loss)(labels, predictions).numpy())}
+    if "accuracy" in fit.metrics:
         if predictions.ndim == 1 or predictions.shape[-1] == 1:
             predicted = (predictions.reshape(-1) > 0.5).astype(np.int64)
         else:
@@ -245,12 +243,11 @@ def layer_stats(model: Any) -> list[dict[str, Any]]:
     return stats
 
 
-def model_metrics(model: Any, data: Dataset, fit: dict[str, Any]) -> dict[str, Any]:
+def model_metrics(model: Any, data: Dataset, fit: FitParams) -> dict[str, Any]:
     """The metrics every model step reports: test metrics, ``accuracy`` (historical name: the value of
     ``metric``, the first of ``training.metrics``, e.g. ``mae``), ``params`` and ``layers``."""
     test = evaluate_model(model, data, "test", fit)
-    metric_names = fit.get("metrics") or []
-    quality = metric_names[0] if metric_names else "loss"
+    quality = fit.metrics[0] if fit.metrics else "loss"
     out: dict[str, Any] = {"test": test, "params": int(model.count_params()), "layers": layer_stats(model),
                            "metric": quality}
     value = test.get(quality)

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tfspec.plan import BuilderModelParams, TrainParams
+
 from .tf import import_tf
 
 __all__ = ["MODEL_FILE", "MODEL_H5_FILE", "BuilderCode", "builder_code", "custom_objects_scope", "save_model",
@@ -116,10 +118,10 @@ class BuilderCode:
 def builder_code(plan: Any, root: Path) -> BuilderCode | None:
     """The builder a plan's models come from (its ``train`` step's ``model.builder``); None for other models."""
     train = next((step for step in plan.steps if step.kind == "train"), None)
-    model = getattr(getattr(train, "params", None), "model", None) or {}
-    if model.get("kind") != "builder":
+    model = train.params.model if train is not None and isinstance(train.params, TrainParams) else None
+    if not isinstance(model, BuilderModelParams):
         return None
-    return BuilderCode(str(model["builder"]).partition(":")[0], Path(root))
+    return BuilderCode(model.builder.partition(":")[0], Path(root))
 
 
 def load_model(folder: Path, compile: bool = True, code: BuilderCode | None = None) -> Any:

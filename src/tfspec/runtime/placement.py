@@ -15,8 +15,10 @@ loads and serves on one.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
+
+from tfspec.plan import FunctionalModelParams, ModelParams, SequentialModelParams
 
 from .errors import StepError
 from .tf import import_tf
@@ -28,18 +30,21 @@ class PlacementError(StepError):
     """``model.placement`` names a device this process does not have."""
 
 
-def check_devices(model: Mapping[str, Any]) -> None:
+def check_devices(model: ModelParams) -> None:
     """Raise :class:`PlacementError` naming ``model.placement[i].device`` for a device that is not here.
 
     The validator (``gpu_placement``) checks the spec against the gpu_cluster target's GPUs; this is
     the runtime's check against the devices this process really sees.
     """
     tf, _ = import_tf()
+    placement = model.placement if isinstance(model, (SequentialModelParams, FunctionalModelParams)) else None
+    if not placement:
+        return
     available = {d.name.split("device:")[-1] for d in tf.config.list_logical_devices()}
-    for index, group in enumerate(model.get("placement") or []):
-        if group["device"] not in available:
+    for index, group in enumerate(placement):
+        if group.device not in available:
             raise PlacementError(
-                ("model", "placement", index, "device"), f"{group['device']} is not available on this machine "
+                ("model", "placement", index, "device"), f"{group.device} is not available on this machine "
                 f"(visible: {', '.join(sorted(available))})")
 
 

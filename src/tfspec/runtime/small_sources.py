@@ -4,8 +4,8 @@ Large data streams from files (:mod:`tfspec.runtime.sources`); these three fit i
 read once per pipeline. Every problem raises :class:`DataError` naming the ``data.source`` key, the file and
 the row: an empty, text, NaN or infinite feature value (NaN and the CSV's missing markers are kept as NaN,
 to be imputed, when ``data.missing_values`` is set; infinity never is), a label that is missing or not a
-number. A CSV label column of class names is mapped with the plan's ``label_values`` (``source`` carries
-them), so every step reads the same class indices.
+number. A CSV label column of class names is mapped with the plan's ``label_values`` (the
+:class:`~tfspec.runtime.sources.DataSource` carries them), so every step reads the same class indices.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from tfspec.base.locations import is_object_store, local_path
+from tfspec.plan import CsvSourceParams, NpzSourceParams, SklearnDigitsSourceParams
 from tfspec.runtime.errors import DataError
+from tfspec.runtime.data_source import DataSource
 
 __all__ = ["read_source", "existing_file", "check_finite", "SOURCE"]
 
@@ -36,58 +38,58 @@ def existing_file(spec_dir: Path, relative: str, key: str = "path") -> Path:
     return path
 
 
-def _sklearn_digits(source: dict[str, Any], spec_dir: Path,
-                    feature_order: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def _sklearn_digits(read: DataSource, source: SklearnDigitsSourceParams, spec_dir: Path,
+                    feature_order: list[str] | None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     return digits.data.astype(np.float32), digits.target.astype(np.int64), None
 
 
-def _npz(source: dict[str, Any], spec_dir: Path,
-         feature_order: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    path = existing_file(spec_dir, source["path"])
+def _npz(read: DataSource, source: NpzSourceParams, spec_dir: Path,
+         feature_order: list[str] | None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    path = existing_file(spec_dir, source.path)
     # numpy's own message for a file that is not an npz ("pickled data ... allow_pickle=") points at an
     # unsafe fix: say what the file should be instead. Pickles are never loaded.
-    not_npz = f"{source['path']} is not a valid .npz archive of numeric arrays (numpy.savez writes one)"
+    not_npz = f"{source.path} is not a valid .npz archive of numeric arrays (numpy.savez writes one)"
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(SOURCE + ("path",), not_npz) from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(SOURCE + ("path",), not_npz)
-    features = source["features"]
+    features = source.features
     # features per model input ({input: array}): each flattened, concatenated in model input order
-    wanted = ([(("labels",), source["labels"])] + ([(("features", k), features[k]) for k in feature_order or features]
+    wanted = ([(("labels",), source.labels)] + ([(("features", k), features[k]) for k in feature_order or features]
               if isinstance(features, dict) else [(("features",), features)]))
     with archive:
         arrays = {}
         for key, name in wanted:
             if name not in archive.files:
-                raise DataError(SOURCE + key, f"no array {name!r} in {source['path']} "
+                raise DataError(SOURCE + key, f"no array {name!r} in {source.path} "
                                 f"(it has: {', '.join(sorted(archive.files))})")
             try:
                 arrays[key] = archive[name]
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-                raise DataError(SOURCE + key, f"array {name!r} in {source['path']} is not a numeric array: "
+                raise DataError(SOURCE + key, f"array {name!r} in {source.path} is not a numeric array: "
                                 "save it with a numeric dtype (object arrays are never loaded)") from error
     y = arrays.pop(("labels",))
     if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
         bad = int(np.flatnonzero(~np.isfinite(y.reshape(len(y), -1)).any(axis=1))[0])
-        raise DataError(SOURCE + ("labels",), f"{source['path']} array {source['labels']!r} row {bad}: the label is "
+        raise DataError(SOURCE + ("labels",), f"{source.path} array {source.labels!r} row {bad}: the label is "
                         f"{y.reshape(len(y), -1)[bad][0]}, not a finite number",
                         "labels are never imputed: fix or drop the example")
     for key, x in [(("labels",), y), *arrays.items()]:
         if x.dtype.kind not in "iufb":  # text or bytes arrays load without pickle, but are not numbers
-            raise DataError(SOURCE + key, f"array {source[key[0]] if len(key) == 1 else features[key[1]]!r} in "
-                            f"{source['path']} is not numeric (dtype {x.dtype.str})",
+            name = source.labels if key == ("labels",) else features if len(key) == 1 else features[key[1]]
+            raise DataError(SOURCE + key, f"array {name!r} in {source.path} is not numeric (dtype {x.dtype.str})",
                             "save it with a numeric dtype (object arrays are never loaded)")
     for key, x in arrays.items():
         if len(x) != len(y):
-            raise DataError(SOURCE + key, f"{len(x)} feature rows but {len(y)} labels in {source['path']}")
+            raise DataError(SOURCE + key, f"{len(x)} feature rows but {len(y)} labels in {source.path}")
         name = features[key[1]] if len(key) > 1 else features
-        check_finite(x, lambda i, name=name: f"{source['path']} array {name!r} row {i}",
-                     source.get("missing_values") is not None, _element(tuple(x.shape[1:])))
+        check_finite(x, lambda i, name=name: f"{source.path} array {name!r} row {i}",
+                     read.missing_values is not None, _element(tuple(x.shape[1:])))
     if isinstance(features, dict):
         return np.concatenate([x.reshape(len(x), -1).astype(np.float32) for x in arrays.values()], axis=1), y, None
     return arrays[("features",)], y, None
@@ -96,10 +98,9 @@ def _npz(source: dict[str, Any], spec_dir: Path,
 _MISSING_HINT = "impute it from the training split with data.missing_values ({strategy: mean}), or fill it in"
 
 
-def _missing_markers(source: dict[str, Any]) -> set[str] | None:
+def _missing_markers(read: DataSource) -> set[str] | None:
     """The CSV cells that mean "missing" (``data.missing_values.markers``); None: missing values are errors."""
-    missing = source.get("missing_values")
-    return set(missing["markers"]) if missing else None
+    return set(read.missing_values.markers) if read.missing_values is not None else None
 
 
 def _label(text: str, line: int, column: str, relative: str, classes: dict[str, int] | None) -> float:
@@ -167,12 +168,12 @@ def _element(shape: tuple[int, ...]) -> Any:
         else f"column {j}"
 
 
-def _csv(source: dict[str, Any], spec_dir: Path,
-         feature_order: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    path = existing_file(spec_dir, source["path"])
-    relative = source["path"]
+def _csv(read: DataSource, source: CsvSourceParams, spec_dir: Path,
+         feature_order: list[str] | None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    path = existing_file(spec_dir, source.path)
+    relative = source.path
     with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter=source.get("delimiter", ","))
+        reader = csv.reader(handle, delimiter=source.delimiter)
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
@@ -183,10 +184,10 @@ def _csv(source: dict[str, Any], spec_dir: Path,
             if row:
                 rows.append(row)
                 lines.append(reader.line_num)
-    label = source["label_column"]
+    label = source.label_column
     if label not in header:
         raise DataError(SOURCE + ("label_column",), f"no column {label!r} in {relative} (columns: {', '.join(header)})")
-    columns = source.get("feature_columns")
+    columns = source.feature_columns
     # columns per model input ({input: [columns]}): concatenated in model input order
     where: list[tuple[str | int, ...]]
     if isinstance(columns, dict):
@@ -203,9 +204,9 @@ def _csv(source: dict[str, Any], spec_dir: Path,
             raise DataError(SOURCE + at, f"no column {name!r} in {relative} (columns: {', '.join(header)})")
     label_at = header.index(label)
     feature_at = [header.index(name) for name in features]
-    names = source.get("label_values")
+    names = read.label_values
     classes = {name: i for i, name in enumerate(names)} if names else None
-    markers = _missing_markers(source)
+    markers = _missing_markers(read)
     x = np.empty((len(rows), len(features)), dtype=np.float32)
     y = np.empty(len(rows), dtype=np.float64)
     for i, (row, line) in enumerate(zip(rows, lines)):
@@ -217,10 +218,10 @@ def _csv(source: dict[str, Any], spec_dir: Path,
     return x, y, None
 
 
-_READERS = {"sklearn_digits": _sklearn_digits, "npz": _npz, "csv": _csv}
+_READERS: dict[type, Any] = {SklearnDigitsSourceParams: _sklearn_digits, NpzSourceParams: _npz, CsvSourceParams: _csv}
 
 
-def read_source(source: dict[str, Any], spec_dir: Path,
+def read_source(read: DataSource, spec_dir: Path,
                 feature_order: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """``(features, labels, None)`` of a small in-memory source (``sklearn_digits``, ``npz``, ``csv``)."""
-    return _READERS[source["kind"]](source, spec_dir, feature_order)
+    return _READERS[type(read.source)](read, read.source, spec_dir, feature_order)

@@ -11,8 +11,10 @@ every example's key and label before reading, so the split keeps its files up fr
 decoded (a parallel ``map``). Small sources (``sklearn_digits``, ``npz``, ``csv``) are read into memory:
 they are small by nature (one file that NumPy or the csv module reads whole).
 
-``files`` entries are ``{"name", "path", "label"?}``; ``path`` is a local path or an ``s3://`` or ``gs://``
-URL. TensorFlow 2.21 has no S3 file system and its GCS one cannot be pointed at another endpoint
+A stream reads a :class:`DataSource`: the plan's typed source with how to reach it (storage), the
+missing-value markers and a text label column's classes; the data step writes it into its manifest and every
+later step reads it back from there. ``files`` entries are ``{"name", "path", "label"?}``; ``path`` is a local
+path or an ``s3://`` or ``gs://`` URL. TensorFlow 2.21 has no S3 file system and its GCS one cannot be pointed at another endpoint
 (docs/data.md), so objects stream through fsspec (s3fs, gcsfs) in Python: a generator per TFRecord shard
 that reads the record framing (length, data; the CRCs are not checked there, a damaged record fails when
 parsed) and yields a batch of records at a time, and a ``py_function`` that reads an image's bytes before
@@ -22,45 +24,50 @@ the parallel decode. Nothing is staged on disk; memory holds the records in flig
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tfspec.plan import (CsvSourceParams, ImageFolderSourceParams, NpzSourceParams, SklearnDigitsSourceParams,
+                         StorageParams, TfrecordSourceParams)
+
+from .data_source import DataSource
 from .tf import import_tf
 
-__all__ = ["example_batches", "example_stream", "locate_bad_record", "IN_MEMORY_KINDS", "BATCH"]
+__all__ = ["example_batches", "example_stream", "locate_bad_record", "IN_MEMORY_SOURCES", "BATCH"]
 
-IN_MEMORY_KINDS = frozenset({"sklearn_digits", "npz", "csv"})
+
+IN_MEMORY_SOURCES = (SklearnDigitsSourceParams, NpzSourceParams, CsvSourceParams)
+"""Sources read whole into memory (small by nature: one file that NumPy or the csv module reads)."""
 BATCH = 256
 """Examples per batch inside a stream (a consumer's own batch size is independent of it)."""
 _COMPRESSION = {"none": None, "gzip": "GZIP", "zlib": "ZLIB"}
 
 
-def _feature_spec(source: dict[str, Any], labels_only: bool) -> dict[str, Any]:
+def _feature_spec(source: TfrecordSourceParams, labels_only: bool) -> dict[str, Any]:
     tf, _ = import_tf()
     dtypes = {"float32": tf.float32, "int64": tf.int64}
-    spec = {} if labels_only else {n: tf.io.FixedLenFeature(f["shape"], dtypes[f["dtype"]])
-                                   for n, f in source["features"].items()}
-    spec[source["label"]] = tf.io.FixedLenFeature([], tf.int64)
+    spec = {} if labels_only else {n: tf.io.FixedLenFeature(f.shape, dtypes[f.dtype])
+                                   for n, f in source.features.items()}
+    spec[source.label] = tf.io.FixedLenFeature([], tf.int64)
     return spec
 
 
-def _tfrecord_parser(source: dict[str, Any], order: list[str], labels_only: bool = False) -> Any:
+def _tfrecord_parser(source: TfrecordSourceParams, order: list[str], labels_only: bool = False) -> Any:
     """``records [B] -> (x [B, ...], y [B])`` with one ``parse_example`` per batch."""
     tf, _ = import_tf()
-    features = source["features"]
+    features = source.features
     spec = _feature_spec(source, labels_only)
-    sizes = {n: int(np.prod(features[n]["shape"] or [1])) for n in order}
+    sizes = {n: int(np.prod(features[n].shape or [1])) for n in order}
 
     def parse(records: Any) -> tuple[Any, Any]:
         parsed = tf.io.parse_example(records, spec)
-        label = parsed[source["label"]]
+        label = parsed[source.label]
         if labels_only:  # a placeholder per example (unbatching [B, 0] tensors crashes TensorFlow 2.21)
             return tf.zeros_like(label, tf.float32), label
         if len(order) == 1:
-            shape = features[order[0]]["shape"] or [1]
+            shape = features[order[0]].shape or [1]
             x = tf.reshape(tf.cast(parsed[order[0]], tf.float32), [-1, *shape])
         else:
             x = tf.concat([tf.reshape(tf.cast(parsed[n], tf.float32), [-1, sizes[n]]) for n in order], axis=1)
@@ -78,7 +85,8 @@ def _object_record_batches(url: bytes, storage_json: bytes, batch: int) -> Any:
     from tfspec.base.locations import filesystem
 
     location = url.decode()
-    fs = filesystem(location, json.loads(storage_json.decode()) or None)
+    storage = StorageParams.model_validate_json(storage_json) if storage_json else None
+    fs = filesystem(location, storage)
     # our own 8 MiB buffer: the file systems' read-ahead differs (gcsfs' default sends a request per read)
     with fs.open(location.split("://", 1)[1], "rb", block_size=8 * 2 ** 20) as raw, \
             io.BufferedReader(raw, buffer_size=8 * 2 ** 20) as handle:
@@ -101,7 +109,7 @@ def _object_record_batches(url: bytes, storage_json: bytes, batch: int) -> Any:
             yield np.arange(index, index + len(records), dtype=np.int64), np.asarray(records, dtype=object)
 
 
-def _read_bytes(path: Any, storage: dict[str, Any] | None) -> Any:
+def _read_bytes(path: Any, remote: bool, storage: StorageParams | None) -> Any:
     """A file's bytes as a string tensor: TensorFlow's own reader, or fsspec for an object store."""
     tf, _ = import_tf()
 
@@ -111,21 +119,21 @@ def _read_bytes(path: Any, storage: dict[str, Any] | None) -> Any:
         location = url.numpy().decode()
         return filesystem(location, storage).cat_file(location.split("://", 1)[1])
 
-    if storage is not None and storage.get("_object_store"):
+    if remote:
         return tf.reshape(tf.py_function(read_object, [path], tf.string), [])
     return tf.io.read_file(path)
 
 
-def _tfrecord_batches(source: dict[str, Any], files: list[dict[str, Any]], order: list[str], parallel: bool,
-                      labels_only: bool, keep: Any, batch: int) -> Any:
+def _tfrecord_batches(read: DataSource, source: TfrecordSourceParams, files: list[dict[str, Any]], order: list[str],
+                      parallel: bool, labels_only: bool, keep: Any, batch: int) -> Any:
     tf, _ = import_tf()
-    compression = _COMPRESSION[source.get("compression", "none")]
+    compression = _COMPRESSION[source.compression]
     names = tf.data.Dataset.from_tensor_slices(([f["path"] for f in files], [f["name"] for f in files]))
 
     remote = any(_is_object(f["path"]) for f in files)
     if remote and compression is not None:
         raise ValueError("compressed TFRecord files are read from local files only")
-    storage_json = json.dumps(source.get("storage") or {})
+    storage_json = read.storage.model_dump_json() if read.storage is not None else ""
     signature = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.string))
 
     def records(path: Any, name: Any) -> Any:
@@ -169,13 +177,12 @@ def _kept(keep: Any, names: list[str], index: np.ndarray, labels: np.ndarray) ->
     return np.broadcast_to(np.asarray(mask, dtype=bool), (len(names),))
 
 
-def _image_batches(source: dict[str, Any], files: list[dict[str, Any]], parallel: bool, labels_only: bool,
-                   keep: Any, batch: int) -> Any:
+def _image_batches(read: DataSource, source: ImageFolderSourceParams, files: list[dict[str, Any]], parallel: bool,
+                   labels_only: bool, keep: Any, batch: int) -> Any:
     tf, _ = import_tf()
-    height, width = source["image_size"]
-    channels = 1 if source.get("color_mode", "rgb") == "grayscale" else 3
+    height, width = source.image_size
+    channels = 1 if source.color_mode == "grayscale" else 3
     remote = any(_is_object(f["path"]) for f in files)
-    storage = {**(source.get("storage") or {}), "_object_store": True} if remote else None
     labels = np.asarray([f["label"] for f in files], dtype=np.int64)
     mask = _kept(keep, [f["name"] for f in files], np.zeros(len(files), np.int64), labels)
     kept = [f for f, k in zip(files, mask) if k]
@@ -185,7 +192,7 @@ def _image_batches(source: dict[str, Any], files: list[dict[str, Any]], parallel
     def decode(path: Any, name: Any, index: Any, label: Any) -> Any:
         if labels_only:
             return name, index, tf.constant(0.0), label
-        image = tf.io.decode_image(_read_bytes(path, storage), channels=channels, expand_animations=False)
+        image = tf.io.decode_image(_read_bytes(path, remote, read.storage), channels=channels, expand_animations=False)
         image = tf.image.resize(tf.cast(image, tf.float32), [height, width], method="bilinear")
         return name, index, tf.ensure_shape(image, [height, width, channels]), label
 
@@ -193,13 +200,13 @@ def _image_batches(source: dict[str, Any], files: list[dict[str, Any]], parallel
     return ds.batch(batch)
 
 
-def _memory_batches(source: dict[str, Any], spec_dir: Path, order: list[str] | None, float_labels: bool,
+def _memory_batches(read: DataSource, spec_dir: Path, order: list[str] | None, float_labels: bool,
                     keep: Any, batch: int) -> Any:
     tf, _ = import_tf()
     from .small_sources import read_source
 
-    x, y, _ = read_source(source, spec_dir, order)
-    name = source.get("path", source["kind"])
+    x, y, _ = read_source(read, spec_dir, order)
+    name = read.location
     index = np.arange(len(x), dtype=np.int64)
     names = np.full(len(x), name, dtype=object).astype(str)
     y = y.astype(np.float32) if float_labels else y.astype(np.int64)
@@ -208,7 +215,7 @@ def _memory_batches(source: dict[str, Any], spec_dir: Path, order: list[str] | N
                                                y[mask])).batch(batch)
 
 
-def example_batches(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: Path, *,
+def example_batches(read: DataSource, files: list[dict[str, Any]], spec_dir: Path, *,
                     order: list[str] | None = None, parallel: bool = True, labels_only: bool = False,
                     keep: Any = None, float_labels: bool = False, batch: int = BATCH) -> Any:
     """Batches (at most ``batch`` long, some shorter) of ``(name, index, features, label)`` of every example
@@ -216,31 +223,32 @@ def example_batches(source: dict[str, Any], files: list[dict[str, Any]], spec_di
 
     ``keep(name, index, label)`` is a vectorised tensor predicate (the split rule); None keeps everything.
     """
-    kind = source["kind"]
-    if kind in IN_MEMORY_KINDS:
-        return _memory_batches(source, spec_dir, order, float_labels, keep, batch)
-    if kind == "tfrecord":
-        return _tfrecord_batches(source, files, order or list(source["features"]), parallel, labels_only, keep, batch)
-    if kind == "image_folder":
-        return _image_batches(source, files, parallel, labels_only, keep, batch)
-    raise ValueError(f"unknown source kind {kind!r}")
+    source = read.source
+    if isinstance(source, IN_MEMORY_SOURCES):
+        return _memory_batches(read, spec_dir, order, float_labels, keep, batch)
+    if isinstance(source, TfrecordSourceParams):
+        return _tfrecord_batches(read, source, files, order or list(source.features), parallel, labels_only, keep,
+                                 batch)
+    if isinstance(source, ImageFolderSourceParams):
+        return _image_batches(read, source, files, parallel, labels_only, keep, batch)
+    raise TypeError(f"unknown source {type(source).__name__}")
 
 
-def example_stream(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: Path, *,
+def example_stream(read: DataSource, files: list[dict[str, Any]], spec_dir: Path, *,
                    order: list[str] | None = None, parallel: bool = True, labels_only: bool = False,
                    keep: Any = None, float_labels: bool = False, batch: int = BATCH) -> Any:
     """:func:`example_batches` one example at a time."""
-    return example_batches(source, files, spec_dir, order=order, parallel=parallel, labels_only=labels_only,
+    return example_batches(read, files, spec_dir, order=order, parallel=parallel, labels_only=labels_only,
                            keep=keep, float_labels=float_labels, batch=batch).unbatch()
 
 
-def locate_bad_record(source: dict[str, Any], files: list[dict[str, Any]], spec_dir: Path,
+def locate_bad_record(read: DataSource, files: list[dict[str, Any]], spec_dir: Path,
                       order: list[str] | None, labels_only: bool = False) -> tuple[str, int, str] | None:
     """After a pipeline failed: read each file alone, one record at a time, and return ``(name, record index,
     message)`` of the first record that fails (slow, but only on the error path)."""
     tf, _ = import_tf()
     for entry in files:
-        ds = example_stream(source, [entry], spec_dir, order=order, parallel=False, labels_only=labels_only, batch=1)
+        ds = example_stream(read, [entry], spec_dir, order=order, parallel=False, labels_only=labels_only, batch=1)
         index = 0
         try:
             for _, index_t, _, _ in ds:

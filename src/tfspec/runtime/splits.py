@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from tfspec.plan import SplitParams
+
 from .tf import import_tf
 
 __all__ = ["BUCKETS", "SPLITS", "SplitRule", "buckets", "choose_rule", "example_key"]
@@ -84,11 +86,11 @@ def _thresholds(values: np.ndarray, test: float, validation: float) -> tuple[int
     return at(n_test), at(min(n, n_test + n_val))
 
 
-def choose_rule(bucket: np.ndarray, label: np.ndarray | None, split: dict[str, Any], classes: int | None) -> SplitRule:
+def choose_rule(bucket: np.ndarray, label: np.ndarray | None, split: SplitParams, classes: int | None) -> SplitRule:
     """Thresholds that give each class (or the whole set) exactly its fractions, by rank of bucket."""
-    seed = int(split.get("seed", 0))
-    test, validation = float(split["test"]), float(split.get("validation", 0.0))
-    if label is None or not classes or not split.get("stratify", True):
+    seed = split.seed
+    test, validation = split.test, split.validation
+    if label is None or not classes or not split.stratify:
         t, v = _thresholds(bucket, test, validation)
         return SplitRule(seed, False, (t,), (v,))
     tests, vals = [], []

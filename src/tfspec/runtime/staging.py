@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tfspec.base.locations import filesystem, is_object_store, list_objects
+from tfspec.base.locations import StorageAccess, filesystem, is_object_store, list_objects
+from tfspec.plan import StorageParams
 
 __all__ = ["STAGING_LIMIT", "StagingError", "local_location", "staged", "download"]
 
@@ -44,7 +45,7 @@ def _limit() -> int:
 
 
 @contextlib.contextmanager
-def staged(root: Path, location: str, storage: dict[str, Any] | None) -> Iterator[Path]:
+def staged(root: Path, location: str, storage: StorageParams | None) -> Iterator[Path]:
     """The local folder of ``location``: in place when local, else a bounded temporary copy."""
     if not is_object_store(location):
         yield local_location(root, location)
@@ -61,7 +62,7 @@ def staged(root: Path, location: str, storage: dict[str, Any] | None) -> Iterato
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def download(location: str, objects: list[dict[str, Any]], storage: dict[str, Any] | None, folder: Path) -> None:
+def download(location: str, objects: list[dict[str, Any]], storage: StorageAccess | None, folder: Path) -> None:
     """Copy ``objects`` (a :func:`list_objects` listing of the folder ``location``) into ``folder``, each under
     its name relative to ``location``: refused before the first byte when they exceed the staging limit, and
     each object must arrive with the size the listing gave."""

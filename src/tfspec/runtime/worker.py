@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from tfspec.base.tf_config import ENV_TF_CONFIG, tf_config_from_environment
-from tfspec.plan import Plan, Step
+from tfspec.plan import Plan, Step, TrainParams
 
 from .cache import StepCache, default_cache_dir
 from .context import METRICS_FILE
-from .distribute import ENV_PEER_TIMEOUT, ENV_STARTUP_TIMEOUT, PeerTimeouts, distribution_params, is_chief, strategy_for
+from .distribute import ENV_PEER_TIMEOUT, ENV_STARTUP_TIMEOUT, PeerTimeouts, is_chief, strategy_for
 from .errors import StepError, reported_as_step_errors
 from .executor import (CHECKPOINTS_DIR, RunInputs, _execute, _write_dist, check_dist_dir, default_dist_dir, dist_producer,
                        dist_protected, step_module)
@@ -91,9 +91,11 @@ def run_worker(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path 
     log = log or (lambda line: print(line, flush=True))
     environ = os.environ if environ is None else environ
     train = plan.step("train")
-    kind = distribution_params(train.params.fit)["kind"]
+    assert isinstance(train.params, TrainParams)
+    distribution = train.params.fit.distribution
+    kind = distribution.kind
     tf_config = tf_config_from_environment(environ)
-    expected = distribution_params(train.params.fit).get("workers")
+    expected = distribution.workers
     size = sum(len(tf_config["cluster"].get(job, [])) for job in ("chief", "worker"))
     if kind != "multi_worker_mirrored" and size > 1:
         # one worker alone may train with any strategy (e.g. placement over its GPUs); several train one
@@ -125,7 +127,7 @@ def run_worker(run: RunInputs, *, cache_dir: Path | None = None, dist_dir: Path 
         # join the cluster before the data step runs any TensorFlow op (collective ops are configured at
         # program start); the train step's strategy_for returns this same strategy
         with reported_as_step_errors(train.id, run.locate):
-            strategy_for(train.params.fit)
+            strategy_for(distribution)
     if shared.has(train.fingerprint):
         log(f"cached  train (already trained in {shared.path(train.fingerprint)})")
         metrics = json.loads((shared.path(train.fingerprint) / METRICS_FILE).read_text("utf-8"))

@@ -21,8 +21,7 @@ from ..kube_names import GeneratedName
 from ..resolve import ResolvedSpec
 
 __all__ = ["TargetKind", "TARGET_KINDS", "PlanContext", "Workload", "ImageSource", "TrainingResource", "register",
-           "target_kind", "target_kinds", "UnknownTargetKind", "dump", "MEASURED_METRICS",
-           "gate_limits"]
+           "target_kind", "target_kinds", "UnknownTargetKind", "MEASURED_METRICS"]
 
 TargetFiles = dict[str, str]
 # (resolved spec, index of the target in spec.targets, the target) → problems
@@ -32,17 +31,6 @@ Rule = Callable[[ResolvedSpec, int, Any], list[Diagnostic]]
 # What a ``verify`` step measures of an artifact on the test split (report.json's target metrics), by the
 # names a search objective uses.
 MEASURED_METRICS: tuple[str, ...] = OBJECTIVE_METRICS
-
-
-def dump(model: Any) -> Any:
-    """A spec section as plain JSON (None stays None)."""
-    return model.model_dump(mode="json") if model is not None else None
-
-
-def gate_limits(gates: Any) -> Any:
-    """A target's gates as verify params, ``vs_released`` left out: those are the ``released`` params of verify
-    (``compiler/released.py``), so targets without a released model keep their fingerprints."""
-    return gates.model_dump(mode="json", exclude={"vs_released"})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,8 +46,9 @@ from .common import (PULL_POLICY, base_context, content_tag, dockerfile_quote, i
                      object_name, qualified_image, python_literal, without_header)
 from .model_store import (earlier_secret_spelling, store_credentials_name_a_secret, store_endpoint_is_s3,
                           upload_params)
+from ..plan_sections import gates_params
 from ..released import plan_comparison
-from .registry import MEASURED_METRICS, ImageSource, PlanContext, TargetKind, Workload, gate_limits, register
+from .registry import MEASURED_METRICS, ImageSource, PlanContext, TargetKind, Workload, register
 
 __all__ = ["render_tf_serving", "GRPC_PORT", "REST_PORT", "CONFIG_DIR", "MODEL_ROOT", "METRICS_PATH", "SERVING_UID",
            "server_flags", "thread_flags", "models_config_context", "held_versions", "named_versions", "RULES",
@@ -697,7 +698,7 @@ def plan_saved_model_serving(context: PlanContext, resolved: ResolvedSpec,
         ), [export, context.data], ["tf_serving_warmup_requests"], t))
     raw = resolved.raw_input_shape is not None
     verify = context.add(f"{t}.verify", "verify", SavedModelVerifyParams(
-        artifact="saved_model", gates=gate_limits(target.gates), metric=context.metric,
+        artifact="saved_model", gates=gates_params(target.gates), metric=context.metric,
         input_name=input_name, output_name=output_name, signature=signature, raw_inputs=raw,
     ), [export, context.evaluate, context.data], ["verify.json"], t)
     compare = plan_comparison(context.add, context.released.get(t), target, export, context.data,

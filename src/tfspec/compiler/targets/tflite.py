@@ -32,9 +32,11 @@ from tfspec.spec.targets import Int8Quantization, Int16x8Quantization, TfliteTar
 from ..losses import REGRESSION_LOSSES
 from ..render import render_template
 from ..resolve import ResolvedSpec
+from ..plan_sections import android_params, tflite_gates_params
 from ..released import plan_comparison
 from ..sources import SKLEARN_DIGITS
-from .registry import MEASURED_METRICS, PlanContext, TargetKind, dump, gate_limits, register
+from ..techniques import technique
+from .registry import MEASURED_METRICS, PlanContext, TargetKind, register
 from .common import base_context
 
 __all__ = ["render_tflite", "plan_tflite", "DELIVERY_TYPES", "io_types", "kotlin_class_name", "kotlin_package",
@@ -257,7 +259,7 @@ def plan_tflite(context: PlanContext, resolved: ResolvedSpec, target: TfliteTarg
     ), [context.final_model, context.data], [target.filename], t)
     raw = resolved.raw_input_shape is not None
     verify = context.add(f"{t}.verify", "verify", TfliteVerifyParams(
-        artifact="tflite", filename=target.filename, gates=gate_limits(target.gates), metric=context.metric,
+        artifact="tflite", filename=target.filename, gates=tflite_gates_params(target.gates), metric=context.metric,
         accelerators=list(target.accelerators or []), npu_full_integer=npu_full_integer(target), xnnpack=xnnpack,
         raw_inputs=raw, output_key=_output_key(resolved),
     ), [convert, context.evaluate, context.data], ["verify.json"], t)
@@ -267,7 +269,7 @@ def plan_tflite(context: PlanContext, resolved: ResolvedSpec, target: TfliteTarg
     context.gate_steps.extend(s for s in (verify, compare) if s is not None)
     assets_dir = f"{t}/{target.android.asset_pack.name}/src/main/assets" if target.android else t
     context.add(f"{t}.bundle", "bundle", TfliteBundleParams(
-        artifact="tflite", filename=target.filename, android=dump(target.android),
+        artifact="tflite", filename=target.filename, android=android_params(target.android),
         labels=list(output_labels(resolved)), output_kind=output_kind(resolved), name=spec.name, version=spec.version,
         input_name=resolved.input_name, output_name=resolved.output_name, assets_dir=assets_dir, xnnpack=xnnpack,
         raw_inputs=resolved.raw_input_shape is not None, output_key=_output_key(resolved),
@@ -365,7 +367,7 @@ def select_tf_ops_cannot_verify(r: ResolvedSpec, index: int, target: TfliteTarge
 
 
 def quantization_aware_converts_to_int8(r: ResolvedSpec, index: int, target: TfliteTarget) -> list[Diagnostic]:
-    if target.quantization.kind == "int8" or not any(s.kind == "quantization_aware" for s in r.spec.compression):
+    if target.quantization.kind == "int8" or not any(technique(s.kind).quantization_aware for s in r.spec.compression):
         return []
     return [r.diagnostic(("targets", index, "quantization", "kind"),
                          f"a quantization-aware model converts to int8, not {target.quantization.kind!r}",

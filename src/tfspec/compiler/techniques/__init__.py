@@ -1,9 +1,16 @@
-"""One module per compression technique (``prune``, ``cluster``, ``qat``, ``distill``), each registering a
-:class:`~.registry.Technique`: the plan params of its stage and its ordering rules, as data."""
+"""One module per compression technique, each registering a :class:`~.registry.Technique`: the plan params
+of its stage, its step's inputs and outputs, and its ordering rules, as data. Every module of this package is
+a technique and is imported here (a new technique is one new module)."""
 
 from __future__ import annotations
 
-from . import cluster, distill, prune, qat
-from .registry import TECHNIQUES, Technique, technique
+import importlib
+import pkgutil
 
-__all__ = ["TECHNIQUES", "Technique", "technique", "cluster", "distill", "prune", "qat"]
+from .registry import MODEL_OUTPUTS, TECHNIQUES, StagePlan, Technique, technique
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "registry":
+        importlib.import_module(f"tfspec.compiler.techniques.{_module.name}")
+
+__all__ = ["MODEL_OUTPUTS", "TECHNIQUES", "StagePlan", "Technique", "technique"]

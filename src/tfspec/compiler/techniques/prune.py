@@ -10,7 +10,7 @@ from tfspec.base.errors import Diagnostic
 
 from ..resolve import ResolvedSpec
 from ..inputs import InputDigests
-from .registry import Check, NotAfter, Seen, Technique, register
+from .registry import Check, Checks, NotAfter, Seen, Technique, register
 
 __all__ = ["TECHNIQUE"]
 
@@ -36,10 +36,24 @@ def _sparsity_does_not_shrink(r: ResolvedSpec, index: int, stage: PruneStage, se
     return None
 
 
+def _m_by_n_sparsity(r: ResolvedSpec, index: int, stage: PruneStage) -> list[Diagnostic]:
+    if stage.sparsity_m_by_n is None:
+        return []
+    m, n = stage.sparsity_m_by_n
+    implied = round(1 - m / n, 6)
+    if "target_sparsity" in stage.model_fields_set and abs(stage.target_sparsity - implied) > 1e-6:
+        return [r.diagnostic(("compression", index, "target_sparsity"),
+                             f"target_sparsity {stage.target_sparsity} conflicts with sparsity_m_by_n {[m, n]}, "
+                             f"which gives {implied}",
+                             "remove target_sparsity (m-by-n pruning sets the sparsity), or remove sparsity_m_by_n")]
+    return []
+
+
 TECHNIQUE = register(Technique("prune", "prune", params, rules=(
     NotAfter(("quantization_aware",), "prune after quantization_aware is not supported",
              "prune first, then quantization_aware with preserve: [sparsity]"),
     NotAfter(("cluster",), "prune after cluster destroys the clusters",
              "prune first, then cluster with preserve_sparsity: true"),
     Check(_sparsity_does_not_shrink),
+    Checks(_m_by_n_sparsity),
 )))

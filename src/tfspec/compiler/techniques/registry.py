@@ -1,5 +1,6 @@
 """The compression-technique registry: one :class:`Technique` per ``compression[].kind``, declared in that
-technique's module with its plan params and its place in the ordering rules (as data)."""
+technique's module: its plan params, its step's inputs and outputs, and its place in the ordering rules (as
+data). ``compiler/plan.py`` asks the registry and names no technique."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from tfspec.plan import StepParams
+from tfspec.plan import Params
 from tfspec.base.errors import Diagnostic
+from tfspec.spec.model import FunctionalModel, SequentialModel
 
 from ..resolve import ResolvedSpec
 
-__all__ = ["Technique", "TECHNIQUES", "NotAfter", "Once", "Needs", "Check", "StageRule", "register", "technique"]
+__all__ = ["Technique", "TECHNIQUES", "NotAfter", "Once", "Needs", "Check", "Checks", "StageRule", "StagePlan", "MODEL_OUTPUTS",
+           "previous_model_and_data", "register", "technique", "stage_model_layers"]
+
+MODEL_OUTPUTS: tuple[str, ...] = ("model.keras", "history.json", "metrics.json")
+"""What a model step writes into its cache entry (the train step's and most stages')."""
 
 Seen = dict[str, int]  # stage kind → index of its first stage so far
 
@@ -72,7 +78,31 @@ class Check:
         return self.function(r, index, stage, seen)
 
 
-StageRule = NotAfter | Once | Needs | Check
+@dataclasses.dataclass(frozen=True)
+class Checks:
+    """A rule of the stage alone (its settings against the rest of the spec), giving any number of problems."""
+
+    function: Callable[[ResolvedSpec, int, Any], list[Diagnostic]]
+
+    def check(self, r: ResolvedSpec, index: int, stage: Any, seen: Seen) -> list[Diagnostic]:
+        return self.function(r, index, stage)
+
+
+StageRule = NotAfter | Once | Needs | Check | Checks
+
+
+@dataclasses.dataclass(frozen=True)
+class StagePlan:
+    """The steps a stage's step may read, by id: the model step before it, the train step and the data step."""
+
+    previous_model: str
+    train: str
+    data: str
+
+
+def previous_model_and_data(steps: StagePlan) -> list[str]:
+    """A stage works on the model of the step before it, with the data."""
+    return [steps.previous_model, steps.data]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,16 +111,26 @@ class Technique:
 
     Attributes:
         kind: ``compression[].kind``.
-        step_kind: the plan step kind that runs it (``tfspec.plan`` table; runtime module of that name).
-        params: ``(resolved, index, stage, common, digests) → StepParams``; ``common`` holds what every
-            stage shares (index, fit, the resolved learning rate, tensors), ``digests`` the gathered inputs.
-        rules: its ordering rules against earlier stages, checked in this order.
+        step_kind: the plan step kind that runs it (``tfspec.plan.stages``; runtime module of that name).
+        params: ``(resolved, index, stage, common, digests) → params``; ``common`` holds the fields every
+            stage's params share (:class:`tfspec.plan.StageParams`: index, fit, the resolved learning rate,
+            tensors), ``digests`` the gathered inputs.
+        rules: its rules, checked in this order: against earlier stages (ordering) and of the stage alone.
+        inputs: ``(StagePlan) → step ids`` its step reads (the model before it and the data by default).
+        outputs: what its step writes into its cache entry.
+        quantization_aware: its model carries learned quantization ranges (the tflite step converts with them).
+        new_model: ``(stage) → layers`` of the new model it leaves to the stages after it (distill: its
+            student); None: they work on the model it was given.
     """
 
     kind: str
     step_kind: str
-    params: Callable[..., StepParams]
+    params: Callable[..., Params]
     rules: tuple[StageRule, ...] = ()
+    inputs: Callable[[StagePlan], list[str]] = previous_model_and_data
+    outputs: tuple[str, ...] = MODEL_OUTPUTS
+    quantization_aware: bool = False
+    new_model: Callable[[Any], list[Any] | None] | None = None
 
 
 TECHNIQUES: dict[str, Technique] = {}
@@ -109,3 +149,17 @@ def technique(kind: str) -> Technique:
     except KeyError:
         raise LookupError(f"no module registered the compression technique {kind!r} "
                           f"(registered: {', '.join(sorted(TECHNIQUES))})") from None
+
+
+def stage_model_layers(r: ResolvedSpec, index: int) -> tuple[list[Any], tuple[str | int, ...]]:
+    """The layers of the model stage ``index`` works on, and the key path declaring them: the spec model's
+    (none for a builder, SavedModel or application), or the new model of the last stage before it that made one."""
+    model = r.spec.model
+    layers: list[Any] = list(model.layers) if isinstance(model, (SequentialModel, FunctionalModel)) else []
+    where: tuple[str | int, ...] = ("model", "layers")
+    for earlier, stage in enumerate(r.spec.compression[:index]):
+        made = technique(stage.kind).new_model
+        new_layers = made(stage) if made is not None else None
+        if new_layers is not None:
+            layers, where = list(new_layers), ("compression", earlier, "student")
+    return layers, where

@@ -76,8 +76,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     if p.fine_tune_epochs > 0:
         compile_for_fine_tuning(clustered, fit, p.learning_rate)
         history = fit_model(clustered, data, fit=fit, epochs=p.fine_tune_epochs, quiet=ctx.quiet,
-                            checkpoint_dir=getattr(ctx, "checkpoint_dir", None),
-                            augmentation=data.info.get("augmentation")).history
+                            checkpoint_dir=getattr(ctx, "checkpoint_dir", None)).history
     stripped = tfmot.clustering.keras.strip_clustering(clustered)
     save_model(stripped, ctx.out)
     ctx.write_json("history.json", history)

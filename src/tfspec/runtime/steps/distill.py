@@ -21,10 +21,10 @@ Teachers:
 * ``self``: the model this spec's ``train`` step trained (its cache entry is this step's input).
 * ``saved_model``: a SavedModel folder (or ``.keras`` file) relative to the spec file.
 * ``spec``: another spec file (relative to this one). The compiler compiles it (no environment
-  overlay, see ``tfspec.compiler.teachers``) and puts the fingerprint of its final model step (the last
-  compression stage, or ``train``) into this step's ``teacher_identity`` parameter; this step reads
-  that entry from *the teacher's* default cache, ``.tfspec/cache/<fingerprint>/`` beside the teacher
-  spec — so ``tfspec run`` the teacher spec first. Its data must be preprocessed like this spec's.
+  overlay, see ``tfspec.compiler.teachers``) and puts its final model step (the last compression stage,
+  or ``train``) and that step's fingerprint into this step's ``teacher.final_model`` params; this step
+  reads that entry from *the teacher's* default cache, ``.tfspec/cache/<fingerprint>/`` beside the
+  teacher spec — so ``tfspec run`` the teacher spec first. Its data must be preprocessed like this spec's.
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ from tfspec.runtime.compression import (
     stage_path,
     weights_zipped_size,
 )
-from tfspec.plan import DistillParams
+from tfspec.plan import DistillParams, SavedModelTeacherParams, SequentialModelParams, SpecTeacherParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.datasets import label_mode
 from tfspec.runtime.errors import StepError
 from tfspec.runtime.keras_io import custom_objects_scope, load_model, save_model
 from tfspec.runtime.fit import compile_model, fit_model, model_metrics
 from tfspec.runtime.model_builder import build_model
-from tfspec.runtime.optimizers import build_optimizer
+from tfspec.runtime.optimizers import at_learning_rate, build_optimizer
 from tfspec.runtime.tf import import_tf
 
 __all__ = ["Teacher", "load_teacher", "keras_logits", "build_student", "make_distiller", "run"]
@@ -135,38 +135,38 @@ def _signature_teacher(path: Path, sample: np.ndarray) -> Teacher:
     return Teacher(logits, None, f"SavedModel {path} ({'probabilities' if probabilities else 'logits'})", loaded)
 
 
-def _spec_teacher_dir(ctx: StepContext, spec_path: Path) -> Path:
+def _spec_teacher_dir(ctx: StepContext, teacher: SpecTeacherParams, spec_path: Path) -> Path:
     """The teacher spec's final model in its own cache (the plan put that step's fingerprint in params)."""
     from tfspec.runtime.cache import StepCache, default_cache_dir
 
     key = stage_path(ctx, "teacher", "path")
-    identity = ctx.params.teacher_identity or {}
-    if not spec_path.is_file() or "fingerprint" not in identity:
+    final = teacher.final_model
+    if not spec_path.is_file() or final is None:
         raise StepError(key, f"teacher spec {spec_path} does not exist or does not compile",
                         f"run `tfspec validate {spec_path}`")
     cache = StepCache(default_cache_dir(spec_path))
-    if not cache.has(identity["fingerprint"]):
-        raise StepError(key, f"the teacher spec's model (step {identity['model_step']}) is not in its cache {cache.root}",
+    if not cache.has(final.fingerprint):
+        raise StepError(key, f"the teacher spec's model (step {final.step}) is not in its cache {cache.root}",
                         f"run `tfspec run {spec_path}` first")
-    return cache.path(identity["fingerprint"])
+    return cache.path(final.fingerprint)
 
 
 def load_teacher(ctx: StepContext, own_model: Any, sample: np.ndarray) -> Teacher:
     """The stage's teacher (see the module docstring for the three kinds); ``own_model`` is this spec's."""
-    _, keras = import_tf()
-    spec = ctx.params.teacher
+    p = ctx.params
+    assert isinstance(p, DistillParams)
+    teacher = p.teacher
     key = stage_path(ctx, "teacher", "path")
-    if spec.kind == "self" or spec.path is None:
+    if isinstance(teacher, SpecTeacherParams):
+        model = load_model(_spec_teacher_dir(ctx, teacher, ctx.root / teacher.path), compile=False)
+        return _keras_teacher(model, sample, f"the model of {teacher.path}")
+    if not isinstance(teacher, SavedModelTeacherParams):
         return _keras_teacher(own_model, sample, "this spec's trained model")
-    if spec.kind == "spec":
-        path = ctx.root / spec.path
-        model = load_model(_spec_teacher_dir(ctx, path), compile=False)
-        return _keras_teacher(model, sample, f"the model of {spec.path}")
     from tfspec.runtime.staging import StagingError, staged
 
     try:
-        with staged(ctx.root, spec.path, spec.storage) as path:  # a bucket: a bounded local copy
-            return _saved_model_teacher(key, path, spec.path, sample)
+        with staged(ctx.root, teacher.path, teacher.storage) as path:  # a bucket: a bounded local copy
+            return _saved_model_teacher(key, path, teacher.path, sample)
     except StagingError as error:
         raise StepError(key, str(error)) from None
 
@@ -193,15 +193,10 @@ def build_student(ctx: StepContext) -> Any:
     """The student model: the stage's layers on the spec model's input (seeded like training)."""
     p = ctx.params
     assert isinstance(p, DistillParams)
-    description = {
-        "kind": "sequential",
-        "input_shape": p.input_shape,
-        "input_dtype": p.input_dtype,
-        "input_name": p.input_name,
-        "output_name": p.output_name,
-        "layers": p.student,
-    }
-    return build_model(description, spec_dir=ctx.root, seed=p.fit["seed"])
+    description = SequentialModelParams(kind="sequential", input_shape=p.input_shape, input_dtype=p.input_dtype,
+                                        input_name=p.input_name, output_name=p.output_name, layers=p.student,
+                                        placement=None)
+    return build_model(description, spec_dir=ctx.root, seed=p.fit.seed)
 
 
 def make_distiller(student: Any, teacher_logits: Any, *, temperature: float, alpha: float, labels: str) -> Any:
@@ -286,19 +281,16 @@ def run(ctx: StepContext) -> dict[str, Any]:
         raise StepError(stage_path(ctx, "teacher"), f"the teacher takes inputs of shape "
                         f"{list(teacher.model.input_shape[1:])}, this spec's model {p.input_shape}")
     student = build_student(ctx)
-    mode = label_mode(fit["loss"]["kind"])
+    mode = label_mode(fit.loss.kind)
     if mode not in ("sparse", "one_hot"):
         raise StepError(("training", "loss"), "distillation needs a categorical loss")
     distiller = make_distiller(student, teacher.logits, temperature=p.temperature, alpha=p.alpha, labels=mode)
-    optimizer_params = dict(fit["optimizer"])
-    optimizer_params["learning_rate"] = p.learning_rate
-    optimizer, _ = build_optimizer(optimizer_params)
+    optimizer, _ = build_optimizer(at_learning_rate(fit.optimizer, p.learning_rate))
     distiller.compile(optimizer=optimizer)
     ctx.log(f"{ctx.step.id}: distilling {teacher.description} into a {student.count_params()}-parameter student "
             f"(T={p.temperature}, alpha={p.alpha}, {p.epochs} epochs)")
     result = fit_model(distiller, data, fit=fit, epochs=p.epochs, quiet=ctx.quiet,
-                       checkpoint_dir=getattr(ctx, "checkpoint_dir", None),
-                       augmentation=data.info.get("augmentation"))
+                       checkpoint_dir=getattr(ctx, "checkpoint_dir", None))
     compile_model(student, fit)
     save_model(student, ctx.out)
     ctx.write_json("history.json", result.history)

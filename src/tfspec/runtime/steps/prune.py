@@ -75,7 +75,7 @@ def derive_schedule(stage: PruneParams, examples: int) -> PruningPlan:
 
     The compiler resolved everything else; only the examples per epoch are known here, from the data."""
     path = ("compression", stage.index)
-    per_epoch = steps_per_epoch(examples, stage.fit["batch_size"])
+    per_epoch = steps_per_epoch(examples, stage.fit.batch_size)
     epochs = stage.fine_tune_epochs
     total = epochs * per_epoch
     last = total - 1
@@ -170,8 +170,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
             f"{plan.total_steps} steps)")
     result = fit_model(pruned, data, fit=fit, epochs=p.fine_tune_epochs, quiet=ctx.quiet,
                        checkpoint_dir=getattr(ctx, "checkpoint_dir", None),
-                       callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
-                       augmentation=data.info.get("augmentation"))
+                       callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     save_model(stripped, ctx.out)
     ctx.write_json("history.json", result.history)

@@ -85,8 +85,7 @@ def run(ctx: StepContext) -> dict[str, Any]:
     if p.fine_tune_epochs > 0:
         compile_for_fine_tuning(model, fit, p.learning_rate)
         history = fit_model(model, data, fit=fit, epochs=p.fine_tune_epochs, quiet=ctx.quiet,
-                            checkpoint_dir=getattr(ctx, "checkpoint_dir", None),
-                            augmentation=data.info.get("augmentation")).history
+                            checkpoint_dir=getattr(ctx, "checkpoint_dir", None)).history
     if "clusters" in preserve:
         # CQAT's quantizers hold training-only cluster variables that a reloaded model would not recreate.
         model = tfmot.experimental.combine.strip_clustering_cqat(model)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tfspec.base.digests import file_sha256
-from tfspec.base.locations import is_object_store, list_objects
+from tfspec.base.locations import ClientCredentials, is_object_store, list_objects
 from tfspec.plan import ContractParams, ReleasedParams
 from tfspec.runtime.context import StepContext
 from tfspec.runtime.errors import StepError
@@ -56,7 +56,7 @@ def _changed(p: ReleasedParams, now: dict[str, tuple[int, str]]) -> str | None:
 
 
 def _from_store(p: ReleasedParams, out: Path) -> None:
-    storage = {"endpoint_url": p.endpoint_url}
+    storage = ClientCredentials(p.endpoint_url)
     base = p.location.rstrip("/")
     objects = list_objects(base + "/", storage, folder=True)
     now = {o["url"][len(base) + 1:]: (int(o["size"]), str(o["version"])) for o in objects}

@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from tfspec.plan import SavedModelVerifyParams, TfliteVerifyParams
+from tfspec.plan import GatesParams, SavedModelVerifyParams, TfliteVerifyParams
 from tfspec.runtime.accelerators import (
-    ACCELERATOR_GATES, accelerator_gates, analyzer_report, coverage, coverage_line, execution, execution_line,
+    accelerator_gates, analyzer_report, coverage, coverage_line, execution, execution_line,
     interpreter_kernels,
 )
 from tfspec.runtime.context import StepContext
@@ -66,7 +66,8 @@ __all__ = ["run", "VERIFY_FILE", "quality", "evaluate_gates", "run_tflite", "Tfl
 
 VERIFY_FILE = "verify.json"
 
-# gate → (the metrics key it reads, True when the value must stay at or below the limit)
+# quality gate (``GatesParams`` field, in checking order) → (the metrics key it reads, True when the value must
+# stay at or below the limit)
 GATE_VALUES: dict[str, tuple[str, bool]] = {
     "max_accuracy_drop": ("drop_from_trained", True),
     "min_accuracy": ("value", False),
@@ -207,13 +208,13 @@ def _timer(call: Any) -> Any:
     return timed
 
 
-def evaluate_gates(gates: dict[str, Any] | None, metrics: dict[str, Any]) -> list[dict[str, Any]]:
+def evaluate_gates(gates: GatesParams, metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """Each set gate as ``{name, limit, value, passed}`` (``GATE_VALUES`` says which metric it reads)."""
     checks = []
-    for name, limit in (gates or {}).items():
+    for name, (key, at_most) in GATE_VALUES.items():
+        limit = getattr(gates, name)
         if limit is None:
             continue
-        key, at_most = GATE_VALUES[name]
         value = float(metrics[key])
         passed = value <= limit if at_most else value >= limit
         checks.append({"name": name, "limit": limit, "value": round(value, 6), "passed": bool(passed)})
@@ -298,9 +299,9 @@ def run(ctx: StepContext) -> dict[str, Any]:
     else:
         # report.json's original keys: accuracy and the drop (now from the trained model)
         metrics.update({"accuracy": value, "accuracy_drop": from_trained})
-    gates = evaluate_gates({k: v for k, v in (p.gates or {}).items() if k not in ACCELERATOR_GATES}, metrics)
+    gates = evaluate_gates(p.gates, metrics)
     if isinstance(p, TfliteVerifyParams) and ops is not None:
-        gates += accelerator_gates(p.gates, p.npu_full_integer, ops)
+        gates += accelerator_gates(p.gates.gpu_delegable, p.npu_full_integer, ops)
     naive = evaluation.get("naive_baseline")
     if naive is not None and naive["on_failure"] == "fail":  # training.naive_baseline: the spec's own gate
         gates.append({"name": NAIVE_BASELINE_GATE, "limit": round(naive["value"], 6), "value": round(value, 6),
