@@ -7,9 +7,9 @@ Public API::
     result.plan, result.files, result.diagnostics
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tfspec.base.lazy import lazy_attributes
 from tfspec.base.versions import TFSPEC_VERSION as __version__
 
 if TYPE_CHECKING:
@@ -30,10 +30,4 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, attribute = _LAZY[name]
-    value = getattr(importlib.import_module(module), attribute)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)

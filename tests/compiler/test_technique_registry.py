@@ -25,7 +25,7 @@ from tfspec.base.errors import Diagnostic
 from tfspec.spec.base import StrictModel
 from tfspec_testing import EXAMPLE
 
-COMPILER = Path(__file__).resolve().parents[2] / "src" / "tfspec" / "compiler"
+COMPILER = Path(tfspec.__file__).resolve().parent / "compiler"  # the installed package, not the working tree
 
 
 class SharpenStage(StrictModel):

@@ -4,8 +4,9 @@ Functions from one type to the next; ``inputs`` is the one stage that reads file
 content digests go into the plan). This package never imports TensorFlow, nor the user's code.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tfspec.base.lazy import lazy_attributes
 
 # Imported on first use (PEP 562): importing one light module of this package (``versions``, ``naming``)
 # does not build the spec models (see the start-up section of docs/benchmarks.md).
@@ -38,10 +39,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, {name: f".{module}" for name, module in _LAZY.items()})

@@ -3,8 +3,9 @@
 This package imports only ``tfspec.base`` of tfspec's (errors and diagnostics, the tf_keras layer catalogue).
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tfspec.base.lazy import lazy_attributes
 
 # Each name is imported from its module on first use (PEP 562): `tfspec build` on an up-to-date output,
 # and every command that needs only the errors, never builds the validators of the ~100 spec models.
@@ -57,10 +58,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, {name: f".{module}" for name, module in _LAZY.items()})
