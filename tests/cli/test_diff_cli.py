@@ -178,7 +178,9 @@ def test_an_interrupted_diff_removes_its_temporary_folders(bulky_repo: Path, tmp
     process = subprocess.Popen([*tfspec_command(), "diff", "specs", "--base", "HEAD"], cwd=repo, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not any(p.name.startswith("tfspec-diff-") for p in scratch.iterdir()):
+    # the base revision's folder: the head's export and both compiles are still to come when it appears, so
+    # the signal finds the diff running (the head's folder can be seen in the moment before the diff ends)
+    while not any(p.name.startswith("tfspec-diff-base-") for p in scratch.iterdir()):
         assert process.poll() is None, "the diff ended before its temporary folder was seen"
         assert time.monotonic() < deadline
         time.sleep(0.005)

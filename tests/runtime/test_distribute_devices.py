@@ -59,7 +59,7 @@ metrics = json.loads((outcome.cache_dir / train.fingerprint / "metrics.json").re
 saved = load_model(outcome.cache_dir / train.fingerprint)
 out = {"metrics": metrics, "learning_rate": float(saved.optimizer.learning_rate.numpy())}
 model_params = train.params.model
-if model_params.get("placement"):
+if getattr(model_params, "placement", None):  # sequential and functional models can place layer groups
     model = pin_layer_calls(build_model(model_params, spec_dir=spec.parent, seed=1), device_for(model_params))
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(np.zeros((4, 64), "float32"), np.zeros(4), verbose=0)
