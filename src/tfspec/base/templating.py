@@ -11,6 +11,8 @@ import importlib.resources
 import json
 import os
 import shlex
+from collections.abc import Mapping
+from json.encoder import encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +24,56 @@ from .versions import TFSPEC_VERSION
 __all__ = ["environment", "render_template"]
 
 
+# Built once: json.dumps with any non-default option builds a new encoder on every call, and these filters
+# run about 200 times per spec. The bytes are json.dumps's own (the same encoders).
+_JSON_UNICODE = json.JSONEncoder(ensure_ascii=False)
+_JSON_SORTED = json.JSONEncoder(sort_keys=True)
+
+
 def _yaml_quote(value: Any) -> str:
     """A YAML/JSON scalar: JSON is valid YAML, and JSON escaping cannot break out of the string."""
-    return json.dumps(value, ensure_ascii=False)
+    if type(value) is str:  # most values: json.dumps(value, ensure_ascii=False) without its wrapping
+        return encode_basestring(value)
+    return _JSON_UNICODE.encode(value)
 
 
 def _proto_quote(value: str) -> str:
     """A protobuf text-format string literal."""
-    return json.dumps(str(value), ensure_ascii=True)
+    return encode_basestring_ascii(str(value))
+
+
+def _yaml_block(value: Any, indent: int) -> str:
+    """A YAML mapping or sequence laid out block style, every line *preceded* by a newline (``_macros.j2``'s
+    ``block``): nested non-empty collections as blocks, everything else with ``yaml_quote``."""
+    pad = " " * indent
+    parts: list[str] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if _is_collection(item) and len(item) > 0:
+                parts.append(f"\n{pad}{str(key)}:{_yaml_block(item, indent + 2)}")
+            else:
+                parts.append(f"\n{pad}{str(key)}: {_yaml_quote(item)}")
+    else:
+        for item in value:
+            if isinstance(item, Mapping) and len(item) > 0:
+                parts.append(_yaml_block(item, indent + 2).replace(f"\n{pad}  ", f"\n{pad}- ", 1))
+            else:
+                parts.append(f"\n{pad}- {_yaml_quote(item)}")
+    return "".join(parts)
+
+
+def _is_collection(value: Any) -> bool:
+    """Jinja's ``value is mapping or (value is sequence and value is not string)``."""
+    if isinstance(value, Mapping):
+        return True
+    if isinstance(value, str):
+        return False
+    try:
+        len(value)
+        value.__getitem__  # noqa: B018  (Jinja's `sequence` test: has a length and item access)
+    except Exception:
+        return False
+    return True
 
 
 class _BytecodeCache(jinja2.FileSystemBytecodeCache):
@@ -80,7 +124,8 @@ def environment() -> jinja2.Environment:
     env.filters["bash_quote"] = shlex.quote
     env.filters["yaml_quote"] = _yaml_quote
     env.filters["proto_quote"] = _proto_quote
-    env.filters["json"] = lambda value: json.dumps(value, sort_keys=True)
+    env.filters["yaml_block"] = _yaml_block
+    env.filters["json"] = _JSON_SORTED.encode
     return env
 
 
