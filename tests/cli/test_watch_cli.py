@@ -314,3 +314,27 @@ def test_watch_rebuilds_when_an_input_the_plan_digests_changes(tmp_path: Path, w
     files = rebuilt(watch, display, out, tmp_path / out, files)
     _agrees_with_check(tmp_path, *check_args)
     assert watch.interrupt() == 0
+
+
+@pytest.mark.parametrize("editor", ["broken first", "renamed away first"])
+def test_watch_never_reports_a_save_caught_half_way(tmp_path: Path, watches: list[Watch], editor: str) -> None:
+    """A save is compiled at its first event (the leading edge); if the file is then broken or missing
+    because the editor is still writing, nothing is printed until the file has been quiet for the debounce."""
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text(spec_text("solo"))
+    watch = Watch(tmp_path, "deploy.yaml", "--out", "out", "--debounce-ms", "400")
+    watches.append(watch)
+    files = rebuilt(watch, "deploy.yaml", "out", tmp_path / "out", {})
+    watch.wait_for(r"^watching deploy.yaml \(1 spec\)")
+    text = spec_text("solo", 5)
+    if editor == "broken first":  # an editor writing in two steps: half the file, then all of it
+        spec.write_text("api_version: tfspec/v1\nname: solo\nmodel: [\n")
+    else:  # the original renamed to a backup, the new file written a moment later
+        os.rename(spec, tmp_path / "deploy.yaml~")
+    time.sleep(0.05)
+    spec.write_text(text)
+    rebuilt(watch, "deploy.yaml", "out", tmp_path / "out", files)
+    assert spec_sha(tmp_path / "out" / "plan.json") == sha(text)
+    watch.drain(1.5)  # anything printed once the file is quiet
+    assert not [line for line in watch.seen if re.search(r" problems?;|: removed|: error: ", line)], watch.seen
+    assert watch.interrupt() == 0

@@ -3,9 +3,13 @@
 :class:`SpecWatcher` runs in one long-lived process, so the compiler is imported once and a rebuild costs
 only the compile and the write. Steps of a rebuild:
 
-1. collect — file events from watchdog (inotify on Linux) are gathered until ``debounce`` seconds pass
-   without a new one (at most ``max_wait``): an editor's save (write a temp file, rename it over the spec,
-   touch it) becomes one rebuild.
+1. collect — the first file event from watchdog (inotify on Linux), with any already queued, is rebuilt at
+   once (the leading edge), then events are gathered until ``debounce`` seconds pass without a new one (at
+   most ``max_wait``) and what they affect is rebuilt again (the trailing edge; an unchanged text is
+   skipped). An editor's save in several steps (write a temp file, rename it over the spec, touch it)
+   costs one compile when its steps arrive together. The leading edge is provisional: a spec that fails
+   to compile there, is missing or is not a spec is left alone, silently, and judged again on the trailing
+   edge once the file has been quiet for ``debounce``, so a save caught half-way never prints a false error.
 2. affected — a changed spec; every spec that references a changed file (a distillation teacher of kind
    ``spec``, a base spec); every spec one of whose inputs changed (a data file or folder, a tfrecord glob's
    folder, a SavedModel, a weights file, a builder's modules: what the plan fingerprints, so the rebuilt
@@ -120,7 +124,7 @@ class SpecWatcher:
         self.watched: dict[str, _Watched] = {}
         self._dependents: dict[str, set[str]] = {}
         self._input_owners: dict[str, set[str]] = {}
-        self._events: queue.Queue[tuple[str, bool]] = queue.Queue()
+        self._events: queue.Queue[tuple[str, bool, float]] = queue.Queue()
         self._stopping = False
         self._observer = None
         self._watched_dirs: set[str] = set()
@@ -158,7 +162,7 @@ class SpecWatcher:
             while not self._stopping:
                 batch = self._next_batch()
                 if batch:
-                    self.rebuild(batch)
+                    self._rebuild_burst(batch)
                 elif time.monotonic() - last_scan >= RESCAN_SECONDS:
                     # File-system events can be lost (inotify watches are added to a moved-in folder only
                     # after it arrives): when idle, compare the watched set with the disk now and then.
@@ -203,22 +207,50 @@ class SpecWatcher:
 
     # --- events ------------------------------------------------------------------------------------------
 
-    def _next_batch(self) -> list[tuple[str, bool]]:
+    def _next_batch(self) -> list[tuple[str, bool, float]]:
+        """The first event (waiting at most 0.1 s) and every event already queued behind it."""
         try:
-            first = self._events.get(timeout=0.1)
+            batch = [self._events.get(timeout=0.1)]
         except queue.Empty:
             return []
-        batch = [first]
-        deadline = time.monotonic() + self.max_wait
         while True:
-            timeout = min(self.debounce, deadline - time.monotonic())
-            if timeout <= 0:
-                break
             try:
-                batch.append(self._events.get(timeout=timeout))
+                batch.append(self._events.get_nowait())
             except queue.Empty:
-                break
-        return batch
+                return batch
+
+    def _rebuild_burst(self, first: list[tuple[str, bool, float]]) -> None:
+        """Rebuild what ``first`` affects at once (provisionally), then, once no relevant event came for
+        ``debounce`` seconds (or ``max_wait`` after the first), what later events affect and what the
+        leading edge left for the quiet file (a failed compile, a missing file)."""
+        deadline = time.monotonic() + self.max_wait
+        last = max(at for path, _, at in first)
+        deferred = self.rebuild([(path, is_dir) for path, is_dir, _ in first], provisional=True)
+        later: list[tuple[str, bool]] = []
+        while True:
+            try:
+                path, is_dir, at = self._events.get_nowait()
+            except queue.Empty:
+                timeout = min(last + self.debounce, deadline) - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    path, is_dir, at = self._events.get(timeout=timeout)
+                except queue.Empty:
+                    break
+            later.append((path, is_dir))
+            if self._relevant(path):  # our own output's events do not keep a burst open
+                last = max(last, at)
+        if later or deferred:
+            candidates, forced = self._affected(later)
+            self._rebuild_paths(candidates | set(deferred), forced | {p for p, f in deferred.items() if f})
+
+    def _relevant(self, path: str) -> bool:
+        """An event on ``path`` can make a spec rebuild (a spec, a referenced file, an input)."""
+        path = os.path.abspath(path)
+        if path in self._dependents or not self._ignored(path):
+            return True
+        return any(path == root or path.startswith(root + os.sep) for root in self._input_owners)
 
     def _ignored(self, path: str) -> bool:
         out_root = os.path.abspath(self.out_root)
@@ -228,8 +260,16 @@ class SpecWatcher:
         parts = Path(relative).parts if not relative.startswith("..") else Path(path).parts[-1:]
         return any(part.startswith(".") and part not in (".", "..") for part in parts)
 
-    def rebuild(self, events: list[tuple[str, bool]]) -> None:
-        """Rebuild every spec affected by ``events`` (``(path, is_directory)`` pairs)."""
+    def rebuild(self, events: list[tuple[str, bool]], *, provisional: bool = False) -> dict[str, bool]:
+        """Rebuild every spec affected by ``events`` (``(path, is_directory)`` pairs).
+
+        ``provisional`` (the leading edge of a burst): a spec that does not compile, or is not there, is
+        left as it was and returned (path: forced) instead of reported."""
+        candidates, forced = self._affected(events)
+        return self._rebuild_paths(candidates, forced, provisional=provisional)
+
+    def _affected(self, events: list[tuple[str, bool]]) -> tuple[set[str], set[str]]:
+        """The specs ``events`` may change, and those of them whose plan inputs changed (to force)."""
         candidates: set[str] = set()
         forced: set[str] = set()  # specs whose inputs changed: their text did not
         for raw, is_dir in events:
@@ -254,9 +294,13 @@ class SpecWatcher:
             elif (path.endswith(SPEC_SUFFIXES) and path.startswith(self.root + os.sep)
                   and not inside_output_folder(path, self.root)):
                 candidates.add(path)  # a file outside the folder (a base spec, a teacher) only rebuilds its dependents
-        for path in sorted(candidates | forced):
-            self._rebuild_one(path, force=path in forced)
+        return candidates, forced
+
+    def _rebuild_paths(self, candidates: set[str], forced: set[str], *, provisional: bool = False) -> dict[str, bool]:
+        deferred = {path: path in forced for path in sorted(candidates | forced)
+                    if not self._rebuild_one(path, force=path in forced, provisional=provisional)}
         self._watch_reference_dirs()
+        return deferred
 
     # --- one spec ----------------------------------------------------------------------------------------
 
@@ -296,32 +340,37 @@ class SpecWatcher:
     def _deps_current(self, deps: dict[str, str]) -> bool:
         return all(_sha256(_read(dep) or "") == sha for dep, sha in deps.items())
 
-    def _rebuild_one(self, path: str, force: bool = False) -> None:
+    def _rebuild_one(self, path: str, force: bool = False, provisional: bool = False) -> bool:
         """Recompile ``path`` if its text or a referenced file changed, or always with ``force`` (an input
-        of its plan changed)."""
+        of its plan changed). ``provisional``: change nothing and return False (judge it again later) when
+        the file is missing, empty or not a spec, or does not compile; True otherwise."""
         from tfspec.compiler.inputs import input_paths
         from tfspec.compiler.pipeline import compile_spec
 
         known = self.watched.get(path)
         text = _read(path)
+        if provisional and (text is None or not text.strip() or (self.folder_mode and not is_spec_text(text))):
+            return False
         if known is not None and text is not None and not text.strip():
             # An editor or `>` truncates before it writes: the file is being rewritten, not removed. The
             # write that follows sends its own event (a spec emptied on purpose stays watched: no output).
-            return
+            return True
         if text is None or (self.folder_mode and not is_spec_text(text)):
             if known is not None:
                 del self.watched[path]
                 self._index_dependents()
                 left = f"; its output {known.out_dir} is left in place" if known.out_dir else ""
                 self.echo(f"{known.display}: removed{left}")
-            return
+            return True
         sha = _sha256(text)
         if not force and known is not None and known.text_sha256 == sha and self._deps_current(known.deps):
-            return
+            return True
         started = time.perf_counter()
         display = known.display if known is not None else _display(path)
         result = compile_spec(display, env=self.env, text=text)
         self.rebuilds += 1
+        if provisional and (not result.ok or result.resolved is None):
+            return False
         if not result.ok or result.resolved is None:
             out_dir = known.out_dir if known is not None else None
             deps = known.deps if known is not None else {}
@@ -333,20 +382,22 @@ class SpecWatcher:
             count = len(result.diagnostics)
             kept = f"keeping the last good output in {out_dir}" if out_dir else "nothing written"
             self.echo_error(f"{display}: {count} problem{'s' if count != 1 else ''}; {kept}")
-            return
+            return True
         name = result.resolved.spec.name
         if not self.folder_mode and self.out is not None:
             out_dir = self.out
         else:
             out_dir = self.out_root / output_dir_name(name, self.env)
         clash = [w.display for p, w in self.watched.items() if p != path and w.out_dir == out_dir]
+        if clash and provisional:
+            return False
         if clash:
             line, column = result.resolved.document.position(("name",))
             self.echo_error(f"{display}:{line}:{column}: name: spec name {name!r} is also used by {clash[0]} "
                             f"(hint: each spec needs its own name: they would both write {out_dir}/)")
             self.echo_error(f"{display}: 1 problem; nothing written")
             self.watched[path] = _Watched(display, sha, {}, None, None, False)
-            return
+            return True
         for warning in result.warnings:
             self.echo_error(warning.format())
         deps = {dep: _sha256(_read(dep) or "") for dep in referenced_specs(display, result.resolved)}
@@ -362,7 +413,7 @@ class SpecWatcher:
         milliseconds = (time.perf_counter() - started) * 1000
         if not (added or removed or changed) and _intact(out_dir, files):
             self.echo(f"{display} -> {out_dir}: no change ({milliseconds:.0f} ms)")
-            return
+            return True
         protected = protected_paths(sorted({path, *self.watched}), [find_project_file(path)])
         if self.folder_mode:
             protected.append((self.root, f"the watched folder {self.target}"))
@@ -373,12 +424,13 @@ class SpecWatcher:
             line, column = result.resolved.document.position(("name",))
             self.echo_error(Diagnostic(display, line, column, "name", str(error)).format())
             self.echo_error(f"{display}: 1 problem; nothing written")
-            return
+            return True
         milliseconds = (time.perf_counter() - started) * 1000
         touched = changed + added + removed
         names = ", ".join(touched[:3]) + (f", … ({len(touched) - 3} more)" if len(touched) > 3 else "")
         self.echo(f"{display} -> {out_dir}: {len(changed)} changed, {len(added)} added, {len(removed)} removed"
                   + (f": {names}" if names else "") + f" ({milliseconds:.0f} ms)")
+        return True
 
 
 def _remove_tree(path: Path) -> None:
@@ -397,18 +449,19 @@ def _intact(out_dir: Path, files: dict[str, str]) -> bool:
 
 
 class _EventSink:
-    """watchdog handler: put ``(path, is_directory)`` of every event that can change a file on a queue."""
+    """watchdog handler: put ``(path, is_directory, monotonic time)`` of every event that can change a file on a queue."""
 
     _IGNORED = ("opened", "closed_no_write")
 
-    def __init__(self, events: queue.Queue[tuple[str, bool]]) -> None:
+    def __init__(self, events: queue.Queue[tuple[str, bool, float]]) -> None:
         self.events = events
 
     def dispatch(self, event) -> None:  # watchdog's handler protocol
         if event.event_type in self._IGNORED:
             return
+        at = time.monotonic()  # when it happened: a burst ends after ``debounce`` without a relevant one
         src = os.fsdecode(event.src_path)
-        self.events.put((src, event.is_directory))
+        self.events.put((src, event.is_directory, at))
         dest = getattr(event, "dest_path", "")
         if dest:
-            self.events.put((os.fsdecode(dest), event.is_directory))
+            self.events.put((os.fsdecode(dest), event.is_directory, at))
