@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -326,3 +327,45 @@ def test_placing_a_plan_changes_its_root_line_only(tmp_path: Path, monkeypatch) 
     assert {k: v for k, v in placed.items() if k != PLAN_FILE} == {k: v for k, v in result.files.items() if k != PLAN_FILE}
     reordered = json.dumps(json.loads(result.files[PLAN_FILE]), indent=1)  # not as to_text writes it: parsed
     assert json.loads(naming.placed_files({**result.files, PLAN_FILE: reordered}, spec, out_dir)[PLAN_FILE]) == plan
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_outputs_staged_during_the_compile_and_not_kept_leave_nothing_behind(tmp_path: Path, jobs: int) -> None:
+    """Outputs are written (staged) while other specs still compile; those of a duplicate name and of a
+    refused folder are deleted, the rest swapped in, and no staging folder is left in the output root."""
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    write_specs(specs, ["a", "b", "mine"])
+    (specs / "copy.yaml").write_text(spec_text("a"), "utf-8")
+    (out / "mine").mkdir(parents=True)
+    (out / "mine" / "notes.txt").write_text("a user's file", "utf-8")  # not a tfspec output: refused
+    result = build_folder(specs, out, jobs=jobs)
+    assert {Path(o.path).name: o.status for o in result.outcomes} == {
+        "a.yaml": "invalid", "copy.yaml": "invalid", "b.yaml": "built", "mine.yaml": "invalid"}
+    assert sorted(p.name for p in out.iterdir()) == [CACHE_FILE, "b", "mine"]
+    assert tree(out / "mine") == {"notes.txt": b"a user's file"}
+    assert (out / "b" / "plan.json").is_file() and (out / "b" / "manifest.json").is_file()
+
+
+def test_outputs_are_staged_while_later_specs_still_compile(tmp_path: Path, monkeypatch) -> None:
+    """The first spec's output is on disk (staged) before the last spec is compiled: writing overlaps
+    compiling instead of waiting for the whole folder."""
+    import tfspec.io.batch as batch
+
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    write_specs(specs, ["a", "b", "c"])
+    staged_before: list[int] = []
+    compile_one = batch._compile
+
+    def compile_and_look(job):  # in process (jobs=1): count the staging folders already written
+        if job[0].endswith("c.yaml"):
+            for _ in range(200):  # the writer thread needs a moment
+                if out.is_dir() and any(p.name.startswith(".a.") and (p / "manifest.json").is_file() for p in out.iterdir()):
+                    break
+                time.sleep(0.01)
+            staged_before.append(sum(1 for p in out.iterdir() if p.name.startswith(".a.")) if out.is_dir() else 0)
+        return compile_one(job)
+
+    monkeypatch.setattr(batch, "_compile", compile_and_look)
+    result = build_folder(specs, out, jobs=1)
+    assert result.count("built") == 3 and staged_before == [1]
+    assert sorted(p.name for p in out.iterdir()) == [CACHE_FILE, "a", "b", "c"]

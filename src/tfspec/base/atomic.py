@@ -33,8 +33,8 @@ from pathlib import Path
 from .outputs import MANIFEST, Producer, Protected, check_output_path, check_replaceable, with_manifest
 from .processes import owner_alive, owner_token
 
-__all__ = ["write_tree", "exchange_paths", "recover_interrupted_swap", "swap_into_place", "staging_prefix",
-           "remove_dead_staging", "write_text_atomic"]
+__all__ = ["write_tree", "stage_tree", "commit_tree", "exchange_paths", "recover_interrupted_swap", "swap_into_place",
+           "staging_prefix", "remove_dead_staging", "write_text_atomic"]
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -182,12 +182,22 @@ def write_tree(out_dir: Path, files: dict[str, str], producer: Producer, discard
     for path in files:
         check_output_path(path)
     check_replaceable(out_dir, producer, protected, option=option)
+    if clean_staging:
+        remove_dead_staging(Path(out_dir).absolute().parent, Path(out_dir).name)
+    _swap_in(stage_tree(out_dir, files, producer), Path(out_dir).absolute(), discard)
+
+
+def stage_tree(out_dir: Path, files: dict[str, str], producer: Producer) -> Path:
+    """Write ``files`` (plus ``manifest.json``) into a new staging folder beside ``out_dir``, every file on
+    disk (fsynced); :func:`commit_tree` swaps it in, or the caller deletes it. ``out_dir`` is not touched.
+
+    A folder build stages each spec's output while the other specs still compile, and commits them all
+    once every name is known; a killed build's staging folders are removed by the next one."""
+    for path in files:
+        check_output_path(path)
     out_dir = Path(out_dir).absolute()
     complete = files if MANIFEST in files else with_manifest(files, producer)
-    recover_interrupted_swap(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    if clean_staging:
-        remove_dead_staging(out_dir.parent, out_dir.name)
     staging = Path(tempfile.mkdtemp(prefix=staging_prefix(out_dir.name), suffix=".tmp", dir=out_dir.parent))
     try:
         written: list[Path] = []
@@ -198,6 +208,29 @@ def write_tree(out_dir: Path, files: dict[str, str], producer: Producer, discard
                 handle.write(text)
             written.append(target)
         _fsync_all(written)  # every file on disk before the swap makes it visible
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging
+
+
+def commit_tree(staging: Path, out_dir: Path, producer: Producer, discard: Callable[[Path], None] | None = None,
+                *, protected: tuple[Protected, ...] = (), option: str = "output folder") -> None:
+    """Swap the complete folder ``staging`` (from :func:`stage_tree`) in as ``out_dir``, checked again with
+    :func:`tfspec.base.outputs.check_replaceable` (on refusal ``staging`` is deleted and the error raised);
+    the previous tree is deleted, or handed to ``discard``."""
+    out_dir = Path(out_dir).absolute()
+    try:
+        check_replaceable(out_dir, producer, protected, option=option)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _swap_in(staging, out_dir, discard)
+
+
+def _swap_in(staging: Path, out_dir: Path, discard: Callable[[Path], None] | None) -> None:
+    try:
+        recover_interrupted_swap(out_dir)
         if not swap_into_place(staging, out_dir):
             return
     except BaseException:

@@ -17,7 +17,10 @@ Steps of :func:`build_folder`:
    this process when only one is stale.
 5. check names — two specs with the same ``name`` would write the same folder: both are errors.
 6. write — each valid spec's output to ``<out root>/<name>/`` (``<name>-<env>/`` with an overlay),
-   atomically (:func:`tfspec.base.atomic.write_tree`), then the cache is saved (atomically). Staging
+   atomically: written and fsynced into a hidden staging folder beside it as soon as the spec is compiled
+   (:func:`tfspec.base.atomic.stage_tree`, on writer threads, while later specs still compile), swapped in
+   once every name is checked (:func:`tfspec.base.atomic.commit_tree`; the staging of a spec that is not
+   kept is deleted), then the cache is saved (atomically). Staging
    folders that killed builds left anywhere under the output root are removed first, cached specs or not.
    A folder that is not an earlier output of the same spec (:func:`tfspec.base.outputs.check_replaceable`:
    a user's folder, another spec's output, a folder holding a spec or the current folder) is never
@@ -53,7 +56,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tfspec.base.atomic import remove_dead_staging, staging_prefix, write_tree
+from tfspec.base.atomic import commit_tree, remove_dead_staging, stage_tree, staging_prefix
 from tfspec.base.errors import Diagnostic
 from tfspec.base.outputs import (MANIFEST, OutputPathError, Producer, Protected, check_protected, check_replaceable,
                                  owned_output, protected_paths, resolve_protected, with_manifest)
@@ -338,9 +341,10 @@ def _exit_when_orphaned(parent: int) -> None:
     os._exit(1)
 
 
-def _compile_all(jobs: list[_Job], workers: int) -> list[_Compiled]:
+def _compile_all(jobs: list[_Job], workers: int, on_result: Callable[[_Compiled], None]) -> list[_Compiled]:
+    """Compile ``jobs``; ``on_result`` sees each result as it arrives (in job order)."""
     if workers <= 1 or len(jobs) <= 1:
-        return [_compile(job) for job in jobs]
+        return [_seen(_compile(job), on_result) for job in jobs]
     from tfspec.compiler import pipeline  # noqa: F401  (imported before forking, so workers start warm)
 
     method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -350,12 +354,56 @@ def _compile_all(jobs: list[_Job], workers: int) -> list[_Compiled]:
         max_workers=workers, mp_context=multiprocessing.get_context(method), initializer=_init_worker,
         initargs=(os.getpid(),))
     try:
-        results = list(executor.map(_compile, jobs, chunksize=chunk))
+        results = [_seen(result, on_result) for result in executor.map(_compile, jobs, chunksize=chunk)]
     except BaseException:
         executor.shutdown(wait=False, cancel_futures=True)
         raise
     executor.shutdown(wait=True)
     return results
+
+
+def _seen(result: _Compiled, on_result: Callable[[_Compiled], None]) -> _Compiled:
+    on_result(result)
+    return result
+
+
+class _Stager:
+    """Stages each valid spec's output (written beside its folder and fsynced, :func:`stage_tree`) on writer
+    threads while the other specs still compile; :meth:`commit` swaps the ones the build keeps in once every
+    name is known, :meth:`close` deletes the others (a duplicate or refused name, an interrupted build)."""
+
+    def __init__(self, out_root: Path, env: str | None, write: bool) -> None:
+        self.out_root, self.env = out_root, env
+        self.writer = concurrent.futures.ThreadPoolExecutor(max_workers=_WRITE_THREADS) if write else None
+        self.placed: dict[str, tuple[Path, Producer, dict[str, str]]] = {}
+        self.staged: dict[str, concurrent.futures.Future[Path]] = {}
+
+    def place(self, result: _Compiled) -> None:
+        if result.diagnostics or result.name is None:
+            return
+        out_dir = self.out_root / output_dir_name(result.name, self.env)
+        producer = build_producer(result.name, self.env)
+        files = with_manifest(placed_files(result.files, result.path, out_dir), producer)
+        self.placed[result.path] = (out_dir, producer, files)
+        if self.writer is not None:
+            self.staged[result.path] = self.writer.submit(stage_tree, out_dir, files, producer)
+
+    def commit(self, writes: list[tuple[str, Path, dict[str, str], Producer]], protected: list[Protected]) -> None:
+        """Swap in the staged outputs of ``writes`` (each folder checked again just before its swap)."""
+        assert self.writer is not None
+        commits = [self.writer.submit(commit_tree, self.staged.pop(path).result(), out_dir, producer,
+                                      protected=tuple(protected)) for path, out_dir, _, producer in writes]
+        for future in commits:
+            future.result()
+
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        self.writer.shutdown(wait=True)
+        for future in self.staged.values():
+            if future.exception() is None:
+                shutil.rmtree(future.result(), ignore_errors=True)
+        self.staged.clear()
 
 
 # --- the cache -------------------------------------------------------------------------------------------
@@ -535,7 +583,7 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
     cache = _load_cache(cache_path) if use_cache else {}
     if not check:
         # What killed builds left, whichever outputs this build writes: a spec skipped as cached below never
-        # reaches write_tree, so its staging folders would otherwise outlive every later build.
+        # reaches stage_tree, so its staging folders would otherwise outlive every later build.
         remove_dead_staging(out_root)
     # no output folder may be, or hold, the current folder, the folder built, a spec or a project root
     protected = resolve_protected(protected_paths(specs, {find_project_file(spec) for spec in specs})
@@ -562,7 +610,12 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
             # the whole environment: base specs the spec extends may read ${VAR}s its own text does not name
             to_compile.append((path, env, text, dict(environ)))
 
-    compiled = {c.path: c for c in _compile_all(to_compile, workers)}
+    stager = _Stager(out_root, env, write=not check)
+    try:
+        compiled = {c.path: c for c in _compile_all(to_compile, workers, stager.place)}
+    except BaseException:
+        stager.close()
+        raise
     for path, result in compiled.items():
         if result.diagnostics:
             outcomes[path] = SpecOutcome(path, "invalid", diagnostics=result.diagnostics, text_sha256=_sha256(texts[path]))
@@ -578,9 +631,7 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
         if path in outcomes:
             continue
         assert result.name is not None
-        out_dir = out_root / output_dir_name(result.name, env)
-        producer = build_producer(result.name, env)
-        files = with_manifest(placed_files(result.files, path, out_dir), producer)
+        out_dir, producer, files = stager.placed[path]
         deps = tuple((dep, _sha256(_read_text(Path(dep)) or "")) for dep in result.deps)
         if not check:
             try:
@@ -601,11 +652,11 @@ def build_folder(root: str | Path, out_root: str | Path, env: str | None = None,
                                          text_sha256=_sha256(texts[path]), deps=deps, warnings=result.warnings,
                                          inputs=result.inputs)
 
-    if writes:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, len(writes))) as pool:
-            # clean_staging=False: the whole output root was swept above (once, not once per output)
-            list(pool.map(lambda w: write_tree(w[1], w[2], w[3], protected=tuple(protected), clean_staging=False),
-                          writes))
+    try:
+        if writes:
+            stager.commit(writes, protected)
+    finally:
+        stager.close()  # what was staged and not kept
 
     orphans: tuple[str, ...] = ()
     all_named = not any(o.status == "invalid" and o.name is None for o in outcomes.values())
