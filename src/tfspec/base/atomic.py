@@ -28,7 +28,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .outputs import MANIFEST, Producer, Protected, check_output_path, check_replaceable, with_manifest
 from .processes import owner_alive, owner_token
@@ -201,9 +201,11 @@ def stage_tree(out_dir: Path, files: dict[str, str], producer: Producer) -> Path
     staging = Path(tempfile.mkdtemp(prefix=staging_prefix(out_dir.name), suffix=".tmp", dir=out_dir.parent))
     try:
         written: list[Path] = []
+        # each folder made once (sorted: a parent before its children), not one mkdir call per file
+        for folder in sorted({parent for path in complete for parent in PurePosixPath(path).parents} - {PurePosixPath(".")}):
+            os.mkdir(staging / folder)
         for path, text in sorted(complete.items()):
             target = staging / path
-            target.parent.mkdir(parents=True, exist_ok=True)
             with open(target, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
             written.append(target)
