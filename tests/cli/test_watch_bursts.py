@@ -117,3 +117,29 @@ def test_a_spec_missing_on_the_leading_edge_is_not_reported_removed_when_it_is_b
     watcher._events.get = wait_then_write  # type: ignore[method-assign]
     watcher._rebuild_burst([(str(spec), False, time.monotonic())])
     assert steps(log) == ["waited", "wrote"], log
+
+
+def test_a_save_caught_half_way_is_written_at_its_next_event_not_after_the_quiet_period(tmp_path: Path) -> None:
+    """An in-place save: the first event is the truncation (an empty file, left alone), the next one the
+    write; the spec is compiled and written at that event, before any wait for quiet."""
+    log: list[str] = []
+    watcher, spec = watcher_of(tmp_path, log)
+    spec.write_text("")
+    events = watcher._events
+    delivered: list[bool] = []
+
+    def next_event(block: bool = True, timeout: float | None = None):
+        if block:
+            log.append("waited")
+            raise queue.Empty
+        if not delivered:  # the editor's write lands, and its event arrives
+            delivered.append(True)
+            spec.write_text(spec_text(3))
+            return (str(spec), False, time.monotonic())
+        raise queue.Empty
+
+    events.get = next_event  # type: ignore[method-assign]
+    events.empty = lambda: bool(delivered)  # type: ignore[method-assign]
+    watcher._rebuild_burst([(str(spec), False, time.monotonic())])
+    assert steps(log) == ["wrote", "waited"], log
+    assert watcher.rebuilds == 2

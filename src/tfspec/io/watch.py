@@ -222,7 +222,8 @@ class SpecWatcher:
     def _rebuild_burst(self, first: list[tuple[str, bool, float]]) -> None:
         """Rebuild what ``first`` affects at once (provisionally), then, once no relevant event came for
         ``debounce`` seconds (or ``max_wait`` after the first), what later events affect and what the
-        leading edge left for the quiet file (a failed compile, a missing file)."""
+        leading edge left for the quiet file (a failed compile, a missing file). What the leading edge left
+        is tried again (provisionally) whenever further events have arrived: an editor's second step."""
         deadline = time.monotonic() + self.max_wait
         last = max(at for path, _, at in first)
         deferred = self.rebuild([(path, is_dir) for path, is_dir, _ in first], provisional=True)
@@ -241,6 +242,9 @@ class SpecWatcher:
             later.append((path, is_dir))
             if self._relevant(path):  # our own output's events do not keep a burst open
                 last = max(last, at)
+                if deferred and self._events.empty():  # a save caught half-way may be complete now: try again
+                    deferred = self._rebuild_paths(set(deferred), {p for p, f in deferred.items() if f},
+                                                   provisional=True)
         if later or deferred:
             candidates, forced = self._affected(later)
             self._rebuild_paths(candidates | set(deferred), forced | {p for p, f in deferred.items() if f})
