@@ -8,8 +8,9 @@ only the compile and the write. Steps of a rebuild:
    most ``max_wait``) and what they affect is rebuilt again (the trailing edge; an unchanged text is
    skipped). An editor's save in several steps (write a temp file, rename it over the spec, touch it)
    costs one compile when its steps arrive together. The leading edge is provisional: a spec that fails
-   to compile there, is missing or is not a spec is left alone, silently, and judged again on the trailing
-   edge once the file has been quiet for ``debounce``, so a save caught half-way never prints a false error.
+   to compile there, is missing or is not a spec is left alone, silently (tried again, as silently, when
+   the next events arrive), and judged on the trailing edge once the file has been quiet for ``debounce``,
+   so a save caught half-way never prints a false error.
 2. affected — a changed spec; every spec that references a changed file (a distillation teacher of kind
    ``spec``, a base spec); every spec one of whose inputs changed (a data file or folder, a tfrecord glob's
    folder, a SavedModel, a weights file, a builder's modules: what the plan fingerprints, so the rebuilt
