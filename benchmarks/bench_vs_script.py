@@ -145,8 +145,8 @@ def _pair(model: str) -> dict[str, float | str]:
           f"(start-up and TensorFlow import, dist swap, report.html)")
     print(f"{model:8s} tfspec run {tfspec_s:6.1f} s   script {script_s:6.1f} s   ratio {tfspec_s / script_s:.2f}x   "
           f"load {load_before} -> {load_after}", flush=True)
-    print(f"{'':8s} CPU: tfspec run {tfspec_cpu:6.1f} s   script {script_cpu:6.1f} s   ratio {tfspec_cpu / script_cpu:.2f}x",
-          flush=True)
+    print(f"{'':8s} CPU: tfspec run {tfspec_cpu:6.1f} s   script {script_cpu:6.1f} s   "
+          f"ratio {tfspec_cpu / script_cpu:.2f}x", flush=True)
     return {"tfspec": tfspec_s, "script": script_s, "tfspec_cpu": tfspec_cpu, "script_cpu": script_cpu,
             "load": f"{load_before} -> {load_after}"}
 

@@ -98,7 +98,8 @@ def test_quantized_files_are_smaller_than_float32(trained: tuple, tmp_path: Path
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_conversion_is_byte_identical_to_from_keras_model(mode: str, trained: tuple) -> None:
     # The step converts a tf_keras model without TFLiteConverter.from_keras_model (whose Keras 3 check
-    # imports Keras 3); the flatbuffer, its conversion metadata included, must be the one that gives.
+    # imports Keras 3: TFLiteKerasModelConverterV2._convert_keras_to_saved_model, tensorflow/lite/python/
+    # lite.py, TF 2.21.0); the flatbuffer, its conversion metadata included, must be the one that gives.
     model, data, _ = trained
     params = _params(mode)
     calibration = representative_samples(data, 100) if MODES[mode].get("representative_samples") else None

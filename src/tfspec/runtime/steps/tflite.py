@@ -52,24 +52,8 @@ def convert(model: Any, params: TfliteParams, calibration: Any, preprocess: Any 
     (``data.preprocessing.in_model``) the model takes raw float32 examples of ``params.raw_input_shape``
     and applies it first (``calibration`` is then raw examples too)."""
     tf, _ = import_tf()
-    with tempfile.TemporaryDirectory(prefix="tfspec-tflite-") as scratch:
-        if isinstance(model, Path):
-            converter = tf.lite.TFLiteConverter.from_saved_model(str(model), signature_keys=[params.signature])
-        elif preprocess is not None:
-            # a recurrent model needs the static batch of one (below) here too
-            batch = 1 if recurrent_layers(model) else None
-            spec = tf.TensorSpec([batch, *(params.raw_input_shape or [])], tf.float32, name=model.input_names[0])
-            function = tf.function(lambda x: model(preprocess(x), training=False)).get_concrete_function(spec)
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
-        elif recurrent_layers(model) and len(model.inputs) == 1:
-            # LSTM/GRU at a dynamic batch convert to TensorList loops the builtins lack; at a static batch of
-            # one, LSTM becomes the builtin UNIDIRECTIONAL_SEQUENCE_LSTM and GRU a builtin WHILE loop. Their
-            # state lives in variable tensors: reset them between examples (verify and the Kotlin loader do).
-            spec = tf.TensorSpec([1, *model.input_shape[1:]], model.inputs[0].dtype)
-            function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
-        else:
-            converter = _from_keras_model(tf, model, Path(scratch) / "saved_model")
+    with tempfile.TemporaryDirectory(prefix="tfspec-tflite-") as scratch:  # a Keras model's SavedModel
+        converter = _converter(tf, model, params, preprocess, Path(scratch) / "saved_model")
         configure(converter, tf, params, calibration)
         with warnings.catch_warnings():
             # Emitted for every int8 conversion: it concerns the legacy `quantized_input_stats`, unused here.
@@ -77,13 +61,34 @@ def convert(model: Any, params: TfliteParams, calibration: Any, preprocess: Any 
             return converter.convert()
 
 
+def _converter(tf: Any, model: Any, params: TfliteParams, preprocess: Any, scratch: Path) -> Any:
+    """The TFLite converter for ``model`` (see :func:`convert`); ``scratch``: a folder it may write."""
+    if isinstance(model, Path):
+        return tf.lite.TFLiteConverter.from_saved_model(str(model), signature_keys=[params.signature])
+    if preprocess is not None:
+        # a recurrent model needs the static batch of one (below) here too
+        batch = 1 if recurrent_layers(model) else None
+        spec = tf.TensorSpec([batch, *(params.raw_input_shape or [])], tf.float32, name=model.input_names[0])
+        function = tf.function(lambda x: model(preprocess(x), training=False)).get_concrete_function(spec)
+        return tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    if recurrent_layers(model) and len(model.inputs) == 1:
+        # LSTM/GRU at a dynamic batch convert to TensorList loops the builtins lack; at a static batch of
+        # one, LSTM becomes the builtin UNIDIRECTIONAL_SEQUENCE_LSTM and GRU a builtin WHILE loop. Their
+        # state lives in variable tensors: reset them between examples (verify and the Kotlin loader do).
+        spec = tf.TensorSpec([1, *model.input_shape[1:]], model.inputs[0].dtype)
+        function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        return tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    return _from_keras_model(tf, model, scratch)
+
+
 def _from_keras_model(tf: Any, model: Any, folder: Path) -> Any:
     """``TFLiteConverter.from_keras_model(model)`` for a tf_keras model, without its ``import keras``.
 
-    TF 2.21's Keras converter first asks whether the model is a Keras 3 one by importing Keras 3 (2-3 s
-    on a loaded machine; the runtime builds only tf_keras models), then saves the model as a SavedModel
-    with debug info and converts that folder. This does the same two steps itself and records the same
-    origin (a Keras model) in the flatbuffer's conversion metadata, so the bytes are identical
+    TF 2.21's Keras converter (``TFLiteKerasModelConverterV2._convert_keras_to_saved_model`` in
+    tensorflow/lite/python/lite.py, 2.21.0) first asks whether the model is a Keras 3 one by importing
+    Keras 3 (about 1 s of CPU; the runtime builds only tf_keras models), then saves the model as a
+    SavedModel with debug info and converts that folder. This does the same two steps itself and records
+    the same origin (a Keras model) in the flatbuffer's conversion metadata, so the bytes are identical
     (tests/runtime/test_runtime_tflite_modes.py compares them for every quantization mode)."""
     from tensorflow.lite.python import conversion_metadata_schema_py_generated as conversion_metadata
 
