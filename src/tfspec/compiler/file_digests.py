@@ -41,11 +41,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tfspec.spec.files import file_problem
 
 from tfspec.base.processes import process_alive
+
+from .tree_scan import scan_tree
 
 __all__ = ["MEMO_DIR", "MEMO_FILE", "TREES_FILE", "InputLimits", "InputTooLarge", "MemoStats", "StatMemo", "UnreadableFile",
            "memo_path", "digest_listing"]
@@ -54,6 +56,8 @@ MEMO_DIR = ".tfspec"
 MEMO_FILE = "input-digests.json"
 TREES_FILE = "input-trees.json"
 _MEMO_VERSION = 1
+# 2: a record also holds its files' count and bytes (the limits), and its signature may be find's
+_TREES_VERSION = 2
 _CHUNK = 1 << 20
 _SECOND_NS = 1_000_000_000
 
@@ -178,7 +182,10 @@ class StatMemo:
         """Count one file or folder looked at; past the limit, stop (``where`` names the input)."""
         self._visited += 1
         if self._visited > self.limits.files:
-            raise InputTooLarge(f"{where} holds more than {self.limits.files:,} files and folders, more than one "
+            self._too_many(where)
+
+    def _too_many(self, where: str) -> NoReturn:
+        raise InputTooLarge(f"{where} holds more than {self.limits.files:,} files and folders, more than one "
                                 f"compile reads (set {InputLimits.FILES_VARIABLE} to raise the limit)")
 
     def _add_bytes(self, size: int, where: str) -> None:
@@ -269,18 +276,36 @@ class StatMemo:
 
     def tree_digest(self, root: Path, display: str | None = None) -> str:
         """``digest_listing(self.tree(root, display))``: from the tree memo when the signature of the files'
-        names and stats is the recorded one (each file still stat'ed), else from :meth:`tree`."""
-        files = self._tree_files(root, display)
-        signature = _tree_signature(files)
+        names and stats is the recorded one (each file still stat'ed), else from :meth:`tree`.
+
+        The signature comes from one GNU ``find`` call where it can (:mod:`.tree_scan`: the stats are taken
+        and hashed without a Python loop over the files), else from the Python walk."""
         key = self._key(root)
+        where = display or key
+        if self._visited >= self.limits.files:
+            self._too_many(where)  # not even the root folder fits
+        scanned = scan_tree(os.fspath(root), MEMO_DIR, self.limits.files - self._visited - 1)
+        files: list[tuple[str, str, str, os.stat_result]] | None = None
+        if scanned is None:
+            files = self._tree_files(root, display)
+            signature = _tree_signature(files)
+        elif scanned.signature is None:  # more entries below the root than the limit leaves
+            self._too_many(where)
+        else:
+            signature = scanned.signature
         record = self._tree_records().get(key)
         if record is not None and record[0] == signature:
-            self.stats.files += len(files)
-            self.stats.reused += len(files)
+            if files is None:  # counted against the limits as the walk counts: the root, what is below it, bytes
+                self._visited += 1 + scanned.entries
+                self._add_bytes(record[4], where)  # the sizes are in the signature
+            self.stats.files += record[3]
+            self.stats.reused += record[3]
             return record[1]
+        if files is None:
+            files = self._tree_files(root, display)  # a changed folder: each file looked up in the per-file memo
         digest = digest_listing([(name, self._sha256(path, rel, info)) for name, path, rel, info in files])
         newest = max((max(info.st_mtime_ns, info.st_ctime_ns) for *_, info in files), default=0)
-        self._tree_records()[key] = [signature, digest, newest]
+        self._tree_records()[key] = [signature, digest, newest, len(files), sum(info.st_size for *_, info in files)]
         self._trees_dirty = True
         return digest
 
@@ -291,9 +316,10 @@ class StatMemo:
                 data = json.loads((self.path.parent / TREES_FILE).read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 return self._trees
-            if isinstance(data, dict) and data.get("version") == _MEMO_VERSION and isinstance(data.get("trees"), dict):
+            if isinstance(data, dict) and data.get("version") == _TREES_VERSION and isinstance(data.get("trees"), dict):
                 self._trees = {k: v for k, v in data["trees"].items()
-                               if isinstance(v, list) and len(v) == 3 and all(isinstance(x, str) for x in v[:2])}
+                               if isinstance(v, list) and len(v) == 5 and all(isinstance(x, str) for x in v[:2])
+                               and all(type(x) is int for x in v[2:])}
         return self._trees
 
     def _tree_files(self, root: Path, display: str | None) -> list[tuple[str, str, str, os.stat_result]]:
@@ -376,7 +402,7 @@ class StatMemo:
         if self._trees_dirty and self._trees is not None:
             # a folder with a racy file is not recorded: its files are looked up one by one next time
             trees = {key: record for key, record in self._trees.items() if record[2] < second}
-            if self._write(TREES_FILE, json.dumps({"version": _MEMO_VERSION, "trees": trees}, sort_keys=True)):
+            if self._write(TREES_FILE, json.dumps({"version": _TREES_VERSION, "trees": trees}, sort_keys=True)):
                 self._trees_dirty = False
         if not self._dirty:
             return
