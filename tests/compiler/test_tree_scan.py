@@ -178,3 +178,50 @@ def test_a_find_without_printf_leaves_the_folder_to_the_python_walk(tmp_path: Pa
     first, _ = _digest(tmp_path / "spec", tmp_path / "spec" / "images")
     second, memo = _digest(tmp_path / "spec", tmp_path / "spec" / "images")
     assert second == first and (memo.stats.hashed, memo.stats.reused) == (0, 10)
+
+
+@needs_gnu_find
+def test_a_prefetched_scan_is_taken_once_and_only_while_fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _images(tmp_path / "images")
+    root = str(tmp_path / "images")
+    fresh = tree_scan.scan_tree(root, ".tfspec", 100)
+    tree_scan.prefetch_tree(root, ".tfspec", 100)
+    (tmp_path / "images" / "cat" / "new.png").write_bytes(b"new")  # after the prefetch started: not in it
+    taken = tree_scan.scan_tree(root, ".tfspec", 100)
+    assert taken is not None and fresh is not None and taken.entries in (fresh.entries, fresh.entries + 1)
+    assert tree_scan._PREFETCHED == {}
+    now = tree_scan.scan_tree(root, ".tfspec", 100)  # no prefetch left: scanned now
+    assert now is not None and now.entries == fresh.entries + 1
+    tree_scan.prefetch_tree(root, ".tfspec", 100)
+    started = time.monotonic()
+    monkeypatch.setattr(tree_scan.time, "monotonic", lambda: started + 60)  # a minute later: stale
+    assert tree_scan.scan_tree(root, ".tfspec", 100) == now and tree_scan._PREFETCHED == {}
+
+
+@needs_gnu_find
+def test_plan_twice_then_an_image_rewritten_keeping_its_stat(tmp_path: Path) -> None:
+    """The real CLI: the first plan records the folder (and that this spec reads it), the second prefetches it
+    and finds it unchanged, the third sees the rewritten image."""
+    import json
+    import subprocess
+    import sys
+
+    _images(tmp_path / "images")
+    spec = tmp_path / "deploy.yaml"
+    spec.write_text("api_version: tfspec/v1\nname: t\nversion: 1\ndata:\n  source: {kind: image_folder, path: images, "
+                    "image_size: [4, 4], color_mode: grayscale}\n  num_classes: 2\nmodel:\n  kind: sequential\n"
+                    "  input_shape: [4, 4, 1]\n  layers:\n    - {type: flatten}\n    - {type: dense, units: 2, activation: softmax}\n"
+                    "targets: [{kind: tflite, name: m}]\n", encoding="utf-8")
+    _settled()
+    tfspec = Path(sys.executable).with_name("tfspec")
+
+    def data_fingerprint() -> str:
+        out = subprocess.run([str(tfspec), "plan", str(spec), "--json"], check=True, capture_output=True, timeout=300)
+        return next(s["fingerprint"] for s in json.loads(out.stdout)["steps"] if s["id"] == "data")
+
+    first = data_fingerprint()
+    trees = json.loads((tmp_path / ".tfspec" / "input-trees.json").read_text())
+    assert trees["read_by"] == {"deploy.yaml": ["images"]} and trees["trees"]["images"][0].startswith("find:")
+    assert data_fingerprint() == first
+    _rewrite_keeping_stat(tmp_path / "images" / "cat" / "2.png")
+    assert data_fingerprint() != first

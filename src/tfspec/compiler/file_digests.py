@@ -47,10 +47,10 @@ from tfspec.spec.files import file_problem
 
 from tfspec.base.processes import process_alive
 
-from .tree_scan import scan_tree
+from .tree_scan import prefetch_tree, scan_tree
 
 __all__ = ["MEMO_DIR", "MEMO_FILE", "TREES_FILE", "InputLimits", "InputTooLarge", "MemoStats", "StatMemo", "UnreadableFile",
-           "memo_path", "digest_listing"]
+           "memo_path", "digest_listing", "prefetch_folders"]
 
 MEMO_DIR = ".tfspec"
 MEMO_FILE = "input-digests.json"
@@ -141,8 +141,9 @@ def _file_sha256(path: str) -> str:
 class StatMemo:
     """The stat → sha256 memo of one spec folder (see the module docstring)."""
 
-    def __init__(self, spec_dir: Path, limits: InputLimits | None = None) -> None:
+    def __init__(self, spec_dir: Path, limits: InputLimits | None = None, spec_name: str | None = None) -> None:
         self.spec_dir = Path(spec_dir)
+        self.spec_name = spec_name  # the spec file whose inputs these are: its folders are prefetched next time
         self.path = memo_path(self.spec_dir)
         self.stats = MemoStats()
         self.limits = limits or InputLimits()
@@ -154,6 +155,8 @@ class StatMemo:
         self._dirty = False
         self._trees: dict[str, list] | None = None
         self._trees_dirty = False
+        self._read_by: dict[str, list[str]] = {}  # spec file name -> the folders its last compile digested
+        self._folders_read: list[str] = []
 
     def _ensure_loaded(self) -> None:
         if not self._loaded:
@@ -282,6 +285,7 @@ class StatMemo:
         and hashed without a Python loop over the files), else from the Python walk."""
         key = self._key(root)
         where = display or key
+        self._folders_read.append(key)
         if self._visited >= self.limits.files:
             self._too_many(where)  # not even the root folder fits
         scanned = scan_tree(os.fspath(root), MEMO_DIR, self.limits.files - self._visited - 1)
@@ -320,6 +324,7 @@ class StatMemo:
                 self._trees = {k: v for k, v in data["trees"].items()
                                if isinstance(v, list) and len(v) == 5 and all(isinstance(x, str) for x in v[:2])
                                and all(type(x) is int for x in v[2:])}
+                self._read_by = _folders_by_spec(data)
         return self._trees
 
     def _tree_files(self, root: Path, display: str | None) -> list[tuple[str, str, str, os.stat_result]]:
@@ -399,10 +404,15 @@ class StatMemo:
         """Write the memos if anything was hashed; entries of files that are gone are dropped."""
         now = time.time_ns()
         second = now - now % _SECOND_NS
+        if self._trees is not None and self.spec_name is not None \
+                and self._read_by.get(self.spec_name) != self._folders_read:
+            self._read_by[self.spec_name] = list(self._folders_read)
+            self._trees_dirty = True
         if self._trees_dirty and self._trees is not None:
             # a folder with a racy file is not recorded: its files are looked up one by one next time
             trees = {key: record for key, record in self._trees.items() if record[2] < second}
-            if self._write(TREES_FILE, json.dumps({"version": _TREES_VERSION, "trees": trees}, sort_keys=True)):
+            text = json.dumps({"version": _TREES_VERSION, "trees": trees, "read_by": self._read_by}, sort_keys=True)
+            if self._write(TREES_FILE, text):
                 self._trees_dirty = False
         if not self._dirty:
             return
@@ -445,6 +455,36 @@ class StatMemo:
             pid = scratch.name[len(name) + 2:].split(".", 1)[0]
             if pid.isdigit() and not process_alive(int(pid)):
                 scratch.unlink(missing_ok=True)
+
+
+def prefetch_folders(spec_file: Path) -> None:
+    """Start listing, in the background, the folders the last compile of ``spec_file`` digested (recorded in
+    ``.tfspec/input-trees.json``), so that their stats are taken while the compiler starts and parses the
+    spec (:func:`~.tree_scan.prefetch_tree`). Only a head start: a folder the spec no longer reads is listed
+    for nothing, one it now reads is listed when it is digested."""
+    spec_dir = spec_file.parent
+    try:
+        data = json.loads((spec_dir / MEMO_DIR / TREES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(data, dict) or data.get("version") != _TREES_VERSION:
+        return
+    limit = InputLimits.from_environ().files - 1
+    for key in _folders_by_spec(data).get(spec_file.name, [])[:_PREFETCH_MOST]:
+        folder = spec_dir / key
+        if folder.is_dir():
+            prefetch_tree(os.fspath(folder), MEMO_DIR, limit)
+
+
+_PREFETCH_MOST = 4  # folders per spec: a few processes, not one per folder of a strange spec
+
+
+def _folders_by_spec(data: dict[str, Any]) -> dict[str, list[str]]:
+    read_by = data.get("read_by")
+    if not isinstance(read_by, dict):
+        return {}
+    return {name: keys for name, keys in read_by.items()
+            if isinstance(keys, list) and all(isinstance(key, str) for key in keys)}
 
 
 def _tree_signature(files: list[tuple[str, str, str, os.stat_result]]) -> str:
