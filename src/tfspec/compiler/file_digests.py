@@ -10,11 +10,15 @@ again without its stat changing (coarse file-system clocks). Such entries are ke
 marked entry is re-hashed the next time it is used.
 
 A folder (an ``image_folder``, a SavedModel) also gets one line in a second, small memo,
-``.tfspec/input-trees.json``: a sha256 over every file's relative name and stat in walk order, and the
-folder's listing digest. When the folder's files, listed and stat'ed again, give the same signature, the
-listing digest is taken from there without looking up each file (nor loading the per-file memo, which for
-200,000 files is a 30 MB JSON document): still one ``stat`` per file, and a file added, removed, renamed
-or rewritten changes the signature. A folder holding a racy file is not recorded.
+``.tfspec/input-trees.json``: a sha256 over every file's relative name and stat, the folder's listing
+digest, and its files' count and bytes (for :class:`InputLimits`). When the folder's files, listed and
+stat'ed again, give the same signature, the listing digest is taken from there without looking up each file
+(nor loading the per-file memo, which for 200,000 files is a 30 MB JSON document): still one ``stat`` per
+file, and a file added, removed, renamed or rewritten changes the signature. A folder holding a racy file
+is not recorded. The signature is taken by one GNU ``find`` call where it can (:mod:`.tree_scan`: the stats
+are listed and hashed in C, sorted), else by the Python walk; the two signatures differ, so a folder signed
+one way and then the other is looked up per file once. The memo also records which folders each spec file
+read, so that ``tfspec plan`` can start listing them before it compiles (:func:`prefetch_folders`).
 
 The memos are caches: they live in ``.tfspec/`` beside the spec (the folder the runtime's
 step cache lives in), are written atomically (a temporary file renamed over it: two racing processes
