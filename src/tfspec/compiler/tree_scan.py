@@ -68,14 +68,12 @@ def scan_tree(root: str, skip_folder: str, limit: int) -> ScannedTree | None:
 def prefetch_tree(root: str, skip_folder: str, limit: int) -> None:
     """Start :func:`scan_tree`'s find for ``root`` now, in the background, so that it runs while this
     process does other work (importing, parsing the spec); the next :func:`scan_tree` of that folder within
-    a few seconds takes its result. A scan nobody takes is stopped when the process exits."""
+    30 seconds takes its result. A scan nobody takes is stopped when the process exits."""
     key = (os.path.abspath(root), skip_folder)
     if key in _PREFETCHED:
         return
     scan = _Scan.start(key[0], skip_folder, limit, background=True)
     if scan is not None:
-        if not _PREFETCHED:
-            atexit.register(_cancel_prefetched)
         _PREFETCHED[key] = scan
 
 
@@ -84,6 +82,7 @@ _PREFETCH_FRESH_S = 30.0
 _PREFETCHED: dict[tuple[str, str], _Scan] = {}
 
 
+@atexit.register
 def _cancel_prefetched() -> None:
     while _PREFETCHED:
         _PREFETCHED.popitem()[1].cancel()
