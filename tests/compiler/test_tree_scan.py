@@ -14,10 +14,11 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
-from tfspec.compiler import tree_scan
+from tfspec.compiler import file_digests, tree_scan
 from tfspec.compiler.file_digests import InputLimits, InputTooLarge, StatMemo, UnreadableFile, digest_listing
 
 GNU_FIND = shutil.which("find") is not None and tree_scan.scan_tree(os.getcwd(), ".tfspec", -1) is not None
@@ -47,9 +48,13 @@ def _settled() -> None:
 
 
 def _digest(spec_dir: Path, root: Path) -> tuple[str, StatMemo]:
+    """The folder's digest, and the memo written as if 2 s later: the files are out of its racy window
+    (tests of that window are in test_input_fingerprints.py) without a sleep in each test."""
     memo = StatMemo(spec_dir)
     digest = memo.tree_digest(root, "images")
-    memo.save()
+    real_time_ns = time.time_ns
+    with mock.patch.object(file_digests.time, "time_ns", lambda: real_time_ns() + 2_000_000_000):
+        memo.save()
     return digest, memo
 
 
@@ -59,7 +64,6 @@ def _fresh_walk(memo: StatMemo, root: Path) -> str:
 
 def test_an_unchanged_folder_is_taken_whole_from_the_memo(tmp_path: Path, signer: str) -> None:
     _images(tmp_path / "images")
-    _settled()
     first, memo = _digest(tmp_path, tmp_path / "images")
     assert memo.stats.hashed == 10
     second, memo = _digest(tmp_path, tmp_path / "images")
@@ -87,7 +91,6 @@ CHANGES: dict[str, Callable[[Path], None]] = {
 @pytest.mark.parametrize("change", sorted(CHANGES))
 def test_a_changed_folder_gets_the_digest_of_what_it_now_holds(tmp_path: Path, signer: str, change: str) -> None:
     _images(tmp_path / "images")
-    _settled()
     before, _ = _digest(tmp_path, tmp_path / "images")
     _digest(tmp_path, tmp_path / "images")  # recorded and trusted
     CHANGES[change](tmp_path / "images")
@@ -98,7 +101,6 @@ def test_a_changed_folder_gets_the_digest_of_what_it_now_holds(tmp_path: Path, s
 
 def test_the_memo_folder_is_not_an_input(tmp_path: Path, signer: str) -> None:
     _images(tmp_path / "images")
-    _settled()
     before, _ = _digest(tmp_path, tmp_path / "images")
     (tmp_path / "images" / "cat" / ".tfspec").mkdir()
     (tmp_path / "images" / "cat" / ".tfspec" / "cache.json").write_text("{}")
@@ -111,7 +113,6 @@ def test_a_linked_image_is_followed_as_the_python_walk_follows_it(tmp_path: Path
     (tmp_path / "elsewhere.png").write_bytes(b"linked")
     os.symlink(tmp_path / "elsewhere.png", tmp_path / "images" / "cat" / "linked.png")
     os.symlink(tmp_path / "images" / "dog", tmp_path / "images" / "linked-folder")  # not followed
-    _settled()
     first, memo = _digest(tmp_path, tmp_path / "images")
     assert memo.stats.files == 11
     second, memo = _digest(tmp_path, tmp_path / "images")
@@ -130,7 +131,6 @@ def test_too_many_files_are_refused_with_the_same_line(tmp_path: Path, signer: s
     for limit in (5, 12):
         with pytest.raises(InputTooLarge, match=rf"^images holds more than {limit} files and folders, "):
             StatMemo(tmp_path, InputLimits(files=limit)).tree_digest(tmp_path / "images", "images")
-    _settled()
     _digest(tmp_path, tmp_path / "images")
     StatMemo(tmp_path, InputLimits(files=13)).tree_digest(tmp_path / "images", "images")  # from the memo: fits
     with pytest.raises(InputTooLarge, match=r"^images holds more than 12 files and folders, "):
@@ -143,7 +143,6 @@ def test_too_many_files_are_refused_with_the_same_line(tmp_path: Path, signer: s
 def test_an_unchanged_folder_costs_no_stat_in_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """find stats the files: the second compile's Python makes no stat call per file."""
     _images(tmp_path / "images")
-    _settled()
     first, _ = _digest(tmp_path, tmp_path / "images")
     calls: list[object] = []
     real_stat = os.stat
@@ -174,7 +173,6 @@ def test_a_find_without_printf_leaves_the_folder_to_the_python_walk(tmp_path: Pa
     assert tree_scan.scan_tree(str(tmp_path), ".tfspec", 100) is None
     (tmp_path / "spec").mkdir()
     _images(tmp_path / "spec" / "images")
-    _settled()
     first, _ = _digest(tmp_path / "spec", tmp_path / "spec" / "images")
     second, memo = _digest(tmp_path / "spec", tmp_path / "spec" / "images")
     assert second == first and (memo.stats.hashed, memo.stats.reused) == (0, 10)
