@@ -223,3 +223,25 @@ def test_plan_twice_then_an_image_rewritten_keeping_its_stat(tmp_path: Path) -> 
     assert data_fingerprint() == first
     _rewrite_keeping_stat(tmp_path / "images" / "cat" / "2.png")
     assert data_fingerprint() != first
+
+
+@needs_gnu_find
+def test_prefetch_lists_only_folders_below_the_spec(tmp_path: Path) -> None:
+    """A folder outside the project is read only once the compiled spec opts in: the prefetch, which runs
+    before the compile, never starts on one, whatever the memo says."""
+    import json
+
+    _images(tmp_path / "outside")
+    _images(tmp_path / "spec" / "images")
+    memo_dir = tmp_path / "spec" / file_digests.MEMO_DIR
+    memo_dir.mkdir()
+    (memo_dir / file_digests.TREES_FILE).write_text(json.dumps({
+        "version": file_digests._TREES_VERSION, "trees": {},
+        "read_by": {"deploy.yaml": ["../outside", "images"]}}), encoding="utf-8")
+    try:
+        file_digests.prefetch_folders(tmp_path / "spec" / "deploy.yaml")
+        assert sorted(Path(root).name for root, _ in tree_scan._PREFETCHED) == ["images"]
+    finally:
+        for scan in tree_scan._PREFETCHED.values():
+            scan.cancel()
+        tree_scan._PREFETCHED.clear()

@@ -474,9 +474,11 @@ def prefetch_folders(spec_file: Path) -> None:
     if not isinstance(data, dict) or data.get("version") != _TREES_VERSION:
         return
     limit = InputLimits.from_environ().files - 1
+    inside = os.path.realpath(spec_dir)
     for key in _folders_by_spec(data).get(spec_file.name, [])[:_PREFETCH_MOST]:
         folder = spec_dir / key
-        if folder.is_dir():
+        # only below the spec's folder: a folder outside is read only once the spec, compiled, opts in
+        if os.path.commonpath([inside, os.path.realpath(folder)]) == inside and folder.is_dir():
             prefetch_tree(os.fspath(folder), MEMO_DIR, limit)
 
 
