@@ -51,3 +51,25 @@ def test_model_modules_keep_their_annotations_evaluated() -> None:
                    and any(alias.name == "annotations" for alias in node.names) for node in tree.body):
                 postponed.append(f"{package}/{path.name}")
     assert postponed == []
+
+
+def test_replacing_an_output_folder_swaps_it_without_running_a_program(tmp_path: Path, monkeypatch) -> None:
+    """The atomic swap of a rebuilt output folder (renameat2) finds libc among the process's own symbols:
+    ``ctypes.util.find_library`` ran ldconfig (a process start) for every folder replaced."""
+    import subprocess as subprocess_module
+
+    from tfspec.base import atomic
+
+    def no_programs(*args: object, **kwargs: object) -> None:
+        raise OSError("no program may run here")
+
+    monkeypatch.setattr(subprocess_module, "Popen", no_programs)
+    getattr(atomic._renameat2, "cache_clear", lambda: None)()
+    out, staging = tmp_path / "out", tmp_path / "staging"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    staging.mkdir()
+    (staging / "new.txt").write_text("new")
+    assert atomic.swap_into_place(staging, out) is True  # swapped in one step, the old output now in staging
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in staging.iterdir()) == ["old.txt"]
