@@ -41,7 +41,6 @@ import functools
 import hashlib
 import importlib.util
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -341,6 +340,8 @@ def _exit_when_orphaned(parent: int) -> None:
 def _compile_all(jobs: list[_Job], workers: int) -> list[_Compiled]:
     if workers <= 1 or len(jobs) <= 1:
         return [_compile(job) for job in jobs]
+    import multiprocessing  # here, not at the top: a build of one spec (or one changed spec) never forks
+
     from tfspec.compiler import pipeline  # noqa: F401  (imported before forking, so workers start warm)
 
     method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
