@@ -51,6 +51,8 @@ EXPRESSIONS = [
     "target.missing.field == 1",  # an error
     'objects.all(o, o.spec.template.spec.containers.size() < 3)',  # an error on the objects without template
     "[1, 2].all(x, x > 0) && target.gpus >= 0",  # a literal receiver
+    "objects.all(target, .target.gpus == 0)",  # the root-scoped name: the variable, not the iteration variable
+    ".target.kubernetes.replicas == 2",
 ]
 
 

@@ -16,7 +16,8 @@ The analysis is conservative: it may keep more than the expression reads, never 
 * ``all``, ``exists`` and ``exists_one`` return a truth value: their list receiver keeps every element
   (the same length, so the cost estimate and the meter see the same sizes), each cut down to what the
   body reads of the iteration variable. A map receiver (they iterate its keys) is kept whole.
-* An iteration variable shadows a variable of the same name inside its body, as in CEL.
+* An iteration variable shadows a variable of the same name inside its body, as in CEL; ``.name`` (the
+  root-scoped name) is the variable itself, kept whole.
 
 Cut-down values keep every list's length and every read value as it is, so an evaluation over them takes the
 same path, spends the same cost units and gives the same verdict as one over the whole values.
@@ -85,7 +86,7 @@ def _chain(tree: Any) -> tuple[str, list[str]] | None:
         elif kind == "member_dot" and len(tree.children) == 2:
             fields.append(str(tree.children[1]))
             tree = tree.children[0]
-        elif kind in ("ident", "dot_ident") and len(tree.children) == 1:
+        elif kind == "ident" and len(tree.children) == 1:
             return str(tree.children[0]), fields[::-1]
         else:
             return None
@@ -103,6 +104,10 @@ def _visit(tree: Any, roots: dict[str, Reads], scope: dict[str, Reads]) -> None:
     from lark import Tree
 
     if not isinstance(tree, Tree):
+        return
+    if tree.data == "dot_ident" and tree.children:
+        # ``.name``: the variable itself, never an iteration variable of the same name: whole
+        roots.setdefault(str(tree.children[0]), Reads()).whole = True
         return
     chain = _chain(tree)
     if chain is not None:
