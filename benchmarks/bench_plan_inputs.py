@@ -10,13 +10,21 @@ from disk: on a cold cache it would be slower, which only makes the ratio larger
 ``--same-bytes`` writes one PNG's bytes under every name (the issue's 200,000 images in seconds: what
 `plan` costs depends on the number of files and their bytes, not on their pixels).
 
+``--before SRC`` (another checkout's ``src`` folder, e.g. ``/path/to/main/src``) also times the second call
+side by side: that source and this one (picked by ``PYTHONPATH``, same interpreter), alternating for
+``--rounds`` rounds, each with its own spec folder (its own memo) that links to the same images; wall time
+and CPU time (user + sys of the process and its children, e.g. ``find``), medians.
+
     python benchmarks/bench_plan_inputs.py [--classes 10] [--per-class 2000] [--size 128] [--same-bytes]
+                                           [--before SRC --rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
+import statistics
 import shutil
 import subprocess
 import sys
@@ -69,9 +77,60 @@ def _generate(root: Path, classes: int, per_class: int, size: int, same_bytes: b
 
 
 def _plan(tfspec: Path, spec: Path) -> float:
+    return _timed_plan(tfspec, spec)[0]
+
+
+def _timed_plan(tfspec: Path, spec: Path, source: str | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + sys of tfspec and its children) of one `tfspec plan SPEC`; ``source``:
+    the ``src`` folder to run instead of the installed one."""
+    environ = dict(os.environ)
+    if source is not None:
+        environ["PYTHONPATH"] = source
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([str(tfspec), "plan", str(spec)], check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    subprocess.run([str(tfspec), "plan", str(spec)], check=True, stdout=subprocess.DEVNULL, env=environ)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _side_by_side(tfspec: Path, work: Path, spec_text: str, before: str, rounds: int) -> str:
+    """The second call (memo warm) with ``before``'s source and this one, alternating; medians."""
+    sources = {"before": before, "after": str(Path(__file__).resolve().parent.parent / "src")}
+    specs = {}
+    for label in sources:
+        folder = work / label
+        folder.mkdir()
+        (folder / "images").symlink_to(work / "images")
+        specs[label] = folder / "deploy.yaml"
+        specs[label].write_text(spec_text, encoding="utf-8")
+        memo = work / ".tfspec" / "input-digests.json"  # the per-file memo: no image is read again
+        (folder / ".tfspec").mkdir()
+        (folder / ".tfspec" / "input-digests.json").write_bytes(memo.read_bytes())
+        _timed_plan(tfspec, specs[label], sources[label])  # the first call: writes its folder memo
+    times: dict[str, list[tuple[float, float]]] = {label: [] for label in sources}
+    baseline: dict[str, list[tuple[float, float]]] = {label: [] for label in sources}
+    load = [os.getloadavg()[0]]
+    for _ in range(rounds):
+        for label, source in sources.items():
+            times[label].append(_timed_plan(tfspec, specs[label], source))
+            baseline[label].append(_timed_plan(tfspec, EXAMPLE, source))
+        load.append(os.getloadavg()[0])
+    lines = [f"side by side, {rounds} rounds, 1-min load {min(load):.2f}-{max(load):.2f}: median wall / CPU"]
+    for label in sources:
+        wall = statistics.median(w for w, _ in times[label])
+        cpu = statistics.median(c for _, c in times[label])
+        base_wall = statistics.median(w for w, _ in baseline[label])
+        base_cpu = statistics.median(c for _, c in baseline[label])
+        lines.append(f"  {label:6s} ({sources[label]}): 2nd call {wall:5.2f} s / {cpu:5.2f} s CPU; "
+                     f"digits example (no input files) {base_wall:5.2f} s / {base_cpu:5.2f} s CPU")
+    return "\n".join(lines)
+
+
+def _cpu_seconds() -> float:
+    """User + sys CPU time of this process and its finished children (find)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _inputs_stage(spec: Path) -> str:
@@ -86,11 +145,11 @@ def _inputs_stage(spec: Path) -> str:
     time.sleep(1.05)  # the files' ctimes are old enough; only the memo is new
     lines = []
     for label in ("empty memo", "memo"):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         digests = gather_inputs(resolved, compile_teacher=compile_spec)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
         s = digests.stats
-        lines.append(f"inputs stage in-process, {label:10s}: {seconds:6.2f} s "
+        lines.append(f"inputs stage in-process, {label:10s}: {seconds:6.2f} s, {cpu:6.2f} s CPU "
                      f"({s.files} files stat'ed, {s.hashed} read, {s.reused} from the memo)")
     return "\n".join(lines)
 
@@ -101,6 +160,8 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=2000)
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (128: ~49 KB per PNG)")
     parser.add_argument("--same-bytes", action="store_true", help="one PNG's bytes under every file name")
+    parser.add_argument("--before", help="another checkout's src folder: time the 2nd call side by side with it")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of --before (default 5)")
     args = parser.parse_args()
     tfspec = Path(sys.executable).with_name("tfspec")
     work = Path(tempfile.mkdtemp(prefix="tfspec-bench-inputs-"))
@@ -110,7 +171,8 @@ def main() -> None:
         files = args.classes * args.per_class
         print(f"generated {files} PNG files, {total / 1e9:.2f} GB, in {time.perf_counter() - start:.0f} s")
         spec = work / "deploy.yaml"
-        spec.write_text(SPEC.format(classes=args.classes), encoding="utf-8")
+        spec_text = SPEC.format(classes=args.classes)
+        spec.write_text(spec_text, encoding="utf-8")
         time.sleep(1.05)  # out of the memo's racy window (files changed in the second it is written)
         print(f"load before: {os.getloadavg()[0]:.2f} (1-min), {os.cpu_count()} CPUs")
         baseline = _plan(tfspec, EXAMPLE)
@@ -125,6 +187,8 @@ def main() -> None:
         print(f"tfspec plan, memo (3rd):                      {third:6.2f} s")
         print(f"ratio first / second: {first / second:.1f}x")
         print(stage)
+        if args.before:
+            print(_side_by_side(tfspec, work, spec_text, args.before, args.rounds))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -13,6 +13,10 @@ start-up included), in alternating rounds (plain, base, base+policies, plain, ..
 load affects all three alike; the medians and their ratios to ``plain`` are printed, with the load.
 
     python benchmarks/bench_standards.py [--specs 500] [--rounds 2] [--jobs N] [--kinds plain,base]
+        [--before ../main]
+
+``--before DIR``: also build every layout with the tfspec source of the checkout ``DIR`` (``DIR/src`` first on
+``PYTHONPATH``), alternating with this checkout's in every round, and print both side by side.
 """
 
 from __future__ import annotations
@@ -69,13 +73,17 @@ def layout(root: Path, count: int, kind: str) -> None:
         (root / "tfspec.yaml").write_text("policies: [policies.yaml]\n")
 
 
-def cold_build(root: Path, jobs: list[str]) -> tuple[float, float]:
-    """Wall time and CPU time (user + sys of the build and its workers) of one cold CLI build."""
+def cold_build(root: Path, jobs: list[str], source: Path | None = None) -> tuple[float, float]:
+    """Wall time and CPU time (user + sys of the build and its workers) of one cold CLI build; ``source``: the
+    ``src`` folder of another checkout to build with instead of the installed tfspec."""
     shutil.rmtree(root / "out", ignore_errors=True)
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(source), *filter(None, [env.get("PYTHONPATH")])])
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "tfspec", "build", "specs", "--out", "out", *jobs], cwd=root,
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
@@ -90,14 +98,20 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--kinds", default="plain,base,base+policies",
                         help="comma-separated layouts to build (plain must be one: ratios are to it)")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="another checkout: build each layout with its source too, alternating")
     args = parser.parse_args()
     jobs = ["-j", str(args.jobs)] if args.jobs else []
-    kinds = tuple(args.kinds.split(","))
-    assert "plain" in kinds and "base" in kinds, "--kinds needs plain and base"
+    layouts = tuple(args.kinds.split(","))
+    assert "plain" in layouts, "--kinds needs plain"
+    sources: dict[str, Path | None] = {"": None}
+    if args.before is not None:
+        sources = {"before ": (args.before / "src").resolve(), "after ": None}
+    kinds = tuple(f"{label}{kind}" for kind in layouts for label in sources)
     with tempfile.TemporaryDirectory() as tmp:
-        roots = {kind: Path(tmp) / kind.replace("+", "-") for kind in kinds}
-        for kind, root in roots.items():
-            layout(root, args.specs, kind)
+        roots = {f"{label}{kind}": Path(tmp) / kind.replace("+", "-") for kind in layouts for label in sources}
+        for kind in layouts:
+            layout(Path(tmp) / kind.replace("+", "-"), args.specs, kind)
         # the same output, byte for byte, apart from nothing: the base changes where values are written only
         print(f"{args.specs} specs, {os.cpu_count()} CPUs, workers: {args.jobs or os.cpu_count()}, "
               f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at start")
@@ -105,19 +119,22 @@ def main() -> None:
         cpus: dict[str, list[float]] = {kind: [] for kind in kinds}
         for round_ in range(args.rounds):
             for kind in kinds:
-                wall, cpu = cold_build(roots[kind], jobs)
+                wall, cpu = cold_build(roots[kind], jobs, sources[kind[:-len(kind.split(" ")[-1])]])
                 times[kind].append(wall)
                 cpus[kind].append(cpu)
-                print(f"  round {round_ + 1}: {kind:<14} {wall:6.2f} s wall, {cpu:6.2f} s CPU", flush=True)
-        same = all((roots["plain"] / "out" / name / "plan.json").read_text()
-                   == (roots["base"] / "out" / name / "plan.json").read_text()
-                   for name in ("model-0000", "model-0001", f"model-{args.specs - 1:04d}"))
-        plain, plain_cpu = statistics.median(times["plain"]), statistics.median(cpus["plain"])
+                print(f"  round {round_ + 1}: {kind:<21} {wall:6.2f} s wall, {cpu:6.2f} s CPU", flush=True)
+        same = "base" not in layouts or all(
+            (roots[f"{label}plain"] / "out" / name / "plan.json").read_text()
+            == (roots[f"{label}base"] / "out" / name / "plan.json").read_text()
+            for name in ("model-0000", "model-0001", f"model-{args.specs - 1:04d}") for label in list(sources)[-1:])
         for kind in kinds:
+            label = kind[:-len(kind.split(" ")[-1])]
+            plain, plain_cpu = statistics.median(times[f"{label}plain"]), statistics.median(cpus[f"{label}plain"])
             median, cpu = statistics.median(times[kind]), statistics.median(cpus[kind])
-            print(f"cold build, {kind:<14} {median:6.2f} s wall, {cpu:6.2f} s CPU (medians of {args.rounds})   "
+            print(f"cold build, {kind:<21} {median:6.2f} s wall, {cpu:6.2f} s CPU (medians of {args.rounds})   "
                   f"ratio to plain: wall {median / plain:.2f}, CPU {cpu / plain_cpu:.2f}"
-                  + ("   goal <= 1.20: " + ("met" if median / plain <= 1.2 else "NOT met") if kind == "base" else ""))
+                  + ("   goal <= 1.20: " + ("met" if median / plain <= 1.2 else "NOT met")
+                     if kind.endswith(("base", "base+policies")) else ""))
         print(f"plans identical with and without the base: {same}")
         print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end")
 

@@ -200,3 +200,19 @@ def test_watch_reports_a_refused_output_folder_and_keeps_watching(project: Path)
                                                    "or move its files away)"), errors
     assert "deploy.yaml:5:1: name: --out " in errors[0]
     _intact(project)
+
+
+def test_diff_summary_never_replaces_a_users_file(project: Path) -> None:
+    (project / "specs").mkdir()
+    shutil.move(project / "deploy.yaml", project / "specs" / "deploy.yaml")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", "specs"], cwd=project, check=True)
+    _refused(_run(project, "diff", "specs", "--base", "HEAD", "--out", "src/main.py"),
+             "--out src/main.py", "not an earlier tfspec diff summary")
+    assert (project / "src" / "main.py").read_text(encoding="utf-8") == USER_FILE
+    (project / "summary.md").write_bytes(b"")  # empty, as $GITHUB_STEP_SUMMARY is before a step writes it
+    assert _run(project, "diff", "specs", "--base", "HEAD", "--out", "summary.md").returncode == 0
+    assert (project / "summary.md").read_text(encoding="utf-8").startswith("## tfspec diff: ")
+    assert _run(project, "diff", "specs", "--base", "HEAD", "--out", "summary.md").returncode == 0  # its own

@@ -3,6 +3,9 @@ label modes of the shared tf.data pipeline."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,7 @@ from tfspec.plan import TfliteParams
 from tfspec.runtime.datasets import Dataset, make_dataset, representative_samples
 from tfspec.runtime.fit import compile_model, fit_model
 from tfspec.runtime.model_builder import build_model
-from tfspec.runtime.steps.tflite import convert
+from tfspec.runtime.steps.tflite import configure, convert
 from tfspec.runtime.steps.verify import LATENCY_SAMPLES, quality, run_tflite
 from tfspec.runtime.tf import import_tf
 from runtime_testing import plan_fit, plan_model
@@ -90,6 +93,41 @@ def test_quantized_files_are_smaller_than_float32(trained: tuple, tmp_path: Path
         calibration = representative_samples(data, 100) if params.get("representative_samples") else None
         sizes[mode] = len(convert(model, _params(mode), calibration))
     assert sizes["int8"] < sizes["float16"] < sizes["none"]
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_conversion_is_byte_identical_to_from_keras_model(mode: str, trained: tuple) -> None:
+    # The step converts a tf_keras model without TFLiteConverter.from_keras_model (whose Keras 3 check
+    # imports Keras 3: TFLiteKerasModelConverterV2._convert_keras_to_saved_model, tensorflow/lite/python/
+    # lite.py, TF 2.21.0); the flatbuffer, its conversion metadata included, must be the one that gives.
+    model, data, _ = trained
+    params = _params(mode)
+    calibration = representative_samples(data, 100) if MODES[mode].get("representative_samples") else None
+    reference = tf.lite.TFLiteConverter.from_keras_model(model)
+    configure(reference, tf, params, calibration)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        expected = reference.convert()
+    assert convert(model, params, calibration) == expected
+
+
+def test_conversion_does_not_import_keras_3(tmp_path: Path) -> None:
+    # A fresh process: this module's other tests import Keras 3 through from_keras_model.
+    script = """
+import sys
+from pathlib import Path
+from tfspec.plan import TfliteParams
+from tfspec.runtime.steps.tflite import convert
+from tfspec.runtime.tf import import_tf
+tf, keras = import_tf()
+model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+params = TfliteParams(**%r)
+assert convert(model, params, None)[4:8] == b"TFL3"
+print("keras 3 imported:", "keras" in sys.modules)
+""" % {**BASE, **MODES["none"]}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "keras 3 imported: False" in done.stdout, done.stdout
 
 
 def test_augmentation_applies_to_training_batches_only() -> None:

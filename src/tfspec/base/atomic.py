@@ -21,7 +21,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import ctypes
-import ctypes.util
 import functools
 import os
 import re
@@ -58,13 +57,12 @@ def write_text_atomic(path: Path, text: str) -> Path:
     return path
 
 
+@functools.cache
 def _renameat2() -> object | None:
-    """libc's ``renameat2`` (looked up once: ``find_library`` runs ldconfig), or None."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return None
+    """libc's ``renameat2``, or None; looked up once, among the process's own symbols (they include libc's):
+    ``ctypes.util.find_library`` would import subprocess and run ldconfig."""
     try:
-        renameat2 = ctypes.CDLL(libc_name, use_errno=True).renameat2
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError):
         return None
     renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]

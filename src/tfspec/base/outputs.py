@@ -26,14 +26,15 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from .errors import TfspecError, cap
 
 __all__ = ["MANIFEST", "MANIFEST_VERSION", "CACHE_TAG", "CACHE_TAG_TEXT", "OutputPathError", "Producer",
-           "Protected", "check_output_path", "check_protected", "check_replaceable", "check_cache_folder",
+           "Protected", "check_output_path", "check_protected", "check_replaceable", "check_replaceable_file",
+           "check_cache_folder",
            "files_below", "manifest_json", "manifest_record", "manifest_text", "owned_output", "protected_paths",
            "read_manifest", "resolve_protected", "with_manifest"]
 
@@ -219,6 +220,25 @@ def check_replaceable(folder: str | Path, producer: Producer, protected: Iterabl
         more = f" and {len(unlisted) - 1} more" if len(unlisted) > 1 else ""
         raise OutputPathError(f"{option} {folder} holds {_show(unlisted[0])}{more}, which tfspec did not write "
                               "(not in its manifest.json): refusing to replace the folder (move the file away)")
+
+
+def check_replaceable_file(path: str | Path, option: str, what: str, is_ours: Callable[[bytes], bool]) -> None:
+    """A single output file (``fleet --html``, ``diff --out``) may be written only where nothing of the user's
+    is lost: the path is missing, an empty regular file (``$GITHUB_STEP_SUMMARY`` before a step writes it), or
+    an earlier file of the same kind, told by ``is_ours`` from its first 2 KiB. Anything else (``--out
+    README.md``, a folder, a link) is refused with one line."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return
+    if path.is_file() and not path.is_symlink():
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(2048)
+        except OSError:
+            head = None
+        if head is not None and (not head or is_ours(head)):
+            return
+    raise OutputPathError(f"{option} {path} exists and is not {what}: refusing to replace it (give a new file name)")
 
 
 def _show(value: Any) -> str:

@@ -115,8 +115,11 @@ def _report_written(out_dir: Path, files: list[str], as_json: bool) -> None:
 @handle_errors
 def plan(spec: str, env: str | None, as_json: bool, cache_dir: Path | None) -> None:
     """Show the steps `tfspec run` would execute, their dependencies, fingerprints and cache state."""
+    from tfspec.compiler.file_digests import prefetch_folders
     from tfspec.runtime.cache import StepCache, default_cache_dir
 
+    if Path(spec).is_file():
+        prefetch_folders(Path(spec))  # the data folders' stats are taken while the compiler starts
     result = compiled(spec, env)
     assert result.plan is not None
     cache = StepCache(cache_dir or default_cache_dir(Path(spec)))

@@ -12,10 +12,16 @@ from types import FrameType
 import click
 
 from tfspec.base.atomic import write_text_atomic
+from tfspec.base.outputs import check_replaceable_file
 
 from .common import env_option, handle_errors
 
 __all__ = ["diff"]
+
+
+def _is_diff_summary(head: bytes) -> bool:
+    """The first line ``render_summary`` writes."""
+    return head.startswith(b"## tfspec diff: ")
 
 
 @contextlib.contextmanager
@@ -44,7 +50,7 @@ def _sigterm_interrupts() -> Iterator[None]:
 @click.option("--head-dist", "head_dist", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run output root of the head (holding <name>/report.json).")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the summary to this file (default: standard output).")
+              help="Write the summary to this file: a new or empty file, or an earlier summary (default: standard output).")
 @handle_errors
 def diff(path: Path, base: str, head: str, env: str | None, base_dist: Path | None, head_dist: Path | None,
          out: Path | None) -> None:
@@ -56,6 +62,8 @@ def diff(path: Path, base: str, head: str, env: str | None, base_dist: Path | No
     from tfspec.io.diff_markdown import render_summary
     from tfspec.io.spec_diff import diff_revisions
 
+    if out is not None:  # before any work: --out README.md is refused, nothing of the user's is replaced
+        check_replaceable_file(out, "--out", "an earlier tfspec diff summary", _is_diff_summary)
     with _sigterm_interrupts():
         result = diff_revisions(path, base, head, env, base_dist, head_dist)
     text = render_summary(result)

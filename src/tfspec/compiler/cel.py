@@ -35,7 +35,7 @@ import math
 from typing import Any
 
 __all__ = ["PER_CALL_LIMIT", "POLICY_BUDGET", "CelSyntaxError", "CostLimitExceeded", "Budget", "Program",
-           "compile_expression", "evaluate", "to_cel", "is_bool", "show", "error_message"]
+           "compile_expression", "evaluate", "charge", "to_cel", "is_bool", "show", "error_message"]
 
 PER_CALL_LIMIT = 1_000_000
 """Kubernetes' ``PerCallLimit`` (k8s.io/apiserver pkg/apis/cel/config.go): cost units of one evaluation."""
@@ -78,6 +78,16 @@ class Program:
 
     def __init__(self, runner: Any) -> None:
         self._runner = runner
+        self._reads: dict[str, Any] | None = None
+
+    @property
+    def reads(self) -> dict[str, Any]:
+        """What it reads of each free variable (:func:`.cel_reads.reads_of`), found once."""
+        if self._reads is None:
+            from .cel_reads import reads_of
+
+            self._reads = reads_of(self._runner.ast)
+        return self._reads
 
 
 def compile_expression(text: str) -> Program:
@@ -152,6 +162,14 @@ def evaluate(program: Program, activation: dict[str, Any], budget: Budget) -> An
         raise error from None
     meter.check()
     return value
+
+
+def charge(budget: Budget, units: int) -> None:
+    """Take ``units`` (what an evaluation spent) from ``budget``: :class:`CostLimitExceeded` when it runs out,
+    as it would have during that evaluation."""
+    meter = _Meter(budget)
+    meter.budget.left -= units
+    meter.check()
 
 
 class _Meter:

@@ -10,11 +10,15 @@ again without its stat changing (coarse file-system clocks). Such entries are ke
 marked entry is re-hashed the next time it is used.
 
 A folder (an ``image_folder``, a SavedModel) also gets one line in a second, small memo,
-``.tfspec/input-trees.json``: a sha256 over every file's relative name and stat in walk order, and the
-folder's listing digest. When the folder's files, listed and stat'ed again, give the same signature, the
-listing digest is taken from there without looking up each file (nor loading the per-file memo, which for
-200,000 files is a 30 MB JSON document): still one ``stat`` per file, and a file added, removed, renamed
-or rewritten changes the signature. A folder holding a racy file is not recorded.
+``.tfspec/input-trees.json``: a sha256 over every file's relative name and stat, the folder's listing
+digest, and its files' count and bytes (for :class:`InputLimits`). When the folder's files, listed and
+stat'ed again, give the same signature, the listing digest is taken from there without looking up each file
+(nor loading the per-file memo, which for 200,000 files is a 30 MB JSON document): still one ``stat`` per
+file, and a file added, removed, renamed or rewritten changes the signature. A folder holding a racy file
+is not recorded. The signature is taken by one GNU ``find`` call where it can (:mod:`.tree_scan`: the stats
+are listed and hashed in C, sorted), else by the Python walk; the two signatures differ, so a folder signed
+one way and then the other is looked up per file once. The memo also records which folders each spec file
+read, so that ``tfspec plan`` can start listing them before it compiles (:func:`prefetch_folders`).
 
 The memos are caches: they live in ``.tfspec/`` beside the spec (the folder the runtime's
 step cache lives in), are written atomically (a temporary file renamed over it: two racing processes
@@ -41,19 +45,23 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tfspec.spec.files import file_problem
 
 from tfspec.base.processes import process_alive
 
+from .tree_scan import prefetch_tree, scan_tree
+
 __all__ = ["MEMO_DIR", "MEMO_FILE", "TREES_FILE", "InputLimits", "InputTooLarge", "MemoStats", "StatMemo", "UnreadableFile",
-           "memo_path", "digest_listing"]
+           "memo_path", "digest_listing", "prefetch_folders"]
 
 MEMO_DIR = ".tfspec"
 MEMO_FILE = "input-digests.json"
 TREES_FILE = "input-trees.json"
 _MEMO_VERSION = 1
+# 2: a record also holds its files' count and bytes (the limits), and its signature may be find's
+_TREES_VERSION = 2
 _CHUNK = 1 << 20
 _SECOND_NS = 1_000_000_000
 
@@ -137,8 +145,9 @@ def _file_sha256(path: str) -> str:
 class StatMemo:
     """The stat → sha256 memo of one spec folder (see the module docstring)."""
 
-    def __init__(self, spec_dir: Path, limits: InputLimits | None = None) -> None:
+    def __init__(self, spec_dir: Path, limits: InputLimits | None = None, spec_name: str | None = None) -> None:
         self.spec_dir = Path(spec_dir)
+        self.spec_name = spec_name  # the spec file whose inputs these are: its folders are prefetched next time
         self.path = memo_path(self.spec_dir)
         self.stats = MemoStats()
         self.limits = limits or InputLimits()
@@ -150,6 +159,8 @@ class StatMemo:
         self._dirty = False
         self._trees: dict[str, list] | None = None
         self._trees_dirty = False
+        self._read_by: dict[str, list[str]] = {}  # spec file name -> the folders its last compile digested
+        self._folders_read: list[str] = []
 
     def _ensure_loaded(self) -> None:
         if not self._loaded:
@@ -178,7 +189,10 @@ class StatMemo:
         """Count one file or folder looked at; past the limit, stop (``where`` names the input)."""
         self._visited += 1
         if self._visited > self.limits.files:
-            raise InputTooLarge(f"{where} holds more than {self.limits.files:,} files and folders, more than one "
+            self._too_many(where)
+
+    def _too_many(self, where: str) -> NoReturn:
+        raise InputTooLarge(f"{where} holds more than {self.limits.files:,} files and folders, more than one "
                                 f"compile reads (set {InputLimits.FILES_VARIABLE} to raise the limit)")
 
     def _add_bytes(self, size: int, where: str) -> None:
@@ -269,18 +283,37 @@ class StatMemo:
 
     def tree_digest(self, root: Path, display: str | None = None) -> str:
         """``digest_listing(self.tree(root, display))``: from the tree memo when the signature of the files'
-        names and stats is the recorded one (each file still stat'ed), else from :meth:`tree`."""
-        files = self._tree_files(root, display)
-        signature = _tree_signature(files)
+        names and stats is the recorded one (each file still stat'ed), else from :meth:`tree`.
+
+        The signature comes from one GNU ``find`` call where it can (:mod:`.tree_scan`: the stats are taken
+        and hashed without a Python loop over the files), else from the Python walk."""
         key = self._key(root)
+        where = display or key
+        self._folders_read.append(key)
+        if self._visited >= self.limits.files:
+            self._too_many(where)  # not even the root folder fits
+        scanned = scan_tree(os.fspath(root), MEMO_DIR, self.limits.files - self._visited - 1)
+        files: list[tuple[str, str, str, os.stat_result]] | None = None
+        if scanned is None:
+            files = self._tree_files(root, display)
+            signature = _tree_signature(files)
+        elif scanned.signature is None:  # more entries below the root than the limit leaves
+            self._too_many(where)
+        else:
+            signature = scanned.signature
         record = self._tree_records().get(key)
         if record is not None and record[0] == signature:
-            self.stats.files += len(files)
-            self.stats.reused += len(files)
+            if files is None:  # counted against the limits as the walk counts: the root, what is below it, bytes
+                self._visited += 1 + scanned.entries
+                self._add_bytes(record[4], where)  # the sizes are in the signature
+            self.stats.files += record[3]
+            self.stats.reused += record[3]
             return record[1]
+        if files is None:
+            files = self._tree_files(root, display)  # a changed folder: each file looked up in the per-file memo
         digest = digest_listing([(name, self._sha256(path, rel, info)) for name, path, rel, info in files])
         newest = max((max(info.st_mtime_ns, info.st_ctime_ns) for *_, info in files), default=0)
-        self._tree_records()[key] = [signature, digest, newest]
+        self._tree_records()[key] = [signature, digest, newest, len(files), sum(info.st_size for *_, info in files)]
         self._trees_dirty = True
         return digest
 
@@ -291,9 +324,11 @@ class StatMemo:
                 data = json.loads((self.path.parent / TREES_FILE).read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 return self._trees
-            if isinstance(data, dict) and data.get("version") == _MEMO_VERSION and isinstance(data.get("trees"), dict):
+            if isinstance(data, dict) and data.get("version") == _TREES_VERSION and isinstance(data.get("trees"), dict):
                 self._trees = {k: v for k, v in data["trees"].items()
-                               if isinstance(v, list) and len(v) == 3 and all(isinstance(x, str) for x in v[:2])}
+                               if isinstance(v, list) and len(v) == 5 and all(isinstance(x, str) for x in v[:2])
+                               and all(type(x) is int for x in v[2:])}
+                self._read_by = _folders_by_spec(data)
         return self._trees
 
     def _tree_files(self, root: Path, display: str | None) -> list[tuple[str, str, str, os.stat_result]]:
@@ -373,10 +408,15 @@ class StatMemo:
         """Write the memos if anything was hashed; entries of files that are gone are dropped."""
         now = time.time_ns()
         second = now - now % _SECOND_NS
+        if self._trees is not None and self.spec_name is not None \
+                and self._read_by.get(self.spec_name) != self._folders_read:
+            self._read_by[self.spec_name] = list(self._folders_read)
+            self._trees_dirty = True
         if self._trees_dirty and self._trees is not None:
             # a folder with a racy file is not recorded: its files are looked up one by one next time
             trees = {key: record for key, record in self._trees.items() if record[2] < second}
-            if self._write(TREES_FILE, json.dumps({"version": _MEMO_VERSION, "trees": trees}, sort_keys=True)):
+            text = json.dumps({"version": _TREES_VERSION, "trees": trees, "read_by": self._read_by}, sort_keys=True)
+            if self._write(TREES_FILE, text):
                 self._trees_dirty = False
         if not self._dirty:
             return
@@ -419,6 +459,38 @@ class StatMemo:
             pid = scratch.name[len(name) + 2:].split(".", 1)[0]
             if pid.isdigit() and not process_alive(int(pid)):
                 scratch.unlink(missing_ok=True)
+
+
+def prefetch_folders(spec_file: Path) -> None:
+    """Start listing, in the background, the folders the last compile of ``spec_file`` digested (recorded in
+    ``.tfspec/input-trees.json``), so that their stats are taken while the compiler starts and parses the
+    spec (:func:`~.tree_scan.prefetch_tree`). Only a head start: a folder the spec no longer reads is listed
+    for nothing, one it now reads is listed when it is digested."""
+    spec_dir = spec_file.parent
+    try:
+        data = json.loads((spec_dir / MEMO_DIR / TREES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(data, dict) or data.get("version") != _TREES_VERSION:
+        return
+    limit = InputLimits.from_environ().files - 1
+    inside = os.path.realpath(spec_dir)
+    for key in _folders_by_spec(data).get(spec_file.name, [])[:_PREFETCH_MOST]:
+        folder = spec_dir / key
+        # only below the spec's folder: a folder outside is read only once the spec, compiled, opts in
+        if os.path.commonpath([inside, os.path.realpath(folder)]) == inside and folder.is_dir():
+            prefetch_tree(os.fspath(folder), MEMO_DIR, limit)
+
+
+_PREFETCH_MOST = 4  # folders per spec: a few processes, not one per folder of a strange spec
+
+
+def _folders_by_spec(data: dict[str, Any]) -> dict[str, list[str]]:
+    read_by = data.get("read_by")
+    if not isinstance(read_by, dict):
+        return {}
+    return {name: keys for name, keys in read_by.items()
+            if isinstance(keys, list) and all(isinstance(key, str) for key in keys)}
 
 
 def _tree_signature(files: list[tuple[str, str, str, os.stat_result]]) -> str:

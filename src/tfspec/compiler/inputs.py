@@ -217,7 +217,7 @@ def _compiling(path: Path) -> Iterator[bool]:
 
 def gather_inputs(resolved: ResolvedSpec, compile_teacher: CompileTeacher) -> InputDigests:
     """Digest every input of :func:`input_sources`; raise one :class:`SpecError` for all missing ones."""
-    memo = StatMemo(Path(resolved.file).parent, InputLimits.from_environ())
+    memo = StatMemo(Path(resolved.file).parent, InputLimits.from_environ(), spec_name=Path(resolved.file).name)
     compiled: dict[Path, _Compiled] = {}
 
     def compile_once(path: Path) -> _Compiled:  # one compile per teacher spec, however many stages use it

@@ -38,8 +38,9 @@ import yaml
 from tfspec.base.errors import Diagnostic, SpecError, cap, format_path
 from tfspec.spec.loader import KeyPath, SourceDocument
 
-from .cel import (Budget, CelSyntaxError, CostLimitExceeded, compile_expression, error_message, evaluate, is_bool, show,
-                  to_cel)
+from .cel import (Budget, CelSyntaxError, CostLimitExceeded, charge, compile_expression, error_message, evaluate, is_bool,
+                  show, to_cel)
+from .cel_reads import project
 from .project import ProjectRef
 from .resolve import ResolvedSpec
 from .standard_files import load_source
@@ -266,18 +267,26 @@ def check_policies(policies: tuple[Policy, ...], resolved: ResolvedSpec, rendere
     return warnings
 
 
-# Verdicts by policy and the JSON of what the rule can see: the same target in 500 specs (or in a spec and
-# its overlays) is judged once per process. Evaluating CEL costs milliseconds; the key costs microseconds.
-_VERDICTS: dict[tuple[str, ...], bool] = {}
+# Verdicts by expression and the JSON of what it reads (:mod:`.cel_reads`): the same target in 500 specs, or a
+# spec and its overlays, is judged once per process, and so is a rule that reads a few fields every spec shares.
+# Each verdict keeps the cost units its evaluation spent, charged again to the policy's budget when it is reused,
+# so that a reused verdict runs out of budget exactly where evaluating again would. ``None``: the expression
+# names ``objects`` and could not be judged without them.
+_VERDICTS: dict[tuple[Any, ...], tuple[bool | None, int]] = {}
 _VERDICTS_LIMIT = 50_000
+_ABSENT = "\x00absent"  # the key's text for a variable that is not bound
+
+
+class _Unclear(Exception):
+    """The cut-down evaluation did not give true or false: judge again with the whole values, for the exact message."""
 
 
 class _Judge:
-    """The CEL values of one resolved spec, each converted on first use, and the memo of verdicts.
+    """The values of one resolved spec and the memo of verdicts.
 
     Rendered objects are costly (a YAML parse of every manifest): a rule that mentions ``objects`` is first
     evaluated without them, and only when that fails (``env != "prod" || objects...`` needs them in prod
-    only) are they rendered, parsed and converted.
+    only) are they rendered and parsed, once per target.
     """
 
     def __init__(self, spec: dict[str, Any], env: str, rendered: Rendered) -> None:
@@ -285,25 +294,21 @@ class _Judge:
         self._files: Mapping[str, Mapping[str, str]] | None = None
         self._objects: dict[str | None, list[dict[str, Any]]] = {}
         self._cel: dict[str, Any] = {}
-        self._json: dict[str, str] = {}
 
     def _objects_of(self, target: str | None) -> list[dict[str, Any]]:
         if target not in self._objects:
             if self._files is None:
                 self._files = (self._rendered() if callable(self._rendered) else self._rendered) or {}
-            files = [self._files.get(target, {})] if target is not None else list(self._files.values())
-            self._objects[target] = [o for f in files for o in _kubernetes_objects(f)]
+            if target is not None:
+                self._objects[target] = _kubernetes_objects(self._files.get(target, {}))
+            else:  # every target's, in order: each target's files parsed once
+                self._objects[None] = [o for name in self._files for o in self._objects_of(name)]
         return self._objects[target]
 
     def _cel_value(self, name: str, make: Any) -> Any:
         if name not in self._cel:
             self._cel[name] = to_cel(make())
         return self._cel[name]
-
-    def _json_text(self, name: str, make: Any) -> str:
-        if name not in self._json:
-            self._json[name] = json.dumps(make(), sort_keys=True, separators=(",", ":"))
-        return self._json[name]
 
     def passes(self, policy: Policy, where: KeyPath, item: Any, target: str | None, budget: Budget) -> bool:
         """True when ``when`` is false or ``rule`` is true (each evaluation within ``budget``)."""
@@ -312,15 +317,62 @@ class _Judge:
         return self._verdict(policy, "rule", item, target, budget)
 
     def _verdict(self, policy: Policy, which: str, item: Any, target: str | None, budget: Budget) -> bool:
+        left = budget.left
+        try:
+            return self._cut_down_verdict(policy, which, item, target, budget)
+        except _Unclear:
+            budget.left = left
+            return self._whole_verdict(policy, which, item, target, budget)
+
+    def _cut_down_verdict(self, policy: Policy, which: str, item: Any, target: str | None, budget: Budget) -> bool:
+        """The verdict over only what the expression reads, remembered by it."""
         expression = policy.rule if which == "rule" else (policy.when or "")
         program = policy.program if which == "rule" else policy.when_program
-        objects = f"objects:{target}" if target is not None else "objects"
-        # the memo key: the expression and, as text, what it can see
-        key = (f"{policy.variable}\x00{expression}", json.dumps(item, sort_keys=True, separators=(",", ":")),
-               self._json_text("spec", lambda: self.spec) if "spec" in expression else "",
-               self.env if "env" in expression else "")
+        reads = program.reads
+        bound = {"spec": self.spec, "env": self.env}
+        if item is not None:
+            bound[policy.variable] = item
+        seen = {name: project(bound[name], reads[name]) for name in sorted(reads) if name in bound}
+        key: tuple[Any, ...] = (policy.variable, expression, target is None, tuple(
+            (name, json.dumps(seen[name], sort_keys=True, separators=(",", ":")) if name in seen else _ABSENT)
+            for name in sorted(reads) if name != "objects"))
+        needs_objects = "objects" in expression
+        verdict = self._remembered(key, budget, lambda: _outcome(
+            program, {name: to_cel(value) for name, value in seen.items()}, budget, clear=not needs_objects))
+        if verdict is not None:
+            return verdict
+        if not needs_objects:
+            raise _Unclear
+        objects = self._objects_of(target)
+        seen_objects = project(objects, reads["objects"]) if "objects" in reads else None
+        key = key + (json.dumps(seen_objects, sort_keys=True, separators=(",", ":")) if "objects" in reads else _ABSENT,)
+        activation = {name: to_cel(value) for name, value in seen.items()}
+        if "objects" in reads:
+            activation["objects"] = to_cel(seen_objects)
+        verdict = self._remembered(key, budget, lambda: _outcome(program, activation, budget, clear=True))
+        if verdict is None:
+            raise _Unclear
+        return verdict
+
+    @staticmethod
+    def _remembered(key: tuple[Any, ...], budget: Budget, judge: Callable[[], bool | None]) -> bool | None:
         if key in _VERDICTS:
-            return _VERDICTS[key]
+            verdict, units = _VERDICTS[key]
+            charge(budget, units)
+            return verdict
+        left = budget.left
+        verdict = judge()
+        if len(_VERDICTS) >= _VERDICTS_LIMIT:
+            _VERDICTS.clear()
+        _VERDICTS[key] = (verdict, left - budget.left)
+        return verdict
+
+    def _whole_verdict(self, policy: Policy, which: str, item: Any, target: str | None, budget: Budget) -> bool:
+        """The verdict over the whole values, not remembered: the path of an evaluation that fails, whose
+        message names what it saw."""
+        program = policy.program if which == "rule" else policy.when_program
+        expression = policy.rule if which == "rule" else (policy.when or "")
+        objects = f"objects:{target}" if target is not None else "objects"
         activation: dict[str, Any] = {"env": to_cel(self.env)}
         if "spec" in expression:
             activation["spec"] = self._cel_value("spec", lambda: self.spec)
@@ -328,25 +380,29 @@ class _Judge:
             activation[policy.variable] = to_cel(item)
         if "objects" in expression:
             try:  # without the objects first: a verdict that did not need them holds whatever they are
-                verdict = _truth(policy, which, evaluate(program, activation, budget))
+                return _truth(policy, which, evaluate(program, activation, budget))
             except CostLimitExceeded:
                 raise
             except Exception:  # noqa: BLE001  (it needed them: evaluate again with them, below)
                 pass
-            else:
-                return self._remember(key, verdict)
-            key = key + (self._json_text(objects, lambda: self._objects_of(target)),)
-            if key in _VERDICTS:
-                return _VERDICTS[key]
             activation["objects"] = self._cel_value(objects, lambda: self._objects_of(target))
-        return self._remember(key, _truth(policy, which, evaluate(program, activation, budget)))
+        return _truth(policy, which, evaluate(program, activation, budget))
 
-    @staticmethod
-    def _remember(key: tuple[str, ...], verdict: bool) -> bool:
-        if len(_VERDICTS) >= _VERDICTS_LIMIT:
-            _VERDICTS.clear()
-        _VERDICTS[key] = verdict
-        return verdict
+
+def _outcome(program: Any, activation: dict[str, Any], budget: Budget, *, clear: bool) -> bool | None:
+    """True or false; None when the evaluation gave anything else (an error, another value). ``clear``: such
+    an outcome is final, judged again over the whole values (:class:`_Unclear`) and never remembered."""
+    try:
+        value = evaluate(program, activation, budget)
+    except CostLimitExceeded:
+        raise
+    except Exception:  # noqa: BLE001  (a CEL evaluation error)
+        value = None
+    if is_bool(value):
+        return bool(value)
+    if clear:
+        raise _Unclear
+    return None
 
 
 class _NotBool(Exception):

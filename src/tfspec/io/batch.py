@@ -44,7 +44,6 @@ import functools
 import hashlib
 import importlib.util
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -345,6 +344,8 @@ def _compile_all(jobs: list[_Job], workers: int, on_result: Callable[[_Compiled]
     """Compile ``jobs``; ``on_result`` sees each result as it arrives (in job order)."""
     if workers <= 1 or len(jobs) <= 1:
         return [_seen(_compile(job), on_result) for job in jobs]
+    import multiprocessing  # here, not at the top: a build of one spec (or one changed spec) never forks
+
     from tfspec.compiler import pipeline  # noqa: F401  (imported before forking, so workers start warm)
 
     method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"

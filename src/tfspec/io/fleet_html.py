@@ -7,11 +7,10 @@ cannot inject markup). ``write_fleet_html`` writes atomically.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from tfspec.base.outputs import OutputPathError
+from tfspec.base.outputs import check_replaceable_file
 from tfspec.base.atomic import write_text_atomic
 from tfspec.base.templating import environment
 from tfspec.base.versions import TFSPEC_VERSION
@@ -81,20 +80,13 @@ def render_fleet_html(fleet: Fleet) -> str:
 _GENERATOR = b'<meta name="generator" content="tfspec '
 
 
-def _is_fleet_page(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(2048)
-    except OSError:
-        return False
+def _is_fleet_page(head: bytes) -> bool:
     return _GENERATOR in head and b"tfspec fleet</title>" in head
 
 
 def write_fleet_html(fleet: Fleet, path: Path) -> Path:
     """Write the page to ``path`` atomically (a temp file in the same folder, then a rename); an existing
-    file is replaced only when it is an earlier fleet page (``--html README.md`` is refused)."""
+    file is replaced only when it is empty or an earlier fleet page (``--html README.md`` is refused)."""
     path = Path(path)
-    if os.path.lexists(path) and not (path.is_file() and not path.is_symlink() and _is_fleet_page(path)):
-        raise OutputPathError(f"--html {path} exists and is not a tfspec fleet page: refusing to replace it "
-                              "(give a new file name)")
+    check_replaceable_file(path, "--html", "a tfspec fleet page", _is_fleet_page)
     return write_text_atomic(path, render_fleet_html(fleet))

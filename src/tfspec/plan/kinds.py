@@ -5,7 +5,6 @@ The compression stages' kinds come from :mod:`.stages`; :func:`register_step_kin
 test's toy technique).
 """
 
-from __future__ import annotations
 
 from typing import Any
 

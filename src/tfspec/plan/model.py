@@ -1,6 +1,5 @@
 """``Plan`` and ``Step``: what ``plan.json`` holds, read back with :meth:`Plan.from_json`."""
 
-from __future__ import annotations
 
 import hashlib
 import json

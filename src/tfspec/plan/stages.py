@@ -5,7 +5,6 @@ A technique's plan side is here and nowhere else in the plan: its params model (
 (the step-kind table takes them from here).
 """
 
-from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 

@@ -1,7 +1,7 @@
 """The charts of ``report.html``: matplotlib (Agg) figures turned into PNG ``data:`` URIs.
 
 Each function takes plain data from ``report.json`` and returns one self-contained image (no files, no
-network). Nothing here imports TensorFlow; matplotlib is imported with the non-interactive Agg backend.
+network). Nothing here imports TensorFlow; matplotlib is imported with the Agg canvas (no pyplot).
 """
 
 from __future__ import annotations
@@ -11,14 +11,11 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import FancyBboxPatch  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+# Figures are made with matplotlib's object API, not pyplot: no global figure registry to close, and no
+# pyplot import (about 0.5 s of CPU a run); savefig draws with the Agg canvas.
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 __all__ = [
     "training_curves_png",
@@ -41,16 +38,21 @@ STATE_COLORS = {"run": "#cfe8cf", "cached": "#dde6f5", "render": "#eeeeee"}
 STATE_EDGES = {"run": "#2f7d32", "cached": "#3b5ea8", "render": "#8c8c8c"}
 
 
+def _subplots(rows: int = 1, columns: int = 1, *, figsize: tuple[float, float], sharey: bool = False) -> tuple[Figure, Any]:
+    """``plt.subplots`` without pyplot."""
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(rows, columns, sharey=sharey)
+
+
 def _to_data_uri(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
-    plt.close(figure)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def training_curves_png(step_id: str, history: Mapping[str, Sequence[float]], metric: str) -> str:
     """Loss and ``metric`` per epoch, train (solid) vs validation (dashed), side by side."""
-    figure, axes = plt.subplots(1, 2, figsize=(9.0, 3.0))
+    figure, axes = _subplots(1, 2, figsize=(9.0, 3.0))
     for axis, key, label in ((axes[0], "loss", "loss"), (axes[1], metric, metric)):
         drawn = False
         for series, color, style, name in ((key, TRAIN_COLOR, "-", "train"),
@@ -120,7 +122,7 @@ def targets_png(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str, 
                      "p50": metrics.get("latency_ms_p50"), "p95": metrics.get("latency_ms_p95"),
                      "color": color, "gates": gates})
     height = 1.0 + 0.45 * len(names)
-    figure, axes = plt.subplots(1, 3, figsize=(11.0, height), sharey=True)
+    figure, axes = _subplots(1, 3, figsize=(11.0, height), sharey=True)
     positions = list(range(len(names)))
     panels = {"size": axes[0], "accuracy": axes[1], "latency": axes[2]}
     for key, title in (("size", "size (KiB)"), ("accuracy", str(baseline.get("metric") or "accuracy"))):
@@ -174,7 +176,7 @@ def targets_png(baseline: Mapping[str, Any], targets: Mapping[str, Mapping[str, 
 def size_accuracy_png(points: Sequence[Mapping[str, Any]], metric: str) -> str:
     """Size (KiB, log scale) against ``metric`` for every stage and target: ``{label, size_bytes, value,
     kind}`` each, Keras models as circles (joined in stage order), artifacts as squares."""
-    figure, axis = plt.subplots(figsize=(7.5, 4.2))
+    figure, axis = _subplots(figsize=(7.5, 4.2))
     stages = [p for p in points if p.get("kind") == "keras" and p.get("value") is not None and p.get("size_bytes")]
     if len(stages) > 1:
         axis.plot([float(p["size_bytes"]) / 1024 for p in stages], [p["value"] for p in stages], "-",
@@ -210,7 +212,7 @@ def layers_png(step_id: str, layers: Sequence[Mapping[str, Any]]) -> str:
     """Per-layer kernel sparsity (left) and non-zero / unique weight counts (right, log scale)."""
     names = [str(layer.get("layer")) for layer in layers]
     positions = list(range(len(names)))
-    figure, axes = plt.subplots(1, 2, figsize=(9.0, 1.0 + 0.45 * max(2, len(names))), sharey=True)
+    figure, axes = _subplots(1, 2, figsize=(9.0, 1.0 + 0.45 * max(2, len(names))), sharey=True)
     sparsity = [float(layer.get("sparsity") or 0.0) for layer in layers]
     axes[0].barh(positions, sparsity, color="#8172b2", height=0.6)
     for y, value in zip(positions, sparsity):
@@ -296,7 +298,7 @@ def plan_graph_png(steps: Sequence[Mapping[str, Any]]) -> str:
     per_row = max(widths, default=1)
     box_w, box_h, gap_x, gap_y = 2.6, 0.62, 0.35, 0.55
     total_w = per_row * (box_w + gap_x) - gap_x
-    figure, axis = plt.subplots(figsize=(min(10.5, 0.95 * total_w + 0.3), 0.95 * layers * (box_h + gap_y) + 0.5))
+    figure, axis = _subplots(figsize=(min(10.5, 0.95 * total_w + 0.3), 0.95 * layers * (box_h + gap_y) + 0.5))
 
     def centre(step_id: str) -> tuple[float, float]:
         row, position = layout[step_id]

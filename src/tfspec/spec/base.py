@@ -1,6 +1,5 @@
 """Shared building blocks of the spec models: the strict base class and constrained name types."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

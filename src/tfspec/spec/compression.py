@@ -1,6 +1,5 @@
 """The ``compression`` section: stages applied in order between training and export."""
 
-from __future__ import annotations
 
 from typing import Annotated, Literal
 

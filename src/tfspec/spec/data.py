@@ -1,6 +1,5 @@
 """The ``data`` section: where examples come from, how they are split, preprocessed and augmented."""
 
-from __future__ import annotations
 
 from typing import Annotated, Literal
 

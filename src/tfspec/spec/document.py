@@ -1,6 +1,5 @@
 """The whole spec document and its environment overlays."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 

@@ -1,6 +1,5 @@
 """A target's ``released`` model (the one serving now) and the gates that compare the candidate with it."""
 
-from __future__ import annotations
 
 from typing import Annotated, Literal
 

@@ -1,6 +1,5 @@
 """The ``targets`` section: where the model goes (mobile TFLite, TF Serving, a GPU training cluster)."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 

@@ -1,6 +1,5 @@
 """The ``training`` section: optimizer, learning-rate schedule, loss, stopping rules and distribution."""
 
-from __future__ import annotations
 
 from typing import Annotated, Literal
 

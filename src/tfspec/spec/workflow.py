@@ -1,6 +1,5 @@
 """The ``workflow`` section: run the whole plan on a Kubernetes cluster as an Argo Workflows WorkflowTemplate."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

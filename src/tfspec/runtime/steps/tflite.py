@@ -1,4 +1,5 @@
-"""``tflite`` step: ``TFLiteConverter.from_keras_model`` for one quantization mode.
+"""``tflite`` step: a Keras model's TFLite conversion (what ``TFLiteConverter.from_keras_model`` does) for
+one quantization mode.
 
 Modes (from the plan): ``none`` (float32), ``dynamic`` (int8 weights), ``float16`` (float16 weights),
 ``int8`` (full integer, calibrated on training examples, int8/uint8/float32 I/O) and ``int16x8``
@@ -14,6 +15,7 @@ bias, which for a 64-input layer is as much again as a third of the int8 weights
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +31,7 @@ from tfspec.runtime.keras_io import builder_code, load_model
 from tfspec.runtime.model_builder import recurrent_layers
 from tfspec.runtime.tf import import_tf
 
-__all__ = ["run", "convert"]
+__all__ = ["run", "convert", "configure"]
 
 
 
@@ -50,23 +52,58 @@ def convert(model: Any, params: TfliteParams, calibration: Any, preprocess: Any 
     (``data.preprocessing.in_model``) the model takes raw float32 examples of ``params.raw_input_shape``
     and applies it first (``calibration`` is then raw examples too)."""
     tf, _ = import_tf()
+    with tempfile.TemporaryDirectory(prefix="tfspec-tflite-") as scratch:  # a Keras model's SavedModel
+        converter = _converter(tf, model, params, preprocess, Path(scratch) / "saved_model")
+        configure(converter, tf, params, calibration)
+        with warnings.catch_warnings():
+            # Emitted for every int8 conversion: it concerns the legacy `quantized_input_stats`, unused here.
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+            return converter.convert()
+
+
+def _converter(tf: Any, model: Any, params: TfliteParams, preprocess: Any, scratch: Path) -> Any:
+    """The TFLite converter for ``model`` (see :func:`convert`); ``scratch``: a folder it may write."""
     if isinstance(model, Path):
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(model), signature_keys=[params.signature])
-    elif preprocess is not None:
+        return tf.lite.TFLiteConverter.from_saved_model(str(model), signature_keys=[params.signature])
+    if preprocess is not None:
         # a recurrent model needs the static batch of one (below) here too
         batch = 1 if recurrent_layers(model) else None
         spec = tf.TensorSpec([batch, *(params.raw_input_shape or [])], tf.float32, name=model.input_names[0])
         function = tf.function(lambda x: model(preprocess(x), training=False)).get_concrete_function(spec)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
-    elif recurrent_layers(model) and len(model.inputs) == 1:
+        return tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    if recurrent_layers(model) and len(model.inputs) == 1:
         # LSTM/GRU at a dynamic batch convert to TensorList loops the builtins lack; at a static batch of
         # one, LSTM becomes the builtin UNIDIRECTIONAL_SEQUENCE_LSTM and GRU a builtin WHILE loop. Their
         # state lives in variable tensors: reset them between examples (verify and the Kotlin loader do).
         spec = tf.TensorSpec([1, *model.input_shape[1:]], model.inputs[0].dtype)
         function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
-    else:
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        return tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    return _from_keras_model(tf, model, scratch)
+
+
+def _from_keras_model(tf: Any, model: Any, folder: Path) -> Any:
+    """``TFLiteConverter.from_keras_model(model)`` for a tf_keras model, without its ``import keras``.
+
+    TF 2.21's Keras converter (``TFLiteKerasModelConverterV2._convert_keras_to_saved_model`` in
+    tensorflow/lite/python/lite.py, 2.21.0) first asks whether the model is a Keras 3 one by importing
+    Keras 3 (about 1 s of CPU; the runtime builds only tf_keras models), then saves the model as a
+    SavedModel with debug info and converts that folder. This does the same two steps itself and records
+    the same origin (a Keras model) in the flatbuffer's conversion metadata, so the bytes are identical
+    (tests/runtime/test_runtime_tflite_modes.py compares them for every quantization mode)."""
+    from tensorflow.lite.python import conversion_metadata_schema_py_generated as conversion_metadata
+
+    try:
+        tf.saved_model.save(model, str(folder), options=tf.saved_model.SaveOptions(save_debug_info=True))
+    except Exception:  # noqa: BLE001 - the converter's own fallback (freezing the model) handles these
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(folder))
+    # The metadata field is set from a private class attribute when a converter is made; ours is a Keras model.
+    converter._metadata.environment.modelType = conversion_metadata.ModelType.KERAS_MODEL
+    return converter
+
+
+def configure(converter: Any, tf: Any, params: TfliteParams, calibration: Any) -> None:
+    """Set the plan's optimizations, calibration examples, op set, types and I/O types on ``converter``."""
     if params.optimizations:
         converter.optimizations = [getattr(tf.lite.Optimize, name) for name in params.optimizations]
         # The converter's switch for this (TF 2.21) is still underscored; it affects only Dense layers.
@@ -88,11 +125,6 @@ def convert(model: Any, params: TfliteParams, calibration: Any, preprocess: Any 
                             ("inference_output_type", params.inference_output_type)):
         if kind != "float32":
             setattr(converter, attribute, tf.as_dtype(kind))
-    with warnings.catch_warnings():
-        # Emitted for every int8 conversion: it concerns the legacy `quantized_input_stats`, unused here.
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-        return converter.convert()
-
 
 def run(ctx: StepContext) -> dict[str, Any]:
     from ai_edge_litert.interpreter import Interpreter
