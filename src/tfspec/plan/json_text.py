@@ -7,8 +7,6 @@ string escaping. Values other than JSON's own types (str, int, float, bool, None
 back to ``json.dumps`` so that its result, or its error, is exactly json's.
 """
 
-from __future__ import annotations
-
 import json
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
