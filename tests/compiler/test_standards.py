@@ -184,6 +184,26 @@ def test_policy_warnings_do_not_fail_and_environments_are_judged(tmp_path: Path)
     assert compile_spec(path, env="prod").diagnostics[0].message.startswith("policy prod-replicas")
 
 
+def test_each_environment_overlay_is_resolved_once_for_validation_and_the_policies(tmp_path: Path,
+                                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tfspec.compiler import pipeline
+
+    root = repo(tmp_path)
+    write(root / "standards" / "base.yaml", BASE)
+    write(root / "standards" / "policies.yaml", POLICIES)
+    write(root / "tfspec.yaml", "bases: [standards/base.yaml]\npolicies: [standards/policies.yaml]\n")
+    path = spec(root, "a", extends=None, extra="environments:\n  prod: {targets: [{name: serving, kubernetes: {replicas: 3}}]}\n"
+                                               "  dev: {training: {epochs: 1}}\n")
+    envs: list[str | None] = []
+    validate = pipeline.validate
+    monkeypatch.setattr(pipeline, "validate", lambda resolved: envs.append(resolved.environment) or validate(resolved))
+    result = compile_spec(path)
+    assert result.ok and sorted(w.message for w in result.warnings) == [
+        f"{where}policy one-version-label (warning): serving targets should label a version"
+        for where in ("in environment 'dev': ", "in environment 'prod': ", "")]
+    assert sorted(envs, key=str) == [None, "dev", "prod"]  # the spec, and each overlay once (not again to judge it)
+
+
 @pytest.mark.parametrize(("rule", "expected"), [
     ("target.gpus <=", "the CEL expression does not compile"),
     ("target.nope == 1", "the rule could not be evaluated for targets[0]"),

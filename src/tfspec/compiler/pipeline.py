@@ -81,11 +81,13 @@ class CompileResult:
 
 
 def resolve_document(document: SourceDocument, env: str | None = None,
-                     environ: Mapping[str, str] | None = None) -> ResolvedSpec:
+                     environ: Mapping[str, str] | None = None,
+                     overlays: dict[str, ResolvedSpec] | None = None) -> ResolvedSpec:
     """load's output → a validated :class:`ResolvedSpec` (raises :class:`SpecError`).
 
     Without ``env``, every environment overlay is checked too (a broken overlay is an error of the spec
-    even when it is not selected), its problems reported with the overlay's own positions.
+    even when it is not selected), its problems reported with the overlay's own positions; ``overlays``, when
+    given, receives each overlay's resolved spec by name (what resolving with ``env=name`` gives).
     """
     document, relocate = with_environment_file(document, env)  # -e NAME from <stem>.NAME.env.yaml
     try:
@@ -96,12 +98,13 @@ def resolve_document(document: SourceDocument, env: str | None = None,
             search_problems = check_search(document, spec.search, list(base.spec.targets), resolve_expanded)
             if search_problems:
                 raise SpecError(search_problems)
-        return resolve_expanded(document, env, spec)
+        return resolve_expanded(document, env, spec, overlays)
     except SpecError as error:
         raise relocate(error) from None
 
 
-def resolve_expanded(document: SourceDocument, env: str | None, spec: Spec | None = None) -> ResolvedSpec:
+def resolve_expanded(document: SourceDocument, env: str | None, spec: Spec | None = None,
+                     overlays: dict[str, ResolvedSpec] | None = None) -> ResolvedSpec:
     """:func:`resolve_document` after variable expansion (search trials re-resolve an expanded tree)."""
     spec = spec if spec is not None else parse_spec(document)
     if env is not None:
@@ -112,8 +115,10 @@ def resolve_expanded(document: SourceDocument, env: str | None, spec: Spec | Non
     for name in spec.environments:
         try:
             merged = apply_environment(document, name)
-            validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, name,
-                                   target_defaults=target_defaults))
+            overlay = validate(with_defaults(parse_model(Spec, merged.tree, merged), merged, name,
+                                             target_defaults=target_defaults))
+            if overlays is not None:
+                overlays[name] = overlay
         except SpecError as error:
             problems.extend(dataclasses.replace(d, message=f"in environment {name!r}: {d.message}")
                             for d in error.diagnostics)
@@ -128,7 +133,8 @@ def compile_document(document: SourceDocument, env: str | None = None,
     try:
         standards = apply_standards(document)
         policies = load_policies(standards.policies)
-        resolved = resolve_document(standards.document, env, environ)
+        overlays: dict[str, ResolvedSpec] = {}  # validated once here, judged by the policies below
+        resolved = resolve_document(standards.document, env, environ, overlays)
         resolved = dataclasses.replace(resolved, sources=standards.sources)
         warnings += target_warnings(resolved)
         inputs = gather_inputs(resolved, compile_teacher=_compile_teacher)
@@ -139,7 +145,7 @@ def compile_document(document: SourceDocument, env: str | None = None,
         target_files = render_targets(resolved, served_fingerprints(build_plan(resolved, None, inputs)))
         warnings += check_policies(policies, resolved, target_files)
         if env is None and policies:
-            warnings += _check_environments(policies, standards.document, environ)
+            warnings += _check_environments(policies, standards.document, environ, overlays)
         plan = build_plan(resolved, {name: {path: _sha256(text) for path, text in files.items()}
                                      for name, files in target_files.items()}, inputs,
                           spec_file=Path(document.file).name)
@@ -154,14 +160,16 @@ def compile_document(document: SourceDocument, env: str | None = None,
 
 
 def _check_environments(policies: tuple[Policy, ...], document: SourceDocument,
-                        environ: Mapping[str, str] | None) -> list[Diagnostic]:
-    """Policies judged under each environment overlay too (``env == "prod"`` rules need one)."""
+                        environ: Mapping[str, str] | None, overlays: Mapping[str, ResolvedSpec]) -> list[Diagnostic]:
+    """Policies judged under each environment overlay too (``env == "prod"`` rules need one); ``overlays``:
+    those already resolved (the same as resolving the document with ``env``), by name."""
     tree = document.tree
     names = sorted(tree.get("environments") or {}) if isinstance(tree, dict) else []
     warnings: list[Diagnostic] = []
     errors: list[Diagnostic] = []
     for name in names:
-        resolved = with_served_signature(resolve_document(document, name, environ))
+        overlay = overlays[name] if name in overlays else resolve_document(document, name, environ)
+        resolved = with_served_signature(overlay)
         try:
             found = check_policies(policies, resolved, functools.partial(render_targets, resolved))
         except SpecError as error:

@@ -33,14 +33,13 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import yaml
-
 from tfspec.base.errors import Diagnostic, SpecError, cap, format_path
 from tfspec.spec.loader import KeyPath, SourceDocument
 
 from .cel import (Budget, CelSyntaxError, CostLimitExceeded, charge, compile_expression, error_message, evaluate, is_bool,
                   show, to_cel)
-from .cel_reads import project
+from .cel_reads import Reads, project
+from .manifest_objects import kubernetes_objects, read_objects
 from .project import ProjectRef
 from .resolve import ResolvedSpec
 from .standard_files import load_source
@@ -207,15 +206,6 @@ def _lookup(tree: Any, path: KeyPath) -> Any:
     return tree
 
 
-def _kubernetes_objects(files: Mapping[str, str]) -> list[dict[str, Any]]:
-    objects = []
-    for path in sorted(files):
-        if "/kubernetes/" in path and path.endswith(".yaml") and not path.endswith("kustomization.yaml"):
-            objects.extend(o for o in yaml.load_all(files[path], Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-                           if isinstance(o, dict))
-    return objects
-
-
 def check_policies(policies: tuple[Policy, ...], resolved: ResolvedSpec, rendered: Rendered = None) -> list[Diagnostic]:
     """Judge ``resolved`` by every policy: raises :class:`SpecError` on errors, returns the warnings.
 
@@ -293,17 +283,35 @@ class _Judge:
         self.spec, self.env, self._rendered = spec, env, rendered
         self._files: Mapping[str, Mapping[str, str]] | None = None
         self._objects: dict[str | None, list[dict[str, Any]]] = {}
+        self._read_objects: dict[tuple[str | None, int], Any] = {}  # by target and id of the Reads (a program's)
         self._cel: dict[str, Any] = {}
+
+    def _rendered_files(self) -> Mapping[str, Mapping[str, str]]:
+        if self._files is None:
+            self._files = (self._rendered() if callable(self._rendered) else self._rendered) or {}
+        return self._files
 
     def _objects_of(self, target: str | None) -> list[dict[str, Any]]:
         if target not in self._objects:
-            if self._files is None:
-                self._files = (self._rendered() if callable(self._rendered) else self._rendered) or {}
+            self._files = self._rendered_files()
             if target is not None:
-                self._objects[target] = _kubernetes_objects(self._files.get(target, {}))
+                self._objects[target] = kubernetes_objects(self._files.get(target, {}))
             else:  # every target's, in order: each target's files parsed once
                 self._objects[None] = [o for name in self._files for o in self._objects_of(name)]
         return self._objects[target]
+
+    def _objects_read(self, target: str | None, reads: Reads) -> Any:
+        """``project(self._objects_of(target), reads)``, building only what ``reads`` keeps of each object."""
+        key = (target, id(reads))
+        if key not in self._read_objects:
+            files = self._rendered_files()
+            if target is not None:
+                self._read_objects[key] = read_objects(files.get(target, {}), reads)
+            elif reads.whole or reads.fields or reads.each is None:  # the list kept whole
+                self._read_objects[key] = project(self._objects_of(None), reads)
+            else:  # every target's, in order
+                self._read_objects[key] = [o for name in files for o in self._objects_read(name, reads)]
+        return self._read_objects[key]
 
     def _cel_value(self, name: str, make: Any) -> Any:
         if name not in self._cel:
@@ -343,8 +351,8 @@ class _Judge:
             return verdict
         if not needs_objects:
             raise _Unclear
-        objects = self._objects_of(target)
-        seen_objects = project(objects, reads["objects"]) if "objects" in reads else None
+        self._rendered_files()  # rendered as before, even for a rule that names objects without reading them
+        seen_objects = self._objects_read(target, reads["objects"]) if "objects" in reads else None
         key = key + (json.dumps(seen_objects, sort_keys=True, separators=(",", ":")) if "objects" in reads else _ABSENT,)
         activation = {name: to_cel(value) for name, value in seen.items()}
         if "objects" in reads:
