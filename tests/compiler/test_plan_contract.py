@@ -140,3 +140,22 @@ def test_run_plan_refuses_a_plan_of_another_schema_version(tmp_path: Path) -> No
     assert proc.stderr.strip() == (f"error: {out / 'plan.json'}: plan schema version {PLAN_SCHEMA_VERSION - 1}, "
                                    f"this tfspec reads {PLAN_SCHEMA_VERSION} (rebuild it with this tfspec)")
     assert not (tmp_path / "dist").exists() and not (tmp_path / ".tfspec" / "cache").exists()
+
+
+@pytest.mark.parametrize("spec", [EXAMPLE, *sorted(Path(EXAMPLE).parents[1].glob("gitops/specs/*.yaml"))],
+                         ids=lambda p: Path(p).name)
+def test_render_steps_filled_in_afterwards_give_the_plan_built_with_them(spec: Path) -> None:
+    """The compiler builds the plan once (its served fingerprints name the images render writes) and fills in
+    the render steps' files afterwards: the same plan, fingerprints included, as one built with them."""
+    from tfspec.compiler.pipeline import compile_spec
+    from tfspec.compiler.plan import build_plan, with_rendered_files
+
+    result = compile_spec(spec)
+    assert result.ok and result.plan is not None and result.resolved is not None
+    rendered = {step.target: dict(step.params.files) for step in result.plan.steps if step.kind == "render"}
+    assert rendered and any(rendered.values())
+    plan_file = Path(spec).name
+    built_with = build_plan(result.resolved, rendered, result.inputs, spec_file=plan_file)
+    filled_in = with_rendered_files(build_plan(result.resolved, None, result.inputs, spec_file=plan_file), rendered)
+    assert filled_in.to_text() == built_with.to_text() == result.plan.to_text()
+    assert build_plan(result.resolved, None, result.inputs, spec_file=plan_file).to_text() != built_with.to_text()

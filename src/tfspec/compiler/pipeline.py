@@ -25,7 +25,7 @@ from .data_files import check_data_file
 from .inputs import InputDigests, gather_inputs
 from .naming import placed_files, plan_root
 from .parse import parse_model, parse_spec
-from .plan import build_plan
+from .plan import build_plan, with_rendered_files
 from .search import check_search
 from .served_signature import with_served_signature
 from .policies import Policy, check_policies, load_policies
@@ -142,13 +142,13 @@ def compile_document(document: SourceDocument, env: str | None = None,
         resolved = check_data_file(resolved, inputs.data_facts)
         resolved = with_served_signature(resolved)  # a SavedModel served as it is: its own keys
         # The served content's fingerprints (image tags follow them) do not depend on the rendered files.
-        target_files = render_targets(resolved, served_fingerprints(build_plan(resolved, None, inputs)))
+        plan = build_plan(resolved, None, inputs, spec_file=Path(document.file).name)
+        target_files = render_targets(resolved, served_fingerprints(plan))
         warnings += check_policies(policies, resolved, target_files)
         if env is None and policies:
             warnings += _check_environments(policies, standards.document, environ, overlays)
-        plan = build_plan(resolved, {name: {path: _sha256(text) for path, text in files.items()}
-                                     for name, files in target_files.items()}, inputs,
-                          spec_file=Path(document.file).name)
+        plan = with_rendered_files(plan, {name: {path: _sha256(text) for path, text in files.items()}
+                                          for name, files in target_files.items()})
     except SpecError as error:
         return CompileResult(document.file, None, None, {}, tuple(error.diagnostics),
                              warnings=tuple(sorted(set(warnings) | set(error.warnings))))

@@ -33,7 +33,7 @@ from .techniques import MODEL_OUTPUTS, StagePlan, technique
 from tfspec.base.versions import RUNTIME_VERSIONS, TFSPEC_VERSION
 
 __all__ = ["Step", "Plan", "STEP_KINDS", "MODEL_STEP_KINDS", "REGRESSION_LOSSES", "build_plan", "canonical_json",
-           "fingerprint", "model_step_id", "quality_metric", "served_as_is", "served_signature"]
+           "fingerprint", "model_step_id", "quality_metric", "served_as_is", "served_signature", "with_rendered_files"]
 
 
 
@@ -58,6 +58,11 @@ def model_step_id(plan: Plan) -> str:
     return plan.model_step_id()
 
 
+def _step_fingerprint(kind: str, params: Params, input_fingerprints: list[str]) -> str:
+    return fingerprint(kind, params.model_dump(mode="json"), input_fingerprints,
+                       {"tfspec": TFSPEC_VERSION, **RUNTIME_VERSIONS})
+
+
 class _PlanBuilder:
     def __init__(self) -> None:
         self.steps: list[Step] = []
@@ -65,8 +70,7 @@ class _PlanBuilder:
 
     def add(self, step_id: str, kind: str, params: Params, inputs: list[str], outputs: list[str],
             target: str | None = None) -> str:
-        fp = fingerprint(kind, params.model_dump(mode="json"), [self._by_id[i].fingerprint for i in inputs],
-                         {"tfspec": TFSPEC_VERSION, **RUNTIME_VERSIONS})
+        fp = _step_fingerprint(kind, params, [self._by_id[i].fingerprint for i in inputs])
         step = Step(id=step_id, kind=kind, target=target, inputs=tuple(inputs), outputs=tuple(outputs), params=params,
                     fingerprint=fp)
         self.steps.append(step)
@@ -209,7 +213,7 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
                           released=released, gate_steps=[evaluate])
     rendered_files = rendered_files or {}
     for target in spec.targets:
-        files = dict(sorted(rendered_files.get(target.name, {}).items()))
+        files = _render_files(rendered_files, target.name)
         b.add(f"{target.name}.render", "render", RenderParams(files=files), [], sorted(files), target.name)
         plan_steps = target_kind(target.kind).plan_steps
         if plan_steps is not None:
@@ -225,3 +229,25 @@ def build_plan(resolved: ResolvedSpec, rendered_files: dict[str, dict[str, str]]
     return Plan(tfspec_version=TFSPEC_VERSION, runtime_versions={"tfspec": TFSPEC_VERSION, **RUNTIME_VERSIONS},
                 spec=info, root=root, targets=tuple(TargetInfo(name=t.name, kind=t.kind) for t in spec.targets),
                 steps=tuple(b.steps))
+
+
+def _render_files(rendered_files: dict[str, dict[str, str]], target: str) -> dict[str, str]:
+    return dict(sorted(rendered_files.get(target, {}).items()))
+
+
+def with_rendered_files(plan: Plan, rendered_files: dict[str, dict[str, str]]) -> Plan:
+    """``plan`` (built without ``rendered_files``) as :func:`build_plan` builds it with them: render steps
+    have no inputs and no step reads them, so only their params, outputs and fingerprints change. The
+    compiler builds the plan once, renders the targets with its served fingerprints, then fills these in."""
+    render_ids = {step.id for step in plan.steps if step.kind == "render"}
+    if any(render_ids.intersection(step.inputs) for step in plan.steps):
+        raise AssertionError("a step reads a render step: its plan must be built with the rendered files")
+    steps = []
+    for step in plan.steps:
+        if step.kind == "render":
+            files = _render_files(rendered_files, step.target or "")
+            params = RenderParams(files=files)
+            step = step.model_copy(update={"params": params, "outputs": tuple(sorted(files)),
+                                           "fingerprint": _step_fingerprint("render", params, [])})
+        steps.append(step)
+    return plan.model_copy(update={"steps": tuple(steps)})
