@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,22 @@ def cluster_problems(document: dict[str, Any]) -> list[str]:
         generated = kubernetes.generate_name(metadata["generateName"]) if "generateName" in metadata else None
         out += kubeflow.name_errors(document, generated)
     return out
+
+
+def run_cli_probing_import(module: str, *args: str, cwd: Path,
+                           env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], list[str], bool]:
+    """``tfspec ARGS`` in a fresh process that reports, after the command, whether it imported ``module``:
+    the finished process, its stdout lines (without the report) and whether ``module`` was imported."""
+    probe = ("import sys\n"
+             "from tfspec.cli import cli\n"
+             "code = 0\n"
+             "try:\n"
+             "    cli.main(sys.argv[1:], prog_name='tfspec', standalone_mode=True)\n"
+             "except SystemExit as exit:\n"
+             "    code = exit.code or 0\n"
+             f"print('IMPORTED' if {module!r} in sys.modules else 'NOT-IMPORTED')\n"
+             "sys.exit(code)\n")
+    proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=300)
+    *lines, report = proc.stdout.splitlines() or [""]
+    return proc, lines, report == "IMPORTED"

@@ -4,39 +4,24 @@
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tfspec_testing import EXAMPLE
+import tfspec
+from tfspec_testing import EXAMPLE, run_cli_probing_import
 
-SRC = Path(__file__).resolve().parents[2] / "src" / "tfspec"
-
-# Runs the CLI in a fresh process and prints, after the command, whether multiprocessing was imported.
-_PROBE = (
-    "import sys\n"
-    "from tfspec.cli import cli\n"
-    "code = 0\n"
-    "try:\n"
-    "    cli.main(sys.argv[1:], prog_name='tfspec', standalone_mode=True)\n"
-    "except SystemExit as exit:\n"
-    "    code = exit.code or 0\n"
-    "print('MULTIPROCESSING-IMPORTED' if 'multiprocessing' in sys.modules else 'MULTIPROCESSING-NOT-IMPORTED')\n"
-    "sys.exit(code)\n"
-)
+# the installed package (a wheel in CI), not the working tree
+SRC = Path(tfspec.__file__).resolve().parent
 
 
 def test_a_build_of_one_spec_does_not_import_multiprocessing(tmp_path: Path) -> None:
     """Only a folder build with several specs to compile starts worker processes; importing multiprocessing
     cost a single build about 13 ms of its start-up."""
-    proc = subprocess.run([sys.executable, "-c", _PROBE, "build", str(EXAMPLE), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, cwd=tmp_path,
-                          env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    proc, lines, imported = run_cli_probing_import("multiprocessing", "build", str(EXAMPLE), "--out",
+                                                   str(tmp_path / "out"), cwd=tmp_path,
+                                                   env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr
-    *lines, probe = proc.stdout.splitlines()
     assert lines == [f"wrote 28 files to {tmp_path / 'out'}"]
-    assert probe == "MULTIPROCESSING-NOT-IMPORTED"
+    assert not imported
 
 
 def test_model_modules_keep_their_annotations_evaluated() -> None:

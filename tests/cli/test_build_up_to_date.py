@@ -12,29 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tfspec_testing import EXAMPLE
-
-# Runs the CLI in a fresh process and reports, after the command, whether the spec models were imported.
-_PROBE = (
-    "import sys\n"
-    "from tfspec.cli import cli\n"
-    "code = 0\n"
-    "try:\n"
-    "    cli.main(sys.argv[1:], prog_name='tfspec', standalone_mode=True)\n"
-    "except SystemExit as exit:\n"
-    "    code = exit.code or 0\n"
-    "print('SPEC-MODELS-IMPORTED' if 'tfspec.spec.document' in sys.modules else 'SPEC-MODELS-NOT-IMPORTED')\n"
-    "sys.exit(code)\n"
-)
-
+from tfspec_testing import EXAMPLE, run_cli_probing_import
 
 def _build(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[str, bool]:
     """stdout of ``tfspec build ARGS`` (without the probe's line) and whether it imported the spec models."""
-    proc = subprocess.run([sys.executable, "-c", _PROBE, "build", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **(env or {})})
+    proc, lines, imported = run_cli_probing_import("tfspec.spec.document", "build", *args, cwd=cwd, env=env)
     assert proc.returncode == 0, proc.stderr
-    *lines, probe = proc.stdout.splitlines()
-    return "\n".join(lines), probe == "SPEC-MODELS-IMPORTED"
+    return "\n".join(lines), imported
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
