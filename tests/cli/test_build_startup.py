@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import tfspec
 from tfspec_testing import EXAMPLE, run_cli_probing_import
 
@@ -13,10 +15,11 @@ from tfspec_testing import EXAMPLE, run_cli_probing_import
 SRC = Path(tfspec.__file__).resolve().parent
 
 
-def test_a_build_of_one_spec_does_not_import_multiprocessing(tmp_path: Path) -> None:
-    """Only a folder build with several specs to compile starts worker processes; importing multiprocessing
-    cost a single build about 13 ms of its start-up."""
-    proc, lines, imported = run_cli_probing_import("multiprocessing", "build", str(EXAMPLE), "--out",
+@pytest.mark.parametrize("module", ["multiprocessing", "subprocess"])
+def test_a_build_of_one_spec_does_not_import_process_modules(tmp_path: Path, module: str) -> None:
+    """Only a folder build with several specs to compile starts worker processes (importing multiprocessing
+    cost a single build about 13 ms of its start-up), and only a spec reading a folder lists it with find."""
+    proc, lines, imported = run_cli_probing_import(module, "build", str(EXAMPLE), "--out",
                                                    str(tmp_path / "out"), cwd=tmp_path,
                                                    env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr

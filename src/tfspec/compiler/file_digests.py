@@ -51,7 +51,6 @@ from tfspec.spec.files import file_problem
 
 from tfspec.base.processes import process_alive
 
-from .tree_scan import prefetch_tree, scan_tree
 
 __all__ = ["MEMO_DIR", "MEMO_FILE", "TREES_FILE", "InputLimits", "InputTooLarge", "MemoStats", "StatMemo", "UnreadableFile",
            "memo_path", "digest_listing", "prefetch_folders"]
@@ -292,6 +291,8 @@ class StatMemo:
         self._folders_read.append(key)
         if self._visited >= self.limits.files:
             self._too_many(where)  # not even the root folder fits
+        from .tree_scan import scan_tree  # here: subprocess and threading only for a spec that reads a folder
+
         scanned = scan_tree(os.fspath(root), MEMO_DIR, self.limits.files - self._visited - 1)
         files: list[tuple[str, str, str, os.stat_result]] | None = None
         if scanned is None:
@@ -473,6 +474,8 @@ def prefetch_folders(spec_file: Path) -> None:
         return
     if not isinstance(data, dict) or data.get("version") != _TREES_VERSION:
         return
+    from .tree_scan import prefetch_tree
+
     limit = InputLimits.from_environ().files - 1
     inside = os.path.realpath(spec_dir)
     for key in _folders_by_spec(data).get(spec_file.name, [])[:_PREFETCH_MOST]:
