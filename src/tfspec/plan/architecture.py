@@ -2,7 +2,6 @@
 function, a SavedModel or a ``keras.applications`` backbone with a head (``model`` of the resolved spec).
 Paths are relative to the plan root unless they are locations."""
 
-
 from typing import Annotated, Literal, Union
 
 from pydantic import Field

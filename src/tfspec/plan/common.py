@@ -1,7 +1,6 @@
 """What every plan params model shares: the frozen, strict base class, a named model input, and the entry
 of a step kind in the step-kind table (:mod:`.kinds`)."""
 
-
 import dataclasses
 from typing import Any
 

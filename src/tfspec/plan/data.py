@@ -3,7 +3,6 @@ store is reached, how missing values are filled, the split and the preprocessing
 spec). Paths are relative to the plan root unless they are locations (``s3://``, ``gs://``, ``file://``,
 absolute)."""
 
-
 from typing import Annotated, Literal, Union
 
 from pydantic import Field

@@ -5,7 +5,6 @@ The compression stages' kinds come from :mod:`.stages`; :func:`register_step_kin
 test's toy technique).
 """
 
-
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter

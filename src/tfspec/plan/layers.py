@@ -5,7 +5,6 @@ Every layer has its name: the spec's, or ``<type>_<position>`` given by the comp
 same in every process (Keras' own counters are not).
 """
 
-
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Tag

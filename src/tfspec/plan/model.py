@@ -1,6 +1,5 @@
 """``Plan`` and ``Step``: what ``plan.json`` holds, read back with :meth:`Plan.from_json`."""
 
-
 import hashlib
 import json
 from collections.abc import Mapping

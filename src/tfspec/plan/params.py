@@ -7,7 +7,6 @@ how it is fitted (``training``: the optimizer and its schedule, loss, early stop
 augmentation) and the data source (``data``). No field is JSON left for the runtime to interpret.
 """
 
-
 from typing import Annotated, Literal, Union
 
 from pydantic import Field

@@ -5,7 +5,6 @@ A technique's plan side is here and nowhere else in the plan: its params model (
 (the step-kind table takes them from here).
 """
 
-
 from typing import Annotated, Literal, Union
 
 from pydantic import Field

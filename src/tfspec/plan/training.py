@@ -6,7 +6,6 @@ The runtime builds tf_keras objects from these and restates no default: a field 
 with the value the compiler chose.
 """
 
-
 from typing import Annotated, Literal, Union
 
 from pydantic import Field

@@ -1,6 +1,5 @@
 """Shared building blocks of the spec models: the strict base class and constrained name types."""
 
-
 from typing import Annotated
 
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, StringConstraints

@@ -6,7 +6,6 @@ compiler: ``data.num_classes`` (or the output layer's ``units``) becomes one lab
 bounds keep that work and those files small; the compiler reports a spec past them at the key (exit 2).
 """
 
-
 from collections.abc import Iterable
 
 __all__ = ["MAX_CLASSES", "MAX_EXAMPLE_VALUES", "shape_size"]

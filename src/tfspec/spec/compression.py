@@ -1,6 +1,5 @@
 """The ``compression`` section: stages applied in order between training and export."""
 
-
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator

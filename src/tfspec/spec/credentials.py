@@ -5,7 +5,6 @@ all take the same block. It holds names only, never a value: the names of the va
 reads the S3 key from, and the Kubernetes Secret the pods tfspec's manifests run get theirs from.
 """
 
-
 import re
 from typing import Annotated
 

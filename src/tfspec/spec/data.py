@@ -1,6 +1,5 @@
 """The ``data`` section: where examples come from, how they are split, preprocessed and augmented."""
 
-
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator

@@ -1,6 +1,5 @@
 """The whole spec document and its environment overlays."""
 
-
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints

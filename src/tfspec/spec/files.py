@@ -6,7 +6,6 @@ symbolic-link loop is not a file: :func:`file_problem` names what is wrong befor
 been replaced in between).
 """
 
-
 import errno
 import os
 import stat

@@ -11,7 +11,6 @@ explicit tags other than ``!!str`` are refused. Limits keep hostile files cheap:
 of values after aliases are expanded, and the digits of a number.
 """
 
-
 import dataclasses
 import hashlib
 import re

@@ -1,6 +1,5 @@
 """The ``model`` section: a Keras model described as layers, a functional graph, a builder or a SavedModel."""
 
-
 import functools
 from typing import Annotated, Any, Literal
 

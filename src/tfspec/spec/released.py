@@ -1,6 +1,5 @@
 """A target's ``released`` model (the one serving now) and the gates that compare the candidate with it."""
 
-
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints

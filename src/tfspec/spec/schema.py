@@ -4,7 +4,6 @@ Field descriptions are the attribute docstrings in ``spec/*.py`` (Google style: 
 after a field), read from the source here rather than at import time.
 """
 
-
 import ast
 import copy
 import functools

@@ -5,7 +5,6 @@ Each trial is the spec with the sampled values applied as an environment overlay
 compiler (``compiler/search.py``), not here.
 """
 
-
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator

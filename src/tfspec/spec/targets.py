@@ -1,6 +1,5 @@
 """The ``targets`` section: where the model goes (mobile TFLite, TF Serving, a GPU training cluster)."""
 
-
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator

@@ -1,6 +1,5 @@
 """The ``training`` section: optimizer, learning-rate schedule, loss, stopping rules and distribution."""
 
-
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator

@@ -1,6 +1,5 @@
 """The ``workflow`` section: run the whole plan on a Kubernetes cluster as an Argo Workflows WorkflowTemplate."""
 
-
 from typing import Annotated
 
 from pydantic import Field, StringConstraints
